@@ -1,0 +1,1 @@
+"""The simulated card network: acquirer, scheme and issuer nodes, and the topology file."""

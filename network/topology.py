@@ -1,0 +1,382 @@
+"""The topology file: one TOML document describing the whole simulated four-party world.
+
+Every process (switch, acquirer, scheme and issuer nodes) reads the same file and takes
+its own part. Sections:
+
+``[switch]``       id, listen address, budget and margins.
+``[[acquirers]]``  id, listen, which schemes it serves, latency distribution, fault rates.
+``[[schemes]]``    id, listen, which card brands it carries.
+``[[issuers]]``    id, listen, BIN ranges, accounts and cards.
+``[[merchants]]``  id, name, MCC, acquirers in order of preference.
+``[[terminals]]``  id, merchant.
+
+Amounts are integers in minor units. BIN entries are a prefix (``"411111"``) or an
+inclusive range of equal-length prefixes (``"400000-400099"``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from payswitch.cards import Scheme, luhn_valid
+from payswitch.money import is_currency
+
+
+class TopologyError(ValueError):
+    """The topology file is malformed; the message names the offending entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Added latency of a node, in milliseconds.
+
+    ``fixed``: always ``ms``. ``uniform``: between ``min_ms`` and ``max_ms``.
+    ``lognormal``: median ``median_ms``, 99th percentile ``p99_ms``.
+    """
+
+    distribution: str = "fixed"
+    ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+    median_ms: float = 0.0
+    p99_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Fault injection rates, each a probability in [0, 1].
+
+    ``error_rate``: answer UNAVAILABLE without forwarding.
+    ``timeout_rate``: never answer (hold the call until the caller's deadline).
+    ``drop_response_rate``: forward, let the issuer act, then never answer.
+    """
+
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    drop_response_rate: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchConfig:
+    id: str = "switch-1"
+    listen: str = "127.0.0.1:50051"
+    # Card networks allow about 2 s end to end; the switch never uses more than this.
+    max_budget_ms: int = 2000
+    # Kept back from the terminal's deadline for recording the outcome and answering.
+    margin_ms: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AcquirerConfig:
+    id: str
+    listen: str
+    schemes: tuple[Scheme, ...]
+    latency: Latency = Latency()
+    faults: Faults = Faults()
+    margin_ms: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SchemeConfig:
+    id: str
+    listen: str
+    brands: tuple[Scheme, ...]
+    latency: Latency = Latency()
+    faults: Faults = Faults()
+    margin_ms: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    id: str
+    currency: str
+    balance: int
+    credit_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CardConfig:
+    pan: str
+    expiry: str  # YYMM
+    account: str
+    status: str = "active"  # active | blocked | lost
+    per_txn_limit: int | None = None  # minor units of the account's currency
+
+
+@dataclass(frozen=True, slots=True)
+class BinRange:
+    low: str
+    high: str
+
+    def matches(self, pan: str) -> bool:
+        head = pan[: len(self.low)]
+        return len(head) == len(self.low) and self.low <= head <= self.high
+
+    @property
+    def width(self) -> int:
+        return len(self.low)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerConfig:
+    id: str
+    listen: str
+    bins: tuple[BinRange, ...]
+    accounts: tuple[AccountConfig, ...] = ()
+    cards: tuple[CardConfig, ...] = ()
+    latency: Latency = Latency()
+    faults: Faults = Faults()
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantConfig:
+    id: str
+    name: str
+    mcc: str
+    acquirers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    id: str
+    merchant: str
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    switch: SwitchConfig
+    acquirers: tuple[AcquirerConfig, ...]
+    schemes: tuple[SchemeConfig, ...]
+    issuers: tuple[IssuerConfig, ...]
+    merchants: tuple[MerchantConfig, ...]
+    terminals: tuple[TerminalConfig, ...]
+    source: Path | None = field(default=None, compare=False)
+
+    def acquirer(self, node_id: str) -> AcquirerConfig:
+        return _find(self.acquirers, node_id, "acquirer")
+
+    def scheme_node(self, node_id: str) -> SchemeConfig:
+        return _find(self.schemes, node_id, "scheme")
+
+    def issuer(self, node_id: str) -> IssuerConfig:
+        return _find(self.issuers, node_id, "issuer")
+
+    def merchant(self, merchant_id: str) -> MerchantConfig:
+        return _find(self.merchants, merchant_id, "merchant")
+
+    def node_kind(self, node_id: str) -> str:
+        """'acquirer', 'scheme' or 'issuer' for a network node id."""
+        for kind, nodes in (
+            ("acquirer", self.acquirers),
+            ("scheme", self.schemes),
+            ("issuer", self.issuers),
+        ):
+            if any(n.id == node_id for n in nodes):
+                return kind
+        raise TopologyError(f"no network node with id {node_id!r}")
+
+    def scheme_for_brand(self, brand: Scheme) -> SchemeConfig | None:
+        return next((s for s in self.schemes if brand in s.brands), None)
+
+    def issuer_for_pan(self, pan: str, among: tuple[IssuerConfig, ...] | None = None):
+        """Longest matching BIN range wins."""
+        best: tuple[int, IssuerConfig] | None = None
+        for issuer in among if among is not None else self.issuers:
+            for rng in issuer.bins:
+                if rng.matches(pan) and (best is None or rng.width > best[0]):
+                    best = (rng.width, issuer)
+        return best[1] if best else None
+
+
+def _find(items, node_id: str, what: str):
+    for item in items:
+        if item.id == node_id:
+            return item
+    raise TopologyError(f"no {what} with id {node_id!r}")
+
+
+def _rate(raw: dict, key: str, where: str) -> float:
+    value = float(raw.get(key, 0.0))
+    if not 0.0 <= value <= 1.0:
+        raise TopologyError(f"{where}: {key} must be between 0 and 1")
+    return value
+
+
+def _latency(raw: dict | None, where: str) -> Latency:
+    if raw is None:
+        return Latency()
+    dist = raw.get("distribution", "fixed")
+    if dist not in ("fixed", "uniform", "lognormal"):
+        raise TopologyError(f"{where}: latency distribution must be fixed, uniform or lognormal")
+    lat = Latency(
+        distribution=dist,
+        ms=float(raw.get("ms", 0.0)),
+        min_ms=float(raw.get("min_ms", 0.0)),
+        max_ms=float(raw.get("max_ms", 0.0)),
+        median_ms=float(raw.get("median_ms", 0.0)),
+        p99_ms=float(raw.get("p99_ms", 0.0)),
+    )
+    if dist == "uniform" and lat.max_ms < lat.min_ms:
+        raise TopologyError(f"{where}: latency max_ms < min_ms")
+    if dist == "lognormal" and not (0 < lat.median_ms <= lat.p99_ms):
+        raise TopologyError(f"{where}: lognormal latency needs 0 < median_ms <= p99_ms")
+    return lat
+
+
+def _faults(raw: dict, where: str) -> Faults:
+    return Faults(
+        error_rate=_rate(raw, "error_rate", where),
+        timeout_rate=_rate(raw, "timeout_rate", where),
+        drop_response_rate=_rate(raw, "drop_response_rate", where),
+    )
+
+
+def _schemes(values: list, where: str) -> tuple[Scheme, ...]:
+    try:
+        return tuple(Scheme(v) for v in values)
+    except ValueError as exc:
+        raise TopologyError(f"{where}: {exc}") from None
+
+
+def _bin_range(text: str, where: str) -> BinRange:
+    low, _, high = text.partition("-")
+    high = high or low
+    if not (low.isdigit() and high.isdigit() and len(low) == len(high) and low <= high):
+        raise TopologyError(f"{where}: bad BIN range {text!r}")
+    return BinRange(low, high)
+
+
+def parse(doc: dict, source: Path | None = None) -> Topology:
+    """Build and cross-check a Topology from a parsed TOML document."""
+    sw = doc.get("switch", {})
+    switch = SwitchConfig(
+        id=sw.get("id", "switch-1"),
+        listen=sw.get("listen", "127.0.0.1:50051"),
+        max_budget_ms=int(sw.get("max_budget_ms", 2000)),
+        margin_ms=int(sw.get("margin_ms", 60)),
+    )
+    acquirers = tuple(
+        AcquirerConfig(
+            id=a["id"],
+            listen=a["listen"],
+            schemes=_schemes(a.get("schemes", []), f"acquirer {a['id']}"),
+            latency=_latency(a.get("latency"), f"acquirer {a['id']}"),
+            faults=_faults(a, f"acquirer {a['id']}"),
+            margin_ms=int(a.get("margin_ms", 20)),
+        )
+        for a in doc.get("acquirers", [])
+    )
+    schemes = tuple(
+        SchemeConfig(
+            id=s["id"],
+            listen=s["listen"],
+            brands=_schemes(s.get("brands", []), f"scheme {s['id']}"),
+            latency=_latency(s.get("latency"), f"scheme {s['id']}"),
+            faults=_faults(s, f"scheme {s['id']}"),
+            margin_ms=int(s.get("margin_ms", 20)),
+        )
+        for s in doc.get("schemes", [])
+    )
+    issuers = []
+    for i in doc.get("issuers", []):
+        where = f"issuer {i['id']}"
+        accounts = tuple(
+            AccountConfig(
+                id=a["id"],
+                currency=a["currency"],
+                balance=int(a["balance"]),
+                credit_limit=int(a.get("credit_limit", 0)),
+            )
+            for a in i.get("accounts", [])
+        )
+        for a in accounts:
+            if not is_currency(a.currency):
+                raise TopologyError(f"{where}: account {a.id}: unknown currency {a.currency!r}")
+        account_ids = {a.id for a in accounts}
+        cards = tuple(
+            CardConfig(
+                pan=c["pan"],
+                expiry=c["expiry"],
+                account=c["account"],
+                status=c.get("status", "active"),
+                per_txn_limit=int(c["per_txn_limit"]) if "per_txn_limit" in c else None,
+            )
+            for c in i.get("cards", [])
+        )
+        for n, c in enumerate(cards):
+            if c.account not in account_ids:
+                raise TopologyError(f"{where}: card #{n} names unknown account {c.account!r}")
+            if c.status not in ("active", "blocked", "lost"):
+                raise TopologyError(f"{where}: card #{n}: status must be active, blocked or lost")
+            if not luhn_valid(c.pan):
+                raise TopologyError(f"{where}: card #{n} fails the Luhn check")
+        issuers.append(
+            IssuerConfig(
+                id=i["id"],
+                listen=i["listen"],
+                bins=tuple(_bin_range(b, where) for b in i.get("bins", [])),
+                accounts=accounts,
+                cards=cards,
+                latency=_latency(i.get("latency"), where),
+                faults=_faults(i, where),
+            )
+        )
+    merchants = tuple(
+        MerchantConfig(
+            id=m["id"],
+            name=m.get("name", m["id"]),
+            mcc=m.get("mcc", "5999"),
+            acquirers=tuple(m.get("acquirers", [])),
+        )
+        for m in doc.get("merchants", [])
+    )
+    terminals = tuple(
+        TerminalConfig(id=t["id"], merchant=t["merchant"]) for t in doc.get("terminals", [])
+    )
+    topo = Topology(switch, acquirers, schemes, tuple(issuers), merchants, terminals, source)
+    _cross_check(topo)
+    return topo
+
+
+def _cross_check(topo: Topology) -> None:
+    ids = [n.id for n in (*topo.acquirers, *topo.schemes, *topo.issuers)]
+    dupes = {x for x in ids if ids.count(x) > 1}
+    if dupes:
+        raise TopologyError(f"duplicate node ids: {sorted(dupes)}")
+    acq_ids = {a.id for a in topo.acquirers}
+    for m in topo.merchants:
+        missing = [a for a in m.acquirers if a not in acq_ids]
+        if missing:
+            raise TopologyError(f"merchant {m.id}: unknown acquirers {missing}")
+    merchant_ids = {m.id for m in topo.merchants}
+    for t in topo.terminals:
+        if t.merchant not in merchant_ids:
+            raise TopologyError(f"terminal {t.id}: unknown merchant {t.merchant!r}")
+    for a in topo.acquirers:
+        for brand in a.schemes:
+            if topo.scheme_for_brand(brand) is None:
+                raise TopologyError(f"acquirer {a.id}: no scheme node carries {brand.value}")
+
+
+def load(path: str | Path) -> Topology:
+    path = Path(path)
+    with path.open("rb") as fh:
+        try:
+            doc = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise TopologyError(f"{path}: {exc}") from None
+    try:
+        return parse(doc, path)
+    except KeyError as exc:
+        raise TopologyError(f"{path}: missing key {exc}") from None
+
+
+def all_nodes(topo: Topology) -> list[tuple[str, str, str]]:
+    """(kind, id, listen) of every network node, issuers first so callers start them first."""
+    return (
+        [("issuer", i.id, i.listen) for i in topo.issuers]
+        + [("scheme", s.id, s.listen) for s in topo.schemes]
+        + [("acquirer", a.id, a.listen) for a in topo.acquirers]
+    )

@@ -1,0 +1,1 @@
+"""payswitch API packages (generated code lives in payswitch.v1)."""

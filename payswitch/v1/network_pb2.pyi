@@ -1,0 +1,176 @@
+from payswitch.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReversalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REVERSAL_REASON_UNSPECIFIED: _ClassVar[ReversalReason]
+    REVERSAL_REASON_TIMEOUT: _ClassVar[ReversalReason]
+    REVERSAL_REASON_VOID: _ClassVar[ReversalReason]
+    REVERSAL_REASON_UNDELIVERED: _ClassVar[ReversalReason]
+
+class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HOLD_STATE_UNSPECIFIED: _ClassVar[HoldState]
+    HOLD_STATE_HELD: _ClassVar[HoldState]
+    HOLD_STATE_POSTED: _ClassVar[HoldState]
+    HOLD_STATE_RELEASED: _ClassVar[HoldState]
+REVERSAL_REASON_UNSPECIFIED: ReversalReason
+REVERSAL_REASON_TIMEOUT: ReversalReason
+REVERSAL_REASON_VOID: ReversalReason
+REVERSAL_REASON_UNDELIVERED: ReversalReason
+HOLD_STATE_UNSPECIFIED: HoldState
+HOLD_STATE_HELD: HoldState
+HOLD_STATE_POSTED: HoldState
+HOLD_STATE_RELEASED: HoldState
+
+class NetworkAuthorization(_message.Message):
+    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "entry_mode", "pan", "expiry", "transmission_time_ms")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_CATEGORY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_MODE_FIELD_NUMBER: _ClassVar[int]
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    TRANSMISSION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    stan: int
+    acquirer_id: str
+    merchant_id: str
+    terminal_id: str
+    merchant_category_code: str
+    amount: _common_pb2.Money
+    scheme: _common_pb2.CardScheme
+    entry_mode: _common_pb2.EntryMode
+    pan: str
+    expiry: str
+    transmission_time_ms: int
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., transmission_time_ms: _Optional[int] = ...) -> None: ...
+
+class NetworkAuthorizationResult(_message.Message):
+    __slots__ = ("rrn", "stan", "response_code", "auth_code", "responder")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESPONDER_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    stan: int
+    response_code: _common_pb2.ResponseCode
+    auth_code: str
+    responder: str
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., responder: _Optional[str] = ...) -> None: ...
+
+class NetworkReversal(_message.Message):
+    __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount", "reason")
+    ORIGINAL_RRN_FIELD_NUMBER: _ClassVar[int]
+    BIN_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    original_rrn: str
+    bin: str
+    scheme: _common_pb2.CardScheme
+    acquirer_id: str
+    amount: _common_pb2.Money
+    reason: ReversalReason
+    def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[_Union[ReversalReason, str]] = ...) -> None: ...
+
+class NetworkCapture(_message.Message):
+    __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount")
+    ORIGINAL_RRN_FIELD_NUMBER: _ClassVar[int]
+    BIN_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    original_rrn: str
+    bin: str
+    scheme: _common_pb2.CardScheme
+    acquirer_id: str
+    amount: _common_pb2.Money
+    def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class NetworkRefund(_message.Message):
+    __slots__ = ("rrn", "original_rrn", "bin", "scheme", "acquirer_id", "amount")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_RRN_FIELD_NUMBER: _ClassVar[int]
+    BIN_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    original_rrn: str
+    bin: str
+    scheme: _common_pb2.CardScheme
+    acquirer_id: str
+    amount: _common_pb2.Money
+    def __init__(self, rrn: _Optional[str] = ..., original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class NetworkAdviceResult(_message.Message):
+    __slots__ = ("rrn", "response_code", "responder")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESPONDER_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    response_code: _common_pb2.ResponseCode
+    responder: str
+    def __init__(self, rrn: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., responder: _Optional[str] = ...) -> None: ...
+
+class GetAccountRequest(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+
+class GetAccountResponse(_message.Message):
+    __slots__ = ("account_id", "currency", "balance", "credit_limit", "held", "available", "open_holds")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_HOLDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    currency: str
+    balance: int
+    credit_limit: int
+    held: int
+    available: int
+    open_holds: int
+    def __init__(self, account_id: _Optional[str] = ..., currency: _Optional[str] = ..., balance: _Optional[int] = ..., credit_limit: _Optional[int] = ..., held: _Optional[int] = ..., available: _Optional[int] = ..., open_holds: _Optional[int] = ...) -> None: ...
+
+class GetHoldRequest(_message.Message):
+    __slots__ = ("rrn",)
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    def __init__(self, rrn: _Optional[str] = ...) -> None: ...
+
+class GetHoldResponse(_message.Message):
+    __slots__ = ("rrn", "account_id", "state", "amount", "posted", "refunded", "currency")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSTED_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    account_id: str
+    state: HoldState
+    amount: int
+    posted: int
+    refunded: int
+    currency: str
+    def __init__(self, rrn: _Optional[str] = ..., account_id: _Optional[str] = ..., state: _Optional[_Union[HoldState, str]] = ..., amount: _Optional[int] = ..., posted: _Optional[int] = ..., refunded: _Optional[int] = ..., currency: _Optional[str] = ...) -> None: ...

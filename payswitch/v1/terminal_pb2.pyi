@@ -1,0 +1,242 @@
+from payswitch.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TransactionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSACTION_STATE_UNSPECIFIED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_RECEIVED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_PENDING: _ClassVar[TransactionState]
+    TRANSACTION_STATE_APPROVED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_DECLINED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_UNKNOWN: _ClassVar[TransactionState]
+    TRANSACTION_STATE_REVERSAL_PENDING: _ClassVar[TransactionState]
+    TRANSACTION_STATE_REVERSED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_CAPTURED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_SETTLED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_VOIDED: _ClassVar[TransactionState]
+    TRANSACTION_STATE_STOOD_IN: _ClassVar[TransactionState]
+    TRANSACTION_STATE_ADVISED: _ClassVar[TransactionState]
+
+class TransactionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRANSACTION_TYPE_UNSPECIFIED: _ClassVar[TransactionType]
+    TRANSACTION_TYPE_AUTHORIZATION: _ClassVar[TransactionType]
+    TRANSACTION_TYPE_REFUND: _ClassVar[TransactionType]
+TRANSACTION_STATE_UNSPECIFIED: TransactionState
+TRANSACTION_STATE_RECEIVED: TransactionState
+TRANSACTION_STATE_PENDING: TransactionState
+TRANSACTION_STATE_APPROVED: TransactionState
+TRANSACTION_STATE_DECLINED: TransactionState
+TRANSACTION_STATE_UNKNOWN: TransactionState
+TRANSACTION_STATE_REVERSAL_PENDING: TransactionState
+TRANSACTION_STATE_REVERSED: TransactionState
+TRANSACTION_STATE_CAPTURED: TransactionState
+TRANSACTION_STATE_SETTLED: TransactionState
+TRANSACTION_STATE_VOIDED: TransactionState
+TRANSACTION_STATE_STOOD_IN: TransactionState
+TRANSACTION_STATE_ADVISED: TransactionState
+TRANSACTION_TYPE_UNSPECIFIED: TransactionType
+TRANSACTION_TYPE_AUTHORIZATION: TransactionType
+TRANSACTION_TYPE_REFUND: TransactionType
+
+class Card(_message.Message):
+    __slots__ = ("pan", "expiry")
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    pan: str
+    expiry: str
+    def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ...) -> None: ...
+
+class AuthorizeRequest(_message.Message):
+    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "stan", "local_time", "amount", "entry_mode", "card")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_MODE_FIELD_NUMBER: _ClassVar[int]
+    CARD_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    terminal_id: str
+    merchant_id: str
+    stan: int
+    local_time: str
+    amount: _common_pb2.Money
+    entry_mode: _common_pb2.EntryMode
+    card: Card
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., card: _Optional[_Union[Card, _Mapping]] = ...) -> None: ...
+
+class AuthorizeResponse(_message.Message):
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    MASKED_PAN_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    response_code: _common_pb2.ResponseCode
+    auth_code: str
+    rrn: str
+    stan: int
+    amount: _common_pb2.Money
+    scheme: _common_pb2.CardScheme
+    masked_pan: str
+    acquirer_id: str
+    message: str
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CaptureRequest(_message.Message):
+    __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    terminal_id: str
+    transaction_id: str
+    amount: _common_pb2.Money
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class CaptureResponse(_message.Message):
+    __slots__ = ("response_code", "transaction", "message")
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    response_code: _common_pb2.ResponseCode
+    transaction: Transaction
+    message: str
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class VoidRequest(_message.Message):
+    __slots__ = ("idempotency_key", "terminal_id", "transaction_id")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    terminal_id: str
+    transaction_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ...) -> None: ...
+
+class VoidResponse(_message.Message):
+    __slots__ = ("response_code", "transaction", "message")
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    response_code: _common_pb2.ResponseCode
+    transaction: Transaction
+    message: str
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class RefundRequest(_message.Message):
+    __slots__ = ("idempotency_key", "terminal_id", "original_transaction_id", "amount", "stan", "local_time")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    terminal_id: str
+    original_transaction_id: str
+    amount: _common_pb2.Money
+    stan: int
+    local_time: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ...) -> None: ...
+
+class RefundResponse(_message.Message):
+    __slots__ = ("response_code", "transaction", "message")
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    response_code: _common_pb2.ResponseCode
+    transaction: Transaction
+    message: str
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetTransactionRequest(_message.Message):
+    __slots__ = ("terminal_id", "transaction_id", "idempotency_key")
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    transaction_id: str
+    idempotency_key: str
+    def __init__(self, terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetTransactionResponse(_message.Message):
+    __slots__ = ("transaction",)
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    transaction: Transaction
+    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
+
+class EchoRequest(_message.Message):
+    __slots__ = ("terminal_id", "message")
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    message: str
+    def __init__(self, terminal_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class EchoResponse(_message.Message):
+    __slots__ = ("message", "switch_id", "server_time_ms")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    switch_id: str
+    server_time_ms: int
+    def __init__(self, message: _Optional[str] = ..., switch_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
+
+class Transaction(_message.Message):
+    __slots__ = ("transaction_id", "type", "state", "terminal_id", "merchant_id", "stan", "local_time", "amount", "captured", "refunded", "response_code", "auth_code", "rrn", "scheme", "masked_pan", "acquirer_id", "original_transaction_id", "created_at_ms", "updated_at_ms")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    MASKED_PAN_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    type: TransactionType
+    state: TransactionState
+    terminal_id: str
+    merchant_id: str
+    stan: int
+    local_time: str
+    amount: _common_pb2.Money
+    captured: _common_pb2.Money
+    refunded: _common_pb2.Money
+    response_code: _common_pb2.ResponseCode
+    auth_code: str
+    rrn: str
+    scheme: _common_pb2.CardScheme
+    masked_pan: str
+    acquirer_id: str
+    original_transaction_id: str
+    created_at_ms: int
+    updated_at_ms: int
+    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The payswitch authorization switch: gRPC server, pipeline, routing, connectors, state store."""

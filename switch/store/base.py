@@ -1,0 +1,266 @@
+"""The state store interface: transactions with compare-and-set transitions, idempotency keys,
+sequences. One interface, two backends (SQLite embedded default, Cassandra) passing the same
+contract tests in tests/store/.
+
+Every state change is a compare-and-set: SQLite does it as a serialised write, Cassandra as a
+lightweight transaction. No card data beyond the token and masked PAN is ever stored here.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class TxState(enum.StrEnum):
+    """The lifecycle of DESIGN.md; names match payswitch.v1.TransactionState."""
+
+    RECEIVED = "RECEIVED"
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    UNKNOWN = "UNKNOWN"
+    REVERSAL_PENDING = "REVERSAL_PENDING"
+    REVERSED = "REVERSED"
+    CAPTURED = "CAPTURED"
+    SETTLED = "SETTLED"
+    VOIDED = "VOIDED"
+    STOOD_IN = "STOOD_IN"
+    ADVISED = "ADVISED"
+
+
+S = TxState
+
+# The state machine. RECEIVED -> DECLINED covers declines the switch gives before calling
+# out; UNKNOWN -> APPROVED | DECLINED is a later confirmation of the outcome; APPROVED ->
+# REVERSAL_PENDING is a void whose reversal could not be confirmed at once.
+TRANSITIONS: Mapping[TxState, frozenset[TxState]] = {
+    S.RECEIVED: frozenset({S.PENDING, S.DECLINED}),
+    S.PENDING: frozenset({S.APPROVED, S.DECLINED, S.UNKNOWN, S.STOOD_IN}),
+    S.UNKNOWN: frozenset({S.REVERSAL_PENDING, S.APPROVED, S.DECLINED}),
+    S.REVERSAL_PENDING: frozenset({S.REVERSED}),
+    S.APPROVED: frozenset({S.CAPTURED, S.VOIDED, S.REVERSAL_PENDING}),
+    S.CAPTURED: frozenset({S.SETTLED}),
+    S.STOOD_IN: frozenset({S.ADVISED}),
+    S.DECLINED: frozenset(),
+    S.REVERSED: frozenset(),
+    S.SETTLED: frozenset(),
+    S.VOIDED: frozenset(),
+    S.ADVISED: frozenset(),
+}
+
+FINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class TxType(enum.StrEnum):
+    AUTHORIZATION = "AUTHORIZATION"
+    REFUND = "REFUND"
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One transaction as the switch records it (no PAN: token and masked PAN only)."""
+
+    id: str
+    type: TxType
+    state: TxState
+    terminal_id: str
+    merchant_id: str
+    stan: int
+    local_date: str  # YYYY-MM-DD, the terminal's: part of the duplicate-transmission key
+    local_time: str  # the terminal's ISO 8601 local date-time as sent
+    amount_minor: int
+    currency: str
+    card_token: str
+    masked_pan: str
+    bin: str  # routing BIN for follow-up messages
+    scheme: str
+    rrn: str
+    created_at: float  # Unix seconds
+    updated_at: float
+    deadline_at: float  # when the terminal stops waiting; recovery looks past it
+    acquirer_id: str = ""
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    response_code: str = ""  # ISO 8583 two digits, e.g. "00", "51"
+    auth_code: str = ""
+    original_id: str = ""  # a refund's authorization
+    idempotency_key: str = ""
+    entry_mode: str = ""
+    mcc: str = ""
+    version: int = 1  # bumped by every successful compare-and-set
+
+    def copy(self, **changes: object) -> Transaction:
+        return dataclasses.replace(self, **changes)
+
+
+# Columns a compare-and-set may change. id, type, terminal, stan, date, card fields are fixed.
+MUTABLE_FIELDS = frozenset(
+    {
+        "state",
+        "acquirer_id",
+        "captured_minor",
+        "refunded_minor",
+        "response_code",
+        "auth_code",
+        "updated_at",
+        "deadline_at",
+    }
+)
+
+
+class IdemStatus(enum.StrEnum):
+    IN_FLIGHT = "IN_FLIGHT"
+    COMPLETED = "COMPLETED"
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """A claimed idempotency key, scoped to a terminal.
+
+    ``fingerprint`` is a keyed digest of the request content without the key itself;
+    ``response`` is the serialised protobuf answer once COMPLETED, replayed on retries.
+    """
+
+    scope: str  # the terminal id
+    key: str
+    operation: str  # "authorize", "capture", "void", "refund"
+    fingerprint: str
+    status: IdemStatus
+    created_at: float
+    expires_at: float
+    transaction_id: str = ""
+    response: bytes = b""
+
+
+@dataclass(slots=True)
+class Claim:
+    """Result of claim_idempotency: ``claimed`` is True when this caller now owns the key;
+    otherwise ``record`` is the existing claim (in flight or completed)."""
+
+    claimed: bool
+    record: IdempotencyRecord
+
+
+class StoreError(Exception):
+    """Base of store errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached or did not answer: callers fail closed."""
+
+
+class DuplicateTransmission(StoreError):
+    """A transaction with the same (terminal, local date, STAN) exists already."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(f"duplicate transmission of transaction {existing_id}")
+        self.existing_id = existing_id
+
+
+class NotFound(StoreError):
+    pass
+
+
+class CasFailed(StoreError):
+    """A compare-and-set found other values; ``current`` is the row as it is now."""
+
+    def __init__(self, current: Transaction) -> None:
+        super().__init__(f"compare-and-set failed on {current.id} (state {current.state})")
+        self.current = current
+
+
+class IllegalTransition(StoreError):
+    """The state machine does not allow this transition (checked before touching the store)."""
+
+
+def check_transition(from_state: TxState, to_state: TxState) -> None:
+    if to_state not in TRANSITIONS[from_state]:
+        raise IllegalTransition(f"{from_state} -> {to_state} is not a transition")
+
+
+class Store(abc.ABC):
+    """Async state store. Blocking backends run their calls off the event loop thread."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply the schema idempotently."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # --- idempotency keys -----------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_idempotency(
+        self, scope: str, key: str, operation: str, fingerprint: str, ttl_s: float, now: float
+    ) -> Claim:
+        """Atomically claim (scope, key) as IN_FLIGHT, or return the existing live record.
+
+        A record past ``expires_at`` counts as absent (Cassandra expires it by TTL).
+        """
+
+    @abc.abstractmethod
+    async def attach_transaction(self, scope: str, key: str, transaction_id: str) -> None:
+        """Record which transaction an in-flight key created (for lookups and recovery)."""
+
+    @abc.abstractmethod
+    async def complete_idempotency(
+        self, scope: str, key: str, response: bytes, transaction_id: str
+    ) -> None:
+        """Mark the key COMPLETED with the serialised answer to replay."""
+
+    @abc.abstractmethod
+    async def get_idempotency(self, scope: str, key: str, now: float) -> IdempotencyRecord | None:
+        """The live record for (scope, key), or None."""
+
+    @abc.abstractmethod
+    async def release_idempotency(self, scope: str, key: str) -> None:
+        """Drop an IN_FLIGHT claim whose request ended without any effect (e.g. the store
+        refused the intent), so that a retry can claim it again."""
+
+    # --- transactions -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def insert_transaction(self, tx: Transaction) -> None:
+        """Insert a new transaction; raises DuplicateTransmission when (terminal_id,
+        local_date, stan) is taken."""
+
+    @abc.abstractmethod
+    async def get_transaction(self, tx_id: str) -> Transaction | None: ...
+
+    @abc.abstractmethod
+    async def compare_and_set(
+        self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
+    ) -> Transaction:
+        """Apply ``changes`` iff every column in ``expected`` has the given value; bumps
+        ``version``. Raises CasFailed with the current row, or NotFound."""
+
+    async def transition(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        changes: Mapping[str, object] | None = None,
+    ) -> Transaction:
+        """State-machine transition as a compare-and-set on ``state``."""
+        check_transition(from_state, to_state)
+        updates = dict(changes or {})
+        updates["state"] = to_state
+        return await self.compare_and_set(tx_id, {"state": from_state}, updates)
+
+    @abc.abstractmethod
+    async def transactions_in_state(
+        self, state: TxState, older_than: float, limit: int = 100
+    ) -> list[Transaction]:
+        """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery)."""
+
+    @abc.abstractmethod
+    async def refunds_of(self, original_id: str) -> list[Transaction]: ...
+
+    # --- sequences --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def next_sequence(self, name: str) -> int:
+        """A strictly increasing counter shared by every switch process on this store
+        (RRN and network STAN numbering)."""
