@@ -49,8 +49,11 @@ proto-check: $(STAMP)
 	    echo "generated code is up to date"; rm -rf $$tmp; \
 	  else echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; fi
 
+# Lint the protos, and refuse wire-breaking changes against the previous commit.
 buf-lint: $(BUF)
 	cd proto && ../$(BUF) lint
+	@if git rev-parse -q --verify HEAD~1 >/dev/null && git cat-file -e HEAD~1:proto/buf.yaml 2>/dev/null; then \
+	  $(BUF) breaking proto --against '.git#ref=HEAD~1,subdir=proto' && echo "no breaking proto changes"; fi
 
 lint: $(STAMP) buf-lint proto-check
 	$(BIN)/ruff check .

@@ -1,0 +1,57 @@
+"""Conversions between store records and the API's protobuf messages."""
+
+from __future__ import annotations
+
+from payswitch import codes
+from payswitch.cards import Scheme
+from payswitch.v1 import common_pb2, terminal_pb2
+from switch.store.base import Transaction, TxType
+
+_SCHEME_TO_PROTO = {
+    Scheme.VISA: common_pb2.CARD_SCHEME_VISA,
+    Scheme.MASTERCARD: common_pb2.CARD_SCHEME_MASTERCARD,
+    Scheme.AMEX: common_pb2.CARD_SCHEME_AMEX,
+    Scheme.DISCOVER: common_pb2.CARD_SCHEME_DISCOVER,
+    Scheme.JCB: common_pb2.CARD_SCHEME_JCB,
+    Scheme.UNIONPAY: common_pb2.CARD_SCHEME_UNIONPAY,
+}
+
+
+def scheme_to_proto(scheme: Scheme | str) -> int:
+    return _SCHEME_TO_PROTO[Scheme(scheme)]
+
+
+def money(minor: int, currency: str) -> common_pb2.Money:
+    return common_pb2.Money(minor_units=minor, currency=currency)
+
+
+def code_to_proto(iso: str) -> int:
+    return codes.to_enum(iso) if iso else common_pb2.RESPONSE_CODE_UNSPECIFIED
+
+
+def transaction_to_proto(tx: Transaction) -> terminal_pb2.Transaction:
+    return terminal_pb2.Transaction(
+        transaction_id=tx.id,
+        type=(
+            terminal_pb2.TRANSACTION_TYPE_REFUND
+            if tx.type is TxType.REFUND
+            else terminal_pb2.TRANSACTION_TYPE_AUTHORIZATION
+        ),
+        state=terminal_pb2.TransactionState.Value(f"TRANSACTION_STATE_{tx.state.value}"),
+        terminal_id=tx.terminal_id,
+        merchant_id=tx.merchant_id,
+        stan=tx.stan,
+        local_time=tx.local_time,
+        amount=money(tx.amount_minor, tx.currency),
+        captured=money(tx.captured_minor, tx.currency),
+        refunded=money(tx.refunded_minor, tx.currency),
+        response_code=code_to_proto(tx.response_code),
+        auth_code=tx.auth_code,
+        rrn=tx.rrn,
+        scheme=scheme_to_proto(tx.scheme),
+        masked_pan=tx.masked_pan,
+        acquirer_id=tx.acquirer_id,
+        original_transaction_id=tx.original_id,
+        created_at_ms=int(tx.created_at * 1000),
+        updated_at_ms=int(tx.updated_at * 1000),
+    )

@@ -1,0 +1,107 @@
+"""Idempotency keys: claim, replay, refuse, wait.
+
+- same key + same content (fingerprint) + completed -> the stored answer, replayed;
+- same key + different content -> FAILED_PRECONDITION;
+- same key + same content + still in flight -> wait for the first answer: on an in-process
+  future when the first request runs here, otherwise by polling the store (another switch
+  process, or a restart), until the budget runs out -> ABORTED, which terminals retry.
+
+Keys are scoped to the terminal and live ``ttl_s`` (24 h by default, longer than any terminal
+retries). The fingerprint covers the operation and every content field, never the key itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from switch.budget import Budget
+from switch.errors import Aborted, FailedPrecondition
+from switch.store.base import Claim, IdempotencyRecord, IdemStatus, Store
+
+DEFAULT_TTL_S = 24 * 3600.0
+
+
+@dataclass(slots=True)
+class Replay:
+    """A completed earlier answer for this key."""
+
+    response: bytes
+    transaction_id: str
+
+
+class IdempotencyGuard:
+    def __init__(self, store: Store, ttl_s: float = DEFAULT_TTL_S) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+
+    async def claim(
+        self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
+    ) -> Replay | None:
+        """None when this request now owns the key; a Replay when an answer exists."""
+        claim: Claim = await self._store.claim_idempotency(
+            scope, key, operation, fingerprint, self._ttl_s, time.time()
+        )
+        if claim.claimed:
+            self._inflight[(scope, key)] = asyncio.get_running_loop().create_future()
+            return None
+        record = claim.record
+        self._check_same(record, operation, fingerprint)
+        if record.status is IdemStatus.COMPLETED:
+            return Replay(record.response, record.transaction_id)
+        return await self._wait(scope, key, operation, fingerprint, budget)
+
+    @staticmethod
+    def _check_same(record: IdempotencyRecord, operation: str, fingerprint: str) -> None:
+        if record.operation != operation or record.fingerprint != fingerprint:
+            raise FailedPrecondition(
+                "idempotency_key: already used for a different request on this terminal"
+            )
+
+    async def _wait(
+        self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
+    ) -> Replay:
+        local = self._inflight.get((scope, key))
+        if local is not None:
+            timeout = max(budget.left() - budget.margin_s, 0.0)
+            try:
+                response = await asyncio.wait_for(asyncio.shield(local), timeout)
+            except TimeoutError:
+                raise Aborted("idempotency_key: the first request is still in flight") from None
+            if not response:  # the first request was released without effect
+                raise Aborted("idempotency_key: the first request ended without effect; retry")
+            record = await self._store.get_idempotency(scope, key, time.time())
+            return Replay(response, record.transaction_id if record else "")
+        delay = 0.005
+        while budget.left() - budget.margin_s > delay:
+            await asyncio.sleep(delay)  # polling the store for another process's answer
+            record = await self._store.get_idempotency(scope, key, time.time())
+            if record is None:
+                break
+            self._check_same(record, operation, fingerprint)
+            if record.status is IdemStatus.COMPLETED:
+                return Replay(record.response, record.transaction_id)
+            delay = min(delay * 2, 0.1)
+        raise Aborted("idempotency_key: the first request is still in flight")
+
+    async def attach(self, scope: str, key: str, transaction_id: str) -> None:
+        await self._store.attach_transaction(scope, key, transaction_id)
+
+    async def complete(self, scope: str, key: str, response: bytes, transaction_id: str) -> None:
+        """Store the answer, then wake local waiters (even if the store write failed, the
+        waiters in this process get the answer the terminal got)."""
+        try:
+            await self._store.complete_idempotency(scope, key, response, transaction_id)
+        finally:
+            fut = self._inflight.pop((scope, key), None)
+            if fut is not None and not fut.done():
+                fut.set_result(response)
+
+    async def release(self, scope: str, key: str) -> None:
+        """Give the key back after a request that changed nothing (e.g. store refused)."""
+        fut = self._inflight.pop((scope, key), None)
+        if fut is not None and not fut.done():
+            fut.set_result(b"")
+        await self._store.release_idempotency(scope, key)

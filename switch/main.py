@@ -1,0 +1,56 @@
+"""``payswitch-switch`` / ``python -m switch.main``: run one switch process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import uvloop
+
+from network.topology import load
+from payswitch import logs
+from switch.cardsec_factory import build_protector
+from switch.server import Switch
+from switch.store import open_store
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="payswitch-switch", description=__doc__)
+    p.add_argument("--topology", required=True, help="topology TOML file")
+    p.add_argument(
+        "--store",
+        default="sqlite:///.run/switch.db",
+        help="sqlite:///path/to/file.db (default) or cassandra://host1,host2/keyspace",
+    )
+    p.add_argument("--listen", default=None, help="override the topology's switch address")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    topology = load(args.topology)
+    logs.configure(topology.switch.id, args.log_level)
+    store = open_store(args.store)
+    protector = await build_protector()
+    switch = Switch(topology, store, protector, listen=args.listen)
+    await switch.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await switch.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        uvloop.run(serve(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Capture (completion) of an approved authorization, full or partial.
+
+A capture for less than the authorized amount posts that much; the issuer releases the rest
+of the hold. More than authorized answers 13. The capture travels to the issuer through the
+acquirer and scheme; only the issuer's 00 moves the transaction to CAPTURED.
+"""
+
+from __future__ import annotations
+
+import time
+
+from payswitch import codes
+from payswitch.v1 import network_pb2, terminal_pb2
+from switch import validation
+from switch.budget import Budget
+from switch.connectors import OutcomeUnknown
+from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.errors import FailedPrecondition, InvalidArgument
+from switch.operations.common import idempotent, load_own
+from switch.pipeline.services import Services
+from switch.store.base import CasFailed, TxState
+
+
+async def capture(
+    svc: Services, req: terminal_pb2.CaptureRequest, budget: Budget
+) -> terminal_pb2.CaptureResponse:
+    validation.idempotency_key(req.idempotency_key)
+    validation.identifier(req.terminal_id, "terminal_id")
+    svc.registry.authenticate(req.terminal_id)
+    validation.transaction_id(req.transaction_id, "transaction_id")
+    has_amount = validation.optional_amount(req.amount, req.HasField("amount"))
+    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
+    if has_amount and req.amount.currency != tx.currency:
+        raise InvalidArgument("amount.currency", "must be the authorization's currency")
+    amount = req.amount.minor_units if has_amount else tx.amount_minor
+
+    async def work() -> tuple[terminal_pb2.CaptureResponse, str]:
+        current = await svc.store.get_transaction(tx.id)
+        if current.state is not TxState.APPROVED:
+            raise FailedPrecondition(
+                f"transaction_id: a {current.state.value} transaction cannot be captured"
+            )
+        if amount > current.amount_minor:
+            return _answer(codes.INVALID_AMOUNT, current, "more than authorized"), tx.id
+        msg = network_pb2.NetworkCapture(
+            original_rrn=current.rrn,
+            bin=current.bin,
+            scheme=scheme_to_proto(current.scheme),
+            acquirer_id=current.acquirer_id,
+            amount=money(amount, current.currency),
+        )
+        try:
+            result = await svc.connectors.get(current.acquirer_id).capture(msg, budget.remaining())
+        except OutcomeUnknown:
+            return _answer(codes.ISSUER_UNAVAILABLE, current, "no answer; retry the capture"), tx.id
+        iso = codes.to_iso(result.response_code)
+        if iso != codes.APPROVED:
+            return _answer(iso, current, "capture declined"), tx.id
+        try:
+            current = await svc.store.transition(
+                tx.id,
+                TxState.APPROVED,
+                TxState.CAPTURED,
+                {"captured_minor": amount, "updated_at": time.time()},
+            )
+        except CasFailed as exc:
+            current = exc.current
+        return _answer(codes.APPROVED, current), tx.id
+
+    return await idempotent(
+        svc,
+        terminal_id=req.terminal_id,
+        key=req.idempotency_key,
+        operation="capture",
+        content=(req.terminal_id, req.transaction_id, amount, tx.currency),
+        budget=budget,
+        response_type=terminal_pb2.CaptureResponse,
+        work=work,
+    )
+
+
+def _answer(iso: str, tx, message: str = "") -> terminal_pb2.CaptureResponse:
+    return terminal_pb2.CaptureResponse(
+        response_code=code_to_proto(iso), transaction=transaction_to_proto(tx), message=message
+    )

@@ -1,0 +1,58 @@
+"""Steps shared by capture, void and refund: authenticate, claim, load the original."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from google.protobuf.message import Message
+
+from switch.budget import Budget
+from switch.cardsec import canonical
+from switch.errors import NotFound
+from switch.pipeline.services import Services
+from switch.store.base import StoreError, Transaction
+
+
+async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> Transaction:
+    """The transaction, if it belongs to this terminal's merchant; NOT_FOUND otherwise (an
+    unrelated terminal learns nothing about other merchants' transactions)."""
+    tx = await svc.store.get_transaction(tx_id)
+    ident = svc.registry.authenticate(terminal_id)
+    if tx is None or tx.merchant_id != ident.merchant.id:
+        raise NotFound(f"{field}: no such transaction")
+    return tx
+
+
+async def idempotent(
+    svc: Services,
+    *,
+    terminal_id: str,
+    key: str,
+    operation: str,
+    content: tuple,
+    budget: Budget,
+    response_type: type[Message],
+    work: Callable[[], Awaitable[tuple[Message, str]]],
+) -> Message:
+    """Run ``work`` once per (terminal, key): replay a completed answer, refuse a reused key
+    with other content, wait for one still in flight. ``work`` returns (response, tx id)."""
+    if not key:
+        response, _ = await work()
+        return response
+    fingerprint = await svc.protector.digest(canonical(operation, *content))
+    replay = await svc.guard.claim(terminal_id, key, operation, fingerprint, budget)
+    if replay is not None:
+        return response_type.FromString(replay.response)
+    try:
+        response, tx_id = await work()
+    except BaseException:
+        try:
+            await svc.guard.release(terminal_id, key)
+        except StoreError:
+            pass
+        raise
+    try:
+        await svc.guard.complete(terminal_id, key, response.SerializeToString(), tx_id)
+    except StoreError:
+        pass  # the answer stands; a retry finds the transaction's own state
+    return response

@@ -1,0 +1,154 @@
+"""Refund: a credit to the cardholder, its own transaction linked to a captured original.
+
+The refunded amount is reserved on the original first (compare-and-set on refunded_minor,
+never above what was captured), so concurrent refunds cannot exceed the capture; a declined
+refund gives its reservation back. An unknown outcome keeps the reservation (the issuer's
+refund is idempotent on the refund's RRN, so resending is safe; issue 5 queues that resend).
+"""
+
+from __future__ import annotations
+
+import time
+
+from payswitch import codes
+from payswitch.v1 import network_pb2, terminal_pb2
+from switch import validation
+from switch.budget import Budget
+from switch.connectors import OutcomeUnknown
+from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.errors import FailedPrecondition, InvalidArgument
+from switch.operations.common import idempotent, load_own
+from switch.pipeline.services import Services
+from switch.sequences import rrn_of
+from switch.store.base import (
+    CasFailed,
+    DuplicateTransmission,
+    Store,
+    Transaction,
+    TxState,
+    TxType,
+)
+
+_REFUNDABLE = (TxState.CAPTURED, TxState.SETTLED)
+_CAS_TRIES = 16
+
+
+async def refund(
+    svc: Services, req: terminal_pb2.RefundRequest, budget: Budget
+) -> terminal_pb2.RefundResponse:
+    validation.idempotency_key(req.idempotency_key)
+    validation.identifier(req.terminal_id, "terminal_id")
+    ident = svc.registry.authenticate(req.terminal_id)
+    validation.transaction_id(req.original_transaction_id, "original_transaction_id")
+    validation.amount(req.amount, req.HasField("amount"))
+    validation.stan(req.stan)
+    when = validation.local_time(req.local_time)
+    original = await load_own(
+        svc, req.terminal_id, req.original_transaction_id, "original_transaction_id"
+    )
+    if req.amount.currency != original.currency:
+        raise InvalidArgument("amount.currency", "must be the original sale's currency")
+    amount = req.amount.minor_units
+
+    async def work() -> tuple[terminal_pb2.RefundResponse, str]:
+        current = await svc.store.get_transaction(original.id)
+        if current.state not in _REFUNDABLE:
+            raise FailedPrecondition(
+                f"original_transaction_id: a {current.state.value} sale cannot be refunded"
+            )
+        if not await _reserve(svc.store, original.id, amount):
+            return _answer(codes.INVALID_AMOUNT, None, "more than captured and not refunded"), ""
+        now = time.time()
+        tx = Transaction(
+            id=svc.new_id(),
+            type=TxType.REFUND,
+            state=TxState.RECEIVED,
+            terminal_id=req.terminal_id,
+            merchant_id=ident.merchant.id,
+            stan=req.stan,
+            local_date=when.date().isoformat(),
+            local_time=req.local_time,
+            amount_minor=amount,
+            currency=current.currency,
+            card_token=current.card_token,
+            masked_pan=current.masked_pan,
+            bin=current.bin,
+            scheme=current.scheme,
+            rrn=rrn_of(await svc.rrns.next()),
+            created_at=now,
+            updated_at=now,
+            deadline_at=budget.wall_deadline(),
+            acquirer_id=current.acquirer_id,
+            original_id=current.id,
+            idempotency_key=req.idempotency_key,
+            mcc=current.mcc,
+        )
+        try:
+            await svc.store.insert_transaction(tx)
+        except DuplicateTransmission:
+            await _reserve(svc.store, original.id, -amount)
+            return _answer(codes.DUPLICATE_TRANSMISSION, None, "duplicate transmission"), ""
+        tx = await svc.store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
+        msg = network_pb2.NetworkRefund(
+            rrn=tx.rrn,
+            original_rrn=current.rrn,
+            bin=tx.bin,
+            scheme=scheme_to_proto(tx.scheme),
+            acquirer_id=tx.acquirer_id,
+            amount=money(amount, tx.currency),
+        )
+        try:
+            result = await svc.connectors.get(tx.acquirer_id).refund(msg, budget.remaining())
+        except OutcomeUnknown:
+            tx = await svc.store.transition(
+                tx.id, TxState.PENDING, TxState.UNKNOWN, {"response_code": codes.ISSUER_UNAVAILABLE}
+            )
+            return _answer(codes.ISSUER_UNAVAILABLE, tx, "no answer from the issuer"), tx.id
+        iso = codes.to_iso(result.response_code)
+        approved = iso == codes.APPROVED
+        tx = await svc.store.transition(
+            tx.id,
+            TxState.PENDING,
+            TxState.APPROVED if approved else TxState.DECLINED,
+            {"response_code": iso, "updated_at": time.time()},
+        )
+        if not approved:
+            await _reserve(svc.store, original.id, -amount)
+        return _answer(iso, tx), tx.id
+
+    return await idempotent(
+        svc,
+        terminal_id=req.terminal_id,
+        key=req.idempotency_key,
+        operation="refund",
+        content=(req.terminal_id, original.id, amount, original.currency, req.stan, req.local_time),
+        budget=budget,
+        response_type=terminal_pb2.RefundResponse,
+        work=work,
+    )
+
+
+async def _reserve(store: Store, original_id: str, delta: int) -> bool:
+    """Add ``delta`` to refunded_minor by compare-and-set, never past captured_minor."""
+    tx = await store.get_transaction(original_id)
+    for _ in range(_CAS_TRIES):
+        new = tx.refunded_minor + delta
+        if new > tx.captured_minor or new < 0:
+            return False
+        try:
+            await store.compare_and_set(
+                original_id,
+                {"refunded_minor": tx.refunded_minor},
+                {"refunded_minor": new, "updated_at": time.time()},
+            )
+            return True
+        except CasFailed as exc:
+            tx = exc.current
+    raise FailedPrecondition("original_transaction_id: too many concurrent refunds; retry")
+
+
+def _answer(iso: str, tx: Transaction | None, message: str = "") -> terminal_pb2.RefundResponse:
+    resp = terminal_pb2.RefundResponse(response_code=code_to_proto(iso), message=message)
+    if tx is not None:
+        resp.transaction.CopyFrom(transaction_to_proto(tx))
+    return resp

@@ -1,0 +1,89 @@
+"""Void: cancel an approved, not yet captured authorization by a full reversal.
+
+The issuer's acknowledgement moves it to VOIDED. When the reversal's outcome is unknown the
+void is still accepted (answer 00, state REVERSAL_PENDING): the reverser resends it until
+acknowledged, as store-and-forward reversals are in card networks.
+"""
+
+from __future__ import annotations
+
+import time
+
+from payswitch import codes
+from payswitch.v1 import network_pb2, terminal_pb2
+from switch import validation
+from switch.budget import Budget
+from switch.connectors import OutcomeUnknown
+from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.errors import FailedPrecondition
+from switch.operations.common import idempotent, load_own
+from switch.pipeline.services import Services
+from switch.store.base import CasFailed, TxState
+
+
+async def void(
+    svc: Services, req: terminal_pb2.VoidRequest, budget: Budget
+) -> terminal_pb2.VoidResponse:
+    validation.idempotency_key(req.idempotency_key)
+    validation.identifier(req.terminal_id, "terminal_id")
+    svc.registry.authenticate(req.terminal_id)
+    validation.transaction_id(req.transaction_id, "transaction_id")
+    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
+
+    async def work() -> tuple[terminal_pb2.VoidResponse, str]:
+        current = await svc.store.get_transaction(tx.id)
+        if current.state is not TxState.APPROVED:
+            raise FailedPrecondition(
+                f"transaction_id: a {current.state.value} transaction cannot be voided"
+            )
+        msg = network_pb2.NetworkReversal(
+            original_rrn=current.rrn,
+            bin=current.bin,
+            scheme=scheme_to_proto(current.scheme),
+            acquirer_id=current.acquirer_id,
+            amount=money(current.amount_minor, current.currency),
+            reason=network_pb2.REVERSAL_REASON_VOID,
+        )
+        try:
+            result = await svc.connectors.get(current.acquirer_id).reverse(msg, budget.remaining())
+        except OutcomeUnknown:
+            result = None
+        if result is None:
+            try:
+                current = await svc.store.transition(
+                    tx.id,
+                    TxState.APPROVED,
+                    TxState.REVERSAL_PENDING,
+                    {"updated_at": time.time()},
+                )
+            except CasFailed as exc:
+                current = exc.current
+            svc.reverser.schedule(tx.id)
+            return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
+        iso = codes.to_iso(result.response_code)
+        if iso != codes.APPROVED:
+            return _answer(iso, current, "void declined"), tx.id
+        try:
+            current = await svc.store.transition(
+                tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
+            )
+        except CasFailed as exc:
+            current = exc.current
+        return _answer(codes.APPROVED, current), tx.id
+
+    return await idempotent(
+        svc,
+        terminal_id=req.terminal_id,
+        key=req.idempotency_key,
+        operation="void",
+        content=(req.terminal_id, req.transaction_id),
+        budget=budget,
+        response_type=terminal_pb2.VoidResponse,
+        work=work,
+    )
+
+
+def _answer(iso: str, tx, message: str = "") -> terminal_pb2.VoidResponse:
+    return terminal_pb2.VoidResponse(
+        response_code=code_to_proto(iso), transaction=transaction_to_proto(tx), message=message
+    )

@@ -1,0 +1,143 @@
+"""The authorization pipeline: named stages run in order, then one place builds the answer.
+
+``Pipeline.run`` never lets a stage's failure approve anything: a store or HSM failure after
+the key was claimed answers 96 (fail closed), and an approval that could not be recorded is
+reversed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from payswitch import codes
+from payswitch.logs import get as get_logger
+from payswitch.v1 import terminal_pb2
+from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.errors import ApiError
+from switch.pipeline.context import AuthContext
+from switch.pipeline.services import Services
+from switch.pipeline.stages import Stage, default_stages
+from switch.store.base import StoreError, TxState
+
+_log = get_logger("switch.authorize")
+
+
+class Pipeline:
+    def __init__(self, svc: Services, stages: list[Stage] | None = None) -> None:
+        self.svc = svc
+        self.stages = stages if stages is not None else default_stages(svc)
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    async def run(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+        stage_name = ""
+        try:
+            for stage in self.stages:
+                stage_name = stage.name
+                await stage(ctx)
+                if ctx.done:
+                    break
+        except ApiError:
+            if not ctx.claimed:
+                raise  # nothing was touched: the caller gets the gRPC error
+            ctx.failed = True
+            ctx.end(codes.SYSTEM_MALFUNCTION, f"refused at {stage_name}")
+        except StoreError as exc:
+            ctx.failed = True
+            ctx.end(codes.SYSTEM_MALFUNCTION, "state store unavailable")
+            _log.error("store_failure", stage=stage_name, error=type(exc).__name__)
+        except Exception:
+            ctx.failed = True
+            ctx.end(codes.SYSTEM_MALFUNCTION, "internal error")
+            _log.exception("stage_failure", stage=stage_name)
+        return await self.finish(ctx)
+
+    async def finish(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+        """Build the answer, settle the record and the idempotency key, log one line."""
+        if ctx.replay is not None:
+            response = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
+            self._log(ctx, response, replayed=True)
+            return response
+        if not ctx.code:
+            ctx.end(codes.SYSTEM_MALFUNCTION, "no outcome")
+        await self._settle_record(ctx)
+        response = self._response(ctx)
+        if ctx.claimed and ctx.failed and ctx.tx is None:
+            # Nothing was recorded: give the key back so that a retry is processed afresh.
+            try:
+                await self.svc.guard.release(ctx.request.terminal_id, ctx.key)
+            except StoreError:
+                _log.error("idempotency_release_failed")
+        elif ctx.claimed:
+            try:
+                await self.svc.guard.complete(
+                    ctx.request.terminal_id,
+                    ctx.key,
+                    response.SerializeToString(),
+                    ctx.tx.id if ctx.tx else "",
+                )
+            except StoreError:
+                _log.error("idempotency_complete_failed", tx=ctx.tx.id if ctx.tx else "")
+        self._log(ctx, response, replayed=False)
+        return response
+
+    async def _settle_record(self, ctx: AuthContext) -> None:
+        """Bring the stored transaction in line with the answer about to be given."""
+        if ctx.tx is None or ctx.recorded:
+            return
+        svc = self.svc
+        try:
+            if ctx.result is not None and codes.to_iso(ctx.result.response_code) == "00":
+                # Approved by the issuer but not recorded: never tell the terminal; reverse.
+                ctx.code = codes.SYSTEM_MALFUNCTION
+                svc.reverser.schedule_unrecorded(ctx.tx)
+                return
+            if ctx.tx.state is TxState.PENDING and ctx.forwarded:
+                ctx.tx = await svc.store.transition(
+                    ctx.tx.id, TxState.PENDING, TxState.UNKNOWN, {"response_code": ctx.code}
+                )
+                svc.reverser.schedule(ctx.tx.id)
+                return
+            if ctx.tx.state in (TxState.RECEIVED, TxState.PENDING):
+                ctx.tx = await svc.store.transition(
+                    ctx.tx.id,
+                    ctx.tx.state,
+                    TxState.DECLINED,
+                    {"response_code": ctx.code, "updated_at": time.time()},
+                )
+        except StoreError:
+            _log.error("record_failed", tx=ctx.tx.id)
+
+    @staticmethod
+    def _response(ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+        r, tx = ctx.request, ctx.tx
+        resp = terminal_pb2.AuthorizeResponse(
+            response_code=code_to_proto(ctx.code),
+            stan=r.stan,
+            amount=money(r.amount.minor_units, r.amount.currency),
+            masked_pan=ctx.masked_pan,
+            message=ctx.message,
+        )
+        if ctx.scheme is not None:
+            resp.scheme = scheme_to_proto(ctx.scheme)
+        if tx is not None:
+            resp.transaction_id = tx.id
+            resp.rrn = tx.rrn
+            resp.acquirer_id = tx.acquirer_id
+            if ctx.code == codes.APPROVED:
+                resp.auth_code = tx.auth_code
+        return resp
+
+    @staticmethod
+    def _log(ctx: AuthContext, response: terminal_pb2.AuthorizeResponse, replayed: bool) -> None:
+        _log.info(
+            "authorize",
+            terminal=ctx.request.terminal_id,
+            tx=response.transaction_id,
+            code=codes.to_iso(response.response_code),
+            scheme=ctx.scheme.value if ctx.scheme else "",
+            pan=ctx.masked_pan,
+            replayed=replayed,
+            ms=round((time.monotonic() - ctx.started) * 1000, 2),
+        )

@@ -1,0 +1,49 @@
+"""The state one authorization carries through the pipeline's stages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from payswitch.cards import Scheme
+from payswitch.v1 import network_pb2, terminal_pb2
+from switch.budget import Budget
+from switch.idempotency import Replay
+from switch.registry import TerminalIdentity
+from switch.store.base import Transaction
+
+
+@dataclass(slots=True)
+class AuthContext:
+    request: terminal_pb2.AuthorizeRequest
+    budget: Budget
+    started: float  # time.monotonic() at arrival
+    scheme: Scheme | None = None
+    local_time: dt.datetime | None = None
+    identity: TerminalIdentity | None = None
+    card_token: str = ""
+    masked_pan: str = ""
+    bin: str = ""
+    fingerprint: str = ""
+    claimed: bool = False  # this request owns its idempotency key
+    replay: Replay | None = None
+    tx: Transaction | None = None
+    acquirer_ids: list[str] = field(default_factory=list)
+    forwarded: bool = False  # the request may have reached the network
+    result: network_pb2.NetworkAuthorizationResult | None = None
+    unknown: bool = False  # forwarded, no answer: must be reversed
+    recorded: bool = False  # the outcome is in the store
+    code: str = ""  # ISO 8583 response code once decided
+    message: str = ""
+    done: bool = False
+    failed: bool = False  # a store/HSM/internal failure ended the pipeline
+
+    def end(self, code: str, message: str = "") -> None:
+        """Stop the pipeline with this response code."""
+        self.code = code
+        self.message = message
+        self.done = True
+
+    @property
+    def key(self) -> str:
+        return self.request.idempotency_key
