@@ -1,0 +1,74 @@
+"""The state store: one interface (``base.Store``), backends chosen by URL.
+
+``open_store`` returns an unopened store: ``async with open_store(url) as store:`` or
+``await store.open()``. URLs:
+
+- ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling:
+  the path is everything after ``sqlite:///``), with optional ``?synchronous=full|normal``
+  and ``&busy_timeout_ms=N``. A file is required (no ``:memory:``): intents must be durable.
+- ``cassandra://...``: not built yet.
+
+A new backend adds one entry to ``_BACKENDS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from switch.store.base import Store
+
+__all__ = ["Store", "open_store"]
+
+
+def _sqlite(url: str) -> Store:
+    from switch.store.sqlite import SqliteStore
+
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix):
+        raise ValueError(
+            f"SQLite store URL must look like sqlite:///path/to/file.db, not {url!r} "
+            "(no host part; four slashes for an absolute path)"
+        )
+    parts = urlsplit(url)
+    path = unquote(url[len(prefix) :].split("?", 1)[0].split("#", 1)[0])
+    if not path or path == ":memory:":
+        raise ValueError(
+            f"SQLite store URL {url!r} names no file: the store must be a file for durability "
+            "(:memory: is not allowed)"
+        )
+    options: dict[str, object] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        if name == "synchronous":
+            options["synchronous"] = value
+        elif name == "busy_timeout_ms":
+            try:
+                options["busy_timeout_ms"] = int(value)
+            except ValueError:
+                raise ValueError(f"busy_timeout_ms must be an integer, not {value!r}") from None
+        else:
+            raise ValueError(
+                f"unknown SQLite store option {name!r} (known: synchronous, busy_timeout_ms)"
+            )
+    return SqliteStore(path, **options)  # type: ignore[arg-type]
+
+
+def _cassandra(url: str) -> Store:
+    raise NotImplementedError(f"Cassandra backend not built yet (asked for {url!r})")
+
+
+_BACKENDS: dict[str, Callable[[str], Store]] = {
+    "sqlite": _sqlite,
+    "cassandra": _cassandra,
+}
+
+
+def open_store(url: str) -> Store:
+    """The store a URL names, not yet opened. ValueError for a malformed or unknown URL."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ValueError(f"store URL {url!r} has no scheme (e.g. sqlite:///var/payswitch.db)")
+    backend = _BACKENDS.get(scheme.lower())
+    if backend is None:
+        raise ValueError(f"unknown store backend {scheme!r} in {url!r}; known: {sorted(_BACKENDS)}")
+    return backend(url)

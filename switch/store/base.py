@@ -97,6 +97,9 @@ class Transaction:
         return dataclasses.replace(self, **changes)
 
 
+# Every column, in declaration order (backends map rows to Transaction by this order).
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
+
 # Columns a compare-and-set may change. id, type, terminal, stan, date, card fields are fixed.
 MUTABLE_FIELDS = frozenset(
     {
@@ -182,8 +185,56 @@ def check_transition(from_state: TxState, to_state: TxState) -> None:
         raise IllegalTransition(f"{from_state} -> {to_state} is not a transition")
 
 
+_MONEY_FIELDS = frozenset({"amount_minor", "captured_minor", "refunded_minor"})
+
+
+def check_cas(expected: Mapping[str, object], changes: Mapping[str, object]) -> None:
+    """Validate a compare-and-set before any backend runs it (both backends share this).
+
+    Column names must be known (they end up in CQL/SQL text), only MUTABLE_FIELDS change,
+    money stays an integer, and a change of ``state`` is only allowed as a legal transition
+    from an expected state: otherwise a CAS on another column could move a DECLINED row to
+    APPROVED behind the state machine's back.
+    """
+    unknown = set(expected) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"compare_and_set: unknown expected columns {sorted(unknown)}")
+    fixed = set(changes) - MUTABLE_FIELDS
+    if fixed:
+        raise ValueError(f"compare_and_set: columns {sorted(fixed)} cannot change")
+    for name in _MONEY_FIELDS & set(changes):
+        value = changes[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"compare_and_set: {name} must be an int (minor units)")
+    if "state" in changes:
+        if "state" not in expected:
+            raise IllegalTransition("a state change needs the expected state")
+        check_transition(TxState(expected["state"]), TxState(changes["state"]))
+
+
+def check_new(tx: Transaction) -> None:
+    """Validate a transaction before insert: money in integer minor units, a known state."""
+    for name in _MONEY_FIELDS:
+        value = getattr(tx, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"insert_transaction: {name} must be an int (minor units)")
+    TxState(tx.state)
+    TxType(tx.type)
+
+
 class Store(abc.ABC):
-    """Async state store. Blocking backends run their calls off the event loop thread."""
+    """Async state store. Blocking backends run their calls off the event loop thread.
+
+    Every backend error other than the ones named below surfaces as StoreUnavailable, so that
+    callers fail closed. ``async with store:`` opens and closes it.
+    """
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -199,18 +250,21 @@ class Store(abc.ABC):
     ) -> Claim:
         """Atomically claim (scope, key) as IN_FLIGHT, or return the existing live record.
 
-        A record past ``expires_at`` counts as absent (Cassandra expires it by TTL).
+        A record with ``expires_at <= now`` counts as absent (Cassandra expires it by TTL)
+        and is replaced by the new claim; ``expires_at`` = ``now + ttl_s``.
         """
 
     @abc.abstractmethod
     async def attach_transaction(self, scope: str, key: str, transaction_id: str) -> None:
-        """Record which transaction an in-flight key created (for lookups and recovery)."""
+        """Record which transaction an in-flight key created (for lookups and recovery).
+        Raises NotFound when there is no record for the key."""
 
     @abc.abstractmethod
     async def complete_idempotency(
         self, scope: str, key: str, response: bytes, transaction_id: str
     ) -> None:
-        """Mark the key COMPLETED with the serialised answer to replay."""
+        """Mark the key COMPLETED with the serialised answer to replay. Raises NotFound when
+        there is no record for the key (released, or never claimed)."""
 
     @abc.abstractmethod
     async def get_idempotency(self, scope: str, key: str, now: float) -> IdempotencyRecord | None:
@@ -219,13 +273,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def release_idempotency(self, scope: str, key: str) -> None:
         """Drop an IN_FLIGHT claim whose request ended without any effect (e.g. the store
-        refused the intent), so that a retry can claim it again."""
+        refused the intent), so that a retry can claim it again. A COMPLETED record is never
+        dropped (its answer must keep replaying); a missing key is not an error."""
 
     # --- transactions -----------------------------------------------------------------
     @abc.abstractmethod
     async def insert_transaction(self, tx: Transaction) -> None:
         """Insert a new transaction; raises DuplicateTransmission when (terminal_id,
-        local_date, stan) is taken."""
+        local_date, stan) is taken, ValueError for non-integer money."""
 
     @abc.abstractmethod
     async def get_transaction(self, tx_id: str) -> Transaction | None: ...
@@ -235,7 +290,8 @@ class Store(abc.ABC):
         self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
     ) -> Transaction:
         """Apply ``changes`` iff every column in ``expected`` has the given value; bumps
-        ``version``. Raises CasFailed with the current row, or NotFound."""
+        ``version``. Raises CasFailed with the current row, or NotFound. Arguments are
+        validated by ``check_cas`` first (ValueError, IllegalTransition)."""
 
     async def transition(
         self,
@@ -254,13 +310,15 @@ class Store(abc.ABC):
     async def transactions_in_state(
         self, state: TxState, older_than: float, limit: int = 100
     ) -> list[Transaction]:
-        """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery)."""
+        """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery),
+        oldest deadline first, at most ``limit``."""
 
     @abc.abstractmethod
-    async def refunds_of(self, original_id: str) -> list[Transaction]: ...
+    async def refunds_of(self, original_id: str) -> list[Transaction]:
+        """The refund transactions linked to ``original_id``, oldest first."""
 
     # --- sequences --------------------------------------------------------------------
     @abc.abstractmethod
     async def next_sequence(self, name: str) -> int:
         """A strictly increasing counter shared by every switch process on this store
-        (RRN and network STAN numbering)."""
+        (RRN and network STAN numbering), durable across restarts; the first value is 1."""

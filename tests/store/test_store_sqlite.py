@@ -1,0 +1,142 @@
+"""SQLite backend specifics: URLs, pragmas, threading, schema versioning, error mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from storekit import NOW, new_tx
+
+from switch.store import open_store
+from switch.store import sqlite as sqlite_mod
+from switch.store.base import COLUMNS, StoreError, StoreUnavailable
+from switch.store.sqlite import SqliteStore
+
+
+def _pragma(store: SqliteStore, name: str):
+    return store._call(lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+
+# --- URLs ---------------------------------------------------------------------------------
+def test_url_relative_and_absolute_paths() -> None:
+    rel = open_store("sqlite:///var/payswitch.db")
+    assert isinstance(rel, SqliteStore) and rel.path == Path("var/payswitch.db")
+    absolute = open_store("sqlite:////srv/payswitch/state.db?synchronous=normal")
+    assert absolute.path == Path("/srv/payswitch/state.db")
+    assert absolute.synchronous == "normal"
+    assert open_store("sqlite:///x.db").synchronous == "full"  # the durable default
+    assert open_store("SQLite:///x.db?busy_timeout_ms=50").busy_timeout_ms == 50
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///:memory:",
+        "sqlite:///",
+        "sqlite://",
+        "sqlite://host/x.db",
+        "sqlite:///x.db?synchronous=off",
+        "sqlite:///x.db?journal_mode=delete",
+        "sqlite:///x.db?busy_timeout_ms=soon",
+        "payswitch.db",
+        "postgres://db/payswitch",
+    ],
+)
+def test_bad_urls_are_refused_clearly(url: str) -> None:
+    with pytest.raises(ValueError):
+        open_store(url)
+
+
+def test_memory_database_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="durab"):
+        open_store("sqlite:///:memory:")
+    with pytest.raises(ValueError, match="durab"):
+        SqliteStore(":memory:")
+
+
+def test_cassandra_is_not_built_yet() -> None:
+    with pytest.raises(NotImplementedError, match="Cassandra backend not built yet"):
+        open_store("cassandra://127.0.0.1:9042/payswitch")
+
+
+# --- connection setup ---------------------------------------------------------------------
+@pytest.mark.parametrize(("mode", "level"), [("full", 2), ("normal", 1)])
+async def test_wal_and_synchronous_pragmas(tmp_path: Path, mode: str, level: int) -> None:
+    async with SqliteStore(tmp_path / "s.db", synchronous=mode) as store:
+        assert await _pragma(store, "journal_mode") == "wal"
+        assert await _pragma(store, "synchronous") == level
+
+
+async def test_every_call_runs_on_the_store_thread(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "s.db") as store:
+        name = await store._call(lambda conn: threading.current_thread().name)
+        assert name.startswith("sqlite-store") and name != threading.current_thread().name
+
+
+async def test_creates_parent_directories(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "run" / "state" / "s.db") as store:
+        await store.insert_transaction(new_tx())
+    assert (tmp_path / "run" / "state" / "s.db").is_file()
+
+
+async def test_schema_version_is_recorded_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    for _ in range(3):
+        async with SqliteStore(path):
+            pass
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(transactions)")]
+    assert tuple(cols) == COLUMNS
+    assert not [c for c in cols if "pan" in c and c != "masked_pan"]  # never a PAN column
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SqliteStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="newer"):
+        await store.open()
+    with pytest.raises(StoreUnavailable):  # not open: callers fail closed
+        await store.get_transaction("tx")
+
+
+# --- errors -------------------------------------------------------------------------------
+async def test_unopenable_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreUnavailable):
+        await SqliteStore(tmp_path / "dir.db").open()
+
+
+async def test_locked_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SqliteStore(path, busy_timeout_ms=0) as store:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.claim_idempotency("T1", "k", "authorize", "fp", 60, NOW)
+            with pytest.raises(StoreUnavailable):
+                await store.next_sequence("rrn")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (await store.claim_idempotency("T1", "k", "authorize", "fp", 60, NOW)).claimed
+        assert await store.next_sequence("rrn") == 1
+
+
+async def test_expired_keys_are_purged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_mod, "_PURGE_EVERY", 5)
+    async with SqliteStore(tmp_path / "s.db") as store:
+        for i in range(4):
+            await store.claim_idempotency("T1", f"old{i}", "authorize", "fp", 10, NOW)
+        await store.claim_idempotency("T1", "live", "authorize", "fp", 10, NOW + 20)  # 5th
+        count = await store._call(
+            lambda conn: conn.execute("SELECT count(*) FROM idempotency").fetchone()[0]
+        )
+        assert count == 1
