@@ -11,12 +11,18 @@ Durability: WAL mode. ``synchronous=full`` (the default) fsyncs the WAL on every
 committed intent survives a process crash *and* a power loss or kernel panic; ``normal``
 skips that fsync (only checkpoints sync), which still survives ``kill -9`` of the process
 (the committed frames are in the OS page cache) but may lose the last commits on power loss.
-The switch writes its intent before it calls out, so the default is ``full``; choose
-``sqlite:///path.db?synchronous=normal`` where the host's power loss is acceptable. Measured
-on the dev VM (ext4 on virtio, benchmarks/store_bench.py, median per write through this
-class): FULL ~0.40 ms, NORMAL ~0.17 ms; one authorization's five writes ~2.1 ms vs ~0.9 ms.
-Both are far inside the 2 s budget; FULL caps one process near 500 authorizations/s, since
-writes are serialised on one thread (group commit would be the next step if that binds).
+The switch writes its intent before it calls out, so the default is ``full``;
+choose ``sqlite:///path.db?synchronous=normal`` where losing the last commits to a power loss
+is acceptable (load tests, development). Measured with benchmarks/store_bench.py on the dev VM
+(2 vCPU, ext4 on virtio, bare 4 KiB fsync 0.16-0.28 ms; three runs, medians):
+
+    per write (upsert or CAS)        FULL 0.23-0.36 ms    NORMAL 0.06-0.15 ms
+    one authorization (6 writes)     FULL 1.5-2.0 ms      NORMAL 0.35-0.9 ms
+    32 concurrent authorizations     FULL 440-670 /s      NORMAL 1300-2800 /s
+
+FULL costs ~1-1.5 ms per authorization out of a 2 s budget, and since writes are serialised on
+the one store thread it caps one process at some 500 authorizations/s; Cassandra is the
+backend for more (group commit here would be the next step if this ever binds).
 
 Errors: any ``sqlite3.Error`` becomes StoreUnavailable (callers fail closed), except a taken
 (terminal_id, local_date, stan), which is DuplicateTransmission. A cancelled caller does not
