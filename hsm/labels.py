@@ -1,0 +1,65 @@
+"""Key labels: ``<owner>/<purpose>/v<version>``, the only contract between key users.
+
+Owners are ``switch``, each acquirer id and each issuer id of the topology. Each party only
+ever looks up keys under its own owner prefix, as if it had its own HSM; in this one-token
+simulation the parties share SoftHSM, the labels keep them apart.
+
+Purposes (key type, PKCS#11 capabilities) are fixed in :data:`PURPOSES`; ``zpk.<peer>`` is the
+zone PIN key an owner shares with ``peer``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SWITCH = "switch"
+
+BDK = "bdk"  # AES-128, DUKPT base derivation key: DERIVE only
+TOKENIZATION = "token"  # GENERIC_SECRET 256, SHA256_HMAC surrogate tokens: SIGN/VERIFY
+FINGERPRINT = "fingerprint"  # GENERIC_SECRET 256, SHA256_HMAC idempotency fingerprints
+VAULT = "vault"  # AES-256, AES-GCM PAN vault: ENCRYPT/DECRYPT, versioned, rotated
+ZPK = "zpk"  # AES-128 zone PIN key, purpose "zpk.<peer>": ENCRYPT/DECRYPT (ISO 9564-1 format 4)
+CVK = "cvk"  # DES2 (K_A||K_B) issuer card verification key pair: ENCRYPT/DECRYPT
+IMK_AC = "imk-ac"  # DES2 issuer master key for application cryptograms: DERIVE only
+PVK = "pvk"  # DES2 issuer PIN verification key (Visa PVV): ENCRYPT
+
+_OWNER = r"[a-z0-9][a-z0-9._-]{0,63}"
+_PURPOSE = r"[a-z0-9][a-z0-9._-]{0,63}"
+_LABEL = re.compile(
+    rf"^(?P<owner>{_OWNER})/(?P<purpose>{_PURPOSE})/v(?P<version>[1-9][0-9]{{0,5}})$"
+)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class KeyLabel:
+    owner: str
+    purpose: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.purpose}/v{self.version}"
+
+    @property
+    def family(self) -> str:
+        """``<owner>/<purpose>``: all versions of one key."""
+        return f"{self.owner}/{self.purpose}"
+
+
+def label(owner: str, purpose: str, version: int = 1) -> str:
+    """Build and validate a label string."""
+    text = f"{owner}/{purpose}/v{version}"
+    parse(text)
+    return text
+
+
+def parse(text: str) -> KeyLabel:
+    m = _LABEL.match(text)
+    if m is None:
+        raise ValueError(f"not a key label: {text!r}")
+    return KeyLabel(m["owner"], m["purpose"], int(m["version"]))
+
+
+def zpk(owner: str, peer: str) -> str:
+    """Purpose name of the zone PIN key ``owner`` shares with ``peer``."""
+    return f"{ZPK}.{peer}"

@@ -1,0 +1,86 @@
+"""Key ceremony: every party's keys exist, locked down, with KCVs; idempotent; CLI works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pkcs11 import Attribute
+
+from hsm import keys
+from hsm import labels as L
+from hsm.pool import get_key
+
+
+def test_every_party_has_its_keys(hsm_keys):
+    for owner, purpose in [
+        ("switch", "bdk"),
+        ("switch", "token"),
+        ("switch", "fingerprint"),
+        ("switch", "vault"),
+        ("switch", "zpk.acq-alpha"),
+        ("acq-alpha", "zpk.switch"),
+        ("acq-beta", "zpk.bank-c"),
+        ("bank-c", "zpk.acq-beta"),
+        ("bank-a", "cvk"),
+        ("bank-b", "imk-ac"),
+        ("bank-c", "pvk"),
+    ]:
+        assert f"{owner}/{purpose}/v1" in hsm_keys, (owner, purpose)
+
+
+def test_keys_are_sensitive_non_extractable_least_capability(hsm_pool, hsm_keys):
+    def job(session):
+        out = {}
+        for label in hsm_keys:
+            k = get_key(session, label)
+            out[label] = {
+                a.name: bool(k[a])
+                for a in (
+                    Attribute.SENSITIVE,
+                    Attribute.EXTRACTABLE,
+                    Attribute.ALWAYS_SENSITIVE,
+                    Attribute.NEVER_EXTRACTABLE,
+                    Attribute.TOKEN,
+                    Attribute.DERIVE,
+                    Attribute.SIGN,
+                    Attribute.ENCRYPT,
+                )
+            }
+        return out
+
+    attrs = hsm_pool.run_sync(job)
+    for label, a in attrs.items():
+        assert a["SENSITIVE"] and a["ALWAYS_SENSITIVE"] and a["TOKEN"], label
+        assert not a["EXTRACTABLE"] and a["NEVER_EXTRACTABLE"], label
+    bdk = attrs["switch/bdk/v1"]
+    assert bdk["DERIVE"] and not bdk["SIGN"] and not bdk["ENCRYPT"]
+    assert not attrs["switch/vault/v1"]["DERIVE"]
+    assert not attrs["switch/token/v1"]["DERIVE"]
+
+
+def test_zone_keys_are_shared_by_both_labels(hsm_keys):
+    a = hsm_keys["switch/zpk.acq-beta/v1"]
+    b = hsm_keys["acq-beta/zpk.switch/v1"]
+    assert a.kcv == b.kcv and len(a.kcv) == 6
+    assert hsm_keys["acq-alpha/zpk.bank-a/v1"].kcv == hsm_keys["bank-a/zpk.acq-alpha/v1"].kcv
+    assert a.kcv != hsm_keys["switch/zpk.acq-alpha/v1"].kcv
+
+
+def test_ensure_is_idempotent(hsm_pool, hsm_keys):
+    from network.topology import load
+
+    topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
+    again = hsm_pool.run_sync(keys.ensure, keys.plan(topo))
+    assert not any(i.created for i in again)
+    assert {i.label: i.kcv for i in again} == {k: v.kcv for k, v in hsm_keys.items()}
+    assert len(hsm_pool.run_sync(keys.list_keys)) >= len(hsm_keys)
+
+
+def test_labels_round_trip():
+    assert str(L.parse("acq-alpha/zpk.bank-a/v12")) == "acq-alpha/zpk.bank-a/v12"
+    for bad in ("switch/bdk", "Switch/bdk/v1", "switch/bdk/v0", "a/b/c/v1"):
+        try:
+            L.parse(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
