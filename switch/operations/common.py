@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
+from payswitch import codes
+from payswitch.logs import get as get_logger
 from switch.budget import Budget
 from switch.cardsec import canonical
-from switch.errors import NotFound
+from switch.errors import ApiError, NotFound
 from switch.pipeline.services import Services
 from switch.store.base import StoreError, Transaction
+
+_log = get_logger("switch.operations")
+_SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)
 
 
 async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> Transaction:
@@ -45,14 +51,18 @@ async def idempotent(
         return response_type.FromString(replay.response)
     try:
         response, tx_id = await work()
-    except BaseException:
-        try:
+    except ApiError:
+        # Raised by precondition checks before any effect: the key is free again.
+        with contextlib.suppress(StoreError):
             await svc.guard.release(terminal_id, key)
-        except StoreError:
-            pass
         raise
+    except Exception:
+        # Something may have happened (a network call, a write): the key's answer is final,
+        # 96, so a retry under it never repeats the effect; the transaction shows the truth.
+        _log.exception("operation_failed", operation=operation)
+        response, tx_id = response_type(response_code=_SYSTEM_MALFUNCTION), ""
     try:
         await svc.guard.complete(terminal_id, key, response.SerializeToString(), tx_id)
     except StoreError:
-        pass  # the answer stands; a retry finds the transaction's own state
+        _log.error("idempotency_complete_failed", operation=operation)
     return response

@@ -1,0 +1,121 @@
+"""Small clients the end-to-end tests use: a raw terminal (no SDK retries, so each test sees
+exactly what the switch answered) and the issuer's books."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, terminal_pb2
+from payswitch.v1 import terminal_pb2_grpc as tgrpc
+
+_stans = itertools.count(1)
+
+
+def next_stan() -> int:
+    return next(_stans) % 999_999 + 1
+
+
+def now_local() -> str:
+    return dt.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RawTerminal:
+    channel: grpc.aio.Channel
+    terminal_id: str = "T-0001"
+    merchant_id: str = "M-GROCER"
+    stub: tgrpc.TerminalServiceStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stub = tgrpc.TerminalServiceStub(self.channel)
+
+    def auth_request(
+        self,
+        pan: str,
+        minor: int,
+        currency: str = "EUR",
+        expiry: str = "2812",
+        key: str | None = "",
+        stan: int | None = None,
+    ) -> terminal_pb2.AuthorizeRequest:
+        return terminal_pb2.AuthorizeRequest(
+            idempotency_key=new_key() if key == "" else (key or ""),
+            terminal_id=self.terminal_id,
+            merchant_id=self.merchant_id,
+            stan=stan or next_stan(),
+            local_time=now_local(),
+            amount=common_pb2.Money(minor_units=minor, currency=currency),
+            entry_mode=common_pb2.ENTRY_MODE_CHIP,
+            card=terminal_pb2.Card(pan=pan, expiry=expiry),
+        )
+
+    async def authorize(self, req: terminal_pb2.AuthorizeRequest, timeout: float = 2.0):
+        return await self.stub.Authorize(req, timeout=timeout)
+
+    async def pay(self, pan: str, minor: int, currency: str = "EUR", expiry: str = "2812"):
+        return await self.authorize(self.auth_request(pan, minor, currency, expiry))
+
+    async def capture(self, tx_id: str, minor: int | None = None, currency: str = "EUR", key=None):
+        req = terminal_pb2.CaptureRequest(
+            idempotency_key=key or new_key(), terminal_id=self.terminal_id, transaction_id=tx_id
+        )
+        if minor is not None:
+            req.amount.CopyFrom(common_pb2.Money(minor_units=minor, currency=currency))
+        return await self.stub.Capture(req, timeout=2.0)
+
+    async def void(self, tx_id: str, key=None):
+        return await self.stub.Void(
+            terminal_pb2.VoidRequest(
+                idempotency_key=key or new_key(), terminal_id=self.terminal_id, transaction_id=tx_id
+            ),
+            timeout=2.0,
+        )
+
+    async def refund(self, tx_id: str, minor: int, currency: str = "EUR", key=None):
+        return await self.stub.Refund(
+            terminal_pb2.RefundRequest(
+                idempotency_key=key or new_key(),
+                terminal_id=self.terminal_id,
+                original_transaction_id=tx_id,
+                amount=common_pb2.Money(minor_units=minor, currency=currency),
+                stan=next_stan(),
+                local_time=now_local(),
+            ),
+            timeout=2.0,
+        )
+
+    async def get(self, tx_id: str) -> terminal_pb2.Transaction:
+        resp = await self.stub.GetTransaction(
+            terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id, transaction_id=tx_id),
+            timeout=2.0,
+        )
+        return resp.transaction
+
+
+class Books:
+    """The issuers' books, read over their own gRPC API."""
+
+    def __init__(self, channels: dict[str, grpc.aio.Channel]) -> None:
+        self._stubs = {k: network_pb2_grpc.IssuerServiceStub(c) for k, c in channels.items()}
+
+    async def account(self, issuer: str, account: str) -> network_pb2.GetAccountResponse:
+        return await self._stubs[issuer].GetAccount(
+            network_pb2.GetAccountRequest(account_id=account), timeout=2.0
+        )
+
+    async def hold(self, issuer: str, rrn: str) -> network_pb2.GetHoldResponse:
+        return await self._stubs[issuer].GetHold(network_pb2.GetHoldRequest(rrn=rrn), timeout=2.0)
+
+
+def code(resp) -> str:
+    """ISO two-digit code of a response."""
+    return f"{resp.response_code - 100:02d}"
