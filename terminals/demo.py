@@ -1,0 +1,271 @@
+"""``python -m terminals.demo --topology FILE [--switch ADDR]`` (``make demo``): one terminal's
+scripted shift against a running stack, printed as a table; exit status 1 if any step's answer
+deviates from what the topology says it must be, 2 if the switch cannot be reached at all.
+
+The shift: sign-on (echo); one approval per scheme the merchant accepts; every decline the
+topology can produce (51, 54, 05 blocked, 05 lost, 61, 14); a sale captured in part and then
+partly refunded; a sale voided; one prepared sale sent twice (same key, same STAN: the same
+answer, no second charge); the same key with other content (refused, FAILED_PRECONDITION);
+lookups by transaction id and by key. Cards are printed masked only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from network.topology import TopologyError, load
+from payswitch import cards, money
+from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
+from terminals.errors import TerminalError
+from terminals.pos import default_state_dir, stan_state_path
+from terminals.results import Result, TransactionView
+from terminals.sdk import Terminal
+from terminals.stan import StanCounter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    step: str
+    card: str
+    amount: str
+    expect: str
+    got: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.expect == self.got
+
+
+class Shift:
+    """Runs the steps in order and keeps one table row per step."""
+
+    def __init__(self, terminal: Terminal, plan: Plan) -> None:
+        self.t = terminal
+        self.plan = plan
+        self.rows: list[Row] = []
+
+    def _add(
+        self,
+        step: str,
+        card: str,
+        amount: money.Amount | None,
+        expect: str,
+        got: str,
+        detail: str = "",
+    ) -> None:
+        self.rows.append(Row(step, card, amount.format() if amount else "", expect, got, detail))
+
+    async def _try(self, aw: Awaitable[T]) -> T | TerminalError:
+        try:
+            return await aw
+        except TerminalError as exc:
+            return exc
+
+    def _result_row(
+        self, step: str, r: Result | TerminalError, expect: str, amount: money.Amount | None
+    ) -> Result | None:
+        if isinstance(r, TerminalError):
+            self._add(step, "", amount, expect, r.code_name, r.message)
+            return None
+        detail = f"txn {r.transaction_id[:12]} auth {r.auth_code or '-'} {r.state}".rstrip()
+        self._add(step, r.masked_pan, r.amount or amount, expect, r.iso_code, detail)
+        return r
+
+    async def pay(self, case: CardCase, step: str | None = None) -> Result | None:
+        r = await self._try(
+            self.t.pay(case.amount.minor_units, case.amount.currency, case.pan, case.expiry)
+        )
+        if isinstance(r, TerminalError):
+            self._add(
+                step or case.label,
+                cards.mask_pan(case.pan),
+                case.amount,
+                case.expect,
+                r.code_name,
+                r.message,
+            )
+            return None
+        return self._result_row(step or case.label, r, case.expect, case.amount)
+
+    async def lookup(self, step: str, expect_state: str, **by: str) -> TransactionView | None:
+        v = await self._try(self.t.status(**by))
+        if isinstance(v, TerminalError):
+            self._add(step, "", None, expect_state, v.code_name, v.message)
+            return None
+        self._add(
+            step, v.masked_pan, v.amount, expect_state, v.state, f"txn {v.transaction_id[:12]}"
+        )
+        return v
+
+    async def run(self) -> None:
+        echo = await self._try(self.t.echo("demo sign-on"))
+        if isinstance(echo, TerminalError):
+            self._add("echo (sign-on)", "", None, "OK", echo.code_name, echo.message)
+            return
+        self._add(
+            "echo (sign-on)", "", None, "OK", "OK", f"{echo.switch_id} {echo.round_trip_ms:.1f} ms"
+        )
+        for case in (*self.plan.approvals, *self.plan.declines):
+            await self.pay(case)
+        await self.lifecycle()
+        await self.idempotency()
+
+    async def lifecycle(self) -> None:
+        home = self.plan.home
+        cur = home.amount.currency
+        sale = await self.pay(home, "sale to capture")
+        if sale is not None and sale.approved:
+            part = money.Amount(home.amount.minor_units * 5 // 8, cur)  # 25.00 of 40.00
+            cap = await self._try(self.t.capture(sale.transaction_id, part))
+            self._result_row("partial capture", cap, "00", part)
+            back = money.Amount(home.amount.minor_units // 4, cur)  # 10.00
+            ref = await self._try(self.t.refund(sale.transaction_id, back.minor_units, cur))
+            self._result_row("refund of captured sale", ref, "00", back)
+            await self.lookup("status by id", "CAPTURED", transaction_id=sale.transaction_id)
+        else:
+            self._skip("partial capture", "refund of captured sale", "status by id")
+        small = CardCase(
+            "sale to void",
+            home.pan,
+            home.expiry,
+            money.Amount(home.amount.minor_units * 3 // 8, cur),
+            "00",
+        )
+        sale = await self.pay(small)
+        if sale is not None and sale.approved:
+            void = await self._try(self.t.void(sale.transaction_id))
+            self._result_row("void", void, "00", small.amount)
+            await self.lookup("status after void", "VOIDED", transaction_id=sale.transaction_id)
+        else:
+            self._skip("void", "status after void")
+
+    def _skip(self, *steps: str) -> None:
+        """Steps that could not run because the sale they need was not approved."""
+        for step in steps:
+            self._add(step, "", None, "run", "skipped", "needs an approved sale")
+
+    async def idempotency(self) -> None:
+        home = self.plan.home
+        amount = money.Amount(home.amount.minor_units // 8, home.amount.currency)  # 5.00
+        prepared = self.t.prepare_pay(amount.minor_units, amount.currency, home.pan, home.expiry)
+        first = await self._try(self.t.send(prepared))
+        first_ok = self._result_row("sale (key K)", first, "00", amount)
+        again = await self._try(self.t.send(prepared))
+        if isinstance(again, TerminalError) or first_ok is None:
+            self._result_row("same request resent", again, "00 same", amount)
+        else:
+            same = (again.iso_code, again.transaction_id, again.rrn, again.auth_code) == (
+                first_ok.iso_code,
+                first_ok.transaction_id,
+                first_ok.rrn,
+                first_ok.auth_code,
+            )
+            got = f"{again.iso_code} {'same' if same else 'DIFFERENT'}"
+            self._add(
+                "same request resent",
+                again.masked_pan,
+                amount,
+                "00 same",
+                got,
+                f"txn {again.transaction_id[:12]}",
+            )
+        other = money.Amount(
+            amount.minor_units + 10 ** money.exponent(amount.currency), amount.currency
+        )
+        conflict = await self._try(
+            self.t.pay(
+                other.minor_units,
+                other.currency,
+                home.pan,
+                home.expiry,
+                idempotency_key=prepared.idempotency_key,
+            )
+        )
+        if isinstance(conflict, TerminalError):
+            self._add(
+                "key K, other amount",
+                cards.mask_pan(home.pan),
+                other,
+                "FAILED_PRECONDITION",
+                conflict.code_name,
+                conflict.message,
+            )
+        else:
+            self._add(
+                "key K, other amount",
+                conflict.masked_pan,
+                other,
+                "FAILED_PRECONDITION",
+                conflict.iso_code,
+                "answered instead of refused",
+            )
+        await self.lookup("status by key K", "APPROVED", idempotency_key=prepared.idempotency_key)
+
+
+def print_table(plan: Plan, rows: list[Row], out: TextIO) -> None:
+    print(
+        f"payswitch demo: terminal {plan.terminal_id} ({plan.merchant_id}) -> {plan.switch}",
+        file=out,
+    )
+    header = ("#", "step", "card", "amount", "expect", "got", "", "detail")
+    table = [header] + [
+        (str(n), r.step, r.card, r.amount, r.expect, r.got, "ok" if r.ok else "FAIL", r.detail)
+        for n, r in enumerate(rows, 1)
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        print("  ".join([*cells, row[-1]]).rstrip(), file=out)
+    bad = sum(not r.ok for r in rows)
+    print(
+        f"{len(rows) - bad}/{len(rows)} steps as expected" + (f", {bad} FAILED" if bad else ""),
+        file=out,
+    )
+
+
+async def run(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    p = argparse.ArgumentParser(prog="python -m terminals.demo", description=__doc__.split("\n")[0])
+    p.add_argument("--topology", required=True, type=Path)
+    p.add_argument(
+        "--switch",
+        default=os.environ.get("PAYSWITCH_ADDR"),
+        help="switch host:port (default: $PAYSWITCH_ADDR or the topology's)",
+    )
+    p.add_argument("--terminal", help="terminal id (default: the topology's first)")
+    p.add_argument("--deadline", type=float, default=2.0)
+    p.add_argument("--state-dir", type=Path, help="STAN state directory (shared with pos)")
+    args = p.parse_args(argv)
+    try:
+        plan = build_plan(load(args.topology), terminal_id=args.terminal, switch=args.switch)
+    except (TopologyError, PlanError, OSError) as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    stans = StanCounter(stan_state_path(args.state_dir or default_state_dir(), plan.terminal_id))
+    async with Terminal(
+        plan.switch, plan.terminal_id, plan.merchant_id, deadline_s=args.deadline, stans=stans
+    ) as terminal:
+        shift = Shift(terminal, plan)
+        await shift.run()
+    print_table(plan, shift.rows, out)
+    if len(shift.rows) == 1 and not shift.rows[0].ok:
+        return 2  # the switch never answered the sign-on
+    return 0 if all(r.ok for r in shift.rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""``pos``: a point-of-sale terminal on the command line, over the terminal SDK.
+
+    pos pay 12.50 EUR --card 4111111111111111 --exp 12/28
+    pos capture TXID [AMOUNT CUR]
+    pos void TXID
+    pos refund TXID AMOUNT CUR
+    pos status TXID | pos status --key KEY
+    pos echo
+
+Amounts are major units parsed exactly (``12.5`` EUR is 1250 cents, ``1000`` JPY is 1000 yen;
+more decimals than the currency has is an error). The expiry is typed as printed on the card,
+MM/YY, and sent as YYMM. STANs persist in a per-terminal state file so that separate ``pos``
+runs on one day never repeat one (the switch would decline a repeat with 94).
+
+Exit status: 0 when the switch answered (approved or declined), 2 for bad input, 3 when the
+switch refused the request, 4 when it could not be reached or was overloaded, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from payswitch import money
+from terminals import receipt
+from terminals.errors import (
+    AccessDenied,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    Refused,
+    SwitchUnavailable,
+    TerminalError,
+)
+from terminals.retry import RetryPolicy
+from terminals.sdk import DEFAULT_DEADLINE_S, EntryMode, Terminal
+from terminals.stan import StanCounter, StanStateError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_UNAVAILABLE = 4
+
+DEFAULT_SWITCH = "127.0.0.1:50051"
+DEFAULT_TERMINAL = "T-0001"
+DEFAULT_MERCHANT = "M-GROCER"
+
+_EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/(\d{2}|\d{4})$")
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported in one line with exit status 2."""
+
+
+def parse_expiry(text: str) -> str:
+    """Card expiry as printed, MM/YY (or MM/YYYY), to the wire's YYMM: '12/28' -> '2812'."""
+    m = _EXPIRY.match(text.strip())
+    if not m:
+        raise UsageError("expiry must be MM/YY, e.g. 12/28")
+    return m.group(2)[-2:] + m.group(1)
+
+
+def parse_amount(text: str, currency: str) -> money.Amount:
+    """Exact major-unit parsing with the currency's exponent; never a float."""
+    currency = currency.strip().upper()
+    try:
+        minor = money.parse_major(text, currency)
+    except money.MoneyError as exc:
+        raise UsageError(str(exc)) from None
+    if minor <= 0:
+        raise UsageError("amount must be positive")
+    return money.Amount(minor, currency)
+
+
+def default_state_dir() -> Path:
+    """$PAYSWITCH_STATE_DIR, else $XDG_STATE_HOME/payswitch, else ~/.local/state/payswitch."""
+    if os.environ.get("PAYSWITCH_STATE_DIR"):
+        return Path(os.environ["PAYSWITCH_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "payswitch"
+
+
+def stan_state_path(state_dir: Path, terminal_id: str) -> Path:
+    return state_dir / f"terminal-{terminal_id}.stan.json"
+
+
+def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The same options on the main parser and on every sub-command, so that they may be
+    given before or after it; the sub-command copies only override when given."""
+
+    def d(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--switch",
+        default=d(os.environ.get("PAYSWITCH_ADDR") or DEFAULT_SWITCH),
+        help=f"switch host:port (default: $PAYSWITCH_ADDR or {DEFAULT_SWITCH})",
+    )
+    parser.add_argument(
+        "--terminal", default=d(DEFAULT_TERMINAL), help=f"default {DEFAULT_TERMINAL}"
+    )
+    parser.add_argument(
+        "--merchant", default=d(DEFAULT_MERCHANT), help=f"default {DEFAULT_MERCHANT}"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=d(DEFAULT_DEADLINE_S),
+        help="seconds per attempt (default 2)",
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=d(4), help="attempts on UNAVAILABLE/timeouts (default 4)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=d(None),
+        help="STAN state directory (default: $PAYSWITCH_STATE_DIR or ~/.local/state/payswitch)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pos", description="A POS terminal talking to the payswitch switch."
+    )
+    _connection_options(p, suppress=False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        _connection_options(sp, suppress=True)
+        return sp
+
+    pay = cmd("pay", "authorize a sale")
+    pay.add_argument("amount", help="major units, e.g. 12.50")
+    pay.add_argument("currency", help="ISO 4217 code, e.g. EUR")
+    pay.add_argument("--card", required=True, help="card number ('-' reads it from stdin)")
+    pay.add_argument("--exp", required=True, help="expiry as on the card, MM/YY")
+    pay.add_argument(
+        "--entry",
+        choices=[m.value for m in EntryMode],
+        default=EntryMode.MANUAL.value,
+        help="how the card was read (default: manual, since it was typed)",
+    )
+    pay.add_argument("--key", help="idempotency key (default: a fresh one)")
+
+    cap = cmd("capture", "capture an approved sale, in full or in part")
+    cap.add_argument("transaction_id")
+    cap.add_argument("amount", nargs="?", help="major units (default: the full amount)")
+    cap.add_argument("currency", nargs="?")
+    cap.add_argument("--key", help="idempotency key")
+
+    void = cmd("void", "cancel an approved, uncaptured sale")
+    void.add_argument("transaction_id")
+    void.add_argument("--key", help="idempotency key")
+
+    ref = cmd("refund", "refund part or all of a captured sale")
+    ref.add_argument("transaction_id")
+    ref.add_argument("amount")
+    ref.add_argument("currency")
+    ref.add_argument("--key", help="idempotency key")
+
+    st = cmd("status", "look a transaction up by id or by idempotency key")
+    st.add_argument("transaction_id", nargs="?")
+    st.add_argument("--key", help="idempotency key that created the transaction")
+
+    echo = cmd("echo", "check that the switch answers")
+    echo.add_argument("message", nargs="?", default="ping")
+    return p
+
+
+def _read_card(value: str, stdin: TextIO) -> str:
+    pan = stdin.readline().strip() if value == "-" else value.strip()
+    return pan.replace(" ", "")
+
+
+async def _execute(
+    args: argparse.Namespace, terminal: Terminal, out: TextIO, stdin: TextIO
+) -> None:
+    c = args.command
+    if c == "echo":
+        print(receipt.format_echo(await terminal.echo(args.message)), file=out)
+        return
+    if c == "status":
+        if (args.transaction_id is None) == (args.key is None):
+            raise UsageError("status takes a transaction id or --key, not both")
+        tx = await terminal.status(transaction_id=args.transaction_id, idempotency_key=args.key)
+        print(receipt.format_transaction(tx), file=out)
+        return
+    if c == "pay":
+        amount = parse_amount(args.amount, args.currency)
+        expiry = parse_expiry(args.exp)
+        pan = _read_card(args.card, stdin)
+        prepared = terminal.prepare_pay(
+            amount.minor_units, amount.currency, pan, expiry, args.entry, args.key
+        )
+    elif c == "capture":
+        if (args.amount is None) != (args.currency is None):
+            raise UsageError("capture takes both AMOUNT and CUR, or neither")
+        amount = parse_amount(args.amount, args.currency) if args.amount else None
+        prepared = terminal.prepare_capture(args.transaction_id, amount, args.key)
+    elif c == "void":
+        prepared = terminal.prepare_void(args.transaction_id, args.key)
+    elif c == "refund":
+        amount = parse_amount(args.amount, args.currency)
+        prepared = terminal.prepare_refund(
+            args.transaction_id, amount.minor_units, amount.currency, args.key
+        )
+    else:  # pragma: no cover - argparse only allows the commands above
+        raise UsageError(f"unknown command {c!r}")
+    result = await terminal.send(prepared)
+    print(receipt.format_result(result, args.merchant, args.terminal), file=out)
+
+
+def _exit_code(exc: TerminalError) -> int:
+    if isinstance(exc, InvalidRequest):
+        return EXIT_USAGE if exc.code is None else EXIT_REFUSED
+    if isinstance(exc, Refused | NotFound | AccessDenied):
+        return EXIT_REFUSED
+    if isinstance(exc, SwitchUnavailable | Overloaded):
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+def _error_line(exc: TerminalError) -> str:
+    line = f"pos: {exc.code_name}: {exc.message}"
+    if isinstance(exc, SwitchUnavailable) and exc.idempotency_key:
+        line += f" (outcome unknown; check with: pos status --key {exc.idempotency_key})"
+    return line
+
+
+async def run(
+    argv: list[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """The whole command, as a coroutine (what tests call); returns the exit status."""
+    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its message
+        return int(exc.code or 0)
+    if args.deadline <= 0 or args.attempts < 1:
+        print("pos: error: --deadline must be positive and --attempts at least 1", file=err)
+        return EXIT_USAGE
+    state_dir = args.state_dir or default_state_dir()
+    terminal = Terminal(
+        args.switch,
+        args.terminal,
+        args.merchant,
+        deadline_s=args.deadline,
+        retry=RetryPolicy(max_attempts=args.attempts),
+        # One process, one request: reserve a single STAN at a time.
+        stans=StanCounter(stan_state_path(state_dir, args.terminal), block=1),
+    )
+    try:
+        await _execute(args, terminal, out, stdin)
+    except UsageError as exc:
+        print(f"pos: error: {exc}", file=err)
+        return EXIT_USAGE
+    except TerminalError as exc:
+        print(_error_line(exc), file=err)
+        return _exit_code(exc)
+    except (StanStateError, OSError) as exc:
+        print(f"pos: error: STAN state: {exc}", file=err)
+        return EXIT_ERROR
+    finally:
+        await terminal.close()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``pos``)."""
+    try:
+        return asyncio.run(run(argv))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

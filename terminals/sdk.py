@@ -1,0 +1,451 @@
+"""The terminal SDK: a POS terminal's view of the switch over grpc.aio.
+
+``Terminal`` builds each money-moving request once (idempotency key, STAN and local time fixed
+at that moment: a ``Prepared`` request) and sends it, retrying that very message on
+UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED. The switch's idempotency then guarantees that
+retries never charge twice; resending a ``Prepared`` by hand (``send``) gives the same answer.
+
+    async with Terminal("127.0.0.1:50051", "T-0001", "M-GROCER", stan_path="t1.json") as t:
+        sale = await t.pay(1250, "EUR", pan, "2812")
+        if sale.approved:
+            await t.capture(sale.transaction_id)
+
+Card data lives only inside the request message; nothing the SDK prints, logs or raises
+contains more than the masked PAN, and the expiry appears nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from payswitch import cards, money
+from payswitch.v1 import common_pb2, terminal_pb2, terminal_pb2_grpc
+from terminals import results
+from terminals.errors import InvalidRequest
+from terminals.results import EchoResult, Result, TransactionView
+from terminals.retry import RetryPolicy, call_with_retry
+from terminals.stan import StanCounter
+
+DEFAULT_DEADLINE_S = 2.0
+DEFAULT_RETRY = RetryPolicy()
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class EntryMode(StrEnum):
+    """How the card was read (ISO 8583 field 22, simplified)."""
+
+    CHIP = "chip"
+    CONTACTLESS = "contactless"
+    MAGSTRIPE = "magstripe"
+    MANUAL = "manual"
+
+
+_ENTRY_MODES: dict[EntryMode, int] = {
+    EntryMode.CHIP: common_pb2.ENTRY_MODE_CHIP,
+    EntryMode.CONTACTLESS: common_pb2.ENTRY_MODE_CONTACTLESS,
+    EntryMode.MAGSTRIPE: common_pb2.ENTRY_MODE_MAGSTRIPE,
+    EntryMode.MANUAL: common_pb2.ENTRY_MODE_MANUAL,
+}
+
+
+def new_idempotency_key() -> str:
+    """A fresh key: 32 hex characters of a uuid4, inside the API's [A-Za-z0-9_-]{1,64}."""
+    return uuid.uuid4().hex
+
+
+def local_time_text(now: dt.datetime) -> str:
+    """ISO 8601 local date-time to the second, without zone: '2026-11-21T14:03:05'."""
+    return now.replace(tzinfo=None, microsecond=0).isoformat(timespec="seconds")
+
+
+def _key(key: str | None) -> str:
+    if key is None:
+        return new_idempotency_key()
+    if not _KEY.match(key):
+        raise InvalidRequest(
+            "idempotency_key: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
+            field="idempotency_key",
+        )
+    return key
+
+
+def _money(amount_minor: int, currency: str, field: str = "amount") -> common_pb2.Money:
+    """Integer minor units only: a float (or bool) is a programming error, refused here."""
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+        raise InvalidRequest(
+            f"{field}.minor_units: must be an integer count of minor units",
+            field=f"{field}.minor_units",
+        )
+    try:
+        money.check_positive(amount_minor, currency, field)
+    except money.MoneyError as exc:
+        raise InvalidRequest(f"{exc.field}: {exc}", field=exc.field) from None
+    return common_pb2.Money(minor_units=amount_minor, currency=currency)
+
+
+def _transaction_id(value: str, field: str = "transaction_id") -> str:
+    if not value:
+        raise InvalidRequest(f"{field}: is required", field=field)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One request, built once, to be sent (and, if need be, sent again) unchanged.
+
+    ``request`` holds card data for a sale, so it is kept out of the repr.
+    """
+
+    operation: str  # pay | capture | void | refund
+    idempotency_key: str
+    stan: int  # 0 for capture and void, which carry none
+    request: Message = field(repr=False, compare=False)
+    masked_pan: str = ""
+    amount: money.Amount | None = None
+
+
+class Terminal:
+    """One POS terminal talking to the switch. One channel for the Terminal's lifetime,
+    opened on first use inside the running event loop; close it with ``close()`` or
+    ``async with``."""
+
+    def __init__(
+        self,
+        target: str,
+        terminal_id: str,
+        merchant_id: str,
+        *,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        stan_path: str | Path | None = None,
+        stans: StanCounter | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+        clock: Callable[[], dt.datetime] = dt.datetime.now,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if deadline_s <= 0:
+            raise ValueError("deadline_s must be positive")
+        self.target = target
+        self.terminal_id = terminal_id
+        self.merchant_id = merchant_id
+        self.deadline_s = deadline_s
+        self.retry = retry
+        self.stans = stans if stans is not None else StanCounter(stan_path)
+        self._credentials = credentials
+        self._options = tuple(channel_options)
+        self._clock = clock
+        self._rng = rng or random.Random()  # jitter, not security
+        self._sleep = sleep
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: terminal_pb2_grpc.TerminalServiceStub | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
+        if self._stub is None:
+            if self._credentials is not None:
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._credentials, options=self._options
+                )
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            self._stub = terminal_pb2_grpc.TerminalServiceStub(self._channel)
+        return self._stub
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._stub = None
+
+    async def __aenter__(self) -> Terminal:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- building requests -----------------------------------------------------------------
+
+    def prepare_pay(
+        self,
+        amount_minor: int,
+        currency: str,
+        pan: str,
+        expiry: str,
+        entry_mode: EntryMode | str = EntryMode.CHIP,
+        idempotency_key: str | None = None,
+    ) -> Prepared:
+        """A sale authorization; ``expiry`` is YYMM as on the wire. Checks what the switch
+        would refuse anyway, so a typo costs no round trip (and no STAN)."""
+        key = _key(idempotency_key)
+        amount = _money(amount_minor, currency)
+        try:
+            mode = _ENTRY_MODES[EntryMode(entry_mode)]
+        except ValueError:
+            raise InvalidRequest(
+                "entry_mode: must be chip, contactless, magstripe or manual", field="entry_mode"
+            ) from None
+        try:
+            cards.check_pan(pan)
+            cards.check_expiry(expiry)
+        except cards.CardError as exc:
+            raise InvalidRequest(f"{exc.field}: {exc}", field=exc.field) from None
+        stan = self.stans.next()
+        request = terminal_pb2.AuthorizeRequest(
+            idempotency_key=key,
+            terminal_id=self.terminal_id,
+            merchant_id=self.merchant_id,
+            stan=stan,
+            local_time=local_time_text(self._clock()),
+            amount=amount,
+            entry_mode=mode,
+            card=terminal_pb2.Card(pan=pan, expiry=expiry),
+        )
+        return Prepared(
+            "pay", key, stan, request, cards.mask_pan(pan), money.Amount(amount_minor, currency)
+        )
+
+    def prepare_capture(
+        self,
+        transaction_id: str,
+        amount: money.Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> Prepared:
+        """Capture ``amount`` (at most the authorized amount), or all of it when None."""
+        key = _key(idempotency_key)
+        request = terminal_pb2.CaptureRequest(
+            idempotency_key=key,
+            terminal_id=self.terminal_id,
+            transaction_id=_transaction_id(transaction_id),
+        )
+        if amount is not None:
+            request.amount.CopyFrom(_money(amount.minor_units, amount.currency))
+        return Prepared("capture", key, 0, request, amount=amount)
+
+    def prepare_void(self, transaction_id: str, idempotency_key: str | None = None) -> Prepared:
+        key = _key(idempotency_key)
+        request = terminal_pb2.VoidRequest(
+            idempotency_key=key,
+            terminal_id=self.terminal_id,
+            transaction_id=_transaction_id(transaction_id),
+        )
+        return Prepared("void", key, 0, request)
+
+    def prepare_refund(
+        self,
+        transaction_id: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str | None = None,
+    ) -> Prepared:
+        """Refund part or all of a captured sale; the refund gets its own STAN."""
+        key = _key(idempotency_key)
+        amount = _money(amount_minor, currency)
+        original = _transaction_id(transaction_id, "original_transaction_id")
+        stan = self.stans.next()
+        request = terminal_pb2.RefundRequest(
+            idempotency_key=key,
+            terminal_id=self.terminal_id,
+            original_transaction_id=original,
+            amount=amount,
+            stan=stan,
+            local_time=local_time_text(self._clock()),
+        )
+        return Prepared("refund", key, stan, request, amount=money.Amount(amount_minor, currency))
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _call(
+        self, method: Callable[..., Any], request: Message, what: str, key: str = "", stan: int = 0
+    ) -> Any:
+        return await call_with_retry(
+            lambda timeout: method(request, timeout=timeout),
+            self.retry,
+            self.deadline_s,
+            what=what,
+            idempotency_key=key,
+            stan=stan,
+            rng=self._rng,
+            sleep=self._sleep,
+        )
+
+    async def send(self, prepared: Prepared) -> Result:
+        """Send a prepared request (again): same key, same STAN, same content."""
+        svc = self._service()
+        methods = {
+            "pay": svc.Authorize,
+            "capture": svc.Capture,
+            "void": svc.Void,
+            "refund": svc.Refund,
+        }
+        resp = await self._call(
+            methods[prepared.operation],
+            prepared.request,
+            prepared.operation,
+            prepared.idempotency_key,
+            prepared.stan,
+        )
+        if prepared.operation == "pay":
+            return results.from_authorize(
+                resp, prepared.idempotency_key, prepared.stan, prepared.masked_pan
+            )
+        return results.from_follow_up(
+            prepared.operation,
+            resp.response_code,
+            resp.transaction if resp.HasField("transaction") else None,
+            resp.message,
+            prepared.idempotency_key,
+            prepared.amount,
+        )
+
+    # -- the operations --------------------------------------------------------------------
+
+    async def pay(
+        self,
+        amount_minor: int,
+        currency: str,
+        pan: str,
+        expiry: str,
+        entry_mode: EntryMode | str = EntryMode.CHIP,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        """Authorize a sale. A decline is a Result with ``approved`` False, not an error."""
+        return await self.send(
+            self.prepare_pay(amount_minor, currency, pan, expiry, entry_mode, idempotency_key)
+        )
+
+    async def capture(
+        self,
+        transaction_id: str,
+        amount: money.Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        return await self.send(self.prepare_capture(transaction_id, amount, idempotency_key))
+
+    async def void(self, transaction_id: str, idempotency_key: str | None = None) -> Result:
+        return await self.send(self.prepare_void(transaction_id, idempotency_key))
+
+    async def refund(
+        self,
+        transaction_id: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        return await self.send(
+            self.prepare_refund(transaction_id, amount_minor, currency, idempotency_key)
+        )
+
+    async def status(
+        self, *, transaction_id: str | None = None, idempotency_key: str | None = None
+    ) -> TransactionView:
+        """Look a transaction up by its id or by the idempotency key that created it (the way
+        to learn the outcome of a request that ended in SwitchUnavailable)."""
+        if (transaction_id is None) == (idempotency_key is None):
+            raise ValueError("give exactly one of transaction_id or idempotency_key")
+        request = terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id)
+        if transaction_id is not None:
+            request.transaction_id = _transaction_id(transaction_id)
+        else:
+            request.idempotency_key = _key(idempotency_key)
+        resp = await self._call(self._service().GetTransaction, request, "status")
+        return TransactionView.from_proto(resp.transaction)
+
+    async def echo(self, message: str = "") -> EchoResult:
+        """Liveness and sign-on; also measures the round trip."""
+        request = terminal_pb2.EchoRequest(terminal_id=self.terminal_id, message=message)
+        started = time.perf_counter()
+        resp = await self._call(self._service().Echo, request, "echo")
+        return EchoResult(
+            message=resp.message,
+            switch_id=resp.switch_id,
+            server_time_ms=resp.server_time_ms,
+            round_trip_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+class SyncTerminal:
+    """Blocking wrapper for scripts and REPLs: one private event loop (asyncio.Runner) that
+    owns the Terminal and its channel. Not for use from inside a running event loop."""
+
+    def __init__(self, target: str, terminal_id: str, merchant_id: str, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self.terminal = Terminal(target, terminal_id, merchant_id, **kwargs)
+
+    def send(self, prepared: Prepared) -> Result:
+        return self._runner.run(self.terminal.send(prepared))
+
+    def pay(
+        self,
+        amount_minor: int,
+        currency: str,
+        pan: str,
+        expiry: str,
+        entry_mode: EntryMode | str = EntryMode.CHIP,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        return self.send(
+            self.terminal.prepare_pay(
+                amount_minor, currency, pan, expiry, entry_mode, idempotency_key
+            )
+        )
+
+    def capture(
+        self,
+        transaction_id: str,
+        amount: money.Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        return self.send(self.terminal.prepare_capture(transaction_id, amount, idempotency_key))
+
+    def void(self, transaction_id: str, idempotency_key: str | None = None) -> Result:
+        return self.send(self.terminal.prepare_void(transaction_id, idempotency_key))
+
+    def refund(
+        self,
+        transaction_id: str,
+        amount_minor: int,
+        currency: str,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        return self.send(
+            self.terminal.prepare_refund(transaction_id, amount_minor, currency, idempotency_key)
+        )
+
+    def status(
+        self, *, transaction_id: str | None = None, idempotency_key: str | None = None
+    ) -> TransactionView:
+        return self._runner.run(
+            self.terminal.status(transaction_id=transaction_id, idempotency_key=idempotency_key)
+        )
+
+    def echo(self, message: str = "") -> EchoResult:
+        return self._runner.run(self.terminal.echo(message))
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self.terminal.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> SyncTerminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
