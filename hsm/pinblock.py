@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import ctypes
 import hmac
+import os
 import platform
+from collections.abc import Callable
 from typing import Any
 
 from pkcs11 import Mechanism
@@ -245,33 +247,47 @@ def verify_pin(session: Any, zpk: Any, pvk: Any, pin_block: bytes, pan: str, pvv
 
 
 # --- terminal / test simulator -----------------------------------------------------------------
-# The terminal owns its DUKPT keys in software, so the simulator builds blocks with `cryptography`
-# (a dev dependency, imported lazily). Never used by the switch or issuer paths above.
+# The terminal owns its DUKPT keys in software (hsm.terminal_sim is its secure element), so the
+# simulator builds blocks from a one-block AES encryption callable, e.g.
+# ``Transaction.pin_encrypt_block``, or from a clear test key with `cryptography` (a dev
+# dependency, imported lazily). Never used by the switch or issuer paths above.
+
+BlockCipher = Callable[[bytes], bytes]
 
 
-def sim_encipher_pin_block(key: bytes, pin: str, pan: str, fill: bytes | None = None) -> bytes:
-    """SIMULATOR/TEST ONLY: a format 4 block under a clear AES key, as a PIN pad would build it."""
-    import os
-
+def _aes_ecb(key: bytes, decrypt: bool = False) -> BlockCipher:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+    cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - format 4 uses ECB steps
+    if decrypt:
+        return lambda block: cipher.decryptor().update(block)
+    return lambda block: cipher.encryptor().update(block)
+
+
+def sim_encipher_pin_block(
+    cipher: bytes | BlockCipher, pin: str, pan: str, fill: bytes | None = None
+) -> bytes:
+    """SIMULATOR/TEST ONLY: a format 4 block as a PIN pad builds it.
+
+    ``cipher`` encrypts one 16-byte block under the terminal's PIN key (a secure-element
+    callable), or is a clear AES test key. ``fill`` fixes the random half (published vectors).
+    """
+    encrypt = _aes_ecb(cipher) if isinstance(cipher, bytes) else cipher
     field = _pin_field(pin, os.urandom(8) if fill is None else fill)
     pfield = pan_field(pan)
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # noqa: S305 - format 4 is ECB
-    a = bytearray(enc.update(bytes(field)))
-    _xor_into(a, pfield)
-    out = enc.update(bytes(a)) + enc.finalize()
-    zeroize(field, a, pfield)
-    return out
+    a = bytearray(encrypt(bytes(field)))
+    try:
+        _xor_into(a, pfield)
+        return encrypt(bytes(a))
+    finally:
+        zeroize(field, a, pfield)
 
 
 def sim_decipher_pin_block(key: bytes, pin_block: bytes, pan: str) -> str:
-    """SIMULATOR/TEST ONLY: the PIN inside a format 4 block under a clear AES key (checked)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    dec = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305 - format 4 is ECB
-    a = bytearray(dec.update(_check_block(pin_block)))
+    """TEST ONLY: the PIN inside a format 4 block under a clear AES key (format checked)."""
+    decrypt = _aes_ecb(key, decrypt=True)
+    a = bytearray(decrypt(_check_block(pin_block)))
     _xor_into(a, pan_field(pan))
-    field = bytearray(dec.update(bytes(a)) + dec.finalize())
+    field = bytearray(decrypt(bytes(a)))
     n = check_pin_field(field)
-    return field[: 1 + (n + 2) // 2].hex()[2 : 2 + n]
+    return field[:8].hex()[2 : 2 + n]
