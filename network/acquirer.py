@@ -1,0 +1,125 @@
+"""Acquirer node: the merchant's bank host. Forwards by card brand to that brand's scheme.
+
+Only brands the acquirer is contracted for (its ``schemes``) go through; any other brand,
+or none, is answered 12 (invalid transaction) here. The scheme node for a brand is the first
+one in the topology whose ``brands`` include it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from network.channels import Channels
+from network.hop import Decline, Hop
+from network.routing import BRAND_OF
+from network.topology import AcquirerConfig, Topology
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+
+INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+
+
+class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
+    def __init__(
+        self, node_id: str, hop: Hop, schemes: dict[int, network_pb2_grpc.SchemeServiceStub]
+    ) -> None:
+        self._id = node_id
+        self._hop = hop
+        self._schemes = schemes
+
+    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
+        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+            return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
+
+        return answer
+
+    async def Authorize(
+        self, request: network_pb2.NetworkAuthorization, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAuthorizationResult:
+        stub = self._schemes.get(request.scheme)
+
+        def answer(code: int) -> network_pb2.NetworkAuthorizationResult:
+            return network_pb2.NetworkAuthorizationResult(
+                rrn=request.rrn, stan=request.stan, response_code=code, responder=self._id
+            )
+
+        target = (
+            Decline(INVALID_TRANSACTION)
+            if stub is None
+            else (lambda timeout: stub.Authorize(request, timeout=timeout))
+        )
+        return await self._hop.run(context, "authorize", request.rrn, target, answer)
+
+    async def Reverse(
+        self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        stub = self._schemes.get(request.scheme)
+        target = (
+            Decline(INVALID_TRANSACTION)
+            if stub is None
+            else (lambda timeout: stub.Reverse(request, timeout=timeout))
+        )
+        answer = self._advice(request.original_rrn)
+        return await self._hop.run(context, "reverse", request.original_rrn, target, answer)
+
+    async def Capture(
+        self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        stub = self._schemes.get(request.scheme)
+        target = (
+            Decline(INVALID_TRANSACTION)
+            if stub is None
+            else (lambda timeout: stub.Capture(request, timeout=timeout))
+        )
+        answer = self._advice(request.original_rrn)
+        return await self._hop.run(context, "capture", request.original_rrn, target, answer)
+
+    async def Refund(
+        self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        stub = self._schemes.get(request.scheme)
+        target = (
+            Decline(INVALID_TRANSACTION)
+            if stub is None
+            else (lambda timeout: stub.Refund(request, timeout=timeout))
+        )
+        answer = self._advice(request.rrn)
+        return await self._hop.run(context, "refund", request.rrn, target, answer)
+
+
+class AcquirerNode:
+    """The acquirer as a NodeApp (see ``network.server``)."""
+
+    service_names = (network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,)
+
+    def __init__(self, config: AcquirerConfig, topology: Topology, hop: Hop) -> None:
+        self.node_id = config.id
+        self.listen = config.listen
+        self._channels = Channels()
+        schemes: dict[int, network_pb2_grpc.SchemeServiceStub] = {}
+        for value, brand in BRAND_OF.items():
+            scheme = topology.scheme_for_brand(brand) if brand in config.schemes else None
+            if scheme is not None:
+                channel = self._channels.get(scheme.listen)
+                schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
+        self.servicer = AcquirerServicer(config.id, hop, schemes)
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        network_pb2_grpc.add_AcquirerServiceServicer_to_server(self.servicer, server)
+
+    async def close(self) -> None:
+        await self._channels.close()
+
+
+async def create(
+    topology: Topology,
+    node_id: str,
+    *,
+    seed: int | None = None,
+    books_dir: str | Path | None = None,
+) -> AcquirerNode:
+    config = topology.acquirer(node_id)
+    hop = Hop(node_id, config.margin_ms, config.latency, config.faults, seed)
+    return AcquirerNode(config, topology, hop)

@@ -1,0 +1,79 @@
+"""The issuer's books seen from the event loop: every SQLite call on one dedicated thread.
+
+A single worker thread keeps SQLite's blocking I/O off the event loop and serialises the
+operations, which is what makes each one atomic against the others without locks.
+
+A request cancelled while its operation waits in the queue never runs; one cancelled while
+running completes (its answer is lost, as when a response is dropped on the wire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import TypeVar
+
+from network.books import AccountView, AuthDecision, Books, HoldView
+from network.topology import AccountConfig, CardConfig
+
+T = TypeVar("T")
+
+
+class Bookkeeper:
+    def __init__(self, executor: ThreadPoolExecutor, books: Books) -> None:
+        self._executor = executor
+        self._books = books
+
+    @classmethod
+    async def open(cls, path: str | Path, accounts: Iterable[AccountConfig]) -> Bookkeeper:
+        """Open (or create) the books at ``path`` and open any accounts they lack."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="books")
+        loop = asyncio.get_running_loop()
+        accounts = tuple(accounts)
+
+        def _open() -> Books:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            books = Books(path)
+            books.seed(accounts)
+            return books
+
+        books = await loop.run_in_executor(executor, _open)
+        return cls(executor, books)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def authorize(
+        self,
+        rrn: str,
+        card: CardConfig | None,
+        amount: int,
+        currency: str,
+        presented_expiry: str,
+        today: date,
+    ) -> AuthDecision:
+        return await self._run(
+            self._books.authorize, rrn, card, amount, currency, presented_expiry, today
+        )
+
+    async def reverse(self, original_rrn: str) -> int:
+        return await self._run(self._books.reverse, original_rrn)
+
+    async def capture(self, original_rrn: str, amount: int, currency: str) -> int:
+        return await self._run(self._books.capture, original_rrn, amount, currency)
+
+    async def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
+        return await self._run(self._books.refund, rrn, original_rrn, amount, currency)
+
+    async def account(self, account_id: str) -> AccountView | None:
+        return await self._run(self._books.account, account_id)
+
+    async def hold(self, rrn: str) -> HoldView | None:
+        return await self._run(self._books.hold, rrn)
+
+    async def close(self) -> None:
+        await self._run(self._books.close)
+        self._executor.shutdown(wait=False)  # its only job, the close, has finished

@@ -1,0 +1,382 @@
+"""The issuer's books in SQLite: accounts, authorizations with their holds, and advices.
+
+Synchronous on purpose: ``network.bookkeeper`` runs every call on one dedicated thread, which
+also serialises them, so each operation is one short ``BEGIN IMMEDIATE`` transaction and no
+two can interleave. WAL with ``synchronous=NORMAL``: a committed operation survives a kill -9
+of the process (it is in the OS by then); only a power cut could lose the last commits.
+
+The books never hold a PAN or an expiry. Cards live in memory (from the topology); rows are
+keyed by RRN and account id.
+
+Idempotency, per operation:
+- authorization: keyed by its RRN; every answer, approvals and declines alike, is stored and
+  a repeat gets it back without a second hold.
+- reversal, capture (keyed by the original RRN) and refund (keyed by its own RRN): an
+  approved (00) advice is stored and a repeat gets it back, changing nothing. A declined
+  advice changed nothing, so a repeat is judged again on the current books; it gets the same
+  answer unless the books moved in between (a capture that arrived before its authorization
+  can succeed once the authorization is there; a corrected amount can succeed).
+- a reversal of an RRN not seen yet is acknowledged and leaves a marker, so the late
+  authorization is declined (12) and places no hold.
+
+Decline order for an authorization: 12 already reversed, 14 unknown card, 05 blocked or lost,
+54 expired, 13 non-positive amount, 12 currency differs from the account's (multi-currency
+comes later; checked before the per-transaction limit because that limit is in the account's
+currency), 61 above the card's per-transaction limit, 51 not enough available funds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from network.topology import AccountConfig, CardConfig
+from payswitch.v1 import common_pb2, network_pb2
+
+APPROVED = common_pb2.RESPONSE_CODE_APPROVED
+DO_NOT_HONOUR = common_pb2.RESPONSE_CODE_DO_NOT_HONOUR
+INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+INVALID_AMOUNT = common_pb2.RESPONSE_CODE_INVALID_AMOUNT
+INVALID_CARD_NUMBER = common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER
+INSUFFICIENT_FUNDS = common_pb2.RESPONSE_CODE_INSUFFICIENT_FUNDS
+EXPIRED_CARD = common_pb2.RESPONSE_CODE_EXPIRED_CARD
+EXCEEDS_AMOUNT_LIMIT = common_pb2.RESPONSE_CODE_EXCEEDS_AMOUNT_LIMIT
+
+# authorizations.state
+HELD = "HELD"  # approved, hold open
+POSTED = "POSTED"  # captured (a partial capture released the rest)
+RELEASED = "RELEASED"  # approved, then reversed
+DECLINED = "DECLINED"  # declined, no hold
+REVERSED_EARLY = "REVERSED_EARLY"  # a reversal came first; no authorization yet
+
+_HOLD_STATES = {
+    HELD: network_pb2.HOLD_STATE_HELD,
+    POSTED: network_pb2.HOLD_STATE_POSTED,
+    RELEASED: network_pb2.HOLD_STATE_RELEASED,
+}
+
+_AUTH_CODE_ALPHABET = string.ascii_uppercase + string.digits
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    balance INTEGER NOT NULL,
+    credit_limit INTEGER NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    open_holds INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS authorizations (
+    rrn TEXT PRIMARY KEY,
+    account_id TEXT REFERENCES accounts(id),
+    currency TEXT NOT NULL DEFAULT '',
+    amount INTEGER NOT NULL DEFAULT 0,
+    response_code INTEGER NOT NULL DEFAULT 0,
+    auth_code TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    posted INTEGER NOT NULL DEFAULT 0,
+    refunded INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS advices (
+    kind TEXT NOT NULL,
+    rrn TEXT NOT NULL,
+    original_rrn TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    response_code INTEGER NOT NULL,
+    PRIMARY KEY (kind, rrn)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDecision:
+    response_code: int
+    auth_code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: str
+    currency: str
+    balance: int
+    credit_limit: int
+    held: int
+    open_holds: int
+
+    @property
+    def available(self) -> int:
+        return self.balance + self.credit_limit - self.held
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    rrn: str
+    account_id: str
+    state: int  # network_pb2.HoldState
+    amount: int
+    posted: int
+    refunded: int
+    currency: str
+
+
+def yymm(day: date) -> str:
+    return f"{day.year % 100:02d}{day.month:02d}"
+
+
+def _expired(expiry: str, current: str) -> bool:
+    if len(expiry) != 4 or not expiry.isdigit():
+        return True  # not a date at all: treated as an invalid expiry
+    return expiry < current
+
+
+class Books:
+    """One issuer's books. Not thread-safe: use it from one thread (see bookkeeper)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=True)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def seed(self, accounts: Iterable[AccountConfig]) -> int:
+        """Open accounts that the books do not have yet; existing ones are never touched."""
+        with self._tx() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO accounts (id, currency, balance, credit_limit)"
+                " VALUES (?, ?, ?, ?)",
+                [(a.id, a.currency, a.balance, a.credit_limit) for a in accounts],
+            )
+            return db.total_changes - before
+
+    # -- authorization -------------------------------------------------------------------
+
+    def authorize(
+        self,
+        rrn: str,
+        card: CardConfig | None,
+        amount: int,
+        currency: str,
+        presented_expiry: str,
+        today: date,
+    ) -> AuthDecision:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, response_code, auth_code FROM authorizations WHERE rrn = ?", (rrn,)
+            ).fetchone()
+            if row is not None and row[0] != REVERSED_EARLY:
+                return AuthDecision(row[1], row[2])
+            if row is not None:
+                decision = AuthDecision(INVALID_TRANSACTION)
+                db.execute(
+                    "UPDATE authorizations SET state = ?, response_code = ?, account_id = ?,"
+                    " currency = ?, amount = ? WHERE rrn = ?",
+                    (
+                        DECLINED,
+                        decision.response_code,
+                        card and card.account,
+                        currency,
+                        amount,
+                        rrn,
+                    ),
+                )
+                return decision
+            if card is None:
+                return self._decline(db, rrn, None, currency, amount, INVALID_CARD_NUMBER)
+            code = self._judge(db, card, amount, currency, presented_expiry, today)
+            if code != APPROVED:
+                return self._decline(db, rrn, card.account, currency, amount, code)
+            auth_code = "".join(secrets.choice(_AUTH_CODE_ALPHABET) for _ in range(6))
+            db.execute(
+                "INSERT INTO authorizations"
+                " (rrn, account_id, currency, amount, response_code, auth_code, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rrn, card.account, currency, amount, APPROVED, auth_code, HELD),
+            )
+            db.execute(
+                "UPDATE accounts SET held = held + ?, open_holds = open_holds + 1 WHERE id = ?",
+                (amount, card.account),
+            )
+            return AuthDecision(APPROVED, auth_code)
+
+    @staticmethod
+    def _judge(
+        db: sqlite3.Connection,
+        card: CardConfig,
+        amount: int,
+        currency: str,
+        presented_expiry: str,
+        today: date,
+    ) -> int:
+        if card.status != "active":
+            return DO_NOT_HONOUR
+        current = yymm(today)
+        if _expired(card.expiry, current) or (
+            presented_expiry and _expired(presented_expiry, current)
+        ):
+            return EXPIRED_CARD
+        if amount <= 0:
+            return INVALID_AMOUNT
+        acct = db.execute(
+            "SELECT currency, balance + credit_limit - held FROM accounts WHERE id = ?",
+            (card.account,),
+        ).fetchone()
+        if acct is None or currency != acct[0]:
+            return INVALID_TRANSACTION
+        if card.per_txn_limit is not None and amount > card.per_txn_limit:
+            return EXCEEDS_AMOUNT_LIMIT
+        if amount > acct[1]:
+            return INSUFFICIENT_FUNDS
+        return APPROVED
+
+    @staticmethod
+    def _decline(
+        db: sqlite3.Connection,
+        rrn: str,
+        account_id: str | None,
+        currency: str,
+        amount: int,
+        code: int,
+    ) -> AuthDecision:
+        db.execute(
+            "INSERT INTO authorizations (rrn, account_id, currency, amount, response_code, state)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (rrn, account_id, currency, amount, code, DECLINED),
+        )
+        return AuthDecision(code)
+
+    # -- advices ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _advice_seen(db: sqlite3.Connection, kind: str, rrn: str) -> int | None:
+        row = db.execute(
+            "SELECT response_code FROM advices WHERE kind = ? AND rrn = ?", (kind, rrn)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _advice_done(
+        db: sqlite3.Connection, kind: str, rrn: str, original_rrn: str, amount: int
+    ) -> int:
+        db.execute(
+            "INSERT INTO advices (kind, rrn, original_rrn, amount, response_code)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (kind, rrn, original_rrn, amount, APPROVED),
+        )
+        return APPROVED
+
+    def reverse(self, original_rrn: str) -> int:
+        """Release the whole hold. Unknown RRN: acknowledge and remember (reversal first)."""
+        with self._tx() as db:
+            seen = self._advice_seen(db, "reversal", original_rrn)
+            if seen is not None:
+                return seen
+            row = db.execute(
+                "SELECT state, account_id, amount FROM authorizations WHERE rrn = ?",
+                (original_rrn,),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO authorizations (rrn, state) VALUES (?, ?)",
+                    (original_rrn, REVERSED_EARLY),
+                )
+            elif row[0] == POSTED:
+                return INVALID_TRANSACTION  # captured: only a refund can give money back
+            elif row[0] == HELD:
+                db.execute(
+                    "UPDATE authorizations SET state = ? WHERE rrn = ?", (RELEASED, original_rrn)
+                )
+                db.execute(
+                    "UPDATE accounts SET held = held - ?, open_holds = open_holds - 1 WHERE id = ?",
+                    (row[2], row[1]),
+                )
+            # DECLINED, RELEASED or REVERSED_EARLY: nothing is held; acknowledge.
+            return self._advice_done(db, "reversal", original_rrn, original_rrn, 0)
+
+    def capture(self, original_rrn: str, amount: int, currency: str) -> int:
+        """Post up to the held amount and release the rest of the hold."""
+        with self._tx() as db:
+            seen = self._advice_seen(db, "capture", original_rrn)
+            if seen is not None:
+                return seen
+            row = db.execute(
+                "SELECT state, account_id, amount, currency FROM authorizations WHERE rrn = ?",
+                (original_rrn,),
+            ).fetchone()
+            if row is None or row[0] != HELD or currency != row[3]:
+                return INVALID_TRANSACTION
+            if amount <= 0 or amount > row[2]:
+                return INVALID_AMOUNT
+            db.execute(
+                "UPDATE authorizations SET state = ?, posted = ? WHERE rrn = ?",
+                (POSTED, amount, original_rrn),
+            )
+            db.execute(
+                "UPDATE accounts SET balance = balance - ?, held = held - ?,"
+                " open_holds = open_holds - 1 WHERE id = ?",
+                (amount, row[2], row[1]),
+            )
+            return self._advice_done(db, "capture", original_rrn, original_rrn, amount)
+
+    def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
+        """Credit the account; all refunds of one authorization stay within what was posted."""
+        with self._tx() as db:
+            seen = self._advice_seen(db, "refund", rrn)
+            if seen is not None:
+                return seen
+            row = db.execute(
+                "SELECT state, account_id, posted, refunded, currency FROM authorizations"
+                " WHERE rrn = ?",
+                (original_rrn,),
+            ).fetchone()
+            if row is None or row[0] != POSTED or currency != row[4]:
+                return INVALID_TRANSACTION
+            if amount <= 0 or row[3] + amount > row[2]:
+                return INVALID_AMOUNT
+            db.execute(
+                "UPDATE authorizations SET refunded = refunded + ? WHERE rrn = ?",
+                (amount, original_rrn),
+            )
+            db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, row[1]))
+            return self._advice_done(db, "refund", rrn, original_rrn, amount)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> AccountView | None:
+        row = self._db.execute(
+            "SELECT id, currency, balance, credit_limit, held, open_holds FROM accounts"
+            " WHERE id = ?",
+            (account_id,),
+        ).fetchone()
+        return None if row is None else AccountView(*row)
+
+    def hold(self, rrn: str) -> HoldView | None:
+        """The hold of an approved authorization; None for unknown or declined RRNs."""
+        row = self._db.execute(
+            "SELECT rrn, account_id, state, amount, posted, refunded, currency"
+            " FROM authorizations WHERE rrn = ?",
+            (rrn,),
+        ).fetchone()
+        if row is None or row[2] not in _HOLD_STATES:
+            return None
+        return HoldView(row[0], row[1], _HOLD_STATES[row[2]], *row[3:])

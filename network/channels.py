@@ -1,0 +1,33 @@
+"""Outgoing channels of a forwarding node: one per next-hop node, made once per process."""
+
+from __future__ import annotations
+
+import grpc
+
+_CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Each node's reconnect should be quick after a restart of the next hop.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+]
+
+
+class Channels:
+    """Lazily made, then reused, insecure loopback channels keyed by target address."""
+
+    def __init__(self) -> None:
+        self._by_target: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, target: str) -> grpc.aio.Channel:
+        channel = self._by_target.get(target)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            self._by_target[target] = channel
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._by_target.values():
+            await channel.close()
+        self._by_target.clear()

@@ -1,0 +1,121 @@
+"""What every node does around its real work: latency, fault injection, budget, one log line.
+
+Acquirer and scheme nodes forward; the issuer acts on its books. Both are a ``step`` that
+gets the time it may use (the caller's remaining deadline minus this node's margin). When no
+time is left the node does not call onward and answers 91 (issuer unavailable) itself.
+
+An onward call that fails (deadline, unavailable, ...) is passed back with the same status
+code, never turned into a decline: the next hop may have acted, so the caller must treat the
+outcome as unknown and reverse.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import grpc
+
+from network.deadline import Budget
+from network.faults import Fault, FaultInjector, fail_unavailable, never_answer
+from network.latency import LatencySampler
+from network.topology import Faults, Latency
+from payswitch import logs
+from payswitch.v1 import common_pb2
+
+ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
+
+_log = logs.get("network.hop")
+
+
+class _Answer(Protocol):
+    response_code: int
+
+
+R = TypeVar("R", bound=_Answer)
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """This node answers the request itself with ``code`` instead of calling ``step``."""
+
+    code: int
+
+
+Step = Callable[[float], Awaitable[R]]
+
+
+def rngs(seed: int | None, node_id: str) -> tuple[random.Random, random.Random]:
+    """(faults, latency) generators: reproducible per node for a given seed."""
+    if seed is None:
+        return random.Random(), random.Random()
+    return random.Random(f"{seed}/{node_id}/faults"), random.Random(f"{seed}/{node_id}/latency")
+
+
+class Hop:
+    def __init__(
+        self,
+        node_id: str,
+        margin_ms: float,
+        latency: Latency,
+        faults: Faults,
+        seed: int | None,
+    ) -> None:
+        fault_rng, latency_rng = rngs(seed, node_id)
+        self.node_id = node_id
+        self.margin_ms = margin_ms
+        self.latency = LatencySampler(latency, latency_rng)
+        self.faults = FaultInjector(faults, fault_rng)
+
+    async def run(
+        self,
+        context: grpc.aio.ServicerContext,
+        op: str,
+        rrn: str,
+        target: Step[R] | Decline,
+        answer: Callable[[int], R],
+    ) -> R:
+        """Run one request through this node; logs exactly one line (unless cancelled)."""
+        start = time.perf_counter()
+        budget = Budget.of(context)
+        fault = self.faults.decide()
+
+        def done(outcome: str) -> None:
+            _log.info(
+                op,
+                rrn=rrn,
+                outcome=outcome,
+                fault=fault.value,
+                ms=round((time.perf_counter() - start) * 1000, 2),
+            )
+
+        await self.latency.delay(cap_s=budget.remaining() - self.margin_ms / 1000.0)
+        if fault is Fault.ERROR:
+            done("UNAVAILABLE")
+            await fail_unavailable(context, self.node_id)
+        if fault is Fault.TIMEOUT:
+            done("held")
+            await never_answer(context, budget, self.node_id)
+        if isinstance(target, Decline):
+            result = answer(target.code)
+        else:
+            timeout = budget.onward(self.margin_ms)
+            if timeout is None:
+                result = answer(ISSUER_UNAVAILABLE)
+            else:
+                try:
+                    result = await target(timeout)
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code()
+                    done(code.name)
+                    if fault is Fault.DROP_RESPONSE:
+                        await never_answer(context, budget, self.node_id)
+                    await context.abort(code, f"{self.node_id}: onward call failed: {code.name}")
+                    raise AssertionError("unreachable") from None  # pragma: no cover
+        done(common_pb2.ResponseCode.Name(result.response_code).removeprefix("RESPONSE_CODE_"))
+        if fault is Fault.DROP_RESPONSE:
+            await never_answer(context, budget, self.node_id)
+        return result

@@ -1,0 +1,191 @@
+"""Issuer node: the cardholder's bank. Decides authorizations and keeps the books.
+
+Cards (PAN, expiry, status, limits) stay in memory, loaded from the topology; the books in
+SQLite (``network.books``) hold accounts and holds keyed by account id and RRN only. The
+books file is ``<books_dir>/<issuer id>.db`` and outlives the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import grpc
+
+from network.bookkeeper import Bookkeeper
+from network.hop import Hop
+from network.topology import IssuerConfig, Topology
+from payswitch.v1 import network_pb2, network_pb2_grpc
+
+
+def _today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+def books_path(books_dir: str | Path, issuer_id: str) -> Path:
+    """Where an issuer keeps its books."""
+    return Path(books_dir) / f"{issuer_id}.db"
+
+
+class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
+    def __init__(
+        self,
+        config: IssuerConfig,
+        books: Bookkeeper,
+        hop: Hop,
+        today: Callable[[], date] = _today_utc,
+    ) -> None:
+        self._id = config.id
+        self._cards = {c.pan: c for c in config.cards}
+        self._books = books
+        self._hop = hop
+        self._today = today
+
+    async def _require(self, context: grpc.aio.ServicerContext, value: str, field: str) -> None:
+        if not value:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is required")
+
+    async def Authorize(
+        self, request: network_pb2.NetworkAuthorization, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAuthorizationResult:
+        await self._require(context, request.rrn, "rrn")
+
+        async def act(_timeout: float) -> network_pb2.NetworkAuthorizationResult:
+            decision = await self._books.authorize(
+                request.rrn,
+                self._cards.get(request.pan),
+                request.amount.minor_units,
+                request.amount.currency,
+                request.expiry,
+                self._today(),
+            )
+            return answer(decision.response_code, decision.auth_code)
+
+        def answer(code: int, auth_code: str = "") -> network_pb2.NetworkAuthorizationResult:
+            return network_pb2.NetworkAuthorizationResult(
+                rrn=request.rrn,
+                stan=request.stan,
+                response_code=code,
+                auth_code=auth_code,
+                responder=self._id,
+            )
+
+        return await self._hop.run(context, "authorize", request.rrn, act, answer)
+
+    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
+        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+            return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
+
+        return answer
+
+    async def Reverse(
+        self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        await self._require(context, request.original_rrn, "original_rrn")
+        answer = self._advice(request.original_rrn)
+
+        async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
+            return answer(await self._books.reverse(request.original_rrn))
+
+        return await self._hop.run(context, "reverse", request.original_rrn, act, answer)
+
+    async def Capture(
+        self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        await self._require(context, request.original_rrn, "original_rrn")
+        answer = self._advice(request.original_rrn)
+
+        async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
+            code = await self._books.capture(
+                request.original_rrn, request.amount.minor_units, request.amount.currency
+            )
+            return answer(code)
+
+        return await self._hop.run(context, "capture", request.original_rrn, act, answer)
+
+    async def Refund(
+        self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        await self._require(context, request.rrn, "rrn")
+        await self._require(context, request.original_rrn, "original_rrn")
+        answer = self._advice(request.rrn)
+
+        async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
+            code = await self._books.refund(
+                request.rrn,
+                request.original_rrn,
+                request.amount.minor_units,
+                request.amount.currency,
+            )
+            return answer(code)
+
+        return await self._hop.run(context, "refund", request.rrn, act, answer)
+
+    async def GetAccount(
+        self, request: network_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.GetAccountResponse:
+        acct = await self._books.account(request.account_id)
+        if acct is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such account")
+        return network_pb2.GetAccountResponse(
+            account_id=acct.id,
+            currency=acct.currency,
+            balance=acct.balance,
+            credit_limit=acct.credit_limit,
+            held=acct.held,
+            available=acct.available,
+            open_holds=acct.open_holds,
+        )
+
+    async def GetHold(
+        self, request: network_pb2.GetHoldRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.GetHoldResponse:
+        hold = await self._books.hold(request.rrn)
+        if hold is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no hold for this rrn")
+        return network_pb2.GetHoldResponse(
+            rrn=hold.rrn,
+            account_id=hold.account_id,
+            state=hold.state,
+            amount=hold.amount,
+            posted=hold.posted,
+            refunded=hold.refunded,
+            currency=hold.currency,
+        )
+
+
+class IssuerNode:
+    """The issuer as a NodeApp (see ``network.server``)."""
+
+    service_names = (network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,)
+
+    def __init__(self, config: IssuerConfig, books: Bookkeeper, hop: Hop) -> None:
+        self.node_id = config.id
+        self.listen = config.listen
+        self.books = books
+        self.servicer = IssuerServicer(config, books, hop)
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        network_pb2_grpc.add_IssuerServiceServicer_to_server(self.servicer, server)
+
+    async def close(self) -> None:
+        await self.books.close()
+
+
+async def create(
+    topology: Topology,
+    node_id: str,
+    *,
+    seed: int | None = None,
+    books_dir: str | Path | None = None,
+) -> IssuerNode:
+    config = topology.issuer(node_id)
+    if books_dir is None:  # books that die with the temp dir: fine for a throwaway run
+        books_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="payswitch-books-")
+    books = await Bookkeeper.open(books_path(books_dir, node_id), config.accounts)
+    # The issuer has no margin: it answers rather than forwards.
+    hop = Hop(node_id, 0, config.latency, config.faults, seed)
+    return IssuerNode(config, books, hop)

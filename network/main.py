@@ -1,0 +1,69 @@
+"""``payswitch-node`` / ``python -m network.main``: run one simulated network node.
+
+The node's kind (acquirer, scheme or issuer) comes from the topology by its id, so every
+node is started the same way: ``payswitch-node --topology FILE --id NODE_ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvloop
+
+from network import acquirer, issuer, scheme
+from network.server import NodeApp, run_until_signal
+from network.topology import Topology, TopologyError, load
+from payswitch import logs
+
+Factory = Callable[..., Awaitable[NodeApp]]
+
+FACTORIES: dict[str, Factory] = {
+    "acquirer": acquirer.create,
+    "scheme": scheme.create,
+    "issuer": issuer.create,
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="payswitch-node", description=__doc__)
+    p.add_argument("--topology", required=True, help="topology TOML file")
+    p.add_argument("--id", required=True, dest="node_id", help="node id in the topology")
+    p.add_argument(
+        "--books-dir",
+        default=None,
+        help="issuer books directory (default: a new temporary directory)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed for latency and fault draws")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+async def serve(
+    topology: Topology, node_id: str, books_dir: str | Path | None, seed: int | None
+) -> None:
+    kind = topology.node_kind(node_id)
+    app = await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir)
+    await run_until_signal(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        topology = load(args.topology)
+        topology.node_kind(args.node_id)
+    except (OSError, TopologyError) as exc:
+        sys.exit(f"payswitch-node: {exc}")
+    logs.configure(args.node_id, args.log_level)
+    try:
+        uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, TopologyError) as exc:
+        sys.exit(f"payswitch-node {args.node_id}: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Scheme node: a card network (VisaNet, Banknet, ...). Routes by BIN to the issuer.
+
+Authorizations route by the PAN, follow-ups (reversal, capture, refund) by their ``bin``
+field; the issuer whose BIN range matches longest wins. No issuer: 14 (invalid card number).
+A brand this network does not carry is answered 12 (invalid transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from network.channels import Channels
+from network.hop import Decline, Hop
+from network.routing import BRAND_OF
+from network.topology import IssuerConfig, SchemeConfig, Topology
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+
+INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+INVALID_CARD_NUMBER = common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER
+
+
+class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
+    def __init__(
+        self,
+        config: SchemeConfig,
+        topology: Topology,
+        hop: Hop,
+        issuers: dict[str, network_pb2_grpc.IssuerServiceStub],
+    ) -> None:
+        self._id = config.id
+        self._carried = {v for v, b in BRAND_OF.items() if b in config.brands}
+        self._topology = topology
+        self._hop = hop
+        self._issuers = issuers
+
+    def _route(self, scheme: int, digits: str) -> network_pb2_grpc.IssuerServiceStub | Decline:
+        if scheme not in self._carried:
+            return Decline(INVALID_TRANSACTION)
+        issuer: IssuerConfig | None = self._topology.issuer_for_pan(digits) if digits else None
+        if issuer is None:
+            return Decline(INVALID_CARD_NUMBER)
+        return self._issuers[issuer.id]
+
+    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
+        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+            return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
+
+        return answer
+
+    async def Authorize(
+        self, request: network_pb2.NetworkAuthorization, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAuthorizationResult:
+        route = self._route(request.scheme, request.pan)
+
+        def answer(code: int) -> network_pb2.NetworkAuthorizationResult:
+            return network_pb2.NetworkAuthorizationResult(
+                rrn=request.rrn, stan=request.stan, response_code=code, responder=self._id
+            )
+
+        target = (
+            route
+            if isinstance(route, Decline)
+            else (lambda timeout: route.Authorize(request, timeout=timeout))
+        )
+        return await self._hop.run(context, "authorize", request.rrn, target, answer)
+
+    async def Reverse(
+        self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        route = self._route(request.scheme, request.bin)
+        target = (
+            route
+            if isinstance(route, Decline)
+            else (lambda timeout: route.Reverse(request, timeout=timeout))
+        )
+        answer = self._advice(request.original_rrn)
+        return await self._hop.run(context, "reverse", request.original_rrn, target, answer)
+
+    async def Capture(
+        self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        route = self._route(request.scheme, request.bin)
+        target = (
+            route
+            if isinstance(route, Decline)
+            else (lambda timeout: route.Capture(request, timeout=timeout))
+        )
+        answer = self._advice(request.original_rrn)
+        return await self._hop.run(context, "capture", request.original_rrn, target, answer)
+
+    async def Refund(
+        self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        route = self._route(request.scheme, request.bin)
+        target = (
+            route
+            if isinstance(route, Decline)
+            else (lambda timeout: route.Refund(request, timeout=timeout))
+        )
+        answer = self._advice(request.rrn)
+        return await self._hop.run(context, "refund", request.rrn, target, answer)
+
+
+class SchemeNode:
+    """The scheme network as a NodeApp (see ``network.server``)."""
+
+    service_names = (network_pb2.DESCRIPTOR.services_by_name["SchemeService"].full_name,)
+
+    def __init__(self, config: SchemeConfig, topology: Topology, hop: Hop) -> None:
+        self.node_id = config.id
+        self.listen = config.listen
+        self._channels = Channels()
+        issuers = {
+            i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen))
+            for i in topology.issuers
+        }
+        self.servicer = SchemeServicer(config, topology, hop, issuers)
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        network_pb2_grpc.add_SchemeServiceServicer_to_server(self.servicer, server)
+
+    async def close(self) -> None:
+        await self._channels.close()
+
+
+async def create(
+    topology: Topology,
+    node_id: str,
+    *,
+    seed: int | None = None,
+    books_dir: str | Path | None = None,
+) -> SchemeNode:
+    config = topology.scheme_node(node_id)
+    hop = Hop(node_id, config.margin_ms, config.latency, config.faults, seed)
+    return SchemeNode(config, topology, hop)

@@ -1,0 +1,96 @@
+"""Server bootstrap shared by every node: grpc.aio server, health, reflection, shutdown.
+
+Health reports SERVING only once the node's own start-up (books opened, channels made) is
+done and the port is bound, so a launcher that waits for SERVING waits for a usable node.
+Port reuse is switched off: gRPC enables SO_REUSEPORT by default on Linux, which would let a
+stale node from an earlier run share the port silently instead of failing loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from network.topology import TopologyError
+from payswitch import logs
+
+_SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+]
+_LOOPBACK = {"127.0.0.1", "localhost"}
+
+_log = logs.get("network.server")
+
+
+class NodeApp(Protocol):
+    """One node's services, built inside the running event loop."""
+
+    node_id: str
+    listen: str
+    service_names: tuple[str, ...]
+
+    def add_to(self, server: grpc.aio.Server) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def bind_address(listen: str) -> str:
+    """``host:port`` from the topology, bound on 127.0.0.1 only."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise TopologyError(f"listen address {listen!r} is not host:port")
+    if host not in _LOOPBACK:
+        raise TopologyError(f"listen address {listen!r}: network nodes listen on 127.0.0.1 only")
+    return f"127.0.0.1:{port}"
+
+
+class NodeServer:
+    def __init__(self, app: NodeApp) -> None:
+        self.app = app
+        self._server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self._health = health.aio.HealthServicer()
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind, start and report SERVING; returns the bound port."""
+        app = self.app
+        app.add_to(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        address = bind_address(app.listen)
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"{app.node_id}: cannot listen on {address}: {exc}") from None
+        await self._server.start()
+        for name in ("", *app.service_names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("serving", listen=address, services=list(app.service_names))
+        return self.port
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        await self.app.close()
+        _log.info("stopped")
+
+
+async def run_until_signal(app: NodeApp) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight calls briefly and close."""
+    server = NodeServer(app)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()

@@ -1,0 +1,410 @@
+"""``payswitch-stack``: the whole simulated world as processes, and the same as a test API.
+
+Start order is issuers, then schemes, then acquirers, then the switch; each tier starts in
+parallel and must report SERVING on gRPC health before the next one starts, so nobody calls a
+node that is not there yet. Every child runs in its own session (a Ctrl-C in the terminal
+reaches only the launcher, which then stops the children in reverse order: SIGTERM, then
+SIGKILL after a timeout). Each child's output (stdout and stderr) goes to
+``<run-dir>/<node>.log`` and, on the command line, also to stdout prefixed with ``[node-id] ``.
+
+Issuer books live in ``<run-dir>/books``, so an issuer killed and restarted keeps its books.
+Blocking by design: the launcher and the test helpers are plain threads, never an event loop
+(async tests call ``Stack`` methods through ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from network.topology import Topology, TopologyError, all_nodes, load
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_HEALTH_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
+_POLL_S = 0.05
+
+
+class StackError(RuntimeError):
+    """A child could not be started or did not become ready; the message names its log."""
+
+
+def store_url(store: str, run_dir: Path) -> str:
+    """``sqlite`` means ``sqlite:///<run-dir>/switch.db``; anything else is passed on as is."""
+    return f"sqlite:///{run_dir / 'switch.db'}" if store == "sqlite" else store
+
+
+def connect_address(listen: str) -> str:
+    """Where to reach a server listening on ``listen`` from this host."""
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - we connect, not bind
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+class _Output:
+    """Copies one child's output to its log file and, if asked, to our stdout with a prefix."""
+
+    _stdout_lock = threading.Lock()
+
+    def __init__(self, node_id: str, stream: IO[bytes], log_path: Path, echo: bool) -> None:
+        self._prefix = f"[{node_id}] ".encode()
+        self._stream = stream
+        self._log_path = log_path
+        self._echo = echo
+        self.thread = threading.Thread(target=self._pump, name=f"out-{node_id}", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        with self._log_path.open("ab", buffering=0) as log:
+            for line in iter(self._stream.readline, b""):
+                log.write(line)
+                if self._echo:
+                    with self._stdout_lock:
+                        sys.stdout.buffer.write(self._prefix + line)
+                        sys.stdout.buffer.flush()
+        self._stream.close()
+
+
+@dataclass
+class _Child:
+    node_id: str
+    kind: str  # issuer | scheme | acquirer | switch
+    listen: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    output: _Output | None = None
+    reported_exit: bool = field(default=False)
+
+
+class Stack:
+    """The simulated network (and optionally the switch) as child processes.
+
+    ``topology`` is a TOML file; use ``network.ports.with_free_ports`` and
+    ``network.ports.write_topology`` to make one on free ports for a test.
+    """
+
+    def __init__(
+        self,
+        topology: str | Path,
+        run_dir: str | Path,
+        *,
+        store: str = "sqlite",
+        switch: bool = True,
+        seed: int | None = None,
+        echo: bool = False,
+        ready_timeout: float = 30.0,
+        stop_timeout: float = 5.0,
+        log_level: str = "info",
+        python: str = sys.executable,
+    ) -> None:
+        self.topology_path = Path(topology).resolve()
+        self.topology: Topology = load(self.topology_path)
+        self.run_dir = Path(run_dir).resolve()
+        self.books_dir = self.run_dir / "books"
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self._echo = echo
+        self._env = self._child_env()
+        self._children: dict[str, _Child] = {}
+        for kind, node_id, listen in all_nodes(self.topology):
+            argv = [python, "-m", "network.main", "--topology", str(self.topology_path)]
+            argv += ["--id", node_id, "--books-dir", str(self.books_dir)]
+            argv += ["--log-level", log_level]
+            if seed is not None:
+                argv += ["--seed", str(seed)]
+            self._children[node_id] = _Child(
+                node_id, kind, listen, argv, self.run_dir / f"{node_id}.log"
+            )
+        if switch:
+            sw = self.topology.switch
+            argv = [python, "-m", "switch.main", "--topology", str(self.topology_path)]
+            argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
+            self._children[sw.id] = _Child(
+                sw.id, "switch", sw.listen, argv, self.run_dir / f"{sw.id}.log"
+            )
+
+    @staticmethod
+    def _child_env() -> dict[str, str]:
+        env = dict(os.environ)
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def node_ids(self) -> list[str]:
+        """Every child's id, in start order."""
+        return list(self._children)
+
+    def _child(self, node_id: str) -> _Child:
+        try:
+            return self._children[node_id]
+        except KeyError:
+            raise StackError(f"no node {node_id!r} in this stack") from None
+
+    def address(self, node_id: str) -> str:
+        """``host:port`` to dial the node at."""
+        return connect_address(self._child(node_id).listen)
+
+    def log_path(self, node_id: str) -> Path:
+        return self._child(node_id).log_path
+
+    def pid(self, node_id: str) -> int | None:
+        proc = self._child(node_id).proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def running(self, node_id: str) -> bool:
+        return self.pid(node_id) is not None
+
+    def exited(self) -> dict[str, int]:
+        """Children that were started and have since exited, with their exit codes."""
+        return {
+            c.node_id: c.proc.returncode
+            for c in self._children.values()
+            if c.proc is not None and c.proc.poll() is not None
+        }
+
+    def unexpected_exits(self) -> dict[str, int]:
+        """Children that exited on their own since the last call (not killed or stopped)."""
+        news = {}
+        for child in self._children.values():
+            if child.proc is not None and child.proc.poll() is not None:
+                if not child.reported_exit:
+                    child.reported_exit = True
+                    news[child.node_id] = child.proc.returncode
+        return news
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        """Start every child tier by tier, each tier SERVING before the next; returns self."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for tier in ("issuer", "scheme", "acquirer", "switch"):
+                children = [c for c in self._children.values() if c.kind == tier]
+                for child in children:
+                    self._spawn(child)
+                self._wait_serving(children, self.ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, child: _Child) -> None:
+        with child.log_path.open("ab") as log:
+            log.write(f"--- starting {child.node_id}: {' '.join(child.argv[1:4])}\n".encode())
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+            child.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self._env,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        child.proc = proc
+        child.reported_exit = False
+        child.output = _Output(child.node_id, proc.stdout, child.log_path, self._echo)
+
+    def wait_serving(self, node_id: str, timeout: float | None = None) -> None:
+        self._wait_serving([self._child(node_id)], timeout or self.ready_timeout)
+
+    def _wait_serving(self, children: Iterable[_Child], timeout: float) -> None:
+        """Poll gRPC health of every child until all are SERVING, one exits, or time is up."""
+        pending = {c.node_id: c for c in children}
+        channels = {
+            c.node_id: grpc.insecure_channel(
+                connect_address(c.listen), options=_HEALTH_CHANNEL_OPTIONS
+            )
+            for c in pending.values()
+        }
+        deadline = time.monotonic() + timeout
+        try:
+            while pending:
+                for node_id, child in list(pending.items()):
+                    assert child.proc is not None
+                    if child.proc.poll() is not None:
+                        raise StackError(
+                            f"{node_id} ({child.kind}) exited with code {child.proc.returncode}"
+                            f" before serving; see {child.log_path}\n{_tail(child.log_path)}"
+                        )
+                    if _serving(channels[node_id]):
+                        del pending[node_id]
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    names = ", ".join(
+                        f"{c.node_id} ({c.kind} on {c.listen}; see {c.log_path})"
+                        for c in pending.values()
+                    )
+                    raise StackError(f"not SERVING after {timeout:.0f} s: {names}")
+                time.sleep(_POLL_S)
+        finally:
+            for channel in channels.values():
+                channel.close()
+
+    def kill(self, node_id: str, sig: int = signal.SIGKILL, wait: bool = True) -> int | None:
+        """Send ``sig`` to one child; with ``wait``, wait (bounded) for it to exit.
+
+        Returns the exit code if it has exited, else None.
+        """
+        child = self._child(node_id)
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return None if proc is None else proc.returncode
+        child.reported_exit = True  # an exit we caused is not news
+        proc.send_signal(sig)
+        if not wait:
+            return proc.poll()
+        try:
+            proc.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._join_output(child)
+        return proc.returncode
+
+    def restart(self, node_id: str) -> None:
+        """Stop the child if it runs (SIGTERM, then SIGKILL), start it again, wait SERVING."""
+        child = self._child(node_id)
+        self._terminate([child])
+        self._spawn(child)
+        self._wait_serving([child], self.ready_timeout)
+
+    def stop(self) -> None:
+        """Stop every child, the switch first and issuers last."""
+        self._terminate(list(reversed(self._children.values())))
+
+    def _terminate(self, children: list[_Child]) -> None:
+        live = [c for c in children if c.proc is not None and c.proc.poll() is None]
+        for child in live:
+            child.reported_exit = True
+            assert child.proc is not None
+            child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        for child in live:
+            assert child.proc is not None
+            try:
+                child.proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait(timeout=self.stop_timeout)
+        for child in children:
+            self._join_output(child)
+
+    def _join_output(self, child: _Child) -> None:
+        if child.output is not None:
+            child.output.thread.join(timeout=self.stop_timeout)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serving(channel: grpc.Channel) -> bool:
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.25)
+    except grpc.RpcError:
+        return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="payswitch-stack",
+        description="Run the simulated card network and the switch, each as its own process.",
+    )
+    p.add_argument("--topology", required=True, help="topology TOML file")
+    p.add_argument("--run-dir", required=True, help="logs, issuer books and the switch store")
+    p.add_argument(
+        "--store", default="sqlite", help="'sqlite' (<run-dir>/switch.db) or a store URL"
+    )
+    p.add_argument("--no-switch", action="store_true", help="start the network nodes only")
+    p.add_argument("--seed", type=int, default=None, help="seed for the nodes' fault draws")
+    p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds per tier")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def _say(text: str) -> None:
+    with _Output._stdout_lock:
+        sys.stdout.write(f"[stack] {text}\n")
+        sys.stdout.flush()
+
+
+def _interrupt(_sig: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        stack = Stack(
+            args.topology,
+            args.run_dir,
+            store=args.store,
+            switch=not args.no_switch,
+            seed=args.seed,
+            echo=True,
+            ready_timeout=args.ready_timeout,
+            log_level=args.log_level,
+        )
+    except (OSError, TopologyError) as exc:
+        sys.exit(f"payswitch-stack: {exc}")
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = 0
+    try:
+        stack.start()
+        _say("all SERVING: " + ", ".join(f"{n}@{stack.address(n)}" for n in stack.node_ids))
+        while True:
+            for node_id, returncode in stack.unexpected_exits().items():
+                _say(f"{node_id} exited with code {returncode}; see {stack.log_path(node_id)}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _say("stopping")
+    except StackError as exc:
+        _say(f"error: {exc}")
+        code = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
