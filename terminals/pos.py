@@ -229,6 +229,8 @@ def _exit_code(exc: TerminalError) -> int:
 
 
 def _error_line(exc: TerminalError) -> str:
+    if exc.code is None:  # refused locally, before anything was sent
+        return f"pos: error: {exc.message}"
     line = f"pos: {exc.code_name}: {exc.message}"
     if isinstance(exc, SwitchUnavailable) and exc.idempotency_key:
         line += f" (outcome unknown; check with: pos status --key {exc.idempotency_key})"

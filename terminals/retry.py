@@ -45,7 +45,7 @@ class RetryPolicy:
     whole operation (attempts plus backoff sleeps) whatever the per-attempt deadline."""
 
     max_attempts: int = 4
-    initial_backoff_s: float = 0.05
+    initial_backoff_s: float = 0.1
     max_backoff_s: float = 1.0
     multiplier: float = 2.0
     total_timeout_s: float = 8.0

@@ -44,6 +44,15 @@ DEFAULT_RETRY = RetryPolicy()
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
+# gRPC's default reconnect backoff starts at 1 s and grows to 120 s; while it lasts, calls fail
+# fast with UNAVAILABLE, so SDK retries would all land inside it. A terminal wants to see a
+# restarted switch within a fraction of a second. Caller-given options take precedence.
+DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
 
 class EntryMode(StrEnum):
     """How the card was read (ISO 8583 field 22, simplified)."""
@@ -148,7 +157,8 @@ class Terminal:
         self.retry = retry
         self.stans = stans if stans is not None else StanCounter(stan_path)
         self._credentials = credentials
-        self._options = tuple(channel_options)
+        given = dict(channel_options)
+        self._options = tuple({**dict(DEFAULT_CHANNEL_OPTIONS), **given}.items())
         self._clock = clock
         self._rng = rng or random.Random()  # jitter, not security
         self._sleep = sleep

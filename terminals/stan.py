@@ -6,7 +6,8 @@ ahead of use: the file records the highest reserved sequence number (written ato
 fsynced *before* any STAN of the block is handed out), and a restart continues after it. A
 crash therefore skips at most one block of STANs and never repeats one. An advisory lock on a
 sidecar file lets several processes (say, ``pos`` invocations) share one terminal's file:
-each reserves its own disjoint block.
+each reserves its own disjoint block. A reservation is a small blocking write plus fsync; with
+``block`` > 1 it happens once per block, so the event loop rarely notices it.
 
 The counter is a monotonic sequence number; the STAN is that number folded into 1..999999.
 Without a file the counter lives in memory and, unless told where to start, starts at a

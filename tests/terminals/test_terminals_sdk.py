@@ -312,3 +312,15 @@ async def test_sync_wrapper(switch):
             return r.approved and v.approved, t.status(transaction_id=r.transaction_id).state
 
     assert await asyncio.to_thread(shop) == (True, "VOIDED")
+
+
+def test_channel_reconnects_quickly_unless_told_otherwise():
+    t = Terminal("127.0.0.1:1", "T-0001", "M-GROCER")
+    assert dict(t._options)["grpc.initial_reconnect_backoff_ms"] == 100
+    t = Terminal(
+        "127.0.0.1:1",
+        "T-0001",
+        "M-GROCER",
+        channel_options=[("grpc.max_reconnect_backoff_ms", 500)],
+    )
+    assert dict(t._options)["grpc.max_reconnect_backoff_ms"] == 500
