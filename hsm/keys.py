@@ -17,6 +17,10 @@ key-encryption key (KEK) agreed in a ceremony, so each party holds the same key 
 Here all parties share one SoftHSM token, so the key is generated once and C_CopyObject'ed under
 the peer's label: two objects, same value, same KCV, each party using only its own label.
 
+Issuer CVK pairs are made by ``hsm.cvv.create_cvk`` (two objects, ``cvk`` = K_A||K_B and
+``cvk-a`` = K_A||K_A, derived together in the HSM because SoftHSM has no usable single DES); the
+ceremony calls it and then records both KCVs.
+
 Vault keys are versioned. Status is enforced by the token itself through capability flags:
 ``active`` (ENCRYPT+DECRYPT, the highest version), ``decrypt-only`` (after a rotation), and
 ``retired`` (neither; the object is kept so the label is never reused).
@@ -64,9 +68,10 @@ PURPOSES: dict[str, Purpose] = {
     ),
     L.VAULT: Purpose(KeyType.AES, 256, frozenset({ENC, DEC}), versioned=True, note="PAN vault"),
     L.ZPK: Purpose(KeyType.AES, 128, frozenset({ENC, DEC}), note="zone PIN key"),
-    L.CVK: Purpose(KeyType.DES2, 128, frozenset({ENC, DEC}), note="CVK pair A||B"),
+    L.CVK: Purpose(KeyType.DES2, 128, frozenset({ENC}), note="CVK pair K_A||K_B"),
+    L.CVK_A: Purpose(KeyType.DES2, 128, frozenset({ENC}), note="CVK K_A||K_A"),
     L.IMK_AC: Purpose(KeyType.DES2, 128, frozenset({DERIVE}), note="EMV IMK-AC"),
-    L.PVK: Purpose(KeyType.DES2, 128, frozenset({ENC}), note="PIN verification key"),
+    L.PVK: Purpose(KeyType.AES, 256, frozenset({SIGN}), note="PIN verification (PVV)"),
 }
 
 
@@ -170,12 +175,15 @@ def describe(key: Any) -> KeyInfo:
     purpose = purpose_of(parsed.purpose)
     caps = tuple(name for name, attr in _CAP_NAMES if bool(key[attr]))
     kt = key.key_type
-    bits = int(key[Attribute.VALUE_LEN]) * 8 if kt != KeyType.DES2 else 128
+    bits = int(key[Attribute.VALUE_LEN]) * 8 if kt not in (KeyType.DES2, KeyType.DES3) else 128
+    kcv = bytes(key[Attribute.ID])
+    if len(kcv) != 3 and bool(key[_kcv_capability(kt)]):
+        kcv = compute_kcv(key, kt)
     return KeyInfo(
         label=label,
         key_type=kt.name,
         bits=bits,
-        kcv=bytes(key[Attribute.ID]).hex().upper(),
+        kcv=kcv.hex().upper() if len(kcv) == 3 else "?",
         status=_status(key, purpose),
         capabilities=caps,
     )
@@ -291,6 +299,9 @@ def ensure(session: Any, specs: Iterable[KeySpec]) -> list[KeyInfo]:
             continue
         own_label = L.label(spec.owner, spec.purpose, 1)
         own = _find(session, own_label)
+        if spec.purpose == L.CVK:
+            out.extend(_ensure_cvk(session, spec.owner, own))
+            continue
         if spec.peer is None:
             out.append(
                 describe(own) if own is not None else generate(session, spec.owner, spec.purpose, 1)
@@ -312,6 +323,25 @@ def ensure(session: Any, specs: Iterable[KeySpec]) -> list[KeyInfo]:
             if a.kcv != b.kcv:
                 raise HsmError(f"{own_label} and {peer_label} differ (KCV {a.kcv} vs {b.kcv})")
             out.extend((a, b))
+    return out
+
+
+def _ensure_cvk(session: Any, owner: str, pair: Any | None) -> list[KeyInfo]:
+    """The issuer CVK pair through ``hsm.cvv.create_cvk``; KCVs recorded in CKA_ID."""
+    left_label = L.label(owner, L.CVK_A, 1)
+    if pair is not None:
+        left = _find(session, left_label)
+        if left is None:
+            raise HsmError(f"{owner}/cvk/v1 exists without {left_label}; re-run the ceremony")
+        return [describe(pair), describe(left)]
+    from hsm.cvv import create_cvk  # issuer-side module; imported only for the ceremony
+
+    made = create_cvk(session, owner, 1)
+    out = []
+    for key in (made.pair, made.left):
+        key[Attribute.ID] = compute_kcv(key, KeyType.DES2)
+        _check_policy(key, PURPOSES[L.CVK])
+        out.append(_created(describe(key)))
     return out
 
 

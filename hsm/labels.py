@@ -20,9 +20,10 @@ TOKENIZATION = "token"  # GENERIC_SECRET 256, SHA256_HMAC surrogate tokens: SIGN
 FINGERPRINT = "fingerprint"  # GENERIC_SECRET 256, SHA256_HMAC idempotency fingerprints
 VAULT = "vault"  # AES-256, AES-GCM PAN vault: ENCRYPT/DECRYPT, versioned, rotated
 ZPK = "zpk"  # AES-128 zone PIN key, purpose "zpk.<peer>": ENCRYPT/DECRYPT (ISO 9564-1 format 4)
-CVK = "cvk"  # DES2 (K_A||K_B) issuer card verification key pair: ENCRYPT/DECRYPT
+CVK = "cvk"  # DES2 K_A||K_B, issuer CVK pair: ENCRYPT (made by hsm.cvv.create_cvk)
+CVK_A = "cvk-a"  # DES2 K_A||K_A companion of CVK (single DES on SoftHSM): ENCRYPT
 IMK_AC = "imk-ac"  # DES2 issuer master key for application cryptograms: DERIVE only
-PVK = "pvk"  # DES2 issuer PIN verification key (Visa PVV): ENCRYPT
+PVK = "pvk"  # AES-256 issuer PIN verification key (AES-CMAC PVV, hsm.pinblock): SIGN
 
 _OWNER = r"[a-z0-9][a-z0-9._-]{0,63}"
 _PURPOSE = r"[a-z0-9][a-z0-9._-]{0,63}"

@@ -22,6 +22,7 @@ def test_every_party_has_its_keys(hsm_keys):
         ("acq-beta", "zpk.bank-c"),
         ("bank-c", "zpk.acq-beta"),
         ("bank-a", "cvk"),
+        ("bank-a", "cvk-a"),
         ("bank-b", "imk-ac"),
         ("bank-c", "pvk"),
     ]:
@@ -56,6 +57,28 @@ def test_keys_are_sensitive_non_extractable_least_capability(hsm_pool, hsm_keys)
     assert bdk["DERIVE"] and not bdk["SIGN"] and not bdk["ENCRYPT"]
     assert not attrs["switch/vault/v1"]["DERIVE"]
     assert not attrs["switch/token/v1"]["DERIVE"]
+    assert attrs["bank-c/pvk/v1"]["SIGN"] and not attrs["bank-c/pvk/v1"]["ENCRYPT"]
+    assert attrs["bank-a/cvk/v1"]["ENCRYPT"] and not attrs["bank-a/cvk/v1"]["DERIVE"]
+    assert attrs["bank-a/imk-ac/v1"]["DERIVE"] and not attrs["bank-a/imk-ac/v1"]["ENCRYPT"]
+
+
+def test_kcvs_are_recorded_and_recomputable(hsm_pool, hsm_keys):
+    from pkcs11 import KeyType
+
+    def job(session):
+        return {
+            lab: keys.compute_kcv(get_key(session, lab), kt).hex().upper()
+            for lab, kt in [
+                ("switch/token/v1", KeyType.GENERIC_SECRET),
+                ("bank-b/pvk/v1", KeyType.AES),
+                ("bank-b/cvk/v1", KeyType.DES2),
+                ("bank-b/cvk-a/v1", KeyType.DES2),
+            ]
+        }
+
+    for label, kcv in hsm_pool.run_sync(job).items():
+        assert hsm_keys[label].kcv == kcv, label
+    assert all(len(i.kcv) == 6 for i in hsm_keys.values())
 
 
 def test_zone_keys_are_shared_by_both_labels(hsm_keys):
