@@ -12,9 +12,9 @@ from pathlib import Path
 
 import grpc
 
+from network.brands import BRAND_OF
 from network.channels import Channels
 from network.hop import Decline, Hop
-from network.routing import BRAND_OF
 from network.topology import AcquirerConfig, Topology
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 

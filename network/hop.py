@@ -92,7 +92,10 @@ class Hop:
                 ms=round((time.perf_counter() - start) * 1000, 2),
             )
 
-        await self.latency.delay(cap_s=budget.remaining() - self.margin_ms / 1000.0)
+        # A slow node is really slow: it may overrun the caller's deadline (the caller then
+        # sees DEADLINE_EXCEEDED and must treat the outcome as unknown). Sleeping past the
+        # caller's deadline would be pointless, so that is the cap.
+        await self.latency.delay(cap_s=budget.remaining())
         if fault is Fault.ERROR:
             done("UNAVAILABLE")
             await fail_unavailable(context, self.node_id)

@@ -9,6 +9,8 @@ stale node from an earlier run share the port silently instead of failing loudly
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 from typing import Protocol
 
@@ -25,6 +27,8 @@ _SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
 ]
 _LOOPBACK = {"127.0.0.1", "localhost"}
+# Set by the launcher to its own pid; see run_until_signal.
+PARENT_PID_ENV = "PAYSWITCH_PARENT_PID"
 
 _log = logs.get("network.server")
 
@@ -81,16 +85,37 @@ class NodeServer:
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
         await self.app.close()
-        _log.info("stopped")
+        with contextlib.suppress(OSError):  # stdout may be a pipe nobody reads any more
+            _log.info("stopped")
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once the launcher that started us is gone (we were re-parented)."""
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            stop.set()
+            with contextlib.suppress(OSError):  # our stdout pipe went with the launcher
+                _log.warning("launcher gone, stopping")
+            return
+        await asyncio.sleep(1.0)
 
 
 async def run_until_signal(app: NodeApp) -> None:
-    """Serve until SIGTERM or SIGINT, then drain in-flight calls briefly and close."""
+    """Serve until SIGTERM or SIGINT, then drain in-flight calls briefly and close.
+
+    Started by ``payswitch-stack`` (``PAYSWITCH_PARENT_PID`` set), the node also stops when
+    the launcher dies without stopping it (kill -9 of the launcher, a crashed test run), so
+    no orphan keeps a port.
+    """
     server = NodeServer(app)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    watcher = asyncio.create_task(_watch_parent(int(parent), stop)) if parent.isdigit() else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await server.stop()

@@ -29,6 +29,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from network.server import PARENT_PID_ENV
 from network.topology import Topology, TopologyError, all_nodes, load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +85,14 @@ class _Output:
             for line in iter(self._stream.readline, b""):
                 log.write(line)
                 if self._echo:
-                    with self._stdout_lock:
-                        sys.stdout.buffer.write(self._prefix + line)
-                        sys.stdout.buffer.flush()
+                    try:
+                        with self._stdout_lock:
+                            sys.stdout.buffer.write(self._prefix + line)
+                            sys.stdout.buffer.flush()
+                    except (OSError, ValueError):
+                        # Our stdout is gone (closed pipe): keep draining the child into its
+                        # log, or it would block on a full pipe.
+                        self._echo = False
         self._stream.close()
 
 
@@ -155,6 +161,7 @@ class Stack:
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
         env["PYTHONUNBUFFERED"] = "1"
+        env[PARENT_PID_ENV] = str(os.getpid())  # nodes stop if the launcher dies
         return env
 
     # -- queries -------------------------------------------------------------------------

@@ -116,3 +116,32 @@ def test_payswitch_stack_command_prefixes_output_and_stops_on_sigint(tmp_path: P
             proc.wait(timeout=5)
     _read_until(lines, seen, "never printed", 2)
     assert any('"stopped"' in line and line.startswith("[bank-x] ") for line in seen)
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_nodes_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    topo = write_topology(with_free_ports(SMALL), tmp_path / "t.toml")
+    ports = [int(x.listen.rpartition(":")[2]) for x in (*topo.issuers, *topo.acquirers)]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    argv = [sys.executable, "-m", "network.stack", "--topology", str(tmp_path / "t.toml")]
+    argv += ["--run-dir", str(tmp_path / "run"), "--no-switch"]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    try:
+        assert _read_until(lines, seen, "[stack] all SERVING", 30), "".join(seen)
+        assert not any(_port_closed(p) for p in ports)
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+    deadline = time.monotonic() + 10
+    while not all(_port_closed(p) for p in ports):
+        assert time.monotonic() < deadline, "orphaned nodes still listening"
+        time.sleep(0.1)

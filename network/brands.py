@@ -9,7 +9,3 @@ BRAND_OF: dict[int, Scheme] = {
     common_pb2.CardScheme.Value(f"CARD_SCHEME_{s.name}"): s for s in Scheme
 }
 """CardScheme enum value -> Scheme; UNSPECIFIED and unknown values are absent."""
-
-
-def brand(value: int) -> Scheme | None:
-    return BRAND_OF.get(value)
