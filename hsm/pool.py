@@ -25,6 +25,8 @@ expect ``GeneralError`` as a data outcome (AES-GCM bad tag) catch it themselves.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hmac
 import os
 import threading
 import time
@@ -154,6 +156,10 @@ def _execute(cfg: HsmConfig, job: Callable[..., T], args: tuple[Any, ...]) -> T:
     state = _states.get(key)
     if state is None:
         state = _states[key] = _TokenState(cfg)
+    elif not hmac.compare_digest(state.config.pin.encode(), cfg.pin.encode()):
+        # Login is per process and token: without this check a second pool with a wrong PIN
+        # would ride on the first pool's login.
+        raise HsmUnavailable(f"login to token {cfg.token!r} failed (PIN differs)")
     if state.work is None:
         _connect(state)
     _hsm_thread.state = state
@@ -272,12 +278,14 @@ class HsmPool:
             self.jobs += 1
             self.busy_seconds += time.perf_counter() - t0
 
-    async def run(self, job: Callable[..., T], *args: Any) -> T:
-        """Run ``job(session, *args)`` on the HSM thread and await its result.
+    async def run(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``job(session, *args, **kwargs)`` on the HSM thread and await its result.
 
         Cancelling the await (deadline) does not interrupt a job already running; its result
         is discarded.
         """
+        if kwargs:
+            job = functools.partial(job, **kwargs)
         self._admit()
         try:
             loop = asyncio.get_running_loop()
@@ -285,8 +293,10 @@ class HsmPool:
         finally:
             self._release()
 
-    def run_sync(self, job: Callable[..., T], *args: Any) -> T:
+    def run_sync(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking variant for CLIs and scripts (never call from the event loop thread)."""
+        if kwargs:
+            job = functools.partial(job, **kwargs)
         if on_hsm_thread():
             return self._timed(job, args)
         self._admit()
