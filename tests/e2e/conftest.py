@@ -1,0 +1,58 @@
+"""End-to-end fixtures: the default topology on free loopback ports, every node (issuers,
+schemes, acquirers, switch) a real process, reached over real gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import tomllib
+from pathlib import Path
+
+import grpc
+import pytest
+
+from network.ports import with_free_ports, write_topology
+from network.stack import Stack
+
+from .clients import Books, RawTerminal
+
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
+
+
+def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
+    """A whole stack from a topology document (default: topology/default.toml) on free ports."""
+    if doc is None:
+        doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
+    path = run_dir / "topology.toml"
+    write_topology(with_free_ports(doc), path)
+    os.environ.setdefault("PAYSWITCH_DEV_SOFTWARE_KEY", secrets.token_hex(32))
+    return Stack(path, run_dir, **kw).start()
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("stack")
+    s = await asyncio.to_thread(start_stack, run_dir)
+    yield s
+    await asyncio.to_thread(s.stop)
+
+
+@pytest.fixture(scope="session")
+async def channels(stack):
+    made: dict[str, grpc.aio.Channel] = {}
+    for node_id in stack.node_ids:
+        made[node_id] = grpc.aio.insecure_channel(stack.address(node_id))
+    yield made
+    for ch in made.values():
+        await ch.close()
+
+
+@pytest.fixture(scope="session")
+def pos(stack, channels) -> RawTerminal:
+    return RawTerminal(channels[stack.topology.switch.id])
+
+
+@pytest.fixture(scope="session")
+def books(stack, channels) -> Books:
+    return Books({i.id: channels[i.id] for i in stack.topology.issuers})

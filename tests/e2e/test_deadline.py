@@ -1,0 +1,64 @@
+"""The terminal's deadline is respected when an acquirer is slower than the budget: the switch
+answers 91 in time, and the reversal it queues leaves the issuer's books untouched."""
+
+import asyncio
+import time
+import tomllib
+
+import grpc
+import pytest
+
+from payswitch.v1 import terminal_pb2
+
+from .clients import Books, RawTerminal, code
+from .conftest import DEFAULT_TOPOLOGY, start_stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def slow_stack(tmp_path_factory):
+    doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
+    for acq in doc["acquirers"]:
+        acq["latency"] = {"distribution": "fixed", "ms": 1500}
+    s = await asyncio.to_thread(start_stack, tmp_path_factory.mktemp("slow"), doc)
+    channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
+    yield (
+        s,
+        RawTerminal(channels[s.topology.switch.id]),
+        Books({i.id: channels[i.id] for i in s.topology.issuers}),
+    )
+    for ch in channels.values():
+        await ch.close()
+    await asyncio.to_thread(s.stop)
+
+
+async def test_slow_acquirer_answered_91_inside_the_deadline(slow_stack):
+    _, pos, books = slow_stack
+    before = await books.account("bank-a", "A-1001")
+    req = pos.auth_request("4111111111111111", 1500)
+    started = time.monotonic()
+    resp = await pos.authorize(req, timeout=1.0)  # DEADLINE_EXCEEDED would raise
+    elapsed = time.monotonic() - started
+    assert code(resp) == "91"
+    assert elapsed < 1.0
+    # The reversal goes out through the (slow, but within its own timeout) acquirer.
+    state = None
+    for _ in range(150):  # bounded: 15 s
+        state = (await pos.get(resp.transaction_id)).state
+        if state == terminal_pb2.TRANSACTION_STATE_REVERSED:
+            break
+        await asyncio.sleep(0.1)
+    assert state == terminal_pb2.TRANSACTION_STATE_REVERSED
+    after = await books.account("bank-a", "A-1001")
+    assert (after.balance, after.held) == (before.balance, before.held)
+
+
+async def test_no_deadline_means_the_networks_two_seconds(slow_stack):
+    """A terminal that sets no deadline still gets its answer within the switch's budget."""
+    _, pos, _ = slow_stack
+    req = pos.auth_request("4111111111111111", 100)
+    started = time.monotonic()
+    resp = await pos.stub.Authorize(req)  # no timeout at all
+    assert time.monotonic() - started < 2.5
+    assert code(resp) == "00"  # 1.5 s fits in the 2 s budget
