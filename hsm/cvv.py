@@ -35,7 +35,6 @@ from hsm.templates import secret_key_template
 
 SERVICE_CODE_CVV2 = "000"
 SERVICE_CODE_ICVV = "999"
-CVK_LEFT = "cvk-a"  # purpose of the K_A || K_A companion of labels.CVK
 
 
 class CvvError(EmvError):
@@ -110,7 +109,7 @@ def verify_cvv(
 
 def cvk_labels(owner: str, version: int = 1) -> tuple[str, str]:
     """Labels of an issuer's CVK objects: (K_A || K_B, K_A || K_A)."""
-    return labels.label(owner, labels.CVK, version), labels.label(owner, CVK_LEFT, version)
+    return labels.label(owner, labels.CVK, version), labels.label(owner, labels.CVK_A, version)
 
 
 def load_cvk(session: Any, owner: str, version: int = 1) -> DesKeyPair:

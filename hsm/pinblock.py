@@ -180,8 +180,9 @@ def translate(session: Any, pek: Any, zpk: Any, pin_block: bytes, pan: str) -> b
     block is unlinkable to the incoming one. Raises :class:`PinBlockError` on a malformed block.
     """
     pfield = pan_field(pan)
-    field = _open_block(pek, pin_block, pfield)
+    field = bytearray()
     try:
+        field = _open_block(pek, pin_block, pfield)
         fresh = session.generate_random(64)
         field[8:] = fresh
         zeroize(fresh)
@@ -193,7 +194,7 @@ def translate(session: Any, pek: Any, zpk: Any, pin_block: bytes, pan: str) -> b
 def _pvv_input(field: bytearray, pfield: bytearray) -> bytearray:
     data = bytearray(_PVV_DOMAIN)
     data += pfield
-    data += field[:8]
+    data += memoryview(field)[:8]  # no intermediate copy of the clear PIN digits
     data += bytes(8)
     return data
 
