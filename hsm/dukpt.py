@@ -123,11 +123,17 @@ def derivation_data(usage: KeyUsage, ikid: bytes, counter: int | None = None) ->
     return head + ikid[4:8] + counter.to_bytes(4, "big")
 
 
+_TEMPLATES: dict[frozenset[Attribute], dict[Attribute, Any]] = {}
+
+
 def derive_aes128(parent: Any, data: bytes, capabilities: set[Attribute]) -> Any:
     """One X9.24-3 step in the HSM: AES-128 session key = AES-ECB(parent, data)."""
     if len(data) != 16:
         raise ValueError("derivation data must be one AES block")
-    tpl = secret_key_template(token=False, capabilities=capabilities)
+    caps = frozenset(capabilities)
+    tpl = _TEMPLATES.get(caps)
+    if tpl is None:  # validated once per capability set; python-pkcs11 copies, never mutates
+        tpl = _TEMPLATES[caps] = secret_key_template(token=False, capabilities=caps)
     return parent.derive_key(
         KeyType.AES,
         128,

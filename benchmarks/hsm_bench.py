@@ -1,0 +1,221 @@
+"""HSM operations per second on SoftHSM through python-pkcs11, next to the bare call rate.
+
+  .venv/bin/python -m benchmarks.hsm_bench [--seconds 2] [--processes 1,2] [--concurrency 64]
+
+Runs on a throwaway token in a temporary directory (never the development token). Measures:
+
+- ``bare``: ``C_GenerateRandom(8 bytes)`` in a loop on the HSM thread: the python-pkcs11 +
+  SoftHSM floor per call;
+- ``derive_decrypt``: ``hsm.dukpt.decrypt_card_data`` (IK + counter walk + data key, AES-CBC
+  decrypt, destroy) for real terminal KSNs (counters 1..N, mean popcount printed);
+- ``mac_decrypt``: ``hsm.mac.open_request`` (one chain, CMAC verify, decrypt), what the switch runs;
+- ``tokenize``: ``hsm.tokens.tokenize`` (HMAC-SHA256 and shaping);
+
+each "in-thread" (a loop inside one job: HSM cost only) and "via pool" (one ``await pool.run``
+per operation from ``--concurrency`` coroutines: adds the executor hop), and the in-thread loops
+again in N spawned processes at once (aggregate ops/s: how the HSM tier scales). Results go to
+``benchmarks/results/hsm_bench-<time>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PAN = "4111111111111111"
+
+
+def _loop(fn, seconds: float) -> tuple[int, float]:
+    n, t0 = 0, time.perf_counter()
+    deadline = t0 + seconds
+    while True:
+        for _ in range(50):
+            fn()
+        n += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            return n, now - t0
+
+
+def _workload(seconds: float, n_tx: int) -> dict[str, Any]:
+    """Build the fixtures in this process and run every in-thread loop (one job each)."""
+    from hsm import dukpt, mac, tokens
+    from hsm.pool import HsmPool
+    from hsm.terminal_sim import SecureElement
+
+    pool = HsmPool()
+    se = SecureElement()
+    m, e = se.transport_public_key()
+    ikid = os.urandom(8)
+    se.load_initial_key(ikid, pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
+    txs = []
+    for _ in range(n_tx):
+        tx = se.begin()
+        ct = tx.encrypt_card_data(f"{PAN}=2812".encode())
+        fields = dict(
+            terminal_id="T-0001",
+            merchant_id="M-GROCER",
+            stan=1,
+            local_time="2026-11-21T14:03:05",
+            amount_minor=1250,
+            currency="EUR",
+            entry_mode="chip",
+            ksn=bytes(tx.ksn),
+            card_ciphertext=ct,
+        )
+        txs.append((tx.ksn, ct, fields, tx.mac(mac.canonical_request(**fields))))
+    popcount = sum(t[0].counter.bit_count() for t in txs) / len(txs)
+
+    def in_thread(session) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        i = 0
+
+        def nxt():
+            nonlocal i
+            i = (i + 1) % len(txs)
+            return txs[i]
+
+        def dd():
+            k, ct, _, _ = nxt()
+            dukpt.decrypt_card_data(session, k, ct)
+
+        def md():
+            _, _, f, tag = nxt()
+            mac.open_request(session, f, tag)
+
+        for name, fn in (
+            ("bare", lambda: session.generate_random(64)),
+            ("derive_decrypt", dd),
+            ("mac_decrypt", md),
+            ("tokenize", lambda: tokens.tokenize(session, PAN)),
+        ):
+            n, dt = _loop(fn, seconds)
+            out[name] = round(n / dt)
+        return out
+
+    return {"in_thread": pool.run_sync(in_thread), "mean_counter_popcount": popcount, "txs": txs}
+
+
+async def _via_pool(seconds: float, concurrency: int, txs: list) -> dict[str, int]:
+    from hsm import dukpt, tokens
+    from hsm.pool import HsmPool
+
+    pool = HsmPool(max_pending=concurrency + 8)
+    out: dict[str, int] = {}
+
+    async def bench(name: str, make_call) -> None:
+        count = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(w: int) -> None:
+            nonlocal count
+            i = w
+            while time.perf_counter() < deadline:
+                await make_call(i)
+                i += concurrency
+                count += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        out[name] = round(count / (time.perf_counter() - t0))
+
+    await bench("bare", lambda i: pool.run(lambda s: s.generate_random(64)))
+    await bench(
+        "derive_decrypt",
+        lambda i: pool.run(dukpt.decrypt_card_data, txs[i % len(txs)][0], txs[i % len(txs)][1]),
+    )
+    await bench("tokenize", lambda i: pool.run(tokens.tokenize, PAN))
+    return out
+
+
+def _child(seconds: float, n_tx: int, queue: Any) -> None:
+    res = _workload(seconds, n_tx)
+    res.pop("txs")
+    queue.put(res["in_thread"])
+
+
+def _processes(n: int, seconds: float, n_tx: int) -> dict[str, int]:
+    ctx = mp.get_context("spawn")  # never fork after C_Initialize
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(seconds, n_tx, queue)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join()
+    return {k: sum(r[k] for r in results) for k in results[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="HSM ops/s on SoftHSM")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--processes", default="1,2", help="comma-separated process counts")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--transactions", type=int, default=2000)
+    args = ap.parse_args(argv)
+
+    from hsm.testing import process_test_config
+
+    home = Path(tempfile.mkdtemp(prefix="payswitch-hsm-bench-"))
+    cfg = process_test_config(home)  # exports SOFTHSM2_CONF etc. before pkcs11 loads
+
+    from hsm import keys
+    from hsm.config import REPO_ROOT
+    from hsm.pool import HsmPool
+    from network.topology import load
+
+    HsmPool(cfg).run_sync(keys.ensure, keys.plan(load(REPO_ROOT / "topology" / "default.toml")))
+
+    single = _workload(args.seconds, args.transactions)
+    txs = single.pop("txs")
+    via = asyncio.run(_via_pool(args.seconds, args.concurrency, txs))
+    scaling = {
+        str(n): _processes(n, args.seconds, args.transactions)
+        for n in (int(x) for x in args.processes.split(",") if x)
+    }
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "seconds_per_measure": args.seconds,
+        "mean_counter_popcount": round(single["mean_counter_popcount"], 2),
+        "in_thread_ops_per_s": single["in_thread"],
+        "via_pool_ops_per_s": via,
+        "pool_concurrency": args.concurrency,
+        "processes_aggregate_in_thread_ops_per_s": scaling,
+    }
+    print(f"HSM ops/s (SoftHSM, python-pkcs11, {os.cpu_count()} CPUs)")
+    print(f"{'operation':<16}{'in-thread':>11}{'via pool':>10}", end="")
+    for n in scaling:
+        print(f"{n + ' proc':>10}", end="")
+    print()
+    for op in single["in_thread"]:
+        print(f"{op:<16}{single['in_thread'][op]:>11}{via.get(op, '-'):>10}", end="")
+        for n in scaling:
+            print(f"{scaling[n][op]:>10}", end="")
+        print()
+    print(
+        f"(mean KSN counter popcount {result['mean_counter_popcount']}; "
+        f"1-min load average {os.getloadavg()[0]:.1f}: other work on the machine skews these)"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"hsm_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
