@@ -53,13 +53,18 @@ fi
 tokendir="$(dirname "$conf")/tokens"
 mkdir -p "$tokendir"
 chmod 700 "$(dirname "$conf")" "$tokendir"
+# Concurrent runs must not both write the conf or both create the token (duplicate labels).
+exec 9>"$(dirname "$conf")/.init.lock"
+if command -v flock >/dev/null; then flock 9; fi
 wanted_conf="# written by scripts/softhsm-init.sh
 directories.tokendir = $tokendir
 objectstore.backend = file
 log.level = ERROR
 slots.removable = false
 "
-if [[ ! -f "$conf" ]] || [[ "$(cat "$conf")"$'\n' != "$wanted_conf" ]]; then
+if [[ -f "$conf" ]] && [[ "$(head -n1 "$conf")" != "# written by scripts/softhsm-init.sh" ]]; then
+  log "using existing SoftHSM config $conf as is (not written by this script)"
+elif [[ ! -f "$conf" ]] || [[ "$(cat "$conf")"$'\n' != "$wanted_conf" ]]; then
   printf '%s' "$wanted_conf" >"$conf"
   chmod 600 "$conf"
 fi
@@ -67,10 +72,10 @@ export SOFTHSM2_CONF="$conf"
 
 if softhsm2-util --module "$module" --show-slots 2>/dev/null \
   | grep -Eq "^[[:space:]]*Label:[[:space:]]+${label}[[:space:]]*$"; then
-  log "token '$label' present in $tokendir"
+  log "token '$label' present (conf $conf)"
 else
   softhsm2-util --module "$module" --init-token --free --label "$label" \
     --so-pin "$so_pin" --pin "$user_pin" >/dev/null
-  log "token '$label' created in $tokendir"
+  log "token '$label' created (conf $conf)"
 fi
 echo "SOFTHSM2_CONF=$conf"
