@@ -27,6 +27,8 @@ from payswitch import logs
 from payswitch.v1 import common_pb2
 
 ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
+# How far injected latency may run past the caller's deadline.
+OVERRUN_CAP_S = 1.0
 
 _log = logs.get("network.hop")
 
@@ -92,10 +94,11 @@ class Hop:
                 ms=round((time.perf_counter() - start) * 1000, 2),
             )
 
-        # A slow node is really slow: it may overrun the caller's deadline (the caller then
-        # sees DEADLINE_EXCEEDED and must treat the outcome as unknown). Sleeping past the
-        # caller's deadline would be pointless, so that is the cap.
-        await self.latency.delay(cap_s=budget.remaining())
+        # A slow node is really slow: it overruns the caller's deadline, and the caller sees
+        # DEADLINE_EXCEEDED (an unknown outcome), never a quick 91 from a node that knew it
+        # would be late. gRPC cancels this handler at the deadline; the cap only bounds the
+        # sleep, and stays clear of the deadline so that no answer can race it.
+        await self.latency.delay(cap_s=budget.remaining() + OVERRUN_CAP_S)
         if fault is Fault.ERROR:
             done("UNAVAILABLE")
             await fail_unavailable(context, self.node_id)
