@@ -4,6 +4,9 @@ Acquirer and scheme nodes forward; the issuer acts on its books. Both are a ``st
 gets the time it may use (the caller's remaining deadline minus this node's margin). When no
 time is left the node does not call onward and answers 91 (issuer unavailable) itself.
 
+Order per request: one fault draw, the injected latency (which may overrun the caller's
+deadline: gRPC then cancels the call and nothing is forwarded), then the fault or the step.
+
 An onward call that fails (deadline, unavailable, ...) is passed back with the same status
 code, never turned into a decline: the next hop may have acted, so the caller must treat the
 outcome as unknown and reverse.

@@ -46,7 +46,11 @@ class LatencySampler:
         return lat.ms
 
     async def delay(self, cap_s: float | None = None) -> None:
-        """Sleep one sampled delay, never longer than ``cap_s`` (what the budget allows)."""
+        """Sleep one sampled delay, never longer than ``cap_s``.
+
+        The caller decides the cap; ``network.hop`` lets latency overrun the caller's
+        deadline (gRPC cancels the call at the deadline) and only bounds the sleep.
+        """
         if not self.active:
             return
         seconds = self.sample_ms() / 1000.0
