@@ -6,8 +6,9 @@ Runs on a throwaway token in a temporary directory (never the development token)
 
 - ``bare``: ``C_GenerateRandom(8 bytes)`` in a loop on the HSM thread: the python-pkcs11 +
   SoftHSM floor per call;
-- ``derive_decrypt``: ``hsm.dukpt.decrypt_card_data`` (IK + counter walk + data key, AES-CBC
-  decrypt, destroy) for real terminal KSNs (counters 1..N, mean popcount printed);
+- ``derive_decrypt``: ``hsm.dukpt.decrypt_card_data`` (chain via the chain cache, data key,
+  AES-CBC decrypt, destroy) for FRESH KSNs: ``--terminals`` terminals interleaved, each counting
+  up from a random point below 2^20, every KSN used once (as a switch sees traffic);
 - ``mac_decrypt``: ``hsm.mac.open_request`` (one chain, CMAC verify, decrypt), what the switch runs;
 - ``tokenize``: ``hsm.tokens.tokenize`` (HMAC-SHA256 and shaping);
 
@@ -39,58 +40,79 @@ def _loop(fn, seconds: float) -> tuple[int, float]:
     deadline = t0 + seconds
     while True:
         for _ in range(50):
-            fn()
-        n += 50
+            if fn() is False:
+                return n, time.perf_counter() - t0
+            n += 1
         now = time.perf_counter()
         if now >= deadline:
             return n, now - t0
 
 
-def _workload(seconds: float, n_tx: int) -> dict[str, Any]:
-    """Build the fixtures in this process and run every in-thread loop (one job each)."""
-    from hsm import dukpt, mac, tokens
-    from hsm.pool import HsmPool
+def _traffic(pool: Any, terminals: int, per_terminal: int) -> list[tuple]:
+    """Fresh KSNs as a switch sees them: many terminals, interleaved, each counting up from a
+    random point of its life (counter < 2^20), every KSN used once."""
+    import random
+
+    from hsm import dukpt, mac
     from hsm.terminal_sim import SecureElement
 
+    rng = random.Random(os.getpid())
+    ses = []
+    for _ in range(terminals):
+        se = SecureElement()
+        m, e = se.transport_public_key()
+        ikid = bytes.fromhex("00000001") + os.urandom(4)
+        se.load_initial_key(ikid, pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
+        se.counter = rng.randrange(0, 2**20)
+        ses.append(se)
+    out = []
+    for _ in range(per_terminal):
+        for se in ses:
+            tx = se.begin()
+            ct = tx.encrypt_card_data(f"{PAN}=2812".encode())
+            fields = dict(
+                terminal_id="T-0001",
+                merchant_id="M-GROCER",
+                stan=1,
+                local_time="2026-11-21T14:03:05",
+                amount_minor=1250,
+                currency="EUR",
+                entry_mode="chip",
+                ksn=bytes(tx.ksn),
+                card_ciphertext=ct,
+            )
+            out.append((tx.ksn, ct, fields, tx.mac(mac.canonical_request(**fields))))
+    return out
+
+
+def _workload(seconds: float, terminals: int, per_terminal: int) -> dict[str, Any]:
+    """Build traffic in this process and run every in-thread loop (one job each)."""
+    from hsm import dukpt, mac, tokens
+    from hsm.pool import HsmPool
+
     pool = HsmPool()
-    se = SecureElement()
-    m, e = se.transport_public_key()
-    ikid = os.urandom(8)
-    se.load_initial_key(ikid, pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
-    txs = []
-    for _ in range(n_tx):
-        tx = se.begin()
-        ct = tx.encrypt_card_data(f"{PAN}=2812".encode())
-        fields = dict(
-            terminal_id="T-0001",
-            merchant_id="M-GROCER",
-            stan=1,
-            local_time="2026-11-21T14:03:05",
-            amount_minor=1250,
-            currency="EUR",
-            entry_mode="chip",
-            ksn=bytes(tx.ksn),
-            card_ciphertext=ct,
-        )
-        txs.append((tx.ksn, ct, fields, tx.mac(mac.canonical_request(**fields))))
-    popcount = sum(t[0].counter.bit_count() for t in txs) / len(txs)
+    traffic = _traffic(pool, terminals, per_terminal * 3)
+    third = len(traffic) // 3
+    t_dd, t_md, t_pool = traffic[:third], traffic[third : 2 * third], traffic[2 * third :]
+    popcount = sum(t[0].counter.bit_count() for t in traffic) / len(traffic)
 
     def in_thread(session) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        i = 0
-
-        def nxt():
-            nonlocal i
-            i = (i + 1) % len(txs)
-            return txs[i]
+        it_dd, it_md = iter(t_dd), iter(t_md)
 
         def dd():
-            k, ct, _, _ = nxt()
-            dukpt.decrypt_card_data(session, k, ct)
+            t = next(it_dd, None)
+            if t is None:
+                return False
+            dukpt.decrypt_card_data(session, t[0], t[1])
+            return True
 
         def md():
-            _, _, f, tag = nxt()
-            mac.open_request(session, f, tag)
+            t = next(it_md, None)
+            if t is None:
+                return False
+            mac.open_request(session, t[2], t[3])
+            return True
 
         for name, fn in (
             ("bare", lambda: session.generate_random(64)),
@@ -102,7 +124,7 @@ def _workload(seconds: float, n_tx: int) -> dict[str, Any]:
             out[name] = round(n / dt)
         return out
 
-    return {"in_thread": pool.run_sync(in_thread), "mean_counter_popcount": popcount, "txs": txs}
+    return {"in_thread": pool.run_sync(in_thread), "mean_counter_popcount": popcount, "txs": t_pool}
 
 
 async def _via_pool(seconds: float, concurrency: int, txs: list) -> dict[str, int]:
@@ -112,41 +134,45 @@ async def _via_pool(seconds: float, concurrency: int, txs: list) -> dict[str, in
     pool = HsmPool(max_pending=concurrency + 8)
     out: dict[str, int] = {}
 
-    async def bench(name: str, make_call) -> None:
+    async def bench(name: str, make_call, limit: int | None = None) -> None:
         count = 0
         deadline = time.perf_counter() + seconds
+        feed = iter(range(limit if limit is not None else 10**12))
 
-        async def worker(w: int) -> None:
+        async def worker() -> None:
             nonlocal count
-            i = w
             while time.perf_counter() < deadline:
+                i = next(feed, None)
+                if i is None:
+                    return
                 await make_call(i)
-                i += concurrency
                 count += 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         out[name] = round(count / (time.perf_counter() - t0))
 
     await bench("bare", lambda i: pool.run(lambda s: s.generate_random(64)))
     await bench(
         "derive_decrypt",
-        lambda i: pool.run(dukpt.decrypt_card_data, txs[i % len(txs)][0], txs[i % len(txs)][1]),
+        lambda i: pool.run(dukpt.decrypt_card_data, txs[i][0], txs[i][1]),
+        limit=len(txs),
     )
     await bench("tokenize", lambda i: pool.run(tokens.tokenize, PAN))
     return out
 
 
-def _child(seconds: float, n_tx: int, queue: Any) -> None:
-    res = _workload(seconds, n_tx)
+def _child(seconds: float, terminals: int, per_terminal: int, queue: Any) -> None:
+    res = _workload(seconds, terminals, per_terminal)
     res.pop("txs")
     queue.put(res["in_thread"])
 
 
-def _processes(n: int, seconds: float, n_tx: int) -> dict[str, int]:
+def _processes(n: int, seconds: float, terminals: int, per_terminal: int) -> dict[str, int]:
     ctx = mp.get_context("spawn")  # never fork after C_Initialize
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(seconds, n_tx, queue)) for _ in range(n)]
+    args = (seconds, terminals, per_terminal, queue)
+    procs = [ctx.Process(target=_child, args=args) for _ in range(n)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=300) for _ in procs]
@@ -160,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--processes", default="1,2", help="comma-separated process counts")
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--transactions", type=int, default=2000)
+    ap.add_argument("--terminals", type=int, default=32)
+    ap.add_argument("--per-terminal", type=int, default=250, help="fresh KSNs per terminal")
     args = ap.parse_args(argv)
 
     from hsm.testing import process_test_config
@@ -175,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
     HsmPool(cfg).run_sync(keys.ensure, keys.plan(load(REPO_ROOT / "topology" / "default.toml")))
 
-    single = _workload(args.seconds, args.transactions)
+    single = _workload(args.seconds, args.terminals, args.per_terminal)
     txs = single.pop("txs")
     via = asyncio.run(_via_pool(args.seconds, args.concurrency, txs))
     scaling = {
-        str(n): _processes(n, args.seconds, args.transactions)
+        str(n): _processes(n, args.seconds, args.terminals, args.per_terminal)
         for n in (int(x) for x in args.processes.split(",") if x)
     }
     result = {
@@ -194,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "in_thread_ops_per_s": single["in_thread"],
         "via_pool_ops_per_s": via,
         "pool_concurrency": args.concurrency,
+        "terminals": args.terminals,
+        "fresh_ksns_per_measure": args.terminals * args.per_terminal,
         "processes_aggregate_in_thread_ops_per_s": scaling,
     }
     print(f"HSM ops/s (SoftHSM, python-pkcs11, {os.cpu_count()} CPUs)")

@@ -15,9 +15,16 @@ Chain for a KSN (initial key ID ``ikid`` 8 bytes || 32-bit counter):
    -> working key = AES(D, 01 01 <usage> 0002 0080 || ikid[4:8] || counter)
 
 Every derived key is a session object (CKA_TOKEN false), SENSITIVE, non-EXTRACTABLE, and carries
-CKA_DERIVE only when it derives further; intermediates are destroyed as soon as the next key
-exists, the rest when the :func:`transaction_key` block exits (and by SoftHSM when the session
-closes, whatever happens).
+CKA_DERIVE only when it derives further. Working keys are destroyed when the
+:func:`transaction_key` block exits (and by SoftHSM when the session closes, whatever happens).
+
+Chain cache. Inside a pool job, IKs and intermediate derivation keys (DERIVE-only session objects,
+keyed by BDK label, initial key ID and counter prefix) stay in an LRU of
+:data:`CHAIN_CACHE_SIZE` objects, destroyed on eviction and with the work session. A terminal's
+consecutive counters share their high bits, so a transaction typically needs one or two
+derivations plus its working keys instead of 1 + popcount(counter) + working keys. This mirrors
+the terminal's own intermediate-key registers; it exposes nothing new (the session can derive
+from the BDK anyway). Outside pool jobs the chain is derived and destroyed per call.
 
 Host capabilities of working keys (the host mirrors the terminal): PIN encryption -> DECRYPT
 (the switch decrypts/translates PIN blocks); MAC generation -> SIGN (the switch recomputes the
@@ -33,6 +40,7 @@ before decryption, so padding errors cannot serve as an oracle.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +52,7 @@ from pkcs11 import exceptions as px
 
 from hsm import labels as L
 from hsm.errors import IntegrityError
-from hsm.pool import get_key
+from hsm.pool import get_key, pool_scratch
 from hsm.templates import secret_key_template, validate
 
 BDK_LABEL = L.label(L.SWITCH, L.BDK, 1)
@@ -181,11 +189,13 @@ def derive_transaction_derivation_key(initial_key: Any, ksn: Ksn) -> Any:
 class TransactionKey:
     """The derivation key of one KSN inside the HSM; hands out working keys for it."""
 
-    def __init__(self, session: Any, derivation_key: Any, ksn: Ksn) -> None:
+    def __init__(
+        self, session: Any, derivation_key: Any, ksn: Ksn, owns_derivation_key: bool = True
+    ) -> None:
         self.session = session
         self.ksn = ksn
         self._derivation_key = derivation_key
-        self._owned: list[Any] = []
+        self._owned: list[Any] = [derivation_key] if owns_derivation_key else []
 
     def working_key(self, usage: KeyUsage, capability: Attribute | None = None) -> Any:
         """AES-128 working key for ``usage`` with the host-side capability (see module doc)."""
@@ -202,7 +212,7 @@ class TransactionKey:
         return key
 
     def close(self) -> None:
-        for key in (*self._owned, self._derivation_key):
+        for key in reversed(self._owned):
             try:
                 key.destroy()
             except px.PKCS11Error:
@@ -210,19 +220,77 @@ class TransactionKey:
         self._owned.clear()
 
 
-@contextmanager
-def transaction_key(session: Any, ksn: Ksn, bdk: str | Any = BDK_LABEL) -> Iterator[TransactionKey]:
-    """Derive IK and the KSN's derivation key once; working keys from it; destroy all at exit.
+CHAIN_CACHE_SIZE = 2048
+_CHAIN = "dukpt.chain"
 
-    ``bdk`` is a label (looked up, cached) or a key object (tests with an imported BDK).
+
+def _cached_derivation_key(session: Any, cache: OrderedDict, bdk_label: str, ksn: Ksn) -> Any:
+    """The KSN's derivation key, reusing cached IKs and intermediate keys (see module doc)."""
+    prefixes: list[int] = []
+    working = 0
+    mask = 0x80000000
+    while mask:
+        if ksn.counter & mask:
+            working |= mask
+            prefixes.append(working)
+        mask >>= 1
+    key = None
+    start = 0
+    for idx in range(len(prefixes) - 1, -1, -1):
+        hit = cache.get((bdk_label, ksn.ikid, prefixes[idx]))
+        if hit is not None:
+            cache.move_to_end((bdk_label, ksn.ikid, prefixes[idx]))
+            key, start = hit, idx + 1
+            break
+    if key is None:
+        ik_id = (bdk_label, ksn.ikid, 0)
+        key = cache.get(ik_id)
+        if key is None:
+            key = derive_initial_key(get_key(session, bdk_label), ksn.ikid)
+            _cache_put(cache, ik_id, key)
+        else:
+            cache.move_to_end(ik_id)
+    for working in prefixes[start:]:
+        data = derivation_data(KeyUsage.KEY_DERIVATION, ksn.ikid, working)
+        key = derive_aes128(key, data, {_DERIVE})
+        _cache_put(cache, (bdk_label, ksn.ikid, working), key)
+    return key
+
+
+def _cache_put(cache: OrderedDict, ident: tuple, key: Any) -> None:
+    cache[ident] = key
+    while len(cache) > CHAIN_CACHE_SIZE:
+        _, old = cache.popitem(last=False)
+        try:
+            old.destroy()
+        except px.PKCS11Error:
+            pass  # already gone with its session
+
+
+@contextmanager
+def transaction_key(
+    session: Any, ksn: Ksn, bdk: str | Any = BDK_LABEL, *, cache: bool = True
+) -> Iterator[TransactionKey]:
+    """The KSN's derivation key in the HSM; working keys from it; destroyed at exit.
+
+    ``bdk`` is a label (looked up, cached) or a key object (tests with an imported BDK; never
+    chain-cached). Inside a pool job with a label, IK and intermediate keys come from and go to
+    the session's chain cache; otherwise the whole chain is derived and destroyed here.
     """
-    bdk_key = get_key(session, bdk) if isinstance(bdk, str) else bdk
-    ik = derive_initial_key(bdk_key, ksn.ikid)
-    try:
-        dk = derive_transaction_derivation_key(ik, ksn)
-    finally:
-        ik.destroy()
-    tk = TransactionKey(session, dk, ksn)
+    store = pool_scratch(session) if cache and isinstance(bdk, str) else None
+    if store is not None:
+        chain = store.get(_CHAIN)
+        if chain is None:
+            chain = store[_CHAIN] = OrderedDict()
+        tk = TransactionKey(session, _cached_derivation_key(session, chain, bdk, ksn), ksn, False)
+    else:
+        bdk_key = get_key(session, bdk) if isinstance(bdk, str) else bdk
+        ik = derive_initial_key(bdk_key, ksn.ikid)
+        try:
+            dk = derive_transaction_derivation_key(ik, ksn)
+        finally:
+            ik.destroy()
+        tk = TransactionKey(session, dk, ksn)
     try:
         yield tk
     finally:

@@ -221,6 +221,15 @@ def scratch(session: Any) -> dict[str, Any]:
     return state.scratch if state is not None else {}
 
 
+def pool_scratch(session: Any) -> dict[str, Any] | None:
+    """The work session's scratch dict inside a pool job, else None.
+
+    For caches of session objects: outside a pool job nobody would ever destroy them.
+    """
+    state = _current_state(session)
+    return state.scratch if state is not None else None
+
+
 def secret_key_labels(session: Any) -> list[str]:
     """Labels of all secret keys on the token (token objects only)."""
     out = []

@@ -19,6 +19,9 @@ key value (``cryptography`` only checks results).
 
 from __future__ import annotations
 
+import os
+import random
+
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
@@ -277,17 +280,50 @@ def test_switch_bdk_injection_round_trip(hsm_pool, hsm_keys):
     assert "ikid" in repr(se) and wrapped.hex() not in repr(se)
 
 
-def test_no_derived_key_left_behind(hsm_pool, hsm_keys):
-    def count(session):
-        return len(list(session.get_objects({Attribute.TOKEN: False})))
+def _session_objects(session):
+    from hsm.pool import pool_scratch
 
-    before = hsm_pool.run_sync(count)
+    chain = (pool_scratch(session) or {}).get("dukpt.chain", {})
+    return len(list(session.get_objects({Attribute.TOKEN: False}))), len(chain)
+
+
+@pytest.fixture
+def injected(hsm_pool, hsm_keys):
     se = SecureElement()
     m, e = se.transport_public_key()
-    ikid = bytes.fromhex("00000001DEADBEEF")
+    ikid = bytes.fromhex("00000001") + os.urandom(4)
     se.load_initial_key(ikid, hsm_pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
-    tx = se.begin()
+    return se
+
+
+def test_only_the_chain_cache_keeps_objects(hsm_pool, injected):
+    before, chain_before = hsm_pool.run_sync(_session_objects)
+    tx = injected.begin()
     hsm_pool.run_sync(dukpt.decrypt_card_data, tx.ksn, tx.encrypt_card_data(b"x"))
     with pytest.raises(IntegrityError):
         hsm_pool.run_sync(dukpt.decrypt_card_data, tx.ksn, bytes(16))
-    assert hsm_pool.run_sync(count) == before
+    after, chain_after = hsm_pool.run_sync(_session_objects)
+    assert after - before == chain_after - chain_before > 0  # no working key left behind
+
+
+def test_chain_cache_is_bounded_and_correct(hsm_pool, injected, monkeypatch):
+    monkeypatch.setattr(dukpt, "CHAIN_CACHE_SIZE", 8)
+    rng = random.Random(3)
+    counters = sorted({rng.randrange(1, 2**21) for _ in range(40)} | set(range(1, 20)))
+    rng.shuffle(counters)
+    for c in counters:
+        if c.bit_count() > 16:
+            continue
+        tx = injected.transaction_at(c)
+        ct = tx.encrypt_card_data(b"card-%d" % c)
+        assert hsm_pool.run_sync(dukpt.decrypt_card_data, tx.ksn, ct) == b"card-%d" % c
+    _, chain = hsm_pool.run_sync(_session_objects)
+    assert chain <= 8
+    uncached = hsm_pool.run_sync(lambda s: _open_uncached(s, injected.transaction_at(12345)))
+    assert uncached == b"probe"
+
+
+def _open_uncached(session, tx):
+    with dukpt.transaction_key(session, tx.ksn, cache=False) as tk:
+        key = tk.working_key(KeyUsage.DATA_ENCRYPT)
+        return dukpt.cbc_decrypt(key, tx.encrypt_card_data(b"probe"))
