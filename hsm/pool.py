@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -275,7 +275,7 @@ class HsmPool:
                 raise HsmBusy(f"{self._pending} HSM jobs pending")
             self._pending += 1
 
-    def _release(self) -> None:
+    def _release(self, _fut: Any = None) -> None:
         with self._pending_lock:
             self._pending -= 1
 
@@ -287,20 +287,27 @@ class HsmPool:
             self.jobs += 1
             self.busy_seconds += time.perf_counter() - t0
 
+    def _submit(self, job: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        """Queue a job; it counts as pending until it has run or was cancelled before running
+        (an abandoned await does not free its slot while the job still occupies the thread)."""
+        self._admit()
+        try:
+            fut = _get_executor().submit(self._timed, job, args)
+        except BaseException:
+            self._release()
+            raise
+        fut.add_done_callback(self._release)
+        return fut
+
     async def run(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``job(session, *args, **kwargs)`` on the HSM thread and await its result.
 
-        Cancelling the await (deadline) does not interrupt a job already running; its result
-        is discarded.
+        Cancelling the await (deadline) drops a job that has not started yet; one already
+        running finishes and its result is discarded.
         """
         if kwargs:
             job = functools.partial(job, **kwargs)
-        self._admit()
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(_get_executor(), self._timed, job, args)
-        finally:
-            self._release()
+        return await asyncio.wrap_future(self._submit(job, args))
 
     def run_sync(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking variant for CLIs and scripts (never call from the event loop thread)."""
@@ -308,11 +315,7 @@ class HsmPool:
             job = functools.partial(job, **kwargs)
         if on_hsm_thread():
             return self._timed(job, args)
-        self._admit()
-        try:
-            return _get_executor().submit(self._timed, job, args).result()
-        finally:
-            self._release()
+        return self._submit(job, args).result()
 
     async def start(self) -> None:
         """Connect and log in now, so a misconfigured HSM fails at startup, not first use."""

@@ -60,6 +60,19 @@ async def test_backpressure_raises_busy(hsm_config):
     assert pool.pending == 0
 
 
+async def test_abandoned_jobs_keep_their_slot_until_done(hsm_config):
+    pool = HsmPool(hsm_config, max_pending=4)
+
+    def slow(session):
+        time.sleep(0.15)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pool.run(slow), 0.01)
+    assert pool.pending == 1  # still running on the HSM thread
+    await pool.run(lambda s: None)
+    assert pool.pending == 0
+
+
 def test_missing_token_is_unavailable(hsm_config):
     pool = HsmPool(HsmConfig(module=hsm_config.module, conf=hsm_config.conf, token="no-such"))
     with pytest.raises(HsmUnavailable, match="NoSuchToken"):
