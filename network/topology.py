@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from payswitch.cards import Scheme, luhn_valid
+from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
 from payswitch.money import is_currency
 
 
@@ -312,6 +312,10 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
                 raise TopologyError(f"{where}: card #{n}: status must be active, blocked or lost")
             if not luhn_valid(c.pan):
                 raise TopologyError(f"{where}: card #{n} fails the Luhn check")
+            try:
+                check_expiry(c.expiry)
+            except CardError:
+                raise TopologyError(f"{where}: card #{n}: expiry must be YYMM") from None
         issuers.append(
             IssuerConfig(
                 id=i["id"],
@@ -341,10 +345,15 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
 
 
 def _cross_check(topo: Topology) -> None:
-    ids = [n.id for n in (*topo.acquirers, *topo.schemes, *topo.issuers)]
+    # The switch's id is a process name too (the launcher names logs and children by id).
+    ids = [n.id for n in (topo.switch, *topo.acquirers, *topo.schemes, *topo.issuers)]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:
         raise TopologyError(f"duplicate node ids: {sorted(dupes)}")
+    listens = [n.listen for n in (topo.switch, *topo.acquirers, *topo.schemes, *topo.issuers)]
+    shared = {x for x in listens if listens.count(x) > 1}
+    if shared:
+        raise TopologyError(f"listen addresses used by more than one node: {sorted(shared)}")
     acq_ids = {a.id for a in topo.acquirers}
     for m in topo.merchants:
         missing = [a for a in m.acquirers if a not in acq_ids]
