@@ -8,23 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
 
-from network import acquirer, issuer, scheme
-from network.server import NodeApp, run_until_signal
+from network.nodes import build
+from network.server import run_until_signal
 from network.topology import Topology, TopologyError, load
 from payswitch import logs
-
-Factory = Callable[..., Awaitable[NodeApp]]
-
-FACTORIES: dict[str, Factory] = {
-    "acquirer": acquirer.create,
-    "scheme": scheme.create,
-    "issuer": issuer.create,
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,9 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(
     topology: Topology, node_id: str, books_dir: str | Path | None, seed: int | None
 ) -> None:
-    kind = topology.node_kind(node_id)
-    app = await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir)
-    await run_until_signal(app)
+    await run_until_signal(await build(topology, node_id, seed=seed, books_dir=books_dir))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from network import acquirer
+from network.local import start_network
 from network.ports import with_free_ports
 from network.server import NodeServer, bind_address
 from network.topology import TopologyError, parse
@@ -123,3 +124,37 @@ def test_nodes_listen_on_loopback_only() -> None:
     for bad in ("0.0.0.0:5000", "10.0.0.1:5000", "5000", "127.0.0.1:x"):
         with pytest.raises(TopologyError):
             bind_address(bad)
+
+
+async def test_whole_network_in_one_event_loop(tmp_path) -> None:
+    doc = {
+        "acquirers": [{"id": "acq-l", "listen": "x", "schemes": ["visa"]}],
+        "schemes": [{"id": "net-l", "listen": "x", "brands": ["visa"]}],
+        "issuers": [
+            {
+                "id": "bank-l",
+                "listen": "x",
+                "bins": ["400000-499999"],
+                "accounts": [{"id": "L-1", "currency": "EUR", "balance": 10_000}],
+                "cards": [{"pan": "4111111111111111", "expiry": "9912", "account": "L-1"}],
+            }
+        ],
+    }
+    topo = parse(with_free_ports(doc))
+    net = await start_network(topo, tmp_path / "books", seed=1)
+    try:
+        async with grpc.aio.insecure_channel(topo.acquirer("acq-l").listen) as ch:
+            result = await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(
+                _auth("l1"), timeout=2
+            )
+        assert (result.response_code, result.responder) == (
+            common_pb2.RESPONSE_CODE_APPROVED,
+            "bank-l",
+        )
+        async with grpc.aio.insecure_channel(topo.issuer("bank-l").listen) as ch:
+            acct = await network_pb2_grpc.IssuerServiceStub(ch).GetAccount(
+                network_pb2.GetAccountRequest(account_id="L-1"), timeout=2
+            )
+        assert (acct.held, acct.available) == (100, 9_900)
+    finally:
+        await net.stop()

@@ -1,0 +1,40 @@
+"""The whole simulated network inside one event loop, for tests that need no processes.
+
+Same node code and ports as the processes (the topology's addresses), started issuers first;
+``make run`` and the end-to-end tests use real processes (``network.stack``) instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from network.nodes import build
+from network.server import NodeServer
+from network.topology import Topology, all_nodes
+
+
+class LocalNetwork:
+    def __init__(self) -> None:
+        self.servers: dict[str, NodeServer] = {}
+
+    async def stop(self) -> None:
+        """Stop every node, acquirers first."""
+        for server in reversed(list(self.servers.values())):
+            await server.stop(grace=0)
+        self.servers.clear()
+
+
+async def start_network(
+    topology: Topology, books_dir: str | Path, *, seed: int | None = None
+) -> LocalNetwork:
+    """Serve every node of ``topology`` in the running loop; issuer books under ``books_dir``."""
+    network = LocalNetwork()
+    try:
+        for _kind, node_id, _listen in all_nodes(topology):
+            server = NodeServer(await build(topology, node_id, seed=seed, books_dir=books_dir))
+            await server.start()
+            network.servers[node_id] = server
+    except BaseException:
+        await network.stop()
+        raise
+    return network

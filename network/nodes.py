@@ -1,0 +1,30 @@
+"""Which module builds which kind of node: the one place that maps a topology kind to code."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from network import acquirer, issuer, scheme
+from network.server import NodeApp
+from network.topology import Topology
+
+Factory = Callable[..., Awaitable[NodeApp]]
+
+FACTORIES: dict[str, Factory] = {
+    "acquirer": acquirer.create,
+    "scheme": scheme.create,
+    "issuer": issuer.create,
+}
+
+
+async def build(
+    topology: Topology,
+    node_id: str,
+    *,
+    seed: int | None = None,
+    books_dir: str | Path | None = None,
+) -> NodeApp:
+    """The node ``node_id`` of ``topology``, ready to be served (books open, channels made)."""
+    kind = topology.node_kind(node_id)
+    return await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir)
