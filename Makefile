@@ -16,13 +16,14 @@ TOPOLOGY ?= topology/default.toml
 STORE ?= sqlite
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
-.PHONY: help venv proto proto-check buf-lint lint format test run demo clean
+.PHONY: help venv hsm proto proto-check buf-lint lint format test run demo clean
 
 help:
 	@echo "make run    - bootstrap and run the switch with the simulated network (embedded SQLite store)"
 	@echo "make test   - bootstrap and run lint plus the whole test suite"
 	@echo "make demo   - drive a terminal through a scripted shift against a running 'make run'"
 	@echo "make proto  - regenerate the Python code from proto/"
+	@echo "make hsm    - create the SoftHSM token and run the key ceremony"
 	@echo "make lint   - ruff, buf lint, and the generated-code staleness check"
 
 $(STAMP): pyproject.toml
@@ -37,6 +38,12 @@ venv: $(STAMP)
 $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# SoftHSM token (installs the softhsm2 package when missing) and the key ceremony for the
+# topology: every key generated inside the token, printed with its KCV, never in clear.
+hsm: $(STAMP)
+	$(BIN)/payswitch-hsm init
+	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
 
 # Generated code lives in payswitch/v1 and is committed; never edit it by hand.
 proto: $(STAMP)
@@ -63,10 +70,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint hsm
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-run: $(STAMP)
+run: $(STAMP) hsm
 	$(BIN)/payswitch-stack --topology $(TOPOLOGY) --run-dir $(RUN_DIR) --store $(STORE)
 
 demo: $(STAMP)

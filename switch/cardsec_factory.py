@@ -1,15 +1,20 @@
-"""Chooses the CardProtector for a switch process: the HSM one in every real run."""
+"""The CardProtector of a switch process: tokens and fingerprints computed in the HSM.
+
+The token, module and PIN come from the environment (``hsm.config``). A process whose HSM is
+missing or refuses the login does not start: it could not protect card data (fail closed).
+"""
 
 from __future__ import annotations
 
-import os
-
-from switch.cardsec import CardProtector, SoftwareCardProtector
+from hsm.config import HsmConfig
+from hsm.pool import HsmPool
+from hsm.tokens import HsmCardProtector
+from switch.cardsec import CardProtector
 
 
 async def build_protector() -> CardProtector:
-    # TEMPORARY until hsm/ lands in this session: a software key for local development.
-    key = os.environ.get("PAYSWITCH_DEV_SOFTWARE_KEY")
-    if key:
-        return SoftwareCardProtector(bytes.fromhex(key))
-    raise RuntimeError("no HSM card protector configured")
+    config = HsmConfig.from_env()
+    config.apply_env()
+    pool = HsmPool(config)
+    await pool.start()  # logs in now: a broken token fails the start, not the first payment
+    return HsmCardProtector(pool)

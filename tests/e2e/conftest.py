@@ -4,14 +4,15 @@ schemes, acquirers, switch) a real process, reached over real gRPC."""
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import grpc
 import pytest
 
+from hsm.testing import process_test_config
 from network.ports import with_free_ports, write_topology
 from network.stack import Stack
 
@@ -26,12 +27,24 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
         doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
-    os.environ.setdefault("PAYSWITCH_DEV_SOFTWARE_KEY", secrets.token_hex(32))
+    # The switch's tokenization and fingerprint keys, generated in the throwaway test token.
+    subprocess.run(
+        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return Stack(path, run_dir, **kw).start()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hsm_token(tmp_path_factory):
+    """A throwaway SoftHSM token, exported to the environment the stack's processes inherit."""
+    return process_test_config(tmp_path_factory.mktemp("softhsm"))
+
+
 @pytest.fixture(scope="session")
-async def stack(tmp_path_factory):
+async def stack(tmp_path_factory, hsm_token):
     run_dir = tmp_path_factory.mktemp("stack")
     s = await asyncio.to_thread(start_stack, run_dir)
     yield s

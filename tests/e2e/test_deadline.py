@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-async def slow_stack(tmp_path_factory):
+async def slow_stack(tmp_path_factory, hsm_token):
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     for acq in doc["acquirers"]:
         acq["latency"] = {"distribution": "fixed", "ms": 1500}
