@@ -213,6 +213,8 @@ class Stack:
 
     def start(self) -> Stack:
         """Start every child tier by tier, each tier SERVING before the next; returns self."""
+        if any(self.running(n) for n in self._children):
+            raise StackError("stack already started")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             for tier in ("issuer", "scheme", "acquirer", "switch"):
