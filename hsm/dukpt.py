@@ -34,8 +34,9 @@ verifies); data encryption (encrypt direction, the terminal's) -> DECRYPT; data 
 
 Card data: AES-128-CBC under the data-encryption (request) key, IV = 16 zero bytes, PKCS#7
 padding (CKM_AES_CBC_PAD). A zero IV is safe here because every KSN yields a fresh key and the
-terminal encrypts exactly one card-data record per KSN; the MAC over the ciphertext is checked
-before decryption, so padding errors cannot serve as an oracle.
+terminal encrypts exactly one card-data record per KSN. The switch opens requests with
+``hsm.mac.open_request``, which checks the MAC over the ciphertext before decrypting, so padding
+errors cannot serve as an oracle.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def derivation_data(usage: KeyUsage, ikid: bytes, counter: int | None = None) ->
     return head + ikid[4:8] + counter.to_bytes(4, "big")
 
 
+_DERIVE = Attribute.DERIVE
 _TEMPLATES: dict[frozenset[Attribute], dict[Attribute, Any]] = {}
 
 
@@ -154,9 +156,6 @@ def derive_aes128(parent: Any, data: bytes, capabilities: set[Attribute]) -> Any
 def derive_initial_key(bdk: Any, ikid: bytes) -> Any:
     """IK for a terminal, from the BDK key object (session object, DERIVE only)."""
     return derive_aes128(bdk, derivation_data(KeyUsage.KEY_DERIVATION_INITIAL, ikid), {_DERIVE})
-
-
-_DERIVE = Attribute.DERIVE
 
 
 def derive_transaction_derivation_key(initial_key: Any, ksn: Ksn) -> Any:
