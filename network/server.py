@@ -89,7 +89,7 @@ class NodeServer:
             _log.info("stopped")
 
 
-async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+async def watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
     """Set ``stop`` once the launcher that started us is gone (we were re-parented)."""
     while not stop.is_set():
         if os.getppid() != parent_pid:
@@ -114,7 +114,7 @@ async def run_until_signal(app: NodeApp) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     parent = os.environ.get(PARENT_PID_ENV, "")
-    watcher = asyncio.create_task(_watch_parent(int(parent), stop)) if parent.isdigit() else None
+    watcher = asyncio.create_task(watch_parent(int(parent), stop)) if parent.isdigit() else None
     await stop.wait()
     if watcher is not None:
         watcher.cancel()

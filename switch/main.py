@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
 import uvloop
 
+from network.server import PARENT_PID_ENV, watch_parent
 from network.topology import load
 from payswitch import logs
 from switch.cardsec_factory import build_protector
@@ -40,7 +42,12 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Started by payswitch-stack: stop with the launcher even if it dies by kill -9.
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    watcher = asyncio.create_task(watch_parent(int(parent), stop)) if parent.isdigit() else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await switch.stop()
 
 

@@ -27,6 +27,9 @@ from switch.store.base import StoreError, Transaction, TxState
 
 _log = get_logger("switch.reversals")
 
+# A node that answers these did not deliver the reversal (no time left, system error): resend.
+_RETRY_CODES = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION})
+
 
 class Reverser:
     def __init__(
@@ -154,8 +157,9 @@ class Reverser:
                 iso = codes.to_iso(result.response_code)
                 if iso == codes.APPROVED:
                     return True
-                _log.error("reversal_refused", tx=tx.id, code=iso)
-                return False
+                if iso not in _RETRY_CODES:
+                    _log.error("reversal_refused", tx=tx.id, code=iso)
+                    return False
             delay = self._rng.uniform(0, min(self._cap, self._base * 2**attempt))
             await asyncio.sleep(delay)
         _log.warning("reversal_attempts_exhausted", tx=tx.id)
