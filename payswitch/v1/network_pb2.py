@@ -25,41 +25,43 @@ _sym_db = _symbol_database.Default()
 from payswitch.v1 import common_pb2 as payswitch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayswitch/v1/network.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\"\xc7\x02\n\x14NetworkAuthorization\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x0c\n\x04stan\x18\x02 \x01(\r\x12\x13\n\x0b\x61\x63quirer_id\x18\x03 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x04 \x01(\t\x12\x13\n\x0bterminal_id\x18\x05 \x01(\t\x12\x1e\n\x16merchant_category_code\x18\x06 \x01(\t\x12#\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x13.payswitch.v1.Money\x12(\n\x06scheme\x18\x08 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12+\n\nentry_mode\x18\t \x01(\x0e\x32\x17.payswitch.v1.EntryMode\x12\x0b\n\x03pan\x18\n \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x0b \x01(\t\x12\x1c\n\x14transmission_time_ms\x18\x0c \x01(\x03\"\x90\x01\n\x1aNetworkAuthorizationResult\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x0c\n\x04stan\x18\x02 \x01(\r\x12\x31\n\rresponse_code\x18\x03 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x04 \x01(\t\x12\x11\n\tresponder\x18\x05 \x01(\t\"\xc6\x01\n\x0fNetworkReversal\x12\x14\n\x0coriginal_rrn\x18\x01 \x01(\t\x12\x0b\n\x03\x62in\x18\x02 \x01(\t\x12(\n\x06scheme\x18\x03 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.payswitch.v1.Money\x12,\n\x06reason\x18\x06 \x01(\x0e\x32\x1c.payswitch.v1.ReversalReason\"\x97\x01\n\x0eNetworkCapture\x12\x14\n\x0coriginal_rrn\x18\x01 \x01(\t\x12\x0b\n\x03\x62in\x18\x02 \x01(\t\x12(\n\x06scheme\x18\x03 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.payswitch.v1.Money\"\xa3\x01\n\rNetworkRefund\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x14\n\x0coriginal_rrn\x18\x02 \x01(\t\x12\x0b\n\x03\x62in\x18\x03 \x01(\t\x12(\n\x06scheme\x18\x04 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\"h\n\x13NetworkAdviceResult\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x31\n\rresponse_code\x18\x02 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tresponder\x18\x03 \x01(\t\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\x96\x01\n\x12GetAccountResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x14\n\x0c\x63redit_limit\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\x11\n\tavailable\x18\x06 \x01(\x03\x12\x12\n\nopen_holds\x18\x07 \x01(\x05\"\x1d\n\x0eGetHoldRequest\x12\x0b\n\x03rrn\x18\x01 \x01(\t\"\x9e\x01\n\x0fGetHoldResponse\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.payswitch.v1.HoldState\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x0e\n\x06posted\x18\x05 \x01(\x03\x12\x10\n\x08refunded\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t*\x89\x01\n\x0eReversalReason\x12\x1f\n\x1bREVERSAL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVERSAL_REASON_TIMEOUT\x10\x01\x12\x18\n\x14REVERSAL_REASON_VOID\x10\x02\x12\x1f\n\x1bREVERSAL_REASON_UNDELIVERED\x10\x03*l\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x15\n\x11HOLD_STATE_POSTED\x10\x02\x12\x17\n\x13HOLD_STATE_RELEASED\x10\x03\x32\xcf\x02\n\x0f\x41\x63quirerService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult2\xcd\x02\n\rSchemeService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult2\xe6\x03\n\rIssuerService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult\x12O\n\nGetAccount\x12\x1f.payswitch.v1.GetAccountRequest\x1a .payswitch.v1.GetAccountResponse\x12\x46\n\x07GetHold\x12\x1c.payswitch.v1.GetHoldRequest\x1a\x1d.payswitch.v1.GetHoldResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apayswitch/v1/network.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\"\x8c\x03\n\x14NetworkAuthorization\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x0c\n\x04stan\x18\x02 \x01(\r\x12\x13\n\x0b\x61\x63quirer_id\x18\x03 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x04 \x01(\t\x12\x13\n\x0bterminal_id\x18\x05 \x01(\t\x12\x1e\n\x16merchant_category_code\x18\x06 \x01(\t\x12#\n\x06\x61mount\x18\x07 \x01(\x0b\x32\x13.payswitch.v1.Money\x12(\n\x06scheme\x18\x08 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12+\n\nentry_mode\x18\t \x01(\x0e\x32\x17.payswitch.v1.EntryMode\x12\x0b\n\x03pan\x18\n \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x0b \x01(\t\x12\x1c\n\x14transmission_time_ms\x18\x0c \x01(\x03\x12\x11\n\tpin_block\x18\r \x01(\x0c\x12\x0c\n\x04\x63vv2\x18\x0e \x01(\t\x12\"\n\x03\x65mv\x18\x0f \x01(\x0b\x32\x15.payswitch.v1.EmvData\"\xc1\x02\n\x07\x45mvData\x12\x0c\n\x04\x61rqc\x18\x01 \x01(\x0c\x12\x0b\n\x03\x61tc\x18\x02 \x01(\x0c\x12\x1c\n\x14unpredictable_number\x18\x03 \x01(\x0c\x12\x1b\n\x13pan_sequence_number\x18\x04 \x01(\t\x12\x19\n\x11\x61mount_authorised\x18\x05 \x01(\x0c\x12\x14\n\x0c\x61mount_other\x18\x06 \x01(\x0c\x12\x1d\n\x15terminal_country_code\x18\x07 \x01(\x0c\x12\x0b\n\x03tvr\x18\x08 \x01(\x0c\x12!\n\x19transaction_currency_code\x18\t \x01(\x0c\x12\x18\n\x10transaction_date\x18\n \x01(\x0c\x12\x18\n\x10transaction_type\x18\x0b \x01(\x0c\x12\x0b\n\x03\x61ip\x18\x0c \x01(\x0c\x12\x1f\n\x17issuer_application_data\x18\r \x01(\x0c\"\x9e\x01\n\x1aNetworkAuthorizationResult\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x0c\n\x04stan\x18\x02 \x01(\r\x12\x31\n\rresponse_code\x18\x03 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x04 \x01(\t\x12\x11\n\tresponder\x18\x05 \x01(\t\x12\x0c\n\x04\x61rpc\x18\x06 \x01(\x0c\"\xc6\x01\n\x0fNetworkReversal\x12\x14\n\x0coriginal_rrn\x18\x01 \x01(\t\x12\x0b\n\x03\x62in\x18\x02 \x01(\t\x12(\n\x06scheme\x18\x03 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.payswitch.v1.Money\x12,\n\x06reason\x18\x06 \x01(\x0e\x32\x1c.payswitch.v1.ReversalReason\"\x97\x01\n\x0eNetworkCapture\x12\x14\n\x0coriginal_rrn\x18\x01 \x01(\t\x12\x0b\n\x03\x62in\x18\x02 \x01(\t\x12(\n\x06scheme\x18\x03 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x04 \x01(\t\x12#\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x13.payswitch.v1.Money\"\xa3\x01\n\rNetworkRefund\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x14\n\x0coriginal_rrn\x18\x02 \x01(\t\x12\x0b\n\x03\x62in\x18\x03 \x01(\t\x12(\n\x06scheme\x18\x04 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x13\n\x0b\x61\x63quirer_id\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\"h\n\x13NetworkAdviceResult\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x31\n\rresponse_code\x18\x02 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tresponder\x18\x03 \x01(\t\"\'\n\x11GetAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\"\x96\x01\n\x12GetAccountResponse\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x14\n\x0c\x63redit_limit\x18\x04 \x01(\x03\x12\x0c\n\x04held\x18\x05 \x01(\x03\x12\x11\n\tavailable\x18\x06 \x01(\x03\x12\x12\n\nopen_holds\x18\x07 \x01(\x05\"\x1d\n\x0eGetHoldRequest\x12\x0b\n\x03rrn\x18\x01 \x01(\t\"\x9e\x01\n\x0fGetHoldResponse\x12\x0b\n\x03rrn\x18\x01 \x01(\t\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.payswitch.v1.HoldState\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x0e\n\x06posted\x18\x05 \x01(\x03\x12\x10\n\x08refunded\x18\x06 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x07 \x01(\t*\x89\x01\n\x0eReversalReason\x12\x1f\n\x1bREVERSAL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVERSAL_REASON_TIMEOUT\x10\x01\x12\x18\n\x14REVERSAL_REASON_VOID\x10\x02\x12\x1f\n\x1bREVERSAL_REASON_UNDELIVERED\x10\x03*l\n\tHoldState\x12\x1a\n\x16HOLD_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fHOLD_STATE_HELD\x10\x01\x12\x15\n\x11HOLD_STATE_POSTED\x10\x02\x12\x17\n\x13HOLD_STATE_RELEASED\x10\x03\x32\xcf\x02\n\x0f\x41\x63quirerService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult2\xcd\x02\n\rSchemeService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult2\xe6\x03\n\rIssuerService\x12Y\n\tAuthorize\x12\".payswitch.v1.NetworkAuthorization\x1a(.payswitch.v1.NetworkAuthorizationResult\x12K\n\x07Reverse\x12\x1d.payswitch.v1.NetworkReversal\x1a!.payswitch.v1.NetworkAdviceResult\x12J\n\x07\x43\x61pture\x12\x1c.payswitch.v1.NetworkCapture\x1a!.payswitch.v1.NetworkAdviceResult\x12H\n\x06Refund\x12\x1b.payswitch.v1.NetworkRefund\x1a!.payswitch.v1.NetworkAdviceResult\x12O\n\nGetAccount\x12\x1f.payswitch.v1.GetAccountRequest\x1a .payswitch.v1.GetAccountResponse\x12\x46\n\x07GetHold\x12\x1c.payswitch.v1.GetHoldRequest\x1a\x1d.payswitch.v1.GetHoldResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payswitch.v1.network_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REVERSALREASON']._serialized_start=1562
-  _globals['_REVERSALREASON']._serialized_end=1699
-  _globals['_HOLDSTATE']._serialized_start=1701
-  _globals['_HOLDSTATE']._serialized_end=1809
+  _globals['_REVERSALREASON']._serialized_start=1969
+  _globals['_REVERSALREASON']._serialized_end=2106
+  _globals['_HOLDSTATE']._serialized_start=2108
+  _globals['_HOLDSTATE']._serialized_end=2216
   _globals['_NETWORKAUTHORIZATION']._serialized_start=72
-  _globals['_NETWORKAUTHORIZATION']._serialized_end=399
-  _globals['_NETWORKAUTHORIZATIONRESULT']._serialized_start=402
-  _globals['_NETWORKAUTHORIZATIONRESULT']._serialized_end=546
-  _globals['_NETWORKREVERSAL']._serialized_start=549
-  _globals['_NETWORKREVERSAL']._serialized_end=747
-  _globals['_NETWORKCAPTURE']._serialized_start=750
-  _globals['_NETWORKCAPTURE']._serialized_end=901
-  _globals['_NETWORKREFUND']._serialized_start=904
-  _globals['_NETWORKREFUND']._serialized_end=1067
-  _globals['_NETWORKADVICERESULT']._serialized_start=1069
-  _globals['_NETWORKADVICERESULT']._serialized_end=1173
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1175
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1214
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1217
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1367
-  _globals['_GETHOLDREQUEST']._serialized_start=1369
-  _globals['_GETHOLDREQUEST']._serialized_end=1398
-  _globals['_GETHOLDRESPONSE']._serialized_start=1401
-  _globals['_GETHOLDRESPONSE']._serialized_end=1559
-  _globals['_ACQUIRERSERVICE']._serialized_start=1812
-  _globals['_ACQUIRERSERVICE']._serialized_end=2147
-  _globals['_SCHEMESERVICE']._serialized_start=2150
-  _globals['_SCHEMESERVICE']._serialized_end=2483
-  _globals['_ISSUERSERVICE']._serialized_start=2486
-  _globals['_ISSUERSERVICE']._serialized_end=2972
+  _globals['_NETWORKAUTHORIZATION']._serialized_end=468
+  _globals['_EMVDATA']._serialized_start=471
+  _globals['_EMVDATA']._serialized_end=792
+  _globals['_NETWORKAUTHORIZATIONRESULT']._serialized_start=795
+  _globals['_NETWORKAUTHORIZATIONRESULT']._serialized_end=953
+  _globals['_NETWORKREVERSAL']._serialized_start=956
+  _globals['_NETWORKREVERSAL']._serialized_end=1154
+  _globals['_NETWORKCAPTURE']._serialized_start=1157
+  _globals['_NETWORKCAPTURE']._serialized_end=1308
+  _globals['_NETWORKREFUND']._serialized_start=1311
+  _globals['_NETWORKREFUND']._serialized_end=1474
+  _globals['_NETWORKADVICERESULT']._serialized_start=1476
+  _globals['_NETWORKADVICERESULT']._serialized_end=1580
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1582
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1621
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1624
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1774
+  _globals['_GETHOLDREQUEST']._serialized_start=1776
+  _globals['_GETHOLDREQUEST']._serialized_end=1805
+  _globals['_GETHOLDRESPONSE']._serialized_start=1808
+  _globals['_GETHOLDRESPONSE']._serialized_end=1966
+  _globals['_ACQUIRERSERVICE']._serialized_start=2219
+  _globals['_ACQUIRERSERVICE']._serialized_end=2554
+  _globals['_SCHEMESERVICE']._serialized_start=2557
+  _globals['_SCHEMESERVICE']._serialized_end=2890
+  _globals['_ISSUERSERVICE']._serialized_start=2893
+  _globals['_ISSUERSERVICE']._serialized_end=3379
 # @@protoc_insertion_point(module_scope)

@@ -30,7 +30,7 @@ HOLD_STATE_POSTED: HoldState
 HOLD_STATE_RELEASED: HoldState
 
 class NetworkAuthorization(_message.Message):
-    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "entry_mode", "pan", "expiry", "transmission_time_ms")
+    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "entry_mode", "pan", "expiry", "transmission_time_ms", "pin_block", "cvv2", "emv")
     RRN_FIELD_NUMBER: _ClassVar[int]
     STAN_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,9 @@ class NetworkAuthorization(_message.Message):
     PAN_FIELD_NUMBER: _ClassVar[int]
     EXPIRY_FIELD_NUMBER: _ClassVar[int]
     TRANSMISSION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    PIN_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    CVV2_FIELD_NUMBER: _ClassVar[int]
+    EMV_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     stan: int
     acquirer_id: str
@@ -55,21 +58,56 @@ class NetworkAuthorization(_message.Message):
     pan: str
     expiry: str
     transmission_time_ms: int
-    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., transmission_time_ms: _Optional[int] = ...) -> None: ...
+    pin_block: bytes
+    cvv2: str
+    emv: EmvData
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., transmission_time_ms: _Optional[int] = ..., pin_block: _Optional[bytes] = ..., cvv2: _Optional[str] = ..., emv: _Optional[_Union[EmvData, _Mapping]] = ...) -> None: ...
+
+class EmvData(_message.Message):
+    __slots__ = ("arqc", "atc", "unpredictable_number", "pan_sequence_number", "amount_authorised", "amount_other", "terminal_country_code", "tvr", "transaction_currency_code", "transaction_date", "transaction_type", "aip", "issuer_application_data")
+    ARQC_FIELD_NUMBER: _ClassVar[int]
+    ATC_FIELD_NUMBER: _ClassVar[int]
+    UNPREDICTABLE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PAN_SEQUENCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_AUTHORISED_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_OTHER_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_COUNTRY_CODE_FIELD_NUMBER: _ClassVar[int]
+    TVR_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_DATE_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    AIP_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_APPLICATION_DATA_FIELD_NUMBER: _ClassVar[int]
+    arqc: bytes
+    atc: bytes
+    unpredictable_number: bytes
+    pan_sequence_number: str
+    amount_authorised: bytes
+    amount_other: bytes
+    terminal_country_code: bytes
+    tvr: bytes
+    transaction_currency_code: bytes
+    transaction_date: bytes
+    transaction_type: bytes
+    aip: bytes
+    issuer_application_data: bytes
+    def __init__(self, arqc: _Optional[bytes] = ..., atc: _Optional[bytes] = ..., unpredictable_number: _Optional[bytes] = ..., pan_sequence_number: _Optional[str] = ..., amount_authorised: _Optional[bytes] = ..., amount_other: _Optional[bytes] = ..., terminal_country_code: _Optional[bytes] = ..., tvr: _Optional[bytes] = ..., transaction_currency_code: _Optional[bytes] = ..., transaction_date: _Optional[bytes] = ..., transaction_type: _Optional[bytes] = ..., aip: _Optional[bytes] = ..., issuer_application_data: _Optional[bytes] = ...) -> None: ...
 
 class NetworkAuthorizationResult(_message.Message):
-    __slots__ = ("rrn", "stan", "response_code", "auth_code", "responder")
+    __slots__ = ("rrn", "stan", "response_code", "auth_code", "responder", "arpc")
     RRN_FIELD_NUMBER: _ClassVar[int]
     STAN_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
     RESPONDER_FIELD_NUMBER: _ClassVar[int]
+    ARPC_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     stan: int
     response_code: _common_pb2.ResponseCode
     auth_code: str
     responder: str
-    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., responder: _Optional[str] = ...) -> None: ...
+    arpc: bytes
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., responder: _Optional[str] = ..., arpc: _Optional[bytes] = ...) -> None: ...
 
 class NetworkReversal(_message.Message):
     __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount", "reason")
