@@ -1,9 +1,10 @@
 """The state store interface: transactions with compare-and-set transitions, idempotency keys,
-sequences. One interface, two backends (SQLite embedded default, Cassandra) passing the same
-contract tests in tests/store/.
+sequences, the PAN vault. One interface, two backends (SQLite embedded default, Cassandra)
+passing the same contract tests in tests/store/.
 
 Every state change is a compare-and-set: SQLite does it as a serialised write, Cassandra as a
-lightweight transaction. No card data beyond the token and masked PAN is ever stored here.
+lightweight transaction. No card data beyond the token and masked PAN is ever stored here in
+clear; the vault holds PANs only as HSM-encrypted blobs (``hsm.vault``), never CVV or PIN data.
 """
 
 from __future__ import annotations
@@ -148,6 +149,27 @@ class Claim:
     record: IdempotencyRecord
 
 
+@dataclass(slots=True)
+class VaultEntry:
+    """One card's PAN as the vault keeps it: encrypted in the HSM, never in clear.
+
+    ``token_digest`` is the card's token (``hsm.tokens.Token.digest``, the full HMAC-SHA256 of
+    the PAN in hex: unique per card, the ``card_token`` of its transactions). ``blob`` is an
+    ``hsm.vault`` AES-GCM blob whose additional data is the token digest, so a blob cannot be
+    moved to another card's row; ``key_version`` is the vault key version it was sealed under
+    (also inside the blob's header), kept as a column so a re-encryption job can find old ones.
+    """
+
+    token_digest: str
+    blob: bytes
+    key_version: int
+    created_at: float
+    updated_at: float
+
+    def __repr__(self) -> str:  # the blob is ciphertext, but keep reprs short and boring
+        return f"VaultEntry({self.token_digest[:12]}..., v{self.key_version})"
+
+
 class StoreError(Exception):
     """Base of store errors."""
 
@@ -220,6 +242,14 @@ def check_new(tx: Transaction) -> None:
             raise ValueError(f"insert_transaction: {name} must be an int (minor units)")
     TxState(tx.state)
     TxType(tx.type)
+
+
+def check_vault_entry(token_digest: str, key_version: int) -> None:
+    """Validate a vault write before any backend runs it (both backends share this)."""
+    if not token_digest:
+        raise ValueError("put_vault_entry: token_digest is required")
+    if not isinstance(key_version, int) or isinstance(key_version, bool) or key_version < 1:
+        raise ValueError("put_vault_entry: key_version must be a positive int")
 
 
 class Store(abc.ABC):
@@ -316,6 +346,26 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def refunds_of(self, original_id: str) -> list[Transaction]:
         """The refund transactions linked to ``original_id``, oldest first."""
+
+    # --- PAN vault ----------------------------------------------------------------------
+    # Not abstract, so that a backend under construction still loads; until it implements
+    # these, every authorization through it fails closed (96) at the vault stage.
+    async def put_vault_entry(
+        self, token_digest: str, blob: bytes, key_version: int, now: float
+    ) -> bool:
+        """Keep a card's encrypted PAN so that settlement can recover it by the card's token.
+
+        Inserts when the card has no entry. Replaces an entry only with a strictly newer
+        ``key_version`` (lazy re-encryption after a vault key rotation: ``created_at`` stays,
+        ``updated_at`` = ``now``); the same or an older version changes nothing, so concurrent
+        writers of one card can never move it back to an older key. True when written.
+        Arguments are validated by ``check_vault_entry`` first (ValueError).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no PAN vault")
+
+    async def get_vault_entry(self, token_digest: str) -> VaultEntry | None:
+        """The card's vault entry, or None."""
+        raise NotImplementedError(f"{type(self).__name__} has no PAN vault")
 
     # --- sequences --------------------------------------------------------------------
     @abc.abstractmethod

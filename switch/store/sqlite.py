@@ -31,6 +31,10 @@ cancel its write: the job on the store thread runs to its end (committed or roll
 Idempotency records are expired by ``expires_at`` (``<= now`` means absent); every
 ``_PURGE_EVERY`` claims, up to ``_PURGE_BATCH`` expired rows are deleted in the same
 transaction so that the table does not grow forever.
+
+The PAN vault (``vault`` table, one row per card keyed by token digest) is added by
+``CREATE TABLE IF NOT EXISTS``, so stores made before it gain it on open without a schema bump.
+``put_vault_entry`` is one upsert whose update only fires for a newer key version.
 """
 
 from __future__ import annotations
@@ -56,8 +60,10 @@ from switch.store.base import (
     Transaction,
     TxState,
     TxType,
+    VaultEntry,
     check_cas,
     check_new,
+    check_vault_entry,
 )
 
 T = TypeVar("T")
@@ -117,6 +123,14 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency (expires_at);
 CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vault (
+    token_digest TEXT PRIMARY KEY,
+    blob BLOB NOT NULL,
+    key_version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 
 _TX_COLUMNS = ", ".join(COLUMNS)
@@ -474,6 +488,43 @@ class SqliteStore(Store):
             (original_id, TxType.REFUND.value),
         ).fetchall()
         return [_tx_from_row(r) for r in rows]
+
+    # --- PAN vault ----------------------------------------------------------------------
+    async def put_vault_entry(
+        self, token_digest: str, blob: bytes, key_version: int, now: float
+    ) -> bool:
+        check_vault_entry(token_digest, key_version)
+        return await self._call(self._put_vault, token_digest, bytes(blob), key_version, now)
+
+    @staticmethod
+    def _put_vault(
+        conn: sqlite3.Connection, token_digest: str, blob: bytes, key_version: int, now: float
+    ) -> bool:
+        # One statement, its own transaction; an unchanged card writes no page (no fsync).
+        cur = conn.execute(
+            "INSERT INTO vault (token_digest, blob, key_version, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (token_digest) DO UPDATE SET blob = excluded.blob, "
+            "key_version = excluded.key_version, updated_at = excluded.updated_at "
+            "WHERE excluded.key_version > vault.key_version",
+            (token_digest, blob, key_version, now, now),
+        )
+        return cur.rowcount == 1
+
+    async def get_vault_entry(self, token_digest: str) -> VaultEntry | None:
+        return await self._call(self._get_vault, token_digest)
+
+    @staticmethod
+    def _get_vault(conn: sqlite3.Connection, token_digest: str) -> VaultEntry | None:
+        row = conn.execute(
+            "SELECT token_digest, blob, key_version, created_at, updated_at FROM vault "
+            "WHERE token_digest = ?",
+            (token_digest,),
+        ).fetchone()
+        if row is None:
+            return None
+        digest, blob, version, created, updated = row
+        return VaultEntry(digest, bytes(blob), int(version), created, updated)
 
     # --- sequences ----------------------------------------------------------------------
     async def next_sequence(self, name: str) -> int:
