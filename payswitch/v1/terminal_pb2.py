@@ -23,47 +23,54 @@ _sym_db = _symbol_database.Default()
 
 
 from payswitch.v1 import common_pb2 as payswitch_dot_v1_dot_common__pb2
+from payswitch.v1 import network_pb2 as payswitch_dot_v1_dot_network__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpayswitch/v1/terminal.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\"#\n\x04\x43\x61rd\x12\x0b\n\x03pan\x18\x01 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x02 \x01(\t\"\xeb\x01\n\x10\x41uthorizeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0c\n\x04stan\x18\x04 \x01(\r\x12\x12\n\nlocal_time\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12+\n\nentry_mode\x18\x07 \x01(\x0e\x32\x17.payswitch.v1.EntryMode\x12 \n\x04\x63\x61rd\x18\x08 \x01(\x0b\x32\x12.payswitch.v1.Card\"\x95\x02\n\x11\x41uthorizeResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x31\n\rresponse_code\x18\x02 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x03 \x01(\t\x12\x0b\n\x03rrn\x18\x04 \x01(\t\x12\x0c\n\x04stan\x18\x05 \x01(\r\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12(\n\x06scheme\x18\x07 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x12\n\nmasked_pan\x18\x08 \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\t \x01(\t\x12\x0f\n\x07message\x18\n \x01(\t\"{\n\x0e\x43\x61ptureRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.payswitch.v1.Money\"\x85\x01\n\x0f\x43\x61ptureResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"S\n\x0bVoidRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\"\x82\x01\n\x0cVoidResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xa5\x01\n\rRefundRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x0c\n\x04stan\x18\x05 \x01(\r\x12\x12\n\nlocal_time\x18\x06 \x01(\t\"\x84\x01\n\x0eRefundResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"k\n\x15GetTransactionRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x18\n\x0etransaction_id\x18\x02 \x01(\tH\x00\x12\x19\n\x0fidempotency_key\x18\x03 \x01(\tH\x00\x42\x08\n\x06lookup\"H\n\x16GetTransactionResponse\x12.\n\x0btransaction\x18\x01 \x01(\x0b\x32\x19.payswitch.v1.Transaction\"3\n\x0b\x45\x63hoRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"J\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x11\n\tswitch_id\x18\x02 \x01(\t\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\"\xb5\x04\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04type\x18\x02 \x01(\x0e\x32\x1d.payswitch.v1.TransactionType\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.payswitch.v1.TransactionState\x12\x13\n\x0bterminal_id\x18\x04 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x05 \x01(\t\x12\x0c\n\x04stan\x18\x06 \x01(\r\x12\x12\n\nlocal_time\x18\x07 \x01(\t\x12#\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x13.payswitch.v1.Money\x12%\n\x08\x63\x61ptured\x18\t \x01(\x0b\x32\x13.payswitch.v1.Money\x12%\n\x08refunded\x18\n \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x31\n\rresponse_code\x18\x0b \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x0c \x01(\t\x12\x0b\n\x03rrn\x18\r \x01(\t\x12(\n\x06scheme\x18\x0e \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x12\n\nmasked_pan\x18\x0f \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\x10 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x11 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x12 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x13 \x01(\x03*\xb7\x03\n\x10TransactionState\x12!\n\x1dTRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTRANSACTION_STATE_RECEIVED\x10\x01\x12\x1d\n\x19TRANSACTION_STATE_PENDING\x10\x02\x12\x1e\n\x1aTRANSACTION_STATE_APPROVED\x10\x03\x12\x1e\n\x1aTRANSACTION_STATE_DECLINED\x10\x04\x12\x1d\n\x19TRANSACTION_STATE_UNKNOWN\x10\x05\x12&\n\"TRANSACTION_STATE_REVERSAL_PENDING\x10\x06\x12\x1e\n\x1aTRANSACTION_STATE_REVERSED\x10\x07\x12\x1e\n\x1aTRANSACTION_STATE_CAPTURED\x10\x08\x12\x1d\n\x19TRANSACTION_STATE_SETTLED\x10\t\x12\x1c\n\x18TRANSACTION_STATE_VOIDED\x10\n\x12\x1e\n\x1aTRANSACTION_STATE_STOOD_IN\x10\x0b\x12\x1d\n\x19TRANSACTION_STATE_ADVISED\x10\x0c*t\n\x0fTransactionType\x12 \n\x1cTRANSACTION_TYPE_UNSPECIFIED\x10\x00\x12\"\n\x1eTRANSACTION_TYPE_AUTHORIZATION\x10\x01\x12\x1b\n\x17TRANSACTION_TYPE_REFUND\x10\x02\x32\xc7\x03\n\x0fTerminalService\x12L\n\tAuthorize\x12\x1e.payswitch.v1.AuthorizeRequest\x1a\x1f.payswitch.v1.AuthorizeResponse\x12\x46\n\x07\x43\x61pture\x12\x1c.payswitch.v1.CaptureRequest\x1a\x1d.payswitch.v1.CaptureResponse\x12=\n\x04Void\x12\x19.payswitch.v1.VoidRequest\x1a\x1a.payswitch.v1.VoidResponse\x12\x43\n\x06Refund\x12\x1b.payswitch.v1.RefundRequest\x1a\x1c.payswitch.v1.RefundResponse\x12[\n\x0eGetTransaction\x12#.payswitch.v1.GetTransactionRequest\x1a$.payswitch.v1.GetTransactionResponse\x12=\n\x04\x45\x63ho\x12\x19.payswitch.v1.EchoRequest\x1a\x1a.payswitch.v1.EchoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpayswitch/v1/terminal.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\x1a\x1apayswitch/v1/network.proto\"#\n\x04\x43\x61rd\x12\x0b\n\x03pan\x18\x01 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x02 \x01(\t\"\xe8\x02\n\x10\x41uthorizeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x03 \x01(\t\x12\x0c\n\x04stan\x18\x04 \x01(\r\x12\x12\n\nlocal_time\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12+\n\nentry_mode\x18\x07 \x01(\x0e\x32\x17.payswitch.v1.EntryMode\x12$\n\x04\x63\x61rd\x18\x08 \x01(\x0b\x32\x12.payswitch.v1.CardB\x02\x18\x01\x12\x33\n\x0e\x65ncrypted_card\x18\t \x01(\x0b\x32\x1b.payswitch.v1.EncryptedCard\x12\x11\n\tpin_block\x18\n \x01(\x0c\x12\"\n\x03\x65mv\x18\x0b \x01(\x0b\x32\x15.payswitch.v1.EmvData\x12\x0b\n\x03mac\x18\x0c \x01(\x0c\"0\n\rEncryptedCard\x12\x0b\n\x03ksn\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c\"5\n\x08\x43\x61rdData\x12\x0b\n\x03pan\x18\x01 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x02 \x01(\t\x12\x0c\n\x04\x63vv2\x18\x03 \x01(\t\"\xa3\x02\n\x11\x41uthorizeResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x31\n\rresponse_code\x18\x02 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x03 \x01(\t\x12\x0b\n\x03rrn\x18\x04 \x01(\t\x12\x0c\n\x04stan\x18\x05 \x01(\r\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12(\n\x06scheme\x18\x07 \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x12\n\nmasked_pan\x18\x08 \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\t \x01(\t\x12\x0f\n\x07message\x18\n \x01(\t\x12\x0c\n\x04\x61rpc\x18\x0b \x01(\x0c\"{\n\x0e\x43\x61ptureRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.payswitch.v1.Money\"\x85\x01\n\x0f\x43\x61ptureResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"S\n\x0bVoidRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\"\x82\x01\n\x0cVoidResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xa5\x01\n\rRefundRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x03 \x01(\t\x12#\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x0c\n\x04stan\x18\x05 \x01(\r\x12\x12\n\nlocal_time\x18\x06 \x01(\t\"\x84\x01\n\x0eRefundResponse\x12\x31\n\rresponse_code\x18\x01 \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12.\n\x0btransaction\x18\x02 \x01(\x0b\x32\x19.payswitch.v1.Transaction\x12\x0f\n\x07message\x18\x03 \x01(\t\"k\n\x15GetTransactionRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x18\n\x0etransaction_id\x18\x02 \x01(\tH\x00\x12\x19\n\x0fidempotency_key\x18\x03 \x01(\tH\x00\x42\x08\n\x06lookup\"H\n\x16GetTransactionResponse\x12.\n\x0btransaction\x18\x01 \x01(\x0b\x32\x19.payswitch.v1.Transaction\"3\n\x0b\x45\x63hoRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"J\n\x0c\x45\x63hoResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x11\n\tswitch_id\x18\x02 \x01(\t\x12\x16\n\x0eserver_time_ms\x18\x03 \x01(\x03\"\xb5\x04\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12+\n\x04type\x18\x02 \x01(\x0e\x32\x1d.payswitch.v1.TransactionType\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.payswitch.v1.TransactionState\x12\x13\n\x0bterminal_id\x18\x04 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x05 \x01(\t\x12\x0c\n\x04stan\x18\x06 \x01(\r\x12\x12\n\nlocal_time\x18\x07 \x01(\t\x12#\n\x06\x61mount\x18\x08 \x01(\x0b\x32\x13.payswitch.v1.Money\x12%\n\x08\x63\x61ptured\x18\t \x01(\x0b\x32\x13.payswitch.v1.Money\x12%\n\x08refunded\x18\n \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x31\n\rresponse_code\x18\x0b \x01(\x0e\x32\x1a.payswitch.v1.ResponseCode\x12\x11\n\tauth_code\x18\x0c \x01(\t\x12\x0b\n\x03rrn\x18\r \x01(\t\x12(\n\x06scheme\x18\x0e \x01(\x0e\x32\x18.payswitch.v1.CardScheme\x12\x12\n\nmasked_pan\x18\x0f \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\x10 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x11 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x12 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x13 \x01(\x03*\xb7\x03\n\x10TransactionState\x12!\n\x1dTRANSACTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTRANSACTION_STATE_RECEIVED\x10\x01\x12\x1d\n\x19TRANSACTION_STATE_PENDING\x10\x02\x12\x1e\n\x1aTRANSACTION_STATE_APPROVED\x10\x03\x12\x1e\n\x1aTRANSACTION_STATE_DECLINED\x10\x04\x12\x1d\n\x19TRANSACTION_STATE_UNKNOWN\x10\x05\x12&\n\"TRANSACTION_STATE_REVERSAL_PENDING\x10\x06\x12\x1e\n\x1aTRANSACTION_STATE_REVERSED\x10\x07\x12\x1e\n\x1aTRANSACTION_STATE_CAPTURED\x10\x08\x12\x1d\n\x19TRANSACTION_STATE_SETTLED\x10\t\x12\x1c\n\x18TRANSACTION_STATE_VOIDED\x10\n\x12\x1e\n\x1aTRANSACTION_STATE_STOOD_IN\x10\x0b\x12\x1d\n\x19TRANSACTION_STATE_ADVISED\x10\x0c*t\n\x0fTransactionType\x12 \n\x1cTRANSACTION_TYPE_UNSPECIFIED\x10\x00\x12\"\n\x1eTRANSACTION_TYPE_AUTHORIZATION\x10\x01\x12\x1b\n\x17TRANSACTION_TYPE_REFUND\x10\x02\x32\xc7\x03\n\x0fTerminalService\x12L\n\tAuthorize\x12\x1e.payswitch.v1.AuthorizeRequest\x1a\x1f.payswitch.v1.AuthorizeResponse\x12\x46\n\x07\x43\x61pture\x12\x1c.payswitch.v1.CaptureRequest\x1a\x1d.payswitch.v1.CaptureResponse\x12=\n\x04Void\x12\x19.payswitch.v1.VoidRequest\x1a\x1a.payswitch.v1.VoidResponse\x12\x43\n\x06Refund\x12\x1b.payswitch.v1.RefundRequest\x1a\x1c.payswitch.v1.RefundResponse\x12[\n\x0eGetTransaction\x12#.payswitch.v1.GetTransactionRequest\x1a$.payswitch.v1.GetTransactionResponse\x12=\n\x04\x45\x63ho\x12\x19.payswitch.v1.EchoRequest\x1a\x1a.payswitch.v1.EchoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payswitch.v1.terminal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSACTIONSTATE']._serialized_start=2290
-  _globals['_TRANSACTIONSTATE']._serialized_end=2729
-  _globals['_TRANSACTIONTYPE']._serialized_start=2731
-  _globals['_TRANSACTIONTYPE']._serialized_end=2847
-  _globals['_CARD']._serialized_start=72
-  _globals['_CARD']._serialized_end=107
-  _globals['_AUTHORIZEREQUEST']._serialized_start=110
-  _globals['_AUTHORIZEREQUEST']._serialized_end=345
-  _globals['_AUTHORIZERESPONSE']._serialized_start=348
-  _globals['_AUTHORIZERESPONSE']._serialized_end=625
-  _globals['_CAPTUREREQUEST']._serialized_start=627
-  _globals['_CAPTUREREQUEST']._serialized_end=750
-  _globals['_CAPTURERESPONSE']._serialized_start=753
-  _globals['_CAPTURERESPONSE']._serialized_end=886
-  _globals['_VOIDREQUEST']._serialized_start=888
-  _globals['_VOIDREQUEST']._serialized_end=971
-  _globals['_VOIDRESPONSE']._serialized_start=974
-  _globals['_VOIDRESPONSE']._serialized_end=1104
-  _globals['_REFUNDREQUEST']._serialized_start=1107
-  _globals['_REFUNDREQUEST']._serialized_end=1272
-  _globals['_REFUNDRESPONSE']._serialized_start=1275
-  _globals['_REFUNDRESPONSE']._serialized_end=1407
-  _globals['_GETTRANSACTIONREQUEST']._serialized_start=1409
-  _globals['_GETTRANSACTIONREQUEST']._serialized_end=1516
-  _globals['_GETTRANSACTIONRESPONSE']._serialized_start=1518
-  _globals['_GETTRANSACTIONRESPONSE']._serialized_end=1590
-  _globals['_ECHOREQUEST']._serialized_start=1592
-  _globals['_ECHOREQUEST']._serialized_end=1643
-  _globals['_ECHORESPONSE']._serialized_start=1645
-  _globals['_ECHORESPONSE']._serialized_end=1719
-  _globals['_TRANSACTION']._serialized_start=1722
-  _globals['_TRANSACTION']._serialized_end=2287
-  _globals['_TERMINALSERVICE']._serialized_start=2850
-  _globals['_TERMINALSERVICE']._serialized_end=3305
+  _globals['_AUTHORIZEREQUEST'].fields_by_name['card']._loaded_options = None
+  _globals['_AUTHORIZEREQUEST'].fields_by_name['card']._serialized_options = b'\030\001'
+  _globals['_TRANSACTIONSTATE']._serialized_start=2562
+  _globals['_TRANSACTIONSTATE']._serialized_end=3001
+  _globals['_TRANSACTIONTYPE']._serialized_start=3003
+  _globals['_TRANSACTIONTYPE']._serialized_end=3119
+  _globals['_CARD']._serialized_start=100
+  _globals['_CARD']._serialized_end=135
+  _globals['_AUTHORIZEREQUEST']._serialized_start=138
+  _globals['_AUTHORIZEREQUEST']._serialized_end=498
+  _globals['_ENCRYPTEDCARD']._serialized_start=500
+  _globals['_ENCRYPTEDCARD']._serialized_end=548
+  _globals['_CARDDATA']._serialized_start=550
+  _globals['_CARDDATA']._serialized_end=603
+  _globals['_AUTHORIZERESPONSE']._serialized_start=606
+  _globals['_AUTHORIZERESPONSE']._serialized_end=897
+  _globals['_CAPTUREREQUEST']._serialized_start=899
+  _globals['_CAPTUREREQUEST']._serialized_end=1022
+  _globals['_CAPTURERESPONSE']._serialized_start=1025
+  _globals['_CAPTURERESPONSE']._serialized_end=1158
+  _globals['_VOIDREQUEST']._serialized_start=1160
+  _globals['_VOIDREQUEST']._serialized_end=1243
+  _globals['_VOIDRESPONSE']._serialized_start=1246
+  _globals['_VOIDRESPONSE']._serialized_end=1376
+  _globals['_REFUNDREQUEST']._serialized_start=1379
+  _globals['_REFUNDREQUEST']._serialized_end=1544
+  _globals['_REFUNDRESPONSE']._serialized_start=1547
+  _globals['_REFUNDRESPONSE']._serialized_end=1679
+  _globals['_GETTRANSACTIONREQUEST']._serialized_start=1681
+  _globals['_GETTRANSACTIONREQUEST']._serialized_end=1788
+  _globals['_GETTRANSACTIONRESPONSE']._serialized_start=1790
+  _globals['_GETTRANSACTIONRESPONSE']._serialized_end=1862
+  _globals['_ECHOREQUEST']._serialized_start=1864
+  _globals['_ECHOREQUEST']._serialized_end=1915
+  _globals['_ECHORESPONSE']._serialized_start=1917
+  _globals['_ECHORESPONSE']._serialized_end=1991
+  _globals['_TRANSACTION']._serialized_start=1994
+  _globals['_TRANSACTION']._serialized_end=2559
+  _globals['_TERMINALSERVICE']._serialized_start=3122
+  _globals['_TERMINALSERVICE']._serialized_end=3577
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from payswitch.v1 import common_pb2 as _common_pb2
+from payswitch.v1 import network_pb2 as _network_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -54,7 +55,7 @@ class Card(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "stan", "local_time", "amount", "entry_mode", "card")
+    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "stan", "local_time", "amount", "entry_mode", "card", "encrypted_card", "pin_block", "emv", "mac")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +64,10 @@ class AuthorizeRequest(_message.Message):
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     ENTRY_MODE_FIELD_NUMBER: _ClassVar[int]
     CARD_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_CARD_FIELD_NUMBER: _ClassVar[int]
+    PIN_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    EMV_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     merchant_id: str
@@ -71,10 +76,32 @@ class AuthorizeRequest(_message.Message):
     amount: _common_pb2.Money
     entry_mode: _common_pb2.EntryMode
     card: Card
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., card: _Optional[_Union[Card, _Mapping]] = ...) -> None: ...
+    encrypted_card: EncryptedCard
+    pin_block: bytes
+    emv: _network_pb2.EmvData
+    mac: bytes
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., encrypted_card: _Optional[_Union[EncryptedCard, _Mapping]] = ..., pin_block: _Optional[bytes] = ..., emv: _Optional[_Union[_network_pb2.EmvData, _Mapping]] = ..., mac: _Optional[bytes] = ...) -> None: ...
+
+class EncryptedCard(_message.Message):
+    __slots__ = ("ksn", "ciphertext")
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    ksn: bytes
+    ciphertext: bytes
+    def __init__(self, ksn: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class CardData(_message.Message):
+    __slots__ = ("pan", "expiry", "cvv2")
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    CVV2_FIELD_NUMBER: _ClassVar[int]
+    pan: str
+    expiry: str
+    cvv2: str
+    def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ..., cvv2: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message")
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +112,7 @@ class AuthorizeResponse(_message.Message):
     MASKED_PAN_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ARPC_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     response_code: _common_pb2.ResponseCode
     auth_code: str
@@ -95,7 +123,8 @@ class AuthorizeResponse(_message.Message):
     masked_pan: str
     acquirer_id: str
     message: str
-    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    arpc: bytes
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
     __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount")
