@@ -3,6 +3,12 @@
 Only brands the acquirer is contracted for (its ``schemes``) go through; any other brand,
 or none, is answered 12 (invalid transaction) here. The scheme node for a brand is the first
 one in the topology whose ``brands`` include it.
+
+An authorization with a PIN block has it translated from the switch's zone PIN key to the
+issuer's in the acquirer's own HSM before it is forwarded (``network.pin_zone``); a block that
+does not open is answered 96 here. The acquirer stamps its own id in ``acquirer_id`` (ISO 8583
+field 32, the acquiring institution), which tells the issuer which zone PIN key to use. The
+node opens its HSM at start and refuses to start without it or its keys (fail closed).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import grpc
 from network.brands import BRAND_OF
 from network.channels import Channels
 from network.hop import Decline, Hop
+from network.hsm_node import open_pool
+from network.pin_zone import PinTranslator
 from network.topology import AcquirerConfig, Topology
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 
@@ -23,11 +31,16 @@ INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 
 class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
     def __init__(
-        self, node_id: str, hop: Hop, schemes: dict[int, network_pb2_grpc.SchemeServiceStub]
+        self,
+        node_id: str,
+        hop: Hop,
+        schemes: dict[int, network_pb2_grpc.SchemeServiceStub],
+        pins: PinTranslator,
     ) -> None:
         self._id = node_id
         self._hop = hop
         self._schemes = schemes
+        self._pins = pins
 
     def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
         def answer(code: int) -> network_pb2.NetworkAdviceResult:
@@ -45,11 +58,19 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
                 rrn=request.rrn, stan=request.stan, response_code=code, responder=self._id
             )
 
-        target = (
-            Decline(INVALID_TRANSACTION)
-            if stub is None
-            else (lambda timeout: stub.Authorize(request, timeout=timeout))
-        )
+        async def forward(timeout: float) -> network_pb2.NetworkAuthorizationResult:
+            assert stub is not None
+            onward = network_pb2.NetworkAuthorization()
+            onward.CopyFrom(request)
+            onward.acquirer_id = self._id
+            if request.pin_block:
+                translated = await self._pins.translate(request.pin_block, request.pan)
+                if translated.decline is not None:
+                    return answer(translated.decline)
+                onward.pin_block = translated.pin_block
+            return await stub.Authorize(onward, timeout=timeout)
+
+        target = Decline(INVALID_TRANSACTION) if stub is None else forward
         return await self._hop.run(context, "authorize", request.rrn, target, answer)
 
     async def Reverse(
@@ -94,7 +115,9 @@ class AcquirerNode:
 
     service_names = (network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,)
 
-    def __init__(self, config: AcquirerConfig, topology: Topology, hop: Hop) -> None:
+    def __init__(
+        self, config: AcquirerConfig, topology: Topology, hop: Hop, pins: PinTranslator
+    ) -> None:
         self.node_id = config.id
         self.listen = config.listen
         self._channels = Channels()
@@ -104,7 +127,8 @@ class AcquirerNode:
             if scheme is not None:
                 channel = self._channels.get(scheme.listen)
                 schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
-        self.servicer = AcquirerServicer(config.id, hop, schemes)
+        self.pins = pins
+        self.servicer = AcquirerServicer(config.id, hop, schemes, pins)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_AcquirerServiceServicer_to_server(self.servicer, server)
@@ -121,5 +145,8 @@ async def create(
     books_dir: str | Path | None = None,
 ) -> AcquirerNode:
     config = topology.acquirer(node_id)
+    # Fail closed: without its HSM and keys the acquirer does not start.
+    pool = await open_pool(node_id, PinTranslator.key_labels(node_id, topology))
+    pins = PinTranslator(node_id, topology, pool)
     hop = Hop(node_id, config.margin_ms, config.latency, config.faults, seed)
-    return AcquirerNode(config, topology, hop)
+    return AcquirerNode(config, topology, hop, pins)

@@ -10,6 +10,7 @@ running completes (its answer is lost, as when a response is dropped on the wire
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -54,10 +55,26 @@ class Bookkeeper:
         currency: str,
         presented_expiry: str,
         today: date,
+        *,
+        verdict: int | None = None,
+        arpc: bytes = b"",
     ) -> AuthDecision:
         return await self._run(
-            self._books.authorize, rrn, card, amount, currency, presented_expiry, today
+            functools.partial(
+                self._books.authorize,
+                rrn,
+                card,
+                amount,
+                currency,
+                presented_expiry,
+                today,
+                verdict=verdict,
+                arpc=arpc,
+            )
         )
+
+    async def set_arpc(self, rrn: str, arpc: bytes) -> bytes:
+        return await self._run(self._books.set_arpc, rrn, arpc)
 
     async def reverse(self, original_rrn: str) -> int:
         return await self._run(self._books.reverse, original_rrn)

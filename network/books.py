@@ -19,10 +19,16 @@ Idempotency, per operation:
 - a reversal of an RRN not seen yet is acknowledged and leaves a marker, so the late
   authorization is declined (12) and places no hold.
 
-Decline order for an authorization: 12 already reversed, 14 unknown card, 05 blocked or lost,
+Decline order for an authorization: 12 already reversed, 14 unknown card, then the verdict of
+the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
+the HSM before the books are touched, see ``network.issuer_crypto``), 05 blocked or lost,
 54 expired, 13 non-positive amount, 12 currency differs from the account's (multi-currency
 comes later; checked before the per-transaction limit because that limit is in the account's
-currency), 61 above the card's per-transaction limit, 51 not enough available funds.
+currency), 61 above the card's per-transaction limit, 51 not enough available funds. A
+cryptographic decline is stored like any decline and never places a hold.
+
+ARPC: an authorization with a verified ARQC stores the ARPC it was answered with (8 bytes; a
+cryptogram sent in clear on the network, not a secret), so a repeat gets the same ARPC back.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import sqlite3
 import string
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -81,7 +87,8 @@ CREATE TABLE IF NOT EXISTS authorizations (
     auth_code TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL,
     posted INTEGER NOT NULL DEFAULT 0,
-    refunded INTEGER NOT NULL DEFAULT 0
+    refunded INTEGER NOT NULL DEFAULT 0,
+    arpc BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS advices (
     kind TEXT NOT NULL,
@@ -96,8 +103,12 @@ CREATE TABLE IF NOT EXISTS advices (
 
 @dataclass(frozen=True, slots=True)
 class AuthDecision:
+    """An authorization's answer. ``fresh``: decided by this call (False for a repeat)."""
+
     response_code: int
     auth_code: str = ""
+    arpc: bytes = b""
+    fresh: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +155,13 @@ class Books:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Books written before the ARPC column get it (empty for their authorizations)."""
+        cols = {row[1] for row in self._db.execute("PRAGMA table_info(authorizations)")}
+        if "arpc" not in cols:
+            self._db.execute("ALTER TABLE authorizations ADD COLUMN arpc BLOB NOT NULL DEFAULT x''")
 
     def close(self) -> None:
         self._db.close()
@@ -179,45 +197,62 @@ class Books:
         currency: str,
         presented_expiry: str,
         today: date,
+        *,
+        verdict: int | None = None,
+        arpc: bytes = b"",
     ) -> AuthDecision:
+        """Decide once per RRN; a repeat gets the stored answer (and ARPC) back.
+
+        ``verdict``: the decline code of failed cryptographic checks (judged after 12/14, no
+        hold). ``arpc``: the ARPC computed for the code this call expects to answer (the verdict,
+        or 00); stored only when the answer is that code, else the caller may compute one for
+        the actual code and :meth:`set_arpc` it.
+        """
         with self._tx() as db:
             row = db.execute(
-                "SELECT state, response_code, auth_code FROM authorizations WHERE rrn = ?", (rrn,)
+                "SELECT state, response_code, auth_code, arpc FROM authorizations WHERE rrn = ?",
+                (rrn,),
             ).fetchone()
             if row is not None and row[0] != REVERSED_EARLY:
-                return AuthDecision(row[1], row[2])
-            if row is not None:
-                decision = AuthDecision(INVALID_TRANSACTION)
+                return AuthDecision(row[1], row[2], bytes(row[3]))
+            keep = bytes(arpc)
+            if row is not None:  # reversed before it arrived: 12, never the expected code
                 db.execute(
                     "UPDATE authorizations SET state = ?, response_code = ?, account_id = ?,"
                     " currency = ?, amount = ? WHERE rrn = ?",
-                    (
-                        DECLINED,
-                        decision.response_code,
-                        card and card.account,
-                        currency,
-                        amount,
-                        rrn,
-                    ),
+                    (DECLINED, INVALID_TRANSACTION, card and card.account, currency, amount, rrn),
                 )
-                return decision
+                return AuthDecision(INVALID_TRANSACTION, fresh=True)
             if card is None:
                 return self._decline(db, rrn, None, currency, amount, INVALID_CARD_NUMBER)
+            if verdict is not None:
+                return self._decline(db, rrn, card.account, currency, amount, verdict, keep)
             code = self._judge(db, card, amount, currency, presented_expiry, today)
             if code != APPROVED:
                 return self._decline(db, rrn, card.account, currency, amount, code)
             auth_code = "".join(secrets.choice(_AUTH_CODE_ALPHABET) for _ in range(6))
             db.execute(
                 "INSERT INTO authorizations"
-                " (rrn, account_id, currency, amount, response_code, auth_code, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (rrn, card.account, currency, amount, APPROVED, auth_code, HELD),
+                " (rrn, account_id, currency, amount, response_code, auth_code, state, arpc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (rrn, card.account, currency, amount, APPROVED, auth_code, HELD, keep),
             )
             db.execute(
                 "UPDATE accounts SET held = held + ?, open_holds = open_holds + 1 WHERE id = ?",
                 (amount, card.account),
             )
-            return AuthDecision(APPROVED, auth_code)
+            return AuthDecision(APPROVED, auth_code, keep, fresh=True)
+
+    def set_arpc(self, rrn: str, arpc: bytes) -> bytes:
+        """Store the ARPC of a decided authorization unless one is there; return the stored."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE authorizations SET arpc = ? WHERE rrn = ? AND length(arpc) = 0"
+                " AND state != ?",
+                (arpc, rrn, REVERSED_EARLY),
+            )
+            row = db.execute("SELECT arpc FROM authorizations WHERE rrn = ?", (rrn,)).fetchone()
+            return b"" if row is None else bytes(row[0])
 
     @staticmethod
     def _judge(
@@ -257,13 +292,15 @@ class Books:
         currency: str,
         amount: int,
         code: int,
+        arpc: bytes = b"",
     ) -> AuthDecision:
         db.execute(
-            "INSERT INTO authorizations (rrn, account_id, currency, amount, response_code, state)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (rrn, account_id, currency, amount, code, DECLINED),
+            "INSERT INTO authorizations"
+            " (rrn, account_id, currency, amount, response_code, state, arpc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (rrn, account_id, currency, amount, code, DECLINED, arpc),
         )
-        return AuthDecision(code)
+        return AuthDecision(code, arpc=arpc, fresh=True)
 
     # -- advices ---------------------------------------------------------------------------
 

@@ -3,6 +3,14 @@
 Cards (PAN, expiry, status, limits) stay in memory, loaded from the topology; the books in
 SQLite (``network.books``) hold accounts and holds keyed by account id and RRN only. The
 books file is ``<books_dir>/<issuer id>.db`` and outlives the process.
+
+An authorization that carries a PIN block, a CVV2 or EMV data for a card on file is checked
+in the issuer's own HSM first (``network.issuer_crypto``: one HSM job, 55 for a wrong PIN, 05
+for a bad CVV2 or ARQC); a failure is recorded as a decline like any other, so no hold is
+placed and a repeat of the RRN gets the same answer. With a verified ARQC the answer carries
+the ARPC for its response code; the books keep it, so a repeat gets the same ARPC. An HSM
+outage is answered 96 and not recorded. The node opens its HSM at start (keys checked, PVVs
+enrolled) and refuses to start without it.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ from pathlib import Path
 
 import grpc
 
+from hsm.errors import HsmError
 from network.bookkeeper import Bookkeeper
 from network.hop import Hop
+from network.issuer_crypto import IssuerCrypto, Verdict
 from network.topology import IssuerConfig, Topology
-from payswitch.v1 import network_pb2, network_pb2_grpc
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+
+SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
 
 
 def _today_utc() -> date:
@@ -36,12 +48,14 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
         config: IssuerConfig,
         books: Bookkeeper,
         hop: Hop,
+        crypto: IssuerCrypto,
         today: Callable[[], date] = _today_utc,
     ) -> None:
         self._id = config.id
         self._cards = {c.pan: c for c in config.cards}
         self._books = books
         self._hop = hop
+        self._crypto = crypto
         self._today = today
 
     async def _require(self, context: grpc.aio.ServicerContext, value: str, field: str) -> None:
@@ -54,23 +68,44 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
         await self._require(context, request.rrn, "rrn")
 
         async def act(_timeout: float) -> network_pb2.NetworkAuthorizationResult:
+            card = self._cards.get(request.pan)
+            verdict = Verdict()
+            if card is not None and self._crypto.wanted(request):
+                try:
+                    verdict = await self._crypto.check(request, card)
+                except HsmError:
+                    return answer(SYSTEM_MALFUNCTION)  # fail closed; nothing recorded
             decision = await self._books.authorize(
                 request.rrn,
-                self._cards.get(request.pan),
+                card,
                 request.amount.minor_units,
                 request.amount.currency,
                 request.expiry,
                 self._today(),
+                verdict=verdict.decline,
+                arpc=verdict.arpc,
             )
-            return answer(decision.response_code, decision.auth_code)
+            arpc = decision.arpc
+            if decision.fresh and verdict.arqc_verified and not arpc and card is not None:
+                # The books answered another code than the checks expected (51, 61, ...): the
+                # card still gets an ARPC, for the code it is actually answered with.
+                try:
+                    made = await self._crypto.arpc(request, card, decision.response_code)
+                    arpc = await self._books.set_arpc(request.rrn, made)
+                except HsmError:
+                    arpc = b""  # the decline stands; the card sees no issuer authentication
+            return answer(decision.response_code, decision.auth_code, arpc)
 
-        def answer(code: int, auth_code: str = "") -> network_pb2.NetworkAuthorizationResult:
+        def answer(
+            code: int, auth_code: str = "", arpc: bytes = b""
+        ) -> network_pb2.NetworkAuthorizationResult:
             return network_pb2.NetworkAuthorizationResult(
                 rrn=request.rrn,
                 stan=request.stan,
                 response_code=code,
                 auth_code=auth_code,
                 responder=self._id,
+                arpc=arpc,
             )
 
         return await self._hop.run(context, "authorize", request.rrn, act, answer)
@@ -162,11 +197,13 @@ class IssuerNode:
 
     service_names = (network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,)
 
-    def __init__(self, config: IssuerConfig, books: Bookkeeper, hop: Hop) -> None:
+    def __init__(
+        self, config: IssuerConfig, books: Bookkeeper, hop: Hop, crypto: IssuerCrypto
+    ) -> None:
         self.node_id = config.id
         self.listen = config.listen
         self.books = books
-        self.servicer = IssuerServicer(config, books, hop)
+        self.servicer = IssuerServicer(config, books, hop, crypto)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_IssuerServiceServicer_to_server(self.servicer, server)
@@ -183,9 +220,11 @@ async def create(
     books_dir: str | Path | None = None,
 ) -> IssuerNode:
     config = topology.issuer(node_id)
+    # Fail closed: without its HSM and keys the issuer does not start.
+    crypto = await IssuerCrypto.open(config, topology)
     if books_dir is None:  # books that die with the temp dir: fine for a throwaway run
         books_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="payswitch-books-")
     books = await Bookkeeper.open(books_path(books_dir, node_id), config.accounts)
     # The issuer has no margin: it answers rather than forwards.
     hop = Hop(node_id, 0, config.latency, config.faults, seed)
-    return IssuerNode(config, books, hop)
+    return IssuerNode(config, books, hop, crypto)

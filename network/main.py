@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvloop
 
+from network.hsm_node import NodeHsmError
 from network.nodes import build
 from network.server import run_until_signal
 from network.topology import Topology, TopologyError, load
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except (OSError, TopologyError) as exc:
         sys.exit(f"payswitch-node {args.node_id}: {exc}")
+    except NodeHsmError as exc:  # fail closed: an acquirer or issuer without its HSM
+        sys.exit(f"payswitch-node: {exc}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 Authorizations route by the PAN, follow-ups (reversal, capture, refund) by their ``bin``
 field; the issuer whose BIN range matches longest wins. No issuer: 14 (invalid card number).
 A brand this network does not carry is answered 12 (invalid transaction).
+
+PIN blocks pass through untouched: in this simulation the acquirer and the issuer share a zone
+PIN key, so the scheme needs no HSM. A real scheme sits between two zones (acquirer/scheme and
+scheme/issuer ZPKs) and translates the block in its own HSM.
 """
 
 from __future__ import annotations

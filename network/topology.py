@@ -6,7 +6,7 @@ its own part. Sections:
 ``[switch]``       id, listen address, budget and margins.
 ``[[acquirers]]``  id, listen, which schemes it serves, latency distribution, fault rates.
 ``[[schemes]]``    id, listen, which card brands it carries.
-``[[issuers]]``    id, listen, BIN ranges, accounts and cards.
+``[[issuers]]``    id, listen, BIN ranges, accounts and cards (optionally with a ``pin``).
 ``[[merchants]]``  id, name, MCC, acquirers in order of preference.
 ``[[terminals]]``  id, merchant.
 
@@ -98,11 +98,19 @@ class AccountConfig:
 
 @dataclass(frozen=True, slots=True)
 class CardConfig:
+    """A card on an issuer's file.
+
+    ``pin``: the simulated cardholder's PIN, the stand-in for the issuer's PIN mailer data.
+    Only the issuer reads it, once at start, to enrol a PIN verification value in its HSM
+    (``network.issuer_crypto``); it is never logged (kept out of ``repr``) or stored.
+    """
+
     pan: str
     expiry: str  # YYMM
     account: str
     status: str = "active"  # active | blocked | lost
     per_txn_limit: int | None = None  # minor units of the account's currency
+    pin: str | None = field(default=None, repr=False)  # 4..12 digits; None: no PIN issued
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +310,7 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
                 account=c["account"],
                 status=c.get("status", "active"),
                 per_txn_limit=int(c["per_txn_limit"]) if "per_txn_limit" in c else None,
+                pin=str(c["pin"]) if "pin" in c else None,
             )
             for c in i.get("cards", [])
         )
@@ -312,6 +321,10 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
                 raise TopologyError(f"{where}: card #{n}: status must be active, blocked or lost")
             if not luhn_valid(c.pan):
                 raise TopologyError(f"{where}: card #{n} fails the Luhn check")
+            if c.pin is not None and not (
+                4 <= len(c.pin) <= 12 and c.pin.isascii() and c.pin.isdigit()
+            ):
+                raise TopologyError(f"{where}: card #{n}: pin must be 4 to 12 digits")
             try:
                 check_expiry(c.expiry)
             except CardError:

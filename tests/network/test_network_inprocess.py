@@ -36,6 +36,28 @@ def _auth(rrn: str, scheme: int = common_pb2.CARD_SCHEME_VISA) -> network_pb2.Ne
     )
 
 
+_WHOLE = {
+    "acquirers": [{"id": "acq-l", "listen": "x", "schemes": ["visa"]}],
+    "schemes": [{"id": "net-l", "listen": "x", "brands": ["visa"]}],
+    "issuers": [
+        {
+            "id": "bank-l",
+            "listen": "x",
+            "bins": ["400000-499999"],
+            "accounts": [{"id": "L-1", "currency": "EUR", "balance": 10_000}],
+            "cards": [{"pan": "4111111111111111", "expiry": "9912", "account": "L-1"}],
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keys(ceremony) -> None:
+    """The acquirers and issuers below open their HSM at start: make their keys first."""
+    ceremony(_topology())
+    ceremony(parse(with_free_ports(_WHOLE)))
+
+
 class _Served:
     def __init__(self, server: NodeServer) -> None:
         self.server = server
@@ -127,20 +149,7 @@ def test_nodes_listen_on_loopback_only() -> None:
 
 
 async def test_whole_network_in_one_event_loop(tmp_path) -> None:
-    doc = {
-        "acquirers": [{"id": "acq-l", "listen": "x", "schemes": ["visa"]}],
-        "schemes": [{"id": "net-l", "listen": "x", "brands": ["visa"]}],
-        "issuers": [
-            {
-                "id": "bank-l",
-                "listen": "x",
-                "bins": ["400000-499999"],
-                "accounts": [{"id": "L-1", "currency": "EUR", "balance": 10_000}],
-                "cards": [{"pan": "4111111111111111", "expiry": "9912", "account": "L-1"}],
-            }
-        ],
-    }
-    topo = parse(with_free_ports(doc))
+    topo = parse(with_free_ports(_WHOLE))
     net = await start_network(topo, tmp_path / "books", seed=1)
     try:
         async with grpc.aio.insecure_channel(topo.acquirer("acq-l").listen) as ch:

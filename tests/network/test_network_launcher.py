@@ -56,8 +56,9 @@ def test_store_and_connect_addresses() -> None:
     assert connect_address("127.0.0.1:7") == "127.0.0.1:7"
 
 
-def test_a_node_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> None:
+def test_a_node_that_cannot_start_is_named_with_its_log(tmp_path: Path, ceremony) -> None:
     topo = write_topology(with_free_ports(SMALL), tmp_path / "t.toml")
+    ceremony(topo)
     port = int(topo.issuer("bank-x").listen.rpartition(":")[2])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
@@ -92,8 +93,10 @@ def _read_until(lines: queue.Queue, seen: list[str], marker: str, timeout: float
     return False
 
 
-def test_payswitch_stack_command_prefixes_output_and_stops_on_sigint(tmp_path: Path) -> None:
-    write_topology(with_free_ports(SMALL), tmp_path / "t.toml")
+def test_payswitch_stack_command_prefixes_output_and_stops_on_sigint(
+    tmp_path: Path, ceremony
+) -> None:
+    ceremony(write_topology(with_free_ports(SMALL), tmp_path / "t.toml"))
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "network.stack", "--topology", str(tmp_path / "t.toml")]
     argv += ["--run-dir", str(tmp_path / "run"), "--store", "sqlite", "--no-switch"]
@@ -123,8 +126,9 @@ def _port_closed(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_nodes_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
+def test_nodes_stop_when_the_launcher_is_killed(tmp_path: Path, ceremony) -> None:
     topo = write_topology(with_free_ports(SMALL), tmp_path / "t.toml")
+    ceremony(topo)
     ports = [int(x.listen.rpartition(":")[2]) for x in (*topo.issuers, *topo.acquirers)]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "network.stack", "--topology", str(tmp_path / "t.toml")]

@@ -107,9 +107,10 @@ TOPOLOGY = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, ceremony) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("network-stack")
     write_topology(with_free_ports(TOPOLOGY), run_dir / "topology.toml")
+    ceremony(run_dir / "topology.toml")
     s = Stack(run_dir / "topology.toml", run_dir, switch=False, seed=11, ready_timeout=20)
     s.start()
     yield s

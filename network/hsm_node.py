@@ -1,0 +1,63 @@
+"""A network node's own HSM access: one ``HsmPool`` per node process, opened at node start.
+
+Acquirers and issuers hold keys (zone PIN keys; the issuer's CVK, IMK and PVK), as in a real
+network where each bank has its own HSM; in the simulation they share one SoftHSM token and
+each only ever looks up labels under its own owner prefix (``hsm.labels``). Schemes hold none.
+
+Fail closed: a node that needs keys checks at start that the token answers, that it can log
+in and that every key it will use exists (one HSM job); otherwise it refuses to start
+(:class:`NodeHsmError`), so no node serves traffic it could only decline or, worse, pass on.
+Errors name key labels (not secret) and never a PAN, PIN or key value.
+
+All PKCS#11 work runs through ``HsmPool.run`` on the process's single HSM thread, never on the
+event loop; each request does its HSM work in one job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hsm import labels as L
+from hsm.config import HsmConfig
+from hsm.errors import HsmError, KeyNotFound
+from hsm.pool import HsmPool, get_key
+
+
+class NodeHsmError(RuntimeError):
+    """The node's HSM or one of its keys is missing: the node must not start."""
+
+
+def zpk_label(owner: str, peer: str) -> str:
+    """Label of the zone PIN key ``owner`` shares with ``peer`` (same value as the peer's)."""
+    return L.label(owner, L.zpk(owner, peer))
+
+
+def _require_keys(session: Any, labels: tuple[str, ...]) -> list[str]:
+    """HSM job: the labels of ``labels`` that have no key (looks each one up once)."""
+    missing = []
+    for label in labels:
+        try:
+            get_key(session, label)
+        except KeyNotFound:
+            missing.append(label)
+    return missing
+
+
+async def open_pool(
+    node_id: str, labels: Iterable[str], config: HsmConfig | None = None
+) -> HsmPool:
+    """Log in to the node's HSM and check its keys; raise :class:`NodeHsmError` otherwise."""
+    pool = HsmPool(config or HsmConfig.from_env())
+    wanted = tuple(dict.fromkeys(labels))
+    try:
+        missing = await pool.run(_require_keys, wanted)
+    except HsmError as exc:
+        raise NodeHsmError(f"{node_id}: HSM unavailable: {exc}") from None
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise NodeHsmError(
+            f"{node_id}: HSM keys missing ({shown}); run the key ceremony "
+            "(payswitch-hsm keys --topology FILE)"
+        )
+    return pool
