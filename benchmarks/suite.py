@@ -1,0 +1,436 @@
+"""The whole benchmark run, in order, on one event loop and one clock.
+
+1. throwaway HSM token, bench topology on free ports, keys, stack started;
+2. warm-up (recorded but excluded from every figure);
+3. closed loop at each concurrency level (approvals across schemes);
+4. open loop sweep from low to past saturation (rates derived from the closed-loop peak unless
+   given), stopping after two failing rates, then bisecting towards the highest passing rate;
+5. the realistic mix in open loop at half the highest passing rate;
+6. ghz against the same switch;
+7. switch-added latency from the logs; stack stopped;
+8. the ceilings with the same generator: bare echo (1 hop) and bare chain (4 hops);
+9. dependency rates (HSM pool, SQLite store) in a child process.
+
+Each phase records CPU seconds of every process involved, the generator included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, stats, world
+from benchmarks.phases import Phase, meets_target
+from benchmarks.procstat import CpuWindow, load_average
+from benchmarks.traffic import APPROVALS, CardFeed, CeilingFeed, Fleet, MixFeed
+
+FULL_FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)
+QUICK_FRACTIONS = (0.3, 0.9)
+
+
+@dataclass
+class Settings:
+    """Everything the command line decides (see ``benchmarks.cli``)."""
+
+    out_dir: Path
+    quick: bool = False
+    duration_s: float = 10.0
+    warmup_s: float = 5.0
+    concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    rates: list[float] | None = None
+    refine: int = 2
+    mix_s: float = 15.0
+    deadline_s: float = 2.0
+    p99_target_ms: float = 100.0
+    terminals: int = 200
+    channels: int = 4
+    max_requests: int = 200_000
+    max_in_flight: int = 4096
+    synchronous: str = "full"
+    latency: bool = True
+    ghz_path: str | None = None
+    ghz: bool = True
+    ghz_concurrency: int = 16
+    ceiling: bool = True
+    ceiling_duration_s: float = 8.0
+    deps: bool = True
+    deps_seconds: float = 2.0
+    keep_run_dir: bool = False
+
+
+@dataclass
+class Outcome:
+    """What the run produced, before it is turned into the report."""
+
+    settings: Settings
+    started_at: str
+    load_average_start: list[float]
+    phases: list[Phase] = field(default_factory=list)
+    warmup: Phase | None = None
+    best_rate: float | None = None
+    switch_added: dict[str, Any] = field(default_factory=dict)
+    forwarder_added: dict[str, Any] = field(default_factory=dict)
+    mix_checks: dict[str, int] = field(default_factory=dict)
+    ghz: dict[str, Any] = field(default_factory=dict)
+    deps: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stack_info: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+class Runner:
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.origin = time.perf_counter()
+        self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
+        self.fleet: Fleet | None = None
+        self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
+
+    def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
+        """Build the phase's requests before its clock starts (see ``traffic``)."""
+        if mode == "open":
+            n = int(level * duration_s) + 8
+        else:
+            n = int(self.rate_guess * duration_s * 2) + 4 * int(level)
+        feed.prepare(min(n, self.s.max_requests))
+
+    async def _phase(
+        self,
+        target: loadgen.Target,
+        feed: loadgen.Feed,
+        pids: dict[str, int],
+        *,
+        name: str,
+        system: str,
+        mode: str,
+        level: float,
+        duration_s: float,
+        workload: str = "approvals",
+    ) -> Phase:
+        s = self.s
+        phase = Phase(name, system, mode, level, workload, self.origin, window_s=duration_s)
+        self._prebuild(feed, mode, level, duration_s)
+        live_before = getattr(feed, "built_live", 0)
+        cpu = CpuWindow(pids)
+        cpu.start()
+        phase.started = time.perf_counter()
+        if mode == "open":
+            phase.rec = await loadgen.open_loop(
+                target,
+                feed,
+                level,
+                duration_s,
+                deadline_s=s.deadline_s,
+                max_requests=s.max_requests,
+                max_in_flight=s.max_in_flight,
+            )
+        else:
+            phase.rec = await loadgen.closed_loop(
+                target,
+                feed,
+                int(level),
+                duration_s,
+                deadline_s=s.deadline_s,
+                max_requests=s.max_requests,
+            )
+        phase.ended = time.perf_counter()
+        phase.cpu = cpu.stop(phase.ended - phase.started)
+        phase.built_live = getattr(feed, "built_live", 0) - live_before
+        summary = phase.summary(s.deadline_s)
+        if system == "payswitch":
+            self.rate_guess = max(self.rate_guess, summary["throughput_rps"])
+        if phase.built_live:
+            self.out.notes.append(
+                f"{name}: {phase.built_live} requests were built during the phase (prebuilt "
+                "pool ran dry): the generator spent extra CPU there"
+            )
+        print(
+            f"  {name:<28} {summary['throughput_rps']:>8.1f} rps  "
+            f"p50 {summary['latency_ms']['p50']} ms  p99 {summary['latency_ms']['p99']} ms  "
+            f"errors {summary['error_count']}  misses {summary['deadline_misses']}",
+            flush=True,
+        )
+        return phase
+
+    # -- payswitch ------------------------------------------------------------------------
+
+    async def payswitch(self, run_dir: Path) -> None:
+        s = self.s
+        stack, doc = await asyncio.to_thread(
+            world.start_stack,
+            run_dir,
+            terminals=s.terminals,
+            latency=s.latency,
+            synchronous=s.synchronous,
+        )
+        try:
+            sw_id = stack.topology.switch.id
+            pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
+            pids["generator"] = os.getpid()
+            self.out.stack_info = {
+                "processes": {
+                    n: stack.topology.node_kind(n) if n != sw_id else "switch"
+                    for n in stack.node_ids
+                },
+                "store": world.store_for(Path("<run-dir>"), s.synchronous),
+                "terminals": s.terminals,
+                "simulated_latency": s.latency,
+            }
+            print(f"payswitch: key injection for {s.terminals + 1} terminals", flush=True)
+            terminals = world.fleet_terminals(doc)
+            ghz_terminal = (world.GHZ_TERMINAL, world.merchant_of(doc, world.GHZ_TERMINAL))
+            elements = await asyncio.to_thread(
+                world.secure_elements, [t for t, _ in [*terminals, ghz_terminal]]
+            )
+            self.fleet = fleet = Fleet(terminals, elements)
+            target = loadgen.Target(stack.address(sw_id), s.channels)
+            await target.ready()
+            await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
+            await target.close()
+            if s.ghz:
+                ghz_fleet = Fleet([ghz_terminal], {ghz_terminal[0]: elements[ghz_terminal[0]]})
+                await self._ghz(stack.address(sw_id), pids, ghz_fleet)
+            await asyncio.to_thread(self._switch_added, stack, run_dir)
+        finally:
+            await asyncio.to_thread(stack.stop)
+
+    async def _payswitch_phases(
+        self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], pins: dict[str, str]
+    ) -> None:
+        s = self.s
+        approvals = self.approvals = CardFeed(fleet)
+        print("payswitch: warm-up (excluded)", flush=True)
+        warm_c = min(16, max(s.concurrency))
+        self.out.warmup = await self._phase(
+            target,
+            approvals,
+            pids,
+            name=f"warmup c={warm_c}",
+            system="payswitch",
+            mode="warmup",
+            level=warm_c,
+            duration_s=s.warmup_s,
+        )
+        print("payswitch: closed loop", flush=True)
+        closed: list[Phase] = []
+        for c in s.concurrency:
+            closed.append(
+                await self._phase(
+                    target,
+                    approvals,
+                    pids,
+                    name=f"closed c={c}",
+                    system="payswitch",
+                    mode="closed",
+                    level=c,
+                    duration_s=s.duration_s,
+                )
+            )
+        self.out.phases += closed
+        peak = max(p.summary(s.deadline_s)["throughput_rps"] for p in closed)
+        await self._sweep(target, fleet, pids, max(peak, 5.0))
+        mix_rate = max(round((self.out.best_rate or min(self._swept_rates())) / 2), 1)
+        print(f"payswitch: mix at {mix_rate}/s (open loop)", flush=True)
+        mix = MixFeed(fleet, pins)
+        self.out.phases.append(
+            await self._phase(
+                target,
+                mix,
+                pids,
+                name=f"mix {mix_rate}/s",
+                system="payswitch",
+                mode="open",
+                level=float(mix_rate),
+                duration_s=s.mix_s,
+                workload="mix",
+            )
+        )
+        self.out.mix_checks = {
+            "retry_answer_mismatches": mix.retry_mismatches,
+            "fallbacks_to_approval": mix.fallbacks,
+            "weights": mix.weights,
+        }
+
+    def _swept_rates(self) -> list[float]:
+        return [p.level for p in self.out.phases if p.mode == "open" and p.workload == "approvals"]
+
+    async def _open(
+        self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], rate: float
+    ) -> bool:
+        phase = await self._phase(
+            target,
+            self.approvals,
+            pids,
+            name=f"open {rate:g}/s",
+            system="payswitch",
+            mode="open",
+            level=rate,
+            duration_s=self.s.duration_s,
+        )
+        self.out.phases.append(phase)
+        ok = meets_target(phase.summary(self.s.deadline_s), self.s.p99_target_ms)
+        if ok and (self.out.best_rate is None or rate > self.out.best_rate):
+            self.out.best_rate = rate
+        return ok
+
+    async def _sweep(
+        self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], peak: float
+    ) -> None:
+        s = self.s
+        explicit = s.rates is not None
+        rates = s.rates or loadgen.sweep_rates(peak, QUICK_FRACTIONS if s.quick else FULL_FRACTIONS)
+        print(f"payswitch: open loop sweep {', '.join(f'{r:g}' for r in rates)} /s", flush=True)
+        failing = 0
+        for rate in sorted(rates):
+            failing = 0 if await self._open(target, fleet, pids, rate) else failing + 1
+            if failing >= 2 and not explicit:
+                self.out.notes.append(f"sweep stopped after two failing rates (at {rate:g}/s)")
+                break
+        for _ in range(s.refine):
+            lo = self.out.best_rate
+            above = [r for r in self._swept_rates() if lo is not None and r > lo]
+            if lo is None or not above:
+                break
+            hi = min(above)
+            mid = float(round((lo + hi) / 2))
+            if hi - lo < max(0.05 * lo, 2) or mid in self._swept_rates():
+                break
+            await self._open(target, fleet, pids, mid)
+
+    async def _ghz(self, address: str, pids: dict[str, int], fleet: Fleet) -> None:
+        s = self.s
+        binary = ghz.find_ghz(s.ghz_path)
+        if binary is None:
+            self.out.ghz = {
+                "ran": False,
+                "reason": "ghz not found (run benchmarks/install_ghz.sh or pass --ghz PATH)",
+            }
+            print("ghz: not installed, skipped", flush=True)
+            return
+        closed = [p for p in self.out.phases if p.mode == "closed" and p.target == "payswitch"]
+        ours = next((p for p in closed if p.level == s.ghz_concurrency), None)
+        rate = ours.summary(s.deadline_s)["throughput_rps"] if ours else 100.0
+        duration = s.duration_s
+        total = min(max(int(rate * duration), 50), s.max_requests)
+        skip = min(total // 10, 500)
+        print(f"ghz: c={s.ghz_concurrency}, {total} requests", flush=True)
+        with tempfile.TemporaryDirectory(prefix="payswitch-ghz-") as tmp:
+            terminal = fleet.terminals[0][0]
+            data = [
+                fleet.request(terminal, APPROVALS[0], fleet.next_key(), fleet.next_stan(terminal))
+                for _ in range(total)
+            ]
+            ghz.write_data(data, Path(tmp) / "data.json")
+            cpu = CpuWindow({k: v for k, v in pids.items() if k != "generator"})
+            cpu.start()
+            t0 = time.perf_counter()
+            result = await asyncio.to_thread(
+                ghz.run,
+                binary,
+                address,
+                data_file=Path(tmp) / "data.json",
+                total=total,
+                concurrency=s.ghz_concurrency,
+                connections=s.channels,
+                skip_first=skip,
+                deadline_s=s.deadline_s,
+                timeout_s=duration * 3 + 30,
+                out_dir=Path(tmp),
+            )
+            result["cpu"] = cpu.stop(time.perf_counter() - t0)
+            result["skip_first"] = skip
+            result["cdf"] = stats.cdf_points(ghz.latencies_ms(Path(tmp) / "ghz.json"))
+        self.out.ghz = result
+        if result.get("ran"):
+            lat = result["latency_ms"]
+            print(f"  ghz {result['rps']} rps  p50 {lat['p50']} ms  p99 {lat['p99']} ms")
+        else:
+            print(f"  ghz failed: {result.get('reason')}", flush=True)
+
+    def _switch_added(self, stack: Any, run_dir: Path) -> None:
+        sw_id = stack.topology.switch.id
+        switch_ms = hoptimes.switch_ms_by_tx(stack.log_path(sw_id))
+        acquirers = [a.id for a in stack.topology.acquirers]
+        acq_ms = hoptimes.node_ms_by_rrn(stack.log_path(a) for a in acquirers)
+        for phase in self.out.phases:
+            if phase.target == "payswitch":
+                self.out.switch_added[phase.name] = hoptimes.switch_added(phase, switch_ms, acq_ms)
+
+    # -- ceilings -------------------------------------------------------------------------
+
+    async def ceilings(self, work_dir: Path) -> None:
+        s = self.s
+        for hops, system in ((1, "echo"), (4, "chain4")):
+            print(f"ceiling: {system} ({hops} gRPC hop{'s' if hops > 1 else ''})", flush=True)
+            chain = ceiling.Chain(hops, work_dir / system)
+            await asyncio.to_thread(chain.start)
+            records: dict[str, dict[str, float]] = {}
+            try:
+                pids = {f"{system}:{n}": p for n, p in chain.pids().items()}
+                pids["generator"] = os.getpid()
+                target = loadgen.Target(chain.entry, s.channels)
+                await target.ready()
+                assert self.fleet is not None, "the ceiling reuses the payswitch fleet's terminals"
+                feed = CeilingFeed(self.fleet)
+                feed.prepare(0)
+                await loadgen.closed_loop(
+                    target,
+                    feed,
+                    min(16, max(s.concurrency)),
+                    min(s.warmup_s, 2.0),
+                    deadline_s=s.deadline_s,
+                    max_requests=s.max_requests,
+                )
+                for c in s.concurrency:
+                    self.out.phases.append(
+                        await self._phase(
+                            target,
+                            feed,
+                            pids,
+                            name=f"{system} c={c}",
+                            system=system,
+                            mode="closed",
+                            level=c,
+                            duration_s=s.ceiling_duration_s,
+                        )
+                    )
+                await target.close()
+            finally:
+                records = await asyncio.to_thread(chain.stop)
+            if hops > 1:
+                for phase in self.out.phases:
+                    if phase.target == system:
+                        self.out.forwarder_added[phase.name] = hoptimes.forwarder_added(
+                            phase, records
+                        )
+
+    async def dependencies(self) -> None:
+        s = self.s
+        print("dependencies: HSM pool and SQLite store", flush=True)
+        quick = s.quick
+        self.out.deps = await asyncio.to_thread(
+            deps.run_child,
+            s.deps_seconds,
+            64,
+            200 if quick else 1000,
+            50 if quick else 300,
+            120.0,
+        )
+
+
+async def run(settings: Settings, run_dir: Path) -> Outcome:
+    """Every step of the suite; the stack and the ceiling processes are stopped on any exit."""
+    runner = Runner(settings)
+    world.make_token(run_dir / "softhsm")
+    await runner.payswitch(run_dir)
+    if settings.ceiling:
+        await runner.ceilings(run_dir / "ceiling")
+    if settings.deps:
+        await runner.dependencies()
+    runner.out.wall_s = round(time.perf_counter() - runner.origin, 1)
+    return runner.out

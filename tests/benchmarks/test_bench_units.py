@@ -1,0 +1,91 @@
+"""Fast checks of the benchmark's building blocks (no processes, no HSM)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+
+import pytest
+
+from benchmarks import loadgen, procstat, stats, traffic
+from benchmarks.phases import Phase, meets_target
+from payswitch.v1 import common_pb2, terminal_pb2
+
+
+def test_appended_stan_and_key_parse_as_the_same_request() -> None:
+    base = terminal_pb2.AuthorizeRequest(
+        terminal_id="T-B0001",
+        merchant_id="M-GROCER",
+        local_time="2026-11-21T10:00:00",
+        amount=common_pb2.Money(minor_units=1250, currency="EUR"),
+        entry_mode=common_pb2.ENTRY_MODE_CHIP,
+        encrypted_card=terminal_pb2.EncryptedCard(ksn=b"k" * 12, ciphertext=b"c" * 32),
+        mac=b"m" * 16,
+    )
+    for stan in (1, 127, 128, 999_999):
+        raw = base.SerializeToString() + traffic.stan_and_key(stan, f"key-{stan}")
+        want = terminal_pb2.AuthorizeRequest()
+        want.CopyFrom(base)
+        want.stan, want.idempotency_key = stan, f"key-{stan}"
+        assert terminal_pb2.AuthorizeRequest.FromString(raw) == want
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert stats.percentile(values, 50) == 50.0
+    assert stats.percentile(values, 99) == 99.0
+    assert stats.percentile(values, 99.9) == 100.0
+    assert math.isnan(stats.percentile([], 50))
+    s = stats.summary(values)
+    assert s["n"] == 100 and s["max"] == 100.0 and s["p90"] == 90.0
+    assert stats.summary([])["p99"] is None
+
+
+def test_cdf_points_are_monotonic_and_reach_the_max() -> None:
+    pts = stats.cdf_points([float(v) for v in range(1000)])
+    assert pts[-1] == (999.0, 1.0)
+    assert all(a[0] <= b[0] and a[1] < b[1] for a, b in itertools.pairwise(pts))
+
+
+def test_per_second_rate_accounts_for_a_partial_last_bucket() -> None:
+    ends = [0.1, 0.5, 1.2, 1.3]
+    out = stats.per_second(ends, [1.0, 2.0, 3.0, 4.0], start_s=0.0, window_s=1.5)
+    assert [b["n"] for b in out] == [2, 2]
+    assert out[1]["rate"] == 4.0  # 2 completions in the half second of window left
+
+
+def test_own_cpu_is_readable() -> None:
+    cpu = procstat.process_cpu_s(os.getpid())
+    assert cpu is not None and cpu > 0
+    assert procstat.process_cpu_s(2**22 + 12345) is None
+    assert procstat.machine_busy_s() > 0
+
+
+def test_phase_summary_counts_misses_errors_and_generator_statuses() -> None:
+    phase = Phase("p", "payswitch", "open", 10.0, "approvals", origin=0.0)
+    call = traffic.Call("approve", traffic.AUTHORIZE, b"", "k", "T")
+    phase.rec.add(0.0, 0.0, 0.010, call, "OK", ("00", "tx1", "r1"))
+    phase.rec.add(0.1, 0.1, 2.5, call, "OK", ("00", "tx2", "r2"))  # answered after 2.4 s
+    phase.rec.add(0.2, 0.2, 2.2, call, "DEADLINE_EXCEEDED")
+    phase.rec.add(0.3, 0.3, 0.3, call, loadgen.NOT_SENT)
+    phase.rec.add(0.4, 0.4, 0.5, call, "UNAVAILABLE")
+    s = phase.summary(deadline_s=2.0)
+    assert s["completed_ok"] == 2 and s["error_count"] == 3
+    assert s["deadline_misses"] == 3  # late answer, DEADLINE_EXCEEDED, never sent
+    assert s["errors"] == {"DEADLINE_EXCEEDED": 1, loadgen.NOT_SENT: 1, "UNAVAILABLE": 1}
+    assert not meets_target(s, 100.0)
+
+
+def test_sweep_rates_are_distinct_and_positive() -> None:
+    assert loadgen.sweep_rates(200.0, (0.1, 0.25, 0.5, 1.0)) == [20.0, 50.0, 100.0, 200.0]
+    assert loadgen.sweep_rates(3.0, (0.1, 0.2)) == [5.0]
+    with pytest.raises(ValueError):
+        loadgen.concurrency_list("0,4")
+
+
+def test_mix_refuses_hook_only_kinds_silently_and_drops_pin_without_pin_cards() -> None:
+    fleet = traffic.Fleet([("T-B0000", "M-GROCER")], {})
+    mix = traffic.MixFeed(fleet, pin_cards={})
+    assert "emv" not in mix.weights and "pin" not in mix.weights
+    assert mix.weights["approve"] > 0
