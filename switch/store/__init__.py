@@ -6,7 +6,9 @@
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling:
   the path is everything after ``sqlite:///``), with optional ``?synchronous=full|normal``
   and ``&busy_timeout_ms=N``. A file is required (no ``:memory:``): intents must be durable.
-- ``cassandra://...``: not built yet.
+- ``cassandra://host1,host2[:port]/keyspace?replication=3&consistency=QUORUM&serial=SERIAL``
+  (see ``switch/store/cassandra_config.py`` for every option and the defaults; a single dev
+  node: ``cassandra://127.0.0.1/payswitch?replication=1``). Many switch processes may share it.
 
 A new backend adds one entry to ``_BACKENDS``.
 """
@@ -54,7 +56,10 @@ def _sqlite(url: str) -> Store:
 
 
 def _cassandra(url: str) -> Store:
-    raise NotImplementedError(f"Cassandra backend not built yet (asked for {url!r})")
+    from switch.store.cassandra import CassandraStore
+    from switch.store.cassandra_config import parse_url
+
+    return CassandraStore(parse_url(url))
 
 
 _BACKENDS: dict[str, Callable[[str], Store]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import cassandra_kit
 import pytest
 
 from switch.store import open_store
@@ -19,8 +20,13 @@ from switch.store.base import Store
 
 STORE_URLS: dict[str, Callable[[Path], str]] = {
     "sqlite": lambda tmp: f"sqlite:///{tmp}/store.db",
-    # "cassandra": lambda tmp: f"cassandra://127.0.0.1:9042/test_{tmp.name}",
+    # One keyspace per test process, emptied before each test: see cassandra_kit.py.
+    "cassandra": cassandra_kit.contract_url,
 }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    cassandra_kit.finish()
 
 
 @pytest.fixture(params=sorted(STORE_URLS))

@@ -56,11 +56,6 @@ def test_memory_database_is_refused_with_a_reason() -> None:
         SqliteStore(":memory:")
 
 
-def test_cassandra_is_not_built_yet() -> None:
-    with pytest.raises(NotImplementedError, match="Cassandra backend not built yet"):
-        open_store("cassandra://127.0.0.1:9042/payswitch")
-
-
 # --- connection setup ---------------------------------------------------------------------
 @pytest.mark.parametrize(("mode", "level"), [("full", 2), ("normal", 1)])
 async def test_wal_and_synchronous_pragmas(tmp_path: Path, mode: str, level: int) -> None:
