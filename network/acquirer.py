@@ -13,6 +13,7 @@ node opens its HSM at start and refuses to start without it or its keys (fail cl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from network.topology import AcquirerConfig, Topology
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
 
 
 class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
@@ -64,10 +66,15 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
             onward.CopyFrom(request)
             onward.acquirer_id = self._id
             if request.pin_block:
+                started = time.monotonic()
                 translated = await self._pins.translate(request.pin_block, request.pan)
                 if translated.decline is not None:
                     return answer(translated.decline)
                 onward.pin_block = translated.pin_block
+                # The HSM's time (a queue under load) comes out of the onward budget.
+                timeout -= time.monotonic() - started
+                if timeout <= 0:
+                    return answer(ISSUER_UNAVAILABLE)
             return await stub.Authorize(onward, timeout=timeout)
 
         target = Decline(INVALID_TRANSACTION) if stub is None else forward
