@@ -180,8 +180,7 @@ class CassandraStore(Store):
         )
         try:
             session = cluster.connect()
-            ensure_schema(session, cfg, self._owner)
-            self._check_consistency(cluster)
+            ensure_schema(session, cfg, self._owner, lambda: self._check_consistency(cluster))
             session.set_keyspace(cfg.keyspace)
             return cluster, Cql(session, Statements(session))
         except StoreError:

@@ -42,6 +42,7 @@ CONSISTENCY_LEVELS = (
 )
 SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
 
+_DC = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # goes into CQL text (keyspace replication)
 # Unquoted CQL identifiers, at most 48 characters (Cassandra's keyspace name limit).
 _KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
@@ -126,8 +127,8 @@ def parse_url(url: str) -> CassandraConfig:
                 raise ValueError(f"serial must be one of {SERIAL_LEVELS}, not {value!r}")
             options["serial"] = value.upper()
         elif name == "dc":
-            if not value:
-                raise ValueError("dc must name a data centre")
+            if not _DC.match(value):
+                raise ValueError(f"dc must name a data centre (letters, digits, _ . -): {value!r}")
             options["dc"] = value
         elif name == "timeout":
             options["timeout_s"] = _float(name, value)

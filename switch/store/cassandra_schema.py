@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,14 +97,18 @@ def _agree(session: Session) -> None:
         )
 
 
-def _bootstrap(session: Session, cfg: CassandraConfig) -> None:
-    ks = cfg.keyspace
+def _create_keyspace(session: Session, cfg: CassandraConfig) -> None:
     # Identifiers are validated by cassandra_config (unquoted CQL identifier pattern).
     session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
+        f"CREATE KEYSPACE IF NOT EXISTS {cfg.keyspace} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{cfg.dc}': {cfg.replication}}}",
         timeout=DDL_TIMEOUT_S,
     )
+    _agree(session)
+
+
+def _create_meta(session: Session, cfg: CassandraConfig) -> None:
+    ks = cfg.keyspace
     session.execute(
         f"CREATE TABLE IF NOT EXISTS {ks}.{META_TABLE} (name text PRIMARY KEY, version int, "
         f"owner text, since double) WITH id = {_meta_table_id(ks)}",
@@ -168,10 +173,15 @@ def _apply(session: Session, cfg: CassandraConfig, meta: _Meta, found: list[Migr
         current = migration.version
 
 
-def ensure_schema(session: Session, cfg: CassandraConfig, owner: str) -> int:
-    """Bring the keyspace to LATEST_VERSION (creating it if needed); returns the version."""
+def ensure_schema(
+    session: Session, cfg: CassandraConfig, owner: str, check: Callable[[], None] = lambda: None
+) -> int:
+    """Bring the keyspace to LATEST_VERSION (creating it if needed); returns the version.
+    ``check`` runs once the keyspace exists, before anything is read or written in it."""
     found = migrations()
-    _bootstrap(session, cfg)
+    _create_keyspace(session, cfg)
+    check()
+    _create_meta(session, cfg)
     meta = _Meta(session, cfg)
     deadline = time.monotonic() + MIGRATE_TIMEOUT_S
     while True:

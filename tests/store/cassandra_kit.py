@@ -113,3 +113,13 @@ def finish() -> None:
     if _keyspace is not None:
         _keyspace.drop()
         _keyspace = None
+
+
+def inspect() -> tuple[Session, str]:
+    """A plain driver session and the contract keyspace's name, to look at raw rows."""
+    assert _keyspace is not None, "call contract_url first"
+    return _keyspace.session, _keyspace.name
+
+
+def host() -> str:
+    return cassandra_node.ensure_single_node()
