@@ -29,6 +29,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from network.ports import free_ports
 from network.server import PARENT_PID_ENV
 from network.topology import Topology, TopologyError, all_nodes, load
 
@@ -122,6 +123,7 @@ class Stack:
         *,
         store: str = "sqlite",
         switch: bool = True,
+        switches: int = 1,
         seed: int | None = None,
         echo: bool = False,
         ready_timeout: float = 30.0,
@@ -148,12 +150,32 @@ class Stack:
                 node_id, kind, listen, argv, self.run_dir / f"{node_id}.log"
             )
         if switch:
-            sw = self.topology.switch
+            self._add_switches(switches, store, log_level, python)
+
+    def _add_switches(self, count: int, store: str, log_level: str, python: str) -> None:
+        """Switch 1 on the topology's address; switches 2..count (ids ``<id>-2`` ...) on free
+        ports of the same host, all on one store, which must then be a shared one."""
+        if count < 1:
+            raise ValueError("switches must be >= 1")
+        if count > 1 and store_url(store, self.run_dir).startswith("sqlite:"):
+            raise ValueError("the SQLite store serves one switch process: use a cassandra:// store")
+        sw = self.topology.switch
+        host = sw.listen.rpartition(":")[0]
+        listens = [sw.listen] + [f"{host}:{port}" for port in free_ports(count - 1)]
+        for i, listen in enumerate(listens, start=1):
+            node_id = sw.id if i == 1 else f"{sw.id}-{i}"
             argv = [python, "-m", "switch.main", "--topology", str(self.topology_path)]
             argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
-            self._children[sw.id] = _Child(
-                sw.id, "switch", sw.listen, argv, self.run_dir / f"{sw.id}.log"
+            if i > 1:
+                argv += ["--listen", listen]
+            self._children[node_id] = _Child(
+                node_id, "switch", listen, argv, self.run_dir / f"{node_id}.log"
             )
+
+    @property
+    def switch_ids(self) -> list[str]:
+        """The switch processes' ids (one unless ``switches`` > 1)."""
+        return [c.node_id for c in self._children.values() if c.kind == "switch"]
 
     @staticmethod
     def _child_env() -> dict[str, str]:
@@ -362,6 +384,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--store", default="sqlite", help="'sqlite' (<run-dir>/switch.db) or a store URL"
     )
     p.add_argument("--no-switch", action="store_true", help="start the network nodes only")
+    p.add_argument(
+        "--switches",
+        type=int,
+        default=1,
+        help="switch processes on one shared store (>1 needs a cassandra:// store)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for the nodes' fault draws")
     p.add_argument("--ready-timeout", type=float, default=30.0, help="seconds per tier")
     p.add_argument("--log-level", default="info")
@@ -386,12 +414,13 @@ def main(argv: list[str] | None = None) -> None:
             args.run_dir,
             store=args.store,
             switch=not args.no_switch,
+            switches=args.switches,
             seed=args.seed,
             echo=True,
             ready_timeout=args.ready_timeout,
             log_level=args.log_level,
         )
-    except (OSError, TopologyError) as exc:
+    except (OSError, TopologyError, ValueError) as exc:
         sys.exit(f"payswitch-stack: {exc}")
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
