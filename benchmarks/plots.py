@@ -81,9 +81,13 @@ def latency_over_time(rep: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _cdf(ax: Any, points: list[list[float]], label: str, **kw: Any) -> None:
-    if points:
-        ax.plot([_nines(f) for _, f in points], [ms for ms, _ in points], label=label, **kw)
+def _cdf(ax: Any, points: list[list[float]], n: int | None, label: str, **kw: Any) -> None:
+    """One latency-by-percentile line. The maximum (fraction 1.0) is drawn at rank n - 1/2, so
+    a small sample's tail ends where its data ends instead of running to the right edge."""
+    if not points or not n:
+        return
+    xs = [_nines(f if f < 1.0 else 1.0 - 0.5 / n) for _, f in points]
+    ax.plot(xs, [ms for ms, _ in points], label=f"{label} (n={n:,})", **kw)
 
 
 def latency_cdf(rep: dict[str, Any], path: Path) -> None:
@@ -97,6 +101,7 @@ def latency_cdf(rep: dict[str, Any], path: Path) -> None:
         _cdf(
             left,
             p["series"]["cdf"],
+            p["latency_ms"]["n"],
             f"{p['offered_rps']:g}/s",
             color=cmap(i / max(len(opens) - 1, 1)),
         )
@@ -110,9 +115,11 @@ def latency_cdf(rep: dict[str, Any], path: Path) -> None:
         (f"echo c={level}", f"bare echo c={level}", "tab:green"),
     ):
         if name in by_name:
-            _cdf(right, by_name[name]["series"]["cdf"], label, color=color)
+            phase = by_name[name]
+            _cdf(right, phase["series"]["cdf"], phase["latency_ms"]["n"], label, color=color)
     if ghz.get("ran") and ghz.get("cdf"):
-        _cdf(right, ghz["cdf"], f"ghz -> payswitch c={level}", color="tab:purple", ls="--")
+        n = ghz["latency_ms"]["n"]
+        _cdf(right, ghz["cdf"], n, f"ghz -> payswitch c={level}", color="tab:purple", ls="--")
     right.set_title(f"closed loop c={level}: payswitch, ghz and the ceilings")
     target = rep["settings"]["p99_target_ms"]
     for ax in (left, right):
@@ -150,7 +157,7 @@ def throughput_vs_load(rep: dict[str, Any], path: Path) -> None:
         label="p99 latency",
     )
     target = rep["settings"]["p99_target_ms"]
-    p99_ax.axhline(target, color="tab:red", lw=0.7, ls=":")
+    p99_ax.axhline(target, color="tab:red", lw=0.7, ls=":", label=f"p99 bar {target:g} ms")
     p99_ax.set_yscale("log")
     p99_ax.set_ylabel("p99 latency (ms, log)", color="tab:red")
     best = rep["open_loop"]["best_rate_rps"]

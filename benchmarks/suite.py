@@ -181,11 +181,18 @@ class Runner:
                 "terminals": s.terminals,
                 "simulated_latency": s.latency,
             }
-            print(f"payswitch: key injection for {s.terminals + 1} terminals", flush=True)
             terminals = world.fleet_terminals(doc)
             ghz_terminal = (world.GHZ_TERMINAL, world.merchant_of(doc, world.GHZ_TERMINAL))
+            t0 = time.perf_counter()
             elements = await asyncio.to_thread(
                 world.secure_elements, [t for t, _ in [*terminals, ghz_terminal]]
+            )
+            self.out.stack_info["key_injection_s"] = round(time.perf_counter() - t0, 1)
+            self.out.stack_info["start_s"] = round(t0 - self.origin, 1)
+            print(
+                f"payswitch: stack up after {t0 - self.origin:.1f} s; key injection for "
+                f"{len(elements)} terminals took {time.perf_counter() - t0:.1f} s",
+                flush=True,
             )
             self.fleet = fleet = Fleet(terminals, elements)
             target = loadgen.Target(stack.address(sw_id), s.channels)
