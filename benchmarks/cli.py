@@ -160,14 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run_dir = Path(tempfile.mkdtemp(prefix="payswitch-bench-"))
     print(f"payswitch-bench: results in {out_dir}", flush=True)
+    failed = True
     try:
         outcome = uvloop.run(suite.run(settings, run_dir))
         write_report(outcome, out_dir, plots=not args.no_plots)
+        failed = False
     except KeyboardInterrupt:
         print("payswitch-bench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line and the logs, not a bare traceback
+        print(f"payswitch-bench: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"payswitch-bench: logs and stores kept in {run_dir}", file=sys.stderr)
+        return 1
     finally:
-        if not args.keep_run_dir:
+        if not args.keep_run_dir and not failed:
             shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 

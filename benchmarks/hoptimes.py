@@ -24,6 +24,8 @@ import orjson
 from benchmarks import stats
 from benchmarks.phases import Phase
 
+_AUTHORIZATIONS = frozenset(("approve", "pin", "decline"))  # first sends, not retries
+
 
 def _lines(path: Path, needle: bytes) -> Iterator[dict[str, Any]]:
     try:
@@ -65,7 +67,7 @@ def switch_added(
     r = phase.rec
     sw, acq, added = [], [], []
     for status, method_kind, tx, rrn in zip(r.status, r.kind, r.tx, r.rrn, strict=True):
-        if status != "OK" or method_kind not in ("approve", "decline") or not tx:
+        if status != "OK" or method_kind not in _AUTHORIZATIONS or not tx:
             continue
         s = switch_ms.get(tx)
         a = acquirer_ms.get(rrn) if rrn else None

@@ -15,6 +15,7 @@ from benchmarks.procstat import load_average
 from benchmarks.suite import Outcome
 
 SCHEMA = "payswitch-bench/1"
+OTHER_LOAD_PCT = 10.0  # of the machine: above this, other work skews the figures
 GENERATOR_BUSY_PCT = 85.0  # of one core: above this the generator may be what limits
 EMV_HOOK = (
     "EMV (chip, ARQC) authorizations: the API carries EmvData, but the mix has only a "
@@ -271,6 +272,12 @@ def text(rep: dict[str, Any]) -> str:
         lines.append(f"dependencies: not measured ({d.get('reason')})")
     h = rep["honesty"]
     lines += [""]
+    other = h["other_processes_share_of_machine_pct"]
+    if other is not None and other >= OTHER_LOAD_PCT:
+        lines.append(
+            f"WARNING: processes outside the benchmark used {other}% of the machine during the "
+            "phases: these figures are provisional; rerun on an otherwise idle machine"
+        )
     if h["generator_busy_phases"]:
         lines.append(
             f"WARNING: the generator used >= {GENERATOR_BUSY_PCT:.0f}% of a core in: "
