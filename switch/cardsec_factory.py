@@ -1,4 +1,5 @@
-"""The CardProtector of a switch process: tokens and fingerprints computed in the HSM.
+"""The CardProtector of a switch process: request MACs, card decryption, PIN translation,
+tokens, vault sealing and fingerprints, all computed in the HSM (``switch.cardsec_hsm``).
 
 The token, module and PIN come from the environment (``hsm.config``). A process whose HSM is
 missing or refuses the login does not start: it could not protect card data (fail closed).
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from hsm.config import HsmConfig
 from hsm.pool import HsmPool
-from hsm.tokens import HsmCardProtector
 from switch.cardsec import CardProtector
+from switch.cardsec_hsm import HsmCardSecurity
 
 
 async def build_protector() -> CardProtector:
@@ -17,4 +18,4 @@ async def build_protector() -> CardProtector:
     config.apply_env()
     pool = HsmPool(config)
     await pool.start()  # logs in now: a broken token fails the start, not the first payment
-    return HsmCardProtector(pool)
+    return HsmCardSecurity(pool)

@@ -43,6 +43,13 @@ class InvalidArgument(ApiError):
         return rpc_status.to_status(status)
 
 
+class Unauthenticated(ApiError):
+    """The request's MAC does not verify: altered in transit, or a terminal without the right
+    DUKPT keys. Not a field problem, so no BadRequest: the whole request is untrusted."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class FailedPrecondition(ApiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -1,13 +1,20 @@
 """Request validation for the terminal API: every field checked before anything is touched,
-each failure an InvalidArgument naming the field. Nothing here echoes card data."""
+each failure an InvalidArgument naming the field. Nothing here echoes card data.
+
+For an authorization this is the structure only: clear card data is refused outright, the
+encrypted card data, PIN block, chip data and MAC must have their lengths. Their content is
+checked in the HSM after the MAC (``switch.cardsec_hsm``): a forged value is then refused as
+UNAUTHENTICATED, an authentic but unusable one as INVALID_ARGUMENT naming ``encrypted_card``
+or ``pin_block``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 
-from payswitch import cards, money
-from payswitch.v1 import common_pb2, terminal_pb2
+from hsm.dukpt import KSN_LEN, Ksn
+from payswitch import money
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.errors import InvalidArgument
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -17,6 +24,25 @@ _LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 ENTRY_MODES = frozenset(
     v for v in common_pb2.EntryMode.values() if v != common_pb2.ENTRY_MODE_UNSPECIFIED
 )
+CHIP_MODES = frozenset({common_pb2.ENTRY_MODE_CHIP, common_pb2.ENTRY_MODE_CONTACTLESS})
+CLEAR_CARD_REFUSED = "clear card data is not accepted; send encrypted_card"
+MAX_CARD_CIPHERTEXT = 256  # CardData is under 64 bytes; anything near this is not card data
+MAC_LEN = 16
+PIN_BLOCK_LEN = 16
+# EmvData: exact byte lengths (EMV Book 3 data elements); issuer_application_data is 0..32.
+_EMV_LENGTHS: dict[str, int] = {
+    "arqc": 8,
+    "atc": 2,
+    "unpredictable_number": 4,
+    "amount_authorised": 6,
+    "amount_other": 6,
+    "terminal_country_code": 2,
+    "tvr": 5,
+    "transaction_currency_code": 2,
+    "transaction_date": 3,
+    "transaction_type": 1,
+    "aip": 2,
+}
 
 
 def idempotency_key(key: str, field: str = "idempotency_key") -> str:
@@ -74,17 +100,55 @@ def amount(value: common_pb2.Money, present: bool, field: str = "amount") -> Non
         raise InvalidArgument(exc.field, str(exc)) from None
 
 
-def card(value: terminal_pb2.Card, present: bool, field: str = "card") -> cards.Scheme:
+def no_clear_card(present: bool, field: str = "card") -> None:
+    """The deprecated clear ``card`` is refused, whatever else the request carries."""
+    if present:
+        raise InvalidArgument(field, CLEAR_CARD_REFUSED)
+
+
+def encrypted_card(
+    value: terminal_pb2.EncryptedCard, present: bool, field: str = "encrypted_card"
+) -> None:
     if not present:
         raise InvalidArgument(field, "is required")
-    if len(value.pan) > 19:
-        raise InvalidArgument(f"{field}.pan", "card number must be 12 to 19 digits")
+    if len(value.ksn) != KSN_LEN:
+        raise InvalidArgument(f"{field}.ksn", f"must be {KSN_LEN} bytes (AES-DUKPT)")
     try:
-        scheme = cards.check_pan(value.pan, f"{field}.pan")
-        cards.check_expiry(value.expiry, f"{field}.expiry")
-    except cards.CardError as exc:
-        raise InvalidArgument(exc.field, str(exc)) from None
-    return scheme
+        Ksn.from_bytes(value.ksn)
+    except ValueError:
+        raise InvalidArgument(f"{field}.ksn", "is not a valid AES-DUKPT KSN") from None
+    n = len(value.ciphertext)
+    if not n or n % 16 or n > MAX_CARD_CIPHERTEXT:
+        raise InvalidArgument(
+            f"{field}.ciphertext",
+            f"must be 16 to {MAX_CARD_CIPHERTEXT} bytes, a multiple of 16 (AES-CBC)",
+        )
+
+
+def pin_block(value: bytes, field: str = "pin_block") -> None:
+    if value and len(value) != PIN_BLOCK_LEN:
+        raise InvalidArgument(field, "must be empty or 16 bytes (ISO 9564-1 format 4)")
+
+
+def emv(value: network_pb2.EmvData, present: bool, mode: int, field: str = "emv") -> None:
+    """Chip data, when sent: element lengths, and an entry mode that reads a chip."""
+    if not present:
+        return
+    if mode not in CHIP_MODES:
+        raise InvalidArgument(field, "chip data needs entry mode chip or contactless")
+    for name, n in _EMV_LENGTHS.items():
+        if len(getattr(value, name)) != n:
+            raise InvalidArgument(f"{field}.{name}", f"must be {n} bytes")
+    if len(value.issuer_application_data) > 32:
+        raise InvalidArgument(f"{field}.issuer_application_data", "must be at most 32 bytes")
+    psn = value.pan_sequence_number
+    if not (len(psn) == 2 and psn.isascii() and psn.isdigit()):
+        raise InvalidArgument(f"{field}.pan_sequence_number", "must be two digits")
+
+
+def mac(value: bytes, field: str = "mac") -> None:
+    if len(value) != MAC_LEN:
+        raise InvalidArgument(field, f"is required: {MAC_LEN}-byte AES-CMAC (DUKPT MAC key)")
 
 
 def entry_mode(value: int, field: str = "entry_mode") -> int:
@@ -93,8 +157,11 @@ def entry_mode(value: int, field: str = "entry_mode") -> int:
     return value
 
 
-def authorize(req: terminal_pb2.AuthorizeRequest) -> tuple[cards.Scheme, dt.datetime]:
-    """Validate an AuthorizeRequest field by field; returns the card scheme and local time."""
+def authorize(req: terminal_pb2.AuthorizeRequest) -> dt.datetime:
+    """Validate an AuthorizeRequest's structure field by field; returns the local time.
+
+    The card's scheme is known only once the card data is decrypted, after the MAC."""
+    no_clear_card(req.HasField("card"))
     idempotency_key(req.idempotency_key)
     identifier(req.terminal_id, "terminal_id")
     identifier(req.merchant_id, "merchant_id")
@@ -102,8 +169,11 @@ def authorize(req: terminal_pb2.AuthorizeRequest) -> tuple[cards.Scheme, dt.date
     when = local_time(req.local_time)
     amount(req.amount, req.HasField("amount"))
     entry_mode(req.entry_mode)
-    scheme = card(req.card, req.HasField("card"))
-    return scheme, when
+    encrypted_card(req.encrypted_card, req.HasField("encrypted_card"))
+    pin_block(req.pin_block)
+    emv(req.emv, req.HasField("emv"), req.entry_mode)
+    mac(req.mac)
+    return when
 
 
 def optional_amount(value: common_pb2.Money, present: bool, field: str = "amount") -> bool:

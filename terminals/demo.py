@@ -2,11 +2,17 @@
 scripted shift against a running stack, printed as a table; exit status 1 if any step's answer
 deviates from what the topology says it must be, 2 if the switch cannot be reached at all.
 
-The shift: sign-on (echo); one approval per scheme the merchant accepts; every decline the
-topology can produce (51, 54, 05 blocked, 05 lost, 61, 14); a sale captured in part and then
-partly refunded; a sale voided; one prepared sale sent twice (same key, same STAN: the same
-answer, no second charge); the same key with other content (refused, FAILED_PRECONDITION);
-lookups by transaction id and by key. Cards are printed masked only.
+The shift: sign-on (echo) and key injection; one approval per scheme the merchant accepts;
+every decline the topology can produce (51, 54, 05 blocked, 05 lost, 61, 14); card security: a
+PIN approval and a wrong PIN (55), a keyed sale with the card's CVV2 and one with a wrong CVV2
+(05), a chip sale whose ARPC the card checks, a request altered after its MAC (refused,
+UNAUTHENTICATED); a sale captured in part and then partly refunded; a sale voided; one prepared
+sale sent twice (same key, same STAN: the same answer, no second charge); the same key with
+other content (refused, FAILED_PRECONDITION); lookups by transaction id and by key. Cards are
+printed masked only; PINs and CVV2s never.
+
+CVV2s and chip cryptograms come from the card simulator (``network.cards_sim``, the issuers'
+keys in the shared SoftHSM token), as they would come from the plastic and the chip.
 """
 
 from __future__ import annotations
@@ -16,17 +22,19 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
+from hsm.errors import HsmError
 from network.topology import TopologyError, load
 from payswitch import cards, money
+from terminals.chip import CardChips, simulated_reader
 from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
 from terminals.errors import TerminalError
 from terminals.pos import default_state_dir, stan_state_path
 from terminals.results import Result, TransactionView
-from terminals.sdk import Terminal
+from terminals.sdk import EntryMode, Terminal
 from terminals.stan import StanCounter
 
 T = TypeVar("T")
@@ -46,12 +54,29 @@ class Row:
         return self.expect == self.got
 
 
+class CardSource(CardChips, Protocol):
+    """CVV2s and chips of the topology's cards (``network.cards_sim.CardSimulator``)."""
+
+    async def cvv2(self, pan: str) -> str: ...
+
+
+def wrong_pin(pin: str) -> str:
+    """Another PIN of the same length (the last digit moved on by one)."""
+    return pin[:-1] + str((int(pin[-1]) + 1) % 10)
+
+
+def wrong_cvv2(cvv2: str) -> str:
+    """Another CVV2 of the same length."""
+    return str((int(cvv2) + 1) % 10 ** len(cvv2)).rjust(len(cvv2), "0")
+
+
 class Shift:
     """Runs the steps in order and keeps one table row per step."""
 
-    def __init__(self, terminal: Terminal, plan: Plan) -> None:
+    def __init__(self, terminal: Terminal, plan: Plan, cards: CardSource) -> None:
         self.t = terminal
         self.plan = plan
+        self.cards = cards
         self.rows: list[Row] = []
 
     def _add(
@@ -81,9 +106,27 @@ class Shift:
         self._add(step, r.masked_pan, r.amount or amount, expect, r.iso_code, detail)
         return r
 
-    async def pay(self, case: CardCase, step: str | None = None) -> Result | None:
+    async def pay(
+        self,
+        case: CardCase,
+        step: str | None = None,
+        *,
+        entry: EntryMode = EntryMode.CHIP,
+        pin: str | None = None,
+        cvv2: str | None = None,
+        chip: bool = False,
+    ) -> Result | None:
         r = await self._try(
-            self.t.pay(case.amount.minor_units, case.amount.currency, case.pan, case.expiry)
+            self.t.pay(
+                case.amount.minor_units,
+                case.amount.currency,
+                case.pan,
+                case.expiry,
+                entry,
+                pin=pin,
+                cvv2=cvv2,
+                chip=chip,
+            )
         )
         if isinstance(r, TerminalError):
             self._add(
@@ -117,8 +160,54 @@ class Shift:
         )
         for case in (*self.plan.approvals, *self.plan.declines):
             await self.pay(case)
+        await self.card_security()
         await self.lifecycle()
         await self.idempotency()
+
+    async def card_security(self) -> None:
+        """PIN, CVV2, chip (ARPC) and a tampered request."""
+        plan = self.plan
+        if plan.pin_card is not None and plan.pin_card.pin is not None:
+            c = plan.pin_card
+            await self.pay(c, pin=c.pin)
+            await self.pay(replace(c, label="wrong PIN", expect="55"), pin=wrong_pin(c.pin))
+        home = plan.home
+        cur = home.amount.currency
+        small = money.Amount(home.amount.minor_units // 4, cur)  # 10.00
+        keyed = replace(home, label="keyed, right CVV2", amount=small)
+        cvv2 = await self.cards.cvv2(home.pan)
+        await self.pay(keyed, entry=EntryMode.MANUAL, cvv2=cvv2)
+        bad = replace(keyed, label="keyed, wrong CVV2", expect="05")
+        await self.pay(bad, entry=EntryMode.MANUAL, cvv2=wrong_cvv2(cvv2))
+        await self.chip_sale(replace(home, label="chip sale, ARPC", amount=small))
+        await self.tampered(replace(home, label="altered after MAC", amount=small))
+
+    async def chip_sale(self, case: CardCase) -> None:
+        expect = "00 ARPC ok"
+        r = await self._try(
+            self.t.pay(
+                case.amount.minor_units, case.amount.currency, case.pan, case.expiry, chip=True
+            )
+        )
+        if isinstance(r, TerminalError):
+            self._add(case.label, cards.mask_pan(case.pan), case.amount, expect, r.code_name)
+            return
+        got = f"{r.iso_code} ARPC {'ok' if r.arpc_verified else 'FAILED'}"
+        self._add(
+            case.label, r.masked_pan, case.amount, expect, got, f"txn {r.transaction_id[:12]}"
+        )
+
+    async def tampered(self, case: CardCase) -> None:
+        """A sale whose amount changes after the terminal MAC'd it: the switch must refuse it
+        before recording anything (a man in the middle, or a broken terminal)."""
+        prepared = self.t.prepare_pay(
+            case.amount.minor_units, case.amount.currency, case.pan, case.expiry
+        )
+        prepared.request.amount.minor_units += 100
+        r = await self._try(self.t.send(prepared))
+        got = r.code_name if isinstance(r, TerminalError) else r.iso_code
+        detail = r.message if isinstance(r, TerminalError) else "answered instead of refused"
+        self._add(case.label, cards.mask_pan(case.pan), case.amount, "UNAUTHENTICATED", got, detail)
 
     async def lifecycle(self) -> None:
         home = self.plan.home
@@ -233,7 +322,10 @@ def print_table(plan: Plan, rows: list[Row], out: TextIO) -> None:
     )
 
 
-async def run(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+async def run(
+    argv: list[str] | None = None, out: TextIO | None = None, cards: CardSource | None = None
+) -> int:
+    """The demo as a coroutine; ``cards``: CVV2s and chips (default: the card simulator)."""
     out = out or sys.stdout
     p = argparse.ArgumentParser(prog="python -m terminals.demo", description=__doc__.split("\n")[0])
     p.add_argument("--topology", required=True, type=Path)
@@ -247,16 +339,31 @@ async def run(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     p.add_argument("--state-dir", type=Path, help="STAN state directory (shared with pos)")
     args = p.parse_args(argv)
     try:
-        plan = build_plan(load(args.topology), terminal_id=args.terminal, switch=args.switch)
+        topology = load(args.topology)
+        plan = build_plan(topology, terminal_id=args.terminal, switch=args.switch)
     except (TopologyError, PlanError, OSError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 2
+    if cards is None:
+        from network.cards_sim import CardSimulator
+
+        cards = CardSimulator(topology)
     stans = StanCounter(stan_state_path(args.state_dir or default_state_dir(), plan.terminal_id))
     async with Terminal(
-        plan.switch, plan.terminal_id, plan.merchant_id, deadline_s=args.deadline, stans=stans
+        plan.switch,
+        plan.terminal_id,
+        plan.merchant_id,
+        deadline_s=args.deadline,
+        stans=stans,
+        chip_reader=simulated_reader(cards),
     ) as terminal:
-        shift = Shift(terminal, plan)
-        await shift.run()
+        shift = Shift(terminal, plan, cards)
+        try:
+            await terminal.start()  # key injection before the first sale
+            await shift.run()
+        except HsmError as exc:
+            print(f"demo: HSM: {exc} (run 'make hsm' first)", file=sys.stderr)
+            return 2
     print_table(plan, shift.rows, out)
     if len(shift.rows) == 1 and not shift.rows[0].ok:
         return 2  # the switch never answered the sign-on

@@ -9,13 +9,17 @@ case is chosen by the rule that produces its answer at the issuer.
 - 54: an active card whose expiry has passed;
 - 05: a blocked card and a lost card;
 - 61: an active card with a per-transaction limit, one major unit above it;
-- 14: a Luhn-valid PAN inside an issuer's BIN range that no issuer has on file.
+- 14: a Luhn-valid PAN inside an issuer's BIN range that no issuer has on file;
+- PIN: the best-funded usable card that has a PIN on file (its right PIN, then a wrong one: 55).
+
+The CVV2 and chip steps use the home card; their values come from the card simulator at run
+time (a CVV2 is printed on the card, an ARQC made by its chip), never from the topology.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from network.topology import AccountConfig, CardConfig, Topology
 from payswitch import cards, money
@@ -34,6 +38,7 @@ class CardCase:
     expiry: str  # YYMM, as on the wire
     amount: money.Amount
     expect: str
+    pin: str | None = field(default=None, repr=False)  # the cardholder's PIN, when on file
 
     def __repr__(self) -> str:  # never the PAN, not even in a debugger or traceback
         return f"CardCase({self.label!r}, {cards.mask_pan(self.pan)}, {self.amount.format()})"
@@ -46,8 +51,10 @@ class Plan:
     merchant_id: str
     approvals: tuple[CardCase, ...]
     declines: tuple[CardCase, ...]
-    # A well-funded card for capture, void, refund and the idempotency steps.
+    # A well-funded card for capture, void, refund, CVV2, chip and the idempotency steps.
     home: CardCase
+    # A card with a PIN on file (None when the topology gives no card a PIN).
+    pin_card: CardCase | None = None
 
 
 def _major(units: int, currency: str) -> money.Amount:
@@ -94,7 +101,7 @@ class _World:
         return self.accounts[card.account].currency
 
     def case(self, label: str, card: CardConfig, amount: money.Amount, expect: str) -> CardCase:
-        return CardCase(label, card.pan, card.expiry, amount, expect)
+        return CardCase(label, card.pan, card.expiry, amount, expect, card.pin)
 
     def unknown_pan(self) -> str | None:
         """A Luhn-valid PAN routed to an issuer (longest BIN match) but not on its file."""
@@ -176,6 +183,15 @@ def build_plan(
         raise PlanError("no card in the topology can be approved")
     richest = max(usable, key=w.funds)
     home = w.case("home card", richest, _major(40, w.currency(richest)), "00")
+    with_pin = [
+        c
+        for c in usable
+        if c.pin is not None and w.funds(c) >= _major(12, w.currency(c)).minor_units
+    ]
+    pin_card = None
+    if with_pin:
+        best = max(with_pin, key=w.funds)
+        pin_card = w.case("PIN approval", best, _major(12, w.currency(best)), "00")
     return Plan(
         switch=switch or topo.switch.listen,
         terminal_id=terminal.id,
@@ -183,4 +199,5 @@ def build_plan(
         approvals=tuple(approvals),
         declines=tuple(declines),
         home=home,
+        pin_card=pin_card,
     )

@@ -1,6 +1,7 @@
 """``pos``: a point-of-sale terminal on the command line, over the terminal SDK.
 
-    pos pay 12.50 EUR --card 4111111111111111 --exp 12/28
+    pos pay 12.50 EUR --card 4111111111111111 --exp 12/28 [--pin - | --pin 1234] [--cvv 123]
+    pos pay 12.50 EUR --card 4111111111111111 --exp 12/28 --chip
     pos capture TXID [AMOUNT CUR]
     pos void TXID
     pos refund TXID AMOUNT CUR
@@ -11,6 +12,12 @@ Amounts are major units parsed exactly (``12.5`` EUR is 1250 cents, ``1000`` JPY
 more decimals than the currency has is an error). The expiry is typed as printed on the card,
 MM/YY, and sent as YYMM. STANs persist in a per-terminal state file so that separate ``pos``
 runs on one day never repeat one (the switch would decline a repeat with 94).
+
+Card data, PIN and CVV2 never leave in clear: the SDK encrypts them under the terminal's DUKPT
+keys, loaded by key injection when the command starts (``terminals.keys``). ``--pin -`` reads
+the PIN from stdin (after the card number when ``--card -`` is given too), so it stays out of
+the shell history. ``--chip`` reads the simulated card's chip (``network.cards_sim``, which needs
+the topology: ``--topology``) for an ARQC and has it check the issuer's ARPC.
 
 Exit status: 0 when the switch answered (approved or declined), 2 for bad input, 3 when the
 switch refused the request, 4 when it could not be reached or was overloaded, 1 otherwise.
@@ -26,8 +33,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from hsm.config import REPO_ROOT
+from hsm.errors import HsmError
 from payswitch import money
 from terminals import receipt
+from terminals.chip import CardChips, simulated_reader
 from terminals.errors import (
     AccessDenied,
     InvalidRequest,
@@ -38,7 +48,7 @@ from terminals.errors import (
     TerminalError,
 )
 from terminals.retry import RetryPolicy
-from terminals.sdk import DEFAULT_DEADLINE_S, EntryMode, Terminal
+from terminals.sdk import DEFAULT_DEADLINE_S, EntryMode, Prepared, Terminal
 from terminals.stan import StanCounter, StanStateError
 
 EXIT_OK = 0
@@ -50,6 +60,7 @@ EXIT_UNAVAILABLE = 4
 DEFAULT_SWITCH = "127.0.0.1:50051"
 DEFAULT_TERMINAL = "T-0001"
 DEFAULT_MERCHANT = "M-GROCER"
+DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
 
 _EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/(\d{2}|\d{4})$")
 
@@ -143,10 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("--card", required=True, help="card number ('-' reads it from stdin)")
     pay.add_argument("--exp", required=True, help="expiry as on the card, MM/YY")
     pay.add_argument(
+        "--pin", help="the cardholder's PIN; '-' reads it from stdin (keeps it out of history)"
+    )
+    pay.add_argument("--cvv", help="CVV2 as printed on the card (card not present)")
+    pay.add_argument(
+        "--chip", action="store_true", help="read the (simulated) chip: ARQC out, ARPC checked"
+    )
+    pay.add_argument(
         "--entry",
         choices=[m.value for m in EntryMode],
-        default=EntryMode.MANUAL.value,
-        help="how the card was read (default: manual, since it was typed)",
+        default=None,
+        help="how the card was read (default: chip with --chip, else manual: it was typed)",
+    )
+    pay.add_argument(
+        "--topology",
+        type=Path,
+        default=DEFAULT_TOPOLOGY,
+        help="the simulated world, for --chip (default: topology/default.toml)",
     )
     pay.add_argument("--key", help="idempotency key (default: a fresh one)")
 
@@ -180,8 +204,64 @@ def _read_card(value: str, stdin: TextIO) -> str:
     return pan.replace(" ", "")
 
 
+def _read_pin(value: str | None, stdin: TextIO) -> str | None:
+    if value is None:
+        return None
+    return stdin.readline().strip() if value == "-" else value.strip()
+
+
+def _chips(args: argparse.Namespace, chips: CardChips | None) -> CardChips:
+    """The card simulator for ``--chip`` (it needs the issuers' keys: the shared token)."""
+    if chips is not None:
+        return chips
+    from network.cards_sim import CardSimulator
+    from network.topology import TopologyError, load
+
+    try:
+        return CardSimulator(load(args.topology))
+    except (TopologyError, OSError) as exc:
+        raise UsageError(f"--topology: {exc}") from None
+
+
+async def _pay(
+    args: argparse.Namespace, terminal: Terminal, stdin: TextIO, chips: CardChips | None
+) -> Prepared:
+    amount = parse_amount(args.amount, args.currency)
+    expiry = parse_expiry(args.exp)
+    pan = _read_card(args.card, stdin)
+    pin = _read_pin(args.pin, stdin)
+    entry = args.entry or (EntryMode.CHIP if args.chip else EntryMode.MANUAL).value
+    if args.chip and entry not in (EntryMode.CHIP.value, EntryMode.CONTACTLESS.value):
+        raise UsageError("--chip needs --entry chip or contactless")
+    await terminal.start()  # key injection: a fresh DUKPT key for this run
+    emv = card = None
+    if args.chip:
+        reader = simulated_reader(_chips(args, chips))
+        card = reader(pan)
+        try:
+            emv = await card.generate_arqc(amount.minor_units, amount.currency)
+        except ValueError as exc:  # the simulator has no such card (messages carry no PAN)
+            raise UsageError(f"--chip: {exc}") from None
+    return terminal.prepare_pay(
+        amount.minor_units,
+        amount.currency,
+        pan,
+        expiry,
+        entry,
+        args.key,
+        pin=pin,
+        cvv2=args.cvv,
+        emv=emv,
+        chip=card,
+    )
+
+
 async def _execute(
-    args: argparse.Namespace, terminal: Terminal, out: TextIO, stdin: TextIO
+    args: argparse.Namespace,
+    terminal: Terminal,
+    out: TextIO,
+    stdin: TextIO,
+    chips: CardChips | None = None,
 ) -> None:
     c = args.command
     if c == "echo":
@@ -194,12 +274,7 @@ async def _execute(
         print(receipt.format_transaction(tx), file=out)
         return
     if c == "pay":
-        amount = parse_amount(args.amount, args.currency)
-        expiry = parse_expiry(args.exp)
-        pan = _read_card(args.card, stdin)
-        prepared = terminal.prepare_pay(
-            amount.minor_units, amount.currency, pan, expiry, args.entry, args.key
-        )
+        prepared = await _pay(args, terminal, stdin, chips)
     elif c == "capture":
         if (args.amount is None) != (args.currency is None):
             raise UsageError("capture takes both AMOUNT and CUR, or neither")
@@ -243,8 +318,11 @@ async def run(
     out: TextIO | None = None,
     err: TextIO | None = None,
     stdin: TextIO | None = None,
+    chips: CardChips | None = None,
 ) -> int:
-    """The whole command, as a coroutine (what tests call); returns the exit status."""
+    """The whole command, as a coroutine (what tests call); returns the exit status.
+
+    ``chips``: the chip simulator for ``--chip`` (default: ``network.cards_sim``)."""
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     parser = build_parser()
     try:
@@ -265,7 +343,7 @@ async def run(
         stans=StanCounter(stan_state_path(state_dir, args.terminal), block=1),
     )
     try:
-        await _execute(args, terminal, out, stdin)
+        await _execute(args, terminal, out, stdin, chips)
     except UsageError as exc:
         print(f"pos: error: {exc}", file=err)
         return EXIT_USAGE
@@ -274,6 +352,9 @@ async def run(
         return _exit_code(exc)
     except (StanStateError, OSError) as exc:
         print(f"pos: error: STAN state: {exc}", file=err)
+        return EXIT_ERROR
+    except HsmError as exc:  # key injection or the chip simulator: the token is not there
+        print(f"pos: error: HSM: {exc}", file=err)
         return EXIT_ERROR
     finally:
         await terminal.close()

@@ -53,6 +53,15 @@ def format_result(result: Result, merchant_id: str, terminal_id: str) -> str:
         rows.append(("Original", result.original_transaction_id))
     if result.state:
         rows.append(("State", result.state))
+    if result.arpc_verified is not None:
+        rows.append(
+            (
+                "Chip",
+                "issuer authenticated (ARPC ok)"
+                if result.arpc_verified
+                else "issuer NOT authenticated (no valid ARPC)",
+            )
+        )
     rows.append(("Key", result.idempotency_key))
     if result.message:
         rows.append(("Message", result.message))

@@ -124,6 +124,9 @@ class Result:
     acquirer_id: str = ""
     original_transaction_id: str = ""
     transaction: TransactionView | None = None
+    # Chip sales: did the card accept the issuer's ARPC (EMV issuer authentication)? None when
+    # no chip data was sent.
+    arpc_verified: bool | None = None
 
     @property
     def status_word(self) -> str:

@@ -6,17 +6,24 @@ UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED. The switch's idempotency then guaran
 retries never charge twice; resending a ``Prepared`` by hand (``send``) gives the same answer.
 
     async with Terminal("127.0.0.1:50051", "T-0001", "M-GROCER", stan_path="t1.json") as t:
-        sale = await t.pay(1250, "EUR", pan, "2812")
+        sale = await t.pay(1250, "EUR", pan, "2812", pin="1234")
         if sale.approved:
             await t.capture(sale.transaction_id)
 
-Card data lives only inside the request message; nothing the SDK prints, logs or raises
-contains more than the masked PAN, and the expiry appears nowhere.
+Card data never leaves the terminal in clear. Each sale takes the next AES-DUKPT key of the
+terminal's secure element (``hsm.terminal_sim``; loaded by key injection at start, see
+``terminals.keys``): the card data (``CardData``: PAN, expiry, CVV2) is encrypted under its data
+key, the PIN becomes an ISO 9564-1 format 4 block under its PIN key, and the request is MAC'd
+(AES-CMAC) under its MAC key over the canonical form of ``payswitch.seclink``. A chip sale also
+carries the card's ARQC, and the card checks the issuer's ARPC in the answer (``Chip``). The
+clear PIN exists only while its block is built; nothing the SDK prints, logs or raises contains
+more than the masked PAN, and the expiry, CVV2 and PIN appear nowhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import re
@@ -26,15 +33,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
 
+from hsm.pinblock import PIN_MAX, PIN_MIN, sim_encipher_pin_block
+from hsm.terminal_sim import SecureElement
 from payswitch import cards, money
-from payswitch.v1 import common_pb2, terminal_pb2, terminal_pb2_grpc
-from terminals import results
-from terminals.errors import InvalidRequest
+from payswitch.seclink import card_plaintext, mac_input
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
+from terminals import keys, results
+from terminals.errors import InvalidRequest, TerminalError
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
 from terminals.stan import StanCounter
@@ -63,6 +73,7 @@ class EntryMode(StrEnum):
     MANUAL = "manual"
 
 
+_CONTACTLESS = common_pb2.ENTRY_MODE_CONTACTLESS
 _ENTRY_MODES: dict[EntryMode, int] = {
     EntryMode.CHIP: common_pb2.ENTRY_MODE_CHIP,
     EntryMode.CONTACTLESS: common_pb2.ENTRY_MODE_CONTACTLESS,
@@ -106,6 +117,40 @@ def _money(amount_minor: int, currency: str, field: str = "amount") -> common_pb
     return common_pb2.Money(minor_units=amount_minor, currency=currency)
 
 
+def _digits(value: str, lo: int, hi: int) -> bool:
+    return lo <= len(value) <= hi and value.isascii() and value.isdigit()
+
+
+def _check_pin_and_cvv2(pin: str | None, cvv2: str | None) -> None:
+    """Local checks; the messages never repeat the value."""
+    if pin is not None and not _digits(pin, PIN_MIN, PIN_MAX):
+        raise InvalidRequest(f"pin: must be {PIN_MIN} to {PIN_MAX} digits", field="pin")
+    if cvv2 is not None and not _digits(cvv2, 3, 4):
+        raise InvalidRequest("cvv2: must be 3 or 4 digits", field="cvv2")
+
+
+class Chip(Protocol):
+    """The chip of the card in the reader (simulator: ``terminals.chip``)."""
+
+    async def generate_arqc(self, amount_minor: int, currency: str) -> network_pb2.EmvData:
+        """GENERATE AC for an online authorization: the ARQC and the data it covers."""
+        ...
+
+    async def external_authenticate(
+        self, emv: network_pb2.EmvData, response_code: int, arpc: bytes
+    ) -> bool:
+        """Does the issuer's ARPC authenticate this answer to our ARQC?"""
+        ...
+
+
+# Powers up the chip of the card whose PAN the reader just read.
+ChipReader = Callable[[str], Chip]
+
+
+class KeysMissing(TerminalError):
+    """The secure element holds no DUKPT key: ``await Terminal.start()`` (key injection)."""
+
+
 def _transaction_id(value: str, field: str = "transaction_id") -> str:
     if not value:
         raise InvalidRequest(f"{field}: is required", field=field)
@@ -116,7 +161,8 @@ def _transaction_id(value: str, field: str = "transaction_id") -> str:
 class Prepared:
     """One request, built once, to be sent (and, if need be, sent again) unchanged.
 
-    ``request`` holds card data for a sale, so it is kept out of the repr.
+    ``request`` holds the (encrypted) card data of a sale and is kept out of the repr; ``chip``
+    is the card still in the reader, which checks the issuer's ARPC in the answer.
     """
 
     operation: str  # pay | capture | void | refund
@@ -125,6 +171,7 @@ class Prepared:
     request: Message = field(repr=False, compare=False)
     masked_pan: str = ""
     amount: money.Amount | None = None
+    chip: Chip | None = field(default=None, repr=False, compare=False)
 
 
 class Terminal:
@@ -147,6 +194,9 @@ class Terminal:
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        secure_element: SecureElement | None = None,
+        key_injector: keys.KeyInjector | None = None,
+        chip_reader: ChipReader | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
@@ -164,8 +214,26 @@ class Terminal:
         self._sleep = sleep
         self._channel: grpc.aio.Channel | None = None
         self._stub: terminal_pb2_grpc.TerminalServiceStub | None = None
+        self._se = secure_element if secure_element is not None else SecureElement()
+        self._injector = key_injector
+        self._injecting: asyncio.Lock | None = None
+        self._chip_reader = chip_reader
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Key injection when the secure element holds no key yet (idempotent).
+
+        ``pay`` calls it; call it yourself before ``prepare_pay``. Default injector:
+        ``terminals.keys.inject_from_hsm`` (the simulator's key-injection facility).
+        """
+        if keys.loaded(self._se):
+            return
+        if self._injecting is None:
+            self._injecting = asyncio.Lock()
+        async with self._injecting:
+            if not keys.loaded(self._se):
+                await (self._injector or keys.inject_from_hsm)(self._se)
 
     def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
         if self._stub is None:
@@ -200,9 +268,16 @@ class Terminal:
         expiry: str,
         entry_mode: EntryMode | str = EntryMode.CHIP,
         idempotency_key: str | None = None,
+        *,
+        pin: str | None = None,
+        cvv2: str | None = None,
+        emv: network_pb2.EmvData | None = None,
+        chip: Chip | None = None,
     ) -> Prepared:
-        """A sale authorization; ``expiry`` is YYMM as on the wire. Checks what the switch
-        would refuse anyway, so a typo costs no round trip (and no STAN)."""
+        """A sale authorization, encrypted and MAC'd under the next DUKPT key; ``expiry`` is
+        YYMM as on the wire. Checks what the switch would refuse anyway, so a typo costs no
+        round trip (and no STAN). ``emv``: the chip's ARQC data (``pay(chip=True)`` gets it);
+        ``chip``: the card that will check the ARPC. Needs the keys (``await start()``)."""
         key = _key(idempotency_key)
         amount = _money(amount_minor, currency)
         try:
@@ -216,7 +291,13 @@ class Terminal:
             cards.check_expiry(expiry)
         except cards.CardError as exc:
             raise InvalidRequest(f"{exc.field}: {exc}", field=exc.field) from None
+        _check_pin_and_cvv2(pin, cvv2)
+        if emv is not None and mode not in (common_pb2.ENTRY_MODE_CHIP, _CONTACTLESS):
+            raise InvalidRequest("emv: chip data needs entry mode chip or contactless", field="emv")
+        if not keys.loaded(self._se):
+            raise KeysMissing("no DUKPT key loaded: await Terminal.start() (key injection)")
         stan = self.stans.next()
+        txn = self._se.begin()  # the next KSN: a fresh key for this request only
         request = terminal_pb2.AuthorizeRequest(
             idempotency_key=key,
             terminal_id=self.terminal_id,
@@ -225,10 +306,24 @@ class Terminal:
             local_time=local_time_text(self._clock()),
             amount=amount,
             entry_mode=mode,
-            card=terminal_pb2.Card(pan=pan, expiry=expiry),
+            encrypted_card=terminal_pb2.EncryptedCard(
+                ksn=bytes(txn.ksn),
+                ciphertext=txn.encrypt_card_data(card_plaintext(pan, expiry, cvv2 or "")),
+            ),
         )
+        if pin is not None:
+            request.pin_block = sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)
+        if emv is not None:
+            request.emv.CopyFrom(emv)
+        request.mac = txn.mac(mac_input(request))
         return Prepared(
-            "pay", key, stan, request, cards.mask_pan(pan), money.Amount(amount_minor, currency)
+            "pay",
+            key,
+            stan,
+            request,
+            cards.mask_pan(pan),
+            money.Amount(amount_minor, currency),
+            chip if emv is not None else None,
         )
 
     def prepare_capture(
@@ -312,9 +407,15 @@ class Terminal:
             prepared.stan,
         )
         if prepared.operation == "pay":
-            return results.from_authorize(
+            result = results.from_authorize(
                 resp, prepared.idempotency_key, prepared.stan, prepared.masked_pan
             )
+            if prepared.chip is not None:
+                ok = bool(resp.arpc) and await prepared.chip.external_authenticate(
+                    prepared.request.emv, resp.response_code, resp.arpc
+                )
+                result = dataclasses.replace(result, arpc_verified=ok)
+            return result
         return results.from_follow_up(
             prepared.operation,
             resp.response_code,
@@ -334,11 +435,43 @@ class Terminal:
         expiry: str,
         entry_mode: EntryMode | str = EntryMode.CHIP,
         idempotency_key: str | None = None,
+        *,
+        pin: str | None = None,
+        cvv2: str | None = None,
+        chip: bool = False,
     ) -> Result:
-        """Authorize a sale. A decline is a Result with ``approved`` False, not an error."""
+        """Authorize a sale. A decline is a Result with ``approved`` False, not an error.
+
+        ``pin``: the cardholder's PIN (sent only as a format 4 block); ``cvv2``: as printed on
+        the card; ``chip``: read the card's chip (``chip_reader``) for an ARQC; the answer's
+        ARPC is then checked by the card (``Result.arpc_verified``)."""
+        await self.start()
+        emv = card = None
+        if chip:
+            card, emv = await self.read_chip(pan, amount_minor, currency)
         return await self.send(
-            self.prepare_pay(amount_minor, currency, pan, expiry, entry_mode, idempotency_key)
+            self.prepare_pay(
+                amount_minor,
+                currency,
+                pan,
+                expiry,
+                entry_mode,
+                idempotency_key,
+                pin=pin,
+                cvv2=cvv2,
+                emv=emv,
+                chip=card,
+            )
         )
+
+    async def read_chip(
+        self, pan: str, amount_minor: int, currency: str
+    ) -> tuple[Chip, network_pb2.EmvData]:
+        """Power up the card's chip and have it generate the ARQC for this amount."""
+        if self._chip_reader is None:
+            raise InvalidRequest("chip: this terminal has no chip reader", field="chip")
+        card = self._chip_reader(pan)
+        return card, await card.generate_arqc(amount_minor, currency)
 
     async def capture(
         self,
@@ -401,6 +534,9 @@ class SyncTerminal:
     def send(self, prepared: Prepared) -> Result:
         return self._runner.run(self.terminal.send(prepared))
 
+    def start(self) -> None:
+        self._runner.run(self.terminal.start())
+
     def pay(
         self,
         amount_minor: int,
@@ -409,10 +545,22 @@ class SyncTerminal:
         expiry: str,
         entry_mode: EntryMode | str = EntryMode.CHIP,
         idempotency_key: str | None = None,
+        *,
+        pin: str | None = None,
+        cvv2: str | None = None,
+        chip: bool = False,
     ) -> Result:
-        return self.send(
-            self.terminal.prepare_pay(
-                amount_minor, currency, pan, expiry, entry_mode, idempotency_key
+        return self._runner.run(
+            self.terminal.pay(
+                amount_minor,
+                currency,
+                pan,
+                expiry,
+                entry_mode,
+                idempotency_key,
+                pin=pin,
+                cvv2=cvv2,
+                chip=chip,
             )
         )
 

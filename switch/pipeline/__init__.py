@@ -1,8 +1,9 @@
 """The authorization pipeline: named stages run in order, then one place builds the answer.
 
-``Pipeline.run`` never lets a stage's failure approve anything: a store or HSM failure after
-the key was claimed answers 96 (fail closed), and an approval that could not be recorded is
-reversed.
+``Pipeline.run`` never lets a stage's failure approve anything: a store or HSM failure answers
+96 (fail closed), and an approval that could not be recorded is reversed. An API error (bad
+input) before any transaction was recorded reaches the terminal as its gRPC status; if the
+idempotency key was already claimed, the key is released first, so nothing remains.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Pipeline:
         except ApiError:
             if not ctx.claimed:
                 raise  # nothing was touched: the caller gets the gRPC error
+            if ctx.tx is None:
+                await self._release(ctx)  # nothing recorded: give the key back, then refuse
+                raise
             ctx.failed = True
             ctx.end(codes.SYSTEM_MALFUNCTION, f"refused at {stage_name}")
         except StoreError as exc:
@@ -65,10 +69,7 @@ class Pipeline:
         response = self._response(ctx)
         if ctx.claimed and ctx.failed and ctx.tx is None:
             # Nothing was recorded: give the key back so that a retry is processed afresh.
-            try:
-                await self.svc.guard.release(ctx.request.terminal_id, ctx.key)
-            except StoreError:
-                _log.error("idempotency_release_failed")
+            await self._release(ctx)
         elif ctx.claimed:
             try:
                 await self.svc.guard.complete(
@@ -81,6 +82,12 @@ class Pipeline:
                 _log.error("idempotency_complete_failed", tx=ctx.tx.id if ctx.tx else "")
         self._log(ctx, response, replayed=False)
         return response
+
+    async def _release(self, ctx: AuthContext) -> None:
+        try:
+            await self.svc.guard.release(ctx.request.terminal_id, ctx.key)
+        except StoreError:
+            _log.error("idempotency_release_failed")
 
     async def _settle_record(self, ctx: AuthContext) -> None:
         """Bring the stored transaction in line with the answer about to be given."""
@@ -121,6 +128,8 @@ class Pipeline:
         )
         if ctx.scheme is not None:
             resp.scheme = scheme_to_proto(ctx.scheme)
+        if ctx.result is not None and ctx.result.arpc:
+            resp.arpc = ctx.result.arpc
         if tx is not None:
             resp.transaction_id = tx.id
             resp.rrn = tx.rrn

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from payswitch.cards import Scheme
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.budget import Budget
+from switch.cardsec import OpenedCard
 from switch.idempotency import Replay
 from switch.registry import TerminalIdentity
 from switch.store.base import Transaction
@@ -21,6 +22,7 @@ class AuthContext:
     scheme: Scheme | None = None
     local_time: dt.datetime | None = None
     identity: TerminalIdentity | None = None
+    card: OpenedCard | None = None  # decrypted card data: memory only, never stored or logged
     card_token: str = ""
     masked_pan: str = ""
     bin: str = ""

@@ -1,11 +1,29 @@
 """The authorization stages, in order. Each is a small callable class with a ``name``; a stage
-ends the pipeline with ``ctx.end(code)``. Adding a stage (HSM decrypt, risk, stand-in) means
-writing one class and inserting it in ``default_stages``.
+ends the pipeline with ``ctx.end(code)``. Adding a stage (risk, stand-in) means writing one
+class and inserting it in ``default_stages``.
 
-Order: validate -> authenticate terminal -> tokenize -> claim idempotency key -> receive
-(insert, duplicate-transmission check) -> route -> write intent -> forward -> record.
-Tokenize runs before the claim because the idempotency fingerprint is keyed on the card token:
-no PAN reaches the store, not even hashed. The answer is built by ``Pipeline.finish``.
+Order: validate -> authenticate terminal -> verify request MAC (+ fingerprint) -> claim
+idempotency key -> decrypt card data (+ route, PIN translate, tokenize, vault seal: one HSM job)
+-> vault -> receive (insert, duplicate-transmission check) -> route -> write intent -> forward
+-> record. The answer is built by ``Pipeline.finish``.
+
+Why this order:
+
+- The MAC is verified before the claim, so a forged or altered request is refused
+  (UNAUTHENTICATED) before any state changes, and cannot squat an idempotency key.
+- The claim comes before decryption, as DESIGN orders: its fingerprint is a keyed digest of the
+  MAC'd content, where the card is its ciphertext and KSN, so it needs no PAN (and holds none,
+  not even hashed), and a replayed retry never decrypts the card again. Resent bytes match;
+  the same key with any other content (amount, card, PIN, chip data, or even a re-encryption
+  under a new KSN) does not, and is refused. Card data that is authentic but unusable (does not
+  decrypt, fails Luhn, a PIN block that is not format 4) is found after the claim: nothing is
+  recorded yet, so the key is released and the terminal gets INVALID_ARGUMENT as before.
+- Routing needs the scheme, which needs the PAN, and the PIN block must be translated to the
+  zone PIN key of the chosen acquirer: the decrypt job computes the route from the card's scheme
+  and translates straight to ``switch/zpk.<first acquirer>`` in the same job. (Failover to a
+  later acquirer, when it comes, must translate again from the request's DUKPT block.)
+- The vault entry is written before the transaction, so every stored ``card_token`` can be
+  turned back into its PAN by settlement.
 """
 
 from __future__ import annotations
@@ -13,11 +31,14 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from payswitch import cards, codes
+from payswitch import codes
+from payswitch.logs import get as get_logger
+from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
-from switch.cardsec import canonical
+from switch.cardsec import CardDataRejected, RequestRejected
 from switch.connectors import OutcomeUnknown
 from switch.convert import scheme_to_proto
+from switch.errors import InvalidArgument, Unauthenticated
 from switch.pipeline.context import AuthContext
 from switch.pipeline.services import Services
 from switch.sequences import network_stan_of, rrn_of
@@ -26,6 +47,8 @@ from switch.validation import authorize as validate_authorize
 
 # Below this much remaining budget a forward cannot usefully reach the issuer.
 MIN_FORWARD_S = 0.02
+
+_log = get_logger("switch.authorize")
 
 
 class Stage(Protocol):
@@ -38,7 +61,7 @@ class Validate:
     name = "validate"
 
     async def __call__(self, ctx: AuthContext) -> None:
-        ctx.scheme, ctx.local_time = validate_authorize(ctx.request)
+        ctx.local_time = validate_authorize(ctx.request)
 
 
 class AuthenticateTerminal:
@@ -51,17 +74,28 @@ class AuthenticateTerminal:
         ctx.identity = self._registry.authenticate(ctx.request.terminal_id, ctx.request.merchant_id)
 
 
-class Tokenize:
-    name = "tokenize"
+class VerifyRequest:
+    """The request MAC, checked in the HSM; the idempotency fingerprint in the same job."""
+
+    name = "verify"
 
     def __init__(self, svc: Services) -> None:
         self._protector = svc.protector
 
     async def __call__(self, ctx: AuthContext) -> None:
-        pan = ctx.request.card.pan
-        ctx.card_token = await self._protector.tokenize(pan)
-        ctx.masked_pan = cards.mask_pan(pan)
-        ctx.bin = cards.bin_of(pan)
+        r = ctx.request
+        try:
+            ctx.fingerprint = await self._protector.verify_request(
+                mac_fields(r), r.mac, keyed=bool(ctx.key)
+            )
+        except RequestRejected:
+            _log.warning(
+                "request_mac_failed",
+                terminal=r.terminal_id,
+                stan=r.stan,
+                ksn=bytes(r.encrypted_card.ksn).hex().upper(),
+            )
+            raise Unauthenticated("mac: the request MAC does not verify") from None
 
 
 class ClaimIdempotencyKey:
@@ -74,20 +108,6 @@ class ClaimIdempotencyKey:
         if not ctx.key:
             return
         r = ctx.request
-        ctx.fingerprint = await self._svc.protector.digest(
-            canonical(
-                "authorize",
-                r.terminal_id,
-                r.merchant_id,
-                r.stan,
-                r.local_time,
-                r.amount.minor_units,
-                r.amount.currency,
-                r.entry_mode,
-                ctx.card_token,
-                r.card.expiry,
-            )
-        )
         replay = await self._svc.guard.claim(
             r.terminal_id, ctx.key, "authorize", ctx.fingerprint, ctx.budget
         )
@@ -96,6 +116,51 @@ class ClaimIdempotencyKey:
             ctx.done = True
         else:
             ctx.claimed = True
+
+
+class DecryptCard:
+    """Open the card data in the HSM: decrypt, check, route, translate PIN, tokenize, seal."""
+
+    name = "decrypt"
+
+    def __init__(self, svc: Services) -> None:
+        self._protector = svc.protector
+        self._router = svc.router
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        r = ctx.request
+        merchant = ctx.identity.merchant
+        router = self._router
+        try:
+            card = await self._protector.open_card(
+                r.encrypted_card.ksn,
+                r.encrypted_card.ciphertext,
+                r.pin_block,
+                lambda scheme: tuple(router.acquirers_for(merchant, scheme)),
+            )
+        except CardDataRejected as exc:
+            raise InvalidArgument(exc.field, str(exc)) from None
+        ctx.card = card
+        ctx.card_token = card.token
+        ctx.masked_pan = card.masked_pan
+        ctx.bin = card.bin
+        ctx.scheme = card.scheme
+        ctx.acquirer_ids = list(card.acquirer_ids)
+
+
+class VaultCard:
+    """The PAN, sealed by the HSM, kept by token so settlement can recover it."""
+
+    name = "vault"
+
+    def __init__(self, svc: Services) -> None:
+        self._store = svc.store
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        card = ctx.card
+        await self._store.put_vault_entry(
+            card.token, card.vault_blob, card.vault_version, time.time()
+        )
 
 
 class ReceiveTransaction:
@@ -150,7 +215,8 @@ class Route:
         self._router = svc.router
 
     async def __call__(self, ctx: AuthContext) -> None:
-        ctx.acquirer_ids = self._router.acquirers_for(ctx.identity.merchant, ctx.scheme)
+        if ctx.card is None:  # the decrypt stage routes already (it translates the PIN for it)
+            ctx.acquirer_ids = self._router.acquirers_for(ctx.identity.merchant, ctx.scheme)
         if not ctx.acquirer_ids:
             ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
@@ -185,7 +251,7 @@ class Forward:
         if remaining < MIN_FORWARD_S:
             ctx.end(codes.ISSUER_UNAVAILABLE, "no time left in the budget")
             return
-        r, tx = ctx.request, ctx.tx
+        r, tx, card = ctx.request, ctx.tx, ctx.card
         msg = network_pb2.NetworkAuthorization(
             rrn=tx.rrn,
             stan=network_stan_of(int(tx.rrn)),
@@ -196,10 +262,14 @@ class Forward:
             amount=r.amount,
             scheme=scheme_to_proto(ctx.scheme),
             entry_mode=r.entry_mode,
-            pan=r.card.pan,
-            expiry=r.card.expiry,
+            pan=card.pan,
+            expiry=card.expiry,
+            cvv2=card.cvv2,
+            pin_block=card.pin_block,
             transmission_time_ms=int(time.time() * 1000),
         )
+        if r.HasField("emv"):
+            msg.emv.CopyFrom(r.emv)
         ctx.forwarded = True
         try:
             ctx.result = await self._svc.connectors.get(tx.acquirer_id).authorize(msg, remaining)
@@ -249,8 +319,10 @@ def default_stages(svc: Services) -> list[Stage]:
     return [
         Validate(),
         AuthenticateTerminal(svc),
-        Tokenize(svc),
+        VerifyRequest(svc),
         ClaimIdempotencyKey(svc),
+        DecryptCard(svc),
+        VaultCard(svc),
         ReceiveTransaction(svc),
         Route(svc),
         WriteIntent(svc),

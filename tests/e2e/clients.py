@@ -1,5 +1,10 @@
 """Small clients the end-to-end tests use: a raw terminal (no SDK retries, so each test sees
-exactly what the switch answered) and the issuer's books."""
+exactly what the switch answered) and the issuer's books.
+
+The raw terminal sends what a real one does: card data encrypted, PIN blocks and MAC under
+the DUKPT keys of its secure element (``hsm.terminal_sim``), loaded by key injection from the
+switch's BDK in the test token (``terminals.keys``). It checks nothing itself, so tests can
+send bad card data inside a well-formed envelope."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from hsm.pinblock import sim_encipher_pin_block
+from hsm.terminal_sim import SecureElement
+from payswitch.seclink import card_plaintext, mac_input
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, terminal_pb2
 from payswitch.v1 import terminal_pb2_grpc as tgrpc
 
@@ -31,6 +39,7 @@ def new_key() -> str:
 @dataclass
 class RawTerminal:
     channel: grpc.aio.Channel
+    se: SecureElement  # loaded by key injection (see conftest)
     terminal_id: str = "T-0001"
     merchant_id: str = "M-GROCER"
     stub: tgrpc.TerminalServiceStub = field(init=False)
@@ -46,8 +55,14 @@ class RawTerminal:
         expiry: str = "2812",
         key: str | None = "",
         stan: int | None = None,
+        *,
+        pin: str | None = None,
+        cvv2: str = "",
+        emv: network_pb2.EmvData | None = None,
     ) -> terminal_pb2.AuthorizeRequest:
-        return terminal_pb2.AuthorizeRequest(
+        """A signed request under the next DUKPT key (new KSN each call)."""
+        txn = self.se.begin()
+        req = terminal_pb2.AuthorizeRequest(
             idempotency_key=new_key() if key == "" else (key or ""),
             terminal_id=self.terminal_id,
             merchant_id=self.merchant_id,
@@ -55,8 +70,24 @@ class RawTerminal:
             local_time=now_local(),
             amount=common_pb2.Money(minor_units=minor, currency=currency),
             entry_mode=common_pb2.ENTRY_MODE_CHIP,
-            card=terminal_pb2.Card(pan=pan, expiry=expiry),
+            encrypted_card=terminal_pb2.EncryptedCard(
+                ksn=bytes(txn.ksn),
+                ciphertext=txn.encrypt_card_data(card_plaintext(pan, expiry, cvv2)),
+            ),
         )
+        if pin is not None:
+            req.pin_block = sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)
+        if emv is not None:
+            req.emv.CopyFrom(emv)
+        return self.sign(req, txn)
+
+    def sign(self, req: terminal_pb2.AuthorizeRequest, txn=None) -> terminal_pb2.AuthorizeRequest:
+        """(Re-)MAC a request under its KSN, after a test changed it on purpose."""
+        if txn is None:
+            ksn = req.encrypted_card.ksn
+            txn = self.se.transaction_at(int.from_bytes(ksn[8:], "big"))
+        req.mac = txn.mac(mac_input(req))
+        return req
 
     async def authorize(self, req: terminal_pb2.AuthorizeRequest, timeout: float = 2.0):
         return await self.stub.Authorize(req, timeout=timeout)

@@ -12,9 +12,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from hsm.terminal_sim import SecureElement
 from hsm.testing import process_test_config
 from network.ports import with_free_ports, write_topology
 from network.stack import Stack
+from terminals.keys import inject_from_hsm
 
 from .clients import Books, RawTerminal
 
@@ -27,7 +29,8 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
         doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
-    # The switch's tokenization and fingerprint keys, generated in the throwaway test token.
+    # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
+    # generated in the throwaway test token.
     subprocess.run(
         [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(path)],
         check=True,
@@ -61,9 +64,16 @@ async def channels(stack):
         await ch.close()
 
 
+async def injected() -> SecureElement:
+    """A terminal secure element loaded by key injection from the switch's BDK."""
+    se = SecureElement()
+    await inject_from_hsm(se)
+    return se
+
+
 @pytest.fixture(scope="session")
-def pos(stack, channels) -> RawTerminal:
-    return RawTerminal(channels[stack.topology.switch.id])
+async def pos(stack, channels) -> RawTerminal:
+    return RawTerminal(channels[stack.topology.switch.id], await injected())
 
 
 @pytest.fixture(scope="session")

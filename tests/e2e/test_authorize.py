@@ -155,9 +155,8 @@ async def test_same_key_other_content_is_refused(pos, books):
     req = pos.auth_request("4111111111111111", 1000)
     await pos.authorize(req)
     before = await books.account("bank-a", "A-1001")
-    other = terminal_pb2.AuthorizeRequest()
-    other.CopyFrom(req)
-    other.amount.minor_units = 1001
+    # Same key, same STAN and card, other amount: a genuine request (new KSN, own MAC).
+    other = pos.auth_request("4111111111111111", 1001, key=req.idempotency_key, stan=req.stan)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await pos.authorize(other)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -11,7 +11,7 @@ import pytest
 from payswitch.v1 import terminal_pb2
 
 from .clients import Books, RawTerminal, code
-from .conftest import DEFAULT_TOPOLOGY, start_stack
+from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ async def slow_stack(tmp_path_factory, hsm_token):
     channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
     yield (
         s,
-        RawTerminal(channels[s.topology.switch.id]),
+        RawTerminal(channels[s.topology.switch.id], await injected()),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
     for ch in channels.values():

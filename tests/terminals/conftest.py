@@ -5,6 +5,11 @@ The fake keeps just enough state to be answered consistently: transactions, idem
 (same content -> replayed answer, other content -> FAILED_PRECONDITION) and a per-PAN decline
 table. Tests can push scripted actions per method; each action runs before the default
 behaviour and may answer, fail or hang.
+
+Card security is faked with known keys (``termkit``): the fake opens each request as the switch
+would (bad MAC: UNAUTHENTICATED; clear card: INVALID_ARGUMENT) and then plays the issuer: a PIN
+other than ``pins[pan]`` is 55, a CVV2 other than ``cvv2s[pan]`` (default "123") is 05, chip
+data gets the fake ARPC that ``termkit.FakeCards`` accepts.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import pytest
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from termkit import Host, fake_arpc, inject_test_key
 
 from payswitch import cards, codes
 from payswitch.v1 import common_pb2, terminal_pb2, terminal_pb2_grpc
+from terminals import keys
 
 Action = Callable[[Message, grpc.aio.ServicerContext], Awaitable[Message | None]]
 
@@ -72,6 +79,12 @@ def hang(started: asyncio.Event | None = None) -> Action:
     return action
 
 
+@pytest.fixture(autouse=True)
+def test_key_injection(monkeypatch):
+    """SDK terminals load the test key instead of asking the HSM (``terminals.keys``)."""
+    monkeypatch.setattr(keys, "inject_from_hsm", inject_test_key)
+
+
 class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
     # Scripted actions, reachable from tests through the fixture: switch.fake.fail(...).
     fail = staticmethod(fail)
@@ -82,6 +95,10 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         self.requests: dict[str, list[Message]] = defaultdict(list)
         self.script: dict[str, list[Action]] = defaultdict(list)
         self.declines: dict[str, str] = {}  # PAN -> ISO code
+        self.pins: dict[str, str] = {}  # PAN -> the cardholder's PIN (others answer 55)
+        self.cvv2s: dict[str, str] = {}  # PAN -> the card's CVV2 (others answer 05)
+        self.opened: list[terminal_pb2.CardData] = []  # card data of every MAC-valid request
+        self.host = Host()
         self.txs: dict[str, terminal_pb2.Transaction] = {}
         self.keys: dict[tuple[str, str], tuple[bytes, Message]] = {}
         self._rrn = itertools.count(1)
@@ -128,10 +145,26 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         if scripted is not None:
             return scripted
 
+        if req.HasField("card"):
+            await bad_request("card", "clear card data is not accepted; send encrypted_card")(
+                req, context
+            )
+        opened = self.host.open(req)
+        if opened is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "mac: the request MAC does not verify"
+            )
+        card, pin = opened
+        self.opened.append(card)
+
         async def compute():
-            iso = self.declines.get(req.card.pan, "00")
+            iso = self.declines.get(card.pan, "00")
+            if pin is not None and pin != self.pins.get(card.pan):
+                iso = "55"
+            elif card.cvv2 and card.cvv2 != self.cvv2s.get(card.pan, "123"):
+                iso = "05"
             code = codes.to_enum(iso)
-            scheme = cards.scheme_of(req.card.pan)
+            scheme = cards.scheme_of(card.pan)
             tx = terminal_pb2.Transaction(
                 transaction_id=uuid.uuid4().hex,
                 type=terminal_pb2.TRANSACTION_TYPE_AUTHORIZATION,
@@ -147,7 +180,7 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
                 auth_code=f"A{next(self._rrn):05d}" if iso == "00" else "",
                 rrn=f"{next(self._rrn):012d}",
                 scheme=_SCHEMES[scheme.value] if scheme else 0,
-                masked_pan=cards.mask_pan(req.card.pan),
+                masked_pan=cards.mask_pan(card.pan),
                 acquirer_id="acq-fake",
             )
             self.txs[tx.transaction_id] = tx
@@ -162,6 +195,7 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
                 masked_pan=tx.masked_pan,
                 acquirer_id=tx.acquirer_id,
                 message="approved" if iso == "00" else "declined",
+                arpc=fake_arpc(req.emv, iso) if req.HasField("emv") else b"",
             )
 
         return await self._idempotent("Authorize", req, context, compute)

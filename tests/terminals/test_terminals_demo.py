@@ -8,6 +8,8 @@ import io
 import re
 from pathlib import Path
 
+from termkit import FakeCards
+
 from network.topology import load
 from terminals import demo
 from terminals.demo_plan import build_plan
@@ -52,26 +54,33 @@ def test_plan_covers_every_scheme_and_every_decline_of_the_default_topology():
 async def _run(switch, tmp_path) -> tuple[int, str]:
     out = io.StringIO()
     argv = ["--topology", str(TOPOLOGY), "--switch", switch.address, "--state-dir", str(tmp_path)]
-    return await demo.run(argv, out=out), out.getvalue()
+    return await demo.run(argv, out=out, cards=FakeCards({})), out.getvalue()
 
 
 def _teach(switch) -> None:
     """Make the fake answer each card as the topology's issuer would."""
-    for case in build_plan(load(TOPOLOGY)).declines:
+    topology = load(TOPOLOGY)
+    for case in build_plan(topology).declines:
         switch.fake.declines[case.pan] = case.expect
+    for issuer in topology.issuers:
+        switch.fake.pins.update((c.pan, c.pin) for c in issuer.cards if c.pin is not None)
 
 
 async def test_demo_passes_when_every_answer_is_as_expected(switch, tmp_path):
     _teach(switch)
     code, out = await _run(switch, tmp_path)
     assert code == 0, out
-    assert not re.search(r"\bFAIL\b", out) and "24/24 steps as expected" in out
+    assert not re.search(r"\bFAIL\b", out) and "30/30 steps as expected" in out
     for step in ("partial capture", "refund of captured sale", "void", "same request resent"):
         assert step in out
+    for step in ("PIN approval", "wrong PIN", "wrong CVV2", "chip sale, ARPC", "altered after MAC"):
+        assert step in out
     assert "00 same" in out and "FAILED_PRECONDITION" in out
+    assert "00 ARPC ok" in out and "UNAUTHENTICATED" in out
     plan = build_plan(load(TOPOLOGY))
     for case in (*plan.approvals, *plan.declines):
         assert case.pan not in out
+    assert plan.pin_card is not None and plan.pin_card.pin not in out
     # One prepared request was sent twice, unchanged.
     sent = [r.SerializeToString() for r in switch.fake.requests["Authorize"]]
     assert len(sent) - len(set(sent)) == 1

@@ -7,8 +7,10 @@ import socket
 
 import grpc
 import pytest
+from termkit import FakeCards
 
 from payswitch import money
+from payswitch.v1 import common_pb2
 from terminals import pos
 from terminals.receipt import format_result
 from terminals.results import Result
@@ -109,8 +111,55 @@ def test_receipt_for_a_decline_and_currency_exponents():
 async def run_pos(switch, tmp_path, *argv: str, stdin: str = "") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     common = ["--switch", switch.address, "--state-dir", str(tmp_path), "--deadline", "1"]
-    code = await pos.run([*common, *argv], out=out, err=err, stdin=io.StringIO(stdin))
+    code = await pos.run(
+        [*common, *argv], out=out, err=err, stdin=io.StringIO(stdin), chips=FakeCards({})
+    )
     return code, out.getvalue(), err.getvalue()
+
+
+async def test_pin_from_stdin_after_the_card_and_cvv2(switch, tmp_path):
+    switch.fake.pins[PAN] = "2468"
+    pay = ("pay", "12.5", "EUR", "--exp", "12/28")
+    code, out, err = await run_pos(
+        switch, tmp_path, *pay, "--card", "-", "--pin", "-", stdin=f"{PAN}\n2468\n"
+    )
+    assert (code, err) == (0, "") and "APPROVED  00" in out
+    code, out, _ = await run_pos(
+        switch, tmp_path, *pay, "--card", PAN, "--pin", "-", stdin="1357\n"
+    )
+    assert code == 0 and "DECLINED  55 INCORRECT_PIN" in out
+    code, out, _ = await run_pos(switch, tmp_path, *pay, "--card", PAN, "--cvv", "124")
+    assert code == 0 and "DECLINED  05" in out
+    first = switch.fake.requests["Authorize"][0]
+    assert len(first.pin_block) == 16 and b"2468" not in first.SerializeToString()
+    assert switch.fake.opened[2].cvv2 == "124"
+    for text in (out, err):
+        assert "2468" not in text and "1357" not in text and "124" not in text.replace(".", "")
+
+
+async def test_chip_reads_the_card_and_prints_the_issuer_check(switch, tmp_path):
+    code, out, err = await run_pos(
+        switch, tmp_path, "pay", "9", "EUR", "--card", PAN, "--exp", "12/28", "--chip"
+    )
+    assert (code, err) == (0, "")
+    (req,) = switch.fake.requests["Authorize"]
+    assert req.entry_mode == common_pb2.ENTRY_MODE_CHIP and req.emv.arqc
+    assert "issuer authenticated (ARPC ok)" in out
+    code, _, err = await run_pos(
+        switch,
+        tmp_path,
+        "pay",
+        "9",
+        "EUR",
+        "--card",
+        PAN,
+        "--exp",
+        "12/28",
+        "--chip",
+        "--entry",
+        "manual",
+    )
+    assert code == 2 and "--chip" in err
 
 
 async def test_pay_prints_a_receipt_and_sends_yymm_and_minor_units(switch, tmp_path):
@@ -119,7 +168,9 @@ async def test_pay_prints_a_receipt_and_sends_yymm_and_minor_units(switch, tmp_p
     )
     assert (code, err) == (0, "")
     (req,) = switch.fake.requests["Authorize"]
-    assert req.card.expiry == "2812" and req.amount.minor_units == 1250
+    (card,) = switch.fake.opened
+    assert (card.pan, card.expiry) == (PAN, "2812") and req.amount.minor_units == 1250
+    assert req.entry_mode == common_pb2.ENTRY_MODE_MANUAL and not req.HasField("card")
     assert req.terminal_id == "T-0001" and req.merchant_id == "M-GROCER"
     assert "APPROVED  00 APPROVED" in out and MASKED in out and "12.50 EUR" in out
     assert f"{req.stan:06d}" in out

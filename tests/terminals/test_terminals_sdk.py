@@ -11,10 +11,13 @@ import time
 
 import grpc
 import pytest
+from termkit import TEST_IK, TEST_IKID, FakeCards
 
 from payswitch import money
 from payswitch.v1 import common_pb2
+from terminals.chip import simulated_reader
 from terminals.errors import (
+    AccessDenied,
     IdempotencyConflict,
     InvalidRequest,
     NotFound,
@@ -23,7 +26,13 @@ from terminals.errors import (
     SwitchUnavailable,
 )
 from terminals.retry import RetryPolicy
-from terminals.sdk import SyncTerminal, Terminal, local_time_text, new_idempotency_key
+from terminals.sdk import (
+    KeysMissing,
+    SyncTerminal,
+    Terminal,
+    local_time_text,
+    new_idempotency_key,
+)
 from terminals.stan import StanCounter
 
 PAN = "4111111111111111"
@@ -57,7 +66,11 @@ async def test_pay_builds_the_request_and_reads_the_answer(switch):
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", req.local_time)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", req.idempotency_key)
     assert req.amount == common_pb2.Money(minor_units=1250, currency="EUR")
-    assert req.card.expiry == EXPIRY and req.entry_mode == common_pb2.ENTRY_MODE_CONTACTLESS
+    assert req.entry_mode == common_pb2.ENTRY_MODE_CONTACTLESS
+    assert not req.HasField("card") and PAN.encode() not in req.SerializeToString()
+    (card,) = switch.fake.opened  # what the switch decrypts
+    assert (card.pan, card.expiry, card.cvv2) == (PAN, EXPIRY, "")
+    assert len(req.encrypted_card.ksn) == 12 and len(req.mac) == 16 and req.pin_block == b""
     assert r.approved and r.iso_code == "00" and r.code_name == "APPROVED"
     assert r.operation == "pay" and r.stan == 100 and r.idempotency_key == req.idempotency_key
     assert r.masked_pan == MASKED and r.scheme == "visa"
@@ -104,6 +117,7 @@ async def test_retries_stop_after_max_attempts(switch):
     switch.fake.push("Authorize", *[unavailable] * 10)
     sleeps = Sleeps()
     async with terminal(switch, retry=RetryPolicy(max_attempts=3), sleep=sleeps) as t:
+        await t.start()
         prepared = t.prepare_pay(1250, "EUR", PAN, EXPIRY)
         with pytest.raises(SwitchUnavailable) as err:
             await t.send(prepared)
@@ -162,6 +176,7 @@ async def test_resource_exhausted_and_not_found_are_typed(switch):
 
 async def test_resending_a_prepared_request_replays_and_a_reused_key_is_refused(switch):
     async with terminal(switch) as t:
+        await t.start()
         prepared = t.prepare_pay(500, "EUR", PAN, EXPIRY)
         first = await t.send(prepared)
         again = await t.send(prepared)
@@ -244,15 +259,110 @@ async def test_no_card_data_in_errors_reprs_or_logs(switch, caplog):
     )
     caplog.set_level(logging.DEBUG)
     async with terminal(switch, stans=StanCounter(start=1), sleep=Sleeps()) as t:
-        prepared = t.prepare_pay(1250, "EUR", PAN, EXPIRY)
+        await t.start()
+        prepared = t.prepare_pay(1250, "EUR", PAN, EXPIRY, pin="1234", cvv2="987")
         with pytest.raises(Exception) as err:
             await t.send(prepared)
     texts = [str(err.value), repr(err.value), repr(prepared), str(prepared), caplog.text]
     for text in texts:
-        assert PAN not in text and EXPIRY not in text
+        assert PAN not in text and EXPIRY not in text and "1234" not in text and "987" not in text
     assert MASKED in str(err.value)
     assert "retrying pay" in caplog.text  # the retry was logged, without card data
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+async def test_pin_and_cvv2_travel_encrypted_and_reach_the_issuer(switch):
+    switch.fake.pins[PAN] = "4321"
+    switch.fake.cvv2s[PAN] = "987"
+    async with terminal(switch) as t:
+        ok = await t.pay(1250, "EUR", PAN, EXPIRY, pin="4321", cvv2="987")
+        wrong_pin = await t.pay(1250, "EUR", PAN, EXPIRY, pin="4322")
+        wrong_cvv = await t.pay(1250, "EUR", PAN, EXPIRY, entry_mode="manual", cvv2="988")
+    assert (ok.iso_code, wrong_pin.iso_code, wrong_cvv.iso_code) == ("00", "55", "05")
+    first = switch.fake.requests["Authorize"][0]
+    assert len(first.pin_block) == 16
+    raw = first.SerializeToString()
+    assert b"4321" not in raw and b"987" not in raw and PAN.encode() not in raw
+    assert switch.fake.opened[0].cvv2 == "987"
+
+
+async def test_every_sale_uses_a_new_dukpt_key(switch):
+    async with terminal(switch) as t:
+        for _ in range(3):
+            await t.pay(100, "EUR", PAN, EXPIRY)
+    sent = switch.fake.requests["Authorize"]
+    assert len({r.encrypted_card.ksn for r in sent}) == 3
+    assert len({r.encrypted_card.ciphertext for r in sent}) == 3  # same card, other keys
+
+
+async def test_chip_sale_carries_the_arqc_and_the_card_checks_the_arpc(switch):
+    chips = FakeCards({})
+    async with terminal(switch, chip_reader=simulated_reader(chips)) as t:
+        r = await t.pay(1250, "EUR", PAN, EXPIRY, chip=True)
+        switch.fake.push("Authorize", _answer_with_arpc(b"\x00" * 8))
+        forged = await t.pay(1250, "EUR", PAN, EXPIRY, chip=True)
+        plain = await t.pay(1250, "EUR", PAN, EXPIRY)
+    req = switch.fake.requests["Authorize"][0]
+    assert req.HasField("emv") and req.emv.arqc and req.emv.atc == b"\x00\x01"
+    assert r.approved and r.arpc_verified is True
+    assert forged.arpc_verified is False  # an ARPC the card does not accept
+    assert plain.arpc_verified is None  # no chip data, nothing to check
+
+
+def _answer_with_arpc(arpc: bytes):
+    from payswitch.v1 import terminal_pb2
+
+    async def action(req, _context):
+        return terminal_pb2.AuthorizeResponse(
+            transaction_id="f" * 32,
+            response_code=common_pb2.RESPONSE_CODE_APPROVED,
+            stan=req.stan,
+            arpc=arpc,
+        )
+
+    return action
+
+
+async def test_chip_without_a_reader_and_bad_pin_or_cvv2_are_local_errors(switch):
+    stans = StanCounter(start=5)
+    async with terminal(switch, stans=stans) as t:
+        for kwargs, field in (
+            ({"chip": True}, "chip"),
+            ({"pin": "12"}, "pin"),
+            ({"pin": "12345678901234"}, "pin"),
+            ({"cvv2": "12a"}, "cvv2"),
+        ):
+            with pytest.raises(InvalidRequest) as err:
+                await t.pay(100, "EUR", PAN, EXPIRY, **kwargs)
+            assert err.value.field == field and err.value.code is None
+            assert "12" not in err.value.message.replace(f"{4} to 12", "")
+    assert switch.fake.requests["Authorize"] == [] and stans.next() == 5
+
+
+async def test_prepare_needs_the_keys_and_pay_injects_them(switch):
+    loads = []
+
+    async def injector(se):
+        loads.append(1)
+        se._set(TEST_IKID, TEST_IK)
+
+    async with terminal(switch, key_injector=injector) as t:
+        with pytest.raises(KeysMissing):
+            t.prepare_pay(100, "EUR", PAN, EXPIRY)
+        await asyncio.gather(t.pay(100, "EUR", PAN, EXPIRY), t.pay(200, "EUR", PAN, EXPIRY))
+        await t.start()
+    assert loads == [1]  # injected once, however many sales asked at once
+
+
+async def test_a_request_altered_after_its_mac_is_refused(switch):
+    async with terminal(switch) as t:
+        await t.start()
+        prepared = t.prepare_pay(1250, "EUR", PAN, EXPIRY)
+        prepared.request.amount.minor_units = 1
+        with pytest.raises(AccessDenied) as err:
+            await t.send(prepared)
+    assert err.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert switch.fake.txs == {}
 
 
 def test_generated_values_fit_the_api():

@@ -2,12 +2,32 @@
 
 import pytest
 
-from payswitch.v1 import common_pb2, terminal_pb2
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch import validation
 from switch.errors import InvalidArgument
 
+KSN = bytes.fromhex("0000000112345678") + (1).to_bytes(4, "big")
+
+
+def emv() -> network_pb2.EmvData:
+    return network_pb2.EmvData(
+        arqc=bytes(8),
+        atc=b"\x00\x01",
+        unpredictable_number=bytes(4),
+        pan_sequence_number="00",
+        amount_authorised=bytes.fromhex("000000001250"),
+        amount_other=bytes(6),
+        terminal_country_code=b"\x02\x76",
+        tvr=bytes(5),
+        transaction_currency_code=b"\x09\x78",
+        transaction_date=bytes.fromhex("261121"),
+        transaction_type=b"\x00",
+        aip=b"\x18\x00",
+    )
+
 
 def good() -> terminal_pb2.AuthorizeRequest:
+    """Structurally valid: validation never looks inside the ciphertext or checks the MAC."""
     return terminal_pb2.AuthorizeRequest(
         idempotency_key="k-1",
         terminal_id="T-0001",
@@ -16,14 +36,34 @@ def good() -> terminal_pb2.AuthorizeRequest:
         local_time="2026-11-21T14:03:05",
         amount=common_pb2.Money(minor_units=1250, currency="EUR"),
         entry_mode=common_pb2.ENTRY_MODE_CHIP,
-        card=terminal_pb2.Card(pan="4111111111111111", expiry="2812"),
+        encrypted_card=terminal_pb2.EncryptedCard(ksn=KSN, ciphertext=bytes(32)),
+        pin_block=bytes(16),
+        emv=emv(),
+        mac=bytes(16),
     )
 
 
 def test_good_request_passes():
-    scheme, when = validation.authorize(good())
-    assert scheme.value == "visa"
+    when = validation.authorize(good())
     assert when.year == 2026
+
+
+def test_pin_and_chip_data_are_optional():
+    req = good()
+    req.ClearField("pin_block")
+    req.ClearField("emv")
+    validation.authorize(req)
+
+
+def test_clear_card_is_refused_even_next_to_encrypted_data():
+    req = good()
+    req.card.pan = "4111111111111111"
+    req.card.expiry = "2812"
+    with pytest.raises(InvalidArgument) as err:
+        validation.authorize(req)
+    assert err.value.field == "card"
+    assert err.value.description == "clear card data is not accepted; send encrypted_card"
+    assert "4111111111111111" not in str(err.value)
 
 
 def _mutations():
@@ -49,7 +89,8 @@ def _mutations():
         (drop("stan"), "stan"),
         (drop("local_time"), "local_time"),
         (drop("amount"), "amount"),
-        (drop("card"), "card"),
+        (drop("encrypted_card"), "encrypted_card"),
+        (drop("mac"), "mac"),
         (drop("entry_mode"), "entry_mode"),
         (setter("idempotency_key", "bad key!"), "idempotency_key"),
         (setter("idempotency_key", "k" * 65), "idempotency_key"),
@@ -66,11 +107,20 @@ def _mutations():
         (setter("amount.currency", ""), "amount.currency"),
         (setter("amount.currency", "EURO" * 100), "amount.currency"),
         (setter("entry_mode", 99), "entry_mode"),
-        (setter("card.pan", "4111111111111112"), "card.pan"),
-        (setter("card.pan", "4" * 4096), "card.pan"),
-        (setter("card.pan", ""), "card.pan"),
-        (setter("card.expiry", "1328"), "card.expiry"),
-        (setter("card.expiry", ""), "card.expiry"),
+        (setter("encrypted_card.ksn", KSN[:11]), "encrypted_card.ksn"),
+        (setter("encrypted_card.ksn", KSN[:8] + bytes(4)), "encrypted_card.ksn"),  # counter 0
+        (setter("encrypted_card.ksn", KSN[:8] + b"\xff\xff\xff\xff"), "encrypted_card.ksn"),
+        (setter("encrypted_card.ciphertext", b""), "encrypted_card.ciphertext"),
+        (setter("encrypted_card.ciphertext", bytes(31)), "encrypted_card.ciphertext"),
+        (setter("encrypted_card.ciphertext", bytes(272)), "encrypted_card.ciphertext"),
+        (setter("pin_block", bytes(8)), "pin_block"),
+        (setter("mac", bytes(8)), "mac"),
+        (setter("emv.arqc", bytes(7)), "emv.arqc"),
+        (setter("emv.atc", b""), "emv.atc"),
+        (setter("emv.amount_authorised", bytes(5)), "emv.amount_authorised"),
+        (setter("emv.issuer_application_data", bytes(33)), "emv.issuer_application_data"),
+        (setter("emv.pan_sequence_number", "1"), "emv.pan_sequence_number"),
+        (setter("entry_mode", common_pb2.ENTRY_MODE_MANUAL), "emv"),  # chip data, no chip
     ]
 
 
