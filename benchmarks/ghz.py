@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from benchmarks import stats
+from benchmarks.procstat import CpuWindow
+from benchmarks.traffic import APPROVALS, Fleet
 from payswitch.v1 import terminal_pb2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +152,49 @@ def latencies_ms(path: Path) -> list[float]:
     except (OSError, ValueError):
         return []
     return [d["latency"] / 1e6 for d in doc.get("details") or [] if d.get("status") == "OK"]
+
+
+def against_switch(
+    ghz: Path,
+    address: str,
+    fleet: Fleet,
+    *,
+    total: int,
+    concurrency: int,
+    connections: int,
+    deadline_s: float,
+    timeout_s: float,
+    server_pids: dict[str, int],
+) -> dict[str, Any]:
+    """Build ``total`` approvals on the fleet's (single) terminal, run ghz over them once, and
+    add the servers' CPU over the run and the latency CDF (blocking)."""
+    skip = min(total // 10, 500)  # ghz's own warm-up, excluded from its figures
+    terminal = fleet.terminals[0][0]
+    with tempfile.TemporaryDirectory(prefix="payswitch-ghz-") as tmp:
+        folder = Path(tmp)
+        write_data(
+            [
+                fleet.request(terminal, APPROVALS[0], fleet.next_key(), fleet.next_stan(terminal))
+                for _ in range(total)
+            ],
+            folder / "data.json",
+        )
+        cpu = CpuWindow(server_pids)
+        cpu.start()
+        t0 = time.perf_counter()
+        result = run(
+            ghz,
+            address,
+            data_file=folder / "data.json",
+            total=total,
+            concurrency=concurrency,
+            connections=connections,
+            skip_first=skip,
+            deadline_s=deadline_s,
+            timeout_s=timeout_s,
+            out_dir=folder,
+        )
+        result["cpu"] = cpu.stop(time.perf_counter() - t0)
+        result["skip_first"] = skip
+        result["cdf"] = stats.cdf_points(latencies_ms(folder / "ghz.json"))
+    return result

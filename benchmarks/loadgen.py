@@ -37,6 +37,12 @@ GENERATOR_STATUSES = (NOT_SENT, LATE, CANCELLED)
 
 
 class Feed(Protocol):
+    """Where requests come from (``benchmarks.traffic``)."""
+
+    built_live: int  # requests built during a phase because none was prepared
+
+    def prepare(self, n: int) -> None: ...
+
     def next(self) -> Call: ...
 
     def on_result(self, call: Call, response: Any) -> None: ...

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, stats, world
+from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, world
 from benchmarks.phases import Phase, meets_target
 from benchmarks.procstat import CpuWindow, load_average
-from benchmarks.traffic import APPROVALS, CardFeed, CeilingFeed, Fleet, MixFeed
+from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
 
 FULL_FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)
 QUICK_FRACTIONS = (0.3, 0.9)
@@ -115,7 +114,7 @@ class Runner:
         s = self.s
         phase = Phase(name, system, mode, level, workload, self.origin, window_s=duration_s)
         self._prebuild(feed, mode, level, duration_s)
-        live_before = getattr(feed, "built_live", 0)
+        live_before = feed.built_live
         cpu = CpuWindow(pids)
         cpu.start()
         phase.started = time.perf_counter()
@@ -140,7 +139,7 @@ class Runner:
             )
         phase.ended = time.perf_counter()
         phase.cpu = cpu.stop(phase.ended - phase.started)
-        phase.built_live = getattr(feed, "built_live", 0) - live_before
+        phase.built_live = feed.built_live - live_before
         summary = phase.summary(s.deadline_s)
         if system == "payswitch":
             self.rate_guess = max(self.rate_guess, summary["throughput_rps"])
@@ -322,36 +321,20 @@ class Runner:
         closed = [p for p in self.out.phases if p.mode == "closed" and p.target == "payswitch"]
         ours = next((p for p in closed if p.level == s.ghz_concurrency), None)
         rate = ours.summary(s.deadline_s)["throughput_rps"] if ours else 100.0
-        duration = s.duration_s
-        total = min(max(int(rate * duration), 50), s.max_requests)
-        skip = min(total // 10, 500)
+        total = min(max(int(rate * s.duration_s), 50), s.max_requests)
         print(f"ghz: c={s.ghz_concurrency}, {total} requests", flush=True)
-        with tempfile.TemporaryDirectory(prefix="payswitch-ghz-") as tmp:
-            terminal = fleet.terminals[0][0]
-            data = [
-                fleet.request(terminal, APPROVALS[0], fleet.next_key(), fleet.next_stan(terminal))
-                for _ in range(total)
-            ]
-            ghz.write_data(data, Path(tmp) / "data.json")
-            cpu = CpuWindow({k: v for k, v in pids.items() if k != "generator"})
-            cpu.start()
-            t0 = time.perf_counter()
-            result = await asyncio.to_thread(
-                ghz.run,
-                binary,
-                address,
-                data_file=Path(tmp) / "data.json",
-                total=total,
-                concurrency=s.ghz_concurrency,
-                connections=s.channels,
-                skip_first=skip,
-                deadline_s=s.deadline_s,
-                timeout_s=duration * 3 + 30,
-                out_dir=Path(tmp),
-            )
-            result["cpu"] = cpu.stop(time.perf_counter() - t0)
-            result["skip_first"] = skip
-            result["cdf"] = stats.cdf_points(ghz.latencies_ms(Path(tmp) / "ghz.json"))
+        result = await asyncio.to_thread(
+            ghz.against_switch,
+            binary,
+            address,
+            fleet,
+            total=total,
+            concurrency=s.ghz_concurrency,
+            connections=s.channels,
+            deadline_s=s.deadline_s,
+            timeout_s=s.duration_s * 3 + 30,
+            server_pids={k: v for k, v in pids.items() if k != "generator"},
+        )
         self.out.ghz = result
         if result.get("ran"):
             lat = result["latency_ms"]

@@ -349,6 +349,7 @@ class CeilingFeed:
         self._terminals = itertools.cycle([t for t, _ in fleet.terminals])
         self._templates: dict[str, bytes] = {}
         self._stans = itertools.count(1)
+        self.built_live = 0  # nothing to build: the templates are made in ``prepare``
 
     def _template(self, terminal: str) -> bytes:
         cached = self._templates.get(terminal)
