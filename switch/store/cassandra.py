@@ -368,15 +368,22 @@ class CassandraStore(Store):
         index = self._index
         assert index is not None
         writer = uuid.uuid4()
-        await self._take_transmission(tx, writer)
+        release = (tx.terminal_id, tx.local_date, tx.stan, writer)
+        # Both at once: until the row exists the index entries are only stale hints.
+        claimed, hinted = await asyncio.gather(
+            self._take_transmission(tx, writer),
+            asyncio.gather(index.put(tx.state, tx.deadline_at, tx.id), index.put_refund(tx)),
+            return_exceptions=True,
+        )
+        if isinstance(claimed, BaseException):
+            raise claimed  # duplicate (or no decision): nothing of ours to release
         try:
-            await index.put(tx.state, tx.deadline_at, tx.id)
-            await index.put_refund(tx)
+            if isinstance(hinted, BaseException):
+                raise hinted
             await self._insert_row(tx, writer)
         except CasOutcomeUnknown:
             raise  # the row may exist: keep its transmission claimed
         except StoreError:
-            release = (tx.terminal_id, tx.local_date, tx.stan, writer)
             cql.spawn(cql.lwt(cql.q.dup_release, release))  # best effort; see ORPHAN_S
             raise
         self._rows.put(tx.id, tx)
