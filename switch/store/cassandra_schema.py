@@ -179,9 +179,12 @@ def ensure_schema(
     """Bring the keyspace to LATEST_VERSION (creating it if needed); returns the version.
     ``check`` runs once the keyspace exists, before anything is read or written in it."""
     found = migrations()
-    _create_keyspace(session, cfg)
+    known = session.cluster.metadata.keyspaces.get(cfg.keyspace)
+    if known is None:
+        _create_keyspace(session, cfg)
     check()
-    _create_meta(session, cfg)
+    if known is None or META_TABLE not in known.tables:
+        _create_meta(session, cfg)
     meta = _Meta(session, cfg)
     deadline = time.monotonic() + MIGRATE_TIMEOUT_S
     while True:
