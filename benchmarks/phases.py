@@ -113,3 +113,16 @@ def meets_target(summary: dict[str, Any], p99_ms: float) -> bool:
         and summary["deadline_misses"] == 0
         and summary["error_count"] == 0
     )
+
+
+def saturated(summary: dict[str, Any], deadline_s: float) -> bool:
+    """Past saturation: the rate is not kept up (achieved < 90 % of offered), more than 1 % of
+    requests miss their deadline, or p99 is past half the deadline."""
+    offered = summary.get("offered_rps") or 0.0
+    p99 = summary["latency_ms"]["p99"]
+    return (
+        summary["throughput_rps"] < 0.9 * offered
+        or summary["deadline_misses"] > 0.01 * max(summary["requests"], 1)
+        or p99 is None
+        or p99 > deadline_s * 1000 / 2
+    )

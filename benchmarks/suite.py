@@ -4,7 +4,8 @@
 2. warm-up (recorded but excluded from every figure);
 3. closed loop at each concurrency level (approvals across schemes);
 4. open loop sweep from low to past saturation (rates derived from the closed-loop peak unless
-   given), stopping after two failing rates, then bisecting towards the highest passing rate;
+   given), stopping after two saturated rates, then bisecting towards the highest rate that met
+   the bar (and trying lower rates when even the lowest missed it);
 5. the realistic mix in open loop at half the highest passing rate;
 6. ghz against the same switch;
 7. switch-added latency from the logs; stack stopped;
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, world
-from benchmarks.phases import Phase, meets_target
+from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
 
@@ -267,7 +268,7 @@ class Runner:
 
     async def _open(
         self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], rate: float
-    ) -> bool:
+    ) -> Phase:
         phase = await self._phase(
             target,
             self.approvals,
@@ -279,24 +280,34 @@ class Runner:
             duration_s=self.s.duration_s,
         )
         self.out.phases.append(phase)
-        ok = meets_target(phase.summary(self.s.deadline_s), self.s.p99_target_ms)
-        if ok and (self.out.best_rate is None or rate > self.out.best_rate):
-            self.out.best_rate = rate
-        return ok
+        if meets_target(phase.summary(self.s.deadline_s), self.s.p99_target_ms):
+            if self.out.best_rate is None or rate > self.out.best_rate:
+                self.out.best_rate = rate
+        return phase
 
     async def _sweep(
         self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], peak: float
     ) -> None:
+        """Low to saturation; then at most ``refine`` bisections between the highest rate that
+        met the bar and the lowest above it that did not; and, when even the lowest rate
+        missed the bar, up to two lower rates (halving; not in quick runs)."""
         s = self.s
         explicit = s.rates is not None
         rates = s.rates or loadgen.sweep_rates(peak, QUICK_FRACTIONS if s.quick else FULL_FRACTIONS)
         print(f"payswitch: open loop sweep {', '.join(f'{r:g}' for r in rates)} /s", flush=True)
-        failing = 0
+        in_a_row = 0
         for rate in sorted(rates):
-            failing = 0 if await self._open(target, fleet, pids, rate) else failing + 1
-            if failing >= 2 and not explicit:
-                self.out.notes.append(f"sweep stopped after two failing rates (at {rate:g}/s)")
+            phase = await self._open(target, fleet, pids, rate)
+            in_a_row = in_a_row + 1 if saturated(phase.summary(s.deadline_s), s.deadline_s) else 0
+            if in_a_row >= 2 and not explicit:
+                self.out.notes.append(f"sweep stopped after two saturated rates (at {rate:g}/s)")
                 break
+        lowest = min(rates)
+        for _ in range(0 if explicit or s.quick else 2):
+            if self.out.best_rate is not None or lowest <= 1:
+                break
+            lowest = float(max(round(lowest / 2), 1))
+            await self._open(target, fleet, pids, lowest)
         for _ in range(s.refine):
             lo = self.out.best_rate
             above = [r for r in self._swept_rates() if lo is not None and r > lo]

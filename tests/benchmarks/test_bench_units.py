@@ -9,7 +9,7 @@ import os
 import pytest
 
 from benchmarks import loadgen, procstat, stats, traffic
-from benchmarks.phases import Phase, meets_target
+from benchmarks.phases import Phase, meets_target, saturated
 from payswitch.v1 import common_pb2, terminal_pb2
 
 
@@ -89,3 +89,20 @@ def test_mix_refuses_hook_only_kinds_silently_and_drops_pin_without_pin_cards() 
     mix = traffic.MixFeed(fleet, pin_cards={})
     assert "emv" not in mix.weights and "pin" not in mix.weights
     assert mix.weights["approve"] > 0
+
+
+def test_saturation_is_falling_behind_missing_or_a_slow_tail() -> None:
+    def summary(achieved: float, misses: int = 0, p99: float | None = 50.0) -> dict:
+        return {
+            "offered_rps": 100.0,
+            "throughput_rps": achieved,
+            "deadline_misses": misses,
+            "requests": 1000,
+            "latency_ms": {"p99": p99},
+        }
+
+    assert not saturated(summary(99.0), deadline_s=2.0)
+    assert not saturated(summary(99.0, p99=900.0), deadline_s=2.0)  # slow, not yet saturated
+    assert saturated(summary(80.0), deadline_s=2.0)
+    assert saturated(summary(99.0, misses=11), deadline_s=2.0)
+    assert saturated(summary(99.0, p99=1500.0), deadline_s=2.0)
