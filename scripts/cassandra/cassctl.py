@@ -17,19 +17,22 @@ Layout (all under `.cassandra/`, wipe with `cassctl.py wipe` or `rm -rf .cassand
     lib-<version>/           the server's classpath, marked complete by `.complete`
     single/node1/            the single dev node: conf/, data/, commitlog/, logs/, cassandra.pid
     cluster/node<i>/         node i of the cluster on 127.0.0.<i>
+    cluster<b>/node<i>/      the same with CASSANDRA_CLUSTER_BASE=<b> (127.0.0.<b+i-1>)
 
-The single node and cluster node 1 both use 127.0.0.1:7000/9042, so they cannot run at the
-same time: starting the cluster stops the single node first.
+The single node and cluster node 1 both use 127.0.0.1:7000/9042 by default, so they cannot run
+at the same time: starting the cluster stops the single node first. CASSANDRA_CLUSTER_BASE=11
+moves the cluster to 127.0.0.11-13, next to a running single node.
 
 Configuration choices (see `render_yaml`):
 - one token per node (`num_tokens: 1`, explicit `initial_token`, evenly spaced for a cluster),
-  `auto_bootstrap: false`, no wait for gossip to settle: a node answers CQL in ~15 s;
+  `auto_bootstrap: false`, no wait for gossip to settle, ring delay 5 s: the single node answers
+  CQL 6-8 s after launch on an idle 2-core machine;
 - `paxos_variant: v2` (5.0 defaults to v1; v2 needs fewer round trips per LWT);
 - `commitlog_sync: periodic` (10 s) for these dev/test nodes. A write is acknowledged once it is
   in the commit log's memory-mapped segment, so killing the JVM (kill -9, the fault tests) loses
-  nothing; only a crash of the whole machine can lose the last period. Production runs
-  `batch` (fsync before acknowledging). `--commitlog-sync batch` (or
-  CASSANDRA_COMMITLOG_SYNC=batch) selects it here; `bench` measures both.
+  nothing; only a crash of the whole machine can lose the last period. Production wants `batch`
+  (fsync before acknowledging) or `group`; CASSANDRA_COMMITLOG_SYNC=batch selects it at the next
+  start; on this machine it halves the sequential LWT rate (lwt_bench.py measures it).
 - AllowAll authenticator/authorizer: loopback dev nodes only.
 """
 
@@ -60,7 +63,10 @@ LIB = HOME / f"lib-{CASSANDRA_VERSION}"
 
 CQL_PORT = 9042
 STORAGE_PORT = 7000
-SEED = "127.0.0.1"
+# Cluster node i listens on 127.0.0.<CLUSTER_BASE + i - 1>; node 1 is the seed. With the default
+# 1 the cluster shares 127.0.0.1 with the single node; CASSANDRA_CLUSTER_BASE=11 (127.0.0.11-13)
+# lets both run at once.
+CLUSTER_BASE = int(os.environ.get("CASSANDRA_CLUSTER_BASE", "1"))
 SINGLE_HEAP = os.environ.get("CASSANDRA_HEAP", "1G")
 CLUSTER_HEAP = os.environ.get("CASSANDRA_CLUSTER_HEAP", "512M")
 COMMITLOG_SYNC = os.environ.get("CASSANDRA_COMMITLOG_SYNC", "periodic")
@@ -179,8 +185,9 @@ def fetch() -> Path:
             "-DincludeScope=runtime",
             f"-DoutputDirectory={tmp}",
         ]
-        if subprocess.run(cmd, check=False).returncode != 0:  # noqa: S603
-            raise CassandraError("maven could not resolve the Cassandra server (see above)")
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+        if res.returncode != 0:
+            raise CassandraError(f"maven could not resolve the server:\n{res.stdout}{res.stderr}")
         jar = tmp / f"cassandra-all-{CASSANDRA_VERSION}.jar"
         if not jar.exists() or not list(tmp.glob("jamm-*.jar")):
             raise CassandraError(f"maven finished but {jar.name} or jamm is missing in {tmp}")
@@ -198,7 +205,7 @@ def fetch() -> Path:
 @dataclass(frozen=True)
 class Node:
     kind: str  # "single" or "cluster"
-    index: int  # 1-based; the node listens on 127.0.0.<index>
+    index: int  # 1-based
     size: int  # number of nodes in its cluster (token spacing)
     heap: str
 
@@ -208,11 +215,15 @@ class Node:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.{self.index}"
+        return "127.0.0.1" if self.kind == "single" else f"127.0.0.{CLUSTER_BASE + self.index - 1}"
+
+    @property
+    def seed(self) -> str:
+        return "127.0.0.1" if self.kind == "single" else f"127.0.0.{CLUSTER_BASE}"
 
     @property
     def jmx_port(self) -> int:
-        return 7199 if self.kind == "single" else 7200 + self.index
+        return 7199 if self.kind == "single" else 7200 + CLUSTER_BASE + self.index - 1
 
     @property
     def token(self) -> int:
@@ -220,7 +231,7 @@ class Node:
 
     @property
     def dir(self) -> Path:
-        return HOME / self.kind / f"node{self.index}"
+        return deployment_dir(self.kind) / f"node{self.index}"
 
     @property
     def pidfile(self) -> Path:
@@ -233,6 +244,14 @@ class Node:
     @property
     def stdout_log(self) -> Path:
         return self.dir / "logs" / "stdout.log"
+
+
+def deployment_dir(kind: str) -> Path:
+    """.cassandra/single, .cassandra/cluster, or .cassandra/cluster<base> for a moved cluster
+    (its nodes' system tables remember their addresses, so each base keeps its own data)."""
+    if kind == "cluster" and CLUSTER_BASE != 1:
+        return HOME / f"cluster{CLUSTER_BASE}"
+    return HOME / kind
 
 
 def single_node(heap: str = SINGLE_HEAP) -> Node:
@@ -249,10 +268,8 @@ def render_yaml(node: Node, commitlog_sync: str = COMMITLOG_SYNC) -> str:
         sync = "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms"
     elif commitlog_sync == "batch":
         sync = "commitlog_sync: batch"
-    elif commitlog_sync == "group":
-        sync = "commitlog_sync: group\ncommitlog_sync_group_window: 2ms"
     else:
-        raise CassandraError(f"commitlog_sync must be periodic, batch or group: {commitlog_sync}")
+        raise CassandraError(f"commitlog_sync must be periodic or batch: {commitlog_sync}")
     return f"""\
 # Generated by scripts/cassandra/cassctl.py at every start; edit the script, not this file.
 cluster_name: payswitch-{node.kind}
@@ -264,7 +281,7 @@ endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "{SEED}:{STORAGE_PORT}"
+      - seeds: "{node.seed}:{STORAGE_PORT}"
 listen_address: {node.address}
 rpc_address: {node.address}
 storage_port: {STORAGE_PORT}
@@ -345,6 +362,7 @@ def java_command(node: Node, lib: Path) -> list[str]:
         f"-Dcassandra.storagedir={node.dir}",
         f"-Dcassandra.jmx.local.port={node.jmx_port}",
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        # A restarting node whose peers are all down waits one ring delay (30 s) for them.
         "-Dcassandra.ring_delay_ms=5000",
         "-Dcassandra-foreground=yes",
         f"-Dpayswitch.node={node.dir}",  # lets `_pid_alive` recognise our own process
@@ -359,6 +377,7 @@ def write_config(node: Node, commitlog_sync: str = COMMITLOG_SYNC) -> None:
         (node.dir / sub).mkdir(parents=True, exist_ok=True)
     (node.dir / "conf" / "cassandra.yaml").write_text(render_yaml(node, commitlog_sync))
     (node.dir / "conf" / "logback.xml").write_text(LOGBACK.format(log=node.system_log))
+    (node.dir / "conf" / "heap").write_text(node.heap)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,7 +512,7 @@ def _lock():
 
 
 def _start(node: Node, timeout: float, commitlog_sync: str) -> float:
-    """Start node unless it is already up; return seconds until CQL answered (0 if reused)."""
+    """Start node unless it is already running; return seconds until it answered CQL."""
     pid = running_pid(node)
     if pid is not None:
         waited = wait_ready(node, pid, timeout)
@@ -529,34 +548,50 @@ def start(node: Node, timeout: float = START_TIMEOUT, commitlog_sync: str = COMM
         return _start(node, timeout, commitlog_sync)
 
 
-def _stop(node: Node, hard: bool = False, timeout: float = STOP_TIMEOUT) -> bool:
-    """SIGTERM (drain), wait, SIGKILL after timeout; hard=True sends SIGKILL at once."""
-    pid = running_pid(node)
-    if pid is None:
-        node.pidfile.unlink(missing_ok=True)
-        return False
+def _stop(nodes: list[Node], hard: bool = False, timeout: float = STOP_TIMEOUT) -> bool:
+    """Signal every running node at once, then wait for all of them to exit.
+
+    SIGTERM lets Cassandra drain (flush memtables, announce shutdown to peers), SIGKILL follows
+    after timeout; hard=True sends SIGKILL at once. Returns whether anything was running.
+    """
     sig = signal.SIGKILL if hard else signal.SIGTERM
-    log(f"stopping {node.name} (pid {pid}) with {sig.name}")
     started = time.monotonic()
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = started + timeout
-    while _pid_alive(pid, node):
-        if time.monotonic() > deadline:
-            log(f"{node.name} still alive after {timeout:.0f} s: SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 30
-            timeout = 30
+    pending = {}
+    for node in nodes:
+        pid = running_pid(node)
+        if pid is None:
+            node.pidfile.unlink(missing_ok=True)
+            continue
+        log(f"stopping {node.name} (pid {pid}) with {sig.name}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        pending[node] = pid
+    was_running = bool(pending)
+    killed = hard
+    while pending:
+        for node, pid in list(pending.items()):
+            if not _pid_alive(pid, node):
+                node.pidfile.unlink(missing_ok=True)
+                log(f"{node.name} stopped after {time.monotonic() - started:.1f} s")
+                del pending[node]
+        if not pending:
+            break
+        elapsed = time.monotonic() - started
+        if not killed and elapsed > timeout:
+            log(f"{', '.join(n.name for n in pending)} alive after {timeout:.0f} s: SIGKILL")
+            for pid in pending.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed, started, timeout = True, time.monotonic(), 30
+        elif killed and elapsed > timeout:
+            raise CassandraError(f"pids {list(pending.values())} survive SIGKILL")
         time.sleep(POLL / 2)
-    node.pidfile.unlink(missing_ok=True)
-    log(f"{node.name} stopped after {time.monotonic() - started:.1f} s")
-    return True
+    return was_running
 
 
 def stop(node: Node, hard: bool = False, timeout: float = STOP_TIMEOUT) -> bool:
     with _lock():
-        return _stop(node, hard, timeout)
+        return _stop([node], hard, timeout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,6 +620,10 @@ def down() -> bool:
 def nodetool(node: Node, *args: str, timeout: float = 60) -> str:
     """Run nodetool from the server jars against node's local JMX port; return stdout."""
     lib = fetch()
+    tools_log = node.dir / "conf" / "logback-tools.xml"
+    if not tools_log.exists():
+        tools_log.parent.mkdir(parents=True, exist_ok=True)
+        tools_log.write_text('<configuration><root level="OFF"/></configuration>\n')
     cmd = [
         shutil.which("java") or "java",
         "-Xmx128m",
@@ -592,7 +631,7 @@ def nodetool(node: Node, *args: str, timeout: float = 60) -> str:
         "-XX:TieredStopAtLevel=1",
         *JAVA17_MODULE_FLAGS,
         f"-Duser.home={HOME / 'tools-home'}",  # nodetool keeps its history in ~/.cassandra
-        "-Dlogback.configurationFile=" + (node.dir / "conf" / "logback-tools.xml").as_uri(),
+        f"-Dlogback.configurationFile={tools_log.as_uri()}",
         "-cp",
         f"{lib}/*",
         "org.apache.cassandra.tools.NodeTool",
@@ -602,10 +641,6 @@ def nodetool(node: Node, *args: str, timeout: float = 60) -> str:
         str(node.jmx_port),
         *args,
     ]
-    tools_log = node.dir / "conf" / "logback-tools.xml"
-    if not tools_log.exists():
-        tools_log.parent.mkdir(parents=True, exist_ok=True)
-        tools_log.write_text('<configuration><root level="OFF"/></configuration>\n')
     res = subprocess.run(  # noqa: S603
         cmd, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -650,8 +685,9 @@ def cluster_up(size: int = 3, heap: str = CLUSTER_HEAP, timeout: float = START_T
     """Start (or reuse) the cluster, seed first, one node after the other; wait all Up."""
     nodes = cluster_nodes(size, heap)
     with _lock():
-        if _stop(single_node()):
-            log("stopped the single node: cluster node 1 needs 127.0.0.1")
+        single = single_node()
+        if nodes[0].address == single.address and _stop([single]):
+            log(f"stopped the single node: cluster node 1 needs {single.address}")
         for node in nodes:
             _start(node, timeout, COMMITLOG_SYNC)
     waited = wait_all_up(nodes, timeout)
@@ -660,24 +696,29 @@ def cluster_up(size: int = 3, heap: str = CLUSTER_HEAP, timeout: float = START_T
 
 
 def start_cluster_node(index: int, size: int = 3, timeout: float = START_TIMEOUT) -> None:
-    """(Re)start cluster node index and wait until all running nodes see each other Up."""
+    """(Re)start cluster node index and wait until all running nodes see each other Up.
+
+    The node gets the heap it had at its last start (`cluster-up --heap`), if any.
+    """
     nodes = cluster_nodes(size)
-    start(nodes[index - 1], timeout)
+    node = nodes[index - 1]
+    with contextlib.suppress(OSError):
+        node = Node(node.kind, node.index, node.size, (node.dir / "conf" / "heap").read_text())
+    start(node, timeout)
     wait_all_up([n for n in nodes if running_pid(n) is not None], timeout)
 
 
 def cluster_down(size: int = 3) -> None:
-    """Stop every cluster node (node 1 last, so the others drain while the seed lives)."""
+    """Stop every cluster node (all drain in parallel)."""
     with _lock():
-        for node in reversed(cluster_nodes(size)):
-            _stop(node)
+        _stop(cluster_nodes(size))
 
 
 def wipe(kind: str) -> None:
     kinds = ["single", "cluster"] if kind == "all" else [kind]
     with _lock():
         for k in kinds:
-            base = HOME / k
+            base = deployment_dir(k)
             for pidfile in base.glob("node*/cassandra.pid"):
                 node = Node(k, int(pidfile.parent.name[4:]), 1, "")
                 if running_pid(node) is not None:
@@ -694,8 +735,8 @@ def status() -> list[str]:
             continue
         state = "answers CQL" if pid and cql_ready(node.address) else "not answering"
         rss = ""
-        if pid:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines() if pid else []:
                 if line.startswith("VmRSS:"):
                     rss = f", RSS {int(line.split()[1]) // 1024} MiB"
         where = f"pid {pid}, {state}{rss}" if pid else "stopped"
@@ -714,8 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("up", help="start (or reuse) the single node on 127.0.0.1:9042")
     s.add_argument("--heap", default=SINGLE_HEAP)
     sub.add_parser("down", help="stop the single node")
-    s = sub.add_parser("cluster-up", help="start (or reuse) the cluster on 127.0.0.1..n")
-    s.add_argument("--nodes", type=int, default=3)
+    s = sub.add_parser("cluster-up", help="start (or reuse) the 3-node cluster")
     s.add_argument("--heap", default=CLUSTER_HEAP)
     sub.add_parser("cluster-down", help="stop all cluster nodes")
     s = sub.add_parser("start-node", help="start cluster node i")
@@ -738,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "down":
             down()
         elif a.cmd == "cluster-up":
-            print(",".join(cluster_up(a.nodes, a.heap)))
+            print(",".join(cluster_up(heap=a.heap)))
         elif a.cmd == "cluster-down":
             cluster_down()
         elif a.cmd == "start-node":

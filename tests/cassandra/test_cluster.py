@@ -2,8 +2,8 @@
 
 Slow: a fresh cluster takes ~40-60 s to start on two cores and each restart ~10-15 s. Nodes the
 test started are stopped at the end; a cluster that was already running is left running. The
-single node (same address as cluster node 1) is stopped for the test and restarted after it
-if it was running before.
+single node (same address as cluster node 1 unless CASSANDRA_CLUSTER_BASE moves the cluster)
+is stopped for the test and restarted after it if it was running before.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ ALL = ConsistencyLevel.ALL
 def session() -> Iterator[Session]:
     cassctl = cassandra_node.cassctl
     already = all(cassctl.running_pid(n) is not None for n in cassctl.cluster_nodes())
-    single_was_up = cassctl.running_pid(cassctl.single_node()) is not None
-    hosts = cassandra_node.start_cluster()  # stops the single node: both need 127.0.0.1
+    single = cassctl.single_node()
+    single_stops = (
+        cassctl.running_pid(single) is not None
+        and cassandra_node.cluster_address(1) == single.address
+    )
+    hosts = cassandra_node.start_cluster()  # stops the single node if both need 127.0.0.1
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="datacenter1")),
         consistency_level=QUORUM,
@@ -55,8 +59,8 @@ def session() -> Iterator[Session]:
     finally:
         cluster.shutdown()
         if not already:
-            cassandra_node.stop_all()
-        if single_was_up:  # leave things as found for tests that use the single node
+            cassandra_node.stop_cluster()
+        if single_stops:  # leave things as found for tests that use the single node
             cassandra_node.ensure_single_node()
 
 

@@ -5,7 +5,8 @@
   left running for the next test run (~6-8 s saved per start); `make cassandra-down` stops it.
 - `start_cluster()` starts (or reuses) three nodes on 127.0.0.1..3 (512 MiB heaps each) and
   waits until every node sees all three Up/Normal. It stops the single node first: both use
-  127.0.0.1:7000/9042. Stop it again with `stop_all()` when the test is done.
+  127.0.0.1:7000/9042 (CASSANDRA_CLUSTER_BASE=11 puts the cluster on 127.0.0.11-13 instead, so
+  both can run). Stop it again with `stop_cluster()` when the test is done.
 - `kill_node(i, hard=True)` stops cluster node i with SIGKILL (hard) or SIGTERM (drain) and
   returns once the process is gone; `start_node(i)` restarts it and waits until all running
   nodes see each other Up.
@@ -58,7 +59,13 @@ def start_node(i: int) -> None:
     cassctl.start_cluster_node(i, CLUSTER_SIZE)
 
 
-def stop_all() -> None:
-    """Stop the cluster and the single node (graceful, SIGKILL after a timeout)."""
+def stop_cluster() -> None:
+    """Stop the cluster nodes only (graceful, in parallel; SIGKILL after a timeout)."""
     cassctl.cluster_down(CLUSTER_SIZE)
+
+
+def stop_all() -> None:
+    """Stop the cluster and the single node. Other test processes may be using the single
+    node: a test that only needs its cluster gone calls `stop_cluster()`."""
+    stop_cluster()
     cassctl.down()
