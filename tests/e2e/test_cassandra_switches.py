@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cassandra.cluster import Cluster
 
 from network.ports import with_free_ports, write_topology
 from network.stack import Stack
@@ -34,11 +35,27 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _drop_keyspace(host: str, keyspace: str) -> None:
-    from cassandra.cluster import Cluster
-
     cluster = Cluster([host], port=cassandra_node.PORT)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+def _every_value(host: str, keyspace: str) -> list[object]:
+    """Every cell of every table of the keyspace (a test keyspace: small)."""
+    cluster = Cluster([host], port=cassandra_node.PORT)
+    try:
+        session = cluster.connect()
+        tables = session.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+        )
+        values: list[object] = []
+        for t in tables:
+            for row in session.execute(f"SELECT * FROM {keyspace}.{t.table_name} LIMIT 100000"):  # noqa: S608
+                for v in row:
+                    values.extend(v.items() if isinstance(v, dict) else [v])
+        return values
     finally:
         cluster.shutdown()
 
@@ -62,7 +79,7 @@ async def two_switches(tmp_path_factory, hsm_token):
     stack = await asyncio.to_thread(start_stack, run_dir, store=url, switches=2)
     channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
     try:
-        yield stack, channels
+        yield stack, channels, (host, keyspace)
     finally:
         for ch in channels.values():
             await ch.close()
@@ -73,19 +90,19 @@ async def two_switches(tmp_path_factory, hsm_token):
 @pytest.fixture(scope="module")
 async def terminals(two_switches) -> list[RawTerminal]:
     """One terminal (one secure element) reaching either switch process."""
-    stack, channels = two_switches
+    stack, channels, _ = two_switches
     se = await injected()
     return [RawTerminal(channels[s], se) for s in stack.switch_ids]
 
 
 @pytest.fixture(scope="module")
 def books(two_switches) -> Books:
-    stack, channels = two_switches
+    stack, channels, _ = two_switches
     return Books({i.id: channels[i.id] for i in stack.topology.issuers})
 
 
 async def test_two_switch_processes_share_one_keyspace(two_switches, terminals) -> None:
-    stack, _ = two_switches
+    stack, _, _ = two_switches
     assert len(stack.switch_ids) == 2 and all(stack.running(s) for s in stack.switch_ids)
     first, second = terminals
     paid = await first.pay("4111111111111111", 700)
@@ -120,3 +137,15 @@ async def test_network_numbers_stay_unique_across_processes(terminals) -> None:
     assert {code(a) for a in answers} == {"00"}
     assert len({a.rrn for a in answers}) == 20
     assert len({a.transaction_id for a in answers}) == 20
+
+
+async def test_the_store_holds_no_pan(two_switches, terminals) -> None:
+    """Token, masked PAN and BIN only: no cell of any table (answers included) holds a PAN."""
+    _, _, (host, keyspace) = two_switches
+    paid = await terminals[1].pay("5555555555554444", 250, expiry="2906")
+    assert code(paid) == "00"
+    values = await asyncio.to_thread(_every_value, host, keyspace)
+    assert len(values) > 100
+    texts = [bytes(v).decode("latin-1") if isinstance(v, bytes) else str(v) for v in values]
+    for pan in ("4111111111111111", "5555555555554444"):
+        assert not [t for t in texts if pan in t]
