@@ -79,5 +79,28 @@ run: $(STAMP) hsm
 demo: $(STAMP)
 	$(BIN)/python -m terminals.demo --topology $(TOPOLOGY)
 
+# Apache Cassandra 5.0 from Maven Central (scripts/cassandra/cassctl.py), cached under .cassandra/.
+# Tests start the node they need on demand; these targets are for running the stack by hand.
+CASSANDRA := python3 scripts/cassandra/cassctl.py
+.PHONY: cassandra-up cassandra-down cassandra-cluster cassandra-cluster-down cassandra-status cassandra-wipe
+
+cassandra-up:
+	$(CASSANDRA) up
+
+cassandra-down:
+	$(CASSANDRA) down
+
+cassandra-cluster:
+	$(CASSANDRA) cluster-up
+
+cassandra-cluster-down:
+	$(CASSANDRA) cluster-down
+
+cassandra-status:
+	$(CASSANDRA) status
+
+cassandra-wipe:
+	$(CASSANDRA) wipe all
+
 clean:
 	rm -rf $(RUN_DIR) .pytest_cache .ruff_cache
