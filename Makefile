@@ -24,6 +24,7 @@ help:
 	@echo "make demo   - drive a terminal through a scripted shift against a running 'make run'"
 	@echo "make proto  - regenerate the Python code from proto/"
 	@echo "make hsm    - create the SoftHSM token and run the key ceremony"
+	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, buf lint, and the generated-code staleness check"
 
 $(STAMP): pyproject.toml
@@ -78,6 +79,19 @@ run: $(STAMP) hsm
 
 demo: $(STAMP)
 	$(BIN)/python -m terminals.demo --topology $(TOPOLOGY)
+
+# ghz (Go) runs beside our own load generator; optional: without it the report says "ghz not found".
+.PHONY: bench bench-quick ghz
+ghz:
+	-benchmarks/install_ghz.sh
+
+# The load suite: its own stack on free ports, throwaway HSM token; under 10 minutes.
+# Results in benchmarks/results/<timestamp>/ (report.json, summary.txt, three PNG plots).
+bench: $(STAMP) ghz
+	$(BIN)/payswitch-bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ghz
+	$(BIN)/payswitch-bench --quick $(BENCH_ARGS)
 
 # Apache Cassandra 5.0 from Maven Central (scripts/cassandra/cassctl.py), cached under .cassandra/.
 # Tests start the node they need on demand; these targets are for running the stack by hand.
