@@ -45,7 +45,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, ProtocolVersion
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
@@ -174,6 +174,7 @@ class CassandraStore(Store):
         cluster = Cluster(
             contact_points=list(cfg.hosts),
             port=cfg.port,
+            protocol_version=ProtocolVersion.V5,  # Cassandra 4.0+; no downgrade dance
             execution_profiles=_profiles(cfg),
             connect_timeout=cfg.connect_timeout_s,
             control_connection_timeout=cfg.connect_timeout_s,
