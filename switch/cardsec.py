@@ -57,6 +57,12 @@ RouteFn = Callable[[Scheme], tuple[str, ...]]
 
 
 class CardProtector(Protocol):
+    async def check_keys(self, acquirer_ids: tuple[str, ...]) -> None:
+        """At start: every key the switch will use is there (BDK, token, fingerprint, an active
+        vault key, a ZPK per acquirer); raise ``RuntimeError`` naming what is missing, so the
+        switch does not start rather than decline every card (fail closed)."""
+        ...
+
     async def verify_request(self, fields: Mapping[str, Any], mac: bytes, keyed: bool) -> str:
         """Verify the request MAC over ``hsm.mac.canonical_request(**fields)``; raise
         ``RequestRejected`` when it fails. Returns the idempotency fingerprint (hex) of the

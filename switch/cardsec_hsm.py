@@ -25,12 +25,18 @@ from google.protobuf.message import DecodeError
 
 from hsm import labels as L
 from hsm import vault
-from hsm.dukpt import KeyUsage, Ksn, cbc_decrypt, transaction_key
-from hsm.errors import IntegrityError
+from hsm.dukpt import BDK_LABEL, KeyUsage, Ksn, cbc_decrypt, transaction_key
+from hsm.errors import HsmError, IntegrityError, KeyNotFound
 from hsm.mac import canonical_request, check_mac
 from hsm.pinblock import PinBlockError, translate, zeroize
 from hsm.pool import HsmPool, get_key
-from hsm.tokens import HsmCardProtector, fingerprint, tokenize_full
+from hsm.tokens import (
+    FINGERPRINT_LABEL,
+    TOKEN_LABEL,
+    HsmCardProtector,
+    fingerprint,
+    tokenize_full,
+)
 from payswitch import cards
 from payswitch.seclink import fingerprint_input, parse_card_data
 from switch.cardsec import CardDataRejected, OpenedCard, RequestRejected, RouteFn
@@ -42,6 +48,21 @@ PIN_FIELD = "pin_block"
 def zpk_label(acquirer_id: str) -> str:
     """The zone PIN key the switch shares with an acquirer."""
     return L.label(L.SWITCH, L.zpk(L.SWITCH, acquirer_id))
+
+
+def missing_keys_job(session: Any, labels: tuple[str, ...]) -> list[str]:
+    """HSM job: which of ``labels`` have no key, and whether the vault has an active version."""
+    missing = []
+    for label in labels:
+        try:
+            get_key(session, label)
+        except KeyNotFound:
+            missing.append(label)
+    try:
+        vault.current_version(session, refresh=True)
+    except KeyNotFound:
+        missing.append(f"{L.SWITCH}/{L.VAULT}/v<active>")
+    return missing
 
 
 def verify_job(session: Any, fields: Mapping[str, Any], mac: bytes, keyed: bool) -> str:
@@ -120,6 +141,18 @@ class HsmCardSecurity(HsmCardProtector):
 
     def __init__(self, pool: HsmPool) -> None:
         super().__init__(pool)
+
+    async def check_keys(self, acquirer_ids: tuple[str, ...]) -> None:
+        labels = (BDK_LABEL, TOKEN_LABEL, FINGERPRINT_LABEL, *map(zpk_label, acquirer_ids))
+        try:
+            missing = await self.pool.run(missing_keys_job, labels)
+        except HsmError as exc:
+            raise RuntimeError(f"switch: HSM unavailable: {exc}") from None
+        if missing:
+            raise RuntimeError(
+                f"switch: HSM keys missing ({', '.join(missing)}); run the key ceremony "
+                "(payswitch-hsm keys --topology FILE)"
+            )
 
     async def verify_request(self, fields: Mapping[str, Any], mac: bytes, keyed: bool) -> str:
         return await self.pool.run(verify_job, dict(fields), bytes(mac), keyed)

@@ -56,6 +56,9 @@ class Switch:
         self._health = health.aio.HealthServicer()
 
     async def start(self) -> None:
+        # Fail closed: without its keys the switch could only decline (or worse), so it does
+        # not start at all.
+        await self.services.protector.check_keys(tuple(a.id for a in self.topology.acquirers))
         await self.services.store.open()
         server = grpc.aio.server(
             options=[

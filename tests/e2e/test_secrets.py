@@ -1,16 +1,53 @@
-"""After a session of payments, no test PAN appears in anything the run wrote: the logs of
-every node, the switch's store, the issuers' books (WAL files included). The topology file,
-the simulator's card database, is the one input that holds them and is left out."""
+"""After a session of payments, no test PAN, PIN or CVV2 appears in anything the run wrote: the
+logs of every node, the switch's store, the issuers' books (WAL files included), the terminal's
+state and the demo's printout. The topology file, the simulator's card database, is the one
+input that holds PANs and PINs and is left out; so are the SoftHSM token files (they live in the
+test token's own directory, not in the run directory).
+
+The session: every card paid plainly (and the home card captured and refunded), every card with
+a PIN paid with its PIN and with a wrong one, every card with its CVV2 and a wrong one, chip sales
+with their ARQC, then the whole ``make demo`` shift on a second terminal.
+
+How the search works. A PAN (12-19 digits) or a 6-digit PIN cannot occur by chance, so every
+file is searched for it byte by byte. A 3-digit CVV2 or a 4-digit PIN occurs by chance in any
+binary file, so for those the search reads the structure: every string in every JSON log line
+(and every other log line as text), every text cell of every SQLite table, every string field of
+the stored answers (idempotency records, decoded as the protobuf they are), each a hit when the
+secret stands alone (not inside a longer run of letters, digits, '.', ':', '/', '-', '_'). Binary
+cells are cryptograms and ciphertexts (vault blobs, ARPCs), where any 3 digits occur by chance:
+they are checked by their size instead (a vault blob has room for a PAN and nothing else).
+"""
 
 import asyncio
+import io
+import json
+import re
+import sqlite3
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError, Message
+
+from hsm import vault
+from hsm.pool import HsmPool
+from network.cards_sim import CardSimulator
+from payswitch.v1 import terminal_pb2
+from terminals import demo
 
 from .clients import code
 
 pytestmark = pytest.mark.e2e
+
+UNKNOWN_PAN = "4012888888881881"  # in bank-a's range, on no file
+_BOUND = r"0-9A-Za-z.:/_\-"
+_ANSWERS: dict[str, type[Message]] = {
+    "authorize": terminal_pb2.AuthorizeResponse,
+    "capture": terminal_pb2.CaptureResponse,
+    "void": terminal_pb2.VoidResponse,
+    "refund": terminal_pb2.RefundResponse,
+}
 
 
 def _cards(topology_path: Path) -> list[dict]:
@@ -18,30 +55,154 @@ def _cards(topology_path: Path) -> list[dict]:
     return [c for i in doc["issuers"] for c in i.get("cards", [])]
 
 
-def _leaks(run_dir: Path, topology_path: Path, pans: list[str]) -> tuple[list[str], list[str]]:
-    """(names of files written, 'pan-prefix in file' for each leak)."""
-    written = [p for p in run_dir.rglob("*") if p.is_file() and p.resolve() != topology_path]
-    leaks = [
-        f"{pan[:6]}... in {p.name}"
-        for p in written
-        for pan in pans
-        if pan.encode() in p.read_bytes()
-    ]
-    return [p.name for p in written], leaks
+def _currency(pan: str) -> str:
+    return "JPY" if pan.startswith("35") else ("USD" if pan.startswith("2223") else "EUR")
 
 
-async def test_no_pan_in_logs_or_stores(stack, pos):
+def _alone(secret: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![{_BOUND}]){re.escape(secret)}(?![{_BOUND}])")
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a parsed JSON value (keys too); numbers are amounts, ids and timings."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _proto_strings(msg: Message) -> Iterator[str]:
+    for _field, value in msg.ListFields():
+        repeated = hasattr(value, "append")  # repeated fields are list-like containers
+        for item in list(value) if repeated else [value]:
+            if isinstance(item, Message):
+                yield from _proto_strings(item)
+            elif isinstance(item, str):
+                yield item
+
+
+def _text_strings(path: Path) -> Iterator[str]:
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            yield from _strings(json.loads(line))
+        except ValueError:
+            yield line
+
+
+def _db_strings(path: Path, problems: list[str]) -> Iterator[str]:
+    conn = sqlite3.connect(path)  # WAL frames included; read only, the writers keep running
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cur = conn.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - names from the db
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                cells = dict(zip(names, row, strict=True))
+                for name, cell in cells.items():
+                    if isinstance(cell, str):
+                        yield cell
+                    elif isinstance(cell, bytes) and cell:
+                        yield from _blob_strings(table, name, cells, cell, problems)
+    finally:
+        conn.close()
+
+
+def _blob_strings(
+    table: str, column: str, row: dict, blob: bytes, problems: list[str]
+) -> Iterator[str]:
+    if table == "idempotency" and column == "response":
+        try:
+            yield from _proto_strings(_ANSWERS[row["operation"]].FromString(blob))
+        except (KeyError, DecodeError):
+            problems.append(f"undecodable answer in {table}")
+    elif table == "vault" and column == "blob":
+        if not vault.HEADER_LEN + 12 + vault.TAG_LEN <= len(blob) <= vault.HEADER_LEN + 35:
+            problems.append("a vault blob with room for more than a PAN")
+
+
+def _scan(run_dir: Path, topology_path: Path, extra_text: str, secrets: list[str]) -> dict:
+    """Every file the run wrote, searched for every secret (see the module docstring)."""
+    files = [p for p in run_dir.rglob("*") if p.is_file() and p.resolve() != topology_path]
+    long_ones = [s for s in secrets if len(s) >= 6]
+    short = {s: _alone(s) for s in secrets}
+    leaks: list[str] = []
+    problems: list[str] = []
+    for p in files:
+        raw = p.read_bytes()
+        leaks += [
+            f"{s[:2]}.. ({len(s)} digits) in {p.name}" for s in long_ones if s.encode() in raw
+        ]
+        if p.suffix == ".db":
+            strings = list(_db_strings(p, problems))
+        elif p.name.endswith(("-wal", "-shm")):
+            continue  # binary; their content is read through the .db (and searched raw above)
+        else:
+            strings = list(_text_strings(p))
+        for s, pattern in short.items():
+            if any(pattern.search(text) for text in strings):
+                leaks.append(f"{s[:1]}.. ({len(s)} digits) in {p.name}")
+    for s, pattern in short.items():
+        if (s in long_ones and s in extra_text) or pattern.search(extra_text):
+            leaks.append(f"{s[:1]}.. ({len(s)} digits) in the demo's printout")
+    return {"names": [p.name for p in files], "leaks": sorted(set(leaks)), "problems": problems}
+
+
+async def test_no_pan_pin_or_cvv2_in_anything_the_run_wrote(stack, pos):
     topology_path = stack.topology_path  # already resolved by Stack
     cards = await asyncio.to_thread(_cards, topology_path)
-    for c in cards:
-        currency = "JPY" if c["pan"].startswith("35") else "EUR"
-        resp = await pos.pay(c["pan"], 100, currency, c["expiry"])
+    chips = CardSimulator(stack.topology, HsmPool())
+    secrets = [c["pan"] for c in cards] + [UNKNOWN_PAN]
+
+    for c in cards:  # plain sales, and the home card's follow-ups
+        resp = await pos.pay(c["pan"], 100, _currency(c["pan"]), c["expiry"])
         if code(resp) == "00" and c["pan"].startswith("4111"):
             await pos.capture(resp.transaction_id)
             await pos.refund(resp.transaction_id, 50)
-    await pos.pay("4012888888881881", 100)  # not on file: must not leak either
-    pans = [c["pan"] for c in cards] + ["4012888888881881"]
-    names, leaks = await asyncio.to_thread(_leaks, Path(stack.run_dir), topology_path, pans)
-    assert any(n.endswith(".log") for n in names)
-    assert any(n.endswith(".db") for n in names)
-    assert leaks == []
+    await pos.pay(UNKNOWN_PAN, 100)  # not on file: must not leak either
+
+    for c in cards:  # PIN, CVV2 and chip, right and wrong
+        pan, expiry, currency = c["pan"], c["expiry"], _currency(c["pan"])
+        cvv2 = await chips.cvv2(pan)
+        other_cvv2 = demo.wrong_cvv2(cvv2)
+        secrets += [cvv2, other_cvv2]
+        await pos.authorize(pos.auth_request(pan, 101, currency, expiry, cvv2=cvv2))
+        await pos.authorize(pos.auth_request(pan, 102, currency, expiry, cvv2=other_cvv2))
+        if "pin" in c:
+            wrong = demo.wrong_pin(c["pin"])
+            secrets += [c["pin"], wrong]
+            for pin in (c["pin"], wrong):
+                await pos.authorize(pos.auth_request(pan, 103, currency, expiry, pin=pin))
+        if currency == "EUR" and c.get("status", "active") == "active":
+            emv = await chips.arqc(pan, 104, currency)
+            await pos.authorize(pos.auth_request(pan, 104, currency, expiry, emv=emv))
+
+    out = io.StringIO()  # the demo shift, on a terminal of its own (its own STANs)
+    argv = [
+        "--topology",
+        str(topology_path),
+        "--switch",
+        stack.address(stack.topology.switch.id),
+        "--terminal",
+        "T-0002",
+        "--state-dir",
+        str(Path(stack.run_dir) / "terminal"),
+    ]
+    status = await demo.run(argv, out=out, cards=chips)
+    printout = out.getvalue()
+    assert status == 0, printout
+    for step in ("PIN approval", "wrong PIN", "wrong CVV2", "chip sale, ARPC", "altered after MAC"):
+        assert step in printout
+
+    found = await asyncio.to_thread(
+        _scan, Path(stack.run_dir), topology_path, printout, sorted(set(secrets))
+    )
+    assert any(n.endswith(".log") for n in found["names"])
+    assert any(n.endswith(".db") for n in found["names"])
+    assert any(n.endswith(".stan.json") for n in found["names"])
+    assert found["problems"] == []
+    assert found["leaks"] == []
