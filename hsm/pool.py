@@ -28,6 +28,7 @@ import asyncio
 import functools
 import hmac
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -116,6 +117,15 @@ def on_hsm_thread() -> bool:
     return getattr(_hsm_thread, "active", False)
 
 
+# SoftHSM rewrites the token file on every login, so a process that initialises or logs in
+# while another process of the stack logs in can miss the token (NoSuchToken, sticky until
+# reinitialize) or fail the login (GeneralError). Starting processes side by side is normal
+# (make run, tests), so the first connection retries, bounded, with jittered backoff.
+_CONNECT_ATTEMPTS = 8
+_CONNECT_BACKOFF_S = 0.02
+_TRANSIENT_AT_CONNECT = (px.NoSuchToken, px.GeneralError, px.TokenNotPresent)
+
+
 def _connect(state: _TokenState) -> None:
     """Load the module, find the token, log in (anchor) and open the work session."""
     global _loaded_conf
@@ -129,6 +139,23 @@ def _connect(state: _TokenState) -> None:
         lib = pkcs11.lib(cfg.module)
     except Exception as exc:
         raise HsmUnavailable(f"cannot load PKCS#11 module ({type(exc).__name__})") from exc
+    for attempt in range(_CONNECT_ATTEMPTS):
+        try:
+            _open_sessions(state, lib)
+            return
+        except HsmUnavailable as exc:
+            cause = exc.__cause__
+            others_open = any(st.work is not None for st in _states.values())
+            last = attempt == _CONNECT_ATTEMPTS - 1
+            if last or others_open or not isinstance(cause, _TRANSIENT_AT_CONNECT):
+                raise
+            # No session of this process exists, so reinitialising invalidates nothing.
+            time.sleep(random.uniform(0, _CONNECT_BACKOFF_S * 2**attempt))
+            lib.reinitialize()
+
+
+def _open_sessions(state: _TokenState, lib: Any) -> None:
+    cfg = state.config
     try:
         token = lib.get_token(token_label=cfg.token)
     except (px.NoSuchToken, px.MultipleTokensReturned) as exc:

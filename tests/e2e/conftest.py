@@ -15,7 +15,7 @@ import pytest
 from hsm.terminal_sim import SecureElement
 from hsm.testing import process_test_config
 from network.ports import with_free_ports, write_topology
-from network.stack import Stack, StackError
+from network.stack import Stack
 from terminals.keys import inject_from_hsm
 
 from .clients import Books, RawTerminal
@@ -37,17 +37,7 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
         capture_output=True,
         timeout=300,
     )
-    for attempt in range(3):
-        try:
-            return Stack(path, run_dir, **kw).start()
-        except StackError as exc:
-            # SoftHSM rewrites token.object at every login; a node that initialises the
-            # library while another node logs in can miss the token (NoSuchToken) or fail its
-            # login (GeneralError). A test-bench race of the shared token, not of the product
-            # (each party has its own HSM): start again, the logins then do not overlap.
-            if "HSM unavailable" not in str(exc) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return Stack(path, run_dir, **kw).start()
 
 
 @pytest.fixture(scope="session", autouse=True)
