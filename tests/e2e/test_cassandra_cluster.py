@@ -5,9 +5,11 @@ Afterwards every answered approval is in the store (GetTransaction) and at the i
 hold), no approval is there twice, and once failed requests have been retried with their
 idempotency keys and reversals have run, the issuer holds exactly the approved amounts.
 
-Opt-in (PAYSWITCH_CLUSTER_TESTS=1): starting the cluster takes ~40-60 s on two cores, the whole
-test a few minutes, and the cluster shares its nodes (and, by default, 127.0.0.1) with the
-single dev node and the other cluster tests, so it must not run inside everybody's e2e run.
+Opt-in (PAYSWITCH_CLUSTER_TESTS=1): the cluster shares its nodes (and, by default, 127.0.0.1)
+with the single dev node and the other cluster tests, so it must not run inside everybody's e2e
+run. Measured on two cores: 1.5 min with CASSANDRA_CLUSTER_BASE=11 (cluster on 127.0.0.11-13
+next to the single node), 2.7 min when the cluster must first displace the single node; the
+stream and its checks take 13-20 s of that.
 Nodes the test started are stopped at the end; a single dev node that the cluster displaced is
 started again.
 """
@@ -83,6 +85,18 @@ async def rf3_stack(cluster, tmp_path_factory, hsm_token):
         await asyncio.to_thread(stack.stop)
 
 
+async def _read(call, *args):
+    """A read-only check call, retried (bounded) on a transient gRPC failure: what is checked
+    is that the data is there, not how fast a loaded two-core box serves it."""
+    for attempt in range(4):
+        try:
+            return await call(*args)
+        except grpc.aio.AioRpcError as exc:
+            transient = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+            if exc.code() not in transient or attempt == 3:
+                raise
+
+
 async def _stream(pos: RawTerminal, kill) -> list[tuple[terminal_pb2.AuthorizeRequest, object]]:
     """STREAM authorizations from WORKERS concurrent loops; calls ``kill`` once KILL_AFTER
     have been answered. Each result is an AuthorizeResponse or the RpcError it ended in."""
@@ -113,7 +127,7 @@ async def test_node_killed_mid_stream_loses_and_duplicates_nothing(rf3_stack) ->
     stack, channels = rf3_stack
     pos = RawTerminal(channels[stack.topology.switch.id], await injected())
     books = Books({i.id: channels[i.id] for i in stack.topology.issuers})
-    before = await books.account("bank-a", "A-1001")
+    before = await _read(books.account, "bank-a", "A-1001")
 
     results = await _stream(pos, lambda: cassandra_node.kill_node(KILLED, hard=True))
     assert not cassandra_node.cassctl.running_pid(cassandra_node.cassctl.cluster_nodes()[1])
@@ -143,16 +157,16 @@ async def test_node_killed_mid_stream_loses_and_duplicates_nothing(rf3_stack) ->
     assert len({a.rrn for a in approved}) == len(approved)
 
     for a in approved:  # in the store, and held once at the issuer
-        tx = await pos.get(a.transaction_id)
+        tx = await _read(pos.get, a.transaction_id)
         assert tx.state == terminal_pb2.TRANSACTION_STATE_APPROVED
-        hold = await books.hold("bank-a", a.rrn)
+        hold = await _read(books.hold, "bank-a", a.rrn)
         assert hold.amount == AMOUNT
 
     # Reversals of anything that went out without an approval come through (bounded wait).
     want = len(approved) * AMOUNT
     deadline = time.monotonic() + 60
     while True:
-        after = await books.account("bank-a", "A-1001")
+        after = await _read(books.account, "bank-a", "A-1001")
         if after.held - before.held == want or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)  # polling the issuer's books for reversals
