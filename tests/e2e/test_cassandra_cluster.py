@@ -64,7 +64,7 @@ async def cluster():
         yield hosts
     finally:
         if not cluster_was_up:
-            await asyncio.to_thread(cassctl.cluster_down)
+            await asyncio.to_thread(cassandra_node.stop_cluster)
         if single_was_up and cassctl.running_pid(cassctl.single_node()) is None:
             await asyncio.to_thread(cassandra_node.ensure_single_node)
 
