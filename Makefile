@@ -14,6 +14,11 @@ BUF_VERSION := 1.75.0
 RUN_DIR ?= .run
 TOPOLOGY ?= topology/default.toml
 STORE ?= sqlite
+SWITCHES ?= 1
+CASSANDRA_URL ?= cassandra://127.0.0.1:9042/payswitch?replication=1
+STORE_URL = $(if $(filter cassandra,$(STORE)),$(CASSANDRA_URL),$(STORE))
+# Test clusters live on 127.0.0.11-13, beside the single dev node on 127.0.0.1.
+export CASSANDRA_CLUSTER_BASE ?= 11
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
 .PHONY: help venv hsm proto proto-check buf-lint lint format test run demo clean
@@ -74,8 +79,9 @@ format: $(STAMP)
 test: lint hsm
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-run: $(STAMP) hsm
-	$(BIN)/payswitch-stack --topology $(TOPOLOGY) --run-dir $(RUN_DIR) --store $(STORE)
+# make run STORE=cassandra SWITCHES=2: two switch processes on one Cassandra keyspace.
+run: $(STAMP) hsm $(if $(filter cassandra,$(STORE)),cassandra-up)
+	$(BIN)/payswitch-stack --topology $(TOPOLOGY) --run-dir $(RUN_DIR) --store '$(STORE_URL)' --switches $(SWITCHES)
 
 demo: $(STAMP)
 	$(BIN)/python -m terminals.demo --topology $(TOPOLOGY)

@@ -132,6 +132,7 @@ class Stack:
         python: str = sys.executable,
     ) -> None:
         self.topology_path = Path(topology).resolve()
+        self.store_url = store_url(store, Path(run_dir).resolve())
         self.topology: Topology = load(self.topology_path)
         self.run_dir = Path(run_dir).resolve()
         self.books_dir = self.run_dir / "books"

@@ -7,10 +7,12 @@ import asyncio
 import subprocess
 import sys
 import tomllib
+import uuid
 from pathlib import Path
 
 import grpc
 import pytest
+from cassandra.cluster import Cluster
 
 from hsm.terminal_sim import SecureElement
 from hsm.testing import process_test_config
@@ -19,6 +21,12 @@ from network.stack import Stack
 from terminals.keys import inject_from_hsm
 
 from .clients import Books, RawTerminal
+
+_SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
+if _SUPPORT not in sys.path:
+    sys.path.insert(0, _SUPPORT)
+
+import cassandra_node  # noqa: E402
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
 
@@ -46,12 +54,40 @@ def hsm_token(tmp_path_factory):
     return process_test_config(tmp_path_factory.mktemp("softhsm"))
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory, hsm_token):
-    run_dir = tmp_path_factory.mktemp("stack")
-    s = await asyncio.to_thread(start_stack, run_dir)
-    yield s
-    await asyncio.to_thread(s.stop)
+# The spine's end-to-end tests run once on each state store backend.
+E2E_STORES = ("sqlite", "cassandra")
+
+
+def cassandra_keyspace(prefix: str) -> tuple[str, str]:
+    """(host, fresh keyspace name) on the dev Cassandra node, started if needed."""
+    host = cassandra_node.ensure_single_node()
+    return host, f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def drop_keyspace(host: str, keyspace: str) -> None:
+    cluster = Cluster([host], port=cassandra_node.PORT)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="session", params=E2E_STORES)
+async def stack(request, tmp_path_factory, hsm_token):
+    run_dir = tmp_path_factory.mktemp(f"stack-{request.param}")
+    keyspace = None
+    store = "sqlite"
+    if request.param == "cassandra":
+        keyspace = await asyncio.to_thread(cassandra_keyspace, "e2e_spine")
+        host, name = keyspace
+        store = f"cassandra://{host}:{cassandra_node.PORT}/{name}?replication=1"
+    s = await asyncio.to_thread(start_stack, run_dir, store=store)
+    try:
+        yield s
+    finally:
+        await asyncio.to_thread(s.stop)
+        if keyspace is not None:
+            await asyncio.to_thread(drop_keyspace, *keyspace)
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,6 @@ CVV2s and chip cryptograms of the test cards come from the card simulator
 (``network.cards_sim``), as they would come from the plastic and the chip.
 """
 
-import asyncio
-import sqlite3
-from pathlib import Path
-
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -18,6 +14,7 @@ from hsm import vault
 from hsm.pool import HsmPool
 from network.cards_sim import CardSimulator
 from payswitch.v1 import terminal_pb2
+from switch.store import open_store
 
 from .clients import code
 
@@ -156,22 +153,23 @@ async def test_a_retry_replays_the_arpc(pos, chips):
     assert code(first) == "00" and again == first and len(again.arpc) == 8
 
 
-def _vault_row(db: Path, tx_id: str) -> tuple[str, bytes, int]:
-    with sqlite3.connect(db) as conn:
-        (token,) = conn.execute(
-            "SELECT card_token FROM transactions WHERE id = ?", (tx_id,)
-        ).fetchone()
-        blob, version = conn.execute(
-            "SELECT blob, key_version FROM vault WHERE token_digest = ?", (token,)
-        ).fetchone()
-    return token, bytes(blob), version
+async def _vault_row(url: str, tx_id: str) -> tuple[str, bytes, int]:
+    """The transaction's card token and its vault entry, read through the store interface
+    (the same on every backend)."""
+    store = open_store(url)
+    await store.open()
+    try:
+        tx = await store.get_transaction(tx_id)
+        entry = await store.get_vault_entry(tx.card_token)
+    finally:
+        await store.close()
+    return tx.card_token, bytes(entry.blob), entry.key_version
 
 
 async def test_the_pan_is_vaulted_encrypted_and_recoverable_by_token(stack, pos):
     resp = await pos.authorize(pos.auth_request("5555555555554444", 400, expiry="2906"))
     assert code(resp) == "00"
-    db = Path(stack.run_dir) / "switch.db"
-    token, blob, version = await asyncio.to_thread(_vault_row, db, resp.transaction_id)
+    token, blob, version = await _vault_row(stack.store_url, resp.transaction_id)
     assert b"5555555555554444" not in blob and version >= 1
     assert len(token) == 64  # the full HMAC-SHA256 token, not a PAN shape
     # What settlement does: open the blob in the HSM, bound to its token.

@@ -17,7 +17,6 @@ started again.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -40,10 +39,6 @@ import cassandra_node  # noqa: E402
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(900),
-    pytest.mark.skipif(
-        os.environ.get("PAYSWITCH_CLUSTER_TESTS") != "1",
-        reason="starts a 3-node Cassandra cluster for minutes: set PAYSWITCH_CLUSTER_TESTS=1",
-    ),
 ]
 
 STREAM = 90  # authorizations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tomllib
-import uuid
 from pathlib import Path
 
 import grpc
@@ -23,7 +22,7 @@ from network.stack import Stack
 from payswitch.v1 import terminal_pb2
 
 from .clients import Books, RawTerminal, code
-from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
+from .conftest import DEFAULT_TOPOLOGY, cassandra_keyspace, drop_keyspace, injected, start_stack
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
 if _SUPPORT not in sys.path:
@@ -32,14 +31,6 @@ if _SUPPORT not in sys.path:
 import cassandra_node  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def _drop_keyspace(host: str, keyspace: str) -> None:
-    cluster = Cluster([host], port=cassandra_node.PORT)
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
 
 
 def _every_value(host: str, keyspace: str) -> list[object]:
@@ -72,8 +63,7 @@ def test_several_switches_need_a_shared_store(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 async def two_switches(tmp_path_factory, hsm_token):
-    host = await asyncio.to_thread(cassandra_node.ensure_single_node)
-    keyspace = f"e2e_two_{uuid.uuid4().hex[:12]}"
+    host, keyspace = await asyncio.to_thread(cassandra_keyspace, "e2e_two")
     url = f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1"
     run_dir = tmp_path_factory.mktemp("two-switches")
     stack = await asyncio.to_thread(start_stack, run_dir, store=url, switches=2)
@@ -84,7 +74,7 @@ async def two_switches(tmp_path_factory, hsm_token):
         for ch in channels.values():
             await ch.close()
         await asyncio.to_thread(stack.stop)
-        await asyncio.to_thread(_drop_keyspace, host, keyspace)
+        await asyncio.to_thread(drop_keyspace, host, keyspace)
 
 
 @pytest.fixture(scope="module")
