@@ -1,9 +1,11 @@
 """Per-write cost of the SQLite store under synchronous=FULL and NORMAL (WAL), on this machine.
 
 Why: FULL fsyncs the WAL on every commit (survives power loss), NORMAL does not (survives a
-process crash only). This measures what that fsync costs per write and per authorization
-(claim, insert, attach, RECEIVED->PENDING, PENDING->APPROVED, complete), sequentially and with
-concurrent authorizations, so the default in switch/store/sqlite.py rests on numbers.
+process crash only). This measures what that fsync costs per write and per authorization,
+sequentially and with concurrent authorizations, so the default in switch/store/sqlite.py rests
+on numbers. An authorization is measured twice: as the switch writes it (three commits: claim;
+vault + insert + attach + RECEIVED->PENDING; PENDING->APPROVED + complete) and, for
+comparison, as it did before the composite writes (the same seven writes one commit each).
 
     .venv/bin/python -m benchmarks.store_bench [--writes 2000] [--auths 500] [--dir DIR]
 
@@ -24,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from switch.store.base import Transaction, TxState, TxType
+from switch.store.base import Answer, Transaction, TxState, TxType, VaultWrite
 from switch.store.sqlite import SqliteStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,15 +77,45 @@ def _tx(i: int, prefix: str) -> Transaction:
 
 
 async def _authorize(store: SqliteStore, i: int, prefix: str) -> None:
-    """The store calls of one authorization, in the switch's order."""
+    """The store calls of one authorization, as the switch makes them: three commits."""
     tx = _tx(i, prefix)
     now = time.time()
     await store.claim_idempotency(tx.terminal_id, tx.id, "authorize", "fp", 86400, now)
+    await store.receive_with_intent(
+        tx,
+        vault=VaultWrite(tx.card_token, b"v" * 60, 1),
+        attach=(tx.terminal_id, tx.id),
+        acquirer_id="A1",
+        now=now,
+    )
+    await store.record_with_answer(
+        tx.id,
+        TxState.PENDING,
+        TxState.APPROVED,
+        {"response_code": "00"},
+        Answer(tx.terminal_id, tx.id, b"x" * 120),
+    )
+
+
+async def _authorize_separately(store: SqliteStore, i: int, prefix: str) -> None:
+    """The same writes one commit each (seven), as before the composite writes."""
+    tx = _tx(i, prefix)
+    now = time.time()
+    await store.claim_idempotency(tx.terminal_id, tx.id, "authorize", "fp", 86400, now)
+    await store.put_vault_entry(tx.card_token, b"v" * 60, 1, now)
     await store.insert_transaction(tx)
     await store.attach_transaction(tx.terminal_id, tx.id, tx.id)
     await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "A1"})
     await store.transition(tx.id, TxState.PENDING, TxState.APPROVED, {"response_code": "00"})
     await store.complete_idempotency(tx.terminal_id, tx.id, b"x" * 120, tx.id)
+
+
+async def _concurrent(auths: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
+    """Authorizations per second with ``concurrency`` in flight (in waves)."""
+    t0 = time.perf_counter()
+    for start in range(0, auths, concurrency):
+        await asyncio.gather(*(one(i) for i in range(start, min(start + concurrency, auths))))
+    return round(auths / (time.perf_counter() - t0), 1)
 
 
 async def _bench_mode(mode: str, folder: Path, writes: int, auths: int) -> dict[str, object]:
@@ -95,21 +127,19 @@ async def _bench_mode(mode: str, folder: Path, writes: int, auths: int) -> dict[
             lambda i: store.compare_and_set("cas-0", {"version": i + 1}, {"refunded_minor": i}),
         )
         auth = await _timed(auths, lambda i: _authorize(store, i, "seq"))
+        old = await _timed(auths, lambda i: _authorize_separately(store, i, "seq7"))
         concurrency = 32
-        t0 = time.perf_counter()
-        for start in range(0, auths, concurrency):
-            await asyncio.gather(
-                *(
-                    _authorize(store, i, "conc")
-                    for i in range(start, min(start + concurrency, auths))
-                )
-            )
-        wall = time.perf_counter() - t0
+        rate = await _concurrent(auths, concurrency, lambda i: _authorize(store, i, "conc"))
+        old_rate = await _concurrent(
+            auths, concurrency, lambda i: _authorize_separately(store, i, "conc7")
+        )
     return {
         "next_sequence (1 autocommit write)": _summary(seq),
         "compare_and_set (BEGIN IMMEDIATE, UPDATE, SELECT, COMMIT)": _summary(cas),
-        "authorization (6 writes, sequential)": _summary(auth),
-        f"authorizations/s with {concurrency} concurrent": round(auths / wall, 1),
+        "authorization (3 commits, sequential)": _summary(auth),
+        "authorization (7 separate writes, sequential)": _summary(old),
+        f"authorizations/s with {concurrency} concurrent (3 commits)": rate,
+        f"authorizations/s with {concurrency} concurrent (7 separate writes)": old_rate,
     }
 
 

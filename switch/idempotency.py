@@ -95,9 +95,15 @@ class IdempotencyGuard:
         try:
             await self._store.complete_idempotency(scope, key, response, transaction_id)
         finally:
-            fut = self._inflight.pop((scope, key), None)
-            if fut is not None and not fut.done():
-                fut.set_result(response)
+            self.answered(scope, key, response)
+
+    def answered(self, scope: str, key: str, response: bytes) -> None:
+        """Wake this process's waiters on the key with the answer the terminal got; the
+        caller has completed the key in the store itself (``Store.record_with_answer``) or
+        failed to."""
+        fut = self._inflight.pop((scope, key), None)
+        if fut is not None and not fut.done():
+            fut.set_result(response)
 
     async def release(self, scope: str, key: str) -> None:
         """Give the key back after a request that changed nothing (e.g. store refused)."""

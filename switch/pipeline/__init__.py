@@ -4,6 +4,10 @@
 96 (fail closed), and an approval that could not be recorded is reversed. An API error (bad
 input) before any transaction was recorded reaches the terminal as its gRPC status; if the
 idempotency key was already claimed, the key is released first, so nothing remains.
+
+Store writes: the final transition and the idempotency key's answer are one store call
+(``Store.record_with_answer``, one SQLite commit), made here once the answer is built; with the
+claim and the intent (see ``stages``) one authorization makes three durable writes.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
 from switch.convert import code_to_proto, money, scheme_to_proto
 from switch.errors import ApiError
-from switch.pipeline.context import AuthContext
+from switch.pipeline.context import AuthContext, Outcome
 from switch.pipeline.services import Services
 from switch.pipeline.stages import Stage, default_stages
-from switch.store.base import StoreError, TxState
+from switch.store.base import Answer, StoreError, Transaction, TxState
 
 _log = get_logger("switch.authorize")
 
@@ -65,12 +69,22 @@ class Pipeline:
             return response
         if not ctx.code:
             ctx.end(codes.SYSTEM_MALFUNCTION, "no outcome")
-        await self._settle_record(ctx)
-        response = self._response(ctx)
+        response: terminal_pb2.AuthorizeResponse | None = None
+        if ctx.outcome is not None:
+            response = await self._record(ctx, ctx.outcome)
+            if response is None:  # the outcome is not in the store: answer as a store failure
+                ctx.failed = True
+                ctx.end(codes.SYSTEM_MALFUNCTION, "state store unavailable")
+        if response is None:
+            outcome = self._settle_plan(ctx)
+            if outcome is not None:
+                response = await self._record(ctx, outcome)
+        if response is None:
+            response = self._response(ctx, ctx.tx)
         if ctx.claimed and ctx.failed and ctx.tx is None:
             # Nothing was recorded: give the key back so that a retry is processed afresh.
             await self._release(ctx)
-        elif ctx.claimed:
+        elif ctx.claimed and not ctx.answered:
             try:
                 await self.svc.guard.complete(
                     ctx.request.terminal_id,
@@ -89,36 +103,54 @@ class Pipeline:
         except StoreError:
             _log.error("idempotency_release_failed")
 
-    async def _settle_record(self, ctx: AuthContext) -> None:
-        """Bring the stored transaction in line with the answer about to be given."""
-        if ctx.tx is None or ctx.recorded:
-            return
-        svc = self.svc
+    async def _record(
+        self, ctx: AuthContext, outcome: Outcome
+    ) -> terminal_pb2.AuthorizeResponse | None:
+        """Write the final transition and the key's answer in one store call; the answer is
+        built from the row as it will be once written. None when the transition is not
+        recorded (the key is then left as it was)."""
+        svc, tx = self.svc, ctx.tx
+        response = self._response(ctx, tx.copy(state=outcome.to_state, **outcome.changes))
+        data = response.SerializeToString()
+        answer = Answer(ctx.request.terminal_id, ctx.key, data) if ctx.claimed else None
         try:
-            if ctx.result is not None and codes.to_iso(ctx.result.response_code) == "00":
-                # Approved by the issuer but not recorded: never tell the terminal; reverse.
-                ctx.code = codes.SYSTEM_MALFUNCTION
-                svc.reverser.schedule_unrecorded(ctx.tx)
-                return
-            if ctx.tx.state is TxState.PENDING and ctx.forwarded:
-                ctx.tx = await svc.store.transition(
-                    ctx.tx.id, TxState.PENDING, TxState.UNKNOWN, {"response_code": ctx.code}
-                )
-                svc.reverser.schedule(ctx.tx.id)
-                return
-            if ctx.tx.state in (TxState.RECEIVED, TxState.PENDING):
-                ctx.tx = await svc.store.transition(
-                    ctx.tx.id,
-                    ctx.tx.state,
-                    TxState.DECLINED,
-                    {"response_code": ctx.code, "updated_at": time.time()},
-                )
-        except StoreError:
-            _log.error("record_failed", tx=ctx.tx.id)
+            recorded = await svc.store.record_with_answer(
+                tx.id, tx.state, outcome.to_state, outcome.changes, answer
+            )
+        except StoreError as exc:
+            _log.error("record_failed", tx=tx.id, error=type(exc).__name__)
+            return None
+        ctx.tx = recorded.tx
+        ctx.recorded = True
+        if outcome.reverse:
+            svc.reverser.schedule(tx.id)
+        if answer is not None:
+            ctx.answered = True  # the key is settled either way: never complete it twice
+            svc.guard.answered(answer.scope, answer.key, data)
+            if not recorded.answered:
+                _log.error("idempotency_complete_failed", tx=tx.id)
+        return response
+
+    def _settle_plan(self, ctx: AuthContext) -> Outcome | None:
+        """The transition that brings the stored transaction in line with the answer about to
+        be given, when no stage recorded an outcome (a decline before forwarding, a failure)."""
+        if ctx.tx is None or ctx.recorded:
+            return None
+        if ctx.result is not None and codes.to_iso(ctx.result.response_code) == "00":
+            # Approved by the issuer but not recorded: never tell the terminal; reverse.
+            ctx.code = codes.SYSTEM_MALFUNCTION
+            self.svc.reverser.schedule_unrecorded(ctx.tx)
+            return None
+        if ctx.tx.state is TxState.PENDING and ctx.forwarded:
+            return Outcome(TxState.UNKNOWN, {"response_code": ctx.code}, reverse=True)
+        if ctx.tx.state in (TxState.RECEIVED, TxState.PENDING):
+            return Outcome(TxState.DECLINED, {"response_code": ctx.code, "updated_at": time.time()})
+        return None
 
     @staticmethod
-    def _response(ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
-        r, tx = ctx.request, ctx.tx
+    def _response(ctx: AuthContext, tx: Transaction | None) -> terminal_pb2.AuthorizeResponse:
+        """The answer to the terminal, from ``tx``: the stored row or the one about to be."""
+        r = ctx.request
         resp = terminal_pb2.AuthorizeResponse(
             response_code=code_to_proto(ctx.code),
             stan=r.stan,

@@ -11,7 +11,17 @@ from switch.budget import Budget
 from switch.cardsec import OpenedCard
 from switch.idempotency import Replay
 from switch.registry import TerminalIdentity
-from switch.store.base import Transaction
+from switch.store.base import Transaction, TxState, VaultWrite
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The final transition a stage decided; ``Pipeline.finish`` writes it together with the
+    idempotency key's answer (one store write: "record + answer")."""
+
+    to_state: TxState
+    changes: dict[str, object]
+    reverse: bool = False  # queue a reversal once recorded (the outcome is unknown)
 
 
 @dataclass(slots=True)
@@ -29,12 +39,16 @@ class AuthContext:
     fingerprint: str = ""
     claimed: bool = False  # this request owns its idempotency key
     replay: Replay | None = None
-    tx: Transaction | None = None
+    vault: VaultWrite | None = None  # the sealed PAN to keep, written with the intent
+    received: Transaction | None = None  # the new row, built by "receive", written by "intent"
+    tx: Transaction | None = None  # the row as stored: set once it is in the store
     acquirer_ids: list[str] = field(default_factory=list)
     forwarded: bool = False  # the request may have reached the network
     result: network_pb2.NetworkAuthorizationResult | None = None
     unknown: bool = False  # forwarded, no answer: must be reversed
+    outcome: Outcome | None = None  # the final transition to record with the answer
     recorded: bool = False  # the outcome is in the store
+    answered: bool = False  # the idempotency key is completed with the answer
     code: str = ""  # ISO 8583 response code once decided
     message: str = ""
     done: bool = False

@@ -4,8 +4,14 @@ class and inserting it in ``default_stages``.
 
 Order: validate -> authenticate terminal -> verify request MAC (+ fingerprint) -> claim
 idempotency key -> decrypt card data (+ route, PIN translate, tokenize, vault seal: one HSM job)
--> vault -> receive (insert, duplicate-transmission check) -> route -> write intent -> forward
--> record. The answer is built by ``Pipeline.finish``.
+-> vault -> receive -> route -> write intent -> forward -> record. The answer is built by
+``Pipeline.finish``.
+
+Store writes: three per authorization. "claim" writes the key; "vault", "receive" and "route"
+only prepare, and "intent" writes the vault entry, the RECEIVED transaction (duplicate-
+transmission check), its attachment to the key and RECEIVED -> PENDING in one store call
+(``Store.receive_with_intent``: one SQLite commit); "record" only decides the final transition,
+which ``Pipeline.finish`` writes with the key's answer (``Store.record_with_answer``).
 
 Why this order:
 
@@ -22,8 +28,10 @@ Why this order:
   zone PIN key of the chosen acquirer: the decrypt job computes the route from the card's scheme
   and translates straight to ``switch/zpk.<first acquirer>`` in the same job. (Failover to a
   later acquirer, when it comes, must translate again from the request's DUKPT block.)
-- The vault entry is written before the transaction, so every stored ``card_token`` can be
-  turned back into its PAN by settlement.
+- The vault entry is written with (and, step by step, before) the transaction, so every stored
+  ``card_token`` can be turned back into its PAN by settlement.
+- A merchant that does not accept the card's scheme is declined (12) once the transaction is
+  recorded, as RECEIVED -> DECLINED: a duplicate transmission still answers 94 first.
 """
 
 from __future__ import annotations
@@ -39,10 +47,17 @@ from switch.cardsec import CardDataRejected, RequestRejected
 from switch.connectors import OutcomeUnknown
 from switch.convert import scheme_to_proto
 from switch.errors import InvalidArgument, Unauthenticated
-from switch.pipeline.context import AuthContext
+from switch.pipeline.context import AuthContext, Outcome
 from switch.pipeline.services import Services
 from switch.sequences import network_stan_of, rrn_of
-from switch.store.base import DuplicateTransmission, Transaction, TxState, TxType
+from switch.store.base import (
+    DuplicateTransmission,
+    ReceivedOnly,
+    Transaction,
+    TxState,
+    TxType,
+    VaultWrite,
+)
 from switch.validation import authorize as validate_authorize
 
 # Below this much remaining budget a forward cannot usefully reach the issuer.
@@ -149,22 +164,18 @@ class DecryptCard:
 
 
 class VaultCard:
-    """The PAN, sealed by the HSM, kept by token so settlement can recover it."""
+    """The PAN, sealed by the HSM, to keep by token so settlement can recover it (written by
+    "intent", in the same store write as the transaction)."""
 
     name = "vault"
 
-    def __init__(self, svc: Services) -> None:
-        self._store = svc.store
-
     async def __call__(self, ctx: AuthContext) -> None:
         card = ctx.card
-        await self._store.put_vault_entry(
-            card.token, card.vault_blob, card.vault_version, time.time()
-        )
+        ctx.vault = VaultWrite(card.token, card.vault_blob, card.vault_version)
 
 
 class ReceiveTransaction:
-    """Insert the transaction as RECEIVED; a taken (terminal, local date, STAN) answers 94."""
+    """Build the transaction as RECEIVED, with its RRN (written by "intent")."""
 
     name = "receive"
 
@@ -198,17 +209,13 @@ class ReceiveTransaction:
             entry_mode=str(r.entry_mode),
             mcc=ctx.identity.merchant.mcc,
         )
-        try:
-            await self._svc.store.insert_transaction(tx)
-        except DuplicateTransmission:
-            ctx.end(codes.DUPLICATE_TRANSMISSION, "duplicate transmission")
-            return
-        ctx.tx = tx
-        if ctx.claimed:
-            await self._svc.guard.attach(r.terminal_id, ctx.key, tx.id)
+        ctx.received = tx
 
 
 class Route:
+    """The acquirers for the card; none (the merchant does not take the scheme) is declined
+    12 by "intent" once the transaction is recorded."""
+
     name = "route"
 
     def __init__(self, svc: Services) -> None:
@@ -217,12 +224,13 @@ class Route:
     async def __call__(self, ctx: AuthContext) -> None:
         if ctx.card is None:  # the decrypt stage routes already (it translates the PIN for it)
             ctx.acquirer_ids = self._router.acquirers_for(ctx.identity.merchant, ctx.scheme)
-        if not ctx.acquirer_ids:
-            ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
 
 class WriteIntent:
-    """RECEIVED -> PENDING, durable before anything leaves the switch."""
+    """Vault entry, RECEIVED transaction, key attachment and RECEIVED -> PENDING with the
+    chosen acquirer in one store write, durable before anything leaves the switch. A taken
+    (terminal, local date, STAN) answers 94; no route leaves the row RECEIVED and answers 12
+    (``Pipeline.finish`` records RECEIVED -> DECLINED)."""
 
     name = "intent"
 
@@ -230,12 +238,23 @@ class WriteIntent:
         self._store = svc.store
 
     async def __call__(self, ctx: AuthContext) -> None:
-        ctx.tx = await self._store.transition(
-            ctx.tx.id,
-            TxState.RECEIVED,
-            TxState.PENDING,
-            {"acquirer_id": ctx.acquirer_ids[0], "updated_at": time.time()},
-        )
+        r = ctx.request
+        try:
+            ctx.tx = await self._store.receive_with_intent(
+                ctx.received,
+                vault=ctx.vault,
+                attach=(r.terminal_id, ctx.key) if ctx.claimed else None,
+                acquirer_id=ctx.acquirer_ids[0] if ctx.acquirer_ids else "",
+                now=time.time(),
+            )
+        except DuplicateTransmission:
+            ctx.end(codes.DUPLICATE_TRANSMISSION, "duplicate transmission")
+            return
+        except ReceivedOnly as exc:
+            ctx.tx = exc.tx  # inserted, not moved on: finish settles it (RECEIVED -> DECLINED)
+            raise
+        if not ctx.acquirer_ids:
+            ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
 
 class Forward:
@@ -279,31 +298,24 @@ class Forward:
 
 
 class Record:
-    """PENDING -> APPROVED | DECLINED | UNKNOWN; an unknown outcome is queued for reversal."""
+    """Decide PENDING -> APPROVED | DECLINED | UNKNOWN; ``Pipeline.finish`` writes it with the
+    answer in one store write, then queues an unknown outcome for reversal."""
 
     name = "record"
-
-    def __init__(self, svc: Services) -> None:
-        self._svc = svc
 
     async def __call__(self, ctx: AuthContext) -> None:
         now = time.time()
         if ctx.unknown:
-            ctx.tx = await self._svc.store.transition(
-                ctx.tx.id,
-                TxState.PENDING,
+            ctx.outcome = Outcome(
                 TxState.UNKNOWN,
                 {"response_code": codes.ISSUER_UNAVAILABLE, "updated_at": now},
+                reverse=True,
             )
-            ctx.recorded = True
-            self._svc.reverser.schedule(ctx.tx.id)
             ctx.end(codes.ISSUER_UNAVAILABLE, "issuer did not answer in time; reversed")
             return
         iso = codes.to_iso(ctx.result.response_code) or codes.SYSTEM_MALFUNCTION
         approved = iso == codes.APPROVED
-        ctx.tx = await self._svc.store.transition(
-            ctx.tx.id,
-            TxState.PENDING,
+        ctx.outcome = Outcome(
             TxState.APPROVED if approved else TxState.DECLINED,
             {
                 "response_code": iso,
@@ -311,7 +323,6 @@ class Record:
                 "updated_at": now,
             },
         )
-        ctx.recorded = True
         ctx.end(iso)
 
 
@@ -322,10 +333,10 @@ def default_stages(svc: Services) -> list[Stage]:
         VerifyRequest(svc),
         ClaimIdempotencyKey(svc),
         DecryptCard(svc),
-        VaultCard(svc),
+        VaultCard(),
         ReceiveTransaction(svc),
         Route(svc),
         WriteIntent(svc),
         Forward(svc),
-        Record(svc),
+        Record(),
     ]

@@ -170,6 +170,37 @@ class VaultEntry:
         return f"VaultEntry({self.token_digest[:12]}..., v{self.key_version})"
 
 
+@dataclass(frozen=True, slots=True)
+class VaultWrite:
+    """A card's sealed PAN to keep (the arguments of ``put_vault_entry`` without the clock)."""
+
+    token_digest: str
+    blob: bytes
+    key_version: int
+
+    def __repr__(self) -> str:
+        return f"VaultWrite({self.token_digest[:12]}..., v{self.key_version})"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An idempotency key to complete with the serialised answer to replay."""
+
+    scope: str
+    key: str
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_with_answer`` wrote: the row as it is now, and whether the key was
+    completed (False: no answer was given, or the outcome is recorded but the key was missing
+    or its completion failed; the caller logs it, as it did when completion was its own write)."""
+
+    tx: Transaction
+    answered: bool
+
+
 class StoreError(Exception):
     """Base of store errors."""
 
@@ -188,6 +219,19 @@ class DuplicateTransmission(StoreError):
 
 class NotFound(StoreError):
     pass
+
+
+class ReceivedOnly(StoreError):
+    """``receive_with_intent`` inserted the transaction but a later step of it failed.
+
+    Only the default (step by step) implementation raises it: ``tx`` is the row as inserted
+    (RECEIVED), so that the caller settles it as it would have after a separate insert. A
+    single-transaction backend writes all or nothing and raises the plain error instead.
+    """
+
+    def __init__(self, tx: Transaction, cause: BaseException) -> None:
+        super().__init__(f"transaction {tx.id} received, then: {type(cause).__name__}: {cause}")
+        self.tx = tx
 
 
 class CasFailed(StoreError):
@@ -335,6 +379,77 @@ class Store(abc.ABC):
         updates = dict(changes or {})
         updates["state"] = to_state
         return await self.compare_and_set(tx_id, {"state": from_state}, updates)
+
+    # --- composite writes of one authorization -----------------------------------------
+    # The authorization pipeline writes three times: claim the key (before the card is
+    # decrypted), "receive + intent" (before forwarding) and "record + answer" (after). The
+    # defaults below call the primitives in order, one durable write each (Cassandra: one LWT
+    # per partition, nothing to batch across partitions); SQLite overrides them with one
+    # transaction each, so one authorization costs three commits (fsyncs) instead of seven.
+    async def receive_with_intent(
+        self,
+        tx: Transaction,
+        *,
+        vault: VaultWrite | None,
+        attach: tuple[str, str] | None,
+        acquirer_id: str,
+        now: float,
+    ) -> Transaction:
+        """Keep the card's vault entry, insert ``tx`` (RECEIVED), attach it to the idempotency
+        key ``attach`` = (scope, key), then move it RECEIVED -> PENDING with ``acquirer_id``
+        and ``updated_at`` = ``now``: the intent, durable before anything leaves the switch.
+        ``acquirer_id`` "" (no route) leaves the row RECEIVED. Returns the row as stored.
+
+        A taken (terminal, local date, STAN) raises DuplicateTransmission with no row, no
+        attachment and no transition; the vault entry stays written in every backend (it is
+        written first, as when it was a write of its own: it is keyed by the card, not by the
+        transaction, and an idempotent upsert, so an entry without a new transaction is
+        harmless). When a step after the insert fails the default raises ReceivedOnly.
+        ValueError when ``tx`` is not RECEIVED (or for what ``insert_transaction`` refuses).
+        """
+        if tx.state is not TxState.RECEIVED:
+            raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
+        if vault is not None:
+            await self.put_vault_entry(vault.token_digest, vault.blob, vault.key_version, now)
+        await self.insert_transaction(tx)
+        try:
+            if attach is not None:
+                await self.attach_transaction(attach[0], attach[1], tx.id)
+            if not acquirer_id:
+                return tx
+            return await self.transition(
+                tx.id,
+                TxState.RECEIVED,
+                TxState.PENDING,
+                {"acquirer_id": acquirer_id, "updated_at": now},
+            )
+        except StoreError as exc:
+            raise ReceivedOnly(tx, exc) from exc
+
+    async def record_with_answer(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        changes: Mapping[str, object],
+        answer: Answer | None,
+    ) -> Recorded:
+        """The final transition (a compare-and-set, as ``transition``), then complete the
+        idempotency key ``answer`` with the serialised answer and ``transaction_id`` = ``tx_id``.
+
+        Raises (CasFailed, NotFound, StoreUnavailable...) only when the transition is not
+        recorded, and then the key is left as it was (not completed). A key that cannot be
+        completed after a recorded transition gives ``answered=False``, never an error: the
+        outcome must stand (an approval is in the store) whatever happens to the key.
+        """
+        tx = await self.transition(tx_id, from_state, to_state, changes)
+        if answer is None:
+            return Recorded(tx, answered=False)
+        try:
+            await self.complete_idempotency(answer.scope, answer.key, answer.response, tx_id)
+        except StoreError:
+            return Recorded(tx, answered=False)
+        return Recorded(tx, answered=True)
 
     @abc.abstractmethod
     async def transactions_in_state(

@@ -48,12 +48,14 @@ from typing import Any, TypeVar
 
 from switch.store.base import (
     COLUMNS,
+    Answer,
     CasFailed,
     Claim,
     DuplicateTransmission,
     IdempotencyRecord,
     IdemStatus,
     NotFound,
+    Recorded,
     Store,
     StoreError,
     StoreUnavailable,
@@ -61,8 +63,10 @@ from switch.store.base import (
     TxState,
     TxType,
     VaultEntry,
+    VaultWrite,
     check_cas,
     check_new,
+    check_transition,
     check_vault_entry,
 )
 
@@ -438,6 +442,14 @@ class SqliteStore(Store):
         self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
     ) -> Transaction:
         check_cas(expected, changes)
+        sql, params = self._cas_sql(tx_id, expected, changes)
+        return await self._call(self._cas, tx_id, sql, params)
+
+    @staticmethod
+    def _cas_sql(
+        tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
+    ) -> tuple[str, tuple]:
+        """The compare-and-set as one UPDATE (arguments already checked by ``check_cas``)."""
         sets = [f"{name} = ?" for name in changes] + ["version = version + 1"]
         where = ["id = ?"] + [f"{name} = ?" for name in expected]
         sql = f"UPDATE transactions SET {', '.join(sets)} WHERE {' AND '.join(where)}"  # noqa: S608
@@ -446,17 +458,121 @@ class SqliteStore(Store):
             tx_id,
             *(_to_db(v) for v in expected.values()),
         )
-        return await self._call(self._cas, tx_id, sql, params)
+        return sql, params
 
     def _cas(self, conn: sqlite3.Connection, tx_id: str, sql: str, params: tuple) -> Transaction:
+        return self._write(conn, lambda c: self._cas_body(c, tx_id, sql, params))
+
+    def _cas_body(self, c: sqlite3.Connection, tx_id: str, sql: str, params: tuple) -> Transaction:
+        """Inside an open write transaction: apply, read back, or raise (the caller's
+        transaction is then rolled back by ``_guarded``)."""
+        updated = c.execute(sql, params).rowcount
+        current = self._get_tx(c, tx_id)
+        if current is None:
+            raise NotFound(f"no transaction {tx_id}")
+        if updated != 1:
+            raise CasFailed(current)  # rolled back: nothing was written anyway
+        return current
+
+    # --- composite writes: one transaction, one commit each -----------------------------
+    async def receive_with_intent(
+        self,
+        tx: Transaction,
+        *,
+        vault: VaultWrite | None,
+        attach: tuple[str, str] | None,
+        acquirer_id: str,
+        now: float,
+    ) -> Transaction:
+        """The contract's steps in one BEGIN IMMEDIATE transaction: one commit (fsync). All or
+        nothing, except that a duplicate transmission commits the vault entry alone, as the
+        step-by-step default leaves it (see ``Store.receive_with_intent``)."""
+        check_new(tx)
+        if tx.state is not TxState.RECEIVED:
+            raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
+        if vault is not None:
+            check_vault_entry(vault.token_digest, vault.key_version)
+        values = tuple(_to_db(getattr(tx, c)) for c in COLUMNS)
+        return await self._call(self._receive, tx, values, vault, attach, acquirer_id, now)
+
+    def _receive(
+        self,
+        conn: sqlite3.Connection,
+        tx: Transaction,
+        values: tuple,
+        vault: VaultWrite | None,
+        attach: tuple[str, str] | None,
+        acquirer_id: str,
+        now: float,
+    ) -> Transaction:
         def body(c: sqlite3.Connection) -> Transaction:
-            updated = c.execute(sql, params).rowcount
-            current = self._get_tx(c, tx_id)
-            if current is None:
-                raise NotFound(f"no transaction {tx_id}")
-            if updated != 1:
-                raise CasFailed(current)  # rolled back: nothing was written anyway
+            if vault is not None:
+                self._put_vault(c, vault.token_digest, bytes(vault.blob), vault.key_version, now)
+            try:
+                self._insert(c, values)  # a failed statement leaves the transaction open
+            except DuplicateTransmission:
+                c.execute("COMMIT")  # the vault entry only (nothing else was written)
+                raise
+            if attach is not None:
+                self._update_idem(c, attach[0], attach[1], "transaction_id = ?", (tx.id,))
+            if not acquirer_id:
+                return tx
+            # The RECEIVED -> PENDING compare-and-set on the row inserted just above (under
+            # the write lock, so it cannot fail): the state machine is the same as ever.
+            c.execute(
+                "UPDATE transactions SET state = ?, acquirer_id = ?, updated_at = ?, "
+                "version = version + 1 WHERE id = ? AND state = ?",
+                (TxState.PENDING.value, acquirer_id, now, tx.id, TxState.RECEIVED.value),
+            )
+            current = self._get_tx(c, tx.id)
+            if current is None or current.state is not TxState.PENDING:
+                raise StoreError(f"transaction {tx.id} did not move to PENDING")
             return current
+
+        return self._write(conn, body)
+
+    async def record_with_answer(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        changes: Mapping[str, object],
+        answer: Answer | None,
+    ) -> Recorded:
+        """The final compare-and-set and the key's completion in one BEGIN IMMEDIATE
+        transaction: one commit. A refused compare-and-set rolls back with the key untouched;
+        a missing key commits the transition alone (``answered=False``)."""
+        check_transition(from_state, to_state)
+        updates = {**changes, "state": to_state}
+        expected = {"state": from_state}
+        check_cas(expected, updates)
+        sql, params = self._cas_sql(tx_id, expected, updates)
+        return await self._call(self._record, tx_id, sql, params, answer)
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        tx_id: str,
+        sql: str,
+        params: tuple,
+        answer: Answer | None,
+    ) -> Recorded:
+        def body(c: sqlite3.Connection) -> Recorded:
+            current = self._cas_body(c, tx_id, sql, params)
+            if answer is None:
+                return Recorded(current, answered=False)
+            cur = c.execute(
+                "UPDATE idempotency SET status = ?, response = ?, transaction_id = ? "
+                "WHERE scope = ? AND key = ?",
+                (
+                    IdemStatus.COMPLETED.value,
+                    bytes(answer.response),
+                    tx_id,
+                    answer.scope,
+                    answer.key,
+                ),
+            )
+            return Recorded(current, answered=cur.rowcount == 1)
 
         return self._write(conn, body)
 
