@@ -264,7 +264,7 @@ def text(rep: dict[str, Any]) -> str:
             f"dependencies: HSM via pool {hsm.get('tokenize')} tokenize/s, {hsm.get('bare')} "
             f"bare calls/s; SQLite store "
             + ", ".join(
-                f"{mode}: {v.get('authorizations/s with 32 concurrent')} auths/s (6 writes)"
+                f"{mode}: {v.get('authorizations/s with 32 concurrent')} auths/s (3 commits)"
                 for mode, v in st.items()
             )
         )

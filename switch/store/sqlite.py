@@ -7,6 +7,13 @@ front, so a compare-and-set cannot interleave with another connection's write an
 read-to-write upgrade can deadlock); a compare-and-set is ``UPDATE ... WHERE id=? AND
 <expected> = ?``, checks the rowcount, then reads the row back inside the same transaction.
 
+Three commits per authorization: the claim; ``receive_with_intent`` (vault upsert, INSERT
+RECEIVED, attach to the key, RECEIVED -> PENDING as the same compare-and-set ``UPDATE``); and
+``record_with_answer`` (the final compare-and-set and the key's completion). Each composite is
+one transaction, so the intent is as durable before forwarding as with separate writes, and a
+failure inside it rolls the whole of it back (see those methods for the two exceptions: a
+duplicate transmission keeps the vault entry, a missing key keeps the recorded outcome).
+
 Durability: WAL mode. ``synchronous=full`` (the default) fsyncs the WAL on every commit, so a
 committed intent survives a process crash *and* a power loss or kernel panic; ``normal``
 skips that fsync (only checkpoints sync), which still survives ``kill -9`` of the process
@@ -14,15 +21,19 @@ skips that fsync (only checkpoints sync), which still survives ``kill -9`` of th
 The switch writes its intent before it calls out, so the default is ``full``;
 choose ``sqlite:///path.db?synchronous=normal`` where losing the last commits to a power loss
 is acceptable (load tests, development). Measured with benchmarks/store_bench.py on the dev VM
-(2 vCPU, ext4 on virtio, bare 4 KiB fsync 0.16-0.28 ms; three runs, medians):
+(2 vCPU, ext4 on virtio, bare 4 KiB fsync 0.2-0.35 ms; three runs, medians; an authorization
+is claim + vault + insert + attach + two transitions + completion):
 
-    per write (upsert or CAS)        FULL 0.23-0.36 ms    NORMAL 0.06-0.15 ms
-    one authorization (6 writes)     FULL 1.5-2.0 ms      NORMAL 0.35-0.9 ms
-    32 concurrent authorizations     FULL 440-670 /s      NORMAL 1300-2800 /s
+    per write (upsert or CAS)                 FULL 0.37-0.41 ms   NORMAL 0.04-0.16 ms
+    one authorization, 3 commits              FULL 1.0-1.06 ms    NORMAL 0.53-0.58 ms
+      (the same as 7 separate writes)         FULL 2.07-2.17 ms   NORMAL 0.95-1.06 ms
+    32 concurrent authorizations, 3 commits   FULL 910-1005 /s    NORMAL 1590-1890 /s
+      (the same as 7 separate writes)         FULL 600-650 /s     NORMAL 1220-1780 /s
 
-FULL costs ~1-1.5 ms per authorization out of a 2 s budget, and since writes are serialised on
-the one store thread it caps one process at some 500 authorizations/s; Cassandra is the
-backend for more (group commit here would be the next step if this ever binds).
+FULL costs about 1 ms of store thread per authorization out of a 2 s budget, and since writes
+are serialised on the one store thread it caps one process near 1,000 authorizations/s, well
+above what the rest of one switch process serves on two cores; Cassandra is the backend for
+more (group commit across authorizations would be the next step if this ever binds).
 
 Errors: any ``sqlite3.Error`` becomes StoreUnavailable (callers fail closed), except a taken
 (terminal_id, local_date, stan), which is DuplicateTransmission. A cancelled caller does not
