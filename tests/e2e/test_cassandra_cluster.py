@@ -80,16 +80,24 @@ async def rf3_stack(cluster, tmp_path_factory, hsm_token):
         await asyncio.to_thread(stack.stop)
 
 
+READ_PATIENCE_S = 45.0  # the driver notices a killed node through gossip after ~20 s
+
+
 async def _read(call, *args):
-    """A read-only check call, retried (bounded) on a transient gRPC failure: what is checked
-    is that the data is there, not how fast a loaded two-core box serves it."""
-    for attempt in range(4):
+    """A read-only check call, retried with backoff on a transient gRPC failure for at most
+    READ_PATIENCE_S: what is checked is that the data is there, not how fast a loaded
+    two-core box serves it while the driver has not yet marked the killed node down."""
+    give_up = time.monotonic() + READ_PATIENCE_S
+    delay = 0.25
+    while True:
         try:
             return await call(*args)
         except grpc.aio.AioRpcError as exc:
             transient = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
-            if exc.code() not in transient or attempt == 3:
+            if exc.code() not in transient or time.monotonic() + delay > give_up:
                 raise
+        await asyncio.sleep(delay)  # backoff between retries of a check, not synchronisation
+        delay = min(delay * 2, 4.0)
 
 
 async def _stream(pos: RawTerminal, kill) -> list[tuple[terminal_pb2.AuthorizeRequest, object]]:
