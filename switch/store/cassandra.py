@@ -45,7 +45,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cassandra import ConsistencyLevel, ProtocolVersion
+from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, Timeout
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
@@ -83,6 +83,8 @@ from switch.store.cassandra_index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra_schema import ensure_schema
 from switch.store.cassandra_sequences import Sequences
 from switch.store.cassandra_vault import Vault
+
+_SCHEMA_ATTEMPTS = 5
 
 __all__ = ["CasOutcomeUnknown", "CassandraStore"]
 
@@ -181,7 +183,7 @@ class CassandraStore(Store):
         )
         try:
             session = cluster.connect()
-            ensure_schema(session, cfg, self._owner, lambda: self._check_consistency(cluster))
+            self._ensure_schema(session, cluster)
             session.set_keyspace(cfg.keyspace)
             return cluster, Cql(session, Statements(session))
         except StoreError:
@@ -190,6 +192,21 @@ class CassandraStore(Store):
         except Exception as exc:
             cluster.shutdown()
             raise StoreUnavailable(f"Cassandra {','.join(cfg.hosts)}: {describe(exc)}") from exc
+
+    def _ensure_schema(self, session, cluster: Cluster) -> None:
+        """Apply the schema; a timeout (a node busy with another process's schema change, or
+        a loaded machine) is retried a bounded number of times: the steps are idempotent and
+        the migration lock recognises its own owner, so a retry takes up where it stopped."""
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                ensure_schema(
+                    session, self.config, self._owner, lambda: self._check_consistency(cluster)
+                )
+                return
+            except (Timeout, OperationTimedOut):
+                if attempt == _SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 4.0))  # start-up only, on a worker thread
 
     def _check_consistency(self, cluster: Cluster) -> None:
         """Refuse levels that cannot read their own writes: R + W must exceed RF."""
