@@ -1,22 +1,29 @@
 """Reversals of authorizations whose outcome is unknown, and of voids.
 
 The store is the queue: a transaction in UNKNOWN or REVERSAL_PENDING (or PENDING past its
-deadline, left by a crash) is work. ``schedule`` starts a worker task at once; ``recover``
-scans the store at start and every ``scan_interval_s`` so nothing is forgotten across a
-restart. Each attempt is sent with exponential backoff and full jitter until the acquirer
+deadline, left by a crash) is work. ``schedule`` starts a worker task at once for what this
+process saw itself; ``scan`` sweeps the store at start and every ``scan_interval_s`` so
+nothing is forgotten across a restart or a dead process. With several switch processes on
+one store the sweep runs in one of them at a time: the one holding the ``recovery`` lease
+(a compare-and-set in the store, renewed every sweep, taken over when its holder dies).
+
+Each attempt is sent with exponential backoff and full jitter until the acquirer
 acknowledges; the issuer releases the hold idempotently (a reversal of an RRN it never saw
 is acknowledged and remembered, so a late authorization cannot place a hold).
 
-Issue 5 extends this into the full store-and-forward queue with leases and a dead-letter
-queue; today an item that exhausts ``max_attempts`` stays REVERSAL_PENDING and is picked up
-again by the next scan.
+Issue 5 extends this into the full store-and-forward queue with per-item leases and a
+dead-letter queue; today an item that exhausts ``max_attempts`` stays REVERSAL_PENDING and is
+picked up again by the next scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
 import time
+import uuid
 
 from payswitch import codes
 from payswitch.logs import get as get_logger
@@ -26,6 +33,10 @@ from switch.convert import money, scheme_to_proto
 from switch.store.base import StoreError, Transaction, TxState
 
 _log = get_logger("switch.reversals")
+
+RECOVERY_LEASE = "recovery"
+# The lease outlives this many sweep intervals, so a live holder always renews it in time.
+LEASE_SWEEPS = 3
 
 # A node that answers these did not deliver the reversal (no time left, system error): resend.
 _RETRY_CODES = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION})
@@ -53,6 +64,8 @@ class Reverser:
         self._tasks: dict[str, asyncio.Task] = {}
         self._scanner: asyncio.Task | None = None
         self._rng = random.Random()
+        # This process's identity as a lease owner.
+        self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     # --- scheduling ---------------------------------------------------------------
     def schedule(self, tx_id: str) -> None:
@@ -94,16 +107,23 @@ class Reverser:
                 found += 1
         return found
 
+    async def scan(self) -> int:
+        """One sweep, if this process holds the recovery lease; returns what it scheduled."""
+        lease_ttl = self._scan_interval * LEASE_SWEEPS
+        if not await self._store.acquire_lease(RECOVERY_LEASE, self._owner, lease_ttl, time.time()):
+            return 0
+        return await self.recover()
+
     def start(self) -> None:
         self._scanner = asyncio.get_running_loop().create_task(self._scan_forever())
 
     async def _scan_forever(self) -> None:
         while True:
+            await asyncio.sleep(self._scan_interval)
             try:
-                await self.recover()
+                await self.scan()
             except StoreError:
                 _log.warning("recovery_scan_failed")
-            await asyncio.sleep(self._scan_interval)
 
     async def close(self) -> None:
         if self._scanner:

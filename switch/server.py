@@ -81,7 +81,7 @@ class Switch:
             raise RuntimeError(f"cannot listen on {self.listen}")
         await server.start()
         self.server = server
-        recovered = await self.services.reverser.recover()
+        recovered = await self.services.reverser.scan()
         self.services.reverser.start()
         for name in ("", names[0]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -482,6 +482,16 @@ class Store(abc.ABC):
         """The card's vault entry, or None."""
         raise NotImplementedError(f"{type(self).__name__} has no PAN vault")
 
+    # --- leases ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float, now: float) -> bool:
+        """Take, or renew, the lease ``name`` for ``owner`` until ``now + ttl_s``; True while
+        ``owner`` holds it. A lease another owner holds is free again once it expires.
+
+        Work that must run in one switch process at a time among many on one store (the
+        recovery scan today; store-and-forward workers and batch cut-off later) runs only
+        while its lease is held, renewed well inside its TTL."""
+
     # --- sequences --------------------------------------------------------------------
     @abc.abstractmethod
     async def next_sequence(self, name: str) -> int:

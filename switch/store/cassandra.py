@@ -576,6 +576,30 @@ class CassandraStore(Store):
         assert self._vault is not None
         return await self._vault.get(token_digest)
 
+    # --- leases -------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float, now: float) -> bool:
+        """Take with ``INSERT … IF NOT EXISTS USING TTL``, renew with ``UPDATE … IF owner``;
+        an unknown LWT outcome is settled by a SERIAL read of the writer id."""
+        cql = self._open()
+        ttl = max(1, math.ceil(ttl_s))
+        writer = uuid.uuid4()
+        ok, row = await cql.lwt(cql.q.lease_take, (name, owner, writer, ttl))
+        if ok is None:
+            return await self._lease_written(cql, name, writer)
+        if ok:
+            return True
+        if row.get("owner") != owner:
+            return False
+        ok, _ = await cql.lwt(cql.q.lease_renew, (ttl, owner, writer, name, owner))
+        if ok is None:
+            return await self._lease_written(cql, name, writer)
+        return bool(ok)
+
+    @staticmethod
+    async def _lease_written(cql: Cql, name: str, writer: uuid.UUID) -> bool:
+        row = await cql.serial(cql.q.lease_get, (name,)) or {}
+        return row.get("writer") == writer
+
     # --- sequences ----------------------------------------------------------------------
     async def next_sequence(self, name: str) -> int:
         self._open()

@@ -133,6 +133,14 @@ _STATIC = {
         "UPDATE vault SET blob = ?, key_version = ?, updated_at = ?, writer = ? "
         "WHERE token_digest = ? IF key_version < ?"
     ),
+    # leases
+    "lease_get": "SELECT owner, writer FROM leases WHERE name = ?",
+    "lease_take": (
+        "INSERT INTO leases (name, owner, writer) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?"
+    ),
+    "lease_renew": (
+        "UPDATE leases USING TTL ? SET owner = ?, writer = ? WHERE name = ? IF owner = ?"
+    ),
     # sequences
     "seq_get": "SELECT value, writer FROM sequences WHERE name = ?",
     "seq_first": "INSERT INTO sequences (name, value, writer) VALUES (?, ?, ?) IF NOT EXISTS",

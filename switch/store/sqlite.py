@@ -138,6 +138,11 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 CREATE INDEX IF NOT EXISTS idempotency_by_expiry ON idempotency (expires_at);
 CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS vault (
     token_digest TEXT PRIMARY KEY,
     blob BLOB NOT NULL,
@@ -654,6 +659,22 @@ class SqliteStore(Store):
         return VaultEntry(digest, bytes(blob), int(version), created, updated)
 
     # --- sequences ----------------------------------------------------------------------
+    async def acquire_lease(self, name: str, owner: str, ttl_s: float, now: float) -> bool:
+        return await self._call(self._lease, name, owner, now + ttl_s, now)
+
+    @staticmethod
+    def _lease(conn: sqlite3.Connection, name: str, owner: str, until: float, now: float) -> bool:
+        # One upsert: taken when absent, renewed by its owner, taken over once expired.
+        rows = conn.execute(
+            "INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.owner = excluded.owner OR leases.expires_at <= ? "
+            "RETURNING owner",
+            (name, owner, until, now),
+        ).fetchall()
+        return bool(rows) and rows[0][0] == owner
+
     async def next_sequence(self, name: str) -> int:
         return await self._call(self._next_seq, name)
 
