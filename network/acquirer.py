@@ -83,38 +83,33 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
     async def Reverse(
         self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        stub = self._schemes.get(request.scheme)
-        target = (
-            Decline(INVALID_TRANSACTION)
-            if stub is None
-            else (lambda timeout: stub.Reverse(request, timeout=timeout))
-        )
-        answer = self._advice(request.original_rrn)
-        return await self._hop.run(context, "reverse", request.original_rrn, target, answer)
+        return await self._follow_up(context, "Reverse", request.original_rrn, request)
 
     async def Capture(
         self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        stub = self._schemes.get(request.scheme)
-        target = (
-            Decline(INVALID_TRANSACTION)
-            if stub is None
-            else (lambda timeout: stub.Capture(request, timeout=timeout))
-        )
-        answer = self._advice(request.original_rrn)
-        return await self._hop.run(context, "capture", request.original_rrn, target, answer)
+        return await self._follow_up(context, "Capture", request.original_rrn, request)
 
     async def Refund(
         self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
+        return await self._follow_up(context, "Refund", request.rrn, request)
+
+    async def _follow_up(
+        self, context: grpc.aio.ServicerContext, method: str, rrn: str, request
+    ) -> network_pb2.NetworkAdviceResult:
+        """Forward a reversal, capture or refund to the scheme node carrying the card's brand;
+        ``rrn`` is the identifier the issuer keys the operation on."""
         stub = self._schemes.get(request.scheme)
-        target = (
-            Decline(INVALID_TRANSACTION)
-            if stub is None
-            else (lambda timeout: stub.Refund(request, timeout=timeout))
-        )
-        answer = self._advice(request.rrn)
-        return await self._hop.run(context, "refund", request.rrn, target, answer)
+        if stub is None:
+            target = Decline(INVALID_TRANSACTION)
+        else:
+            call = getattr(stub, method)
+
+            def target(timeout: float):
+                return call(request, timeout=timeout)
+
+        return await self._hop.run(context, method.lower(), rrn, target, self._advice(rrn))
 
 
 class AcquirerNode:

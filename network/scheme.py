@@ -74,38 +74,33 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
     async def Reverse(
         self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        route = self._route(request.scheme, request.bin)
-        target = (
-            route
-            if isinstance(route, Decline)
-            else (lambda timeout: route.Reverse(request, timeout=timeout))
-        )
-        answer = self._advice(request.original_rrn)
-        return await self._hop.run(context, "reverse", request.original_rrn, target, answer)
+        return await self._follow_up(context, "Reverse", request.original_rrn, request)
 
     async def Capture(
         self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        route = self._route(request.scheme, request.bin)
-        target = (
-            route
-            if isinstance(route, Decline)
-            else (lambda timeout: route.Capture(request, timeout=timeout))
-        )
-        answer = self._advice(request.original_rrn)
-        return await self._hop.run(context, "capture", request.original_rrn, target, answer)
+        return await self._follow_up(context, "Capture", request.original_rrn, request)
 
     async def Refund(
         self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
+        return await self._follow_up(context, "Refund", request.rrn, request)
+
+    async def _follow_up(
+        self, context: grpc.aio.ServicerContext, method: str, rrn: str, request
+    ) -> network_pb2.NetworkAdviceResult:
+        """Route a reversal, capture or refund by its BIN to the issuer; ``rrn`` is the
+        identifier the issuer keys the operation on."""
         route = self._route(request.scheme, request.bin)
-        target = (
-            route
-            if isinstance(route, Decline)
-            else (lambda timeout: route.Refund(request, timeout=timeout))
-        )
-        answer = self._advice(request.rrn)
-        return await self._hop.run(context, "refund", request.rrn, target, answer)
+        if isinstance(route, Decline):
+            target = route
+        else:
+            call = getattr(route, method)
+
+            def target(timeout: float):
+                return call(request, timeout=timeout)
+
+        return await self._hop.run(context, method.lower(), rrn, target, self._advice(rrn))
 
 
 class SchemeNode:
