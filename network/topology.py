@@ -3,7 +3,7 @@
 Every process (switch, acquirer, scheme and issuer nodes) reads the same file and takes
 its own part. Sections:
 
-``[switch]``       id, listen address, budget and margins.
+``[switch]``       id, listen address, budget and margins, load-shedding limits.
 ``[[acquirers]]``  id, listen, which schemes it serves, latency distribution, fault rates.
 ``[[schemes]]``    id, listen, which card brands it carries.
 ``[[issuers]]``    id, listen, BIN ranges, accounts and cards (optionally with a ``pin``).
@@ -16,6 +16,7 @@ inclusive range of equal-length prefixes (``"400000-400099"``).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,12 @@ class SwitchConfig:
     max_budget_ms: int = 2000
     # Kept back from the terminal's deadline for recording the outcome and answering.
     margin_ms: int = 60
+    # Terminal RPCs processed at once in one switch process; above it RESOURCE_EXHAUSTED at
+    # once rather than queueing past the terminal's deadline.
+    max_in_flight: int = 256
+    # Per-terminal token bucket for the money-moving RPCs.
+    terminal_rate_per_s: float = 50.0
+    terminal_burst: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +219,20 @@ def _rate(raw: dict, key: str, where: str) -> float:
     return value
 
 
+def _positive_int(raw: dict, key: str, default: int, where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TopologyError(f"{where}: {key} must be a positive integer")
+    return value
+
+
+def _positive_number(raw: dict, key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise TopologyError(f"{where}: {key} must be a positive number")
+    return float(value)
+
+
 def _latency(raw: dict | None, where: str) -> Latency:
     if raw is None:
         return Latency()
@@ -264,6 +285,9 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
         listen=sw.get("listen", "127.0.0.1:50051"),
         max_budget_ms=int(sw.get("max_budget_ms", 2000)),
         margin_ms=int(sw.get("margin_ms", 60)),
+        max_in_flight=_positive_int(sw, "max_in_flight", 256, "switch"),
+        terminal_rate_per_s=_positive_number(sw, "terminal_rate_per_s", 50.0, "switch"),
+        terminal_burst=_positive_int(sw, "terminal_burst", 100, "switch"),
     )
     acquirers = tuple(
         AcquirerConfig(

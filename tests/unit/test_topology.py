@@ -1,4 +1,5 @@
-"""The topology file: the default parses, cross-references are checked, BIN routing works."""
+"""The topology file: the default parses, cross-references are checked, BIN routing works,
+the switch's load-shedding keys are validated."""
 
 import pytest
 
@@ -76,3 +77,41 @@ def test_bad_topologies_are_refused(path, value, needle):
         parse(doc)
     assert needle in str(err.value)
     assert "4111111111111112" not in str(err.value)
+
+
+def test_switch_load_shedding_defaults():
+    sw = parse(_doc()).switch
+    assert (sw.max_in_flight, sw.terminal_rate_per_s, sw.terminal_burst) == (256, 50.0, 100)
+    sw = load("topology/default.toml").switch
+    assert (sw.max_in_flight, sw.terminal_rate_per_s, sw.terminal_burst) == (256, 50.0, 100)
+
+
+def test_switch_load_shedding_values_are_read():
+    doc = _doc()
+    doc["switch"] = {"max_in_flight": 2, "terminal_rate_per_s": 0.5, "terminal_burst": 3}
+    sw = parse(doc).switch
+    assert (sw.max_in_flight, sw.terminal_rate_per_s, sw.terminal_burst) == (2, 0.5, 3)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("max_in_flight", 0, "positive integer"),
+        ("max_in_flight", -1, "positive integer"),
+        ("max_in_flight", 2.5, "positive integer"),
+        ("max_in_flight", "10", "positive integer"),
+        ("max_in_flight", True, "positive integer"),
+        ("terminal_burst", 0, "positive integer"),
+        ("terminal_rate_per_s", 0, "positive number"),
+        ("terminal_rate_per_s", -3.0, "positive number"),
+        ("terminal_rate_per_s", "fast", "positive number"),
+        ("terminal_rate_per_s", float("nan"), "positive number"),
+        ("terminal_rate_per_s", float("inf"), "positive number"),
+    ],
+)
+def test_bad_switch_load_shedding_values_are_refused(key, value, needle):
+    doc = _doc()
+    doc["switch"] = {key: value}
+    with pytest.raises(TopologyError) as err:
+        parse(doc)
+    assert key in str(err.value) and needle in str(err.value)
