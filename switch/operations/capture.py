@@ -16,9 +16,9 @@ from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
 from switch.errors import FailedPrecondition, InvalidArgument
-from switch.operations.common import idempotent, load_own
+from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import CasFailed, TxState
+from switch.store.base import TxState
 
 
 async def capture(
@@ -56,15 +56,13 @@ async def capture(
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
             return _answer(iso, current, "capture declined"), tx.id
-        try:
-            current = await svc.store.transition(
-                tx.id,
-                TxState.APPROVED,
-                TxState.CAPTURED,
-                {"captured_minor": amount, "updated_at": time.time()},
-            )
-        except CasFailed as exc:
-            current = exc.current
+        current = await follow_issuer(
+            svc,
+            tx.id,
+            TxState.APPROVED,
+            TxState.CAPTURED,
+            {"captured_minor": amount, "updated_at": time.time()},
+        )
         return _answer(codes.APPROVED, current), tx.id
 
     return await idempotent(

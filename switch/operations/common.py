@@ -13,7 +13,7 @@ from switch.budget import Budget
 from switch.cardsec import canonical
 from switch.errors import ApiError, NotFound
 from switch.pipeline.services import Services
-from switch.store.base import StoreError, Transaction
+from switch.store.base import CasFailed, StoreError, Transaction, TxState
 
 _log = get_logger("switch.operations")
 _SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)
@@ -27,6 +27,17 @@ async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> T
     if tx is None or tx.merchant_id != ident.merchant.id:
         raise NotFound(f"{field}: no such transaction")
     return tx
+
+
+async def follow_issuer(
+    svc: Services, tx_id: str, from_state: TxState, to_state: TxState, changes: dict
+) -> Transaction:
+    """Record what the issuer decided. If a concurrent operation on the same authorization
+    moved it first, the issuer arbitrated that race: keep the row as the winner left it."""
+    try:
+        return await svc.store.transition(tx_id, from_state, to_state, changes)
+    except CasFailed as exc:
+        return exc.current
 
 
 async def idempotent(

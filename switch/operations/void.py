@@ -16,9 +16,9 @@ from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
 from switch.errors import FailedPrecondition
-from switch.operations.common import idempotent, load_own
+from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import CasFailed, TxState
+from switch.store.base import TxState
 
 
 async def void(
@@ -49,26 +49,17 @@ async def void(
         except OutcomeUnknown:
             result = None
         if result is None:
-            try:
-                current = await svc.store.transition(
-                    tx.id,
-                    TxState.APPROVED,
-                    TxState.REVERSAL_PENDING,
-                    {"updated_at": time.time()},
-                )
-            except CasFailed as exc:
-                current = exc.current
+            current = await follow_issuer(
+                svc, tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
+            )
             svc.reverser.schedule(tx.id)
             return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
             return _answer(iso, current, "void declined"), tx.id
-        try:
-            current = await svc.store.transition(
-                tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
-            )
-        except CasFailed as exc:
-            current = exc.current
+        current = await follow_issuer(
+            svc, tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
+        )
         return _answer(codes.APPROVED, current), tx.id
 
     return await idempotent(
