@@ -1,0 +1,91 @@
+"""Prometheus metrics of one switch process, served on an HTTP port (``[switch] metrics_listen``).
+
+One registry per process (not prometheus_client's global one, so in-process tests can build
+several switches without "duplicated timeseries" errors: ``reset()`` starts a new one). The
+names are the operator's contract; keep them stable:
+
+- ``payswitch_requests_total{rpc,code}``: terminal RPCs answered, by ISO 8583 response code
+  (or the gRPC status name for API errors such as INVALID_ARGUMENT).
+- ``payswitch_stage_seconds{stage}``: time spent in each pipeline stage.
+- ``payswitch_hop_seconds{acquirer,rpc,outcome}``: each call to an acquirer connector
+  (outcome: answered, unknown, refused).
+- ``payswitch_circuit_state{acquirer}``: 0 closed, 1 half-open, 2 open.
+- ``payswitch_saf_depth{kind}`` / ``payswitch_dlq_depth{kind}``: store-and-forward items waiting,
+  and dead letters waiting for an operator.
+- ``payswitch_standin_total{outcome}`` and ``payswitch_standin_amount_minor_total{currency}``:
+  stand-in decisions and approved amounts in minor units.
+- ``payswitch_shed_total{reason}``: requests refused by load shedding.
+
+No label ever holds card data: labels are RPC names, codes, stage names, acquirer ids,
+currencies and fixed reasons.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Latency buckets around the 2 s card-network budget, fine below 100 ms where the switch lives.
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN = 0, 1, 2
+
+
+class Metrics:
+    """Every metric of the switch, bound to one registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "payswitch_requests", "Terminal RPCs answered", ["rpc", "code"], registry=r
+        )
+        self.stage_seconds = Histogram(
+            "payswitch_stage_seconds",
+            "Pipeline stage time",
+            ["stage"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.hop_seconds = Histogram(
+            "payswitch_hop_seconds",
+            "Acquirer connector call time",
+            ["acquirer", "rpc", "outcome"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "payswitch_circuit_state", "0 closed, 1 half-open, 2 open", ["acquirer"], registry=r
+        )
+        self.saf_depth = Gauge(
+            "payswitch_saf_depth", "Store-and-forward items waiting", ["kind"], registry=r
+        )
+        self.dlq_depth = Gauge("payswitch_dlq_depth", "Dead letters waiting", ["kind"], registry=r)
+        self.standin = Counter("payswitch_standin", "Stand-in decisions", ["outcome"], registry=r)
+        self.standin_amount = Counter(
+            "payswitch_standin_amount_minor",
+            "Stand-in approved amounts, minor units",
+            ["currency"],
+            registry=r,
+        )
+        self.shed = Counter(
+            "payswitch_shed", "Requests refused by load shedding", ["reason"], registry=r
+        )
+
+
+METRICS = Metrics()
+
+
+def reset() -> Metrics:
+    """A fresh registry (tests); returns the new module-level ``METRICS``."""
+    global METRICS
+    METRICS = Metrics()
+    return METRICS
+
+
+def get() -> Metrics:
+    return METRICS
+
+
+def serve(host: str, port: int) -> None:
+    """Serve /metrics for this process's registry on host:port (a daemon thread)."""
+    start_http_server(port, addr=host, registry=METRICS.registry)
