@@ -38,9 +38,13 @@ def with_free_ports(topology: dict[str, Any] | str) -> dict[str, Any]:
     doc = tomllib.loads(topology) if isinstance(topology, str) else copy.deepcopy(topology)
     nodes = [n for section in _NODE_SECTIONS for n in doc.get(section, [])]
     switch = doc.setdefault("switch", {})
-    ports = free_ports(len(nodes) + 1)
-    switch["listen"] = f"127.0.0.1:{ports[0]}"
-    for node, port in zip(nodes, ports[1:], strict=True):
+    # The switch's admin and metrics ports move too when the document has them.
+    extra = [key for key in ("admin_listen", "metrics_listen") if switch.get(key)]
+    ports = free_ports(len(nodes) + 1 + len(extra))
+    switch["listen"] = f"127.0.0.1:{ports.pop()}"
+    for key in extra:
+        switch[key] = f"127.0.0.1:{ports.pop()}"
+    for node, port in zip(nodes, ports, strict=True):
         node["listen"] = f"127.0.0.1:{port}"
     return doc
 

@@ -73,6 +73,16 @@ class SwitchConfig:
     # Per-terminal token bucket for the money-moving RPCs.
     terminal_rate_per_s: float = 50.0
     terminal_burst: int = 100
+    # Terminal mTLS (issue 5): certificates from ``certs_dir`` (``payswitch-certs``; the
+    # switch's --certs-dir overrides it, default .run/certs). Off: plaintext terminal port.
+    tls: bool = False
+    certs_dir: str = ""
+    # The AdminService's own port (mTLS with the admin CA when tls is on); "" = no admin port.
+    admin_listen: str = ""
+    # Prometheus /metrics over HTTP; "" = not served.
+    metrics_listen: str = ""
+    # How often each switch process re-reads terminal revocations from the store.
+    registry_refresh_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +236,13 @@ def _positive_int(raw: dict, key: str, default: int, where: str) -> int:
     return value
 
 
+def _bool(raw: dict, key: str, default: bool, where: str) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise TopologyError(f"{where}: {key} must be true or false")
+    return value
+
+
 def _positive_number(raw: dict, key: str, default: float, where: str) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
@@ -288,6 +305,11 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
         max_in_flight=_positive_int(sw, "max_in_flight", 256, "switch"),
         terminal_rate_per_s=_positive_number(sw, "terminal_rate_per_s", 50.0, "switch"),
         terminal_burst=_positive_int(sw, "terminal_burst", 100, "switch"),
+        tls=_bool(sw, "tls", False, "switch"),
+        certs_dir=str(sw.get("certs_dir", "")),
+        admin_listen=str(sw.get("admin_listen", "")),
+        metrics_listen=str(sw.get("metrics_listen", "")),
+        registry_refresh_s=_positive_number(sw, "registry_refresh_s", 1.0, "switch"),
     )
     acquirers = tuple(
         AcquirerConfig(

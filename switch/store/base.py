@@ -15,6 +15,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from switch.store.revocations import Revocation, Revocations  # noqa: F401 (re-export)
+
 
 class TxState(enum.StrEnum):
     """The lifecycle of DESIGN.md; names match payswitch.v1.TransactionState."""
@@ -296,7 +298,7 @@ def check_vault_entry(token_digest: str, key_version: int) -> None:
         raise ValueError("put_vault_entry: key_version must be a positive int")
 
 
-class Store(abc.ABC):
+class Store(Revocations, abc.ABC):
     """Async state store. Blocking backends run their calls off the event loop thread.
 
     Every backend error other than the ones named below surfaces as StoreUnavailable, so that

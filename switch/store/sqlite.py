@@ -80,6 +80,8 @@ from switch.store.base import (
     check_transition,
     check_vault_entry,
 )
+from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
+from switch.store.sqlite_revocations import SqliteRevocations
 
 T = TypeVar("T")
 
@@ -152,6 +154,7 @@ CREATE TABLE IF NOT EXISTS vault (
 );
 CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
+_SCHEMA += REVOCATIONS_SCHEMA
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -206,7 +209,7 @@ def _check_path(path: str | Path) -> Path:
     return Path(text)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteRevocations, Store):
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(

@@ -1,0 +1,63 @@
+"""Terminal revocations on Cassandra: one partition (``bucket`` 0) of table
+``terminal_revocations`` (``cql/004_terminal_revocations.cql``), so listing them all is a
+single-partition read, no scan. Plain writes at the store's consistency (QUORUM): a revocation
+is acknowledged only once a quorum holds it, and every switch's QUORUM refresh then sees it.
+Concurrent revoke and reinstate of one terminal resolve last-write-wins, which is what two
+operators racing on one terminal can expect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from switch.store.cassandra_exec import Cql
+from switch.store.revocations import Revocation, Revocations, check_terminal_id
+
+_BUCKET = 0
+_CQL = {
+    "revoke": "INSERT INTO terminal_revocations (bucket, terminal_id, reason, revoked_at) "
+    "VALUES (?, ?, ?, ?)",
+    "get": "SELECT terminal_id FROM terminal_revocations WHERE bucket = ? AND terminal_id = ?",
+    "reinstate": "DELETE FROM terminal_revocations WHERE bucket = ? AND terminal_id = ?",
+    "list": "SELECT terminal_id, reason, revoked_at FROM terminal_revocations WHERE bucket = ?",
+}
+
+
+class CassandraRevocations(Revocations):
+    """Mixin for ``CassandraStore`` (uses its ``_open``); statements prepared on first use,
+    off the event loop."""
+
+    _revocation_statements: tuple[Cql, dict[str, Any]] | None = None
+
+    async def _revocation_cql(self) -> tuple[Cql, dict[str, Any]]:
+        cql: Cql = self._open()  # type: ignore[attr-defined]
+        cached = self._revocation_statements
+        if cached is None or cached[0] is not cql:
+
+            def prepare() -> dict[str, Any]:
+                return {k: cql.session.prepare(text) for k, text in _CQL.items()}
+
+            cached = (cql, await asyncio.to_thread(prepare))
+            self._revocation_statements = cached
+        return cached
+
+    async def revoke_terminal(self, terminal_id: str, reason: str, now: float) -> Revocation:
+        check_terminal_id(terminal_id)
+        cql, q = await self._revocation_cql()
+        await cql.run(q["revoke"], (_BUCKET, terminal_id, reason, now))
+        return Revocation(terminal_id, reason, now)
+
+    async def reinstate_terminal(self, terminal_id: str) -> bool:
+        check_terminal_id(terminal_id)
+        cql, q = await self._revocation_cql()
+        existed = bool(await cql.run(q["get"], (_BUCKET, terminal_id)))
+        await cql.run(q["reinstate"], (_BUCKET, terminal_id))
+        return existed
+
+    async def revoked_terminals(self) -> list[Revocation]:
+        cql, q = await self._revocation_cql()
+        rows = await cql.run(q["list"], (_BUCKET,))
+        return [
+            Revocation(r["terminal_id"], r["reason"] or "", float(r["revoked_at"] or 0.0))
+            for r in rows
+        ]
