@@ -4,7 +4,8 @@ can retry (or go elsewhere) while its deadline still has time in it.
 
 Two checks, both on the one event loop of a switch process (no locks needed):
 ``InFlight`` bounds the terminal RPCs being processed at once; ``RateLimiter`` keeps a token
-bucket per terminal id so one misbehaving terminal cannot take the whole switch.
+bucket per terminal id so one misbehaving terminal cannot take the whole switch. Each refusal
+is counted in ``payswitch_shed_total{reason}`` (``in_flight`` or ``terminal_rate``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,24 @@ from dataclasses import dataclass
 
 import grpc
 
+from switch import metrics
 from switch.errors import ApiError
+
+_shed_cache: tuple[metrics.Metrics | None, dict[str, object]] = (None, {})
+
+
+def _shed(reason: str) -> None:
+    """Count one refusal; the label child is cached per metrics registry (shedding is when
+    the switch is busiest, so it should cost as little as possible)."""
+    global _shed_cache
+    m = metrics.get()
+    if _shed_cache[0] is not m:  # a new registry (tests): forget the old one's children
+        _shed_cache = (m, {})
+    children = _shed_cache[1]
+    child = children.get(reason)
+    if child is None:
+        child = children[reason] = m.shed.labels(reason)
+    child.inc()  # type: ignore[attr-defined]
 
 
 class ResourceExhausted(ApiError):
@@ -32,6 +50,7 @@ class InFlight:
 
     def acquire(self) -> None:
         if self.current >= self.limit:
+            _shed("in_flight")
             raise ResourceExhausted("switch overloaded; retry later")
         self.current += 1
 
@@ -91,6 +110,7 @@ class RateLimiter:
             bucket.tokens = self._refilled(bucket, now)
             bucket.stamp = now
         if bucket.tokens < 1.0:
+            _shed("terminal_rate")
             raise ResourceExhausted(
                 f"terminal rate limit exceeded ({self.rate_per_s:g}/s, burst {self.burst}); "
                 "retry later"

@@ -27,6 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sqlite:///path/to/file.db (default) or cassandra://host1,host2/keyspace",
     )
     p.add_argument("--listen", default=None, help="override the topology's switch address")
+    p.add_argument(
+        "--certs-dir", default=None, help="mTLS certificates (payswitch-certs; .run/certs)"
+    )
+    p.add_argument("--admin-listen", default=None, help="override the admin port's address")
+    p.add_argument("--metrics-listen", default=None, help="override the /metrics address")
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -36,7 +41,15 @@ async def serve(args: argparse.Namespace) -> None:
     logs.configure(topology.switch.id, args.log_level)
     store = open_store(args.store)
     protector = await build_protector()
-    switch = Switch(topology, store, protector, listen=args.listen)
+    switch = Switch(
+        topology,
+        store,
+        protector,
+        listen=args.listen,
+        certs_dir=args.certs_dir,
+        admin_listen=args.admin_listen,
+        metrics_listen=args.metrics_listen,
+    )
     await switch.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

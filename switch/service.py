@@ -3,7 +3,13 @@ the caller's deadline, runs its operation, and turns API errors into gRPC status
 
 Before any operation runs, admission control may shed it (RESOURCE_EXHAUSTED): above the
 in-flight bound for every RPC but Echo (liveness), above the terminal's rate for the
-money-moving ones."""
+money-moving ones.
+
+Every RPC is then admitted by the registry (``TerminalRegistry.admit``): with mTLS
+(``[switch] tls``) the client certificate's terminal id must be the request's, and a revoked
+terminal is refused; either way before any state is touched. Each answer is counted in
+``payswitch_requests_total{rpc,code}`` (ISO code, "OK" for answers without one, the gRPC
+status name for errors); label children are cached, so counting costs one ``inc``."""
 
 from __future__ import annotations
 
@@ -11,8 +17,9 @@ import time
 
 import grpc
 
+from payswitch import codes
 from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
-from switch import validation
+from switch import metrics, tls, validation
 from switch.admission import Admission
 from switch.budget import Budget
 from switch.errors import ApiError
@@ -26,10 +33,34 @@ from switch.pipeline.services import Services
 from switch.store.base import StoreError
 
 
+class _RequestCounter:
+    """``requests.labels(rpc, code)`` children, cached per metrics registry."""
+
+    def __init__(self) -> None:
+        self._metrics: metrics.Metrics | None = None
+        self._children: dict[tuple[str, str], object] = {}
+
+    def inc(self, rpc: str, code: str) -> None:
+        m = metrics.get()
+        if m is not self._metrics:
+            self._metrics, self._children = m, {}
+        child = self._children.get((rpc, code))
+        if child is None:
+            child = self._children[(rpc, code)] = m.requests.labels(rpc, code)
+        child.inc()  # type: ignore[attr-defined]
+
+
+def _answer_code(response: object) -> str:
+    value = getattr(response, "response_code", 0)
+    return codes.to_iso(value) if value else "OK"
+
+
 class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
-    def __init__(self, svc: Services, pipeline: Pipeline) -> None:
+    def __init__(self, svc: Services, pipeline: Pipeline, *, tls_on: bool = False) -> None:
         self._svc = svc
         self._pipeline = pipeline
+        self._tls = tls_on
+        self._count = _RequestCounter()
         self._max_budget_s = svc.config.max_budget_ms / 1000
         self._margin_s = svc.config.margin_ms / 1000
         self._admission = Admission(
@@ -39,28 +70,40 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
     def _budget(self, context: grpc.aio.ServicerContext) -> Budget:
         return Budget.start(context.time_remaining(), self._max_budget_s, self._margin_s)
 
+    def _admit(self, context: grpc.aio.ServicerContext, terminal_id: str) -> None:
+        validation.identifier(terminal_id, "terminal_id")
+        peer = tls.terminal_identity(context.auth_context()) if self._tls else None
+        self._svc.registry.admit(terminal_id, peer, self._tls)
+
     async def _guarded(
         self,
         context: grpc.aio.ServicerContext,
         coro,
+        rpc: str,
+        terminal_id: str,
         *,
         shed: bool = True,
-        rate_terminal: str | None = None,
+        rate: bool = False,
     ):
-        """Admit, run ``coro``, map errors. A shed request's coroutine is closed unstarted, so
-        nothing it would have done (idempotency claim, store writes, network) happens."""
+        """Admit, run ``coro``, map errors. A shed or refused request's coroutine is closed
+        unstarted, so nothing it would have done (idempotency claim, store writes, network)
+        happens."""
         admitted = False
         try:
             if shed:
                 self._admission.in_flight.acquire()
                 admitted = True
-            if rate_terminal is not None and _well_formed_id(rate_terminal):
-                # Malformed ids get no bucket: the operation refuses them anyway.
-                self._admission.rates.take(rate_terminal)
-            return await coro
+            self._admit(context, terminal_id)
+            if rate:
+                self._admission.rates.take(terminal_id)
+            response = await coro
+            self._count.inc(rpc, _answer_code(response))
+            return response
         except ApiError as exc:
+            self._count.inc(rpc, exc.code.name)
             await context.abort_with_status(exc.to_status())
         except StoreError:
+            self._count.inc(rpc, grpc.StatusCode.UNAVAILABLE.name)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
         finally:
             if admitted:
@@ -70,37 +113,43 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
     async def Authorize(self, request, context):
         ctx = AuthContext(request=request, budget=self._budget(context), started=time.monotonic())
         return await self._guarded(
-            context, self._pipeline.run(ctx), rate_terminal=request.terminal_id
+            context, self._pipeline.run(ctx), "Authorize", request.terminal_id, rate=True
         )
 
     async def Capture(self, request, context):
         return await self._guarded(
             context,
             capture(self._svc, request, self._budget(context)),
-            rate_terminal=request.terminal_id,
+            "Capture",
+            request.terminal_id,
+            rate=True,
         )
 
     async def Void(self, request, context):
         return await self._guarded(
             context,
             void(self._svc, request, self._budget(context)),
-            rate_terminal=request.terminal_id,
+            "Void",
+            request.terminal_id,
+            rate=True,
         )
 
     async def Refund(self, request, context):
         return await self._guarded(
             context,
             refund(self._svc, request, self._budget(context)),
-            rate_terminal=request.terminal_id,
+            "Refund",
+            request.terminal_id,
+            rate=True,
         )
 
     async def GetTransaction(self, request, context):
-        return await self._guarded(context, get_transaction(self._svc, request))
+        return await self._guarded(
+            context, get_transaction(self._svc, request), "GetTransaction", request.terminal_id
+        )
 
     async def Echo(self, request, context):
         async def echo() -> terminal_pb2.EchoResponse:
-            validation.identifier(request.terminal_id, "terminal_id")
-            self._svc.registry.authenticate(request.terminal_id)
             if len(request.message) > 256:
                 raise validation.InvalidArgument("message", "at most 256 characters")
             return terminal_pb2.EchoResponse(
@@ -109,12 +158,4 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
                 server_time_ms=int(time.time() * 1000),
             )
 
-        return await self._guarded(context, echo(), shed=False)
-
-
-def _well_formed_id(value: str) -> bool:
-    try:
-        validation.identifier(value, "terminal_id")
-    except ApiError:
-        return False
-    return True
+        return await self._guarded(context, echo(), "Echo", request.terminal_id, shed=False)

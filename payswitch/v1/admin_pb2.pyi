@@ -1,0 +1,129 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TerminalEntry(_message.Message):
+    __slots__ = ("terminal_id", "merchant_id", "revoked", "revoke_reason", "revoked_at_ms")
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    merchant_id: str
+    revoked: bool
+    revoke_reason: str
+    revoked_at_ms: int
+    def __init__(self, terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., revoked: _Optional[bool] = ..., revoke_reason: _Optional[str] = ..., revoked_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListTerminalsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTerminalsResponse(_message.Message):
+    __slots__ = ("terminals",)
+    TERMINALS_FIELD_NUMBER: _ClassVar[int]
+    terminals: _containers.RepeatedCompositeFieldContainer[TerminalEntry]
+    def __init__(self, terminals: _Optional[_Iterable[_Union[TerminalEntry, _Mapping]]] = ...) -> None: ...
+
+class RevokeTerminalRequest(_message.Message):
+    __slots__ = ("terminal_id", "reason")
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    reason: str
+    def __init__(self, terminal_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeTerminalResponse(_message.Message):
+    __slots__ = ("terminal",)
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    terminal: TerminalEntry
+    def __init__(self, terminal: _Optional[_Union[TerminalEntry, _Mapping]] = ...) -> None: ...
+
+class ReinstateTerminalRequest(_message.Message):
+    __slots__ = ("terminal_id",)
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    def __init__(self, terminal_id: _Optional[str] = ...) -> None: ...
+
+class ReinstateTerminalResponse(_message.Message):
+    __slots__ = ("terminal", "was_revoked")
+    TERMINAL_FIELD_NUMBER: _ClassVar[int]
+    WAS_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    terminal: TerminalEntry
+    was_revoked: bool
+    def __init__(self, terminal: _Optional[_Union[TerminalEntry, _Mapping]] = ..., was_revoked: _Optional[bool] = ...) -> None: ...
+
+class SafItem(_message.Message):
+    __slots__ = ("id", "kind", "transaction_id", "attempts", "created_at_ms", "next_attempt_at_ms", "last_error", "dead")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DEAD_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    transaction_id: str
+    attempts: int
+    created_at_ms: int
+    next_attempt_at_ms: int
+    last_error: str
+    dead: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., transaction_id: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., next_attempt_at_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., dead: _Optional[bool] = ...) -> None: ...
+
+class ListSafItemsRequest(_message.Message):
+    __slots__ = ("dead_letters", "limit")
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: bool
+    limit: int
+    def __init__(self, dead_letters: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListSafItemsResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[SafItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[SafItem, _Mapping]]] = ...) -> None: ...
+
+class ReplayDeadLetterRequest(_message.Message):
+    __slots__ = ("item_id",)
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    def __init__(self, item_id: _Optional[str] = ...) -> None: ...
+
+class ReplayDeadLetterResponse(_message.Message):
+    __slots__ = ("item",)
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    item: SafItem
+    def __init__(self, item: _Optional[_Union[SafItem, _Mapping]] = ...) -> None: ...
+
+class Circuit(_message.Message):
+    __slots__ = ("acquirer_id", "state", "consecutive_failures", "error_rate", "opened_at_ms")
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    acquirer_id: str
+    state: str
+    consecutive_failures: int
+    error_rate: float
+    opened_at_ms: int
+    def __init__(self, acquirer_id: _Optional[str] = ..., state: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., opened_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListCircuitsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCircuitsResponse(_message.Message):
+    __slots__ = ("circuits",)
+    CIRCUITS_FIELD_NUMBER: _ClassVar[int]
+    circuits: _containers.RepeatedCompositeFieldContainer[Circuit]
+    def __init__(self, circuits: _Optional[_Iterable[_Union[Circuit, _Mapping]]] = ...) -> None: ...
