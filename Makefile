@@ -21,7 +21,7 @@ STORE_URL = $(if $(filter cassandra,$(STORE)),$(CASSANDRA_URL),$(STORE))
 export CASSANDRA_CLUSTER_BASE ?= 11
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
-.PHONY: help venv hsm proto proto-check buf-lint lint format test run demo clean
+.PHONY: help venv hsm certs proto proto-check buf-lint lint format test run demo clean
 
 help:
 	@echo "make run    - bootstrap and run the switch with the simulated network (embedded SQLite store)"
@@ -29,6 +29,7 @@ help:
 	@echo "make demo   - drive a terminal through a scripted shift against a running 'make run'"
 	@echo "make proto  - regenerate the Python code from proto/"
 	@echo "make hsm    - create the SoftHSM token and run the key ceremony"
+	@echo "make certs  - local CA, switch, terminal and admin certificates for mTLS ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, buf lint, and the generated-code staleness check"
 
@@ -50,6 +51,10 @@ $(BUF):
 hsm: $(STAMP)
 	$(BIN)/payswitch-hsm init
 	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
+
+# Terminal/admin mTLS: a local CA and every certificate the topology needs (idempotent; keys 0600).
+certs: $(STAMP)
+	$(BIN)/payswitch-certs --topology $(TOPOLOGY) --dir $(RUN_DIR)/certs
 
 # Generated code lives in payswitch/v1 and is committed; never edit it by hand.
 proto: $(STAMP)
@@ -80,11 +85,11 @@ test: lint hsm
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # make run STORE=cassandra SWITCHES=2: two switch processes on one Cassandra keyspace.
-run: $(STAMP) hsm $(if $(filter cassandra,$(STORE)),cassandra-up)
+run: $(STAMP) hsm certs $(if $(filter cassandra,$(STORE)),cassandra-up)
 	$(BIN)/payswitch-stack --topology $(TOPOLOGY) --run-dir $(RUN_DIR) --store '$(STORE_URL)' --switches $(SWITCHES)
 
 demo: $(STAMP)
-	$(BIN)/python -m terminals.demo --topology $(TOPOLOGY)
+	$(BIN)/python -m terminals.demo --topology $(TOPOLOGY) --certs-dir $(RUN_DIR)/certs
 
 # ghz (Go) runs beside our own load generator; optional: without it the report says "ghz not found".
 .PHONY: bench bench-quick ghz

@@ -8,6 +8,10 @@ SIGKILL after a timeout). Each child's output (stdout and stderr) goes to
 ``<run-dir>/<node>.log`` and, on the command line, also to stdout prefixed with ``[node-id] ``.
 
 Issuer books live in ``<run-dir>/books``, so an issuer killed and restarted keeps its books.
+With ``[switch] tls`` the launcher makes the certificates in ``<run-dir>/certs``
+(``switch.certs``, idempotent), hands that directory to the switches, probes their health with
+the probe certificate, and gives clients their credentials (``terminal_credentials``,
+``admin_credentials``). Switches 2..n get their own free admin and metrics ports.
 Blocking by design: the launcher and the test helpers are plain threads, never an event loop
 (async tests call ``Stack`` methods through ``asyncio.to_thread``).
 """
@@ -32,6 +36,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from network.ports import free_ports
 from network.server import PARENT_PID_ENV
 from network.topology import Topology, TopologyError, all_nodes, load
+from switch import tls
+from switch.certs import make_certs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,6 +110,8 @@ class _Child:
     listen: str
     argv: list[str]
     log_path: Path
+    admin_listen: str = ""
+    metrics_listen: str = ""
     proc: subprocess.Popen[bytes] | None = None
     output: _Output | None = None
     reported_exit: bool = field(default=False)
@@ -140,6 +148,8 @@ class Stack:
         self.stop_timeout = stop_timeout
         self._echo = echo
         self._env = self._child_env()
+        self.tls = self.topology.switch.tls
+        self.certs_dir = self.run_dir / "certs"
         self._children: dict[str, _Child] = {}
         for kind, node_id, listen in all_nodes(self.topology):
             argv = [python, "-m", "network.main", "--topology", str(self.topology_path)]
@@ -162,15 +172,22 @@ class Stack:
             raise ValueError("the SQLite store serves one switch process: use a cassandra:// store")
         sw = self.topology.switch
         host = sw.listen.rpartition(":")[0]
-        listens = [sw.listen] + [f"{host}:{port}" for port in free_ports(count - 1)]
-        for i, listen in enumerate(listens, start=1):
+        ports = free_ports(3 * (count - 1))
+        for i in range(1, count + 1):
             node_id = sw.id if i == 1 else f"{sw.id}-{i}"
             argv = [python, "-m", "switch.main", "--topology", str(self.topology_path)]
             argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
+            if self.tls:
+                argv += ["--certs-dir", str(self.certs_dir)]
+            listen, admin, metrics = sw.listen, sw.admin_listen, sw.metrics_listen
             if i > 1:
-                argv += ["--listen", listen]
+                listen = f"{host}:{ports.pop()}"
+                admin = f"{host}:{ports.pop()}" if admin else ""
+                metrics = f"{host}:{ports.pop()}" if metrics else ""
+                argv += ["--listen", listen, "--admin-listen", admin]
+                argv += ["--metrics-listen", metrics]
             self._children[node_id] = _Child(
-                node_id, "switch", listen, argv, self.run_dir / f"{node_id}.log"
+                node_id, "switch", listen, argv, self.run_dir / f"{node_id}.log", admin, metrics
             )
 
     @property
@@ -203,6 +220,37 @@ class Stack:
     def address(self, node_id: str) -> str:
         """``host:port`` to dial the node at."""
         return connect_address(self._child(node_id).listen)
+
+    def admin_address(self, switch_id: str | None = None) -> str:
+        """``host:port`` of a switch's AdminService (the first switch by default)."""
+        child = self._child(switch_id or self.topology.switch.id)
+        if not child.admin_listen:
+            raise StackError(f"{child.node_id} has no admin port ([switch] admin_listen)")
+        return connect_address(child.admin_listen)
+
+    def metrics_address(self, switch_id: str | None = None) -> str:
+        """``host:port`` of a switch's /metrics (the first switch by default)."""
+        child = self._child(switch_id or self.topology.switch.id)
+        if not child.metrics_listen:
+            raise StackError(f"{child.node_id} has no metrics port ([switch] metrics_listen)")
+        return connect_address(child.metrics_listen)
+
+    def terminal_credentials(self, terminal_id: str) -> grpc.ChannelCredentials | None:
+        """What terminal ``terminal_id`` dials the switch with; None when TLS is off."""
+        if not self.tls:
+            return None
+        return tls.terminal_credentials(self.certs_dir, terminal_id)
+
+    def admin_credentials(self) -> grpc.ChannelCredentials | None:
+        """The operator's credentials for the admin port; None when TLS is off."""
+        if not self.tls:
+            return None
+        return tls.admin_credentials(self.certs_dir)
+
+    def make_certs(self, *terminal_ids: str) -> None:
+        """Certificates for the topology's terminals (and ``terminal_ids``), if missing."""
+        ids = [t.id for t in self.topology.terminals] + list(terminal_ids)
+        make_certs(self.certs_dir, dict.fromkeys(ids))
 
     def log_path(self, node_id: str) -> Path:
         return self._child(node_id).log_path
@@ -239,6 +287,8 @@ class Stack:
         if any(self.running(n) for n in self._children):
             raise StackError("stack already started")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            self.make_certs()
         try:
             for tier in ("issuer", "scheme", "acquirer", "switch"):
                 children = [c for c in self._children.values() if c.kind == tier]
@@ -272,12 +322,7 @@ class Stack:
     def _wait_serving(self, children: Iterable[_Child], timeout: float) -> None:
         """Poll gRPC health of every child until all are SERVING, one exits, or time is up."""
         pending = {c.node_id: c for c in children}
-        channels = {
-            c.node_id: grpc.insecure_channel(
-                connect_address(c.listen), options=_HEALTH_CHANNEL_OPTIONS
-            )
-            for c in pending.values()
-        }
+        channels = {c.node_id: self._health_channel(c) for c in pending.values()}
         deadline = time.monotonic() + timeout
         try:
             while pending:
@@ -302,6 +347,13 @@ class Stack:
         finally:
             for channel in channels.values():
                 channel.close()
+
+    def _health_channel(self, child: _Child) -> grpc.Channel:
+        address = connect_address(child.listen)
+        if child.kind == "switch" and self.tls:
+            creds = tls.probe_credentials(self.certs_dir)
+            return grpc.secure_channel(address, creds, options=_HEALTH_CHANNEL_OPTIONS)
+        return grpc.insecure_channel(address, options=_HEALTH_CHANNEL_OPTIONS)
 
     def kill(self, node_id: str, sig: int = signal.SIGKILL, wait: bool = True) -> int | None:
         """Send ``sig`` to one child; with ``wait``, wait (bounded) for it to exit.

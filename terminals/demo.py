@@ -34,7 +34,7 @@ from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
 from terminals.errors import TerminalError
 from terminals.pos import default_state_dir, stan_state_path
 from terminals.results import Result, TransactionView
-from terminals.sdk import EntryMode, Terminal
+from terminals.sdk import EntryMode, Terminal, terminal_credentials
 from terminals.stan import StanCounter
 
 T = TypeVar("T")
@@ -337,6 +337,12 @@ async def run(
     p.add_argument("--terminal", help="terminal id (default: the topology's first)")
     p.add_argument("--deadline", type=float, default=2.0)
     p.add_argument("--state-dir", type=Path, help="STAN state directory (shared with pos)")
+    p.add_argument(
+        "--certs-dir",
+        type=Path,
+        default=os.environ.get("PAYSWITCH_CERTS_DIR") or None,
+        help="mTLS: payswitch-certs directory (make demo: .run/certs); none: plaintext",
+    )
     args = p.parse_args(argv)
     try:
         topology = load(args.topology)
@@ -349,6 +355,11 @@ async def run(
 
         cards = CardSimulator(topology)
     stans = StanCounter(stan_state_path(args.state_dir or default_state_dir(), plan.terminal_id))
+    try:
+        creds = terminal_credentials(args.certs_dir, plan.terminal_id) if args.certs_dir else None
+    except OSError as exc:
+        print(f"demo: no certificate for {plan.terminal_id}: {exc}", file=sys.stderr)
+        return 2
     async with Terminal(
         plan.switch,
         plan.terminal_id,
@@ -356,6 +367,7 @@ async def run(
         deadline_s=args.deadline,
         stans=stans,
         chip_reader=simulated_reader(cards),
+        credentials=creds,
     ) as terminal:
         shift = Shift(terminal, plan, cards)
         try:

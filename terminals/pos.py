@@ -19,6 +19,10 @@ the PIN from stdin (after the card number when ``--card -`` is given too), so it
 the shell history. ``--chip`` reads the simulated card's chip (``network.cards_sim``, which needs
 the topology: ``--topology``) for an ARQC and has it check the issuer's ARPC.
 
+mTLS: ``--certs-dir DIR`` (or ``$PAYSWITCH_CERTS_DIR``; ``make run`` makes ``.run/certs``)
+presents the terminal's own client certificate, as the switch requires with ``[switch] tls``;
+without it the connection is plaintext.
+
 Exit status: 0 when the switch answered (approved or declined), 2 for bad input, 3 when the
 switch refused the request, 4 when it could not be reached or was overloaded, 1 otherwise.
 """
@@ -48,7 +52,13 @@ from terminals.errors import (
     TerminalError,
 )
 from terminals.retry import RetryPolicy
-from terminals.sdk import DEFAULT_DEADLINE_S, EntryMode, Prepared, Terminal
+from terminals.sdk import (
+    DEFAULT_DEADLINE_S,
+    EntryMode,
+    Prepared,
+    Terminal,
+    terminal_credentials,
+)
 from terminals.stan import StanCounter, StanStateError
 
 EXIT_OK = 0
@@ -127,6 +137,13 @@ def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None
     )
     parser.add_argument(
         "--attempts", type=int, default=d(4), help="attempts on UNAVAILABLE/timeouts (default 4)"
+    )
+    parser.add_argument(
+        "--certs-dir",
+        type=Path,
+        default=d(os.environ.get("PAYSWITCH_CERTS_DIR") or None),
+        help="mTLS: payswitch-certs directory with this terminal's certificate "
+        "(default: $PAYSWITCH_CERTS_DIR; none: plaintext)",
     )
     parser.add_argument(
         "--state-dir",
@@ -333,6 +350,11 @@ async def run(
         print("pos: error: --deadline must be positive and --attempts at least 1", file=err)
         return EXIT_USAGE
     state_dir = args.state_dir or default_state_dir()
+    try:
+        creds = terminal_credentials(args.certs_dir, args.terminal) if args.certs_dir else None
+    except OSError as exc:
+        print(f"pos: error: no certificate for {args.terminal}: {exc}", file=err)
+        return EXIT_USAGE
     terminal = Terminal(
         args.switch,
         args.terminal,
@@ -341,6 +363,7 @@ async def run(
         retry=RetryPolicy(max_attempts=args.attempts),
         # One process, one request: reserve a single STAN at a time.
         stans=StanCounter(stan_state_path(state_dir, args.terminal), block=1),
+        credentials=creds,
     )
     try:
         await _execute(args, terminal, out, stdin, chips)

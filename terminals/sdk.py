@@ -18,6 +18,11 @@ key, the PIN becomes an ISO 9564-1 format 4 block under its PIN key, and the req
 carries the card's ARQC, and the card checks the issuer's ARPC in the answer (``Chip``). The
 clear PIN exists only while its block is built; nothing the SDK prints, logs or raises contains
 more than the masked PAN, and the expiry, CVV2 and PIN appear nowhere.
+
+The switch's terminal port speaks mTLS (``[switch] tls``): pass ``credentials`` from
+``terminal_credentials(certs_dir, terminal_id)`` (the terminal's own client certificate from
+``payswitch-certs``); the switch refuses requests naming another terminal than the
+certificate's. Without ``credentials`` the channel is plaintext (test switches only).
 """
 
 from __future__ import annotations
@@ -62,6 +67,18 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
+
+
+def terminal_credentials(certs_dir: str | Path, terminal_id: str) -> grpc.ChannelCredentials:
+    """mTLS credentials of ``terminal_id`` from a ``payswitch-certs`` directory: its key and
+    certificate (``terminals/<id>.key``/``.pem``), trusting the CA (``ca.pem``) that signed
+    the switch's certificate. OSError when a file is missing."""
+    root = Path(certs_dir)
+    return grpc.ssl_channel_credentials(
+        root_certificates=(root / "ca.pem").read_bytes(),
+        private_key=(root / "terminals" / f"{terminal_id}.key").read_bytes(),
+        certificate_chain=(root / "terminals" / f"{terminal_id}.pem").read_bytes(),
+    )
 
 
 class EntryMode(StrEnum):

@@ -4,7 +4,12 @@ exactly what the switch answered) and the issuer's books.
 The raw terminal sends what a real one does: card data encrypted, PIN blocks and MAC under
 the DUKPT keys of its secure element (``hsm.terminal_sim``), loaded by key injection from the
 switch's BDK in the test token (``terminals.keys``). It checks nothing itself, so tests can
-send bad card data inside a well-formed envelope."""
+send bad card data inside a well-formed envelope.
+
+The switch's terminal port is mTLS when the stack's topology has ``[switch] tls`` (the default
+topology does): a channel to it carries one terminal's client certificate, and the switch
+refuses requests naming another terminal. Build switch channels with ``switch_channel`` /
+``node_channels`` (or ``RawTerminal.connect``), never with a bare insecure channel."""
 
 from __future__ import annotations
 
@@ -22,6 +27,34 @@ from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, terminal_pb2
 from payswitch.v1 import terminal_pb2_grpc as tgrpc
 
 _stans = itertools.count(1)
+
+
+def switch_channel(stack, terminal_id: str = "T-0001", switch_id: str | None = None):
+    """An aio channel to a switch (the first by default) as terminal ``terminal_id``."""
+    address = stack.address(switch_id or stack.topology.switch.id)
+    creds = stack.terminal_credentials(terminal_id)
+    if creds is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, creds)
+
+
+def node_channels(stack, terminal_id: str = "T-0001") -> dict[str, grpc.aio.Channel]:
+    """A channel to every node of the stack; switches are dialled as ``terminal_id``."""
+    return {
+        n: switch_channel(stack, terminal_id, n)
+        if n in stack.switch_ids
+        else grpc.aio.insecure_channel(stack.address(n))
+        for n in stack.node_ids
+    }
+
+
+def admin_channel(stack, switch_id: str | None = None) -> grpc.aio.Channel:
+    """An aio channel to a switch's AdminService with the operator's credentials."""
+    address = stack.admin_address(switch_id)
+    creds = stack.admin_credentials()
+    if creds is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, creds)
 
 
 def next_stan() -> int:
@@ -46,6 +79,18 @@ class RawTerminal:
 
     def __post_init__(self) -> None:
         self.stub = tgrpc.TerminalServiceStub(self.channel)
+
+    @classmethod
+    def connect(
+        cls,
+        stack,
+        se: SecureElement,
+        terminal_id: str = "T-0001",
+        merchant_id: str = "M-GROCER",
+        switch_id: str | None = None,
+    ) -> RawTerminal:
+        """A raw terminal on a channel of its own, with its own client certificate."""
+        return cls(switch_channel(stack, terminal_id, switch_id), se, terminal_id, merchant_id)
 
     def auth_request(
         self,

@@ -10,7 +10,6 @@ import tomllib
 import uuid
 from pathlib import Path
 
-import grpc
 import pytest
 from cassandra.cluster import Cluster
 
@@ -20,7 +19,7 @@ from network.ports import with_free_ports, write_topology
 from network.stack import Stack
 from terminals.keys import inject_from_hsm
 
-from .clients import Books, RawTerminal
+from .clients import Books, RawTerminal, node_channels
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
 if _SUPPORT not in sys.path:
@@ -92,9 +91,7 @@ async def stack(request, tmp_path_factory, hsm_token):
 
 @pytest.fixture(scope="session")
 async def channels(stack):
-    made: dict[str, grpc.aio.Channel] = {}
-    for node_id in stack.node_ids:
-        made[node_id] = grpc.aio.insecure_channel(stack.address(node_id))
+    made = node_channels(stack)  # the switch's channel carries T-0001's certificate
     yield made
     for ch in made.values():
         await ch.close()

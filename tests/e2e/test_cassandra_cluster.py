@@ -27,7 +27,7 @@ import pytest
 
 from payswitch.v1 import terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels
 from .conftest import injected, start_stack
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
@@ -71,7 +71,7 @@ async def rf3_stack(cluster, tmp_path_factory, hsm_token):
     stack = await asyncio.to_thread(
         start_stack, tmp_path_factory.mktemp("rf3"), store=url, ready_timeout=90.0
     )
-    channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+    channels = node_channels(stack)
     try:
         yield stack, channels
     finally:

@@ -13,7 +13,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import grpc
 import pytest
 from cassandra.cluster import Cluster
 
@@ -21,7 +20,7 @@ from network.ports import with_free_ports, write_topology
 from network.stack import Stack
 from payswitch.v1 import terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, cassandra_keyspace, drop_keyspace, injected, start_stack
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
@@ -67,7 +66,7 @@ async def two_switches(tmp_path_factory, hsm_token):
     url = f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1"
     run_dir = tmp_path_factory.mktemp("two-switches")
     stack = await asyncio.to_thread(start_stack, run_dir, store=url, switches=2)
-    channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+    channels = node_channels(stack)
     try:
         yield stack, channels, (host, keyspace)
     finally:

@@ -5,12 +5,11 @@ import asyncio
 import time
 import tomllib
 
-import grpc
 import pytest
 
 from payswitch.v1 import terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +21,7 @@ async def slow_stack(tmp_path_factory, hsm_token):
     for acq in doc["acquirers"]:
         acq["latency"] = {"distribution": "fixed", "ms": 1500}
     s = await asyncio.to_thread(start_stack, tmp_path_factory.mktemp("slow"), doc)
-    channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
+    channels = node_channels(s)
     yield (
         s,
         RawTerminal(channels[s.topology.switch.id], await injected()),

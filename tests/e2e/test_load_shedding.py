@@ -11,7 +11,7 @@ import pytest
 
 from payswitch.v1 import terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -31,12 +31,13 @@ async def shedding_stack(tmp_path_factory, hsm_token):
     s = await asyncio.to_thread(
         start_stack, tmp_path_factory.mktemp("shedding"), doc, store="sqlite"
     )
-    channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
+    channels = node_channels(s)
     switch = channels[s.topology.switch.id]
     se = await injected()
     yield (
         RawTerminal(switch, se),  # T-0001 at M-GROCER: slow acquirer
-        RawTerminal(switch, se, terminal_id="T-0003", merchant_id="M-FUEL"),  # fast acquirer
+        # fast acquirer; a channel of its own (T-0003's certificate)
+        RawTerminal.connect(s, se, terminal_id="T-0003", merchant_id="M-FUEL"),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
     for ch in channels.values():

@@ -189,6 +189,8 @@ async def test_no_pan_pin_or_cvv2_in_anything_the_run_wrote(stack, pos):
         stack.address(stack.topology.switch.id),
         "--terminal",
         "T-0002",
+        "--certs-dir",
+        str(stack.certs_dir),
         "--state-dir",
         str(Path(stack.run_dir) / "terminal"),
     ]
