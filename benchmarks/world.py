@@ -52,6 +52,9 @@ def bench_topology(terminals: int, *, latency: bool = True) -> dict[str, Any]:
         *fleet,
         {"id": GHZ_TERMINAL, "merchant": merchants[0]},
     ]
+    # The load suite measures the switch on its plaintext terminal port (as its echo ceiling
+    # and ghz --insecure do); mTLS's per-request cost is measured on its own (README).
+    doc.setdefault("switch", {})["tls"] = False
     if not latency:
         for section in ("acquirers", "schemes", "issuers"):
             for node in doc.get(section, []):
