@@ -10,6 +10,8 @@ a revoked terminal is refused UNAUTHENTICATED until reinstated."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -194,3 +196,30 @@ async def test_the_admin_api_refuses_an_unknown_terminal(tls_stack):
         admin.RevokeTerminal(admin_pb2.RevokeTerminalRequest(terminal_id="T-9999"), timeout=5.0),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
+
+
+def _admin_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "switch.admin_cli", "--topology", str(stack.topology_path)]
+    argv += ["--certs-dir", str(stack.certs_dir), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_the_admin_cli_lists_revokes_and_reinstates(tls_stack):
+    stack, _, _ = tls_stack
+    listed = await asyncio.to_thread(_admin_cli, stack, "terminals", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [
+        "T-0001",
+        "T-0002",
+        "T-0003",
+    ]
+    try:
+        revoked = await asyncio.to_thread(
+            _admin_cli, stack, "terminals", "revoke", "T-0002", "--reason", "lost"
+        )
+        assert revoked.returncode == 0 and "REVOKED" in revoked.stdout, revoked.stderr
+    finally:
+        back = await asyncio.to_thread(_admin_cli, stack, "terminals", "reinstate", "T-0002")
+    assert back.returncode == 0 and "active" in back.stdout
+    unknown = await asyncio.to_thread(_admin_cli, stack, "terminals", "revoke", "T-9999")
+    assert unknown.returncode == 1 and "INVALID_ARGUMENT" in unknown.stderr
