@@ -9,6 +9,8 @@ its own part. Sections:
 ``[[issuers]]``    id, listen, BIN ranges, accounts and cards (optionally with a ``pin``).
 ``[[merchants]]``  id, name, MCC, acquirers in order of preference.
 ``[[terminals]]``  id, merchant.
+``[breaker]``      circuit breakers of the switch's acquirer connectors (``switch.breaker``).
+``[standin]``      stand-in processing rules of the switch (``switch.standin``).
 
 Amounts are integers in minor units. BIN entries are a prefix (``"411111"``) or an
 inclusive range of equal-length prefixes (``"400000-400099"``).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
@@ -93,6 +95,59 @@ class AcquirerConfig:
     latency: Latency = Latency()
     faults: Faults = Faults()
     margin_ms: int = 20
+    # The switch's connector never waits longer than this for this acquirer's answer (the
+    # request's remaining budget caps it further).
+    timeout_ms: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    """Per-acquirer circuit breaker of the switch (``switch.breaker``).
+
+    Opens after ``failure_threshold`` consecutive failures, or when at least ``min_volume``
+    calls in the last ``window_s`` seconds failed at ``error_rate`` or more; stays open
+    ``open_s`` seconds, then admits up to ``half_open_probes`` probe requests at once.
+    ``connect_timeout_ms``: how long a request may wait for a connection to the acquirer
+    before it counts as refused (certainly not sent) and fails over.
+    """
+
+    failure_threshold: int = 5
+    error_rate: float = 0.5
+    window_s: float = 10.0
+    min_volume: int = 10
+    open_s: float = 5.0
+    half_open_probes: int = 1
+    connect_timeout_ms: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StandInConfig:
+    """Stand-in processing (STIP) rules of the switch (``switch.standin``).
+
+    Applied only when no acquirer could take a request. ``floor``: the highest amount, per
+    currency in minor units, the switch approves by itself (a currency not listed is never
+    stood in). ``cumulative``: per currency, the most one card (token) may be approved in
+    stand-in per ``window_s`` (fixed windows). ``allowed_mccs`` (empty: any) and
+    ``blocked_mccs``: merchant categories. ``negative_tokens`` / ``negative_bins``: cards
+    never approved in stand-in, by card token or BIN range. ``advice_interval_s``: how often
+    stood-in approvals are re-sent to the issuer as advices until acknowledged.
+    """
+
+    enabled: bool = False
+    floor: tuple[tuple[str, int], ...] = ()
+    cumulative: tuple[tuple[str, int], ...] = ()
+    window_s: int = 86400
+    allowed_mccs: tuple[str, ...] = ()
+    blocked_mccs: tuple[str, ...] = ()
+    negative_tokens: tuple[str, ...] = ()
+    negative_bins: tuple[BinRange, ...] = ()
+    advice_interval_s: float = 5.0
+
+    def floor_of(self, currency: str) -> int | None:
+        return dict(self.floor).get(currency)
+
+    def cumulative_of(self, currency: str) -> int | None:
+        return dict(self.cumulative).get(currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +233,8 @@ class Topology:
     merchants: tuple[MerchantConfig, ...]
     terminals: tuple[TerminalConfig, ...]
     source: Path | None = field(default=None, compare=False)
+    breaker: BreakerConfig = BreakerConfig()
+    standin: StandInConfig = StandInConfig()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -294,6 +351,84 @@ def _bin_range(text: str, where: str) -> BinRange:
     return BinRange(low, high)
 
 
+_BREAKER_KEYS = frozenset(f.name for f in fields(BreakerConfig))
+_STANDIN_KEYS = frozenset(f.name for f in fields(StandInConfig))
+
+
+def _breaker(raw: dict) -> BreakerConfig:
+    where = "breaker"
+    unknown = set(raw) - _BREAKER_KEYS
+    if unknown:
+        raise TopologyError(f"{where}: unknown keys {sorted(unknown)}")
+    d = BreakerConfig()
+    rate = raw.get("error_rate", d.error_rate)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+        raise TopologyError(f"{where}: error_rate must be in (0, 1]")
+    return BreakerConfig(
+        failure_threshold=_positive_int(raw, "failure_threshold", d.failure_threshold, where),
+        error_rate=float(rate),
+        window_s=_positive_number(raw, "window_s", d.window_s, where),
+        min_volume=_positive_int(raw, "min_volume", d.min_volume, where),
+        open_s=_positive_number(raw, "open_s", d.open_s, where),
+        half_open_probes=_positive_int(raw, "half_open_probes", d.half_open_probes, where),
+        connect_timeout_ms=_positive_int(raw, "connect_timeout_ms", d.connect_timeout_ms, where),
+    )
+
+
+def _amounts(raw: dict, key: str, where: str) -> tuple[tuple[str, int], ...]:
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        raise TopologyError(f"{where}: {key} must be a table of currency = minor units")
+    out = []
+    for currency, value in sorted(table.items()):
+        if not is_currency(currency):
+            raise TopologyError(f"{where}: {key}: unknown currency {currency!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TopologyError(f"{where}: {key}.{currency} must be an integer >= 0 (minor units)")
+        out.append((currency, value))
+    return tuple(out)
+
+
+def _strings(raw: dict, key: str, where: str, check) -> tuple[str, ...]:
+    values = raw.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) and check(v) for v in values):
+        raise TopologyError(f"{where}: {key} has a malformed entry")
+    return tuple(values)
+
+
+def _mcc(value: str) -> bool:
+    return len(value) == 4 and value.isdigit()
+
+
+def _token(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _standin(raw: dict) -> StandInConfig:
+    where = "standin"
+    unknown = set(raw) - _STANDIN_KEYS
+    if unknown:
+        raise TopologyError(f"{where}: unknown keys {sorted(unknown)}")
+    d = StandInConfig()
+    enabled = raw.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise TopologyError(f"{where}: enabled must be true or false")
+    bins = raw.get("negative_bins", [])
+    if not isinstance(bins, list) or not all(isinstance(b, str) for b in bins):
+        raise TopologyError(f"{where}: negative_bins must be a list of BIN ranges")
+    return StandInConfig(
+        enabled=enabled,
+        floor=_amounts(raw, "floor", where),
+        cumulative=_amounts(raw, "cumulative", where),
+        window_s=_positive_int(raw, "window_s", d.window_s, where),
+        allowed_mccs=_strings(raw, "allowed_mccs", where, _mcc),
+        blocked_mccs=_strings(raw, "blocked_mccs", where, _mcc),
+        negative_tokens=_strings(raw, "negative_tokens", where, _token),
+        negative_bins=tuple(_bin_range(b, where) for b in bins),
+        advice_interval_s=_positive_number(raw, "advice_interval_s", d.advice_interval_s, where),
+    )
+
+
 def parse(doc: dict, source: Path | None = None) -> Topology:
     """Build and cross-check a Topology from a parsed TOML document."""
     sw = doc.get("switch", {})
@@ -319,6 +454,7 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
             latency=_latency(a.get("latency"), f"acquirer {a['id']}"),
             faults=_faults(a, f"acquirer {a['id']}"),
             margin_ms=int(a.get("margin_ms", 20)),
+            timeout_ms=_positive_int(a, "timeout_ms", 2000, f"acquirer {a['id']}"),
         )
         for a in doc.get("acquirers", [])
     )
@@ -398,7 +534,17 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
     terminals = tuple(
         TerminalConfig(id=t["id"], merchant=t["merchant"]) for t in doc.get("terminals", [])
     )
-    topo = Topology(switch, acquirers, schemes, tuple(issuers), merchants, terminals, source)
+    topo = Topology(
+        switch,
+        acquirers,
+        schemes,
+        tuple(issuers),
+        merchants,
+        terminals,
+        source,
+        breaker=_breaker(doc.get("breaker", {})),
+        standin=_standin(doc.get("standin", {})),
+    )
     _cross_check(topo)
     return topo
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19payswitch/v1/common.proto\x12\x0cpayswitch.v1\".\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t*\xb6\x04\n\x0cResponseCode\x12\x1d\n\x19RESPONSE_CODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESPONSE_CODE_APPROVED\x10\x64\x12\x1f\n\x1bRESPONSE_CODE_DO_NOT_HONOUR\x10i\x12%\n!RESPONSE_CODE_INVALID_TRANSACTION\x10p\x12 \n\x1cRESPONSE_CODE_INVALID_AMOUNT\x10q\x12%\n!RESPONSE_CODE_INVALID_CARD_NUMBER\x10r\x12%\n RESPONSE_CODE_INSUFFICIENT_FUNDS\x10\x97\x01\x12\x1f\n\x1aRESPONSE_CODE_EXPIRED_CARD\x10\x9a\x01\x12 \n\x1bRESPONSE_CODE_INCORRECT_PIN\x10\x9b\x01\x12\"\n\x1dRESPONSE_CODE_SUSPECTED_FRAUD\x10\x9f\x01\x12\'\n\"RESPONSE_CODE_EXCEEDS_AMOUNT_LIMIT\x10\xa1\x01\x12*\n%RESPONSE_CODE_EXCEEDS_FREQUENCY_LIMIT\x10\xa5\x01\x12%\n RESPONSE_CODE_ISSUER_UNAVAILABLE\x10\xbf\x01\x12)\n$RESPONSE_CODE_DUPLICATE_TRANSMISSION\x10\xc2\x01\x12%\n RESPONSE_CODE_SYSTEM_MALFUNCTION\x10\xc4\x01*\xba\x01\n\nCardScheme\x12\x1b\n\x17\x43\x41RD_SCHEME_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41RD_SCHEME_VISA\x10\x01\x12\x1a\n\x16\x43\x41RD_SCHEME_MASTERCARD\x10\x02\x12\x14\n\x10\x43\x41RD_SCHEME_AMEX\x10\x03\x12\x18\n\x14\x43\x41RD_SCHEME_DISCOVER\x10\x04\x12\x13\n\x0f\x43\x41RD_SCHEME_JCB\x10\x05\x12\x18\n\x14\x43\x41RD_SCHEME_UNIONPAY\x10\x06*\x89\x01\n\tEntryMode\x12\x1a\n\x16\x45NTRY_MODE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_MODE_CHIP\x10\x01\x12\x1a\n\x16\x45NTRY_MODE_CONTACTLESS\x10\x02\x12\x18\n\x14\x45NTRY_MODE_MAGSTRIPE\x10\x03\x12\x15\n\x11\x45NTRY_MODE_MANUAL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19payswitch/v1/common.proto\x12\x0cpayswitch.v1\".\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t*\x88\x05\n\x0cResponseCode\x12\x1d\n\x19RESPONSE_CODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESPONSE_CODE_APPROVED\x10\x64\x12\x1f\n\x1bRESPONSE_CODE_DO_NOT_HONOUR\x10i\x12%\n!RESPONSE_CODE_INVALID_TRANSACTION\x10p\x12 \n\x1cRESPONSE_CODE_INVALID_AMOUNT\x10q\x12%\n!RESPONSE_CODE_INVALID_CARD_NUMBER\x10r\x12%\n RESPONSE_CODE_INSUFFICIENT_FUNDS\x10\x97\x01\x12\x1f\n\x1aRESPONSE_CODE_EXPIRED_CARD\x10\x9a\x01\x12 \n\x1bRESPONSE_CODE_INCORRECT_PIN\x10\x9b\x01\x12,\n\'RESPONSE_CODE_TRANSACTION_NOT_PERMITTED\x10\x9d\x01\x12\"\n\x1dRESPONSE_CODE_SUSPECTED_FRAUD\x10\x9f\x01\x12\'\n\"RESPONSE_CODE_EXCEEDS_AMOUNT_LIMIT\x10\xa1\x01\x12\"\n\x1dRESPONSE_CODE_RESTRICTED_CARD\x10\xa2\x01\x12*\n%RESPONSE_CODE_EXCEEDS_FREQUENCY_LIMIT\x10\xa5\x01\x12%\n RESPONSE_CODE_ISSUER_UNAVAILABLE\x10\xbf\x01\x12)\n$RESPONSE_CODE_DUPLICATE_TRANSMISSION\x10\xc2\x01\x12%\n RESPONSE_CODE_SYSTEM_MALFUNCTION\x10\xc4\x01*\xba\x01\n\nCardScheme\x12\x1b\n\x17\x43\x41RD_SCHEME_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41RD_SCHEME_VISA\x10\x01\x12\x1a\n\x16\x43\x41RD_SCHEME_MASTERCARD\x10\x02\x12\x14\n\x10\x43\x41RD_SCHEME_AMEX\x10\x03\x12\x18\n\x14\x43\x41RD_SCHEME_DISCOVER\x10\x04\x12\x13\n\x0f\x43\x41RD_SCHEME_JCB\x10\x05\x12\x18\n\x14\x43\x41RD_SCHEME_UNIONPAY\x10\x06*\x89\x01\n\tEntryMode\x12\x1a\n\x16\x45NTRY_MODE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_MODE_CHIP\x10\x01\x12\x1a\n\x16\x45NTRY_MODE_CONTACTLESS\x10\x02\x12\x18\n\x14\x45NTRY_MODE_MAGSTRIPE\x10\x03\x12\x15\n\x11\x45NTRY_MODE_MANUAL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payswitch.v1.common_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESPONSECODE']._serialized_start=92
-  _globals['_RESPONSECODE']._serialized_end=658
-  _globals['_CARDSCHEME']._serialized_start=661
-  _globals['_CARDSCHEME']._serialized_end=847
-  _globals['_ENTRYMODE']._serialized_start=850
-  _globals['_ENTRYMODE']._serialized_end=987
+  _globals['_RESPONSECODE']._serialized_end=740
+  _globals['_CARDSCHEME']._serialized_start=743
+  _globals['_CARDSCHEME']._serialized_end=929
+  _globals['_ENTRYMODE']._serialized_start=932
+  _globals['_ENTRYMODE']._serialized_end=1069
   _globals['_MONEY']._serialized_start=43
   _globals['_MONEY']._serialized_end=89
 # @@protoc_insertion_point(module_scope)

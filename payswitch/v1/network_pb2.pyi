@@ -14,6 +14,11 @@ class ReversalReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REVERSAL_REASON_VOID: _ClassVar[ReversalReason]
     REVERSAL_REASON_UNDELIVERED: _ClassVar[ReversalReason]
 
+class AdviceReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ADVICE_REASON_UNSPECIFIED: _ClassVar[AdviceReason]
+    ADVICE_REASON_STAND_IN: _ClassVar[AdviceReason]
+
 class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     HOLD_STATE_UNSPECIFIED: _ClassVar[HoldState]
@@ -24,6 +29,8 @@ REVERSAL_REASON_UNSPECIFIED: ReversalReason
 REVERSAL_REASON_TIMEOUT: ReversalReason
 REVERSAL_REASON_VOID: ReversalReason
 REVERSAL_REASON_UNDELIVERED: ReversalReason
+ADVICE_REASON_UNSPECIFIED: AdviceReason
+ADVICE_REASON_STAND_IN: AdviceReason
 HOLD_STATE_UNSPECIFIED: HoldState
 HOLD_STATE_HELD: HoldState
 HOLD_STATE_POSTED: HoldState
@@ -164,6 +171,36 @@ class NetworkAdviceResult(_message.Message):
     response_code: _common_pb2.ResponseCode
     responder: str
     def __init__(self, rrn: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., responder: _Optional[str] = ...) -> None: ...
+
+class NetworkAdvice(_message.Message):
+    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "pan", "expiry", "auth_code", "reason", "transmission_time_ms")
+    RRN_FIELD_NUMBER: _ClassVar[int]
+    STAN_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_CATEGORY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    PAN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TRANSMISSION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    rrn: str
+    stan: int
+    acquirer_id: str
+    merchant_id: str
+    terminal_id: str
+    merchant_category_code: str
+    amount: _common_pb2.Money
+    scheme: _common_pb2.CardScheme
+    pan: str
+    expiry: str
+    auth_code: str
+    reason: AdviceReason
+    transmission_time_ms: int
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., auth_code: _Optional[str] = ..., reason: _Optional[_Union[AdviceReason, str]] = ..., transmission_time_ms: _Optional[int] = ...) -> None: ...
 
 class GetAccountRequest(_message.Message):
     __slots__ = ("account_id",)

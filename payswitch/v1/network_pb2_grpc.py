@@ -65,6 +65,11 @@ class AcquirerServiceStub:
                 request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
                 _registered_method=True)
+        self.Advise = channel.unary_unary(
+                '/payswitch.v1.AcquirerService/Advise',
+                request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+                _registered_method=True)
 
 
 class AcquirerServiceServicer:
@@ -105,6 +110,13 @@ class AcquirerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Advise(self, request, context):
+        """An authorization another party approved on the issuer's behalf (stand-in), to post.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AcquirerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_AcquirerServiceServicer_to_server(servicer, server):
             'Refund': grpc.unary_unary_rpc_method_handler(
                     servicer.Refund,
                     request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.FromString,
+                    response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
+            ),
+            'Advise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Advise,
+                    request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.FromString,
                     response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
             ),
     }
@@ -258,6 +275,33 @@ class AcquirerService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Advise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.AcquirerService/Advise',
+            payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
+            payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class SchemeServiceStub:
     """A card scheme's network (VisaNet, Banknet, ...): routes by BIN to the issuer.
@@ -287,6 +331,11 @@ class SchemeServiceStub:
         self.Refund = channel.unary_unary(
                 '/payswitch.v1.SchemeService/Refund',
                 request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+                _registered_method=True)
+        self.Advise = channel.unary_unary(
+                '/payswitch.v1.SchemeService/Advise',
+                request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
                 _registered_method=True)
 
@@ -319,6 +368,13 @@ class SchemeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Advise(self, request, context):
+        """An authorization another party approved on the issuer's behalf (stand-in), to post.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchemeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -340,6 +396,11 @@ def add_SchemeServiceServicer_to_server(servicer, server):
             'Refund': grpc.unary_unary_rpc_method_handler(
                     servicer.Refund,
                     request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.FromString,
+                    response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
+            ),
+            'Advise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Advise,
+                    request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.FromString,
                     response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
             ),
     }
@@ -462,6 +523,33 @@ class SchemeService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Advise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.SchemeService/Advise',
+            payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
+            payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class IssuerServiceStub:
     """The issuer's host: keeps accounts, balances and holds.
@@ -491,6 +579,11 @@ class IssuerServiceStub:
         self.Refund = channel.unary_unary(
                 '/payswitch.v1.IssuerService/Refund',
                 request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+                _registered_method=True)
+        self.Advise = channel.unary_unary(
+                '/payswitch.v1.IssuerService/Advise',
+                request_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
                 _registered_method=True)
         self.GetAccount = channel.unary_unary(
@@ -533,6 +626,14 @@ class IssuerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Advise(self, request, context):
+        """Post an authorization approved in stand-in, idempotently on its RRN, even when it takes
+        the account below zero (the risk stand-in accepted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetAccount(self, request, context):
         """The issuer's books for one account: what tests and reconciliation read.
         """
@@ -568,6 +669,11 @@ def add_IssuerServiceServicer_to_server(servicer, server):
             'Refund': grpc.unary_unary_rpc_method_handler(
                     servicer.Refund,
                     request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkRefund.FromString,
+                    response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
+            ),
+            'Advise': grpc.unary_unary_rpc_method_handler(
+                    servicer.Advise,
+                    request_deserializer=payswitch_dot_v1_dot_network__pb2.NetworkAdvice.FromString,
                     response_serializer=payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.SerializeToString,
             ),
             'GetAccount': grpc.unary_unary_rpc_method_handler(
@@ -689,6 +795,33 @@ class IssuerService:
             target,
             '/payswitch.v1.IssuerService/Refund',
             payswitch_dot_v1_dot_network__pb2.NetworkRefund.SerializeToString,
+            payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Advise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.IssuerService/Advise',
+            payswitch_dot_v1_dot_network__pb2.NetworkAdvice.SerializeToString,
             payswitch_dot_v1_dot_network__pb2.NetworkAdviceResult.FromString,
             options,
             channel_credentials,

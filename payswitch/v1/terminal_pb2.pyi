@@ -101,7 +101,7 @@ class CardData(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ..., cvv2: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc")
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class AuthorizeResponse(_message.Message):
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ARPC_FIELD_NUMBER: _ClassVar[int]
+    STOOD_IN_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     response_code: _common_pb2.ResponseCode
     auth_code: str
@@ -124,7 +125,8 @@ class AuthorizeResponse(_message.Message):
     acquirer_id: str
     message: str
     arpc: bytes
-    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ...) -> None: ...
+    stood_in: bool
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
     __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount")
