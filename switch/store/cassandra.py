@@ -83,7 +83,9 @@ from switch.store.cassandra_index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra_revocations import CassandraRevocations
 from switch.store.cassandra_schema import ensure_schema
 from switch.store.cassandra_sequences import Sequences
+from switch.store.cassandra_standin import StandInUsage
 from switch.store.cassandra_vault import Vault
+from switch.store.standin_usage import check_reserve
 
 _SCHEMA_ATTEMPTS = 5
 
@@ -158,6 +160,7 @@ class CassandraStore(CassandraRevocations, Store):
         self._index: StateIndex | None = None
         self._sequences: Sequences | None = None
         self._vault: Vault | None = None
+        self._standin: StandInUsage | None = None
         self._owner = uuid.uuid4().hex
         self._rows = _Lru(CACHE_ROWS)  # tx id -> Transaction at some version (a CAS hint)
         self._claims = _Lru(CACHE_CLAIMS)  # (scope, key) -> (claim_id, expires_at) we own
@@ -231,6 +234,7 @@ class CassandraStore(CassandraRevocations, Store):
             await asyncio.wait(list(cql.tasks), timeout=CLOSE_WAIT_S)
         self._cluster = self._cql = None
         self._index = self._sequences = self._vault = None
+        self._standin = None
         await asyncio.to_thread(cluster.shutdown)
 
     def _open(self) -> Cql:
@@ -600,6 +604,21 @@ class CassandraStore(CassandraRevocations, Store):
     async def _lease_written(cql: Cql, name: str, writer: uuid.UUID) -> bool:
         row = await cql.serial(cql.q.lease_get, (name,)) or {}
         return row.get("writer") == writer
+
+    # --- stand-in usage -----------------------------------------------------------------
+    async def standin_reserve(
+        self,
+        card_token: str,
+        currency: str,
+        window_start: int,
+        window_s: int,
+        amount: int,
+        limit: int,
+    ) -> bool:
+        check_reserve(card_token, currency, amount, limit)
+        usage = self._standin = self._standin or StandInUsage(self._open())
+        ttl = 2 * max(1, int(window_s))
+        return await usage.reserve(card_token, currency, window_start, amount, limit, ttl)
 
     # --- sequences ----------------------------------------------------------------------
     async def next_sequence(self, name: str) -> int:

@@ -57,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from switch.store import sqlite_standin
 from switch.store.base import (
     COLUMNS,
     Answer,
@@ -82,6 +83,7 @@ from switch.store.base import (
 )
 from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite_revocations import SqliteRevocations
+from switch.store.standin_usage import check_reserve
 
 T = TypeVar("T")
 
@@ -155,6 +157,7 @@ CREATE TABLE IF NOT EXISTS vault (
 CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 _SCHEMA += REVOCATIONS_SCHEMA
+_SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite_standin)
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -660,6 +663,20 @@ class SqliteStore(SqliteRevocations, Store):
             return None
         digest, blob, version, created, updated = row
         return VaultEntry(digest, bytes(blob), int(version), created, updated)
+
+    # --- stand-in usage -----------------------------------------------------------------
+    async def standin_reserve(
+        self,
+        card_token: str,
+        currency: str,
+        window_start: int,
+        window_s: int,
+        amount: int,
+        limit: int,
+    ) -> bool:
+        check_reserve(card_token, currency, amount, limit)
+        args = (card_token, currency, window_start, amount, limit)
+        return await self._call(sqlite_standin.reserve, *args)
 
     # --- sequences ----------------------------------------------------------------------
     async def acquire_lease(self, name: str, owner: str, ttl_s: float, now: float) -> bool:
