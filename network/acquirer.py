@@ -95,11 +95,16 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
     ) -> network_pb2.NetworkAdviceResult:
         return await self._follow_up(context, "Refund", request.rrn, request)
 
+    async def Advise(
+        self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        return await self._follow_up(context, "Advise", request.rrn, request)
+
     async def _follow_up(
         self, context: grpc.aio.ServicerContext, method: str, rrn: str, request
     ) -> network_pb2.NetworkAdviceResult:
-        """Forward a reversal, capture or refund to the scheme node carrying the card's brand;
-        ``rrn`` is the identifier the issuer keys the operation on."""
+        """Forward a reversal, capture, refund or advice to the scheme node carrying the card's
+        brand; ``rrn`` is the identifier the issuer keys the operation on."""
         stub = self._schemes.get(request.scheme)
         if stub is None:
             target = Decline(INVALID_TRANSACTION)

@@ -85,6 +85,11 @@ class Bookkeeper:
     async def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
         return await self._run(self._books.refund, rrn, original_rrn, amount, currency)
 
+    async def advise(
+        self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str
+    ) -> int:
+        return await self._run(self._books.advise, rrn, card, amount, currency, auth_code)
+
     async def account(self, account_id: str) -> AccountView | None:
         return await self._run(self._books.account, account_id)
 

@@ -18,6 +18,11 @@ Idempotency, per operation:
   can succeed once the authorization is there; a corrected amount can succeed).
 - a reversal of an RRN not seen yet is acknowledged and leaves a marker, so the late
   authorization is declined (12) and places no hold.
+- stand-in advice (keyed by the stood-in authorization's RRN): posted straight to the balance
+  (state POSTED), with no status, expiry, limit or funds check, even when the balance goes
+  below zero: the switch approved it in stand-in and the issuer bears that risk. A repeat gets
+  the stored answer and posts nothing. 14 for a card not on file, 12 for another currency
+  than the account's or an RRN the books already know from elsewhere: nothing is posted.
 
 Decline order for an authorization: 12 already reversed, 14 unknown card, then the verdict of
 the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
@@ -396,6 +401,36 @@ class Books:
             )
             db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, row[1]))
             return self._advice_done(db, "refund", rrn, original_rrn, amount)
+
+    def advise(
+        self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str
+    ) -> int:
+        """Post a stand-in approval (see the module docstring); idempotent on ``rrn``."""
+        with self._tx() as db:
+            seen = self._advice_seen(db, "standin", rrn)
+            if seen is not None:
+                return seen
+            if card is None:
+                return INVALID_CARD_NUMBER
+            if amount <= 0:
+                return INVALID_AMOUNT
+            acct = db.execute(
+                "SELECT currency FROM accounts WHERE id = ?", (card.account,)
+            ).fetchone()
+            if acct is None or acct[0] != currency:
+                return INVALID_TRANSACTION
+            if db.execute("SELECT 1 FROM authorizations WHERE rrn = ?", (rrn,)).fetchone():
+                return INVALID_TRANSACTION
+            db.execute(
+                "INSERT INTO authorizations"
+                " (rrn, account_id, currency, amount, response_code, auth_code, state, posted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (rrn, card.account, currency, amount, APPROVED, auth_code, POSTED, amount),
+            )
+            db.execute(
+                "UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, card.account)
+            )
+            return self._advice_done(db, "standin", rrn, rrn, amount)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -159,6 +159,25 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
 
         return await self._hop.run(context, "refund", request.rrn, act, answer)
 
+    async def Advise(
+        self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext
+    ) -> network_pb2.NetworkAdviceResult:
+        """Post a stand-in approval (``Books.advise``): no checks but the card and currency."""
+        await self._require(context, request.rrn, "rrn")
+        answer = self._advice(request.rrn)
+
+        async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
+            code = await self._books.advise(
+                request.rrn,
+                self._cards.get(request.pan),
+                request.amount.minor_units,
+                request.amount.currency,
+                request.auth_code,
+            )
+            return answer(code)
+
+        return await self._hop.run(context, "advise", request.rrn, act, answer)
+
     async def GetAccount(
         self, request: network_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.GetAccountResponse:

@@ -86,12 +86,23 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
     ) -> network_pb2.NetworkAdviceResult:
         return await self._follow_up(context, "Refund", request.rrn, request)
 
-    async def _follow_up(
-        self, context: grpc.aio.ServicerContext, method: str, rrn: str, request
+    async def Advise(
+        self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        """Route a reversal, capture or refund by its BIN to the issuer; ``rrn`` is the
-        identifier the issuer keys the operation on."""
-        route = self._route(request.scheme, request.bin)
+        """A stand-in advice carries the card as an authorization does: routed by its PAN."""
+        return await self._follow_up(context, "Advise", request.rrn, request, request.pan)
+
+    async def _follow_up(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        rrn: str,
+        request,
+        digits: str | None = None,
+    ) -> network_pb2.NetworkAdviceResult:
+        """Route a reversal, capture or refund by its BIN (an advice by ``digits``, its PAN) to
+        the issuer; ``rrn`` is the identifier the issuer keys the operation on."""
+        route = self._route(request.scheme, request.bin if digits is None else digits)
         if isinstance(route, Decline):
             target = route
         else:

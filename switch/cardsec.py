@@ -76,6 +76,19 @@ class CardProtector(Protocol):
         translate the PIN block; ``CardDataRejected`` for unusable data."""
         ...
 
+    async def translate_pin(
+        self, ksn: bytes, pin_block: bytes, pan: str, acquirer_id: str
+    ) -> bytes:
+        """Translate the terminal's DUKPT PIN block again, to ``acquirer_id``'s zone PIN key:
+        an authorization failing over to another acquirer than the one ``open_card`` chose.
+        ``CardDataRejected`` when it does not decipher."""
+        ...
+
+    async def reveal_pan(self, token: str, vault_blob: bytes) -> str:
+        """The PAN of a vault blob (additional data = the token): for an advice, which must
+        carry the card as the authorization did, long after the request's memory is gone."""
+        ...
+
     async def tokenize(self, pan: str) -> str:
         """Deterministic surrogate for a PAN: same PAN, same token; first 6 and last 4 kept."""
         ...

@@ -136,6 +136,28 @@ def open_job(
     )
 
 
+def translate_job(session: Any, ksn: bytes, pin_block: bytes, pan: str, acquirer_id: str) -> bytes:
+    """HSM job: the request's DUKPT PIN block to ``switch/zpk.<acquirer_id>`` (failover)."""
+    with transaction_key(session, Ksn.from_bytes(ksn)) as tk:
+        zpk = get_key(session, zpk_label(acquirer_id))
+        pek = tk.working_key(KeyUsage.PIN_ENCRYPTION)
+        try:
+            return translate(session, pek, zpk, pin_block, pan)
+        except PinBlockError:
+            raise CardDataRejected(
+                PIN_FIELD, "does not decipher to an ISO 9564-1 format 4 PIN block"
+            ) from None
+
+
+def reveal_job(session: Any, token: str, blob: bytes) -> str:
+    """HSM job: open a vault blob sealed with the token as additional data."""
+    plain = bytearray(vault.decrypt(session, blob, token.encode()))
+    try:
+        return plain.decode()
+    finally:
+        zeroize(plain)
+
+
 class HsmCardSecurity(HsmCardProtector):
     """``switch.cardsec.CardProtector`` on the HSM pool (one job per call)."""
 
@@ -161,3 +183,11 @@ class HsmCardSecurity(HsmCardProtector):
         self, ksn: bytes, ciphertext: bytes, pin_block: bytes, route: RouteFn
     ) -> OpenedCard:
         return await self.pool.run(open_job, bytes(ksn), bytes(ciphertext), bytes(pin_block), route)
+
+    async def translate_pin(
+        self, ksn: bytes, pin_block: bytes, pan: str, acquirer_id: str
+    ) -> bytes:
+        return await self.pool.run(translate_job, bytes(ksn), bytes(pin_block), pan, acquirer_id)
+
+    async def reveal_pan(self, token: str, vault_blob: bytes) -> str:
+        return await self.pool.run(reveal_job, token, bytes(vault_blob))

@@ -187,6 +187,7 @@ class Pipeline:
             resp.acquirer_id = tx.acquirer_id
             if ctx.code == codes.APPROVED:
                 resp.auth_code = tx.auth_code
+                resp.stood_in = ctx.stood_in
         return resp
 
     @staticmethod

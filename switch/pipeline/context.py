@@ -46,6 +46,8 @@ class AuthContext:
     forwarded: bool = False  # the request may have reached the network
     result: network_pb2.NetworkAuthorizationResult | None = None
     unknown: bool = False  # forwarded, no answer: must be reversed
+    no_route: bool = False  # every acquirer refused before sending: stand-in may answer
+    stood_in: bool = False  # approved by the switch in stand-in (STOOD_IN)
     outcome: Outcome | None = None  # the final transition to record with the answer
     recorded: bool = False  # the outcome is in the store
     answered: bool = False  # the idempotency key is completed with the answer

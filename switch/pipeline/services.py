@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from network.topology import SwitchConfig
+from switch.breaker import Breakers
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors
 from switch.idempotency import IdempotencyGuard
@@ -13,6 +14,7 @@ from switch.registry import TerminalRegistry
 from switch.reversals import Reverser
 from switch.routing import Router
 from switch.sequences import BlockSequence
+from switch.standin import StandIn
 from switch.store.base import Store
 
 
@@ -32,3 +34,5 @@ class Services:
     reverser: Reverser
     rrns: BlockSequence
     new_id: object = field(default=_new_id)
+    breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
+    standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)

@@ -4,8 +4,8 @@ class and inserting it in ``default_stages``.
 
 Order: validate -> authenticate terminal -> verify request MAC (+ fingerprint) -> claim
 idempotency key -> decrypt card data (+ route, PIN translate, tokenize, vault seal: one HSM job)
--> vault -> receive -> route -> write intent -> forward -> record. The answer is built by
-``Pipeline.finish``.
+-> vault -> receive -> route -> write intent -> forward (with failover) -> stand-in -> record.
+The answer is built by ``Pipeline.finish``.
 
 Store writes: three per authorization. "claim" writes the key; "vault", "receive" and "route"
 only prepare, and "intent" writes the vault entry, the RECEIVED transaction (duplicate-
@@ -36,6 +36,7 @@ Why this order:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Protocol
 
@@ -44,12 +45,13 @@ from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
 from switch.cardsec import CardDataRejected, RequestRejected
-from switch.connectors import OutcomeUnknown
+from switch.connectors import OutcomeUnknown, Refused
 from switch.convert import scheme_to_proto
 from switch.errors import InvalidArgument, Unauthenticated
 from switch.pipeline.context import AuthContext, Outcome
 from switch.pipeline.services import Services
 from switch.sequences import network_stan_of, rrn_of
+from switch.standin import Decision
 from switch.store.base import (
     DuplicateTransmission,
     ReceivedOnly,
@@ -151,7 +153,7 @@ class DecryptCard:
                 r.encrypted_card.ksn,
                 r.encrypted_card.ciphertext,
                 r.pin_block,
-                lambda scheme: tuple(router.acquirers_for(merchant, scheme)),
+                lambda scheme: tuple(router.candidates(merchant, scheme)),
             )
         except CardDataRejected as exc:
             raise InvalidArgument(exc.field, str(exc)) from None
@@ -223,7 +225,7 @@ class Route:
 
     async def __call__(self, ctx: AuthContext) -> None:
         if ctx.card is None:  # the decrypt stage routes already (it translates the PIN for it)
-            ctx.acquirer_ids = self._router.acquirers_for(ctx.identity.merchant, ctx.scheme)
+            ctx.acquirer_ids = self._router.candidates(ctx.identity.merchant, ctx.scheme)
 
 
 class WriteIntent:
@@ -258,7 +260,17 @@ class WriteIntent:
 
 
 class Forward:
-    """Send to the acquirer with the remaining budget; no answer means outcome unknown."""
+    """Send to the first candidate acquirer that takes the request, with the remaining budget.
+
+    Failover: a candidate that refuses before sending (``Refused``: circuit open, or no
+    connection within the connect bound) is skipped and the next one tried; the request
+    certainly did not leave. Before a request goes to another acquirer than the intent named,
+    the PIN block is translated to that acquirer's zone key and the transaction's
+    ``acquirer_id`` moved to it (compare-and-set, still PENDING), so that recovery, reversal
+    and follow-ups address the acquirer actually used. Once a request may have left (any other
+    error), the outcome is unknown: reversal, never failover. Every candidate refusing sets
+    ``ctx.no_route``: the "standin" stage answers.
+    """
 
     name = "forward"
 
@@ -266,10 +278,55 @@ class Forward:
         self._svc = svc
 
     async def __call__(self, ctx: AuthContext) -> None:
-        remaining = ctx.budget.remaining()
-        if remaining < MIN_FORWARD_S:
-            ctx.end(codes.ISSUER_UNAVAILABLE, "no time left in the budget")
+        for acquirer_id in ctx.acquirer_ids:
+            remaining = ctx.budget.remaining()
+            if remaining < MIN_FORWARD_S:
+                ctx.end(codes.ISSUER_UNAVAILABLE, "no time left in the budget")
+                return
+            breakers = self._svc.breakers
+            if breakers is not None and not breakers.available(acquirer_id):
+                _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason="open")
+                continue
+            if acquirer_id != ctx.tx.acquirer_id:
+                await self._switch_to(ctx, acquirer_id)
+            msg = self._message(ctx)
+            try:
+                ctx.result = await self._svc.connectors.get(acquirer_id).authorize(
+                    msg, ctx.budget.remaining()
+                )
+            except Refused as exc:
+                _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason=exc.reason)
+                continue
+            except OutcomeUnknown as exc:
+                ctx.forwarded = True
+                ctx.unknown = True
+                ctx.message = str(exc)
+                return
+            ctx.forwarded = True
             return
+        ctx.no_route = True
+
+    async def _switch_to(self, ctx: AuthContext, acquirer_id: str) -> None:
+        """Point the PIN block and the stored intent at ``acquirer_id`` before sending."""
+        r, card = ctx.request, ctx.card
+        if r.pin_block:
+            try:
+                block = await self._svc.protector.translate_pin(
+                    r.encrypted_card.ksn, r.pin_block, card.pan, acquirer_id
+                )
+            except CardDataRejected as exc:
+                raise InvalidArgument(exc.field, str(exc)) from None
+            ctx.card = dataclasses.replace(card, pin_block=block)
+        tx = ctx.tx
+        ctx.tx = await self._svc.store.compare_and_set(
+            tx.id,
+            {"state": TxState.PENDING, "acquirer_id": tx.acquirer_id},
+            {"acquirer_id": acquirer_id, "updated_at": time.time()},
+        )
+        _log.info("failover", tx=tx.id, from_acquirer=tx.acquirer_id, to_acquirer=acquirer_id)
+
+    @staticmethod
+    def _message(ctx: AuthContext) -> network_pb2.NetworkAuthorization:
         r, tx, card = ctx.request, ctx.tx, ctx.card
         msg = network_pb2.NetworkAuthorization(
             rrn=tx.rrn,
@@ -289,12 +346,54 @@ class Forward:
         )
         if r.HasField("emv"):
             msg.emv.CopyFrom(r.emv)
-        ctx.forwarded = True
-        try:
-            ctx.result = await self._svc.connectors.get(tx.acquirer_id).authorize(msg, remaining)
-        except OutcomeUnknown as exc:
-            ctx.unknown = True
-            ctx.message = str(exc)
+        return msg
+
+
+class StandInStage:
+    """No acquirer could take the request: approve in stand-in within the rules (STOOD_IN,
+    the switch's auth code, advised to the issuer later) or decline 91 / the rule's code.
+    Without stand-in configured, 91."""
+
+    name = "standin"
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        if not ctx.no_route:
+            return
+        now = time.time()
+        standin = self._svc.standin
+        if standin is None:
+            decision = Decision(codes.ISSUER_UNAVAILABLE, "disabled")
+        else:
+            decision = await standin.decide(
+                pan=ctx.card.pan,
+                card_token=ctx.tx.card_token,
+                mcc=ctx.tx.mcc,
+                amount=ctx.tx.amount_minor,
+                currency=ctx.tx.currency,
+            )
+        _log.info("standin", tx=ctx.tx.id, code=decision.code, reason=decision.reason)
+        if decision.approved:
+            ctx.stood_in = True
+            ctx.outcome = Outcome(
+                TxState.STOOD_IN,
+                {
+                    "response_code": codes.APPROVED,
+                    "auth_code": decision.auth_code,
+                    "updated_at": now,
+                },
+            )
+            ctx.end(codes.APPROVED, "approved in stand-in: no route to the issuer")
+            return
+        ctx.outcome = Outcome(TxState.DECLINED, {"response_code": decision.code, "updated_at": now})
+        message = (
+            "no route to the issuer"
+            if decision.reason == "disabled"
+            else (f"no route to the issuer; stand-in declined ({decision.reason})")
+        )
+        ctx.end(decision.code, message)
 
 
 class Record:
@@ -338,5 +437,6 @@ def default_stages(svc: Services) -> list[Stage]:
         Route(svc),
         WriteIntent(svc),
         Forward(svc),
+        StandInStage(svc),
         Record(),
     ]

@@ -188,6 +188,7 @@ def test_stage_order():
         "route",
         "intent",
         "forward",
+        "standin",
         "record",
     ]
 
