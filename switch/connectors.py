@@ -97,6 +97,9 @@ class AcquirerConnector:
         self._old.add(task)
         task.add_done_callback(self._old.discard)
 
+    def warm(self) -> None:
+        self._channel.get_state(try_to_connect=True)
+
     async def ready(self, bound_s: float) -> bool:
         """True once the channel has a connection; False when it cannot get one in
         ``bound_s`` (connection refused, or still trying): nothing was sent."""
@@ -208,6 +211,12 @@ class Connectors:
 
     def get(self, acquirer_id: str) -> AcquirerConnector:
         return self._by_id[acquirer_id]
+
+    def warm(self) -> None:
+        """Start connecting every channel now, so that the first request does not spend its
+        connect bound on a handshake."""
+        for conn in self._by_id.values():
+            conn.warm()
 
     async def close(self) -> None:
         for conn in self._by_id.values():

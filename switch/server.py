@@ -20,6 +20,8 @@ from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2, terminal_pb2_grpc
 from switch import metrics, tls
 from switch.admin import AdminService
+from switch.advice import Adviser
+from switch.breaker import Breakers
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors
 from switch.idempotency import IdempotencyGuard
@@ -30,6 +32,7 @@ from switch.reversals import Reverser
 from switch.routing import Router
 from switch.sequences import BlockSequence
 from switch.service import TerminalService
+from switch.standin import StandIn
 from switch.store.base import Store
 
 _log = get_logger("switch.server")
@@ -64,17 +67,26 @@ class Switch:
         self.certs_dir = Path(certs_dir or sw.certs_dir or DEFAULT_CERTS_DIR)
         self.admin_listen = sw.admin_listen if admin_listen is None else admin_listen
         self.metrics_listen = sw.metrics_listen if metrics_listen is None else metrics_listen
-        connectors = Connectors(topology)
+        breakers = Breakers((a.id for a in topology.acquirers), topology.breaker)
+        connectors = Connectors(topology, breakers)
+        router = Router(topology, breakers)
+        reverser = Reverser(store, connectors)
         self.services = Services(
             config=topology.switch,
             store=store,
             guard=IdempotencyGuard(store),
             protector=protector,
             registry=TerminalRegistry(topology, store),
-            router=Router(topology),
+            router=router,
             connectors=connectors,
-            reverser=Reverser(store, connectors),
+            reverser=reverser,
             rrns=BlockSequence(store, "rrn"),
+            breakers=breakers,
+            standin=StandIn(topology.standin, store),
+        )
+        # Advices sweep under the recovery lease, as the same lease owner as the reversals.
+        self.adviser = Adviser(
+            topology, store, connectors, router, protector, owner=getattr(reverser, "_owner", None)
         )
         self.pipeline = Pipeline(self.services)
         self.server: grpc.aio.Server | None = None
@@ -121,6 +133,8 @@ class Switch:
             metrics.serve(*_host_port(self.metrics_listen))
         recovered = await self.services.reverser.scan()
         self.services.reverser.start()
+        self.services.connectors.warm()
+        self.adviser.start()
         for name in ("", names[0]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
@@ -166,6 +180,7 @@ class Switch:
             await self._health.enter_graceful_shutdown()
             await self.server.stop(grace)
         await self.services.registry.close()
+        await self.adviser.close()
         await self.services.reverser.close()
         await self.services.connectors.close()
         await self.services.store.close()
