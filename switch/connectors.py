@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -46,6 +47,10 @@ _OLD_CHANNEL_GRACE_S = 5.0
 _log = get_logger("switch.connectors")
 _READY = grpc.ChannelConnectivity.READY
 _FAILED = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+
+
+# Called once the acquirer is known to take the request, right before it is sent.
+Prepare = Callable[[], Awaitable[Any]]
 
 
 class OutcomeUnknown(Exception):
@@ -136,18 +141,36 @@ class AcquirerConnector:
         _log.info("acquirer_refused", acquirer=self.id, rpc=rpc, reason=reason)
         return Refused(self.id, reason)
 
-    async def _guarded(self, rpc: str, method_name: str, message, timeout: float):
-        """Through the breaker: admitted, connected (or Refused), then the call."""
+    async def _guarded(
+        self, rpc: str, method_name: str, message, timeout: float, prepare: Prepare | None = None
+    ):
+        """Through the breaker: admitted, connected (or ``Refused``), then ``prepare`` (the
+        caller's last step before sending, e.g. recording which acquirer it uses; it returns
+        the message to send), then the call with what is left of ``timeout``."""
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             raise self._refuse(rpc, "circuit open")
-        probing = breaker is not None and breaker.state == "half_open"
-        if probing and self._channel.get_state() is not _READY:
-            self._renew_channel()
-        if not await self.ready(min(self.connect_timeout_s, timeout)):
+        started = time.monotonic()
+        try:
+            probing = breaker is not None and breaker.state == "half_open"
+            if probing and self._channel.get_state() is not _READY:
+                self._renew_channel()
+            connected = await self.ready(min(self.connect_timeout_s, timeout))
+            if connected and prepare is not None:
+                message = await prepare()
+        except BaseException:
+            if breaker is not None:
+                breaker.cancel()
+            raise
+        if not connected:
             if breaker is not None:
                 breaker.failure()
             raise self._refuse(rpc, "no connection")
+        timeout -= time.monotonic() - started
+        if timeout <= 0:
+            if breaker is not None:
+                breaker.cancel()
+            raise self._refuse(rpc, "no time left")
         try:
             result = await self._call(rpc, getattr(self._stub, method_name), message, timeout)
         except OutcomeUnknown:
@@ -163,9 +186,12 @@ class AcquirerConnector:
         return result
 
     async def authorize(
-        self, msg: network_pb2.NetworkAuthorization, timeout: float
+        self,
+        msg: network_pb2.NetworkAuthorization,
+        timeout: float,
+        prepare: Prepare | None = None,
     ) -> network_pb2.NetworkAuthorizationResult:
-        return await self._guarded("authorize", "Authorize", msg, timeout)
+        return await self._guarded("authorize", "Authorize", msg, timeout, prepare)
 
     async def advise(
         self, msg: network_pb2.NetworkAdvice, timeout: float

@@ -264,8 +264,9 @@ class Forward:
 
     Failover: a candidate that refuses before sending (``Refused``: circuit open, or no
     connection within the connect bound) is skipped and the next one tried; the request
-    certainly did not leave. Before a request goes to another acquirer than the intent named,
-    the PIN block is translated to that acquirer's zone key and the transaction's
+    certainly did not leave. Before a request goes to another acquirer than the intent named
+    (once that acquirer's circuit admitted it and its connection is up: the connector's
+    ``prepare`` step), the PIN block is translated to its zone key and the transaction's
     ``acquirer_id`` moved to it (compare-and-set, still PENDING), so that recovery, reversal
     and follow-ups address the acquirer actually used. Once a request may have left (any other
     error), the outcome is unknown: reversal, never failover. Every candidate refusing sets
@@ -287,13 +288,19 @@ class Forward:
             if breakers is not None and not breakers.available(acquirer_id):
                 _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason="open")
                 continue
-            if acquirer_id != ctx.tx.acquirer_id:
-                await self._switch_to(ctx, acquirer_id)
-            msg = self._message(ctx)
+            conn = self._svc.connectors.get(acquirer_id)
             try:
-                ctx.result = await self._svc.connectors.get(acquirer_id).authorize(
-                    msg, ctx.budget.remaining()
-                )
+                if acquirer_id == ctx.tx.acquirer_id:
+                    ctx.result = await conn.authorize(self._message(ctx), ctx.budget.remaining())
+                else:
+
+                    async def prepare(acquirer_id: str = acquirer_id):
+                        await self._switch_to(ctx, acquirer_id)
+                        return self._message(ctx)
+
+                    ctx.result = await conn.authorize(
+                        self._message(ctx), ctx.budget.remaining(), prepare
+                    )
             except Refused as exc:
                 _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason=exc.reason)
                 continue

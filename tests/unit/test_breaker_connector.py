@@ -97,6 +97,29 @@ async def test_nothing_listening_is_refused_and_opens_the_circuit():
         await conn.close()
 
 
+async def test_prepare_runs_only_once_connected_and_its_message_is_sent(server):
+    prepared: list[str] = []
+
+    async def prepare():
+        prepared.append("x")
+        return network_pb2.NetworkAuthorization(rrn="prepared")
+
+    down = AcquirerConnector("acq", f"127.0.0.1:{free_port()}")
+    try:
+        with pytest.raises(Refused):
+            await down.authorize(network_pb2.NetworkAuthorization(rrn="1"), 1.0, prepare)
+        assert prepared == []
+    finally:
+        await down.close()
+    target, _ = await server(0.0)
+    up = AcquirerConnector("acq", target)
+    try:
+        result = await up.authorize(network_pb2.NetworkAuthorization(rrn="1"), 1.0, prepare)
+        assert prepared == ["x"] and result.rrn == "prepared"
+    finally:
+        await up.close()
+
+
 async def test_answer_is_a_success_and_timed(server):
     target, acquirer = await server(0.0)
     breaker = CircuitBreaker("acq", CFG)

@@ -43,9 +43,11 @@ class Scripted:
         self.sent: list[network_pb2.NetworkAuthorization] = []
         self.stored_acquirer: list[str] = []
 
-    async def authorize(self, msg, timeout):
+    async def authorize(self, msg, timeout, prepare=None):
         if self.mode == "refuse":
             raise Refused(self.id, "no connection")
+        if prepare is not None:
+            msg = await prepare()
         self.sent.append(msg)
         if self.store is not None:  # what the store said while the request was out
             pending = await self.store.transactions_in_state(TxState.PENDING, float("inf"))
@@ -150,6 +152,9 @@ async def test_every_acquirer_refusing_stands_in(world):
     tx = await store.get_transaction(resp.transaction_id)
     assert (tx.state, tx.response_code, tx.auth_code) == (TxState.STOOD_IN, "00", resp.auth_code)
     assert svc.reverser.scheduled == []
+    # Nothing was prepared for beta: it refused before its prepare step.
+    assert tx.acquirer_id == "acq-alpha" and tx.version == 3
+    assert svc.protector.translated == []
 
 
 async def test_every_acquirer_refusing_without_stand_in_is_91_declined(world):
