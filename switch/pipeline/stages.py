@@ -289,6 +289,9 @@ class Forward:
                 _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason="open")
                 continue
             conn = self._svc.connectors.get(acquirer_id)
+            # Until the connector says it did not send, the request may have left: any
+            # unexpected error from here on settles as UNKNOWN and is reversed.
+            ctx.forwarded = True
             try:
                 if acquirer_id == ctx.tx.acquirer_id:
                     ctx.result = await conn.authorize(self._message(ctx), ctx.budget.remaining())
@@ -302,14 +305,12 @@ class Forward:
                         self._message(ctx), ctx.budget.remaining(), prepare
                     )
             except Refused as exc:
+                ctx.forwarded = False
                 _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason=exc.reason)
                 continue
             except OutcomeUnknown as exc:
-                ctx.forwarded = True
                 ctx.unknown = True
                 ctx.message = str(exc)
-                return
-            ctx.forwarded = True
             return
         ctx.no_route = True
 
