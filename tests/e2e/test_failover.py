@@ -27,7 +27,7 @@ import pytest
 
 from payswitch.v1 import network_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels, switch_channel
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -57,16 +57,17 @@ async def failover_stack(tmp_path_factory, hsm_token):
     s = await asyncio.to_thread(
         start_stack, tmp_path_factory.mktemp("failover"), doc, store="sqlite"
     )
-    channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
+    channels = node_channels(s)
+    second = switch_channel(s, "T-0009")
     switch = channels[s.topology.switch.id]
     se = await injected()
     yield (
         s,
         RawTerminal(switch, se),  # T-0001 at M-GROCER: acq-alpha, then acq-beta
-        RawTerminal(switch, se, terminal_id="T-0009", merchant_id="M-SLOW"),
+        RawTerminal(second, se, terminal_id="T-0009", merchant_id="M-SLOW"),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
-    for ch in channels.values():
+    for ch in (*channels.values(), second):
         await ch.close()
     await asyncio.to_thread(s.stop)
 

@@ -14,12 +14,11 @@ import asyncio
 import time
 import tomllib
 
-import grpc
 import pytest
 
 from payswitch.v1 import network_pb2, terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels, switch_channel
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -42,16 +41,17 @@ async def standin_stack(tmp_path_factory, hsm_token):
     s = await asyncio.to_thread(
         start_stack, tmp_path_factory.mktemp("standin"), doc, store="sqlite"
     )
-    channels = {n: grpc.aio.insecure_channel(s.address(n)) for n in s.node_ids}
+    channels = node_channels(s)
+    second = switch_channel(s, "T-0003")
     switch = channels[s.topology.switch.id]
     se = await injected()
     yield (
         s,
         RawTerminal(switch, se),  # T-0001 at M-GROCER (mcc 5411)
-        RawTerminal(switch, se, terminal_id="T-0003", merchant_id="M-FUEL"),  # mcc 5541
+        RawTerminal(second, se, terminal_id="T-0003", merchant_id="M-FUEL"),  # mcc 5541
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
-    for ch in channels.values():
+    for ch in (*channels.values(), second):
         await ch.close()
     await asyncio.to_thread(s.stop)
 

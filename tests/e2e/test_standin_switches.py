@@ -11,13 +11,12 @@ import time
 import tomllib
 from pathlib import Path
 
-import grpc
 import pytest
 
 from payswitch.v1 import terminal_pb2
 from switch.store import open_store
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, cassandra_keyspace, drop_keyspace, injected, start_stack
 
 _SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
@@ -43,7 +42,7 @@ async def two_switches(tmp_path_factory, hsm_token):
     await store.close()
     run_dir = tmp_path_factory.mktemp("standin-switches")
     stack = await asyncio.to_thread(start_stack, run_dir, doc, store=url, switches=2)
-    channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+    channels = node_channels(stack)
     se = await injected()
     try:
         yield (
