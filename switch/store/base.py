@@ -298,7 +298,11 @@ def check_vault_entry(token_digest: str, key_version: int) -> None:
         raise ValueError("put_vault_entry: key_version must be a positive int")
 
 
-class Store(Revocations, abc.ABC):
+# Ledger, reconciliation and dispute storage: switch/store/ledger_base.py (needs StoreError).
+from switch.store.ledger_base import LedgerStoreApi  # noqa: E402
+
+
+class Store(Revocations, LedgerStoreApi, abc.ABC):
     """Async state store. Blocking backends run their calls off the event loop thread.
 
     Every backend error other than the ones named below surfaces as StoreUnavailable, so that

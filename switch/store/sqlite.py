@@ -81,6 +81,7 @@ from switch.store.base import (
     check_transition,
     check_vault_entry,
 )
+from switch.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedgerMixin
 from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite_revocations import SqliteRevocations
 from switch.store.standin_usage import check_reserve
@@ -158,6 +159,7 @@ CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 _SCHEMA += REVOCATIONS_SCHEMA
 _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite_standin)
+_SCHEMA += LEDGER_SCHEMA
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -212,7 +214,7 @@ def _check_path(path: str | Path) -> Path:
     return Path(text)
 
 
-class SqliteStore(SqliteRevocations, Store):
+class SqliteStore(SqliteRevocations, SqliteLedgerMixin, Store):
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(

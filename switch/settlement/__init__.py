@@ -1,0 +1,1 @@
+"""Settlement: batches, clearing, settlement reports and the fee table (see README)."""

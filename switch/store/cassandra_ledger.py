@@ -1,0 +1,418 @@
+"""Cassandra backend of the ledger, reconciliation issues and disputes (``LedgerStoreApi``).
+
+Posting (no atomic batch across partitions, so in steps that survive a crash anywhere):
+
+1. plain writes of the hints: ``ledger_pending`` (this id may be incomplete), the day,
+   currency and RRN lookups;
+2. the claim: ``INSERT INTO ledger_claims ... IF NOT EXISTS`` carrying the posting's lines
+   (JSON) with ``complete = false``; an unknown outcome is settled by a SERIAL read of the
+   writer id. Not applied: the id is taken; the same content answers False (replay), other
+   content raises PostingConflict;
+3. the lines into ``ledger_lines`` (plain, idempotent: same key, same values);
+4. ``UPDATE ledger_claims SET complete = true IF EXISTS``, then the pending marker is deleted.
+
+A crash after 2 leaves a claim whose lines may be missing, and its pending marker. The lines
+are never lost: they are in the claim row. ``_finish_pending`` runs before every ledger read
+(and a replay of the same posting finishes it too): for each marker it reads the claim at
+SERIAL and writes its lines (step 3-4 again). A marker without a claim is dropped once older
+than ``ORPHAN_S`` (its writer died before claiming: nothing was posted).
+
+Reconciliation issues and disputes are LWT-only rows (insert ``IF NOT EXISTS``, updates ``IF``
+on status/state); their listings read one partition (``shard`` 0), bounded by ``PAGE`` rows
+per page and ``MAX_PAGES`` pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from switch.store.base import NotFound, StoreUnavailable
+from switch.store.cassandra_exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
+from switch.store.ledger_base import (
+    DISPUTE_COLUMNS,
+    ISSUE_COLUMNS,
+    Dispute,
+    DisputeConflict,
+    DisputeState,
+    IssueStatus,
+    LedgerEntry,
+    LedgerPosting,
+    PostingConflict,
+    ReconIssue,
+    check_dispute_transition,
+    check_posting,
+)
+
+SHARD = 0
+PAGE = 500
+MAX_PAGES = 2_000
+ORPHAN_S = 60.0
+_ISSUE_LIST = ", ".join(ISSUE_COLUMNS)
+_DISPUTE_LIST = ", ".join(DISPUTE_COLUMNS)
+
+_STATEMENTS = {
+    "claim": (
+        "INSERT INTO ledger_claims (posting_id, transaction_id, kind, rrn, currency, posted_at, "
+        "lines, complete, writer) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?) IF NOT EXISTS"
+    ),
+    "claim_get": (
+        "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
+        "writer FROM ledger_claims WHERE posting_id = ?"
+    ),
+    "claim_done": "UPDATE ledger_claims SET complete = true WHERE posting_id = ? IF EXISTS",
+    "line_put": (
+        "INSERT INTO ledger_lines (currency, day, posted_at, posting_id, line_no, account, "
+        "amount_minor, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "lines_first": (
+        "SELECT posted_at, posting_id, line_no, account, amount_minor, transaction_id "
+        "FROM ledger_lines WHERE currency = ? AND day = ? AND posted_at <= ? LIMIT ?"
+    ),
+    "lines_after": (
+        "SELECT posted_at, posting_id, line_no, account, amount_minor, transaction_id "
+        "FROM ledger_lines WHERE currency = ? AND day = ? "
+        "AND (posted_at, posting_id, line_no) > (?, ?, ?) AND posted_at <= ? LIMIT ?"
+    ),
+    "day_put": "INSERT INTO ledger_days (currency, day) VALUES (?, ?)",
+    "days": "SELECT day FROM ledger_days WHERE currency = ? LIMIT 100000",
+    "currency_put": "INSERT INTO ledger_currencies (shard, currency) VALUES (?, ?)",
+    "currencies": "SELECT currency FROM ledger_currencies WHERE shard = ? LIMIT 1000",
+    "pending_put": "INSERT INTO ledger_pending (shard, posting_id, created_at) VALUES (?, ?, ?)",
+    "pending_list": "SELECT posting_id, created_at FROM ledger_pending WHERE shard = ? LIMIT ?",
+    "pending_drop": "DELETE FROM ledger_pending WHERE shard = ? AND posting_id = ?",
+    "rrn_put": "INSERT INTO ledger_by_rrn (rrn, posting_id) VALUES (?, ?)",
+    "rrn_get": "SELECT posting_id FROM ledger_by_rrn WHERE rrn = ? LIMIT 1000",
+    # reconciliation issues
+    "issue_insert": (
+        f"INSERT INTO recon_issues (shard, {_ISSUE_LIST}) "  # noqa: S608
+        f"VALUES (?, {', '.join('?' * len(ISSUE_COLUMNS))}) IF NOT EXISTS"
+    ),
+    "issue_seen": (
+        "UPDATE recon_issues SET last_seen = ?, detail = ? WHERE shard = ? AND issue_id = ? "
+        "IF EXISTS"
+    ),
+    "issue_get": f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? AND issue_id = ?",  # noqa: S608
+    "issue_first": f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? LIMIT ?",  # noqa: S608
+    "issue_after": (
+        f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? AND issue_id > ? LIMIT ?"  # noqa: S608
+    ),
+    "issue_resolve": (
+        "UPDATE recon_issues SET status = ?, note = ?, resolved_at = ? "
+        "WHERE shard = ? AND issue_id = ? IF status = ?"
+    ),
+    # disputes
+    "dispute_insert": (
+        f"INSERT INTO disputes ({_DISPUTE_LIST}, writer) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(DISPUTE_COLUMNS))}, ?) IF NOT EXISTS"
+    ),
+    "dispute_get": f"SELECT {_DISPUTE_LIST}, writer FROM disputes WHERE dispute_id = ?",  # noqa: S608
+    "dispute_index": "INSERT INTO disputes_index (shard, dispute_id) VALUES (?, ?)",
+    "dispute_ids": "SELECT dispute_id FROM disputes_index WHERE shard = ? LIMIT 100000",
+}
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def _claim_posting(row: Row) -> LedgerPosting:
+    currency = row["currency"]
+    return LedgerPosting(
+        row["posting_id"],
+        row["transaction_id"] or "",
+        row["kind"] or "",
+        row["rrn"] or "",
+        currency,
+        float(row["posted_at"]),
+        LedgerPosting.lines_from_json(row["lines"], currency),
+    )
+
+
+def _issue(row: Row) -> ReconIssue:
+    values = {c: row.get(c) for c in ISSUE_COLUMNS}
+    for c in ("first_seen", "last_seen", "resolved_at"):
+        values[c] = float(values[c] or 0.0)
+    for c in ("kind", "rrn", "transaction_id", "currency", "detail", "note"):
+        values[c] = values[c] or ""
+    values["status"] = IssueStatus(values["status"])
+    return ReconIssue(**values)
+
+
+def _dispute(row: Row) -> Dispute:
+    values: dict[str, Any] = {c: row.get(c) for c in DISPUTE_COLUMNS}
+    for c in ("raised_at", "representment_due", "response_due", "updated_at"):
+        values[c] = float(values[c] or 0.0)
+    values["amount_minor"] = int(values["amount_minor"] or 0)
+    values["version"] = int(values["version"] or 1)
+    for c in ("evidence", "note"):
+        values[c] = values[c] or ""
+    values["state"] = DisputeState(values["state"])
+    return Dispute(**values)
+
+
+def _dispute_values(d: Dispute) -> list[object]:
+    values = (getattr(d, c) for c in DISPUTE_COLUMNS)
+    return [v.value if isinstance(v, DisputeState) else v for v in values]
+
+
+class CassandraLedgerMixin:
+    """Mixed into ``CassandraStore``: uses its ``_open()`` (the session's ``Cql``)."""
+
+    _open: Any
+    _ledger_stmts: dict[str, Any] | None = None
+    _dispute_cas: dict[tuple[str, ...], Any] | None = None
+
+    async def _lq(self) -> tuple[Cql, dict[str, Any]]:
+        cql = self._open()
+        stmts = self._ledger_stmts
+        if stmts is None or stmts.get("_session") is not cql.session:
+
+            def prepare() -> dict[str, Any]:
+                made: dict[str, Any] = {k: cql.session.prepare(v) for k, v in _STATEMENTS.items()}
+                made["_session"] = cql.session
+                return made
+
+            stmts = self._ledger_stmts = await asyncio.to_thread(prepare)  # blocking: off-loop
+        return cql, stmts
+
+    # --- ledger -------------------------------------------------------------------------
+    async def ledger_post(self, posting: LedgerPosting) -> bool:
+        check_posting(posting)
+        cql, _ = await self._lq()
+        async with cql.serialised("ledger", posting.posting_id):
+            return await cql.shielded(self._post(posting))
+
+    async def _post(self, p: LedgerPosting) -> bool:
+        cql, q = await self._lq()
+        day = _day(p.posted_at)
+        hints = [
+            cql.run(q["pending_put"], (SHARD, p.posting_id, time.time())),
+            cql.run(q["day_put"], (p.currency, day)),
+            cql.run(q["currency_put"], (SHARD, p.currency)),
+        ]
+        if p.rrn:
+            hints.append(cql.run(q["rrn_put"], (p.rrn, p.posting_id)))
+        await asyncio.gather(*hints)
+        writer = uuid.uuid4()
+        params = (
+            p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency, p.posted_at,
+            p.lines_json(), writer,
+        )  # fmt: skip
+        ok, row = await cql.lwt(q["claim"], params)
+        if ok is None:
+            row = await cql.serial(q["claim_get"], (p.posting_id,)) or {}
+            if not row:  # settled as not applied: nobody holds the id; claim again
+                ok, row = await cql.lwt(q["claim"], params)
+                if ok is None:
+                    raise CasOutcomeUnknown(f"ledger posting {p.posting_id}: outcome unknown")
+            else:
+                ok = row.get("writer") == writer
+        if ok:
+            await self._write_lines(p)
+            return True
+        existing = _claim_posting(row)
+        if not existing.same_content(p):
+            raise PostingConflict(f"posting {p.posting_id} exists with other lines")
+        if not row.get("complete"):
+            await self._write_lines(existing)  # a writer died after its claim: finish it
+        return False
+
+    async def _write_lines(self, p: LedgerPosting) -> None:
+        """Steps 3 and 4 (idempotent): the claim's lines, the claim complete, marker gone."""
+        cql, q = await self._lq()
+        day = _day(p.posted_at)
+        rows = [
+            (p.currency, day, p.posted_at, p.posting_id, i, x.account, x.amount_minor,
+             p.transaction_id)
+            for i, x in enumerate(p.lines)
+        ]  # fmt: skip
+        await asyncio.gather(*(cql.run(q["line_put"], r) for r in rows))
+        for _attempt in range(RESOLVE_ATTEMPTS):
+            ok, _ = await cql.lwt(q["claim_done"], (p.posting_id,))
+            if ok is not None:
+                break
+        await cql.run(q["pending_drop"], (SHARD, p.posting_id))
+
+    async def _finish_pending(self) -> None:
+        cql, q = await self._lq()
+        rows = await cql.run(q["pending_list"], (SHARD, PAGE))
+        for marker in rows:
+            pid = marker["posting_id"]
+            async with cql.serialised("ledger", pid):
+                claim = await cql.serial(q["claim_get"], (pid,))
+                if claim is None:
+                    if float(marker["created_at"] or 0.0) < time.time() - ORPHAN_S:
+                        await cql.run(q["pending_drop"], (SHARD, pid))
+                    continue
+                if claim.get("complete"):
+                    await cql.run(q["pending_drop"], (SHARD, pid))
+                else:
+                    await cql.shielded(self._write_lines(_claim_posting(claim)))
+
+    async def ledger_get(self, posting_id: str) -> LedgerPosting | None:
+        cql, q = await self._lq()
+        rows = await cql.run(q["claim_get"], (posting_id,))
+        return _claim_posting(rows[0]) if rows else None
+
+    async def ledger_entries(self, currency: str, until: float | None = None) -> list[LedgerEntry]:
+        await self._finish_pending()
+        cql, q = await self._lq()
+        limit = float("inf") if until is None else until
+        last_day = "9999-12-31" if until is None else _day(until)
+        days = sorted(r["day"] for r in await cql.run(q["days"], (currency,)))
+        out: list[LedgerEntry] = []
+        for day in (d for d in days if d <= last_day):
+            rows = await cql.run(q["lines_first"], (currency, day, limit, PAGE))
+            for _page in range(MAX_PAGES):
+                out.extend(
+                    LedgerEntry(
+                        r["posting_id"], int(r["line_no"]), r["account"], currency,
+                        int(r["amount_minor"]), float(r["posted_at"]), r["transaction_id"] or "",
+                    )
+                    for r in rows
+                )  # fmt: skip
+                if len(rows) < PAGE:
+                    break
+                last = rows[-1]
+                after = (last["posted_at"], last["posting_id"], last["line_no"])
+                rows = await cql.run(q["lines_after"], (currency, day, *after, limit, PAGE))
+            else:
+                raise StoreUnavailable(f"ledger day {day} {currency}: more than {MAX_PAGES} pages")
+        return out
+
+    async def ledger_currencies(self) -> list[str]:
+        await self._finish_pending()
+        cql, q = await self._lq()
+        return sorted(r["currency"] for r in await cql.run(q["currencies"], (SHARD,)))
+
+    async def ledger_postings_for_rrn(self, rrn: str) -> list[LedgerPosting]:
+        if not rrn:
+            return []
+        await self._finish_pending()
+        cql, q = await self._lq()
+        ids = [r["posting_id"] for r in await cql.run(q["rrn_get"], (rrn,))]
+        found = [await self.ledger_get(i) for i in ids]
+        postings = [p for p in found if p is not None and p.rrn == rrn]
+        return sorted(postings, key=lambda p: (p.posted_at, p.posting_id))
+
+    # --- reconciliation issues ------------------------------------------------------------
+    async def recon_upsert(self, issue: ReconIssue, now: float) -> bool:
+        cql, q = await self._lq()
+        values = (
+            SHARD, issue.issue_id, issue.type, issue.kind, issue.rrn, issue.transaction_id,
+            issue.currency, issue.detail, IssueStatus.OPEN.value, "", now, now, 0.0,
+        )  # fmt: skip
+        async with cql.serialised("issue", issue.issue_id):
+            ok, row = await cql.lwt(q["issue_insert"], values)
+            if ok is None:
+                row = await cql.serial(q["issue_get"], (SHARD, issue.issue_id)) or {}
+                ok = bool(row) and row.get("first_seen") == now and row.get("last_seen") == now
+            if ok:
+                return True
+            await cql.lwt(q["issue_seen"], (now, issue.detail, SHARD, issue.issue_id))
+            return False
+
+    async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
+        cql, q = await self._lq()
+        out: list[ReconIssue] = []
+        rows = await cql.run(q["issue_first"], (SHARD, PAGE))
+        for _page in range(MAX_PAGES):
+            out.extend(_issue(r) for r in rows)
+            if len(rows) < PAGE:
+                break
+            rows = await cql.run(q["issue_after"], (SHARD, rows[-1]["issue_id"], PAGE))
+        if status is not None:
+            out = [i for i in out if i.status is IssueStatus(status)]
+        return sorted(out, key=lambda i: (i.first_seen, i.issue_id))
+
+    async def recon_set_status(
+        self, issue_id: str, status: IssueStatus, note: str, now: float
+    ) -> ReconIssue:
+        status = IssueStatus(status)
+        if status is IssueStatus.OPEN:
+            raise ValueError("status: an issue is resolved as RESOLVED or IGNORED")
+        cql, q = await self._lq()
+        params = (status.value, note, now, SHARD, issue_id, IssueStatus.OPEN.value)
+        async with cql.serialised("issue", issue_id):
+            ok, _ = await cql.lwt(q["issue_resolve"], params)
+            current = await cql.serial(q["issue_get"], (SHARD, issue_id))
+            if current is None:
+                raise NotFound(f"no reconciliation issue {issue_id}")
+            issue = _issue(current)
+            if ok is False or (ok is None and (issue.status, issue.note) != (status, note)):
+                raise ValueError(f"issue {issue_id} is {issue.status}, not OPEN")
+            return issue
+
+    # --- disputes ---------------------------------------------------------------------------
+    async def dispute_create(self, dispute: Dispute) -> tuple[Dispute, bool]:
+        cql, q = await self._lq()
+        writer = uuid.uuid4()
+        async with cql.serialised("dispute", dispute.dispute_id):
+            await cql.run(q["dispute_index"], (SHARD, dispute.dispute_id))
+            ok, row = await cql.lwt(q["dispute_insert"], (*_dispute_values(dispute), writer))
+            if ok is None or not ok:
+                row = await cql.serial(q["dispute_get"], (dispute.dispute_id,)) or {}
+                if not row:
+                    raise CasOutcomeUnknown(f"dispute {dispute.dispute_id}: outcome unknown")
+                ok = row.get("writer") == writer
+            return (dispute, True) if ok else (_dispute(row), False)
+
+    async def dispute_get(self, dispute_id: str) -> Dispute | None:
+        cql, q = await self._lq()
+        rows = await cql.run(q["dispute_get"], (dispute_id,))
+        return _dispute(rows[0]) if rows else None
+
+    async def dispute_transition(
+        self,
+        dispute_id: str,
+        from_state: DisputeState,
+        to_state: DisputeState,
+        changes: dict[str, object],
+    ) -> Dispute:
+        check_dispute_transition(from_state, to_state, changes)
+        cql, q = await self._lq()
+        names = tuple(changes)
+        cache = self._dispute_cas = self._dispute_cas or {}
+        stmt = cache.get(names)
+        if stmt is None:
+            sets = "".join(f", {n} = ?" for n in names)
+            text = (
+                f"UPDATE disputes SET state = ?{sets}, version = ?, writer = ? "  # noqa: S608
+                "WHERE dispute_id = ? IF state = ? AND version = ?"
+            )
+            stmt = cache[names] = await asyncio.to_thread(cql.session.prepare, text)
+        async with cql.serialised("dispute", dispute_id):
+            current = await cql.serial(q["dispute_get"], (dispute_id,))
+            if current is None:
+                raise NotFound(f"no dispute {dispute_id}")
+            row = _dispute(current)
+            if row.state is not from_state:
+                raise DisputeConflict(row)
+            writer = uuid.uuid4()
+            new = row.copy(**changes, state=to_state, version=row.version + 1)
+            params = (
+                to_state.value, *changes.values(), new.version, writer, dispute_id,
+                from_state.value, row.version,
+            )  # fmt: skip
+            ok, _ = await cql.lwt(stmt, params)
+            if ok is None:
+                after = await cql.serial(q["dispute_get"], (dispute_id,)) or {}
+                ok = after.get("writer") == writer
+            if not ok:
+                after = await cql.serial(q["dispute_get"], (dispute_id,))
+                raise DisputeConflict(_dispute(after or current))
+            return new
+
+    async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:
+        cql, q = await self._lq()
+        ids = [r["dispute_id"] for r in await cql.run(q["dispute_ids"], (SHARD,))]
+        found = [await self.dispute_get(i) for i in ids]
+        out = [d for d in found if d is not None and (state is None or d.state is state)]
+        return sorted(out, key=lambda d: (d.raised_at, d.dispute_id))
+
+
+__all__ = ["CassandraLedgerMixin"]

@@ -1,0 +1,259 @@
+"""Store records and interface of the ledger, reconciliation issues and disputes.
+
+A mixin of ``Store`` (base.py): the methods are not abstract, so that a backend without them
+still loads; every backend in this repository implements them (``sqlite_ledger.py``,
+``cassandra_ledger.py``) and passes the same contract tests (tests/store/test_store_ledger.py).
+
+Ledger postings are append-only and idempotent on ``posting_id``: a second post of the same id
+writes nothing and answers False. A posting is balanced (its lines sum to zero), has one
+currency (every line in the posting's currency) and at least two non-zero lines; anything else
+is refused with ``UnbalancedPosting`` before a backend is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass
+
+from payswitch.money import exponent
+from switch.store.base import StoreError
+
+
+class UnbalancedPosting(ValueError):
+    """A posting that does not sum to zero, mixes currencies or is otherwise malformed."""
+
+
+class PostingConflict(StoreError):
+    """A posting id already holds other lines: two different events were given one id."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One side of a posting: ``amount_minor`` > 0 debits ``account``, < 0 credits it."""
+
+    account: str
+    currency: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPosting:
+    """One balanced posting, keyed by its source event (see ``switch.ledger.events``)."""
+
+    posting_id: str
+    transaction_id: str
+    kind: str
+    rrn: str
+    currency: str
+    posted_at: float
+    lines: tuple[LedgerLine, ...]
+
+    def lines_json(self) -> str:
+        return json.dumps([[x.account, x.amount_minor] for x in self.lines])
+
+    @staticmethod
+    def lines_from_json(text: str, currency: str) -> tuple[LedgerLine, ...]:
+        return tuple(LedgerLine(a, currency, int(m)) for a, m in json.loads(text))
+
+    def same_content(self, other: LedgerPosting) -> bool:
+        return (self.transaction_id, self.kind, self.currency, self.lines) == (
+            other.transaction_id,
+            other.kind,
+            other.currency,
+            other.lines,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One stored line, as the balance queries read it."""
+
+    posting_id: str
+    line_no: int
+    account: str
+    currency: str
+    amount_minor: int
+    posted_at: float
+    transaction_id: str
+
+
+def check_posting(p: LedgerPosting) -> None:
+    if not p.posting_id or not p.transaction_id or not p.kind:
+        raise UnbalancedPosting("posting_id, transaction_id and kind are required")
+    try:
+        exponent(p.currency)
+    except ValueError as exc:
+        raise UnbalancedPosting(str(exc)) from None
+    if len(p.lines) < 2:
+        raise UnbalancedPosting(f"posting {p.posting_id} needs at least two lines")
+    for line in p.lines:
+        if line.currency != p.currency:
+            raise UnbalancedPosting(
+                f"posting {p.posting_id} mixes {line.currency} into a {p.currency} posting"
+            )
+        if not isinstance(line.amount_minor, int) or isinstance(line.amount_minor, bool):
+            raise UnbalancedPosting("line amounts must be integers (minor units)")
+        if line.amount_minor == 0 or not line.account:
+            raise UnbalancedPosting("every line needs an account and a non-zero amount")
+    total = sum(x.amount_minor for x in p.lines)
+    if total != 0:
+        raise UnbalancedPosting(f"posting {p.posting_id} does not balance ({total:+d})")
+
+
+class IssueStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    RESOLVED = "RESOLVED"
+    IGNORED = "IGNORED"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconIssue:
+    """One discrepancy; ``issue_id`` is derived from (type, kind, rrn) so a re-run finds it
+    again instead of listing it twice. ``detail`` is a JSON object (amounts per source...)."""
+
+    issue_id: str
+    type: str
+    kind: str
+    rrn: str
+    transaction_id: str
+    currency: str
+    detail: str
+    status: IssueStatus = IssueStatus.OPEN
+    note: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    resolved_at: float = 0.0
+
+    def copy(self, **changes: object) -> ReconIssue:
+        return dataclasses.replace(self, **changes)
+
+
+class DisputeState(enum.StrEnum):
+    CHARGEBACK = "CHARGEBACK"
+    REPRESENTED = "REPRESENTED"
+    WON = "WON"
+    LOST = "LOST"
+    ACCEPTED = "ACCEPTED"
+
+
+DISPUTE_TRANSITIONS: dict[DisputeState, frozenset[DisputeState]] = {
+    DisputeState.CHARGEBACK: frozenset({DisputeState.REPRESENTED, DisputeState.ACCEPTED}),
+    DisputeState.REPRESENTED: frozenset({DisputeState.WON, DisputeState.LOST}),
+    DisputeState.WON: frozenset(),
+    DisputeState.LOST: frozenset(),
+    DisputeState.ACCEPTED: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A chargeback and its cycle; ``dispute_id`` is the issuer's chargeback id."""
+
+    dispute_id: str
+    transaction_id: str
+    rrn: str
+    merchant_id: str
+    acquirer_id: str
+    issuer_id: str
+    amount_minor: int
+    currency: str
+    reason_code: str
+    state: DisputeState
+    raised_at: float
+    representment_due: float
+    response_due: float = 0.0
+    evidence: str = ""
+    note: str = ""
+    updated_at: float = 0.0
+    version: int = 1
+
+    def copy(self, **changes: object) -> Dispute:
+        return dataclasses.replace(self, **changes)
+
+
+DISPUTE_COLUMNS = tuple(f.name for f in dataclasses.fields(Dispute))
+ISSUE_COLUMNS = tuple(f.name for f in dataclasses.fields(ReconIssue))
+DISPUTE_MUTABLE = frozenset({"state", "response_due", "evidence", "note", "updated_at"})
+
+
+class DisputeConflict(StoreError):
+    """A dispute transition found another state; ``current`` is the dispute as it is now."""
+
+    def __init__(self, current: Dispute) -> None:
+        super().__init__(f"dispute {current.dispute_id} is {current.state}")
+        self.current = current
+
+
+def check_dispute_transition(
+    from_state: DisputeState, to_state: DisputeState, changes: dict[str, object]
+) -> None:
+    if to_state not in DISPUTE_TRANSITIONS[from_state]:
+        raise ValueError(f"dispute {from_state} -> {to_state} is not a transition")
+    bad = set(changes) - DISPUTE_MUTABLE
+    if bad:
+        raise ValueError(f"dispute columns {sorted(bad)} cannot change")
+
+
+class LedgerStoreApi:
+    """Ledger, reconciliation and dispute storage (mixed into ``Store``)."""
+
+    # --- ledger -------------------------------------------------------------------------
+    async def ledger_post(self, posting: LedgerPosting) -> bool:
+        """Append ``posting`` unless its id is there: True when written by this call.
+        UnbalancedPosting first; PostingConflict when the id holds other lines."""
+        raise NotImplementedError(f"{type(self).__name__} has no ledger")
+
+    async def ledger_get(self, posting_id: str) -> LedgerPosting | None:
+        raise NotImplementedError(f"{type(self).__name__} has no ledger")
+
+    async def ledger_entries(self, currency: str, until: float | None = None) -> list[LedgerEntry]:
+        """Every line in ``currency`` posted at or before ``until`` (all when None), in
+        posting order."""
+        raise NotImplementedError(f"{type(self).__name__} has no ledger")
+
+    async def ledger_currencies(self) -> list[str]:
+        """Currencies with at least one posting, sorted."""
+        raise NotImplementedError(f"{type(self).__name__} has no ledger")
+
+    async def ledger_postings_for_rrn(self, rrn: str) -> list[LedgerPosting]:
+        """Postings whose source carries ``rrn`` (a chargeback finds its sale by RRN)."""
+        raise NotImplementedError(f"{type(self).__name__} has no ledger")
+
+    # --- reconciliation issues ------------------------------------------------------------
+    async def recon_upsert(self, issue: ReconIssue, now: float) -> bool:
+        """Insert ``issue`` OPEN (True), or, when its id exists, only refresh ``last_seen`` and
+        ``detail`` (False): status and note an operator set are kept."""
+        raise NotImplementedError(f"{type(self).__name__} has no reconciliation issues")
+
+    async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
+        raise NotImplementedError(f"{type(self).__name__} has no reconciliation issues")
+
+    async def recon_set_status(
+        self, issue_id: str, status: IssueStatus, note: str, now: float
+    ) -> ReconIssue:
+        """OPEN -> RESOLVED | IGNORED with an operator note. NotFound for an unknown id;
+        ValueError when the issue is not OPEN or the status is not a resolution."""
+        raise NotImplementedError(f"{type(self).__name__} has no reconciliation issues")
+
+    # --- disputes ---------------------------------------------------------------------------
+    async def dispute_create(self, dispute: Dispute) -> tuple[Dispute, bool]:
+        """Insert unless ``dispute_id`` exists: (the stored dispute, created now?)."""
+        raise NotImplementedError(f"{type(self).__name__} has no disputes")
+
+    async def dispute_get(self, dispute_id: str) -> Dispute | None:
+        raise NotImplementedError(f"{type(self).__name__} has no disputes")
+
+    async def dispute_transition(
+        self,
+        dispute_id: str,
+        from_state: DisputeState,
+        to_state: DisputeState,
+        changes: dict[str, object],
+    ) -> Dispute:
+        """Compare-and-set on state; DisputeConflict(current) or NotFound."""
+        raise NotImplementedError(f"{type(self).__name__} has no disputes")
+
+    async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:
+        raise NotImplementedError(f"{type(self).__name__} has no disputes")

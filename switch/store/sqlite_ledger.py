@@ -1,0 +1,305 @@
+"""SQLite backend of the ledger, reconciliation issues and disputes (``LedgerStoreApi``).
+
+A posting is one ``BEGIN IMMEDIATE`` transaction: ``INSERT OR IGNORE`` of the posting row
+(the idempotency key) and its lines, so there is no state between claim and entries to
+recover from. Tables are ``CREATE TABLE IF NOT EXISTS`` at open (``LEDGER_SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from switch.store.base import NotFound
+from switch.store.ledger_base import (
+    DISPUTE_COLUMNS,
+    ISSUE_COLUMNS,
+    Dispute,
+    DisputeConflict,
+    DisputeState,
+    IssueStatus,
+    LedgerEntry,
+    LedgerPosting,
+    PostingConflict,
+    ReconIssue,
+    check_dispute_transition,
+    check_posting,
+)
+
+LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_postings (
+    posting_id TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rrn TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    posted_at REAL NOT NULL,
+    lines TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_postings_by_rrn ON ledger_postings (rrn) WHERE rrn != '';
+CREATE TABLE IF NOT EXISTS ledger_lines (
+    posting_id TEXT NOT NULL,
+    line_no INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    posted_at REAL NOT NULL,
+    transaction_id TEXT NOT NULL,
+    PRIMARY KEY (posting_id, line_no)
+);
+CREATE INDEX IF NOT EXISTS ledger_lines_by_currency ON ledger_lines (currency, posted_at);
+CREATE TABLE IF NOT EXISTS recon_issues (
+    issue_id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rrn TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    status TEXT NOT NULL,
+    note TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    resolved_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS disputes (
+    dispute_id TEXT PRIMARY KEY,
+    transaction_id TEXT NOT NULL,
+    rrn TEXT NOT NULL,
+    merchant_id TEXT NOT NULL,
+    acquirer_id TEXT NOT NULL,
+    issuer_id TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    state TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    representment_due REAL NOT NULL,
+    response_due REAL NOT NULL,
+    evidence TEXT NOT NULL,
+    note TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    version INTEGER NOT NULL
+);
+"""
+
+_POSTING_SELECT = (
+    "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines FROM ledger_postings"
+)
+_ISSUE_SELECT = f"SELECT {', '.join(ISSUE_COLUMNS)} FROM recon_issues"  # noqa: S608
+_DISPUTE_SELECT = f"SELECT {', '.join(DISPUTE_COLUMNS)} FROM disputes"  # noqa: S608
+
+
+def _posting(row: tuple[Any, ...]) -> LedgerPosting:
+    pid, tx_id, kind, rrn, currency, posted_at, lines = row
+    return LedgerPosting(
+        pid, tx_id, kind, rrn, currency, posted_at, LedgerPosting.lines_from_json(lines, currency)
+    )
+
+
+def _issue(row: tuple[Any, ...]) -> ReconIssue:
+    values = dict(zip(ISSUE_COLUMNS, row, strict=True))
+    values["status"] = IssueStatus(values["status"])
+    return ReconIssue(**values)
+
+
+def _dispute(row: tuple[Any, ...]) -> Dispute:
+    values = dict(zip(DISPUTE_COLUMNS, row, strict=True))
+    values["state"] = DisputeState(values["state"])
+    return Dispute(**values)
+
+
+class SqliteLedgerMixin:
+    """Mixed into ``SqliteStore``: uses its ``_call`` (store thread) and ``_write``."""
+
+    _call: Any
+    _write: Any
+
+    # --- ledger -------------------------------------------------------------------------
+    async def ledger_post(self, posting: LedgerPosting) -> bool:
+        check_posting(posting)
+        return await self._call(self._ledger_post, posting)
+
+    def _ledger_post(self, conn: sqlite3.Connection, p: LedgerPosting) -> bool:
+        def body(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO ledger_postings (posting_id, transaction_id, kind, rrn, "
+                "currency, posted_at, lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency, p.posted_at,
+                 p.lines_json()),
+            )  # fmt: skip
+            if cur.rowcount != 1:
+                row = c.execute(f"{_POSTING_SELECT} WHERE posting_id = ?", (p.posting_id,))
+                existing = _posting(row.fetchone())
+                if not existing.same_content(p):
+                    raise PostingConflict(f"posting {p.posting_id} exists with other lines")
+                return False
+            c.executemany(
+                "INSERT INTO ledger_lines (posting_id, line_no, account, currency, amount_minor, "
+                "posted_at, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (p.posting_id, i, x.account, x.currency, x.amount_minor, p.posted_at,
+                     p.transaction_id)
+                    for i, x in enumerate(p.lines)
+                ],
+            )  # fmt: skip
+            return True
+
+        return self._write(conn, body)
+
+    async def ledger_get(self, posting_id: str) -> LedgerPosting | None:
+        def read(conn: sqlite3.Connection) -> LedgerPosting | None:
+            row = conn.execute(f"{_POSTING_SELECT} WHERE posting_id = ?", (posting_id,))
+            found = row.fetchone()
+            return None if found is None else _posting(found)
+
+        return await self._call(read)
+
+    async def ledger_entries(self, currency: str, until: float | None = None) -> list[LedgerEntry]:
+        limit = float("inf") if until is None else until
+
+        def read(conn: sqlite3.Connection) -> list[LedgerEntry]:
+            rows = conn.execute(
+                "SELECT posting_id, line_no, account, currency, amount_minor, posted_at, "
+                "transaction_id FROM ledger_lines WHERE currency = ? AND posted_at <= ? "
+                "ORDER BY posted_at, posting_id, line_no",
+                (currency, limit),
+            ).fetchall()
+            return [LedgerEntry(*r) for r in rows]
+
+        return await self._call(read)
+
+    async def ledger_currencies(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute("SELECT DISTINCT currency FROM ledger_postings ORDER BY 1")
+            return [r[0] for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    async def ledger_postings_for_rrn(self, rrn: str) -> list[LedgerPosting]:
+        def read(conn: sqlite3.Connection) -> list[LedgerPosting]:
+            rows = conn.execute(
+                f"{_POSTING_SELECT} WHERE rrn = ? AND rrn != '' ORDER BY posted_at, posting_id",
+                (rrn,),
+            )
+            return [_posting(r) for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    # --- reconciliation issues ------------------------------------------------------------
+    async def recon_upsert(self, issue: ReconIssue, now: float) -> bool:
+        def body(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                f"INSERT OR IGNORE INTO recon_issues ({', '.join(ISSUE_COLUMNS)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' * len(ISSUE_COLUMNS))})",
+                (issue.issue_id, issue.type, issue.kind, issue.rrn, issue.transaction_id,
+                 issue.currency, issue.detail, IssueStatus.OPEN.value, "", now, now, 0.0),
+            )  # fmt: skip
+            if cur.rowcount == 1:
+                return True
+            c.execute(
+                "UPDATE recon_issues SET last_seen = ?, detail = ? WHERE issue_id = ?",
+                (now, issue.detail, issue.issue_id),
+            )
+            return False
+
+        return await self._call(lambda conn: self._write(conn, body))
+
+    async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
+        def read(conn: sqlite3.Connection) -> list[ReconIssue]:
+            if status is None:
+                rows = conn.execute(f"{_ISSUE_SELECT} ORDER BY first_seen, issue_id")
+            else:
+                rows = conn.execute(
+                    f"{_ISSUE_SELECT} WHERE status = ? ORDER BY first_seen, issue_id",
+                    (IssueStatus(status).value,),
+                )
+            return [_issue(r) for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    async def recon_set_status(
+        self, issue_id: str, status: IssueStatus, note: str, now: float
+    ) -> ReconIssue:
+        status = IssueStatus(status)
+        if status is IssueStatus.OPEN:
+            raise ValueError("status: an issue is resolved as RESOLVED or IGNORED")
+
+        def body(c: sqlite3.Connection) -> ReconIssue:
+            row = c.execute(f"{_ISSUE_SELECT} WHERE issue_id = ?", (issue_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no reconciliation issue {issue_id}")
+            if _issue(row).status is not IssueStatus.OPEN:
+                raise ValueError(f"issue {issue_id} is {row[7]}, not OPEN")
+            c.execute(
+                "UPDATE recon_issues SET status = ?, note = ?, resolved_at = ? WHERE issue_id = ?",
+                (status.value, note, now, issue_id),
+            )
+            return _issue(c.execute(f"{_ISSUE_SELECT} WHERE issue_id = ?", (issue_id,)).fetchone())
+
+        return await self._call(lambda conn: self._write(conn, body))
+
+    # --- disputes ---------------------------------------------------------------------------
+    async def dispute_create(self, dispute: Dispute) -> tuple[Dispute, bool]:
+        values = tuple(
+            v.value if isinstance(v, DisputeState) else v
+            for v in (getattr(dispute, c) for c in DISPUTE_COLUMNS)
+        )
+
+        def body(c: sqlite3.Connection) -> tuple[Dispute, bool]:
+            cur = c.execute(
+                f"INSERT OR IGNORE INTO disputes ({', '.join(DISPUTE_COLUMNS)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' * len(DISPUTE_COLUMNS))})",
+                values,
+            )
+            row = c.execute(f"{_DISPUTE_SELECT} WHERE dispute_id = ?", (dispute.dispute_id,))
+            return _dispute(row.fetchone()), cur.rowcount == 1
+
+        return await self._call(lambda conn: self._write(conn, body))
+
+    async def dispute_get(self, dispute_id: str) -> Dispute | None:
+        def read(conn: sqlite3.Connection) -> Dispute | None:
+            row = conn.execute(f"{_DISPUTE_SELECT} WHERE dispute_id = ?", (dispute_id,))
+            found = row.fetchone()
+            return None if found is None else _dispute(found)
+
+        return await self._call(read)
+
+    async def dispute_transition(
+        self,
+        dispute_id: str,
+        from_state: DisputeState,
+        to_state: DisputeState,
+        changes: dict[str, object],
+    ) -> Dispute:
+        check_dispute_transition(from_state, to_state, changes)
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        sql = (
+            f"UPDATE disputes SET state = ?{', ' if sets else ''}{sets}, version = version + 1 "  # noqa: S608
+            "WHERE dispute_id = ? AND state = ?"
+        )
+        params = (to_state.value, *changes.values(), dispute_id, from_state.value)
+
+        def body(c: sqlite3.Connection) -> Dispute:
+            updated = c.execute(sql, params).rowcount
+            row = c.execute(f"{_DISPUTE_SELECT} WHERE dispute_id = ?", (dispute_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no dispute {dispute_id}")
+            if updated != 1:
+                raise DisputeConflict(_dispute(row))
+            return _dispute(row)
+
+        return await self._call(lambda conn: self._write(conn, body))
+
+    async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:
+        def read(conn: sqlite3.Connection) -> list[Dispute]:
+            if state is None:
+                rows = conn.execute(f"{_DISPUTE_SELECT} ORDER BY raised_at, dispute_id")
+            else:
+                rows = conn.execute(
+                    f"{_DISPUTE_SELECT} WHERE state = ? ORDER BY raised_at, dispute_id",
+                    (DisputeState(state).value,),
+                )
+            return [_dispute(r) for r in rows.fetchall()]
+
+        return await self._call(read)

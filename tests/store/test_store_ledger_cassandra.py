@@ -1,0 +1,86 @@
+"""Cassandra ledger: a writer that dies between its claim and its lines loses nothing.
+
+The claim row carries the posting's lines, and a pending marker is written before the claim:
+the next reader (any process) or a replay of the same posting finishes the lines exactly once.
+The death is simulated by failing the lines step right after a successful claim (the state it
+leaves is the state a kill leaves: claim applied, marker present, no lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cassandra_kit
+import pytest
+from storekit import NOW
+
+from switch.store import open_store
+from switch.store.cassandra_ledger import CassandraLedgerMixin
+from switch.store.ledger_base import LedgerLine, LedgerPosting
+
+P = LedgerPosting(
+    "tx-9/CAPTURE_PRESENTED/0",
+    "tx-9",
+    "CAPTURE_PRESENTED",
+    "000000000009",
+    "KWD",
+    NOW,
+    (
+        LedgerLine("acquirer_receivable:ACQ1", "KWD", 1250),
+        LedgerLine("merchant_payable:M1", "KWD", -1250),
+    ),
+)
+
+
+def _claim_complete(session, ks: str):
+    query = f"SELECT complete FROM {ks}.ledger_claims WHERE posting_id = %s"  # noqa: S608
+    return session.execute(query, (P.posting_id,)).one()
+
+
+class Died(Exception):
+    pass
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return cassandra_kit.contract_url(tmp_path)
+
+
+async def _die_after_claim(monkeypatch, url: str) -> None:
+    async def die(self, posting):
+        raise Died
+
+    async with open_store(url) as doomed:
+        with monkeypatch.context() as m:
+            m.setattr(CassandraLedgerMixin, "_write_lines", die)
+            with pytest.raises(Died):
+                await doomed.ledger_post(P)
+    session, ks = cassandra_kit.inspect()
+    claim = _claim_complete(session, ks)
+    assert claim is not None and claim.complete is False
+    assert session.execute(f"SELECT * FROM {ks}.ledger_lines").one() is None  # noqa: S608
+
+
+async def test_a_reader_finishes_a_posting_whose_writer_died(monkeypatch, url: str) -> None:
+    await _die_after_claim(monkeypatch, url)
+    async with open_store(url) as survivor:
+        entries = await survivor.ledger_entries("KWD")
+        assert sorted((e.account, e.amount_minor) for e in entries) == [
+            ("acquirer_receivable:ACQ1", 1250),
+            ("merchant_payable:M1", -1250),
+        ]
+        assert not await survivor.ledger_post(P)  # the replay posts nothing new
+        assert len(await survivor.ledger_entries("KWD")) == 2
+    session, ks = cassandra_kit.inspect()
+    assert session.execute(f"SELECT * FROM {ks}.ledger_pending").one() is None  # noqa: S608
+    claim = _claim_complete(session, ks)
+    assert claim.complete is True
+
+
+async def test_a_replay_finishes_a_posting_whose_writer_died(monkeypatch, url: str) -> None:
+    await _die_after_claim(monkeypatch, url)
+    async with open_store(url) as survivor:
+        assert not await survivor.ledger_post(P)  # not new: the id was claimed ...
+        session, ks = cassandra_kit.inspect()
+        rows = list(session.execute(f"SELECT amount_minor FROM {ks}.ledger_lines"))  # noqa: S608
+        assert sorted(r.amount_minor for r in rows) == [-1250, 1250]  # ... and now complete
