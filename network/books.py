@@ -103,6 +103,17 @@ CREATE TABLE IF NOT EXISTS advices (
     response_code INTEGER NOT NULL,
     PRIMARY KEY (kind, rrn)
 );
+CREATE TABLE IF NOT EXISTS chargebacks (
+    chargeback_id TEXT PRIMARY KEY,
+    rrn TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    responded_at REAL NOT NULL DEFAULT 0
+);
 """
 
 
@@ -114,6 +125,25 @@ class AuthDecision:
     auth_code: str = ""
     arpc: bytes = b""
     fresh: bool = field(default=False, compare=False)
+
+
+# chargebacks.state
+CB_RAISED = "RAISED"  # charged back, cardholder credited
+CB_REVERSED = "REVERSED"  # representment accepted: cardholder debited again
+CB_UPHELD = "UPHELD"  # representment rejected: the chargeback stands
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackView:
+    chargeback_id: str
+    rrn: str
+    account_id: str
+    amount: int
+    currency: str
+    reason_code: str
+    raised_at: float
+    state: str
+    responded_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +461,78 @@ class Books:
                 "UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, card.account)
             )
             return self._advice_done(db, "standin", rrn, rrn, amount)
+
+    # -- chargebacks (network/chargebacks.py) -----------------------------------------------
+
+    def raise_chargeback(
+        self, chargeback_id: str, rrn: str, amount: int | None, reason_code: str, raised_at: float
+    ) -> ChargebackView:
+        """Charge a posted sale back: the cardholder's account is credited at once. ``amount``
+        None means what is left of the sale (posted - refunded - earlier chargebacks); more than
+        that, or a sale not posted, is refused (ValueError). Idempotent on ``chargeback_id``."""
+        with self._tx() as db:
+            known = self._chargeback(db, chargeback_id)
+            if known is not None:
+                return known
+            row = db.execute(
+                "SELECT state, account_id, posted, refunded, currency FROM authorizations"
+                " WHERE rrn = ?",
+                (rrn,),
+            ).fetchone()
+            if row is None or row[0] != POSTED:
+                raise ValueError(f"rrn: {rrn} is not a posted sale of this issuer")
+            charged = db.execute(
+                "SELECT coalesce(sum(amount), 0) FROM chargebacks WHERE rrn = ? AND state != ?",
+                (rrn, CB_REVERSED),
+            ).fetchone()[0]
+            left = row[2] - row[3] - charged
+            amount = left if amount is None else amount
+            if amount <= 0 or amount > left:
+                raise ValueError(f"amount: {amount} is more than the {left} left to charge back")
+            db.execute(
+                "INSERT INTO chargebacks (chargeback_id, rrn, account_id, amount, currency,"
+                " reason_code, raised_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (chargeback_id, rrn, row[1], amount, row[4], reason_code, raised_at, CB_RAISED),
+            )
+            db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, row[1]))
+            return self._chargeback(db, chargeback_id)  # type: ignore[return-value]
+
+    def answer_representment(self, chargeback_id: str, accept: bool, at: float) -> ChargebackView:
+        """The issuer's answer to a representment: accepted, the cardholder is debited again
+        (the merchant wins); rejected, the chargeback stands. Idempotent once answered."""
+        with self._tx() as db:
+            known = self._chargeback(db, chargeback_id)
+            if known is None:
+                raise ValueError(f"chargeback_id: {chargeback_id} is unknown")
+            if known.state != CB_RAISED:
+                return known
+            state = CB_REVERSED if accept else CB_UPHELD
+            db.execute(
+                "UPDATE chargebacks SET state = ?, responded_at = ? WHERE chargeback_id = ?",
+                (state, at, chargeback_id),
+            )
+            if accept:
+                db.execute(
+                    "UPDATE accounts SET balance = balance - ? WHERE id = ?",
+                    (known.amount, known.account_id),
+                )
+            return self._chargeback(db, chargeback_id)  # type: ignore[return-value]
+
+    @staticmethod
+    def _chargeback(db: sqlite3.Connection, chargeback_id: str) -> ChargebackView | None:
+        row = db.execute(
+            "SELECT chargeback_id, rrn, account_id, amount, currency, reason_code, raised_at,"
+            " state, responded_at FROM chargebacks WHERE chargeback_id = ?",
+            (chargeback_id,),
+        ).fetchone()
+        return None if row is None else ChargebackView(*row)
+
+    def chargebacks(self) -> list[ChargebackView]:
+        rows = self._db.execute(
+            "SELECT chargeback_id, rrn, account_id, amount, currency, reason_code, raised_at,"
+            " state, responded_at FROM chargebacks ORDER BY raised_at, chargeback_id"
+        ).fetchall()
+        return [ChargebackView(*r) for r in rows]
 
     # -- reads -----------------------------------------------------------------------------
 
