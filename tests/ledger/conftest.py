@@ -23,3 +23,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 @pytest.fixture
 def ledger(store: Store) -> Ledger:
     return Ledger(store, FEES)
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/switch.db"
