@@ -97,7 +97,7 @@ async def test_ingesting_again_records_and_posts_nothing_new(store, ledger, book
 
 async def test_full_cycle_won_through_the_cli(store, ledger, books, tmp_path, store_url) -> None:
     before = books.account("A-1").balance
-    tx, rec, disputes = await chargeback(store, ledger, books, tmp_path)
+    _tx, rec, disputes = await chargeback(store, ledger, books, tmp_path)
     payable_before_cb = await ledger.balance(MERCHANT, "EUR", as_of=DAY0 + DAY_S)
     done = await asyncio.to_thread(
         cli, store_url, "represent", rec["chargeback_id"], "--evidence", "signed receipt #42"
@@ -121,7 +121,7 @@ async def test_full_cycle_won_through_the_cli(store, ledger, books, tmp_path, st
 
 async def test_full_cycle_lost(store, ledger, books, tmp_path) -> None:
     before = books.account("A-1").balance
-    tx, rec, disputes = await chargeback(store, ledger, books, tmp_path)
+    _tx, rec, disputes = await chargeback(store, ledger, books, tmp_path)
     after_cb = await ledger.balance(MERCHANT, "EUR")
     await disputes.represent(rec["chargeback_id"], "delivery proof", now=DAY0 + 3 * DAY_S)
     answer_representment(books, tmp_path, "ISS1", rec["chargeback_id"], accept=False)
