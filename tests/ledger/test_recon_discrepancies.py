@@ -1,0 +1,136 @@
+"""Reconciliation finds exactly what was injected: a small consistent day on all three sides
+reconciles clean; each test then mutates one side with one discrepancy and the report lists
+exactly that issue (type, kind, RRN)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from ledgerkit import DAY0, FEES
+from reconkit import Day, build_day
+
+from network.books import Books
+from switch.recon.engine import reconcile
+from switch.recon.sources import read_books, switch_transactions
+
+CUTOFF = DAY0 + 3_600
+
+
+@pytest.fixture
+async def day(store, tmp_path: Path) -> Day:
+    return await build_day(store, tmp_path)
+
+
+async def found(store, day: Day, reports=None, txs=None) -> list[tuple[str, str, str]]:
+    txs = await switch_transactions(store, math.inf) if txs is None else txs
+    books = read_books([day.books_path])
+    issues = reconcile(
+        txs, day.reports() if reports is None else reports, books, cutoff=CUTOFF, fee_table=FEES
+    )
+    return [(i.type, i.kind, i.rrn) for i in issues]
+
+
+async def test_a_consistent_day_reconciles_clean(store, day: Day) -> None:
+    assert await found(store, day) == []
+
+
+async def test_missing_in_switch(store, day: Day) -> None:
+    """The switch lost a sale both other sides have: one issue, both sources named."""
+    txs = [t for t in await switch_transactions(store, math.inf) if t.id != day.sales["s2"].id]
+    books = read_books([day.books_path])
+    [issue] = reconcile(txs, day.reports(), books, cutoff=CUTOFF, fee_table=FEES)
+    assert (issue.type, issue.kind, issue.rrn) == (
+        "MISSING_IN_SWITCH",
+        "CAPTURE",
+        day.sales["s2"].rrn,
+    )
+    assert '"sources": ["acquirer", "issuer"]' in issue.detail
+
+
+async def test_missing_in_switch_from_the_report(store, day: Day) -> None:
+    reports = day.reports()
+    extra = dict(day.entry("s1"), rrn="888888888888", transaction_id="tx-unknown")
+    reports[0]["entries"].append(extra)
+    assert await found(store, day, reports) == [("MISSING_IN_SWITCH", "CAPTURE", "888888888888")]
+
+
+async def test_missing_at_acquirer(store, day: Day) -> None:
+    reports = day.reports()
+    reports[0]["entries"] = [e for e in reports[0]["entries"] if e["rrn"] != day.sales["s2"].rrn]
+    assert await found(store, day, reports) == [
+        ("MISSING_AT_ACQUIRER", "CAPTURE", day.sales["s2"].rrn)
+    ]
+
+
+async def test_missing_at_issuer(store, day: Day) -> None:
+    rrn = day.sales["r1"].rrn
+    with closing(sqlite3.connect(day.books_path)) as db, db:  # the refund advice is lost
+        db.execute("DELETE FROM advices WHERE kind = 'refund' AND rrn = ?", (rrn,))
+    assert await found(store, day) == [("MISSING_AT_ISSUER", "REFUND", rrn)]
+
+
+async def test_amount_mismatch(store, day: Day) -> None:
+    reports = day.reports()
+    next(e for e in reports[0]["entries"] if e["rrn"] == day.sales["s3"].rrn)["amount_minor"] = (
+        1_205
+    )
+    assert await found(store, day, reports) == [("AMOUNT_MISMATCH", "CAPTURE", day.sales["s3"].rrn)]
+
+
+async def test_duplicate(store, day: Day) -> None:
+    reports = day.reports()
+    second = copy.deepcopy(reports[0])
+    second["file_id"] = "ACQ1-20270115-2"
+    second["entries"] = [day.entry("r1")]
+    assert await found(store, day, [*reports, second]) == [
+        ("DUPLICATE", "REFUND", day.sales["r1"].rrn)
+    ]
+
+
+async def test_late_presentment(store, day: Day) -> None:
+    reports = day.reports()
+    late = copy.deepcopy(reports[0])
+    late["file_id"], late["settled_at"] = "ACQ1-20270125-1", DAY0 + 10 * 86_400
+    late["entries"] = [day.entry("s2")]
+    reports[0]["entries"] = [e for e in reports[0]["entries"] if e["rrn"] != day.sales["s2"].rrn]
+    assert await found(store, day, [*reports, late]) == [
+        ("LATE_PRESENTMENT", "CAPTURE", day.sales["s2"].rrn)
+    ]
+
+
+async def test_orphan_reversal(store, day: Day) -> None:
+    books = Books(day.books_path)
+    try:
+        books.reverse("999999999999")  # a reversal of an authorization the switch never had
+    finally:
+        books.close()
+    assert await found(store, day) == [("ORPHAN_REVERSAL", "REVERSAL", "999999999999")]
+
+
+async def test_rejected_by_acquirer(store, day: Day) -> None:
+    reports = day.reports()
+    entry = next(e for e in reports[0]["entries"] if e["rrn"] == day.sales["s1"].rrn)
+    entry["status"], entry["reason"] = "REJECTED", "expired authorization"
+    assert await found(store, day, reports) == [
+        ("REJECTED_BY_ACQUIRER", "CAPTURE", day.sales["s1"].rrn)
+    ]
+
+
+async def test_fee_mismatch(store, day: Day) -> None:
+    reports = day.reports()
+    next(e for e in reports[0]["entries"] if e["rrn"] == day.sales["s1"].rrn)[
+        "interchange_minor"
+    ] += 1
+    assert await found(store, day, reports) == [("FEE_MISMATCH", "CAPTURE", day.sales["s1"].rrn)]
+
+
+async def test_a_void_the_issuer_never_released(store, day: Day) -> None:
+    with closing(sqlite3.connect(day.books_path)) as db, db:
+        db.execute("UPDATE authorizations SET state = 'HELD' WHERE rrn = ?", (day.sales["v1"].rrn,))
+        db.execute("DELETE FROM advices WHERE kind = 'reversal'")
+    assert await found(store, day) == [("MISSING_AT_ISSUER", "REVERSAL", day.sales["v1"].rrn)]
