@@ -21,6 +21,11 @@ Issue types (one issue per (type, kind, RRN), with each side's view in ``detail`
 - REJECTED_BY_ACQUIRER (added): the report lists the presentment REJECTED; it was not paid.
 - FEE_MISMATCH (added): the report's interchange or scheme fee differs from the fee table's
   (``switch.settlement.fees.fee_for``, the function both sides use); only with a fee table.
+
+Chargebacks (kind CHARGEBACK, matched by chargeback id, reported under the sale's RRN): one in
+the issuer's books the switch has no dispute for is MISSING_IN_SWITCH, a dispute the issuer's
+books lack is MISSING_AT_ISSUER, different amounts are AMOUNT_MISMATCH (only when disputes are
+given).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 from switch.recon.sources import IssuerBooks
 from switch.settlement.fees import FeeTable, NoFeeRule, fee_for
 from switch.store.base import Transaction, TxState, TxType
-from switch.store.ledger_base import ReconIssue
+from switch.store.ledger_base import Dispute, ReconIssue
 
 DAY_S = 86_400
 LATE_AFTER_S = 7 * DAY_S
@@ -142,6 +147,7 @@ def reconcile(
     cutoff: float,
     fee_table: FeeTable | None = None,
     late_after_s: float = LATE_AFTER_S,
+    disputes: list[Dispute] | None = None,
 ) -> list[ReconIssue]:
     issues = _Issues()
     presented = presentments(txs)
@@ -149,7 +155,51 @@ def reconcile(
     _acquirer(issues, presented, reports, cutoff, fee_table, late_after_s)
     if books is not None:
         _issuer(issues, presented, by_rrn, txs, books)
+        if disputes is not None:
+            _chargebacks(issues, books, disputes)
     return issues.issues()
+
+
+def _chargebacks(issues: _Issues, books: IssuerBooks, disputes: list[Dispute]) -> None:
+    ours = {d.dispute_id: d for d in disputes}
+    theirs = {c.chargeback_id: c for c in books.chargebacks}
+    for cb_id, cb in theirs.items():
+        d = ours.get(cb_id)
+        if d is None:
+            issues.add(
+                IssueType.MISSING_IN_SWITCH,
+                "CHARGEBACK",
+                cb.rrn,
+                "",
+                cb.currency,
+                source="issuer",
+                chargeback_id=cb_id,
+                issuer_minor=cb.amount,
+            )
+        elif (d.amount_minor, d.currency) != (cb.amount, cb.currency):
+            issues.add(
+                IssueType.AMOUNT_MISMATCH,
+                "CHARGEBACK",
+                cb.rrn,
+                d.transaction_id,
+                d.currency,
+                source="issuer",
+                chargeback_id=cb_id,
+                switch_minor=d.amount_minor,
+                issuer_minor=cb.amount,
+            )
+    for cb_id, d in ours.items():
+        if cb_id not in theirs:
+            issues.add(
+                IssueType.MISSING_AT_ISSUER,
+                "CHARGEBACK",
+                d.rrn,
+                d.transaction_id,
+                d.currency,
+                source="issuer",
+                chargeback_id=cb_id,
+                switch_minor=d.amount_minor,
+            )
 
 
 def _acquirer(issues: _Issues, presented, reports, cutoff, fee_table, late_after_s) -> None:

@@ -42,8 +42,15 @@ async def run(
     txs = await switch_transactions(store, float("inf"))
     reports = await asyncio.to_thread(load_reports, reports_dir)
     issuer = await asyncio.to_thread(read_books, books) if books else None
+    disputes = await store.disputes()
     found = reconcile(
-        txs, reports, issuer, cutoff=until, fee_table=fee_table, late_after_s=late_after_s
+        txs,
+        reports,
+        issuer,
+        cutoff=until,
+        fee_table=fee_table,
+        late_after_s=late_after_s,
+        disputes=disputes,
     )
     new = 0
     for issue in found:

@@ -70,10 +70,20 @@ class IssuerAdvice:
     amount: int
 
 
+@dataclass(frozen=True, slots=True)
+class IssuerChargeback:
+    issuer_id: str
+    chargeback_id: str
+    rrn: str
+    amount: int
+    currency: str
+
+
 @dataclass
 class IssuerBooks:
     auths: dict[str, IssuerAuth] = field(default_factory=dict)
     advices: list[IssuerAdvice] = field(default_factory=list)
+    chargebacks: list[IssuerChargeback] = field(default_factory=list)
 
     def refund(self, rrn: str) -> IssuerAdvice | None:
         return next((a for a in self.advices if a.kind == "refund" and a.rrn == rrn), None)
@@ -97,6 +107,12 @@ def read_books(paths: Iterable[str | Path]) -> IssuerBooks:
                 "SELECT kind, rrn, original_rrn, amount FROM advices"
             ):
                 books.advices.append(IssuerAdvice(issuer, kind, rrn, original, amount))
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            if "chargebacks" in tables:  # books from before chargebacks have none
+                for cb_id, rrn, amount, currency in db.execute(
+                    "SELECT chargeback_id, rrn, amount, currency FROM chargebacks"
+                ):
+                    books.chargebacks.append(IssuerChargeback(issuer, cb_id, rrn, amount, currency))
         finally:
             db.close()
     return books

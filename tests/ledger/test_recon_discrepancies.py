@@ -15,6 +15,8 @@ from ledgerkit import DAY0, FEES
 from reconkit import Day, build_day
 
 from network.books import Books
+from network.chargebacks import raise_chargeback
+from switch.disputes.service import Disputes
 from switch.recon.engine import reconcile
 from switch.recon.sources import read_books, switch_transactions
 
@@ -29,9 +31,9 @@ async def day(store, tmp_path: Path) -> Day:
 async def found(store, day: Day, reports=None, txs=None) -> list[tuple[str, str, str]]:
     txs = await switch_transactions(store, math.inf) if txs is None else txs
     books = read_books([day.books_path])
-    issues = reconcile(
-        txs, day.reports() if reports is None else reports, books, cutoff=CUTOFF, fee_table=FEES
-    )
+    reports = day.reports() if reports is None else reports
+    disputes = await store.disputes()
+    issues = reconcile(txs, reports, books, cutoff=CUTOFF, fee_table=FEES, disputes=disputes)
     return [(i.type, i.kind, i.rrn) for i in issues]
 
 
@@ -134,3 +136,17 @@ async def test_a_void_the_issuer_never_released(store, day: Day) -> None:
         db.execute("UPDATE authorizations SET state = 'HELD' WHERE rrn = ?", (day.sales["v1"].rrn,))
         db.execute("DELETE FROM advices WHERE kind = 'reversal'")
     assert await found(store, day) == [("MISSING_AT_ISSUER", "REVERSAL", day.sales["v1"].rrn)]
+
+
+async def test_a_chargeback_the_switch_has_not_recorded(store, ledger, day: Day, tmp_path) -> None:
+    s1 = day.sales["s1"]
+    books = Books(day.books_path)
+    try:
+        rec = raise_chargeback(books, tmp_path, "ISS1", s1.rrn, "13.1", raised_at=DAY0 + 86_400)
+    finally:
+        books.close()
+    assert await found(store, day) == [("MISSING_IN_SWITCH", "CHARGEBACK", s1.rrn)]
+    await ledger.on_presented(await store.get_transaction(s1.id))
+    result = await Disputes(store, ledger).ingest_dir(tmp_path, now=DAY0 + 2 * 86_400)
+    assert result.created == [rec["chargeback_id"]]
+    assert await found(store, day) == []  # recorded: the sides agree again
