@@ -3,14 +3,15 @@ currency's trial balance is zero and every stored line is in its posting's curre
 
 from __future__ import annotations
 
-from ledgerkit import settled_sale
+from ledgerkit import FEES, settled_sale
 
 from switch.ledger import Ledger
 from switch.ledger import accounts as ac
 from switch.settlement.fees import fee_for
 
 
-async def test_three_currencies_stay_apart_and_each_sums_to_zero(store, ledger: Ledger) -> None:
+async def test_three_currencies_stay_apart_and_each_sums_to_zero(any_store) -> None:
+    store, ledger = any_store, Ledger(any_store, FEES)
     amounts = {"EUR": [1_250, 99_999], "JPY": [1_000, 15_000], "KWD": [1_250, 7]}
     for currency, values in amounts.items():
         for value in values:
