@@ -27,7 +27,9 @@ from switch.store.ledger_base import Dispute, DisputeConflict, DisputeState
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="payswitch-dispute", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="payswitch-dispute", description=__doc__.split("\n")[0].split(": ", 1)[-1]
+    )
     p.add_argument("--store", required=True, help="state store URL (as the switch's)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("ingest").add_argument("--dir", required=True, help="shared files directory")

@@ -28,7 +28,9 @@ from switch.store.ledger_base import IssueStatus
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="payswitch-recon", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="payswitch-recon", description=__doc__.split("\n")[0].split(": ", 1)[-1]
+    )
     p.add_argument("--store", required=True, help="state store URL (as the switch's)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
