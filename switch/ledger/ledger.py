@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from switch.ledger.events import Event, EventKind
 from switch.ledger.rules import lines_for
-from switch.settlement.fees import FeeTable, fee_for
+from switch.settlement.fees import fee_for
 from switch.store.base import Store, Transaction, TxType
 from switch.store.ledger_base import LedgerPosting
 
@@ -30,7 +32,8 @@ class TrialBalance:
 
 
 class Ledger:
-    def __init__(self, store: Store, fee_table: FeeTable = ()) -> None:
+    def __init__(self, store: Store, fee_table: Sequence[Any] = ()) -> None:
+        """``fee_table``: the topology's ``[[fees]]`` rules, as ``fee_for`` takes them."""
         self.store = store
         self.fee_table = fee_table
 

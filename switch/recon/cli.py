@@ -17,14 +17,44 @@ import asyncio
 import sys
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from switch.recon.job import run as run_job
 from switch.recon.report import render_text, to_json
-from switch.settlement.fees import parse_table
 from switch.store import open_store
 from switch.store.base import NotFound
 from switch.store.ledger_base import IssueStatus
+
+
+@dataclass(frozen=True, slots=True)
+class FeeRow:
+    """One ``[[fees]]`` entry as ``fee_for`` reads it (attribute access only, so the table
+    needs nothing of the settlement package's own config type)."""
+
+    scheme: str
+    mcc: str
+    currency: str
+    interchange_bps: int = 0
+    interchange_fixed_minor: int = 0
+    scheme_fee_bps: int = 0
+    scheme_fee_fixed_minor: int = 0
+
+
+def fee_table(doc: dict) -> list[FeeRow]:
+    rows = []
+    for i, entry in enumerate(doc.get("fees", [])):
+        try:
+            row = FeeRow(**{"mcc": "*", **entry})
+        except TypeError as exc:
+            raise ValueError(f"fees[{i}]: {exc}") from None
+        for name in ("interchange_bps", "interchange_fixed_minor", "scheme_fee_bps",
+                     "scheme_fee_fixed_minor"):  # fmt: skip
+            value = getattr(row, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"fees[{i}].{name} must be a non-negative integer")
+        rows.append(row)
+    return rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         args.fee_table = None
         if getattr(args, "topology", None):
             doc = tomllib.loads(Path(args.topology).read_text())
-            args.fee_table = parse_table(doc.get("fees", []))
+            args.fee_table = fee_table(doc)
         return asyncio.run(_main(args))
     except (NotFound, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

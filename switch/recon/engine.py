@@ -34,10 +34,12 @@ import enum
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from switch.recon.sources import IssuerBooks
-from switch.settlement.fees import FeeTable, NoFeeRule, fee_for
+from switch.settlement.fees import fee_for
 from switch.store.base import Transaction, TxState, TxType
 from switch.store.ledger_base import Dispute, ReconIssue
 
@@ -145,7 +147,7 @@ def reconcile(
     books: IssuerBooks | None,
     *,
     cutoff: float,
-    fee_table: FeeTable | None = None,
+    fee_table: Sequence[Any] | None = None,
     late_after_s: float = LATE_AFTER_S,
     disputes: list[Dispute] | None = None,
 ) -> list[ReconIssue]:
@@ -281,21 +283,9 @@ def _acquirer(issues: _Issues, presented, reports, cutoff, fee_table, late_after
             _fees(issues, p, entry, fee_table)
 
 
-def _fees(issues: _Issues, p: Presentment, entry: dict, fee_table: FeeTable) -> None:
+def _fees(issues: _Issues, p: Presentment, entry: dict, fee_table: Sequence[Any]) -> None:
     got = (entry.get("interchange_minor", 0), entry.get("scheme_fee_minor", 0))
-    try:
-        fees = fee_for(fee_table, p.tx.scheme, p.tx.mcc, p.currency, p.amount_minor)
-    except NoFeeRule as exc:
-        issues.add(
-            IssueType.FEE_MISMATCH,
-            p.kind,
-            p.rrn,
-            p.tx.id,
-            p.currency,
-            source="acquirer",
-            error=str(exc),
-        )
-        return
+    fees = fee_for(fee_table, p.tx.scheme, p.tx.mcc, p.currency, p.amount_minor)
     if got != (fees.interchange_minor, fees.scheme_fee_minor):
         issues.add(
             IssueType.FEE_MISMATCH,

@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from switch.recon.engine import LATE_AFTER_S, reconcile
 from switch.recon.sources import load_reports, read_books, switch_transactions
-from switch.settlement.fees import FeeTable
 from switch.store.base import Store
 from switch.store.ledger_base import ReconIssue
 
@@ -32,7 +32,7 @@ async def run(
     *,
     reports_dir: str | Path,
     books: Sequence[str | Path] = (),
-    fee_table: FeeTable | None = None,
+    fee_table: Sequence[Any] | None = None,
     cutoff: float | None = None,
     now: float | None = None,
     late_after_s: float = LATE_AFTER_S,

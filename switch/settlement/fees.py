@@ -6,8 +6,8 @@ the module; the integrator keeps one). Topology ``[[fees]]`` entries::
     {scheme, mcc = "*", currency, interchange_bps, interchange_fixed_minor,
      scheme_fee_bps, scheme_fee_fixed_minor}
 
-Lookup: the entry for (scheme, mcc, currency) if there is one, else (scheme, "*", currency);
-none -> ``NoFeeRule`` (fail closed: a presentment without a price is not settled silently at 0).
+Lookup: the entry for (scheme, mcc, currency) if there is one, else (scheme, "*", currency),
+else no fees (zero; as helper "batch"'s version, so both agree). Fees never convert currencies.
 Rounding: each fee is ``amount * bps / 10_000`` rounded half-up on the minor unit, with integer
 arithmetic only (``(amount * bps + 5_000) // 10_000``), plus the fixed part.
 """
@@ -16,21 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from payswitch.money import exponent
 
 WILDCARD = "*"
 
 
-class NoFeeRule(LookupError):
-    """No fee table entry prices this (scheme, mcc, currency)."""
-
-
 @dataclass(frozen=True, slots=True)
 class FeeRule:
+    """One ``[[fees]]`` entry (the same fields, in the same order, as the topology's)."""
+
     scheme: str
+    mcc: str
     currency: str
-    mcc: str = WILDCARD
     interchange_bps: int = 0
     interchange_fixed_minor: int = 0
     scheme_fee_bps: int = 0
@@ -59,7 +58,7 @@ class Fees:
         return self.interchange_minor + self.scheme_fee_minor
 
 
-FeeTable = Sequence[FeeRule]
+FeeTable = Sequence[Any]  # FeeRule or any object with its fields
 
 
 def parse_table(entries: Iterable[Mapping[str, object]]) -> tuple[FeeRule, ...]:
@@ -67,7 +66,7 @@ def parse_table(entries: Iterable[Mapping[str, object]]) -> tuple[FeeRule, ...]:
     rules = []
     for i, entry in enumerate(entries):
         try:
-            rules.append(FeeRule(**{k: entry[k] for k in entry}))  # type: ignore[arg-type]
+            rules.append(FeeRule(**{"mcc": WILDCARD, **entry}))  # type: ignore[arg-type]
         except TypeError as exc:
             raise ValueError(f"fees[{i}]: {exc}") from None
     return tuple(rules)
@@ -78,9 +77,11 @@ def _bps(amount_minor: int, bps: int) -> int:
 
 
 def fee_for(table: FeeTable, scheme: str, mcc: str, currency: str, amount_minor: int) -> Fees:
-    """Interchange and scheme fee of one presentment of ``amount_minor`` (>= 0)."""
+    """Interchange and scheme fee of one presentment of ``amount_minor`` (>= 0); zero fees
+    when no entry prices it."""
     if not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor < 0:
         raise ValueError("amount_minor must be a non-negative integer")
+    scheme = scheme.lower()
     exact = wild = None
     for rule in table:
         if rule.scheme == scheme and rule.currency == currency:
@@ -90,7 +91,7 @@ def fee_for(table: FeeTable, scheme: str, mcc: str, currency: str, amount_minor:
                 wild = rule
     rule = exact or wild
     if rule is None:
-        raise NoFeeRule(f"no fee rule for scheme {scheme} mcc {mcc} currency {currency}")
+        return Fees(0, 0)
     return Fees(
         _bps(amount_minor, rule.interchange_bps) + rule.interchange_fixed_minor,
         _bps(amount_minor, rule.scheme_fee_bps) + rule.scheme_fee_fixed_minor,

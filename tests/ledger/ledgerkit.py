@@ -6,16 +6,17 @@ import itertools
 import uuid
 
 from switch.ledger import Ledger
-from switch.settlement.fees import FeeRule
+from switch.recon.cli import FeeRow
 from switch.store.base import Store, Transaction, TxState, TxType
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+# Rows with the topology's [[fees]] fields (fee_for reads attributes only).
 FEES = (
-    FeeRule("visa", "EUR", interchange_bps=20, interchange_fixed_minor=5, scheme_fee_bps=10),
-    FeeRule("visa", "EUR", mcc="5812", interchange_bps=50, scheme_fee_bps=10),
-    FeeRule("mastercard", "EUR", interchange_bps=30, scheme_fee_fixed_minor=2),
-    FeeRule("visa", "JPY", interchange_bps=150, scheme_fee_bps=15),
-    FeeRule("visa", "KWD", interchange_bps=25, scheme_fee_bps=5, scheme_fee_fixed_minor=1),
+    FeeRow("visa", "*", "EUR", interchange_bps=20, interchange_fixed_minor=5, scheme_fee_bps=10),
+    FeeRow("visa", "5812", "EUR", interchange_bps=50, scheme_fee_bps=10),
+    FeeRow("mastercard", "*", "EUR", interchange_bps=30, scheme_fee_fixed_minor=2),
+    FeeRow("visa", "*", "JPY", interchange_bps=150, scheme_fee_bps=15),
+    FeeRow("visa", "*", "KWD", interchange_bps=25, scheme_fee_bps=5, scheme_fee_fixed_minor=1),
 )
 _n = itertools.count(1)
 _RUN = uuid.uuid4().hex[:6]
