@@ -88,6 +88,51 @@ class SwitchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SafConfig:
+    """``[saf]``: the store-and-forward queue (switch/saf/) and the recovery sweep."""
+
+    max_attempts: int = 10  # then the item is dead-lettered
+    max_age_s: float = 86_400.0  # ... or once this old, whichever comes first
+    base_delay_s: float = 0.5  # backoff: full jitter up to min(max_delay, base * 2^n)
+    max_delay_s: float = 60.0
+    attempt_timeout_s: float = 2.0  # one send to the acquirer
+    lease_s: float = 15.0  # a worker's hold on an item; a dead worker's lapses after this
+    poll_interval_s: float = 1.0  # how often a worker looks for due items
+    scan_interval_s: float = 5.0  # recovery sweep of stale PENDING / UNKNOWN transactions
+    concurrency: int = 16  # items sent at once by one switch process
+
+
+_SAF_INTS = ("max_attempts", "concurrency")
+_SAF_NUMBERS = (
+    "max_age_s",
+    "base_delay_s",
+    "max_delay_s",
+    "attempt_timeout_s",
+    "lease_s",
+    "poll_interval_s",
+    "scan_interval_s",
+)
+
+
+def _saf(raw: object) -> SafConfig:
+    if not isinstance(raw, dict):
+        raise TopologyError("saf: must be a table")
+    unknown = sorted(set(raw) - set(_SAF_INTS) - set(_SAF_NUMBERS))
+    if unknown:
+        raise TopologyError(f"saf: unknown keys {unknown}")
+    d = SafConfig()
+    values: dict[str, object] = {k: _positive_int(raw, k, getattr(d, k), "saf") for k in _SAF_INTS}
+    for k in _SAF_NUMBERS:
+        values[k] = _positive_number(raw, k, getattr(d, k), "saf")
+    cfg = SafConfig(**values)  # type: ignore[arg-type]
+    if cfg.max_delay_s < cfg.base_delay_s:
+        raise TopologyError("saf: max_delay_s must be >= base_delay_s")
+    if cfg.lease_s <= cfg.attempt_timeout_s:
+        raise TopologyError("saf: lease_s must be longer than attempt_timeout_s")
+    return cfg
+
+
+@dataclass(frozen=True, slots=True)
 class AcquirerConfig:
     id: str
     listen: str
@@ -235,6 +280,7 @@ class Topology:
     source: Path | None = field(default=None, compare=False)
     breaker: BreakerConfig = BreakerConfig()
     standin: StandInConfig = StandInConfig()
+    saf: SafConfig = SafConfig()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -544,6 +590,7 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
         source,
         breaker=_breaker(doc.get("breaker", {})),
         standin=_standin(doc.get("standin", {})),
+        saf=_saf(doc.get("saf", {})),
     )
     _cross_check(topo)
     return topo

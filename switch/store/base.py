@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from switch.store.revocations import Revocation, Revocations  # noqa: F401 (re-export)
+from switch.store.saf_base import SafStore
 
 
 class TxState(enum.StrEnum):
@@ -302,7 +303,7 @@ def check_vault_entry(token_digest: str, key_version: int) -> None:
 from switch.store.ledger_base import LedgerStoreApi  # noqa: E402
 
 
-class Store(Revocations, LedgerStoreApi, abc.ABC):
+class Store(Revocations, LedgerStoreApi, SafStore, abc.ABC):
     """Async state store. Blocking backends run their calls off the event loop thread.
 
     Every backend error other than the ones named below surfaces as StoreUnavailable, so that

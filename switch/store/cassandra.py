@@ -82,6 +82,7 @@ from switch.store.cassandra_exec import (
 from switch.store.cassandra_index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra_ledger import CassandraLedgerMixin
 from switch.store.cassandra_revocations import CassandraRevocations
+from switch.store.cassandra_saf import CassandraSafMixin
 from switch.store.cassandra_schema import ensure_schema
 from switch.store.cassandra_sequences import Sequences
 from switch.store.cassandra_standin import StandInUsage
@@ -151,7 +152,7 @@ def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
     return None
 
 
-class CassandraStore(CassandraRevocations, CassandraLedgerMixin, Store):
+class CassandraStore(CassandraRevocations, CassandraLedgerMixin, CassandraSafMixin, Store):
     """``Store`` on cassandra-driver; see the module docstring for the reasoning."""
 
     def __init__(self, config: CassandraConfig | str) -> None:

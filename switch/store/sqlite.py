@@ -84,6 +84,8 @@ from switch.store.base import (
 from switch.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedgerMixin
 from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite_revocations import SqliteRevocations
+from switch.store.sqlite_saf import SCHEMA as _SAF_SCHEMA
+from switch.store.sqlite_saf import SqliteSafMixin
 from switch.store.standin_usage import check_reserve
 
 T = TypeVar("T")
@@ -160,6 +162,7 @@ CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 _SCHEMA += REVOCATIONS_SCHEMA
 _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite_standin)
 _SCHEMA += LEDGER_SCHEMA
+_SCHEMA += _SAF_SCHEMA  # the store-and-forward queue (sqlite_saf.py)
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -214,7 +217,7 @@ def _check_path(path: str | Path) -> Path:
     return Path(text)
 
 
-class SqliteStore(SqliteRevocations, SqliteLedgerMixin, Store):
+class SqliteStore(SqliteRevocations, SqliteLedgerMixin, SqliteSafMixin, Store):
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(
