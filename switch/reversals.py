@@ -1,45 +1,84 @@
-"""Reversals of authorizations whose outcome is unknown, and of voids.
+"""Reversals of authorizations whose outcome is unknown, of voids that could not be confirmed,
+and of transactions a crash left PENDING: all through the store-and-forward queue.
 
-The store is the queue: a transaction in UNKNOWN or REVERSAL_PENDING (or PENDING past its
-deadline, left by a crash) is work. ``schedule`` starts a worker task at once for what this
-process saw itself; ``scan`` sweeps the store at start and every ``scan_interval_s`` so
-nothing is forgotten across a restart or a dead process. With several switch processes on
-one store the sweep runs in one of them at a time: the one holding the ``recovery`` lease
-(a compare-and-set in the store, renewed every sweep, taken over when its holder dies).
+Work list. Every reversal is a ``REVERSAL`` item of the SAF queue (``switch/saf``), written to
+the store before the terminal is answered where the answer depends on it: the pipeline records
+the UNKNOWN outcome, then ``queue`` enqueues, then the answer (91) leaves. A crash between the
+two is covered by the recovery sweep: ``scan`` (at start, then every ``scan_interval_s``, in one
+switch process at a time: the holder of the ``recovery`` lease) enqueues every transaction left
+PENDING past its deadline, UNKNOWN or REVERSAL_PENDING. Enqueueing is idempotent, so the sweep
+may find what the pipeline already queued; a dead letter stays dead until an operator replays it.
 
-Each attempt is sent with exponential backoff and full jitter until the acquirer
-acknowledges; the issuer releases the hold idempotently (a reversal of an RRN it never saw
-is acknowledged and remembered, so a late authorization cannot place a hold).
+The handler (``reverse_once``, one attempt; the queue does backoff, jitter and dead-lettering)
+moves PENDING (past its deadline) -> UNKNOWN -> REVERSAL_PENDING, sends the reversal once, and
+on the acquirer's acknowledgement moves REVERSAL_PENDING -> REVERSED. The issuer releases the
+hold idempotently (a reversal of an RRN it never saw is acknowledged and remembered, so a late
+authorization cannot place a hold afterwards).
 
-Issue 5 extends this into the full store-and-forward queue with per-item leases and a
-dead-letter queue; today an item that exhausts ``max_attempts`` stays REVERSAL_PENDING and is
-picked up again by the next scan.
+Crashed requests' idempotency keys. A key a crashed process left IN_FLIGHT would make every
+retry wait (ABORTED) until the key's 24 h TTL. When the handler finds an authorization without
+a known answer (it moved it out of PENDING itself, or found its key still IN_FLIGHT) it
+completes the key with the answer the switch gives for every unknown outcome: 91 (issuer
+unavailable) with the transaction id, RRN and amount, exactly what a terminal gets when the
+acquirer does not answer in time. So a retry of a crashed request is told 91 and learns its
+transaction was reversed (GetTransaction shows REVERSAL_PENDING, then REVERSED).
+
+Inquiry. The simulated acquirers offer no status inquiry, so an unknown outcome is always
+reversed, never confirmed; a reversal of something the issuer declined or never saw is
+acknowledged and harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import socket
 import time
-import uuid
 
 from payswitch import codes
 from payswitch.logs import get as get_logger
-from payswitch.v1 import network_pb2
+from payswitch.v1 import network_pb2, terminal_pb2
 from switch.connectors import Connectors, OutcomeUnknown
-from switch.convert import money, scheme_to_proto
-from switch.store.base import StoreError, Transaction, TxState
+from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.saf import NotDelivered, SafKind, SafQueue
+from switch.saf.queue import new_owner
+from switch.store.base import (
+    CasFailed,
+    IdemStatus,
+    StoreError,
+    Transaction,
+    TxState,
+    TxType,
+)
 
 _log = get_logger("switch.reversals")
 
 RECOVERY_LEASE = "recovery"
 # The lease outlives this many sweep intervals, so a live holder always renews it in time.
 LEASE_SWEEPS = 3
+SCAN_LIMIT = 500  # transactions per state per sweep; the next sweep takes the rest
 
 # A node that answers these did not deliver the reversal (no time left, system error): resend.
 _RETRY_CODES = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION})
+# Memory-only reversals (store down): bounded like before.
+_UNRECORDED_ATTEMPTS = 8
+CRASH_MESSAGE = "issuer did not answer in time; reversed"
+
+
+def crashed_answer(tx: Transaction) -> terminal_pb2.AuthorizeResponse:
+    """The recorded answer for an authorization whose request ended without one (crash):
+    91, as for any unknown outcome, carrying the transaction's identity."""
+    resp = terminal_pb2.AuthorizeResponse(
+        response_code=code_to_proto(codes.ISSUER_UNAVAILABLE),
+        stan=tx.stan,
+        amount=money(tx.amount_minor, tx.currency),
+        masked_pan=tx.masked_pan,
+        message=CRASH_MESSAGE,
+        transaction_id=tx.id,
+        rrn=tx.rrn,
+        acquirer_id=tx.acquirer_id,
+    )
+    if tx.scheme:
+        resp.scheme = scheme_to_proto(tx.scheme)
+    return resp
 
 
 class Reverser:
@@ -47,68 +86,69 @@ class Reverser:
         self,
         store,
         connectors: Connectors,
+        saf: SafQueue | None = None,
         *,
-        max_attempts: int = 8,
-        base_delay_s: float = 0.1,
-        max_delay_s: float = 5.0,
-        attempt_timeout_s: float = 2.0,
-        scan_interval_s: float = 5.0,
+        attempt_timeout_s: float | None = None,
+        scan_interval_s: float | None = None,
     ) -> None:
         self._store = store
         self._connectors = connectors
-        self._max_attempts = max_attempts
-        self._base = base_delay_s
-        self._cap = max_delay_s
-        self._attempt_timeout = attempt_timeout_s
-        self._scan_interval = scan_interval_s
-        self._tasks: dict[str, asyncio.Task] = {}
+        self.saf = saf if saf is not None else SafQueue(store)
+        cfg = self.saf.config
+        self._attempt_timeout = attempt_timeout_s or cfg.attempt_timeout_s
+        self._scan_interval = scan_interval_s or cfg.scan_interval_s
         self._scanner: asyncio.Task | None = None
-        self._rng = random.Random()
-        # This process's identity as a lease owner.
-        self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._memory: dict[str, asyncio.Task] = {}
+        self._owner = self.saf.owner or new_owner()
+        self.saf.register(SafKind.REVERSAL, self.reverse_once)
 
-    # --- scheduling ---------------------------------------------------------------
-    def schedule(self, tx_id: str) -> None:
-        """Reverse a stored transaction (UNKNOWN, REVERSAL_PENDING, or stale PENDING)."""
-        if tx_id in self._tasks:
-            return
-        task = asyncio.get_running_loop().create_task(self._run(tx_id))
-        self._tasks[tx_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(tx_id, None))
+    # --- queueing -----------------------------------------------------------------
+    async def queue(self, tx_id: str) -> bool:
+        """Enqueue a reversal of a stored transaction, durably; False if the store refused
+        (the recovery sweep then finds the transaction by its state)."""
+        try:
+            await self.saf.enqueue(SafKind.REVERSAL, tx_id)
+            return True
+        except StoreError as exc:
+            _log.error("reversal_enqueue_failed", tx=tx_id, error=type(exc).__name__)
+            return False
 
     def schedule_unrecorded(self, tx: Transaction) -> None:
-        """Reverse from memory an approval the store could not record (store down)."""
-        key = "mem:" + tx.id
-        if key in self._tasks:
+        """Reverse from memory an approval the store could not record (store down: nothing
+        can be queued durably; the issuer's hold is released as soon as the acquirer answers)."""
+        key = tx.id
+        if key in self._memory:
             return
-        task = asyncio.get_running_loop().create_task(self._send_until_acked(tx))
-        self._tasks[key] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(key, None))
+        task = asyncio.get_running_loop().create_task(self._send_from_memory(tx))
+        self._memory[key] = task
+        task.add_done_callback(lambda _t: self._memory.pop(key, None))
 
-    def pending(self) -> int:
-        return len(self._tasks)
-
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait for every running reversal task (tests, shutdown); False on timeout."""
-        tasks = list(self._tasks.values())
-        if not tasks:
-            return True
-        done, _ = await asyncio.wait(tasks, timeout=timeout)
-        return len(done) == len(tasks)
+    async def _send_from_memory(self, tx: Transaction) -> None:
+        for attempt in range(_UNRECORDED_ATTEMPTS):
+            try:
+                if await self._send(tx):
+                    _log.info("reversed_unrecorded", tx=tx.id, rrn=tx.rrn)
+                    return
+            except NotDelivered:
+                pass
+            await asyncio.sleep(self.saf._backoff.delay(attempt + 1, self.saf._rng))
+        _log.error("reversal_unrecorded_exhausted", tx=tx.id, rrn=tx.rrn)
 
     # --- recovery -----------------------------------------------------------------
     async def recover(self) -> int:
-        """Schedule every transaction that needs reversing; returns how many."""
+        """Enqueue every transaction that needs reversing; returns how many were found."""
         now = time.time()
         found = 0
         for state in (TxState.PENDING, TxState.UNKNOWN, TxState.REVERSAL_PENDING):
-            for tx in await self._store.transactions_in_state(state, older_than=now, limit=500):
-                self.schedule(tx.id)
-                found += 1
+            for tx in await self._store.transactions_in_state(
+                state, older_than=now, limit=SCAN_LIMIT
+            ):
+                if await self.queue(tx.id):
+                    found += 1
         return found
 
     async def scan(self) -> int:
-        """One sweep, if this process holds the recovery lease; returns what it scheduled."""
+        """One sweep, if this process holds the recovery lease; returns what it enqueued."""
         lease_ttl = self._scan_interval * LEASE_SWEEPS
         if not await self._store.acquire_lease(RECOVERY_LEASE, self._owner, lease_ttl, time.time()):
             return 0
@@ -116,6 +156,7 @@ class Reverser:
 
     def start(self) -> None:
         self._scanner = asyncio.get_running_loop().create_task(self._scan_forever())
+        self.saf.start()
 
     async def _scan_forever(self) -> None:
         while True:
@@ -128,37 +169,64 @@ class Reverser:
     async def close(self) -> None:
         if self._scanner:
             self._scanner.cancel()
-        for task in list(self._tasks.values()):
+        await self.saf.close()
+        for task in list(self._memory.values()):
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._memory.values(), return_exceptions=True)
 
-    # --- the work -------------------------------------------------------------------
-    async def _run(self, tx_id: str) -> None:
+    async def wait_idle(self, timeout: float) -> bool:
+        """Run the queue's due items now and wait for them (tests)."""
+        await self.saf.run_once()
+        return await self.saf.drain(timeout)
+
+    # --- the handler ------------------------------------------------------------------
+    async def reverse_once(self, tx: Transaction) -> bool:
+        """One attempt at the REVERSAL item of ``tx``; True once nothing is left to reverse."""
+        if tx.state is TxState.PENDING:
+            if tx.deadline_at > time.time():
+                raise NotDelivered("still in flight")
+            tx = await self._move(tx, TxState.PENDING, TxState.UNKNOWN)
+        if tx.state is TxState.UNKNOWN:
+            tx = await self._move(tx, TxState.UNKNOWN, TxState.REVERSAL_PENDING)
+        await self._settle_key(tx)
+        if tx.state is not TxState.REVERSAL_PENDING:
+            # REVERSED already (another worker), or confirmed otherwise: nothing owed.
+            _log.info("reversal_not_needed", tx=tx.id, state=tx.state.value)
+            return True
+        if not await self._send(tx):
+            return False
         try:
-            tx = await self._store.get_transaction(tx_id)
-            if tx is None:
-                return
-            if tx.state is TxState.PENDING:
-                if tx.deadline_at > time.time():
-                    return  # still in flight in some process
-                tx = await self._store.transition(tx.id, TxState.PENDING, TxState.UNKNOWN)
-            if tx.state is TxState.UNKNOWN:
-                tx = await self._store.transition(
-                    tx.id, TxState.UNKNOWN, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
-                )
-            if tx.state is not TxState.REVERSAL_PENDING:
-                return
-            if await self._send_until_acked(tx):
-                await self._store.transition(
-                    tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, {"updated_at": time.time()}
-                )
-                _log.info("reversed", tx=tx.id, rrn=tx.rrn)
-        except StoreError:
-            _log.warning("reversal_store_error", tx=tx_id)
-        except Exception:
-            _log.exception("reversal_failed", tx=tx_id)
+            await self._store.transition(
+                tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, {"updated_at": time.time()}
+            )
+        except CasFailed as exc:
+            if exc.current.state is not TxState.REVERSED:
+                raise
+        _log.info("reversed", tx=tx.id, rrn=tx.rrn)
+        return True
 
-    async def _send_until_acked(self, tx: Transaction) -> bool:
+    async def _move(self, tx: Transaction, frm: TxState, to: TxState) -> Transaction:
+        try:
+            return await self._store.transition(tx.id, frm, to, {"updated_at": time.time()})
+        except CasFailed as exc:  # a concurrent writer moved it first: go on from there
+            return exc.current
+
+    async def _settle_key(self, tx: Transaction) -> None:
+        """Complete the authorization's idempotency key if a crash left it IN_FLIGHT."""
+        if tx.type is not TxType.AUTHORIZATION or not tx.idempotency_key:
+            return
+        record = await self._store.get_idempotency(tx.terminal_id, tx.idempotency_key, time.time())
+        if record is None or record.status is not IdemStatus.IN_FLIGHT:
+            return
+        if record.transaction_id not in ("", tx.id):
+            return
+        await self._store.complete_idempotency(
+            tx.terminal_id, tx.idempotency_key, crashed_answer(tx).SerializeToString(), tx.id
+        )
+        _log.info("idempotency_key_recovered", tx=tx.id)
+
+    async def _send(self, tx: Transaction) -> bool:
+        """One reversal message; True when acknowledged. NotDelivered says why not."""
         msg = network_pb2.NetworkReversal(
             original_rrn=tx.rrn,
             bin=tx.bin,
@@ -167,20 +235,13 @@ class Reverser:
             amount=money(tx.amount_minor, tx.currency),
             reason=network_pb2.REVERSAL_REASON_TIMEOUT,
         )
-        conn = self._connectors.get(tx.acquirer_id)
-        for attempt in range(self._max_attempts):
-            try:
-                result = await conn.reverse(msg, self._attempt_timeout)
-            except OutcomeUnknown:
-                result = None
-            if result is not None:
-                iso = codes.to_iso(result.response_code)
-                if iso == codes.APPROVED:
-                    return True
-                if iso not in _RETRY_CODES:
-                    _log.error("reversal_refused", tx=tx.id, code=iso)
-                    return False
-            delay = self._rng.uniform(0, min(self._cap, self._base * 2**attempt))
-            await asyncio.sleep(delay)
-        _log.warning("reversal_attempts_exhausted", tx=tx.id)
-        return False
+        try:
+            result = await self._connectors.get(tx.acquirer_id).reverse(msg, self._attempt_timeout)
+        except OutcomeUnknown as exc:
+            raise NotDelivered(str(exc)) from None
+        iso = codes.to_iso(result.response_code)
+        if iso == codes.APPROVED:
+            return True
+        if iso not in _RETRY_CODES:
+            _log.error("reversal_refused", tx=tx.id, code=iso)
+        raise NotDelivered(f"acquirer answered {iso}")

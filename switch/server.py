@@ -30,6 +30,7 @@ from switch.pipeline.services import Services
 from switch.registry import TerminalRegistry
 from switch.reversals import Reverser
 from switch.routing import Router
+from switch.saf import SafQueue
 from switch.sequences import BlockSequence
 from switch.service import TerminalService
 from switch.standin import StandIn
@@ -70,7 +71,8 @@ class Switch:
         breakers = Breakers((a.id for a in topology.acquirers), topology.breaker)
         connectors = Connectors(topology, breakers)
         router = Router(topology, breakers)
-        reverser = Reverser(store, connectors)
+        saf = SafQueue(store, topology.saf)
+        reverser = Reverser(store, connectors, saf)
         self.services = Services(
             config=topology.switch,
             store=store,
@@ -83,6 +85,7 @@ class Switch:
             rrns=BlockSequence(store, "rrn"),
             breakers=breakers,
             standin=StandIn(topology.standin, store),
+            saf=saf,
         )
         # Advices sweep under the recovery lease, as the same lease owner as the reversals.
         self.adviser = Adviser(

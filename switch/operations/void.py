@@ -1,8 +1,9 @@
 """Void: cancel an approved, not yet captured authorization by a full reversal.
 
 The issuer's acknowledgement moves it to VOIDED. When the reversal's outcome is unknown the
-void is still accepted (answer 00, state REVERSAL_PENDING): the reverser resends it until
-acknowledged, as store-and-forward reversals are in card networks.
+void is still accepted (answer 00, state REVERSAL_PENDING) and the reversal is put in the
+store-and-forward queue (durably, before the answer) which resends it until acknowledged, as
+store-and-forward reversals are in card networks; it ends REVERSED.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def void(
             current = await follow_issuer(
                 svc, tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
             )
-            svc.reverser.schedule(tx.id)
+            await svc.reverser.queue(tx.id)  # durable before the answer
             return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:

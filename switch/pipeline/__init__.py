@@ -142,7 +142,8 @@ class Pipeline:
         ctx.tx = recorded.tx
         ctx.recorded = True
         if outcome.reverse:
-            svc.reverser.schedule(tx.id)
+            # Durable before the terminal hears 91 (the recovery sweep covers a crash here).
+            await svc.reverser.queue(tx.id)
         if answer is not None:
             ctx.answered = True  # the key is settled either way: never complete it twice
             svc.guard.answered(answer.scope, answer.key, data)

@@ -13,6 +13,7 @@ from switch.idempotency import IdempotencyGuard
 from switch.registry import TerminalRegistry
 from switch.reversals import Reverser
 from switch.routing import Router
+from switch.saf import SafQueue
 from switch.sequences import BlockSequence
 from switch.standin import StandIn
 from switch.store.base import Store
@@ -36,3 +37,4 @@ class Services:
     new_id: object = field(default=_new_id)
     breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
     standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
+    saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)

@@ -99,8 +99,8 @@ class Connectors:
 
 
 class Reverser:
-    def schedule(self, _tx_id):
-        pass
+    async def queue(self, _tx_id):
+        return True
 
     def schedule_unrecorded(self, _tx):
         pass

@@ -64,8 +64,9 @@ class Reverser:
         self.scheduled: list[str] = []
         self.unrecorded: list[str] = []
 
-    def schedule(self, tx_id):
+    async def queue(self, tx_id):
         self.scheduled.append(tx_id)
+        return True
 
     def schedule_unrecorded(self, tx):
         self.unrecorded.append(tx.id)
