@@ -16,6 +16,8 @@ import dataclasses
 import json
 import sys
 
+import structlog
+
 from switch.saf.queue import SafQueue
 from switch.store import open_store
 
@@ -57,6 +59,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # stdout carries the items; the queue's own log lines go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     sys.exit(asyncio.run(run(parse_args(argv))))
 
 

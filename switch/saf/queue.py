@@ -84,8 +84,10 @@ class SafQueue:
 
     async def enqueue(self, kind: SafKind, transaction_id: str) -> SafItem:
         """Durable before it returns; idempotent on (kind, transaction id)."""
-        item = await self._store.saf_put(new_item(kind, transaction_id, self._clock()))
-        _log.info("saf_enqueued", item=item.id, dead=item.dead)
+        fresh = new_item(kind, transaction_id, self._clock())
+        item = await self._store.saf_put(fresh)
+        if item.created_at == fresh.created_at:
+            _log.info("saf_enqueued", item=item.id)
         self._wake.set()
         return item
 

@@ -17,10 +17,11 @@ from network.ports import write_topology
 from network.stack import REPO_ROOT, Stack
 from payswitch.v1 import network_pb2, terminal_pb2
 
-from .clients import Books, RawTerminal
+from .clients import Books, RawTerminal, code
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 VISA = "4111111111111111"  # bank-a, account A-1001, through acq-alpha (M-GROCER's first)
+EXPIRED = "4000000000000069"  # bank-a answers 54
 ISSUER, ACCOUNT, ACQUIRER = "bank-a", "A-1001", "acq-alpha"
 HELD = network_pb2.HOLD_STATE_HELD
 RELEASED = network_pb2.HOLD_STATE_RELEASED
@@ -114,6 +115,18 @@ async def hold_placed(world: World, before: int, amount: int) -> bool:
 
 async def _held_is(world: World, value: int) -> bool:
     return await world.held() == value
+
+
+async def path_answers(world: World) -> bool:
+    """Bounded wait until switch -> acq-alpha -> visanet -> bank-a answers again (gRPC
+    channels reconnect with their own backoff after a node restart). The probe card is one
+    bank-a declines (54, expired), so it places no hold."""
+    return bool(await until(lambda: _probe(world), timeout=40, every=0.3))
+
+
+async def _probe(world: World) -> bool:
+    resp = await world.pos.pay(EXPIRED, 100)
+    return code(resp) not in ("91", "96")
 
 
 async def tx_state(world: World, tx_id: str) -> int:
