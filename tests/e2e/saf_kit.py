@@ -88,13 +88,15 @@ class World:
         return next((i for i in listed if i["transaction_id"] == tx_id), None)
 
 
-async def saf_world(tmp_path_factory, name: str, saf: dict, **issuer_faults: float) -> World:
+async def saf_world(
+    tmp_path_factory, name: str, saf: dict, store: str = "sqlite", **issuer_faults: float
+) -> World:
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["saf"] = saf
     for issuer in doc["issuers"]:
         if issuer["id"] == ISSUER:
             issuer.update(issuer_faults)
-    stack = await asyncio.to_thread(start_stack, tmp_path_factory.mktemp(name), doc)
+    stack = await asyncio.to_thread(start_stack, tmp_path_factory.mktemp(name), doc, store=store)
     return await World(stack).open()
 
 
