@@ -8,6 +8,16 @@
 
 Keys are scoped to the terminal and live ``ttl_s`` (24 h by default, longer than any terminal
 retries). The fingerprint covers the operation and every content field, never the key itself.
+
+Keys a crashed process left IN_FLIGHT must not block retries for the whole TTL:
+- an authorization that got as far as its intent has its transaction attached to the key; the
+  recovery sweep reverses that transaction and completes the key with 91 (``switch.reversals``),
+  so retries are ABORTED (retryable) until then and replay the 91 afterwards;
+- an authorization key still without a transaction after ``abandoned_after_s`` (far longer
+  than any request may run) belongs to a request that died before its intent: nothing was
+  stored or sent. A retry completes it with 96 ("ended without effect") and replays that, so
+  every retry under the key gets the same final answer and the terminal starts again under a
+  new key. (Deleting the claim instead would let two concurrent retries both take the key.)
 """
 
 from __future__ import annotations
@@ -16,11 +26,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from payswitch import codes
+from payswitch.v1 import terminal_pb2
 from switch.budget import Budget
 from switch.errors import Aborted, FailedPrecondition
 from switch.store.base import Claim, IdempotencyRecord, IdemStatus, Store
 
 DEFAULT_TTL_S = 24 * 3600.0
+# An IN_FLIGHT key this old without a transaction was left by a dead request (budgets are 2 s).
+ABANDONED_AFTER_S = 60.0
+ABANDONED_MESSAGE = "the first request ended without effect; retry under a new idempotency key"
 
 
 @dataclass(slots=True)
@@ -32,9 +47,15 @@ class Replay:
 
 
 class IdempotencyGuard:
-    def __init__(self, store: Store, ttl_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: float = DEFAULT_TTL_S,
+        abandoned_after_s: float = ABANDONED_AFTER_S,
+    ) -> None:
         self._store = store
         self._ttl_s = ttl_s
+        self._abandoned_after_s = abandoned_after_s
         self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
 
     async def claim(
@@ -83,8 +104,25 @@ class IdempotencyGuard:
             self._check_same(record, operation, fingerprint)
             if record.status is IdemStatus.COMPLETED:
                 return Replay(record.response, record.transaction_id)
+            abandoned = await self._settle_abandoned(record)
+            if abandoned is not None:
+                return abandoned
             delay = min(delay * 2, 0.1)
         raise Aborted("idempotency_key: the first request is still in flight")
+
+    async def _settle_abandoned(self, record: IdempotencyRecord) -> Replay | None:
+        """Complete an authorization key a dead request left without a transaction (96)."""
+        if (
+            record.operation != "authorize"
+            or record.transaction_id
+            or time.time() - record.created_at < self._abandoned_after_s
+        ):
+            return None
+        response = terminal_pb2.AuthorizeResponse(
+            response_code=codes.to_enum(codes.SYSTEM_MALFUNCTION), message=ABANDONED_MESSAGE
+        ).SerializeToString()
+        await self._store.complete_idempotency(record.scope, record.key, response, "")
+        return Replay(response, "")
 
     async def attach(self, scope: str, key: str, transaction_id: str) -> None:
         await self._store.attach_transaction(scope, key, transaction_id)
