@@ -10,14 +10,15 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 
-import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from network.ports import write_topology
 from network.stack import REPO_ROOT, Stack
-from payswitch.v1 import network_pb2, terminal_pb2
+from payswitch.v1 import admin_pb2, admin_pb2_grpc, network_pb2, terminal_pb2
 
-from .clients import Books, RawTerminal, code
+from .clients import Books, RawTerminal, admin_channel, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 VISA = "4111111111111111"  # bank-a, account A-1001, through acq-alpha (M-GROCER's first)
@@ -35,7 +36,9 @@ class World:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+        self.channels = node_channels(stack)  # the switch as T-0001 (mTLS when configured)
+        self.admin_channel = admin_channel(stack)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self.admin_channel)
         self.books = Books({i.id: self.channels[i.id] for i in stack.topology.issuers})
         self.pos: RawTerminal | None = None
 
@@ -44,7 +47,7 @@ class World:
         return self
 
     async def close(self) -> None:
-        for ch in self.channels.values():
+        for ch in (*self.channels.values(), self.admin_channel):
             await ch.close()
         await asyncio.to_thread(self.stack.stop)
 
@@ -82,6 +85,23 @@ class World:
             check=True,
         )
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+    async def admin_items(self, dead: bool) -> list[admin_pb2.SafItem]:
+        resp = await self.admin.ListSafItems(
+            admin_pb2.ListSafItemsRequest(dead_letters=dead, limit=100), timeout=5.0
+        )
+        return list(resp.items)
+
+    def metric(self, name: str, kind: str) -> float | None:
+        """One gauge sample from the switch's /metrics (blocking: call through to_thread)."""
+        url = f"http://{self.stack.metrics_address()}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels.get("kind") == kind:
+                    return sample.value
+        return None
 
     async def item_of(self, tx_id: str, dead: bool) -> dict | None:
         listed = await self.saf("list", *(["--dead"] if dead else []))

@@ -1,10 +1,14 @@
 """A reversal that cannot be delivered is dead-lettered after ``max_attempts``, stays dead
 (listed, the issuer's hold still open) when the nodes come back, and an operator's replay
-delivers it: the hold is released. SQLite store, every node a real process."""
+through the switch's AdminService delivers it: the hold is released. The dead-letter gauge on
+/metrics follows. SQLite store, every node a real process."""
 
 import asyncio
 
+import grpc
 import pytest
+
+from payswitch.v1 import admin_pb2
 
 from .clients import code
 from .saf_kit import (
@@ -68,14 +72,47 @@ async def test_refused_until_dead_lettered_then_replayed(world):
     assert await path_answers(world)
     assert (await world.item_of(tx_id, dead=True))["attempts"] == SAF["max_attempts"]
 
-    [replayed] = await world.saf("replay", dead["id"])
-    assert not replayed["dead"] and replayed["attempts"] == 0
+    listed = [i for i in await world.admin_items(dead=True) if i.transaction_id == tx_id]
+    assert [(i.id, i.kind, i.attempts, i.dead) for i in listed] == [
+        (dead["id"], "REVERSAL", SAF["max_attempts"], True)
+    ]
+    # The probes of path_answers may have left dead letters of their own (91s while the
+    # switch's channel reconnected): settle them, then the gauge counts every dead letter.
+    assert await until(lambda: _no_live_items(world))
+    waiting = len(await world.admin_items(dead=True))
+    assert waiting >= 1
+    assert await until(lambda: _gauge(world, "payswitch_dlq_depth", float(waiting)))
+    replayed = await world.admin.ReplayDeadLetter(
+        admin_pb2.ReplayDeadLetterRequest(item_id=dead["id"]), timeout=5.0
+    )
+    assert not replayed.item.dead and replayed.item.attempts == 0
     assert await until(lambda: _reversed(world, tx_id), timeout=40)
     assert (await books.hold(ISSUER, resp.rrn)).state == RELEASED
     after = await books.account(ISSUER, "A-1001")
     assert (after.balance, after.held) == (before.balance, before.held)
     assert await world.item_of(tx_id, dead=True) is None
+    assert len(await world.admin_items(dead=True)) == waiting - 1
+    assert await until(lambda: _gauge(world, "payswitch_dlq_depth", float(waiting - 1)))
     assert await pos.authorize(req) == resp  # the terminal's answer never changed
+    # Replaying what is not a dead letter, or nothing, is refused.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await world.admin.ReplayDeadLetter(
+            admin_pb2.ReplayDeadLetterRequest(item_id=dead["id"]), timeout=5.0
+        )
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await world.admin.ReplayDeadLetter(
+            admin_pb2.ReplayDeadLetterRequest(item_id="REVERSAL:nope"), timeout=5.0
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _no_live_items(world):
+    return await world.admin_items(dead=False) == []
+
+
+async def _gauge(world, name, value):
+    return await asyncio.to_thread(world.metric, name, "REVERSAL") == value
 
 
 async def _reversed(world, tx_id):
