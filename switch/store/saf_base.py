@@ -117,8 +117,9 @@ def after_attempt(
             return None  # our lease was taken over: the new holder records its own attempt
         attempts = item.attempts + 1
         if delivered:
-            return item.copy(attempts=attempts, done=True, last_error="", leased_by="",
-                             lease_until=0.0)  # fmt: skip
+            return item.copy(
+                attempts=attempts, done=True, last_error="", leased_by="", lease_until=0.0
+            )
         give_up = attempts >= backoff.max_attempts or now - item.created_at >= backoff.max_age_s
         return item.copy(
             attempts=attempts,
@@ -151,9 +152,13 @@ def replayed(now: float) -> Change:
         if not item.dead:
             raise ValueError(f"saf item {item.id} is not a dead letter")
         return item.copy(
-            dead=False, attempts=0, created_at=now, next_attempt_at=now, leased_by="",
+            dead=False,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+            leased_by="",
             lease_until=0.0,
-        )  # fmt: skip
+        )
 
     return change
 
