@@ -67,6 +67,7 @@ from switch.store.base import (
     check_new,
     check_vault_entry,
 )
+from switch.store.cassandra_batches import CassandraBatches
 from switch.store.cassandra_config import CassandraConfig, parse_url
 from switch.store.cassandra_cql import Statements, db_value, idem_from_row, tx_from_row, tx_values
 from switch.store.cassandra_exec import (
@@ -152,7 +153,9 @@ def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
     return None
 
 
-class CassandraStore(CassandraRevocations, CassandraLedgerMixin, CassandraSafMixin, Store):
+class CassandraStore(
+    CassandraBatches, CassandraRevocations, CassandraLedgerMixin, CassandraSafMixin, Store
+):
     """``Store`` on cassandra-driver; see the module docstring for the reasoning."""
 
     def __init__(self, config: CassandraConfig | str) -> None:

@@ -81,6 +81,8 @@ from switch.store.base import (
     check_transition,
     check_vault_entry,
 )
+from switch.store.sqlite_batches import SCHEMA as _BATCH_SCHEMA
+from switch.store.sqlite_batches import SqliteBatches
 from switch.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedgerMixin
 from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite_revocations import SqliteRevocations
@@ -163,6 +165,7 @@ _SCHEMA += REVOCATIONS_SCHEMA
 _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite_standin)
 _SCHEMA += LEDGER_SCHEMA
 _SCHEMA += _SAF_SCHEMA  # the store-and-forward queue (sqlite_saf.py)
+_SCHEMA += _BATCH_SCHEMA
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -217,7 +220,7 @@ def _check_path(path: str | Path) -> Path:
     return Path(text)
 
 
-class SqliteStore(SqliteRevocations, SqliteLedgerMixin, SqliteSafMixin, Store):
+class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSafMixin, Store):
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(

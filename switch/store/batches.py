@@ -1,0 +1,100 @@
+"""Terminal batches in the state store: the records and the contract both backends keep.
+
+Every terminal has exactly one open batch. A captured sale, an approved refund or an accepted
+void *joins* the terminal's open batch once (``join_batch``, keyed by the transaction id: a
+retry or a second switch joining the same transaction gets the batch it is already in);
+``close_batch`` closes the open batch and opens the next one in one atomic step, so a join
+racing a close lands in the closed batch or in the next one, never in both and never in
+neither. Items carry what the totals need (kind, amount, currency, scheme), copied at join
+time: a captured amount never changes afterwards.
+
+SQLite does each step as one ``BEGIN IMMEDIATE`` transaction (``sqlite_batches``); Cassandra
+keeps a terminal's items in one partition whose static column is the open batch number, and
+joins and closes are lightweight transactions conditioned on it (``cassandra_batches``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ItemKind(enum.StrEnum):
+    SALE = "SALE"  # a captured authorization (amount: the captured amount)
+    REFUND = "REFUND"  # an approved refund
+    VOID = "VOID"  # an accepted void (counted, no money)
+
+
+class BatchState(enum.StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"  # totals final; waiting for the clearing run
+    CLEARED = "CLEARED"  # presented in a clearing file
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    transaction_id: str
+    kind: ItemKind
+    amount_minor: int
+    currency: str
+    scheme: str
+    joined_at: float
+    batch_no: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    terminal_id: str
+    batch_no: int
+    state: BatchState
+    opened_at: float
+    closed_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBatch:
+    """What ``close_batch`` closed: the batch and every item in it (final)."""
+
+    info: BatchInfo
+    items: tuple[BatchItem, ...]
+
+
+def check_item(item: BatchItem) -> None:
+    """Validate an item before any backend writes it (both backends share this)."""
+    if not item.transaction_id:
+        raise ValueError("join_batch: transaction_id is required")
+    ItemKind(item.kind)
+    if not isinstance(item.amount_minor, int) or isinstance(item.amount_minor, bool):
+        raise ValueError("join_batch: amount_minor must be an int (minor units)")
+    if item.amount_minor < 0:
+        raise ValueError("join_batch: amount_minor must not be negative")
+
+
+class BatchStore:
+    """The batch methods a store offers (mixed into both backends)."""
+
+    async def join_batch(self, terminal_id: str, item: BatchItem, now: float) -> int:
+        """Put ``item`` in the terminal's open batch unless its transaction is in a batch
+        already; returns the number of the batch it is in. Opens batch 1 if none is open."""
+        raise NotImplementedError
+
+    async def open_batch_no(self, terminal_id: str, now: float) -> int:
+        """The number of the terminal's open batch (opening batch 1 if there is none)."""
+        raise NotImplementedError
+
+    async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
+        """Close the open batch (even an empty one), open the next, return the closed one."""
+        raise NotImplementedError
+
+    async def batch_items(self, terminal_id: str, batch_no: int) -> list[BatchItem]:
+        """The items of one batch (any state), in join order."""
+        raise NotImplementedError
+
+    async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:
+        """The terminal's closed or cleared batches, newest first (the open one is not kept
+        as a record until it closes)."""
+        raise NotImplementedError
+
+    async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
+        """Record that a closed batch went into a clearing file."""
+        raise NotImplementedError
