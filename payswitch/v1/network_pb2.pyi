@@ -133,18 +133,20 @@ class NetworkReversal(_message.Message):
     def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., reason: _Optional[_Union[ReversalReason, str]] = ...) -> None: ...
 
 class NetworkCapture(_message.Message):
-    __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount")
+    __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount", "mcc")
     ORIGINAL_RRN_FIELD_NUMBER: _ClassVar[int]
     BIN_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MCC_FIELD_NUMBER: _ClassVar[int]
     original_rrn: str
     bin: str
     scheme: _common_pb2.CardScheme
     acquirer_id: str
     amount: _common_pb2.Money
-    def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+    mcc: str
+    def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., mcc: _Optional[str] = ...) -> None: ...
 
 class NetworkRefund(_message.Message):
     __slots__ = ("rrn", "original_rrn", "bin", "scheme", "acquirer_id", "amount")

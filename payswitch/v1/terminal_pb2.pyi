@@ -1,9 +1,10 @@
 from payswitch.v1 import common_pb2 as _common_pb2
 from payswitch.v1 import network_pb2 as _network_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -29,6 +30,12 @@ class TransactionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRANSACTION_TYPE_UNSPECIFIED: _ClassVar[TransactionType]
     TRANSACTION_TYPE_AUTHORIZATION: _ClassVar[TransactionType]
     TRANSACTION_TYPE_REFUND: _ClassVar[TransactionType]
+
+class BatchReconciliation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BATCH_RECONCILIATION_UNSPECIFIED: _ClassVar[BatchReconciliation]
+    BATCH_RECONCILIATION_IN_BALANCE: _ClassVar[BatchReconciliation]
+    BATCH_RECONCILIATION_OUT_OF_BALANCE: _ClassVar[BatchReconciliation]
 TRANSACTION_STATE_UNSPECIFIED: TransactionState
 TRANSACTION_STATE_RECEIVED: TransactionState
 TRANSACTION_STATE_PENDING: TransactionState
@@ -45,6 +52,9 @@ TRANSACTION_STATE_ADVISED: TransactionState
 TRANSACTION_TYPE_UNSPECIFIED: TransactionType
 TRANSACTION_TYPE_AUTHORIZATION: TransactionType
 TRANSACTION_TYPE_REFUND: TransactionType
+BATCH_RECONCILIATION_UNSPECIFIED: BatchReconciliation
+BATCH_RECONCILIATION_IN_BALANCE: BatchReconciliation
+BATCH_RECONCILIATION_OUT_OF_BALANCE: BatchReconciliation
 
 class Card(_message.Message):
     __slots__ = ("pan", "expiry")
@@ -271,3 +281,67 @@ class Transaction(_message.Message):
     created_at_ms: int
     updated_at_ms: int
     def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
+
+class BatchTotal(_message.Message):
+    __slots__ = ("currency", "scheme", "sale_count", "sale_minor", "refund_count", "refund_minor", "void_count")
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    SALE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SALE_MINOR_FIELD_NUMBER: _ClassVar[int]
+    REFUND_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REFUND_MINOR_FIELD_NUMBER: _ClassVar[int]
+    VOID_COUNT_FIELD_NUMBER: _ClassVar[int]
+    currency: str
+    scheme: _common_pb2.CardScheme
+    sale_count: int
+    sale_minor: int
+    refund_count: int
+    refund_minor: int
+    void_count: int
+    def __init__(self, currency: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., sale_count: _Optional[int] = ..., sale_minor: _Optional[int] = ..., refund_count: _Optional[int] = ..., refund_minor: _Optional[int] = ..., void_count: _Optional[int] = ...) -> None: ...
+
+class CloseBatchRequest(_message.Message):
+    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "terminal_totals")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_TOTALS_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    terminal_id: str
+    merchant_id: str
+    terminal_totals: _containers.RepeatedCompositeFieldContainer[BatchTotal]
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ...) -> None: ...
+
+class BatchMismatch(_message.Message):
+    __slots__ = ("currency", "scheme", "field", "switch_value", "terminal_value")
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    currency: str
+    scheme: _common_pb2.CardScheme
+    field: str
+    switch_value: int
+    terminal_value: int
+    def __init__(self, currency: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., field: _Optional[str] = ..., switch_value: _Optional[int] = ..., terminal_value: _Optional[int] = ...) -> None: ...
+
+class CloseBatchResponse(_message.Message):
+    __slots__ = ("batch_number", "switch_totals", "in_balance", "reconciliation", "mismatches", "opened_at_ms", "closed_at_ms", "message")
+    BATCH_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SWITCH_TOTALS_FIELD_NUMBER: _ClassVar[int]
+    IN_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    RECONCILIATION_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    batch_number: int
+    switch_totals: _containers.RepeatedCompositeFieldContainer[BatchTotal]
+    in_balance: bool
+    reconciliation: BatchReconciliation
+    mismatches: _containers.RepeatedCompositeFieldContainer[BatchMismatch]
+    opened_at_ms: int
+    closed_at_ms: int
+    message: str
+    def __init__(self, batch_number: _Optional[int] = ..., switch_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., in_balance: _Optional[bool] = ..., reconciliation: _Optional[_Union[BatchReconciliation, str]] = ..., mismatches: _Optional[_Iterable[_Union[BatchMismatch, _Mapping]]] = ..., opened_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -75,6 +75,11 @@ class TerminalServiceStub:
                 request_serializer=payswitch_dot_v1_dot_terminal__pb2.EchoRequest.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_terminal__pb2.EchoResponse.FromString,
                 _registered_method=True)
+        self.CloseBatch = channel.unary_unary(
+                '/payswitch.v1.TerminalService/CloseBatch',
+                request_serializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer:
@@ -133,6 +138,14 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CloseBatch(self, request, context):
+        """Close the terminal's open batch (ISO 8583 0500/0510 reconciliation): the switch's totals
+        per currency and card scheme, compared with the terminal's own; the next batch opens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +178,11 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.Echo,
                     request_deserializer=payswitch_dot_v1_dot_terminal__pb2.EchoRequest.FromString,
                     response_serializer=payswitch_dot_v1_dot_terminal__pb2.EchoResponse.SerializeToString,
+            ),
+            'CloseBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseBatch,
+                    request_deserializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.FromString,
+                    response_serializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -340,6 +358,33 @@ class TerminalService:
             '/payswitch.v1.TerminalService/Echo',
             payswitch_dot_v1_dot_terminal__pb2.EchoRequest.SerializeToString,
             payswitch_dot_v1_dot_terminal__pb2.EchoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.TerminalService/CloseBatch',
+            payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.SerializeToString,
+            payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
