@@ -11,6 +11,7 @@ its own part. Sections:
 ``[[terminals]]``  id, merchant.
 ``[breaker]``      circuit breakers of the switch's acquirer connectors (``switch.breaker``).
 ``[standin]``      stand-in processing rules of the switch (``switch.standin``).
+``[settlement]``, ``[[fees]]``, issuers' ``hold_ttl_s``: see ``network.topology_settlement``.
 
 Amounts are integers in minor units. BIN entries are a prefix (``"411111"``) or an
 inclusive range of equal-length prefixes (``"400000-400099"``).
@@ -24,6 +25,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
+from network.topology_settlement import (
+    DEFAULT_HOLD_TTL_S,
+    FeeConfig,
+    SettlementConfig,
+    SettlementConfigError,
+    parse_fees,
+    parse_hold_ttl,
+    parse_settlement,
+)
 from payswitch.money import is_currency
 
 
@@ -253,6 +263,7 @@ class IssuerConfig:
     cards: tuple[CardConfig, ...] = ()
     latency: Latency = Latency()
     faults: Faults = Faults()
+    hold_ttl_s: float = DEFAULT_HOLD_TTL_S  # an uncaptured hold expires after this
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +292,8 @@ class Topology:
     breaker: BreakerConfig = BreakerConfig()
     standin: StandInConfig = StandInConfig()
     saf: SafConfig = SafConfig()
+    settlement: SettlementConfig = SettlementConfig()
+    fees: tuple[FeeConfig, ...] = ()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -566,6 +579,7 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
                 cards=cards,
                 latency=_latency(i.get("latency"), where),
                 faults=_faults(i, where),
+                hold_ttl_s=_settlement_key(parse_hold_ttl, i, where),
             )
         )
     merchants = tuple(
@@ -591,9 +605,18 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
         breaker=_breaker(doc.get("breaker", {})),
         standin=_standin(doc.get("standin", {})),
         saf=_saf(doc.get("saf", {})),
+        settlement=_settlement_key(parse_settlement, doc.get("settlement")),
+        fees=_settlement_key(parse_fees, doc.get("fees")),
     )
     _cross_check(topo)
     return topo
+
+
+def _settlement_key(parser, *args):
+    try:
+        return parser(*args)
+    except SettlementConfigError as exc:
+        raise TopologyError(str(exc)) from None
 
 
 def _cross_check(topo: Topology) -> None:

@@ -1,51 +1,26 @@
-"""The fee table: interchange and scheme fees of one presentment, in integer minor units.
+"""The fee table: interchange and scheme fees of one presentment, in its own currency.
 
-Written by helper "ledger" to the fixed interface of the settlement issue (helper "batch" owns
-the module; the integrator keeps one). Topology ``[[fees]]`` entries::
+Rules come from the topology's ``[[fees]]`` entries (``network.topology_settlement.FeeConfig``).
+A presentment takes the rule of its (scheme, MCC, currency); without one, the rule of
+(scheme, "*", currency); without that, no fees (zero). Fees never convert currencies.
 
-    {scheme, mcc = "*", currency, interchange_bps, interchange_fixed_minor,
-     scheme_fee_bps, scheme_fee_fixed_minor}
-
-Lookup: the entry for (scheme, mcc, currency) if there is one, else (scheme, "*", currency),
-else no fees (zero; as helper "batch"'s version, so both agree). Fees never convert currencies.
-Rounding: each fee is ``amount * bps / 10_000`` rounded half-up on the minor unit, with integer
-arithmetic only (``(amount * bps + 5_000) // 10_000``), plus the fixed part.
+Arithmetic is on integers only. A basis-point fee is ``amount * bps / 10_000`` rounded half
+up on the minor unit: ``(amount * bps + 5_000) // 10_000``, so 0.5 of a minor unit rounds up
+(1 cent of a 1.00 EUR sale at 50 bps) and anything below it rounds down. The fixed part is
+then added as is. Amounts are non-negative (refunds are presented with their positive
+amount); the acquirer and the ledger call this same function, so they agree to the unit.
+``table`` is any iterable of rows with the ``[[fees]]`` fields (``FeeConfig`` from the
+topology, or the ledger's own rows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from payswitch.money import exponent
+from network.topology_settlement import FeeConfig
 
-WILDCARD = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class FeeRule:
-    """One ``[[fees]]`` entry (the same fields, in the same order, as the topology's)."""
-
-    scheme: str
-    mcc: str
-    currency: str
-    interchange_bps: int = 0
-    interchange_fixed_minor: int = 0
-    scheme_fee_bps: int = 0
-    scheme_fee_fixed_minor: int = 0
-
-    def __post_init__(self) -> None:
-        exponent(self.currency)
-        for name in (
-            "interchange_bps",
-            "interchange_fixed_minor",
-            "scheme_fee_bps",
-            "scheme_fee_fixed_minor",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"fees.{name} must be a non-negative integer")
+BPS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,41 +33,42 @@ class Fees:
         return self.interchange_minor + self.scheme_fee_minor
 
 
-FeeTable = Sequence[Any]  # FeeRule or any object with its fields
+NO_FEES = Fees(0, 0)
 
 
-def parse_table(entries: Iterable[Mapping[str, object]]) -> tuple[FeeRule, ...]:
-    """``[[fees]]`` topology entries as rules (ValueError naming the bad field)."""
-    rules = []
-    for i, entry in enumerate(entries):
-        try:
-            rules.append(FeeRule(**{"mcc": WILDCARD, **entry}))  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise ValueError(f"fees[{i}]: {exc}") from None
-    return tuple(rules)
+def bps_of(amount_minor: int, bps: int) -> int:
+    """``amount * bps / 10_000`` rounded half up to the minor unit (integers only)."""
+    if amount_minor < 0 or bps < 0:
+        raise ValueError("fees: amount and basis points must not be negative")
+    return (amount_minor * bps + BPS // 2) // BPS
 
 
-def _bps(amount_minor: int, bps: int) -> int:
-    return (amount_minor * bps + 5_000) // 10_000
-
-
-def fee_for(table: FeeTable, scheme: str, mcc: str, currency: str, amount_minor: int) -> Fees:
-    """Interchange and scheme fee of one presentment of ``amount_minor`` (>= 0); zero fees
-    when no entry prices it."""
-    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool) or amount_minor < 0:
-        raise ValueError("amount_minor must be a non-negative integer")
+def rule_for(
+    table: Iterable[FeeConfig], scheme: str, mcc: str, currency: str
+) -> FeeConfig | None:
     scheme = scheme.lower()
-    exact = wild = None
+    fallback = None
     for rule in table:
-        if rule.scheme == scheme and rule.currency == currency:
-            if rule.mcc == mcc:
-                exact = rule
-            elif rule.mcc == WILDCARD and wild is None:
-                wild = rule
-    rule = exact or wild
+        if rule.scheme != scheme or rule.currency != currency:
+            continue
+        if rule.mcc == mcc:
+            return rule
+        if rule.mcc == "*":
+            fallback = rule
+    return fallback
+
+
+def fee_for(
+    table: Iterable[FeeConfig], scheme: str, mcc: str, currency: str, amount_minor: int
+) -> Fees:
+    """Interchange and scheme fee of one presentment of ``amount_minor`` (see module doc)."""
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+        raise ValueError("fees: amount_minor must be an int (minor units)")
+    rule = rule_for(table, scheme, mcc, currency)
     if rule is None:
-        return Fees(0, 0)
+        return NO_FEES
     return Fees(
-        _bps(amount_minor, rule.interchange_bps) + rule.interchange_fixed_minor,
-        _bps(amount_minor, rule.scheme_fee_bps) + rule.scheme_fee_fixed_minor,
+        interchange_minor=bps_of(amount_minor, rule.interchange_bps)
+        + rule.interchange_fixed_minor,
+        scheme_fee_minor=bps_of(amount_minor, rule.scheme_fee_bps) + rule.scheme_fee_fixed_minor,
     )

@@ -1,0 +1,168 @@
+"""The clearing file (switch -> acquirer), format ``payswitch-clearing/1``: JSON lines.
+
+One file per acquirer per cut-off: ``<dir>/clearing/<acquirer_id>/<cutoff_date>-<file_seq>.jsonl``
+(``cutoff_date`` the UTC date of the cut-off, ``file_seq`` four digits from 0001, counting
+that acquirer's files of the day). Line 1 is the header, then one ``presentment`` per captured
+sale (amount: the captured amount) or approved refund, then the trailer:
+
+    {"record":"header","format":"payswitch-clearing/1","acquirer_id":..,"file_id":..,
+     "cutoff_at":<unix s>,"created_at":<unix s>}
+    {"record":"presentment","kind":"CAPTURE"|"REFUND","transaction_id","rrn","original_rrn",
+     "terminal_id","merchant_id","scheme","bin","masked_pan","card_token","mcc","amount_minor",
+     "currency","auth_code","authorized_minor","captured_at","batch_no"}
+    {"record":"trailer","count":N,"totals":{"<CUR>":{"capture_minor":..,"refund_minor":..}}}
+
+``rrn`` is the capture's authorization RRN or the refund's own RRN; ``original_rrn`` is a
+refund's authorization RRN ("" for a capture). No PAN: the masked PAN and the card token only.
+Totals are per currency and never add two currencies. The file is written to a temporary
+name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from payswitch.money import is_currency
+
+FORMAT = "payswitch-clearing/1"
+KINDS = ("CAPTURE", "REFUND")
+FIELDS = (
+    "kind",
+    "transaction_id",
+    "rrn",
+    "original_rrn",
+    "terminal_id",
+    "merchant_id",
+    "scheme",
+    "bin",
+    "masked_pan",
+    "card_token",
+    "mcc",
+    "amount_minor",
+    "currency",
+    "auth_code",
+    "authorized_minor",
+    "captured_at",
+    "batch_no",
+)
+_INT_FIELDS = ("amount_minor", "authorized_minor", "batch_no")
+
+
+class ClearingFormatError(ValueError):
+    """A clearing file that is not payswitch-clearing/1, or whose trailer does not add up."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearingFile:
+    header: dict
+    presentments: tuple[dict, ...]
+    trailer: dict
+
+    @property
+    def file_id(self) -> str:
+        return self.header["file_id"]
+
+    @property
+    def acquirer_id(self) -> str:
+        return self.header["acquirer_id"]
+
+
+def cutoff_date(cutoff_at: float) -> str:
+    return dt.datetime.fromtimestamp(cutoff_at, dt.UTC).date().isoformat()
+
+
+def file_path(directory: Path, acquirer_id: str, cutoff_at: float, file_seq: int) -> Path:
+    name = f"{cutoff_date(cutoff_at)}-{file_seq:04d}.jsonl"
+    return Path(directory) / "clearing" / acquirer_id / name
+
+
+def file_id_of(acquirer_id: str, cutoff_at: float, file_seq: int) -> str:
+    return f"{acquirer_id}-{cutoff_date(cutoff_at)}-{file_seq:04d}"
+
+
+def check_presentment(record: dict) -> None:
+    missing = [f for f in FIELDS if f not in record]
+    if missing:
+        raise ClearingFormatError(f"presentment lacks {missing}")
+    if record["kind"] not in KINDS:
+        raise ClearingFormatError(f"presentment kind {record['kind']!r}")
+    for name in _INT_FIELDS:
+        value = record[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ClearingFormatError(f"presentment {name} must be a non-negative integer")
+    if not is_currency(record["currency"]):
+        raise ClearingFormatError(f"presentment currency {record['currency']!r}")
+    masked = record["masked_pan"]
+    if any(ch.isdigit() for ch in masked[6:-4]):
+        raise ClearingFormatError("presentment masked_pan is not masked")
+
+
+def totals(presentments: Iterable[dict]) -> dict[str, dict[str, int]]:
+    """Per currency: capture and refund sums (never across currencies)."""
+    out: dict[str, dict[str, int]] = {}
+    for p in presentments:
+        line = out.setdefault(p["currency"], {"capture_minor": 0, "refund_minor": 0})
+        key = "capture_minor" if p["kind"] == "CAPTURE" else "refund_minor"
+        line[key] += p["amount_minor"]
+    return dict(sorted(out.items()))
+
+
+def write_clearing_file(
+    directory: Path,
+    acquirer_id: str,
+    cutoff_at: float,
+    file_seq: int,
+    presentments: list[dict],
+    created_at: float,
+) -> Path:
+    """Write one acquirer's clearing file; returns its path."""
+    for p in presentments:
+        check_presentment(p)
+    path = file_path(directory, acquirer_id, cutoff_at, file_seq)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "record": "header",
+        "format": FORMAT,
+        "acquirer_id": acquirer_id,
+        "file_id": file_id_of(acquirer_id, cutoff_at, file_seq),
+        "cutoff_at": int(cutoff_at),
+        "created_at": int(created_at),
+    }
+    lines = [header]
+    lines += [{"record": "presentment", **{f: p[f] for f in FIELDS}} for p in presentments]
+    lines.append({"record": "trailer", "count": len(presentments), "totals": totals(presentments)})
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(json.dumps(line, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return path
+
+
+def read_clearing_file(path: Path) -> ClearingFile:
+    """Parse and check a clearing file: header format, records, trailer count and totals."""
+    try:
+        lines = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ClearingFormatError(f"cannot read clearing file: {exc}") from None
+    if len(lines) < 2:
+        raise ClearingFormatError("a clearing file has a header and a trailer")
+    header, *body, trailer = lines
+    if header.get("record") != "header" or header.get("format") != FORMAT:
+        raise ClearingFormatError(f"not a {FORMAT} file")
+    if trailer.get("record") != "trailer":
+        raise ClearingFormatError("the last line is not the trailer")
+    for record in body:
+        if record.get("record") != "presentment":
+            raise ClearingFormatError("only presentments between header and trailer")
+        check_presentment(record)
+    if trailer.get("count") != len(body) or trailer.get("totals") != totals(body):
+        raise ClearingFormatError("trailer count or totals do not match the presentments")
+    return ClearingFile(header, tuple(body), trailer)

@@ -1,0 +1,82 @@
+"""The settlement report (acquirer -> switch), format ``payswitch-settlement/1``: one JSON
+document per clearing file at ``<dir>/settlement/<acquirer_id>/<file_id>.json``:
+
+    {"format":"payswitch-settlement/1","acquirer_id","file_id","settled_at",
+     "entries":[{"transaction_id","rrn","kind","amount_minor","currency","interchange_minor",
+                 "scheme_fee_minor","status":"SETTLED"|"REJECTED","reason"}],
+     "totals":{"<CUR>":{"gross_minor","fees_minor","net_minor"}}}
+
+Per currency, over SETTLED entries: ``gross`` = captures - refunds, ``fees`` = interchange +
+scheme fees, ``net`` = gross - fees (what the merchant is paid). ``reason`` is "" or the
+issuer's flags joined by "," (e.g. LATE_PRESENTMENT) or, for REJECTED, why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+FORMAT = "payswitch-settlement/1"
+STATUSES = ("SETTLED", "REJECTED")
+
+
+class ReportFormatError(ValueError):
+    pass
+
+
+def report_path(directory: Path, acquirer_id: str, file_id: str) -> Path:
+    return Path(directory) / "settlement" / acquirer_id / f"{file_id}.json"
+
+
+def totals(entries: Iterable[dict]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        if e["status"] != "SETTLED":
+            continue
+        line = out.setdefault(e["currency"], {"gross_minor": 0, "fees_minor": 0, "net_minor": 0})
+        sign = 1 if e["kind"] == "CAPTURE" else -1
+        fees = e["interchange_minor"] + e["scheme_fee_minor"]
+        line["gross_minor"] += sign * e["amount_minor"]
+        line["fees_minor"] += fees
+        line["net_minor"] += sign * e["amount_minor"] - fees
+    return dict(sorted(out.items()))
+
+
+def build_report(acquirer_id: str, file_id: str, settled_at: float, entries: list[dict]) -> dict:
+    return {
+        "format": FORMAT,
+        "acquirer_id": acquirer_id,
+        "file_id": file_id,
+        "settled_at": int(settled_at),
+        "entries": entries,
+        "totals": totals(entries),
+    }
+
+
+def write_report(directory: Path, report: dict) -> Path:
+    path = report_path(directory, report["acquirer_id"], report["file_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    return path
+
+
+def read_report(path: Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportFormatError(f"cannot read settlement report: {exc}") from None
+    if report.get("format") != FORMAT:
+        raise ReportFormatError(f"not a {FORMAT} document")
+    for e in report.get("entries", []):
+        if e.get("status") not in STATUSES:
+            raise ReportFormatError(f"entry status {e.get('status')!r}")
+    if report.get("totals") != totals(report.get("entries", [])):
+        raise ReportFormatError("report totals do not match its entries")
+    return report
