@@ -86,6 +86,7 @@ class Switch:
             breakers=breakers,
             standin=StandIn(topology.standin, store),
             saf=saf,
+            settlement=topology.settlement,
         )
         # Advices sweep under the recovery lease, as the same lease owner as the reversals.
         self.adviser = Adviser(

@@ -21,6 +21,7 @@ from payswitch import codes
 from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
 from switch import metrics, tls, validation
 from switch.admission import Admission
+from switch.batches.close import close_batch
 from switch.budget import Budget
 from switch.errors import ApiError
 from switch.operations.capture import capture
@@ -141,6 +142,13 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             "Refund",
             request.terminal_id,
             rate=True,
+        )
+
+    async def CloseBatch(self, request, context):
+        return await self._guarded(
+            context,
+            close_batch(self._svc, request, self._budget(context)),
+            rate_terminal=request.terminal_id,
         )
 
     async def GetTransaction(self, request, context):

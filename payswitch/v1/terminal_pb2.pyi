@@ -327,7 +327,7 @@ class BatchMismatch(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., field: _Optional[str] = ..., switch_value: _Optional[int] = ..., terminal_value: _Optional[int] = ...) -> None: ...
 
 class CloseBatchResponse(_message.Message):
-    __slots__ = ("batch_number", "switch_totals", "in_balance", "reconciliation", "mismatches", "opened_at_ms", "closed_at_ms", "message")
+    __slots__ = ("batch_number", "switch_totals", "in_balance", "reconciliation", "mismatches", "opened_at_ms", "closed_at_ms", "message", "response_code")
     BATCH_NUMBER_FIELD_NUMBER: _ClassVar[int]
     SWITCH_TOTALS_FIELD_NUMBER: _ClassVar[int]
     IN_BALANCE_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +336,7 @@ class CloseBatchResponse(_message.Message):
     OPENED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     batch_number: int
     switch_totals: _containers.RepeatedCompositeFieldContainer[BatchTotal]
     in_balance: bool
@@ -344,4 +345,5 @@ class CloseBatchResponse(_message.Message):
     opened_at_ms: int
     closed_at_ms: int
     message: str
-    def __init__(self, batch_number: _Optional[int] = ..., switch_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., in_balance: _Optional[bool] = ..., reconciliation: _Optional[_Union[BatchReconciliation, str]] = ..., mismatches: _Optional[_Iterable[_Union[BatchMismatch, _Mapping]]] = ..., opened_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    response_code: _common_pb2.ResponseCode
+    def __init__(self, batch_number: _Optional[int] = ..., switch_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., in_balance: _Optional[bool] = ..., reconciliation: _Optional[_Union[BatchReconciliation, str]] = ..., mismatches: _Optional[_Iterable[_Union[BatchMismatch, _Mapping]]] = ..., opened_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., message: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ...) -> None: ...

@@ -12,6 +12,7 @@ import time
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch import validation
+from switch.batches.join import join_settled_state
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
@@ -40,7 +41,7 @@ async def capture(
             raise FailedPrecondition(
                 f"transaction_id: a {current.state.value} transaction cannot be captured"
             )
-        if amount > current.amount_minor:
+        if amount > svc.settlement.capture_ceiling(current.amount_minor, current.mcc):
             return _answer(codes.INVALID_AMOUNT, current, "more than authorized"), tx.id
         msg = network_pb2.NetworkCapture(
             original_rrn=current.rrn,
@@ -48,6 +49,7 @@ async def capture(
             scheme=scheme_to_proto(current.scheme),
             acquirer_id=current.acquirer_id,
             amount=money(amount, current.currency),
+            mcc=current.mcc,
         )
         try:
             result = await svc.connectors.get(current.acquirer_id).capture(msg, budget.remaining())
@@ -63,6 +65,7 @@ async def capture(
             TxState.CAPTURED,
             {"captured_minor": amount, "updated_at": time.time()},
         )
+        await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
 
     return await idempotent(

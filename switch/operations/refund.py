@@ -13,6 +13,7 @@ import time
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch import validation
+from switch.batches.join import join
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
@@ -28,6 +29,7 @@ from switch.store.base import (
     TxState,
     TxType,
 )
+from switch.store.batches import ItemKind
 
 _REFUNDABLE = (TxState.CAPTURED, TxState.SETTLED)
 _CAS_TRIES = 16
@@ -114,6 +116,8 @@ async def refund(
         )
         if not approved:
             await _reserve(svc.store, original.id, -amount)
+        else:
+            await join(svc, tx, ItemKind.REFUND)
         return _answer(iso, tx), tx.id
 
     return await idempotent(

@@ -13,6 +13,7 @@ import time
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch import validation
+from switch.batches.join import join_settled_state
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
@@ -54,6 +55,7 @@ async def void(
                 svc, tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
             )
             await svc.reverser.queue(tx.id)  # durable before the answer
+            await join_settled_state(svc, current)
             return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
@@ -61,6 +63,7 @@ async def void(
         current = await follow_issuer(
             svc, tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
         )
+        await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
 
     return await idempotent(

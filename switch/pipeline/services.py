@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from network.topology import SwitchConfig
+from network.topology_settlement import SettlementConfig
 from switch.breaker import Breakers
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors
@@ -38,3 +39,4 @@ class Services:
     breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
     standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
     saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)
+    settlement: SettlementConfig = field(default_factory=SettlementConfig)

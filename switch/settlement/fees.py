@@ -43,9 +43,7 @@ def bps_of(amount_minor: int, bps: int) -> int:
     return (amount_minor * bps + BPS // 2) // BPS
 
 
-def rule_for(
-    table: Iterable[FeeConfig], scheme: str, mcc: str, currency: str
-) -> FeeConfig | None:
+def rule_for(table: Iterable[FeeConfig], scheme: str, mcc: str, currency: str) -> FeeConfig | None:
     scheme = scheme.lower()
     fallback = None
     for rule in table:
@@ -68,7 +66,6 @@ def fee_for(
     if rule is None:
         return NO_FEES
     return Fees(
-        interchange_minor=bps_of(amount_minor, rule.interchange_bps)
-        + rule.interchange_fixed_minor,
+        interchange_minor=bps_of(amount_minor, rule.interchange_bps) + rule.interchange_fixed_minor,
         scheme_fee_minor=bps_of(amount_minor, rule.scheme_fee_bps) + rule.scheme_fee_fixed_minor,
     )

@@ -1,0 +1,1 @@
+"""Terminal batches: joining (hooks in switch.operations), totals and CloseBatch."""
