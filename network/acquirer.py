@@ -19,13 +19,14 @@ from pathlib import Path
 
 import grpc
 
+from network import settlement_nodes
 from network.brands import BRAND_OF
 from network.channels import Channels
 from network.hop import Decline, Hop
 from network.hsm_node import open_pool
 from network.pin_zone import PinTranslator
 from network.topology import AcquirerConfig, Topology
-from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
@@ -120,7 +121,10 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
 class AcquirerNode:
     """The acquirer as a NodeApp (see ``network.server``)."""
 
-    service_names = (network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,)
+    service_names = (
+        network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,
+        settlement_nodes.ACQUIRER_SERVICE.full_name,
+    )
 
     def __init__(
         self, config: AcquirerConfig, topology: Topology, hop: Hop, pins: PinTranslator
@@ -136,12 +140,15 @@ class AcquirerNode:
                 schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
         self.pins = pins
         self.servicer = AcquirerServicer(config.id, hop, schemes, pins)
+        self.settlement = settlement_nodes.AcquirerSettlementServicer(config.id, topology)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_AcquirerServiceServicer_to_server(self.servicer, server)
+        settlement_pb2_grpc.add_AcquirerSettlementServiceServicer_to_server(self.settlement, server)
 
     async def close(self) -> None:
         await self._channels.close()
+        await self.settlement.close()
 
 
 async def create(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from network.books import AccountView, AuthDecision, Books, HoldView
+from network.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
 from network.topology import AccountConfig, CardConfig
 
 T = TypeVar("T")
@@ -79,8 +80,19 @@ class Bookkeeper:
     async def reverse(self, original_rrn: str) -> int:
         return await self._run(self._books.reverse, original_rrn)
 
-    async def capture(self, original_rrn: str, amount: int, currency: str) -> int:
-        return await self._run(self._books.capture, original_rrn, amount, currency)
+    async def capture(self, original_rrn: str, amount: int, currency: str, mcc: str = "") -> int:
+        return await self._run(self._books.capture, original_rrn, amount, currency, mcc)
+
+    def set_rules(self, rules: IssuerRules) -> None:
+        self._books.rules = rules
+
+    async def present_all(
+        self, file_id: str, presentments: list[PresentmentIn], now: float
+    ) -> list[PresentmentOut]:
+        return await self._run(self._books.present_all, file_id, presentments, now)
+
+    async def expire_holds(self, now: float) -> list[str]:
+        return await self._run(self._books.expire_holds, now)
 
     async def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
         return await self._run(self._books.refund, rrn, original_rrn, amount, currency)

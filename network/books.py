@@ -41,12 +41,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import string
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from network import books_settlement as clearing
 from network.topology import AccountConfig, CardConfig
 from payswitch.v1 import common_pb2, network_pb2
 
@@ -70,6 +72,7 @@ _HOLD_STATES = {
     HELD: network_pb2.HOLD_STATE_HELD,
     POSTED: network_pb2.HOLD_STATE_POSTED,
     RELEASED: network_pb2.HOLD_STATE_RELEASED,
+    clearing.EXPIRED: network_pb2.HOLD_STATE_RELEASED,  # released because it expired
 }
 
 _AUTH_CODE_ALPHABET = string.ascii_uppercase + string.digits
@@ -191,6 +194,9 @@ class Books:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        clearing.ensure_schema(self._db)
+        # Hold TTL and capture tolerance (network.books_settlement); None: no deferral.
+        self.rules: clearing.IssuerRules | None = None
 
     def _migrate(self) -> None:
         """Books written before the ARPC column get it (empty for their authorizations)."""
@@ -385,8 +391,10 @@ class Books:
             # DECLINED, RELEASED or REVERSED_EARLY: nothing is held; acknowledge.
             return self._advice_done(db, "reversal", original_rrn, original_rrn, 0)
 
-    def capture(self, original_rrn: str, amount: int, currency: str) -> int:
-        """Post up to the held amount and release the rest of the hold."""
+    def capture(self, original_rrn: str, amount: int, currency: str, mcc: str = "") -> int:
+        """Post up to the held amount and release the rest of the hold. With ``rules``, a
+        capture above the hold within the MCC's tolerance, or one after the hold expired, is
+        acknowledged and left for clearing to post (``network.books_settlement``)."""
         with self._tx() as db:
             seen = self._advice_seen(db, "capture", original_rrn)
             if seen is not None:
@@ -395,6 +403,13 @@ class Books:
                 "SELECT state, account_id, amount, currency FROM authorizations WHERE rrn = ?",
                 (original_rrn,),
             ).fetchone()
+            if self.rules is not None:
+                reason = clearing.defer_reason(
+                    db, original_rrn, row, amount, currency, mcc, self.rules, time.time()
+                )
+                if reason is not None:
+                    clearing.record_deferred(db, original_rrn, amount, mcc, reason)
+                    return self._advice_done(db, "capture", original_rrn, original_rrn, amount)
             if row is None or row[0] != HELD or currency != row[3]:
                 return INVALID_TRANSACTION
             if amount <= 0 or amount > row[2]:
@@ -461,6 +476,22 @@ class Books:
                 "UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, card.account)
             )
             return self._advice_done(db, "standin", rrn, rrn, amount)
+    # -- clearing (network.books_settlement) ---------------------------------------------------
+
+    def present_all(
+        self, file_id: str, presentments: Iterable[clearing.PresentmentIn], now: float
+    ) -> list[clearing.PresentmentOut]:
+        """Post a clearing file's presentments for this issuer in one transaction."""
+        rules = self.rules or clearing.IssuerRules(hold_ttl_s=float("inf"))
+        with self._tx() as db:
+            return [clearing.present(db, p, file_id, rules, now) for p in presentments]
+
+    def expire_holds(self, now: float) -> list[str]:
+        """Release holds that expired uncaptured; their RRNs."""
+        if self.rules is None:
+            return []
+        with self._tx() as db:
+            return clearing.expire_holds(db, self.rules, now)
 
     # -- chargebacks (network/chargebacks.py) -----------------------------------------------
 

@@ -24,11 +24,13 @@ from pathlib import Path
 import grpc
 
 from hsm.errors import HsmError
+from network import settlement_nodes
 from network.bookkeeper import Bookkeeper
+from network.books_settlement import IssuerRules
 from network.hop import Hop
 from network.issuer_crypto import IssuerCrypto, Verdict
 from network.topology import IssuerConfig, Topology
-from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
 
 SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
 
@@ -135,7 +137,10 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
 
         async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
             code = await self._books.capture(
-                request.original_rrn, request.amount.minor_units, request.amount.currency
+                request.original_rrn,
+                request.amount.minor_units,
+                request.amount.currency,
+                request.mcc,
             )
             return answer(code)
 
@@ -214,7 +219,10 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
 class IssuerNode:
     """The issuer as a NodeApp (see ``network.server``)."""
 
-    service_names = (network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,)
+    service_names = (
+        network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,
+        settlement_nodes.ISSUER_SERVICE.full_name,
+    )
 
     def __init__(
         self, config: IssuerConfig, books: Bookkeeper, hop: Hop, crypto: IssuerCrypto
@@ -223,9 +231,11 @@ class IssuerNode:
         self.listen = config.listen
         self.books = books
         self.servicer = IssuerServicer(config, books, hop, crypto)
+        self.settlement = settlement_nodes.IssuerSettlementServicer(config.id, books)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_IssuerServiceServicer_to_server(self.servicer, server)
+        settlement_pb2_grpc.add_IssuerSettlementServiceServicer_to_server(self.settlement, server)
 
     async def close(self) -> None:
         await self.books.close()
@@ -244,6 +254,7 @@ async def create(
     if books_dir is None:  # books that die with the temp dir: fine for a throwaway run
         books_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="payswitch-books-")
     books = await Bookkeeper.open(books_path(books_dir, node_id), config.accounts)
+    books.set_rules(IssuerRules(config.hold_ttl_s, topology.settlement))
     # The issuer has no margin: it answers rather than forwards.
     hop = Hop(node_id, 0, config.latency, config.faults, seed)
     return IssuerNode(config, books, hop, crypto)

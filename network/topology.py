@@ -24,7 +24,6 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
 from network.topology_settlement import (
     DEFAULT_HOLD_TTL_S,
     FeeConfig,
@@ -34,6 +33,7 @@ from network.topology_settlement import (
     parse_hold_ttl,
     parse_settlement,
 )
+from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
 from payswitch.money import is_currency
 
 
@@ -292,7 +292,7 @@ class Topology:
     breaker: BreakerConfig = BreakerConfig()
     standin: StandInConfig = StandInConfig()
     saf: SafConfig = SafConfig()
-    settlement: SettlementConfig = SettlementConfig()
+    settlement: SettlementConfig = field(default_factory=SettlementConfig)
     fees: tuple[FeeConfig, ...] = ()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:

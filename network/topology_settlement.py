@@ -8,8 +8,8 @@
     tolerance_mccs = ["5812", "4121", "7230"]  # ... for these MCCs (tips, taxis, salons)
 
     [[fees]]                    # see switch.settlement.fees
-    scheme = "visa"; mcc = "*"; currency = "EUR"
-    interchange_bps = 20; interchange_fixed_minor = 0; scheme_fee_bps = 5; scheme_fee_fixed_minor = 1
+    scheme = "visa"; mcc = "*"; currency = "EUR"; interchange_bps = 20
+    interchange_fixed_minor = 0; scheme_fee_bps = 5; scheme_fee_fixed_minor = 1
 
     [[issuers]] hold_ttl_s = 604800   # an uncaptured hold expires after this (default 7 days)
 
