@@ -55,6 +55,8 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The operator's manual cut-off: close batches and run clearing now.
+    loop.add_signal_handler(signal.SIGUSR1, switch.cutoff.trigger)
     # Started by payswitch-stack: stop with the launcher even if it dies by kill -9.
     parent = os.environ.get(PARENT_PID_ENV, "")
     watcher = asyncio.create_task(watch_parent(int(parent), stop)) if parent.isdigit() else None

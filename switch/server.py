@@ -33,6 +33,7 @@ from switch.routing import Router
 from switch.saf import SafQueue
 from switch.sequences import BlockSequence
 from switch.service import TerminalService
+from switch.settlement.scheduler import CutoffScheduler
 from switch.standin import StandIn
 from switch.store.base import Store
 
@@ -98,6 +99,7 @@ class Switch:
         self.port = 0
         self.admin_port = 0
         self._health = health.aio.HealthServicer()
+        self.cutoff = CutoffScheduler(store, topology)
 
     async def start(self) -> None:
         # Fail closed: without its keys the switch could only decline (or worse), so it does
@@ -139,6 +141,8 @@ class Switch:
         self.services.reverser.start()
         self.services.connectors.warm()
         self.adviser.start()
+        if self.topology.settlement.auto_close:
+            self.cutoff.start()
         for name in ("", names[0]):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
@@ -183,6 +187,7 @@ class Switch:
         if self.server is not None:
             await self._health.enter_graceful_shutdown()
             await self.server.stop(grace)
+        await self.cutoff.close()
         await self.services.registry.close()
         await self.adviser.close()
         await self.services.reverser.close()

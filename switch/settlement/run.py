@@ -1,0 +1,243 @@
+"""The settlement run at cut-off: close batches, write clearing files, have the acquirer and
+issuer back offices consume them, read the settlement reports back, settle transactions.
+
+``run_cutoff`` steps, each safe to repeat after a crash:
+
+1. close every terminal's open batch that has items (``Store.close_batch``, atomic);
+2. every CLOSED batch becomes clearing records: a captured sale (state CAPTURED) is a CAPTURE
+   presentment of its captured amount, an approved refund a REFUND presentment, a void
+   nothing; records go to their acquirer's file (``clearing.write_clearing_file``; one file
+   per acquirer per run, an empty one when it has nothing), then the batches are CLEARED;
+3. each acquirer's ``Settle`` (``network.settlement_nodes``) presents its file to the issuers
+   and writes the settlement report; the switch reads it and moves every SETTLED capture
+   CAPTURED -> SETTLED (a partial capture settles its captured amount). A refund stays
+   APPROVED (the state machine has no refund settlement); its entry is still reported to the
+   hooks. REJECTED entries stay CAPTURED for the operator;
+4. every issuer's ``ExpireHolds`` releases holds that expired uncaptured.
+
+Hooks: ``on_presented(tx, record)`` after a record is written, ``on_settled(tx, entry)``
+after a SETTLED entry is read (helper "ledger" posts the ledger there); hooks must be
+idempotent: a repeated run may call them again for the same transaction.
+
+A crash between writing a file and marking its batches CLEARED presents them again in the
+next file: the issuer answers a presentment it has seen with its first result, and the
+switch's CAPTURED -> SETTLED compare-and-set happens once, so nothing is posted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from network.stack import connect_address
+from network.topology import Topology
+from payswitch.logs import get as get_logger
+from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
+from switch.settlement.clearing import cutoff_date, write_clearing_file
+from switch.settlement.report import read_report
+from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
+from switch.store.batches import BatchState, ClosedBatch, ItemKind
+
+_log = get_logger("switch.settlement")
+
+Hook = Callable[[Transaction, dict], Awaitable[None]]
+_on_presented: list[Hook] = []
+_on_settled: list[Hook] = []
+
+SETTLE_TIMEOUT_S = 60.0
+
+
+def on_presented(hook: Hook) -> Hook:
+    """Register ``hook(tx, clearing_record)``; usable as a decorator."""
+    _on_presented.append(hook)
+    return hook
+
+
+def on_settled(hook: Hook) -> Hook:
+    """Register ``hook(tx, settlement_entry)`` for SETTLED entries; usable as a decorator."""
+    _on_settled.append(hook)
+    return hook
+
+
+@dataclass
+class CutoffResult:
+    cutoff_at: float
+    closed: list[ClosedBatch] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    reports: dict[str, dict] = field(default_factory=dict)
+    settled: list[str] = field(default_factory=list)  # transaction ids now SETTLED
+    released: dict[str, list[str]] = field(default_factory=dict)  # issuer -> RRNs
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Per currency over every report: gross, fees, net (never across currencies)."""
+        out: dict[str, dict[str, int]] = {}
+        for report in self.reports.values():
+            for cur, t in report["totals"].items():
+                line = out.setdefault(cur, {"gross_minor": 0, "fees_minor": 0, "net_minor": 0})
+                for k in line:
+                    line[k] += t[k]
+        return dict(sorted(out.items()))
+
+
+def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> dict:
+    """One clearing presentment (no PAN: masked PAN and token)."""
+    return {
+        "kind": kind,
+        "transaction_id": tx.id,
+        "rrn": tx.rrn,
+        "original_rrn": original.rrn if original is not None else "",
+        "terminal_id": tx.terminal_id,
+        "merchant_id": tx.merchant_id,
+        "scheme": tx.scheme,
+        "bin": tx.bin,
+        "masked_pan": tx.masked_pan,
+        "card_token": tx.card_token,
+        "mcc": tx.mcc,
+        "amount_minor": tx.captured_minor if kind == "CAPTURE" else tx.amount_minor,
+        "currency": tx.currency,
+        "auth_code": tx.auth_code if original is None else original.auth_code,
+        "authorized_minor": tx.amount_minor if original is None else original.amount_minor,
+        "captured_at": int(tx.updated_at),
+        "batch_no": batch_no,
+    }
+
+
+async def _call_hooks(hooks: list[Hook], tx: Transaction, doc: dict) -> None:
+    for hook in hooks:
+        try:
+            await hook(tx, doc)
+        except Exception:
+            _log.exception("settlement_hook_failed", tx=tx.id)
+
+
+async def close_open_batches(
+    store: Store, terminals: list[str], now: float, *, skip_empty: bool = True
+) -> list[ClosedBatch]:
+    closed = []
+    for terminal_id in terminals:
+        if skip_empty:
+            open_no = await store.open_batch_no(terminal_id, now)
+            if not await store.batch_items(terminal_id, open_no):
+                continue
+        closed.append(await store.close_batch(terminal_id, now))
+    return closed
+
+
+async def _records(store: Store, terminal_id: str, batch_no: int) -> list[tuple[Transaction, dict]]:
+    out = []
+    for item in await store.batch_items(terminal_id, batch_no):
+        if item.kind is ItemKind.VOID:
+            continue
+        tx = await store.get_transaction(item.transaction_id)
+        if tx is None:
+            continue
+        if item.kind is ItemKind.SALE and tx.state is TxState.CAPTURED:
+            out.append((tx, record_of(tx, "CAPTURE", batch_no, None)))
+        elif item.kind is ItemKind.REFUND and tx.type is TxType.REFUND:
+            if tx.state is TxState.APPROVED:
+                original = await store.get_transaction(tx.original_id)
+                out.append((tx, record_of(tx, "REFUND", batch_no, original)))
+    return out
+
+
+async def run_cutoff(
+    store: Store,
+    topology: Topology,
+    *,
+    directory: Path | None = None,
+    now: float | None = None,
+) -> CutoffResult:
+    """One whole settlement run (see the module docstring)."""
+    now = time.time() if now is None else now
+    directory = Path(directory or topology.settlement.directory())
+    result = CutoffResult(cutoff_at=now)
+    terminals = [t.id for t in topology.terminals]
+    result.closed = await close_open_batches(store, terminals, now)
+
+    by_acquirer: dict[str, list[tuple[Transaction, dict]]] = {a.id: [] for a in topology.acquirers}
+    cleared: list[tuple[str, int]] = []
+    for terminal_id in terminals:
+        for info in await store.batches_of(terminal_id):
+            if info.state is not BatchState.CLOSED:
+                continue
+            for tx, rec in await _records(store, terminal_id, info.batch_no):
+                by_acquirer.setdefault(tx.acquirer_id, []).append((tx, rec))
+            cleared.append((terminal_id, info.batch_no))
+    for acquirer_id, pairs in by_acquirer.items():
+        seq = await store.next_sequence(f"clearing:{acquirer_id}:{cutoff_date(now)}")
+        path = await asyncio.to_thread(
+            write_clearing_file,
+            directory,
+            acquirer_id,
+            now,
+            seq,
+            [r for _, r in pairs],
+            time.time(),
+        )
+        result.files[acquirer_id] = path
+        for tx, rec in pairs:
+            await _call_hooks(_on_presented, tx, rec)
+    for terminal_id, batch_no in cleared:
+        await store.mark_batch_cleared(terminal_id, batch_no)
+    _log.info("clearing_written", files=len(result.files), batches=len(cleared))
+
+    channels = {}
+    try:
+        for acquirer_id, path in result.files.items():
+            listen = connect_address(topology.acquirer(acquirer_id).listen)
+            channels[listen] = channel = channels.get(listen) or grpc.aio.insecure_channel(listen)
+            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(channel)
+            resp = await stub.Settle(
+                settlement_pb2.SettleRequest(
+                    clearing_path=str(path), report_dir=str(directory), now_ms=int(now * 1000)
+                ),
+                timeout=SETTLE_TIMEOUT_S,
+            )
+            report = await asyncio.to_thread(read_report, Path(resp.report_path))
+            result.reports[acquirer_id] = report
+            result.settled += await _apply_report(store, report)
+        for issuer in topology.issuers:
+            listen = connect_address(issuer.listen)
+            channels[listen] = channel = channels.get(listen) or grpc.aio.insecure_channel(listen)
+            stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel)
+            resp = await stub.ExpireHolds(
+                settlement_pb2.ExpireHoldsRequest(
+                    now_ms=int(now * 1000), report_dir=str(directory)
+                ),
+                timeout=SETTLE_TIMEOUT_S,
+            )
+            result.released[issuer.id] = list(resp.released_rrns)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    _log.info(
+        "settlement_done",
+        settled=len(result.settled),
+        released=sum(len(v) for v in result.released.values()),
+    )
+    return result
+
+
+async def _apply_report(store: Store, report: dict) -> list[str]:
+    settled = []
+    for entry in report["entries"]:
+        if entry["status"] != "SETTLED":
+            continue
+        tx = await store.get_transaction(entry["transaction_id"])
+        if tx is None:
+            continue
+        if entry["kind"] == "CAPTURE" and tx.state is TxState.CAPTURED:
+            try:
+                tx = await store.transition(
+                    tx.id, TxState.CAPTURED, TxState.SETTLED, {"updated_at": time.time()}
+                )
+                settled.append(tx.id)
+            except CasFailed as exc:
+                tx = exc.current  # settled by an earlier run
+        await _call_hooks(_on_settled, tx, entry)
+    return settled
