@@ -7,6 +7,7 @@
     pos refund TXID AMOUNT CUR
     pos status TXID | pos status --key KEY
     pos echo
+    pos batch close [--line EUR:visa:2:72.50:1:5.00:1 ...]
 
 Amounts are major units parsed exactly (``12.5`` EUR is 1250 cents, ``1000`` JPY is 1000 yen;
 more decimals than the currency has is an error). The expiry is typed as printed on the card,
@@ -41,6 +42,7 @@ from hsm.config import REPO_ROOT
 from hsm.errors import HsmError
 from payswitch import money
 from terminals import receipt
+from terminals.batch import format_close, parse_line
 from terminals.chip import CardChips, simulated_reader
 from terminals.errors import (
     AccessDenied,
@@ -213,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     echo = cmd("echo", "check that the switch answers")
     echo.add_argument("message", nargs="?", default="ping")
+
+    batch = cmd("batch", "batch commands: close")
+    batch.add_argument("action", choices=["close"], help="close the open batch")
+    batch.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="CUR:SCHEME:SALES:AMOUNT:REFUNDS:AMOUNT:VOIDS",
+        help="the terminal's own totals, one per currency and scheme, amounts in major units "
+        "(e.g. EUR:visa:2:72.50:1:5.00:1); none: the terminal claims an empty batch",
+    )
+    batch.add_argument("--key", help="idempotency key")
     return p
 
 
@@ -283,6 +297,13 @@ async def _execute(
     c = args.command
     if c == "echo":
         print(receipt.format_echo(await terminal.echo(args.message)), file=out)
+        return
+    if c == "batch":
+        try:
+            lines = [parse_line(text) for text in args.line]
+        except (ValueError, money.MoneyError) as exc:
+            raise UsageError(f"--line: {exc}") from None
+        print(format_close(await terminal.close_batch(lines, args.key)), file=out)
         return
     if c == "status":
         if (args.transaction_id is None) == (args.key is None):

@@ -49,6 +49,7 @@ from payswitch import cards, money
 from payswitch.seclink import card_plaintext, mac_input
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
+from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
 from terminals.errors import InvalidRequest, TerminalError
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
@@ -527,6 +528,29 @@ class Terminal:
         resp = await self._call(self._service().GetTransaction, request, "status")
         return TransactionView.from_proto(resp.transaction)
 
+    async def close_batch(
+        self,
+        totals: BatchTotals | Sequence[BatchLine] = (),
+        idempotency_key: str | None = None,
+    ) -> BatchCloseResult:
+        """Close the open batch (ISO 8583 0500/0510): send this terminal's own totals, get the
+        switch's totals per currency and scheme and whether they agree. Retried under one
+        idempotency key, so a retry never closes a second batch."""
+        lines = (
+            totals.to_proto()
+            if isinstance(totals, BatchTotals)
+            else [line.to_proto() for line in totals]
+        )
+        key = _key(idempotency_key)
+        request = terminal_pb2.CloseBatchRequest(
+            idempotency_key=key,
+            terminal_id=self.terminal_id,
+            merchant_id=self.merchant_id,
+            terminal_totals=lines,
+        )
+        resp = await self._call(self._service().CloseBatch, request, "close_batch", key)
+        return BatchCloseResult.from_proto(resp)
+
     async def echo(self, message: str = "") -> EchoResult:
         """Liveness and sign-on; also measures the round trip."""
         request = terminal_pb2.EchoRequest(terminal_id=self.terminal_id, message=message)
@@ -612,6 +636,13 @@ class SyncTerminal:
 
     def echo(self, message: str = "") -> EchoResult:
         return self._runner.run(self.terminal.echo(message))
+
+    def close_batch(
+        self,
+        totals: BatchTotals | Sequence[BatchLine] = (),
+        idempotency_key: str | None = None,
+    ) -> BatchCloseResult:
+        return self._runner.run(self.terminal.close_batch(totals, idempotency_key))
 
     def close(self) -> None:
         try:
