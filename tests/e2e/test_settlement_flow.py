@@ -1,0 +1,261 @@
+"""End to end, real processes: batches, CloseBatch, the cut-off, clearing, issuer posting
+and settlement. Its own stack (SQLite store) on the default topology, with the settlement
+directory in the test's run dir and bank-a's holds expiring after HOLD_TTL_S seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import tomllib
+
+import grpc
+import pytest
+
+from network.topology_settlement import SettlementConfig
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from switch.settlement.clearing import read_clearing_file
+from switch.settlement.fees import fee_for
+
+from .clients import Books, RawTerminal, code, new_key
+from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
+
+pytestmark = pytest.mark.e2e
+
+HOLD_TTL_S = 3.0
+VISA, JCB, UNIONPAY_KWD, MC = (
+    "4111111111111111",
+    "3530111333300000",
+    "6200000000000104",
+    "5555555555554444",
+)
+EXP = {VISA: "2812", JCB: "2903", UNIONPAY_KWD: "2903", MC: "2906"}
+
+
+async def until(check, timeout: float = 30.0, every: float = 0.2):
+    """Poll ``check`` (async, truthy when done) with a bounded deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(every)
+
+
+@pytest.fixture(scope="module")
+async def world(tmp_path_factory, hsm_token):
+    run_dir = tmp_path_factory.mktemp("settle")
+    doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
+    doc["settlement"]["dir"] = str(run_dir / "settlement")
+    for issuer in doc["issuers"]:
+        if issuer["id"] == "bank-a":
+            issuer["hold_ttl_s"] = HOLD_TTL_S
+    stack = await asyncio.to_thread(start_stack, run_dir, doc)
+    channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+    try:
+        yield stack, channels, run_dir / "settlement"
+    finally:
+        for ch in channels.values():
+            await ch.close()
+        await asyncio.to_thread(stack.stop)
+
+
+@pytest.fixture(scope="module")
+async def grocer(world):
+    stack, channels, _ = world
+    return RawTerminal(channels[stack.topology.switch.id], await injected())
+
+
+@pytest.fixture(scope="module")
+async def bistro(world):
+    stack, channels, _ = world
+    return RawTerminal(channels[stack.topology.switch.id], await injected(), "T-0004", "M-BISTRO")
+
+
+@pytest.fixture(scope="module")
+def books(world):
+    stack, channels, _ = world
+    return Books({i.id: channels[i.id] for i in stack.topology.issuers})
+
+
+def line(cur, scheme, sales=0, sale=0, refunds=0, refund=0, voids=0):
+    return terminal_pb2.BatchTotal(
+        currency=cur,
+        scheme=scheme,
+        sale_count=sales,
+        sale_minor=sale,
+        refund_count=refunds,
+        refund_minor=refund,
+        void_count=voids,
+    )
+
+
+async def close(pos: RawTerminal, lines, key=None):
+    return await pos.stub.CloseBatch(
+        terminal_pb2.CloseBatchRequest(
+            idempotency_key=key or new_key(),
+            terminal_id=pos.terminal_id,
+            merchant_id=pos.merchant_id,
+            terminal_totals=lines,
+        ),
+        timeout=5.0,
+    )
+
+
+async def sale(pos, pan, minor, cur="EUR"):
+    auth = await pos.pay(pan, minor, cur, EXP[pan])
+    assert code(auth) == "00", (pan[:6], code(auth))
+    return auth
+
+
+V, J, U, M = (
+    common_pb2.CARD_SCHEME_VISA,
+    common_pb2.CARD_SCHEME_JCB,
+    common_pb2.CARD_SCHEME_UNIONPAY,
+    common_pb2.CARD_SCHEME_MASTERCARD,
+)
+
+
+async def test_close_batch_totals_across_eur_jpy_kwd_match_the_terminal(grocer):
+    await close(grocer, [])  # start from an empty batch whatever ran before
+    a = await sale(grocer, VISA, 1250)
+    assert code(await grocer.capture(a.transaction_id)) == "00"
+    b = await sale(grocer, VISA, 10000)
+    assert code(await grocer.capture(b.transaction_id, 6000)) == "00"  # partial
+    c = await sale(grocer, VISA, 777)
+    assert code(await grocer.void(c.transaction_id)) == "00"
+    assert code(await grocer.refund(a.transaction_id, 500)) == "00"
+    j = await sale(grocer, JCB, 1500, "JPY")
+    assert code(await grocer.capture(j.transaction_id, None, "JPY")) == "00"
+    k = await sale(grocer, UNIONPAY_KWD, 12345, "KWD")
+    assert code(await grocer.capture(k.transaction_id, None, "KWD")) == "00"
+    uncaptured = await sale(grocer, VISA, 300)  # approved only: not batch material
+    assert uncaptured.transaction_id
+
+    ours = [
+        line("EUR", V, 2, 7250, 1, 500, 1),
+        line("JPY", J, 1, 1500),
+        line("KWD", U, 1, 12345),
+    ]
+    key = new_key()
+    resp = await close(grocer, ours, key)
+    assert resp.in_balance and not resp.mismatches
+    assert resp.reconciliation == terminal_pb2.BATCH_RECONCILIATION_IN_BALANCE
+    assert sorted(resp.switch_totals, key=lambda t: t.currency) == ours
+    again = await close(grocer, ours, key)  # a retry closes nothing more
+    assert again == resp
+    empty = await close(grocer, [])
+    assert empty.batch_number == resp.batch_number + 1 and list(empty.switch_totals) == []
+
+
+async def test_a_mismatch_is_reported_figure_by_figure(grocer):
+    a = await sale(grocer, JCB, 2000, "JPY")
+    assert code(await grocer.capture(a.transaction_id, 1999, "JPY")) == "00"
+    resp = await close(grocer, [line("JPY", J, 1, 2000), line("EUR", V, 0, 0, 0, 0, 1)])
+    assert not resp.in_balance
+    assert resp.reconciliation == terminal_pb2.BATCH_RECONCILIATION_OUT_OF_BALANCE
+    got = {(m.currency, m.field, m.switch_value, m.terminal_value) for m in resp.mismatches}
+    assert got == {("JPY", "sale_minor", 1999, 2000), ("EUR", "void_count", 0, 1)}
+    assert list(resp.switch_totals) == [line("JPY", J, 1, 1999)]
+
+
+async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
+    for bad, field in [
+        ([line("XXX", V, 1, 1)], "terminal_totals[0].currency"),
+        ([line("EUR", common_pb2.CARD_SCHEME_UNSPECIFIED, 1, 1)], "terminal_totals[0].scheme"),
+        ([line("EUR", V, 1, -5)], "terminal_totals[0].sale_minor"),
+        ([line("EUR", V, 1, 1), line("EUR", V, 1, 1)], "terminal_totals[1]"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await close(grocer, bad)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith(field)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await grocer.stub.CloseBatch(
+            terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
+        )
+    assert err.value.details().startswith("merchant_id")
+
+
+async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
+    stack, _, directory = world
+    # bank-b (default TTL): a restaurant capture 16 % above the authorization (a tip).
+    tip = await sale(bistro, MC, 5000)
+    mc_before = await books.account("bank-b", "B-2001")
+    assert code(await bistro.capture(tip.transaction_id, 5800)) == "00"
+    hold = await books.hold("bank-b", tip.rrn)
+    assert hold.state == network_pb2.HOLD_STATE_HELD  # the issuer posts it at clearing
+    over = await sale(grocer, VISA, 1000)  # a grocer may not capture above the authorization
+    assert code(await grocer.capture(over.transaction_id, 1001)) == "13"
+    # bank-a (TTL 3 s): one hold left to expire, one captured only after it expired.
+    started = time.time()
+    expiring = await sale(grocer, VISA, 2500)
+    late = await sale(grocer, VISA, 2000)
+    online = await sale(grocer, JCB, 3000, "JPY")  # posted online, confirmed at clearing
+    assert code(await grocer.capture(online.transaction_id, None, "JPY")) == "00"
+    a_before = await books.account("bank-a", "A-1001")
+
+    async def ttl_passed():
+        return time.time() > started + HOLD_TTL_S + 0.5
+
+    await until(ttl_passed, timeout=HOLD_TTL_S + 10)
+    assert code(await grocer.capture(late.transaction_id)) == "00"
+    assert (await books.account("bank-a", "A-1001")).balance == a_before.balance  # deferred
+
+    stack.kill(stack.topology.switch.id, signal.SIGUSR1, wait=False)  # manual cut-off
+
+    async def settled():
+        tx = await bistro.get(tip.transaction_id)
+        return tx.state == terminal_pb2.TRANSACTION_STATE_SETTLED
+
+    await until(settled, timeout=60)
+
+    # Clearing files: one per acquirer, header/trailer, no PAN anywhere.
+    files = sorted((directory / "clearing").glob("*/*.jsonl"))
+    assert {f.parent.name for f in files} == {"acq-alpha", "acq-beta"}
+    records = {}
+    for f in files:
+        assert VISA not in f.read_text() and MC not in f.read_text()
+        cf = read_clearing_file(f)
+        records.update({r["transaction_id"]: r for r in cf.presentments})
+    assert records[tip.transaction_id]["amount_minor"] == 5800
+    assert records[tip.transaction_id]["authorized_minor"] == 5000
+    assert records[tip.transaction_id]["mcc"] == "5812"
+    assert records[late.transaction_id]["kind"] == "CAPTURE"
+    assert expiring.transaction_id not in records
+
+    # Issuer books: tip posted in full, late presentment force-posted, expired hold released.
+    hold = await books.hold("bank-b", tip.rrn)
+    assert (hold.state, hold.posted) == (network_pb2.HOLD_STATE_POSTED, 5800)
+    mc_after = await books.account("bank-b", "B-2001")
+    assert mc_after.balance - mc_before.balance == -5800
+    assert mc_after.held == mc_before.held - 5000  # the hold is gone with the posting
+    assert (await books.hold("bank-a", late.rrn)).posted == 2000
+    assert (await books.hold("bank-a", expiring.rrn)).state == network_pb2.HOLD_STATE_RELEASED
+    a_after = await books.account("bank-a", "A-1001")
+    assert a_after.balance - a_before.balance == -2000
+    assert a_after.held <= a_before.held - 2500 - 2000
+
+    # Settlement reports: flags, fees from the table, totals per currency.
+    reports = [json.loads(p.read_text()) for p in (directory / "settlement").glob("*/*.json")]
+    entries = {e["transaction_id"]: e for r in reports for e in r["entries"]}
+    assert entries[tip.transaction_id]["reason"] == "ABOVE_HOLD_WITHIN_TOLERANCE"
+    assert entries[late.transaction_id]["reason"] == "LATE_PRESENTMENT"
+    assert entries[online.transaction_id]["reason"] == "ALREADY_POSTED"
+    assert all(entries[t]["status"] == "SETTLED" for t in entries)
+    fees = fee_for(stack.topology.fees, "mastercard", "5812", "EUR", 5800)
+    assert entries[tip.transaction_id]["interchange_minor"] == fees.interchange_minor > 0
+    for r in reports:
+        for cur, t in r["totals"].items():
+            assert t["net_minor"] == t["gross_minor"] - t["fees_minor"], cur
+
+    # The switch: captures SETTLED (partial: at its captured amount), a refund stays APPROVED.
+    for tx_id in (late.transaction_id, online.transaction_id):
+        assert (await grocer.get(tx_id)).state == terminal_pb2.TRANSACTION_STATE_SETTLED
+    assert (await grocer.get(expiring.transaction_id)).state == (
+        terminal_pb2.TRANSACTION_STATE_APPROVED
+    )
+    assert SettlementConfig().capture_ceiling(5000, "5812") == 6000
