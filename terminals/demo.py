@@ -8,8 +8,13 @@ PIN approval and a wrong PIN (55), a keyed sale with the card's CVV2 and one wit
 (05), a chip sale whose ARPC the card checks, a request altered after its MAC (refused,
 UNAUTHENTICATED); a sale captured in part and then partly refunded; a sale voided; one prepared
 sale sent twice (same key, same STAN: the same answer, no second charge); the same key with
-other content (refused, FAILED_PRECONDITION); lookups by transaction id and by key. Cards are
-printed masked only; PINs and CVV2s never.
+other content (refused, FAILED_PRECONDITION); lookups by transaction id and by key; then the
+batch: a close that takes in everything before, one sale per currency the merchant can take
+(EUR, JPY, KWD, USD: three minor-unit exponents) captured (the home one partly, refunded in
+part, plus a voided sale), and a close with the terminal's own totals, which must come back IN
+BALANCE. The shift ends with the settlement summary of that batch per currency: gross, fees
+(the topology's fee table, per presentment, as the acquirer computes them at cut-off) and net
+to the merchant. Cards are printed masked only; PINs and CVV2s never.
 
 CVV2s and chip cryptograms come from the card simulator (``network.cards_sim``, the issuers'
 keys in the shared SoftHSM token), as they would come from the plastic and the chip.
@@ -29,6 +34,8 @@ from typing import Protocol, TextIO, TypeVar
 from hsm.errors import HsmError
 from network.topology import TopologyError, load
 from payswitch import cards, money
+from switch.settlement.fees import fee_for
+from terminals.batch import BatchTotals, format_close
 from terminals.chip import CardChips, simulated_reader
 from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
 from terminals.errors import TerminalError
@@ -73,11 +80,14 @@ def wrong_cvv2(cvv2: str) -> str:
 class Shift:
     """Runs the steps in order and keeps one table row per step."""
 
-    def __init__(self, terminal: Terminal, plan: Plan, cards: CardSource) -> None:
+    def __init__(self, terminal: Terminal, plan: Plan, cards: CardSource, fees: tuple = ()) -> None:
         self.t = terminal
         self.plan = plan
         self.cards = cards
         self.rows: list[Row] = []
+        self.fees = fees
+        self.settlement: dict[str, dict[str, int]] = {}  # currency -> gross, fees, net
+        self.close_text = ""
 
     def _add(
         self,
@@ -163,6 +173,60 @@ class Shift:
         await self.card_security()
         await self.lifecycle()
         await self.idempotency()
+        await self.batch()
+
+    async def batch(self) -> None:
+        """Flush the open batch, sell in every currency, close in balance (0500/0510)."""
+        flush = await self._try(self.t.close_batch(()))
+        if isinstance(flush, TerminalError):
+            self._add("batch close (earlier sales)", "", None, "closed", flush.code_name)
+            return
+        lines = ", ".join(t.currency for t in flush.switch_totals) or "empty"
+        detail = f"batch {flush.batch_number}: {lines}"
+        self._add("batch close (earlier sales)", "", None, "closed", "closed", detail)
+        mine = BatchTotals()
+        presented: list[tuple[str, money.Amount, bool]] = []  # scheme, amount, is a sale
+        for n, case in enumerate(self.plan.batch_cases):
+            sale = await self.pay(case)
+            if sale is None or not sale.approved:
+                continue
+            scheme = cards.scheme_of(case.pan).value
+            amount = case.amount
+            if n == 0:  # the home currency: partial capture and a partial refund
+                amount = money.Amount(case.amount.minor_units * 3 // 4, case.amount.currency)
+            captured = await self._try(self.t.capture(sale.transaction_id, amount))
+            cap = self._result_row(f"capture {amount.currency}", captured, "00", amount)
+            if cap is None or not cap.approved:
+                continue
+            mine.sale(amount, scheme)
+            presented.append((scheme, amount, True))
+            if n == 0:
+                back = money.Amount(amount.minor_units // 3, amount.currency)
+                ref = await self._try(
+                    self.t.refund(sale.transaction_id, back.minor_units, back.currency)
+                )
+                if (
+                    self._result_row("refund in batch", ref, "00", back) is not None
+                    and ref.approved
+                ):
+                    mine.refund(back, scheme)
+                    presented.append((scheme, back, False))
+                voided = await self.pay(replace(case, label="sale to void in batch"))
+                if voided is not None and voided.approved:
+                    v = await self._try(self.t.void(voided.transaction_id))
+                    if (
+                        self._result_row("void in batch", v, "00", case.amount) is not None
+                        and v.approved
+                    ):
+                        mine.void(case.amount.currency, scheme)
+        closed = await self._try(self.t.close_batch(mine))
+        if isinstance(closed, TerminalError):
+            self._add("batch close (0510)", "", None, "IN BALANCE", closed.code_name)
+            return
+        got = "IN BALANCE" if closed.in_balance else "OUT OF BALANCE"
+        self._add("batch close (0510)", "", None, "IN BALANCE", got, f"batch {closed.batch_number}")
+        self.close_text = format_close(closed)
+        self.settlement = settlement_summary(presented, self.fees, self.plan.mcc)
 
     async def card_security(self) -> None:
         """PIN, CVV2, chip (ARPC) and a tampered request."""
@@ -301,6 +365,39 @@ class Shift:
         await self.lookup("status by key K", "APPROVED", idempotency_key=prepared.idempotency_key)
 
 
+def settlement_summary(
+    presented: list[tuple[str, money.Amount, bool]], fees: tuple, mcc: str
+) -> dict[str, dict[str, int]]:
+    """Per currency: gross (sales - refunds), fees (``fee_for`` per captured sale, as the
+    acquirer computes them; refunds carry none) and net to the merchant. Never across
+    currencies."""
+    out: dict[str, dict[str, int]] = {}
+    for scheme, amount, is_sale in presented:
+        line = out.setdefault(amount.currency, {"gross_minor": 0, "fees_minor": 0, "net_minor": 0})
+        if is_sale:
+            fee = fee_for(fees, scheme, mcc, amount.currency, amount.minor_units).total_minor
+            line["gross_minor"] += amount.minor_units
+            line["fees_minor"] += fee
+        else:
+            line["gross_minor"] -= amount.minor_units
+        line["net_minor"] = line["gross_minor"] - line["fees_minor"]
+    return dict(sorted(out.items()))
+
+
+def print_settlement(summary: dict[str, dict[str, int]], close_text: str, out: TextIO) -> None:
+    """The batch close and the settlement summary, each amount with its currency's exponent."""
+    if close_text:
+        print(close_text, file=out)
+    if not summary:
+        return
+    print("settlement at cut-off (per currency: gross, fees, net to the merchant):", file=out)
+    for cur, t in summary.items():
+        gross, fees, net = (
+            money.format_major(t[k], cur) for k in ("gross_minor", "fees_minor", "net_minor")
+        )
+        print(f"  {cur}  gross {gross:>12}  fees {fees:>10}  net {net:>12} {cur}", file=out)
+
+
 def print_table(plan: Plan, rows: list[Row], out: TextIO) -> None:
     print(
         f"payswitch demo: terminal {plan.terminal_id} ({plan.merchant_id}) -> {plan.switch}",
@@ -369,7 +466,7 @@ async def run(
         chip_reader=simulated_reader(cards),
         credentials=creds,
     ) as terminal:
-        shift = Shift(terminal, plan, cards)
+        shift = Shift(terminal, plan, cards, topology.fees)
         try:
             await terminal.start()  # key injection before the first sale
             await shift.run()
@@ -377,6 +474,7 @@ async def run(
             print(f"demo: HSM: {exc} (run 'make hsm' first)", file=sys.stderr)
             return 2
     print_table(plan, shift.rows, out)
+    print_settlement(shift.settlement, shift.close_text, out)
     if len(shift.rows) == 1 and not shift.rows[0].ok:
         return 2  # the switch never answered the sign-on
     return 0 if all(r.ok for r in shift.rows) else 1

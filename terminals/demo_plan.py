@@ -11,6 +11,8 @@ case is chosen by the rule that produces its answer at the issuer.
 - 61: an active card with a per-transaction limit, one major unit above it;
 - 14: a Luhn-valid PAN inside an issuer's BIN range that no issuer has on file;
 - PIN: the best-funded usable card that has a PIN on file (its right PIN, then a wrong one: 55).
+- batch: per currency the merchant can take, the best-funded usable card in it, for 20 major
+  units (sold, captured, and in the home currency also refunded and voided) before the close.
 
 The CVV2 and chip steps use the home card; their values come from the card simulator at run
 time (a CVV2 is printed on the card, an ARQC made by its chip), never from the topology.
@@ -19,7 +21,7 @@ time (a CVV2 is printed on the card, an ARQC made by its chip), never from the t
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from network.topology import AccountConfig, CardConfig, Topology
 from payswitch import cards, money
@@ -55,6 +57,9 @@ class Plan:
     home: CardCase
     # A card with a PIN on file (None when the topology gives no card a PIN).
     pin_card: CardCase | None = None
+    # One card per currency for the batch close (home currency first), and the merchant's MCC.
+    batch_cases: tuple[CardCase, ...] = ()
+    mcc: str = ""
 
 
 def _major(units: int, currency: str) -> money.Amount:
@@ -192,7 +197,18 @@ def build_plan(
     if with_pin:
         best = max(with_pin, key=w.funds)
         pin_card = w.case("PIN approval", best, _major(12, w.currency(best)), "00")
+    batch_cases = [replace(home, label=f"batch sale {home.amount.currency}")]
+    amount_of = {c.pan: _major(20, w.currency(c)) for c in usable}
+    for cur in sorted({w.currency(c) for c in usable} - {home.amount.currency}):
+        fits = [
+            c for c in usable if w.currency(c) == cur and amount_of[c.pan].minor_units <= w.funds(c)
+        ]
+        if fits:
+            best = max(fits, key=w.funds)
+            batch_cases.append(w.case(f"batch sale {cur}", best, amount_of[best.pan], "00"))
     return Plan(
+        batch_cases=tuple(batch_cases),
+        mcc=topo.merchant(terminal.merchant).mcc,
         switch=switch or topo.switch.listen,
         terminal_id=terminal.id,
         merchant_id=terminal.merchant,

@@ -5,6 +5,7 @@ directory in the test's run dir and bank-a's holds expiring after HOLD_TTL_S sec
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import time
@@ -17,6 +18,7 @@ from network.topology_settlement import SettlementConfig
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.settlement.clearing import read_clearing_file
 from switch.settlement.fees import fee_for
+from terminals import pos
 
 from .clients import Books, RawTerminal, code, new_key
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
@@ -178,6 +180,20 @@ async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
             terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
         )
     assert err.value.details().startswith("merchant_id")
+
+
+async def test_pos_batch_close_command_against_the_switch(world, grocer, tmp_path):
+    stack, _, _ = world
+    await close(grocer, [])
+    k = await sale(grocer, UNIONPAY_KWD, 2500, "KWD")
+    assert code(await grocer.capture(k.transaction_id, None, "KWD")) == "00"
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--switch", stack.address(stack.topology.switch.id), "--state-dir", str(tmp_path)]
+    argv += ["batch", "close", "--line", "KWD:unionpay:1:2.500:0:0:0"]
+    assert await pos.run(argv, out=out, err=err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "IN BALANCE" in text and "OUT OF" not in text
+    assert "2.500" in text and "net 2.500 KWD" in text
 
 
 async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):

@@ -102,6 +102,8 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         self.txs: dict[str, terminal_pb2.Transaction] = {}
         self.keys: dict[tuple[str, str], tuple[bytes, Message]] = {}
         self._rrn = itertools.count(1)
+        self.batched: set[str] = set()  # transactions in a closed batch
+        self.batch_no = 0
 
     def push(self, method: str, *actions: Action) -> None:
         self.script[method].extend(actions)
@@ -299,6 +301,45 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         if tx is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such transaction")
         return terminal_pb2.GetTransactionResponse(transaction=tx)
+
+    async def CloseBatch(self, req, context):
+        """Totals of the terminal's captures, refunds and voids since its last close."""
+        scripted = await self._scripted("CloseBatch", req, context)
+        if scripted is not None:
+            return scripted
+
+        async def compute():
+            lines: dict[tuple[str, int], terminal_pb2.BatchTotal] = {}
+            for tx in self.txs.values():
+                if tx.terminal_id != req.terminal_id or tx.transaction_id in self.batched:
+                    continue
+                key = (tx.amount.currency, tx.scheme)
+                line = lines.setdefault(
+                    key, terminal_pb2.BatchTotal(currency=key[0], scheme=key[1])
+                )
+                if tx.state == terminal_pb2.TRANSACTION_STATE_CAPTURED:
+                    line.sale_count += 1
+                    line.sale_minor += tx.captured.minor_units
+                elif tx.type == terminal_pb2.TRANSACTION_TYPE_REFUND:
+                    line.refund_count += 1
+                    line.refund_minor += tx.amount.minor_units
+                elif tx.state == terminal_pb2.TRANSACTION_STATE_VOIDED:
+                    line.void_count += 1
+                else:
+                    continue
+                self.batched.add(tx.transaction_id)
+            ours = [lines[k] for k in sorted(lines) if lines[k].ByteSize() > 0]
+            ours = [t for t in ours if t.sale_count or t.refund_count or t.void_count]
+            theirs = sorted(req.terminal_totals, key=lambda t: (t.currency, t.scheme))
+            self.batch_no += 1
+            return terminal_pb2.CloseBatchResponse(
+                batch_number=self.batch_no,
+                switch_totals=ours,
+                in_balance=ours == theirs,
+                response_code=common_pb2.RESPONSE_CODE_APPROVED,
+            )
+
+        return await self._idempotent("CloseBatch", req, context, compute)
 
     async def Echo(self, req, context):
         scripted = await self._scripted("Echo", req, context)

@@ -70,7 +70,7 @@ async def test_demo_passes_when_every_answer_is_as_expected(switch, tmp_path):
     _teach(switch)
     code, out = await _run(switch, tmp_path)
     assert code == 0, out
-    assert not re.search(r"\bFAIL\b", out) and "30/30 steps as expected" in out
+    assert not re.search(r"\bFAIL\b", out) and "43/43 steps as expected" in out
     for step in ("partial capture", "refund of captured sale", "void", "same request resent"):
         assert step in out
     for step in ("PIN approval", "wrong PIN", "wrong CVV2", "chip sale, ARPC", "altered after MAC"):
@@ -81,6 +81,16 @@ async def test_demo_passes_when_every_answer_is_as_expected(switch, tmp_path):
     for case in (*plan.approvals, *plan.declines):
         assert case.pan not in out
     assert plan.pin_card is not None and plan.pin_card.pin not in out
+    # The shift ends with a batch close in balance and the settlement summary, each currency
+    # with its own exponent (EUR 2, JPY 0, KWD 3).
+    tail = out.split("steps as expected", 1)[1]
+    assert "BATCH 2 CLOSED  IN BALANCE" in tail
+    assert "settlement at cut-off" in tail
+    assert re.search(r"JPY\s+gross\s+20\s+fees\s+1\s+net\s+19 JPY", tail)
+    assert re.search(r"KWD\s+gross\s+20\.000\s+fees\s+0\.135\s+net\s+19\.865 KWD", tail)
+    assert re.search(r"EUR\s+gross\s+20\.00\s+fees\s+\d+\.\d\d\s+net", tail)
+    closes = switch.fake.requests["CloseBatch"]
+    assert len(closes) == 2 and len(closes[1].terminal_totals) == 4
     # One prepared request was sent twice, unchanged.
     sent = [r.SerializeToString() for r in switch.fake.requests["Authorize"]]
     assert len(sent) - len(set(sent)) == 1
