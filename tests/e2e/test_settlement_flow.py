@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import signal
 import time
 import tomllib
@@ -18,7 +19,7 @@ from network.topology_settlement import SettlementConfig
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.settlement.clearing import read_clearing_file
 from switch.settlement.fees import fee_for
-from terminals import pos
+from terminals import demo, pos
 
 from .clients import Books, RawTerminal, code, new_key
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
@@ -52,6 +53,7 @@ async def world(tmp_path_factory, hsm_token):
     run_dir = tmp_path_factory.mktemp("settle")
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["settlement"]["dir"] = str(run_dir / "settlement")
+    doc["settlement"]["auto_close"] = False  # cut-offs only when the test sends SIGUSR1
     for issuer in doc["issuers"]:
         if issuer["id"] == "bank-a":
             issuer["hold_ttl_s"] = HOLD_TTL_S
@@ -275,3 +277,22 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
         terminal_pb2.TRANSACTION_STATE_APPROVED
     )
     assert SettlementConfig().capture_ceiling(5000, "5812") == 6000
+
+
+async def test_the_demo_ends_with_a_balanced_close_and_the_settlement_summary(world, tmp_path):
+    """``make demo`` against the real processes: every step as expected, then the close in
+    balance and gross/fees/net per currency with each exponent."""
+    stack, _, _ = world
+    out = io.StringIO()
+    argv = ["--topology", str(stack.topology_path), "--state-dir", str(tmp_path)]
+    # T-0002: the other tests' raw terminal numbers T-0001's STANs from 1 as well.
+    argv += ["--switch", stack.address(stack.topology.switch.id), "--terminal", "T-0002"]
+    code_ = await demo.run(argv, out=out)
+    text = out.getvalue()
+    assert code_ == 0, text
+    tail = text.split("steps as expected", 1)[1]
+    assert "IN BALANCE" in tail and "OUT OF BALANCE" not in tail
+    for cur, pattern in (("EUR", r"\d+\.\d\d"), ("JPY", r"\d+"), ("KWD", r"\d+\.\d{3}")):
+        assert re.search(
+            rf"{cur}\s+gross\s+{pattern}\s+fees\s+{pattern}\s+net\s+{pattern} {cur}", tail
+        )
