@@ -148,7 +148,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
         return await self._guarded(
             context,
             close_batch(self._svc, request, self._budget(context)),
-            rate_terminal=request.terminal_id,
+            "CloseBatch",
+            request.terminal_id,
+            rate=True,
         )
 
     async def GetTransaction(self, request, context):

@@ -21,7 +21,7 @@ from switch.settlement.clearing import read_clearing_file
 from switch.settlement.fees import fee_for
 from terminals import demo, pos
 
-from .clients import Books, RawTerminal, code, new_key
+from .clients import Books, RawTerminal, code, new_key, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ async def world(tmp_path_factory, hsm_token):
         if issuer["id"] == "bank-a":
             issuer["hold_ttl_s"] = HOLD_TTL_S
     stack = await asyncio.to_thread(start_stack, run_dir, doc)
-    channels = {n: grpc.aio.insecure_channel(stack.address(n)) for n in stack.node_ids}
+    channels = node_channels(stack)  # the switch's channel carries T-0001's certificate
     try:
         yield stack, channels, run_dir / "settlement"
     finally:
@@ -75,8 +75,10 @@ async def grocer(world):
 
 @pytest.fixture(scope="module")
 async def bistro(world):
-    stack, channels, _ = world
-    return RawTerminal(channels[stack.topology.switch.id], await injected(), "T-0004", "M-BISTRO")
+    stack, _, _ = world
+    terminal = RawTerminal.connect(stack, await injected(), "T-0004", "M-BISTRO")
+    yield terminal
+    await terminal.channel.close()
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +193,7 @@ async def test_pos_batch_close_command_against_the_switch(world, grocer, tmp_pat
     assert code(await grocer.capture(k.transaction_id, None, "KWD")) == "00"
     out, err = io.StringIO(), io.StringIO()
     argv = ["--switch", stack.address(stack.topology.switch.id), "--state-dir", str(tmp_path)]
+    argv += ["--certs-dir", str(stack.certs_dir)]
     argv += ["batch", "close", "--line", "KWD:unionpay:1:2.500:0:0:0"]
     assert await pos.run(argv, out=out, err=err) == 0, err.getvalue()
     text = out.getvalue()
@@ -287,6 +290,7 @@ async def test_the_demo_ends_with_a_balanced_close_and_the_settlement_summary(wo
     argv = ["--topology", str(stack.topology_path), "--state-dir", str(tmp_path)]
     # T-0002: the other tests' raw terminal numbers T-0001's STANs from 1 as well.
     argv += ["--switch", stack.address(stack.topology.switch.id), "--terminal", "T-0002"]
+    argv += ["--certs-dir", str(stack.certs_dir)]
     code_ = await demo.run(argv, out=out)
     text = out.getvalue()
     assert code_ == 0, text
