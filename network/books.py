@@ -476,6 +476,7 @@ class Books:
                 "UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, card.account)
             )
             return self._advice_done(db, "standin", rrn, rrn, amount)
+
     # -- clearing (network.books_settlement) ---------------------------------------------------
 
     def present_all(
