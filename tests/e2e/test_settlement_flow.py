@@ -54,6 +54,11 @@ async def world(tmp_path_factory, hsm_token):
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["settlement"]["dir"] = str(run_dir / "settlement")
     doc["settlement"]["auto_close"] = False  # cut-offs only when the test sends SIGUSR1
+    # A restaurant (MCC 5812: tips within the capture tolerance) and its terminal.
+    doc["merchants"].append(
+        {"id": "M-BISTRO", "name": "Harbour Bistro", "mcc": "5812", "acquirers": ["acq-alpha"]}
+    )
+    doc["terminals"].append({"id": "T-0004", "merchant": "M-BISTRO"})
     for issuer in doc["issuers"]:
         if issuer["id"] == "bank-a":
             issuer["hold_ttl_s"] = HOLD_TTL_S
