@@ -16,8 +16,11 @@ issuer back offices consume them, read the settlement reports back, settle trans
 4. every issuer's ``ExpireHolds`` releases holds that expired uncaptured.
 
 Hooks: ``on_presented(tx, record)`` after a record is written, ``on_settled(tx, entry)``
-after a SETTLED entry is read (helper "ledger" posts the ledger there); hooks must be
-idempotent: a repeated run may call them again for the same transaction.
+after a SETTLED entry is read: the functions registered here, and the methods of the
+``hooks`` objects passed to ``run_cutoff`` (the switch passes its ``switch.ledger.Ledger``,
+which posts the presentment and the settlement). Hooks must be idempotent: a repeated run
+may call them again for the same transaction (the ledger posts once per event id). A failing
+hook is logged and does not stop the run.
 
 A crash between writing a file and marking its batches CLEARED presents them again in the
 next file: the issuer answers a presentment it has seen with its first result, and the
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -151,8 +154,12 @@ async def run_cutoff(
     *,
     directory: Path | None = None,
     now: float | None = None,
+    hooks: Sequence[object] = (),
 ) -> CutoffResult:
-    """One whole settlement run (see the module docstring)."""
+    """One whole settlement run (see the module docstring). ``hooks``: objects with
+    ``on_presented(tx, record)`` and ``on_settled(tx, entry)`` coroutine methods."""
+    presented = [*_on_presented, *(h.on_presented for h in hooks)]
+    settled_hooks = [*_on_settled, *(h.on_settled for h in hooks)]
     now = time.time() if now is None else now
     directory = Path(directory or topology.settlement.directory())
     result = CutoffResult(cutoff_at=now)
@@ -181,7 +188,7 @@ async def run_cutoff(
         )
         result.files[acquirer_id] = path
         for tx, rec in pairs:
-            await _call_hooks(_on_presented, tx, rec)
+            await _call_hooks(presented, tx, rec)
     for terminal_id, batch_no in cleared:
         await store.mark_batch_cleared(terminal_id, batch_no)
     _log.info("clearing_written", files=len(result.files), batches=len(cleared))
@@ -200,7 +207,7 @@ async def run_cutoff(
             )
             report = await asyncio.to_thread(read_report, Path(resp.report_path))
             result.reports[acquirer_id] = report
-            result.settled += await _apply_report(store, report)
+            result.settled += await _apply_report(store, report, settled_hooks)
         for issuer in topology.issuers:
             listen = connect_address(issuer.listen)
             channels[listen] = channel = channels.get(listen) or grpc.aio.insecure_channel(listen)
@@ -223,7 +230,7 @@ async def run_cutoff(
     return result
 
 
-async def _apply_report(store: Store, report: dict) -> list[str]:
+async def _apply_report(store: Store, report: dict, hooks: list[Hook]) -> list[str]:
     settled = []
     for entry in report["entries"]:
         if entry["status"] != "SETTLED":
@@ -239,5 +246,5 @@ async def _apply_report(store: Store, report: dict) -> list[str]:
                 settled.append(tx.id)
             except CasFailed as exc:
                 tx = exc.current  # settled by an earlier run
-        await _call_hooks(_on_settled, tx, entry)
+        await _call_hooks(hooks, tx, entry)
     return settled

@@ -15,10 +15,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from network.topology import Topology
 from payswitch.logs import get as get_logger
+from switch.ledger.ledger import Ledger
 from switch.settlement.run import CutoffResult, run_cutoff
 from switch.store.base import Store
 
@@ -37,9 +38,16 @@ def next_cutoff(now: float, cutoff: dt.time) -> float:
 
 class CutoffScheduler:
     def __init__(
-        self, store: Store, topology: Topology, *, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        topology: Topology,
+        *,
+        clock: Callable[[], float] = time.time,
+        hooks: Sequence[object] | None = None,
     ) -> None:
         self._store = store
+        # The ledger posts each presentment and settlement (switch.ledger, helper "ledger").
+        self._hooks = (Ledger(store, topology.fees),) if hooks is None else tuple(hooks)
         self._topology = topology
         self._clock = clock
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -55,7 +63,7 @@ class CutoffScheduler:
             if not await self._store.acquire_lease(LEASE, self._owner, LEASE_TTL_S, self._clock()):
                 _log.info("cutoff_skipped_lease_held_elsewhere")
                 return None
-            self.last = await run_cutoff(self._store, self._topology, now=now)
+            self.last = await run_cutoff(self._store, self._topology, now=now, hooks=self._hooks)
             return self.last
 
     def start(self) -> None:

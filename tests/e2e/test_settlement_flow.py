@@ -17,8 +17,10 @@ import pytest
 
 from network.topology_settlement import SettlementConfig
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from switch.ledger.ledger import Ledger
 from switch.settlement.clearing import read_clearing_file
 from switch.settlement.fees import fee_for
+from switch.store import open_store
 from terminals import demo, pos
 
 from .clients import Books, RawTerminal, code, new_key, node_channels
@@ -285,6 +287,19 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
         terminal_pb2.TRANSACTION_STATE_APPROVED
     )
     assert SettlementConfig().capture_ceiling(5000, "5812") == 6000
+
+    # The switch's ledger got the presentments and settlements through the run's hooks: one
+    # balanced set of postings per currency, never two currencies added together.
+    store = open_store(stack.store_url)
+    await store.open()
+    try:
+        ledger = Ledger(store)
+        currencies = set(await ledger.currencies())
+        assert {"EUR", "JPY", "KWD"} <= currencies
+        for cur in currencies:
+            assert (await ledger.trial_balance(cur)).total == 0, cur
+    finally:
+        await store.close()
 
 
 async def test_the_demo_ends_with_a_balanced_close_and_the_settlement_summary(world, tmp_path):
