@@ -1,6 +1,7 @@
 """End to end, real processes: batches, CloseBatch, the cut-off, clearing, issuer posting
-and settlement. Its own stack (SQLite store) on the default topology, with the settlement
-directory in the test's run dir and bank-a's holds expiring after HOLD_TTL_S seconds."""
+and settlement. Its own stack on the default topology, with the settlement
+directory in the test's run dir and bank-a's holds expiring after HOLD_TTL_S seconds; once on
+each state store backend (SQLite, Cassandra)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ from switch.store import open_store
 from terminals import demo, pos
 
 from .clients import Books, RawTerminal, code, new_key, node_channels
-from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
+from .conftest import (
+    DEFAULT_TOPOLOGY,
+    E2E_STORES,
+    cassandra_keyspace,
+    cassandra_node,
+    drop_keyspace,
+    injected,
+    start_stack,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +59,15 @@ async def until(check, timeout: float = 30.0, every: float = 0.2):
         await asyncio.sleep(every)
 
 
-@pytest.fixture(scope="module")
-async def world(tmp_path_factory, hsm_token):
-    run_dir = tmp_path_factory.mktemp("settle")
+@pytest.fixture(scope="module", params=E2E_STORES)
+async def world(request, tmp_path_factory, hsm_token):
+    run_dir = tmp_path_factory.mktemp(f"settle-{request.param}")
+    keyspace = None
+    store = "sqlite"
+    if request.param == "cassandra":
+        keyspace = await asyncio.to_thread(cassandra_keyspace, "e2e_settle")
+        host, name = keyspace
+        store = f"cassandra://{host}:{cassandra_node.PORT}/{name}?replication=1"
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["settlement"]["dir"] = str(run_dir / "settlement")
     doc["settlement"]["auto_close"] = False  # cut-offs only when the test sends SIGUSR1
@@ -64,7 +79,7 @@ async def world(tmp_path_factory, hsm_token):
     for issuer in doc["issuers"]:
         if issuer["id"] == "bank-a":
             issuer["hold_ttl_s"] = HOLD_TTL_S
-    stack = await asyncio.to_thread(start_stack, run_dir, doc)
+    stack = await asyncio.to_thread(start_stack, run_dir, doc, store=store)
     channels = node_channels(stack)  # the switch's channel carries T-0001's certificate
     try:
         yield stack, channels, run_dir / "settlement"
@@ -72,6 +87,8 @@ async def world(tmp_path_factory, hsm_token):
         for ch in channels.values():
             await ch.close()
         await asyncio.to_thread(stack.stop)
+        if keyspace is not None:
+            await asyncio.to_thread(drop_keyspace, *keyspace)
 
 
 @pytest.fixture(scope="module")
