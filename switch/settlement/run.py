@@ -9,7 +9,10 @@ issuer back offices consume them, read the settlement reports back, settle trans
    nothing; records go to their acquirer's file (``clearing.write_clearing_file``; one file
    per acquirer per run, an empty one when it has nothing), then the batches are CLEARED;
 3. each acquirer's ``Settle`` (``network.settlement_nodes``) presents its file to the issuers
-   and writes the settlement report; the switch reads it and moves every SETTLED capture
+   and writes the settlement report (every file of the acquirer that has no report yet, so a
+   file an unreachable acquirer missed is settled by the next run; an acquirer or issuer that
+   does not answer is logged and skipped, the rest of the run goes on); the switch reads each
+   report and moves every SETTLED capture
    CAPTURED -> SETTLED (a partial capture settles its captured amount). A refund stays
    APPROVED (the state machine has no refund settlement); its entry is still reported to the
    hooks. REJECTED entries stay CAPTURED for the operator;
@@ -42,7 +45,7 @@ from network.topology import Topology
 from payswitch.logs import get as get_logger
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 from switch.settlement.clearing import cutoff_date, write_clearing_file
-from switch.settlement.report import read_report
+from switch.settlement.report import read_report, report_path
 from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
 from switch.store.batches import BatchState, ClosedBatch, ItemKind
 
@@ -72,9 +75,10 @@ class CutoffResult:
     cutoff_at: float
     closed: list[ClosedBatch] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
-    reports: dict[str, dict] = field(default_factory=dict)
+    reports: dict[str, dict] = field(default_factory=dict)  # file id -> settlement report
     settled: list[str] = field(default_factory=list)  # transaction ids now SETTLED
     released: dict[str, list[str]] = field(default_factory=dict)  # issuer -> RRNs
+    unsettled: list[Path] = field(default_factory=list)  # files left for the next run
 
     def totals(self) -> dict[str, dict[str, int]]:
         """Per currency over every report: gross, fees, net (never across currencies)."""
@@ -193,31 +197,47 @@ async def run_cutoff(
         await store.mark_batch_cleared(terminal_id, batch_no)
     _log.info("clearing_written", files=len(result.files), batches=len(cleared))
 
-    channels = {}
+    channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel_to(listen: str) -> grpc.aio.Channel:
+        address = connect_address(listen)
+        if address not in channels:
+            channels[address] = grpc.aio.insecure_channel(address)
+        return channels[address]
+
     try:
-        for acquirer_id, path in result.files.items():
-            listen = connect_address(topology.acquirer(acquirer_id).listen)
-            channels[listen] = channel = channels.get(listen) or grpc.aio.insecure_channel(listen)
-            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(channel)
-            resp = await stub.Settle(
-                settlement_pb2.SettleRequest(
-                    clearing_path=str(path), report_dir=str(directory), now_ms=int(now * 1000)
-                ),
-                timeout=SETTLE_TIMEOUT_S,
-            )
-            report = await asyncio.to_thread(read_report, Path(resp.report_path))
-            result.reports[acquirer_id] = report
-            result.settled += await _apply_report(store, report, settled_hooks)
+        for acquirer in topology.acquirers:
+            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(channel_to(acquirer.listen))
+            for path in await asyncio.to_thread(unsettled_files, directory, acquirer.id):
+                try:
+                    resp = await stub.Settle(
+                        settlement_pb2.SettleRequest(
+                            clearing_path=str(path),
+                            report_dir=str(directory),
+                            now_ms=int(now * 1000),
+                        ),
+                        timeout=SETTLE_TIMEOUT_S,
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    # Left for the next run: the file stays without a report until settled.
+                    _log.warning("settle_failed", acquirer=acquirer.id, code=exc.code().name)
+                    result.unsettled.append(path)
+                    break
+                report = await asyncio.to_thread(read_report, Path(resp.report_path))
+                result.reports[report["file_id"]] = report
+                result.settled += await _apply_report(store, report, settled_hooks)
         for issuer in topology.issuers:
-            listen = connect_address(issuer.listen)
-            channels[listen] = channel = channels.get(listen) or grpc.aio.insecure_channel(listen)
-            stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel)
-            resp = await stub.ExpireHolds(
-                settlement_pb2.ExpireHoldsRequest(
-                    now_ms=int(now * 1000), report_dir=str(directory)
-                ),
-                timeout=SETTLE_TIMEOUT_S,
-            )
+            stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel_to(issuer.listen))
+            try:
+                resp = await stub.ExpireHolds(
+                    settlement_pb2.ExpireHoldsRequest(
+                        now_ms=int(now * 1000), report_dir=str(directory)
+                    ),
+                    timeout=SETTLE_TIMEOUT_S,
+                )
+            except grpc.aio.AioRpcError as exc:
+                _log.warning("expire_holds_failed", issuer=issuer.id, code=exc.code().name)
+                continue
             result.released[issuer.id] = list(resp.released_rrns)
     finally:
         for channel in channels.values():
@@ -228,6 +248,18 @@ async def run_cutoff(
         released=sum(len(v) for v in result.released.values()),
     )
     return result
+
+
+def unsettled_files(directory: Path, acquirer_id: str) -> list[Path]:
+    """The acquirer's clearing files that have no settlement report yet, oldest first: the
+    file just written, and any an earlier run could not get settled (acquirer down)."""
+    folder = Path(directory) / "clearing" / acquirer_id
+    out = []
+    for path in sorted(folder.glob("*.jsonl")):
+        file_id = f"{acquirer_id}-{path.stem}"
+        if not report_path(directory, acquirer_id, file_id).exists():
+            out.append(path)
+    return out
 
 
 async def _apply_report(store: Store, report: dict, hooks: list[Hook]) -> list[str]:

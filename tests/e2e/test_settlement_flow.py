@@ -252,11 +252,15 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
 
     stack.kill(stack.topology.switch.id, signal.SIGUSR1, wait=False)  # manual cut-off
 
-    async def settled():
+    async def run_done():  # settled, and the issuers' expiry pass (the run's last step) ran
         tx = await bistro.get(tip.transaction_id)
-        return tx.state == terminal_pb2.TRANSACTION_STATE_SETTLED
+        expired = await books.hold("bank-a", expiring.rrn)
+        return (
+            tx.state == terminal_pb2.TRANSACTION_STATE_SETTLED
+            and expired.state == network_pb2.HOLD_STATE_RELEASED
+        )
 
-    await until(settled, timeout=60)
+    await until(run_done, timeout=60)
 
     # Clearing files: one per acquirer, header/trailer, no PAN anywhere.
     files = sorted((directory / "clearing").glob("*/*.jsonl"))
@@ -317,6 +321,48 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
             assert (await ledger.trial_balance(cur)).total == 0, cur
     finally:
         await store.close()
+
+
+async def test_a_file_the_acquirer_missed_is_settled_by_the_next_run(world, grocer):
+    """acq-beta is down at one cut-off: its file stays without a report and its captures stay
+    CAPTURED (acq-alpha's settle); back up, the next cut-off settles the missed file."""
+    stack, _, directory = world
+    jpy = await sale(grocer, JCB, 700, "JPY")  # JCB: only acq-beta takes it
+    assert code(await grocer.capture(jpy.transaction_id, None, "JPY")) == "00"
+    switch_id = stack.topology.switch.id
+
+    def reports(acquirer: str) -> set[str]:
+        return {p.name for p in (directory / "settlement" / acquirer).glob("*.json")}
+
+    alpha_before = reports("acq-alpha")
+    stack.kill("acq-beta")
+    try:
+        stack.kill(switch_id, signal.SIGUSR1, wait=False)
+
+        async def alpha_settled():
+            return len(reports("acq-alpha")) > len(alpha_before)
+
+        await until(alpha_settled, timeout=60)
+        beta_files = sorted((directory / "clearing" / "acq-beta").glob("*.jsonl"))
+        missed = beta_files[-1]
+        assert any(
+            r["transaction_id"] == jpy.transaction_id
+            for r in read_clearing_file(missed).presentments
+        )
+        assert f"acq-beta-{missed.stem}.json" not in reports("acq-beta")
+        assert (await grocer.get(jpy.transaction_id)).state == (
+            terminal_pb2.TRANSACTION_STATE_CAPTURED
+        )
+    finally:
+        await asyncio.to_thread(stack.restart, "acq-beta")
+    stack.kill(switch_id, signal.SIGUSR1, wait=False)
+
+    async def jpy_settled():
+        tx = await grocer.get(jpy.transaction_id)
+        return tx.state == terminal_pb2.TRANSACTION_STATE_SETTLED
+
+    await until(jpy_settled, timeout=60)
+    assert f"acq-beta-{missed.stem}.json" in reports("acq-beta")
 
 
 async def test_the_demo_ends_with_a_balanced_close_and_the_settlement_summary(world, tmp_path):
