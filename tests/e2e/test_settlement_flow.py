@@ -193,6 +193,7 @@ async def test_a_mismatch_is_reported_figure_by_figure(grocer):
 
 
 async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
+    before = (await close(grocer, [])).batch_number
     for bad, field in [
         ([line("XXX", V, 1, 1)], "terminal_totals[0].currency"),
         ([line("EUR", common_pb2.CARD_SCHEME_UNSPECIFIED, 1, 1)], "terminal_totals[0].scheme"),
@@ -208,6 +209,8 @@ async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
             terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
         )
     assert err.value.details().startswith("merchant_id")
+    # Nothing was closed by the refused requests.
+    assert (await close(grocer, [])).batch_number == before + 1
 
 
 async def test_pos_batch_close_command_against_the_switch(world, grocer, tmp_path):
