@@ -34,6 +34,9 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     """A whole stack from a topology document (default: topology/default.toml) on free ports."""
     if doc is None:
         doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
+    # No wall-clock cut-off inside a test (a run spanning 22:00 UTC would close batches under
+    # it): settlement tests trigger their cut-offs themselves.
+    doc.setdefault("settlement", {})["auto_close"] = False
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
