@@ -28,7 +28,7 @@ from network.stack import connect_address
 from network.topology import Topology
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 from switch.settlement.clearing import ClearingFormatError, read_clearing_file
-from switch.settlement.fees import NO_FEES, fee_for
+from switch.settlement.fees import NO_FEES, presentment_fees
 from switch.settlement.report import build_report, write_report
 
 PRESENT_TIMEOUT_S = 30.0
@@ -202,9 +202,14 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
     def _entry(self, rec: dict, res: settlement_pb2.PresentmentResult | None) -> dict:
         ok = res is not None and res.status == settlement_pb2.PRESENTMENT_STATUS_POSTED
         fees = NO_FEES
-        if ok and rec["kind"] == "CAPTURE":
-            fees = fee_for(
-                self._topology.fees, rec["scheme"], rec["mcc"], rec["currency"], rec["amount_minor"]
+        if ok:
+            fees = presentment_fees(
+                self._topology.fees,
+                rec["kind"],
+                rec["scheme"],
+                rec["mcc"],
+                rec["currency"],
+                rec["amount_minor"],
             )
         reason = "NO_ISSUER" if res is None else ",".join(res.flags)
         return {

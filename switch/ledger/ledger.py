@@ -16,7 +16,7 @@ from typing import Any
 
 from switch.ledger.events import Event, EventKind
 from switch.ledger.rules import lines_for
-from switch.settlement.fees import fee_for
+from switch.settlement.fees import presentment_fees
 from switch.store.base import Store, Transaction, TxType
 from switch.store.ledger_base import LedgerPosting
 
@@ -88,7 +88,8 @@ class Ledger:
         """The settlement of a presented transaction, fees from the fee table."""
         refund = tx.type is TxType.REFUND
         amount = tx.amount_minor if refund else tx.captured_minor
-        fees = fee_for(self.fee_table, tx.scheme, tx.mcc, tx.currency, amount)
+        kind = "REFUND" if refund else "CAPTURE"  # a refund carries no fees (the report's rule)
+        fees = presentment_fees(self.fee_table, kind, tx.scheme, tx.mcc, tx.currency, amount)
         return Event(
             kind=EventKind.REFUND_SETTLED if refund else EventKind.CAPTURE_SETTLED,
             transaction_id=tx.id,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switch.recon.sources import IssuerBooks
-from switch.settlement.fees import fee_for
+from switch.settlement.fees import presentment_fees
 from switch.store.base import Transaction, TxState, TxType
 from switch.store.ledger_base import Dispute, ReconIssue
 
@@ -285,7 +285,7 @@ def _acquirer(issues: _Issues, presented, reports, cutoff, fee_table, late_after
 
 def _fees(issues: _Issues, p: Presentment, entry: dict, fee_table: Sequence[Any]) -> None:
     got = (entry.get("interchange_minor", 0), entry.get("scheme_fee_minor", 0))
-    fees = fee_for(fee_table, p.tx.scheme, p.tx.mcc, p.currency, p.amount_minor)
+    fees = presentment_fees(fee_table, p.kind, p.tx.scheme, p.tx.mcc, p.currency, p.amount_minor)
     if got != (fees.interchange_minor, fees.scheme_fee_minor):
         issues.add(
             IssueType.FEE_MISMATCH,

@@ -69,3 +69,20 @@ def fee_for(
         interchange_minor=bps_of(amount_minor, rule.interchange_bps) + rule.interchange_fixed_minor,
         scheme_fee_minor=bps_of(amount_minor, rule.scheme_fee_bps) + rule.scheme_fee_fixed_minor,
     )
+
+
+def presentment_fees(
+    table: Iterable[FeeConfig],
+    kind: str,
+    scheme: str,
+    mcc: str,
+    currency: str,
+    amount_minor: int,
+) -> Fees:
+    """Fees of one presentment of ``kind`` (CAPTURE or REFUND): the one rule the acquirer's
+    report, the switch's ledger and the reconciliation share. A refund carries no fees: the
+    merchant is not charged for giving money back (and the interchange of its sale is not
+    returned either)."""
+    if kind == "REFUND":
+        return NO_FEES
+    return fee_for(table, scheme, mcc, currency, amount_minor)

@@ -13,9 +13,9 @@ issuer back offices consume them, read the settlement reports back, settle trans
    file an unreachable acquirer missed is settled by the next run; an acquirer or issuer that
    does not answer is logged and skipped, the rest of the run goes on); the switch reads each
    report and moves every SETTLED capture
-   CAPTURED -> SETTLED (a partial capture settles its captured amount). A refund stays
-   APPROVED (the state machine has no refund settlement); its entry is still reported to the
-   hooks. REJECTED entries stay CAPTURED for the operator;
+   CAPTURED -> SETTLED (a partial capture settles its captured amount) and every SETTLED
+   refund APPROVED -> SETTLED (a refund-only transition, ``switch.store.base.
+   TYPED_TRANSITIONS``). REJECTED entries stay CAPTURED (APPROVED) for the operator;
 4. every issuer's ``ExpireHolds`` releases holds that expired uncaptured.
 
 Hooks: ``on_presented(tx, record)`` after a record is written, ``on_settled(tx, entry)``
@@ -278,5 +278,22 @@ async def _apply_report(store: Store, report: dict, hooks: list[Hook]) -> list[s
                 settled.append(tx.id)
             except CasFailed as exc:
                 tx = exc.current  # settled by an earlier run
+        elif entry["kind"] == "REFUND" and tx.state is TxState.APPROVED:
+            tx = await settle_refund(store, tx)
+            if tx.state is TxState.SETTLED:
+                settled.append(tx.id)
         await _call_hooks(hooks, tx, entry)
     return settled
+
+
+async def settle_refund(store: Store, tx: Transaction) -> Transaction:
+    """APPROVED -> SETTLED for a refund the acquirer settled (``TYPED_TRANSITIONS``: the
+    compare-and-set expects the REFUND type, so no authorization can skip its capture)."""
+    try:
+        return await store.compare_and_set(
+            tx.id,
+            {"state": TxState.APPROVED, "type": TxType.REFUND},
+            {"state": TxState.SETTLED, "updated_at": time.time()},
+        )
+    except CasFailed as exc:
+        return exc.current  # settled by an earlier run

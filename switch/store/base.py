@@ -249,7 +249,28 @@ class IllegalTransition(StoreError):
     """The state machine does not allow this transition (checked before touching the store)."""
 
 
-def check_transition(from_state: TxState, to_state: TxState) -> None:
+# Transitions allowed for one transaction type only, checked against the type the
+# compare-and-set expects (so the store itself refuses them for any other row). A refund has no
+# capture step: it is presented as soon as it is APPROVED, and the settlement run moves it
+# APPROVED -> SETTLED when the acquirer's report settles it, so that a settled refund is not
+# presented again and the operator sees it settled. An authorization still needs CAPTURED
+# first. DESIGN.md's machine stays a subset: this only adds a transition for refunds.
+TYPED_TRANSITIONS: Mapping[tuple[TxState, TxState], TxType] = {
+    (S.APPROVED, S.SETTLED): TxType.REFUND,
+}
+
+
+def check_transition(
+    from_state: TxState, to_state: TxState, tx_type: TxType | str | None = None
+) -> None:
+    only = TYPED_TRANSITIONS.get((from_state, to_state))
+    if only is not None:
+        if tx_type is None or TxType(tx_type) is not only:
+            raise IllegalTransition(
+                f"{from_state} -> {to_state} is a transition of {only} transactions only"
+                " (expect the type in the compare-and-set)"
+            )
+        return
     if to_state not in TRANSITIONS[from_state]:
         raise IllegalTransition(f"{from_state} -> {to_state} is not a transition")
 
@@ -278,7 +299,9 @@ def check_cas(expected: Mapping[str, object], changes: Mapping[str, object]) -> 
     if "state" in changes:
         if "state" not in expected:
             raise IllegalTransition("a state change needs the expected state")
-        check_transition(TxState(expected["state"]), TxState(changes["state"]))
+        check_transition(
+            TxState(expected["state"]), TxState(changes["state"]), expected.get("type")
+        )
 
 
 def check_new(tx: Transaction) -> None:

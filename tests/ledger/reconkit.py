@@ -13,7 +13,7 @@ from ledgerkit import DAY0, FEES, approved, captured, refund_of
 
 from network.books import APPROVED, Books
 from network.topology import AccountConfig, CardConfig
-from switch.settlement.fees import fee_for
+from switch.settlement.fees import presentment_fees
 from switch.store.base import Store, Transaction, TxState
 
 EUR_CARD = CardConfig("4111111111111111", "2812", "A-EUR")
@@ -36,7 +36,7 @@ class Day:
 
 
 def _entry(tx: Transaction, kind: str, amount: int) -> dict:
-    fees = fee_for(FEES, tx.scheme, tx.mcc, tx.currency, amount)
+    fees = presentment_fees(FEES, kind, tx.scheme, tx.mcc, tx.currency, amount)
     return {
         "transaction_id": tx.id, "rrn": tx.rrn, "kind": kind, "amount_minor": amount,
         "currency": tx.currency, "interchange_minor": fees.interchange_minor,

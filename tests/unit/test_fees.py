@@ -4,7 +4,7 @@ import pytest
 
 from network.topology import TopologyError, parse
 from network.topology_settlement import FeeConfig
-from switch.settlement.fees import Fees, bps_of, fee_for
+from switch.settlement.fees import NO_FEES, Fees, bps_of, fee_for, presentment_fees
 
 TABLE = (
     FeeConfig("visa", "*", "EUR", interchange_bps=20, scheme_fee_bps=2, scheme_fee_fixed_minor=1),
@@ -67,3 +67,10 @@ def test_topology_fee_entries_are_checked():
     ):
         with pytest.raises(TopologyError):
             parse(_doc(bad))
+
+
+def test_a_refund_presentment_carries_no_fees() -> None:
+    """One rule for the acquirer's report, the ledger and the reconciliation."""
+    assert presentment_fees(TABLE, "REFUND", "visa", "5411", "EUR", 10_000) == NO_FEES
+    sale = presentment_fees(TABLE, "CAPTURE", "visa", "5411", "EUR", 10_000)
+    assert sale == fee_for(TABLE, "visa", "5411", "EUR", 10_000) == Fees(20, 3)
