@@ -3,7 +3,9 @@ issuer back offices consume them, read the settlement reports back, settle trans
 
 ``run_cutoff`` steps, each safe to repeat after a crash:
 
-1. close every terminal's open batch that has items (``Store.close_batch``, atomic);
+1. join every capture or refund whose batch join failed at the time to its terminal's open
+   batch (``switch.batches.sweep``), then close every terminal's open batch that has items
+   (``Store.close_batch``, atomic);
 2. every CLOSED batch becomes clearing records: a captured sale (state CAPTURED) is a CAPTURE
    presentment of its captured amount, an approved refund a REFUND presentment, a void
    nothing; records go to their acquirer's file (``clearing.write_clearing_file``; one file
@@ -44,6 +46,7 @@ from network.stack import connect_address
 from network.topology import Topology
 from payswitch.logs import get as get_logger
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
+from switch.batches.sweep import join_unbatched
 from switch.settlement.clearing import cutoff_date, write_clearing_file
 from switch.settlement.report import read_report, report_path
 from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
@@ -168,6 +171,7 @@ async def run_cutoff(
     directory = Path(directory or topology.settlement.directory())
     result = CutoffResult(cutoff_at=now)
     terminals = [t.id for t in topology.terminals]
+    await join_unbatched(store, now)  # captures/refunds whose batch join failed at the time
     result.closed = await close_open_batches(store, terminals, now)
 
     by_acquirer: dict[str, list[tuple[Transaction, dict]]] = {a.id: [] for a in topology.acquirers}
