@@ -22,6 +22,12 @@ Issue types (one issue per (type, kind, RRN), with each side's view in ``detail`
 - FEE_MISMATCH (added): the report's interchange or scheme fee differs from the fee table's
   (``switch.settlement.fees.fee_for``, the function both sides use); only with a fee table.
 
+Stand-in approvals (kind STANDIN, by RRN): the issuer posts an advised stand-in straight to
+the balance, so its advice is matched against the switch's STOOD_IN/ADVISED transaction: an
+advice the switch has no stand-in for is MISSING_IN_SWITCH, an ADVISED transaction the issuer
+has no advice for is MISSING_AT_ISSUER, different amounts are AMOUNT_MISMATCH. A stand-in
+approval is not presented in clearing (STOOD_IN -> ADVISED is final), so no report has it.
+
 Chargebacks (kind CHARGEBACK, matched by chargeback id, reported under the sale's RRN): one in
 the issuer's books the switch has no dispute for is MISSING_IN_SWITCH, a dispute the issuer's
 books lack is MISSING_AT_ISSUER, different amounts are AMOUNT_MISMATCH (only when disputes are
@@ -354,7 +360,10 @@ def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None
                     source="issuer",
                     issuer_state=auth.state,
                 )
+    standins = _standins(issues, by_rrn, books)
     for auth in books.auths.values():
+        if auth.rrn in standins:
+            continue
         if auth.state == "POSTED" and ("CAPTURE", auth.rrn) not in presented:
             tx = by_rrn.get(auth.rrn)
             issues.add(
@@ -390,3 +399,49 @@ def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None
                     source="issuer",
                     switch_state=tx.state.value if tx else "",
                 )
+
+
+_STOOD_IN = (TxState.STOOD_IN, TxState.ADVISED)
+
+
+def _standins(issues: _Issues, by_rrn, books: IssuerBooks) -> set[str]:
+    """Stand-in approvals (kind STANDIN): the issuer posts an advised stand-in straight to the
+    balance (no hold, no clearing), so its posting matches the switch's ADVISED transaction,
+    not a presentment. Returns the RRNs the issuer holds as stand-in advices."""
+    advised = {a.rrn: a for a in books.advices if a.kind == "standin"}
+    for rrn, advice in advised.items():
+        tx = by_rrn.get(rrn)
+        if tx is None or tx.state not in _STOOD_IN:
+            issues.add(
+                IssueType.MISSING_IN_SWITCH,
+                "STANDIN",
+                rrn,
+                tx.id if tx else "",
+                tx.currency if tx else "",
+                source="issuer",
+                issuer_minor=advice.amount,
+                switch_state=tx.state.value if tx else "",
+            )
+        elif advice.amount != tx.amount_minor:
+            issues.add(
+                IssueType.AMOUNT_MISMATCH,
+                "STANDIN",
+                rrn,
+                tx.id,
+                tx.currency,
+                source="issuer",
+                switch_minor=tx.amount_minor,
+                issuer_minor=advice.amount,
+            )
+    for tx in by_rrn.values():
+        if tx.state is TxState.ADVISED and tx.rrn not in advised:
+            issues.add(
+                IssueType.MISSING_AT_ISSUER,
+                "STANDIN",
+                tx.rrn,
+                tx.id,
+                tx.currency,
+                source="issuer",
+                switch_minor=tx.amount_minor,
+            )
+    return set(advised)

@@ -24,6 +24,8 @@ STATES = (
     TxState.SETTLED,
     TxState.VOIDED,
     TxState.REVERSED,
+    TxState.STOOD_IN,
+    TxState.ADVISED,
 )
 REPORT_FORMAT = "payswitch-settlement/1"
 

@@ -11,14 +11,15 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from ledgerkit import DAY0, FEES
-from reconkit import Day, build_day
+from ledgerkit import DAY0, FEES, new_tx
+from reconkit import EUR_CARD, Day, build_day
 
-from network.books import Books
+from network.books import APPROVED, Books
 from network.chargebacks import raise_chargeback
 from switch.disputes.service import Disputes
 from switch.recon.engine import reconcile
 from switch.recon.sources import read_books, switch_transactions
+from switch.store.base import TxState
 
 CUTOFF = DAY0 + 3_600
 
@@ -150,3 +151,36 @@ async def test_a_chargeback_the_switch_has_not_recorded(store, ledger, day: Day,
     result = await Disputes(store, ledger).ingest_dir(tmp_path, now=DAY0 + 2 * 86_400)
     assert result.created == [rec["chargeback_id"]]
     assert await found(store, day) == []  # recorded: the sides agree again
+
+
+async def _advised(store, day: Day, amount: int, *, advise_issuer: bool = True):
+    """A stand-in approval the switch advised (ADVISED) and the issuer posted (its advice)."""
+    tx = new_tx(amount_minor=amount)
+    await store.insert_transaction(tx)
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
+    await store.transition(tx.id, TxState.PENDING, TxState.STOOD_IN, {"auth_code": "S00001"})
+    tx = await store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED)
+    if advise_issuer:
+        books = Books(day.books_path)
+        try:
+            assert books.advise(tx.rrn, EUR_CARD, amount, "EUR", "S00001") == APPROVED
+        finally:
+            books.close()
+    return tx
+
+
+async def test_an_advised_stand_in_matches_the_issuers_posting(store, day: Day) -> None:
+    """Posted by the advice, never presented: neither MISSING_IN_SWITCH nor a missing report."""
+    await _advised(store, day, 3_000)
+    assert await found(store, day) == []
+
+
+async def test_a_stand_in_the_issuer_never_got(store, day: Day) -> None:
+    tx = await _advised(store, day, 3_000, advise_issuer=False)
+    assert await found(store, day) == [("MISSING_AT_ISSUER", "STANDIN", tx.rrn)]
+
+
+async def test_a_stand_in_advice_the_switch_does_not_know(store, day: Day) -> None:
+    tx = await _advised(store, day, 3_000)
+    txs = [t for t in await switch_transactions(store, math.inf) if t.id != tx.id]
+    assert await found(store, day, txs=txs) == [("MISSING_IN_SWITCH", "STANDIN", tx.rrn)]
