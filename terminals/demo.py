@@ -396,6 +396,15 @@ def print_settlement(summary: dict[str, dict[str, int]], close_text: str, out: T
             money.format_major(t[k], cur) for k in ("gross_minor", "fees_minor", "net_minor")
         )
         print(f"  {cur}  gross {gross:>12}  fees {fees:>10}  net {net:>12} {cur}", file=out)
+    # The cut-off (22:00 UTC, or `kill -USR1` the switch) clears and settles; reconciling the
+    # three sources afterwards is the operator's step, not automatic (README, "Reconciliation").
+    print(RECON_HINT, file=out)
+
+
+RECON_HINT = (
+    "after the cut-off, reconcile (operator): payswitch-recon --store URL run"
+    " --dir .run/settlement --books .run/books/*.db --topology topology/default.toml"
+)
 
 
 def print_table(plan: Plan, rows: list[Row], out: TextIO) -> None:

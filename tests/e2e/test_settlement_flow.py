@@ -304,7 +304,7 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
         for cur, t in r["totals"].items():
             assert t["net_minor"] == t["gross_minor"] - t["fees_minor"], cur
 
-    # The switch: captures SETTLED (partial: at its captured amount), a refund stays APPROVED.
+    # The switch: captures SETTLED (partial: at its captured amount), refunds too.
     for tx_id in (late.transaction_id, online.transaction_id):
         assert (await grocer.get(tx_id)).state == terminal_pb2.TRANSACTION_STATE_SETTLED
     assert (await grocer.get(expiring.transaction_id)).state == (

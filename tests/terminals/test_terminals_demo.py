@@ -86,6 +86,7 @@ async def test_demo_passes_when_every_answer_is_as_expected(switch, tmp_path):
     tail = out.split("steps as expected", 1)[1]
     assert "BATCH 2 CLOSED  IN BALANCE" in tail
     assert "settlement at cut-off" in tail
+    assert tail.rstrip().endswith(demo.RECON_HINT)  # the operator's next step, last
     assert re.search(r"JPY\s+gross\s+20\s+fees\s+1\s+net\s+19 JPY", tail)
     assert re.search(r"KWD\s+gross\s+20\.000\s+fees\s+0\.135\s+net\s+19\.865 KWD", tail)
     assert re.search(r"EUR\s+gross\s+20\.00\s+fees\s+\d+\.\d\d\s+net", tail)
