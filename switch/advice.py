@@ -8,22 +8,22 @@ acquirers serving the scheme, through their circuit breakers; the acquirer that 
 recorded with the ADVISED transition, so later follow-ups use it. The issuer posts an advice
 idempotently on the RRN, so a resend after an unknown outcome is harmless.
 
-Durability: the store is the queue. ``send`` is the ``SafKind.ADVICE`` handler shape of the
-store-and-forward queue (``Callable[[Transaction], Awaitable[bool]]``, True once acknowledged,
-the handler doing the final transition). Until that queue exists on the branch, ``scan``
-treats STOOD_IN transactions as the work list every ``advice_interval_s``, in the one switch
-process holding the ``recovery`` lease (as ``switch.reversals`` does), so an approval given by
-a process that died is still advised by another.
+Work list: the store-and-forward queue (``switch/saf``). The pipeline enqueues an ``ADVICE``
+item (``queue_advice``) once the stand-in approval is recorded and before the terminal hears
+00, as reversal items are; ``Adviser.send`` is the queue's ``SafKind.ADVICE`` handler (one
+attempt; the queue does backoff with jitter, dead-lettering after ``max_attempts`` and the
+operator's replay through the admin API). A crash between the record and the enqueue is
+covered by a safety-net sweep (``scan``, every ``[standin] advice_interval_s``, in the one
+switch process holding the ``recovery`` lease): it *enqueues* the STOOD_IN transactions that
+have no item waiting (a delivered item of a transaction still STOOD_IN is armed again); it
+never sends by itself, so every advice has one sender, the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
-import uuid
 
 from network.topology import Topology, TopologyError
 from payswitch import codes
@@ -35,12 +35,28 @@ from switch.connectors import Connectors, OutcomeUnknown, Refused
 from switch.convert import money, scheme_to_proto
 from switch.reversals import LEASE_SWEEPS, RECOVERY_LEASE
 from switch.routing import Router
+from switch.saf import NotDelivered, SafKind, SafQueue
+from switch.saf.queue import new_owner
 from switch.sequences import network_stan_of
 from switch.store.base import CasFailed, Store, StoreError, Transaction, TxState
+from switch.store.saf_base import item_id
 
 _log = get_logger("switch.advice")
 
-SCAN_LIMIT = 100
+SCAN_LIMIT = 500  # STOOD_IN transactions looked at per sweep; the next sweep takes the rest
+
+
+async def queue_advice(saf: SafQueue | None, tx_id: str) -> bool:
+    """Enqueue the advice of a recorded stand-in approval, durably; False when there is no
+    queue or the store refused (the safety-net sweep then finds the STOOD_IN transaction)."""
+    if saf is None:
+        return False
+    try:
+        await saf.enqueue(SafKind.ADVICE, tx_id)
+        return True
+    except StoreError as exc:
+        _log.error("advice_enqueue_failed", tx=tx_id, error=type(exc).__name__)
+        return False
 
 
 class Adviser:
@@ -51,20 +67,22 @@ class Adviser:
         connectors: Connectors,
         router: Router,
         protector: CardProtector,
+        saf: SafQueue | None = None,
         *,
         owner: str | None = None,
-        attempt_timeout_s: float = 2.0,
+        attempt_timeout_s: float | None = None,
     ) -> None:
         self._topology = topology
         self._store = store
         self._connectors = connectors
         self._router = router
         self._protector = protector
+        self.saf = saf if saf is not None else SafQueue(store)
         self._interval = topology.standin.advice_interval_s
-        self._timeout = attempt_timeout_s
-        self._owner = owner or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._timeout = attempt_timeout_s or self.saf.config.attempt_timeout_s
+        self._owner = owner or self.saf.owner or new_owner()
         self._scanner: asyncio.Task | None = None
-        self._lock = asyncio.Lock()  # one sweep at a time in this process
+        self.saf.register(SafKind.ADVICE, self.send)
 
     def _route(self, tx: Transaction) -> list[str]:
         """The transaction's acquirer first, then the merchant's others for the scheme."""
@@ -75,11 +93,11 @@ class Adviser:
         first = [tx.acquirer_id] if tx.acquirer_id else []
         return first + [a for a in others if a not in first]
 
-    async def _message(self, tx: Transaction) -> network_pb2.NetworkAdvice | None:
+    async def _message(self, tx: Transaction) -> network_pb2.NetworkAdvice:
         entry = await self._store.get_vault_entry(tx.card_token)
         if entry is None:
             _log.error("advice_no_vault_entry", tx=tx.id)
-            return None
+            raise NotDelivered("the card is not in the vault")
         pan = await self._protector.reveal_pan(tx.card_token, entry.blob)
         return network_pb2.NetworkAdvice(
             rrn=tx.rrn,
@@ -96,31 +114,32 @@ class Adviser:
         )
 
     async def send(self, tx: Transaction) -> bool:
-        """Advise one stood-in approval; True once the issuer acknowledged and the
-        transaction is ADVISED (or already was)."""
+        """The ADVICE handler: advise one stood-in approval once. True once the issuer
+        acknowledged and the transaction is ADVISED (or already was); NotDelivered says why
+        not (kept as the item's ``last_error``)."""
         if tx.state is TxState.ADVISED:
             return True
         if tx.state is not TxState.STOOD_IN:
             _log.error("advice_wrong_state", tx=tx.id, state=str(tx.state))
             return True  # nothing to advise: do not keep it queued
         msg = await self._message(tx)
-        if msg is None:
-            return False
         for acquirer_id in self._route(tx):
             msg.acquirer_id = acquirer_id
             try:
                 result = await self._connectors.get(acquirer_id).advise(msg, self._timeout)
             except Refused:
-                continue
+                continue  # certainly not sent: the next acquirer may take it
             except OutcomeUnknown as exc:
+                # It may have arrived: no other route this attempt (the issuer dedups on the
+                # RRN, but one advice in flight at a time keeps the story simple).
                 _log.info("advice_unanswered", tx=tx.id, acquirer=acquirer_id, error=str(exc))
-                return False
+                raise NotDelivered(f"{acquirer_id}: no answer") from None
             iso = codes.to_iso(result.response_code)
             if iso != codes.APPROVED:
                 _log.warning("advice_refused", tx=tx.id, acquirer=acquirer_id, code=iso)
-                return False
+                raise NotDelivered(f"{acquirer_id} answered {iso}")
             return await self._advised(tx, acquirer_id)
-        return False
+        raise NotDelivered("no acquirer could take it")
 
     async def _advised(self, tx: Transaction, acquirer_id: str) -> bool:
         changes: dict[str, object] = {"updated_at": time.time()}
@@ -129,41 +148,43 @@ class Adviser:
         try:
             await self._store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED, changes)
         except CasFailed as exc:
-            return exc.current.state is TxState.ADVISED  # another process advised it first
+            if exc.current.state is not TxState.ADVISED:
+                raise
+            return True  # another process advised it first
         _log.info("advised", tx=tx.id, rrn=tx.rrn, acquirer=acquirer_id)
         return True
 
-    # --- the work list while there is no store-and-forward queue -----------------------
+    # --- the safety net: STOOD_IN transactions without a waiting item ------------------
     async def scan(self) -> int:
-        """Advise every STOOD_IN transaction, if this process holds the recovery lease;
-        returns how many were acknowledged."""
+        """Enqueue the advice of every STOOD_IN transaction (past its request's deadline)
+        that has no live or dead item, if this process holds the recovery lease; returns how
+        many it enqueued."""
         ttl = self._interval * LEASE_SWEEPS
         if not await self._store.acquire_lease(RECOVERY_LEASE, self._owner, ttl, time.time()):
             return 0
-        async with self._lock:
-            done = 0
-            pending = await self._store.transactions_in_state(
-                TxState.STOOD_IN, older_than=time.time(), limit=SCAN_LIMIT
-            )
-            for tx in pending:
-                try:
-                    done += await self.send(tx)
-                except StoreError:
-                    _log.warning("advice_store_error", tx=tx.id)
-                except Exception:
-                    _log.exception("advice_failed", tx=tx.id)
-            return done
+        enqueued = 0
+        for tx in await self._store.transactions_in_state(
+            TxState.STOOD_IN, older_than=time.time(), limit=SCAN_LIMIT
+        ):
+            item = await self._store.saf_get(item_id(SafKind.ADVICE, tx.id))
+            if item is not None and not item.done:
+                continue  # waiting, or a dead letter for an operator
+            await self.saf.enqueue(SafKind.ADVICE, tx.id)
+            _log.warning("advice_enqueued_by_sweep", tx=tx.id)
+            enqueued += 1
+        return enqueued
 
     def start(self) -> None:
         self._scanner = asyncio.get_running_loop().create_task(self._scan_forever())
+        self.saf.start()
 
     async def _scan_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
             try:
                 await self.scan()
             except StoreError:
                 _log.warning("advice_scan_failed")
+            await asyncio.sleep(self._interval)
 
     async def close(self) -> None:
         if self._scanner is not None:

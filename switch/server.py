@@ -89,9 +89,16 @@ class Switch:
             saf=saf,
             settlement=topology.settlement,
         )
-        # Advices sweep under the recovery lease, as the same lease owner as the reversals.
+        # The ADVICE handler of the same queue; its safety-net sweep runs under the recovery
+        # lease, as the same lease owner as the reversals' sweep.
         self.adviser = Adviser(
-            topology, store, connectors, router, protector, owner=getattr(reverser, "_owner", None)
+            topology,
+            store,
+            connectors,
+            router,
+            protector,
+            saf,
+            owner=getattr(reverser, "_owner", None),
         )
         self.pipeline = Pipeline(self.services)
         self.server: grpc.aio.Server | None = None

@@ -22,6 +22,7 @@ from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
 from switch import metrics
+from switch.advice import queue_advice
 from switch.convert import code_to_proto, money, scheme_to_proto
 from switch.errors import ApiError
 from switch.pipeline.context import AuthContext, Outcome
@@ -144,6 +145,9 @@ class Pipeline:
         if outcome.reverse:
             # Durable before the terminal hears 91 (the recovery sweep covers a crash here).
             await svc.reverser.queue(tx.id)
+        if outcome.advise:
+            # Durable before the terminal hears 00 (the advice sweep covers a crash here).
+            await queue_advice(svc.saf, tx.id)
         if answer is not None:
             ctx.answered = True  # the key is settled either way: never complete it twice
             svc.guard.answered(answer.scope, answer.key, data)

@@ -22,6 +22,7 @@ class Outcome:
     to_state: TxState
     changes: dict[str, object]
     reverse: bool = False  # queue a reversal once recorded (the outcome is unknown)
+    advise: bool = False  # queue an advice once recorded (a stand-in approval)
 
 
 @dataclass(slots=True)

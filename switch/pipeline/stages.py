@@ -392,6 +392,7 @@ class StandInStage:
                     "auth_code": decision.auth_code,
                     "updated_at": now,
                 },
+                advise=True,
             )
             ctx.end(codes.APPROVED, "approved in stand-in: no route to the issuer")
             return

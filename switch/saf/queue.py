@@ -10,7 +10,8 @@ transition). Otherwise the attempt is counted and the item is due again after an
 backoff with full jitter, until ``max_attempts`` or ``max_age_s``: then it is a dead letter,
 kept, listed by ``list_items(dead=True)`` and sent again only after ``replay``.
 
-Items of a kind with no handler yet (``ADVICE`` until stand-in lands) wait untouched.
+Handlers: ``REVERSAL`` (``switch.reversals.Reverser.reverse_once``) and ``ADVICE``
+(``switch.advice.Adviser.send``); items of a kind with no handler registered wait untouched.
 """
 
 from __future__ import annotations

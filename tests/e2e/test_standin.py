@@ -3,9 +3,11 @@
 Both acquirers' processes are stopped, so no route to any issuer is up. Then the switch:
 approves within the limits by itself (STOOD_IN, its own auth code, ``stood_in`` in the
 answer); declines above the floor (61), a negative-listed card (62), a blocked merchant
-category (57), and a card whose cumulative window is used up (61). When the acquirers are back,
-the advice reaches the issuer, who posts it even though it takes the account below zero, and
-the transaction becomes ADVISED.
+category (57), and a card whose cumulative window is used up (61). Each approval's advice is
+an ADVICE item of the store-and-forward queue, listed through the AdminService while the
+network is down (retried, never dead). When the acquirers are back, the queue delivers it: the
+issuer posts it even though it takes the account below zero, the transaction becomes ADVISED
+and the queue is empty.
 
 Tests run in file order on one stack (they follow one outage).
 """
@@ -16,14 +18,23 @@ import tomllib
 
 import pytest
 
-from payswitch.v1 import network_pb2, terminal_pb2
+from payswitch.v1 import admin_pb2, admin_pb2_grpc, network_pb2, terminal_pb2
 
-from .clients import Books, RawTerminal, code, node_channels, switch_channel
+from .clients import Books, RawTerminal, admin_channel, code, node_channels, switch_channel
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
 
 SMALL_CARD = "4000000000000002"  # bank-a A-1002: 15.00 EUR
+# Advices retried quickly while the network is down, never dead-lettered during the outage.
+SAF = {
+    "max_attempts": 1000,
+    "base_delay_s": 0.2,
+    "max_delay_s": 1.0,
+    "attempt_timeout_s": 1.0,
+    "lease_s": 3.0,
+    "poll_interval_s": 0.2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +49,13 @@ async def standin_stack(tmp_path_factory, hsm_token):
         negative_bins=["555555"],
         advice_interval_s=0.5,
     )
+    doc["saf"] = SAF
     s = await asyncio.to_thread(
         start_stack, tmp_path_factory.mktemp("standin"), doc, store="sqlite"
     )
     channels = node_channels(s)
     second = switch_channel(s, "T-0003")
+    admin = admin_channel(s)
     switch = channels[s.topology.switch.id]
     se = await injected()
     yield (
@@ -50,8 +63,9 @@ async def standin_stack(tmp_path_factory, hsm_token):
         RawTerminal(switch, se),  # T-0001 at M-GROCER (mcc 5411)
         RawTerminal(second, se, terminal_id="T-0003", merchant_id="M-FUEL"),  # mcc 5541
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
+        admin_pb2_grpc.AdminServiceStub(admin),
     )
-    for ch in (*channels.values(), second):
+    for ch in (*channels.values(), second, admin):
         await ch.close()
     await asyncio.to_thread(s.stop)
 
@@ -66,7 +80,7 @@ def outage(standin_stack):
 
 
 async def test_stand_in_approves_within_the_limits(standin_stack, outage):
-    _, pos, _, books = standin_stack
+    _, pos, _, books, _ = standin_stack
     before = await books.account("bank-a", "A-1002")
     resp = await pos.pay(SMALL_CARD, 4000)  # above the account's balance, within the floor
     assert code(resp) == "00", resp.message
@@ -92,7 +106,7 @@ async def test_stand_in_approves_within_the_limits(standin_stack, outage):
     ],
 )
 async def test_stand_in_declines(standin_stack, outage, terminal, pan, minor, expected):
-    _, pos, fuel, _ = standin_stack
+    _, pos, fuel, _, _ = standin_stack
     term = pos if terminal == "T-0001" else fuel
     resp = await term.pay(pan, minor)
     assert code(resp) == expected, resp.message
@@ -102,7 +116,7 @@ async def test_stand_in_declines(standin_stack, outage, terminal, pan, minor, ex
 
 
 async def test_cumulative_window_allows_up_to_the_limit(standin_stack, outage):
-    _, pos, _, _ = standin_stack
+    _, pos, _, _, _ = standin_stack
     resp = await pos.pay(SMALL_CARD, 2000)  # 4000 + 2000 = 6000: exactly the limit
     assert code(resp) == "00" and resp.stood_in
     outage["second"] = resp
@@ -110,19 +124,49 @@ async def test_cumulative_window_allows_up_to_the_limit(standin_stack, outage):
     assert code(again) == "61"
 
 
+async def _items(admin, dead: bool) -> list[admin_pb2.SafItem]:
+    resp = await admin.ListSafItems(
+        admin_pb2.ListSafItemsRequest(dead_letters=dead, limit=100), timeout=5.0
+    )
+    return list(resp.items)
+
+
+async def test_advices_wait_in_the_queue_while_the_network_is_down(standin_stack, outage):
+    _, pos, _, _, admin = standin_stack
+    stood_in = {outage["approved"].transaction_id, outage["second"].transaction_id}
+    items = await _items(admin, dead=False)
+    assert {(i.id, i.kind, i.transaction_id) for i in items} == {
+        (f"ADVICE:{t}", "ADVICE", t) for t in stood_in
+    }
+    # Retried while every route is down (attempts counted, the reason kept), never dead.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        items = await _items(admin, dead=False)
+        if all(i.attempts >= 1 for i in items):
+            break
+        await asyncio.sleep(0.2)
+    assert items and all(i.attempts >= 1 and not i.dead for i in items)
+    assert all(i.last_error == "no acquirer could take it" for i in items)
+    assert await _items(admin, dead=True) == []
+    for t in stood_in:
+        assert (await pos.get(t)).state == terminal_pb2.TRANSACTION_STATE_STOOD_IN
+
+
 async def test_advice_is_posted_when_the_network_is_back(standin_stack, outage):
-    s, pos, _, books = standin_stack
+    s, pos, _, books, admin = standin_stack
     await asyncio.to_thread(s.restart, "acq-alpha")
     await asyncio.to_thread(s.restart, "acq-beta")
     stood_in = [outage["approved"], outage["second"]]
     states = []
-    deadline = time.monotonic() + 30  # bounded: cool-down, probe, advice sweep
+    deadline = time.monotonic() + 30  # bounded: cool-down, probe, the item's backoff
     while time.monotonic() < deadline:
         states = [(await pos.get(r.transaction_id)).state for r in stood_in]
         if all(st == terminal_pb2.TRANSACTION_STATE_ADVISED for st in states):
             break
         await asyncio.sleep(0.2)
     assert states == [terminal_pb2.TRANSACTION_STATE_ADVISED] * 2
+    assert await _items(admin, dead=False) == []
+    assert await _items(admin, dead=True) == []
     acct = await books.account("bank-a", "A-1002")
     assert acct.balance == outage["balance"] - 6000  # 1500 - 6000: below zero, as accepted
     assert acct.balance < 0

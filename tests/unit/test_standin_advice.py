@@ -1,27 +1,32 @@
-"""The advice sender with scripted connectors and protector on a real SQLite store: the
+"""The ADVICE handler with scripted connectors and protector on a real SQLite store: the
 transaction's acquirer first, another of the merchant's when it refuses before sending; the
 issuer's 00 moves STOOD_IN -> ADVISED recording the acquirer used; an unknown outcome or a
-refusal leaves it STOOD_IN for the next sweep; the sweep runs only under the recovery lease."""
+refusal leaves it STOOD_IN (NotDelivered, the queue retries); the safety-net sweep, only under
+the recovery lease, enqueues STOOD_IN transactions that lack an item and sends nothing itself;
+the queue delivers, dead-letters after max_attempts, and a replay delivers."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from test_pipeline_card_security import TOPOLOGY
 
-from network.topology import load
+from network.topology import SafConfig, load
 from payswitch.v1 import common_pb2, network_pb2
 from switch import metrics
 from switch.advice import Adviser
 from switch.connectors import OutcomeUnknown, Refused
 from switch.reversals import RECOVERY_LEASE
 from switch.routing import Router
+from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.store.base import Transaction, TxState, TxType
 from switch.store.sqlite import SqliteStore
 
 PAN = "4111111111111111"
 TOKEN = "t" * 64
+FAST = SafConfig(max_attempts=2, base_delay_s=0.001, max_delay_s=0.002, poll_interval_s=0.02)
 
 
 class Protector:
@@ -99,8 +104,9 @@ async def world(tmp_path):
         )
 
     def adviser(alpha: str, beta: str, owner: str = "me") -> Adviser:
+        queue = SafQueue(store, FAST, owner=owner)
         return Adviser(
-            topology, store, Connectors(alpha, beta), Router(topology), Protector(), owner=owner
+            topology, store, Connectors(alpha, beta), Router(topology), Protector(), queue
         )
 
     yield store, stood_in, adviser
@@ -133,22 +139,76 @@ async def test_refused_acquirer_falls_back_and_the_one_used_is_recorded(world):
 
 
 @pytest.mark.parametrize(
-    ("alpha", "beta"), [("unknown", "ack"), ("refuse", "refuse"), ("decline", "ack")]
+    ("alpha", "beta", "error"),
+    [
+        ("unknown", "ack", "acq-alpha: no answer"),
+        ("refuse", "refuse", "no acquirer could take it"),
+        ("decline", "ack", "acq-alpha answered 14"),
+    ],
 )
-async def test_no_acknowledgement_leaves_it_stood_in(world, alpha, beta):
+async def test_no_acknowledgement_leaves_it_stood_in(world, alpha, beta, error):
     store, stood_in, adviser = world
     tx = await stood_in()
     a = adviser(alpha, beta)
-    assert not await a.send(tx)
+    with pytest.raises(NotDelivered, match=error):
+        await a.send(tx)
     assert a._connectors.get("acq-beta").sent == []  # sent once may have arrived: no fallback
     assert (await store.get_transaction(tx.id)).state is TxState.STOOD_IN
 
 
-async def test_sweep_advises_every_stood_in_only_under_the_lease(world):
+async def test_sweep_enqueues_stood_in_without_item_only_under_the_lease(world):
     store, stood_in, adviser = world
     txs = [await stood_in(), await stood_in()]
+    a = adviser("ack", "ack", owner="me")
+    await a.saf.enqueue(SafKind.ADVICE, txs[0].id)  # the pipeline's item: already there
     assert await store.acquire_lease(RECOVERY_LEASE, "someone-else", 30, time.time())
-    assert await adviser("ack", "ack", owner="me").scan() == 0
-    assert await adviser("ack", "ack", owner="someone-else").scan() == 2
+    assert await a.scan() == 0
+    other = adviser("ack", "ack", owner="someone-else")
+    assert await other.scan() == 1  # only the one lacking an item
+    assert await other.scan() == 0  # idempotent
+    items = {i.transaction_id: i for i in await other.saf.list_items(dead=False)}
+    assert set(items) == {t.id for t in txs}
+    assert all(i.kind is SafKind.ADVICE and i.attempts == 0 for i in items.values())
+    # The sweep sent nothing; the queue does.
+    assert other._connectors.get("acq-alpha").sent == []
+    for tx in txs:
+        assert (await store.get_transaction(tx.id)).state is TxState.STOOD_IN
+    assert await other.saf.run_once() == 2
+    assert await other.saf.drain(5)
     for tx in txs:
         assert (await store.get_transaction(tx.id)).state is TxState.ADVISED
+    assert await other.saf.list_items(dead=False) == []
+    assert await other.scan() == 0  # advised: nothing to enqueue
+
+
+async def test_advice_dead_letters_after_max_attempts_and_replay_delivers(world):
+    store, stood_in, adviser = world
+    tx = await stood_in()
+    a = adviser("refuse", "refuse")
+    await a.saf.enqueue(SafKind.ADVICE, tx.id)
+    for _ in range(FAST.max_attempts):
+        assert await _attempt_when_due(a) == 1
+    (dead,) = await a.saf.list_items(dead=True)
+    assert (dead.id, dead.attempts) == (f"ADVICE:{tx.id}", FAST.max_attempts)
+    assert dead.last_error == "no acquirer could take it"
+    assert await a.saf.run_once() == 0  # a dead letter is never sent again by itself
+    assert await a.scan() == 0  # nor revived by the safety net
+    for conn in a._connectors.by_id.values():
+        conn.mode = "ack"
+    await a.saf.replay(dead.id)
+    assert await _attempt_when_due(a) == 1
+    assert (await store.get_transaction(tx.id)).state is TxState.ADVISED
+    assert await a.saf.list_items(dead=True) == []
+    assert await a.saf.list_items(dead=False) == []
+
+
+async def _attempt_when_due(a: Adviser) -> int:
+    """Run the queue until one attempt starts (backoff is a few ms), wait for it."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        started = await a.saf.run_once()
+        if started:
+            assert await a.saf.drain(5)
+            return started
+        await asyncio.sleep(0.005)
+    return 0
