@@ -9,9 +9,17 @@ switch process at a time: the holder of the ``recovery`` lease) enqueues every t
 PENDING past its deadline, UNKNOWN or REVERSAL_PENDING. Enqueueing is idempotent, so the sweep
 may find what the pipeline already queued; a dead letter stays dead until an operator replays it.
 
+Voids. A void writes its REVERSAL item *before* it sends its own reversal, due only after the
+void's deadline (``queue(..., not_before=...)``), and settles it (done, nothing sent) once it
+has the issuer's answer: VOIDED, or a refusal that leaves the authorization APPROVED. So an
+item that comes due on a transaction still APPROVED is a void whose request died in flight
+(kill -9 while the issuer may already have released the hold): the handler reverses it. The
+transaction's state is not moved before the send, so the live path needs no new transition.
+
 The handler (``reverse_once``, one attempt; the queue does backoff, jitter and dead-lettering)
-moves PENDING (past its deadline) -> UNKNOWN -> REVERSAL_PENDING, sends the reversal once, and
-on the acquirer's acknowledgement moves REVERSAL_PENDING -> REVERSED. The issuer releases the
+moves PENDING (past its deadline) -> UNKNOWN -> REVERSAL_PENDING, or APPROVED (a dead void) ->
+REVERSAL_PENDING, sends the reversal once, and on the acquirer's acknowledgement moves
+REVERSAL_PENDING -> REVERSED. The issuer releases the
 hold idempotently (a reversal of an RRN it never saw is acknowledged and remembered, so a late
 authorization cannot place a hold afterwards).
 
@@ -103,15 +111,24 @@ class Reverser:
         self.saf.register(SafKind.REVERSAL, self.reverse_once)
 
     # --- queueing -----------------------------------------------------------------
-    async def queue(self, tx_id: str) -> bool:
+    async def queue(self, tx_id: str, not_before: float | None = None) -> bool:
         """Enqueue a reversal of a stored transaction, durably; False if the store refused
-        (the recovery sweep then finds the transaction by its state)."""
+        (the recovery sweep then finds the transaction by its state). ``not_before``: a
+        void's intent, written before the void sends (see the module's docstring)."""
         try:
-            await self.saf.enqueue(SafKind.REVERSAL, tx_id)
+            await self.saf.enqueue(SafKind.REVERSAL, tx_id, not_before)
             return True
         except StoreError as exc:
             _log.error("reversal_enqueue_failed", tx=tx_id, error=type(exc).__name__)
             return False
+
+    async def settle(self, tx_id: str) -> None:
+        """A void got its answer itself: its waiting item is done (best effort: an item left
+        waiting finds the transaction VOIDED, or reverses an APPROVED one)."""
+        try:
+            await self.saf.settle(SafKind.REVERSAL, tx_id)
+        except StoreError as exc:
+            _log.error("reversal_settle_failed", tx=tx_id, error=type(exc).__name__)
 
     def schedule_unrecorded(self, tx: Transaction) -> None:
         """Reverse from memory an approval the store could not record (store down: nothing
@@ -188,6 +205,10 @@ class Reverser:
             tx = await self._move(tx, TxState.PENDING, TxState.UNKNOWN)
         if tx.state is TxState.UNKNOWN:
             tx = await self._move(tx, TxState.UNKNOWN, TxState.REVERSAL_PENDING)
+        if tx.state is TxState.APPROVED:
+            # A void's intent its request never settled: it died with the reversal in flight.
+            _log.warning("void_recovered", tx=tx.id)
+            tx = await self._move(tx, TxState.APPROVED, TxState.REVERSAL_PENDING)
         await self._settle_key(tx)
         if tx.state is not TxState.REVERSAL_PENDING:
             # REVERSED already (another worker), or confirmed otherwise: nothing owed.

@@ -1,9 +1,20 @@
 """Void: cancel an approved, not yet captured authorization by a full reversal.
 
-The issuer's acknowledgement moves it to VOIDED. When the reversal's outcome is unknown the
-void is still accepted (answer 00, state REVERSAL_PENDING) and the reversal is put in the
-store-and-forward queue (durably, before the answer) which resends it until acknowledged, as
-store-and-forward reversals are in card networks; it ends REVERSED.
+Crash safety: the intent is durable before the reversal leaves. The void first writes the
+transaction's REVERSAL item to the store-and-forward queue, due only ``GRACE_S`` after the
+void's own deadline, then sends the reversal itself (the answer the terminal waits for):
+
+- the issuer's 00 moves APPROVED -> VOIDED and settles the item (done, never sent);
+- a refusal (e.g. 12: already captured at the issuer) leaves the authorization APPROVED,
+  settles the item and answers the refusal;
+- an unknown outcome still accepts the void (answer 00, state REVERSAL_PENDING): the item is
+  the reversal the queue resends until acknowledged (it ends REVERSED), as store-and-forward
+  reversals are in card networks.
+
+If the switch dies with the reversal in flight (the issuer may already have released the
+hold), the item comes due on a transaction still APPROVED and the queue's handler reverses it
+(``switch.reversals``): the transaction ends REVERSED, in line with the issuer's books. The
+store refusing the item sends nothing: UNAVAILABLE, the key released, the terminal retries.
 """
 
 from __future__ import annotations
@@ -17,10 +28,14 @@ from switch.batches.join import join_settled_state
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
-from switch.errors import FailedPrecondition
+from switch.errors import FailedPrecondition, Unavailable
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
 from switch.store.base import TxState
+
+# The item of a void in flight comes due this long after the void's deadline: the void has
+# settled it by then unless its process died.
+GRACE_S = 1.0
 
 
 async def void(
@@ -46,6 +61,9 @@ async def void(
             amount=money(current.amount_minor, current.currency),
             reason=network_pb2.REVERSAL_REASON_VOID,
         )
+        # The intent, durable before anything leaves (see the module's docstring).
+        if not await svc.reverser.queue(tx.id, not_before=budget.wall_deadline() + GRACE_S):
+            raise Unavailable("state store unavailable; the void was not sent, retry")
         try:
             result = await svc.connectors.get(current.acquirer_id).reverse(msg, budget.remaining())
         except OutcomeUnknown:
@@ -54,15 +72,16 @@ async def void(
             current = await follow_issuer(
                 svc, tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
             )
-            await svc.reverser.queue(tx.id)  # durable before the answer
             await join_settled_state(svc, current)
             return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
+            await svc.reverser.settle(tx.id)
             return _answer(iso, current, "void declined"), tx.id
         current = await follow_issuer(
             svc, tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
         )
+        await svc.reverser.settle(tx.id)
         await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
 

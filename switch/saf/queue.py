@@ -34,9 +34,11 @@ from switch.store.saf_base import (
     SafItem,
     SafKind,
     after_attempt,
+    item_id,
     new_item,
     release,
     replayed,
+    settled,
     take_lease,
 )
 
@@ -83,13 +85,34 @@ class SafQueue:
         self._handlers[SafKind(kind)] = handler
         self._wake.set()
 
-    async def enqueue(self, kind: SafKind, transaction_id: str) -> SafItem:
-        """Durable before it returns; idempotent on (kind, transaction id)."""
-        fresh = new_item(kind, transaction_id, self._clock())
+    async def enqueue(
+        self, kind: SafKind, transaction_id: str, not_before: float | None = None
+    ) -> SafItem:
+        """Durable before it returns; idempotent on (kind, transaction id) (an existing live or
+        dead item is left as it is). ``not_before`` (Unix time) delays the first attempt: an
+        intent written before its writer sends the message itself (a void's reversal), due
+        only if the writer has not settled it by then."""
+        now = self._clock()
+        fresh = new_item(kind, transaction_id, now)
+        if not_before is not None and not_before > now:
+            fresh = fresh.copy(next_attempt_at=not_before)
         item = await self._store.saf_put(fresh)
         if item.created_at == fresh.created_at:
             _log.info("saf_enqueued", item=item.id)
         self._wake.set()
+        return item
+
+    async def settle(self, kind: SafKind, transaction_id: str) -> SafItem | None:
+        """Mark the item done without sending: its writer had the answer itself. None when
+        nothing changed (no live item, or a worker holds it and will find nothing to do)."""
+        try:
+            item = await self._store.saf_update(
+                item_id(kind, transaction_id), settled(self._clock())
+            )
+        except KeyError:
+            return None
+        if item is not None:
+            _log.info("saf_settled", item=item.id)
         return item
 
     async def list_items(self, dead: bool, limit: int = 100) -> list[SafItem]:

@@ -3,9 +3,9 @@
 An item is one message the switch owes the network (a reversal, an advice), keyed by
 ``<kind>:<transaction id>`` so that enqueueing is idempotent in every backend: the primary key
 decides. Every change of an item is a compare-and-set computed by one of the pure functions
-below (``take_lease``, ``after_attempt``, ``replayed``, ``rearmed``): the backends only differ in
-how they make read-compute-write atomic (SQLite: one transaction; Cassandra: an LWT on the
-item's ``version``), so both queues behave the same by construction.
+below (``take_lease``, ``after_attempt``, ``replayed``, ``rearmed``, ``settled``): the
+backends only differ in how they make read-compute-write atomic (SQLite: one transaction;
+Cassandra: an LWT on the item's ``version``), so both queues behave the same by construction.
 
 Lifecycle: live (``dead`` False, ``done`` False) -> done (acknowledged: kept for audit) or
 dead (a dead letter: kept, listed, replayable -> live again). A live item may carry a lease
@@ -140,6 +140,19 @@ def release(owner: str) -> Change:
         if item.leased_by != owner:
             return None
         return item.copy(leased_by="", lease_until=0.0)
+
+    return change
+
+
+def settled(now: float) -> Change:
+    """The message is no longer owed: its writer got the far end's answer itself (a void's
+    reversal answered in the request). Done without an attempt; an item a worker holds now is
+    left to that worker (its handler finds nothing left to do)."""
+
+    def change(item: SafItem) -> SafItem | None:
+        if not item.live or (item.leased_by and item.lease_until > now):
+            return None
+        return item.copy(done=True, last_error="", leased_by="", lease_until=0.0)
 
     return change
 

@@ -105,3 +105,38 @@ async def test_unreachable_acquirer_dead_letters_and_replay_delivers(tmp_path):
     finally:
         await reverser.close()
         await store.close()
+
+
+async def _approved(store):
+    tx = new_tx(scheme="visa", acquirer_id="acq-alpha", deadline_at=time.time() - 60)
+    await store.insert_transaction(tx)
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
+    return await store.transition(tx.id, TxState.PENDING, TxState.APPROVED)
+
+
+async def test_a_void_that_died_in_flight_is_reversed_when_its_intent_comes_due(tmp_path):
+    store = SqliteStore(tmp_path / "switch.db", synchronous="normal")
+    await store.open()
+    acquirer = Acquirer()
+    clock = [time.time()]
+    saf = SafQueue(store, FAST, clock=lambda: clock[0])
+    reverser = Reverser(store, Connectors(acquirer), saf)
+    try:
+        dead_void, answered_void = await _approved(store), await _approved(store)
+        due = clock[0] + 3.0  # the voids' deadline plus grace
+        assert await reverser.queue(dead_void.id, not_before=due)
+        assert await reverser.queue(answered_void.id, not_before=due)
+        assert await reverser.saf.run_once() == 0  # intents: not due while the voids run
+        # One void got its answer: VOIDED, and its intent settled (never sent).
+        await store.transition(answered_void.id, TxState.APPROVED, TxState.VOIDED)
+        await reverser.settle(answered_void.id)
+        # The other's process died: its item comes due on a transaction still APPROVED.
+        clock[0] = due + 0.1
+        assert await reverser.wait_idle(timeout=5)
+        assert (await store.get_transaction(dead_void.id)).state is TxState.REVERSED
+        assert (await store.get_transaction(answered_void.id)).state is TxState.VOIDED
+        assert acquirer.reversed == [dead_void.rrn]
+        assert await reverser.saf.list_items(dead=False) == []
+    finally:
+        await reverser.close()
+        await store.close()

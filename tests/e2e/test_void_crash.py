@@ -1,0 +1,101 @@
+"""kill -9 of the switch while a void's reversal is in flight, then a restart on the same store:
+the transaction and the issuer's books agree (hold released, transaction REVERSED).
+
+Deterministic in flight: the issuer bank-a is switched to ``drop_response_rate = 1``, so it
+releases the hold and then holds the answer until the switch's deadline. The test waits until
+the issuer's books show the hold released, then kills the switch: the void has surely sent its
+reversal and surely not recorded an answer. Before the fix the store said APPROVED forever
+while the issuer had released the money; now the void's REVERSAL item, written before the
+send, is the durable intent the restarted switch finishes. SQLite store, real processes."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from payswitch.v1 import terminal_pb2
+
+from .clients import code, new_key
+from .saf_kit import ISSUER, RELEASED, REVERSED, VISA, saf_world, tx_state, until
+
+pytestmark = pytest.mark.e2e
+
+SAF = {
+    "base_delay_s": 0.2,
+    "max_delay_s": 1.0,
+    "attempt_timeout_s": 1.0,
+    "lease_s": 3.0,
+    "poll_interval_s": 0.2,
+    "scan_interval_s": 0.5,
+}
+PROBE_CARD = "4000000000000002"  # bank-a A-1002: probes never touch the voided account
+
+
+@pytest.fixture(scope="module")
+async def world(tmp_path_factory, hsm_token):
+    w = await saf_world(tmp_path_factory, "void-crash", SAF)
+    yield w
+    await w.close()
+
+
+async def _issuer_acts(world) -> bool:
+    """One short authorization: True once bank-a placed its hold (its answer is dropped, so
+    the switch answers 91 and reverses it later): the path to the issuer is up again."""
+    try:
+        resp = await world.pos.authorize(world.pos.auth_request(PROBE_CARD, 100), timeout=0.8)
+    except grpc.aio.AioRpcError:
+        return False
+    if not resp.rrn:
+        return False
+    try:
+        await world.books.hold(ISSUER, resp.rrn)
+    except grpc.aio.AioRpcError:
+        return False  # NOT_FOUND: the authorization never reached the issuer
+    return True
+
+
+async def _released(world, rrn: str) -> bool:
+    return (await world.books.hold(ISSUER, rrn)).state == RELEASED
+
+
+async def test_kill_9_with_the_void_in_flight_ends_reversed_like_the_books(world):
+    pos, books = world.pos, world.books
+    switch = world.stack.topology.switch.id
+    before = await books.account(ISSUER, "A-1001")
+    auth = await pos.pay(VISA, 5200)
+    assert code(auth) == "00"
+    assert (await books.account(ISSUER, "A-1001")).held == before.held + 5200
+
+    await world.set_issuer_faults(ISSUER, drop_response_rate=1.0)
+    assert await until(lambda: _issuer_acts(world), timeout=30, every=0.2)
+
+    void = terminal_pb2.VoidRequest(
+        idempotency_key=new_key(), terminal_id=pos.terminal_id, transaction_id=auth.transaction_id
+    )
+    call = asyncio.ensure_future(pos.stub.Void(void, timeout=3.0))
+    # The issuer released the hold and holds its answer: the void is in flight.
+    assert await until(lambda: _released(world, auth.rrn), timeout=2.5, every=0.02)
+    assert not call.done()
+    await world.kill(switch)  # SIGKILL: no shutdown of any kind
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call
+
+    # With the switch dead, its store holds the intent: the REVERSAL item, not yet due.
+    waiting = await world.item_of(auth.transaction_id, dead=False)
+    assert waiting is not None and waiting["kind"] == "REVERSAL" and waiting["attempts"] == 0
+
+    await world.set_issuer_faults(ISSUER)  # the issuer answers again
+    await world.start(switch)  # same store, same topology
+    assert await until(lambda: _reversed(world, auth.transaction_id), timeout=40)
+    assert (await books.hold(ISSUER, auth.rrn)).state == RELEASED
+    after = await books.account(ISSUER, "A-1001")
+    assert (after.balance, after.held) == (before.balance, before.held)
+    assert await world.item_of(auth.transaction_id, dead=False) is None
+    # A new void is refused: nothing is left to void, and nothing is sent.
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pos.void(auth.transaction_id)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def _reversed(world, tx_id: str) -> bool:
+    return await tx_state(world, tx_id) == REVERSED
