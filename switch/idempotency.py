@@ -18,6 +18,10 @@ Keys a crashed process left IN_FLIGHT must not block retries for the whole TTL:
   stored or sent. A retry completes it with 96 ("ended without effect") and replays that, so
   every retry under the key gets the same final answer and the terminal starts again under a
   new key. (Deleting the claim instead would let two concurrent retries both take the key.)
+- a capture, void or refund key still IN_FLIGHT after ``abandoned_after_s`` is completed the
+  same way by a retry, from the state of the transaction attached to it (the live path's answer
+  for that state: ``switch.abandoned_keys``). No sweep can find these keys (a transaction
+  does not name the keys of its follow-ups), so the retry after the bound is where it happens.
 """
 
 from __future__ import annotations
@@ -26,16 +30,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from payswitch import codes
-from payswitch.v1 import terminal_pb2
+from switch.abandoned_keys import abandoned_answer
 from switch.budget import Budget
 from switch.errors import Aborted, FailedPrecondition
 from switch.store.base import Claim, IdempotencyRecord, IdemStatus, Store
 
 DEFAULT_TTL_S = 24 * 3600.0
-# An IN_FLIGHT key this old without a transaction was left by a dead request (budgets are 2 s).
+# An IN_FLIGHT key this old was left by a dead request (budgets are 2 s).
 ABANDONED_AFTER_S = 60.0
-ABANDONED_MESSAGE = "the first request ended without effect; retry under a new idempotency key"
 
 
 @dataclass(slots=True)
@@ -111,18 +113,16 @@ class IdempotencyGuard:
         raise Aborted("idempotency_key: the first request is still in flight")
 
     async def _settle_abandoned(self, record: IdempotencyRecord) -> Replay | None:
-        """Complete an authorization key a dead request left without a transaction (96)."""
-        if (
-            record.operation != "authorize"
-            or record.transaction_id
-            or time.time() - record.created_at < self._abandoned_after_s
-        ):
+        """Complete a key a dead request left IN_FLIGHT, once it is old enough, with the
+        answer its transaction's state calls for (``switch.abandoned_keys``)."""
+        if time.time() - record.created_at < self._abandoned_after_s:
             return None
-        response = terminal_pb2.AuthorizeResponse(
-            response_code=codes.to_enum(codes.SYSTEM_MALFUNCTION), message=ABANDONED_MESSAGE
-        ).SerializeToString()
-        await self._store.complete_idempotency(record.scope, record.key, response, "")
-        return Replay(response, "")
+        settled = await abandoned_answer(self._store, record)
+        if settled is None:
+            return None
+        response, tx_id = settled
+        await self._store.complete_idempotency(record.scope, record.key, response, tx_id)
+        return Replay(response, tx_id)
 
     async def attach(self, scope: str, key: str, transaction_id: str) -> None:
         await self._store.attach_transaction(scope, key, transaction_id)

@@ -77,6 +77,7 @@ async def capture(
         budget=budget,
         response_type=terminal_pb2.CaptureResponse,
         work=work,
+        attach=tx.id,
     )
 
 

@@ -11,7 +11,7 @@ from payswitch import codes
 from payswitch.logs import get as get_logger
 from switch.budget import Budget
 from switch.cardsec import canonical
-from switch.errors import ApiError, NotFound
+from switch.errors import ApiError, NotFound, Unavailable
 from switch.pipeline.services import Services
 from switch.store.base import CasFailed, StoreError, Transaction, TxState
 
@@ -50,9 +50,13 @@ async def idempotent(
     budget: Budget,
     response_type: type[Message],
     work: Callable[[], Awaitable[tuple[Message, str]]],
+    attach: str = "",
 ) -> Message:
     """Run ``work`` once per (terminal, key): replay a completed answer, refuse a reused key
-    with other content, wait for one still in flight. ``work`` returns (response, tx id)."""
+    with other content, wait for one still in flight. ``work`` returns (response, tx id).
+    ``attach``: the transaction the operation acts on, recorded on the key before ``work``
+    runs, so that a key a dead request leaves IN_FLIGHT can be answered from that
+    transaction's state (``switch.abandoned_keys``)."""
     if not key:
         response, _ = await work()
         return response
@@ -60,6 +64,13 @@ async def idempotent(
     replay = await svc.guard.claim(terminal_id, key, operation, fingerprint, budget)
     if replay is not None:
         return response_type.FromString(replay.response)
+    if attach:
+        try:
+            await svc.guard.attach(terminal_id, key, attach)
+        except StoreError:
+            with contextlib.suppress(StoreError):
+                await svc.guard.release(terminal_id, key)
+            raise Unavailable("state store unavailable; nothing was done, retry") from None
     try:
         response, tx_id = await work()
     except ApiError:

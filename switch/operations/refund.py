@@ -90,6 +90,10 @@ async def refund(
         except DuplicateTransmission:
             await _reserve(svc.store, original.id, -amount)
             return _answer(codes.DUPLICATE_TRANSMISSION, None, "duplicate transmission"), ""
+        if req.idempotency_key:
+            # Before anything leaves: a key its request leaves behind is answered from this
+            # refund's state (``switch.abandoned_keys``).
+            await svc.guard.attach(req.terminal_id, req.idempotency_key, tx.id)
         tx = await svc.store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
         msg = network_pb2.NetworkRefund(
             rrn=tx.rrn,

@@ -94,6 +94,7 @@ async def void(
         budget=budget,
         response_type=terminal_pb2.VoidResponse,
         work=work,
+        attach=tx.id,
     )
 
 

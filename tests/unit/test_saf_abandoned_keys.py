@@ -1,6 +1,8 @@
 """Idempotency keys left IN_FLIGHT by a dead request (real SQLite store): an authorization key
 without a transaction is completed with 96 once abandoned, so retries stop waiting; a key with
-a transaction is left to the recovery sweep (which answers 91); a young key still waits."""
+a transaction is left to the recovery sweep (which answers 91); a young key still waits.
+Capture, void and refund keys are completed from their transaction's state, with the answer
+the live path gives for it; a void whose intent item still waits is left to the item."""
 
 import time
 
@@ -11,8 +13,10 @@ from payswitch.v1 import common_pb2, terminal_pb2
 from switch.budget import Budget
 from switch.errors import ApiError
 from switch.idempotency import IdempotencyGuard
-from switch.store.base import IdemStatus
+from switch.store.base import IdemStatus, TxState, TxType
+from switch.store.saf_base import SafKind, new_item
 from switch.store.sqlite import SqliteStore
+from tests.store.storekit import new_tx
 
 
 @pytest.fixture
@@ -58,8 +62,116 @@ async def test_young_or_attached_or_other_keys_still_wait(store):
     await _claim(store, "attached", age_s=120)
     await store.attach_transaction("T-1", "attached", "tx-1")  # recovery answers this one
     await _aborted(guard, "attached")
-    await _claim(store, "void", operation="void", age_s=120)
-    await _aborted(guard, "void", operation="void")
-    for key in ("young", "attached", "void"):
+    await _claim(store, "young-void", operation="void", age_s=5)
+    await _aborted(guard, "young-void", operation="void")
+    for key in ("young", "attached", "young-void"):
         record = await store.get_idempotency("T-1", key, time.time())
         assert record.status is IdemStatus.IN_FLIGHT
+
+
+_PATHS = {
+    TxState.APPROVED: [TxState.PENDING, TxState.APPROVED],
+    TxState.CAPTURED: [TxState.PENDING, TxState.APPROVED, TxState.CAPTURED],
+    TxState.VOIDED: [TxState.PENDING, TxState.APPROVED, TxState.VOIDED],
+    TxState.REVERSAL_PENDING: [TxState.PENDING, TxState.APPROVED, TxState.REVERSAL_PENDING],
+    TxState.PENDING: [TxState.PENDING],
+    TxState.DECLINED: [TxState.PENDING, TxState.DECLINED],
+}
+
+
+async def _tx_in(store, state, **fields):
+    tx = new_tx(scheme="visa", **fields)
+    await store.insert_transaction(tx)
+    current = TxState.RECEIVED
+    for nxt in _PATHS[state]:
+        changes = {"response_code": "00"} if nxt is TxState.APPROVED else {}
+        if nxt is TxState.DECLINED:
+            changes = {"response_code": "51"}
+        tx = await store.transition(tx.id, current, nxt, changes)
+        current = nxt
+    return tx
+
+
+async def _abandoned(store, key, operation, tx=None):
+    """A key of ``operation`` a dead request left IN_FLIGHT 120 s ago, ``tx`` attached."""
+    await _claim(store, key, operation=operation, age_s=120)
+    if tx is not None:
+        await store.attach_transaction("T-1", key, tx.id)
+
+
+_RESPONSES = {
+    "capture": terminal_pb2.CaptureResponse,
+    "void": terminal_pb2.VoidResponse,
+    "refund": terminal_pb2.RefundResponse,
+}
+C = common_pb2
+
+
+@pytest.mark.parametrize(
+    ("operation", "state", "expected_code", "message"),
+    [
+        ("capture", TxState.CAPTURED, C.RESPONSE_CODE_APPROVED, ""),
+        ("capture", TxState.APPROVED, C.RESPONSE_CODE_ISSUER_UNAVAILABLE, "retry the capture"),
+        (
+            "capture",
+            TxState.VOIDED,
+            C.RESPONSE_CODE_SYSTEM_MALFUNCTION,
+            "without a recorded answer",
+        ),
+        ("void", TxState.VOIDED, C.RESPONSE_CODE_APPROVED, ""),
+        ("void", TxState.REVERSAL_PENDING, C.RESPONSE_CODE_APPROVED, "reversal queued"),
+        ("void", TxState.APPROVED, C.RESPONSE_CODE_SYSTEM_MALFUNCTION, "without effect"),
+        ("refund", TxState.APPROVED, C.RESPONSE_CODE_APPROVED, ""),
+        ("refund", TxState.DECLINED, C.RESPONSE_CODE_INSUFFICIENT_FUNDS, ""),
+        ("refund", TxState.PENDING, C.RESPONSE_CODE_ISSUER_UNAVAILABLE, "no answer"),
+    ],
+)
+async def test_follow_up_keys_are_answered_from_their_transaction(
+    store, operation, state, expected_code, message
+):
+    kind = TxType.REFUND if operation == "refund" else TxType.AUTHORIZATION
+    tx = await _tx_in(store, state, type=kind)
+    key = f"{operation}-{state.value}"
+    await _abandoned(store, key, operation, tx)
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    first = await guard.claim("T-1", key, operation, "fp", _budget())
+    again = await IdempotencyGuard(store).claim("T-1", key, operation, "fp", _budget())
+    assert first is not None and again is not None and again.response == first.response
+    assert first.transaction_id == tx.id
+    answer = _RESPONSES[operation].FromString(first.response)
+    assert answer.response_code == expected_code
+    assert message in answer.message
+    assert (answer.transaction.transaction_id, answer.transaction.state) == (
+        tx.id,
+        terminal_pb2.TransactionState.Value(f"TRANSACTION_STATE_{state.value}"),
+    )
+    record = await store.get_idempotency("T-1", key, time.time())
+    assert (record.status, record.transaction_id) == (IdemStatus.COMPLETED, tx.id)
+
+
+@pytest.mark.parametrize("operation", ["capture", "void", "refund"])
+async def test_follow_up_key_without_transaction_is_answered_96(store, operation):
+    await _abandoned(store, f"bare-{operation}", operation)
+    replay = await IdempotencyGuard(store, abandoned_after_s=60).claim(
+        "T-1", f"bare-{operation}", operation, "fp", _budget()
+    )
+    answer = _RESPONSES[operation].FromString(replay.response)
+    assert answer.response_code == C.RESPONSE_CODE_SYSTEM_MALFUNCTION
+    assert "retry under a new idempotency key" in answer.message
+    assert not answer.HasField("transaction") and replay.transaction_id == ""
+
+
+async def test_void_with_its_intent_waiting_is_left_to_the_item(store):
+    tx = await _tx_in(store, TxState.APPROVED)
+    await store.saf_put(new_item(SafKind.REVERSAL, tx.id, time.time()))
+    await _abandoned(store, "void-waiting", "void", tx)
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    await _aborted(guard, "void-waiting", operation="void")
+    record = await store.get_idempotency("T-1", "void-waiting", time.time())
+    assert record.status is IdemStatus.IN_FLIGHT
+    # The item reverses it (REVERSAL_PENDING -> ...): then the retry gets the void's 00.
+    await store.transition(tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING)
+    replay = await guard.claim("T-1", "void-waiting", "void", "fp", _budget())
+    answer = terminal_pb2.VoidResponse.FromString(replay.response)
+    assert answer.response_code == C.RESPONSE_CODE_APPROVED
+    assert answer.message == "void accepted; reversal queued"
