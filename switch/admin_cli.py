@@ -9,23 +9,34 @@
 
 The address comes from ``--admin`` or the topology's ``[switch] admin_listen``; with
 ``[switch] tls`` the admin client certificate (``<certs-dir>/admin.pem``) is presented.
-Exit status: 0 done, 1 the switch refused or could not be reached, 2 usage.
+
+``--store URL`` works on the state store directly instead, for ``saf`` only: the queue and its
+dead letters can be listed and replayed with no switch running (a crashed switch, a switch
+without an admin port); a live switch's worker picks a replayed item up on its next poll.
+``--json`` prints one JSON object per item instead of the aligned line. This is the one
+operator tool for the queue; ``python -m switch.saf.cli`` only delegates here.
+
+Exit status: 0 done, 1 the switch (or store) refused or could not be reached, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import structlog
 
 from network.stack import connect_address
 from network.topology import TopologyError, load
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from switch import tls
+from switch.admin import saf_item
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[1] / "topology" / "default.toml"
 
@@ -39,6 +50,20 @@ def _when(ms: int) -> str:
 def _terminal(t: admin_pb2.TerminalEntry) -> str:
     state = f"REVOKED {_when(t.revoked_at_ms)} {t.revoke_reason!r}" if t.revoked else "active"
     return f"{t.terminal_id:<12} {t.merchant_id:<14} {state}"
+
+
+def _item_json(i: admin_pb2.SafItem) -> str:
+    fields = (
+        "id",
+        "kind",
+        "transaction_id",
+        "attempts",
+        "created_at_ms",
+        "next_attempt_at_ms",
+        "last_error",
+        "dead",
+    )
+    return json.dumps({f: getattr(i, f) for f in fields}, sort_keys=True)
 
 
 def _item(i: admin_pb2.SafItem) -> str:
@@ -62,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--admin", default=None, help="host:port (default: [switch] admin_listen)")
     p.add_argument("--certs-dir", default=".run/certs", help="admin certificate directory")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--store", default=None, help="saf only: work on this store URL directly")
+    p.add_argument("--json", action="store_true", help="saf: one JSON object per item")
     sub = p.add_subparsers(dest="area", required=True)
     term = sub.add_parser("terminals").add_subparsers(dest="action", required=True)
     term.add_parser("list")
@@ -78,9 +105,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class Refused(Exception):
+    """What the store refused, worded as the AdminService would (``NAME: details``)."""
+
+
+async def _on_store(args: argparse.Namespace) -> list[admin_pb2.SafItem]:
+    """``saf list`` / ``saf replay`` on the store itself, through the switch's own queue."""
+    from switch.saf.queue import SafQueue  # the store's drivers load only in this mode
+    from switch.store import open_store
+
+    async with open_store(args.store) as store:
+        queue = SafQueue(store)
+        if args.action == "list":
+            return [saf_item(i) for i in await queue.list_items(args.dead, args.limit)]
+        try:
+            return [saf_item(await queue.replay(args.item_id))]
+        except KeyError:
+            raise Refused("NOT_FOUND: no such store-and-forward item") from None
+        except ValueError:
+            raise Refused("FAILED_PRECONDITION: item is not a dead letter") from None
+
+
+def _store_main(args: argparse.Namespace) -> None:
+    if args.area != "saf":
+        print("payswitch-admin: --store works for saf only", file=sys.stderr)
+        sys.exit(2)
+    # stdout carries the items; the queue's own log lines go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    try:
+        items = asyncio.run(_on_store(args))
+    except Refused as exc:
+        print(f"payswitch-admin: {exc}", file=sys.stderr)
+        sys.exit(1)
+    for i in items:
+        print(_item_json(i) if args.json else _item(i))
+
+
 def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> list[str]:
     t = args.timeout
     key = (args.area, getattr(args, "action", ""))
+    show = _item_json if args.json else _item
     calls: dict[tuple[str, str], Callable[[], list[str]]] = {
         ("terminals", "list"): lambda: [
             _terminal(x)
@@ -104,13 +168,13 @@ def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> li
             )
         ],
         ("saf", "list"): lambda: [
-            _item(i)
+            show(i)
             for i in stub.ListSafItems(
                 admin_pb2.ListSafItemsRequest(dead_letters=args.dead, limit=args.limit), timeout=t
             ).items
         ],
         ("saf", "replay"): lambda: [
-            _item(
+            show(
                 stub.ReplayDeadLetter(
                     admin_pb2.ReplayDeadLetterRequest(item_id=args.item_id), timeout=t
                 ).item
@@ -126,6 +190,9 @@ def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> li
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.store:
+        _store_main(args)
+        return
     try:
         sw = load(args.topology).switch
     except (OSError, TopologyError) as exc:

@@ -74,10 +74,12 @@ class World:
         return (await self.books.account(ISSUER, ACCOUNT)).held
 
     async def saf(self, *args: str) -> list[dict]:
-        """The operator CLI on the switch's store, one dict per item printed."""
+        """The operator CLI (``payswitch-admin --store``) on the switch's store: works with
+        the switch down; one dict per item printed."""
+        argv = ["--store", self.stack.store_url, "--json", "saf", *args]
         out = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "switch.saf.cli", "--store", self.stack.store_url, *args],
+            [sys.executable, "-m", "switch.admin_cli", *argv],
             capture_output=True,
             text=True,
             timeout=60,
