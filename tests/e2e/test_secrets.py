@@ -47,6 +47,7 @@ _ANSWERS: dict[str, type[Message]] = {
     "capture": terminal_pb2.CaptureResponse,
     "void": terminal_pb2.VoidResponse,
     "refund": terminal_pb2.RefundResponse,
+    "close_batch": terminal_pb2.CloseBatchResponse,
 }
 
 
