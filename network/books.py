@@ -18,11 +18,15 @@ Idempotency, per operation:
   can succeed once the authorization is there; a corrected amount can succeed).
 - a reversal of an RRN not seen yet is acknowledged and leaves a marker, so the late
   authorization is declined (12) and places no hold.
-- stand-in advice (keyed by the stood-in authorization's RRN): posted straight to the balance
-  (state POSTED), with no status, expiry, limit or funds check, even when the balance goes
-  below zero: the switch approved it in stand-in and the issuer bears that risk. A repeat gets
-  the stored answer and posts nothing. 14 for a card not on file, 12 for another currency
-  than the account's or an RRN the books already know from elsewhere: nothing is posted.
+- stand-in advice (0120-style, keyed by the stood-in authorization's RRN): an approval the
+  issuer must honour. It places the hold as an authorization would (state HELD, open-to-buy
+  reduced), with no status, expiry, limit or funds check, even when the available amount goes
+  below zero: the switch approved it in stand-in and the issuer bears that risk. The merchant's
+  capture of the sale is presented in clearing and posted against that hold
+  (``network.books_settlement``), once; voiding it reverses the advice (``reverse``: the hold
+  is released). A repeat gets the stored answer and places nothing. 14 for a card not on file,
+  12 for another currency than the account's or an RRN the books already know from elsewhere
+  (including one reversed before its advice arrived): nothing is held.
 
 Decline order for an authorization: 12 already reversed, 14 unknown card, then the verdict of
 the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
@@ -450,7 +454,7 @@ class Books:
     def advise(
         self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str
     ) -> int:
-        """Post a stand-in approval (see the module docstring); idempotent on ``rrn``."""
+        """Hold a stand-in approval (see the module docstring); idempotent on ``rrn``."""
         with self._tx() as db:
             seen = self._advice_seen(db, "standin", rrn)
             if seen is not None:
@@ -468,12 +472,13 @@ class Books:
                 return INVALID_TRANSACTION
             db.execute(
                 "INSERT INTO authorizations"
-                " (rrn, account_id, currency, amount, response_code, auth_code, state, posted)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (rrn, card.account, currency, amount, APPROVED, auth_code, POSTED, amount),
+                " (rrn, account_id, currency, amount, response_code, auth_code, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rrn, card.account, currency, amount, APPROVED, auth_code, HELD),
             )
             db.execute(
-                "UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, card.account)
+                "UPDATE accounts SET held = held + ?, open_holds = open_holds + 1 WHERE id = ?",
+                (amount, card.account),
             )
             return self._advice_done(db, "standin", rrn, rrn, amount)
 

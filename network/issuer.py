@@ -167,7 +167,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
     async def Advise(
         self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        """Post a stand-in approval (``Books.advise``): no checks but the card and currency."""
+        """Hold a stand-in approval (``Books.advise``): no checks but the card and currency."""
         await self._require(context, request.rrn, "rrn")
         answer = self._advice(request.rrn)
 

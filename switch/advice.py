@@ -17,6 +17,14 @@ covered by a safety-net sweep (``scan``, every ``[standin] advice_interval_s``, 
 switch process holding the ``recovery`` lease): it *enqueues* the STOOD_IN transactions that
 have no item waiting (a delivered item of a transaction still STOOD_IN is armed again); it
 never sends by itself, so every advice has one sender, the queue.
+
+Captured before advised. The merchant may capture a stand-in sale before its advice is
+delivered (STOOD_IN -> CAPTURED, ``switch.operations.capture``): the advice is still owed and
+is sent all the same; the issuer's 00 then leaves the transaction CAPTURED (the item, done,
+is the record that the issuer holds it). The settlement run clears a batch only once every
+stand-in sale in it has been advised (``switch.settlement.standin``), so the issuer always has
+the advice's hold before the presentment posts against it. A stand-in voided first (VOIDED,
+REVERSAL_PENDING, REVERSED) owes no advice: the item ends without sending.
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ from switch.store.saf_base import item_id
 _log = get_logger("switch.advice")
 
 SCAN_LIMIT = 500  # STOOD_IN transactions looked at per sweep; the next sweep takes the rest
+
+# An ADVICE item is sent while its stand-in is STOOD_IN, or CAPTURED before it was advised.
+_ADVISABLE = frozenset({TxState.STOOD_IN, TxState.CAPTURED})
+# A stand-in voided before its advice went: nothing to advise.
+_VOIDED = (TxState.VOIDED, TxState.REVERSAL_PENDING, TxState.REVERSED)
 
 
 async def queue_advice(saf: SafQueue | None, tx_id: str) -> bool:
@@ -119,9 +132,10 @@ class Adviser:
         not (kept as the item's ``last_error``)."""
         if tx.state is TxState.ADVISED:
             return True
-        if tx.state is not TxState.STOOD_IN:
-            _log.error("advice_wrong_state", tx=tx.id, state=str(tx.state))
-            return True  # nothing to advise: do not keep it queued
+        if tx.state not in _ADVISABLE:
+            if tx.state not in _VOIDED:
+                _log.error("advice_wrong_state", tx=tx.id, state=str(tx.state))
+            return True  # nothing to advise (a voided stand-in): do not keep it queued
         msg = await self._message(tx)
         for acquirer_id in self._route(tx):
             msg.acquirer_id = acquirer_id
@@ -145,12 +159,23 @@ class Adviser:
         changes: dict[str, object] = {"updated_at": time.time()}
         if acquirer_id != tx.acquirer_id:
             changes["acquirer_id"] = acquirer_id
+        if tx.state is TxState.CAPTURED:
+            # Captured before the advice landed: the state stays (the item's done flag says
+            # the issuer holds it); only the carrying acquirer is recorded if it changed.
+            if "acquirer_id" in changes:
+                await self._store.compare_and_set(
+                    tx.id, {"state": TxState.CAPTURED, "acquirer_id": tx.acquirer_id}, changes
+                )
+            _log.info("advised_captured", tx=tx.id, rrn=tx.rrn, acquirer=acquirer_id)
+            return True
         try:
             await self._store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED, changes)
         except CasFailed as exc:
-            if exc.current.state is not TxState.ADVISED:
+            if exc.current.state is TxState.CAPTURED and "acquirer_id" in changes:
+                return await self._advised(exc.current, acquirer_id)
+            if exc.current.state not in (TxState.ADVISED, TxState.CAPTURED, *_VOIDED):
                 raise
-            return True  # another process advised it first
+            return True  # advised by another process, or captured/voided meanwhile
         _log.info("advised", tx=tx.id, rrn=tx.rrn, acquirer=acquirer_id)
         return True
 

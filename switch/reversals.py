@@ -17,9 +17,19 @@ item that comes due on a transaction still APPROVED is a void whose request died
 transaction's state is not moved before the send, so the live path needs no new transition.
 
 The handler (``reverse_once``, one attempt; the queue does backoff, jitter and dead-lettering)
-moves PENDING (past its deadline) -> UNKNOWN -> REVERSAL_PENDING, or APPROVED (a dead void) ->
-REVERSAL_PENDING, sends the reversal once, and on the acquirer's acknowledgement moves
-REVERSAL_PENDING -> REVERSED. The issuer releases the
+moves PENDING (past its deadline) -> UNKNOWN -> REVERSAL_PENDING, sends the reversal once, and
+on the acquirer's acknowledgement moves REVERSAL_PENDING -> REVERSED.
+
+A dead void (the item due on an APPROVED transaction, or on a STOOD_IN/ADVISED stand-in sale)
+asks the issuer *before* any state moves: the reversal is sent with the transaction as it is.
+Its 00 moves it -> REVERSAL_PENDING -> REVERSED; a refusal (e.g. 12: the sale was captured at
+the issuer) is the answer the dead void would have had: the transaction stays as it is and the
+item is done, never a REVERSAL_PENDING left to dead-letter; an unknown outcome leaves both for
+the next attempt. Every void that ends REVERSED here joins its terminal's open batch as a VOID
+(an authorization that was approved, response code 00; the join is idempotent, so a live void
+that joined at REVERSAL_PENDING is not counted twice): batch totals count recovered voids.
+
+The issuer releases the
 hold idempotently (a reversal of an RRN it never saw is acknowledged and remembered, so a late
 authorization cannot place a hold afterwards).
 
@@ -56,6 +66,7 @@ from switch.store.base import (
     TxState,
     TxType,
 )
+from switch.store.batches import BatchItem, ItemKind
 
 _log = get_logger("switch.reversals")
 
@@ -69,6 +80,8 @@ _RETRY_CODES = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION})
 # Memory-only reversals (store down): bounded like before.
 _UNRECORDED_ATTEMPTS = 8
 CRASH_MESSAGE = "issuer did not answer in time; reversed"
+# States in which a due REVERSAL item is a void whose request died (see the docstring).
+_DEAD_VOID = frozenset({TxState.APPROVED, TxState.STOOD_IN, TxState.ADVISED})
 
 
 def crashed_answer(tx: Transaction) -> terminal_pb2.AuthorizeResponse:
@@ -205,10 +218,15 @@ class Reverser:
             tx = await self._move(tx, TxState.PENDING, TxState.UNKNOWN)
         if tx.state is TxState.UNKNOWN:
             tx = await self._move(tx, TxState.UNKNOWN, TxState.REVERSAL_PENDING)
-        if tx.state is TxState.APPROVED:
+        if tx.state in _DEAD_VOID:
             # A void's intent its request never settled: it died with the reversal in flight.
-            _log.warning("void_recovered", tx=tx.id)
-            tx = await self._move(tx, TxState.APPROVED, TxState.REVERSAL_PENDING)
+            # Ask the issuer first, so that a refusal never becomes a REVERSAL_PENDING.
+            _log.warning("void_recovered", tx=tx.id, state=tx.state.value)
+            iso = await self._ask(tx)
+            if iso != codes.APPROVED:
+                _log.warning("void_refused_recovered", tx=tx.id, code=iso)
+                return True  # the issuer refused the void: nothing was reversed
+            tx = await self._move_dead_void(tx)
         await self._settle_key(tx)
         if tx.state is not TxState.REVERSAL_PENDING:
             # REVERSED already (another worker), or confirmed otherwise: nothing owed.
@@ -217,14 +235,56 @@ class Reverser:
         if not await self._send(tx):
             return False
         try:
-            await self._store.transition(
+            tx = await self._store.transition(
                 tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, {"updated_at": time.time()}
             )
         except CasFailed as exc:
             if exc.current.state is not TxState.REVERSED:
                 raise
+            tx = exc.current
         _log.info("reversed", tx=tx.id, rrn=tx.rrn)
+        await self._join_void(tx)
         return True
+
+    async def _ask(self, tx: Transaction) -> str:
+        """Send the reversal once; the issuer's code (00 or a refusal). NotDelivered when the
+        outcome is unknown or a node could not deliver it (resend later)."""
+        try:
+            return codes.APPROVED if await self._send(tx) else codes.SYSTEM_MALFUNCTION
+        except _Refused as exc:
+            return exc.code
+
+    async def _move_dead_void(self, tx: Transaction) -> Transaction:
+        """The issuer released a dead void's hold: APPROVED | STOOD_IN | ADVISED ->
+        REVERSAL_PENDING (a stand-in's is a typed transition)."""
+        changes = {"updated_at": time.time()}
+        for _ in range(len(_DEAD_VOID) + 1):
+            try:
+                if tx.state is TxState.APPROVED:
+                    return await self._store.transition(
+                        tx.id, tx.state, TxState.REVERSAL_PENDING, changes
+                    )
+                return await self._store.typed_transition(
+                    tx.id, tx.state, TxState.REVERSAL_PENDING, TxType.AUTHORIZATION, changes
+                )
+            except CasFailed as exc:
+                tx = exc.current
+                if tx.state not in _DEAD_VOID:
+                    break
+        return tx
+
+    async def _join_void(self, tx: Transaction) -> None:
+        """A reversed authorization that had been approved is a void: it joins its
+        terminal's open batch as one (best effort, like every batch join)."""
+        if tx.type is not TxType.AUTHORIZATION or tx.response_code != codes.APPROVED:
+            return
+        try:
+            item = BatchItem(
+                tx.id, ItemKind.VOID, tx.amount_minor, tx.currency, tx.scheme, time.time()
+            )
+            await self._store.join_batch(tx.terminal_id, item, time.time())
+        except StoreError:
+            _log.error("batch_join_failed", tx=tx.id, kind=ItemKind.VOID.value)
 
     async def _move(self, tx: Transaction, frm: TxState, to: TxState) -> Transaction:
         try:
@@ -265,4 +325,13 @@ class Reverser:
             return True
         if iso not in _RETRY_CODES:
             _log.error("reversal_refused", tx=tx.id, code=iso)
+            raise _Refused(iso)
         raise NotDelivered(f"acquirer answered {iso}")
+
+
+class _Refused(NotDelivered):
+    """The issuer answered the reversal with a refusal (not a code that means "resend")."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"acquirer answered {code}")
+        self.code = code

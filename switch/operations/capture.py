@@ -3,6 +3,14 @@
 A capture for less than the authorized amount posts that much; the issuer releases the rest
 of the hold. More than authorized answers 13. The capture travels to the issuer through the
 acquirer and scheme; only the issuer's 00 moves the transaction to CAPTURED.
+
+A stand-in sale (STOOD_IN, or ADVISED) is captured locally: STOOD_IN | ADVISED -> CAPTURED
+(a typed transition, ``switch.store.base.TYPED_TRANSITIONS``) and the batch join, no online
+message. The issuer learns of the sale from the advice (which places the hold) and posts the
+capture when it is presented in clearing, so the capture works during the very outage that
+caused the stand-in, and whether or not the advice has landed yet: the advice is still sent
+after the capture (``switch.advice``) and clearing waits for it (``switch.settlement.standin``).
+A void of the sale that is still being sent (its REVERSAL item waits) refuses the capture.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to
 from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import TxState
+from switch.store.base import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
+from switch.store.saf_base import SafKind, item_id
 
 
 async def capture(
@@ -37,6 +46,8 @@ async def capture(
 
     async def work() -> tuple[terminal_pb2.CaptureResponse, str]:
         current = await svc.store.get_transaction(tx.id)
+        if current.state in STAND_IN_STATES:
+            return await _capture_stand_in(svc, current, amount), tx.id
         if current.state is not TxState.APPROVED:
             raise FailedPrecondition(
                 f"transaction_id: a {current.state.value} transaction cannot be captured"
@@ -79,6 +90,35 @@ async def capture(
         work=work,
         attach=tx.id,
     )
+
+
+async def _capture_stand_in(
+    svc: Services, tx: Transaction, amount: int
+) -> terminal_pb2.CaptureResponse:
+    """Capture a stand-in sale locally (see the module docstring)."""
+    if amount > svc.settlement.capture_ceiling(tx.amount_minor, tx.mcc):
+        return _answer(codes.INVALID_AMOUNT, tx, "more than authorized")
+    item = await svc.store.saf_get(item_id(SafKind.REVERSAL, tx.id))
+    if item is not None and not item.done:
+        raise FailedPrecondition("transaction_id: a void of this transaction is in progress")
+    changes = {"captured_minor": amount, "updated_at": time.time()}
+    current = tx
+    for _ in range(len(STAND_IN_STATES) + 1):  # STOOD_IN may become ADVISED meanwhile
+        try:
+            current = await svc.store.typed_transition(
+                tx.id, current.state, TxState.CAPTURED, TxType.AUTHORIZATION, changes
+            )
+            break
+        except CasFailed as exc:
+            current = exc.current
+            if current.state not in STAND_IN_STATES:
+                break  # a concurrent capture or void won: answer with what it left
+    if current.state is not TxState.CAPTURED:
+        raise FailedPrecondition(
+            f"transaction_id: a {current.state.value} transaction cannot be captured"
+        )
+    await join_settled_state(svc, current)
+    return _answer(codes.APPROVED, current)
 
 
 def _answer(iso: str, tx, message: str = "") -> terminal_pb2.CaptureResponse:

@@ -15,6 +15,13 @@ If the switch dies with the reversal in flight (the issuer may already have rele
 hold), the item comes due on a transaction still APPROVED and the queue's handler reverses it
 (``switch.reversals``): the transaction ends REVERSED, in line with the issuer's books. The
 store refusing the item sends nothing: UNAVAILABLE, the key released, the terminal retries.
+
+A stand-in sale (STOOD_IN or ADVISED, not captured) is voided the same way: the reversal
+releases the hold its advice placed at the issuer (or, sent before the advice, leaves the
+issuer's "reversed first" marker, so the advice is refused and holds nothing; the adviser
+sends no advice for a voided stand-in). Its transitions are the typed stand-in ones
+(``switch.store.base.TYPED_TRANSITIONS``): -> VOIDED on 00, -> REVERSAL_PENDING when the
+answer is unknown.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to
 from switch.errors import FailedPrecondition, Unavailable
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import TxState
+from switch.store.base import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
 
 # The item of a void in flight comes due this long after the void's deadline: the void has
 # settled it by then unless its process died.
 GRACE_S = 1.0
+
+_VOIDABLE = frozenset({TxState.APPROVED, *STAND_IN_STATES})
 
 
 async def void(
@@ -49,7 +58,7 @@ async def void(
 
     async def work() -> tuple[terminal_pb2.VoidResponse, str]:
         current = await svc.store.get_transaction(tx.id)
-        if current.state is not TxState.APPROVED:
+        if current.state not in _VOIDABLE:
             raise FailedPrecondition(
                 f"transaction_id: a {current.state.value} transaction cannot be voided"
             )
@@ -69,18 +78,14 @@ async def void(
         except OutcomeUnknown:
             result = None
         if result is None:
-            current = await follow_issuer(
-                svc, tx.id, TxState.APPROVED, TxState.REVERSAL_PENDING, {"updated_at": time.time()}
-            )
+            current = await _follow(svc, current, TxState.REVERSAL_PENDING)
             await join_settled_state(svc, current)
             return _answer(codes.APPROVED, current, "void accepted; reversal queued"), tx.id
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
             await svc.reverser.settle(tx.id)
             return _answer(iso, current, "void declined"), tx.id
-        current = await follow_issuer(
-            svc, tx.id, TxState.APPROVED, TxState.VOIDED, {"updated_at": time.time()}
-        )
+        current = await _follow(svc, current, TxState.VOIDED)
         await svc.reverser.settle(tx.id)
         await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
@@ -96,6 +101,25 @@ async def void(
         work=work,
         attach=tx.id,
     )
+
+
+async def _follow(svc: Services, tx: Transaction, to: TxState) -> Transaction:
+    """Record the void's outcome from the state it was voided in (a stand-in's typed
+    transition; STOOD_IN may have become ADVISED meanwhile: try again from there)."""
+    changes = {"updated_at": time.time()}
+    if tx.state is TxState.APPROVED:
+        return await follow_issuer(svc, tx.id, TxState.APPROVED, to, changes)
+    current = tx
+    for _ in range(len(STAND_IN_STATES) + 1):
+        try:
+            return await svc.store.typed_transition(
+                tx.id, current.state, to, TxType.AUTHORIZATION, changes
+            )
+        except CasFailed as exc:
+            current = exc.current
+            if current.state not in STAND_IN_STATES:
+                break
+    return current
 
 
 def _answer(iso: str, tx, message: str = "") -> terminal_pb2.VoidResponse:

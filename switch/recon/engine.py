@@ -22,11 +22,13 @@ Issue types (one issue per (type, kind, RRN), with each side's view in ``detail`
 - FEE_MISMATCH (added): the report's interchange or scheme fee differs from the fee table's
   (``switch.settlement.fees.fee_for``, the function both sides use); only with a fee table.
 
-Stand-in approvals (kind STANDIN, by RRN): the issuer posts an advised stand-in straight to
-the balance, so its advice is matched against the switch's STOOD_IN/ADVISED transaction: an
-advice the switch has no stand-in for is MISSING_IN_SWITCH, an ADVISED transaction the issuer
-has no advice for is MISSING_AT_ISSUER, different amounts are AMOUNT_MISMATCH. A stand-in
-approval is not presented in clearing (STOOD_IN -> ADVISED is final), so no report has it.
+Stand-in approvals (kind STANDIN, by RRN): the issuer's advice places the hold of the switch's
+stand-in approval, so each advice is matched against the switch's stand-in transaction (in any
+state a stand-in reaches: STOOD_IN, ADVISED, CAPTURED, SETTLED, or voided): an advice the switch
+has no stand-in for is MISSING_IN_SWITCH, an ADVISED transaction the issuer has no advice for
+is MISSING_AT_ISSUER, a different authorized amount is AMOUNT_MISMATCH. A captured stand-in
+sale is then presented and matched as any CAPTURE (the issuer posts it against the advice's
+hold), so a stand-in captured but lost by the issuer is a CAPTURE MISSING_AT_ISSUER.
 
 Chargebacks (kind CHARGEBACK, matched by chargeback id, reported under the sale's RRN): one in
 the issuer's books the switch has no dispute for is MISSING_IN_SWITCH, a dispute the issuer's
@@ -360,10 +362,8 @@ def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None
                     source="issuer",
                     issuer_state=auth.state,
                 )
-    standins = _standins(issues, by_rrn, books)
+    _standins(issues, by_rrn, books)
     for auth in books.auths.values():
-        if auth.rrn in standins:
-            continue
         if auth.state == "POSTED" and ("CAPTURE", auth.rrn) not in presented:
             tx = by_rrn.get(auth.rrn)
             issues.add(
@@ -401,13 +401,19 @@ def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None
                 )
 
 
-_STOOD_IN = (TxState.STOOD_IN, TxState.ADVISED)
+# Every state a stand-in approval can be in once the issuer may have its advice.
+_STOOD_IN = (
+    TxState.STOOD_IN,
+    TxState.ADVISED,
+    TxState.CAPTURED,
+    TxState.SETTLED,
+    *_REVERSED,
+)
 
 
-def _standins(issues: _Issues, by_rrn, books: IssuerBooks) -> set[str]:
-    """Stand-in approvals (kind STANDIN): the issuer posts an advised stand-in straight to the
-    balance (no hold, no clearing), so its posting matches the switch's ADVISED transaction,
-    not a presentment. Returns the RRNs the issuer holds as stand-in advices."""
+def _standins(issues: _Issues, by_rrn, books: IssuerBooks) -> None:
+    """Stand-in approvals (kind STANDIN): the issuer's advice (its hold) against the switch's
+    stand-in transaction; a captured one is matched as a presentment besides."""
     advised = {a.rrn: a for a in books.advices if a.kind == "standin"}
     for rrn, advice in advised.items():
         tx = by_rrn.get(rrn)
@@ -444,4 +450,3 @@ def _standins(issues: _Issues, by_rrn, books: IssuerBooks) -> set[str]:
                 source="issuer",
                 switch_minor=tx.amount_minor,
             )
-    return set(advised)

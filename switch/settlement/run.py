@@ -10,6 +10,8 @@ issuer back offices consume them, read the settlement reports back, settle trans
    presentment of its captured amount, an approved refund a REFUND presentment, a void
    nothing; records go to their acquirer's file (``clearing.write_clearing_file``; one file
    per acquirer per run, an empty one when it has nothing), then the batches are CLEARED;
+   a batch holding a captured stand-in sale whose advice is still owed stays CLOSED, whole,
+   for a later run (``switch.settlement.standin``);
 3. each acquirer's ``Settle`` (``network.settlement_nodes``) presents its file to the issuers
    and writes the settlement report (every file of the acquirer that has no report yet, so a
    file an unreachable acquirer missed is settled by the next run; an acquirer or issuer that
@@ -49,6 +51,7 @@ from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 from switch.batches.sweep import join_unbatched
 from switch.settlement.clearing import cutoff_date, write_clearing_file
 from switch.settlement.report import read_report, report_path
+from switch.settlement.standin import advice_owed
 from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
 from switch.store.batches import BatchState, ClosedBatch, ItemKind
 
@@ -180,7 +183,21 @@ async def run_cutoff(
         for info in await store.batches_of(terminal_id):
             if info.state is not BatchState.CLOSED:
                 continue
-            for tx, rec in await _records(store, terminal_id, info.batch_no):
+            records = await _records(store, terminal_id, info.batch_no)
+            waiting = [
+                tx.id
+                for tx, rec in records
+                if rec["kind"] == "CAPTURE" and await advice_owed(store, tx)
+            ]
+            if waiting:  # a stand-in sale not advised yet: the batch waits (settlement.standin)
+                _log.warning(
+                    "clearing_waits_for_advice",
+                    terminal=terminal_id,
+                    batch=info.batch_no,
+                    transactions=waiting,
+                )
+                continue
+            for tx, rec in records:
                 by_acquirer.setdefault(tx.acquirer_id, []).append((tx, rec))
             cleared.append((terminal_id, info.batch_no))
     for acquirer_id, pairs in by_acquirer.items():

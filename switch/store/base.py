@@ -255,9 +255,24 @@ class IllegalTransition(StoreError):
 # APPROVED -> SETTLED when the acquirer's report settles it, so that a settled refund is not
 # presented again and the operator sees it settled. An authorization still needs CAPTURED
 # first. DESIGN.md's machine stays a subset: this only adds a transition for refunds.
+#
+# Stand-in sales (STOOD_IN, or ADVISED once the issuer acknowledged the advice) are captured
+# and cleared like any sale: STOOD_IN | ADVISED -> CAPTURED (a local completion; the issuer
+# posts it at clearing against the hold its advice placed, ``switch.operations.capture``).
+# Voiding one before clearing reverses the advice: STOOD_IN | ADVISED -> VOIDED on the
+# issuer's 00, -> REVERSAL_PENDING when the answer is unknown or the void's request died (the
+# store-and-forward reversal then ends it REVERSED). Only authorizations stand in, so these
+# expect the AUTHORIZATION type. DESIGN.md's machine stays a subset: they are additions.
 TYPED_TRANSITIONS: Mapping[tuple[TxState, TxState], TxType] = {
     (S.APPROVED, S.SETTLED): TxType.REFUND,
+    (S.STOOD_IN, S.CAPTURED): TxType.AUTHORIZATION,
+    (S.ADVISED, S.CAPTURED): TxType.AUTHORIZATION,
+    (S.STOOD_IN, S.VOIDED): TxType.AUTHORIZATION,
+    (S.ADVISED, S.VOIDED): TxType.AUTHORIZATION,
+    (S.STOOD_IN, S.REVERSAL_PENDING): TxType.AUTHORIZATION,
+    (S.ADVISED, S.REVERSAL_PENDING): TxType.AUTHORIZATION,
 }
+STAND_IN_STATES = frozenset({S.STOOD_IN, S.ADVISED})
 
 
 def check_transition(
@@ -409,6 +424,19 @@ class Store(Revocations, LedgerStoreApi, SafStore, abc.ABC):
         updates = dict(changes or {})
         updates["state"] = to_state
         return await self.compare_and_set(tx_id, {"state": from_state}, updates)
+
+    async def typed_transition(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        tx_type: TxType,
+        changes: Mapping[str, object] | None = None,
+    ) -> Transaction:
+        """A transition of ``TYPED_TRANSITIONS``: the compare-and-set expects the type too."""
+        updates = dict(changes or {})
+        updates["state"] = to_state
+        return await self.compare_and_set(tx_id, {"state": from_state, "type": tx_type}, updates)
 
     # --- composite writes of one authorization -----------------------------------------
     # The authorization pipeline writes three times: claim the key (before the card is

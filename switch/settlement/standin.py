@@ -1,0 +1,22 @@
+"""Stand-in sales in clearing: a closed batch waits until each of its stand-in sales is advised.
+
+A stand-in sale may be captured before its advice reaches the issuer (during the very outage
+that caused it). The issuer posts the presentment against the hold the advice placed, and the
+clearing file carries no PAN the issuer could force-post by, so the advice must land first.
+The settlement run therefore leaves a CLOSED batch holding a captured sale whose ``ADVICE``
+item is not done yet CLOSED (none of its records are presented, so nothing is presented
+twice), and presents the whole batch at the first cut-off after the advice was delivered. A
+dead-lettered advice keeps its batch waiting until an operator replays it
+(``payswitch-admin saf replay ADVICE:<id>``); the run logs ``clearing_waits_for_advice``.
+"""
+
+from __future__ import annotations
+
+from switch.store.base import Store, Transaction
+from switch.store.saf_base import SafKind, item_id
+
+
+async def advice_owed(store: Store, tx: Transaction) -> bool:
+    """True when ``tx`` is a stand-in sale whose advice the issuer has not acknowledged."""
+    item = await store.saf_get(item_id(SafKind.ADVICE, tx.id))
+    return item is not None and not item.done
