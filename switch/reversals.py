@@ -227,6 +227,8 @@ class Reverser:
                 _log.warning("void_refused_recovered", tx=tx.id, code=iso)
                 return True  # the issuer refused the void: nothing was reversed
             tx = await self._move_dead_void(tx)
+            if tx.state is TxState.REVERSAL_PENDING:
+                return await self._reversed(tx)  # acknowledged already: nothing to resend
         await self._settle_key(tx)
         if tx.state is not TxState.REVERSAL_PENDING:
             # REVERSED already (another worker), or confirmed otherwise: nothing owed.
@@ -234,6 +236,10 @@ class Reverser:
             return True
         if not await self._send(tx):
             return False
+        return await self._reversed(tx)
+
+    async def _reversed(self, tx: Transaction) -> bool:
+        """The acquirer acknowledged the reversal: REVERSAL_PENDING -> REVERSED."""
         try:
             tx = await self._store.transition(
                 tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, {"updated_at": time.time()}
