@@ -56,6 +56,7 @@ from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.connectors import Connectors, OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.refund_reservations import release_orphans
 from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.saf.queue import new_owner
 from switch.store.base import (
@@ -175,6 +176,8 @@ class Reverser:
             ):
                 if await self.queue(tx.id):
                     found += 1
+        # Refunds a dead request left RECEIVED: release their reservations (nothing was sent).
+        await release_orphans(self._store, now)
         return found
 
     async def scan(self) -> int:

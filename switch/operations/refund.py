@@ -1,9 +1,11 @@
 """Refund: a credit to the cardholder, its own transaction linked to a captured original.
 
-The refunded amount is reserved on the original first (compare-and-set on refunded_minor,
-never above what was captured), so concurrent refunds cannot exceed the capture; a declined
-refund gives its reservation back. An unknown outcome keeps the reservation (the issuer's
-refund is idempotent on the refund's RRN, so resending is safe; issue 5 queues that resend).
+The refunded amount is reserved on the original (compare-and-set on refunded_minor, never
+above what was captured), so concurrent refunds cannot exceed the capture; a declined refund
+gives its reservation back. An unknown outcome keeps the reservation (the issuer's refund is
+idempotent on the refund's RRN, so resending is safe). The refund is stored before it
+reserves (``switch.refund_reservations.begin_refund``), so a crash never leaves a reservation
+no refund owns; recovery releases a dead request's (``release_orphans``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to
 from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import idempotent, load_own
 from switch.pipeline.services import Services
+from switch.refund_reservations import TooManyRefunds, begin_refund, reserve
 from switch.sequences import rrn_of
 from switch.store.base import (
-    CasFailed,
     DuplicateTransmission,
-    Store,
     Transaction,
     TxState,
     TxType,
@@ -58,7 +59,7 @@ async def refund(
             raise FailedPrecondition(
                 f"original_transaction_id: a {current.state.value} sale cannot be refunded"
             )
-        if not await _reserve(svc.store, original.id, amount):
+        if amount > current.captured_minor - current.refunded_minor:
             return _answer(codes.INVALID_AMOUNT, None, "more than captured and not refunded"), ""
         now = time.time()
         tx = Transaction(
@@ -85,16 +86,27 @@ async def refund(
             idempotency_key=req.idempotency_key,
             mcc=current.mcc,
         )
-        try:
-            await svc.store.insert_transaction(tx)
-        except DuplicateTransmission:
-            await _reserve(svc.store, original.id, -amount)
-            return _answer(codes.DUPLICATE_TRANSMISSION, None, "duplicate transmission"), ""
+        attach = None
         if req.idempotency_key:
             # Before anything leaves: a key its request leaves behind is answered from this
             # refund's state (``switch.abandoned_keys``).
-            await svc.guard.attach(req.terminal_id, req.idempotency_key, tx.id)
-        tx = await svc.store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
+            async def attach() -> None:
+                await svc.guard.attach(req.terminal_id, req.idempotency_key, tx.id)
+
+        try:
+            tx = await begin_refund(svc.store, tx, attach)
+        except DuplicateTransmission:
+            return _answer(codes.DUPLICATE_TRANSMISSION, None, "duplicate transmission"), ""
+        except TooManyRefunds:
+            raise FailedPrecondition(
+                "original_transaction_id: too many concurrent refunds; retry"
+            ) from None
+        if tx.state is TxState.DECLINED:
+            if tx.response_code == codes.INVALID_AMOUNT:
+                return _answer(
+                    codes.INVALID_AMOUNT, None, "more than captured and not refunded"
+                ), ""
+            return _answer(tx.response_code, tx, "refund abandoned"), tx.id
         msg = network_pb2.NetworkRefund(
             rrn=tx.rrn,
             original_rrn=current.rrn,
@@ -119,7 +131,7 @@ async def refund(
             {"response_code": iso, "updated_at": time.time()},
         )
         if not approved:
-            await _reserve(svc.store, original.id, -amount)
+            await reserve(svc.store, original.id, -amount)
         else:
             await join(svc, tx, ItemKind.REFUND)
         return _answer(iso, tx), tx.id
@@ -134,25 +146,6 @@ async def refund(
         response_type=terminal_pb2.RefundResponse,
         work=work,
     )
-
-
-async def _reserve(store: Store, original_id: str, delta: int) -> bool:
-    """Add ``delta`` to refunded_minor by compare-and-set, never past captured_minor."""
-    tx = await store.get_transaction(original_id)
-    for _ in range(_CAS_TRIES):
-        new = tx.refunded_minor + delta
-        if new > tx.captured_minor or new < 0:
-            return False
-        try:
-            await store.compare_and_set(
-                original_id,
-                {"refunded_minor": tx.refunded_minor},
-                {"refunded_minor": new, "updated_at": time.time()},
-            )
-            return True
-        except CasFailed as exc:
-            tx = exc.current
-    raise FailedPrecondition("original_transaction_id: too many concurrent refunds; retry")
 
 
 def _answer(iso: str, tx: Transaction | None, message: str = "") -> terminal_pb2.RefundResponse:

@@ -82,7 +82,7 @@ async def test_a_dead_void_the_issuer_refused_leaves_the_sale_approved(store) ->
 @pytest.mark.parametrize("state", [TxState.APPROVED, TxState.STOOD_IN, TxState.ADVISED])
 async def test_a_dead_void_acknowledged_ends_reversed_and_joins_the_batch(store, state) -> None:
     tx = await _in(store, state)
-    acquirer, reverser = await _run_dead_void(store, tx, common_pb2.RESPONSE_CODE_APPROVED)
+    acquirer, _ = await _run_dead_void(store, tx, common_pb2.RESPONSE_CODE_APPROVED)
     assert acquirer.reversed == [tx.rrn]  # sent once
     assert (await store.get_transaction(tx.id)).state is TxState.REVERSED
     no = await store.open_batch_no(tx.terminal_id, time.time())
