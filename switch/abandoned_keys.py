@@ -37,7 +37,13 @@ from google.protobuf.message import Message
 from payswitch import codes
 from payswitch.v1 import terminal_pb2
 from switch.convert import code_to_proto, transaction_to_proto
-from switch.store.base import IdempotencyRecord, Store, Transaction, TxState
+from switch.store.base import (
+    STAND_IN_STATES,
+    IdempotencyRecord,
+    Store,
+    Transaction,
+    TxState,
+)
 from switch.store.saf_base import SafKind, item_id
 
 ABANDONED_MESSAGE = "the first request ended without effect; retry under a new idempotency key"
@@ -59,7 +65,7 @@ async def _capture(_store: Store, tx: Transaction | None) -> Message | None:
         return _reply(cls, codes.SYSTEM_MALFUNCTION, None, ABANDONED_MESSAGE)
     if tx.state in (TxState.CAPTURED, TxState.SETTLED):
         return _reply(cls, codes.APPROVED, tx, "")
-    if tx.state is TxState.APPROVED:
+    if tx.state is TxState.APPROVED or tx.state in STAND_IN_STATES:
         return _reply(cls, codes.ISSUER_UNAVAILABLE, tx, "no answer; retry the capture")
     return _reply(cls, codes.SYSTEM_MALFUNCTION, tx, UNRECORDED_MESSAGE)
 
@@ -72,7 +78,7 @@ async def _void(store: Store, tx: Transaction | None) -> Message | None:
         return _reply(cls, codes.APPROVED, tx, "")
     if tx.state in (TxState.REVERSAL_PENDING, TxState.REVERSED):
         return _reply(cls, codes.APPROVED, tx, "void accepted; reversal queued")
-    if tx.state is TxState.APPROVED:
+    if tx.state is TxState.APPROVED or tx.state in STAND_IN_STATES:
         item = await store.saf_get(item_id(SafKind.REVERSAL, tx.id))
         if item is not None and item.live:
             return None  # the void's intent will reverse it: answer once it has
