@@ -4,7 +4,8 @@ The day (seeded, so every run is the same day): sales on three terminals of thre
 in EUR, USD, JPY and KWD, full and partial captures, voids, one sale left authorized only, a
 restaurant tip captured above its hold within the tolerance, full and partial refunds; one
 authorization whose answer the issuer drops (91, then reversed through the SAF queue) and one
-stand-in approval while both acquirers are down (advised when they are back). Then each
+stand-in sale while both acquirers are down (captured at once, advised when they are back,
+then cleared and settled like any sale). Then each
 terminal's CloseBatch (in balance), the manual cut-off (clearing, acquirer and issuer
 settlement, reports, SETTLED), a chargeback the issuer raises on a settled sale
 (``payswitch-chargeback``) and the switch ingests (``payswitch-dispute``), and the
@@ -35,6 +36,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 
 from network.books import Books as BookFile
@@ -308,23 +310,42 @@ async def _timed_out(day: Day, pos: RawTerminal) -> None:
 
 
 async def _stand_in(day: Day, pos: RawTerminal) -> None:
-    """Both acquirers down: the switch approves within its stand-in limits; when they are
-    back the advice reaches bank-a, which posts it, and the transaction is ADVISED."""
+    """Both acquirers down: the switch approves within its stand-in limits and the merchant
+    captures the sale at once (a local completion, before the advice). When the acquirers
+    are back the advice reaches bank-a, which holds it; the transaction stays CAPTURED and is
+    then a sale of the day like any other: in the batch, cleared, posted against the advice's
+    hold, settled with fees."""
     stack = day.stack
     stack.kill("acq-alpha")
     stack.kill("acq-beta")
     try:
         auth = await pos.pay(VISA.pan, 3_000, "EUR", VISA.expiry)
         assert code(auth) == "00" and auth.stood_in, auth.message
+        captured = await pos.capture(auth.transaction_id, 3_000, "EUR")
+        assert code(captured) == "00", captured.message
     finally:
         await asyncio.to_thread(stack.restart, "acq-alpha")
         await asyncio.to_thread(stack.restart, "acq-beta")
-    day.stood_in = Sale("T-0001", "M-GROCER", "5411", VISA, auth.transaction_id, auth.rrn, 3_000)
+    sale = Sale("T-0001", "M-GROCER", "5411", VISA, auth.transaction_id, auth.rrn, 3_000)
+    sale.action, sale.captured = "full", 3_000
+    day.stood_in = sale
+    day.sales.append(sale)
+    channels = node_channels(stack)
+    issuers = Books(channels)
 
     async def advised():
-        return (await pos.get(auth.transaction_id)).state == terminal_pb2.TRANSACTION_STATE_ADVISED
+        try:
+            hold = await issuers.hold("bank-a", auth.rrn)
+        except grpc.aio.AioRpcError:
+            return False  # the advice has not reached bank-a yet
+        return hold.state == network_pb2.HOLD_STATE_HELD and hold.amount == 3_000
 
-    await until(advised)
+    try:
+        await until(advised)
+    finally:
+        for ch in channels.values():
+            await ch.close()
+    assert (await pos.get(auth.transaction_id)).state == terminal_pb2.TRANSACTION_STATE_CAPTURED
 
 
 def _terminal_totals(day: Day, terminal: str) -> list[terminal_pb2.BatchTotal]:
@@ -524,7 +545,7 @@ async def test_every_transaction_ended_where_the_day_put_it(day: Day) -> None:
                 r.amount,
             )
         assert (await store.get_transaction(day.timed_out.tx_id)).state is TxState.REVERSED
-        assert (await store.get_transaction(day.stood_in.tx_id)).state is TxState.ADVISED
+        assert day.stood_in in day.sales  # the stand-in sale: SETTLED, checked above
 
 
 async def test_ledger_balances_per_currency_and_merchant_payables(day: Day) -> None:
@@ -580,7 +601,6 @@ async def test_issuer_accounts_are_opening_minus_posted_plus_credits(day: Day) -
         expected[key] += s.refunded - s.captured
         if s.action == "approved":
             held[key] += s.amount
-    expected[(VISA.issuer, VISA.account)] -= day.stood_in.amount  # posted by the advice
     expected[(VISA.issuer, VISA.account)] += day.chargeback["amount"]  # the cardholder's credit
     channels = node_channels(day.stack)
     try:
@@ -727,13 +747,15 @@ async def _case_chargeback_not_recorded(day, src, tmp):
 
 
 async def _case_stand_in_lost_by_issuer(day, src, tmp):
+    """The issuer lost the stand-in's advice and its posting: the captured stand-in sale is
+    a presentment the issuer does not show posted."""
     rrn = day.stood_in.rrn
     _edit_books(
         src.books, "bank-a",
         ("DELETE FROM advices WHERE kind = 'standin' AND rrn = ?", (rrn,)),
         ("DELETE FROM authorizations WHERE rrn = ?", (rrn,)),
     )  # fmt: skip
-    return ("MISSING_AT_ISSUER", "STANDIN", rrn)
+    return ("MISSING_AT_ISSUER", "CAPTURE", rrn)
 
 
 CASES = {

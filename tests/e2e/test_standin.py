@@ -6,8 +6,8 @@ answer); declines above the floor (61), a negative-listed card (62), a blocked m
 category (57), and a card whose cumulative window is used up (61). Each approval's advice is
 an ADVICE item of the store-and-forward queue, listed through the AdminService while the
 network is down (retried, never dead). When the acquirers are back, the queue delivers it: the
-issuer posts it even though it takes the account below zero, the transaction becomes ADVISED
-and the queue is empty.
+issuer holds it even though it takes the open-to-buy below zero, the transaction becomes
+ADVISED and the queue is empty.
 
 Tests run in file order on one stack (they follow one outage).
 """
@@ -94,6 +94,7 @@ async def test_stand_in_approves_within_the_limits(standin_stack, outage):
     assert (after.balance, after.held) == (before.balance, before.held)
     outage["approved"] = resp
     outage["balance"] = before.balance
+    outage["held"] = before.held
 
 
 @pytest.mark.parametrize(
@@ -168,8 +169,14 @@ async def test_advice_is_posted_when_the_network_is_back(standin_stack, outage):
     assert await _items(admin, dead=False) == []
     assert await _items(admin, dead=True) == []
     acct = await books.account("bank-a", "A-1002")
-    assert acct.balance == outage["balance"] - 6000  # 1500 - 6000: below zero, as accepted
-    assert acct.balance < 0
+    # Each advice holds its amount (posted when the captured sale is presented in clearing),
+    # even though the open-to-buy goes below zero: 1500 - 6000, as stand-in accepted.
+    assert (acct.balance, acct.held) == (outage["balance"], outage["held"] + 6000)
+    assert acct.available < 0
     for r in stood_in:
         hold = await books.hold("bank-a", r.rrn)
-        assert (hold.state, hold.posted) == (network_pb2.HOLD_STATE_POSTED, r.amount.minor_units)
+        assert (hold.state, hold.amount, hold.posted) == (
+            network_pb2.HOLD_STATE_HELD,
+            r.amount.minor_units,
+            0,
+        )

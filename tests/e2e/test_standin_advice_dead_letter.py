@@ -77,7 +77,7 @@ async def test_advice_dead_lettered_then_replayed_through_the_admin_api(world):
     assert still is not None and still.attempts == SAF["max_attempts"]
     assert (await pos.get(tx_id)).state == terminal_pb2.TRANSACTION_STATE_STOOD_IN
     after = await books.account(ISSUER, "A-1001")
-    assert after.balance == before.balance  # nothing posted yet
+    assert (after.balance, after.held) == (before.balance, before.held)  # nothing held yet
 
     replayed = await world.admin.ReplayDeadLetter(
         admin_pb2.ReplayDeadLetterRequest(item_id=dead.id), timeout=5.0
@@ -85,9 +85,9 @@ async def test_advice_dead_lettered_then_replayed_through_the_admin_api(world):
     assert not replayed.item.dead and replayed.item.attempts == 0
     assert await until(lambda: _advised(world, tx_id), timeout=30)
     hold = await books.hold(ISSUER, resp.rrn)
-    assert (hold.state, hold.posted) == (network_pb2.HOLD_STATE_POSTED, 3100)
+    assert (hold.state, hold.amount, hold.posted) == (network_pb2.HOLD_STATE_HELD, 3100, 0)
     after = await books.account(ISSUER, "A-1001")
-    assert after.balance == before.balance - 3100
+    assert (after.balance, after.held) == (before.balance, before.held + 3100)
     assert await _item(world, tx_id, dead=True) is None
     assert await _item(world, tx_id, dead=False) is None
 

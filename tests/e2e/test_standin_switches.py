@@ -81,4 +81,4 @@ async def test_concurrent_stand_ins_over_two_switches_share_one_limit(two_switch
         await asyncio.sleep(0.2)
     assert states == [terminal_pb2.TRANSACTION_STATE_ADVISED] * 3
     after = await books.account("bank-a", "A-1001")
-    assert after.balance == before.balance - 6000  # each advice posted once
+    assert (after.balance, after.held) == (before.balance, before.held + 6000)  # held once
