@@ -6,17 +6,30 @@ releases the hold and then holds the answer until the switch's deadline. The tes
 the issuer's books show the hold released, then kills the switch: the void has surely sent its
 reversal and surely not recorded an answer. Before the fix the store said APPROVED forever
 while the issuer had released the money; now the void's REVERSAL item, written before the
-send, is the durable intent the restarted switch finishes. SQLite store, real processes."""
+send, is the durable intent the restarted switch finishes, and the recovered void joins the
+terminal's batch as a VOID.
+
+The second test kills the switch while the issuer holds its *refusal* of a void (12: the sale
+was captured at the issuer by a capture whose answer was dropped): the restarted switch's item
+asks the issuer again, takes the refusal, and leaves the sale APPROVED (then captured by the
+terminal's retry), never a REVERSAL_PENDING dead letter. SQLite store, real processes."""
 
 import asyncio
+import json
+import time
 
 import grpc
 import pytest
 
-from payswitch.v1 import terminal_pb2
+from payswitch.v1 import network_pb2, terminal_pb2
+from switch.store import open_store
+from switch.store.batches import ItemKind
 
 from .clients import code, new_key
 from .saf_kit import ISSUER, RELEASED, REVERSED, VISA, saf_world, tx_state, until
+
+POSTED = network_pb2.HOLD_STATE_POSTED
+APPROVED = terminal_pb2.TRANSACTION_STATE_APPROVED
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +104,13 @@ async def test_kill_9_with_the_void_in_flight_ends_reversed_like_the_books(world
     after = await books.account(ISSUER, "A-1001")
     assert (after.balance, after.held) == (before.balance, before.held)
     assert await world.item_of(auth.transaction_id, dead=False) is None
+    # The recovered void counts in the terminal's batch, as a live void would.
+    async with open_store(world.stack.store_url) as store:
+        no = await store.open_batch_no(pos.terminal_id, time.time())
+        items = await store.batch_items(pos.terminal_id, no)
+    assert [(i.kind, i.amount_minor) for i in items if i.transaction_id == auth.transaction_id] == [
+        (ItemKind.VOID, 5200)
+    ]
     # A new void is refused: nothing is left to void, and nothing is sent.
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await pos.void(auth.transaction_id)
@@ -99,3 +119,68 @@ async def test_kill_9_with_the_void_in_flight_ends_reversed_like_the_books(world
 
 async def _reversed(world, tx_id: str) -> bool:
     return await tx_state(world, tx_id) == REVERSED
+
+
+def _issuer_refused_reversal(world, rrn: str) -> bool:
+    """bank-a's log shows it judged the reversal of ``rrn`` and refused it (12) (its answer
+    is then held: drop_response_rate = 1)."""
+    path = world.stack.run_dir / f"{ISSUER}.log"
+    if not path.exists():
+        return False
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line[line.index("{") :])
+        except ValueError:
+            continue
+        if entry.get("event") == "reverse" and entry.get("rrn") == rrn:
+            if entry.get("outcome") == "INVALID_TRANSACTION":
+                return True
+    return False
+
+
+async def _refused_in_log(world, rrn: str) -> bool:
+    return await asyncio.to_thread(_issuer_refused_reversal, world, rrn)
+
+
+async def test_kill_9_with_the_issuers_refusal_of_a_void_in_flight_leaves_the_sale(world):
+    pos, books = world.pos, world.books
+    switch = world.stack.topology.switch.id
+    auth = await pos.pay(VISA, 5300)
+    assert code(auth) == "00"
+
+    await world.set_issuer_faults(ISSUER, drop_response_rate=1.0)
+    assert await until(lambda: _issuer_acts(world), timeout=30, every=0.2)
+    # The capture reaches the issuer, which posts it; its answer is dropped: 91 at the switch,
+    # the sale still APPROVED there.
+    captured = await pos.capture(auth.transaction_id, 5300)
+    assert code(captured) == "91", captured.message
+    assert (await books.hold(ISSUER, auth.rrn)).state == POSTED
+    assert (await pos.get(auth.transaction_id)).state == APPROVED
+
+    void = terminal_pb2.VoidRequest(
+        idempotency_key=new_key(), terminal_id=pos.terminal_id, transaction_id=auth.transaction_id
+    )
+    call = asyncio.ensure_future(pos.stub.Void(void, timeout=3.0))
+    # The issuer refused the reversal (captured) and holds its answer: kill the switch now.
+    assert await until(lambda: _refused_in_log(world, auth.rrn), timeout=2.5, every=0.02)
+    assert not call.done()
+    await world.kill(switch)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await call
+    waiting = await world.item_of(auth.transaction_id, dead=False)
+    assert waiting is not None and waiting["kind"] == "REVERSAL"
+
+    await world.set_issuer_faults(ISSUER)
+    await world.start(switch)
+
+    async def item_finished() -> bool:
+        return await world.item_of(auth.transaction_id, dead=False) is None
+
+    assert await until(item_finished, timeout=40, every=0.3)
+    assert await world.item_of(auth.transaction_id, dead=True) is None  # no dead letter
+    assert (await pos.get(auth.transaction_id)).state == APPROVED  # the void was refused
+    assert (await books.hold(ISSUER, auth.rrn)).state == POSTED
+    # The terminal retries its capture: the issuer's stored 00, and the sale is CAPTURED.
+    again = await pos.capture(auth.transaction_id, 5300)
+    assert code(again) == "00", again.message
+    assert again.transaction.state == terminal_pb2.TRANSACTION_STATE_CAPTURED
