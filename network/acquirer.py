@@ -131,6 +131,7 @@ class AcquirerNode:
     ) -> None:
         self.node_id = config.id
         self.listen = config.listen
+        self.hop = hop  # its runtime fault control is served by network.server
         self._channels = Channels()
         schemes: dict[int, network_pb2_grpc.SchemeServiceStub] = {}
         for value, brand in BRAND_OF.items():

@@ -6,6 +6,9 @@ time is left the node does not call onward and answers 91 (issuer unavailable) i
 
 Order per request: one fault draw, the injected latency (which may overrun the caller's
 deadline: gRPC then cancels the call and nothing is forwarded), then the fault or the step.
+Runtime faults (``hop.control``, set over NodeControlService) are drawn next to the static
+ones: their latency follows the static latency, their failure comes after the static faults
+and before the step, and their dropped answer after the step.
 
 An onward call that fails (deadline, unavailable, ...) is passed back with the same status
 code, never turned into a decline: the next hop may have acted, so the caller must treat the
@@ -14,6 +17,7 @@ outcome as unknown and reverse.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +27,14 @@ from typing import Protocol, TypeVar
 import grpc
 
 from network.deadline import Budget
-from network.faults import Fault, FaultInjector, fail_unavailable, never_answer
+from network.faults import (
+    Fault,
+    FaultControl,
+    FaultInjector,
+    drop_answer,
+    fail_unavailable,
+    never_answer,
+)
 from network.latency import LatencySampler
 from network.topology import Faults, Latency
 from payswitch import logs
@@ -74,6 +85,7 @@ class Hop:
         self.margin_ms = margin_ms
         self.latency = LatencySampler(latency, latency_rng)
         self.faults = FaultInjector(faults, fault_rng)
+        self.control = FaultControl(node_id)
 
     async def run(
         self,
@@ -87,6 +99,7 @@ class Hop:
         start = time.perf_counter()
         budget = Budget.of(context)
         fault = self.faults.decide()
+        runtime = self.control.draw(op)
 
         def done(outcome: str) -> None:
             _log.info(
@@ -102,13 +115,21 @@ class Hop:
         # would be late. gRPC cancels this handler at the deadline; the cap only bounds the
         # sleep, and stays clear of the deadline so that no answer can race it.
         await self.latency.delay(cap_s=budget.remaining() + OVERRUN_CAP_S)
+        if runtime.latency_s > 0:
+            await asyncio.sleep(min(runtime.latency_s, max(budget.remaining() + OVERRUN_CAP_S, 0)))
         if fault is Fault.ERROR:
             done("UNAVAILABLE")
             await fail_unavailable(context, self.node_id)
         if fault is Fault.TIMEOUT:
             done("held")
             await never_answer(context, budget, self.node_id)
-        if isinstance(target, Decline):
+        failure = runtime.fail
+        if failure is not None and failure.fail_code is None:
+            done(f"{failure.fail_status.name} (injected)")
+            await context.abort(failure.fail_status, f"{self.node_id}: injected failure")
+        if failure is not None and failure.fail_code is not None:
+            result = answer(failure.fail_code)
+        elif isinstance(target, Decline):
             result = answer(target.code)
         else:
             timeout = budget.onward(self.margin_ms)
@@ -127,4 +148,6 @@ class Hop:
         done(common_pb2.ResponseCode.Name(result.response_code).removeprefix("RESPONSE_CODE_"))
         if fault is Fault.DROP_RESPONSE:
             await never_answer(context, budget, self.node_id)
+        if runtime.drop is not None:
+            await drop_answer(context, budget, self.node_id, runtime.drop)
         return result

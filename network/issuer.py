@@ -229,6 +229,7 @@ class IssuerNode:
     ) -> None:
         self.node_id = config.id
         self.listen = config.listen
+        self.hop = hop  # its runtime fault control is served by network.server
         self.books = books
         self.servicer = IssuerServicer(config, books, hop, crypto)
         self.settlement = settlement_nodes.IssuerSettlementServicer(config.id, books)

@@ -122,6 +122,7 @@ class SchemeNode:
     def __init__(self, config: SchemeConfig, topology: Topology, hop: Hop) -> None:
         self.node_id = config.id
         self.listen = config.listen
+        self.hop = hop  # its runtime fault control is served by network.server
         self._channels = Channels()
         issuers = {
             i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen))

@@ -18,8 +18,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from network import control
 from network.topology import TopologyError
 from payswitch import logs
+from payswitch.v1 import control_pb2_grpc
 
 _SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
@@ -66,9 +68,15 @@ class NodeServer:
         """Bind, start and report SERVING; returns the bound port."""
         app = self.app
         app.add_to(self._server)
+        names = app.service_names
+        hop = getattr(app, "hop", None)
+        if hop is not None:  # runtime fault control, a test/sim facility (network.control)
+            servicer = control.NodeControlServicer(hop.control)
+            control_pb2_grpc.add_NodeControlServiceServicer_to_server(servicer, self._server)
+            names = (*names, control.SERVICE_NAME)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
-            (*app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         address = bind_address(app.listen)
         try:

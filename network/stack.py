@@ -382,6 +382,30 @@ class Stack:
         self._spawn(child)
         self._wait_serving([child], self.ready_timeout)
 
+    # -- process control for fault injection (tests/faults) ---------------------------------
+
+    def stop_node(self, node_id: str) -> None:
+        """Stop one child gracefully (SIGTERM, then SIGKILL after ``stop_timeout``)."""
+        self._terminate([self._child(node_id)])
+
+    def start_node(self, node_id: str) -> None:
+        """Start a stopped or killed child again with the same arguments (same port, books,
+        store) and wait until it is SERVING; a child that runs is left alone."""
+        if self.running(node_id):
+            return
+        child = self._child(node_id)
+        self._join_output(child)
+        self._spawn(child)
+        self._wait_serving([child], self.ready_timeout)
+
+    def kill_and_restart(self, node_id: str, down_s: float = 0.0) -> None:
+        """``kill -9`` one child (a switch dies mid-request, nothing flushed or answered),
+        keep it down ``down_s`` seconds, then start it again on the same store and port."""
+        self.kill(node_id, signal.SIGKILL)
+        if down_s > 0:
+            time.sleep(down_s)
+        self.start_node(node_id)
+
     def stop(self) -> None:
         """Stop every child, the switch first and issuers last."""
         self._terminate(list(reversed(self._children.values())))
