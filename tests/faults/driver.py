@@ -1,0 +1,285 @@
+"""Drives one plan against a running stack: terminals paying, capturing and voiding through
+the SDK (idempotent retries of the very same request, including across a switch kill) while a
+chaos task fires the plan's fault events. Then a catch-up pass (faults cleared, the terminals
+resolve what they could not: the same payment request again, captures and voids under new
+keys, as a real terminal does at the end of its shift).
+
+What the terminals saw is recorded per payment (``Seen``) for ``invariants``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from hsm.terminal_sim import SecureElement
+from network.stack import Stack
+from payswitch import money
+from payswitch.v1 import control_pb2, control_pb2_grpc
+from terminals.errors import NotFound, Refused, SwitchUnavailable, TerminalError
+from terminals.results import Result
+from terminals.retry import RetryPolicy
+from terminals.sdk import Prepared, Terminal
+from terminals.stan import StanCounter
+
+from .plan import Action, Event, Lifecycle, Payment, Plan
+
+# The SDK's own retries per send: a few attempts within a few seconds.
+SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
+SWITCH = "switch-1"
+
+
+@dataclass
+class FollowUp:
+    """The capture or void of one approval, as the terminal saw it."""
+
+    kind: str  # capture | void
+    attempts: int = 0
+    acked: bool = False  # the switch answered 00 (void: accepted, maybe queued)
+    codes: list[str] = field(default_factory=list)  # every answer code, or error kind
+    precondition: str = ""  # FAILED_PRECONDITION text, when the state had moved already
+
+
+@dataclass
+class Seen:
+    """What the terminal saw for one payment."""
+
+    payment: Payment
+    key: str
+    answers: list[tuple[str, str]] = field(default_factory=list)  # (iso code, transaction id)
+    errors: list[str] = field(default_factory=list)  # unexpected (non-retryable) errors
+    gave_up: int = 0  # sends that ended without an answer (retries exhausted)
+    follow_up: FollowUp | None = None
+
+    @property
+    def answer(self) -> tuple[str, str] | None:
+        return self.answers[0] if self.answers else None
+
+    @property
+    def approved(self) -> bool:
+        return self.answer is not None and self.answer[0] == "00"
+
+
+class Terminals:
+    """One SDK terminal per terminal id, each with its own secure element and jitter RNG."""
+
+    def __init__(self, target: str, plan: Plan, se_of: dict[str, SecureElement]) -> None:
+        self.by_id = {
+            tid: Terminal(
+                target,
+                tid,
+                mid,
+                deadline_s=2.0,
+                retry=SDK_RETRY,
+                stans=StanCounter(),
+                rng=random.Random(f"{plan.seed}/{tid}/jitter"),
+                secure_element=se_of[tid],
+            )
+            for tid, mid in {(p.terminal_id, p.merchant_id) for p in plan.payments}
+        }
+
+    async def close(self) -> None:
+        for t in self.by_id.values():
+            await t.close()
+
+
+class Driver:
+    def __init__(self, stack: Stack, plan: Plan, terminals: Terminals, log) -> None:
+        self.stack = stack
+        self.plan = plan
+        self.terminals = terminals
+        self.log = log
+        self.seen = [Seen(p, f"f{plan.seed}-{p.index}") for p in plan.payments]
+        self._prepared: dict[int, Prepared] = {}
+        self._rng = random.Random(f"payswitch-faults/{plan.seed}/driver")
+        self._started = 0
+        self._progress = asyncio.Condition()
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send(self, terminal: Terminal, prepared: Prepared, rounds: int) -> Result | None:
+        """Send the same request until answered; None after ``rounds`` exhausted SDK retries."""
+        for attempt in range(rounds):
+            try:
+                return await terminal.send(prepared)
+            except SwitchUnavailable:
+                await asyncio.sleep(0.2 + 0.3 * attempt)
+        return None
+
+    async def pay(self, seen: Seen, rounds: int) -> None:
+        p = seen.payment
+        terminal = self.terminals.by_id[p.terminal_id]
+        prepared = self._prepared.get(p.index)
+        if prepared is None:
+            prepared = terminal.prepare_pay(
+                p.amount_minor, p.card.currency, p.card.pan, p.card.expiry, idempotency_key=seen.key
+            )
+            self._prepared[p.index] = prepared
+        sends = 1 if seen.answers else 1 + p.resends
+        if p.concurrent and not seen.answers:
+            results = await asyncio.gather(
+                *(self._recorded(seen, terminal, prepared, rounds) for _ in range(2))
+            )
+            sends -= 2
+            if not any(results):
+                return
+        for _ in range(max(sends, 0)):
+            if not await self._recorded(seen, terminal, prepared, rounds) and not seen.answers:
+                return
+
+    async def _recorded(
+        self, seen: Seen, terminal: Terminal, prepared: Prepared, rounds: int
+    ) -> bool:
+        try:
+            result = await self._send(terminal, prepared, rounds)
+        except TerminalError as exc:
+            seen.errors.append(f"pay: {exc.code_name}: {exc.message}")
+            return False
+        if result is None:
+            seen.gave_up += 1
+            return False
+        seen.answers.append((result.iso_code, result.transaction_id))
+        return True
+
+    async def follow_up(self, seen: Seen, rounds: int) -> None:
+        """Capture or void an approval per its lifecycle; a new key per attempt (an answer
+        of 91 or 96 is final for its key)."""
+        p = seen.payment
+        if not seen.approved or p.lifecycle is Lifecycle.KEEP:
+            return
+        kind = "void" if p.lifecycle is Lifecycle.VOID else "capture"
+        fu = seen.follow_up = seen.follow_up or FollowUp(kind)
+        if fu.acked or fu.precondition:
+            return
+        terminal = self.terminals.by_id[p.terminal_id]
+        tx_id = seen.answer[1]
+        for _ in range(rounds):
+            fu.attempts += 1
+            key = f"{seen.key}-{kind[0]}{fu.attempts}"
+            if kind == "capture":
+                amount = money.Amount(p.capture_minor, p.card.currency)
+                prepared = terminal.prepare_capture(tx_id, amount, idempotency_key=key)
+            else:
+                prepared = terminal.prepare_void(tx_id, idempotency_key=key)
+            try:
+                result = await self._send(terminal, prepared, 2)
+            except Refused as exc:
+                # The state moved under us: an earlier attempt went through after all.
+                fu.precondition = exc.message
+                return
+            except TerminalError as exc:
+                fu.codes.append(exc.code_name)
+                seen.errors.append(f"{kind}: {exc.code_name}: {exc.message}")
+                return
+            if result is None:
+                fu.codes.append("NO_ANSWER")
+            else:
+                fu.codes.append(result.iso_code)
+                if result.approved:
+                    fu.acked = True
+                    return
+            await asyncio.sleep(0.2)
+
+    async def _one(self, seen: Seen) -> None:
+        await self.pay(seen, rounds=3)
+        await self.follow_up(seen, rounds=3)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[Seen] = asyncio.Queue()
+        for s in self.seen:
+            queue.put_nowait(s)
+
+        async def worker() -> None:
+            while not queue.empty():
+                seen = queue.get_nowait()
+                async with self._progress:
+                    self._started += 1
+                    self._progress.notify_all()
+                await self._one(seen)
+
+        chaos = asyncio.create_task(self._chaos())
+        try:
+            await asyncio.gather(*(worker() for _ in range(self.plan.concurrency)))
+        finally:
+            chaos.cancel()
+            await asyncio.gather(chaos, return_exceptions=True)
+
+    async def _chaos(self) -> None:
+        for event in self.plan.events:
+            async with self._progress:
+                await self._progress.wait_for(lambda e=event: self._started >= e.at)
+            self.log(f"  event {event.describe()}")
+            try:
+                await self.fire(event)
+            except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
+                self.log(f"  event failed: {type(exc).__name__}: {exc}")
+
+    def _control(self, node: str) -> control_pb2_grpc.NodeControlServiceStub:
+        if node not in self._channels:
+            self._channels[node] = grpc.aio.insecure_channel(self.stack.address(node))
+        return control_pb2_grpc.NodeControlServiceStub(self._channels[node])
+
+    async def fire(self, event: Event) -> None:
+        if event.action is Action.SET_FAULTS:
+            request = control_pb2.SetFaultsRequest(faults=event.faults)
+            await self._control(event.node).SetFaults(request, timeout=2.0)
+        elif event.action is Action.CLEAR_FAULTS:
+            await self._control(event.node).ClearFaults(control_pb2.ClearFaultsRequest(), timeout=2)
+        elif event.action is Action.KILL_SWITCH:
+            await asyncio.to_thread(self.stack.kill_and_restart, SWITCH, event.down_s)
+        elif event.action is Action.RESTART_NODE:
+            await asyncio.to_thread(self.stack.stop_node, event.node)
+            await asyncio.to_thread(self.stack.start_node, event.node)
+
+    async def calm(self) -> None:
+        """Faults off everywhere, every process up: the start of quiescence."""
+        for node in self.stack.node_ids:
+            if not self.stack.running(node):
+                await asyncio.to_thread(self.stack.start_node, node)
+        for node in self.stack.node_ids:
+            if node != SWITCH and not node.startswith(SWITCH + "-"):
+                await self._control(node).ClearFaults(control_pb2.ClearFaultsRequest(), timeout=5)
+
+    async def catch_up(self, deadline_s: float) -> None:
+        """Resolve at the terminals what the faults left open, bounded in time."""
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            open_pays = [s for s in self.seen if not s.answers and not s.errors]
+            open_fus = [
+                s
+                for s in self.seen
+                if s.approved
+                and s.payment.lifecycle is not Lifecycle.KEEP
+                and not (s.follow_up and (s.follow_up.acked or s.follow_up.precondition))
+                and not any(e.startswith(("capture", "void")) for e in s.errors)
+            ]
+            if not open_pays and not open_fus:
+                return
+            for s in open_pays:
+                await self.pay(s, rounds=2)
+            for s in open_fus:
+                await self.follow_up(s, rounds=2)
+            await asyncio.sleep(0.5)
+
+    async def status(self, seen: Seen):
+        """The switch's view of a payment (by its idempotency key), or None if it has none."""
+        terminal = self.terminals.by_id[seen.payment.terminal_id]
+        for _ in range(5):
+            try:
+                return await terminal.status(idempotency_key=seen.key)
+            except NotFound:
+                return None
+            except SwitchUnavailable:
+                await asyncio.sleep(0.5)
+        return await terminal.status(idempotency_key=seen.key)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

@@ -1,0 +1,227 @@
+"""Fault-injection harness: ``python -m tests.faults.harness --seeds 1000 [--payments N]
+[--store sqlite|cassandra] [--first-seed S]``.
+
+Per seed: a fresh stack (issuers, schemes, acquirers and the switch as real processes on free
+127.0.0.1 ports, fresh books and store), then
+
+1. **chaos**: terminals pay, capture and void through the SDK (idempotent retries of the very
+   same request, duplicates, concurrent resends) while the plan's events fire: the switch is
+   killed (-9) and restarted on the same store and port, network nodes are restarted, and
+   acquirers, schemes and issuers are made slow, failing (UNAVAILABLE or 96) or forgetful (they
+   act, then drop the answer) over ``NodeControlService``;
+2. **quiescence**: faults cleared and every process up; the terminals resolve what they could
+   not (same payment request again; captures and voids under new keys), then the harness polls,
+   bounded, until no transaction is PENDING, UNKNOWN or REVERSAL_PENDING;
+3. **invariants** (``tests/faults/invariants.py``) against the issuers' books and the switch.
+
+A failing seed prints what broke and the command line that replays it. The scenario (payments,
+faults, retry pattern, captures and voids) is a function of the seed (``plan.py``); the
+interleaving of real processes is not, so a replay usually, not always, fails the same way.
+Exit status: 0 when every seed passed, 1 otherwise. This is a test facility: it needs a
+SoftHSM installation (it makes a throwaway token) and, for ``--store cassandra``, the dev
+Cassandra node on 127.0.0.1:9042 (a fresh keyspace per seed, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from network.ports import with_free_ports, write_topology
+from network.stack import Stack
+
+from .plan import Plan, make_plan
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TOPOLOGY = REPO / "topology" / "default.toml"
+QUIESCENCE_S = 90.0
+CATCH_UP_S = 45.0
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    payments: int
+    store: str
+    violations: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def command(self) -> str:
+        return (
+            f".venv/bin/python -m tests.faults.harness --first-seed {self.seed} --seeds 1"
+            f" --payments {self.payments} --store {self.store} --keep"
+        )
+
+
+def ceremony(topology: Path) -> None:
+    """Every key the topology's parties need, in the current (throwaway) token."""
+    subprocess.run(
+        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(topology)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def _prepare(run_dir: Path, topo_path: Path) -> None:
+    """The run directory, the default topology on free ports, and its keys."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_topology(with_free_ports(tomllib.loads(DEFAULT_TOPOLOGY.read_text())), topo_path)
+    ceremony(topo_path)
+
+
+def _cassandra_url(seed: int) -> tuple[str, str]:
+    sys.path.insert(0, str(REPO / "tests" / "support"))
+    import cassandra_node
+
+    host = cassandra_node.ensure_single_node()
+    keyspace = f"faults_{seed}_{uuid.uuid4().hex[:8]}"
+    return f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1", keyspace
+
+
+def _drop_keyspace(keyspace: str) -> None:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(["127.0.0.1"], port=9042)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+async def run_seed(
+    seed: int, payments: int, store: str, run_dir: Path, log: Log = print
+) -> SeedResult:
+    """One seed, start to finish (the stack is stopped whatever happens)."""
+    from hsm.terminal_sim import SecureElement
+    from network.topology import load
+    from terminals.keys import inject_from_hsm
+
+    from . import invariants
+    from .driver import Driver, Terminals
+
+    started = time.monotonic()
+    result = SeedResult(seed, payments, store)
+    plan: Plan = make_plan(seed, payments)
+    topo_path = run_dir / "topology.toml"
+    await asyncio.to_thread(_prepare, run_dir, topo_path)
+    keyspace = None
+    store_url = "sqlite"
+    if store == "cassandra":
+        store_url, keyspace = await asyncio.to_thread(_cassandra_url, seed)
+    stack = Stack(topo_path, run_dir, store=store_url, seed=seed)
+    await asyncio.to_thread(stack.start)
+    driver = None
+    terminals = None
+    try:
+        se_of = {}
+        for tid in {p.terminal_id for p in plan.payments}:
+            se_of[tid] = SecureElement()
+            await inject_from_hsm(se_of[tid])
+        terminals = Terminals(stack.address("switch-1"), plan, se_of)
+        driver = Driver(stack, plan, terminals, log)
+        log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}")
+        await driver.run()
+        await driver.calm()
+        await driver.catch_up(CATCH_UP_S)
+        views = await _quiesce(driver, QUIESCENCE_S)
+        topology = load(topo_path)
+        books = invariants.read_books(stack.books_dir, [i.id for i in topology.issuers])
+        result.violations = invariants.check(topology, driver.seen, views, books)
+        exits = {n: c for n, c in stack.unexpected_exits().items()}
+        result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
+        result.stats = _stats(driver, views)
+    finally:
+        if driver is not None:
+            await driver.close()
+        if terminals is not None:
+            await terminals.close()
+        await asyncio.to_thread(stack.stop)
+        if keyspace is not None:
+            await asyncio.to_thread(_drop_keyspace, keyspace)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _quiesce(driver, bound_s: float) -> dict:
+    """Poll the switch, bounded, until no payment's transaction is still in flight."""
+    from .invariants import is_open
+
+    end = time.monotonic() + bound_s
+    while True:
+        views = {s.payment.index: await driver.status(s) for s in driver.seen}
+        if not any(is_open(v) for v in views.values()) or time.monotonic() > end:
+            return views
+        await asyncio.sleep(0.5)
+
+
+def _stats(driver, views: dict) -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for s in driver.seen:
+        code = s.answers[0][0] if s.answers else "none"
+        stats[f"answer {code}"] = stats.get(f"answer {code}", 0) + 1
+    for v in views.values():
+        state = v.state if v is not None else "no-transaction"
+        stats[state] = stats.get(state, 0) + 1
+    return dict(sorted(stats.items()))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.faults.harness", description=__doc__)
+    p.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
+    p.add_argument("--first-seed", type=int, default=1, help="the first seed")
+    p.add_argument("--payments", type=int, default=40, help="payments per seed")
+    p.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    p.add_argument("--keep", action="store_true", help="keep every run directory (logs, books)")
+    p.add_argument("--work-dir", default=None, help="where run directories go (default: a tmp)")
+    return p.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from hsm.testing import process_test_config
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="payswitch-faults-"))
+    process_test_config(work / "softhsm")
+    failed: list[SeedResult] = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        run_dir = work / f"seed-{seed}"
+        result = await run_seed(seed, args.payments, args.store, run_dir)
+        status = "ok" if result.ok else "FAILED"
+        print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
+        if result.ok and not args.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if not result.ok:
+            failed.append(result)
+            for line in result.violations:
+                print(f"[seed {seed}]   {line}", flush=True)
+            print(f"[seed {seed}] logs and books: {run_dir}", flush=True)
+            print(f"[seed {seed}] replay: {result.command()}", flush=True)
+    print(f"{args.seeds - len(failed)}/{args.seeds} seeds passed", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvloop
+
+    sys.exit(uvloop.run(_main(parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()

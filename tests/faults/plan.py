@@ -1,0 +1,186 @@
+"""What one seed does, decided up front from the seed alone: the payments (terminal, card,
+amount, what happens after the approval, how often the terminal resends) and the fault
+schedule (which node misbehaves how, when the switch is killed, which node restarts).
+
+Everything random in a harness run is drawn here or from generators seeded from here, so a
+seed names a scenario. What stays nondeterministic is the interleaving of real processes in
+real time (which request a node's draw falls on, how far a killed switch got), which is the
+point of running many seeds.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+
+from payswitch.v1 import common_pb2, control_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    pan: str
+    expiry: str
+    currency: str
+    issuer: str
+    weight: int
+    max_minor: int
+
+
+# Cards of topology/default.toml. Declining cards are in the mix on purpose: a decline must
+# leave no hold, however the network misbehaves.
+CARDS: tuple[Card, ...] = (
+    Card("4111111111111111", "2812", "EUR", "bank-a", 30, 5_000),  # approves
+    Card("5555555555554444", "2906", "EUR", "bank-b", 20, 5_000),  # credit card, approves
+    Card("378282246310005", "2903", "EUR", "bank-c", 10, 5_000),  # amex, approves
+    Card("6011111111111117", "2903", "EUR", "bank-c", 10, 5_000),  # discover, approves
+    Card("2223000048400011", "2906", "USD", "bank-b", 8, 5_000),  # USD account, approves
+    Card("4000000000000002", "2812", "EUR", "bank-a", 8, 3_000),  # 51 above 15.00
+    Card("4000000000000119", "2812", "EUR", "bank-a", 5, 2_000),  # 05 blocked
+    Card("4012888888881881", "2812", "EUR", "bank-a", 4, 2_000),  # 14 not on file
+    Card("4242424242424242", "2812", "EUR", "bank-a", 5, 15_000),  # 61 above 100.00
+)
+
+# (terminal, merchant) of topology/default.toml; T-0003's merchant routes to acq-beta only.
+TERMINALS: tuple[tuple[str, str], ...] = (
+    ("T-0001", "M-GROCER"),
+    ("T-0002", "M-GROCER"),
+    ("T-0003", "M-FUEL"),
+)
+ACQUIRERS = ("acq-alpha", "acq-beta")
+SCHEMES = ("visanet", "banknet", "globalnet")
+ISSUERS = ("bank-a", "bank-b", "bank-c")
+
+
+class Lifecycle(enum.StrEnum):
+    """What the terminal does with an approval."""
+
+    CAPTURE = "capture"  # capture in full
+    PARTIAL = "partial"  # capture part; the issuer releases the rest of the hold
+    VOID = "void"  # cancel before capture: a full reversal
+    KEEP = "keep"  # leave it authorized (its hold stays open: no settlement in this run)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    index: int
+    terminal_id: str
+    merchant_id: str
+    card: Card
+    amount_minor: int
+    lifecycle: Lifecycle
+    capture_minor: int  # for CAPTURE/PARTIAL
+    resends: int  # extra sends of the same request after the first answer (idempotency)
+    concurrent: bool  # the first resend races the first send instead of following it
+
+
+class Action(enum.StrEnum):
+    SET_FAULTS = "set_faults"
+    CLEAR_FAULTS = "clear_faults"
+    KILL_SWITCH = "kill_switch"  # kill -9, down a moment, restart on the same store and port
+    RESTART_NODE = "restart_node"  # SIGTERM a network node, start it again
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Fired once ``at`` payments have been started."""
+
+    at: int
+    action: Action
+    node: str = ""
+    faults: control_pb2.FaultSpec | None = field(default=None, compare=False)
+    down_s: float = 0.0
+
+    def describe(self) -> str:
+        if self.action is Action.SET_FAULTS and self.faults is not None:
+            f = self.faults
+            parts = []
+            if f.latency.distribution:
+                parts.append(f"latency {f.latency.ms:.0f}ms@{f.latency.rate:.2f}")
+            if f.fail.rate:
+                what = (
+                    f"iso {f.fail.response_code - 100:02d}"
+                    if f.fail.WhichOneof("answer") == "response_code"
+                    else "UNAVAILABLE"
+                )
+                parts.append(f"fail {what}@{f.fail.rate:.2f}")
+            if f.drop.rate:
+                mode = "hold" if f.drop.mode == control_pb2.DROP_MODE_HOLD else "abort"
+                parts.append(f"drop {mode}@{f.drop.rate:.2f}")
+            ops = ",".join(f.operations) or "all"
+            return f"@{self.at} {self.node}: {'; '.join(parts)} ({ops})"
+        extra = f" down {self.down_s:.1f}s" if self.down_s else ""
+        return f"@{self.at} {self.action.value} {self.node}{extra}".rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    seed: int
+    payments: tuple[Payment, ...]
+    events: tuple[Event, ...]
+    concurrency: int
+
+
+def _payment(rng: random.Random, index: int) -> Payment:
+    terminal_id, merchant_id = rng.choice(TERMINALS)
+    card = rng.choices(CARDS, weights=[c.weight for c in CARDS])[0]
+    amount = rng.randint(100, card.max_minor)
+    lifecycle = rng.choices(list(Lifecycle), weights=[40, 20, 20, 20])[0]
+    capture = amount if lifecycle is not Lifecycle.PARTIAL else rng.randint(1, max(amount - 1, 1))
+    resends = rng.choices([0, 1, 2], weights=[60, 30, 10])[0]
+    return Payment(
+        index, terminal_id, merchant_id, card, amount, lifecycle, capture, resends,
+        concurrent=resends > 0 and rng.random() < 0.5,
+    )  # fmt: skip
+
+
+def _fault_spec(rng: random.Random, seed: int) -> control_pb2.FaultSpec:
+    spec = control_pb2.FaultSpec(seed=seed)
+    kinds = rng.sample(["latency", "fail", "drop"], k=rng.choice([1, 1, 2]))
+    if "latency" in kinds:
+        spec.latency.distribution = control_pb2.LATENCY_DISTRIBUTION_FIXED
+        spec.latency.ms = rng.choice([150.0, 600.0, 1500.0, 2500.0])
+        spec.latency.rate = rng.choice([0.3, 0.6, 1.0])
+    if "fail" in kinds:
+        spec.fail.rate = rng.choice([0.2, 0.4, 0.7])
+        if rng.random() < 0.5:
+            spec.fail.response_code = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
+        else:
+            spec.fail.grpc_status = 14  # UNAVAILABLE
+    if "drop" in kinds:
+        spec.drop.rate = rng.choice([0.2, 0.4, 0.7])
+        spec.drop.mode = rng.choice([control_pb2.DROP_MODE_ABORT, control_pb2.DROP_MODE_HOLD])
+    ops = rng.choice([[], [], ["authorize"], ["reverse", "capture"]])
+    spec.operations.extend(ops)
+    return spec
+
+
+def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
+    events: list[Event] = []
+    span = max(payments - 2, 1)
+    # Every seed kills the switch at least once, somewhere in the first two thirds.
+    events.append(Event(rng.randint(1, max(span * 2 // 3, 1)), Action.KILL_SWITCH,
+                        "switch-1", down_s=rng.choice([0.0, 0.5, 1.5])))  # fmt: skip
+    for _ in range(max(2, payments // 10)):
+        at = rng.randint(0, span)
+        kind = rng.choices(["faults", "kill", "restart"], weights=[65, 20, 15])[0]
+        if kind == "kill":
+            events.append(Event(at, Action.KILL_SWITCH, "switch-1", down_s=rng.choice([0.0, 1.0])))
+        elif kind == "restart":
+            node = rng.choice((*ACQUIRERS, *SCHEMES, *ISSUERS))
+            events.append(Event(at, Action.RESTART_NODE, node))
+        else:
+            node = rng.choice((*ACQUIRERS, *ACQUIRERS, *SCHEMES, *ISSUERS, *ISSUERS))
+            spec = _fault_spec(rng, seed * 1000 + len(events))
+            events.append(Event(at, Action.SET_FAULTS, node, faults=spec))
+            until = min(at + rng.randint(3, 12), payments)
+            events.append(Event(until, Action.CLEAR_FAULTS, node))
+    events.sort(key=lambda e: (e.at, e.action is not Action.CLEAR_FAULTS))
+    return events
+
+
+def make_plan(seed: int, payments: int, concurrency: int = 4) -> Plan:
+    """The whole scenario of ``seed``: same seed and size, same plan."""
+    rng = random.Random(f"payswitch-faults/{seed}")
+    pays = tuple(_payment(rng, i) for i in range(payments))
+    return Plan(seed, pays, tuple(_events(rng, seed, payments)), concurrency)
