@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 import grpc
@@ -31,6 +32,12 @@ from .plan import Action, Event, Lifecycle, Payment, Plan
 # The SDK's own retries per send: a few attempts within a few seconds.
 SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
 SWITCH = "switch-1"
+# A node restarted by the plan must be reachable again at once, not after gRPC's 1 s+ backoff.
+_CONTROL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
 
 
 @dataclass
@@ -97,6 +104,7 @@ class Driver:
         self._prepared: dict[int, Prepared] = {}
         self._rng = random.Random(f"payswitch-faults/{plan.seed}/driver")
         self._started = 0
+        self._fired = 0
         self._progress = asyncio.Condition()
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -200,6 +208,9 @@ class Driver:
             while not queue.empty():
                 seen = queue.get_nowait()
                 async with self._progress:
+                    # Every event due before this payment has gone off (a kill: the switch
+                    # is down, its restart under way), so faults meet the payments planned.
+                    await self._progress.wait_for(lambda i=seen.payment.index: self._due(i))
                     self._started += 1
                     self._progress.notify_all()
                 await self._one(seen)
@@ -211,32 +222,53 @@ class Driver:
             chaos.cancel()
             await asyncio.gather(chaos, return_exceptions=True)
 
+    def _due(self, index: int) -> bool:
+        """Have all events planned at or before payment ``index`` gone off?"""
+        return all(e.at > index for e in self.plan.events[self._fired :])
+
     async def _chaos(self) -> None:
         for event in self.plan.events:
             async with self._progress:
                 await self._progress.wait_for(lambda e=event: self._started >= e.at)
             self.log(f"  event {event.describe()}")
+            restart = None
             try:
-                await self.fire(event)
+                restart = await self.fire(event)
             except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
                 self.log(f"  event failed: {type(exc).__name__}: {exc}")
+            async with self._progress:
+                self._fired += 1
+                self._progress.notify_all()
+            if restart is not None:
+                await restart
 
     def _control(self, node: str) -> control_pb2_grpc.NodeControlServiceStub:
         if node not in self._channels:
-            self._channels[node] = grpc.aio.insecure_channel(self.stack.address(node))
+            self._channels[node] = grpc.aio.insecure_channel(
+                self.stack.address(node), options=_CONTROL_OPTIONS
+            )
         return control_pb2_grpc.NodeControlServiceStub(self._channels[node])
 
-    async def fire(self, event: Event) -> None:
+    async def fire(self, event: Event) -> Awaitable[None] | None:
+        """Set the event off; a kill returns the restart still to wait for."""
         if event.action is Action.SET_FAULTS:
             request = control_pb2.SetFaultsRequest(faults=event.faults)
-            await self._control(event.node).SetFaults(request, timeout=2.0)
+            await self._control(event.node).SetFaults(request, timeout=5, wait_for_ready=True)
         elif event.action is Action.CLEAR_FAULTS:
-            await self._control(event.node).ClearFaults(control_pb2.ClearFaultsRequest(), timeout=2)
+            await self._control(event.node).ClearFaults(
+                control_pb2.ClearFaultsRequest(), timeout=5, wait_for_ready=True
+            )
         elif event.action is Action.KILL_SWITCH:
-            await asyncio.to_thread(self.stack.kill_and_restart, SWITCH, event.down_s)
+            await asyncio.to_thread(self.stack.kill, SWITCH)
+            return self._restart(SWITCH, event.down_s)
         elif event.action is Action.RESTART_NODE:
             await asyncio.to_thread(self.stack.stop_node, event.node)
-            await asyncio.to_thread(self.stack.start_node, event.node)
+            return self._restart(event.node, 0.0)
+        return None
+
+    async def _restart(self, node: str, down_s: float) -> None:
+        await asyncio.sleep(down_s)
+        await asyncio.to_thread(self.stack.start_node, node)
 
     async def calm(self) -> None:
         """Faults off everywhere, every process up: the start of quiescence."""
@@ -245,7 +277,9 @@ class Driver:
                 await asyncio.to_thread(self.stack.start_node, node)
         for node in self.stack.node_ids:
             if node != SWITCH and not node.startswith(SWITCH + "-"):
-                await self._control(node).ClearFaults(control_pb2.ClearFaultsRequest(), timeout=5)
+                await self._control(node).ClearFaults(
+                    control_pb2.ClearFaultsRequest(), timeout=5, wait_for_ready=True
+                )
 
     async def catch_up(self, deadline_s: float) -> None:
         """Resolve at the terminals what the faults left open, bounded in time."""

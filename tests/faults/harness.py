@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,7 +203,12 @@ async def _main(args: argparse.Namespace) -> int:
     failed: list[SeedResult] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         run_dir = work / f"seed-{seed}"
-        result = await run_seed(seed, args.payments, args.store, run_dir)
+        try:
+            result = await run_seed(seed, args.payments, args.store, run_dir)
+        except Exception as exc:  # a harness failure fails the seed, the run goes on
+            result = SeedResult(seed, args.payments, args.store)
+            result.violations = [f"harness error: {type(exc).__name__}: {exc}"]
+            traceback.print_exc()
         status = "ok" if result.ok else "FAILED"
         print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
         if result.ok and not args.keep:
