@@ -24,6 +24,7 @@ from switch.advice import Adviser
 from switch.breaker import Breakers
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors
+from switch.decoding import MalformedRequests
 from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline
 from switch.pipeline.services import Services
@@ -116,10 +117,11 @@ class Switch:
         await self.services.registry.refresh()  # revocations known before the first request
         self.services.registry.start()
         server = grpc.aio.server(
+            interceptors=[MalformedRequests()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         terminal_pb2_grpc.add_TerminalServiceServicer_to_server(
             TerminalService(self.services, self.pipeline, tls_on=self.tls), server
