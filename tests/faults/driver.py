@@ -21,7 +21,7 @@ from hsm.terminal_sim import SecureElement
 from network.stack import Stack
 from payswitch import money
 from payswitch.v1 import control_pb2, control_pb2_grpc
-from terminals.errors import NotFound, Refused, SwitchUnavailable, TerminalError
+from terminals.errors import NotFound, Overloaded, Refused, SwitchUnavailable, TerminalError
 from terminals.results import Result
 from terminals.retry import RetryPolicy
 from terminals.sdk import Prepared, Terminal
@@ -115,7 +115,7 @@ class Driver:
         for attempt in range(rounds):
             try:
                 return await terminal.send(prepared)
-            except SwitchUnavailable:
+            except (SwitchUnavailable, Overloaded):  # shed or rate-limited: try again later
                 await asyncio.sleep(0.2 + 0.3 * attempt)
         return None
 
