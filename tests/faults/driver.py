@@ -102,6 +102,7 @@ class Driver:
         self.log = log
         self.seen = [Seen(p, f"f{plan.seed}-{p.index}") for p in plan.payments]
         self._prepared: dict[int, Prepared] = {}
+        self._follow_ups: list[tuple[Seen, Prepared]] = []
         self._rng = random.Random(f"payswitch-faults/{plan.seed}/driver")
         self._started = 0
         self._fired = 0
@@ -174,6 +175,7 @@ class Driver:
                 prepared = terminal.prepare_capture(tx_id, amount, idempotency_key=key)
             else:
                 prepared = terminal.prepare_void(tx_id, idempotency_key=key)
+            self._follow_ups.append((seen, prepared))
             try:
                 result = await self._send(terminal, prepared, 2)
             except Refused as exc:
@@ -301,6 +303,38 @@ class Driver:
             for s in open_fus:
                 await self.follow_up(s, rounds=2)
             await asyncio.sleep(0.5)
+
+    async def recheck_keys(self) -> list[str]:
+        """After quiescence every key the terminals used must answer a retry: a payment with
+        its first answer, a capture or void with its answer (or, for one that never ran, a
+        refusal now that the state moved on), never ABORTED for a key left IN_FLIGHT."""
+        bad = []
+        for seen in self.seen:
+            prepared = self._prepared.get(seen.payment.index)
+            if prepared is None:
+                continue
+            terminal = self.terminals.by_id[seen.payment.terminal_id]
+            try:
+                result = await terminal.send(prepared)
+            except TerminalError as exc:
+                bad.append(f"payment {seen.payment.index} key {seen.key}: a retry after "
+                           f"quiescence gets {exc.code_name}: {exc.message}")  # fmt: skip
+                continue
+            got = (result.iso_code, result.transaction_id)
+            if seen.answers and got != seen.answers[0]:
+                bad.append(f"payment {seen.payment.index} key {seen.key}: a retry after "
+                           f"quiescence gets {got}, first {seen.answers[0]}")  # fmt: skip
+        for seen, prepared in self._follow_ups:
+            terminal = self.terminals.by_id[seen.payment.terminal_id]
+            try:
+                await terminal.send(prepared)
+            except (Refused, NotFound):
+                pass
+            except TerminalError as exc:
+                bad.append(f"payment {seen.payment.index} {prepared.operation} key "
+                           f"{prepared.idempotency_key}: a retry after quiescence gets "
+                           f"{exc.code_name}: {exc.message}")  # fmt: skip
+        return bad
 
     async def status(self, seen: Seen):
         """The switch's view of a payment (by its idempotency key), or None if it has none."""

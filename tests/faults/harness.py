@@ -146,6 +146,7 @@ async def run_seed(
         topology = load(topo_path)
         books = invariants.read_books(stack.books_dir, [i.id for i in topology.issuers])
         result.violations = invariants.check(topology, driver.seen, views, books)
+        result.violations += await driver.recheck_keys()
         exits = {n: c for n, c in stack.unexpected_exits().items()}
         result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
         result.stats = _stats(driver, views)
