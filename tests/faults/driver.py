@@ -32,6 +32,8 @@ from .plan import Action, Event, Lifecycle, Payment, Plan
 # The SDK's own retries per send: a few attempts within a few seconds.
 SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
 SWITCH = "switch-1"
+# How long a retry after quiescence may take: the switch's stale-claim bound and then some.
+RECHECK_S = 20.0
 # A node restarted by the plan must be reachable again at once, not after gRPC's 1 s+ backoff.
 _CONTROL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 50),
@@ -315,7 +317,7 @@ class Driver:
                 continue
             terminal = self.terminals.by_id[seen.payment.terminal_id]
             try:
-                result = await terminal.send(prepared)
+                result = await self._recheck(terminal, prepared)
             except TerminalError as exc:
                 bad.append(f"payment {seen.payment.index} key {seen.key}: a retry after "
                            f"quiescence gets {exc.code_name}: {exc.message}")  # fmt: skip
@@ -327,7 +329,7 @@ class Driver:
         for seen, prepared in self._follow_ups:
             terminal = self.terminals.by_id[seen.payment.terminal_id]
             try:
-                await terminal.send(prepared)
+                await self._recheck(terminal, prepared)
             except (Refused, NotFound):
                 pass
             except TerminalError as exc:
@@ -335,6 +337,18 @@ class Driver:
                            f"{prepared.idempotency_key}: a retry after quiescence gets "
                            f"{exc.code_name}: {exc.message}")  # fmt: skip
         return bad
+
+    async def _recheck(self, terminal: Terminal, prepared: Prepared) -> Result:
+        """Send as a terminal keeps doing until answered, bounded: past the switch's stale-claim
+        bound (10 s), so a key whose process died is taken over or answered by then."""
+        end = time.monotonic() + RECHECK_S
+        while True:
+            try:
+                return await terminal.send(prepared)
+            except (SwitchUnavailable, Overloaded):
+                if time.monotonic() > end:
+                    raise
+                await asyncio.sleep(0.5)
 
     async def status(self, seen: Seen):
         """The switch's view of a payment (by its idempotency key), or None if it has none."""
