@@ -12,7 +12,9 @@ Per seed: a fresh stack (issuers, schemes, acquirers and the switch as real proc
 2. **quiescence**: faults cleared and every process up; the terminals resolve what they could
    not (same payment request again; captures and voids under new keys), then the harness polls,
    bounded, until no transaction is PENDING, UNKNOWN or REVERSAL_PENDING;
-3. **invariants** (``tests/faults/invariants.py``) against the issuers' books and the switch.
+3. **invariants** (``tests/faults/invariants.py``) against the issuers' books, the switch's
+   transactions and its store-and-forward queue (live items and dead letters, read over the
+   admin API).
 
 A failing seed prints what broke and the command line that replays it. The scenario (payments,
 faults, retry pattern, captures and voids) is a function of the seed (``plan.py``); the
@@ -46,7 +48,8 @@ from .plan import Plan, make_plan
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = REPO / "topology" / "default.toml"
 QUIESCENCE_S = 90.0
-CATCH_UP_S = 45.0
+# Longer than the switch's bound for settling a key its dead process left (60 s).
+CATCH_UP_S = 90.0
 
 Log = Callable[[str], None]
 
@@ -57,6 +60,7 @@ class SeedResult:
     payments: int
     store: str
     violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # explained leftovers, not failures
     stats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -136,7 +140,7 @@ async def run_seed(
         for tid in {p.terminal_id for p in plan.payments}:
             se_of[tid] = SecureElement()
             await inject_from_hsm(se_of[tid])
-        terminals = Terminals(stack.address("switch-1"), plan, se_of)
+        terminals = Terminals(stack, plan, se_of)
         driver = Driver(stack, plan, terminals, log)
         log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}")
         await driver.run()
@@ -147,6 +151,8 @@ async def run_seed(
         books = invariants.read_books(stack.books_dir, [i.id for i in topology.issuers])
         result.violations = invariants.check(topology, driver.seen, views, books)
         result.violations += await driver.recheck_keys()
+        result.violations += await _saf_leftovers(driver, views)
+        result.notes = driver.notes
         exits = {n: c for n, c in stack.unexpected_exits().items()}
         result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
         result.stats = _stats(driver, views)
@@ -169,9 +175,25 @@ async def _quiesce(driver, bound_s: float) -> dict:
     end = time.monotonic() + bound_s
     while True:
         views = {s.payment.index: await driver.status(s) for s in driver.seen}
-        if not any(is_open(v) for v in views.values()) or time.monotonic() > end:
+        busy = any(is_open(v) for v in views.values()) or await driver.saf_items(False)
+        if not busy or time.monotonic() > end:
             return views
         await asyncio.sleep(0.5)
+
+
+async def _saf_leftovers(driver, views: dict) -> list[str]:
+    """The store-and-forward queue is drained: no live item, no dead letter. Each leftover is
+    listed with its transaction's state, which explains it (or shows what went wrong)."""
+    state = {v.transaction_id: v.state for v in views.values() if v is not None}
+    bad = []
+    for dead in (False, True):
+        for item in await driver.saf_items(dead):
+            bad.append(
+                f"SAF {'dead letter' if dead else 'item'} {item.kind} for tx "
+                f"{item.transaction_id} ({state.get(item.transaction_id, 'not a planned payment')})"
+                f": {item.attempts} attempts, last error {item.last_error!r}"
+            )
+    return bad
 
 
 def _stats(driver, views: dict) -> dict[str, int]:
@@ -212,6 +234,8 @@ async def _main(args: argparse.Namespace) -> int:
             traceback.print_exc()
         status = "ok" if result.ok else "FAILED"
         print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
+        for line in result.notes:
+            print(f"[seed {seed}]   note: {line}", flush=True)
         if result.ok and not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
         if not result.ok:

@@ -10,9 +10,13 @@ Decisions stated here:
   VOIDED or REVERSED, and the hold RELEASED.
 - An answer other than 00 (a decline, 91, 96) must leave no hold and no posting, whatever
   happened on the network: the switch reverses what it could not confirm.
-- There is no store-and-forward queue or dead-letter queue on this branch's main yet: the
-  switch's reversal work lives in its transactions (UNKNOWN, REVERSAL_PENDING), so "drained"
-  means no transaction left in PENDING, UNKNOWN or REVERSAL_PENDING.
+- Drained means no transaction left PENDING, UNKNOWN, REVERSAL_PENDING or STOOD_IN, and no
+  item, live or dead, left in the switch's store-and-forward queue (checked by the harness).
+- A stand-in approval (the switch approved because no acquirer could take the request) ends
+  ADVISED whatever the terminal planned: it cannot be captured or voided (the switch refuses
+  with FAILED_PRECONDITION); the issuer posts the advice (POSTED, its amount).
+- A 96 with no transaction under the key is the switch's answer to a retry of a request that
+  died before its intent write (nothing was recorded or sent).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from terminals.results import TransactionView
 from .driver import Seen
 from .plan import Lifecycle
 
-OPEN_STATES = frozenset({"PENDING", "UNKNOWN", "REVERSAL_PENDING", "RECEIVED"})
+# STOOD_IN: approved by the switch itself, its advice not yet acknowledged by the issuer.
+OPEN_STATES = frozenset({"PENDING", "UNKNOWN", "REVERSAL_PENDING", "RECEIVED", "STOOD_IN"})
+STOOD_IN_STATES = frozenset({"STOOD_IN", "ADVISED"})
 NO_MONEY_BOOK_STATES = frozenset({None, "DECLINED", "RELEASED", "REVERSED_EARLY"})
 
 
@@ -118,7 +124,7 @@ def _terminal(s: Seen, view: TransactionView | None, tag: str) -> list[str]:
     if len(set(s.answers)) > 1:
         bad.append(f"{tag}: one key, different answers {sorted(set(s.answers))}")
     code, tx_id = s.answers[0]
-    if view is None and code in ("00", "91", "96"):
+    if view is None and code in ("00", "91"):
         bad.append(f"{tag}: answered {code} but the switch has no transaction under the key")
     if view is not None and tx_id and tx_id != view.transaction_id:
         bad.append(f"{tag}: answered for {tx_id}, the key names {view.transaction_id}")
@@ -132,6 +138,11 @@ def _lifecycle(s: Seen, view: TransactionView, tag: str) -> list[str]:
             return [f"{tag}: the terminal saw {s.answers[0][0] if s.answers else 'nothing'}"]
         return []
     p = s.payment
+    if view.state in STOOD_IN_STATES:
+        fu = s.follow_up
+        if fu is not None and fu.acked:
+            return [f"{tag}: a stand-in approval was {p.lifecycle.value}d ({fu.codes})"]
+        return []
     if p.lifecycle is Lifecycle.KEEP:
         return [] if view.state == "APPROVED" else [f"{tag}: kept approval is {view.state}"]
     fu = s.follow_up
@@ -153,6 +164,9 @@ def _books_agree(view: TransactionView, row: BookRow | None, tag: str) -> list[s
     if view.state == "APPROVED":
         if state != "HELD" or row.amount != amount:
             return [f"{tag}: switch APPROVED {amount}, books {row}"]
+    elif view.state == "ADVISED":
+        if state != "POSTED" or row.posted != amount:
+            return [f"{tag}: switch ADVISED {amount}, books {row}"]
     elif view.state == "CAPTURED":
         captured = view.captured.minor_units if view.captured else 0
         if state != "POSTED" or row.posted != captured:
@@ -194,6 +208,8 @@ def _accounts(topology: Topology, books: Books, by_rrn: dict[str, TransactionVie
         view = by_rrn.get(row.rrn)
         if row.state == "POSTED" and view is not None and view.state == "CAPTURED":
             switch_posted[row.account_id] += view.captured.minor_units
+        if row.state == "POSTED" and view is not None and view.state == "ADVISED":
+            switch_posted[row.account_id] += view.amount.minor_units
     for acct in books.accounts.values():
         if acct.held != held[acct.id] or acct.open_holds != holds[acct.id]:
             bad.append(f"account {acct.id}: held {acct.held}/{acct.open_holds} holds, "
