@@ -32,8 +32,8 @@ from .plan import Action, Event, Lifecycle, Payment, Plan
 # The SDK's own retries per send: a few attempts within a few seconds.
 SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
 SWITCH = "switch-1"
-# How long a payment retry after quiescence may take: past the switch's bound for settling an
-# authorization key its dead process left without a transaction (ABANDONED_AFTER_S, 60 s).
+# How long a retry after quiescence may take: past the switch's bound for settling a key its
+# dead process left IN_FLIGHT (ABANDONED_AFTER_S, 60 s).
 RECHECK_S = 75.0
 # A node restarted by the plan must be reachable again at once, not after gRPC's 1 s+ backoff.
 _CONTROL_OPTIONS = [
@@ -314,7 +314,8 @@ class Driver:
     async def recheck_keys(self) -> list[str]:
         """After quiescence every key the terminals used must answer a retry: a payment with
         its first answer, a capture or void with its answer (or, for one that never ran, a
-        refusal now that the state moved on), never ABORTED for a key left IN_FLIGHT."""
+        refusal now that the state moved on), never ABORTED for a key left IN_FLIGHT (the
+        switch settles keys its dead process left after 60 s: switch/abandoned_keys.py)."""
         bad = []
         for seen in self.seen:
             prepared = self._prepared.get(seen.payment.index)
@@ -334,15 +335,9 @@ class Driver:
         for seen, prepared in self._follow_ups:
             terminal = self.terminals.by_id[seen.payment.terminal_id]
             try:
-                await terminal.send(prepared)
+                await self._recheck(terminal, prepared)
             except (Refused, NotFound):
-                pass
-            except SwitchUnavailable as exc:
-                # Explained, not a violation: the switch leaves a capture or void key whose
-                # process died IN_FLIGHT until its TTL (switch/idempotency.py settles only
-                # authorization keys); the transaction's state, checked above, is the truth.
-                what = f"{prepared.operation} key {prepared.idempotency_key}"
-                self.notes.append(f"payment {seen.payment.index} {what} IN_FLIGHT: {exc.code_name}")
+                pass  # an attempt that never ran is refused now that the state moved on
             except TerminalError as exc:
                 bad.append(f"payment {seen.payment.index} {prepared.operation} key "
                            f"{prepared.idempotency_key}: a retry after quiescence gets "
