@@ -95,6 +95,9 @@ class SwitchConfig:
     metrics_listen: str = ""
     # How often each switch process re-reads terminal revocations from the store.
     registry_refresh_s: float = 1.0
+    # An idempotency key left IN_FLIGHT this long was left by a dead request and is settled
+    # by the next retry (switch/idempotency.py); must stay far above max_budget_ms.
+    abandoned_key_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +507,10 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
         admin_listen=str(sw.get("admin_listen", "")),
         metrics_listen=str(sw.get("metrics_listen", "")),
         registry_refresh_s=_positive_number(sw, "registry_refresh_s", 1.0, "switch"),
+        abandoned_key_s=_positive_number(sw, "abandoned_key_s", 60.0, "switch"),
     )
+    if switch.abandoned_key_s < 3 * switch.max_budget_ms / 1000:
+        raise TopologyError("switch: abandoned_key_s must be at least 3 x max_budget_ms")
     acquirers = tuple(
         AcquirerConfig(
             id=a["id"],

@@ -78,7 +78,7 @@ class Switch:
         self.services = Services(
             config=topology.switch,
             store=store,
-            guard=IdempotencyGuard(store),
+            guard=IdempotencyGuard(store, abandoned_after_s=topology.switch.abandoned_key_s),
             protector=protector,
             registry=TerminalRegistry(topology, store),
             router=router,

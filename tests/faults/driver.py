@@ -33,8 +33,8 @@ from .plan import Action, Event, Lifecycle, Payment, Plan
 SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
 SWITCH = "switch-1"
 # How long a retry after quiescence may take: past the switch's bound for settling a key its
-# dead process left IN_FLIGHT (ABANDONED_AFTER_S, 60 s).
-RECHECK_S = 75.0
+# dead process left IN_FLIGHT (the harness sets [switch] abandoned_key_s to 10 s).
+RECHECK_S = 25.0
 # A node restarted by the plan must be reachable again at once, not after gRPC's 1 s+ backoff.
 _CONTROL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 50),
@@ -315,7 +315,7 @@ class Driver:
         """After quiescence every key the terminals used must answer a retry: a payment with
         its first answer, a capture or void with its answer (or, for one that never ran, a
         refusal now that the state moved on), never ABORTED for a key left IN_FLIGHT (the
-        switch settles keys its dead process left after 60 s: switch/abandoned_keys.py)."""
+        switch settles keys its dead process left: switch/abandoned_keys.py)."""
         bad = []
         for seen in self.seen:
             prepared = self._prepared.get(seen.payment.index)

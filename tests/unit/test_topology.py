@@ -115,3 +115,15 @@ def test_bad_switch_load_shedding_values_are_refused(key, value, needle):
     with pytest.raises(TopologyError) as err:
         parse(doc)
     assert key in str(err.value) and needle in str(err.value)
+
+
+def test_abandoned_key_bound_defaults_is_read_and_stays_above_the_budget():
+    assert parse(_doc()).switch.abandoned_key_s == 60.0
+    doc = _doc()
+    doc["switch"] = {"abandoned_key_s": 10}
+    assert parse(doc).switch.abandoned_key_s == 10.0
+    for bad, needle in ((0, "positive number"), (5, "3 x max_budget_ms")):
+        doc["switch"] = {"abandoned_key_s": bad}  # 5 s < 3 x the default 2 s budget
+        with pytest.raises(TopologyError) as err:
+            parse(doc)
+        assert needle in str(err.value)
