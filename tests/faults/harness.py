@@ -93,6 +93,7 @@ def _prepare(run_dir: Path, topo_path: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["switch"]["abandoned_key_s"] = ABANDONED_KEY_S
+    doc.get("standin", {})["enabled"] = False  # see tests/faults/invariants.py
     write_topology(with_free_ports(doc), topo_path)
     ceremony(topo_path)
 
