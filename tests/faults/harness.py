@@ -93,7 +93,9 @@ def _prepare(run_dir: Path, topo_path: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["switch"]["abandoned_key_s"] = ABANDONED_KEY_S
-    doc.get("standin", {})["enabled"] = False  # see tests/faults/invariants.py
+    doc.setdefault("standin", {})["enabled"] = False  # see tests/faults/invariants.py
+    # No wall-clock cut-off during a run: expired holds would break the hold invariants.
+    doc.setdefault("settlement", {})["auto_close"] = False
     write_topology(with_free_ports(doc), topo_path)
     ceremony(topo_path)
 
