@@ -122,11 +122,20 @@ class AcquirerConnector:
             state = channel.get_state(try_to_connect=True)
         return True
 
-    async def _call(self, rpc: str, method: Callable[..., Awaitable], message, timeout: float):
+    async def _call(
+        self,
+        rpc: str,
+        method: Callable[..., Awaitable],
+        message,
+        timeout: float,
+        wait_for_ready: bool = False,
+    ):
         started = time.perf_counter()
         outcome = "unknown"
         try:
-            result = await method(message, timeout=min(timeout, self.timeout_s))
+            result = await method(
+                message, timeout=min(timeout, self.timeout_s), wait_for_ready=wait_for_ready
+            )
             outcome = "answered"
             return result
         except grpc.aio.AioRpcError as exc:
@@ -201,7 +210,11 @@ class AcquirerConnector:
     async def reverse(
         self, msg: network_pb2.NetworkReversal, timeout: float
     ) -> network_pb2.NetworkAdviceResult:
-        return await self._call("reverse", self._stub.Reverse, msg, timeout)
+        # A reversal is store-and-forward work with no terminal waiting: an attempt waits (up
+        # to its timeout) for a connection still in reconnect backoff after an outage instead
+        # of failing at once, so a short retry schedule is not spent against a closed socket.
+        # Resending is harmless: the issuer reverses idempotently on the RRN.
+        return await self._call("reverse", self._stub.Reverse, msg, timeout, wait_for_ready=True)
 
     async def capture(
         self, msg: network_pb2.NetworkCapture, timeout: float
