@@ -10,7 +10,12 @@ the store shows, with the words the live path uses for the same situation:
 operation  the key's transaction               answer
 ========== ================================== ==================================================
 authorize  none (died before its intent)       96, "ended without effect; retry under a new key"
-authorize  attached                            left to the recovery sweep (91, switch.reversals)
+authorize  RECEIVED (died before its intent)   declined RECEIVED -> DECLINED with 96 (nothing was
+                                               sent: the intent is written before any call), 96
+authorize  PENDING / UNKNOWN / REVERSAL_...    left to the recovery sweep (91, switch.reversals)
+authorize  REVERSED                            91 with the transaction (what the sweep answers)
+authorize  any other state (the outcome was    the recorded code and auth code with the
+           recorded, the key's completion not) transaction
 capture    CAPTURED / SETTLED                  00 with the transaction
 capture    APPROVED                            91 "no answer; retry the capture" (the live path's
                                                unknown outcome; the issuer's capture is
@@ -30,19 +35,22 @@ transaction once inserted (``switch.operations``), so the transaction is known h
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import Message
 
 from payswitch import codes
 from payswitch.v1 import terminal_pb2
-from switch.convert import code_to_proto, transaction_to_proto
+from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
 from switch.store.base import (
     STAND_IN_STATES,
+    CasFailed,
     IdempotencyRecord,
     Store,
     Transaction,
     TxState,
+    TxType,
 )
 from switch.store.saf_base import SafKind, item_id
 
@@ -102,6 +110,53 @@ async def _refund(_store: Store, tx: Transaction | None) -> Message | None:
     return _reply(cls, codes.SYSTEM_MALFUNCTION, tx, UNRECORDED_MESSAGE)
 
 
+def _authorize_reply(tx: Transaction, iso: str, message: str) -> terminal_pb2.AuthorizeResponse:
+    resp = terminal_pb2.AuthorizeResponse(
+        response_code=code_to_proto(iso),
+        auth_code=tx.auth_code,
+        stan=tx.stan,
+        amount=money(tx.amount_minor, tx.currency),
+        masked_pan=tx.masked_pan,
+        message=message,
+        transaction_id=tx.id,
+        rrn=tx.rrn,
+        acquirer_id=tx.acquirer_id,
+        stood_in=tx.state in STAND_IN_STATES,
+    )
+    if tx.scheme:
+        resp.scheme = scheme_to_proto(tx.scheme)
+    return resp
+
+
+async def _authorize(store: Store, tx: Transaction | None) -> Message | None:
+    if tx is None:
+        return terminal_pb2.AuthorizeResponse(
+            response_code=code_to_proto(codes.SYSTEM_MALFUNCTION), message=ABANDONED_MESSAGE
+        )
+    if tx.state is TxState.RECEIVED:
+        # The request died before its intent (PENDING) was durable, so nothing was sent: the
+        # intent is written before any call leaves. Decline it so it lingers nowhere.
+        try:
+            tx = await store.transition(
+                tx.id,
+                TxState.RECEIVED,
+                TxState.DECLINED,
+                {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": time.time()},
+            )
+        except CasFailed:
+            return None  # it moved on after all: the next retry looks again
+        return _authorize_reply(tx, codes.SYSTEM_MALFUNCTION, ABANDONED_MESSAGE)
+    if tx.state in _SWEPT:
+        return None  # the recovery sweep reverses it and answers 91
+    if tx.state is TxState.REVERSED:
+        return _authorize_reply(
+            tx, codes.ISSUER_UNAVAILABLE, "issuer did not answer in time; reversed"
+        )
+    return _authorize_reply(tx, tx.response_code or codes.SYSTEM_MALFUNCTION, UNRECORDED_MESSAGE)
+
+
+_SWEPT = frozenset({TxState.PENDING, TxState.UNKNOWN, TxState.REVERSAL_PENDING})
+
 _BUILDERS: dict[str, Builder] = {"capture": _capture, "void": _void, "refund": _refund}
 
 
@@ -110,12 +165,13 @@ async def abandoned_answer(store: Store, record: IdempotencyRecord) -> tuple[byt
     IN_FLIGHT (the recovery sweep or a waiting item will settle it first). The caller has
     checked that the key is old enough to be abandoned."""
     if record.operation == "authorize":
+        tx = None
         if record.transaction_id:
-            return None  # the recovery sweep reverses it and answers 91
-        resp = terminal_pb2.AuthorizeResponse(
-            response_code=code_to_proto(codes.SYSTEM_MALFUNCTION), message=ABANDONED_MESSAGE
-        )
-        return resp.SerializeToString(), ""
+            tx = await store.get_transaction(record.transaction_id)
+        resp = await _authorize(store, tx)
+        if resp is None:
+            return None
+        return resp.SerializeToString(), tx.id if tx is not None else ""
     build = _BUILDERS.get(record.operation)
     if build is None:
         return None
@@ -126,3 +182,30 @@ async def abandoned_answer(store: Store, record: IdempotencyRecord) -> tuple[byt
     if resp is None:
         return None
     return resp.SerializeToString(), tx.id if tx is not None else ""
+
+
+# A request is dead this long past its deadline (budgets are 2 s), as for refund reservations.
+UNSENT_AFTER_S = 60.0
+
+
+async def decline_unsent(store: Store, now: float, limit: int = 500) -> int:
+    """Decline authorizations a dead request left RECEIVED (its intent never became durable, so
+    nothing was sent): RECEIVED -> DECLINED with 96, so no row lingers in flight. The key, if a
+    retry comes, then answers the recorded 96 (``abandoned_answer``). Returns how many."""
+    declined = 0
+    for tx in await store.transactions_in_state(
+        TxState.RECEIVED, older_than=now - UNSENT_AFTER_S, limit=limit
+    ):
+        if tx.type is not TxType.AUTHORIZATION or tx.deadline_at + UNSENT_AFTER_S > now:
+            continue
+        try:
+            await store.transition(
+                tx.id,
+                TxState.RECEIVED,
+                TxState.DECLINED,
+                {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": now},
+            )
+            declined += 1
+        except CasFailed:
+            pass  # it moved on after all
+    return declined

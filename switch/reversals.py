@@ -54,6 +54,7 @@ import time
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2, terminal_pb2
+from switch.abandoned_keys import decline_unsent
 from switch.connectors import Connectors, OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto
 from switch.refund_reservations import release_orphans
@@ -178,6 +179,8 @@ class Reverser:
                     found += 1
         # Refunds a dead request left RECEIVED: release their reservations (nothing was sent).
         await release_orphans(self._store, now)
+        # Authorizations a dead request left RECEIVED (before their intent): decline them.
+        await decline_unsent(self._store, now)
         return found
 
     async def scan(self) -> int:

@@ -1,6 +1,7 @@
 """Idempotency keys left IN_FLIGHT by a dead request (real SQLite store): an authorization key
-without a transaction is completed with 96 once abandoned, so retries stop waiting; a key with
-a transaction is left to the recovery sweep (which answers 91); a young key still waits.
+without a transaction, or with one still RECEIVED (nothing was sent), is completed with 96 once
+abandoned, so retries stop waiting; a key whose transaction is PENDING is left to the recovery
+sweep (which answers 91); a recorded outcome is replayed; a young key still waits.
 Capture, void and refund keys are completed from their transaction's state, with the answer
 the live path gives for it; a void whose intent item still waits is left to the item."""
 
@@ -59,8 +60,9 @@ async def test_young_or_attached_or_other_keys_still_wait(store):
     guard = IdempotencyGuard(store, abandoned_after_s=60)
     await _claim(store, "young", age_s=5)
     await _aborted(guard, "young")
+    pending = await _tx_in(store, TxState.PENDING)
     await _claim(store, "attached", age_s=120)
-    await store.attach_transaction("T-1", "attached", "tx-1")  # recovery answers this one
+    await store.attach_transaction("T-1", "attached", pending.id)  # recovery answers this one
     await _aborted(guard, "attached")
     await _claim(store, "young-void", operation="void", age_s=5)
     await _aborted(guard, "young-void", operation="void")
@@ -175,3 +177,54 @@ async def test_void_with_its_intent_waiting_is_left_to_the_item(store):
     answer = terminal_pb2.VoidResponse.FromString(replay.response)
     assert answer.response_code == C.RESPONSE_CODE_APPROVED
     assert answer.message == "void accepted; reversal queued"
+
+
+async def _settle_authorization(store, key, tx):
+    await _abandoned(store, key, "authorize", tx)
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    first = await guard.claim("T-1", key, "authorize", "fp", _budget())
+    again = await IdempotencyGuard(store).claim("T-1", key, "authorize", "fp", _budget())
+    assert first is not None and again is not None and again.response == first.response
+    assert first.transaction_id == tx.id
+    return terminal_pb2.AuthorizeResponse.FromString(first.response)
+
+
+async def test_authorization_left_received_is_declined_96(store):
+    # Died between writing the transaction and its intent (two writes on Cassandra): nothing
+    # was sent, so the retry is told 96 and the row does not linger RECEIVED.
+    tx = new_tx(scheme="visa")
+    await store.insert_transaction(tx)
+    answer = await _settle_authorization(store, "received", tx)
+    assert answer.response_code == C.RESPONSE_CODE_SYSTEM_MALFUNCTION
+    assert answer.transaction_id == tx.id and answer.rrn == tx.rrn
+    after = await store.get_transaction(tx.id)
+    assert after.state is TxState.DECLINED and after.response_code == "96"
+
+
+async def test_authorization_with_a_recorded_outcome_replays_it(store):
+    # Died between recording the outcome and completing the key: the outcome is the answer.
+    tx = await _tx_in(store, TxState.DECLINED)
+    answer = await _settle_authorization(store, "declined", tx)
+    assert answer.response_code == C.RESPONSE_CODE_INSUFFICIENT_FUNDS
+    approved = await _tx_in(store, TxState.APPROVED)
+    answer = await _settle_authorization(store, "approved", approved)
+    assert answer.response_code == C.RESPONSE_CODE_APPROVED
+    assert (await store.get_transaction(approved.id)).state is TxState.APPROVED
+
+
+async def test_recovery_declines_authorizations_a_dead_request_left_received(store):
+    from switch.abandoned_keys import UNSENT_AFTER_S, decline_unsent
+
+    now = time.time()
+    old = now - UNSENT_AFTER_S - 10
+    dead = new_tx(created_at=old, updated_at=old, deadline_at=old + 2.0)
+    live = new_tx(created_at=now, updated_at=now, deadline_at=now + 2.0)
+    refund = new_tx(type=TxType.REFUND, created_at=old, updated_at=old, deadline_at=old + 2.0)
+    for tx in (dead, live, refund):
+        await store.insert_transaction(tx)
+    assert await decline_unsent(store, now) == 1
+    after = await store.get_transaction(dead.id)
+    assert after.state is TxState.DECLINED and after.response_code == "96"
+    assert (await store.get_transaction(live.id)).state is TxState.RECEIVED
+    assert (await store.get_transaction(refund.id)).state is TxState.RECEIVED  # its own sweep
+    assert await decline_unsent(store, now) == 0  # nothing twice
