@@ -31,7 +31,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -229,6 +229,18 @@ def get_key(session: Any, label: str, object_class: ObjectClass = ObjectClass.SE
     if state is not None:
         state.keys[cache_key] = key
     return key
+
+
+def missing_keys(session: Any, labels: Iterable[str]) -> list[str]:
+    """HSM job step: the labels among ``labels`` that have no key (a start-up check that every
+    key a node needs was made by the ceremony)."""
+    missing = []
+    for label in labels:
+        try:
+            get_key(session, label)
+        except KeyNotFound:
+            missing.append(label)
+    return missing
 
 
 def forget_key(session: Any, label: str) -> None:

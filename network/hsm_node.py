@@ -16,12 +16,11 @@ event loop; each request does its HSM work in one job.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from hsm import labels as L
 from hsm.config import HsmConfig
-from hsm.errors import HsmError, KeyNotFound
-from hsm.pool import HsmPool, get_key
+from hsm.errors import HsmError
+from hsm.pool import HsmPool, missing_keys
 
 
 class NodeHsmError(RuntimeError):
@@ -33,17 +32,6 @@ def zpk_label(owner: str, peer: str) -> str:
     return L.label(owner, L.zpk(owner, peer))
 
 
-def _require_keys(session: Any, labels: tuple[str, ...]) -> list[str]:
-    """HSM job: the labels of ``labels`` that have no key (looks each one up once)."""
-    missing = []
-    for label in labels:
-        try:
-            get_key(session, label)
-        except KeyNotFound:
-            missing.append(label)
-    return missing
-
-
 async def open_pool(
     node_id: str, labels: Iterable[str], config: HsmConfig | None = None
 ) -> HsmPool:
@@ -51,7 +39,7 @@ async def open_pool(
     pool = HsmPool(config or HsmConfig.from_env())
     wanted = tuple(dict.fromkeys(labels))
     try:
-        missing = await pool.run(_require_keys, wanted)
+        missing = await pool.run(missing_keys, wanted)
     except HsmError as exc:
         raise NodeHsmError(f"{node_id}: HSM unavailable: {exc}") from None
     if missing:

@@ -54,6 +54,10 @@ from switch.store.base import (
 )
 from switch.store.saf_base import SafKind, item_id
 
+# A request is dead this long past its deadline (budgets are 2 s): its RECEIVED row and its
+# key are settled (refund reservations are recomputed after the same bound).
+UNSENT_AFTER_S = 60.0
+CRASH_MESSAGE = "issuer did not answer in time; reversed"
 ABANDONED_MESSAGE = "the first request ended without effect; retry under a new idempotency key"
 UNRECORDED_MESSAGE = "the first request ended without a recorded answer; see the transaction"
 
@@ -110,10 +114,11 @@ async def _refund(_store: Store, tx: Transaction | None) -> Message | None:
     return _reply(cls, codes.SYSTEM_MALFUNCTION, tx, UNRECORDED_MESSAGE)
 
 
-def _authorize_reply(tx: Transaction, iso: str, message: str) -> terminal_pb2.AuthorizeResponse:
+def authorize_reply(tx: Transaction, iso: str, message: str) -> terminal_pb2.AuthorizeResponse:
+    """An authorization's answer rebuilt from its stored transaction (the request is gone)."""
     resp = terminal_pb2.AuthorizeResponse(
         response_code=code_to_proto(iso),
-        auth_code=tx.auth_code,
+        auth_code=tx.auth_code if iso == codes.APPROVED else "",  # field 38: approvals only
         stan=tx.stan,
         amount=money(tx.amount_minor, tx.currency),
         masked_pan=tx.masked_pan,
@@ -136,42 +141,45 @@ async def _authorize(store: Store, tx: Transaction | None) -> Message | None:
     if tx.state is TxState.RECEIVED:
         # The request died before its intent (PENDING) was durable, so nothing was sent: the
         # intent is written before any call leaves. Decline it so it lingers nowhere.
-        try:
-            tx = await store.transition(
-                tx.id,
-                TxState.RECEIVED,
-                TxState.DECLINED,
-                {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": time.time()},
-            )
-        except CasFailed:
+        tx = await _decline(store, tx, time.time())
+        if tx is None:
             return None  # it moved on after all: the next retry looks again
-        return _authorize_reply(tx, codes.SYSTEM_MALFUNCTION, ABANDONED_MESSAGE)
+        return authorize_reply(tx, codes.SYSTEM_MALFUNCTION, ABANDONED_MESSAGE)
     if tx.state in _SWEPT:
         return None  # the recovery sweep reverses it and answers 91
     if tx.state is TxState.REVERSED:
-        return _authorize_reply(
-            tx, codes.ISSUER_UNAVAILABLE, "issuer did not answer in time; reversed"
+        return authorize_reply(tx, codes.ISSUER_UNAVAILABLE, CRASH_MESSAGE)
+    return authorize_reply(tx, tx.response_code or codes.SYSTEM_MALFUNCTION, UNRECORDED_MESSAGE)
+
+
+async def _decline(store: Store, tx: Transaction, now: float) -> Transaction | None:
+    """RECEIVED -> DECLINED with 96 for a request that died before its intent; None when the
+    transaction moved on meanwhile."""
+    try:
+        return await store.transition(
+            tx.id,
+            TxState.RECEIVED,
+            TxState.DECLINED,
+            {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": now},
         )
-    return _authorize_reply(tx, tx.response_code or codes.SYSTEM_MALFUNCTION, UNRECORDED_MESSAGE)
+    except CasFailed:
+        return None
 
 
 _SWEPT = frozenset({TxState.PENDING, TxState.UNKNOWN, TxState.REVERSAL_PENDING})
 
-_BUILDERS: dict[str, Builder] = {"capture": _capture, "void": _void, "refund": _refund}
+_BUILDERS: dict[str, Builder] = {
+    "authorize": _authorize,
+    "capture": _capture,
+    "void": _void,
+    "refund": _refund,
+}
 
 
 async def abandoned_answer(store: Store, record: IdempotencyRecord) -> tuple[bytes, str] | None:
     """(serialised answer, transaction id) to complete ``record`` with, or None to leave it
     IN_FLIGHT (the recovery sweep or a waiting item will settle it first). The caller has
     checked that the key is old enough to be abandoned."""
-    if record.operation == "authorize":
-        tx = None
-        if record.transaction_id:
-            tx = await store.get_transaction(record.transaction_id)
-        resp = await _authorize(store, tx)
-        if resp is None:
-            return None
-        return resp.SerializeToString(), tx.id if tx is not None else ""
     build = _BUILDERS.get(record.operation)
     if build is None:
         return None
@@ -184,10 +192,6 @@ async def abandoned_answer(store: Store, record: IdempotencyRecord) -> tuple[byt
     return resp.SerializeToString(), tx.id if tx is not None else ""
 
 
-# A request is dead this long past its deadline (budgets are 2 s), as for refund reservations.
-UNSENT_AFTER_S = 60.0
-
-
 async def decline_unsent(store: Store, now: float, limit: int = 500) -> int:
     """Decline authorizations a dead request left RECEIVED (its intent never became durable, so
     nothing was sent): RECEIVED -> DECLINED with 96, so no row lingers in flight. The key, if a
@@ -198,14 +202,6 @@ async def decline_unsent(store: Store, now: float, limit: int = 500) -> int:
     ):
         if tx.type is not TxType.AUTHORIZATION or tx.deadline_at + UNSENT_AFTER_S > now:
             continue
-        try:
-            await store.transition(
-                tx.id,
-                TxState.RECEIVED,
-                TxState.DECLINED,
-                {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": now},
-            )
+        if await _decline(store, tx, now) is not None:
             declined += 1
-        except CasFailed:
-            pass  # it moved on after all
     return declined

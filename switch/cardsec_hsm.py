@@ -29,7 +29,7 @@ from hsm.dukpt import BDK_LABEL, KeyUsage, Ksn, cbc_decrypt, transaction_key
 from hsm.errors import HsmError, IntegrityError, KeyNotFound
 from hsm.mac import canonical_request, check_mac
 from hsm.pinblock import PinBlockError, translate, zeroize
-from hsm.pool import HsmPool, get_key
+from hsm.pool import HsmPool, get_key, missing_keys
 from hsm.tokens import (
     FINGERPRINT_LABEL,
     TOKEN_LABEL,
@@ -52,12 +52,7 @@ def zpk_label(acquirer_id: str) -> str:
 
 def missing_keys_job(session: Any, labels: tuple[str, ...]) -> list[str]:
     """HSM job: which of ``labels`` have no key, and whether the vault has an active version."""
-    missing = []
-    for label in labels:
-        try:
-            get_key(session, label)
-        except KeyNotFound:
-            missing.append(label)
+    missing = missing_keys(session, labels)
     try:
         vault.current_version(session, refresh=True)
     except KeyNotFound:

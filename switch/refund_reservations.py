@@ -29,11 +29,12 @@ from collections.abc import Awaitable, Callable
 
 from payswitch import codes
 from payswitch.logs import get as get_logger
+from switch.abandoned_keys import UNSENT_AFTER_S
 from switch.store.base import CasFailed, Store, StoreError, Transaction, TxState, TxType
 
 _log = get_logger("switch.refunds")
 
-ORPHAN_AFTER_S = 60.0  # past the refund's deadline (budgets are 2 s), as for abandoned keys
+ORPHAN_AFTER_S = UNSENT_AFTER_S  # past the refund's deadline, as for dead authorizations
 SCAN_LIMIT = 500
 CAS_TRIES = 16
 

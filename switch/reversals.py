@@ -54,9 +54,9 @@ import time
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch.abandoned_keys import decline_unsent
+from switch.abandoned_keys import CRASH_MESSAGE, authorize_reply, decline_unsent
 from switch.connectors import Connectors, OutcomeUnknown
-from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.convert import money, scheme_to_proto
 from switch.refund_reservations import release_orphans
 from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.saf.queue import new_owner
@@ -81,7 +81,6 @@ SCAN_LIMIT = 500  # transactions per state per sweep; the next sweep takes the r
 _RETRY_CODES = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION})
 # Memory-only reversals (store down): bounded like before.
 _UNRECORDED_ATTEMPTS = 8
-CRASH_MESSAGE = "issuer did not answer in time; reversed"
 # States in which a due REVERSAL item is a void whose request died (see the docstring).
 _DEAD_VOID = frozenset({TxState.APPROVED, TxState.STOOD_IN, TxState.ADVISED})
 
@@ -89,19 +88,7 @@ _DEAD_VOID = frozenset({TxState.APPROVED, TxState.STOOD_IN, TxState.ADVISED})
 def crashed_answer(tx: Transaction) -> terminal_pb2.AuthorizeResponse:
     """The recorded answer for an authorization whose request ended without one (crash):
     91, as for any unknown outcome, carrying the transaction's identity."""
-    resp = terminal_pb2.AuthorizeResponse(
-        response_code=code_to_proto(codes.ISSUER_UNAVAILABLE),
-        stan=tx.stan,
-        amount=money(tx.amount_minor, tx.currency),
-        masked_pan=tx.masked_pan,
-        message=CRASH_MESSAGE,
-        transaction_id=tx.id,
-        rrn=tx.rrn,
-        acquirer_id=tx.acquirer_id,
-    )
-    if tx.scheme:
-        resp.scheme = scheme_to_proto(tx.scheme)
-    return resp
+    return authorize_reply(tx, codes.ISSUER_UNAVAILABLE, CRASH_MESSAGE)
 
 
 class Reverser:
