@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import orjson
 
-from network.ports import free_ports
+from payswitch.world.ports import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -53,8 +53,9 @@ def _traffic(pool: Any, terminals: int, per_terminal: int) -> list[tuple]:
     random point of its life (counter < 2^20), every KSN used once."""
     import random
 
-    from hsm import dukpt, mac
-    from hsm.terminal_sim import SecureElement
+    from hsm import dukpt
+    from payswitch.seclink import canonical_request
+    from terminals.secure_element import SecureElement
 
     rng = random.Random(os.getpid())
     ses = []
@@ -81,7 +82,15 @@ def _traffic(pool: Any, terminals: int, per_terminal: int) -> list[tuple]:
                 ksn=bytes(tx.ksn),
                 card_ciphertext=ct,
             )
-            out.append((tx.ksn, ct, fields, tx.mac(mac.canonical_request(**fields))))
+            out.append(
+                (
+                    tx.ksn,
+                    ct,
+                    fields,
+                    canonical_request(**fields),
+                    tx.mac(canonical_request(**fields)),
+                )
+            )
     return out
 
 
@@ -111,7 +120,7 @@ def _workload(seconds: float, terminals: int, per_terminal: int) -> dict[str, An
             t = next(it_md, None)
             if t is None:
                 return False
-            mac.open_request(session, t[2], t[3])
+            mac.open_request(session, t[3], t[0], t[1], t[4])
             return True
 
         for name, fn in (
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     from hsm import keys
     from hsm.config import REPO_ROOT
     from hsm.pool import HsmPool
-    from network.topology import load
+    from payswitch.world.topology import load
 
     HsmPool(cfg).run_sync(keys.ensure, keys.plan(load(REPO_ROOT / "topology" / "default.toml")))
 

@@ -73,8 +73,9 @@ def _setup(pool: Any, n_blocks: int) -> dict[str, Any]:
     from hsm import cvv, emv, keys, pinblock
     from hsm.dukpt import wrap_initial_key_for_terminal
     from hsm.pool import get_key
-    from hsm.terminal_sim import SecureElement
-    from network.topology import load
+    from payswitch.world.topology import load
+    from terminals import pinpad
+    from terminals.secure_element import SecureElement
 
     pool.run_sync(keys.ensure, keys.plan(load(REPO / "topology" / "default.toml")))
 
@@ -86,12 +87,12 @@ def _setup(pool: Any, n_blocks: int) -> dict[str, Any]:
     for _ in range(n_blocks):
         txn = se.begin()
         dukpt_blocks.append(
-            (txn.ksn, pinblock.sim_encipher_pin_block(txn.pin_encrypt_block, PIN, PAN))
+            (txn.ksn, pinpad.sim_encipher_pin_block(txn.pin_encrypt_block, PIN, PAN))
         )
 
     def _plain_block(zpk: Any) -> bytes:
         # a block under the issuer's inbound ZPK, built in the HSM with a fixed fill
-        field = pinblock._pin_field(PIN, bytes(8))
+        field = pinblock.pin_field(PIN, bytes(8))
         return pinblock._seal_field(zpk, field, pinblock.pan_field(PAN))
 
     def issuer_data(session: Any) -> dict[str, Any]:

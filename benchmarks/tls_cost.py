@@ -18,9 +18,9 @@ from pathlib import Path
 import grpc
 
 from hsm.testing import process_test_config
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
 from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[1] / "topology" / "default.toml"
 
@@ -72,7 +72,7 @@ def _stack(base: Path, tls: bool) -> Stack:
     path = run / "topology.toml"
     write_topology(with_free_ports(doc), path)
     subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(path)],
+        [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(path)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hsm.pinblock import sim_encipher_pin_block
-from hsm.terminal_sim import SecureElement, new_ikid
 from payswitch import seclink
 from payswitch.v1 import common_pb2, terminal_pb2
+from terminals.pinpad import sim_encipher_pin_block
+from terminals.secure_element import SecureElement, new_ikid
 
 AUTHORIZE = "Authorize"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.traffic import DECLINES, inject, terminal_ids
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
@@ -110,7 +110,7 @@ def make_token(home: Path) -> None:
 def make_keys(topology_path: Path) -> None:
     """The switch's tokenization and fingerprint keys, generated in the throwaway token."""
     subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
-        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(topology_path)],
+        [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(topology_path)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -1,21 +1,16 @@
 """Integrity on the terminal link: AES-CMAC under the DUKPT MAC keys of the request's KSN.
 
-The terminal MACs :func:`canonical_request` of its request with the MAC-generation key of the
-KSN; the switch derives the same key in the HSM, recomputes the CMAC there (CKM_AES_CMAC, full
-16 bytes; SoftHSM has no CMAC_GENERAL, and we do not truncate) and compares in constant time. A
-mismatch raises :class:`IntegrityError` and the request is refused. The MAC covers the card-data
-ciphertext and the PIN block, and is checked before anything is decrypted (encrypt-then-MAC).
-
-Canonical form (version 1): ASCII ``PSW-MAC-1`` followed by every field below, in this order,
-each as ``tag (1 byte) || length (4 bytes, big-endian) || value``. Strings are UTF-8, integers
-are decimal ASCII, byte fields raw; absent optional fields are present with length 0, so a field
-can be neither dropped nor moved into another. Changing the field list means a new version tag.
+The terminal MACs the canonical form of its request (``payswitch.seclink.canonical_request``)
+with the MAC-generation key of the KSN; the switch derives the same key in the HSM, recomputes
+the CMAC there (CKM_AES_CMAC, full 16 bytes; SoftHSM has no CMAC_GENERAL, and we do not
+truncate) and compares in constant time. A mismatch raises :class:`IntegrityError` and the
+request is refused. The MAC covers the card-data ciphertext and the PIN block, and is checked
+before anything is decrypted (encrypt-then-MAC).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
 from typing import Any
 
 from pkcs11 import Mechanism
@@ -24,45 +19,6 @@ from hsm.dukpt import BDK_LABEL, KeyUsage, Ksn, TransactionKey, cbc_decrypt, tra
 from hsm.errors import IntegrityError
 
 MAC_LEN = 16
-_DOMAIN = b"PSW-MAC-1"
-
-
-def canonical_request(
-    *,
-    terminal_id: str,
-    merchant_id: str,
-    stan: int,
-    local_time: str,
-    amount_minor: int,
-    currency: str,
-    entry_mode: str | int,
-    ksn: bytes,
-    card_ciphertext: bytes,
-    pin_block: bytes = b"",
-    emv_data: bytes = b"",
-    idempotency_key: str = "",
-    operation: str = "authorize",
-) -> bytes:
-    """The bytes a request MAC covers (see module docstring for the layout)."""
-    fields: list[bytes] = [
-        operation.encode(),
-        terminal_id.encode(),
-        merchant_id.encode(),
-        str(int(stan)).encode(),
-        local_time.encode(),
-        str(int(amount_minor)).encode(),
-        currency.encode(),
-        str(entry_mode).encode(),
-        bytes(ksn),
-        bytes(card_ciphertext),
-        bytes(pin_block),
-        bytes(emv_data),
-        idempotency_key.encode(),
-    ]
-    out = bytearray(_DOMAIN)
-    for tag, value in enumerate(fields, start=1):
-        out += tag.to_bytes(1, "big") + len(value).to_bytes(4, "big") + value
-    return bytes(out)
 
 
 def _as_ksn(ksn: Ksn | bytes) -> Ksn:
@@ -105,15 +61,19 @@ def response_mac(
 
 
 def open_request(
-    session: Any, fields: Mapping[str, Any], mac: bytes, bdk: str | Any = BDK_LABEL
+    session: Any,
+    message: bytes,
+    ksn: Ksn | bytes,
+    card_ciphertext: bytes,
+    mac: bytes,
+    bdk: str | Any = BDK_LABEL,
 ) -> bytes:
     """Job: verify the MAC, then decrypt the card data; one key derivation chain for both.
 
-    ``fields`` are the keyword arguments of :func:`canonical_request` as received (including
-    ``ksn`` and ``card_ciphertext``), so the ciphertext decrypted is the one the MAC covered.
-    Returns the card-data plaintext; raises :class:`IntegrityError` on a bad MAC or padding.
+    ``message`` is the canonical form of the request as received, which covers ``ksn`` and
+    ``card_ciphertext``, so the ciphertext decrypted is the one the MAC covered. Returns the
+    card-data plaintext; raises :class:`IntegrityError` on a bad MAC or padding.
     """
-    message = canonical_request(**fields)
-    with transaction_key(session, _as_ksn(fields["ksn"]), bdk) as tk:
+    with transaction_key(session, _as_ksn(ksn), bdk) as tk:
         check_mac(tk, message, mac)
-        return cbc_decrypt(tk.working_key(KeyUsage.DATA_ENCRYPT), fields["card_ciphertext"])
+        return cbc_decrypt(tk.working_key(KeyUsage.DATA_ENCRYPT), card_ciphertext)

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import hmac
-import os
 import platform
-from collections.abc import Callable
 from typing import Any
 
 from pkcs11 import Mechanism
@@ -81,7 +79,7 @@ def pan_field(pan: str) -> bytearray:
     return bytearray.fromhex(nibbles.ljust(2 * BLOCK_LEN, "0"))
 
 
-def _pin_field(pin: str, fill: bytes) -> bytearray:
+def pin_field(pin: str, fill: bytes) -> bytearray:
     """Plain PIN field; ``fill`` is the 8-byte random half."""
     if not (isinstance(pin, str) and PIN_MIN <= len(pin) <= PIN_MAX and pin.isascii()):
         raise PinBlockError("PIN must be 4 to 12 decimal digits")
@@ -126,13 +124,13 @@ def check_pin_field(field: bytearray | bytes) -> int:
     return n
 
 
-def _check_block(pin_block: bytes) -> bytes:
+def check_block(pin_block: bytes) -> bytes:
     if not isinstance(pin_block, bytes | bytearray) or len(pin_block) != BLOCK_LEN:
         raise PinBlockError("format 4 PIN block must be 16 bytes")
     return bytes(pin_block)
 
 
-def _xor_into(dst: bytearray, src: bytes | bytearray) -> None:
+def xor_into(dst: bytearray, src: bytes | bytearray) -> None:
     for i in range(len(dst)):
         dst[i] ^= src[i]
 
@@ -142,12 +140,12 @@ def _open_block(key: Any, pin_block: bytes, pfield: bytearray) -> bytearray:
 
     The caller owns the returned buffer and must :func:`zeroize` it.
     """
-    b = key.decrypt(_check_block(pin_block), mechanism=Mechanism.AES_ECB)  # B = A xor PAN field
+    b = key.decrypt(check_block(pin_block), mechanism=Mechanism.AES_ECB)  # B = A xor PAN field
     a = bytearray(b)
     zeroize(b)
     field = bytearray(BLOCK_LEN)
     try:
-        _xor_into(a, pfield)  # A = E(PIN field)
+        xor_into(a, pfield)  # A = E(PIN field)
         clear = key._decrypt(a, mechanism=Mechanism.AES_ECB)
         field[:] = clear
         zeroize(clear)
@@ -165,7 +163,7 @@ def _seal_field(key: Any, field: bytearray, pfield: bytearray) -> bytes:
     a = key._encrypt(field, mechanism=Mechanism.AES_ECB)
     b = bytearray(a)
     try:
-        _xor_into(b, pfield)
+        xor_into(b, pfield)
         return key._encrypt(b, mechanism=Mechanism.AES_ECB)
     finally:
         zeroize(b)
@@ -224,7 +222,7 @@ def pvv_from_pin(session: Any, pvk: Any, pan: str, pin: str) -> bytes:
     data, never from a transaction. The caller stores the result, never the PIN.
     """
     pfield = pan_field(pan)
-    field = _pin_field(pin, bytes(8))
+    field = pin_field(pin, bytes(8))
     try:
         return _pvv(pvk, field, pfield)
     finally:
@@ -245,50 +243,3 @@ def verify_pin(session: Any, zpk: Any, pvk: Any, pin_block: bytes, pan: str, pvv
         zeroize(field, pfield)
     ok = isinstance(pvv, bytes | bytearray) and hmac.compare_digest(mac, bytes(pvv))
     return ok
-
-
-# --- terminal / test simulator -----------------------------------------------------------------
-# The terminal owns its DUKPT keys in software (hsm.terminal_sim is its secure element), so the
-# simulator builds blocks from a one-block AES encryption callable, e.g.
-# ``Transaction.pin_encrypt_block``, or from a clear test key with `cryptography` (a dev
-# dependency, imported lazily). Never used by the switch or issuer paths above.
-
-BlockCipher = Callable[[bytes], bytes]
-
-
-def _aes_ecb(key: bytes, decrypt: bool = False) -> BlockCipher:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - format 4 uses ECB steps
-    if decrypt:
-        return lambda block: cipher.decryptor().update(block)
-    return lambda block: cipher.encryptor().update(block)
-
-
-def sim_encipher_pin_block(
-    cipher: bytes | BlockCipher, pin: str, pan: str, fill: bytes | None = None
-) -> bytes:
-    """SIMULATOR/TEST ONLY: a format 4 block as a PIN pad builds it.
-
-    ``cipher`` encrypts one 16-byte block under the terminal's PIN key (a secure-element
-    callable), or is a clear AES test key. ``fill`` fixes the random half (published vectors).
-    """
-    encrypt = _aes_ecb(cipher) if isinstance(cipher, bytes) else cipher
-    field = _pin_field(pin, os.urandom(8) if fill is None else fill)
-    pfield = pan_field(pan)
-    a = bytearray(encrypt(bytes(field)))
-    try:
-        _xor_into(a, pfield)
-        return encrypt(bytes(a))
-    finally:
-        zeroize(field, a, pfield)
-
-
-def sim_decipher_pin_block(key: bytes, pin_block: bytes, pan: str) -> str:
-    """TEST ONLY: the PIN inside a format 4 block under a clear AES key (format checked)."""
-    decrypt = _aes_ecb(key, decrypt=True)
-    a = bytearray(decrypt(_check_block(pin_block)))
-    _xor_into(a, pan_field(pan))
-    field = bytearray(decrypt(bytes(a)))
-    n = check_pin_field(field)
-    return field[:8].hex()[2 : 2 + n]

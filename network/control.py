@@ -11,9 +11,9 @@ from __future__ import annotations
 import grpc
 
 from network.faults import DropMode, FaultControl, RuntimeFaults
-from network.topology import Latency
 from payswitch import logs
 from payswitch.v1 import control_pb2, control_pb2_grpc
+from payswitch.world.topology import Latency
 
 SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["NodeControlService"].full_name
 

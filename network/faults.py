@@ -23,7 +23,7 @@ import grpc
 
 from network.deadline import Budget
 from network.latency import LatencySampler
-from network.topology import Faults, Latency
+from payswitch.world.topology import Faults, Latency
 
 # A call without a deadline is never held longer than this before it is failed.
 MAX_HOLD_S = 30.0

@@ -36,9 +36,9 @@ from network.faults import (
     never_answer,
 )
 from network.latency import LatencySampler
-from network.topology import Faults, Latency
 from payswitch import logs
 from payswitch.v1 import common_pb2
+from payswitch.world.topology import Faults, Latency
 
 ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
 # How far injected latency may run past the caller's deadline.

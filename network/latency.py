@@ -10,7 +10,7 @@ import asyncio
 import math
 import random
 
-from network.topology import Latency
+from payswitch.world.topology import Latency
 
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 

@@ -19,9 +19,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from network import control
-from network.topology import TopologyError
 from payswitch import logs
+from payswitch.process import PARENT_PID_ENV, watch_parent
 from payswitch.v1 import control_pb2_grpc
+from payswitch.world.topology import TopologyError
 
 _SERVER_OPTIONS = [
     ("grpc.so_reuseport", 0),
@@ -30,8 +31,6 @@ _SERVER_OPTIONS = [
 ]
 _LOOPBACK = {"127.0.0.1", "localhost"}
 # Set by the launcher to its own pid; see run_until_signal.
-PARENT_PID_ENV = "PAYSWITCH_PARENT_PID"
-
 _log = logs.get("network.server")
 
 
@@ -95,17 +94,6 @@ class NodeServer:
         await self.app.close()
         with contextlib.suppress(OSError):  # stdout may be a pipe nobody reads any more
             _log.info("stopped")
-
-
-async def watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
-    """Set ``stop`` once the launcher that started us is gone (we were re-parented)."""
-    while not stop.is_set():
-        if os.getppid() != parent_pid:
-            stop.set()
-            with contextlib.suppress(OSError):  # our stdout pipe went with the launcher
-                _log.warning("launcher gone, stopping")
-            return
-        await asyncio.sleep(1.0)
 
 
 async def run_until_signal(app: NodeApp) -> None:

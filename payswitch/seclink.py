@@ -5,13 +5,19 @@ for byte, in one place (pure functions, no keys, no HSM).
   (PAN, expiry YYMM, CVV2), encrypted by the terminal's secure element under its AES-DUKPT
   data key (``hsm.terminal_sim``); the switch decrypts it in its HSM (``hsm.dukpt``).
 - **Request MAC**: AES-CMAC under the DUKPT MAC key of the same KSN over
-  ``hsm.mac.canonical_request`` (version ``PSW-MAC-1``) of the fields :func:`mac_fields` picks
+  :func:`canonical_request` (version ``PSW-MAC-1``, below) of the fields :func:`mac_fields` picks
   from an ``AuthorizeRequest``: every field except the MAC itself and the deprecated clear
   ``card`` (which the switch refuses anyway). The chip data enters as :func:`emv_bytes`.
 - **Fingerprint input** (:func:`fingerprint_input`): the same canonical bytes without the
   idempotency key. The switch turns them into a keyed digest in the HSM, so a retry with the
   same bytes matches, any other content does not, and no PAN is in it (not even hashed: the
   card is represented by its ciphertext and KSN).
+
+Canonical form (version 1): ASCII ``PSW-MAC-1`` followed by the fields of
+:func:`canonical_request`, in its order, each as ``tag (1 byte) || length (4 bytes,
+big-endian) || value``. Strings are UTF-8, integers are decimal ASCII, byte fields raw; absent
+optional fields are present with length 0, so a field can be neither dropped nor moved into
+another. Changing the field list means a new version tag.
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
 serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`).
@@ -21,10 +27,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from hsm.mac import canonical_request
 from payswitch.v1 import network_pb2, terminal_pb2
 
 OPERATION = "authorize"
+MAC_DOMAIN = b"PSW-MAC-1"
+
+
+def canonical_request(
+    *,
+    terminal_id: str,
+    merchant_id: str,
+    stan: int,
+    local_time: str,
+    amount_minor: int,
+    currency: str,
+    entry_mode: str | int,
+    ksn: bytes,
+    card_ciphertext: bytes,
+    pin_block: bytes = b"",
+    emv_data: bytes = b"",
+    idempotency_key: str = "",
+    operation: str = "authorize",
+) -> bytes:
+    """The bytes a request MAC covers (see module docstring for the layout)."""
+    fields: list[bytes] = [
+        operation.encode(),
+        terminal_id.encode(),
+        merchant_id.encode(),
+        str(int(stan)).encode(),
+        local_time.encode(),
+        str(int(amount_minor)).encode(),
+        currency.encode(),
+        str(entry_mode).encode(),
+        bytes(ksn),
+        bytes(card_ciphertext),
+        bytes(pin_block),
+        bytes(emv_data),
+        idempotency_key.encode(),
+    ]
+    out = bytearray(MAC_DOMAIN)
+    for tag, value in enumerate(fields, start=1):
+        out += tag.to_bytes(1, "big") + len(value).to_bytes(4, "big") + value
+    return bytes(out)
+
 
 _EMV_FIELDS = tuple(sorted(network_pb2.EmvData.DESCRIPTOR.fields, key=lambda f: f.number))
 
@@ -44,7 +89,7 @@ def emv_bytes(emv: network_pb2.EmvData | None) -> bytes:
 
 
 def mac_fields(req: terminal_pb2.AuthorizeRequest) -> dict[str, Any]:
-    """Keyword arguments of ``hsm.mac.canonical_request`` for an authorization request."""
+    """Keyword arguments of :func:`canonical_request` for an authorization request."""
     return {
         "operation": OPERATION,
         "terminal_id": req.terminal_id,

@@ -15,9 +15,10 @@ from typing import Any
 
 import grpc
 
+from payswitch import tls
 from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
-from switch import tls, validation
+from switch import validation
 from switch.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
 from switch.registry import PermissionDenied, TerminalRegistry, TerminalStatus
 from switch.store.base import StoreError

@@ -32,10 +32,10 @@ from pathlib import Path
 import grpc
 import structlog
 
-from network.stack import connect_address
-from network.topology import TopologyError, load
+from payswitch import tls
+from payswitch.process import connect_address
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
-from switch import tls
+from payswitch.world.topology import TopologyError, load
 from switch.admin import saf_item
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[1] / "topology" / "default.toml"

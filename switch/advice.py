@@ -33,11 +33,11 @@ import asyncio
 import contextlib
 import time
 
-from network.topology import Topology, TopologyError
 from payswitch import codes
 from payswitch.cards import Scheme
 from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2
+from payswitch.world.topology import Topology, TopologyError
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors, OutcomeUnknown, Refused
 from switch.convert import money, scheme_to_proto

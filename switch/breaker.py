@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from network.topology import BreakerConfig
 from payswitch.logs import get as get_logger
+from payswitch.world.topology import BreakerConfig
 from switch import metrics
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"

@@ -64,7 +64,7 @@ class CardProtector(Protocol):
         ...
 
     async def verify_request(self, fields: Mapping[str, Any], mac: bytes, keyed: bool) -> str:
-        """Verify the request MAC over ``hsm.mac.canonical_request(**fields)``; raise
+        """Verify the request MAC over ``payswitch.seclink.canonical_request(**fields)``; raise
         ``RequestRejected`` when it fails. Returns the idempotency fingerprint (hex) of the
         content when ``keyed``, else ""."""
         ...

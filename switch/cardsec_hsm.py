@@ -27,7 +27,7 @@ from hsm import labels as L
 from hsm import vault
 from hsm.dukpt import BDK_LABEL, KeyUsage, Ksn, cbc_decrypt, transaction_key
 from hsm.errors import HsmError, IntegrityError, KeyNotFound
-from hsm.mac import canonical_request, check_mac
+from hsm.mac import check_mac
 from hsm.pinblock import PinBlockError, translate, zeroize
 from hsm.pool import HsmPool, get_key, missing_keys
 from hsm.tokens import (
@@ -38,7 +38,7 @@ from hsm.tokens import (
     tokenize_full,
 )
 from payswitch import cards
-from payswitch.seclink import fingerprint_input, parse_card_data
+from payswitch.seclink import canonical_request, fingerprint_input, parse_card_data
 from switch.cardsec import CardDataRejected, OpenedCard, RequestRejected, RouteFn
 
 CARD_FIELD = "encrypted_card"

@@ -26,9 +26,9 @@ from typing import Any
 
 import grpc
 
-from network.topology import AcquirerConfig, Topology
 from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2, network_pb2_grpc
+from payswitch.world.topology import AcquirerConfig, Topology
 from switch import metrics
 from switch.breaker import Breakers, CircuitBreaker
 

@@ -10,9 +10,9 @@ import sys
 
 import uvloop
 
-from network.server import PARENT_PID_ENV, watch_parent
-from network.topology import load
 from payswitch import logs
+from payswitch.process import PARENT_PID_ENV, watch_parent
+from payswitch.world.topology import load
 from switch.cardsec_factory import build_protector
 from switch.server import Switch
 from switch.store import open_store

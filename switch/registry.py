@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from network.topology import MerchantConfig, Topology
 from payswitch.logs import get as get_logger
+from payswitch.world.topology import MerchantConfig, Topology
 from switch.errors import ApiError, InvalidArgument, Unauthenticated, Unavailable
 from switch.store.base import Revocation, Store, StoreError
 

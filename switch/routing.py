@@ -10,8 +10,8 @@ rest (``switch.pipeline.stages.Forward``).
 
 from __future__ import annotations
 
-from network.topology import MerchantConfig, Topology
 from payswitch.cards import Scheme
+from payswitch.world.topology import MerchantConfig, Topology
 from switch.breaker import Breakers
 
 

@@ -15,10 +15,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from network.topology import Topology
+from payswitch import tls
 from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2, terminal_pb2_grpc
-from switch import metrics, tls
+from payswitch.world.topology import Topology
+from switch import metrics
 from switch.admin import AdminService
 from switch.advice import Adviser
 from switch.breaker import Breakers

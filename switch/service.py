@@ -17,9 +17,9 @@ import time
 
 import grpc
 
-from payswitch import codes
+from payswitch import codes, tls
 from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
-from switch import metrics, tls, validation
+from switch import metrics, validation
 from switch.admission import Admission
 from switch.batches.close import close_batch
 from switch.budget import Budget

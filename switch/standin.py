@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from network.topology import StandInConfig
 from payswitch import codes
+from payswitch.world.topology import StandInConfig
 from switch import metrics
 from switch.store.base import Store
 

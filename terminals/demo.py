@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Protocol, TextIO, TypeVar
 
 from hsm.errors import HsmError
-from network.topology import TopologyError, load
 from payswitch import cards, money
-from switch.settlement.fees import fee_for
+from payswitch.settlement.fees import fee_for
+from payswitch.world.topology import TopologyError, load
 from terminals.batch import BatchTotals, format_close
 from terminals.chip import CardChips, simulated_reader
 from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
@@ -457,7 +457,7 @@ async def run(
         print(f"demo: {exc}", file=sys.stderr)
         return 2
     if cards is None:
-        from network.cards_sim import CardSimulator
+        from terminals.card_sim import CardSimulator
 
         cards = CardSimulator(topology)
     stans = StanCounter(stan_state_path(args.state_dir or default_state_dir(), plan.terminal_id))

@@ -23,8 +23,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 
-from network.topology import AccountConfig, CardConfig, Topology
 from payswitch import cards, money
+from payswitch.world.topology import AccountConfig, CardConfig, Topology
 
 
 class PlanError(ValueError):

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from hsm.config import HsmConfig
 from hsm.dukpt import wrap_initial_key_for_terminal
 from hsm.pool import HsmPool
-from hsm.terminal_sim import SecureElement, new_ikid
+from terminals.secure_element import SecureElement, new_ikid
 
 # Loads an initial key into a secure element that has none.
 KeyInjector = Callable[[SecureElement], Awaitable[None]]

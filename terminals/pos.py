@@ -245,8 +245,8 @@ def _chips(args: argparse.Namespace, chips: CardChips | None) -> CardChips:
     """The card simulator for ``--chip`` (it needs the issuers' keys: the shared token)."""
     if chips is not None:
         return chips
-    from network.cards_sim import CardSimulator
-    from network.topology import TopologyError, load
+    from payswitch.world.topology import TopologyError, load
+    from terminals.card_sim import CardSimulator
 
     try:
         return CardSimulator(load(args.topology))

@@ -43,16 +43,17 @@ from typing import Any, Protocol
 import grpc
 from google.protobuf.message import Message
 
-from hsm.pinblock import PIN_MAX, PIN_MIN, sim_encipher_pin_block
-from hsm.terminal_sim import SecureElement
+from hsm.pinblock import PIN_MAX, PIN_MIN
 from payswitch import cards, money
 from payswitch.seclink import card_plaintext, mac_input
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
 from terminals.errors import InvalidRequest, TerminalError
+from terminals.pinpad import sim_encipher_pin_block
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
+from terminals.secure_element import SecureElement
 from terminals.stan import StanCounter
 
 DEFAULT_DEADLINE_S = 2.0

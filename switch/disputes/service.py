@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from payswitch.dispute_reasons import check_reason
 from switch.disputes import cycle
-from switch.disputes.reasons import check_reason
 from switch.ledger.events import Event, EventKind
 from switch.ledger.ledger import Ledger
 from switch.store.base import NotFound, Store, TxState, TxType

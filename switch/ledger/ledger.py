@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from payswitch.settlement.fees import presentment_fees
 from switch.ledger.events import Event, EventKind
 from switch.ledger.rules import lines_for
-from switch.settlement.fees import presentment_fees
 from switch.store.base import Store, Transaction, TxType
 from switch.store.ledger_base import LedgerPosting
 

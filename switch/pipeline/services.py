@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from network.topology import SwitchConfig
-from network.topology_settlement import SettlementConfig
+from payswitch.world.settlement import SettlementConfig
+from payswitch.world.topology import SwitchConfig
 from switch.breaker import Breakers
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors

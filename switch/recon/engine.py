@@ -46,8 +46,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from payswitch.settlement.fees import presentment_fees
 from switch.recon.sources import IssuerBooks
-from switch.settlement.fees import presentment_fees
 from switch.store.base import Transaction, TxState, TxType
 from switch.store.ledger_base import Dispute, ReconIssue
 

@@ -25,8 +25,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from network.topology import SafConfig
 from payswitch.logs import get as get_logger
+from payswitch.world.topology import SafConfig
 from switch import metrics
 from switch.store.base import Store, StoreError, Transaction
 from switch.store.saf_base import (

@@ -12,7 +12,7 @@ issuer back offices consume them, read the settlement reports back, settle trans
    per acquirer per run, an empty one when it has nothing), then the batches are CLEARED;
    a batch holding a captured stand-in sale whose advice is still owed stays CLOSED, whole,
    for a later run (``switch.settlement.standin``);
-3. each acquirer's ``Settle`` (``network.settlement_nodes``) presents its file to the issuers
+3. each acquirer's ``Settle`` (``acquirer.back_office``) presents its file to the issuers
    and writes the settlement report (every file of the acquirer that has no report yet, so a
    file an unreachable acquirer missed is settled by the next run; an acquirer or issuer that
    does not answer is logged and skipped, the rest of the run goes on); the switch reads each
@@ -44,13 +44,13 @@ from pathlib import Path
 
 import grpc
 
-from network.stack import connect_address
-from network.topology import Topology
 from payswitch.logs import get as get_logger
+from payswitch.process import connect_address
+from payswitch.settlement.clearing import cutoff_date, write_clearing_file
+from payswitch.settlement.report import read_report, report_path
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
+from payswitch.world.topology import Topology
 from switch.batches.sweep import join_unbatched
-from switch.settlement.clearing import cutoff_date, write_clearing_file
-from switch.settlement.report import read_report, report_path
 from switch.settlement.standin import advice_owed
 from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
 from switch.store.batches import BatchState, ClosedBatch, ItemKind

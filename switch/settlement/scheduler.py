@@ -17,8 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from network.topology import Topology
 from payswitch.logs import get as get_logger
+from payswitch.world.topology import Topology
 from switch.ledger.ledger import Ledger
 from switch.settlement.run import CutoffResult, run_cutoff
 from switch.store.base import Store

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from hsm.pinblock import sim_encipher_pin_block
-from hsm.terminal_sim import SecureElement
 from payswitch.seclink import card_plaintext, mac_input
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, terminal_pb2
 from payswitch.v1 import terminal_pb2_grpc as tgrpc
+from terminals.pinpad import sim_encipher_pin_block
+from terminals.secure_element import SecureElement
 
 _stans = itertools.count(1)
 

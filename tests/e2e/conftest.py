@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Cluster
 
-from hsm.terminal_sim import SecureElement
 from hsm.testing import process_test_config
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 from terminals.keys import inject_from_hsm
+from terminals.secure_element import SecureElement
 
 from .clients import Books, RawTerminal, node_channels
 
@@ -42,7 +42,7 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
     # generated in the throwaway test token.
     subprocess.run(
-        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(path)],
+        [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(path)],
         check=True,
         capture_output=True,
         timeout=300,

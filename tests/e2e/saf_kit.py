@@ -14,9 +14,9 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from network.ports import write_topology
-from network.stack import REPO_ROOT, Stack
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, network_pb2, terminal_pb2
+from payswitch.world.ports import write_topology
+from stack.launcher import REPO_ROOT, Stack
 
 from .clients import Books, RawTerminal, admin_channel, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack

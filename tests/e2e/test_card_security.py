@@ -12,9 +12,9 @@ from grpc_status import rpc_status
 
 from hsm import vault
 from hsm.pool import HsmPool
-from network.cards_sim import CardSimulator
 from payswitch.v1 import terminal_pb2
 from switch.store import open_store
+from terminals.card_sim import CardSimulator
 
 from .clients import code
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Cluster
 
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
 from payswitch.v1 import terminal_pb2
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, cassandra_keyspace, drop_keyspace, injected, start_stack

@@ -32,9 +32,9 @@ from google.protobuf.message import DecodeError, Message
 
 from hsm import vault
 from hsm.pool import HsmPool
-from network.cards_sim import CardSimulator
 from payswitch.v1 import terminal_pb2
 from terminals import demo
+from terminals.card_sim import CardSimulator
 
 from .clients import code
 

@@ -16,11 +16,11 @@ import tomllib
 import grpc
 import pytest
 
-from network.topology_settlement import SettlementConfig
+from payswitch.settlement.clearing import read_clearing_file
+from payswitch.settlement.fees import fee_for
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from payswitch.world.settlement import SettlementConfig
 from switch.ledger.ledger import Ledger
-from switch.settlement.clearing import read_clearing_file
-from switch.settlement.fees import fee_for
 from switch.store import open_store
 from terminals import demo, pos
 

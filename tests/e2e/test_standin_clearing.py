@@ -21,12 +21,12 @@ from contextlib import closing
 import grpc
 import pytest
 
+from payswitch.settlement.fees import fee_for
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.ledger import accounts as ac
 from switch.ledger.ledger import Ledger
 from switch.recon.engine import reconcile
 from switch.recon.sources import load_reports, read_books, switch_transactions
-from switch.settlement.fees import fee_for
 from switch.store import open_store
 from switch.store.base import TxState
 from switch.store.batches import BatchState, ItemKind

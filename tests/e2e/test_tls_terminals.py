@@ -16,10 +16,10 @@ import sys
 import grpc
 import pytest
 
+from payswitch import tls
+from payswitch.certs import make_certs
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2
 from payswitch.v1 import terminal_pb2_grpc as tgrpc
-from switch import tls
-from switch.certs import make_certs
 
 from .clients import Books, RawTerminal, admin_channel, code, new_key, node_channels
 from .conftest import injected, start_stack

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from hsm.terminal_sim import SecureElement
-from network.stack import Stack
 from payswitch import money
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, control_pb2, control_pb2_grpc
+from stack.launcher import Stack
 from terminals.errors import NotFound, Overloaded, Refused, SwitchUnavailable, TerminalError
 from terminals.results import Result
 from terminals.retry import RetryPolicy
 from terminals.sdk import Prepared, Terminal
+from terminals.secure_element import SecureElement
 from terminals.stan import StanCounter
 
 from .plan import Action, Event, Lifecycle, Payment, Plan

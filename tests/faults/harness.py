@@ -40,8 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 from .plan import Plan, make_plan
 
@@ -81,7 +81,7 @@ class SeedResult:
 def ceremony(topology: Path) -> None:
     """Every key the topology's parties need, in the current (throwaway) token."""
     subprocess.run(
-        [sys.executable, "-m", "hsm.cli", "keys", "--topology", str(topology)],
+        [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(topology)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -123,9 +123,9 @@ async def run_seed(
     seed: int, payments: int, store: str, run_dir: Path, log: Log = print
 ) -> SeedResult:
     """One seed, start to finish (the stack is stopped whatever happens)."""
-    from hsm.terminal_sim import SecureElement
-    from network.topology import load
+    from payswitch.world.topology import load
     from terminals.keys import inject_from_hsm
+    from terminals.secure_element import SecureElement
 
     from . import invariants
     from .driver import Driver, Terminals

@@ -27,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from network.topology import Topology
+from payswitch.world.topology import Topology
 from terminals.results import TransactionView
 
 from .driver import Seen

@@ -12,13 +12,13 @@ import grpc
 import pytest
 
 from network.faults import DropMode, FaultControl, RuntimeFaults
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import control_pb2 as ctl
 from payswitch.v1 import control_pb2_grpc as ctl_grpc
 from payswitch.v1 import network_pb2 as n
 from payswitch.v1 import network_pb2_grpc as g
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 from .harness import ceremony
 

@@ -45,7 +45,7 @@ def hsm_pool(hsm_config: HsmConfig):
 @pytest.fixture(scope="session")
 def hsm_keys(hsm_pool):
     from hsm import keys
-    from network.topology import load
+    from payswitch.world.topology import load
 
     specs = keys.plan(load(REPO / "topology" / "default.toml"))
     infos = hsm_pool.run_sync(keys.ensure, specs)

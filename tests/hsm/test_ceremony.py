@@ -90,7 +90,7 @@ def test_zone_keys_are_shared_by_both_labels(hsm_keys):
 
 
 def test_ensure_is_idempotent(hsm_pool, hsm_keys):
-    from network.topology import load
+    from payswitch.world.topology import load
 
     topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
     again = hsm_pool.run_sync(keys.ensure, keys.plan(topo))

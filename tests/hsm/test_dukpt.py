@@ -30,7 +30,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from hsm import dukpt
 from hsm.dukpt import KeyUsage, Ksn
 from hsm.errors import IntegrityError
-from hsm.terminal_sim import SecureElement, next_counter
+from terminals.secure_element import SecureElement, next_counter
 
 BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 IKID = bytes.fromhex("1234567890123456")

@@ -8,7 +8,8 @@ import pytest
 
 from hsm import dukpt, mac
 from hsm.errors import IntegrityError
-from hsm.terminal_sim import SecureElement
+from payswitch.seclink import canonical_request
+from terminals.secure_element import SecureElement
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +48,29 @@ def test_canonical_form_is_unambiguous():
         ksn=b"k",
         card_ciphertext=b"c",
     )
-    a = mac.canonical_request(**base)
+    a = canonical_request(**base)
     assert a.startswith(b"PSW-MAC-1")
     # moving characters between adjacent fields changes the bytes
-    assert a != mac.canonical_request(**{**base, "terminal_id": "T1M", "merchant_id": "1"})
-    assert a != mac.canonical_request(**{**base, "amount_minor": 1000})
-    assert a != mac.canonical_request(**{**base, "pin_block": b"\x00"})
-    assert a == mac.canonical_request(**base)
+    assert a != canonical_request(**{**base, "terminal_id": "T1M", "merchant_id": "1"})
+    assert a != canonical_request(**{**base, "amount_minor": 1000})
+    assert a != canonical_request(**{**base, "pin_block": b"\x00"})
+    assert a == canonical_request(**base)
+
+
+def _open(fields: dict, tag: bytes) -> tuple:
+    """``open_request`` and its arguments for a request as received (canonical form, KSN, ct)."""
+    msg = canonical_request(**fields)
+    return mac.open_request, msg, fields["ksn"], fields["card_ciphertext"], tag
 
 
 async def test_good_mac_verifies_and_opens(hsm_pool, terminal):
     tx = terminal.begin()
     ct = tx.encrypt_card_data(b"4111111111111111|2812")
     fields = _fields(tx, ct)
-    tag = tx.mac(mac.canonical_request(**fields))
-    await hsm_pool.run(mac.verify_request_mac, tx.ksn, mac.canonical_request(**fields), tag)
-    assert await hsm_pool.run(mac.open_request, fields, tag) == b"4111111111111111|2812"
-    assert await hsm_pool.run(mac.request_mac, tx.ksn, mac.canonical_request(**fields)) == tag
+    tag = tx.mac(canonical_request(**fields))
+    await hsm_pool.run(mac.verify_request_mac, tx.ksn, canonical_request(**fields), tag)
+    assert await hsm_pool.run(*_open(fields, tag)) == b"4111111111111111|2812"
+    assert await hsm_pool.run(mac.request_mac, tx.ksn, canonical_request(**fields)) == tag
     resp = b"response"
     assert await hsm_pool.run(mac.response_mac, tx.ksn, resp) == tx.response_mac(resp)
 
@@ -82,16 +89,16 @@ async def test_tampered_request_is_refused(hsm_pool, terminal, change):
     tx = terminal.begin()
     ct = tx.encrypt_card_data(b"5555555555554444|2906")
     fields = _fields(tx, ct)
-    tag = tx.mac(mac.canonical_request(**fields))
+    tag = tx.mac(canonical_request(**fields))
     with pytest.raises(IntegrityError):
-        await hsm_pool.run(mac.open_request, {**fields, **change}, tag)
+        await hsm_pool.run(*_open({**fields, **change}, tag))
 
 
 async def test_wrong_mac_replayed_ksn_and_bad_lengths(hsm_pool, terminal):
     tx = terminal.begin()
     other = terminal.begin()
     fields = _fields(tx, tx.encrypt_card_data(b"x"))
-    msg = mac.canonical_request(**fields)
+    msg = canonical_request(**fields)
     tag = tx.mac(msg)
     with pytest.raises(IntegrityError):  # MAC of another transaction's key
         await hsm_pool.run(mac.verify_request_mac, other.ksn, msg, tag)

@@ -21,7 +21,8 @@ from hsm import pinblock
 from hsm.dukpt import KeyUsage, transaction_key, wrap_initial_key_for_terminal
 from hsm.pinblock import PinBlockError
 from hsm.templates import validate
-from hsm.terminal_sim import SecureElement
+from terminals import pinpad
+from terminals.secure_element import SecureElement
 
 EP2_KEY = bytes.fromhex("C1D0F8FB4958670DBA40AB1F3752EF0D")
 EP2_PAN = "432198765432109870"
@@ -110,9 +111,9 @@ def test_pin_field_accepts_4_to_12_digits_and_any_random_half():
 
 def test_simulated_pin_pad_matches_published_block():
     # psec test_encipher_pinblock_iso_4_det: random fill forced to FF..FF.
-    block = pinblock.sim_encipher_pin_block(PSEC_KEY, "1234", "1234567890123456789", b"\xff" * 8)
+    block = pinpad.sim_encipher_pin_block(PSEC_KEY, "1234", "1234567890123456789", b"\xff" * 8)
     assert block.hex().upper() == "28B41FDDD29B743E93124BD8E32D921E"
-    assert pinblock.sim_decipher_pin_block(EP2_KEY, EP2_BLOCK, EP2_PAN) == "1234"
+    assert pinpad.sim_decipher_pin_block(EP2_KEY, EP2_BLOCK, EP2_PAN) == "1234"
 
 
 @pytest.mark.parametrize(
@@ -120,7 +121,7 @@ def test_simulated_pin_pad_matches_published_block():
 )  # fullwidth
 def test_simulator_refuses_bad_pins(pin):
     with pytest.raises(PinBlockError):
-        pinblock.sim_encipher_pin_block(PSEC_KEY, pin, "4111111111111111")
+        pinpad.sim_encipher_pin_block(PSEC_KEY, pin, "4111111111111111")
 
 
 def test_zeroize_clears_bytes_and_bytearrays():
@@ -143,15 +144,15 @@ def test_ep2_vector_translates_through_the_hsm(hsm_pool):
 
     out1, out2 = with_keys(hsm_pool, [(EP2_KEY, DEC), (ZPK, ENC_DEC)], body)
     assert out1 != EP2_BLOCK and out1 != out2  # fresh HSM random fill on every translation
-    assert pinblock.sim_decipher_pin_block(ZPK, out1, EP2_PAN) == "1234"
-    assert pinblock.sim_decipher_pin_block(ZPK, out2, EP2_PAN) == "1234"
+    assert pinpad.sim_decipher_pin_block(ZPK, out1, EP2_PAN) == "1234"
+    assert pinpad.sim_decipher_pin_block(ZPK, out2, EP2_PAN) == "1234"
 
 
 def test_hsm_encipher_matches_published_block(hsm_pool):
     """The HSM sealing path with the fill fixed reproduces psec's deterministic vector."""
 
     def body(session, key):
-        field = pinblock._pin_field("1234", b"\xff" * 8)
+        field = pinblock.pin_field("1234", b"\xff" * 8)
         return pinblock._seal_field(key, field, pinblock.pan_field("1234567890123456789"))
 
     block = with_keys(hsm_pool, [(PSEC_KEY, (Attribute.ENCRYPT,))], body)
@@ -166,7 +167,7 @@ def test_short_pan_vector(hsm_pool):
         [(PSEC_KEY, DEC), (ZPK, ENC_DEC)],
         lambda s, pek, zpk: pinblock.translate(s, pek, zpk, block, "1"),
     )
-    assert pinblock.sim_decipher_pin_block(ZPK, out, "1") == "123456"
+    assert pinpad.sim_decipher_pin_block(ZPK, out, "1") == "123456"
 
 
 @pytest.mark.parametrize(
@@ -218,9 +219,9 @@ def test_block_length_is_checked(hsm_pool):
 
 def test_issuer_verifies_against_pin_verification_value(hsm_pool):
     pan, other_pan = "4111111111111111", "4000000000000002"
-    good = pinblock.sim_encipher_pin_block(ZPK, "4321", pan, b"\x11" * 8)
-    wrong = pinblock.sim_encipher_pin_block(ZPK, "4322", pan, b"\x11" * 8)
-    refill = pinblock.sim_encipher_pin_block(ZPK, "4321", pan)  # random fill
+    good = pinpad.sim_encipher_pin_block(ZPK, "4321", pan, b"\x11" * 8)
+    wrong = pinpad.sim_encipher_pin_block(ZPK, "4322", pan, b"\x11" * 8)
+    refill = pinpad.sim_encipher_pin_block(ZPK, "4321", pan)  # random fill
 
     def body(session, zpk, pvk):
         pvv = pinblock.pvv_from_pin(session, pvk, pan, "4321")
@@ -253,7 +254,7 @@ def test_pin_length_4_to_12_round_trip(hsm_pool):
         for n in range(4, 13):
             pin = "9876543210987"[:n]
             pvv = pinblock.pvv_from_pin(session, pvk, pan, pin)
-            block = pinblock.sim_encipher_pin_block(ZPK, pin, pan)
+            block = pinpad.sim_encipher_pin_block(ZPK, pin, pan)
             out.append(pinblock.verify_pin(session, zpk, pvk, block, pan, pvv))
             out.append(
                 pinblock.verify_pin(
@@ -286,7 +287,7 @@ def test_terminal_to_issuer_with_dukpt_and_ceremony_keys(hsm_pool, hsm_keys):
     wrapped = hsm_pool.run_sync(wrap_initial_key_for_terminal, ikid, modulus, exponent)
     se.load_initial_key(ikid, wrapped)
     txn = se.begin()
-    block = pinblock.sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)
+    block = pinpad.sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)
 
     def switch(session):
         with transaction_key(session, txn.ksn) as tk:

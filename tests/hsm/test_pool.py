@@ -89,7 +89,7 @@ def test_wrong_pin_is_unavailable_in_process(hsm_pool, hsm_config):
 def test_wrong_pin_fails_login_in_a_fresh_process(hsm_config):
     env = {**os.environ, **hsm_config.script_env(), "PAYSWITCH_HSM_PIN": "00000000"}
     out = subprocess.run(
-        [sys.executable, "-m", "hsm.cli", "list"],
+        [sys.executable, "-m", "payswitch.ceremony", "list"],
         env=env,
         capture_output=True,
         text=True,

@@ -81,7 +81,7 @@ def test_rotation_by_another_process_is_seen(hsm_pool, hsm_keys, hsm_config):
     v = hsm_pool.run_sync(vault.current_version, refresh=True)
     env = {**os.environ, **hsm_config.script_env()}
     out = subprocess.run(
-        [sys.executable, "-m", "hsm.cli", "rotate"],
+        [sys.executable, "-m", "payswitch.ceremony", "rotate"],
         env=env,
         capture_output=True,
         text=True,
@@ -94,7 +94,7 @@ def test_rotation_by_another_process_is_seen(hsm_pool, hsm_keys, hsm_config):
     assert vault.blob_version(blob) == v + 1
     assert hsm_pool.run_sync(vault.decrypt, blob, b"x") == PAN
     listed = subprocess.run(
-        [sys.executable, "-m", "hsm.cli", "list"],
+        [sys.executable, "-m", "payswitch.ceremony", "list"],
         env=env,
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ledgerkit import DAY0, FEES, approved, captured, refund_of
 
-from network.books import APPROVED, Books
-from network.topology import AccountConfig, CardConfig
-from switch.settlement.fees import presentment_fees
+from issuer.books import APPROVED, Books
+from payswitch.settlement.fees import presentment_fees
+from payswitch.world.topology import AccountConfig, CardConfig
 from switch.store.base import Store, Transaction, TxState
 
 EUR_CARD = CardConfig("4111111111111111", "2812", "A-EUR")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from ledgerkit import DAY0, captured, settled_sale
 
-from network.books import APPROVED, Books
-from network.chargebacks import answer_representment, outgoing_file, raise_chargeback
-from network.topology import AccountConfig, CardConfig
+from issuer.books import APPROVED, Books
+from issuer.chargebacks import answer_representment, outgoing_file, raise_chargeback
+from payswitch.world.topology import AccountConfig, CardConfig
 from switch.disputes.cycle import DAY_S, POSTINGS
 from switch.disputes.service import DisputeRejected, Disputes
 from switch.ledger import Ledger

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from network.books import APPROVED, CB_RAISED, CB_REVERSED, Books
-from network.chargebacks import answer_representment, raise_chargeback
-from network.topology import AccountConfig, CardConfig
+from issuer.books import APPROVED, CB_RAISED, CB_REVERSED, Books
+from issuer.chargebacks import answer_representment, raise_chargeback
+from payswitch.world.topology import AccountConfig, CardConfig
 
 CARD = CardConfig("5555555555554444", "2812", "A-1")
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def test_answers_move_the_cardholders_money(books, tmp_path) -> None:
 
 def test_the_command_writes_the_file_once(books, tmp_path) -> None:
     books.close()
-    args = [sys.executable, "-m", "network.chargebacks", "--books", str(tmp_path / "ISS2.db"),
+    args = [sys.executable, "-m", "issuer.chargebacks", "--books", str(tmp_path / "ISS2.db"),
             "--dir", str(tmp_path), "--issuer", "ISS2", "raise", "--rrn", "000000000101",
             "--reason", "4837", "--amount", "1500", "--id", "CB-1"]  # fmt: skip
     for _ in range(2):

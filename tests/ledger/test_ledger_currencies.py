@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ledgerkit import FEES, settled_sale
 
+from payswitch.settlement.fees import fee_for
 from switch.ledger import Ledger
 from switch.ledger import accounts as ac
-from switch.settlement.fees import fee_for
 
 
 async def test_three_currencies_stay_apart_and_each_sums_to_zero(any_store) -> None:

@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 from ledgerkit import DAY0, FEES, captured, refund_of, settled_sale
 
+from payswitch.settlement.fees import Fees, fee_for
 from switch.ledger import Event, EventKind, Ledger
 from switch.ledger import accounts as ac
 from switch.ledger.rules import lines_for
-from switch.settlement.fees import Fees, fee_for
 from switch.store.ledger_base import LedgerLine, LedgerPosting, UnbalancedPosting
 
 

@@ -14,8 +14,8 @@ import pytest
 from ledgerkit import DAY0, FEES, new_tx
 from reconkit import EUR_CARD, Day, build_day
 
-from network.books import APPROVED, Books
-from network.chargebacks import raise_chargeback
+from issuer.books import APPROVED, Books
+from issuer.chargebacks import raise_chargeback
 from switch.disputes.service import Disputes
 from switch.recon.engine import reconcile
 from switch.recon.sources import read_books, switch_transactions

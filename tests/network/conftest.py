@@ -17,7 +17,7 @@ import pytest
 
 from hsm.config import HsmConfig
 from hsm.testing import process_test_config
-from network.topology import Topology, load
+from payswitch.world.topology import Topology, load
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,8 +41,8 @@ def _switch_pin_block(acquirer_id: str, pan: str, pin: str) -> bytes:
     from pkcs11 import Mechanism
 
     from hsm import labels as L
-    from hsm.pinblock import sim_encipher_pin_block
     from hsm.pool import HsmPool, get_key
+    from terminals.pinpad import sim_encipher_pin_block
 
     def job(session: Any) -> bytes:
         key = get_key(session, L.label(L.SWITCH, L.zpk(L.SWITCH, acquirer_id)))

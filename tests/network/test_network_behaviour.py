@@ -12,7 +12,7 @@ from network.deadline import DEFAULT_BUDGET_S, Budget
 from network.faults import Fault, FaultInjector
 from network.hop import rngs
 from network.latency import LatencySampler
-from network.topology import Faults, Latency
+from payswitch.world.topology import Faults, Latency
 
 
 class _Ctx:

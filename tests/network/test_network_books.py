@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from network.books import Books
-from network.topology import AccountConfig, CardConfig
+from issuer.books import Books
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import network_pb2 as n
+from payswitch.world.topology import AccountConfig, CardConfig
 
 TODAY = date(2026, 6, 15)
 

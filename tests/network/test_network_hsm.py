@@ -20,16 +20,18 @@ from pathlib import Path
 import grpc
 import pytest
 
-from network import acquirer, issuer, scheme
-from network.cards_sim import CardSimulator
+from acquirer import node as acquirer
+from issuer import node as issuer
 from network.hsm_node import NodeHsmError
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
-from network.topology import Topology, parse
 from payswitch.cards import luhn_valid
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import network_pb2 as n
 from payswitch.v1 import network_pb2_grpc as g
+from payswitch.world.ports import with_free_ports, write_topology
+from payswitch.world.topology import Topology, parse
+from scheme import node as scheme
+from stack.launcher import Stack
+from terminals.card_sim import CardSimulator
 
 pytestmark = pytest.mark.e2e
 

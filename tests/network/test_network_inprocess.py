@@ -9,12 +9,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from network import acquirer
-from network.local import start_network
-from network.ports import with_free_ports
+from acquirer import node as acquirer
 from network.server import NodeServer, bind_address
-from network.topology import TopologyError, parse
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+from payswitch.world.ports import with_free_ports
+from payswitch.world.topology import TopologyError, parse
+from stack.local import start_network
 
 
 def _topology(**acq_extra):

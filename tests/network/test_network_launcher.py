@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from network import tomlw
-from network.ports import with_free_ports, write_topology
-from network.stack import REPO_ROOT, Stack, StackError, connect_address, store_url
-from network.topology import load, parse
+from payswitch.process import connect_address
+from payswitch.world import tomlw
+from payswitch.world.ports import with_free_ports, write_topology
+from payswitch.world.topology import load, parse
+from stack.launcher import REPO_ROOT, Stack, StackError, store_url
 
 DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
 
@@ -98,7 +99,7 @@ def test_payswitch_stack_command_prefixes_output_and_stops_on_sigint(
 ) -> None:
     ceremony(write_topology(with_free_ports(SMALL), tmp_path / "t.toml"))
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "network.stack", "--topology", str(tmp_path / "t.toml")]
+    argv = [sys.executable, "-m", "stack.launcher", "--topology", str(tmp_path / "t.toml")]
     argv += ["--run-dir", str(tmp_path / "run"), "--store", "sqlite", "--no-switch"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -131,7 +132,7 @@ def test_nodes_stop_when_the_launcher_is_killed(tmp_path: Path, ceremony) -> Non
     ceremony(topo)
     ports = [int(x.listen.rpartition(":")[2]) for x in (*topo.issuers, *topo.acquirers)]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "network.stack", "--topology", str(tmp_path / "t.toml")]
+    argv = [sys.executable, "-m", "stack.launcher", "--topology", str(tmp_path / "t.toml")]
     argv += ["--run-dir", str(tmp_path / "run"), "--no-switch"]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

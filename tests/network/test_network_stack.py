@@ -18,12 +18,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from network.ports import with_free_ports, write_topology
-from network.stack import Stack
 from payswitch.cards import luhn_valid
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import network_pb2 as n
 from payswitch.v1 import network_pb2_grpc as g
+from payswitch.world.ports import with_free_ports, write_topology
+from stack.launcher import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from network.topology import TopologyError, parse
+from payswitch.world.topology import TopologyError, parse
 
 DOC = {
     "switch": {"id": "sw", "listen": "127.0.0.1:1"},

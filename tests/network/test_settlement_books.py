@@ -8,13 +8,13 @@ from datetime import date
 
 import pytest
 
-from network import books_settlement as clearing
-from network.books import Books
-from network.books_settlement import IssuerRules, PresentmentIn
-from network.topology import AccountConfig, CardConfig
-from network.topology_settlement import SettlementConfig
+from issuer import books_settlement as clearing
+from issuer.books import Books
+from issuer.books_settlement import IssuerRules, PresentmentIn
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import network_pb2 as n
+from payswitch.world.settlement import SettlementConfig
+from payswitch.world.topology import AccountConfig, CardConfig
 
 TODAY = date(2026, 6, 15)
 CARD = CardConfig("4111111111111111", "2812", "A-1")

@@ -10,11 +10,11 @@ from datetime import date
 
 import pytest
 
-from network import books_settlement as clearing
-from network.books import Books
-from network.topology import AccountConfig, CardConfig
+from issuer import books_settlement as clearing
+from issuer.books import Books
 from payswitch.v1 import common_pb2 as c
 from payswitch.v1 import network_pb2 as n
+from payswitch.world.topology import AccountConfig, CardConfig
 
 SMALL = CardConfig("4000000000000002", "2812", "A-SMALL")
 BLOCKED = CardConfig("4000000000000119", "2812", "A-SMALL", status="blocked")

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hsm.dukpt import KeyUsage, Ksn
-from hsm.pinblock import sim_decipher_pin_block
-from hsm.terminal_sim import SecureElement
 from payswitch import codes
 from payswitch.seclink import mac_input, parse_card_data
 from payswitch.v1 import network_pb2, terminal_pb2
+from terminals.pinpad import sim_decipher_pin_block
+from terminals.secure_element import SecureElement
 
 # The test terminals' initial key (X9.24-3-2017 sample IK and initial key ID): test data only.
 TEST_IKID = bytes.fromhex("1234567890123456")

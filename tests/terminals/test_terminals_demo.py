@@ -10,7 +10,7 @@ from pathlib import Path
 
 from termkit import FakeCards
 
-from network.topology import load
+from payswitch.world.topology import load
 from terminals import demo
 from terminals.demo_plan import build_plan
 

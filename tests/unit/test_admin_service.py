@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from network.topology import load
 from payswitch.v1 import admin_pb2 as pb
 from payswitch.v1 import admin_pb2_grpc
+from payswitch.world.topology import load
 from switch.admin import AdminService
 from switch.registry import TerminalRegistry
 from switch.store.sqlite import SqliteStore

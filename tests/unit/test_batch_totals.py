@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
-from network.topology import TopologyError, parse
-from network.topology_settlement import SettlementConfig
 from payswitch import money
+from payswitch.world.settlement import SettlementConfig
+from payswitch.world.topology import TopologyError, parse
 from switch.batches.totals import Line, Mismatch, compare, totals_of
 from switch.settlement.scheduler import next_cutoff
 from switch.store.batches import BatchItem, ItemKind

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from network.topology import BreakerConfig
+from payswitch.world.topology import BreakerConfig
 from switch import metrics
 from switch.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker
 

@@ -12,8 +12,8 @@ import time
 import grpc
 import pytest
 
-from network.topology import BreakerConfig, TopologyError, parse
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+from payswitch.world.topology import BreakerConfig, TopologyError, parse
 from switch import metrics
 from switch.breaker import OPEN, CircuitBreaker
 from switch.connectors import AcquirerConnector, OutcomeUnknown, Refused

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from switch.settlement.clearing import (
+from payswitch.settlement.clearing import (
     FIELDS,
     ClearingFormatError,
     read_clearing_file,
     write_clearing_file,
 )
-from switch.settlement.report import ReportFormatError, build_report, read_report, write_report
+from payswitch.settlement.report import ReportFormatError, build_report, read_report, write_report
 
 CUTOFF = 1_800_000_000  # 2027-01-15 08:00 UTC
 

@@ -9,8 +9,8 @@ import pytest
 from test_pipeline_card_security import TOPOLOGY, Protector, ctx, request
 from test_pipeline_writes import Reverser
 
-from network.topology import StandInConfig, load
 from payswitch.v1 import common_pb2, network_pb2
+from payswitch.world.topology import StandInConfig, load
 from switch import metrics
 from switch.breaker import Breakers
 from switch.connectors import OutcomeUnknown, Refused

@@ -2,9 +2,9 @@
 
 import pytest
 
-from network.topology import TopologyError, parse
-from network.topology_settlement import FeeConfig
-from switch.settlement.fees import NO_FEES, Fees, bps_of, fee_for, presentment_fees
+from payswitch.settlement.fees import NO_FEES, Fees, bps_of, fee_for, presentment_fees
+from payswitch.world.settlement import FeeConfig
+from payswitch.world.topology import TopologyError, parse
 
 TABLE = (
     FeeConfig("visa", "*", "EUR", interchange_bps=20, scheme_fee_bps=2, scheme_fee_fixed_minor=1),

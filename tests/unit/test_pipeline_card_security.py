@@ -14,9 +14,9 @@ import grpc
 import pytest
 
 from hsm.errors import HsmUnavailable
-from network.topology import load
 from payswitch import cards
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from payswitch.world.topology import load
 from switch.budget import Budget
 from switch.cardsec import CardDataRejected, OpenedCard, RequestRejected
 from switch.errors import InvalidArgument, Unauthenticated

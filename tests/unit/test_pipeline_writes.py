@@ -13,8 +13,8 @@ import time
 import pytest
 from test_pipeline_card_security import TOPOLOGY, Connectors, Protector, ctx, request
 
-from network.topology import load
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from payswitch.world.topology import load
 from switch.connectors import OutcomeUnknown
 from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from network.topology import load
+from payswitch.world.topology import load
 from switch.errors import InvalidArgument, Unauthenticated, Unavailable
 from switch.registry import PermissionDenied, TerminalRegistry
 from switch.store.base import Revocation, StoreUnavailable

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from network.stack import REPO_ROOT
+from stack.launcher import REPO_ROOT
 from switch.store.saf_base import SafKind, new_item
 from switch.store.sqlite import SqliteStore
 

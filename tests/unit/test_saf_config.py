@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from network.topology import SafConfig, TopologyError, parse
+from payswitch.world.topology import SafConfig, TopologyError, parse
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from network.topology import SafConfig
 from payswitch.v1 import common_pb2, network_pb2
+from payswitch.world.topology import SafConfig
 from switch.reversals import Reverser
 from switch.saf import SafQueue
 from switch.store.base import TxState

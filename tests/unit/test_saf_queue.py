@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from network.topology import SafConfig
+from payswitch.world.topology import SafConfig
 from switch import metrics
 from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.store.base import TxState

@@ -5,8 +5,8 @@ the 91 answer; an acquirer that refuses leaves the item queued, then dead-letter
 import asyncio
 import time
 
-from network.topology import SafConfig
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from payswitch.world.topology import SafConfig
 from switch.connectors import OutcomeUnknown
 from switch.reversals import Reverser
 from switch.saf import SafQueue

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import time
 
-from network.topology import parse
+from payswitch.world.topology import parse
 from switch.settlement.scheduler import CutoffScheduler
 from switch.store import open_store
 from switch.store.batches import BatchItem, BatchState, ItemKind

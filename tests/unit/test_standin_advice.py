@@ -13,8 +13,8 @@ import time
 import pytest
 from test_pipeline_card_security import TOPOLOGY
 
-from network.topology import SafConfig, load
 from payswitch.v1 import common_pb2, network_pb2
+from payswitch.world.topology import SafConfig, load
 from switch import metrics
 from switch.advice import Adviser
 from switch.connectors import OutcomeUnknown, Refused

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from network.topology import BinRange, StandInConfig
 from payswitch import codes
+from payswitch.world.topology import BinRange, StandInConfig
 from switch import metrics
 from switch.standin import StandIn
 from switch.store.sqlite import SqliteStore

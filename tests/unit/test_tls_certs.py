@@ -7,8 +7,8 @@ import stat
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from switch import tls
-from switch.certs import CertDir, main, make_certs
+from payswitch import tls
+from payswitch.certs import CertDir, main, make_certs
 
 SAN = tls.SAN_KEY
 

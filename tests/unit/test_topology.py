@@ -3,8 +3,8 @@ the switch's load-shedding keys are validated."""
 
 import pytest
 
-from network.topology import TopologyError, load, parse
 from payswitch.cards import Scheme
+from payswitch.world.topology import TopologyError, load, parse
 
 DEFAULT = "topology/default.toml"
 

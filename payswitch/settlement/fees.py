@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from network.topology_settlement import FeeConfig
+from payswitch.world.settlement import FeeConfig
 
 BPS = 10_000
 

@@ -231,7 +231,7 @@ def make_certs(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from network.topology import TopologyError, load
+    from payswitch.world.topology import TopologyError, load
 
     p = argparse.ArgumentParser(prog="payswitch-certs", description=__doc__.splitlines()[0])
     p.add_argument("--topology", default=None, help="terminal certificates for its terminals")

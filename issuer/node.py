@@ -24,13 +24,13 @@ from pathlib import Path
 import grpc
 
 from hsm.errors import HsmError
-from network import settlement_nodes
-from network.bookkeeper import Bookkeeper
-from network.books_settlement import IssuerRules
+from issuer import back_office
+from issuer.bookkeeper import Bookkeeper
+from issuer.books_settlement import IssuerRules
+from issuer.crypto import IssuerCrypto, Verdict
 from network.hop import Hop
-from network.issuer_crypto import IssuerCrypto, Verdict
-from network.topology import IssuerConfig, Topology
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
+from payswitch.world.topology import IssuerConfig, Topology
 
 SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
 
@@ -221,7 +221,7 @@ class IssuerNode:
 
     service_names = (
         network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,
-        settlement_nodes.ISSUER_SERVICE.full_name,
+        back_office.ISSUER_SERVICE.full_name,
     )
 
     def __init__(
@@ -232,7 +232,7 @@ class IssuerNode:
         self.hop = hop  # its runtime fault control is served by network.server
         self.books = books
         self.servicer = IssuerServicer(config, books, hop, crypto)
-        self.settlement = settlement_nodes.IssuerSettlementServicer(config.id, books)
+        self.settlement = back_office.IssuerSettlementServicer(config.id, books)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_IssuerServiceServicer_to_server(self.servicer, server)

@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from network import tomlw
-from network.topology import Topology, parse
+from payswitch.world import tomlw
+from payswitch.world.topology import Topology, parse
 
 _NODE_SECTIONS = ("acquirers", "schemes", "issuers")
 

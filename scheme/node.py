@@ -16,11 +16,11 @@ from pathlib import Path
 
 import grpc
 
-from network.brands import BRAND_OF
 from network.channels import Channels
 from network.hop import Decline, Hop
-from network.topology import IssuerConfig, SchemeConfig, Topology
+from payswitch.brands import BRAND_OF
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
+from payswitch.world.topology import IssuerConfig, SchemeConfig, Topology
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 INVALID_CARD_NUMBER = common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER

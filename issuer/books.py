@@ -52,9 +52,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from network import books_settlement as clearing
-from network.topology import AccountConfig, CardConfig
+from issuer import books_settlement as clearing
 from payswitch.v1 import common_pb2, network_pb2
+from payswitch.world.topology import AccountConfig, CardConfig
 
 APPROVED = common_pb2.RESPONSE_CODE_APPROVED
 DO_NOT_HONOUR = common_pb2.RESPONSE_CODE_DO_NOT_HONOUR

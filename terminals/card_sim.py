@@ -28,17 +28,17 @@ from hsm import labels as L
 from hsm.cvv import SERVICE_CODE_CVV2, generate_cvv, load_cvk
 from hsm.emv import ArqcData, card_generate_arqc, card_verify_arpc, personalise_card
 from hsm.pool import HsmPool, get_key, pool_scratch
-from network.emvdata import amount_n12, bcd, currency_n3, to_arqc_data, to_proto
-from network.topology import CardConfig, Topology
 from payswitch import codes
+from payswitch.emvdata import amount_n12, bcd, currency_n3, to_arqc_data, to_proto
 from payswitch.v1 import network_pb2
+from payswitch.world.topology import CardConfig, Topology
 
 # Terminal and card defaults for the CDOL1 data: terminal country 276 (Germany), a purchase,
 # AIP 1800 (cardholder verification and terminal risk management supported).
 TERMINAL_COUNTRY = 276
 AIP = b"\x18\x00"
 PURCHASE = b"\x00"
-_SCRATCH = "network.cards_sim.icc"
+_SCRATCH = "terminals.card_sim.icc"
 
 
 class CardSimError(ValueError):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from switch.certs import ADMIN_URI_PREFIX, TERMINAL_URI_PREFIX, CertDir, Pair
+from payswitch.certs import ADMIN_URI_PREFIX, TERMINAL_URI_PREFIX, CertDir, Pair
 
 SAN_KEY = "x509_subject_alternative_name"
 

@@ -30,7 +30,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from network.topology_settlement import SettlementConfig
+from payswitch.world.settlement import SettlementConfig
 
 HELD = "HELD"
 POSTED = "POSTED"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from network.nodes import build
 from network.server import NodeServer
-from network.topology import Topology, all_nodes
+from payswitch.world.topology import Topology, all_nodes
+from stack.nodes import build
 
 
 class LocalNetwork:

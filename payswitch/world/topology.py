@@ -24,7 +24,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from network.topology_settlement import (
+from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
+from payswitch.money import is_currency
+from payswitch.world.settlement import (
     DEFAULT_HOLD_TTL_S,
     FeeConfig,
     SettlementConfig,
@@ -33,8 +35,6 @@ from network.topology_settlement import (
     parse_hold_ttl,
     parse_settlement,
 )
-from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
-from payswitch.money import is_currency
 
 
 class TopologyError(ValueError):

@@ -23,9 +23,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from network.books import Books
+from issuer.books import Books
+from payswitch.dispute_reasons import check_reason
 from payswitch.money import parse_major
-from switch.disputes.reasons import check_reason
 
 
 def outgoing_file(out_dir: str | Path, issuer_id: str, at: float) -> Path:

@@ -1,16 +1,13 @@
-"""The back offices of the simulated acquirer and issuer: clearing and settlement over gRPC.
+"""The simulated acquirer's back office: clearing and settlement over gRPC.
 
-The acquirer's ``Settle`` reads the switch's clearing file (``payswitch-clearing/1``) from the
-directory the simulated world shares, presents each record to the card's issuer (found by BIN
-in the topology; directly, not through a scheme node: the scheme nodes of this simulation
-carry online traffic only, as a scheme's clearing platform is a separate system), computes the
-fees with ``switch.settlement.fees.fee_for`` (captures only: a refund carries no fees), and
-writes the settlement report (``payswitch-settlement/1``). An unreachable issuer fails the
-whole call (UNAVAILABLE, no report): settling the same file again is safe, the issuer answers
-a presentment it has seen with its first result.
-
-The issuer's ``Present`` posts presentments in its books (``network.books_settlement``) and
-writes its own report; ``ExpireHolds`` releases holds that expired uncaptured.
+``Settle`` reads the switch's clearing file (``payswitch-clearing/1``) from the directory the
+simulated world shares, presents each record to the card's issuer (found by BIN in the
+topology; directly, not through a scheme node: the scheme nodes of this simulation carry online
+traffic only, as a scheme's clearing platform is a separate system), computes the fees with
+``payswitch.settlement.fees`` (captures only: a refund carries no fees), and writes the
+settlement report (``payswitch-settlement/1``). An unreachable issuer fails the whole call
+(UNAVAILABLE, no report): settling the same file again is safe, the issuer answers a
+presentment it has seen with its first result.
 """
 
 from __future__ import annotations
@@ -21,104 +18,20 @@ from pathlib import Path
 
 import grpc
 
-from network.bookkeeper import Bookkeeper
-from network.books_settlement import PresentmentIn, write_issuer_report
 from network.channels import Channels
-from network.stack import connect_address
-from network.topology import Topology
+from payswitch.process import connect_address
+from payswitch.settlement.clearing import ClearingFormatError, read_clearing_file
+from payswitch.settlement.fees import NO_FEES, presentment_fees
+from payswitch.settlement.report import build_report, write_report
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
-from switch.settlement.clearing import ClearingFormatError, read_clearing_file
-from switch.settlement.fees import NO_FEES, presentment_fees
-from switch.settlement.report import build_report, write_report
+from payswitch.world.topology import Topology
 
 PRESENT_TIMEOUT_S = 30.0
-_KINDS = {
-    settlement_pb2.PRESENTMENT_KIND_CAPTURE: "CAPTURE",
-    settlement_pb2.PRESENTMENT_KIND_REFUND: "REFUND",
-}
-_STATUS = {"POSTED": settlement_pb2.PRESENTMENT_STATUS_POSTED}
-
 ACQUIRER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["AcquirerSettlementService"]
-ISSUER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["IssuerSettlementService"]
 
 
 def _now(now_ms: int) -> float:
     return now_ms / 1000 if now_ms > 0 else time.time()
-
-
-class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServicer):
-    def __init__(self, issuer_id: str, books: Bookkeeper) -> None:
-        self._id = issuer_id
-        self._books = books
-
-    async def Present(
-        self, request: settlement_pb2.PresentRequest, context: grpc.aio.ServicerContext
-    ) -> settlement_pb2.PresentResponse:
-        if not request.file_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "file_id is required")
-        items = []
-        for n, p in enumerate(request.presentments):
-            if p.kind not in _KINDS or not p.rrn or p.amount.minor_units <= 0:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"presentments[{n}]")
-            items.append(
-                PresentmentIn(
-                    _KINDS[p.kind],
-                    p.transaction_id,
-                    p.rrn,
-                    p.original_rrn,
-                    p.mcc,
-                    p.amount.minor_units,
-                    p.amount.currency,
-                )
-            )
-        outs = await self._books.present_all(request.file_id, items, _now(request.now_ms))
-        if request.report_dir:
-            doc = {
-                "issuer_id": self._id,
-                "file_id": request.file_id,
-                "acquirer_id": request.acquirer_id,
-                "postings": [
-                    {
-                        "transaction_id": o.transaction_id,
-                        "rrn": o.rrn,
-                        "kind": i.kind,
-                        "amount_minor": i.amount,
-                        "currency": i.currency,
-                        "posted_minor": o.posted,
-                        "status": o.status,
-                        "flags": list(o.flags),
-                    }
-                    for i, o in zip(items, outs, strict=True)
-                ],
-            }
-            await asyncio.to_thread(
-                write_issuer_report, Path(request.report_dir), self._id, request.file_id, doc
-            )
-        return settlement_pb2.PresentResponse(
-            results=[
-                settlement_pb2.PresentmentResult(
-                    transaction_id=o.transaction_id,
-                    rrn=o.rrn,
-                    status=_STATUS.get(o.status, settlement_pb2.PRESENTMENT_STATUS_REJECTED),
-                    flags=list(o.flags),
-                    posted_minor=o.posted,
-                )
-                for o in outs
-            ]
-        )
-
-    async def ExpireHolds(
-        self, request: settlement_pb2.ExpireHoldsRequest, context: grpc.aio.ServicerContext
-    ) -> settlement_pb2.ExpireHoldsResponse:
-        now = _now(request.now_ms)
-        released = await self._books.expire_holds(now)
-        if request.report_dir and released:
-            doc = {"issuer_id": self._id, "expired_at": int(now), "released_rrns": released}
-            name = f"expired-{int(now * 1000)}"
-            await asyncio.to_thread(
-                write_issuer_report, Path(request.report_dir), self._id, name, doc
-            )
-        return settlement_pb2.ExpireHoldsResponse(released_rrns=released)
 
 
 def _presentment(rec: dict) -> settlement_pb2.Presentment:

@@ -33,11 +33,11 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from network.ports import free_ports
-from network.server import PARENT_PID_ENV
-from network.topology import Topology, TopologyError, all_nodes, load
-from switch import tls
-from switch.certs import make_certs
+from payswitch import tls
+from payswitch.certs import make_certs
+from payswitch.process import PARENT_PID_ENV, connect_address
+from payswitch.world.ports import free_ports
+from payswitch.world.topology import Topology, TopologyError, all_nodes, load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,14 +56,6 @@ class StackError(RuntimeError):
 def store_url(store: str, run_dir: Path) -> str:
     """``sqlite`` means ``sqlite:///<run-dir>/switch.db``; anything else is passed on as is."""
     return f"sqlite:///{run_dir / 'switch.db'}" if store == "sqlite" else store
-
-
-def connect_address(listen: str) -> str:
-    """Where to reach a server listening on ``listen`` from this host."""
-    host, _, port = listen.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):  # noqa: S104 - we connect, not bind
-        host = "127.0.0.1"
-    return f"{host}:{port}"
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -152,7 +144,7 @@ class Stack:
         self.certs_dir = self.run_dir / "certs"
         self._children: dict[str, _Child] = {}
         for kind, node_id, listen in all_nodes(self.topology):
-            argv = [python, "-m", "network.main", "--topology", str(self.topology_path)]
+            argv = [python, "-m", "stack.node", "--topology", str(self.topology_path)]
             argv += ["--id", node_id, "--books-dir", str(self.books_dir)]
             argv += ["--log-level", log_level]
             if seed is not None:

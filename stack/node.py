@@ -13,10 +13,10 @@ from pathlib import Path
 import uvloop
 
 from network.hsm_node import NodeHsmError
-from network.nodes import build
 from network.server import run_until_signal
-from network.topology import Topology, TopologyError, load
 from payswitch import logs
+from payswitch.world.topology import Topology, TopologyError, load
+from stack.nodes import build
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

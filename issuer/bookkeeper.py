@@ -17,9 +17,9 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from network.books import AccountView, AuthDecision, Books, HoldView
-from network.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
-from network.topology import AccountConfig, CardConfig
+from issuer.books import AccountView, AuthDecision, Books, HoldView
+from issuer.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
+from payswitch.world.topology import AccountConfig, CardConfig
 
 T = TypeVar("T")
 

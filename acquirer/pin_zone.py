@@ -29,8 +29,8 @@ from hsm.errors import HsmError
 from hsm.pinblock import translate
 from hsm.pool import HsmPool, get_key
 from network.hsm_node import zpk_label
-from network.topology import Topology
 from payswitch.v1 import common_pb2
+from payswitch.world.topology import Topology
 
 SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from network import acquirer, issuer, scheme
+from acquirer import node as acquirer
+from issuer import node as issuer
 from network.server import NodeApp
-from network.topology import Topology
+from payswitch.world.topology import Topology
+from scheme import node as scheme
 
 Factory = Callable[..., Awaitable[NodeApp]]
 

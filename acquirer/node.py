@@ -19,14 +19,14 @@ from pathlib import Path
 
 import grpc
 
-from network import settlement_nodes
-from network.brands import BRAND_OF
+from acquirer import back_office
+from acquirer.pin_zone import PinTranslator
 from network.channels import Channels
 from network.hop import Decline, Hop
 from network.hsm_node import open_pool
-from network.pin_zone import PinTranslator
-from network.topology import AcquirerConfig, Topology
+from payswitch.brands import BRAND_OF
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
+from payswitch.world.topology import AcquirerConfig, Topology
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
@@ -123,7 +123,7 @@ class AcquirerNode:
 
     service_names = (
         network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,
-        settlement_nodes.ACQUIRER_SERVICE.full_name,
+        back_office.ACQUIRER_SERVICE.full_name,
     )
 
     def __init__(
@@ -141,7 +141,7 @@ class AcquirerNode:
                 schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
         self.pins = pins
         self.servicer = AcquirerServicer(config.id, hop, schemes, pins)
-        self.settlement = settlement_nodes.AcquirerSettlementServicer(config.id, topology)
+        self.settlement = back_office.AcquirerSettlementServicer(config.id, topology)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_AcquirerServiceServicer_to_server(self.servicer, server)

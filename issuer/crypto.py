@@ -35,11 +35,11 @@ from hsm.cvv import SERVICE_CODE_CVV2, load_cvk, verify_cvv
 from hsm.emv import EmvError, check_arqc, generate_arpc
 from hsm.pinblock import PinBlockError, pvv_from_pin, verify_pin
 from hsm.pool import HsmPool, get_key
-from network.emvdata import ArqcInput, arqc_input
 from network.hsm_node import open_pool, zpk_label
-from network.topology import CardConfig, IssuerConfig, Topology
 from payswitch import codes
+from payswitch.emvdata import ArqcInput, arqc_input
 from payswitch.v1 import common_pb2, network_pb2
+from payswitch.world.topology import CardConfig, IssuerConfig, Topology
 
 APPROVED = common_pb2.RESPONSE_CODE_APPROVED
 DO_NOT_HONOUR = common_pb2.RESPONSE_CODE_DO_NOT_HONOUR

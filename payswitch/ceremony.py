@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     pool = HsmPool(cfg)
     try:
         if args.cmd == "keys":
-            from network.topology import load
+            from payswitch.world.topology import load
 
             infos = pool.run_sync(keys.ensure, keys.plan(load(args.topology)))
             _print(infos)
