@@ -26,7 +26,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from switch.store.base import Answer, Transaction, TxState, TxType, VaultWrite
+from switch.domain.idempotency import Answer
+from switch.domain.transactions import Transaction, TxState, TxType
+from switch.domain.vault import VaultWrite
 from switch.store.sqlite import SqliteStore
 
 RESULTS = Path(__file__).resolve().parent / "results"

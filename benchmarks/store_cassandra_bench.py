@@ -33,8 +33,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from switch.domain.errors import StoreError
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store import open_store
-from switch.store.base import Store, StoreError, Transaction, TxState, TxType
+from switch.store.base import Store
 from switch.store.cassandra import CassandraStore
 from switch.store.cassandra_exec import LWT, execute
 

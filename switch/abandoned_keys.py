@@ -43,16 +43,10 @@ from google.protobuf.message import Message
 from payswitch import codes
 from payswitch.v1 import terminal_pb2
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
-from switch.store.base import (
-    STAND_IN_STATES,
-    CasFailed,
-    IdempotencyRecord,
-    Store,
-    Transaction,
-    TxState,
-    TxType,
-)
-from switch.store.saf_base import SafKind, item_id
+from switch.domain.idempotency import IdempotencyRecord
+from switch.domain.saf import SafKind, item_id
+from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
+from switch.store.base import Store
 
 # A request is dead this long past its deadline (budgets are 2 s): its RECEIVED row and its
 # key are settled (refund reservations are recomputed after the same bound).

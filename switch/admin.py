@@ -19,9 +19,9 @@ from payswitch import tls
 from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from switch import validation
+from switch.domain.errors import StoreError
 from switch.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
 from switch.registry import PermissionDenied, TerminalRegistry, TerminalStatus
-from switch.store.base import StoreError
 
 _log = get_logger("switch.admin")
 

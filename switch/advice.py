@@ -41,13 +41,15 @@ from payswitch.world.topology import Topology, TopologyError
 from switch.cardsec import CardProtector
 from switch.connectors import Connectors, OutcomeUnknown, Refused
 from switch.convert import money, scheme_to_proto
+from switch.domain.errors import StoreError
+from switch.domain.saf import item_id
+from switch.domain.transactions import CasFailed, Transaction, TxState
 from switch.reversals import LEASE_SWEEPS, RECOVERY_LEASE
 from switch.routing import Router
 from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.saf.queue import new_owner
 from switch.sequences import network_stan_of
-from switch.store.base import CasFailed, Store, StoreError, Transaction, TxState
-from switch.store.saf_base import item_id
+from switch.store.base import Store
 
 _log = get_logger("switch.advice")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from payswitch import codes
 from payswitch.cards import Scheme
 from payswitch.v1 import common_pb2, terminal_pb2
-from switch.store.base import Transaction, TxType
+from switch.domain.transactions import Transaction, TxType
 
 _SCHEME_TO_PROTO = {
     Scheme.VISA: common_pb2.CARD_SCHEME_VISA,

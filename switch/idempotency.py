@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 from switch.abandoned_keys import abandoned_answer
 from switch.budget import Budget
+from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
 from switch.errors import Aborted, FailedPrecondition
-from switch.store.base import Claim, IdempotencyRecord, IdemStatus, Store
+from switch.store.base import Store
 
 DEFAULT_TTL_S = 24 * 3600.0
 # An IN_FLIGHT key this old was left by a dead request (budgets are 2 s).

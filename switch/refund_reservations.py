@@ -30,7 +30,9 @@ from collections.abc import Awaitable, Callable
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from switch.abandoned_keys import UNSENT_AFTER_S
-from switch.store.base import CasFailed, Store, StoreError, Transaction, TxState, TxType
+from switch.domain.errors import StoreError
+from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
+from switch.store.base import Store
 
 _log = get_logger("switch.refunds")
 

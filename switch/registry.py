@@ -34,8 +34,10 @@ import grpc
 
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import MerchantConfig, Topology
+from switch.domain.errors import StoreError
+from switch.domain.revocations import Revocation
 from switch.errors import ApiError, InvalidArgument, Unauthenticated, Unavailable
-from switch.store.base import Revocation, Store, StoreError
+from switch.store.base import Store
 
 _log = get_logger("switch.registry")
 

@@ -57,18 +57,13 @@ from payswitch.v1 import network_pb2, terminal_pb2
 from switch.abandoned_keys import CRASH_MESSAGE, authorize_reply, decline_unsent
 from switch.connectors import Connectors, OutcomeUnknown
 from switch.convert import money, scheme_to_proto
+from switch.domain.batches import BatchItem, ItemKind
+from switch.domain.errors import StoreError
+from switch.domain.idempotency import IdemStatus
+from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
 from switch.refund_reservations import release_orphans
 from switch.saf import NotDelivered, SafKind, SafQueue
 from switch.saf.queue import new_owner
-from switch.store.base import (
-    CasFailed,
-    IdemStatus,
-    StoreError,
-    Transaction,
-    TxState,
-    TxType,
-)
-from switch.store.batches import BatchItem, ItemKind
 
 _log = get_logger("switch.reversals")
 

@@ -23,6 +23,7 @@ from switch import metrics, validation
 from switch.admission import Admission
 from switch.batches.close import close_batch
 from switch.budget import Budget
+from switch.domain.errors import StoreError
 from switch.errors import ApiError
 from switch.operations.capture import capture
 from switch.operations.lookup import get_transaction
@@ -31,7 +32,6 @@ from switch.operations.void import void
 from switch.pipeline import Pipeline
 from switch.pipeline.context import AuthContext
 from switch.pipeline.services import Services
-from switch.store.base import StoreError
 
 
 class _RequestCounter:

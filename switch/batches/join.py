@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 
 from payswitch.logs import get as get_logger
+from switch.domain.batches import BatchItem, ItemKind
+from switch.domain.errors import StoreError
+from switch.domain.transactions import Transaction, TxState
 from switch.pipeline.services import Services
-from switch.store.base import StoreError, Transaction, TxState
-from switch.store.batches import BatchItem, ItemKind
 
 _log = get_logger("switch.batches")
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from payswitch.logs import get as get_logger
 from switch.batches.join import item_of
-from switch.store.base import Store, TxState, TxType
-from switch.store.batches import ItemKind
+from switch.domain.batches import ItemKind
+from switch.domain.transactions import TxState, TxType
+from switch.store.base import Store
 
 _log = get_logger("switch.batches")
 

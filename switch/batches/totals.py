@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from payswitch.cards import Scheme
-from switch.store.batches import BatchItem, ItemKind
+from switch.domain.batches import BatchItem, ItemKind
 
 FIGURES = ("sale_count", "sale_minor", "refund_count", "refund_minor", "void_count")
 

@@ -21,9 +21,9 @@ import sys
 
 from payswitch.money import format_major
 from switch.disputes.service import DisputeRejected, Disputes
+from switch.domain.errors import NotFound
+from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
 from switch.store import open_store
-from switch.store.base import NotFound
-from switch.store.ledger_base import Dispute, DisputeConflict, DisputeState
 
 
 def _parser() -> argparse.ArgumentParser:

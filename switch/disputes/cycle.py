@@ -19,8 +19,8 @@ WON, LOST and ACCEPTED are final. Ledger postings per state: see ``switch.ledger
 
 from __future__ import annotations
 
+from switch.domain.ledger import DisputeState
 from switch.ledger.events import EventKind
-from switch.store.ledger_base import DisputeState
 
 DAY_S = 86_400
 REPRESENTMENT_DAYS = 30

@@ -22,10 +22,12 @@ from pathlib import Path
 
 from payswitch.dispute_reasons import check_reason
 from switch.disputes import cycle
+from switch.domain.errors import NotFound
+from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
+from switch.domain.transactions import TxState, TxType
 from switch.ledger.events import Event, EventKind
 from switch.ledger.ledger import Ledger
-from switch.store.base import NotFound, Store, TxState, TxType
-from switch.store.ledger_base import Dispute, DisputeConflict, DisputeState
+from switch.store.base import Store
 
 
 class DisputeRejected(ValueError):

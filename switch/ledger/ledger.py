@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from payswitch.settlement.fees import presentment_fees
+from switch.domain.ledger import LedgerPosting
+from switch.domain.transactions import Transaction, TxType
 from switch.ledger.events import Event, EventKind
 from switch.ledger.rules import lines_for
-from switch.store.base import Store, Transaction, TxType
-from switch.store.ledger_base import LedgerPosting
+from switch.store.base import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from switch.domain.ledger import LedgerLine, UnbalancedPosting
 from switch.ledger import accounts as ac
 from switch.ledger.events import Event, EventKind
-from switch.store.ledger_base import LedgerLine, UnbalancedPosting
 
 Lines = list[tuple[str, int]]
 

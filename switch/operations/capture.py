@@ -5,7 +5,7 @@ of the hold. More than authorized answers 13. The capture travels to the issuer 
 acquirer and scheme; only the issuer's 00 moves the transaction to CAPTURED.
 
 A stand-in sale (STOOD_IN, or ADVISED) is captured locally: STOOD_IN | ADVISED -> CAPTURED
-(a typed transition, ``switch.store.base.TYPED_TRANSITIONS``) and the batch join, no online
+(a typed transition, ``switch.domain.transactions.TYPED_TRANSITIONS``) and the batch join, no online
 message. The issuer learns of the sale from the advice (which places the hold) and posts the
 capture when it is presented in clearing, so the capture works during the very outage that
 caused the stand-in, and whether or not the advice has landed yet: the advice is still sent
@@ -24,11 +24,11 @@ from switch.batches.join import join_settled_state
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.domain.saf import SafKind, item_id
+from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
 from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
-from switch.store.saf_base import SafKind, item_id
 
 
 async def capture(

@@ -11,9 +11,10 @@ from payswitch import codes
 from payswitch.logs import get as get_logger
 from switch.budget import Budget
 from switch.cardsec import canonical
+from switch.domain.errors import StoreError
+from switch.domain.transactions import CasFailed, Transaction, TxState
 from switch.errors import ApiError, NotFound, Unavailable
 from switch.pipeline.services import Services
-from switch.store.base import CasFailed, StoreError, Transaction, TxState
 
 _log = get_logger("switch.operations")
 _SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)

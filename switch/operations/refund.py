@@ -19,18 +19,13 @@ from switch.batches.join import join
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.domain.batches import ItemKind
+from switch.domain.transactions import DuplicateTransmission, Transaction, TxState, TxType
 from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import idempotent, load_own
 from switch.pipeline.services import Services
 from switch.refund_reservations import TooManyRefunds, begin_refund, reserve
 from switch.sequences import rrn_of
-from switch.store.base import (
-    DuplicateTransmission,
-    Transaction,
-    TxState,
-    TxType,
-)
-from switch.store.batches import ItemKind
 
 _REFUNDABLE = (TxState.CAPTURED, TxState.SETTLED)
 _CAS_TRIES = 16

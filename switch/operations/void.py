@@ -20,7 +20,7 @@ A stand-in sale (STOOD_IN or ADVISED, not captured) is voided the same way: the 
 releases the hold its advice placed at the issuer (or, sent before the advice, leaves the
 issuer's "reversed first" marker, so the advice is refused and holds nothing; the adviser
 sends no advice for a voided stand-in). Its transitions are the typed stand-in ones
-(``switch.store.base.TYPED_TRANSITIONS``): -> VOIDED on 00, -> REVERSAL_PENDING when the
+(``switch.domain.transactions.TYPED_TRANSITIONS``): -> VOIDED on 00, -> REVERSAL_PENDING when the
 answer is unknown.
 """
 
@@ -35,10 +35,10 @@ from switch.batches.join import join_settled_state
 from switch.budget import Budget
 from switch.connectors import OutcomeUnknown
 from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
 from switch.errors import FailedPrecondition, Unavailable
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.pipeline.services import Services
-from switch.store.base import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
 
 # The item of a void in flight comes due this long after the void's deadline: the void has
 # settled it by then unless its process died.

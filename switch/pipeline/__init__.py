@@ -24,11 +24,13 @@ from payswitch.v1 import terminal_pb2
 from switch import metrics
 from switch.advice import queue_advice
 from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.domain.errors import StoreError
+from switch.domain.idempotency import Answer
+from switch.domain.transactions import Transaction, TxState
 from switch.errors import ApiError
 from switch.pipeline.context import AuthContext, Outcome
 from switch.pipeline.services import Services
 from switch.pipeline.stages import Stage, default_stages
-from switch.store.base import Answer, StoreError, Transaction, TxState
 
 _log = get_logger("switch.authorize")
 

@@ -9,9 +9,10 @@ from payswitch.cards import Scheme
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.budget import Budget
 from switch.cardsec import OpenedCard
+from switch.domain.transactions import Transaction, TxState
+from switch.domain.vault import VaultWrite
 from switch.idempotency import Replay
 from switch.registry import TerminalIdentity
-from switch.store.base import Transaction, TxState, VaultWrite
 
 
 @dataclass(slots=True)

@@ -47,19 +47,19 @@ from payswitch.v1 import network_pb2
 from switch.cardsec import CardDataRejected, RequestRejected
 from switch.connectors import OutcomeUnknown, Refused
 from switch.convert import scheme_to_proto
-from switch.errors import InvalidArgument, Unauthenticated
-from switch.pipeline.context import AuthContext, Outcome
-from switch.pipeline.services import Services
-from switch.sequences import network_stan_of, rrn_of
-from switch.standin import Decision
-from switch.store.base import (
+from switch.domain.transactions import (
     DuplicateTransmission,
     ReceivedOnly,
     Transaction,
     TxState,
     TxType,
-    VaultWrite,
 )
+from switch.domain.vault import VaultWrite
+from switch.errors import InvalidArgument, Unauthenticated
+from switch.pipeline.context import AuthContext, Outcome
+from switch.pipeline.services import Services
+from switch.sequences import network_stan_of, rrn_of
+from switch.standin import Decision
 from switch.validation import authorize as validate_authorize
 
 # Below this much remaining budget a forward cannot usefully reach the issuer.

@@ -20,11 +20,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from switch.domain.errors import NotFound
+from switch.domain.ledger import IssueStatus
 from switch.recon.job import run as run_job
 from switch.recon.report import render_text, to_json
 from switch.store import open_store
-from switch.store.base import NotFound
-from switch.store.ledger_base import IssueStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from payswitch.settlement.fees import presentment_fees
+from switch.domain.ledger import Dispute, ReconIssue
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.recon.sources import IssuerBooks
-from switch.store.base import Transaction, TxState, TxType
-from switch.store.ledger_base import Dispute, ReconIssue
 
 DAY_S = 86_400
 LATE_AFTER_S = 7 * DAY_S

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from switch.domain.ledger import ReconIssue
 from switch.recon.engine import LATE_AFTER_S, reconcile
 from switch.recon.sources import load_reports, read_books, switch_transactions
 from switch.store.base import Store
-from switch.store.ledger_base import ReconIssue
 
 
 @dataclass(frozen=True, slots=True)

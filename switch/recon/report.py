@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 from payswitch.money import format_major, is_currency
-from switch.store.ledger_base import ReconIssue
+from switch.domain.ledger import ReconIssue
 
 _AMOUNTS = ("switch_minor", "acquirer_minor", "issuer_minor")
 HEAD = ("ID", "STATUS", "TYPE", "KIND", "RRN", "TRANSACTION", "CUR", "SWITCH", "ACQUIRER",

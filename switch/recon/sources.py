@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from switch.store.base import Store, Transaction, TxState
+from switch.domain.transactions import Transaction, TxState
+from switch.store.base import Store
 
 MAX_TRANSACTIONS = 200_000
 STATES = (

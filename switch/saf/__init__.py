@@ -2,7 +2,7 @@
 by a worker until acknowledged (``queue.SafQueue``); what fails for too long is dead-lettered
 for an operator to list and replay."""
 
+from switch.domain.saf import SafItem, SafKind
 from switch.saf.queue import NotDelivered, SafQueue
-from switch.store.saf_base import SafItem, SafKind
 
 __all__ = ["NotDelivered", "SafItem", "SafKind", "SafQueue"]

@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import SafConfig
 from switch import metrics
-from switch.store.base import Store, StoreError, Transaction
-from switch.store.saf_base import (
+from switch.domain.errors import StoreError
+from switch.domain.saf import (
     Backoff,
     SafItem,
     SafKind,
@@ -41,6 +41,8 @@ from switch.store.saf_base import (
     settled,
     take_lease,
 )
+from switch.domain.transactions import Transaction
+from switch.store.base import Store
 
 _log = get_logger("switch.saf")
 

@@ -18,8 +18,9 @@ issuer back offices consume them, read the settlement reports back, settle trans
    does not answer is logged and skipped, the rest of the run goes on); the switch reads each
    report and moves every SETTLED capture
    CAPTURED -> SETTLED (a partial capture settles its captured amount) and every SETTLED
-   refund APPROVED -> SETTLED (a refund-only transition, ``switch.store.base.
-   TYPED_TRANSITIONS``). REJECTED entries stay CAPTURED (APPROVED) for the operator;
+   refund APPROVED -> SETTLED (a refund-only transition,
+   ``switch.domain.transactions.TYPED_TRANSITIONS``). REJECTED entries stay CAPTURED
+   (APPROVED) for the operator;
 4. every issuer's ``ExpireHolds`` releases holds that expired uncaptured.
 
 Hooks: ``on_presented(tx, record)`` after a record is written, ``on_settled(tx, entry)``
@@ -51,9 +52,10 @@ from payswitch.settlement.report import read_report, report_path
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 from payswitch.world.topology import Topology
 from switch.batches.sweep import join_unbatched
+from switch.domain.batches import BatchState, ClosedBatch, ItemKind
+from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
 from switch.settlement.standin import advice_owed
-from switch.store.base import CasFailed, Store, Transaction, TxState, TxType
-from switch.store.batches import BatchState, ClosedBatch, ItemKind
+from switch.store.base import Store
 
 _log = get_logger("switch.settlement")
 

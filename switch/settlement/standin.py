@@ -12,8 +12,9 @@ dead-lettered advice keeps its batch waiting until an operator replays it
 
 from __future__ import annotations
 
-from switch.store.base import Store, Transaction
-from switch.store.saf_base import SafKind, item_id
+from switch.domain.saf import SafKind, item_id
+from switch.domain.transactions import Transaction
+from switch.store.base import Store
 
 
 async def advice_owed(store: Store, tx: Transaction) -> bool:

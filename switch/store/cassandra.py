@@ -50,23 +50,19 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
 
-from switch.store.base import (
+from switch.domain.errors import NotFound, StoreError, StoreUnavailable
+from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
+from switch.domain.standin import check_reserve
+from switch.domain.transactions import (
     CasFailed,
-    Claim,
     DuplicateTransmission,
-    IdempotencyRecord,
-    IdemStatus,
-    NotFound,
-    Store,
-    StoreError,
-    StoreUnavailable,
     Transaction,
     TxState,
-    VaultEntry,
     check_cas,
     check_new,
-    check_vault_entry,
 )
+from switch.domain.vault import VaultEntry, check_vault_entry
+from switch.store.base import Store
 from switch.store.cassandra_batches import CassandraBatches
 from switch.store.cassandra_config import CassandraConfig, parse_url
 from switch.store.cassandra_cql import Statements, db_value, idem_from_row, tx_from_row, tx_values
@@ -88,7 +84,6 @@ from switch.store.cassandra_schema import ensure_schema
 from switch.store.cassandra_sequences import Sequences
 from switch.store.cassandra_standin import StandInUsage
 from switch.store.cassandra_vault import Vault
-from switch.store.standin_usage import check_reserve
 
 _SCHEMA_ATTEMPTS = 5
 

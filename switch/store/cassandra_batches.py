@@ -24,16 +24,16 @@ from typing import Any
 
 from cassandra.query import SimpleStatement
 
-from switch.store.base import StoreUnavailable
-from switch.store.batches import (
+from switch.domain.batches import (
     BatchInfo,
     BatchItem,
     BatchState,
-    BatchStore,
     ClosedBatch,
     ItemKind,
     check_item,
 )
+from switch.domain.errors import StoreUnavailable
+from switch.store.batches import BatchStore
 from switch.store.cassandra_exec import Cql, Row, backoff
 
 ATTEMPTS = 32

@@ -12,14 +12,8 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
-from switch.store.base import (
-    COLUMNS,
-    IdempotencyRecord,
-    IdemStatus,
-    Transaction,
-    TxState,
-    TxType,
-)
+from switch.domain.idempotency import IdempotencyRecord, IdemStatus
+from switch.domain.transactions import COLUMNS, Transaction, TxState, TxType
 
 IDEM_COLUMNS = (
     "scope",

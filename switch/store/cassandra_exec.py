@@ -28,7 +28,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable, Session
 from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
 
-from switch.store.base import StoreUnavailable
+from switch.domain.errors import StoreUnavailable
 from switch.store.cassandra_cql import Statements
 
 _log = logging.getLogger(__name__)

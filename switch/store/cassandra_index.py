@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-from switch.store.base import TRANSITIONS, Transaction, TxState, TxType
+from switch.domain.transactions import TRANSITIONS, Transaction, TxState, TxType
 from switch.store.cassandra_exec import Cql, Row
 
 BUCKET_S = 60

@@ -30,9 +30,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from switch.store.base import NotFound, StoreUnavailable
-from switch.store.cassandra_exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
-from switch.store.ledger_base import (
+from switch.domain.errors import NotFound, StoreUnavailable
+from switch.domain.ledger import (
     DISPUTE_COLUMNS,
     ISSUE_COLUMNS,
     Dispute,
@@ -46,6 +45,7 @@ from switch.store.ledger_base import (
     check_dispute_transition,
     check_posting,
 )
+from switch.store.cassandra_exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
 
 SHARD = 0
 PAGE = 500

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from switch.domain.revocations import Revocation, check_terminal_id
 from switch.store.cassandra_exec import Cql
-from switch.store.revocations import Revocation, Revocations, check_terminal_id
+from switch.store.revocations import Revocations
 
 _BUCKET = 0
 _CQL = {

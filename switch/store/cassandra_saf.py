@@ -25,9 +25,9 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from switch.store.base import StoreUnavailable
+from switch.domain.errors import StoreUnavailable
+from switch.domain.saf import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
 from switch.store.cassandra_exec import Cql, Row, backoff
-from switch.store.saf_base import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
 
 ATTEMPTS = 16
 SCAN_LIMIT = 5000  # entries read per (status, kind) partition

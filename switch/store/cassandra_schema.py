@@ -29,7 +29,7 @@ from pathlib import Path
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 
-from switch.store.base import StoreError, StoreUnavailable
+from switch.domain.errors import StoreError, StoreUnavailable
 from switch.store.cassandra_config import CassandraConfig
 
 CQL_DIR = Path(__file__).resolve().parent / "cql"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from switch.store.base import StoreUnavailable
+from switch.domain.errors import StoreUnavailable
 from switch.store.cassandra_exec import Cql, backoff
 
 ATTEMPTS = 64

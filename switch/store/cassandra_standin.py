@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from switch.store.base import StoreUnavailable
+from switch.domain.errors import StoreUnavailable
 from switch.store.cassandra_exec import Cql, backoff
 
 ATTEMPTS = 32

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 
-from switch.store.base import StoreUnavailable, VaultEntry
+from switch.domain.errors import StoreUnavailable
+from switch.domain.vault import VaultEntry
 from switch.store.cassandra_exec import Cql, Row, backoff
 
 ATTEMPTS = 16

@@ -8,14 +8,7 @@ request. Revoking again replaces the reason and time; reinstating deletes the re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    terminal_id: str
-    reason: str
-    revoked_at: float
+from switch.domain.revocations import Revocation
 
 
 class Revocations:
@@ -33,8 +26,3 @@ class Revocations:
     async def revoked_terminals(self) -> list[Revocation]:
         """Every revocation, by terminal id."""
         raise NotImplementedError(f"{type(self).__name__} has no terminal revocations")
-
-
-def check_terminal_id(terminal_id: str) -> None:
-    if not terminal_id or len(terminal_id) > 64:
-        raise ValueError("terminal_id must be 1-64 characters")

@@ -57,30 +57,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from switch.store import sqlite_standin
-from switch.store.base import (
+from switch.domain.errors import NotFound, StoreError, StoreUnavailable
+from switch.domain.idempotency import Answer, Claim, IdempotencyRecord, IdemStatus
+from switch.domain.standin import check_reserve
+from switch.domain.transactions import (
     COLUMNS,
-    Answer,
     CasFailed,
-    Claim,
     DuplicateTransmission,
-    IdempotencyRecord,
-    IdemStatus,
-    NotFound,
     Recorded,
-    Store,
-    StoreError,
-    StoreUnavailable,
     Transaction,
     TxState,
     TxType,
-    VaultEntry,
-    VaultWrite,
     check_cas,
     check_new,
     check_transition,
-    check_vault_entry,
 )
+from switch.domain.vault import VaultEntry, VaultWrite, check_vault_entry
+from switch.store import sqlite_standin
+from switch.store.base import Store
 from switch.store.sqlite_batches import SCHEMA as _BATCH_SCHEMA
 from switch.store.sqlite_batches import SqliteBatches
 from switch.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedgerMixin
@@ -88,7 +82,6 @@ from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite_revocations import SqliteRevocations
 from switch.store.sqlite_saf import SCHEMA as _SAF_SCHEMA
 from switch.store.sqlite_saf import SqliteSafMixin
-from switch.store.standin_usage import check_reserve
 
 T = TypeVar("T")
 

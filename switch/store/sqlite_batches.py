@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from switch.store.batches import (
+from switch.domain.batches import (
     BatchInfo,
     BatchItem,
     BatchState,
-    BatchStore,
     ClosedBatch,
     ItemKind,
     check_item,
 )
+from switch.store.batches import BatchStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_open (

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from switch.store.base import NotFound
-from switch.store.ledger_base import (
+from switch.domain.errors import NotFound
+from switch.domain.ledger import (
     DISPUTE_COLUMNS,
     ISSUE_COLUMNS,
     Dispute,

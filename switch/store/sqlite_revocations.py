@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from switch.store.revocations import Revocation, Revocations, check_terminal_id
+from switch.domain.revocations import Revocation, check_terminal_id
+from switch.store.revocations import Revocations
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminal_revocations (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from switch.store.saf_base import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
+from switch.domain.saf import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS saf_items (

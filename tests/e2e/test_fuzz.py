@@ -33,8 +33,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from payswitch.v1 import terminal_pb2
+from switch.domain.transactions import TxState
 from switch.store import open_store
-from switch.store.base import TxState
 
 from .clients import RawTerminal, code
 

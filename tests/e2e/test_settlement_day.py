@@ -43,12 +43,12 @@ from issuer.books import Books as BookFile
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.ports import write_topology
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.ledger import accounts as ac
 from switch.ledger.ledger import Ledger
 from switch.recon.engine import reconcile
 from switch.recon.sources import load_reports, read_books, switch_transactions
 from switch.store import open_store
-from switch.store.base import Transaction, TxState, TxType
 
 from .clients import Books, RawTerminal, code, new_key, node_channels
 from .conftest import (

@@ -23,13 +23,13 @@ import pytest
 
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import network_pb2, terminal_pb2
+from switch.domain.batches import BatchState, ItemKind
+from switch.domain.transactions import TxState
 from switch.ledger import accounts as ac
 from switch.ledger.ledger import Ledger
 from switch.recon.engine import reconcile
 from switch.recon.sources import load_reports, read_books, switch_transactions
 from switch.store import open_store
-from switch.store.base import TxState
-from switch.store.batches import BatchState, ItemKind
 
 from .clients import Books, RawTerminal, code, node_channels
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack

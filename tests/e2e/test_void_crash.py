@@ -22,8 +22,8 @@ import grpc
 import pytest
 
 from payswitch.v1 import network_pb2, terminal_pb2
+from switch.domain.batches import ItemKind
 from switch.store import open_store
-from switch.store.batches import ItemKind
 
 from .clients import code, new_key
 from .saf_kit import ISSUER, RELEASED, REVERSED, VISA, saf_world, tx_state, until

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import uuid
 
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.ledger import Ledger
 from switch.recon.cli import FeeRow
-from switch.store.base import Store, Transaction, TxState, TxType
+from switch.store.base import Store
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 # Rows with the topology's [[fees]] fields (fee_for reads attributes only).

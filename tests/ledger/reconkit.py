@@ -14,7 +14,8 @@ from ledgerkit import DAY0, FEES, approved, captured, refund_of
 from issuer.books import APPROVED, Books
 from payswitch.settlement.fees import presentment_fees
 from payswitch.world.topology import AccountConfig, CardConfig
-from switch.store.base import Store, Transaction, TxState
+from switch.domain.transactions import Transaction, TxState
+from switch.store.base import Store
 
 EUR_CARD = CardConfig("4111111111111111", "2812", "A-EUR")
 KWD_CARD = CardConfig("4000000000000002", "2812", "A-KWD")

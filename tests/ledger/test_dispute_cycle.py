@@ -20,9 +20,9 @@ from issuer.chargebacks import answer_representment, outgoing_file, raise_charge
 from payswitch.world.topology import AccountConfig, CardConfig
 from switch.disputes.cycle import DAY_S, POSTINGS
 from switch.disputes.service import DisputeRejected, Disputes
+from switch.domain.ledger import DisputeState
 from switch.ledger import Ledger
 from switch.ledger import accounts as ac
-from switch.store.ledger_base import DisputeState
 
 CARD = CardConfig("4111111111111111", "2812", "A-1")
 MERCHANT = ac.merchant_payable("M001")

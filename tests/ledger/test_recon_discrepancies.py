@@ -17,9 +17,9 @@ from reconkit import EUR_CARD, Day, build_day
 from issuer.books import APPROVED, Books
 from issuer.chargebacks import raise_chargeback
 from switch.disputes.service import Disputes
+from switch.domain.transactions import TxState
 from switch.recon.engine import reconcile
 from switch.recon.sources import read_books, switch_transactions
-from switch.store.base import TxState
 
 CUTOFF = DAY0 + 3_600
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from ledgerkit import DAY0, FEES
 from reconkit import build_day
 
+from switch.domain.ledger import IssueStatus
 from switch.recon.job import run
 from switch.recon.report import render_text
-from switch.store.ledger_base import IssueStatus
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ import sys
 
 from storekit import NOW, new_tx
 
+from switch.domain.transactions import TxState
 from switch.store import open_store
-from switch.store.base import TxState
 
 
 async def main(url: str, stan: int) -> None:

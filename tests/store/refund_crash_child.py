@@ -17,9 +17,9 @@ import time
 
 from storekit import new_tx
 
+from switch.domain.transactions import TxState, TxType
 from switch.refund_reservations import begin_refund
 from switch.store import open_store
-from switch.store.base import TxState, TxType
 
 
 async def main(url: str, stan: int) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import itertools
 import uuid
 
-from switch.store.base import Transaction, TxState, TxType
+from switch.domain.transactions import Transaction, TxState, TxType
 
 NOW = 1_800_000_000.0  # a fixed clock: expiry is tested through ``now`` arguments, never sleeps
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from switch.store.batches import BatchItem, BatchState, ItemKind
+from switch.domain.batches import BatchItem, BatchState, ItemKind
 
 NOW = 1_800_000_000.0
 

@@ -10,8 +10,9 @@ from storekit import NOW, new_tx
 
 from switch.batches.join import item_of
 from switch.batches.sweep import join_unbatched
-from switch.store.base import Store, TxState, TxType
-from switch.store.batches import ItemKind
+from switch.domain.batches import ItemKind
+from switch.domain.transactions import TxState, TxType
+from switch.store.base import Store
 
 LATER = NOW + 60.0
 

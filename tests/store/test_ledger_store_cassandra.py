@@ -14,9 +14,9 @@ import cassandra_kit
 import pytest
 from storekit import NOW
 
+from switch.domain.ledger import LedgerLine, LedgerPosting
 from switch.store import open_store
 from switch.store.cassandra_ledger import CassandraLedgerMixin
-from switch.store.ledger_base import LedgerLine, LedgerPosting
 
 P = LedgerPosting(
     "tx-9/CAPTURE_PRESENTED/0",

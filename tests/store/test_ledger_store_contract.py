@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from storekit import NOW
 
-from switch.store.base import NotFound, Store
-from switch.store.ledger_base import (
+from switch.domain.errors import NotFound
+from switch.domain.ledger import (
     Dispute,
     DisputeConflict,
     DisputeState,
@@ -19,6 +19,7 @@ from switch.store.ledger_base import (
     ReconIssue,
     UnbalancedPosting,
 )
+from switch.store.base import Store
 
 
 def posting(pid: str, amount: int = 1000, currency: str = "EUR", at: float = NOW, rrn: str = ""):

@@ -11,9 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
+from switch.domain.transactions import TxState
 from switch.refund_reservations import ORPHAN_AFTER_S, release_orphans, reserve
 from switch.store import open_store
-from switch.store.base import TxState
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parents[1]

@@ -17,16 +17,11 @@ import pytest
 from cassandra import OperationTimedOut
 from storekit import NOW, new_tx
 
+from switch.domain.errors import StoreError, StoreUnavailable
+from switch.domain.idempotency import IdemStatus
+from switch.domain.transactions import CasFailed, DuplicateTransmission, TxState
 from switch.store import cassandra_exec as cx
 from switch.store import open_store
-from switch.store.base import (
-    CasFailed,
-    DuplicateTransmission,
-    IdemStatus,
-    StoreError,
-    StoreUnavailable,
-    TxState,
-)
 from switch.store.cassandra import CasOutcomeUnknown, CassandraStore
 from switch.store.cassandra_config import parse_url
 from switch.store.cassandra_index import bucket_of

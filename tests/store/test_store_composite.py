@@ -13,20 +13,18 @@ from collections.abc import AsyncIterator
 import pytest
 from storekit import NOW, new_tx
 
-from switch.store.base import (
-    Answer,
+from switch.domain.errors import NotFound, StoreError
+from switch.domain.idempotency import Answer, IdemStatus
+from switch.domain.transactions import (
     CasFailed,
     DuplicateTransmission,
-    IdemStatus,
     IllegalTransition,
-    NotFound,
     ReceivedOnly,
     Recorded,
-    Store,
-    StoreError,
     TxState,
-    VaultWrite,
 )
+from switch.domain.vault import VaultWrite
+from switch.store.base import Store
 
 TTL = 86_400.0
 LATER = NOW + 0.5

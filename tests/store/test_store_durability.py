@@ -10,8 +10,10 @@ from pathlib import Path
 
 from storekit import NOW, new_tx
 
+from switch.domain.idempotency import IdemStatus
+from switch.domain.transactions import TxState
 from switch.store import open_store
-from switch.store.base import IdemStatus, Store, TxState
+from switch.store.base import Store
 
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parents[1]

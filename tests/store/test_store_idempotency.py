@@ -7,7 +7,9 @@ import asyncio
 import pytest
 from storekit import NOW
 
-from switch.store.base import IdemStatus, NotFound, Store
+from switch.domain.errors import NotFound
+from switch.domain.idempotency import IdemStatus
+from switch.store.base import Store
 
 TTL = 86_400.0
 

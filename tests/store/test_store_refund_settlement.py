@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 from storekit import new_tx
 
-from switch.settlement.run import settle_refund
-from switch.store.base import (
+from switch.domain.transactions import (
     TRANSITIONS,
     IllegalTransition,
-    Store,
     TxState,
     TxType,
     check_transition,
 )
+from switch.settlement.run import settle_refund
+from switch.store.base import Store
 
 
 async def _approved(store: Store, type_: TxType):

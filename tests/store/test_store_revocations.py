@@ -2,7 +2,7 @@
 
 import pytest
 
-from switch.store.base import Revocation
+from switch.domain.revocations import Revocation
 
 
 async def test_nothing_is_revoked_in_a_new_store(store):

@@ -9,7 +9,7 @@ import random
 import pytest
 from storekit import NOW
 
-from switch.store.saf_base import (
+from switch.domain.saf import (
     Backoff,
     SafKind,
     after_attempt,

@@ -7,7 +7,7 @@ import random
 
 from storekit import NOW
 
-from switch.store.saf_base import SafKind, new_item, settled, take_lease
+from switch.domain.saf import SafKind, new_item, settled, take_lease
 
 
 def _tx() -> str:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from storekit import NOW, new_tx
 
+from switch.domain.errors import StoreError, StoreUnavailable
+from switch.domain.transactions import COLUMNS
 from switch.store import open_store
 from switch.store import sqlite as sqlite_mod
-from switch.store.base import COLUMNS, StoreError, StoreUnavailable
 from switch.store.sqlite import SqliteStore
 
 

@@ -7,14 +7,8 @@ from __future__ import annotations
 import pytest
 from storekit import new_tx
 
-from switch.store.base import (
-    TRANSITIONS,
-    CasFailed,
-    IllegalTransition,
-    Store,
-    TxState,
-    TxType,
-)
+from switch.domain.transactions import TRANSITIONS, CasFailed, IllegalTransition, TxState, TxType
+from switch.store.base import Store
 
 
 async def _stood_in(store: Store, advised: bool = False):

@@ -7,17 +7,16 @@ import asyncio
 import pytest
 from storekit import NOW, new_tx
 
-from switch.store.base import (
+from switch.domain.errors import NotFound, StoreUnavailable
+from switch.domain.transactions import (
     TRANSITIONS,
     CasFailed,
     DuplicateTransmission,
     IllegalTransition,
-    NotFound,
-    Store,
-    StoreUnavailable,
     TxState,
     TxType,
 )
+from switch.store.base import Store
 
 
 async def test_insert_and_get_round_trips_every_field(store: Store) -> None:

@@ -14,6 +14,7 @@ from payswitch.world.topology import StandInConfig, load
 from switch import metrics
 from switch.breaker import Breakers
 from switch.connectors import OutcomeUnknown, Refused
+from switch.domain.transactions import TxState
 from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline
 from switch.pipeline.services import Services
@@ -21,7 +22,6 @@ from switch.registry import TerminalRegistry
 from switch.routing import Router
 from switch.sequences import BlockSequence
 from switch.standin import StandIn
-from switch.store.base import TxState
 from switch.store.sqlite import SqliteStore
 
 

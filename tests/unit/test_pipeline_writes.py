@@ -16,13 +16,15 @@ from test_pipeline_card_security import TOPOLOGY, Connectors, Protector, ctx, re
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.topology import load
 from switch.connectors import OutcomeUnknown
+from switch.domain.errors import StoreUnavailable
+from switch.domain.idempotency import IdemStatus
+from switch.domain.transactions import TxState
 from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline
 from switch.pipeline.services import Services
 from switch.registry import TerminalRegistry
 from switch.routing import Router
 from switch.sequences import BlockSequence
-from switch.store.base import IdemStatus, StoreUnavailable, TxState
 from switch.store.sqlite import SqliteStore
 
 WRITES = {

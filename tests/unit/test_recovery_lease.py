@@ -5,8 +5,8 @@ acknowledges every reversal (what is under test is who sweeps, not the network).
 import time
 
 from payswitch.v1 import common_pb2, network_pb2
+from switch.domain.transactions import TxState
 from switch.reversals import Reverser
-from switch.store.base import TxState
 from switch.store.sqlite import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -12,10 +12,11 @@ import pytest
 
 from payswitch.v1 import common_pb2, terminal_pb2
 from switch.budget import Budget
+from switch.domain.idempotency import IdemStatus
+from switch.domain.saf import SafKind, new_item
+from switch.domain.transactions import TxState, TxType
 from switch.errors import ApiError
 from switch.idempotency import IdempotencyGuard
-from switch.store.base import IdemStatus, TxState, TxType
-from switch.store.saf_base import SafKind, new_item
 from switch.store.sqlite import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from stack.launcher import REPO_ROOT
-from switch.store.saf_base import SafKind, new_item
+from switch.domain.saf import SafKind, new_item
 from switch.store.sqlite import SqliteStore
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import SafConfig
+from switch.domain.batches import ItemKind
+from switch.domain.transactions import TxState
 from switch.reversals import Reverser
 from switch.saf import SafQueue
-from switch.store.base import TxState
-from switch.store.batches import ItemKind
 from switch.store.sqlite import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -8,8 +8,8 @@ import pytest
 
 from payswitch.world.topology import SafConfig
 from switch import metrics
+from switch.domain.transactions import TxState
 from switch.saf import NotDelivered, SafKind, SafQueue
-from switch.store.base import TxState
 from switch.store.sqlite import SqliteStore
 from tests.store.storekit import new_tx
 
@@ -161,7 +161,7 @@ async def test_two_workers_on_one_store_send_an_item_once(tmp_path, store):
 
 
 async def test_a_dead_workers_lease_lapses_and_another_sends(tmp_path, store):
-    from switch.store.saf_base import take_lease
+    from switch.domain.saf import take_lease
 
     q = SafQueue(store, FAST)
     sent = []

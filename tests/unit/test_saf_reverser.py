@@ -8,9 +8,10 @@ import time
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.topology import SafConfig
 from switch.connectors import OutcomeUnknown
+from switch.domain.idempotency import IdemStatus
+from switch.domain.transactions import TxState
 from switch.reversals import Reverser
 from switch.saf import SafQueue
-from switch.store.base import IdemStatus, TxState
 from switch.store.sqlite import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -7,9 +7,9 @@ import datetime as dt
 import time
 
 from payswitch.world.topology import parse
+from switch.domain.batches import BatchItem, BatchState, ItemKind
 from switch.settlement.scheduler import CutoffScheduler
 from switch.store import open_store
-from switch.store.batches import BatchItem, BatchState, ItemKind
 
 
 def _topology(tmp_path, cutoff: str):

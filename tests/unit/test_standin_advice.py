@@ -18,10 +18,10 @@ from payswitch.world.topology import SafConfig, load
 from switch import metrics
 from switch.advice import Adviser
 from switch.connectors import OutcomeUnknown, Refused
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.reversals import RECOVERY_LEASE
 from switch.routing import Router
 from switch.saf import NotDelivered, SafKind, SafQueue
-from switch.store.base import Transaction, TxState, TxType
 from switch.store.sqlite import SqliteStore
 
 PAN = "4111111111111111"

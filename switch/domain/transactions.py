@@ -1,0 +1,239 @@
+"""The switch's transaction: its states, the state machine, and the checks every store applies.
+
+The machine is DESIGN.md's plus the transitions it leaves open (see ``TRANSITIONS`` and
+``TYPED_TRANSITIONS``). Every state change is a compare-and-set that ``check_cas`` validates
+before any backend runs it, so the invariant is written once here and holds for every backend.
+No card data beyond the token and masked PAN is ever part of a transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from switch.domain.errors import StoreError
+
+
+class TxState(enum.StrEnum):
+    """The lifecycle of DESIGN.md; names match payswitch.v1.TransactionState."""
+
+    RECEIVED = "RECEIVED"
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    UNKNOWN = "UNKNOWN"
+    REVERSAL_PENDING = "REVERSAL_PENDING"
+    REVERSED = "REVERSED"
+    CAPTURED = "CAPTURED"
+    SETTLED = "SETTLED"
+    VOIDED = "VOIDED"
+    STOOD_IN = "STOOD_IN"
+    ADVISED = "ADVISED"
+
+
+S = TxState
+
+# The state machine. RECEIVED -> DECLINED covers declines the switch gives before calling
+# out; UNKNOWN -> APPROVED | DECLINED is a later confirmation of the outcome; APPROVED ->
+# REVERSAL_PENDING is a void whose reversal could not be confirmed at once.
+TRANSITIONS: Mapping[TxState, frozenset[TxState]] = {
+    S.RECEIVED: frozenset({S.PENDING, S.DECLINED}),
+    S.PENDING: frozenset({S.APPROVED, S.DECLINED, S.UNKNOWN, S.STOOD_IN}),
+    S.UNKNOWN: frozenset({S.REVERSAL_PENDING, S.APPROVED, S.DECLINED}),
+    S.REVERSAL_PENDING: frozenset({S.REVERSED}),
+    S.APPROVED: frozenset({S.CAPTURED, S.VOIDED, S.REVERSAL_PENDING}),
+    S.CAPTURED: frozenset({S.SETTLED}),
+    S.STOOD_IN: frozenset({S.ADVISED}),
+    S.DECLINED: frozenset(),
+    S.REVERSED: frozenset(),
+    S.SETTLED: frozenset(),
+    S.VOIDED: frozenset(),
+    S.ADVISED: frozenset(),
+}
+
+FINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class TxType(enum.StrEnum):
+    AUTHORIZATION = "AUTHORIZATION"
+    REFUND = "REFUND"
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One transaction as the switch records it (no PAN: token and masked PAN only)."""
+
+    id: str
+    type: TxType
+    state: TxState
+    terminal_id: str
+    merchant_id: str
+    stan: int
+    local_date: str  # YYYY-MM-DD, the terminal's: part of the duplicate-transmission key
+    local_time: str  # the terminal's ISO 8601 local date-time as sent
+    amount_minor: int
+    currency: str
+    card_token: str
+    masked_pan: str
+    bin: str  # routing BIN for follow-up messages
+    scheme: str
+    rrn: str
+    created_at: float  # Unix seconds
+    updated_at: float
+    deadline_at: float  # when the terminal stops waiting; recovery looks past it
+    acquirer_id: str = ""
+    captured_minor: int = 0
+    refunded_minor: int = 0
+    response_code: str = ""  # ISO 8583 two digits, e.g. "00", "51"
+    auth_code: str = ""
+    original_id: str = ""  # a refund's authorization
+    idempotency_key: str = ""
+    entry_mode: str = ""
+    mcc: str = ""
+    version: int = 1  # bumped by every successful compare-and-set
+
+    def copy(self, **changes: object) -> Transaction:
+        return dataclasses.replace(self, **changes)
+
+
+# Every column, in declaration order (backends map rows to Transaction by this order).
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
+
+# Columns a compare-and-set may change. id, type, terminal, stan, date, card fields are fixed.
+MUTABLE_FIELDS = frozenset(
+    {
+        "state",
+        "acquirer_id",
+        "captured_minor",
+        "refunded_minor",
+        "response_code",
+        "auth_code",
+        "updated_at",
+        "deadline_at",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record_with_answer`` wrote: the row as it is now, and whether the key was
+    completed (False: no answer was given, or the outcome is recorded but the key was missing
+    or its completion failed; the caller logs it, as it did when completion was its own write)."""
+
+    tx: Transaction
+    answered: bool
+
+
+# Transitions allowed for one transaction type only, checked against the type the
+# compare-and-set expects (so the store itself refuses them for any other row). A refund has no
+# capture step: it is presented as soon as it is APPROVED, and the settlement run moves it
+# APPROVED -> SETTLED when the acquirer's report settles it, so that a settled refund is not
+# presented again and the operator sees it settled. An authorization still needs CAPTURED
+# first. DESIGN.md's machine stays a subset: this only adds a transition for refunds.
+#
+# Stand-in sales (STOOD_IN, or ADVISED once the issuer acknowledged the advice) are captured
+# and cleared like any sale: STOOD_IN | ADVISED -> CAPTURED (a local completion; the issuer
+# posts it at clearing against the hold its advice placed, ``switch.operations.capture``).
+# Voiding one before clearing reverses the advice: STOOD_IN | ADVISED -> VOIDED on the
+# issuer's 00, -> REVERSAL_PENDING when the answer is unknown or the void's request died (the
+# store-and-forward reversal then ends it REVERSED). Only authorizations stand in, so these
+# expect the AUTHORIZATION type. DESIGN.md's machine stays a subset: they are additions.
+TYPED_TRANSITIONS: Mapping[tuple[TxState, TxState], TxType] = {
+    (S.APPROVED, S.SETTLED): TxType.REFUND,
+    (S.STOOD_IN, S.CAPTURED): TxType.AUTHORIZATION,
+    (S.ADVISED, S.CAPTURED): TxType.AUTHORIZATION,
+    (S.STOOD_IN, S.VOIDED): TxType.AUTHORIZATION,
+    (S.ADVISED, S.VOIDED): TxType.AUTHORIZATION,
+    (S.STOOD_IN, S.REVERSAL_PENDING): TxType.AUTHORIZATION,
+    (S.ADVISED, S.REVERSAL_PENDING): TxType.AUTHORIZATION,
+}
+STAND_IN_STATES = frozenset({S.STOOD_IN, S.ADVISED})
+
+
+def check_transition(
+    from_state: TxState, to_state: TxState, tx_type: TxType | str | None = None
+) -> None:
+    only = TYPED_TRANSITIONS.get((from_state, to_state))
+    if only is not None:
+        if tx_type is None or TxType(tx_type) is not only:
+            raise IllegalTransition(
+                f"{from_state} -> {to_state} is a transition of {only} transactions only"
+                " (expect the type in the compare-and-set)"
+            )
+        return
+    if to_state not in TRANSITIONS[from_state]:
+        raise IllegalTransition(f"{from_state} -> {to_state} is not a transition")
+
+
+_MONEY_FIELDS = frozenset({"amount_minor", "captured_minor", "refunded_minor"})
+
+
+def check_cas(expected: Mapping[str, object], changes: Mapping[str, object]) -> None:
+    """Validate a compare-and-set before any backend runs it (both backends share this).
+
+    Column names must be known (they end up in CQL/SQL text), only MUTABLE_FIELDS change,
+    money stays an integer, and a change of ``state`` is only allowed as a legal transition
+    from an expected state: otherwise a CAS on another column could move a DECLINED row to
+    APPROVED behind the state machine's back.
+    """
+    unknown = set(expected) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"compare_and_set: unknown expected columns {sorted(unknown)}")
+    fixed = set(changes) - MUTABLE_FIELDS
+    if fixed:
+        raise ValueError(f"compare_and_set: columns {sorted(fixed)} cannot change")
+    for name in _MONEY_FIELDS & set(changes):
+        value = changes[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"compare_and_set: {name} must be an int (minor units)")
+    if "state" in changes:
+        if "state" not in expected:
+            raise IllegalTransition("a state change needs the expected state")
+        check_transition(
+            TxState(expected["state"]), TxState(changes["state"]), expected.get("type")
+        )
+
+
+def check_new(tx: Transaction) -> None:
+    """Validate a transaction before insert: money in integer minor units, a known state."""
+    for name in _MONEY_FIELDS:
+        value = getattr(tx, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"insert_transaction: {name} must be an int (minor units)")
+    TxState(tx.state)
+    TxType(tx.type)
+
+
+class DuplicateTransmission(StoreError):
+    """A transaction with the same (terminal, local date, STAN) exists already."""
+
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(f"duplicate transmission of transaction {existing_id}")
+        self.existing_id = existing_id
+
+
+class ReceivedOnly(StoreError):
+    """``receive_with_intent`` inserted the transaction but a later step of it failed.
+
+    Only the default (step by step) implementation raises it: ``tx`` is the row as inserted
+    (RECEIVED), so that the caller settles it as it would have after a separate insert. A
+    single-transaction backend writes all or nothing and raises the plain error instead.
+    """
+
+    def __init__(self, tx: Transaction, cause: BaseException) -> None:
+        super().__init__(f"transaction {tx.id} received, then: {type(cause).__name__}: {cause}")
+        self.tx = tx
+
+
+class CasFailed(StoreError):
+    """A compare-and-set found other values; ``current`` is the row as it is now."""
+
+    def __init__(self, current: Transaction) -> None:
+        super().__init__(f"compare-and-set failed on {current.id} (state {current.state})")
+        self.current = current
+
+
+class IllegalTransition(StoreError):
+    """The state machine does not allow this transition (checked before touching the store)."""
