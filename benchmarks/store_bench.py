@@ -29,7 +29,7 @@ from pathlib import Path
 from switch.domain.idempotency import Answer
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.domain.vault import VaultWrite
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -37,8 +37,8 @@ from switch.domain.errors import StoreError
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store import open_store
 from switch.store.base import Store
-from switch.store.cassandra import CassandraStore
-from switch.store.cassandra_exec import LWT, execute
+from switch.store.cassandra.exec import LWT, execute
+from switch.store.cassandra.store import CassandraStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CARDS = 100

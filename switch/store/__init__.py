@@ -1,4 +1,5 @@
-"""The state store: one interface (``base.Store``), backends chosen by URL.
+"""The state store: one interface (``base.Store``, the union of one interface per concern),
+backends chosen by URL, one package each (``sqlite/``, ``cassandra/``).
 
 ``open_store`` returns an unopened store: ``async with open_store(url) as store:`` or
 ``await store.open()``. URLs:
@@ -7,7 +8,7 @@
   the path is everything after ``sqlite:///``), with optional ``?synchronous=full|normal``
   and ``&busy_timeout_ms=N``. A file is required (no ``:memory:``): intents must be durable.
 - ``cassandra://host1,host2[:port]/keyspace?replication=3&consistency=QUORUM&serial=SERIAL``
-  (see ``switch/store/cassandra_config.py`` for every option and the defaults; a single dev
+  (see ``switch/store/cassandra/config.py`` for every option and the defaults; a single dev
   node: ``cassandra://127.0.0.1/payswitch?replication=1``). Many switch processes may share it.
 
 A new backend adds one entry to ``_BACKENDS``.
@@ -24,7 +25,7 @@ __all__ = ["Store", "open_store"]
 
 
 def _sqlite(url: str) -> Store:
-    from switch.store.sqlite import SqliteStore
+    from switch.store.sqlite.store import SqliteStore
 
     prefix = "sqlite:///"
     if not url.lower().startswith(prefix):
@@ -56,8 +57,8 @@ def _sqlite(url: str) -> Store:
 
 
 def _cassandra(url: str) -> Store:
-    from switch.store.cassandra import CassandraStore
-    from switch.store.cassandra_config import parse_url
+    from switch.store.cassandra.config import parse_url
+    from switch.store.cassandra.store import CassandraStore
 
     return CassandraStore(parse_url(url))
 

@@ -15,34 +15,36 @@ joins and closes are lightweight transactions conditioned on it (``cassandra_bat
 
 from __future__ import annotations
 
+import abc
+
 from switch.domain.batches import BatchInfo, BatchItem, ClosedBatch
 
 
-class BatchStore:
-    """The batch methods a store offers (mixed into both backends)."""
+class BatchStore(abc.ABC):
+    """Terminal batches: joins and closes, atomic against each other."""
 
+    @abc.abstractmethod
     async def join_batch(self, terminal_id: str, item: BatchItem, now: float) -> int:
         """Put ``item`` in the terminal's open batch unless its transaction is in a batch
         already; returns the number of the batch it is in. Opens batch 1 if none is open."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def open_batch_no(self, terminal_id: str, now: float) -> int:
         """The number of the terminal's open batch (opening batch 1 if there is none)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
         """Close the open batch (even an empty one), open the next, return the closed one."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def batch_items(self, terminal_id: str, batch_no: int) -> list[BatchItem]:
         """The items of one batch (any state), in join order."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:
         """The terminal's closed or cleared batches, newest first (the open one is not kept
         as a record until it closes)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
         """Record that a closed batch went into a clearing file."""
-        raise NotImplementedError

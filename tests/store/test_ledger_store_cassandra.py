@@ -16,7 +16,7 @@ from storekit import NOW
 
 from switch.domain.ledger import LedgerLine, LedgerPosting
 from switch.store import open_store
-from switch.store.cassandra_ledger import CassandraLedgerMixin
+from switch.store.cassandra.ledger import CassandraLedgerMixin
 
 P = LedgerPosting(
     "tx-9/CAPTURE_PRESENTED/0",

@@ -20,12 +20,12 @@ from storekit import NOW, new_tx
 from switch.domain.errors import StoreError, StoreUnavailable
 from switch.domain.idempotency import IdemStatus
 from switch.domain.transactions import CasFailed, DuplicateTransmission, TxState
-from switch.store import cassandra_exec as cx
 from switch.store import open_store
-from switch.store.cassandra import CasOutcomeUnknown, CassandraStore
-from switch.store.cassandra_config import parse_url
-from switch.store.cassandra_index import bucket_of
-from switch.store.cassandra_schema import LATEST_VERSION
+from switch.store.cassandra import exec as cx
+from switch.store.cassandra.config import parse_url
+from switch.store.cassandra.index import bucket_of
+from switch.store.cassandra.schema import LATEST_VERSION
+from switch.store.cassandra.store import CasOutcomeUnknown, CassandraStore
 
 
 @pytest.fixture

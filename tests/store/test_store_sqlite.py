@@ -12,8 +12,8 @@ from storekit import NOW, new_tx
 from switch.domain.errors import StoreError, StoreUnavailable
 from switch.domain.transactions import COLUMNS
 from switch.store import open_store
-from switch.store import sqlite as sqlite_mod
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite import store as sqlite_mod
+from switch.store.sqlite.store import SqliteStore
 
 
 def _pragma(store: SqliteStore, name: str):

@@ -14,7 +14,7 @@ from payswitch.v1 import admin_pb2_grpc
 from payswitch.world.topology import load
 from switch.admin import AdminService
 from switch.registry import TerminalRegistry
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 TOPOLOGY = load("topology/default.toml")
 

@@ -22,7 +22,7 @@ from switch.registry import TerminalRegistry
 from switch.routing import Router
 from switch.sequences import BlockSequence
 from switch.standin import StandIn
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 
 class Translating(Protector):

@@ -27,7 +27,7 @@ from switch.pipeline.services import Services
 from switch.registry import TerminalRegistry
 from switch.routing import Router
 from switch.sequences import BlockSequence
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
 PAN = "4111111111111111"

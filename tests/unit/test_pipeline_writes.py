@@ -25,7 +25,7 @@ from switch.pipeline.services import Services
 from switch.registry import TerminalRegistry
 from switch.routing import Router
 from switch.sequences import BlockSequence
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 WRITES = {
     "claim_idempotency",

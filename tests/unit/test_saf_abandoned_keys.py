@@ -17,7 +17,7 @@ from switch.domain.saf import SafKind, new_item
 from switch.domain.transactions import TxState, TxType
 from switch.errors import ApiError
 from switch.idempotency import IdempotencyGuard
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from stack.launcher import REPO_ROOT
 from switch.domain.saf import SafKind, new_item
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

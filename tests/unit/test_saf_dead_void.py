@@ -14,7 +14,7 @@ from switch.domain.batches import ItemKind
 from switch.domain.transactions import TxState
 from switch.reversals import Reverser
 from switch.saf import SafQueue
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 
 FAST = SafConfig(max_attempts=2, base_delay_s=0.001, max_delay_s=0.002, poll_interval_s=0.02)

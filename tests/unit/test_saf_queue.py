@@ -10,7 +10,7 @@ from payswitch.world.topology import SafConfig
 from switch import metrics
 from switch.domain.transactions import TxState
 from switch.saf import NotDelivered, SafKind, SafQueue
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 
 FAST = SafConfig(

@@ -22,7 +22,7 @@ from switch.domain.transactions import Transaction, TxState, TxType
 from switch.reversals import RECOVERY_LEASE
 from switch.routing import Router
 from switch.saf import NotDelivered, SafKind, SafQueue
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 PAN = "4111111111111111"
 TOKEN = "t" * 64

@@ -10,7 +10,7 @@ from payswitch import codes
 from payswitch.world.topology import BinRange, StandInConfig
 from switch import metrics
 from switch.standin import StandIn
-from switch.store.sqlite import SqliteStore
+from switch.store.sqlite.store import SqliteStore
 
 PAN = "4111111111111111"
 TOKEN = "c" * 64

@@ -34,7 +34,7 @@ from switch.domain.batches import (
 )
 from switch.domain.errors import StoreUnavailable
 from switch.store.batches import BatchStore
-from switch.store.cassandra_exec import Cql, Row, backoff
+from switch.store.cassandra.exec import Cql, Row, backoff
 
 ATTEMPTS = 32
 

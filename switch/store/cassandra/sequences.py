@@ -13,7 +13,7 @@ import asyncio
 import uuid
 
 from switch.domain.errors import StoreUnavailable
-from switch.store.cassandra_exec import Cql, backoff
+from switch.store.cassandra.exec import Cql, backoff
 
 ATTEMPTS = 64
 

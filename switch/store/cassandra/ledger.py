@@ -1,4 +1,5 @@
-"""Cassandra backend of the ledger, reconciliation issues and disputes (``LedgerStoreApi``).
+"""Cassandra backend of the ledger, reconciliation issues and disputes
+(``LedgerStore``, ``ReconStore``, ``DisputeStore``).
 
 Posting (no atomic batch across partitions, so in steps that survive a crash anywhere):
 
@@ -45,7 +46,7 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
-from switch.store.cassandra_exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
+from switch.store.cassandra.exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
 
 SHARD = 0
 PAGE = 500

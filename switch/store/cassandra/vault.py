@@ -13,7 +13,7 @@ import uuid
 
 from switch.domain.errors import StoreUnavailable
 from switch.domain.vault import VaultEntry
-from switch.store.cassandra_exec import Cql, Row, backoff
+from switch.store.cassandra.exec import Cql, Row, backoff
 
 ATTEMPTS = 16
 CACHE = 100_000

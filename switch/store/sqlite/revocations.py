@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from switch.domain.revocations import Revocation, check_terminal_id
-from switch.store.revocations import Revocations
+from switch.store.revocations import RevocationStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminal_revocations (
@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS terminal_revocations (
 """
 
 
-class SqliteRevocations(Revocations):
+class SqliteRevocations(RevocationStore):
     """Mixin for ``SqliteStore`` (uses its ``_call`` and ``_write``)."""
 
     async def revoke_terminal(self, terminal_id: str, reason: str, now: float) -> Revocation:

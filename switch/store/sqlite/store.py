@@ -73,15 +73,15 @@ from switch.domain.transactions import (
     check_transition,
 )
 from switch.domain.vault import VaultEntry, VaultWrite, check_vault_entry
-from switch.store import sqlite_standin
 from switch.store.base import Store
-from switch.store.sqlite_batches import SCHEMA as _BATCH_SCHEMA
-from switch.store.sqlite_batches import SqliteBatches
-from switch.store.sqlite_ledger import LEDGER_SCHEMA, SqliteLedgerMixin
-from switch.store.sqlite_revocations import SCHEMA as REVOCATIONS_SCHEMA
-from switch.store.sqlite_revocations import SqliteRevocations
-from switch.store.sqlite_saf import SCHEMA as _SAF_SCHEMA
-from switch.store.sqlite_saf import SqliteSafMixin
+from switch.store.sqlite import standin as sqlite_standin
+from switch.store.sqlite.batches import SCHEMA as _BATCH_SCHEMA
+from switch.store.sqlite.batches import SqliteBatches
+from switch.store.sqlite.ledger import LEDGER_SCHEMA, SqliteLedgerMixin
+from switch.store.sqlite.revocations import SCHEMA as REVOCATIONS_SCHEMA
+from switch.store.sqlite.revocations import SqliteRevocations
+from switch.store.sqlite.saf import SCHEMA as _SAF_SCHEMA
+from switch.store.sqlite.saf import SqliteSafMixin
 
 T = TypeVar("T")
 
@@ -155,7 +155,7 @@ CREATE TABLE IF NOT EXISTS vault (
 CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 _SCHEMA += REVOCATIONS_SCHEMA
-_SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite_standin)
+_SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite.standin)
 _SCHEMA += LEDGER_SCHEMA
 _SCHEMA += _SAF_SCHEMA  # the store-and-forward queue (sqlite_saf.py)
 _SCHEMA += _BATCH_SCHEMA

@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from switch.domain.transactions import TRANSITIONS, Transaction, TxState, TxType
-from switch.store.cassandra_exec import Cql, Row
+from switch.store.cassandra.exec import Cql, Row
 
 BUCKET_S = 60
 MARKER_REFRESH_S = 30.0

@@ -1,10 +1,9 @@
 """Cassandra state store: the ``Store`` interface for many switch processes over one cluster.
 
-Parts: URL and consistency options ``cassandra_config.py`` (QUORUM / SERIAL by default);
-schema and migrations ``cql/`` and ``cassandra_schema.py``; request plumbing and the meaning of
-driver errors ``cassandra_exec.py``; the recovery and refund lookups ``cassandra_index.py``;
-``cassandra_sequences.py``; ``cassandra_vault.py``. This module: connecting, idempotency keys
-and transactions.
+Parts: URL and consistency options ``config.py`` (QUORUM / SERIAL by default); schema and
+migrations ``cql/`` and ``schema.py``; request plumbing and the meaning of driver errors
+``exec.py``; the recovery and refund lookups ``index.py``; ``sequences.py``; ``vault.py``.
+This module: connecting, idempotency keys and transactions.
 
 Writes. Every row that carries state is written only by lightweight transactions (Paxos):
 idempotency claims ``INSERT ... IF NOT EXISTS USING TTL``, transactions ``INSERT ... IF NOT
@@ -63,10 +62,10 @@ from switch.domain.transactions import (
 )
 from switch.domain.vault import VaultEntry, check_vault_entry
 from switch.store.base import Store
-from switch.store.cassandra_batches import CassandraBatches
-from switch.store.cassandra_config import CassandraConfig, parse_url
-from switch.store.cassandra_cql import Statements, db_value, idem_from_row, tx_from_row, tx_values
-from switch.store.cassandra_exec import (
+from switch.store.cassandra.batches import CassandraBatches
+from switch.store.cassandra.config import CassandraConfig, parse_url
+from switch.store.cassandra.cql import Statements, db_value, idem_from_row, tx_from_row, tx_values
+from switch.store.cassandra.exec import (
     LWT,
     RESOLVE_ATTEMPTS,
     SERIAL,
@@ -76,14 +75,14 @@ from switch.store.cassandra_exec import (
     backoff,
     describe,
 )
-from switch.store.cassandra_index import ORPHAN_S, StateIndex, bucket_of
-from switch.store.cassandra_ledger import CassandraLedgerMixin
-from switch.store.cassandra_revocations import CassandraRevocations
-from switch.store.cassandra_saf import CassandraSafMixin
-from switch.store.cassandra_schema import ensure_schema
-from switch.store.cassandra_sequences import Sequences
-from switch.store.cassandra_standin import StandInUsage
-from switch.store.cassandra_vault import Vault
+from switch.store.cassandra.index import ORPHAN_S, StateIndex, bucket_of
+from switch.store.cassandra.ledger import CassandraLedgerMixin
+from switch.store.cassandra.revocations import CassandraRevocations
+from switch.store.cassandra.saf import CassandraSafMixin
+from switch.store.cassandra.schema import ensure_schema
+from switch.store.cassandra.sequences import Sequences
+from switch.store.cassandra.standin import StandInUsage
+from switch.store.cassandra.vault import Vault
 
 _SCHEMA_ATTEMPTS = 5
 

@@ -1,4 +1,4 @@
-"""The Cassandra schema: versioned CQL files under ``switch/store/cql/``, applied at open.
+"""The Cassandra schema: versioned CQL files under ``switch/store/cassandra/cql/``, applied at open.
 
 ``NNN_name.cql`` is schema version NNN. At open a store makes sure the keyspace exists, then
 brings it to the newest version it knows:
@@ -30,7 +30,7 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 
 from switch.domain.errors import StoreError, StoreUnavailable
-from switch.store.cassandra_config import CassandraConfig
+from switch.store.cassandra.config import CassandraConfig
 
 CQL_DIR = Path(__file__).resolve().parent / "cql"
 META_TABLE = "schema_meta"

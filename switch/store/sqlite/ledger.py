@@ -1,4 +1,5 @@
-"""SQLite backend of the ledger, reconciliation issues and disputes (``LedgerStoreApi``).
+"""SQLite backend of the ledger, reconciliation issues and disputes
+(``LedgerStore``, ``ReconStore``, ``DisputeStore``).
 
 A posting is one ``BEGIN IMMEDIATE`` transaction: ``INSERT OR IGNORE`` of the posting row
 (the idempotency key) and its lines, so there is no state between claim and entries to

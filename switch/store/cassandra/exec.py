@@ -29,7 +29,7 @@ from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
 
 from switch.domain.errors import StoreUnavailable
-from switch.store.cassandra_cql import Statements
+from switch.store.cassandra.cql import Statements
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -11,8 +11,8 @@ import asyncio
 from typing import Any
 
 from switch.domain.revocations import Revocation, check_terminal_id
-from switch.store.cassandra_exec import Cql
-from switch.store.revocations import Revocations
+from switch.store.cassandra.exec import Cql
+from switch.store.revocations import RevocationStore
 
 _BUCKET = 0
 _CQL = {
@@ -24,7 +24,7 @@ _CQL = {
 }
 
 
-class CassandraRevocations(Revocations):
+class CassandraRevocations(RevocationStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``); statements prepared on first use,
     off the event loop."""
 

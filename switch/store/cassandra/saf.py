@@ -27,7 +27,7 @@ from cassandra.cluster import Session
 
 from switch.domain.errors import StoreUnavailable
 from switch.domain.saf import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
-from switch.store.cassandra_exec import Cql, Row, backoff
+from switch.store.cassandra.exec import Cql, Row, backoff
 
 ATTEMPTS = 16
 SCAN_LIMIT = 5000  # entries read per (status, kind) partition

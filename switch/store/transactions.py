@@ -1,0 +1,70 @@
+"""Transactions in the store: every state change a compare-and-set.
+
+SQLite does a compare-and-set as a serialised write, Cassandra as a lightweight transaction;
+both validate it first with ``switch.domain.transactions.check_cas``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+
+from switch.domain.transactions import Transaction, TxState, TxType, check_transition
+
+
+class TransactionStore(abc.ABC):
+    """Transactions with compare-and-set transitions, and the reads recovery needs."""
+
+    # --- transactions -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def insert_transaction(self, tx: Transaction) -> None:
+        """Insert a new transaction; raises DuplicateTransmission when (terminal_id,
+        local_date, stan) is taken, ValueError for non-integer money."""
+
+    @abc.abstractmethod
+    async def get_transaction(self, tx_id: str) -> Transaction | None: ...
+
+    @abc.abstractmethod
+    async def compare_and_set(
+        self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
+    ) -> Transaction:
+        """Apply ``changes`` iff every column in ``expected`` has the given value; bumps
+        ``version``. Raises CasFailed with the current row, or NotFound. Arguments are
+        validated by ``check_cas`` first (ValueError, IllegalTransition)."""
+
+    async def transition(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        changes: Mapping[str, object] | None = None,
+    ) -> Transaction:
+        """State-machine transition as a compare-and-set on ``state``."""
+        check_transition(from_state, to_state)
+        updates = dict(changes or {})
+        updates["state"] = to_state
+        return await self.compare_and_set(tx_id, {"state": from_state}, updates)
+
+    async def typed_transition(
+        self,
+        tx_id: str,
+        from_state: TxState,
+        to_state: TxState,
+        tx_type: TxType,
+        changes: Mapping[str, object] | None = None,
+    ) -> Transaction:
+        """A transition of ``TYPED_TRANSITIONS``: the compare-and-set expects the type too."""
+        updates = dict(changes or {})
+        updates["state"] = to_state
+        return await self.compare_and_set(tx_id, {"state": from_state, "type": tx_type}, updates)
+
+    @abc.abstractmethod
+    async def transactions_in_state(
+        self, state: TxState, older_than: float, limit: int = 100
+    ) -> list[Transaction]:
+        """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery),
+        oldest deadline first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def refunds_of(self, original_id: str) -> list[Transaction]:
+        """The refund transactions linked to ``original_id``, oldest first."""
