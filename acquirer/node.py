@@ -5,7 +5,7 @@ or none, is answered 12 (invalid transaction) here. The scheme node for a brand 
 one in the topology whose ``brands`` include it.
 
 An authorization with a PIN block has it translated from the switch's zone PIN key to the
-issuer's in the acquirer's own HSM before it is forwarded (``network.pin_zone``); a block that
+issuer's in the acquirer's own HSM before it is forwarded (``acquirer.pin_zone``); a block that
 does not open is answered 96 here. The acquirer stamps its own id in ``acquirer_id`` (ISO 8583
 field 32, the acquiring institution), which tells the issuer which zone PIN key to use. The
 node opens its HSM at start and refuses to start without it or its keys (fail closed).

@@ -1,7 +1,7 @@
 """What the simulated fleet sends: test cards, terminals with their secure elements, and
 requests built before they are needed.
 
-Each terminal has its own simulated secure element (``hsm.terminal_sim``) loaded by key
+Each terminal has its own simulated secure element (``terminals.secure_element``) loaded by key
 injection from the switch's BDK, as a real PIN pad is; every authorization is encrypted under
 a fresh DUKPT key and MAC'd (``payswitch.seclink``), so the switch does its real HSM work.
 

@@ -107,7 +107,7 @@ def fingerprint(session: Any, data: bytes, key_label: str = FINGERPRINT_LABEL) -
 
 
 class HsmCardProtector:
-    """``switch.cardsec.CardProtector`` backed by the HSM pool (one job per call)."""
+    """``switch.cardsec.protector.CardProtector`` backed by the HSM pool (one job per call)."""
 
     def __init__(self, pool: HsmPool) -> None:
         self.pool = pool

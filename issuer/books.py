@@ -1,6 +1,6 @@
 """The issuer's books in SQLite: accounts, authorizations with their holds, and advices.
 
-Synchronous on purpose: ``network.bookkeeper`` runs every call on one dedicated thread, which
+Synchronous on purpose: ``issuer.bookkeeper`` runs every call on one dedicated thread, which
 also serialises them, so each operation is one short ``BEGIN IMMEDIATE`` transaction and no
 two can interleave. WAL with ``synchronous=NORMAL``: a committed operation survives a kill -9
 of the process (it is in the OS by then); only a power cut could lose the last commits.
@@ -23,14 +23,14 @@ Idempotency, per operation:
   reduced), with no status, expiry, limit or funds check, even when the available amount goes
   below zero: the switch approved it in stand-in and the issuer bears that risk. The merchant's
   capture of the sale is presented in clearing and posted against that hold
-  (``network.books_settlement``), once; voiding it reverses the advice (``reverse``: the hold
+  (``issuer.books_settlement``), once; voiding it reverses the advice (``reverse``: the hold
   is released). A repeat gets the stored answer and places nothing. 14 for a card not on file,
   12 for another currency than the account's or an RRN the books already know from elsewhere
   (including one reversed before its advice arrived): nothing is held.
 
 Decline order for an authorization: 12 already reversed, 14 unknown card, then the verdict of
 the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
-the HSM before the books are touched, see ``network.issuer_crypto``), 05 blocked or lost,
+the HSM before the books are touched, see ``issuer.crypto``), 05 blocked or lost,
 54 expired, 13 non-positive amount, 12 currency differs from the account's (multi-currency
 comes later; checked before the per-transaction limit because that limit is in the account's
 currency), 61 above the card's per-transaction limit, 51 not enough available funds. A
@@ -199,7 +199,7 @@ class Books:
         self._db.executescript(_SCHEMA)
         self._migrate()
         clearing.ensure_schema(self._db)
-        # Hold TTL and capture tolerance (network.books_settlement); None: no deferral.
+        # Hold TTL and capture tolerance (issuer.books_settlement); None: no deferral.
         self.rules: clearing.IssuerRules | None = None
 
     def _migrate(self) -> None:
@@ -398,7 +398,7 @@ class Books:
     def capture(self, original_rrn: str, amount: int, currency: str, mcc: str = "") -> int:
         """Post up to the held amount and release the rest of the hold. With ``rules``, a
         capture above the hold within the MCC's tolerance, or one after the hold expired, is
-        acknowledged and left for clearing to post (``network.books_settlement``)."""
+        acknowledged and left for clearing to post (``issuer.books_settlement``)."""
         with self._tx() as db:
             seen = self._advice_seen(db, "capture", original_rrn)
             if seen is not None:
@@ -482,7 +482,7 @@ class Books:
             )
             return self._advice_done(db, "standin", rrn, rrn, amount)
 
-    # -- clearing (network.books_settlement) ---------------------------------------------------
+    # -- clearing (issuer.books_settlement) ---------------------------------------------------
 
     def present_all(
         self, file_id: str, presentments: Iterable[clearing.PresentmentIn], now: float

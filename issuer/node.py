@@ -1,11 +1,11 @@
 """Issuer node: the cardholder's bank. Decides authorizations and keeps the books.
 
 Cards (PAN, expiry, status, limits) stay in memory, loaded from the topology; the books in
-SQLite (``network.books``) hold accounts and holds keyed by account id and RRN only. The
+SQLite (``issuer.books``) hold accounts and holds keyed by account id and RRN only. The
 books file is ``<books_dir>/<issuer id>.db`` and outlives the process.
 
 An authorization that carries a PIN block, a CVV2 or EMV data for a card on file is checked
-in the issuer's own HSM first (``network.issuer_crypto``: one HSM job, 55 for a wrong PIN, 05
+in the issuer's own HSM first (``issuer.crypto``: one HSM job, 55 for a wrong PIN, 05
 for a bad CVV2 or ARQC); a failure is recorded as a decline like any other, so no hold is
 placed and a repeat of the RRN gets the same answer. With a verified ARQC the answer carries
 the ARPC for its response code; the books keep it, so a repeat gets the same ARPC. An HSM

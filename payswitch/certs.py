@@ -11,7 +11,7 @@ idempotently: a file that exists is kept, so re-running only adds what the topol
 - ``switch.pem``/``switch.key``: the switch's server certificate (SAN 127.0.0.1 and localhost),
   also presented on the admin port.
 - ``terminals/<id>.pem``/``.key``: a terminal's client certificate. Identity: CN = terminal id
-  and one SAN URI ``urn:payswitch:terminal:<id>``; the switch reads the URI (``switch.tls``).
+  and one SAN URI ``urn:payswitch:terminal:<id>``; the switch reads the URI (``payswitch.tls``).
 - ``probe.pem``/``.key``: a client certificate of the terminal CA with no terminal identity
   (SAN URI ``urn:payswitch:probe``): health checks and monitoring pass the handshake, every
   terminal RPC refuses it.

@@ -3,7 +3,7 @@ for byte, in one place (pure functions, no keys, no HSM).
 
 - **Card data**: the plaintext of ``EncryptedCard.ciphertext`` is a serialised ``CardData``
   (PAN, expiry YYMM, CVV2), encrypted by the terminal's secure element under its AES-DUKPT
-  data key (``hsm.terminal_sim``); the switch decrypts it in its HSM (``hsm.dukpt``).
+  data key (``terminals.secure_element``); the switch decrypts it in its HSM (``hsm.dukpt``).
 - **Request MAC**: AES-CMAC under the DUKPT MAC key of the same KSN over
   :func:`canonical_request` (version ``PSW-MAC-1``, below) of the fields :func:`mac_fields` picks
   from an ``AuthorizeRequest``: every field except the MAC itself and the deprecated clear

@@ -1,4 +1,4 @@
-"""Terminal and admin mTLS: gRPC credentials from a certificate directory (``switch.certs``),
+"""Terminal and admin mTLS: gRPC credentials from a certificate directory (``payswitch.certs``),
 and the peer identity a request arrives with.
 
 The terminal port requires a client certificate of the terminal CA, the admin port one of the

@@ -9,7 +9,7 @@ SIGKILL after a timeout). Each child's output (stdout and stderr) goes to
 
 Issuer books live in ``<run-dir>/books``, so an issuer killed and restarted keeps its books.
 With ``[switch] tls`` the launcher makes the certificates in ``<run-dir>/certs``
-(``switch.certs``, idempotent), hands that directory to the switches, probes their health with
+(``payswitch.certs``, idempotent), hands that directory to the switches, probes their health with
 the probe certificate, and gives clients their credentials (``terminal_credentials``,
 ``admin_credentials``). Switches 2..n get their own free admin and metrics ports.
 Blocking by design: the launcher and the test helpers are plain threads, never an event loop
@@ -112,8 +112,8 @@ class _Child:
 class Stack:
     """The simulated network (and optionally the switch) as child processes.
 
-    ``topology`` is a TOML file; use ``network.ports.with_free_ports`` and
-    ``network.ports.write_topology`` to make one on free ports for a test.
+    ``topology`` is a TOML file; use ``payswitch.world.ports.with_free_ports`` and
+    ``payswitch.world.ports.write_topology`` to make one on free ports for a test.
     """
 
     def __init__(
@@ -167,7 +167,7 @@ class Stack:
         ports = free_ports(3 * (count - 1))
         for i in range(1, count + 1):
             node_id = sw.id if i == 1 else f"{sw.id}-{i}"
-            argv = [python, "-m", "switch.main", "--topology", str(self.topology_path)]
+            argv = [python, "-m", "switch.app.main", "--topology", str(self.topology_path)]
             argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
             if self.tls:
                 argv += ["--certs-dir", str(self.certs_dir)]

@@ -1,7 +1,7 @@
 """The whole simulated network inside one event loop, for tests that need no processes.
 
 Same node code and ports as the processes (the topology's addresses), started issuers first;
-``make run`` and the end-to-end tests use real processes (``network.stack``) instead.
+``make run`` and the end-to-end tests use real processes (``stack.launcher``) instead.
 """
 
 from __future__ import annotations

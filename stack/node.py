@@ -1,4 +1,4 @@
-"""``payswitch-node`` / ``python -m network.main``: run one simulated network node.
+"""``payswitch-node`` / ``python -m stack.node``: run one simulated network node.
 
 The node's kind (acquirer, scheme or issuer) comes from the topology by its id, so every
 node is started the same way: ``payswitch-node --topology FILE --id NODE_ID``.

@@ -2,7 +2,7 @@
 
 A real terminal powers up the chip, sends GENERATE AC with the transaction data and gets the
 ARQC back; after the issuer answers it passes the ARPC to the chip (EXTERNAL AUTHENTICATE).
-The simulated world has no chips, so ``network.cards_sim.CardSimulator`` computes both with the
+The simulated world has no chips, so ``terminals.card_sim.CardSimulator`` computes both with the
 issuer's keys in the shared token (SIMULATOR ONLY). ``simulated_reader`` turns it into the
 ``chip_reader`` a ``terminals.sdk.Terminal`` takes; a ``SimulatedChip`` keeps its PAN private,
 as a card keeps its own data, and never shows it in ``repr``.
@@ -18,7 +18,7 @@ from terminals.sdk import ChipReader
 
 
 class CardChips(Protocol):
-    """What the simulator offers (``network.cards_sim.CardSimulator`` has exactly this)."""
+    """What the simulator offers (``terminals.card_sim.CardSimulator`` has exactly this)."""
 
     async def arqc(self, pan: str, minor_units: int, currency: str) -> network_pb2.EmvData: ...
 

@@ -16,7 +16,7 @@ BALANCE. The shift ends with the settlement summary of that batch per currency: 
 (the topology's fee table, per presentment, as the acquirer computes them at cut-off) and net
 to the merchant. Cards are printed masked only; PINs and CVV2s never.
 
-CVV2s and chip cryptograms come from the card simulator (``network.cards_sim``, the issuers'
+CVV2s and chip cryptograms come from the card simulator (``terminals.card_sim``, the issuers'
 keys in the shared SoftHSM token), as they would come from the plastic and the chip.
 """
 
@@ -62,7 +62,7 @@ class Row:
 
 
 class CardSource(CardChips, Protocol):
-    """CVV2s and chips of the topology's cards (``network.cards_sim.CardSimulator``)."""
+    """CVV2s and chips of the topology's cards (``terminals.card_sim.CardSimulator``)."""
 
     async def cvv2(self, pan: str) -> str: ...
 

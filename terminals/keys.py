@@ -7,8 +7,8 @@ device's RSA transport key). After that the device derives a fresh key per trans
 never sees the BDK.
 
 The simulator plays the KIF with :func:`inject_from_hsm`: the secure element
-(``hsm.terminal_sim.SecureElement``) makes an RSA-2048 transport key pair, the *switch's* BDK in
-the shared SoftHSM token derives and wraps the IK for it (``hsm.dukpt.
+(``terminals.secure_element.SecureElement``) makes an RSA-2048 transport key pair, the *switch's*
+BDK in the shared SoftHSM token derives and wraps the IK for it (``hsm.dukpt.
 wrap_initial_key_for_terminal``, inside the HSM), and the secure element unwraps it. The IK never
 exists in clear outside the HSM and the secure element, and nothing is written to disk: each
 start is a fresh injection (new initial key ID, counter from 1). Calling the switch's BDK from a

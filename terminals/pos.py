@@ -17,7 +17,7 @@ runs on one day never repeat one (the switch would decline a repeat with 94).
 Card data, PIN and CVV2 never leave in clear: the SDK encrypts them under the terminal's DUKPT
 keys, loaded by key injection when the command starts (``terminals.keys``). ``--pin -`` reads
 the PIN from stdin (after the card number when ``--card -`` is given too), so it stays out of
-the shell history. ``--chip`` reads the simulated card's chip (``network.cards_sim``, which needs
+the shell history. ``--chip`` reads the simulated card's chip (``terminals.card_sim``, which needs
 the topology: ``--topology``) for an ARQC and has it check the issuer's ARPC.
 
 mTLS: ``--certs-dir DIR`` (or ``$PAYSWITCH_CERTS_DIR``; ``make run`` makes ``.run/certs``)
@@ -360,7 +360,7 @@ async def run(
 ) -> int:
     """The whole command, as a coroutine (what tests call); returns the exit status.
 
-    ``chips``: the chip simulator for ``--chip`` (default: ``network.cards_sim``)."""
+    ``chips``: the chip simulator for ``--chip`` (default: ``terminals.card_sim``)."""
     out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     parser = build_parser()
     try:

@@ -11,7 +11,7 @@ retries never charge twice; resending a ``Prepared`` by hand (``send``) gives th
             await t.capture(sale.transaction_id)
 
 Card data never leaves the terminal in clear. Each sale takes the next AES-DUKPT key of the
-terminal's secure element (``hsm.terminal_sim``; loaded by key injection at start, see
+terminal's secure element (``terminals.secure_element``; loaded by key injection at start, see
 ``terminals.keys``): the card data (``CardData``: PAN, expiry, CVV2) is encrypted under its data
 key, the PIN becomes an ISO 9564-1 format 4 block under its PIN key, and the request is MAC'd
 (AES-CMAC) under its MAC key over the canonical form of ``payswitch.seclink``. A chip sale also

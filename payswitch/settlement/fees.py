@@ -1,6 +1,6 @@
 """The fee table: interchange and scheme fees of one presentment, in its own currency.
 
-Rules come from the topology's ``[[fees]]`` entries (``network.topology_settlement.FeeConfig``).
+Rules come from the topology's ``[[fees]]`` entries (``payswitch.world.settlement.FeeConfig``).
 A presentment takes the rule of its (scheme, MCC, currency); without one, the rule of
 (scheme, "*", currency); without that, no fees (zero). Fees never convert currencies.
 

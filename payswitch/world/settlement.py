@@ -7,7 +7,7 @@
     capture_tolerance_pct = 20  # a capture may exceed the authorization by this much ...
     tolerance_mccs = ["5812", "4121", "7230"]  # ... for these MCCs (tips, taxis, salons)
 
-    [[fees]]                    # see switch.settlement.fees
+    [[fees]]                    # see switch.backoffice.settlement.fees
     scheme = "visa"; mcc = "*"; currency = "EUR"; interchange_bps = 20
     interchange_fixed_minor = 0; scheme_fee_bps = 5; scheme_fee_fixed_minor = 1
 

@@ -9,9 +9,10 @@ its own part. Sections:
 ``[[issuers]]``    id, listen, BIN ranges, accounts and cards (optionally with a ``pin``).
 ``[[merchants]]``  id, name, MCC, acquirers in order of preference.
 ``[[terminals]]``  id, merchant.
-``[breaker]``      circuit breakers of the switch's acquirer connectors (``switch.breaker``).
-``[standin]``      stand-in processing rules of the switch (``switch.standin``).
-``[settlement]``, ``[[fees]]``, issuers' ``hold_ttl_s``: see ``network.topology_settlement``.
+``[breaker]``      circuit breakers of the switch's acquirer connectors
+(``switch.routing.breakers``). ``[standin]``      stand-in processing rules of the switch
+(``switch.routing.standin``). ``[settlement]``, ``[[fees]]``, issuers' ``hold_ttl_s``: see
+``payswitch.world.settlement``.
 
 Amounts are integers in minor units. BIN entries are a prefix (``"411111"``) or an
 inclusive range of equal-length prefixes (``"400000-400099"``).
@@ -160,7 +161,7 @@ class AcquirerConfig:
 
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
-    """Per-acquirer circuit breaker of the switch (``switch.breaker``).
+    """Per-acquirer circuit breaker of the switch (``switch.routing.breakers``).
 
     Opens after ``failure_threshold`` consecutive failures, or when at least ``min_volume``
     calls in the last ``window_s`` seconds failed at ``error_rate`` or more; stays open
@@ -180,7 +181,7 @@ class BreakerConfig:
 
 @dataclass(frozen=True, slots=True)
 class StandInConfig:
-    """Stand-in processing (STIP) rules of the switch (``switch.standin``).
+    """Stand-in processing (STIP) rules of the switch (``switch.routing.standin``).
 
     Applied only when no acquirer could take a request. ``floor``: the highest amount, per
     currency in minor units, the switch approves by itself (a currency not listed is never
@@ -232,7 +233,7 @@ class CardConfig:
 
     ``pin``: the simulated cardholder's PIN, the stand-in for the issuer's PIN mailer data.
     Only the issuer reads it, once at start, to enrol a PIN verification value in its HSM
-    (``network.issuer_crypto``); it is never logged (kept out of ``repr``) or stored.
+    (``issuer.crypto``); it is never logged (kept out of ``repr``) or stored.
     """
 
     pan: str

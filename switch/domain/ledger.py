@@ -36,7 +36,7 @@ class LedgerLine:
 
 @dataclass(frozen=True, slots=True)
 class LedgerPosting:
-    """One balanced posting, keyed by its source event (see ``switch.ledger.events``)."""
+    """One balanced posting, keyed by its source event (see ``switch.backoffice.ledger.events``)."""
 
     posting_id: str
     transaction_id: str

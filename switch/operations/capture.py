@@ -9,8 +9,9 @@ A stand-in sale (STOOD_IN, or ADVISED) is captured locally: STOOD_IN | ADVISED -
 message. The issuer learns of the sale from the advice (which places the hold) and posts the
 capture when it is presented in clearing, so the capture works during the very outage that
 caused the stand-in, and whether or not the advice has landed yet: the advice is still sent
-after the capture (``switch.advice``) and clearing waits for it (``switch.settlement.standin``).
-A void of the sale that is still being sent (its REVERSAL item waits) refuses the capture.
+after the capture (``switch.recovery.advice``) and clearing waits for it
+(``switch.backoffice.settlement.standin``). A void of the sale that is still being sent (its
+REVERSAL item waits) refuses the capture.
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import time
 
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch import validation
-from switch.batches.join import join_settled_state
-from switch.budget import Budget
-from switch.connectors import OutcomeUnknown
-from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.backoffice.batches.join import join_settled_state
+from switch.core.budget import Budget
 from switch.domain.saf import SafKind, item_id
 from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
-from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import follow_issuer, idempotent, load_own
-from switch.pipeline.services import Services
+from switch.routing.connectors import OutcomeUnknown
+from switch.services import Services
+from switch.wire import validation
+from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.wire.errors import FailedPrecondition, InvalidArgument
 
 
 async def capture(

@@ -9,12 +9,12 @@ from google.protobuf.message import Message
 
 from payswitch import codes
 from payswitch.logs import get as get_logger
-from switch.budget import Budget
-from switch.cardsec import canonical
+from switch.cardsec.protector import canonical
+from switch.core.budget import Budget
 from switch.domain.errors import StoreError
 from switch.domain.transactions import CasFailed, Transaction, TxState
-from switch.errors import ApiError, NotFound, Unavailable
-from switch.pipeline.services import Services
+from switch.services import Services
+from switch.wire.errors import ApiError, NotFound, Unavailable
 
 _log = get_logger("switch.operations")
 _SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)
@@ -57,7 +57,7 @@ async def idempotent(
     with other content, wait for one still in flight. ``work`` returns (response, tx id).
     ``attach``: the transaction the operation acts on, recorded on the key before ``work``
     runs, so that a key a dead request leaves IN_FLIGHT can be answered from that
-    transaction's state (``switch.abandoned_keys``)."""
+    transaction's state (``switch.core.abandoned_keys``)."""
     if not key:
         response, _ = await work()
         return response

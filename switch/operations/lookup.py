@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 from payswitch.v1 import terminal_pb2
-from switch import validation
-from switch.convert import transaction_to_proto
-from switch.errors import InvalidArgument, NotFound
 from switch.operations.common import load_own
-from switch.pipeline.services import Services
+from switch.services import Services
+from switch.wire import validation
+from switch.wire.convert import transaction_to_proto
+from switch.wire.errors import InvalidArgument, NotFound
 
 
 async def get_transaction(

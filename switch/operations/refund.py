@@ -4,8 +4,8 @@ The refunded amount is reserved on the original (compare-and-set on refunded_min
 above what was captured), so concurrent refunds cannot exceed the capture; a declined refund
 gives its reservation back. An unknown outcome keeps the reservation (the issuer's refund is
 idempotent on the refund's RRN, so resending is safe). The refund is stored before it
-reserves (``switch.refund_reservations.begin_refund``), so a crash never leaves a reservation
-no refund owns; recovery releases a dead request's (``release_orphans``).
+reserves (``switch.recovery.refund_reservations.begin_refund``), so a crash never leaves a
+reservation no refund owns; recovery releases a dead request's (``release_orphans``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import time
 
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch import validation
-from switch.batches.join import join
-from switch.budget import Budget
-from switch.connectors import OutcomeUnknown
-from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.backoffice.batches.join import join
+from switch.core.budget import Budget
+from switch.core.sequences import rrn_of
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import DuplicateTransmission, Transaction, TxState, TxType
-from switch.errors import FailedPrecondition, InvalidArgument
 from switch.operations.common import idempotent, load_own
-from switch.pipeline.services import Services
-from switch.refund_reservations import TooManyRefunds, begin_refund, reserve
-from switch.sequences import rrn_of
+from switch.recovery.refund_reservations import TooManyRefunds, begin_refund, reserve
+from switch.routing.connectors import OutcomeUnknown
+from switch.services import Services
+from switch.wire import validation
+from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.wire.errors import FailedPrecondition, InvalidArgument
 
 _REFUNDABLE = (TxState.CAPTURED, TxState.SETTLED)
 _CAS_TRIES = 16
@@ -84,7 +84,7 @@ async def refund(
         attach = None
         if req.idempotency_key:
             # Before anything leaves: a key its request leaves behind is answered from this
-            # refund's state (``switch.abandoned_keys``).
+            # refund's state (``switch.core.abandoned_keys``).
             async def attach() -> None:
                 await svc.guard.attach(req.terminal_id, req.idempotency_key, tx.id)
 

@@ -13,7 +13,7 @@ void's own deadline, then sends the reversal itself (the answer the terminal wai
 
 If the switch dies with the reversal in flight (the issuer may already have released the
 hold), the item comes due on a transaction still APPROVED and the queue's handler reverses it
-(``switch.reversals``): the transaction ends REVERSED, in line with the issuer's books. The
+(``switch.recovery.reversals``): the transaction ends REVERSED, in line with the issuer's books. The
 store refusing the item sends nothing: UNAVAILABLE, the key released, the terminal retries.
 
 A stand-in sale (STOOD_IN or ADVISED, not captured) is voided the same way: the reversal
@@ -30,15 +30,15 @@ import time
 
 from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch import validation
-from switch.batches.join import join_settled_state
-from switch.budget import Budget
-from switch.connectors import OutcomeUnknown
-from switch.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.backoffice.batches.join import join_settled_state
+from switch.core.budget import Budget
 from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
-from switch.errors import FailedPrecondition, Unavailable
 from switch.operations.common import follow_issuer, idempotent, load_own
-from switch.pipeline.services import Services
+from switch.routing.connectors import OutcomeUnknown
+from switch.services import Services
+from switch.wire import validation
+from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.wire.errors import FailedPrecondition, Unavailable
 
 # The item of a void in flight comes due this long after the void's deadline: the void has
 # settled it by then unless its process died.

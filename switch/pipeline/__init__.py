@@ -21,16 +21,16 @@ import time
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
-from switch import metrics
-from switch.advice import queue_advice
-from switch.convert import code_to_proto, money, scheme_to_proto
+from switch.core import metrics
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
 from switch.domain.transactions import Transaction, TxState
-from switch.errors import ApiError
 from switch.pipeline.context import AuthContext, Outcome
-from switch.pipeline.services import Services
 from switch.pipeline.stages import Stage, default_stages
+from switch.recovery.advice import queue_advice
+from switch.services import Services
+from switch.wire.convert import code_to_proto, money, scheme_to_proto
+from switch.wire.errors import ApiError
 
 _log = get_logger("switch.authorize")
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from payswitch.cards import Scheme
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch.budget import Budget
-from switch.cardsec import OpenedCard
+from switch.cardsec.protector import OpenedCard
+from switch.core.budget import Budget
+from switch.core.idempotency import Replay
+from switch.core.registry import TerminalIdentity
 from switch.domain.transactions import Transaction, TxState
 from switch.domain.vault import VaultWrite
-from switch.idempotency import Replay
-from switch.registry import TerminalIdentity
 
 
 @dataclass(slots=True)

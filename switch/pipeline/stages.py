@@ -44,9 +44,8 @@ from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
-from switch.cardsec import CardDataRejected, RequestRejected
-from switch.connectors import OutcomeUnknown, Refused
-from switch.convert import scheme_to_proto
+from switch.cardsec.protector import CardDataRejected, RequestRejected
+from switch.core.sequences import network_stan_of, rrn_of
 from switch.domain.transactions import (
     DuplicateTransmission,
     ReceivedOnly,
@@ -55,12 +54,13 @@ from switch.domain.transactions import (
     TxType,
 )
 from switch.domain.vault import VaultWrite
-from switch.errors import InvalidArgument, Unauthenticated
 from switch.pipeline.context import AuthContext, Outcome
-from switch.pipeline.services import Services
-from switch.sequences import network_stan_of, rrn_of
-from switch.standin import Decision
-from switch.validation import authorize as validate_authorize
+from switch.routing.connectors import OutcomeUnknown, Refused
+from switch.routing.standin import Decision
+from switch.services import Services
+from switch.wire.convert import scheme_to_proto
+from switch.wire.errors import InvalidArgument, Unauthenticated
+from switch.wire.validation import authorize as validate_authorize
 
 # Below this much remaining budget a forward cannot usefully reach the issuer.
 MIN_FORWARD_S = 0.02

@@ -1,7 +1,7 @@
 """Terminal revocations in the state store.
 
 A revoked terminal is refused by every switch process on the store (each re-reads the list on
-a short period, ``switch.registry``). Revocations are few (an operator action per lost or
+a short period, ``switch.core.registry``). Revocations are few (an operator action per lost or
 stolen terminal), so the whole list is read at once: one small read per refresh, none per
 request. Revoking again replaces the reason and time; reinstating deletes the record.
 """

@@ -2,8 +2,8 @@
 exactly what the switch answered) and the issuer's books.
 
 The raw terminal sends what a real one does: card data encrypted, PIN blocks and MAC under
-the DUKPT keys of its secure element (``hsm.terminal_sim``), loaded by key injection from the
-switch's BDK in the test token (``terminals.keys``). It checks nothing itself, so tests can
+the DUKPT keys of its secure element (``terminals.secure_element``), loaded by key injection from
+the switch's BDK in the test token (``terminals.keys``). It checks nothing itself, so tests can
 send bad card data inside a well-formed envelope.
 
 The switch's terminal port is mTLS when the stack's topology has ``[switch] tls`` (the default

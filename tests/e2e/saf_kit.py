@@ -79,7 +79,7 @@ class World:
         argv = ["--store", self.stack.store_url, "--json", "saf", *args]
         out = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "switch.admin_cli", *argv],
+            [sys.executable, "-m", "switch.cli.admin", *argv],
             capture_output=True,
             text=True,
             timeout=60,

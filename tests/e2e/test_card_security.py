@@ -2,7 +2,7 @@
 real process with its own HSM keys in the test token.
 
 CVV2s and chip cryptograms of the test cards come from the card simulator
-(``network.cards_sim``), as they would come from the plastic and the chip.
+(``terminals.card_sim``), as they would come from the plastic and the chip.
 """
 
 import grpc

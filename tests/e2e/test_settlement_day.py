@@ -43,11 +43,11 @@ from issuer.books import Books as BookFile
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.ports import write_topology
+from switch.backoffice.ledger import accounts as ac
+from switch.backoffice.ledger.ledger import Ledger
+from switch.backoffice.recon.engine import reconcile
+from switch.backoffice.recon.sources import load_reports, read_books, switch_transactions
 from switch.domain.transactions import Transaction, TxState, TxType
-from switch.ledger import accounts as ac
-from switch.ledger.ledger import Ledger
-from switch.recon.engine import reconcile
-from switch.recon.sources import load_reports, read_books, switch_transactions
 from switch.store import open_store
 
 from .clients import Books, RawTerminal, code, new_key, node_channels

@@ -20,7 +20,7 @@ from payswitch.settlement.clearing import read_clearing_file
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.settlement import SettlementConfig
-from switch.ledger.ledger import Ledger
+from switch.backoffice.ledger.ledger import Ledger
 from switch.store import open_store
 from terminals import demo, pos
 

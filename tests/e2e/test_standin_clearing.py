@@ -23,12 +23,12 @@ import pytest
 
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import network_pb2, terminal_pb2
+from switch.backoffice.ledger import accounts as ac
+from switch.backoffice.ledger.ledger import Ledger
+from switch.backoffice.recon.engine import reconcile
+from switch.backoffice.recon.sources import load_reports, read_books, switch_transactions
 from switch.domain.batches import BatchState, ItemKind
 from switch.domain.transactions import TxState
-from switch.ledger import accounts as ac
-from switch.ledger.ledger import Ledger
-from switch.recon.engine import reconcile
-from switch.recon.sources import load_reports, read_books, switch_transactions
 from switch.store import open_store
 
 from .clients import Books, RawTerminal, code, node_channels

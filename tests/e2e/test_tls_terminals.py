@@ -1,5 +1,5 @@
 """Terminal mTLS and revocation, end to end: real switch and network processes, real TLS over
-127.0.0.1, certificates made by the stack (``switch.certs``) in its run dir, revocation in the
+127.0.0.1, certificates made by the stack (``payswitch.certs``) in its run dir, revocation in the
 SQLite store through the AdminService.
 
 A terminal is served with its own certificate; a certificate used for another terminal's id is
@@ -199,7 +199,7 @@ async def test_the_admin_api_refuses_an_unknown_terminal(tls_stack):
 
 
 def _admin_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "switch.admin_cli", "--topology", str(stack.topology_path)]
+    argv = [sys.executable, "-m", "switch.cli.admin", "--topology", str(stack.topology_path)]
     argv += ["--certs-dir", str(stack.certs_dir), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ledgerkit import FEES
 
-from switch.ledger import Ledger
+from switch.backoffice.ledger import Ledger
 from switch.store import open_store
 from switch.store.base import Store
 

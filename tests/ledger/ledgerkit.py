@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import uuid
 
+from switch.backoffice.ledger import Ledger
+from switch.cli.recon import FeeRow
 from switch.domain.transactions import Transaction, TxState, TxType
-from switch.ledger import Ledger
-from switch.recon.cli import FeeRow
 from switch.store.base import Store
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC

@@ -1,6 +1,6 @@
 """A small consistent day on all three sides, for the reconciliation tests: the switch's store,
 the acquirer's settlement report (entries priced by the fee table) and the issuer's books
-(real ``network.books``). Each test mutates exactly one side."""
+(real ``issuer.books``). Each test mutates exactly one side."""
 
 from __future__ import annotations
 

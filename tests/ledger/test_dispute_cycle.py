@@ -18,11 +18,11 @@ from ledgerkit import DAY0, captured, settled_sale
 from issuer.books import APPROVED, Books
 from issuer.chargebacks import answer_representment, outgoing_file, raise_chargeback
 from payswitch.world.topology import AccountConfig, CardConfig
-from switch.disputes.cycle import DAY_S, POSTINGS
-from switch.disputes.service import DisputeRejected, Disputes
+from switch.backoffice.disputes.cycle import DAY_S, POSTINGS
+from switch.backoffice.disputes.service import DisputeRejected, Disputes
+from switch.backoffice.ledger import Ledger
+from switch.backoffice.ledger import accounts as ac
 from switch.domain.ledger import DisputeState
-from switch.ledger import Ledger
-from switch.ledger import accounts as ac
 
 CARD = CardConfig("4111111111111111", "2812", "A-1")
 MERCHANT = ac.merchant_payable("M001")
@@ -58,7 +58,7 @@ async def chargeback(store, ledger, books, tmp_path, reason="10.4", amount=None)
 
 def cli(store_url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "switch.disputes.cli", "--store", store_url, *args],
+        [sys.executable, "-m", "switch.cli.disputes", "--store", store_url, *args],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 

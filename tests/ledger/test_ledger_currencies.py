@@ -6,8 +6,8 @@ from __future__ import annotations
 from ledgerkit import FEES, settled_sale
 
 from payswitch.settlement.fees import fee_for
-from switch.ledger import Ledger
-from switch.ledger import accounts as ac
+from switch.backoffice.ledger import Ledger
+from switch.backoffice.ledger import accounts as ac
 
 
 async def test_three_currencies_stay_apart_and_each_sums_to_zero(any_store) -> None:

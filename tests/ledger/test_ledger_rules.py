@@ -9,10 +9,10 @@ import pytest
 from ledgerkit import DAY0, FEES, captured, refund_of, settled_sale
 
 from payswitch.settlement.fees import Fees, fee_for
+from switch.backoffice.ledger import Event, EventKind, Ledger
+from switch.backoffice.ledger import accounts as ac
+from switch.backoffice.ledger.rules import lines_for
 from switch.domain.ledger import LedgerLine, LedgerPosting, UnbalancedPosting
-from switch.ledger import Event, EventKind, Ledger
-from switch.ledger import accounts as ac
-from switch.ledger.rules import lines_for
 
 
 def event(kind: EventKind, amount: int = 10_000, **kw: object) -> Event:

@@ -16,10 +16,10 @@ from reconkit import EUR_CARD, Day, build_day
 
 from issuer.books import APPROVED, Books
 from issuer.chargebacks import raise_chargeback
-from switch.disputes.service import Disputes
+from switch.backoffice.disputes.service import Disputes
+from switch.backoffice.recon.engine import reconcile
+from switch.backoffice.recon.sources import read_books, switch_transactions
 from switch.domain.transactions import TxState
-from switch.recon.engine import reconcile
-from switch.recon.sources import read_books, switch_transactions
 
 CUTOFF = DAY0 + 3_600
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from ledgerkit import DAY0, FEES
 from reconkit import build_day
 
+from switch.backoffice.recon.job import run
+from switch.backoffice.recon.report import render_text
 from switch.domain.ledger import IssueStatus
-from switch.recon.job import run
-from switch.recon.report import render_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ async def test_text_report_uses_each_currencys_exponent(store, tmp_path: Path) -
 
 def cli(store_url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "switch.recon.cli", "--store", store_url, *args],
+        [sys.executable, "-m", "switch.cli.recon", "--store", store_url, *args],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 

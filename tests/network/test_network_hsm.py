@@ -3,7 +3,7 @@ token: PIN translation at the acquirer and verification at the issuer, CVV2, ARQ
 decline codes, no hold on a cryptographic decline, idempotent repeats, fail-closed start-up,
 and a scan of everything the nodes wrote for PINs, PIN blocks and CVV2s.
 
-The card side comes from ``network.cards_sim`` (the simulator's plastic and chip); the switch's
+The card side comes from ``terminals.card_sim`` (the simulator's plastic and chip); the switch's
 side of the PIN (a block under ``switch/zpk.<acquirer>``) from the ``switch_pin_block`` fixture.
 """
 

@@ -1,4 +1,4 @@
-"""The issuer's clearing rules (network.books_settlement): presentments against holds, the
+"""The issuer's clearing rules (issuer.books_settlement): presentments against holds, the
 capture tolerance, late presentments, expired holds, refunds, idempotent re-presentment."""
 
 from __future__ import annotations

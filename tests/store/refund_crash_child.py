@@ -1,5 +1,5 @@
 """Child process of the refund crash test: runs the refund's first writes
-(``switch.refund_reservations.begin_refund``) on a captured sale and SIGKILLs itself at the
+(``switch.recovery.refund_reservations.begin_refund``) on a captured sale and SIGKILLs itself at the
 first write after the reservation (RECEIVED -> PENDING), with nothing closed or flushed.
 
 usage: python refund_crash_child.py STORE_URL STAN
@@ -18,7 +18,7 @@ import time
 from storekit import new_tx
 
 from switch.domain.transactions import TxState, TxType
-from switch.refund_reservations import begin_refund
+from switch.recovery.refund_reservations import begin_refund
 from switch.store import open_store
 
 

@@ -1,5 +1,5 @@
-"""The cut-off's sweep (``switch.batches.sweep``): a capture or refund whose batch join failed
-joins its terminal's open batch at the next cut-off; what is in a batch already stays there;
+"""The cut-off's sweep (``switch.backoffice.batches.sweep``): a capture or refund whose batch join
+failed joins its terminal's open batch at the next cut-off; what is in a batch already stays there;
 on every backend."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import uuid
 
 from storekit import NOW, new_tx
 
-from switch.batches.join import item_of
-from switch.batches.sweep import join_unbatched
+from switch.backoffice.batches.join import item_of
+from switch.backoffice.batches.sweep import join_unbatched
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import TxState, TxType
 from switch.store.base import Store

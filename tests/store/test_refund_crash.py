@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from switch.domain.transactions import TxState
-from switch.refund_reservations import ORPHAN_AFTER_S, release_orphans, reserve
+from switch.recovery.refund_reservations import ORPHAN_AFTER_S, release_orphans, reserve
 from switch.store import open_store
 
 _HERE = Path(__file__).resolve().parent

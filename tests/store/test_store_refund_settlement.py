@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from storekit import new_tx
 
+from switch.backoffice.settlement.run import settle_refund
 from switch.domain.transactions import (
     TRANSITIONS,
     IllegalTransition,
@@ -14,7 +15,6 @@ from switch.domain.transactions import (
     TxType,
     check_transition,
 )
-from switch.settlement.run import settle_refund
 from switch.store.base import Store
 
 

@@ -35,7 +35,7 @@ def fake_arpc(emv: network_pb2.EmvData, iso: str) -> bytes:
 
 
 class FakeCards:
-    """Stands in for ``network.cards_sim.CardSimulator``: CVV2s and chips of test cards."""
+    """Stands in for ``terminals.card_sim.CardSimulator``: CVV2s and chips of test cards."""
 
     def __init__(self, cvv2s: dict[str, str]) -> None:
         self.cvv2s = cvv2s

@@ -12,8 +12,8 @@ import pytest
 from payswitch.v1 import admin_pb2 as pb
 from payswitch.v1 import admin_pb2_grpc
 from payswitch.world.topology import load
-from switch.admin import AdminService
-from switch.registry import TerminalRegistry
+from switch.api.admin import AdminService
+from switch.core.registry import TerminalRegistry
 from switch.store.sqlite.store import SqliteStore
 
 TOPOLOGY = load("topology/default.toml")

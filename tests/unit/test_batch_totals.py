@@ -8,9 +8,9 @@ import pytest
 from payswitch import money
 from payswitch.world.settlement import SettlementConfig
 from payswitch.world.topology import TopologyError, parse
-from switch.batches.totals import Line, Mismatch, compare, totals_of
+from switch.backoffice.batches.totals import Line, Mismatch, compare, totals_of
+from switch.backoffice.settlement.scheduler import next_cutoff
 from switch.domain.batches import BatchItem, ItemKind
-from switch.settlement.scheduler import next_cutoff
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals, format_close, parse_line
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from payswitch.world.topology import BreakerConfig
-from switch import metrics
-from switch.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker
+from switch.core import metrics
+from switch.routing.breakers import CLOSED, HALF_OPEN, OPEN, Breakers, CircuitBreaker
 
 CFG = BreakerConfig(
     failure_threshold=3, error_rate=0.5, window_s=10, min_volume=6, open_s=5, half_open_probes=2

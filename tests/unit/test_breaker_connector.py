@@ -14,9 +14,9 @@ import pytest
 
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 from payswitch.world.topology import BreakerConfig, TopologyError, parse
-from switch import metrics
-from switch.breaker import OPEN, CircuitBreaker
-from switch.connectors import AcquirerConnector, OutcomeUnknown, Refused
+from switch.core import metrics
+from switch.routing.breakers import OPEN, CircuitBreaker
+from switch.routing.connectors import AcquirerConnector, OutcomeUnknown, Refused
 
 CFG = BreakerConfig(failure_threshold=2, open_s=60)
 

@@ -11,17 +11,17 @@ from test_pipeline_writes import Reverser
 
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import StandInConfig, load
-from switch import metrics
-from switch.breaker import Breakers
-from switch.connectors import OutcomeUnknown, Refused
+from switch.core import metrics
+from switch.core.idempotency import IdempotencyGuard
+from switch.core.registry import TerminalRegistry
+from switch.core.sequences import BlockSequence
 from switch.domain.transactions import TxState
-from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline
-from switch.pipeline.services import Services
-from switch.registry import TerminalRegistry
-from switch.routing import Router
-from switch.sequences import BlockSequence
-from switch.standin import StandIn
+from switch.routing.breakers import Breakers
+from switch.routing.connectors import OutcomeUnknown, Refused
+from switch.routing.router import Router
+from switch.routing.standin import StandIn
+from switch.services import Services
 from switch.store.sqlite.store import SqliteStore
 
 

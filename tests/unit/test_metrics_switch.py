@@ -6,10 +6,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from switch import metrics
-from switch.admission import InFlight, RateLimiter, ResourceExhausted
+from switch.api.admission import InFlight, RateLimiter, ResourceExhausted
+from switch.api.terminal import _RequestCounter
+from switch.core import metrics
 from switch.pipeline import Pipeline
-from switch.service import _RequestCounter
 
 
 def _value(m: metrics.Metrics, name: str, **labels: str) -> float:

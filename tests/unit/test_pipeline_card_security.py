@@ -2,7 +2,7 @@
 network): the stage order, fail closed when the HSM is unavailable, refusals that leave no
 state, and what reaches the network message.
 
-The real protector (``switch.cardsec_hsm``) runs against SoftHSM in the end-to-end tests.
+The real protector (``switch.cardsec.hsm``) runs against SoftHSM in the end-to-end tests.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from hsm.errors import HsmUnavailable
 from payswitch import cards
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.topology import load
-from switch.budget import Budget
-from switch.cardsec import CardDataRejected, OpenedCard, RequestRejected
-from switch.errors import InvalidArgument, Unauthenticated
-from switch.idempotency import IdempotencyGuard
+from switch.cardsec.protector import CardDataRejected, OpenedCard, RequestRejected
+from switch.core.budget import Budget
+from switch.core.idempotency import IdempotencyGuard
+from switch.core.registry import TerminalRegistry
+from switch.core.sequences import BlockSequence
 from switch.pipeline import Pipeline
 from switch.pipeline.context import AuthContext
-from switch.pipeline.services import Services
-from switch.registry import TerminalRegistry
-from switch.routing import Router
-from switch.sequences import BlockSequence
+from switch.routing.router import Router
+from switch.services import Services
 from switch.store.sqlite.store import SqliteStore
+from switch.wire.errors import InvalidArgument, Unauthenticated
 
 TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
 PAN = "4111111111111111"
@@ -270,7 +270,7 @@ async def test_a_replay_never_opens_the_card_again(world):
 
 
 async def test_same_key_other_content_is_refused(world):
-    from switch.errors import FailedPrecondition
+    from switch.wire.errors import FailedPrecondition
 
     make, _ = world
     pipeline, _ = make(Protector())

@@ -15,16 +15,16 @@ from test_pipeline_card_security import TOPOLOGY, Connectors, Protector, ctx, re
 
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.topology import load
-from switch.connectors import OutcomeUnknown
+from switch.core.idempotency import IdempotencyGuard
+from switch.core.registry import TerminalRegistry
+from switch.core.sequences import BlockSequence
 from switch.domain.errors import StoreUnavailable
 from switch.domain.idempotency import IdemStatus
 from switch.domain.transactions import TxState
-from switch.idempotency import IdempotencyGuard
 from switch.pipeline import Pipeline
-from switch.pipeline.services import Services
-from switch.registry import TerminalRegistry
-from switch.routing import Router
-from switch.sequences import BlockSequence
+from switch.routing.connectors import OutcomeUnknown
+from switch.routing.router import Router
+from switch.services import Services
 from switch.store.sqlite.store import SqliteStore
 
 WRITES = {

@@ -6,7 +6,7 @@ import time
 
 from payswitch.v1 import common_pb2, network_pb2
 from switch.domain.transactions import TxState
-from switch.reversals import Reverser
+from switch.recovery.reversals import Reverser
 from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from payswitch.world.topology import load
+from switch.core.registry import PermissionDenied, TerminalRegistry
 from switch.domain.errors import StoreUnavailable
 from switch.domain.revocations import Revocation
-from switch.errors import InvalidArgument, Unauthenticated, Unavailable
-from switch.registry import PermissionDenied, TerminalRegistry
+from switch.wire.errors import InvalidArgument, Unauthenticated, Unavailable
 
 TOPOLOGY = load("topology/default.toml")
 

@@ -11,13 +11,13 @@ import grpc
 import pytest
 
 from payswitch.v1 import common_pb2, terminal_pb2
-from switch.budget import Budget
+from switch.core.budget import Budget
+from switch.core.idempotency import IdempotencyGuard
 from switch.domain.idempotency import IdemStatus
 from switch.domain.saf import SafKind, new_item
 from switch.domain.transactions import TxState, TxType
-from switch.errors import ApiError
-from switch.idempotency import IdempotencyGuard
 from switch.store.sqlite.store import SqliteStore
+from switch.wire.errors import ApiError
 from tests.store.storekit import new_tx
 
 
@@ -214,7 +214,7 @@ async def test_authorization_with_a_recorded_outcome_replays_it(store):
 
 
 async def test_recovery_declines_authorizations_a_dead_request_left_received(store):
-    from switch.abandoned_keys import UNSENT_AFTER_S, decline_unsent
+    from switch.core.abandoned_keys import UNSENT_AFTER_S, decline_unsent
 
     now = time.time()
     old = now - UNSENT_AFTER_S - 10

@@ -1,5 +1,5 @@
 """The one operator tool for the store-and-forward queue: ``payswitch-admin --store URL saf``
-works on a real SQLite store with no switch running, and ``python -m switch.saf.cli`` (kept
+works on a real SQLite store with no switch running, and ``python -m switch.cli.saf`` (kept
 for scripts) delegates to it, printing the same JSON lines. Each command is a real process."""
 
 import asyncio
@@ -22,11 +22,11 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def _admin(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return _run("-m", "switch.admin_cli", "--store", url, *argv)
+    return _run("-m", "switch.cli.admin", "--store", url, *argv)
 
 
 def _saf_cli(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    return _run("-m", "switch.saf.cli", "--store", url, *argv)
+    return _run("-m", "switch.cli.saf", "--store", url, *argv)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import SafConfig
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import TxState
-from switch.reversals import Reverser
-from switch.saf import SafQueue
+from switch.recovery.reversals import Reverser
+from switch.recovery.saf import SafQueue
 from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 

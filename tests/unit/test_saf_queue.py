@@ -7,9 +7,10 @@ import time
 import pytest
 
 from payswitch.world.topology import SafConfig
-from switch import metrics
+from switch.core import metrics
+from switch.domain.saf import SafKind
 from switch.domain.transactions import TxState
-from switch.saf import NotDelivered, SafKind, SafQueue
+from switch.recovery.saf import NotDelivered, SafQueue
 from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 

@@ -7,11 +7,11 @@ import time
 
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.topology import SafConfig
-from switch.connectors import OutcomeUnknown
 from switch.domain.idempotency import IdemStatus
 from switch.domain.transactions import TxState
-from switch.reversals import Reverser
-from switch.saf import SafQueue
+from switch.recovery.reversals import Reverser
+from switch.recovery.saf import SafQueue
+from switch.routing.connectors import OutcomeUnknown
 from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
 

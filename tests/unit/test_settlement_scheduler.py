@@ -7,8 +7,8 @@ import datetime as dt
 import time
 
 from payswitch.world.topology import parse
+from switch.backoffice.settlement.scheduler import CutoffScheduler
 from switch.domain.batches import BatchItem, BatchState, ItemKind
-from switch.settlement.scheduler import CutoffScheduler
 from switch.store import open_store
 
 

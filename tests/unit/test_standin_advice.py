@@ -15,13 +15,14 @@ from test_pipeline_card_security import TOPOLOGY
 
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import SafConfig, load
-from switch import metrics
-from switch.advice import Adviser
-from switch.connectors import OutcomeUnknown, Refused
+from switch.core import metrics
+from switch.domain.saf import SafKind
 from switch.domain.transactions import Transaction, TxState, TxType
-from switch.reversals import RECOVERY_LEASE
-from switch.routing import Router
-from switch.saf import NotDelivered, SafKind, SafQueue
+from switch.recovery.advice import Adviser
+from switch.recovery.reversals import RECOVERY_LEASE
+from switch.recovery.saf import NotDelivered, SafQueue
+from switch.routing.connectors import OutcomeUnknown, Refused
+from switch.routing.router import Router
 from switch.store.sqlite.store import SqliteStore
 
 PAN = "4111111111111111"

@@ -8,8 +8,8 @@ import pytest
 
 from payswitch import codes
 from payswitch.world.topology import BinRange, StandInConfig
-from switch import metrics
-from switch.standin import StandIn
+from switch.core import metrics
+from switch.routing.standin import StandIn
 from switch.store.sqlite.store import SqliteStore
 
 PAN = "4111111111111111"

@@ -1,4 +1,4 @@
-"""The local CA (switch.certs) and certificate identities (switch.tls)."""
+"""The local CA (payswitch.certs) and certificate identities (payswitch.tls)."""
 
 from __future__ import annotations
 

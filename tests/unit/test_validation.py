@@ -3,8 +3,8 @@
 import pytest
 
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
-from switch import validation
-from switch.errors import InvalidArgument
+from switch.wire import validation
+from switch.wire.errors import InvalidArgument
 
 KSN = bytes.fromhex("0000000112345678") + (1).to_bytes(4, "big")
 

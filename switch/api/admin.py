@@ -1,0 +1,175 @@
+"""AdminService: the operators' API (terminal registry and revocation, store-and-forward
+queue and dead letters, circuit breakers) on its own port with its own credentials.
+
+With ``[switch] tls`` the port requires a client certificate of the admin CA (``payswitch.tls``),
+so a terminal's certificate fails at the handshake; each call also checks that the peer's
+certificate carries an admin identity. Without TLS (in-process tests only) it is plaintext.
+Features built elsewhere (``saf``, ``breakers``) are optional: when absent their RPCs answer
+FAILED_PRECONDITION "not available". Nothing here returns card data: SAF items carry
+transaction ids only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from payswitch import tls
+from payswitch.logs import get as get_logger
+from payswitch.v1 import admin_pb2, admin_pb2_grpc
+from switch.core.registry import PermissionDenied, TerminalRegistry, TerminalStatus
+from switch.domain.errors import StoreError
+from switch.wire import validation
+from switch.wire.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
+
+_log = get_logger("switch.api.admin")
+
+MAX_REASON = 200
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000) if seconds else 0
+
+
+def terminal_entry(status: TerminalStatus) -> admin_pb2.TerminalEntry:
+    entry = admin_pb2.TerminalEntry(
+        terminal_id=status.identity.terminal_id, merchant_id=status.identity.merchant.id
+    )
+    if status.revocation is not None:
+        entry.revoked = True
+        entry.revoke_reason = status.revocation.reason
+        entry.revoked_at_ms = _ms(status.revocation.revoked_at)
+    return entry
+
+
+def saf_item(item: Any) -> admin_pb2.SafItem:
+    kind = getattr(item.kind, "value", item.kind)
+    return admin_pb2.SafItem(
+        id=item.id,
+        kind=str(kind),
+        transaction_id=item.transaction_id,
+        attempts=int(item.attempts),
+        created_at_ms=_ms(item.created_at),
+        next_attempt_at_ms=_ms(item.next_attempt_at),
+        last_error=item.last_error,
+        dead=bool(item.dead),
+    )
+
+
+def circuit(snap: Any) -> admin_pb2.Circuit:
+    return admin_pb2.Circuit(
+        acquirer_id=snap.acquirer_id,
+        state=snap.state,
+        consecutive_failures=int(snap.consecutive_failures),
+        error_rate=float(snap.error_rate),
+        opened_at_ms=_ms(snap.opened_at),
+    )
+
+
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(
+        self,
+        registry: TerminalRegistry,
+        saf: Any | None = None,
+        breakers: Any | None = None,
+        *,
+        tls_on: bool = False,
+    ) -> None:
+        self._registry = registry
+        self._saf = saf
+        self._breakers = breakers
+        self._tls = tls_on
+
+    async def _run(self, context: grpc.aio.ServicerContext, rpc: str, coro):
+        try:
+            if self._tls:
+                operator = tls.admin_identity(context.auth_context())
+                if operator is None:
+                    raise PermissionDenied("not an admin certificate")
+            return await coro
+        except ApiError as exc:
+            await context.abort_with_status(exc.to_status())
+        except StoreError:
+            _log.error("admin_store_failure", rpc=rpc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
+        finally:
+            coro.close()
+
+    def _terminal(self, terminal_id: str) -> admin_pb2.TerminalEntry:
+        return next(
+            terminal_entry(s)
+            for s in self._registry.terminals()
+            if s.identity.terminal_id == terminal_id
+        )
+
+    async def ListTerminals(self, request, context):
+        async def run() -> admin_pb2.ListTerminalsResponse:
+            entries = [terminal_entry(s) for s in self._registry.terminals()]
+            return admin_pb2.ListTerminalsResponse(terminals=entries)
+
+        return await self._run(context, "ListTerminals", run())
+
+    async def RevokeTerminal(self, request, context):
+        async def run() -> admin_pb2.RevokeTerminalResponse:
+            validation.identifier(request.terminal_id, "terminal_id")
+            if len(request.reason) > MAX_REASON:
+                raise InvalidArgument("reason", f"at most {MAX_REASON} characters")
+            await self._registry.revoke(request.terminal_id, request.reason)
+            _log.warning("terminal_revoked", terminal=request.terminal_id)
+            return admin_pb2.RevokeTerminalResponse(terminal=self._terminal(request.terminal_id))
+
+        return await self._run(context, "RevokeTerminal", run())
+
+    async def ReinstateTerminal(self, request, context):
+        async def run() -> admin_pb2.ReinstateTerminalResponse:
+            validation.identifier(request.terminal_id, "terminal_id")
+            existed = await self._registry.reinstate(request.terminal_id)
+            _log.warning("terminal_reinstated", terminal=request.terminal_id, was=existed)
+            return admin_pb2.ReinstateTerminalResponse(
+                terminal=self._terminal(request.terminal_id), was_revoked=existed
+            )
+
+        return await self._run(context, "ReinstateTerminal", run())
+
+    def _need(self, feature: Any, what: str) -> Any:
+        if feature is None:
+            raise FailedPrecondition(f"{what} not available")
+        return feature
+
+    async def ListSafItems(self, request, context):
+        async def run() -> admin_pb2.ListSafItemsResponse:
+            saf = self._need(self._saf, "store-and-forward")
+            limit = request.limit or DEFAULT_LIMIT
+            if not 1 <= limit <= MAX_LIMIT:
+                raise InvalidArgument("limit", f"must be 1 to {MAX_LIMIT}")
+            items = await saf.list_items(request.dead_letters, limit)
+            return admin_pb2.ListSafItemsResponse(items=[saf_item(i) for i in items])
+
+        return await self._run(context, "ListSafItems", run())
+
+    async def ReplayDeadLetter(self, request, context):
+        async def run() -> admin_pb2.ReplayDeadLetterResponse:
+            saf = self._need(self._saf, "store-and-forward")
+            if not request.item_id:
+                raise InvalidArgument("item_id", "is required")
+            try:
+                item = await saf.replay(request.item_id)
+            except KeyError:
+                raise NotFound("no such store-and-forward item") from None
+            except ValueError:
+                raise FailedPrecondition("item is not a dead letter") from None
+            _log.warning("dead_letter_replayed", item=request.item_id)
+            return admin_pb2.ReplayDeadLetterResponse(item=saf_item(item))
+
+        return await self._run(context, "ReplayDeadLetter", run())
+
+    async def ListCircuits(self, request, context):
+        async def run() -> admin_pb2.ListCircuitsResponse:
+            breakers = self._need(self._breakers, "circuit breakers")
+            snaps = breakers.snapshots()
+            return admin_pb2.ListCircuitsResponse(circuits=[circuit(s) for s in snaps])
+
+        return await self._run(context, "ListCircuits", run())

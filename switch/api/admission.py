@@ -1,0 +1,132 @@
+"""Admission control: the switch sheds load instead of queueing it. A request that cannot be
+served now is answered RESOURCE_EXHAUSTED at once, before any state is touched, so a terminal
+can retry (or go elsewhere) while its deadline still has time in it.
+
+Two checks, both on the one event loop of a switch process (no locks needed):
+``InFlight`` bounds the terminal RPCs being processed at once; ``RateLimiter`` keeps a token
+bucket per terminal id so one misbehaving terminal cannot take the whole switch. Each refusal
+is counted in ``payswitch_shed_total{reason}`` (``in_flight`` or ``terminal_rate``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from switch.core import metrics
+from switch.wire.errors import ApiError
+
+_shed_cache: tuple[metrics.Metrics | None, dict[str, object]] = (None, {})
+
+
+def _shed(reason: str) -> None:
+    """Count one refusal; the label child is cached per metrics registry (shedding is when
+    the switch is busiest, so it should cost as little as possible)."""
+    global _shed_cache
+    m = metrics.get()
+    if _shed_cache[0] is not m:  # a new registry (tests): forget the old one's children
+        _shed_cache = (m, {})
+    children = _shed_cache[1]
+    child = children.get(reason)
+    if child is None:
+        child = children[reason] = m.shed.labels(reason)
+    child.inc()  # type: ignore[attr-defined]
+
+
+class ResourceExhausted(ApiError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class InFlight:
+    """A counter of requests being processed; ``acquire`` refuses above the bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.current = 0
+
+    def acquire(self) -> None:
+        if self.current >= self.limit:
+            _shed("in_flight")
+            raise ResourceExhausted("switch overloaded; retry later")
+        self.current += 1
+
+    def release(self) -> None:
+        self.current -= 1
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class RateLimiter:
+    """Token buckets per terminal id: ``burst`` tokens, refilled at ``rate_per_s``.
+
+    The map is bounded (least recently used buckets are evicted past ``max_terminals``), so
+    terminal ids sent by a hostile client cannot grow it without bound.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int,
+        max_terminals: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.max_terminals = max_terminals
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def tokens(self, terminal_id: str) -> float:
+        """Tokens available now (for tests and metrics); a terminal never seen has a full bucket."""
+        bucket = self._buckets.get(terminal_id)
+        if bucket is None:
+            return float(self.burst)
+        return self._refilled(bucket, self._clock())
+
+    def _refilled(self, bucket: _Bucket, now: float) -> float:
+        return min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate_per_s)
+
+    def take(self, terminal_id: str) -> None:
+        """Spend one token of the terminal's bucket, or raise ResourceExhausted naming the limit."""
+        now = self._clock()
+        bucket = self._buckets.get(terminal_id)
+        if bucket is None:
+            self._make_room()
+            bucket = _Bucket(float(self.burst), now)
+            self._buckets[terminal_id] = bucket
+        else:
+            self._buckets.move_to_end(terminal_id)
+            bucket.tokens = self._refilled(bucket, now)
+            bucket.stamp = now
+        if bucket.tokens < 1.0:
+            _shed("terminal_rate")
+            raise ResourceExhausted(
+                f"terminal rate limit exceeded ({self.rate_per_s:g}/s, burst {self.burst}); "
+                "retry later"
+            )
+        bucket.tokens -= 1.0
+
+    def _make_room(self) -> None:
+        # The least recently used bucket is the idlest; dropping it at worst gives that
+        # terminal a fresh burst.
+        while len(self._buckets) >= self.max_terminals:
+            self._buckets.popitem(last=False)
+
+
+class Admission:
+    """What TerminalService asks before running an operation."""
+
+    def __init__(self, max_in_flight: int, rate_per_s: float, burst: int) -> None:
+        self.in_flight = InFlight(max_in_flight)
+        self.rates = RateLimiter(rate_per_s, burst)

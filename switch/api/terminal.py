@@ -1,0 +1,172 @@
+"""TerminalService: the gRPC face of the switch. Each RPC starts the request's budget from
+the caller's deadline, runs its operation, and turns API errors into gRPC statuses.
+
+Before any operation runs, admission control may shed it (RESOURCE_EXHAUSTED): above the
+in-flight bound for every RPC but Echo (liveness), above the terminal's rate for the
+money-moving ones.
+
+Every RPC is then admitted by the registry (``TerminalRegistry.admit``): with mTLS
+(``[switch] tls``) the client certificate's terminal id must be the request's, and a revoked
+terminal is refused; either way before any state is touched. Each answer is counted in
+``payswitch_requests_total{rpc,code}`` (ISO code, "OK" for answers without one, the gRPC
+status name for errors); label children are cached, so counting costs one ``inc``."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from payswitch import codes, tls
+from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
+from switch.api.admission import Admission
+from switch.core import metrics
+from switch.core.budget import Budget
+from switch.domain.errors import StoreError
+from switch.operations.capture import capture
+from switch.operations.close_batch import close_batch
+from switch.operations.lookup import get_transaction
+from switch.operations.refund import refund
+from switch.operations.void import void
+from switch.pipeline import Pipeline
+from switch.pipeline.context import AuthContext
+from switch.services import Services
+from switch.wire import validation
+from switch.wire.errors import ApiError
+
+
+class _RequestCounter:
+    """``requests.labels(rpc, code)`` children, cached per metrics registry."""
+
+    def __init__(self) -> None:
+        self._metrics: metrics.Metrics | None = None
+        self._children: dict[tuple[str, str], object] = {}
+
+    def inc(self, rpc: str, code: str) -> None:
+        m = metrics.get()
+        if m is not self._metrics:
+            self._metrics, self._children = m, {}
+        child = self._children.get((rpc, code))
+        if child is None:
+            child = self._children[(rpc, code)] = m.requests.labels(rpc, code)
+        child.inc()  # type: ignore[attr-defined]
+
+
+def _answer_code(response: object) -> str:
+    value = getattr(response, "response_code", 0)
+    return codes.to_iso(value) if value else "OK"
+
+
+class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
+    def __init__(self, svc: Services, pipeline: Pipeline, *, tls_on: bool = False) -> None:
+        self._svc = svc
+        self._pipeline = pipeline
+        self._tls = tls_on
+        self._count = _RequestCounter()
+        self._max_budget_s = svc.config.max_budget_ms / 1000
+        self._margin_s = svc.config.margin_ms / 1000
+        self._admission = Admission(
+            svc.config.max_in_flight, svc.config.terminal_rate_per_s, svc.config.terminal_burst
+        )
+
+    def _budget(self, context: grpc.aio.ServicerContext) -> Budget:
+        return Budget.start(context.time_remaining(), self._max_budget_s, self._margin_s)
+
+    def _admit(self, context: grpc.aio.ServicerContext, terminal_id: str) -> None:
+        validation.identifier(terminal_id, "terminal_id")
+        peer = tls.terminal_identity(context.auth_context()) if self._tls else None
+        self._svc.registry.admit(terminal_id, peer, self._tls)
+
+    async def _guarded(
+        self,
+        context: grpc.aio.ServicerContext,
+        coro,
+        rpc: str,
+        terminal_id: str,
+        *,
+        shed: bool = True,
+        rate: bool = False,
+    ):
+        """Admit, run ``coro``, map errors. A shed or refused request's coroutine is closed
+        unstarted, so nothing it would have done (idempotency claim, store writes, network)
+        happens."""
+        admitted = False
+        try:
+            if shed:
+                self._admission.in_flight.acquire()
+                admitted = True
+            self._admit(context, terminal_id)
+            if rate:
+                self._admission.rates.take(terminal_id)
+            response = await coro
+            self._count.inc(rpc, _answer_code(response))
+            return response
+        except ApiError as exc:
+            self._count.inc(rpc, exc.code.name)
+            await context.abort_with_status(exc.to_status())
+        except StoreError:
+            self._count.inc(rpc, grpc.StatusCode.UNAVAILABLE.name)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
+        finally:
+            if admitted:
+                self._admission.in_flight.release()
+            coro.close()  # no-op once it ran; stops a never-awaited warning when shed
+
+    async def Authorize(self, request, context):
+        ctx = AuthContext(request=request, budget=self._budget(context), started=time.monotonic())
+        return await self._guarded(
+            context, self._pipeline.run(ctx), "Authorize", request.terminal_id, rate=True
+        )
+
+    async def Capture(self, request, context):
+        return await self._guarded(
+            context,
+            capture(self._svc, request, self._budget(context)),
+            "Capture",
+            request.terminal_id,
+            rate=True,
+        )
+
+    async def Void(self, request, context):
+        return await self._guarded(
+            context,
+            void(self._svc, request, self._budget(context)),
+            "Void",
+            request.terminal_id,
+            rate=True,
+        )
+
+    async def Refund(self, request, context):
+        return await self._guarded(
+            context,
+            refund(self._svc, request, self._budget(context)),
+            "Refund",
+            request.terminal_id,
+            rate=True,
+        )
+
+    async def CloseBatch(self, request, context):
+        return await self._guarded(
+            context,
+            close_batch(self._svc, request, self._budget(context)),
+            "CloseBatch",
+            request.terminal_id,
+            rate=True,
+        )
+
+    async def GetTransaction(self, request, context):
+        return await self._guarded(
+            context, get_transaction(self._svc, request), "GetTransaction", request.terminal_id
+        )
+
+    async def Echo(self, request, context):
+        async def echo() -> terminal_pb2.EchoResponse:
+            if len(request.message) > 256:
+                raise validation.InvalidArgument("message", "at most 256 characters")
+            return terminal_pb2.EchoResponse(
+                message=request.message,
+                switch_id=self._svc.config.id,
+                server_time_ms=int(time.time() * 1000),
+            )
+
+        return await self._guarded(context, echo(), "Echo", request.terminal_id, shed=False)

@@ -1,0 +1,78 @@
+"""``payswitch-switch`` / ``python -m switch.app.main``: run one switch process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+import uvloop
+
+from payswitch import logs
+from payswitch.process import PARENT_PID_ENV, watch_parent
+from payswitch.world.topology import load
+from switch.app.server import Switch
+from switch.cardsec.factory import build_protector
+from switch.store import open_store
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="payswitch-switch", description=__doc__)
+    p.add_argument("--topology", required=True, help="topology TOML file")
+    p.add_argument(
+        "--store",
+        default="sqlite:///.run/switch.db",
+        help="sqlite:///path/to/file.db (default) or cassandra://host1,host2/keyspace",
+    )
+    p.add_argument("--listen", default=None, help="override the topology's switch address")
+    p.add_argument(
+        "--certs-dir", default=None, help="mTLS certificates (payswitch-certs; .run/certs)"
+    )
+    p.add_argument("--admin-listen", default=None, help="override the admin port's address")
+    p.add_argument("--metrics-listen", default=None, help="override the /metrics address")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    topology = load(args.topology)
+    logs.configure(topology.switch.id, args.log_level)
+    store = open_store(args.store)
+    protector = await build_protector()
+    switch = Switch(
+        topology,
+        store,
+        protector,
+        listen=args.listen,
+        certs_dir=args.certs_dir,
+        admin_listen=args.admin_listen,
+        metrics_listen=args.metrics_listen,
+    )
+    await switch.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # The operator's manual cut-off: close batches and run clearing now.
+    loop.add_signal_handler(signal.SIGUSR1, switch.cutoff.trigger)
+    # Started by payswitch-stack: stop with the launcher even if it dies by kill -9.
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    watcher = asyncio.create_task(watch_parent(int(parent), stop)) if parent.isdigit() else None
+    await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
+    await switch.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        uvloop.run(serve(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The hook of capture, refund and void: put the transaction into its terminal's open batch.
+
+Called after the transaction reached the state that makes it batch material (CAPTURED, an
+approved refund, VOIDED or a void whose reversal is queued). The store joins a transaction
+once (keyed by its id), so a retried request or two switches finishing the same capture put
+it in one batch only. A store failure here does not undo the operation (the money moved at
+the issuer): it is logged (``batch_join_failed``) for the operator; the transaction itself
+stays CAPTURED (or refunded) in the store and can be found by id.
+"""
+
+from __future__ import annotations
+
+import time
+
+from payswitch.logs import get as get_logger
+from switch.domain.batches import BatchItem, ItemKind
+from switch.domain.errors import StoreError
+from switch.domain.transactions import Transaction, TxState
+from switch.services import Services
+
+_log = get_logger("switch.backoffice.batches")
+
+_KIND_OF_STATE = {
+    TxState.CAPTURED: ItemKind.SALE,
+    TxState.VOIDED: ItemKind.VOID,
+    TxState.REVERSAL_PENDING: ItemKind.VOID,
+}
+
+
+def item_of(tx: Transaction, kind: ItemKind) -> BatchItem:
+    amount = tx.captured_minor if kind is ItemKind.SALE else tx.amount_minor
+    return BatchItem(tx.id, kind, amount, tx.currency, tx.scheme, time.time())
+
+
+async def join(svc: Services, tx: Transaction, kind: ItemKind) -> int | None:
+    """Join ``tx`` to its terminal's open batch; the batch number, or None if the store failed."""
+    try:
+        return await svc.store.join_batch(tx.terminal_id, item_of(tx, kind), time.time())
+    except StoreError:
+        _log.error("batch_join_failed", tx=tx.id, kind=kind.value)
+        return None
+
+
+async def join_settled_state(svc: Services, tx: Transaction) -> int | None:
+    """Join a capture's or void's transaction as the state it ended in says (a concurrent
+    operation may have won the race: then that outcome is what the batch gets)."""
+    kind = _KIND_OF_STATE.get(tx.state)
+    if kind is None:
+        return None
+    return await join(svc, tx, kind)

@@ -1,0 +1,114 @@
+"""``Ledger``: post events as balanced postings (idempotent), read balances as of any time.
+
+Balances are derived, never stored: the sum of an account's lines posted at or before the
+instant asked for. Fees of a settlement come from the fee table through
+``switch.backoffice.settlement.fees.fee_for`` (the acquirer computes them with the same function),
+so ``settlement_event`` needs the transaction's scheme, MCC, currency and amount.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from payswitch.settlement.fees import presentment_fees
+from switch.backoffice.ledger.events import Event, EventKind
+from switch.backoffice.ledger.rules import lines_for
+from switch.domain.ledger import LedgerPosting
+from switch.domain.transactions import Transaction, TxType
+from switch.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class TrialBalance:
+    currency: str
+    balances: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.balances.values())
+
+
+class Ledger:
+    def __init__(self, store: Store, fee_table: Sequence[Any] = ()) -> None:
+        """``fee_table``: the topology's ``[[fees]]`` rules, as ``fee_for`` takes them."""
+        self.store = store
+        self.fee_table = fee_table
+
+    async def post(self, event: Event) -> bool:
+        """Post ``event``: True when new, False when its id was posted before (replay).
+        UnbalancedPosting for a rule that does not balance or a mixed currency."""
+        posting = LedgerPosting(
+            posting_id=event.event_id,
+            transaction_id=event.transaction_id,
+            kind=event.kind.value,
+            rrn=event.rrn,
+            currency=event.currency,
+            posted_at=event.occurred_at,
+            lines=lines_for(event),
+        )
+        return await self.store.ledger_post(posting)
+
+    async def balances(self, currency: str, as_of: float | None = None) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for entry in await self.store.ledger_entries(currency, as_of):
+            totals[entry.account] += entry.amount_minor
+        return dict(totals)
+
+    async def balance(self, account: str, currency: str, as_of: float | None = None) -> int:
+        return (await self.balances(currency, as_of)).get(account, 0)
+
+    async def trial_balance(self, currency: str, as_of: float | None = None) -> TrialBalance:
+        """Every account's balance in ``currency``; ``total`` is zero when the books hold."""
+        return TrialBalance(currency, await self.balances(currency, as_of))
+
+    async def currencies(self) -> list[str]:
+        return await self.store.ledger_currencies()
+
+    # --- events from settlement records ------------------------------------------------------
+    def presentment_event(self, tx: Transaction, at: float | None = None) -> Event:
+        """The presentment of a captured sale (captured amount) or an approved refund."""
+        refund = tx.type is TxType.REFUND
+        return Event(
+            kind=EventKind.REFUND_PRESENTED if refund else EventKind.CAPTURE_PRESENTED,
+            transaction_id=tx.id,
+            sequence="0",
+            merchant_id=tx.merchant_id,
+            acquirer_id=tx.acquirer_id,
+            scheme=tx.scheme,
+            amount_minor=tx.amount_minor if refund else tx.captured_minor,
+            currency=tx.currency,
+            occurred_at=time.time() if at is None else at,
+            rrn=tx.rrn,
+        )
+
+    def settlement_event(self, tx: Transaction, at: float | None = None) -> Event:
+        """The settlement of a presented transaction, fees from the fee table."""
+        refund = tx.type is TxType.REFUND
+        amount = tx.amount_minor if refund else tx.captured_minor
+        kind = "REFUND" if refund else "CAPTURE"  # a refund carries no fees (the report's rule)
+        fees = presentment_fees(self.fee_table, kind, tx.scheme, tx.mcc, tx.currency, amount)
+        return Event(
+            kind=EventKind.REFUND_SETTLED if refund else EventKind.CAPTURE_SETTLED,
+            transaction_id=tx.id,
+            sequence="0",
+            merchant_id=tx.merchant_id,
+            acquirer_id=tx.acquirer_id,
+            scheme=tx.scheme,
+            amount_minor=amount,
+            currency=tx.currency,
+            occurred_at=time.time() if at is None else at,
+            rrn=tx.rrn,
+            interchange_minor=fees.interchange_minor,
+            scheme_fee_minor=fees.scheme_fee_minor,
+        )
+
+    # --- hooks of the settlement run (switch/settlement/run.py) ----------------------------
+    async def on_presented(self, tx: Transaction, record: object = None) -> bool:
+        return await self.post(self.presentment_event(tx))
+
+    async def on_settled(self, tx: Transaction, entry: object = None) -> bool:
+        return await self.post(self.settlement_event(tx))

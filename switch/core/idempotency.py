@@ -1,0 +1,153 @@
+"""Idempotency keys: claim, replay, refuse, wait.
+
+- same key + same content (fingerprint) + completed -> the stored answer, replayed;
+- same key + different content -> FAILED_PRECONDITION;
+- same key + same content + still in flight -> wait for the first answer: on an in-process
+  future when the first request runs here, otherwise by polling the store (another switch
+  process, or a restart), until the budget runs out -> ABORTED, which terminals retry.
+
+Keys are scoped to the terminal and live ``ttl_s`` (24 h by default, longer than any terminal
+retries). The fingerprint covers the operation and every content field, never the key itself.
+
+Keys a crashed process left IN_FLIGHT must not block retries for the whole TTL:
+- an authorization that got as far as its intent has its transaction attached to the key; the
+  recovery sweep reverses that transaction and completes the key with 91
+  (``switch.recovery.reversals``), so retries are ABORTED (retryable) until then and replay the 91
+  afterwards;
+- an authorization key still without a transaction after ``abandoned_after_s`` (far longer
+  than any request may run) belongs to a request that died before its intent: nothing was
+  stored or sent. A retry completes it with 96 ("ended without effect") and replays that, so
+  every retry under the key gets the same final answer and the terminal starts again under a
+  new key. (Deleting the claim instead would let two concurrent retries both take the key.)
+- a capture, void or refund key still IN_FLIGHT after ``abandoned_after_s`` is completed the
+  same way by a retry, from the state of the transaction attached to it (the live path's answer
+  for that state: ``switch.core.abandoned_keys``). No sweep can find these keys (a transaction
+  does not name the keys of its follow-ups), so the retry after the bound is where it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from switch.core.abandoned_keys import abandoned_answer
+from switch.core.budget import Budget
+from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
+from switch.store.base import Store
+from switch.wire.errors import Aborted, FailedPrecondition
+
+DEFAULT_TTL_S = 24 * 3600.0
+# An IN_FLIGHT key this old was left by a dead request (budgets are 2 s).
+ABANDONED_AFTER_S = 60.0
+
+
+@dataclass(slots=True)
+class Replay:
+    """A completed earlier answer for this key."""
+
+    response: bytes
+    transaction_id: str
+
+
+class IdempotencyGuard:
+    def __init__(
+        self,
+        store: Store,
+        ttl_s: float = DEFAULT_TTL_S,
+        abandoned_after_s: float = ABANDONED_AFTER_S,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._abandoned_after_s = abandoned_after_s
+        self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+
+    async def claim(
+        self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
+    ) -> Replay | None:
+        """None when this request now owns the key; a Replay when an answer exists."""
+        claim: Claim = await self._store.claim_idempotency(
+            scope, key, operation, fingerprint, self._ttl_s, time.time()
+        )
+        if claim.claimed:
+            self._inflight[(scope, key)] = asyncio.get_running_loop().create_future()
+            return None
+        record = claim.record
+        self._check_same(record, operation, fingerprint)
+        if record.status is IdemStatus.COMPLETED:
+            return Replay(record.response, record.transaction_id)
+        return await self._wait(scope, key, operation, fingerprint, budget)
+
+    @staticmethod
+    def _check_same(record: IdempotencyRecord, operation: str, fingerprint: str) -> None:
+        if record.operation != operation or record.fingerprint != fingerprint:
+            raise FailedPrecondition(
+                "idempotency_key: already used for a different request on this terminal"
+            )
+
+    async def _wait(
+        self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
+    ) -> Replay:
+        local = self._inflight.get((scope, key))
+        if local is not None:
+            timeout = max(budget.left() - budget.margin_s, 0.0)
+            try:
+                response = await asyncio.wait_for(asyncio.shield(local), timeout)
+            except TimeoutError:
+                raise Aborted("idempotency_key: the first request is still in flight") from None
+            if not response:  # the first request was released without effect
+                raise Aborted("idempotency_key: the first request ended without effect; retry")
+            record = await self._store.get_idempotency(scope, key, time.time())
+            return Replay(response, record.transaction_id if record else "")
+        delay = 0.005
+        while budget.left() - budget.margin_s > delay:
+            await asyncio.sleep(delay)  # polling the store for another process's answer
+            record = await self._store.get_idempotency(scope, key, time.time())
+            if record is None:
+                break
+            self._check_same(record, operation, fingerprint)
+            if record.status is IdemStatus.COMPLETED:
+                return Replay(record.response, record.transaction_id)
+            abandoned = await self._settle_abandoned(record)
+            if abandoned is not None:
+                return abandoned
+            delay = min(delay * 2, 0.1)
+        raise Aborted("idempotency_key: the first request is still in flight")
+
+    async def _settle_abandoned(self, record: IdempotencyRecord) -> Replay | None:
+        """Complete a key a dead request left IN_FLIGHT, once it is old enough, with the
+        answer its transaction's state calls for (``switch.core.abandoned_keys``)."""
+        if time.time() - record.created_at < self._abandoned_after_s:
+            return None
+        settled = await abandoned_answer(self._store, record)
+        if settled is None:
+            return None
+        response, tx_id = settled
+        await self._store.complete_idempotency(record.scope, record.key, response, tx_id)
+        return Replay(response, tx_id)
+
+    async def attach(self, scope: str, key: str, transaction_id: str) -> None:
+        await self._store.attach_transaction(scope, key, transaction_id)
+
+    async def complete(self, scope: str, key: str, response: bytes, transaction_id: str) -> None:
+        """Store the answer, then wake local waiters (even if the store write failed, the
+        waiters in this process get the answer the terminal got)."""
+        try:
+            await self._store.complete_idempotency(scope, key, response, transaction_id)
+        finally:
+            self.answered(scope, key, response)
+
+    def answered(self, scope: str, key: str, response: bytes) -> None:
+        """Wake this process's waiters on the key with the answer the terminal got; the
+        caller has completed the key in the store itself (``Store.record_with_answer``) or
+        failed to."""
+        fut = self._inflight.pop((scope, key), None)
+        if fut is not None and not fut.done():
+            fut.set_result(response)
+
+    async def release(self, scope: str, key: str) -> None:
+        """Give the key back after a request that changed nothing (e.g. store refused)."""
+        fut = self._inflight.pop((scope, key), None)
+        if fut is not None and not fut.done():
+            fut.set_result(b"")
+        await self._store.release_idempotency(scope, key)

@@ -1,0 +1,33 @@
+"""Routing: which acquirers may carry a card of a given scheme for a given merchant.
+
+The BIN table (payswitch.cards.IIN_TABLE) names the scheme; the merchant's acquirers, in its
+order of preference, are filtered to those that serve that scheme. With circuit breakers
+(``switch.routing.breakers``), ``candidates`` puts the acquirers whose circuit would admit a request
+first (keeping the merchant's order within each group): the first candidate is the one the
+PIN block is translated for and the intent names, and the forward stage fails over along the
+rest (``switch.pipeline.stages.Forward``).
+"""
+
+from __future__ import annotations
+
+from payswitch.cards import Scheme
+from payswitch.world.topology import MerchantConfig, Topology
+from switch.routing.breakers import Breakers
+
+
+class Router:
+    def __init__(self, topology: Topology, breakers: Breakers | None = None) -> None:
+        self._serves = {a.id: frozenset(a.schemes) for a in topology.acquirers}
+        self._breakers = breakers
+
+    def acquirers_for(self, merchant: MerchantConfig, scheme: Scheme) -> list[str]:
+        """Eligible acquirer ids in the merchant's order of preference (may be empty)."""
+        return [a for a in merchant.acquirers if scheme in self._serves.get(a, ())]
+
+    def candidates(self, merchant: MerchantConfig, scheme: Scheme) -> list[str]:
+        """Eligible acquirers, those whose circuit admits a request now first."""
+        eligible = self.acquirers_for(merchant, scheme)
+        if self._breakers is None:
+            return eligible
+        up = [a for a in eligible if self._breakers.available(a)]
+        return up + [a for a in eligible if a not in up]

@@ -1,0 +1,42 @@
+"""What the stages and operations share: one instance per switch process."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from payswitch.world.settlement import SettlementConfig
+from payswitch.world.topology import SwitchConfig
+from switch.cardsec.protector import CardProtector
+from switch.core.idempotency import IdempotencyGuard
+from switch.core.registry import TerminalRegistry
+from switch.core.sequences import BlockSequence
+from switch.recovery.reversals import Reverser
+from switch.recovery.saf import SafQueue
+from switch.routing.breakers import Breakers
+from switch.routing.connectors import Connectors
+from switch.routing.router import Router
+from switch.routing.standin import StandIn
+from switch.store.base import Store
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Services:
+    config: SwitchConfig
+    store: Store
+    guard: IdempotencyGuard
+    protector: CardProtector
+    registry: TerminalRegistry
+    router: Router
+    connectors: Connectors
+    reverser: Reverser
+    rrns: BlockSequence
+    new_id: object = field(default=_new_id)
+    breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
+    standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
+    saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)
+    settlement: SettlementConfig = field(default_factory=SettlementConfig)
