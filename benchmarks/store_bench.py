@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from switch.domain.idempotency import Answer
-from switch.domain.transactions import Transaction, TxState, TxType
+from switch.domain.transactions import Changes, Expect, Transaction, TxState, TxType
 from switch.domain.vault import VaultWrite
 from switch.store.sqlite.store import SqliteStore
 
@@ -94,7 +94,7 @@ async def _authorize(store: SqliteStore, i: int, prefix: str) -> None:
         tx.id,
         TxState.PENDING,
         TxState.APPROVED,
-        {"response_code": "00"},
+        Changes(response_code="00"),
         Answer(tx.terminal_id, tx.id, b"x" * 120),
     )
 
@@ -107,8 +107,8 @@ async def _authorize_separately(store: SqliteStore, i: int, prefix: str) -> None
     await store.put_vault_entry(tx.card_token, b"v" * 60, 1, now)
     await store.insert_transaction(tx)
     await store.attach_transaction(tx.terminal_id, tx.id, tx.id)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "A1"})
-    await store.transition(tx.id, TxState.PENDING, TxState.APPROVED, {"response_code": "00"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="A1"))
+    await store.transition(tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00"))
     await store.complete_idempotency(tx.terminal_id, tx.id, b"x" * 120, tx.id)
 
 
@@ -136,7 +136,9 @@ async def _bench_mode(
         await store.insert_transaction(_tx(0, "cas"))
         cas = await _timed(
             writes,
-            lambda i: store.compare_and_set("cas-0", {"version": i + 1}, {"refunded_minor": i}),
+            lambda i: store.compare_and_set(
+                "cas-0", Expect(version=i + 1), Changes(refunded_minor=i)
+            ),
         )
         out["compare_and_set (BEGIN IMMEDIATE, UPDATE, SELECT, COMMIT)"] = _summary(cas)
         auth = await _timed(auths, lambda i: _authorize(store, i, "seq"))

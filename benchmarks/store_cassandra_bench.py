@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from switch.domain.errors import StoreError
-from switch.domain.transactions import Transaction, TxState, TxType
+from switch.domain.transactions import Changes, Transaction, TxState, TxType
 from switch.store import open_store
 from switch.store.base import Store
 from switch.store.cassandra.exec import LWT, execute
@@ -103,9 +103,9 @@ async def authorize(store: Store, run: str, i: int, ops: dict[str, list[float]])
     await timed("vault", store.put_vault_entry(tx.card_token, b"v" * 60, 1, now))
     await timed("insert", store.insert_transaction(tx))
     await timed("attach", store.attach_transaction(tx.terminal_id, key, tx.id))
-    pending = {"acquirer_id": "A1", "updated_at": time.time()}
+    pending = Changes(acquirer_id="A1", updated_at=time.time())
     await timed("pending", store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, pending))
-    approved = {"response_code": "00", "auth_code": "A1B2C3", "updated_at": time.time()}
+    approved = Changes(response_code="00", auth_code="A1B2C3", updated_at=time.time())
     await timed("approved", store.transition(tx.id, TxState.PENDING, TxState.APPROVED, approved))
     await timed("complete", store.complete_idempotency(tx.terminal_id, key, b"x" * 120, tx.id))
 

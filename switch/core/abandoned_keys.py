@@ -45,7 +45,14 @@ from payswitch import codes
 from payswitch.v1 import terminal_pb2
 from switch.domain.idempotency import IdempotencyRecord
 from switch.domain.saf import SafKind, item_id
-from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import (
+    STAND_IN_STATES,
+    CasFailed,
+    Changes,
+    Transaction,
+    TxState,
+    TxType,
+)
 from switch.store.base import Store
 from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
 
@@ -155,7 +162,7 @@ async def _decline(store: Store, tx: Transaction, now: float) -> Transaction | N
             tx.id,
             TxState.RECEIVED,
             TxState.DECLINED,
-            {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": now},
+            Changes(response_code=codes.SYSTEM_MALFUNCTION, updated_at=now),
         )
     except CasFailed:
         return None

@@ -101,19 +101,60 @@ class Transaction:
 # Every column, in declaration order (backends map rows to Transaction by this order).
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
 
-# Columns a compare-and-set may change. id, type, terminal, stan, date, card fields are fixed.
-MUTABLE_FIELDS = frozenset(
-    {
-        "state",
-        "acquirer_id",
-        "captured_minor",
-        "refunded_minor",
-        "response_code",
-        "auth_code",
-        "updated_at",
-        "deadline_at",
+
+def _set_columns(value: object) -> dict[str, object]:
+    return {
+        f.name: v
+        for f in dataclasses.fields(value)  # type: ignore[arg-type]
+        if (v := getattr(value, f.name)) is not None
     }
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """What a compare-and-set expects of the row: every field given must hold (None: any)."""
+
+    state: TxState | None = None
+    type: TxType | None = None
+    acquirer_id: str | None = None
+    captured_minor: int | None = None
+    refunded_minor: int | None = None
+    response_code: str | None = None
+    version: int | None = None
+
+    def columns(self) -> dict[str, object]:
+        return _set_columns(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a compare-and-set changes: the mutable columns, typed (None: left as it is). The
+    fixed columns (id, type, terminal, STAN, card, amount...) cannot be named at all."""
+
+    state: TxState | None = None
+    acquirer_id: str | None = None
+    captured_minor: int | None = None
+    refunded_minor: int | None = None
+    response_code: str | None = None
+    auth_code: str | None = None
+    updated_at: float | None = None
+    deadline_at: float | None = None
+
+    def columns(self) -> dict[str, object]:
+        return _set_columns(self)
+
+    def to(self, state: TxState) -> Changes:
+        """These changes with the state moved to ``state``."""
+        return dataclasses.replace(self, state=state)
+
+    def applied(self, tx: Transaction) -> Transaction:
+        """``tx`` as it will be once these changes are written (the version is the store's)."""
+        return tx.copy(**self.columns())
+
+
+# Columns a compare-and-set may change: the fields of ``Changes``. id, type, terminal, STAN,
+# date, amount and card fields are fixed.
+MUTABLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Changes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,30 +211,28 @@ def check_transition(
 _MONEY_FIELDS = frozenset({"amount_minor", "captured_minor", "refunded_minor"})
 
 
-def check_cas(expected: Mapping[str, object], changes: Mapping[str, object]) -> None:
-    """Validate a compare-and-set before any backend runs it (both backends share this).
+def check_cas(expected: Expect, changes: Changes) -> tuple[dict[str, object], dict[str, object]]:
+    """Validate a compare-and-set before any backend runs it (both backends share this), and
+    give its columns: (expected, changes) as column -> value.
 
-    Column names must be known (they end up in CQL/SQL text), only MUTABLE_FIELDS change,
-    money stays an integer, and a change of ``state`` is only allowed as a legal transition
-    from an expected state: otherwise a CAS on another column could move a DECLINED row to
-    APPROVED behind the state machine's back.
+    Column names are known by construction (``Expect`` and ``Changes`` have no others; they end
+    up in CQL/SQL text), only MUTABLE_FIELDS change, money stays an integer, and a change of
+    ``state`` is only allowed as a legal transition from an expected state: otherwise a CAS on
+    another column could move a DECLINED row to APPROVED behind the state machine's back.
     """
-    unknown = set(expected) - set(COLUMNS)
-    if unknown:
-        raise ValueError(f"compare_and_set: unknown expected columns {sorted(unknown)}")
-    fixed = set(changes) - MUTABLE_FIELDS
-    if fixed:
-        raise ValueError(f"compare_and_set: columns {sorted(fixed)} cannot change")
-    for name in _MONEY_FIELDS & set(changes):
-        value = changes[name]
+    if not isinstance(expected, Expect) or not isinstance(changes, Changes):
+        raise TypeError("compare_and_set: expected an Expect and a Changes")
+    want, change = expected.columns(), changes.columns()
+    for name in _MONEY_FIELDS & (set(change) | set(want)):
+        value = change.get(name, want.get(name))
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"compare_and_set: {name} must be an int (minor units)")
-    if "state" in changes:
-        if "state" not in expected:
+    if "state" in change:
+        change["state"] = TxState(change["state"])
+        if "state" not in want:
             raise IllegalTransition("a state change needs the expected state")
-        check_transition(
-            TxState(expected["state"]), TxState(changes["state"]), expected.get("type")
-        )
+        check_transition(TxState(want["state"]), change["state"], want.get("type"))  # type: ignore[arg-type]
+    return want, change
 
 
 def check_new(tx: Transaction) -> None:

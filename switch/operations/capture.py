@@ -23,7 +23,14 @@ from payswitch.v1 import network_pb2, terminal_pb2
 from switch.backoffice.batches.join import join_settled_state
 from switch.core.budget import Budget
 from switch.domain.saf import SafKind, item_id
-from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import (
+    STAND_IN_STATES,
+    CasFailed,
+    Changes,
+    Transaction,
+    TxState,
+    TxType,
+)
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
@@ -75,7 +82,7 @@ async def capture(
             tx.id,
             TxState.APPROVED,
             TxState.CAPTURED,
-            {"captured_minor": amount, "updated_at": time.time()},
+            Changes(captured_minor=amount, updated_at=time.time()),
         )
         await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
@@ -102,7 +109,7 @@ async def _capture_stand_in(
     item = await svc.store.saf_get(item_id(SafKind.REVERSAL, tx.id))
     if item is not None and not item.done:
         raise FailedPrecondition("transaction_id: a void of this transaction is in progress")
-    changes = {"captured_minor": amount, "updated_at": time.time()}
+    changes = Changes(captured_minor=amount, updated_at=time.time())
     current = tx
     for _ in range(len(STAND_IN_STATES) + 1):  # STOOD_IN may become ADVISED meanwhile
         try:

@@ -12,7 +12,7 @@ from payswitch.logs import get as get_logger
 from switch.cardsec.protector import canonical
 from switch.core.budget import Budget
 from switch.domain.errors import StoreError
-from switch.domain.transactions import CasFailed, Transaction, TxState
+from switch.domain.transactions import CasFailed, Changes, Transaction, TxState
 from switch.services import Services
 from switch.wire.errors import ApiError, NotFound, Unavailable
 
@@ -31,7 +31,7 @@ async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> T
 
 
 async def follow_issuer(
-    svc: Services, tx_id: str, from_state: TxState, to_state: TxState, changes: dict
+    svc: Services, tx_id: str, from_state: TxState, to_state: TxState, changes: Changes
 ) -> Transaction:
     """Record what the issuer decided. If a concurrent operation on the same authorization
     moved it first, the issuer arbitrated that race: keep the row as the winner left it."""

@@ -18,7 +18,7 @@ from switch.backoffice.batches.join import join
 from switch.core.budget import Budget
 from switch.core.sequences import rrn_of
 from switch.domain.batches import ItemKind
-from switch.domain.transactions import DuplicateTransmission, Transaction, TxState, TxType
+from switch.domain.transactions import Changes, DuplicateTransmission, Transaction, TxState, TxType
 from switch.operations.common import idempotent, load_own
 from switch.recovery.refund_reservations import TooManyRefunds, begin_refund, reserve
 from switch.routing.connectors import OutcomeUnknown
@@ -114,7 +114,10 @@ async def refund(
             result = await svc.connectors.get(tx.acquirer_id).refund(msg, budget.remaining())
         except OutcomeUnknown:
             tx = await svc.store.transition(
-                tx.id, TxState.PENDING, TxState.UNKNOWN, {"response_code": codes.ISSUER_UNAVAILABLE}
+                tx.id,
+                TxState.PENDING,
+                TxState.UNKNOWN,
+                Changes(response_code=codes.ISSUER_UNAVAILABLE),
             )
             return _answer(codes.ISSUER_UNAVAILABLE, tx, "no answer from the issuer"), tx.id
         iso = codes.to_iso(result.response_code)
@@ -123,7 +126,7 @@ async def refund(
             tx.id,
             TxState.PENDING,
             TxState.APPROVED if approved else TxState.DECLINED,
-            {"response_code": iso, "updated_at": time.time()},
+            Changes(response_code=iso, updated_at=time.time()),
         )
         if not approved:
             await reserve(svc.store, original.id, -amount)

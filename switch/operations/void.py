@@ -32,7 +32,14 @@ from payswitch import codes
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.backoffice.batches.join import join_settled_state
 from switch.core.budget import Budget
-from switch.domain.transactions import STAND_IN_STATES, CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import (
+    STAND_IN_STATES,
+    CasFailed,
+    Changes,
+    Transaction,
+    TxState,
+    TxType,
+)
 from switch.operations.common import follow_issuer, idempotent, load_own
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
@@ -106,7 +113,7 @@ async def void(
 async def _follow(svc: Services, tx: Transaction, to: TxState) -> Transaction:
     """Record the void's outcome from the state it was voided in (a stand-in's typed
     transition; STOOD_IN may have become ADVISED meanwhile: try again from there)."""
-    changes = {"updated_at": time.time()}
+    changes = Changes(updated_at=time.time())
     if tx.state is TxState.APPROVED:
         return await follow_issuer(svc, tx.id, TxState.APPROVED, to, changes)
     current = tx

@@ -24,7 +24,7 @@ from payswitch.v1 import terminal_pb2
 from switch.core import metrics
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
-from switch.domain.transactions import Transaction, TxState
+from switch.domain.transactions import Changes, Transaction, TxState
 from switch.pipeline.context import AuthContext, Outcome
 from switch.pipeline.stages import Stage, default_stages
 from switch.recovery.advice import queue_advice
@@ -132,7 +132,7 @@ class Pipeline:
         built from the row as it will be once written. None when the transition is not
         recorded (the key is then left as it was)."""
         svc, tx = self.svc, ctx.tx
-        response = self._response(ctx, tx.copy(state=outcome.to_state, **outcome.changes))
+        response = self._response(ctx, outcome.changes.to(outcome.to_state).applied(tx))
         data = response.SerializeToString()
         answer = Answer(ctx.request.terminal_id, ctx.key, data) if ctx.claimed else None
         try:
@@ -168,9 +168,11 @@ class Pipeline:
             self.svc.reverser.schedule_unrecorded(ctx.tx)
             return None
         if ctx.tx.state is TxState.PENDING and ctx.forwarded:
-            return Outcome(TxState.UNKNOWN, {"response_code": ctx.code}, reverse=True)
+            return Outcome(TxState.UNKNOWN, Changes(response_code=ctx.code), reverse=True)
         if ctx.tx.state in (TxState.RECEIVED, TxState.PENDING):
-            return Outcome(TxState.DECLINED, {"response_code": ctx.code, "updated_at": time.time()})
+            return Outcome(
+                TxState.DECLINED, Changes(response_code=ctx.code, updated_at=time.time())
+            )
         return None
 
     @staticmethod

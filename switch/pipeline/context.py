@@ -11,7 +11,7 @@ from switch.cardsec.protector import OpenedCard
 from switch.core.budget import Budget
 from switch.core.idempotency import Replay
 from switch.core.registry import TerminalIdentity
-from switch.domain.transactions import Transaction, TxState
+from switch.domain.transactions import Changes, Transaction, TxState
 from switch.domain.vault import VaultWrite
 
 
@@ -21,7 +21,7 @@ class Outcome:
     idempotency key's answer (one store write: "record + answer")."""
 
     to_state: TxState
-    changes: dict[str, object]
+    changes: Changes
     reverse: bool = False  # queue a reversal once recorded (the outcome is unknown)
     advise: bool = False  # queue an advice once recorded (a stand-in approval)
 

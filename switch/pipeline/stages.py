@@ -47,7 +47,9 @@ from payswitch.v1 import network_pb2
 from switch.cardsec.protector import CardDataRejected, RequestRejected
 from switch.core.sequences import network_stan_of, rrn_of
 from switch.domain.transactions import (
+    Changes,
     DuplicateTransmission,
+    Expect,
     ReceivedOnly,
     Transaction,
     TxState,
@@ -328,8 +330,8 @@ class Forward:
         tx = ctx.tx
         ctx.tx = await self._svc.store.compare_and_set(
             tx.id,
-            {"state": TxState.PENDING, "acquirer_id": tx.acquirer_id},
-            {"acquirer_id": acquirer_id, "updated_at": time.time()},
+            Expect(state=TxState.PENDING, acquirer_id=tx.acquirer_id),
+            Changes(acquirer_id=acquirer_id, updated_at=time.time()),
         )
         _log.info("failover", tx=tx.id, from_acquirer=tx.acquirer_id, to_acquirer=acquirer_id)
 
@@ -387,16 +389,14 @@ class StandInStage:
             ctx.stood_in = True
             ctx.outcome = Outcome(
                 TxState.STOOD_IN,
-                {
-                    "response_code": codes.APPROVED,
-                    "auth_code": decision.auth_code,
-                    "updated_at": now,
-                },
+                Changes(response_code=codes.APPROVED, auth_code=decision.auth_code, updated_at=now),
                 advise=True,
             )
             ctx.end(codes.APPROVED, "approved in stand-in: no route to the issuer")
             return
-        ctx.outcome = Outcome(TxState.DECLINED, {"response_code": decision.code, "updated_at": now})
+        ctx.outcome = Outcome(
+            TxState.DECLINED, Changes(response_code=decision.code, updated_at=now)
+        )
         message = (
             "no route to the issuer"
             if decision.reason == "disabled"
@@ -416,7 +416,7 @@ class Record:
         if ctx.unknown:
             ctx.outcome = Outcome(
                 TxState.UNKNOWN,
-                {"response_code": codes.ISSUER_UNAVAILABLE, "updated_at": now},
+                Changes(response_code=codes.ISSUER_UNAVAILABLE, updated_at=now),
                 reverse=True,
             )
             ctx.end(codes.ISSUER_UNAVAILABLE, "issuer did not answer in time; reversed")
@@ -425,11 +425,11 @@ class Record:
         approved = iso == codes.APPROVED
         ctx.outcome = Outcome(
             TxState.APPROVED if approved else TxState.DECLINED,
-            {
-                "response_code": iso,
-                "auth_code": ctx.result.auth_code if approved else "",
-                "updated_at": now,
-            },
+            Changes(
+                response_code=iso,
+                auth_code=ctx.result.auth_code if approved else "",
+                updated_at=now,
+            ),
         )
         ctx.end(iso)
 

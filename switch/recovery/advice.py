@@ -42,7 +42,7 @@ from switch.cardsec.protector import CardProtector
 from switch.core.sequences import network_stan_of
 from switch.domain.errors import StoreError
 from switch.domain.saf import SafKind, item_id
-from switch.domain.transactions import CasFailed, Transaction, TxState
+from switch.domain.transactions import CasFailed, Changes, Expect, Transaction, TxState
 from switch.recovery.reversals import LEASE_SWEEPS, RECOVERY_LEASE
 from switch.recovery.saf import NotDelivered, SafQueue, new_owner
 from switch.routing.connectors import Connectors, OutcomeUnknown, Refused
@@ -157,22 +157,21 @@ class Adviser:
         raise NotDelivered("no acquirer could take it")
 
     async def _advised(self, tx: Transaction, acquirer_id: str) -> bool:
-        changes: dict[str, object] = {"updated_at": time.time()}
-        if acquirer_id != tx.acquirer_id:
-            changes["acquirer_id"] = acquirer_id
+        moved = acquirer_id != tx.acquirer_id
+        changes = Changes(updated_at=time.time(), acquirer_id=acquirer_id if moved else None)
         if tx.state is TxState.CAPTURED:
             # Captured before the advice landed: the state stays (the item's done flag says
             # the issuer holds it); only the carrying acquirer is recorded if it changed.
-            if "acquirer_id" in changes:
+            if moved:
                 await self._store.compare_and_set(
-                    tx.id, {"state": TxState.CAPTURED, "acquirer_id": tx.acquirer_id}, changes
+                    tx.id, Expect(state=TxState.CAPTURED, acquirer_id=tx.acquirer_id), changes
                 )
             _log.info("advised_captured", tx=tx.id, rrn=tx.rrn, acquirer=acquirer_id)
             return True
         try:
             await self._store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED, changes)
         except CasFailed as exc:
-            if exc.current.state is TxState.CAPTURED and "acquirer_id" in changes:
+            if exc.current.state is TxState.CAPTURED and moved:
                 return await self._advised(exc.current, acquirer_id)
             if exc.current.state not in (TxState.ADVISED, TxState.CAPTURED, *_VOIDED):
                 raise

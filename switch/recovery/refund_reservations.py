@@ -31,7 +31,7 @@ from payswitch import codes
 from payswitch.logs import get as get_logger
 from switch.core.abandoned_keys import UNSENT_AFTER_S
 from switch.domain.errors import StoreError
-from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import CasFailed, Changes, Expect, Transaction, TxState, TxType
 from switch.store.base import Store
 
 _log = get_logger("switch.refunds")
@@ -55,8 +55,8 @@ async def reserve(store: Store, original_id: str, delta: int) -> bool:
         try:
             await store.compare_and_set(
                 original_id,
-                {"refunded_minor": tx.refunded_minor},
-                {"refunded_minor": new, "updated_at": time.time()},
+                Expect(refunded_minor=tx.refunded_minor),
+                Changes(refunded_minor=new, updated_at=time.time()),
             )
             return True
         except CasFailed as exc:
@@ -79,7 +79,7 @@ async def begin_refund(
             tx.id,
             TxState.RECEIVED,
             TxState.DECLINED,
-            {"response_code": codes.INVALID_AMOUNT, "updated_at": time.time()},
+            Changes(response_code=codes.INVALID_AMOUNT, updated_at=time.time()),
         )
     try:
         return await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
@@ -125,8 +125,8 @@ async def _recover_original(store: Store, original_id: str, now: float) -> int:
         try:
             await store.compare_and_set(
                 original_id,
-                {"refunded_minor": original.refunded_minor},
-                {"refunded_minor": holding, "updated_at": time.time()},
+                Expect(refunded_minor=original.refunded_minor),
+                Changes(refunded_minor=holding, updated_at=time.time()),
             )
         except CasFailed:
             return 0  # a refund reserved meanwhile: the next sweep recomputes
@@ -142,7 +142,7 @@ async def _recover_original(store: Store, original_id: str, now: float) -> int:
                 tx_id,
                 TxState.RECEIVED,
                 TxState.DECLINED,
-                {"response_code": codes.SYSTEM_MALFUNCTION, "updated_at": time.time()},
+                Changes(response_code=codes.SYSTEM_MALFUNCTION, updated_at=time.time()),
             )
             declined += 1
         except CasFailed:

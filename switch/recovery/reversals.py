@@ -59,7 +59,7 @@ from switch.domain.batches import BatchItem, ItemKind
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import IdemStatus
 from switch.domain.saf import SafKind
-from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import CasFailed, Changes, Transaction, TxState, TxType
 from switch.recovery.refund_reservations import release_orphans
 from switch.recovery.saf import NotDelivered, SafQueue, new_owner
 from switch.routing.connectors import Connectors, OutcomeUnknown
@@ -230,7 +230,7 @@ class Reverser:
         """The acquirer acknowledged the reversal: REVERSAL_PENDING -> REVERSED."""
         try:
             tx = await self._store.transition(
-                tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, {"updated_at": time.time()}
+                tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED, Changes(updated_at=time.time())
             )
         except CasFailed as exc:
             if exc.current.state is not TxState.REVERSED:
@@ -251,7 +251,7 @@ class Reverser:
     async def _move_dead_void(self, tx: Transaction) -> Transaction:
         """The issuer released a dead void's hold: APPROVED | STOOD_IN | ADVISED ->
         REVERSAL_PENDING (a stand-in's is a typed transition)."""
-        changes = {"updated_at": time.time()}
+        changes = Changes(updated_at=time.time())
         for _ in range(len(_DEAD_VOID) + 1):
             try:
                 if tx.state is TxState.APPROVED:
@@ -282,7 +282,7 @@ class Reverser:
 
     async def _move(self, tx: Transaction, frm: TxState, to: TxState) -> Transaction:
         try:
-            return await self._store.transition(tx.id, frm, to, {"updated_at": time.time()})
+            return await self._store.transition(tx.id, frm, to, Changes(updated_at=time.time()))
         except CasFailed as exc:  # a concurrent writer moved it first: go on from there
             return exc.current
 

@@ -13,11 +13,11 @@ clear; the vault holds PANs only as HSM-encrypted blobs (``hsm.vault``), never C
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
 
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
 from switch.domain.transactions import (
+    Changes,
     ReceivedOnly,
     Recorded,
     Transaction,
@@ -109,7 +109,7 @@ class Store(
                 tx.id,
                 TxState.RECEIVED,
                 TxState.PENDING,
-                {"acquirer_id": acquirer_id, "updated_at": now},
+                Changes(acquirer_id=acquirer_id, updated_at=now),
             )
         except StoreError as exc:
             raise ReceivedOnly(tx, exc) from exc
@@ -119,7 +119,7 @@ class Store(
         tx_id: str,
         from_state: TxState,
         to_state: TxState,
-        changes: Mapping[str, object],
+        changes: Changes,
         answer: Answer | None,
     ) -> Recorded:
         """The final transition (a compare-and-set, as ``transition``), then complete the

@@ -7,9 +7,15 @@ both validate it first with ``switch.domain.transactions.check_cas``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
 
-from switch.domain.transactions import Transaction, TxState, TxType, check_transition
+from switch.domain.transactions import (
+    Changes,
+    Expect,
+    Transaction,
+    TxState,
+    TxType,
+    check_transition,
+)
 
 
 class TransactionStore(abc.ABC):
@@ -25,10 +31,8 @@ class TransactionStore(abc.ABC):
     async def get_transaction(self, tx_id: str) -> Transaction | None: ...
 
     @abc.abstractmethod
-    async def compare_and_set(
-        self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
-    ) -> Transaction:
-        """Apply ``changes`` iff every column in ``expected`` has the given value; bumps
+    async def compare_and_set(self, tx_id: str, expected: Expect, changes: Changes) -> Transaction:
+        """Apply ``changes`` iff every field given in ``expected`` holds; bumps
         ``version``. Raises CasFailed with the current row, or NotFound. Arguments are
         validated by ``check_cas`` first (ValueError, IllegalTransition)."""
 
@@ -37,13 +41,12 @@ class TransactionStore(abc.ABC):
         tx_id: str,
         from_state: TxState,
         to_state: TxState,
-        changes: Mapping[str, object] | None = None,
+        changes: Changes | None = None,
     ) -> Transaction:
         """State-machine transition as a compare-and-set on ``state``."""
         check_transition(from_state, to_state)
-        updates = dict(changes or {})
-        updates["state"] = to_state
-        return await self.compare_and_set(tx_id, {"state": from_state}, updates)
+        updates = (changes or Changes()).to(to_state)
+        return await self.compare_and_set(tx_id, Expect(state=from_state), updates)
 
     async def typed_transition(
         self,
@@ -51,12 +54,11 @@ class TransactionStore(abc.ABC):
         from_state: TxState,
         to_state: TxState,
         tx_type: TxType,
-        changes: Mapping[str, object] | None = None,
+        changes: Changes | None = None,
     ) -> Transaction:
         """A transition of ``TYPED_TRANSITIONS``: the compare-and-set expects the type too."""
-        updates = dict(changes or {})
-        updates["state"] = to_state
-        return await self.compare_and_set(tx_id, {"state": from_state, "type": tx_type}, updates)
+        updates = (changes or Changes()).to(to_state)
+        return await self.compare_and_set(tx_id, Expect(state=from_state, type=tx_type), updates)
 
     @abc.abstractmethod
     async def transactions_in_state(

@@ -7,7 +7,7 @@ import uuid
 
 from switch.backoffice.ledger import Ledger
 from switch.cli.recon import FeeRow
-from switch.domain.transactions import Transaction, TxState, TxType
+from switch.domain.transactions import Changes, Expect, Transaction, TxState, TxType
 from switch.store.base import Store
 
 DAY0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
@@ -40,9 +40,9 @@ def new_tx(**kw: object) -> Transaction:
 async def approved(store: Store, **kw: object) -> Transaction:
     tx = new_tx(**kw)
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
     return await store.transition(
-        tx.id, TxState.PENDING, TxState.APPROVED, {"response_code": "00", "auth_code": "A1B2C3"}
+        tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00", auth_code="A1B2C3")
     )
 
 
@@ -50,7 +50,7 @@ async def captured(store: Store, captured_minor: int | None = None, **kw: object
     tx = await approved(store, **kw)
     amount = tx.amount_minor if captured_minor is None else captured_minor
     return await store.transition(
-        tx.id, TxState.APPROVED, TxState.CAPTURED, {"captured_minor": amount}
+        tx.id, TxState.APPROVED, TxState.CAPTURED, Changes(captured_minor=amount)
     )
 
 
@@ -68,8 +68,8 @@ async def settled_sale(
 async def refund_of(store: Store, sale: Transaction, amount: int, **kw: object) -> Transaction:
     """An approved refund of ``sale`` (reserving on the original, as the switch does)."""
     await store.compare_and_set(
-        sale.id, {"refunded_minor": sale.refunded_minor},
-        {"refunded_minor": sale.refunded_minor + amount},
+        sale.id, Expect(refunded_minor=sale.refunded_minor),
+        Changes(refunded_minor=sale.refunded_minor + amount),
     )  # fmt: skip
     tx = new_tx(
         type=TxType.REFUND, amount_minor=amount, currency=sale.currency,
@@ -77,5 +77,7 @@ async def refund_of(store: Store, sale: Transaction, amount: int, **kw: object) 
         **kw,
     )  # fmt: skip
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
-    return await store.transition(tx.id, TxState.PENDING, TxState.APPROVED, {"response_code": "00"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
+    return await store.transition(
+        tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00")
+    )

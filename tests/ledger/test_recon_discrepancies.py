@@ -19,7 +19,7 @@ from issuer.chargebacks import raise_chargeback
 from switch.backoffice.disputes.service import Disputes
 from switch.backoffice.recon.engine import reconcile
 from switch.backoffice.recon.sources import read_books, switch_transactions
-from switch.domain.transactions import TxState
+from switch.domain.transactions import Changes, TxState
 
 CUTOFF = DAY0 + 3_600
 
@@ -157,8 +157,8 @@ async def _advised(store, day: Day, amount: int, *, advise_issuer: bool = True):
     """A stand-in approval the switch advised (ADVISED) and the issuer posted (its advice)."""
     tx = new_tx(amount_minor=amount)
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
-    await store.transition(tx.id, TxState.PENDING, TxState.STOOD_IN, {"auth_code": "S00001"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
+    await store.transition(tx.id, TxState.PENDING, TxState.STOOD_IN, Changes(auth_code="S00001"))
     tx = await store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED)
     if advise_issuer:
         books = Books(day.books_path)

@@ -13,7 +13,7 @@ import sys
 
 from storekit import NOW, new_tx
 
-from switch.domain.transactions import TxState
+from switch.domain.transactions import Changes, TxState
 from switch.store import open_store
 
 
@@ -24,7 +24,7 @@ async def main(url: str, stan: int) -> None:
     await store.claim_idempotency(tx.terminal_id, "crash-key", "authorize", "fp", 3600.0, NOW)
     await store.insert_transaction(tx)
     await store.attach_transaction(tx.terminal_id, "crash-key", tx.id)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
     seq = await store.next_sequence("crash")
     await store.complete_idempotency(tx.terminal_id, "crash-key", b"answer", tx.id)
     sys.stdout.write(f"{tx.id} {seq}\n")

@@ -17,7 +17,7 @@ import time
 
 from storekit import new_tx
 
-from switch.domain.transactions import TxState, TxType
+from switch.domain.transactions import Changes, TxState, TxType
 from switch.recovery.refund_reservations import begin_refund
 from switch.store import open_store
 
@@ -29,7 +29,9 @@ async def main(url: str, stan: int) -> None:
     await store.insert_transaction(sale)
     await store.transition(sale.id, TxState.RECEIVED, TxState.PENDING)
     await store.transition(sale.id, TxState.PENDING, TxState.APPROVED)
-    await store.transition(sale.id, TxState.APPROVED, TxState.CAPTURED, {"captured_minor": 5_000})
+    await store.transition(
+        sale.id, TxState.APPROVED, TxState.CAPTURED, Changes(captured_minor=5_000)
+    )
     now = time.time()
     refund = dataclasses.replace(
         new_tx(stan=stan + 1, acquirer_id="ACQ1", amount_minor=2_000),

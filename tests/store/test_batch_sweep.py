@@ -11,7 +11,7 @@ from storekit import NOW, new_tx
 from switch.backoffice.batches.join import item_of
 from switch.backoffice.batches.sweep import join_unbatched
 from switch.domain.batches import ItemKind
-from switch.domain.transactions import TxState, TxType
+from switch.domain.transactions import Changes, TxState, TxType
 from switch.store.base import Store
 
 LATER = NOW + 60.0
@@ -20,11 +20,11 @@ LATER = NOW + 60.0
 async def _in(store: Store, state: TxState, **kw: object):
     tx = new_tx(**kw)
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
     tx = await store.transition(tx.id, TxState.PENDING, TxState.APPROVED)
     if state is TxState.CAPTURED:
         tx = await store.transition(
-            tx.id, TxState.APPROVED, TxState.CAPTURED, {"captured_minor": 900}
+            tx.id, TxState.APPROVED, TxState.CAPTURED, Changes(captured_minor=900)
         )
     return tx
 

@@ -19,7 +19,7 @@ from storekit import NOW, new_tx
 
 from switch.domain.errors import StoreError, StoreUnavailable
 from switch.domain.idempotency import IdemStatus
-from switch.domain.transactions import CasFailed, DuplicateTransmission, TxState
+from switch.domain.transactions import CasFailed, Changes, DuplicateTransmission, TxState
 from switch.store import open_store
 from switch.store.cassandra import exec as cx
 from switch.store.cassandra.config import parse_url
@@ -180,7 +180,7 @@ async def test_transition_of_unknown_outcome_is_settled(store, monkeypatch, appl
     tx = new_tx()
     await store.insert_transaction(tx)
     seen = inject_unknown(monkeypatch, "UPDATE transactions", applied=applied)
-    moved = await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"auth_code": "X"})
+    moved = await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(auth_code="X"))
     assert seen and (moved.state, moved.version, moved.auth_code) == (TxState.PENDING, 2, "X")
     assert await store.get_transaction(tx.id) == moved  # applied exactly once
     with pytest.raises(CasFailed):

@@ -17,6 +17,7 @@ from switch.domain.errors import NotFound, StoreError
 from switch.domain.idempotency import Answer, IdemStatus
 from switch.domain.transactions import (
     CasFailed,
+    Changes,
     DuplicateTransmission,
     IllegalTransition,
     ReceivedOnly,
@@ -78,7 +79,7 @@ async def test_receive_without_key_vault_or_route_stays_received(cstore: Store) 
         tx.id,
         TxState.RECEIVED,
         TxState.DECLINED,
-        {"response_code": "12", "updated_at": LATER},
+        Changes(response_code="12", updated_at=LATER),
         Answer("T0001", tx.idempotency_key, ANSWER),
     )
     assert done.answered and done.tx.state is TxState.DECLINED and done.tx.version == 2
@@ -149,7 +150,7 @@ async def _pending(store: Store) -> tuple[str, str]:
 
 async def test_record_with_answer_records_and_completes_the_key(cstore: Store) -> None:
     tx_id, key = await _pending(cstore)
-    changes = {"response_code": "00", "auth_code": "A1B2C3", "updated_at": LATER}
+    changes = Changes(response_code="00", auth_code="A1B2C3", updated_at=LATER)
     done = await cstore.record_with_answer(
         tx_id, TxState.PENDING, TxState.APPROVED, changes, Answer("T0001", key, ANSWER)
     )
@@ -167,14 +168,14 @@ async def test_cas_refusal_leaves_the_key_uncompleted(cstore: Store) -> None:
     completed (no answer replays an outcome that is not the stored one)."""
     tx_id, key = await _pending(cstore)
     moved = await cstore.transition(
-        tx_id, TxState.PENDING, TxState.UNKNOWN, {"response_code": "91"}
+        tx_id, TxState.PENDING, TxState.UNKNOWN, Changes(response_code="91")
     )
     with pytest.raises(CasFailed) as info:
         await cstore.record_with_answer(
             tx_id,
             TxState.PENDING,
             TxState.APPROVED,
-            {"response_code": "00", "auth_code": "X"},
+            Changes(response_code="00", auth_code="X"),
             Answer("T0001", key, ANSWER),
         )
     assert info.value.current == moved
@@ -191,10 +192,10 @@ async def test_illegal_transition_or_unknown_row_leaves_the_key_uncompleted(csto
     tx_id, key = await _pending(cstore)
     answer = Answer("T0001", key, ANSWER)
     with pytest.raises(IllegalTransition):
-        await cstore.record_with_answer(tx_id, TxState.PENDING, TxState.SETTLED, {}, answer)
+        await cstore.record_with_answer(tx_id, TxState.PENDING, TxState.SETTLED, Changes(), answer)
     with pytest.raises(NotFound):
         await cstore.record_with_answer(
-            "no-such-tx", TxState.PENDING, TxState.DECLINED, {"response_code": "05"}, answer
+            "no-such-tx", TxState.PENDING, TxState.DECLINED, Changes(response_code="05"), answer
         )
     record = await cstore.get_idempotency("T0001", key, NOW)
     assert record.status is IdemStatus.IN_FLIGHT and record.response == b""
@@ -209,7 +210,7 @@ async def test_a_missing_key_never_undoes_the_recorded_outcome(cstore: Store) ->
         tx_id,
         TxState.PENDING,
         TxState.APPROVED,
-        {"response_code": "00", "auth_code": "A1"},
+        Changes(response_code="00", auth_code="A1"),
         Answer("T0001", key, ANSWER),
     )
     assert not done.answered and done.tx.state is TxState.APPROVED
@@ -220,7 +221,7 @@ async def test_a_missing_key_never_undoes_the_recorded_outcome(cstore: Store) ->
 async def test_record_without_answer_is_the_transition_alone(cstore: Store) -> None:
     tx_id, key = await _pending(cstore)
     done = await cstore.record_with_answer(
-        tx_id, TxState.PENDING, TxState.DECLINED, {"response_code": "05"}, None
+        tx_id, TxState.PENDING, TxState.DECLINED, Changes(response_code="05"), None
     )
     assert done.tx.state is TxState.DECLINED and not done.answered
     assert (await cstore.get_idempotency("T0001", key, NOW)).status is IdemStatus.IN_FLIGHT

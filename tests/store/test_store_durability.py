@@ -11,7 +11,7 @@ from pathlib import Path
 from storekit import NOW, new_tx
 
 from switch.domain.idempotency import IdemStatus
-from switch.domain.transactions import TxState
+from switch.domain.transactions import Changes, TxState
 from switch.store import open_store
 from switch.store.base import Store
 
@@ -48,7 +48,9 @@ async def test_everything_persists_across_close_and_reopen(store_url: str) -> No
         await first.claim_idempotency("T1", "k1", "authorize", "fp", 3600.0, NOW)
         await first.insert_transaction(tx)
         await first.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
-        moved = await first.transition(tx.id, TxState.PENDING, TxState.APPROVED, {"auth_code": "X"})
+        moved = await first.transition(
+            tx.id, TxState.PENDING, TxState.APPROVED, Changes(auth_code="X")
+        )
         await first.complete_idempotency("T1", "k1", b"\x00answer", tx.id)
         seq = await first.next_sequence("rrn")
     async with open_store(store_url) as second:  # schema applied again: idempotent

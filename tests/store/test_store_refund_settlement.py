@@ -10,6 +10,8 @@ from storekit import new_tx
 from switch.backoffice.settlement.run import settle_refund
 from switch.domain.transactions import (
     TRANSITIONS,
+    Changes,
+    Expect,
     IllegalTransition,
     TxState,
     TxType,
@@ -21,7 +23,7 @@ from switch.store.base import Store
 async def _approved(store: Store, type_: TxType):
     tx = new_tx(type=type_)
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
     return await store.transition(tx.id, TxState.PENDING, TxState.APPROVED)
 
 
@@ -38,7 +40,9 @@ async def test_an_authorization_cannot_skip_its_capture(store: Store) -> None:
     with pytest.raises(IllegalTransition):
         await store.transition(sale.id, TxState.APPROVED, TxState.SETTLED)
     with pytest.raises(IllegalTransition):  # without the type in the compare-and-set
-        await store.compare_and_set(sale.id, {"state": TxState.APPROVED}, {"state": "SETTLED"})
+        await store.compare_and_set(
+            sale.id, Expect(state=TxState.APPROVED), Changes(state="SETTLED")
+        )
     # With the REFUND type expected, the row's own type refuses it.
     assert (await settle_refund(store, sale)).state is TxState.APPROVED
     assert (await store.get_transaction(sale.id)).state is TxState.APPROVED

@@ -7,15 +7,24 @@ from __future__ import annotations
 import pytest
 from storekit import new_tx
 
-from switch.domain.transactions import TRANSITIONS, CasFailed, IllegalTransition, TxState, TxType
+from switch.domain.transactions import (
+    TRANSITIONS,
+    CasFailed,
+    Changes,
+    IllegalTransition,
+    TxState,
+    TxType,
+)
 from switch.store.base import Store
 
 
 async def _stood_in(store: Store, advised: bool = False):
     tx = new_tx()
     await store.insert_transaction(tx)
-    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "ACQ1"})
-    tx = await store.transition(tx.id, TxState.PENDING, TxState.STOOD_IN, {"auth_code": "SW0001"})
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
+    tx = await store.transition(
+        tx.id, TxState.PENDING, TxState.STOOD_IN, Changes(auth_code="SW0001")
+    )
     if advised:
         tx = await store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED)
     return tx
@@ -27,7 +36,7 @@ async def test_a_stand_in_is_captured_by_a_typed_compare_and_set(store: Store, a
     with pytest.raises(IllegalTransition):  # the untyped transition is not in the machine
         await store.transition(tx.id, tx.state, TxState.CAPTURED)
     done = await store.typed_transition(
-        tx.id, tx.state, TxState.CAPTURED, TxType.AUTHORIZATION, {"captured_minor": 1000}
+        tx.id, tx.state, TxState.CAPTURED, TxType.AUTHORIZATION, Changes(captured_minor=1000)
     )
     assert (done.state, done.captured_minor) == (TxState.CAPTURED, 1000)
     with pytest.raises(CasFailed):  # once

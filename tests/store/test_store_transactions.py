@@ -11,7 +11,9 @@ from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.transactions import (
     TRANSITIONS,
     CasFailed,
+    Changes,
     DuplicateTransmission,
+    Expect,
     IllegalTransition,
     TxState,
     TxType,
@@ -77,14 +79,14 @@ async def test_every_transition_from(store: Store, from_state: TxState) -> None:
         await store.insert_transaction(tx)
         if to_state in TRANSITIONS[from_state]:
             out = await store.transition(
-                tx.id, from_state, to_state, {"response_code": "05", "updated_at": NOW + 1}
+                tx.id, from_state, to_state, Changes(response_code="05", updated_at=NOW + 1)
             )
             expected = tx.copy(state=to_state, response_code="05", updated_at=NOW + 1, version=2)
             assert out == expected
             assert await store.get_transaction(tx.id) == expected
         else:
             with pytest.raises(IllegalTransition):
-                await store.transition(tx.id, from_state, to_state, {"response_code": "05"})
+                await store.transition(tx.id, from_state, to_state, Changes(response_code="05"))
             assert await store.get_transaction(tx.id) == tx
 
 
@@ -92,29 +94,39 @@ async def test_cas_cannot_bypass_the_state_machine(store: Store) -> None:
     tx = new_tx(state=TxState.DECLINED)
     await store.insert_transaction(tx)
     with pytest.raises(IllegalTransition):  # a state change without an expected state
-        await store.compare_and_set(tx.id, {"refunded_minor": 0}, {"state": TxState.APPROVED})
+        await store.compare_and_set(
+            tx.id, Expect(refunded_minor=0), Changes(state=TxState.APPROVED)
+        )
     with pytest.raises(IllegalTransition):
-        await store.compare_and_set(tx.id, {"state": TxState.DECLINED}, {"state": TxState.APPROVED})
-    with pytest.raises(ValueError):  # fixed columns never change
-        await store.compare_and_set(tx.id, {"state": TxState.DECLINED}, {"amount_minor": 1})
+        await store.compare_and_set(
+            tx.id, Expect(state=TxState.DECLINED), Changes(state=TxState.APPROVED)
+        )
+    with pytest.raises(TypeError):  # fixed columns never change: they cannot even be named
+        Changes(amount_minor=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):  # nor can unknown ones
+        Expect(no_such_column=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):  # a change is typed, not a dict of column names
+        await store.compare_and_set(tx.id, {"state": "DECLINED"}, {"amount_minor": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        await store.compare_and_set(tx.id, {"no_such_column": 1}, {"auth_code": "X"})
-    with pytest.raises(ValueError):
-        await store.compare_and_set(tx.id, {"captured_minor": 0}, {"captured_minor": 1.5})
+        await store.compare_and_set(tx.id, Expect(captured_minor=0), Changes(captured_minor=1.5))
     assert await store.get_transaction(tx.id) == tx
 
 
 async def test_cas_failure_returns_current_row_and_changes_nothing(store: Store) -> None:
     tx = new_tx()
     await store.insert_transaction(tx)
-    moved = await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "A"})
+    moved = await store.transition(
+        tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="A")
+    )
     with pytest.raises(CasFailed) as info:
-        await store.transition(tx.id, TxState.RECEIVED, TxState.DECLINED, {"response_code": "05"})
+        await store.transition(
+            tx.id, TxState.RECEIVED, TxState.DECLINED, Changes(response_code="05")
+        )
     assert info.value.current == moved
     assert await store.get_transaction(tx.id) == moved
     with pytest.raises(CasFailed) as info:  # a stale value on a non-state column
         await store.compare_and_set(
-            tx.id, {"state": TxState.PENDING, "refunded_minor": 5}, {"refunded_minor": 6}
+            tx.id, Expect(state=TxState.PENDING, refunded_minor=5), Changes(refunded_minor=6)
         )
     assert info.value.current == moved
 
@@ -123,12 +135,12 @@ async def test_cas_on_several_columns_and_version(store: Store) -> None:
     tx = new_tx(state=TxState.CAPTURED, captured_minor=1000)
     await store.insert_transaction(tx)
     one = await store.compare_and_set(
-        tx.id, {"refunded_minor": 0, "version": 1}, {"refunded_minor": 400}
+        tx.id, Expect(refunded_minor=0, version=1), Changes(refunded_minor=400)
     )
     assert (one.refunded_minor, one.version, one.state) == (400, 2, TxState.CAPTURED)
     with pytest.raises(CasFailed):
-        await store.compare_and_set(tx.id, {"version": 1}, {"refunded_minor": 999})
-    two = await store.compare_and_set(tx.id, {"version": 2}, {"refunded_minor": 0})
+        await store.compare_and_set(tx.id, Expect(version=1), Changes(refunded_minor=999))
+    two = await store.compare_and_set(tx.id, Expect(version=2), Changes(refunded_minor=0))
     assert (two.refunded_minor, two.version) == (0, 3)
 
 
@@ -147,7 +159,7 @@ async def test_concurrent_cas_exactly_one_wins(store: Store, open_more) -> None:
         to = outcomes[i % len(outcomes)]
         try:
             await stores[i % len(stores)].transition(
-                tx.id, TxState.PENDING, to, {"auth_code": f"W{i:03d}"}
+                tx.id, TxState.PENDING, to, Changes(auth_code=f"W{i:03d}")
             )
         except CasFailed as exc:
             assert exc.current.state is not TxState.PENDING
@@ -174,8 +186,8 @@ async def test_concurrent_increments_by_cas_lose_nothing(store: Store, open_more
             try:
                 await s.compare_and_set(
                     tx.id,
-                    {"refunded_minor": current.refunded_minor},
-                    {"refunded_minor": current.refunded_minor + 10},
+                    Expect(refunded_minor=current.refunded_minor),
+                    Changes(refunded_minor=current.refunded_minor + 10),
                 )
                 return
             except CasFailed as exc:

@@ -15,7 +15,7 @@ from switch.core.budget import Budget
 from switch.core.idempotency import IdempotencyGuard
 from switch.domain.idempotency import IdemStatus
 from switch.domain.saf import SafKind, new_item
-from switch.domain.transactions import TxState, TxType
+from switch.domain.transactions import Changes, TxState, TxType
 from switch.store.sqlite.store import SqliteStore
 from switch.wire.errors import ApiError
 from tests.store.storekit import new_tx
@@ -87,9 +87,9 @@ async def _tx_in(store, state, **fields):
     await store.insert_transaction(tx)
     current = TxState.RECEIVED
     for nxt in _PATHS[state]:
-        changes = {"response_code": "00"} if nxt is TxState.APPROVED else {}
+        changes = Changes(response_code="00") if nxt is TxState.APPROVED else Changes()
         if nxt is TxState.DECLINED:
-            changes = {"response_code": "51"}
+            changes = Changes(response_code="51")
         tx = await store.transition(tx.id, current, nxt, changes)
         current = nxt
     return tx

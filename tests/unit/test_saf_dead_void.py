@@ -11,7 +11,7 @@ import pytest
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import SafConfig
 from switch.domain.batches import ItemKind
-from switch.domain.transactions import TxState
+from switch.domain.transactions import Changes, TxState
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
 from switch.store.sqlite.store import SqliteStore
@@ -47,10 +47,10 @@ async def _in(store, state: TxState):
     await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
     if state is TxState.APPROVED:
         return await store.transition(
-            tx.id, TxState.PENDING, TxState.APPROVED, {"response_code": "00"}
+            tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00")
         )
     tx = await store.transition(
-        tx.id, TxState.PENDING, TxState.STOOD_IN, {"response_code": "00", "auth_code": "SW0001"}
+        tx.id, TxState.PENDING, TxState.STOOD_IN, Changes(response_code="00", auth_code="SW0001")
     )
     if state is TxState.ADVISED:
         tx = await store.transition(tx.id, TxState.STOOD_IN, TxState.ADVISED)
@@ -94,7 +94,7 @@ async def test_a_timed_out_authorization_reversed_is_no_void(store) -> None:
     tx = new_tx(scheme="visa", acquirer_id="acq-alpha", deadline_at=time.time() - 60)
     await store.insert_transaction(tx)
     await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING)
-    await store.transition(tx.id, TxState.PENDING, TxState.UNKNOWN, {"response_code": "91"})
+    await store.transition(tx.id, TxState.PENDING, TxState.UNKNOWN, Changes(response_code="91"))
     await _run_dead_void(store, tx, common_pb2.RESPONSE_CODE_APPROVED)
     assert (await store.get_transaction(tx.id)).state is TxState.REVERSED
     no = await store.open_batch_no(tx.terminal_id, time.time())

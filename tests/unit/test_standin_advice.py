@@ -17,7 +17,7 @@ from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import SafConfig, load
 from switch.core import metrics
 from switch.domain.saf import SafKind
-from switch.domain.transactions import Transaction, TxState, TxType
+from switch.domain.transactions import Changes, Transaction, TxState, TxType
 from switch.recovery.advice import Adviser
 from switch.recovery.reversals import RECOVERY_LEASE
 from switch.recovery.saf import NotDelivered, SafQueue
@@ -98,10 +98,13 @@ async def world(tmp_path):
         )
         await store.insert_transaction(tx)
         await store.transition(
-            tx.id, TxState.RECEIVED, TxState.PENDING, {"acquirer_id": "acq-alpha"}
+            tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="acq-alpha")
         )
         return await store.transition(
-            tx.id, TxState.PENDING, TxState.STOOD_IN, {"response_code": "00", "auth_code": "SW0001"}
+            tx.id,
+            TxState.PENDING,
+            TxState.STOOD_IN,
+            Changes(response_code="00", auth_code="SW0001"),
         )
 
     def adviser(alpha: str, beta: str, owner: str = "me") -> Adviser:

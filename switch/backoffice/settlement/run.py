@@ -54,7 +54,7 @@ from payswitch.world.topology import Topology
 from switch.backoffice.batches.sweep import join_unbatched
 from switch.backoffice.settlement.standin import advice_owed
 from switch.domain.batches import BatchState, ClosedBatch, ItemKind
-from switch.domain.transactions import CasFailed, Transaction, TxState, TxType
+from switch.domain.transactions import CasFailed, Changes, Expect, Transaction, TxState, TxType
 from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
@@ -296,7 +296,7 @@ async def _apply_report(store: Store, report: dict, hooks: list[Hook]) -> list[s
         if entry["kind"] == "CAPTURE" and tx.state is TxState.CAPTURED:
             try:
                 tx = await store.transition(
-                    tx.id, TxState.CAPTURED, TxState.SETTLED, {"updated_at": time.time()}
+                    tx.id, TxState.CAPTURED, TxState.SETTLED, Changes(updated_at=time.time())
                 )
                 settled.append(tx.id)
             except CasFailed as exc:
@@ -315,8 +315,8 @@ async def settle_refund(store: Store, tx: Transaction) -> Transaction:
     try:
         return await store.compare_and_set(
             tx.id,
-            {"state": TxState.APPROVED, "type": TxType.REFUND},
-            {"state": TxState.SETTLED, "updated_at": time.time()},
+            Expect(state=TxState.APPROVED, type=TxType.REFUND),
+            Changes(state=TxState.SETTLED, updated_at=time.time()),
         )
     except CasFailed as exc:
         return exc.current  # settled by an earlier run

@@ -41,7 +41,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, Timeout
@@ -54,7 +54,9 @@ from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
 from switch.domain.standin import check_reserve
 from switch.domain.transactions import (
     CasFailed,
+    Changes,
     DuplicateTransmission,
+    Expect,
     Transaction,
     TxState,
     check_cas,
@@ -473,18 +475,13 @@ class CassandraStore(
         if known is None or known.version <= tx.version:
             self._rows.put(tx.id, tx.copy())
 
-    async def compare_and_set(
-        self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
-    ) -> Transaction:
-        check_cas(expected, changes)
-        updates = dict(changes)
-        if "state" in updates:
-            updates["state"] = TxState(updates["state"])  # type: ignore[arg-type]
+    async def compare_and_set(self, tx_id: str, expected: Expect, changes: Changes) -> Transaction:
+        want, updates = check_cas(expected, changes)
         if "deadline_at" in updates:
             bucket_of(float(updates["deadline_at"]))  # type: ignore[arg-type]
         cql = self._open()
         async with cql.serialised("tx", tx_id):
-            return await cql.shielded(self._cas(tx_id, dict(expected), updates))
+            return await cql.shielded(self._cas(tx_id, want, updates))
 
     async def _cas(
         self, tx_id: str, expected: dict[str, object], changes: dict[str, object]

@@ -63,7 +63,9 @@ from switch.domain.standin import check_reserve
 from switch.domain.transactions import (
     COLUMNS,
     CasFailed,
+    Changes,
     DuplicateTransmission,
+    Expect,
     Recorded,
     Transaction,
     TxState,
@@ -461,11 +463,9 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         row = conn.execute(f"{_TX_SELECT} WHERE id = ?", (tx_id,)).fetchone()
         return None if row is None else _tx_from_row(row)
 
-    async def compare_and_set(
-        self, tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
-    ) -> Transaction:
-        check_cas(expected, changes)
-        sql, params = self._cas_sql(tx_id, expected, changes)
+    async def compare_and_set(self, tx_id: str, expected: Expect, changes: Changes) -> Transaction:
+        want, change = check_cas(expected, changes)
+        sql, params = self._cas_sql(tx_id, want, change)
         return await self._call(self._cas, tx_id, sql, params)
 
     @staticmethod
@@ -559,17 +559,15 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         tx_id: str,
         from_state: TxState,
         to_state: TxState,
-        changes: Mapping[str, object],
+        changes: Changes,
         answer: Answer | None,
     ) -> Recorded:
         """The final compare-and-set and the key's completion in one BEGIN IMMEDIATE
         transaction: one commit. A refused compare-and-set rolls back with the key untouched;
         a missing key commits the transition alone (``answered=False``)."""
         check_transition(from_state, to_state)
-        updates = {**changes, "state": to_state}
-        expected = {"state": from_state}
-        check_cas(expected, updates)
-        sql, params = self._cas_sql(tx_id, expected, updates)
+        want, change = check_cas(Expect(state=from_state), changes.to(to_state))
+        sql, params = self._cas_sql(tx_id, want, change)
         return await self._call(self._record, tx_id, sql, params, answer)
 
     def _record(
