@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from payswitch.world.settlement import SettlementConfig
 from payswitch.world.topology import SwitchConfig
 from switch.cardsec.protector import CardProtector
+from switch.core.admission import Admission
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -40,3 +41,21 @@ class Services:
     standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
     saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
+    admission: Admission | None = None  # None: built from the config (``[switch] tls`` etc.)
+
+    def __post_init__(self) -> None:
+        if self.admission is None:
+            cfg = self.config
+            self.admission = Admission(
+                self.registry,
+                tls=cfg.tls,
+                max_in_flight=cfg.max_in_flight,
+                rate_per_s=cfg.terminal_rate_per_s,
+                burst=cfg.terminal_burst,
+            )
+
+    @property
+    def gate(self) -> Admission:
+        """The process's admission (always set once constructed)."""
+        assert self.admission is not None
+        return self.admission

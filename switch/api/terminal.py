@@ -1,25 +1,25 @@
 """TerminalService: the gRPC face of the switch. Each RPC starts the request's budget from
 the caller's deadline, runs its operation, and turns API errors into gRPC statuses.
 
-Before any operation runs, admission control may shed it (RESOURCE_EXHAUSTED): above the
-in-flight bound for every RPC but Echo (liveness), above the terminal's rate for the
-money-moving ones.
-
-Every RPC is then admitted by the registry (``TerminalRegistry.admit``): with mTLS
-(``[switch] tls``) the client certificate's terminal id must be the request's, and a revoked
-terminal is refused; either way before any state is touched. Each answer is counted in
+Before any operation runs, admission control may shed it (RESOURCE_EXHAUSTED) above the
+in-flight bound, for every RPC but Echo (liveness). Every RPC is then admitted once
+(``switch.core.admission``; Authorize in the pipeline's "admit" stage, the others here): with
+mTLS (``[switch] tls``) the client certificate's terminal id must be the request's, a revoked
+terminal is refused, and the money-moving RPCs spend a token of the terminal's rate; all
+before any state is touched. Each answer is counted in
 ``payswitch_requests_total{rpc,code}`` (ISO code, "OK" for answers without one, the gRPC
 status name for errors); label children are cached, so counting costs one ``inc``."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import grpc
 
 from payswitch import codes, tls
 from payswitch.v1 import terminal_pb2, terminal_pb2_grpc
-from switch.api.admission import Admission
 from switch.core import metrics
 from switch.core.budget import Budget
 from switch.domain.errors import StoreError
@@ -33,6 +33,8 @@ from switch.pipeline.context import AuthContext
 from switch.services import Services
 from switch.wire import validation
 from switch.wire.errors import ApiError
+
+R = TypeVar("R")
 
 
 class _RequestCounter:
@@ -58,64 +60,68 @@ def _answer_code(response: object) -> str:
 
 
 class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
-    def __init__(self, svc: Services, pipeline: Pipeline, *, tls_on: bool = False) -> None:
+    def __init__(self, svc: Services, pipeline: Pipeline) -> None:
         self._svc = svc
         self._pipeline = pipeline
-        self._tls = tls_on
+        self._gate = svc.gate
         self._count = _RequestCounter()
         self._max_budget_s = svc.config.max_budget_ms / 1000
         self._margin_s = svc.config.margin_ms / 1000
-        self._admission = Admission(
-            svc.config.max_in_flight, svc.config.terminal_rate_per_s, svc.config.terminal_burst
-        )
 
     def _budget(self, context: grpc.aio.ServicerContext) -> Budget:
         return Budget.start(context.time_remaining(), self._max_budget_s, self._margin_s)
 
-    def _admit(self, context: grpc.aio.ServicerContext, terminal_id: str) -> None:
-        validation.identifier(terminal_id, "terminal_id")
-        peer = tls.terminal_identity(context.auth_context()) if self._tls else None
-        self._svc.registry.admit(terminal_id, peer, self._tls)
+    def _peer(self, context: grpc.aio.ServicerContext) -> str | None:
+        """The client certificate's terminal id (mTLS), None without TLS."""
+        return tls.terminal_identity(context.auth_context()) if self._gate.tls else None
 
     async def _guarded(
         self,
         context: grpc.aio.ServicerContext,
-        coro,
+        coro: Coroutine[Any, Any, R],
         rpc: str,
         terminal_id: str,
         *,
         shed: bool = True,
+        admit: bool = True,
         rate: bool = False,
-    ):
-        """Admit, run ``coro``, map errors. A shed or refused request's coroutine is closed
-        unstarted, so nothing it would have done (idempotency claim, store writes, network)
-        happens."""
+    ) -> R:
+        """Shed above the in-flight bound, admit the terminal (once: the authorization
+        pipeline admits in its own "admit" stage instead, ``admit=False``), run ``coro``, map
+        errors. A shed or refused request's coroutine is closed unstarted, so nothing it would
+        have done (idempotency claim, store writes, network) happens."""
         admitted = False
         try:
             if shed:
-                self._admission.in_flight.acquire()
+                self._gate.in_flight.acquire()
                 admitted = True
-            self._admit(context, terminal_id)
-            if rate:
-                self._admission.rates.take(terminal_id)
+            if admit:
+                self._gate.admit(terminal_id, self._peer(context), rate=rate)
             response = await coro
             self._count.inc(rpc, _answer_code(response))
             return response
         except ApiError as exc:
             self._count.inc(rpc, exc.code.name)
             await context.abort_with_status(exc.to_status())
+            raise AssertionError("abort_with_status returned") from None  # it always raises
         except StoreError:
             self._count.inc(rpc, grpc.StatusCode.UNAVAILABLE.name)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
+            raise AssertionError("abort returned") from None  # it always raises
         finally:
             if admitted:
-                self._admission.in_flight.release()
+                self._gate.in_flight.release()
             coro.close()  # no-op once it ran; stops a never-awaited warning when shed
 
     async def Authorize(self, request, context):
-        ctx = AuthContext(request=request, budget=self._budget(context), started=time.monotonic())
+        ctx = AuthContext(
+            request=request,
+            budget=self._budget(context),
+            started=time.monotonic(),
+            peer=self._peer(context),
+        )
         return await self._guarded(
-            context, self._pipeline.run(ctx), "Authorize", request.terminal_id, rate=True
+            context, self._pipeline.run(ctx), "Authorize", request.terminal_id, admit=False
         )
 
     async def Capture(self, request, context):

@@ -25,6 +25,7 @@ from switch.api.terminal import TerminalService
 from switch.backoffice.settlement.scheduler import CutoffScheduler
 from switch.cardsec.protector import CardProtector
 from switch.core import metrics
+from switch.core.admission import Admission
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -76,12 +77,13 @@ class Switch:
         router = Router(topology, breakers)
         saf = SafQueue(store, topology.saf)
         reverser = Reverser(store, connectors, saf)
+        registry = TerminalRegistry(topology, store)
         self.services = Services(
             config=topology.switch,
             store=store,
             guard=IdempotencyGuard(store, abandoned_after_s=topology.switch.abandoned_key_s),
             protector=protector,
-            registry=TerminalRegistry(topology, store),
+            registry=registry,
             router=router,
             connectors=connectors,
             reverser=reverser,
@@ -90,6 +92,13 @@ class Switch:
             standin=StandIn(topology.standin, store),
             saf=saf,
             settlement=topology.settlement,
+            admission=Admission(
+                registry,
+                tls=self.tls,
+                max_in_flight=sw.max_in_flight,
+                rate_per_s=sw.terminal_rate_per_s,
+                burst=sw.terminal_burst,
+            ),
         )
         # The ADVICE handler of the same queue; its safety-net sweep runs under the recovery
         # lease, as the same lease owner as the reversals' sweep.
@@ -125,7 +134,7 @@ class Switch:
             ],
         )
         terminal_pb2_grpc.add_TerminalServiceServicer_to_server(
-            TerminalService(self.services, self.pipeline, tls_on=self.tls), server
+            TerminalService(self.services, self.pipeline), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (

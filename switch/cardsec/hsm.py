@@ -43,7 +43,7 @@ from switch.cardsec.protector import (
     CardDataRejected,
     OpenedCard,
     RequestRejected,
-    RouteFn,
+    Routes,
 )
 
 CARD_FIELD = "encrypted_card"
@@ -94,7 +94,7 @@ def _card_data(plaintext: bytes) -> tuple[str, str, str]:
 
 
 def open_job(
-    session: Any, ksn: bytes, ciphertext: bytes, pin_block: bytes, route: RouteFn
+    session: Any, ksn: bytes, ciphertext: bytes, pin_block: bytes, routes: Routes
 ) -> OpenedCard:
     """HSM job: decrypt, check, route, translate the PIN, tokenize, seal for the vault."""
     with transaction_key(session, Ksn.from_bytes(ksn)) as tk:
@@ -108,7 +108,7 @@ def open_job(
             zeroize(plain)
         scheme = cards.scheme_of(pan)
         assert scheme is not None  # check_pan accepted it
-        acquirers = tuple(route(scheme))
+        acquirers = tuple(routes.get(scheme, ()))
         block = b""
         if pin_block and acquirers:
             zpk = get_key(session, zpk_label(acquirers[0]))
@@ -180,9 +180,11 @@ class HsmCardSecurity(HsmCardProtector):
         return await self.pool.run(verify_job, dict(fields), bytes(mac), keyed)
 
     async def open_card(
-        self, ksn: bytes, ciphertext: bytes, pin_block: bytes, route: RouteFn
+        self, ksn: bytes, ciphertext: bytes, pin_block: bytes, routes: Routes
     ) -> OpenedCard:
-        return await self.pool.run(open_job, bytes(ksn), bytes(ciphertext), bytes(pin_block), route)
+        return await self.pool.run(
+            open_job, bytes(ksn), bytes(ciphertext), bytes(pin_block), routes
+        )
 
     async def translate_pin(
         self, ksn: bytes, pin_block: bytes, pan: str, acquirer_id: str

@@ -13,7 +13,7 @@ hashed: transactions carry the token, the vault an AES-GCM blob.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,9 +51,10 @@ class OpenedCard:
     vault_version: int = 0
 
 
-# Routing, called inside the open job with the card's scheme (never the PAN), so that the PIN
-# block is translated once, straight into the zone of the acquirer the request will go to.
-RouteFn = Callable[[Scheme], tuple[str, ...]]
+# The merchant's acquirers by card scheme, in its order of preference (the pipeline's "route"
+# stage). The open job picks the card's by its scheme (never the PAN leaves the job), so that
+# the PIN block is translated once, straight into the zone of the acquirer the request goes to.
+Routes = Mapping[Scheme, tuple[str, ...]]
 
 
 class CardProtector(Protocol):
@@ -70,10 +71,11 @@ class CardProtector(Protocol):
         ...
 
     async def open_card(
-        self, ksn: bytes, ciphertext: bytes, pin_block: bytes, route: RouteFn
+        self, ksn: bytes, ciphertext: bytes, pin_block: bytes, routes: Routes
     ) -> OpenedCard:
-        """Decrypt and check the card data, tokenize, seal the PAN for the vault, route,
-        translate the PIN block; ``CardDataRejected`` for unusable data."""
+        """Decrypt and check the card data, tokenize, seal the PAN for the vault, take the
+        card scheme's acquirers from ``routes``, translate the PIN block to the first one's
+        zone PIN key; ``CardDataRejected`` for unusable data."""
         ...
 
     async def translate_pin(

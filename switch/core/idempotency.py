@@ -1,4 +1,7 @@
-"""Idempotency keys: claim, replay, refuse, wait.
+"""Idempotency keys: claim, replay, refuse, wait. The one helper for the authorization
+pipeline and the operations: ``IdempotencyGuard.claim`` gives a ``KeyHold`` (this request owns
+the key: attach, complete or release it) or a ``Replay``; ``IdempotencyGuard.once`` runs an
+operation under a key from claim to answer.
 
 - same key + same content (fingerprint) + completed -> the stored answer, replayed;
 - same key + different content -> FAILED_PRECONDITION;
@@ -29,13 +32,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from google.protobuf.message import Message
+
+from payswitch import codes
+from payswitch.logs import get as get_logger
 from switch.core.abandoned_keys import abandoned_answer
 from switch.core.budget import Budget
+from switch.domain.errors import StoreError
 from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
 from switch.store.base import Store
-from switch.wire.errors import Aborted, FailedPrecondition
+from switch.wire.errors import Aborted, ApiError, FailedPrecondition, Unavailable
+
+M = TypeVar("M", bound=Message)
+_log = get_logger("switch.idempotency")
+_SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)
 
 DEFAULT_TTL_S = 24 * 3600.0
 # An IN_FLIGHT key this old was left by a dead request (budgets are 2 s).
@@ -48,6 +62,51 @@ class Replay:
 
     response: bytes
     transaction_id: str
+
+
+@dataclass(slots=True)
+class KeyHold:
+    """An idempotency key this request owns, from its claim until it answers or gives the key
+    back; either settles it, once. Store failures while settling are logged, never raised:
+    the answer the terminal gets stands (a key left IN_FLIGHT is settled later, see above)."""
+
+    guard: IdempotencyGuard
+    scope: str
+    key: str
+    operation: str
+    settled: bool = False
+
+    async def attach(self, transaction_id: str) -> None:
+        """Name the transaction the request acts on (StoreError when it cannot be written)."""
+        await self.guard.attach(self.scope, self.key, transaction_id)
+
+    async def complete(self, response: bytes, transaction_id: str) -> None:
+        """Keep ``response`` as the key's answer and wake this process's waiters."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            await self.guard.complete(self.scope, self.key, response, transaction_id)
+        except StoreError:
+            _log.error("idempotency_complete_failed", operation=self.operation)
+
+    def completed(self, response: bytes, stored: bool) -> None:
+        """The store completed the key with the outcome in one write (``record_with_answer``):
+        wake the waiters; ``stored`` False when the key's completion failed there."""
+        self.settled = True
+        self.guard.answered(self.scope, self.key, response)
+        if not stored:
+            _log.error("idempotency_complete_failed", operation=self.operation)
+
+    async def release(self) -> None:
+        """Give the key back after a request that changed nothing, so a retry runs afresh."""
+        if self.settled:
+            return
+        self.settled = True
+        try:
+            await self.guard.release(self.scope, self.key)
+        except StoreError:
+            _log.error("idempotency_release_failed", operation=self.operation)
 
 
 class IdempotencyGuard:
@@ -64,14 +123,14 @@ class IdempotencyGuard:
 
     async def claim(
         self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
-    ) -> Replay | None:
-        """None when this request now owns the key; a Replay when an answer exists."""
+    ) -> KeyHold | Replay:
+        """A KeyHold when this request now owns the key; a Replay when an answer exists."""
         claim: Claim = await self._store.claim_idempotency(
             scope, key, operation, fingerprint, self._ttl_s, time.time()
         )
         if claim.claimed:
             self._inflight[(scope, key)] = asyncio.get_running_loop().create_future()
-            return None
+            return KeyHold(self, scope, key, operation)
         record = claim.record
         self._check_same(record, operation, fingerprint)
         if record.status is IdemStatus.COMPLETED:
@@ -151,3 +210,43 @@ class IdempotencyGuard:
         if fut is not None and not fut.done():
             fut.set_result(b"")
         await self._store.release_idempotency(scope, key)
+
+    async def once(
+        self,
+        *,
+        scope: str,
+        key: str,
+        operation: str,
+        fingerprint: str,
+        budget: Budget,
+        response_type: type[M],
+        work: Callable[[], Awaitable[tuple[M, str]]],
+        attach: str = "",
+    ) -> M:
+        """Run ``work`` once per (terminal, key): replay a completed answer, refuse a reused
+        key with other content, wait for one still in flight. ``work`` returns (response,
+        transaction id). ``attach``: the transaction the operation acts on, recorded on the
+        key before ``work`` runs, so that a key a dead request leaves IN_FLIGHT can be
+        answered from that transaction's state (``switch.core.abandoned_keys``)."""
+        claimed = await self.claim(scope, key, operation, fingerprint, budget)
+        if isinstance(claimed, Replay):
+            return response_type.FromString(claimed.response)
+        if attach:
+            try:
+                await claimed.attach(attach)
+            except StoreError:
+                await claimed.release()
+                raise Unavailable("state store unavailable; nothing was done, retry") from None
+        try:
+            response, tx_id = await work()
+        except ApiError:
+            await claimed.release()  # raised by precondition checks before any effect
+            raise
+        except Exception:
+            # Something may have happened (a network call, a write): the key's answer is
+            # final, 96, so a retry under it never repeats the effect; the transaction shows
+            # the truth.
+            _log.exception("operation_failed", operation=operation)
+            response, tx_id = response_type(response_code=_SYSTEM_MALFUNCTION), ""
+        await claimed.complete(response.SerializeToString(), tx_id)
+        return response

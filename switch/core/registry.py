@@ -1,7 +1,7 @@
 """Known terminals and their merchants (from the topology), their mTLS identities, and the
 revocations an operator made (from the state store, cached here).
 
-Who may send what (``admit``, checked by ``TerminalService`` before any operation runs):
+Who may send what (``admit``, once per request, through ``switch.core.admission``):
 
 - a malformed or unlisted ``terminal_id`` in the request is bad input: INVALID_ARGUMENT
   naming ``terminal_id``, as in plaintext mode;
@@ -51,6 +51,11 @@ class TerminalIdentity:
     terminal_id: str
     merchant: MerchantConfig
 
+    def check_merchant(self, merchant_id: str) -> None:
+        """A request's merchant must be the terminal's own: INVALID_ARGUMENT otherwise."""
+        if merchant_id != self.merchant.id:
+            raise InvalidArgument("merchant_id", "does not match the terminal's merchant")
+
 
 @dataclass(frozen=True, slots=True)
 class TerminalStatus:
@@ -85,21 +90,14 @@ class TerminalRegistry:
 
     # -- the hot path ----------------------------------------------------------------------
 
-    def authenticate(self, terminal_id: str, merchant_id: str | None = None) -> TerminalIdentity:
-        """The terminal's identity; InvalidArgument naming the field when unknown or
-        mismatched, Unauthenticated when revoked, Unavailable when revocations are stale."""
+    def admit(self, terminal_id: str, peer: str | None, tls: bool) -> TerminalIdentity:
+        """May a request naming ``terminal_id`` come from ``peer`` (the certificate's terminal
+        id; None without one)? The terminal's identity, or the ApiError to answer with
+        (module docstring): InvalidArgument naming ``terminal_id`` when unknown,
+        PermissionDenied for another certificate, Unauthenticated when revoked, Unavailable
+        when the revocations are stale."""
         ident = self._terminals.get(terminal_id)
         if ident is None:
-            raise InvalidArgument("terminal_id", "unknown terminal")
-        if merchant_id is not None and merchant_id != ident.merchant.id:
-            raise InvalidArgument("merchant_id", "does not match the terminal's merchant")
-        self._check_revoked(terminal_id)
-        return ident
-
-    def admit(self, terminal_id: str, peer: str | None, tls: bool) -> None:
-        """May a request naming ``terminal_id`` come from ``peer`` (the certificate's terminal
-        id; None without one)? Raises the ApiError to answer with (module docstring)."""
-        if terminal_id not in self._terminals:
             raise InvalidArgument("terminal_id", "unknown terminal")
         if tls:
             if peer is None or peer not in self._terminals:
@@ -107,6 +105,14 @@ class TerminalRegistry:
             if peer != terminal_id:
                 raise PermissionDenied("terminal_id does not match the client certificate")
         self._check_revoked(terminal_id)
+        return ident
+
+    def identity(self, terminal_id: str) -> TerminalIdentity:
+        """The identity of a terminal admitted already (this request passed ``admit``)."""
+        ident = self._terminals.get(terminal_id)
+        if ident is None:
+            raise InvalidArgument("terminal_id", "unknown terminal")
+        return ident
 
     def _check_revoked(self, terminal_id: str) -> None:
         if self._store is not None:

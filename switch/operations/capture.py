@@ -44,7 +44,6 @@ async def capture(
 ) -> terminal_pb2.CaptureResponse:
     validation.idempotency_key(req.idempotency_key)
     validation.identifier(req.terminal_id, "terminal_id")
-    svc.registry.authenticate(req.terminal_id)
     validation.transaction_id(req.transaction_id, "transaction_id")
     has_amount = validation.optional_amount(req.amount, req.HasField("amount"))
     tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")

@@ -75,7 +75,7 @@ async def close_batch(
     validation.idempotency_key(req.idempotency_key)
     validation.identifier(req.terminal_id, "terminal_id")
     validation.identifier(req.merchant_id, "merchant_id")
-    svc.registry.authenticate(req.terminal_id, req.merchant_id)
+    svc.registry.identity(req.terminal_id).check_merchant(req.merchant_id)
     theirs = _terminal_lines(req)
 
     async def work() -> tuple[terminal_pb2.CloseBatchResponse, str]:

@@ -1,30 +1,26 @@
-"""Steps shared by capture, void and refund: authenticate, claim, load the original."""
+"""Steps shared by capture, void and refund: the key held once, the original loaded."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from payswitch import codes
-from payswitch.logs import get as get_logger
 from switch.cardsec.protector import canonical
 from switch.core.budget import Budget
-from switch.domain.errors import StoreError
 from switch.domain.transactions import CasFailed, Changes, Transaction, TxState
 from switch.services import Services
-from switch.wire.errors import ApiError, NotFound, Unavailable
+from switch.wire.errors import NotFound
 
-_log = get_logger("switch.operations")
-_SYSTEM_MALFUNCTION = codes.to_enum(codes.SYSTEM_MALFUNCTION)
+M = TypeVar("M", bound=Message)
 
 
 async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> Transaction:
-    """The transaction, if it belongs to this terminal's merchant; NOT_FOUND otherwise (an
-    unrelated terminal learns nothing about other merchants' transactions)."""
+    """The transaction, if it belongs to this (admitted) terminal's merchant; NOT_FOUND
+    otherwise (an unrelated terminal learns nothing about other merchants' transactions)."""
     tx = await svc.store.get_transaction(tx_id)
-    ident = svc.registry.authenticate(terminal_id)
+    ident = svc.registry.identity(terminal_id)
     if tx is None or tx.merchant_id != ident.merchant.id:
         raise NotFound(f"{field}: no such transaction")
     return tx
@@ -47,45 +43,26 @@ async def idempotent(
     terminal_id: str,
     key: str,
     operation: str,
-    content: tuple,
+    content: tuple[object, ...],
     budget: Budget,
-    response_type: type[Message],
-    work: Callable[[], Awaitable[tuple[Message, str]]],
+    response_type: type[M],
+    work: Callable[[], Awaitable[tuple[M, str]]],
     attach: str = "",
-) -> Message:
-    """Run ``work`` once per (terminal, key): replay a completed answer, refuse a reused key
-    with other content, wait for one still in flight. ``work`` returns (response, tx id).
-    ``attach``: the transaction the operation acts on, recorded on the key before ``work``
-    runs, so that a key a dead request leaves IN_FLIGHT can be answered from that
-    transaction's state (``switch.core.abandoned_keys``)."""
+) -> M:
+    """Run ``work`` once per (terminal, key) (``IdempotencyGuard.once``, the helper the
+    pipeline holds its key with too); the fingerprint is a keyed digest of the operation and
+    ``content``. Without a key, ``work`` just runs."""
     if not key:
         response, _ = await work()
         return response
     fingerprint = await svc.protector.digest(canonical(operation, *content))
-    replay = await svc.guard.claim(terminal_id, key, operation, fingerprint, budget)
-    if replay is not None:
-        return response_type.FromString(replay.response)
-    if attach:
-        try:
-            await svc.guard.attach(terminal_id, key, attach)
-        except StoreError:
-            with contextlib.suppress(StoreError):
-                await svc.guard.release(terminal_id, key)
-            raise Unavailable("state store unavailable; nothing was done, retry") from None
-    try:
-        response, tx_id = await work()
-    except ApiError:
-        # Raised by precondition checks before any effect: the key is free again.
-        with contextlib.suppress(StoreError):
-            await svc.guard.release(terminal_id, key)
-        raise
-    except Exception:
-        # Something may have happened (a network call, a write): the key's answer is final,
-        # 96, so a retry under it never repeats the effect; the transaction shows the truth.
-        _log.exception("operation_failed", operation=operation)
-        response, tx_id = response_type(response_code=_SYSTEM_MALFUNCTION), ""
-    try:
-        await svc.guard.complete(terminal_id, key, response.SerializeToString(), tx_id)
-    except StoreError:
-        _log.error("idempotency_complete_failed", operation=operation)
-    return response
+    return await svc.guard.once(
+        scope=terminal_id,
+        key=key,
+        operation=operation,
+        fingerprint=fingerprint,
+        budget=budget,
+        response_type=response_type,
+        work=work,
+        attach=attach,
+    )

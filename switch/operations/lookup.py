@@ -17,7 +17,6 @@ async def get_transaction(
     svc: Services, req: terminal_pb2.GetTransactionRequest
 ) -> terminal_pb2.GetTransactionResponse:
     validation.identifier(req.terminal_id, "terminal_id")
-    svc.registry.authenticate(req.terminal_id)
     which = req.WhichOneof("lookup")
     if which == "transaction_id":
         validation.transaction_id(req.transaction_id, "transaction_id")

@@ -36,7 +36,7 @@ async def refund(
 ) -> terminal_pb2.RefundResponse:
     validation.idempotency_key(req.idempotency_key)
     validation.identifier(req.terminal_id, "terminal_id")
-    ident = svc.registry.authenticate(req.terminal_id)
+    ident = svc.registry.identity(req.terminal_id)
     validation.transaction_id(req.original_transaction_id, "original_transaction_id")
     validation.amount(req.amount, req.HasField("amount"))
     validation.stan(req.stan)

@@ -59,7 +59,6 @@ async def void(
 ) -> terminal_pb2.VoidResponse:
     validation.idempotency_key(req.idempotency_key)
     validation.identifier(req.terminal_id, "terminal_id")
-    svc.registry.authenticate(req.terminal_id)
     validation.transaction_id(req.transaction_id, "transaction_id")
     tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
 

@@ -24,8 +24,9 @@ from payswitch.v1 import terminal_pb2
 from switch.core import metrics
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
-from switch.domain.transactions import Changes, Transaction, TxState
+from switch.domain.transactions import Transaction
 from switch.pipeline.context import AuthContext, Outcome
+from switch.pipeline.outcome import approved_unrecorded, decide
 from switch.pipeline.stages import Stage, default_stages
 from switch.recovery.advice import queue_advice
 from switch.services import Services
@@ -66,10 +67,10 @@ class Pipeline:
                 if ctx.done:
                     break
         except ApiError:
-            if not ctx.claimed:
+            if ctx.hold is None:
                 raise  # nothing was touched: the caller gets the gRPC error
             if ctx.tx is None:
-                await self._release(ctx)  # nothing recorded: give the key back, then refuse
+                await ctx.hold.release()  # nothing recorded: give the key back, then refuse
                 raise
             ctx.failed = True
             ctx.end(codes.SYSTEM_MALFUNCTION, f"refused at {stage_name}")
@@ -84,7 +85,8 @@ class Pipeline:
         return await self.finish(ctx)
 
     async def finish(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
-        """Build the answer, settle the record and the idempotency key, log one line."""
+        """Record the final transition with the answer, settle the idempotency key, log one
+        line. The transition is ``outcome.decide``'s, whichever way the pipeline ended."""
         if ctx.replay is not None:
             response = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
             self._log(ctx, response, replayed=True)
@@ -92,38 +94,38 @@ class Pipeline:
         if not ctx.code:
             ctx.end(codes.SYSTEM_MALFUNCTION, "no outcome")
         response: terminal_pb2.AuthorizeResponse | None = None
+        if ctx.outcome is None and not ctx.failed:
+            ctx.outcome = decide(ctx, time.time())  # ended early: a decline, or stand-in
         if ctx.outcome is not None:
             response = await self._record(ctx, ctx.outcome)
             if response is None:  # the outcome is not in the store: answer as a store failure
                 ctx.failed = True
                 ctx.end(codes.SYSTEM_MALFUNCTION, "state store unavailable")
         if response is None:
-            outcome = self._settle_plan(ctx)
-            if outcome is not None:
-                response = await self._record(ctx, outcome)
-        if response is None:
-            response = self._response(ctx, ctx.tx)
-        if ctx.claimed and ctx.failed and ctx.tx is None:
-            # Nothing was recorded: give the key back so that a retry is processed afresh.
-            await self._release(ctx)
-        elif ctx.claimed and not ctx.answered:
-            try:
-                await self.svc.guard.complete(
-                    ctx.request.terminal_id,
-                    ctx.key,
-                    response.SerializeToString(),
-                    ctx.tx.id if ctx.tx else "",
-                )
-            except StoreError:
-                _log.error("idempotency_complete_failed", tx=ctx.tx.id if ctx.tx else "")
+            response = await self._after_failure(ctx)
+        hold = ctx.hold
+        if hold is not None and ctx.failed and ctx.tx is None:
+            await hold.release()  # nothing was recorded: a retry is processed afresh
+        elif hold is not None:
+            await hold.complete(response.SerializeToString(), ctx.tx.id if ctx.tx else "")
         self._log(ctx, response, replayed=False)
         return response
 
-    async def _release(self, ctx: AuthContext) -> None:
-        try:
-            await self.svc.guard.release(ctx.request.terminal_id, ctx.key)
-        except StoreError:
-            _log.error("idempotency_release_failed")
+    async def _after_failure(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+        """The answer when no outcome was recorded: an issuer's approval the store did not take
+        is reversed (never told to the terminal); anything else stored is settled by
+        ``outcome.decide`` (a decline, or an unknown outcome to reverse)."""
+        if approved_unrecorded(ctx):
+            assert ctx.tx is not None
+            ctx.code = codes.SYSTEM_MALFUNCTION
+            self.svc.reverser.schedule_unrecorded(ctx.tx)
+        else:
+            outcome = decide(ctx, time.time())
+            if outcome is not None:
+                recorded = await self._record(ctx, outcome)
+                if recorded is not None:
+                    return recorded
+        return self._response(ctx, ctx.tx)
 
     async def _record(
         self, ctx: AuthContext, outcome: Outcome
@@ -132,9 +134,11 @@ class Pipeline:
         built from the row as it will be once written. None when the transition is not
         recorded (the key is then left as it was)."""
         svc, tx = self.svc, ctx.tx
+        assert tx is not None
         response = self._response(ctx, outcome.changes.to(outcome.to_state).applied(tx))
         data = response.SerializeToString()
-        answer = Answer(ctx.request.terminal_id, ctx.key, data) if ctx.claimed else None
+        hold = ctx.hold
+        answer = Answer(hold.scope, hold.key, data) if hold is not None else None
         try:
             recorded = await svc.store.record_with_answer(
                 tx.id, tx.state, outcome.to_state, outcome.changes, answer
@@ -150,30 +154,10 @@ class Pipeline:
         if outcome.advise:
             # Durable before the terminal hears 00 (the advice sweep covers a crash here).
             await queue_advice(svc.saf, tx.id)
-        if answer is not None:
-            ctx.answered = True  # the key is settled either way: never complete it twice
-            svc.guard.answered(answer.scope, answer.key, data)
-            if not recorded.answered:
-                _log.error("idempotency_complete_failed", tx=tx.id)
+        if hold is not None:
+            # The key is settled either way: never complete it twice.
+            hold.completed(data, stored=recorded.answered)
         return response
-
-    def _settle_plan(self, ctx: AuthContext) -> Outcome | None:
-        """The transition that brings the stored transaction in line with the answer about to
-        be given, when no stage recorded an outcome (a decline before forwarding, a failure)."""
-        if ctx.tx is None or ctx.recorded:
-            return None
-        if ctx.result is not None and codes.to_iso(ctx.result.response_code) == "00":
-            # Approved by the issuer but not recorded: never tell the terminal; reverse.
-            ctx.code = codes.SYSTEM_MALFUNCTION
-            self.svc.reverser.schedule_unrecorded(ctx.tx)
-            return None
-        if ctx.tx.state is TxState.PENDING and ctx.forwarded:
-            return Outcome(TxState.UNKNOWN, Changes(response_code=ctx.code), reverse=True)
-        if ctx.tx.state in (TxState.RECEIVED, TxState.PENDING):
-            return Outcome(
-                TxState.DECLINED, Changes(response_code=ctx.code, updated_at=time.time())
-            )
-        return None
 
     @staticmethod
     def _response(ctx: AuthContext, tx: Transaction | None) -> terminal_pb2.AuthorizeResponse:

@@ -1,20 +1,26 @@
-"""The authorization stages, in order. Each is a small callable class with a ``name``; a stage
-ends the pipeline with ``ctx.end(code)``. Adding a stage (risk, stand-in) means writing one
-class and inserting it in ``default_stages``.
+"""The authorization, stage by stage: ``default_stages`` is the whole story, in order.
 
-Order: validate -> authenticate terminal -> verify request MAC (+ fingerprint) -> claim
-idempotency key -> decrypt card data (+ route, PIN translate, tokenize, vault seal: one HSM job)
--> vault -> receive -> route -> write intent -> forward (with failover) -> stand-in -> record.
-The answer is built by ``Pipeline.finish``.
+Each stage is a small callable class whose ``name`` (the class name in lower case) is what the
+metrics (``payswitch_stage_seconds{stage}``) and the logs call it. A stage ends the pipeline
+with ``ctx.end(code)``; ``Pipeline.finish`` then records the final transition
+(``switch.pipeline.outcome.decide``, the one place it is decided) with the answer. Adding a
+stage (risk, say) means writing one class and inserting it in ``default_stages``.
 
-Store writes: three per authorization. "claim" writes the key; "vault", "receive" and "route"
-only prepare, and "intent" writes the vault entry, the RECEIVED transaction (duplicate-
-transmission check), its attachment to the key and RECEIVED -> PENDING in one store call
-(``Store.receive_with_intent``: one SQLite commit); "record" only decides the final transition,
+    admit -> validate -> verify -> claim -> route -> decrypt -> receive -> intent -> forward
+    -> standin -> record
+
+Store writes: three per authorization. "claim" writes the key; "receive" only prepares, and
+"intent" writes the vault entry, the RECEIVED transaction (duplicate-transmission check), its
+attachment to the key and RECEIVED -> PENDING in one store call
+(``Store.receive_with_intent``: one SQLite commit); "record" decides the final transition,
 which ``Pipeline.finish`` writes with the key's answer (``Store.record_with_answer``).
+HSM jobs: two ("verify", "decrypt"), and one more per failover with a PIN.
 
 Why this order:
 
+- Admission comes first and runs once (``switch.core.admission``): the terminal is listed,
+  its client certificate names it, it is not revoked, it is within its rate, and the request
+  names its own merchant. A refused request touches nothing.
 - The MAC is verified before the claim, so a forged or altered request is refused
   (UNAUTHENTICATED) before any state changes, and cannot squat an idempotency key.
 - The claim comes before decryption, as DESIGN orders: its fingerprint is a keyed digest of the
@@ -24,10 +30,12 @@ Why this order:
   under a new KSN) does not, and is refused. Card data that is authentic but unusable (does not
   decrypt, fails Luhn, a PIN block that is not format 4) is found after the claim: nothing is
   recorded yet, so the key is released and the terminal gets INVALID_ARGUMENT as before.
-- Routing needs the scheme, which needs the PAN, and the PIN block must be translated to the
-  zone PIN key of the chosen acquirer: the decrypt job computes the route from the card's scheme
-  and translates straight to ``switch/zpk.<first acquirer>`` in the same job. (Failover to a
-  later acquirer, when it comes, must translate again from the request's DUKPT block.)
+- Routing needs the card's scheme, which needs the PAN, and the PIN block must be translated
+  to the zone PIN key of the chosen acquirer. So "route" runs before the card is opened and
+  gives the merchant's acquirers for every scheme it takes (a table, no card data); the
+  "decrypt" HSM job looks the card's scheme up in it and translates the PIN block straight to
+  the first acquirer's zone, in the same job. Failover to a later acquirer translates again
+  (``Route.reroute``).
 - The vault entry is written with (and, step by step, before) the transaction, so every stored
   ``card_token`` can be turned back into its PAN by settlement.
 - A merchant that does not accept the card's scheme is declined (12) once the transaction is
@@ -38,13 +46,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
 from switch.cardsec.protector import CardDataRejected, RequestRejected
+from switch.core.idempotency import Replay
 from switch.core.sequences import network_stan_of, rrn_of
 from switch.domain.transactions import (
     Changes,
@@ -56,7 +65,8 @@ from switch.domain.transactions import (
     TxType,
 )
 from switch.domain.vault import VaultWrite
-from switch.pipeline.context import AuthContext, Outcome
+from switch.pipeline.context import AuthContext, Delivery
+from switch.pipeline.outcome import UNKNOWN_MESSAGE, decide
 from switch.routing.connectors import OutcomeUnknown, Refused
 from switch.routing.standin import Decision
 from switch.services import Services
@@ -76,27 +86,38 @@ class Stage(Protocol):
     async def __call__(self, ctx: AuthContext) -> None: ...
 
 
-class Validate:
-    name = "validate"
+class Named:
+    """A stage's name is its class name in lower case: one word for code, metrics and logs."""
+
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name = cls.__name__.lower()
+
+
+class Admit(Named):
+    """The terminal may send this request (``switch.core.admission``: listed, its certificate,
+    not revoked, within its rate), for its own merchant."""
+
+    def __init__(self, svc: Services) -> None:
+        self._gate = svc.gate
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        r = ctx.request
+        ctx.identity = self._gate.admit(r.terminal_id, ctx.peer, rate=True)
+        ctx.identity.check_merchant(r.merchant_id)
+
+
+class Validate(Named):
+    """Every field of the request, before anything is touched (INVALID_ARGUMENT naming it)."""
 
     async def __call__(self, ctx: AuthContext) -> None:
         ctx.local_time = validate_authorize(ctx.request)
 
 
-class AuthenticateTerminal:
-    name = "authenticate"
-
-    def __init__(self, svc: Services) -> None:
-        self._registry = svc.registry
-
-    async def __call__(self, ctx: AuthContext) -> None:
-        ctx.identity = self._registry.authenticate(ctx.request.terminal_id, ctx.request.merchant_id)
-
-
-class VerifyRequest:
+class Verify(Named):
     """The request MAC, checked in the HSM; the idempotency fingerprint in the same job."""
-
-    name = "verify"
 
     def __init__(self, svc: Services) -> None:
         self._protector = svc.protector
@@ -117,45 +138,73 @@ class VerifyRequest:
             raise Unauthenticated("mac: the request MAC does not verify") from None
 
 
-class ClaimIdempotencyKey:
-    name = "claim"
+class Claim(Named):
+    """The idempotency key: this request holds it, or an earlier answer is replayed."""
 
     def __init__(self, svc: Services) -> None:
-        self._svc = svc
+        self._guard = svc.guard
 
     async def __call__(self, ctx: AuthContext) -> None:
         if not ctx.key:
             return
         r = ctx.request
-        replay = await self._svc.guard.claim(
+        claimed = await self._guard.claim(
             r.terminal_id, ctx.key, "authorize", ctx.fingerprint, ctx.budget
         )
-        if replay is not None:
-            ctx.replay = replay
+        if isinstance(claimed, Replay):
+            ctx.replay = claimed
             ctx.done = True
         else:
-            ctx.claimed = True
+            ctx.hold = claimed
 
 
-class DecryptCard:
-    """Open the card data in the HSM: decrypt, check, route, translate PIN, tokenize, seal."""
+class Route(Named):
+    """The merchant's acquirers for each scheme it takes, in its order of preference (circuits
+    that admit a request first); and, on failover, the PIN block and the stored intent
+    pointed at the next acquirer (``reroute``)."""
 
-    name = "decrypt"
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        assert ctx.identity is not None
+        ctx.routes = self._svc.router.routes(ctx.identity.merchant)
+
+    async def reroute(self, ctx: AuthContext, acquirer_id: str) -> None:
+        """Point the PIN block and the stored intent at ``acquirer_id`` before sending: the
+        PIN translated again from the request's DUKPT block, the transaction's acquirer moved
+        by compare-and-set (still PENDING), so that recovery, reversal and follow-ups address
+        the acquirer actually used."""
+        r, card, tx = ctx.request, ctx.card, ctx.tx
+        assert card is not None and tx is not None
+        if r.pin_block:
+            try:
+                block = await self._svc.protector.translate_pin(
+                    r.encrypted_card.ksn, r.pin_block, card.pan, acquirer_id
+                )
+            except CardDataRejected as exc:
+                raise InvalidArgument(exc.field, str(exc)) from None
+            ctx.card = dataclasses.replace(card, pin_block=block)
+        ctx.tx = await self._svc.store.compare_and_set(
+            tx.id,
+            Expect(state=TxState.PENDING, acquirer_id=tx.acquirer_id),
+            Changes(acquirer_id=acquirer_id, updated_at=time.time()),
+        )
+        _log.info("failover", tx=tx.id, from_acquirer=tx.acquirer_id, to_acquirer=acquirer_id)
+
+
+class Decrypt(Named):
+    """One HSM job: decrypt and check the card data, take the card scheme's route, translate
+    the PIN block to the first acquirer's zone, tokenize, seal the PAN for the vault."""
 
     def __init__(self, svc: Services) -> None:
         self._protector = svc.protector
-        self._router = svc.router
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
-        merchant = ctx.identity.merchant
-        router = self._router
         try:
             card = await self._protector.open_card(
-                r.encrypted_card.ksn,
-                r.encrypted_card.ciphertext,
-                r.pin_block,
-                lambda scheme: tuple(router.candidates(merchant, scheme)),
+                r.encrypted_card.ksn, r.encrypted_card.ciphertext, r.pin_block, ctx.routes
             )
         except CardDataRejected as exc:
             raise InvalidArgument(exc.field, str(exc)) from None
@@ -165,32 +214,21 @@ class DecryptCard:
         ctx.bin = card.bin
         ctx.scheme = card.scheme
         ctx.acquirer_ids = list(card.acquirer_ids)
-
-
-class VaultCard:
-    """The PAN, sealed by the HSM, to keep by token so settlement can recover it (written by
-    "intent", in the same store write as the transaction)."""
-
-    name = "vault"
-
-    async def __call__(self, ctx: AuthContext) -> None:
-        card = ctx.card
         ctx.vault = VaultWrite(card.token, card.vault_blob, card.vault_version)
 
 
-class ReceiveTransaction:
+class Receive(Named):
     """Build the transaction as RECEIVED, with its RRN (written by "intent")."""
-
-    name = "receive"
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
+        assert ctx.local_time is not None and ctx.identity is not None and ctx.scheme is not None
         n = await self._svc.rrns.next()
         now = time.time()
-        tx = Transaction(
+        ctx.received = Transaction(
             id=self._svc.new_id(),
             type=TxType.AUTHORIZATION,
             state=TxState.RECEIVED,
@@ -213,41 +251,25 @@ class ReceiveTransaction:
             entry_mode=str(r.entry_mode),
             mcc=ctx.identity.merchant.mcc,
         )
-        ctx.received = tx
 
 
-class Route:
-    """The acquirers for the card; none (the merchant does not take the scheme) is declined
-    12 by "intent" once the transaction is recorded."""
-
-    name = "route"
-
-    def __init__(self, svc: Services) -> None:
-        self._router = svc.router
-
-    async def __call__(self, ctx: AuthContext) -> None:
-        if ctx.card is None:  # the decrypt stage routes already (it translates the PIN for it)
-            ctx.acquirer_ids = self._router.candidates(ctx.identity.merchant, ctx.scheme)
-
-
-class WriteIntent:
+class Intent(Named):
     """Vault entry, RECEIVED transaction, key attachment and RECEIVED -> PENDING with the
     chosen acquirer in one store write, durable before anything leaves the switch. A taken
     (terminal, local date, STAN) answers 94; no route leaves the row RECEIVED and answers 12
-    (``Pipeline.finish`` records RECEIVED -> DECLINED)."""
-
-    name = "intent"
+    (recorded RECEIVED -> DECLINED)."""
 
     def __init__(self, svc: Services) -> None:
         self._store = svc.store
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
+        assert ctx.received is not None
         try:
             ctx.tx = await self._store.receive_with_intent(
                 ctx.received,
                 vault=ctx.vault,
-                attach=(r.terminal_id, ctx.key) if ctx.claimed else None,
+                attach=(r.terminal_id, ctx.key) if ctx.hold is not None else None,
                 acquirer_id=ctx.acquirer_ids[0] if ctx.acquirer_ids else "",
                 now=time.time(),
             )
@@ -258,29 +280,29 @@ class WriteIntent:
             ctx.tx = exc.tx  # inserted, not moved on: finish settles it (RECEIVED -> DECLINED)
             raise
         if not ctx.acquirer_ids:
+            assert ctx.scheme is not None
             ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
 
-class Forward:
+class Forward(Named):
     """Send to the first candidate acquirer that takes the request, with the remaining budget.
 
     Failover: a candidate that refuses before sending (``Refused``: circuit open, or no
     connection within the connect bound) is skipped and the next one tried; the request
     certainly did not leave. Before a request goes to another acquirer than the intent named
     (once that acquirer's circuit admitted it and its connection is up: the connector's
-    ``prepare`` step), the PIN block is translated to its zone key and the transaction's
-    ``acquirer_id`` moved to it (compare-and-set, still PENDING), so that recovery, reversal
-    and follow-ups address the acquirer actually used. Once a request may have left (any other
-    error), the outcome is unknown: reversal, never failover. Every candidate refusing sets
-    ``ctx.no_route``: the "standin" stage answers.
+    ``prepare`` step), "route" points the PIN block and the stored intent at it
+    (``Route.reroute``). Once a request may have left (any other error), the outcome is
+    unknown: reversal, never failover. Every candidate refusing leaves ``Delivery.NO_ROUTE``:
+    the "standin" stage answers.
     """
 
-    name = "forward"
-
-    def __init__(self, svc: Services) -> None:
+    def __init__(self, svc: Services, route: Route) -> None:
         self._svc = svc
+        self._route = route
 
     async def __call__(self, ctx: AuthContext) -> None:
+        assert ctx.tx is not None
         for acquirer_id in ctx.acquirer_ids:
             remaining = ctx.budget.remaining()
             if remaining < MIN_FORWARD_S:
@@ -293,51 +315,37 @@ class Forward:
             conn = self._svc.connectors.get(acquirer_id)
             # Until the connector says it did not send, the request may have left: any
             # unexpected error from here on settles as UNKNOWN and is reversed.
-            ctx.forwarded = True
+            ctx.delivery = Delivery.SENDING
             try:
                 if acquirer_id == ctx.tx.acquirer_id:
                     ctx.result = await conn.authorize(self._message(ctx), ctx.budget.remaining())
                 else:
 
-                    async def prepare(acquirer_id: str = acquirer_id):
-                        await self._switch_to(ctx, acquirer_id)
+                    async def prepare(
+                        acquirer_id: str = acquirer_id,
+                    ) -> network_pb2.NetworkAuthorization:
+                        await self._route.reroute(ctx, acquirer_id)
                         return self._message(ctx)
 
                     ctx.result = await conn.authorize(
                         self._message(ctx), ctx.budget.remaining(), prepare
                     )
             except Refused as exc:
-                ctx.forwarded = False
+                ctx.delivery = Delivery.NOT_SENT
                 _log.info("failover_skip", tx=ctx.tx.id, acquirer=acquirer_id, reason=exc.reason)
                 continue
             except OutcomeUnknown as exc:
-                ctx.unknown = True
+                ctx.delivery = Delivery.UNKNOWN
                 ctx.message = str(exc)
+                return
+            ctx.delivery = Delivery.ANSWERED
             return
-        ctx.no_route = True
-
-    async def _switch_to(self, ctx: AuthContext, acquirer_id: str) -> None:
-        """Point the PIN block and the stored intent at ``acquirer_id`` before sending."""
-        r, card = ctx.request, ctx.card
-        if r.pin_block:
-            try:
-                block = await self._svc.protector.translate_pin(
-                    r.encrypted_card.ksn, r.pin_block, card.pan, acquirer_id
-                )
-            except CardDataRejected as exc:
-                raise InvalidArgument(exc.field, str(exc)) from None
-            ctx.card = dataclasses.replace(card, pin_block=block)
-        tx = ctx.tx
-        ctx.tx = await self._svc.store.compare_and_set(
-            tx.id,
-            Expect(state=TxState.PENDING, acquirer_id=tx.acquirer_id),
-            Changes(acquirer_id=acquirer_id, updated_at=time.time()),
-        )
-        _log.info("failover", tx=tx.id, from_acquirer=tx.acquirer_id, to_acquirer=acquirer_id)
+        ctx.delivery = Delivery.NO_ROUTE
 
     @staticmethod
     def _message(ctx: AuthContext) -> network_pb2.NetworkAuthorization:
         r, tx, card = ctx.request, ctx.tx, ctx.card
+        assert tx is not None and card is not None and ctx.scheme is not None
         msg = network_pb2.NetworkAuthorization(
             rrn=tx.rrn,
             stan=network_stan_of(int(tx.rrn)),
@@ -359,20 +367,18 @@ class Forward:
         return msg
 
 
-class StandInStage:
-    """No acquirer could take the request: approve in stand-in within the rules (STOOD_IN,
-    the switch's auth code, advised to the issuer later) or decline 91 / the rule's code.
-    Without stand-in configured, 91."""
-
-    name = "standin"
+class StandIn(Named):
+    """No acquirer could take the request: the stand-in rules decide (approve within them,
+    STOOD_IN with the switch's auth code and advised to the issuer later, or decline 91 / the
+    rule's code). Without stand-in configured, 91."""
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc
 
     async def __call__(self, ctx: AuthContext) -> None:
-        if not ctx.no_route:
+        if ctx.delivery is not Delivery.NO_ROUTE:
             return
-        now = time.time()
+        assert ctx.card is not None and ctx.tx is not None
         standin = self._svc.standin
         if standin is None:
             decision = Decision(codes.ISSUER_UNAVAILABLE, "disabled")
@@ -385,67 +391,43 @@ class StandInStage:
                 currency=ctx.tx.currency,
             )
         _log.info("standin", tx=ctx.tx.id, code=decision.code, reason=decision.reason)
+        ctx.standin = decision
         if decision.approved:
-            ctx.stood_in = True
-            ctx.outcome = Outcome(
-                TxState.STOOD_IN,
-                Changes(response_code=codes.APPROVED, auth_code=decision.auth_code, updated_at=now),
-                advise=True,
-            )
             ctx.end(codes.APPROVED, "approved in stand-in: no route to the issuer")
-            return
-        ctx.outcome = Outcome(
-            TxState.DECLINED, Changes(response_code=decision.code, updated_at=now)
-        )
-        message = (
-            "no route to the issuer"
-            if decision.reason == "disabled"
-            else (f"no route to the issuer; stand-in declined ({decision.reason})")
-        )
-        ctx.end(decision.code, message)
+        elif decision.reason == "disabled":
+            ctx.end(decision.code, "no route to the issuer")
+        else:
+            ctx.end(decision.code, f"no route to the issuer; stand-in declined ({decision.reason})")
 
 
-class Record:
-    """Decide PENDING -> APPROVED | DECLINED | UNKNOWN; ``Pipeline.finish`` writes it with the
-    answer in one store write, then queues an unknown outcome for reversal."""
-
-    name = "record"
+class Record(Named):
+    """Decide the final transition (``switch.pipeline.outcome.decide``) and the answer's code:
+    the issuer's, or 91 when it did not answer in time (then reversed). ``Pipeline.finish``
+    writes it with the answer, then queues the reversal."""
 
     async def __call__(self, ctx: AuthContext) -> None:
-        now = time.time()
-        if ctx.unknown:
-            ctx.outcome = Outcome(
-                TxState.UNKNOWN,
-                Changes(response_code=codes.ISSUER_UNAVAILABLE, updated_at=now),
-                reverse=True,
-            )
-            ctx.end(codes.ISSUER_UNAVAILABLE, "issuer did not answer in time; reversed")
+        ctx.outcome = decide(ctx, time.time())
+        if ctx.outcome is None:
             return
-        iso = codes.to_iso(ctx.result.response_code) or codes.SYSTEM_MALFUNCTION
-        approved = iso == codes.APPROVED
-        ctx.outcome = Outcome(
-            TxState.APPROVED if approved else TxState.DECLINED,
-            Changes(
-                response_code=iso,
-                auth_code=ctx.result.auth_code if approved else "",
-                updated_at=now,
-            ),
-        )
-        ctx.end(iso)
+        if ctx.outcome.to_state is TxState.UNKNOWN:
+            ctx.end(codes.ISSUER_UNAVAILABLE, UNKNOWN_MESSAGE)
+        else:
+            ctx.end(ctx.outcome.changes.response_code or codes.SYSTEM_MALFUNCTION)
 
 
 def default_stages(svc: Services) -> list[Stage]:
+    """The authorization, in order (the module docstring says why this order)."""
+    route = Route(svc)
     return [
+        Admit(svc),
         Validate(),
-        AuthenticateTerminal(svc),
-        VerifyRequest(svc),
-        ClaimIdempotencyKey(svc),
-        DecryptCard(svc),
-        VaultCard(),
-        ReceiveTransaction(svc),
-        Route(svc),
-        WriteIntent(svc),
-        Forward(svc),
-        StandInStage(svc),
+        Verify(svc),
+        Claim(svc),
+        route,
+        Decrypt(svc),
+        Receive(svc),
+        Intent(svc),
+        Forward(svc, route),
+        StandIn(svc),
         Record(),
     ]

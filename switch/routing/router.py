@@ -5,7 +5,7 @@ order of preference, are filtered to those that serve that scheme. With circuit 
 (``switch.routing.breakers``), ``candidates`` puts the acquirers whose circuit would admit a request
 first (keeping the merchant's order within each group): the first candidate is the one the
 PIN block is translated for and the intent names, and the forward stage fails over along the
-rest (``switch.pipeline.stages.Forward``).
+rest (``switch.pipeline.stages.Route`` and ``Forward``).
 """
 
 from __future__ import annotations
@@ -31,3 +31,9 @@ class Router:
             return eligible
         up = [a for a in eligible if self._breakers.available(a)]
         return up + [a for a in eligible if a not in up]
+
+    def routes(self, merchant: MerchantConfig) -> dict[Scheme, tuple[str, ...]]:
+        """``candidates`` for every scheme the merchant's acquirers serve: the table the card's
+        scheme is looked up in once the card is open (a scheme not in it has no route)."""
+        schemes = {s for a in merchant.acquirers for s in self._serves.get(a, ())}
+        return {s: tuple(self.candidates(merchant, s)) for s in schemes}

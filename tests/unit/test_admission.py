@@ -4,7 +4,7 @@ clock so the refill arithmetic is exact."""
 import grpc
 import pytest
 
-from switch.api.admission import InFlight, RateLimiter, ResourceExhausted
+from switch.core.admission import InFlight, RateLimiter, ResourceExhausted
 
 
 class Clock:

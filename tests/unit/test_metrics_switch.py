@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from switch.api.admission import InFlight, RateLimiter, ResourceExhausted
 from switch.api.terminal import _RequestCounter
 from switch.core import metrics
+from switch.core.admission import InFlight, RateLimiter, ResourceExhausted
 from switch.pipeline import Pipeline
 
 

@@ -50,7 +50,7 @@ class Protector:
             raise self.error
         return "fp-" + str(fields["amount_minor"]) if keyed else ""
 
-    async def open_card(self, ksn, ciphertext, pin_block, route):
+    async def open_card(self, ksn, ciphertext, pin_block, routes):
         self.calls.append("open")
         if self.fail_at == "open":
             raise self.error
@@ -63,7 +63,7 @@ class Protector:
             masked_pan=cards.mask_pan(PAN),
             bin=cards.bin_of(PAN),
             scheme=scheme,
-            acquirer_ids=tuple(route(scheme)),
+            acquirer_ids=tuple(routes.get(scheme, ())),
             pin_block=b"P" * 16 if pin_block else b"",
             vault_blob=b"blob",
             vault_version=1,
@@ -154,7 +154,13 @@ def request(key: str = "k-1", **changes) -> terminal_pb2.AuthorizeRequest:
 
 
 def ctx(req: terminal_pb2.AuthorizeRequest) -> AuthContext:
-    return AuthContext(request=req, budget=Budget.start(2.0, 2.0, 0.06), started=time.monotonic())
+    """As the terminal service builds it for a terminal presenting its own certificate."""
+    return AuthContext(
+        request=req,
+        budget=Budget.start(2.0, 2.0, 0.06),
+        started=time.monotonic(),
+        peer=req.terminal_id,
+    )
 
 
 async def _no_state(store: SqliteStore, key: str) -> None:
@@ -178,14 +184,13 @@ def test_stage_order():
         )
     ).names()
     assert names == [
+        "admit",
         "validate",
-        "authenticate",
         "verify",
         "claim",
-        "decrypt",
-        "vault",
-        "receive",
         "route",
+        "decrypt",
+        "receive",
         "intent",
         "forward",
         "standin",

@@ -80,8 +80,8 @@ class NoAnswer:
 
 
 class RouteLess(Protector):
-    async def open_card(self, ksn, ciphertext, pin_block, route):
-        return await super().open_card(ksn, ciphertext, pin_block, lambda _scheme: ())
+    async def open_card(self, ksn, ciphertext, pin_block, routes):
+        return await super().open_card(ksn, ciphertext, pin_block, {})
 
 
 @pytest.fixture

@@ -59,13 +59,14 @@ async def reg():
 
 def test_plaintext_mode_keeps_the_old_answers():
     r = TerminalRegistry(TOPOLOGY)
-    r.admit("T-0001", None, tls=False)
-    assert r.authenticate("T-0001", "M-GROCER").merchant.id == "M-GROCER"
+    assert r.admit("T-0001", None, tls=False).merchant.id == "M-GROCER"
+    r.identity("T-0001").check_merchant("M-GROCER")
     with pytest.raises(InvalidArgument) as err:
         r.admit("T-9999", None, tls=False)
     assert err.value.field == "terminal_id"
-    with pytest.raises(InvalidArgument):
-        r.authenticate("T-0001", "M-FUEL")
+    with pytest.raises(InvalidArgument) as err:
+        r.identity("T-0001").check_merchant("M-FUEL")
+    assert err.value.field == "merchant_id"
 
 
 def test_with_tls_the_certificate_must_name_the_requests_terminal():
@@ -90,7 +91,7 @@ async def test_a_revocation_in_the_store_applies_at_the_next_refresh(reg):
     with pytest.raises(Unauthenticated, match="revoked"):
         registry.admit("T-0002", "T-0002", tls=True)
     with pytest.raises(Unauthenticated):
-        registry.authenticate("T-0002")  # the pipeline's check agrees
+        registry.admit("T-0002", None, tls=False)  # in plaintext mode too
     registry.admit("T-0001", "T-0001", tls=True)  # others unaffected
     await store.reinstate_terminal("T-0002")
     await registry.refresh()

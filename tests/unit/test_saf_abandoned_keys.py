@@ -12,7 +12,7 @@ import pytest
 
 from payswitch.v1 import common_pb2, terminal_pb2
 from switch.core.budget import Budget
-from switch.core.idempotency import IdempotencyGuard
+from switch.core.idempotency import IdempotencyGuard, Replay
 from switch.domain.idempotency import IdemStatus
 from switch.domain.saf import SafKind, new_item
 from switch.domain.transactions import Changes, TxState, TxType
@@ -43,7 +43,7 @@ async def test_abandoned_authorization_key_is_answered_96_for_every_retry(store)
     guard = IdempotencyGuard(store, abandoned_after_s=60)
     first = await guard.claim("T-1", "k1", "authorize", "fp", _budget())
     again = await IdempotencyGuard(store).claim("T-1", "k1", "authorize", "fp", _budget())
-    assert first is not None and again is not None
+    assert isinstance(first, Replay) and isinstance(again, Replay)
     answer = terminal_pb2.AuthorizeResponse.FromString(first.response)
     assert answer.response_code == common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
     assert again.response == first.response
@@ -139,7 +139,8 @@ async def test_follow_up_keys_are_answered_from_their_transaction(
     guard = IdempotencyGuard(store, abandoned_after_s=60)
     first = await guard.claim("T-1", key, operation, "fp", _budget())
     again = await IdempotencyGuard(store).claim("T-1", key, operation, "fp", _budget())
-    assert first is not None and again is not None and again.response == first.response
+    assert isinstance(first, Replay) and isinstance(again, Replay)
+    assert again.response == first.response
     assert first.transaction_id == tx.id
     answer = _RESPONSES[operation].FromString(first.response)
     assert answer.response_code == expected_code
@@ -185,7 +186,8 @@ async def _settle_authorization(store, key, tx):
     guard = IdempotencyGuard(store, abandoned_after_s=60)
     first = await guard.claim("T-1", key, "authorize", "fp", _budget())
     again = await IdempotencyGuard(store).claim("T-1", key, "authorize", "fp", _budget())
-    assert first is not None and again is not None and again.response == first.response
+    assert isinstance(first, Replay) and isinstance(again, Replay)
+    assert again.response == first.response
     assert first.transaction_id == tx.id
     return terminal_pb2.AuthorizeResponse.FromString(first.response)
 

@@ -1,6 +1,10 @@
-"""Admission control: the switch sheds load instead of queueing it. A request that cannot be
-served now is answered RESOURCE_EXHAUSTED at once, before any state is touched, so a terminal
-can retry (or go elsewhere) while its deadline still has time in it.
+"""Admission: what every terminal RPC passes once, before it touches anything.
+
+The terminal: its id is well formed and listed, its client certificate names it (mTLS), it is
+not revoked (``TerminalRegistry.admit``), and it is within its rate. The switch sheds load
+instead of queueing it: a request that cannot be served now is answered RESOURCE_EXHAUSTED at
+once, before any state is touched, so a terminal can retry (or go elsewhere) while its
+deadline still has time in it.
 
 Two checks, both on the one event loop of a switch process (no locks needed):
 ``InFlight`` bounds the terminal RPCs being processed at once; ``RateLimiter`` keeps a token
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 import grpc
 
 from switch.core import metrics
+from switch.core.registry import TerminalIdentity, TerminalRegistry
+from switch.wire import validation
 from switch.wire.errors import ApiError
 
 _shed_cache: tuple[metrics.Metrics | None, dict[str, object]] = (None, {})
@@ -125,8 +131,30 @@ class RateLimiter:
 
 
 class Admission:
-    """What TerminalService asks before running an operation."""
+    """What a terminal RPC passes before it runs: the process's in-flight bound (taken by
+    ``TerminalService`` around every RPC but Echo) and ``admit``, once per RPC (the
+    authorization pipeline's ``admit`` stage, or ``TerminalService`` for the others)."""
 
-    def __init__(self, max_in_flight: int, rate_per_s: float, burst: int) -> None:
+    def __init__(
+        self,
+        registry: TerminalRegistry,
+        *,
+        tls: bool,
+        max_in_flight: int,
+        rate_per_s: float,
+        burst: int,
+    ) -> None:
+        self.registry = registry
+        self.tls = tls
         self.in_flight = InFlight(max_in_flight)
         self.rates = RateLimiter(rate_per_s, burst)
+
+    def admit(self, terminal_id: str, peer: str | None, *, rate: bool) -> TerminalIdentity:
+        """The terminal's identity once it may send this request: the id well formed and
+        listed, the certificate's terminal (``peer``) its own, not revoked, and, for the
+        money-moving RPCs (``rate``), a token of its bucket. Raises the ApiError to answer."""
+        validation.identifier(terminal_id, "terminal_id")
+        identity = self.registry.admit(terminal_id, peer, self.tls)
+        if rate:
+            self.rates.take(terminal_id)
+        return identity
