@@ -11,7 +11,8 @@ transaction ids only.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import grpc
 
@@ -20,8 +21,14 @@ from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from switch.core.registry import PermissionDenied, TerminalRegistry, TerminalStatus
 from switch.domain.errors import StoreError
+from switch.domain.saf import SafItem
+from switch.recovery.saf import SafQueue
+from switch.routing.breakers import Breakers, CircuitSnapshot
 from switch.wire import validation
 from switch.wire.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
+
+R = TypeVar("R")
+T = TypeVar("T")
 
 _log = get_logger("switch.api.admin")
 
@@ -45,7 +52,7 @@ def terminal_entry(status: TerminalStatus) -> admin_pb2.TerminalEntry:
     return entry
 
 
-def saf_item(item: Any) -> admin_pb2.SafItem:
+def saf_item(item: SafItem) -> admin_pb2.SafItem:
     kind = getattr(item.kind, "value", item.kind)
     return admin_pb2.SafItem(
         id=item.id,
@@ -59,7 +66,7 @@ def saf_item(item: Any) -> admin_pb2.SafItem:
     )
 
 
-def circuit(snap: Any) -> admin_pb2.Circuit:
+def circuit(snap: CircuitSnapshot) -> admin_pb2.Circuit:
     return admin_pb2.Circuit(
         acquirer_id=snap.acquirer_id,
         state=snap.state,
@@ -73,8 +80,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(
         self,
         registry: TerminalRegistry,
-        saf: Any | None = None,
-        breakers: Any | None = None,
+        saf: SafQueue | None = None,
+        breakers: Breakers | None = None,
         *,
         tls_on: bool = False,
     ) -> None:
@@ -83,7 +90,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self._breakers = breakers
         self._tls = tls_on
 
-    async def _run(self, context: grpc.aio.ServicerContext, rpc: str, coro):
+    async def _run(
+        self, context: grpc.aio.ServicerContext[Any, Any], rpc: str, coro: Coroutine[Any, Any, R]
+    ) -> R:
         try:
             if self._tls:
                 operator = tls.admin_identity(context.auth_context())
@@ -92,9 +101,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             return await coro
         except ApiError as exc:
             await context.abort_with_status(exc.to_status())
+            raise AssertionError("abort_with_status returned") from None  # it always raises
         except StoreError:
             _log.error("admin_store_failure", rpc=rpc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
+            raise AssertionError("abort returned") from None  # it always raises
         finally:
             coro.close()
 
@@ -105,14 +116,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             if s.identity.terminal_id == terminal_id
         )
 
-    async def ListTerminals(self, request, context):
+    async def ListTerminals(
+        self, request: admin_pb2.ListTerminalsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ListTerminalsResponse:
         async def run() -> admin_pb2.ListTerminalsResponse:
             entries = [terminal_entry(s) for s in self._registry.terminals()]
             return admin_pb2.ListTerminalsResponse(terminals=entries)
 
         return await self._run(context, "ListTerminals", run())
 
-    async def RevokeTerminal(self, request, context):
+    async def RevokeTerminal(
+        self, request: admin_pb2.RevokeTerminalRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.RevokeTerminalResponse:
         async def run() -> admin_pb2.RevokeTerminalResponse:
             validation.identifier(request.terminal_id, "terminal_id")
             if len(request.reason) > MAX_REASON:
@@ -123,7 +138,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
         return await self._run(context, "RevokeTerminal", run())
 
-    async def ReinstateTerminal(self, request, context):
+    async def ReinstateTerminal(
+        self,
+        request: admin_pb2.ReinstateTerminalRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> admin_pb2.ReinstateTerminalResponse:
         async def run() -> admin_pb2.ReinstateTerminalResponse:
             validation.identifier(request.terminal_id, "terminal_id")
             existed = await self._registry.reinstate(request.terminal_id)
@@ -134,12 +153,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
         return await self._run(context, "ReinstateTerminal", run())
 
-    def _need(self, feature: Any, what: str) -> Any:
+    def _need(self, feature: T | None, what: str) -> T:
         if feature is None:
             raise FailedPrecondition(f"{what} not available")
         return feature
 
-    async def ListSafItems(self, request, context):
+    async def ListSafItems(
+        self, request: admin_pb2.ListSafItemsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ListSafItemsResponse:
         async def run() -> admin_pb2.ListSafItemsResponse:
             saf = self._need(self._saf, "store-and-forward")
             limit = request.limit or DEFAULT_LIMIT
@@ -150,7 +171,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
         return await self._run(context, "ListSafItems", run())
 
-    async def ReplayDeadLetter(self, request, context):
+    async def ReplayDeadLetter(
+        self,
+        request: admin_pb2.ReplayDeadLetterRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> admin_pb2.ReplayDeadLetterResponse:
         async def run() -> admin_pb2.ReplayDeadLetterResponse:
             saf = self._need(self._saf, "store-and-forward")
             if not request.item_id:
@@ -166,7 +191,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
         return await self._run(context, "ReplayDeadLetter", run())
 
-    async def ListCircuits(self, request, context):
+    async def ListCircuits(
+        self, request: admin_pb2.ListCircuitsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> admin_pb2.ListCircuitsResponse:
         async def run() -> admin_pb2.ListCircuitsResponse:
             breakers = self._need(self._breakers, "circuit breakers")
             snaps = breakers.snapshots()

@@ -21,7 +21,8 @@ from switch.wire.errors import InvalidArgument
 _MALFORMED = object()  # what the safe deserializer hands on for bytes that do not parse
 
 
-class MalformedRequests(grpc.aio.ServerInterceptor):
+# grpc ships no types, and grpc.aio.server() takes only subclasses of its interceptor class.
+class MalformedRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 

@@ -19,6 +19,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from switch.backoffice.recon.job import run as run_job
 from switch.backoffice.recon.report import render_text, to_json
@@ -41,7 +42,7 @@ class FeeRow:
     scheme_fee_fixed_minor: int = 0
 
 
-def fee_table(doc: dict) -> list[FeeRow]:
+def fee_table(doc: dict[str, Any]) -> list[FeeRow]:
     rows = []
     for i, entry in enumerate(doc.get("fees", [])):
         try:

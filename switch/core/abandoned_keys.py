@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -64,9 +65,13 @@ ABANDONED_MESSAGE = "the first request ended without effect; retry under a new i
 UNRECORDED_MESSAGE = "the first request ended without a recorded answer; see the transaction"
 
 Builder = Callable[[Store, Transaction | None], Awaitable[Message | None]]
+# The operations' answers: each has response_code, message and transaction.
+_Answer = TypeVar(
+    "_Answer", terminal_pb2.CaptureResponse, terminal_pb2.VoidResponse, terminal_pb2.RefundResponse
+)
 
 
-def _reply(cls: type[Message], iso: str, tx: Transaction | None, message: str) -> Message:
+def _reply(cls: type[_Answer], iso: str, tx: Transaction | None, message: str) -> _Answer:
     resp = cls(response_code=code_to_proto(iso), message=message)
     if tx is not None:
         resp.transaction.CopyFrom(transaction_to_proto(tx))

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
+from prometheus_client import Counter
 
 from switch.core import metrics
 from switch.core.registry import TerminalIdentity, TerminalRegistry
 from switch.wire import validation
 from switch.wire.errors import ApiError
 
-_shed_cache: tuple[metrics.Metrics | None, dict[str, object]] = (None, {})
+_shed_cache: tuple[metrics.Metrics | None, dict[str, Counter]] = (None, {})
 
 
 def _shed(reason: str) -> None:
@@ -40,7 +41,7 @@ def _shed(reason: str) -> None:
     child = children.get(reason)
     if child is None:
         child = children[reason] = m.shed.labels(reason)
-    child.inc()  # type: ignore[attr-defined]
+    child.inc()
 
 
 class ResourceExhausted(ApiError):

@@ -34,7 +34,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from google.protobuf.message import Message
 
@@ -247,6 +247,8 @@ class IdempotencyGuard:
             # final, 96, so a retry under it never repeats the effect; the transaction shows
             # the truth.
             _log.exception("operation_failed", operation=operation)
-            response, tx_id = response_type(response_code=_SYSTEM_MALFUNCTION), ""
+            # Every operation's answer has a response_code; Message's stub knows no fields.
+            answer = cast(Callable[..., M], response_type)
+            response, tx_id = answer(response_code=_SYSTEM_MALFUNCTION), ""
         await claimed.complete(response.SerializeToString(), tx_id)
         return response

@@ -95,7 +95,7 @@ class Adviser:
         self._interval = topology.standin.advice_interval_s
         self._timeout = attempt_timeout_s or self.saf.config.attempt_timeout_s
         self._owner = owner or self.saf.owner or new_owner()
-        self._scanner: asyncio.Task | None = None
+        self._scanner: asyncio.Task[None] | None = None
         self.saf.register(SafKind.ADVICE, self.send)
 
     def _route(self, tx: Transaction) -> list[str]:

@@ -48,6 +48,7 @@ class TooManyRefunds(Exception):
 async def reserve(store: Store, original_id: str, delta: int) -> bool:
     """Add ``delta`` to refunded_minor by compare-and-set, never past captured_minor."""
     tx = await store.get_transaction(original_id)
+    assert tx is not None, original_id  # the refund's original, loaded by the caller
     for _ in range(CAS_TRIES):
         new = tx.refunded_minor + delta
         if new > tx.captured_minor or new < 0:

@@ -63,6 +63,7 @@ from switch.domain.transactions import CasFailed, Changes, Transaction, TxState,
 from switch.recovery.refund_reservations import release_orphans
 from switch.recovery.saf import NotDelivered, SafQueue, new_owner
 from switch.routing.connectors import Connectors, OutcomeUnknown
+from switch.store.base import Store
 from switch.wire.convert import money, scheme_to_proto
 
 _log = get_logger("switch.recovery.reversals")
@@ -89,7 +90,7 @@ def crashed_answer(tx: Transaction) -> terminal_pb2.AuthorizeResponse:
 class Reverser:
     def __init__(
         self,
-        store,
+        store: Store,
         connectors: Connectors,
         saf: SafQueue | None = None,
         *,
@@ -102,8 +103,8 @@ class Reverser:
         cfg = self.saf.config
         self._attempt_timeout = attempt_timeout_s or cfg.attempt_timeout_s
         self._scan_interval = scan_interval_s or cfg.scan_interval_s
-        self._scanner: asyncio.Task | None = None
-        self._memory: dict[str, asyncio.Task] = {}
+        self._scanner: asyncio.Task[None] | None = None
+        self._memory: dict[str, asyncio.Task[None]] = {}
         self._owner = self.saf.owner or new_owner()
         self.saf.register(SafKind.REVERSAL, self.reverse_once)
 

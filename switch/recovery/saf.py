@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import socket
@@ -169,9 +170,12 @@ class SafQueue:
                 continue
             task = asyncio.get_running_loop().create_task(self._attempt(item.id))
             self._running[item.id] = task
-            task.add_done_callback(lambda _t, i=item.id: self._running.pop(i, None))
+            task.add_done_callback(functools.partial(self._finished, item.id))
             started += 1
         return started
+
+    def _finished(self, item_id: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(item_id, None)
 
     async def drain(self, timeout: float) -> bool:
         """Wait for the attempts running now (tests, shutdown); False on timeout."""

@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from payswitch.logs import get as get_logger
 from payswitch.v1 import network_pb2, network_pb2_grpc
@@ -50,7 +51,30 @@ _FAILED = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.
 
 
 # Called once the acquirer is known to take the request, right before it is sent.
-Prepare = Callable[[], Awaitable[Any]]
+Prepare = Callable[[], Awaitable[network_pb2.NetworkAuthorization]]
+
+_Req = TypeVar("_Req", bound=Message)
+_Resp = TypeVar("_Resp", bound=Message)
+_ReqIn = TypeVar("_ReqIn", bound=Message, contravariant=True)
+_RespOut = TypeVar("_RespOut", bound=Message, covariant=True)
+
+
+class _Rpc(Protocol[_ReqIn, _RespOut]):
+    """One unary method of a grpc.aio stub (grpc ships no types)."""
+
+    def __call__(
+        self, request: _ReqIn, *, timeout: float, wait_for_ready: bool
+    ) -> Awaitable[_RespOut]: ...
+
+
+class _AcquirerStub(Protocol):
+    """``network_pb2_grpc.AcquirerServiceStub``, typed by the messages it carries."""
+
+    Authorize: _Rpc[network_pb2.NetworkAuthorization, network_pb2.NetworkAuthorizationResult]
+    Advise: _Rpc[network_pb2.NetworkAdvice, network_pb2.NetworkAdviceResult]
+    Reverse: _Rpc[network_pb2.NetworkReversal, network_pb2.NetworkAdviceResult]
+    Capture: _Rpc[network_pb2.NetworkCapture, network_pb2.NetworkAdviceResult]
+    Refund: _Rpc[network_pb2.NetworkRefund, network_pb2.NetworkAdviceResult]
 
 
 class OutcomeUnknown(Exception):
@@ -86,12 +110,12 @@ class AcquirerConnector:
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.breaker = breaker
-        self._old: set[asyncio.Task] = set()
+        self._old: set[asyncio.Task[None]] = set()
         self._open_channel()
 
     def _open_channel(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-        self._stub = network_pb2_grpc.AcquirerServiceStub(self._channel)
+        self._stub: _AcquirerStub = network_pb2_grpc.AcquirerServiceStub(self._channel)
 
     def _renew_channel(self) -> None:
         """A fresh channel (no reconnect backoff left over from the outage) for a probe; the
@@ -125,11 +149,11 @@ class AcquirerConnector:
     async def _call(
         self,
         rpc: str,
-        method: Callable[..., Awaitable],
-        message,
+        method: _Rpc[_Req, _Resp],
+        message: _Req,
         timeout: float,
         wait_for_ready: bool = False,
-    ):
+    ) -> _Resp:
         started = time.perf_counter()
         outcome = "unknown"
         try:
@@ -151,11 +175,17 @@ class AcquirerConnector:
         return Refused(self.id, reason)
 
     async def _guarded(
-        self, rpc: str, method_name: str, message, timeout: float, prepare: Prepare | None = None
-    ):
+        self,
+        rpc: str,
+        method_of: Callable[[_AcquirerStub], _Rpc[_Req, _Resp]],
+        message: _Req,
+        timeout: float,
+        prepare: Callable[[], Awaitable[_Req]] | None = None,
+    ) -> _Resp:
         """Through the breaker: admitted, connected (or ``Refused``), then ``prepare`` (the
         caller's last step before sending, e.g. recording which acquirer it uses; it returns
-        the message to send), then the call with what is left of ``timeout``."""
+        the message to send), then the call with what is left of ``timeout`` (to the method
+        ``method_of`` picks on the stub then current: a probe may have renewed it)."""
         breaker = self.breaker
         if breaker is not None and not breaker.allow():
             raise self._refuse(rpc, "circuit open")
@@ -181,7 +211,7 @@ class AcquirerConnector:
                 breaker.cancel()
             raise self._refuse(rpc, "no time left")
         try:
-            result = await self._call(rpc, getattr(self._stub, method_name), message, timeout)
+            result = await self._call(rpc, method_of(self._stub), message, timeout)
         except OutcomeUnknown:
             if breaker is not None:
                 breaker.failure()
@@ -200,12 +230,12 @@ class AcquirerConnector:
         timeout: float,
         prepare: Prepare | None = None,
     ) -> network_pb2.NetworkAuthorizationResult:
-        return await self._guarded("authorize", "Authorize", msg, timeout, prepare)
+        return await self._guarded("authorize", lambda s: s.Authorize, msg, timeout, prepare)
 
     async def advise(
         self, msg: network_pb2.NetworkAdvice, timeout: float
     ) -> network_pb2.NetworkAdviceResult:
-        return await self._guarded("advise", "Advise", msg, timeout)
+        return await self._guarded("advise", lambda s: s.Advise, msg, timeout)
 
     async def reverse(
         self, msg: network_pb2.NetworkReversal, timeout: float
@@ -232,7 +262,9 @@ class AcquirerConnector:
             await asyncio.gather(*self._old, return_exceptions=True)
 
 
-def _connector(a: AcquirerConfig, topology: Topology, breakers: Breakers | None):
+def _connector(
+    a: AcquirerConfig, topology: Topology, breakers: Breakers | None
+) -> AcquirerConnector:
     return AcquirerConnector(
         a.id,
         a.listen,

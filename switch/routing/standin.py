@@ -67,7 +67,9 @@ class StandIn:
         self._store = store
         self._clock = clock
 
-    def rules(self, *, pan: str, card_token: str, mcc: str, amount: int, currency: str):
+    def rules(
+        self, *, pan: str, card_token: str, mcc: str, amount: int, currency: str
+    ) -> Decision | None:
         """The rules that need no store: a decline Decision, or None (go on to the limit)."""
         cfg = self.config
         if not cfg.enabled:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from payswitch import codes
 from payswitch.cards import Scheme
 from payswitch.v1 import common_pb2, terminal_pb2
@@ -17,7 +19,7 @@ _SCHEME_TO_PROTO = {
 }
 
 
-def scheme_to_proto(scheme: Scheme | str) -> int:
+def scheme_to_proto(scheme: Scheme | str) -> common_pb2.CardScheme:
     return _SCHEME_TO_PROTO[Scheme(scheme)]
 
 
@@ -25,8 +27,16 @@ def money(minor: int, currency: str) -> common_pb2.Money:
     return common_pb2.Money(minor_units=minor, currency=currency)
 
 
-def code_to_proto(iso: str) -> int:
-    return codes.to_enum(iso) if iso else common_pb2.RESPONSE_CODE_UNSPECIFIED
+def code_to_proto(iso: str) -> common_pb2.ResponseCode:
+    if not iso:
+        return common_pb2.RESPONSE_CODE_UNSPECIFIED
+    # to_enum checked that the number is one of the enum's (protobuf's wrapper says int).
+    return cast(common_pb2.ResponseCode, codes.to_enum(iso))
+
+
+def _state_to_proto(tx: Transaction) -> terminal_pb2.TransactionState:
+    value = terminal_pb2.TransactionState.Value(f"TRANSACTION_STATE_{tx.state.value}")
+    return cast(terminal_pb2.TransactionState, value)  # Value() checked it is one of the enum's
 
 
 def transaction_to_proto(tx: Transaction) -> terminal_pb2.Transaction:
@@ -37,7 +47,7 @@ def transaction_to_proto(tx: Transaction) -> terminal_pb2.Transaction:
             if tx.type is TxType.REFUND
             else terminal_pb2.TRANSACTION_TYPE_AUTHORIZATION
         ),
-        state=terminal_pb2.TransactionState.Value(f"TRANSACTION_STATE_{tx.state.value}"),
+        state=_state_to_proto(tx),
         terminal_id=tx.terminal_id,
         merchant_id=tx.merchant_id,
         stan=tx.stan,

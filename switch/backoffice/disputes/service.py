@@ -26,7 +26,7 @@ from switch.backoffice.ledger.events import Event, EventKind
 from switch.backoffice.ledger.ledger import Ledger
 from switch.domain.errors import NotFound
 from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
-from switch.domain.transactions import TxState, TxType
+from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store.base import Store
 
 
@@ -133,7 +133,7 @@ class Disputes:
         await self._post(stored, EventKind.CHARGEBACK, stored.updated_at)
         return stored, new
 
-    async def _sale_of(self, rrn: str):
+    async def _sale_of(self, rrn: str) -> Transaction:
         presented = [
             p
             for p in await self.store.ledger_postings_for_rrn(rrn)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from payswitch.settlement.fees import presentment_fees
-from switch.backoffice.recon.sources import IssuerBooks
+from switch.backoffice.recon.sources import IssuerBooks, Report
 from switch.domain.ledger import Dispute, ReconIssue
 from switch.domain.transactions import Transaction, TxState, TxType
 
@@ -107,6 +107,7 @@ class _Found:
     rrn: str
     transaction_id: str = ""
     currency: str = ""
+    sources: list[str] = field(default_factory=list)  # detail["sources"]
     detail: dict[str, object] = field(default_factory=dict)
 
 
@@ -121,16 +122,16 @@ class _Issues:
         rrn: str,
         tx_id: str = "",
         currency: str = "",
+        *,
+        source: str = "",
         **detail: object,
     ) -> None:
         key = (type_.value, kind, rrn)
         found = self.by_key.setdefault(key, _Found(type_, kind, rrn))
         found.transaction_id = found.transaction_id or tx_id
         found.currency = found.currency or currency
-        sources = found.detail.setdefault("sources", [])
-        source = detail.pop("source", None)
-        if source and source not in sources:  # type: ignore[operator]
-            sources.append(source)  # type: ignore[union-attr]
+        if source and source not in found.sources:
+            found.sources.append(source)
         found.detail.update(detail)
 
     def issues(self) -> list[ReconIssue]:
@@ -144,7 +145,7 @@ class _Issues:
                     rrn,
                     f.transaction_id,
                     f.currency,
-                    json.dumps(f.detail, sort_keys=True),
+                    json.dumps({"sources": f.sources, **f.detail}, sort_keys=True),
                 )
             )
         return out
@@ -152,7 +153,7 @@ class _Issues:
 
 def reconcile(
     txs: list[Transaction],
-    reports: list[dict],
+    reports: list[Report],
     books: IssuerBooks | None,
     *,
     cutoff: float,
@@ -213,11 +214,19 @@ def _chargebacks(issues: _Issues, books: IssuerBooks, disputes: list[Dispute]) -
             )
 
 
-def _acquirer(issues: _Issues, presented, reports, cutoff, fee_table, late_after_s) -> None:
-    settled: dict[tuple[str, str], list[tuple[dict, dict]]] = defaultdict(list)
+def _acquirer(
+    issues: _Issues,
+    presented: dict[tuple[str, str], Presentment],
+    reports: list[Report],
+    cutoff: float,
+    fee_table: Sequence[Any] | None,
+    late_after_s: float,
+) -> None:
+    settled: dict[tuple[str, str], list[tuple[Report, dict[str, Any]]]] = defaultdict(list)
     for report in reports:
         for entry in report.get("entries", []):
             settled[(entry["kind"], entry["rrn"])].append((report, entry))
+    p: Presentment | None
     for key, p in presented.items():
         if key not in settled and p.tx.created_at <= cutoff:
             issues.add(
@@ -292,7 +301,7 @@ def _acquirer(issues: _Issues, presented, reports, cutoff, fee_table, late_after
             _fees(issues, p, entry, fee_table)
 
 
-def _fees(issues: _Issues, p: Presentment, entry: dict, fee_table: Sequence[Any]) -> None:
+def _fees(issues: _Issues, p: Presentment, entry: dict[str, Any], fee_table: Sequence[Any]) -> None:
     got = (entry.get("interchange_minor", 0), entry.get("scheme_fee_minor", 0))
     fees = presentment_fees(fee_table, p.kind, p.tx.scheme, p.tx.mcc, p.currency, p.amount_minor)
     if got != (fees.interchange_minor, fees.scheme_fee_minor):
@@ -308,7 +317,13 @@ def _fees(issues: _Issues, p: Presentment, entry: dict, fee_table: Sequence[Any]
         )
 
 
-def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None:
+def _issuer(
+    issues: _Issues,
+    presented: dict[tuple[str, str], Presentment],
+    by_rrn: dict[str, Transaction],
+    txs: list[Transaction],
+    books: IssuerBooks,
+) -> None:
     for (kind, rrn), p in presented.items():
         if kind == "CAPTURE":
             auth = books.auths.get(rrn)
@@ -350,6 +365,7 @@ def _issuer(issues: _Issues, presented, by_rrn, txs, books: IssuerBooks) -> None
                     switch_minor=p.amount_minor,
                     issuer_minor=advice.amount,
                 )
+    tx: Transaction | None
     for tx in txs:
         if tx.type is TxType.AUTHORIZATION and tx.state in _REVERSED:
             auth = books.auths.get(tx.rrn)
@@ -412,7 +428,7 @@ _STOOD_IN = (
 )
 
 
-def _standins(issues: _Issues, by_rrn, books: IssuerBooks) -> None:
+def _standins(issues: _Issues, by_rrn: dict[str, Transaction], books: IssuerBooks) -> None:
     """Stand-in approvals (kind STANDIN): the issuer's advice (its hold) against the switch's
     stand-in transaction; a captured one is matched as a presentment besides."""
     advised = {a.rrn: a for a in books.advices if a.kind == "standin"}

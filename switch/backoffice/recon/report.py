@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 from payswitch.money import format_major, is_currency
 from switch.domain.ledger import ReconIssue
@@ -15,7 +16,7 @@ HEAD = ("ID", "STATUS", "TYPE", "KIND", "RRN", "TRANSACTION", "CUR", "SWITCH", "
 _RIGHT = {7, 8, 9}
 
 
-def _amount(detail: dict, name: str, currency: str) -> str:
+def _amount(detail: dict[str, Any], name: str, currency: str) -> str:
     value = detail.get(name)
     if not isinstance(value, int):
         return ""
@@ -23,7 +24,7 @@ def _amount(detail: dict, name: str, currency: str) -> str:
 
 
 def render_text(issues: list[ReconIssue]) -> str:
-    rows = [HEAD]
+    rows: list[tuple[str, ...]] = [HEAD]
     for i in issues:
         detail = json.loads(i.detail or "{}")
         rows.append(

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from switch.domain.transactions import Transaction, TxState
 from switch.store.base import Store
@@ -30,6 +31,10 @@ STATES = (
 )
 REPORT_FORMAT = "payswitch-settlement/1"
 
+# A settlement report as JSON gives it (format: ``payswitch.settlement.report``); its entries
+# are dict[str, Any] too.
+Report = dict[str, Any]
+
 
 async def switch_transactions(store: Store, until: float) -> list[Transaction]:
     """Transactions in the states reconciliation looks at, with deadline before ``until``."""
@@ -42,9 +47,9 @@ async def switch_transactions(store: Store, until: float) -> list[Transaction]:
     return out
 
 
-def load_reports(directory: str | Path) -> list[dict]:
+def load_reports(directory: str | Path) -> list[Report]:
     """Every settlement report under ``<dir>/settlement/*/``, by acquirer then file id."""
-    reports = []
+    reports: list[Report] = []
     for path in sorted(Path(directory).glob("settlement/*/*.json")):
         doc = json.loads(path.read_text())
         if doc.get("format") != REPORT_FORMAT:

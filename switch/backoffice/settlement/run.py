@@ -42,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import grpc
 
@@ -59,11 +60,22 @@ from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
 
-Hook = Callable[[Transaction, dict], Awaitable[None]]
+# A JSON record of payswitch.settlement's formats: a clearing presentment, a settlement report
+# or one of its entries.
+Record = dict[str, Any]
+Hook = Callable[[Transaction, Record], Awaitable[object]]  # what it returns is not used
 _on_presented: list[Hook] = []
 _on_settled: list[Hook] = []
 
 SETTLE_TIMEOUT_S = 60.0
+
+
+class SettlementHooks(Protocol):
+    """What ``run_cutoff`` calls besides the registered hooks (e.g. the ledger)."""
+
+    async def on_presented(self, tx: Transaction, record: Record) -> object: ...
+
+    async def on_settled(self, tx: Transaction, entry: Record) -> object: ...
 
 
 def on_presented(hook: Hook) -> Hook:
@@ -83,7 +95,7 @@ class CutoffResult:
     cutoff_at: float
     closed: list[ClosedBatch] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
-    reports: dict[str, dict] = field(default_factory=dict)  # file id -> settlement report
+    reports: dict[str, Record] = field(default_factory=dict)  # file id -> settlement report
     settled: list[str] = field(default_factory=list)  # transaction ids now SETTLED
     released: dict[str, list[str]] = field(default_factory=dict)  # issuer -> RRNs
     unsettled: list[Path] = field(default_factory=list)  # files left for the next run
@@ -99,7 +111,7 @@ class CutoffResult:
         return dict(sorted(out.items()))
 
 
-def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> dict:
+def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
     """One clearing presentment (no PAN: masked PAN and token)."""
     return {
         "kind": kind,
@@ -122,7 +134,7 @@ def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction |
     }
 
 
-async def _call_hooks(hooks: list[Hook], tx: Transaction, doc: dict) -> None:
+async def _call_hooks(hooks: list[Hook], tx: Transaction, doc: Record) -> None:
     for hook in hooks:
         try:
             await hook(tx, doc)
@@ -143,8 +155,10 @@ async def close_open_batches(
     return closed
 
 
-async def _records(store: Store, terminal_id: str, batch_no: int) -> list[tuple[Transaction, dict]]:
-    out = []
+async def _records(
+    store: Store, terminal_id: str, batch_no: int
+) -> list[tuple[Transaction, Record]]:
+    out: list[tuple[Transaction, Record]] = []
     for item in await store.batch_items(terminal_id, batch_no):
         if item.kind is ItemKind.VOID:
             continue
@@ -166,7 +180,7 @@ async def run_cutoff(
     *,
     directory: Path | None = None,
     now: float | None = None,
-    hooks: Sequence[object] = (),
+    hooks: Sequence[SettlementHooks] = (),
 ) -> CutoffResult:
     """One whole settlement run (see the module docstring). ``hooks``: objects with
     ``on_presented(tx, record)`` and ``on_settled(tx, entry)`` coroutine methods."""
@@ -179,7 +193,9 @@ async def run_cutoff(
     await join_unbatched(store, now)  # captures/refunds whose batch join failed at the time
     result.closed = await close_open_batches(store, terminals, now)
 
-    by_acquirer: dict[str, list[tuple[Transaction, dict]]] = {a.id: [] for a in topology.acquirers}
+    by_acquirer: dict[str, list[tuple[Transaction, Record]]] = {
+        a.id: [] for a in topology.acquirers
+    }
     cleared: list[tuple[str, int]] = []
     for terminal_id in terminals:
         for info in await store.batches_of(terminal_id):
@@ -250,9 +266,9 @@ async def run_cutoff(
                 result.reports[report["file_id"]] = report
                 result.settled += await _apply_report(store, report, settled_hooks)
         for issuer in topology.issuers:
-            stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel_to(issuer.listen))
+            issuer_stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel_to(issuer.listen))
             try:
-                resp = await stub.ExpireHolds(
+                resp = await issuer_stub.ExpireHolds(
                     settlement_pb2.ExpireHoldsRequest(
                         now_ms=int(now * 1000), report_dir=str(directory)
                     ),
@@ -285,7 +301,7 @@ def unsettled_files(directory: Path, acquirer_id: str) -> list[Path]:
     return out
 
 
-async def _apply_report(store: Store, report: dict, hooks: list[Hook]) -> list[str]:
+async def _apply_report(store: Store, report: Record, hooks: list[Hook]) -> list[str]:
     settled = []
     for entry in report["entries"]:
         if entry["status"] != "SETTLED":

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import Topology
 from switch.backoffice.ledger.ledger import Ledger
-from switch.backoffice.settlement.run import CutoffResult, run_cutoff
+from switch.backoffice.settlement.run import CutoffResult, SettlementHooks, run_cutoff
 from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
@@ -43,7 +43,7 @@ class CutoffScheduler:
         topology: Topology,
         *,
         clock: Callable[[], float] = time.time,
-        hooks: Sequence[object] | None = None,
+        hooks: Sequence[SettlementHooks] | None = None,
     ) -> None:
         self._store = store
         # The ledger posts each presentment and settlement (switch.backoffice.ledger, helper
@@ -53,8 +53,8 @@ class CutoffScheduler:
         self._clock = clock
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
-        self._manual: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._manual: set[asyncio.Task[None]] = set()
         self.last: CutoffResult | None = None
 
     async def run_once(self, at: float | None = None) -> CutoffResult | None:
