@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -34,7 +35,7 @@ def _now(now_ms: int) -> float:
     return now_ms / 1000 if now_ms > 0 else time.time()
 
 
-def _presentment(rec: dict) -> settlement_pb2.Presentment:
+def _presentment(rec: dict[str, Any]) -> settlement_pb2.Presentment:
     kind = (
         settlement_pb2.PRESENTMENT_KIND_CAPTURE
         if rec["kind"] == "CAPTURE"
@@ -72,7 +73,7 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "clearing file of another acquirer"
             )
-        groups: dict[str, list[dict]] = {}
+        groups: dict[str, list[dict[str, Any]]] = {}
         for rec in cf.presentments:
             issuer = self._topology.issuer_for_pan(rec["bin"])
             groups.setdefault(issuer.id if issuer else "", []).append(rec)
@@ -112,7 +113,9 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
             report_path=str(path), settled=settled, rejected=len(entries) - settled
         )
 
-    def _entry(self, rec: dict, res: settlement_pb2.PresentmentResult | None) -> dict:
+    def _entry(
+        self, rec: dict[str, Any], res: settlement_pb2.PresentmentResult | None
+    ) -> dict[str, Any]:
         ok = res is not None and res.status == settlement_pb2.PRESENTMENT_STATUS_POSTED
         fees = NO_FEES
         if ok:

@@ -14,7 +14,7 @@ node opens its HSM at start and refuses to start without it or its keys (fail cl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -22,7 +22,7 @@ import grpc
 from acquirer import back_office
 from acquirer.pin_zone import PinTranslator
 from network.channels import Channels
-from network.hop import Decline, Hop
+from network.hop import Decline, Hop, Step
 from network.hsm_node import open_pool
 from payswitch.brands import BRAND_OF
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
@@ -30,6 +30,14 @@ from payswitch.world.topology import AcquirerConfig, Topology
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 ISSUER_UNAVAILABLE = common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE
+
+# The follow-ups forwarded as they are, by the card's brand.
+_FollowUp = (
+    network_pb2.NetworkReversal
+    | network_pb2.NetworkCapture
+    | network_pb2.NetworkRefund
+    | network_pb2.NetworkAdvice
+)
 
 
 class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
@@ -45,8 +53,10 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
         self._schemes = schemes
         self._pins = pins
 
-    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
-        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+    def _advice(
+        self, rrn: str
+    ) -> Callable[[common_pb2.ResponseCode], network_pb2.NetworkAdviceResult]:
+        def answer(code: common_pb2.ResponseCode) -> network_pb2.NetworkAdviceResult:
             return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
 
         return answer
@@ -56,7 +66,7 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
     ) -> network_pb2.NetworkAuthorizationResult:
         stub = self._schemes.get(request.scheme)
 
-        def answer(code: int) -> network_pb2.NetworkAuthorizationResult:
+        def answer(code: common_pb2.ResponseCode) -> network_pb2.NetworkAuthorizationResult:
             return network_pb2.NetworkAuthorizationResult(
                 rrn=request.rrn, stan=request.stan, response_code=code, responder=self._id
             )
@@ -76,9 +86,14 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
                 timeout -= time.monotonic() - started
                 if timeout <= 0:
                     return answer(ISSUER_UNAVAILABLE)
-            return await stub.Authorize(onward, timeout=timeout)
+            result: network_pb2.NetworkAuthorizationResult = await stub.Authorize(
+                onward, timeout=timeout
+            )
+            return result
 
-        target = Decline(INVALID_TRANSACTION) if stub is None else forward
+        target: Step[network_pb2.NetworkAuthorizationResult] | Decline = (
+            Decline(INVALID_TRANSACTION) if stub is None else forward
+        )
         return await self._hop.run(context, "authorize", request.rrn, target, answer)
 
     async def Reverse(
@@ -102,18 +117,26 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
         return await self._follow_up(context, "Advise", request.rrn, request)
 
     async def _follow_up(
-        self, context: grpc.aio.ServicerContext, method: str, rrn: str, request
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        rrn: str,
+        request: _FollowUp,
     ) -> network_pb2.NetworkAdviceResult:
         """Forward a reversal, capture, refund or advice to the scheme node carrying the card's
         brand; ``rrn`` is the identifier the issuer keys the operation on."""
         stub = self._schemes.get(request.scheme)
+        target: Step[network_pb2.NetworkAdviceResult] | Decline
         if stub is None:
             target = Decline(INVALID_TRANSACTION)
         else:
             call = getattr(stub, method)
 
-            def target(timeout: float):
-                return call(request, timeout=timeout)
+            def forward(timeout: float) -> Awaitable[network_pb2.NetworkAdviceResult]:
+                pending: Awaitable[network_pb2.NetworkAdviceResult] = call(request, timeout=timeout)
+                return pending
+
+            target = forward
 
         return await self._hop.run(context, method.lower(), rrn, target, self._advice(rrn))
 
@@ -121,7 +144,7 @@ class AcquirerServicer(network_pb2_grpc.AcquirerServiceServicer):
 class AcquirerNode:
     """The acquirer as a NodeApp (see ``network.server``)."""
 
-    service_names = (
+    service_names: tuple[str, ...] = (
         network_pb2.DESCRIPTOR.services_by_name["AcquirerService"].full_name,
         back_office.ACQUIRER_SERVICE.full_name,
     )

@@ -40,7 +40,7 @@ class Translation:
     """``pin_block`` to forward (b"" for none), or ``decline`` (a response code) instead."""
 
     pin_block: bytes = b""
-    decline: int | None = None
+    decline: common_pb2.ResponseCode | None = None
 
 
 def _translate_job(session: Any, from_label: str, to_label: str, block: bytes, pan: str) -> bytes:

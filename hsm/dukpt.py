@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as px
@@ -222,8 +222,12 @@ class TransactionKey:
 CHAIN_CACHE_SIZE = 2048
 _CHAIN = "dukpt.chain"
 
+# (BDK label, initial key ID, counter prefix) -> derived key handle (0 = the initial key).
+_ChainId: TypeAlias = tuple[str, bytes, int]
+_ChainCache: TypeAlias = OrderedDict[_ChainId, Any]
 
-def _cached_derivation_key(session: Any, cache: OrderedDict, bdk_label: str, ksn: Ksn) -> Any:
+
+def _cached_derivation_key(session: Any, cache: _ChainCache, bdk_label: str, ksn: Ksn) -> Any:
     """The KSN's derivation key, reusing cached IKs and intermediate keys (see module doc)."""
     prefixes: list[int] = []
     working = 0
@@ -256,7 +260,7 @@ def _cached_derivation_key(session: Any, cache: OrderedDict, bdk_label: str, ksn
     return key
 
 
-def _cache_put(cache: OrderedDict, ident: tuple, key: Any) -> None:
+def _cache_put(cache: _ChainCache, ident: _ChainId, key: Any) -> None:
     cache[ident] = key
     while len(cache) > CHAIN_CACHE_SIZE:
         _, old = cache.popitem(last=False)
@@ -302,7 +306,8 @@ def cbc_decrypt(key: Any, ciphertext: bytes, *, padded: bool = True, iv: bytes =
         raise IntegrityError("ciphertext length is not a positive multiple of 16")
     mech = Mechanism.AES_CBC_PAD if padded else Mechanism.AES_CBC
     try:
-        return key.decrypt(ciphertext, mechanism=mech, mechanism_param=iv)
+        plain: bytes = key.decrypt(ciphertext, mechanism=mech, mechanism_param=iv)
+        return plain
     except (
         px.EncryptedDataInvalid,
         px.EncryptedDataLenRange,
@@ -369,11 +374,12 @@ def wrap_initial_key_for_terminal(
             template=tpl,
         )
         try:
-            return transport.wrap_key(
+            wrapped: bytes = transport.wrap_key(
                 ik,
                 mechanism=Mechanism.RSA_PKCS_OAEP,
                 mechanism_param=(Mechanism.SHA_1, MGF.SHA1, None),
             )
+            return wrapped
         finally:
             ik.destroy()
     finally:

@@ -195,9 +195,10 @@ def mac_algorithm_3(keys: DesKeyPair, padded: bytes) -> bytes:
         chain = keys.left.encrypt(
             padded[:-DES_BLOCK], mechanism=Mechanism.DES3_CBC, mechanism_param=_ZERO_BLOCK
         )[-DES_BLOCK:]
-    return keys.pair.encrypt(
+    mac: bytes = keys.pair.encrypt(
         padded[-DES_BLOCK:], mechanism=Mechanism.DES3_CBC, mechanism_param=chain
     )
+    return mac
 
 
 # --- EMV key derivation -------------------------------------------------------------------------
@@ -328,7 +329,8 @@ def _arpc_method_1(sk: DesKeyPair, arqc: bytes, arc: bytes) -> bytes:
     arqc = _check_len(arqc, 8, "ARQC")
     arc = _check_len(arc, 2, "ARC")
     block = bytes(a ^ b for a, b in zip(arqc, arc + bytes(6), strict=True))
-    return sk.pair.encrypt(block, mechanism=Mechanism.DES3_ECB)
+    arpc: bytes = sk.pair.encrypt(block, mechanism=Mechanism.DES3_ECB)
+    return arpc
 
 
 @dataclass(frozen=True, slots=True)

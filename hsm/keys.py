@@ -144,12 +144,16 @@ def _kcv_capability(key_type: KeyType) -> Attribute:
 
 def compute_kcv(key: Any, key_type: KeyType) -> bytes:
     """3-byte KCV computed in the HSM (needs SIGN for AES/HMAC, ENCRYPT for TDES)."""
+    out: bytes
     if key_type == KeyType.AES:
-        return key.sign(bytes(16), mechanism=Mechanism.AES_CMAC)[:3]
+        out = key.sign(bytes(16), mechanism=Mechanism.AES_CMAC)
+        return out[:3]
     if key_type in (KeyType.DES2, KeyType.DES3):
-        return key.encrypt(bytes(8), mechanism=Mechanism.DES3_ECB)[:3]
+        out = key.encrypt(bytes(8), mechanism=Mechanism.DES3_ECB)
+        return out[:3]
     if key_type == KeyType.GENERIC_SECRET:
-        return key.sign(bytes(16), mechanism=Mechanism.SHA256_HMAC)[:3]
+        out = key.sign(bytes(16), mechanism=Mechanism.SHA256_HMAC)
+        return out[:3]
     raise HsmError(f"no KCV method for key type {key_type.name}")
 
 

@@ -48,7 +48,10 @@ def request_mac(
 ) -> bytes:
     """Job: the request MAC as the terminal computes it (for tools and tests)."""
     with transaction_key(session, _as_ksn(ksn), bdk) as tk:
-        return tk.working_key(KeyUsage.MAC_GENERATION).sign(message, mechanism=Mechanism.AES_CMAC)
+        mac: bytes = tk.working_key(KeyUsage.MAC_GENERATION).sign(
+            message, mechanism=Mechanism.AES_CMAC
+        )
+        return mac
 
 
 def response_mac(
@@ -57,7 +60,8 @@ def response_mac(
     """Job: MAC of a response, under the KSN's MAC-verification key (the terminal checks it)."""
     with transaction_key(session, _as_ksn(ksn), bdk) as tk:
         key = tk.working_key(KeyUsage.MAC_VERIFICATION)
-        return key.sign(message, mechanism=Mechanism.AES_CMAC)
+        mac: bytes = key.sign(message, mechanism=Mechanism.AES_CMAC)
+        return mac
 
 
 def open_request(

@@ -164,7 +164,8 @@ def _seal_field(key: Any, field: bytearray, pfield: bytearray) -> bytes:
     b = bytearray(a)
     try:
         xor_into(b, pfield)
-        return key._encrypt(b, mechanism=Mechanism.AES_ECB)
+        sealed: bytes = key._encrypt(b, mechanism=Mechanism.AES_ECB)
+        return sealed
     finally:
         zeroize(b)
 
@@ -200,7 +201,8 @@ def _pvv_input(field: bytearray, pfield: bytearray) -> bytearray:
 def _pvv(pvk: Any, field: bytearray, pfield: bytearray) -> bytes:
     data = _pvv_input(field, pfield)
     try:
-        return pvk._sign(data, mechanism=Mechanism.AES_CMAC)
+        pvv: bytes = pvk._sign(data, mechanism=Mechanism.AES_CMAC)
+        return pvv
     finally:
         zeroize(data)
 

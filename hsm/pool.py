@@ -202,7 +202,7 @@ def _execute(cfg: HsmConfig, job: Callable[..., T], args: tuple[Any, ...]) -> T:
 
 
 def _current_state(session: Any) -> _TokenState | None:
-    state = getattr(_hsm_thread, "state", None)
+    state: _TokenState | None = getattr(_hsm_thread, "state", None)
     if state is not None and state.work is session:
         return state
     return None

@@ -87,7 +87,7 @@ def shape(pan: str, mac: bytes) -> str:
 def tokenize_full(session: Any, pan: str, key_label: str = TOKEN_LABEL) -> Token:
     """Job: display token and full digest of a PAN."""
     _check_pan(pan)
-    mac = get_key(session, key_label).sign(
+    mac: bytes = get_key(session, key_label).sign(
         _TOKEN_DOMAIN + pan.encode(), mechanism=Mechanism.SHA256_HMAC
     )
     return Token(shape(pan, mac), mac.hex())
@@ -100,7 +100,7 @@ def tokenize(session: Any, pan: str, key_label: str = TOKEN_LABEL) -> str:
 
 def fingerprint(session: Any, data: bytes, key_label: str = FINGERPRINT_LABEL) -> str:
     """Job: keyed digest (hex HMAC-SHA256) of request content, for idempotency fingerprints."""
-    mac = get_key(session, key_label).sign(
+    mac: bytes = get_key(session, key_label).sign(
         _FP_DOMAIN + bytes(data), mechanism=Mechanism.SHA256_HMAC
     )
     return mac.hex()

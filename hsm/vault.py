@@ -51,7 +51,8 @@ def current_version(session: Any, *, refresh: bool = False) -> int:
     hit = cache.get(_CACHE)
     now = time.monotonic()
     if hit is not None and not refresh and now - hit[1] < CURRENT_TTL:
-        return hit[0]
+        cached: int = hit[0]
+        return cached
     version = keys.current_version(session, OWNER, L.VAULT)
     cache[_CACHE] = (version, now)
     return version
@@ -69,9 +70,9 @@ def blob_version(blob: bytes) -> int:
 
 def _seal(session: Any, version: int, plaintext: bytes, aad: bytes) -> bytes:
     header = bytes((FORMAT,)) + version.to_bytes(2, "big")
-    iv = session.generate_random(IV_LEN * 8)
+    iv: bytes = session.generate_random(IV_LEN * 8)
     params = GCMParams(iv, header + bytes(aad), TAG_LEN * 8)
-    ct = get_key(session, _label(version)).encrypt(
+    ct: bytes = get_key(session, _label(version)).encrypt(
         plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=params
     )
     return header + iv + ct
@@ -101,7 +102,8 @@ def decrypt(session: Any, blob: bytes, aad: bytes = b"") -> bytes:
     header, iv, ct = blob[:3], blob[3:HEADER_LEN], blob[HEADER_LEN:]
     params = GCMParams(iv, header + bytes(aad), TAG_LEN * 8)
     try:
-        return key.decrypt(ct, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+        plain: bytes = key.decrypt(ct, mechanism=Mechanism.AES_GCM, mechanism_param=params)
+        return plain
     except (px.GeneralError, px.EncryptedDataInvalid, px.EncryptedDataLenRange) as exc:
         # SoftHSM reports a failed GCM tag as CKR_GENERAL_ERROR; the session stays usable.
         raise IntegrityError("vault blob failed authentication") from exc

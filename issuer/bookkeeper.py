@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from issuer.books import AccountView, AuthDecision, Books, HoldView
 from issuer.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
+from payswitch.v1 import common_pb2
 from payswitch.world.topology import AccountConfig, CardConfig
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ class Bookkeeper:
         presented_expiry: str,
         today: date,
         *,
-        verdict: int | None = None,
+        verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
     ) -> AuthDecision:
         return await self._run(
@@ -77,10 +78,12 @@ class Bookkeeper:
     async def set_arpc(self, rrn: str, arpc: bytes) -> bytes:
         return await self._run(self._books.set_arpc, rrn, arpc)
 
-    async def reverse(self, original_rrn: str) -> int:
+    async def reverse(self, original_rrn: str) -> common_pb2.ResponseCode:
         return await self._run(self._books.reverse, original_rrn)
 
-    async def capture(self, original_rrn: str, amount: int, currency: str, mcc: str = "") -> int:
+    async def capture(
+        self, original_rrn: str, amount: int, currency: str, mcc: str = ""
+    ) -> common_pb2.ResponseCode:
         return await self._run(self._books.capture, original_rrn, amount, currency, mcc)
 
     def set_rules(self, rules: IssuerRules) -> None:
@@ -94,12 +97,14 @@ class Bookkeeper:
     async def expire_holds(self, now: float) -> list[str]:
         return await self._run(self._books.expire_holds, now)
 
-    async def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
+    async def refund(
+        self, rrn: str, original_rrn: str, amount: int, currency: str
+    ) -> common_pb2.ResponseCode:
         return await self._run(self._books.refund, rrn, original_rrn, amount, currency)
 
     async def advise(
         self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str
-    ) -> int:
+    ) -> common_pb2.ResponseCode:
         return await self._run(self._books.advise, rrn, card, amount, currency, auth_code)
 
     async def account(self, account_id: str) -> AccountView | None:

@@ -128,7 +128,7 @@ CREATE TABLE IF NOT EXISTS chargebacks (
 class AuthDecision:
     """An authorization's answer. ``fresh``: decided by this call (False for a repeat)."""
 
-    response_code: int
+    response_code: common_pb2.ResponseCode
     auth_code: str = ""
     arpc: bytes = b""
     fresh: bool = field(default=False, compare=False)
@@ -171,7 +171,7 @@ class AccountView:
 class HoldView:
     rrn: str
     account_id: str
-    state: int  # network_pb2.HoldState
+    state: network_pb2.HoldState
     amount: int
     posted: int
     refunded: int
@@ -243,7 +243,7 @@ class Books:
         presented_expiry: str,
         today: date,
         *,
-        verdict: int | None = None,
+        verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
     ) -> AuthDecision:
         """Decide once per RRN; a repeat gets the stored answer (and ARPC) back.
@@ -307,7 +307,7 @@ class Books:
         currency: str,
         presented_expiry: str,
         today: date,
-    ) -> int:
+    ) -> common_pb2.ResponseCode:
         if card.status != "active":
             return DO_NOT_HONOUR
         current = yymm(today)
@@ -336,7 +336,7 @@ class Books:
         account_id: str | None,
         currency: str,
         amount: int,
-        code: int,
+        code: common_pb2.ResponseCode,
         arpc: bytes = b"",
     ) -> AuthDecision:
         db.execute(
@@ -350,7 +350,7 @@ class Books:
     # -- advices ---------------------------------------------------------------------------
 
     @staticmethod
-    def _advice_seen(db: sqlite3.Connection, kind: str, rrn: str) -> int | None:
+    def _advice_seen(db: sqlite3.Connection, kind: str, rrn: str) -> common_pb2.ResponseCode | None:
         row = db.execute(
             "SELECT response_code FROM advices WHERE kind = ? AND rrn = ?", (kind, rrn)
         ).fetchone()
@@ -359,7 +359,7 @@ class Books:
     @staticmethod
     def _advice_done(
         db: sqlite3.Connection, kind: str, rrn: str, original_rrn: str, amount: int
-    ) -> int:
+    ) -> common_pb2.ResponseCode:
         db.execute(
             "INSERT INTO advices (kind, rrn, original_rrn, amount, response_code)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -367,7 +367,7 @@ class Books:
         )
         return APPROVED
 
-    def reverse(self, original_rrn: str) -> int:
+    def reverse(self, original_rrn: str) -> common_pb2.ResponseCode:
         """Release the whole hold. Unknown RRN: acknowledge and remember (reversal first)."""
         with self._tx() as db:
             seen = self._advice_seen(db, "reversal", original_rrn)
@@ -395,7 +395,9 @@ class Books:
             # DECLINED, RELEASED or REVERSED_EARLY: nothing is held; acknowledge.
             return self._advice_done(db, "reversal", original_rrn, original_rrn, 0)
 
-    def capture(self, original_rrn: str, amount: int, currency: str, mcc: str = "") -> int:
+    def capture(
+        self, original_rrn: str, amount: int, currency: str, mcc: str = ""
+    ) -> common_pb2.ResponseCode:
         """Post up to the held amount and release the rest of the hold. With ``rules``, a
         capture above the hold within the MCC's tolerance, or one after the hold expired, is
         acknowledged and left for clearing to post (``issuer.books_settlement``)."""
@@ -429,7 +431,9 @@ class Books:
             )
             return self._advice_done(db, "capture", original_rrn, original_rrn, amount)
 
-    def refund(self, rrn: str, original_rrn: str, amount: int, currency: str) -> int:
+    def refund(
+        self, rrn: str, original_rrn: str, amount: int, currency: str
+    ) -> common_pb2.ResponseCode:
         """Credit the account; all refunds of one authorization stay within what was posted."""
         with self._tx() as db:
             seen = self._advice_seen(db, "refund", rrn)
@@ -453,7 +457,7 @@ class Books:
 
     def advise(
         self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str
-    ) -> int:
+    ) -> common_pb2.ResponseCode:
         """Hold a stand-in approval (see the module docstring); idempotent on ``rrn``."""
         with self._tx() as db:
             seen = self._advice_seen(db, "standin", rrn)

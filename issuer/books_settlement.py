@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from payswitch.world.settlement import SettlementConfig
 
@@ -88,7 +90,7 @@ class PresentmentOut:
     status: str  # POSTED | REJECTED
     flags: tuple[str, ...] = ()
     posted: int = 0
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 def ensure_schema(db: sqlite3.Connection) -> None:
@@ -108,7 +110,7 @@ def _expired(db: sqlite3.Connection, rrn: str, rules: IssuerRules, now: float) -
 def defer_reason(
     db: sqlite3.Connection,
     rrn: str,
-    row: tuple | None,
+    row: tuple[Any, ...] | None,
     amount: int,
     currency: str,
     mcc: str,
@@ -179,8 +181,8 @@ def _present_capture(
     if state == "RELEASED":
         return _reject(p, "REVERSED")
     if state == POSTED:
-        flags = ("ALREADY_POSTED",) if posted == p.amount else ("ALREADY_POSTED", "AMOUNT_DIFFERS")
-        return PresentmentOut(p.transaction_id, p.rrn, "POSTED", flags, 0)
+        again = ("ALREADY_POSTED",) if posted == p.amount else ("ALREADY_POSTED", "AMOUNT_DIFFERS")
+        return PresentmentOut(p.transaction_id, p.rrn, "POSTED", again, 0)
     flags: list[str] = []
     if p.amount > hold:
         within = p.amount <= rules.settlement.capture_ceiling(hold, p.mcc)
@@ -244,7 +246,9 @@ def expire_holds(db: sqlite3.Connection, rules: IssuerRules, now: float) -> list
     return [r[0] for r in rows]
 
 
-def write_issuer_report(report_dir: Path, issuer_id: str, name: str, doc: dict) -> Path:
+def write_issuer_report(
+    report_dir: Path, issuer_id: str, name: str, doc: Mapping[str, object]
+) -> Path:
     """The issuer's own settlement report (``payswitch-issuer-settlement/1``)."""
     path = Path(report_dir) / "issuer" / issuer_id / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

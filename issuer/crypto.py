@@ -58,7 +58,7 @@ class Verdict:
     ``arpc``: ARPC for ARC = ``decline`` (or 00), when an ARQC verified (``arqc_verified``).
     """
 
-    decline: int | None = None
+    decline: common_pb2.ResponseCode | None = None
     arpc: bytes = b""
     arqc_verified: bool = False
 
@@ -79,7 +79,7 @@ class _Checks:
 
 def _check_job(session: Any, issuer_id: str, c: _Checks) -> Verdict:
     """HSM job: PIN, then CVV2, then the ARQC (with its ARPC); first failure decides."""
-    code: int | None = None
+    code: common_pb2.ResponseCode | None = None
     if c.pin_block:
         ok = False
         if c.zpk is not None and c.pvv is not None:

@@ -99,7 +99,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
             return answer(decision.response_code, decision.auth_code, arpc)
 
         def answer(
-            code: int, auth_code: str = "", arpc: bytes = b""
+            code: common_pb2.ResponseCode, auth_code: str = "", arpc: bytes = b""
         ) -> network_pb2.NetworkAuthorizationResult:
             return network_pb2.NetworkAuthorizationResult(
                 rrn=request.rrn,
@@ -112,8 +112,10 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
 
         return await self._hop.run(context, "authorize", request.rrn, act, answer)
 
-    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
-        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+    def _advice(
+        self, rrn: str
+    ) -> Callable[[common_pb2.ResponseCode], network_pb2.NetworkAdviceResult]:
+        def answer(code: common_pb2.ResponseCode) -> network_pb2.NetworkAdviceResult:
             return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
 
         return answer
@@ -189,6 +191,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
         acct = await self._books.account(request.account_id)
         if acct is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such account")
+        assert acct is not None  # abort raises
         return network_pb2.GetAccountResponse(
             account_id=acct.id,
             currency=acct.currency,
@@ -205,6 +208,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
         hold = await self._books.hold(request.rrn)
         if hold is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no hold for this rrn")
+        assert hold is not None  # abort raises
         return network_pb2.GetHoldResponse(
             rrn=hold.rrn,
             account_id=hold.account_id,
@@ -219,7 +223,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
 class IssuerNode:
     """The issuer as a NodeApp (see ``network.server``)."""
 
-    service_names = (
+    service_names: tuple[str, ...] = (
         network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,
         back_office.ISSUER_SERVICE.full_name,
     )

@@ -23,6 +23,7 @@ import grpc
 
 from network.deadline import Budget
 from network.latency import LatencySampler
+from payswitch.v1 import common_pb2
 from payswitch.world.topology import Faults, Latency
 
 # A call without a deadline is never held longer than this before it is failed.
@@ -94,7 +95,7 @@ class RuntimeFaults:
     latency_rate: float = 1.0
     fail_rate: float = 0.0
     fail_status: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
-    fail_code: int | None = None
+    fail_code: common_pb2.ResponseCode | None = None
     drop_rate: float = 0.0
     drop_mode: DropMode = DropMode.ABORT
     operations: frozenset[str] = frozenset()  # empty: every operation

@@ -48,7 +48,8 @@ _log = logs.get("network.hop")
 
 
 class _Answer(Protocol):
-    response_code: int
+    @property
+    def response_code(self) -> int: ...
 
 
 R = TypeVar("R", bound=_Answer)
@@ -58,7 +59,7 @@ R = TypeVar("R", bound=_Answer)
 class Decline:
     """This node answers the request itself with ``code`` instead of calling ``step``."""
 
-    code: int
+    code: common_pb2.ResponseCode
 
 
 Step = Callable[[float], Awaitable[R]]
@@ -93,7 +94,7 @@ class Hop:
         op: str,
         rrn: str,
         target: Step[R] | Decline,
-        answer: Callable[[int], R],
+        answer: Callable[[common_pb2.ResponseCode], R],
     ) -> R:
         """Run one request through this node; logs exactly one line (unless cancelled)."""
         start = time.perf_counter()

@@ -31,6 +31,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -122,7 +123,7 @@ def _name(cn: str, ou: str) -> x509.Name:
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key, days: int
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int
 ) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
@@ -164,6 +165,17 @@ def _ensure_ca(pair: Pair, cn: str) -> tuple[x509.Certificate, ec.EllipticCurveP
     _write_key(pair.key, key)
     _write_cert(pair.cert, cert)
     return cert, key
+
+
+# The arguments of _ensure_leaf: files, issuing CA, common name, OU, SANs, extended key usage.
+_LeafSpec: TypeAlias = tuple[
+    Pair,
+    tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+    str,
+    str,
+    list[x509.GeneralName],
+    x509.ObjectIdentifier,
+]
 
 
 def _ensure_leaf(
@@ -209,7 +221,7 @@ def make_certs(
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
     ]
     client = ExtendedKeyUsageOID.CLIENT_AUTH
-    wanted = [
+    wanted: list[_LeafSpec] = [
         (d.server, ca, "switch", "switch", server_sans, ExtendedKeyUsageOID.SERVER_AUTH),
         (d.probe, ca, "probe", "probe", [x509.UniformResourceIdentifier(PROBE_URI)], client),
         (
@@ -222,7 +234,7 @@ def make_certs(
         ),
     ]
     for tid in terminal_ids:
-        san = [x509.UniformResourceIdentifier(TERMINAL_URI_PREFIX + tid)]
+        san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(TERMINAL_URI_PREFIX + tid)]
         wanted.append((d.terminal(tid), ca, tid, "terminal", san, client))
     for pair, issuer, cn, ou, sans, usage in wanted:
         if _ensure_leaf(pair, issuer, cn, ou, sans, usage):

@@ -12,6 +12,7 @@ import sys
 
 import orjson
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger
 
 _PAN_LIKE = re.compile(r"(?<!\d)(\d{6})\d{3,9}(\d{4})(?!\d)")
 
@@ -20,7 +21,7 @@ def _mask_text(text: str) -> str:
     return _PAN_LIKE.sub(lambda m: m.group(1) + "*" * (len(m.group(0)) - 10) + m.group(2), text)
 
 
-def _mask_event(_logger: object, _name: str, event: dict) -> dict:
+def _mask_event(_logger: object, _name: str, event: EventDict) -> EventDict:
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = _mask_text(value)
@@ -48,5 +49,6 @@ def configure(node: str, level: str = "info") -> None:
     structlog.contextvars.bind_contextvars(node=node)
 
 
-def get(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
+def get(name: str) -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger

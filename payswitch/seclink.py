@@ -25,7 +25,7 @@ serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from payswitch.v1 import network_pb2, terminal_pb2
 
@@ -71,7 +71,19 @@ def canonical_request(
     return bytes(out)
 
 
-_EMV_FIELDS = tuple(sorted(network_pb2.EmvData.DESCRIPTOR.fields, key=lambda f: f.number))
+class _Field(Protocol):
+    """What the MAC needs of a protobuf field descriptor (pure-Python or upb)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def number(self) -> int: ...
+
+
+_EMV_FIELDS: tuple[_Field, ...] = tuple(
+    sorted(network_pb2.EmvData.DESCRIPTOR.fields, key=lambda f: f.number)
+)
 
 
 def emv_bytes(emv: network_pb2.EmvData | None) -> bytes:

@@ -11,19 +11,27 @@ scheme/issuer ZPKs) and translates the block in its own HSM.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
 
 from network.channels import Channels
-from network.hop import Decline, Hop
+from network.hop import Decline, Hop, Step
 from payswitch.brands import BRAND_OF
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 from payswitch.world.topology import IssuerConfig, SchemeConfig, Topology
 
 INVALID_TRANSACTION = common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
 INVALID_CARD_NUMBER = common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER
+
+# The follow-ups routed as they are, to the card's issuer.
+_FollowUp = (
+    network_pb2.NetworkReversal
+    | network_pb2.NetworkCapture
+    | network_pb2.NetworkRefund
+    | network_pb2.NetworkAdvice
+)
 
 
 class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
@@ -48,8 +56,10 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
             return Decline(INVALID_CARD_NUMBER)
         return self._issuers[issuer.id]
 
-    def _advice(self, rrn: str) -> Callable[[int], network_pb2.NetworkAdviceResult]:
-        def answer(code: int) -> network_pb2.NetworkAdviceResult:
+    def _advice(
+        self, rrn: str
+    ) -> Callable[[common_pb2.ResponseCode], network_pb2.NetworkAdviceResult]:
+        def answer(code: common_pb2.ResponseCode) -> network_pb2.NetworkAdviceResult:
             return network_pb2.NetworkAdviceResult(rrn=rrn, response_code=code, responder=self._id)
 
         return answer
@@ -59,12 +69,12 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
     ) -> network_pb2.NetworkAuthorizationResult:
         route = self._route(request.scheme, request.pan)
 
-        def answer(code: int) -> network_pb2.NetworkAuthorizationResult:
+        def answer(code: common_pb2.ResponseCode) -> network_pb2.NetworkAuthorizationResult:
             return network_pb2.NetworkAuthorizationResult(
                 rrn=request.rrn, stan=request.stan, response_code=code, responder=self._id
             )
 
-        target = (
+        target: Step[network_pb2.NetworkAuthorizationResult] | Decline = (
             route
             if isinstance(route, Decline)
             else (lambda timeout: route.Authorize(request, timeout=timeout))
@@ -74,17 +84,17 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
     async def Reverse(
         self, request: network_pb2.NetworkReversal, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        return await self._follow_up(context, "Reverse", request.original_rrn, request)
+        return await self._follow_up(context, "Reverse", request.original_rrn, request, request.bin)
 
     async def Capture(
         self, request: network_pb2.NetworkCapture, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        return await self._follow_up(context, "Capture", request.original_rrn, request)
+        return await self._follow_up(context, "Capture", request.original_rrn, request, request.bin)
 
     async def Refund(
         self, request: network_pb2.NetworkRefund, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAdviceResult:
-        return await self._follow_up(context, "Refund", request.rrn, request)
+        return await self._follow_up(context, "Refund", request.rrn, request, request.bin)
 
     async def Advise(
         self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext
@@ -97,19 +107,23 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
         context: grpc.aio.ServicerContext,
         method: str,
         rrn: str,
-        request,
-        digits: str | None = None,
+        request: _FollowUp,
+        digits: str,
     ) -> network_pb2.NetworkAdviceResult:
-        """Route a reversal, capture or refund by its BIN (an advice by ``digits``, its PAN) to
+        """Route a reversal, capture or refund by its BIN (an advice by its PAN), ``digits``, to
         the issuer; ``rrn`` is the identifier the issuer keys the operation on."""
-        route = self._route(request.scheme, request.bin if digits is None else digits)
+        route = self._route(request.scheme, digits)
+        target: Step[network_pb2.NetworkAdviceResult] | Decline
         if isinstance(route, Decline):
             target = route
         else:
             call = getattr(route, method)
 
-            def target(timeout: float):
-                return call(request, timeout=timeout)
+            def forward(timeout: float) -> Awaitable[network_pb2.NetworkAdviceResult]:
+                pending: Awaitable[network_pb2.NetworkAdviceResult] = call(request, timeout=timeout)
+                return pending
+
+            target = forward
 
         return await self._hop.run(context, method.lower(), rrn, target, self._advice(rrn))
 
@@ -117,7 +131,9 @@ class SchemeServicer(network_pb2_grpc.SchemeServiceServicer):
 class SchemeNode:
     """The scheme network as a NodeApp (see ``network.server``)."""
 
-    service_names = (network_pb2.DESCRIPTOR.services_by_name["SchemeService"].full_name,)
+    service_names: tuple[str, ...] = (
+        network_pb2.DESCRIPTOR.services_by_name["SchemeService"].full_name,
+    )
 
     def __init__(self, config: SchemeConfig, topology: Topology, hop: Hop) -> None:
         self.node_id = config.id

@@ -436,7 +436,8 @@ def _serving(channel: grpc.Channel) -> bool:
         reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=0.25)
     except grpc.RpcError:
         return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+    serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+    return serving
 
 
 # -- command line ----------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from typing import Protocol, TextIO, TypeVar
 from hsm.errors import HsmError
 from payswitch import cards, money
 from payswitch.settlement.fees import fee_for
+from payswitch.v1 import terminal_pb2
+from payswitch.world.settlement import FeeConfig
 from payswitch.world.topology import TopologyError, load
 from terminals.batch import BatchTotals, format_close
 from terminals.chip import CardChips, simulated_reader
@@ -80,7 +82,13 @@ def wrong_cvv2(cvv2: str) -> str:
 class Shift:
     """Runs the steps in order and keeps one table row per step."""
 
-    def __init__(self, terminal: Terminal, plan: Plan, cards: CardSource, fees: tuple = ()) -> None:
+    def __init__(
+        self,
+        terminal: Terminal,
+        plan: Plan,
+        cards: CardSource,
+        fees: tuple[FeeConfig, ...] = (),
+    ) -> None:
         self.t = terminal
         self.plan = plan
         self.cards = cards
@@ -190,7 +198,9 @@ class Shift:
             sale = await self.pay(case)
             if sale is None or not sale.approved:
                 continue
-            scheme = cards.scheme_of(case.pan).value
+            card_scheme = cards.scheme_of(case.pan)
+            assert card_scheme is not None  # the plan only holds cards of known schemes
+            scheme = card_scheme.value
             amount = case.amount
             if n == 0:  # the home currency: partial capture and a partial refund
                 amount = money.Amount(case.amount.minor_units * 3 // 4, case.amount.currency)
@@ -205,19 +215,15 @@ class Shift:
                 ref = await self._try(
                     self.t.refund(sale.transaction_id, back.minor_units, back.currency)
                 )
-                if (
-                    self._result_row("refund in batch", ref, "00", back) is not None
-                    and ref.approved
-                ):
+                refunded = self._result_row("refund in batch", ref, "00", back)
+                if refunded is not None and refunded.approved:
                     mine.refund(back, scheme)
                     presented.append((scheme, back, False))
                 voided = await self.pay(replace(case, label="sale to void in batch"))
                 if voided is not None and voided.approved:
                     v = await self._try(self.t.void(voided.transaction_id))
-                    if (
-                        self._result_row("void in batch", v, "00", case.amount) is not None
-                        and v.approved
-                    ):
+                    void_row = self._result_row("void in batch", v, "00", case.amount)
+                    if void_row is not None and void_row.approved:
                         mine.void(case.amount.currency, scheme)
         closed = await self._try(self.t.close_batch(mine))
         if isinstance(closed, TerminalError):
@@ -231,8 +237,8 @@ class Shift:
     async def card_security(self) -> None:
         """PIN, CVV2, chip (ARPC) and a tampered request."""
         plan = self.plan
-        if plan.pin_card is not None and plan.pin_card.pin is not None:
-            c = plan.pin_card
+        c = plan.pin_card
+        if c is not None and c.pin is not None:
             await self.pay(c, pin=c.pin)
             await self.pay(replace(c, label="wrong PIN", expect="55"), pin=wrong_pin(c.pin))
         home = plan.home
@@ -267,7 +273,9 @@ class Shift:
         prepared = self.t.prepare_pay(
             case.amount.minor_units, case.amount.currency, case.pan, case.expiry
         )
-        prepared.request.amount.minor_units += 100
+        request = prepared.request
+        assert isinstance(request, terminal_pb2.AuthorizeRequest)  # prepare_pay builds one
+        request.amount.minor_units += 100
         r = await self._try(self.t.send(prepared))
         got = r.code_name if isinstance(r, TerminalError) else r.iso_code
         detail = r.message if isinstance(r, TerminalError) else "answered instead of refused"
@@ -366,7 +374,7 @@ class Shift:
 
 
 def settlement_summary(
-    presented: list[tuple[str, money.Amount, bool]], fees: tuple, mcc: str
+    presented: list[tuple[str, money.Amount, bool]], fees: tuple[FeeConfig, ...], mcc: str
 ) -> dict[str, dict[str, int]]:
     """Per currency: gross (sales - refunds), fees (``fee_for`` per captured sale, as the
     acquirer computes them; refunds carry none) and net to the merchant. Never across

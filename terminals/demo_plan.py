@@ -155,9 +155,9 @@ def build_plan(
             declines.append(w.case("expired card", c, _major(10, w.currency(c)), "54"))
             break
     for status in ("blocked", "lost"):
-        c = next((c for c in w.cards if c.status == status), None)
-        if c is not None:
-            declines.append(w.case(f"card {status}", c, _major(10, w.currency(c)), "05"))
+        found = next((c for c in w.cards if c.status == status), None)
+        if found is not None:
+            declines.append(w.case(f"card {status}", found, _major(10, w.currency(found)), "05"))
     for c in w.cards:
         limit = c.per_txn_limit
         if limit is not None and w.usable(c):

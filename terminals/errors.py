@@ -84,8 +84,19 @@ class SwitchUnavailable(TerminalError):
     ``status(idempotency_key=...)`` or send the same prepared request again.
     """
 
-    def __init__(self, message: str, *, attempts: int, **kwargs) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        code: grpc.StatusCode | None = None,
+        field: str = "",
+        idempotency_key: str = "",
+        stan: int = 0,
+    ) -> None:
+        super().__init__(
+            message, code=code, field=field, idempotency_key=idempotency_key, stan=stan
+        )
         self.attempts = attempts
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
 from payswitch import codes, money
 from payswitch.v1 import common_pb2, terminal_pb2
 from terminals.errors import scrub
@@ -37,7 +39,7 @@ def scheme_name(value: int) -> str:
         return str(value)
 
 
-def _enum_name(enum, value: int, prefix: str) -> str:
+def _enum_name(enum: EnumTypeWrapper, value: int, prefix: str) -> str:
     try:
         return enum.Name(value).removeprefix(prefix)
     except ValueError:

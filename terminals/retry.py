@@ -92,7 +92,6 @@ async def call_with_retry(
     """
     rng = rng or random.Random()  # jitter, not security
     start = clock()
-    ids = {"idempotency_key": idempotency_key, "stan": stan}
     attempt = 0
     while True:
         attempt += 1
@@ -102,8 +101,12 @@ async def call_with_retry(
         except grpc.aio.AioRpcError as err:
             code = err.code()
             if code not in policy.retryable:
-                raise from_rpc_error(err, attempts=attempt, **ids) from None
-            last: TerminalError = from_rpc_error(err, attempts=attempt, **ids)
+                raise from_rpc_error(
+                    err, attempts=attempt, idempotency_key=idempotency_key, stan=stan
+                ) from None
+            last: TerminalError = from_rpc_error(
+                err, attempts=attempt, idempotency_key=idempotency_key, stan=stan
+            )
         if attempt >= policy.max_attempts:
             raise last
         delay = policy.backoff(attempt - 1, rng)
@@ -113,7 +116,8 @@ async def call_with_retry(
                 f"{policy.total_timeout_s:g} s budget spent",
                 attempts=attempt,
                 code=last.code,
-                **ids,
+                idempotency_key=idempotency_key,
+                stan=stan,
             )
         log.info(
             "retrying %s key=%s stan=%s after %s (attempt %d, backoff %.3f s)",

@@ -93,7 +93,7 @@ class EntryMode(StrEnum):
 
 
 _CONTACTLESS = common_pb2.ENTRY_MODE_CONTACTLESS
-_ENTRY_MODES: dict[EntryMode, int] = {
+_ENTRY_MODES: dict[EntryMode, common_pb2.EntryMode] = {
     EntryMode.CHIP: common_pb2.ENTRY_MODE_CHIP,
     EntryMode.CONTACTLESS: common_pb2.ENTRY_MODE_CONTACTLESS,
     EntryMode.MAGSTRIPE: common_pb2.ENTRY_MODE_MAGSTRIPE,
@@ -430,8 +430,10 @@ class Terminal:
                 resp, prepared.idempotency_key, prepared.stan, prepared.masked_pan
             )
             if prepared.chip is not None:
+                request = prepared.request
+                assert isinstance(request, terminal_pb2.AuthorizeRequest)  # built by prepare_pay
                 ok = bool(resp.arpc) and await prepared.chip.external_authenticate(
-                    prepared.request.emv, resp.response_code, resp.arpc
+                    request.emv, resp.response_code, resp.arpc
                 )
                 result = dataclasses.replace(result, arpc_verified=ok)
             return result

@@ -26,6 +26,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from payswitch.money import is_currency
 
@@ -59,17 +60,19 @@ class ClearingFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ClearingFile:
-    header: dict
-    presentments: tuple[dict, ...]
-    trailer: dict
+    header: dict[str, Any]
+    presentments: tuple[dict[str, Any], ...]
+    trailer: dict[str, Any]
 
     @property
     def file_id(self) -> str:
-        return self.header["file_id"]
+        file_id: str = self.header["file_id"]
+        return file_id
 
     @property
     def acquirer_id(self) -> str:
-        return self.header["acquirer_id"]
+        acquirer_id: str = self.header["acquirer_id"]
+        return acquirer_id
 
 
 def cutoff_date(cutoff_at: float) -> str:
@@ -85,7 +88,7 @@ def file_id_of(acquirer_id: str, cutoff_at: float, file_seq: int) -> str:
     return f"{acquirer_id}-{cutoff_date(cutoff_at)}-{file_seq:04d}"
 
 
-def check_presentment(record: dict) -> None:
+def check_presentment(record: dict[str, Any]) -> None:
     missing = [f for f in FIELDS if f not in record]
     if missing:
         raise ClearingFormatError(f"presentment lacks {missing}")
@@ -102,7 +105,7 @@ def check_presentment(record: dict) -> None:
         raise ClearingFormatError("presentment masked_pan is not masked")
 
 
-def totals(presentments: Iterable[dict]) -> dict[str, dict[str, int]]:
+def totals(presentments: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Per currency: capture and refund sums (never across currencies)."""
     out: dict[str, dict[str, int]] = {}
     for p in presentments:
@@ -117,7 +120,7 @@ def write_clearing_file(
     acquirer_id: str,
     cutoff_at: float,
     file_seq: int,
-    presentments: list[dict],
+    presentments: list[dict[str, Any]],
     created_at: float,
 ) -> Path:
     """Write one acquirer's clearing file; returns its path."""

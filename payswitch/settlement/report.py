@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 FORMAT = "payswitch-settlement/1"
 STATUSES = ("SETTLED", "REJECTED")
@@ -30,7 +31,7 @@ def report_path(directory: Path, acquirer_id: str, file_id: str) -> Path:
     return Path(directory) / "settlement" / acquirer_id / f"{file_id}.json"
 
 
-def totals(entries: Iterable[dict]) -> dict[str, dict[str, int]]:
+def totals(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for e in entries:
         if e["status"] != "SETTLED":
@@ -44,7 +45,9 @@ def totals(entries: Iterable[dict]) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
-def build_report(acquirer_id: str, file_id: str, settled_at: float, entries: list[dict]) -> dict:
+def build_report(
+    acquirer_id: str, file_id: str, settled_at: float, entries: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "acquirer_id": acquirer_id,
@@ -55,7 +58,7 @@ def build_report(acquirer_id: str, file_id: str, settled_at: float, entries: lis
     }
 
 
-def write_report(directory: Path, report: dict) -> Path:
+def write_report(directory: Path, report: dict[str, Any]) -> Path:
     path = report_path(directory, report["acquirer_id"], report["file_id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -67,9 +70,9 @@ def write_report(directory: Path, report: dict) -> Path:
     return path
 
 
-def read_report(path: Path) -> dict:
+def read_report(path: Path) -> dict[str, Any]:
     try:
-        report = json.loads(Path(path).read_text("utf-8"))
+        report: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportFormatError(f"cannot read settlement report: {exc}") from None
     if report.get("format") != FORMAT:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from payswitch.cards import Scheme
 from payswitch.money import is_currency
@@ -69,21 +70,21 @@ def parse_cutoff(text: str) -> dt.time:
         parts = [int(p) for p in text.split(":")]
         if len(parts) not in (2, 3):
             raise ValueError
-        return dt.time(*parts)
+        return dt.time(parts[0], parts[1], parts[2] if len(parts) == 3 else 0)
     except (ValueError, TypeError, AttributeError):
         raise SettlementConfigError(
             f'settlement: cutoff must be "HH:MM" or "HH:MM:SS" (UTC), not {text!r}'
         ) from None
 
 
-def _non_negative_int(raw: dict, key: str, where: str, default: int = 0) -> int:
+def _non_negative_int(raw: dict[str, Any], key: str, where: str, default: int = 0) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SettlementConfigError(f"{where}: {key} must be a non-negative integer")
     return value
 
 
-def parse_settlement(raw: dict | None) -> SettlementConfig:
+def parse_settlement(raw: dict[str, Any] | None) -> SettlementConfig:
     raw = raw or {}
     mccs = raw.get("tolerance_mccs", list(DEFAULT_TOLERANCE_MCCS))
     if not isinstance(mccs, list) or not all(isinstance(m, str) and m.isdigit() for m in mccs):
@@ -103,8 +104,8 @@ def parse_settlement(raw: dict | None) -> SettlementConfig:
     )
 
 
-def parse_fees(entries: list | None) -> tuple[FeeConfig, ...]:
-    fees = []
+def parse_fees(entries: list[dict[str, Any]] | None) -> tuple[FeeConfig, ...]:
+    fees: list[FeeConfig] = []
     for n, raw in enumerate(entries or []):
         where = f"fees #{n}"
         try:
@@ -135,7 +136,7 @@ def parse_fees(entries: list | None) -> tuple[FeeConfig, ...]:
     return tuple(fees)
 
 
-def parse_hold_ttl(raw: dict, where: str) -> float:
+def parse_hold_ttl(raw: dict[str, Any], where: str) -> float:
     value = raw.get("hold_ttl_s", DEFAULT_HOLD_TTL_S)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise SettlementConfigError(f"{where}: hold_ttl_s must be a positive number of seconds")

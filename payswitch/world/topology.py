@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
 from payswitch.money import is_currency
@@ -40,6 +42,25 @@ from payswitch.world.settlement import (
 
 class TopologyError(ValueError):
     """The topology file is malformed; the message names the offending entry."""
+
+
+class _Entry(Protocol):
+    """Any entry of the topology with an id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+class _Node(_Entry, Protocol):
+    """A process of the topology: an id and a listen address."""
+
+    @property
+    def listen(self) -> str: ...
+
+
+_E = TypeVar("_E", bound=_Entry)
+_T = TypeVar("_T")
+_Args = TypeVarTuple("_Args")
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +346,9 @@ class Topology:
     def scheme_for_brand(self, brand: Scheme) -> SchemeConfig | None:
         return next((s for s in self.schemes if brand in s.brands), None)
 
-    def issuer_for_pan(self, pan: str, among: tuple[IssuerConfig, ...] | None = None):
+    def issuer_for_pan(
+        self, pan: str, among: tuple[IssuerConfig, ...] | None = None
+    ) -> IssuerConfig | None:
         """Longest matching BIN range wins."""
         best: tuple[int, IssuerConfig] | None = None
         for issuer in among if among is not None else self.issuers:
@@ -335,42 +358,42 @@ class Topology:
         return best[1] if best else None
 
 
-def _find(items, node_id: str, what: str):
+def _find(items: Iterable[_E], node_id: str, what: str) -> _E:
     for item in items:
         if item.id == node_id:
             return item
     raise TopologyError(f"no {what} with id {node_id!r}")
 
 
-def _rate(raw: dict, key: str, where: str) -> float:
+def _rate(raw: dict[str, Any], key: str, where: str) -> float:
     value = float(raw.get(key, 0.0))
     if not 0.0 <= value <= 1.0:
         raise TopologyError(f"{where}: {key} must be between 0 and 1")
     return value
 
 
-def _positive_int(raw: dict, key: str, default: int, where: str) -> int:
+def _positive_int(raw: dict[str, Any], key: str, default: int, where: str) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise TopologyError(f"{where}: {key} must be a positive integer")
     return value
 
 
-def _bool(raw: dict, key: str, default: bool, where: str) -> bool:
+def _bool(raw: dict[str, Any], key: str, default: bool, where: str) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
         raise TopologyError(f"{where}: {key} must be true or false")
     return value
 
 
-def _positive_number(raw: dict, key: str, default: float, where: str) -> float:
+def _positive_number(raw: dict[str, Any], key: str, default: float, where: str) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise TopologyError(f"{where}: {key} must be a positive number")
     return float(value)
 
 
-def _latency(raw: dict | None, where: str) -> Latency:
+def _latency(raw: dict[str, Any] | None, where: str) -> Latency:
     if raw is None:
         return Latency()
     dist = raw.get("distribution", "fixed")
@@ -391,7 +414,7 @@ def _latency(raw: dict | None, where: str) -> Latency:
     return lat
 
 
-def _faults(raw: dict, where: str) -> Faults:
+def _faults(raw: dict[str, Any], where: str) -> Faults:
     return Faults(
         error_rate=_rate(raw, "error_rate", where),
         timeout_rate=_rate(raw, "timeout_rate", where),
@@ -399,7 +422,7 @@ def _faults(raw: dict, where: str) -> Faults:
     )
 
 
-def _schemes(values: list, where: str) -> tuple[Scheme, ...]:
+def _schemes(values: list[str], where: str) -> tuple[Scheme, ...]:
     try:
         return tuple(Scheme(v) for v in values)
     except ValueError as exc:
@@ -418,7 +441,7 @@ _BREAKER_KEYS = frozenset(f.name for f in fields(BreakerConfig))
 _STANDIN_KEYS = frozenset(f.name for f in fields(StandInConfig))
 
 
-def _breaker(raw: dict) -> BreakerConfig:
+def _breaker(raw: dict[str, Any]) -> BreakerConfig:
     where = "breaker"
     unknown = set(raw) - _BREAKER_KEYS
     if unknown:
@@ -438,11 +461,11 @@ def _breaker(raw: dict) -> BreakerConfig:
     )
 
 
-def _amounts(raw: dict, key: str, where: str) -> tuple[tuple[str, int], ...]:
+def _amounts(raw: dict[str, Any], key: str, where: str) -> tuple[tuple[str, int], ...]:
     table = raw.get(key, {})
     if not isinstance(table, dict):
         raise TopologyError(f"{where}: {key} must be a table of currency = minor units")
-    out = []
+    out: list[tuple[str, int]] = []
     for currency, value in sorted(table.items()):
         if not is_currency(currency):
             raise TopologyError(f"{where}: {key}: unknown currency {currency!r}")
@@ -452,7 +475,9 @@ def _amounts(raw: dict, key: str, where: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-def _strings(raw: dict, key: str, where: str, check) -> tuple[str, ...]:
+def _strings(
+    raw: dict[str, Any], key: str, where: str, check: Callable[[str], bool]
+) -> tuple[str, ...]:
     values = raw.get(key, [])
     if not isinstance(values, list) or not all(isinstance(v, str) and check(v) for v in values):
         raise TopologyError(f"{where}: {key} has a malformed entry")
@@ -467,7 +492,7 @@ def _token(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _standin(raw: dict) -> StandInConfig:
+def _standin(raw: dict[str, Any]) -> StandInConfig:
     where = "standin"
     unknown = set(raw) - _STANDIN_KEYS
     if unknown:
@@ -492,7 +517,7 @@ def _standin(raw: dict) -> StandInConfig:
     )
 
 
-def parse(doc: dict, source: Path | None = None) -> Topology:
+def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
     """Build and cross-check a Topology from a parsed TOML document."""
     sw = doc.get("switch", {})
     switch = SwitchConfig(
@@ -619,7 +644,7 @@ def parse(doc: dict, source: Path | None = None) -> Topology:
     return topo
 
 
-def _settlement_key(parser, *args):
+def _settlement_key(parser: Callable[[*_Args], _T], *args: *_Args) -> _T:
     try:
         return parser(*args)
     except SettlementConfigError as exc:
@@ -628,11 +653,12 @@ def _settlement_key(parser, *args):
 
 def _cross_check(topo: Topology) -> None:
     # The switch's id is a process name too (the launcher names logs and children by id).
-    ids = [n.id for n in (topo.switch, *topo.acquirers, *topo.schemes, *topo.issuers)]
+    nodes: tuple[_Node, ...] = (topo.switch, *topo.acquirers, *topo.schemes, *topo.issuers)
+    ids = [n.id for n in nodes]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:
         raise TopologyError(f"duplicate node ids: {sorted(dupes)}")
-    listens = [n.listen for n in (topo.switch, *topo.acquirers, *topo.schemes, *topo.issuers)]
+    listens = [n.listen for n in nodes]
     shared = {x for x in listens if listens.count(x) > 1}
     if shared:
         raise TopologyError(f"listen addresses used by more than one node: {sorted(shared)}")
