@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from payswitch.world.settlement import SettlementConfig
@@ -36,7 +37,7 @@ class Services:
     connectors: Connectors
     reverser: Reverser
     rrns: BlockSequence
-    new_id: object = field(default=_new_id)
+    new_id: Callable[[], str] = field(default=_new_id)
     breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
     standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
     saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)

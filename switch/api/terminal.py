@@ -31,8 +31,7 @@ from switch.operations.void import void
 from switch.pipeline import Pipeline
 from switch.pipeline.context import AuthContext
 from switch.services import Services
-from switch.wire import validation
-from switch.wire.errors import ApiError
+from switch.wire.errors import ApiError, InvalidArgument
 
 R = TypeVar("R")
 
@@ -113,7 +112,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
                 self._gate.in_flight.release()
             coro.close()  # no-op once it ran; stops a never-awaited warning when shed
 
-    async def Authorize(self, request, context):
+    async def Authorize(
+        self, request: terminal_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.AuthorizeResponse:
         ctx = AuthContext(
             request=request,
             budget=self._budget(context),
@@ -124,7 +125,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             context, self._pipeline.run(ctx), "Authorize", request.terminal_id, admit=False
         )
 
-    async def Capture(self, request, context):
+    async def Capture(
+        self, request: terminal_pb2.CaptureRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.CaptureResponse:
         return await self._guarded(
             context,
             capture(self._svc, request, self._budget(context)),
@@ -133,7 +136,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             rate=True,
         )
 
-    async def Void(self, request, context):
+    async def Void(
+        self, request: terminal_pb2.VoidRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.VoidResponse:
         return await self._guarded(
             context,
             void(self._svc, request, self._budget(context)),
@@ -142,7 +147,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             rate=True,
         )
 
-    async def Refund(self, request, context):
+    async def Refund(
+        self, request: terminal_pb2.RefundRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.RefundResponse:
         return await self._guarded(
             context,
             refund(self._svc, request, self._budget(context)),
@@ -151,7 +158,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             rate=True,
         )
 
-    async def CloseBatch(self, request, context):
+    async def CloseBatch(
+        self, request: terminal_pb2.CloseBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.CloseBatchResponse:
         return await self._guarded(
             context,
             close_batch(self._svc, request, self._budget(context)),
@@ -160,15 +169,21 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             rate=True,
         )
 
-    async def GetTransaction(self, request, context):
+    async def GetTransaction(
+        self,
+        request: terminal_pb2.GetTransactionRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> terminal_pb2.GetTransactionResponse:
         return await self._guarded(
             context, get_transaction(self._svc, request), "GetTransaction", request.terminal_id
         )
 
-    async def Echo(self, request, context):
+    async def Echo(
+        self, request: terminal_pb2.EchoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.EchoResponse:
         async def echo() -> terminal_pb2.EchoResponse:
             if len(request.message) > 256:
-                raise validation.InvalidArgument("message", "at most 256 characters")
+                raise InvalidArgument("message", "at most 256 characters")
             return terminal_pb2.EchoResponse(
                 message=request.message,
                 switch_id=self._svc.config.id,

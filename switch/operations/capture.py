@@ -31,7 +31,7 @@ from switch.domain.transactions import (
     TxState,
     TxType,
 )
-from switch.operations.common import follow_issuer, idempotent, load_own
+from switch.operations.common import current_state, follow_issuer, idempotent, load_own
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
@@ -52,7 +52,7 @@ async def capture(
     amount = req.amount.minor_units if has_amount else tx.amount_minor
 
     async def work() -> tuple[terminal_pb2.CaptureResponse, str]:
-        current = await svc.store.get_transaction(tx.id)
+        current = await current_state(svc, tx.id)
         if current.state in STAND_IN_STATES:
             return await _capture_stand_in(svc, current, amount), tx.id
         if current.state is not TxState.APPROVED:
@@ -128,7 +128,7 @@ async def _capture_stand_in(
     return _answer(codes.APPROVED, current)
 
 
-def _answer(iso: str, tx, message: str = "") -> terminal_pb2.CaptureResponse:
+def _answer(iso: str, tx: Transaction, message: str = "") -> terminal_pb2.CaptureResponse:
     return terminal_pb2.CaptureResponse(
         response_code=code_to_proto(iso), transaction=transaction_to_proto(tx), message=message
     )

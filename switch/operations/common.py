@@ -26,6 +26,13 @@ async def load_own(svc: Services, terminal_id: str, tx_id: str, field: str) -> T
     return tx
 
 
+async def current_state(svc: Services, tx_id: str) -> Transaction:
+    """The transaction as it is now: loaded by this request already, so it exists."""
+    tx = await svc.store.get_transaction(tx_id)
+    assert tx is not None, tx_id
+    return tx
+
+
 async def follow_issuer(
     svc: Services, tx_id: str, from_state: TxState, to_state: TxState, changes: Changes
 ) -> Transaction:

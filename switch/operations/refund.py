@@ -19,7 +19,7 @@ from switch.core.budget import Budget
 from switch.core.sequences import rrn_of
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import Changes, DuplicateTransmission, Transaction, TxState, TxType
-from switch.operations.common import idempotent, load_own
+from switch.operations.common import current_state, idempotent, load_own
 from switch.recovery.refund_reservations import TooManyRefunds, begin_refund, reserve
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
@@ -49,7 +49,7 @@ async def refund(
     amount = req.amount.minor_units
 
     async def work() -> tuple[terminal_pb2.RefundResponse, str]:
-        current = await svc.store.get_transaction(original.id)
+        current = await current_state(svc, original.id)
         if current.state not in _REFUNDABLE:
             raise FailedPrecondition(
                 f"original_transaction_id: a {current.state.value} sale cannot be refunded"

@@ -40,7 +40,7 @@ from switch.domain.transactions import (
     TxState,
     TxType,
 )
-from switch.operations.common import follow_issuer, idempotent, load_own
+from switch.operations.common import current_state, follow_issuer, idempotent, load_own
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
@@ -63,7 +63,7 @@ async def void(
     tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
 
     async def work() -> tuple[terminal_pb2.VoidResponse, str]:
-        current = await svc.store.get_transaction(tx.id)
+        current = await current_state(svc, tx.id)
         if current.state not in _VOIDABLE:
             raise FailedPrecondition(
                 f"transaction_id: a {current.state.value} transaction cannot be voided"
@@ -128,7 +128,7 @@ async def _follow(svc: Services, tx: Transaction, to: TxState) -> Transaction:
     return current
 
 
-def _answer(iso: str, tx, message: str = "") -> terminal_pb2.VoidResponse:
+def _answer(iso: str, tx: Transaction, message: str = "") -> terminal_pb2.VoidResponse:
     return terminal_pb2.VoidResponse(
         response_code=code_to_proto(iso), transaction=transaction_to_proto(tx), message=message
     )

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client import Histogram
+
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
@@ -40,9 +42,9 @@ class Pipeline:
     def __init__(self, svc: Services, stages: list[Stage] | None = None) -> None:
         self.svc = svc
         self.stages = stages if stages is not None else default_stages(svc)
-        self._timers: tuple[metrics.Metrics | None, list] = (None, [])
+        self._timers: tuple[metrics.Metrics | None, list[Histogram]] = (None, [])
 
-    def _stage_timers(self) -> list:
+    def _stage_timers(self) -> list[Histogram]:
         """The stage histograms' children, in stage order, for the current registry."""
         m = metrics.get()
         if self._timers[0] is not m or len(self._timers[1]) != len(self.stages):
@@ -88,9 +90,9 @@ class Pipeline:
         """Record the final transition with the answer, settle the idempotency key, log one
         line. The transition is ``outcome.decide``'s, whichever way the pipeline ended."""
         if ctx.replay is not None:
-            response = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
-            self._log(ctx, response, replayed=True)
-            return response
+            replayed = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
+            self._log(ctx, replayed, replayed=True)
+            return replayed
         if not ctx.code:
             ctx.end(codes.SYSTEM_MALFUNCTION, "no outcome")
         response: terminal_pb2.AuthorizeResponse | None = None

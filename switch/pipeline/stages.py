@@ -81,7 +81,8 @@ _log = get_logger("switch.authorize")
 
 
 class Stage(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def __call__(self, ctx: AuthContext) -> None: ...
 
