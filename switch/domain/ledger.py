@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import json
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from payswitch.money import exponent
 from switch.domain.errors import StoreError
@@ -122,8 +123,25 @@ class ReconIssue:
     last_seen: float = 0.0
     resolved_at: float = 0.0
 
-    def copy(self, **changes: object) -> ReconIssue:
+    def copy(self, **changes: Unpack[IssueFields]) -> ReconIssue:
         return dataclasses.replace(self, **changes)
+
+
+class IssueFields(TypedDict, total=False):
+    """Fields of a ``ReconIssue`` by name, any of them (``ReconIssue.copy``'s changes)."""
+
+    issue_id: str
+    type: str
+    kind: str
+    rrn: str
+    transaction_id: str
+    currency: str
+    detail: str
+    status: IssueStatus
+    note: str
+    first_seen: float
+    last_seen: float
+    resolved_at: float
 
 
 class DisputeState(enum.StrEnum):
@@ -165,13 +183,44 @@ class Dispute:
     updated_at: float = 0.0
     version: int = 1
 
-    def copy(self, **changes: object) -> Dispute:
+    def copy(self, **changes: Unpack[DisputeFields]) -> Dispute:
         return dataclasses.replace(self, **changes)
+
+
+class DisputeFields(TypedDict, total=False):
+    """Fields of a ``Dispute`` by name, any of them (``Dispute.copy``'s changes)."""
+
+    dispute_id: str
+    transaction_id: str
+    rrn: str
+    merchant_id: str
+    acquirer_id: str
+    issuer_id: str
+    amount_minor: int
+    currency: str
+    reason_code: str
+    state: DisputeState
+    raised_at: float
+    representment_due: float
+    response_due: float
+    evidence: str
+    note: str
+    updated_at: float
+    version: int
 
 
 DISPUTE_COLUMNS = tuple(f.name for f in dataclasses.fields(Dispute))
 ISSUE_COLUMNS = tuple(f.name for f in dataclasses.fields(ReconIssue))
 DISPUTE_MUTABLE = frozenset({"state", "response_due", "evidence", "note", "updated_at"})
+
+
+class DisputeChanges(TypedDict, total=False):
+    """The columns a dispute transition changes besides ``state`` (``DISPUTE_MUTABLE``)."""
+
+    response_due: float
+    evidence: str
+    note: str
+    updated_at: float
 
 
 class DisputeConflict(StoreError):

@@ -19,6 +19,7 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 
 class SafKind(enum.StrEnum):
@@ -44,12 +45,29 @@ class SafItem:
     lease_until: float = 0.0
     version: int = 1
 
-    def copy(self, **changes: object) -> SafItem:
+    def copy(self, **changes: Unpack[SafFields]) -> SafItem:
         return dataclasses.replace(self, **changes)
 
     @property
     def live(self) -> bool:
         return not self.dead and not self.done
+
+
+class SafFields(TypedDict, total=False):
+    """Fields of a ``SafItem`` by name, any of them (``SafItem.copy``'s changes)."""
+
+    id: str
+    kind: SafKind
+    transaction_id: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_error: str
+    dead: bool
+    done: bool
+    leased_by: str
+    lease_until: float
+    version: int
 
 
 # Columns of an item in declaration order (both backends map rows by these names).

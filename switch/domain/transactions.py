@@ -12,8 +12,12 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 
 from switch.domain.errors import StoreError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class TxState(enum.StrEnum):
@@ -94,20 +98,76 @@ class Transaction:
     mcc: str = ""
     version: int = 1  # bumped by every successful compare-and-set
 
-    def copy(self, **changes: object) -> Transaction:
+    def copy(self, **changes: Unpack[TransactionFields]) -> Transaction:
         return dataclasses.replace(self, **changes)
+
+
+class TransactionFields(TypedDict, total=False):
+    """Fields of a ``Transaction`` by name, any of them (``Transaction.copy``'s changes)."""
+
+    id: str
+    type: TxType
+    state: TxState
+    terminal_id: str
+    merchant_id: str
+    stan: int
+    local_date: str
+    local_time: str
+    amount_minor: int
+    currency: str
+    card_token: str
+    masked_pan: str
+    bin: str
+    scheme: str
+    rrn: str
+    created_at: float
+    updated_at: float
+    deadline_at: float
+    acquirer_id: str
+    captured_minor: int
+    refunded_minor: int
+    response_code: str
+    auth_code: str
+    original_id: str
+    idempotency_key: str
+    entry_mode: str
+    mcc: str
+    version: int
 
 
 # Every column, in declaration order (backends map rows to Transaction by this order).
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
 
 
-def _set_columns(value: object) -> dict[str, object]:
+def _set_columns(value: DataclassInstance) -> dict[str, object]:
     return {
-        f.name: v
-        for f in dataclasses.fields(value)  # type: ignore[arg-type]
-        if (v := getattr(value, f.name)) is not None
+        f.name: v for f in dataclasses.fields(value) if (v := getattr(value, f.name)) is not None
     }
+
+
+class ExpectColumns(TypedDict, total=False):
+    """The columns an ``Expect`` sets, by name (``Expect.columns``)."""
+
+    state: TxState
+    type: TxType
+    acquirer_id: str
+    captured_minor: int
+    refunded_minor: int
+    response_code: str
+    version: int
+
+
+class ChangeColumns(TypedDict, total=False):
+    """The columns a ``Changes`` sets, by name (``Changes.columns``)."""
+
+    state: TxState
+    acquirer_id: str
+    captured_minor: int
+    refunded_minor: int
+    response_code: str
+    auth_code: str
+    updated_at: float
+    deadline_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +182,9 @@ class Expect:
     response_code: str | None = None
     version: int | None = None
 
-    def columns(self) -> dict[str, object]:
-        return _set_columns(self)
+    def columns(self) -> ExpectColumns:
+        # The fields that are set, each with its own (non-None) type: ExpectColumns's items.
+        return cast(ExpectColumns, _set_columns(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +201,9 @@ class Changes:
     updated_at: float | None = None
     deadline_at: float | None = None
 
-    def columns(self) -> dict[str, object]:
-        return _set_columns(self)
+    def columns(self) -> ChangeColumns:
+        # The fields that are set, each with its own (non-None) type: ChangeColumns's items.
+        return cast(ChangeColumns, _set_columns(self))
 
     def to(self, state: TxState) -> Changes:
         """These changes with the state moved to ``state``."""
@@ -211,7 +273,7 @@ def check_transition(
 _MONEY_FIELDS = frozenset({"amount_minor", "captured_minor", "refunded_minor"})
 
 
-def check_cas(expected: Expect, changes: Changes) -> tuple[dict[str, object], dict[str, object]]:
+def check_cas(expected: Expect, changes: Changes) -> tuple[ExpectColumns, ChangeColumns]:
     """Validate a compare-and-set before any backend runs it (both backends share this), and
     give its columns: (expected, changes) as column -> value.
 
@@ -231,7 +293,7 @@ def check_cas(expected: Expect, changes: Changes) -> tuple[dict[str, object], di
         change["state"] = TxState(change["state"])
         if "state" not in want:
             raise IllegalTransition("a state change needs the expected state")
-        check_transition(TxState(want["state"]), change["state"], want.get("type"))  # type: ignore[arg-type]
+        check_transition(TxState(want["state"]), change["state"], want.get("type"))
     return want, change
 
 

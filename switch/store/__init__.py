@@ -17,11 +17,19 @@ A new backend adds one entry to ``_BACKENDS``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from switch.store.base import Store
 
 __all__ = ["Store", "open_store"]
+
+
+class _SqliteOptions(TypedDict, total=False):
+    """The ``SqliteStore`` keyword options a ``sqlite:///`` URL may give."""
+
+    synchronous: str
+    busy_timeout_ms: int
 
 
 def _sqlite(url: str) -> Store:
@@ -40,7 +48,7 @@ def _sqlite(url: str) -> Store:
             f"SQLite store URL {url!r} names no file: the store must be a file for durability "
             "(:memory: is not allowed)"
         )
-    options: dict[str, object] = {}
+    options: _SqliteOptions = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         if name == "synchronous":
             options["synchronous"] = value
@@ -53,7 +61,7 @@ def _sqlite(url: str) -> Store:
             raise ValueError(
                 f"unknown SQLite store option {name!r} (known: synchronous, busy_timeout_ms)"
             )
-    return SqliteStore(path, **options)  # type: ignore[arg-type]
+    return SqliteStore(path, **options)
 
 
 def _cassandra(url: str) -> Store:

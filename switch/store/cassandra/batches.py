@@ -35,6 +35,7 @@ from switch.domain.batches import (
 from switch.domain.errors import StoreUnavailable
 from switch.store.batches import BatchStore
 from switch.store.cassandra.exec import Cql, Row, backoff
+from switch.store.cassandra.host import CassandraHost
 
 ATTEMPTS = 32
 
@@ -85,7 +86,7 @@ def _item(row: Row) -> BatchItem:
     )
 
 
-class CassandraBatches(BatchStore):
+class CassandraBatches(CassandraHost, BatchStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``)."""
 
     _batch_q: dict[str, Any] | None = None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_PORT = 9042
@@ -63,6 +64,17 @@ class CassandraConfig:
         """How many replicas answer at ``consistency`` for a keyspace of replication ``rf``."""
         fixed = {"ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3, "ALL": rf}
         return fixed.get(self.consistency, rf // 2 + 1)
+
+
+class _Options(TypedDict, total=False):
+    """The optional ``CassandraConfig`` fields a URL's query may give."""
+
+    replication: int
+    consistency: str
+    serial: str
+    dc: str
+    timeout_s: float
+    connect_timeout_s: float
 
 
 def _hosts(netloc: str, url: str) -> tuple[tuple[str, ...], int]:
@@ -112,7 +124,7 @@ def parse_url(url: str) -> CassandraConfig:
             f"Cassandra store URL {url!r} needs a keyspace: cassandra://host/keyspace "
             "(letters, digits and _, starting with a letter, at most 48 characters)"
         )
-    options: dict[str, object] = {}
+    options: _Options = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name == "replication":
             if not value.isdigit() or int(value) < 1:
@@ -139,4 +151,4 @@ def parse_url(url: str) -> CassandraConfig:
                 f"unknown Cassandra store option {name!r} (known: replication, consistency, "
                 "serial, dc, timeout, connect_timeout)"
             )
-    return CassandraConfig(hosts=hosts, port=port, keyspace=keyspace, **options)  # type: ignore[arg-type]
+    return CassandraConfig(hosts=hosts, port=port, keyspace=keyspace, **options)

@@ -170,8 +170,9 @@ class Cql:
 
     def _reap(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.info("cassandra background task failed: %s", describe(task.exception()))
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            _log.info("cassandra background task failed: %s", describe(exc))
 
     async def shielded(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a write to its end even if the caller is cancelled (as the SQLite store does)."""

@@ -142,7 +142,7 @@ class StateIndex:
         position: tuple[float, str] | None = None
         for _page in range(MAX_PAGES):
             if position is None:
-                params: tuple = (state.value, bucket, older_than, PAGE)
+                params: tuple[object, ...] = (state.value, bucket, older_than, PAGE)
                 rows = await self._cql.run(q.idx_first, params)
             else:
                 params = (state.value, bucket, *position, older_than, PAGE)

@@ -29,13 +29,14 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.ledger import (
     DISPUTE_COLUMNS,
     ISSUE_COLUMNS,
     Dispute,
+    DisputeChanges,
     DisputeConflict,
     DisputeState,
     IssueStatus,
@@ -47,6 +48,7 @@ from switch.domain.ledger import (
     check_posting,
 )
 from switch.store.cassandra.exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
+from switch.store.cassandra.host import CassandraHost
 
 SHARD = 0
 PAGE = 500
@@ -134,7 +136,7 @@ def _claim_posting(row: Row) -> LedgerPosting:
 
 
 def _issue(row: Row) -> ReconIssue:
-    values = {c: row.get(c) for c in ISSUE_COLUMNS}
+    values: dict[str, Any] = {c: row.get(c) for c in ISSUE_COLUMNS}
     for c in ("first_seen", "last_seen", "resolved_at"):
         values[c] = float(values[c] or 0.0)
     for c in ("kind", "rrn", "transaction_id", "currency", "detail", "note"):
@@ -160,10 +162,9 @@ def _dispute_values(d: Dispute) -> list[object]:
     return [v.value if isinstance(v, DisputeState) else v for v in values]
 
 
-class CassandraLedgerMixin:
+class CassandraLedgerMixin(CassandraHost):
     """Mixed into ``CassandraStore``: uses its ``_open()`` (the session's ``Cql``)."""
 
-    _open: Any
     _ledger_stmts: dict[str, Any] | None = None
     _dispute_cas: dict[tuple[str, ...], Any] | None = None
 
@@ -394,7 +395,9 @@ class CassandraLedgerMixin:
             if row.state is not from_state:
                 raise DisputeConflict(row)
             writer = uuid.uuid4()
-            new = row.copy(**changes, state=to_state, version=row.version + 1)
+            # The names are checked by check_dispute_transition; the values are the caller's,
+            # written as given (as by the SQLite backend).
+            new = row.copy(**cast(DisputeChanges, changes), state=to_state, version=row.version + 1)
             params = (
                 to_state.value, *changes.values(), new.version, writer, dispute_id,
                 from_state.value, row.version,
@@ -404,8 +407,8 @@ class CassandraLedgerMixin:
                 after = await cql.serial(q["dispute_get"], (dispute_id,)) or {}
                 ok = after.get("writer") == writer
             if not ok:
-                after = await cql.serial(q["dispute_get"], (dispute_id,))
-                raise DisputeConflict(_dispute(after or current))
+                latest = await cql.serial(q["dispute_get"], (dispute_id,))
+                raise DisputeConflict(_dispute(latest or current))
             return new
 
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:

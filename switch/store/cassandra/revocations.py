@@ -12,6 +12,7 @@ from typing import Any
 
 from switch.domain.revocations import Revocation, check_terminal_id
 from switch.store.cassandra.exec import Cql
+from switch.store.cassandra.host import CassandraHost
 from switch.store.revocations import RevocationStore
 
 _BUCKET = 0
@@ -24,14 +25,14 @@ _CQL = {
 }
 
 
-class CassandraRevocations(RevocationStore):
+class CassandraRevocations(CassandraHost, RevocationStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``); statements prepared on first use,
     off the event loop."""
 
     _revocation_statements: tuple[Cql, dict[str, Any]] | None = None
 
     async def _revocation_cql(self) -> tuple[Cql, dict[str, Any]]:
-        cql: Cql = self._open()  # type: ignore[attr-defined]
+        cql = self._open()
         cached = self._revocation_statements
         if cached is None or cached[0] is not cql:
 

@@ -28,6 +28,7 @@ from cassandra.cluster import Session
 from switch.domain.errors import StoreUnavailable
 from switch.domain.saf import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
 from switch.store.cassandra.exec import Cql, Row, backoff
+from switch.store.cassandra.host import CassandraHost
 
 ATTEMPTS = 16
 SCAN_LIMIT = 5000  # entries read per (status, kind) partition
@@ -199,14 +200,14 @@ class SafTable:
         return out
 
 
-class CassandraSafMixin:
+class CassandraSafMixin(CassandraHost):
     """``SafStore`` for ``CassandraStore`` (needs its ``_open()`` session)."""
 
     _saf_table: SafTable | None = None
     _saf_lock: asyncio.Lock | None = None
 
     async def _saf(self) -> SafTable:
-        cql: Cql = self._open()  # type: ignore[attr-defined]
+        cql = self._open()
         table = self._saf_table
         if table is not None and table._cql is cql:
             return table

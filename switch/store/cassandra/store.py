@@ -42,10 +42,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, Timeout
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
 
@@ -54,9 +54,11 @@ from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
 from switch.domain.standin import check_reserve
 from switch.domain.transactions import (
     CasFailed,
+    ChangeColumns,
     Changes,
     DuplicateTransmission,
     Expect,
+    ExpectColumns,
     Transaction,
     TxState,
     check_cas,
@@ -103,12 +105,16 @@ def _ttl(expires_at: float) -> int:
     return min(max(remaining, 0) + TTL_GRACE_S, MAX_TTL_S)
 
 
-class _Lru(OrderedDict[Any, Any]):
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(OrderedDict[K, V]):
     def __init__(self, cap: int) -> None:
         super().__init__()
         self.cap = cap
 
-    def put(self, key: Any, value: Any) -> None:
+    def put(self, key: K, value: V) -> None:
         self[key] = value
         self.move_to_end(key)
         while len(self) > self.cap:
@@ -138,7 +144,7 @@ def _profiles(cfg: CassandraConfig) -> dict[object, ExecutionProfile]:
 
 def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
     keyspace = cluster.metadata.keyspaces.get(cfg.keyspace)
-    strategy = getattr(keyspace, "replication_strategy", None)
+    strategy: Any = getattr(keyspace, "replication_strategy", None)  # the driver's metadata
     factors = getattr(strategy, "dc_replication_factors", None)
     if factors:
         if cfg.consistency.startswith("LOCAL_"):
@@ -163,8 +169,10 @@ class CassandraStore(
         self._vault: Vault | None = None
         self._standin: StandInUsage | None = None
         self._owner = uuid.uuid4().hex
-        self._rows = _Lru(CACHE_ROWS)  # tx id -> Transaction at some version (a CAS hint)
-        self._claims = _Lru(CACHE_CLAIMS)  # (scope, key) -> (claim_id, expires_at) we own
+        # tx id -> Transaction at some version (a CAS hint)
+        self._rows: _Lru[str, Transaction] = _Lru(CACHE_ROWS)
+        # (scope, key) -> (claim_id, expires_at) we own
+        self._claims: _Lru[tuple[str, str], tuple[uuid.UUID, float]] = _Lru(CACHE_CLAIMS)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
@@ -198,7 +206,7 @@ class CassandraStore(
             cluster.shutdown()
             raise StoreUnavailable(f"Cassandra {','.join(cfg.hosts)}: {describe(exc)}") from exc
 
-    def _ensure_schema(self, session, cluster: Cluster) -> None:
+    def _ensure_schema(self, session: Session, cluster: Cluster) -> None:
         """Apply the schema; a timeout (a node busy with another process's schema change, or
         a loaded machine) is retried a bounded number of times: the steps are idempotent and
         the migration lock recognises its own owner, so a retry takes up where it stopped."""
@@ -296,7 +304,7 @@ class CassandraStore(
         cql = self._open()
 
         def done(r: Row) -> bool:
-            return r["transaction_id"] == transaction_id
+            return bool(r["transaction_id"] == transaction_id)
 
         async with cql.serialised("idem", scope, key):
             update = self._update_claim(scope, key, cql.q.idem_attach, (transaction_id,), done)
@@ -478,13 +486,13 @@ class CassandraStore(
     async def compare_and_set(self, tx_id: str, expected: Expect, changes: Changes) -> Transaction:
         want, updates = check_cas(expected, changes)
         if "deadline_at" in updates:
-            bucket_of(float(updates["deadline_at"]))  # type: ignore[arg-type]
+            bucket_of(float(updates["deadline_at"]))
         cql = self._open()
         async with cql.serialised("tx", tx_id):
             return await cql.shielded(self._cas(tx_id, want, updates))
 
     async def _cas(
-        self, tx_id: str, expected: dict[str, object], changes: dict[str, object]
+        self, tx_id: str, expected: ExpectColumns, changes: ChangeColumns
     ) -> Transaction:
         cql = self._open()
         index = self._index
@@ -514,7 +522,7 @@ class CassandraStore(
                 new.version,
                 writer,
                 tx_id,
-                *(db_value(expected[c]) for c in conditions),
+                *(db_value(v) for c, v in expected.items() if c != "version"),  # = conditions
                 row.version,
             )
             ok, _ = await cql.lwt(stmt, params)

@@ -9,6 +9,7 @@ row per closed batch. Created with ``CREATE TABLE IF NOT EXISTS`` at open, like 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from switch.domain.batches import (
     BatchInfo,
@@ -19,6 +20,7 @@ from switch.domain.batches import (
     check_item,
 )
 from switch.store.batches import BatchStore
+from switch.store.sqlite.host import SqliteHost
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch_open (
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS batch_log (
 _ITEM_COLUMNS = "transaction_id, kind, amount_minor, currency, scheme, joined_at, batch_no"
 
 
-def _item(row: tuple) -> BatchItem:
+def _item(row: tuple[Any, ...]) -> BatchItem:
     tx_id, kind, amount, currency, scheme, joined, batch_no = row
     return BatchItem(tx_id, ItemKind(kind), int(amount), currency, scheme, joined, int(batch_no))
 
@@ -69,7 +71,7 @@ def _ensure_open(c: sqlite3.Connection, terminal_id: str, now: float) -> tuple[i
     return 1, now
 
 
-class SqliteBatches(BatchStore):
+class SqliteBatches(SqliteHost, BatchStore):
     """Mixin for ``SqliteStore`` (uses its ``_call`` and ``_write``)."""
 
     async def join_batch(self, terminal_id: str, item: BatchItem, now: float) -> int:

@@ -26,6 +26,7 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
+from switch.store.sqlite.host import SqliteHost
 
 LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_postings (
@@ -110,11 +111,8 @@ def _dispute(row: tuple[Any, ...]) -> Dispute:
     return Dispute(**values)
 
 
-class SqliteLedgerMixin:
+class SqliteLedgerMixin(SqliteHost):
     """Mixed into ``SqliteStore``: uses its ``_call`` (store thread) and ``_write``."""
-
-    _call: Any
-    _write: Any
 
     # --- ledger -------------------------------------------------------------------------
     async def ledger_post(self, posting: LedgerPosting) -> bool:

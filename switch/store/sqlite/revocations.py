@@ -6,6 +6,7 @@ import sqlite3
 
 from switch.domain.revocations import Revocation, check_terminal_id
 from switch.store.revocations import RevocationStore
+from switch.store.sqlite.host import SqliteHost
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminal_revocations (
@@ -16,12 +17,12 @@ CREATE TABLE IF NOT EXISTS terminal_revocations (
 """
 
 
-class SqliteRevocations(RevocationStore):
+class SqliteRevocations(SqliteHost, RevocationStore):
     """Mixin for ``SqliteStore`` (uses its ``_call`` and ``_write``)."""
 
     async def revoke_terminal(self, terminal_id: str, reason: str, now: float) -> Revocation:
         check_terminal_id(terminal_id)
-        await self._call(self._revoke, terminal_id, reason, now)  # type: ignore[attr-defined]
+        await self._call(self._revoke, terminal_id, reason, now)
         return Revocation(terminal_id, reason, now)
 
     def _revoke(self, conn: sqlite3.Connection, terminal_id: str, reason: str, now: float) -> None:
@@ -33,11 +34,11 @@ class SqliteRevocations(RevocationStore):
                 (terminal_id, reason, now),
             )
 
-        self._write(conn, body)  # type: ignore[attr-defined]
+        self._write(conn, body)
 
     async def reinstate_terminal(self, terminal_id: str) -> bool:
         check_terminal_id(terminal_id)
-        return await self._call(self._reinstate, terminal_id)  # type: ignore[attr-defined]
+        return await self._call(self._reinstate, terminal_id)
 
     def _reinstate(self, conn: sqlite3.Connection, terminal_id: str) -> bool:
         def body(c: sqlite3.Connection) -> bool:
@@ -46,10 +47,10 @@ class SqliteRevocations(RevocationStore):
             )
             return cur.rowcount == 1
 
-        return self._write(conn, body)  # type: ignore[attr-defined]
+        return self._write(conn, body)
 
     async def revoked_terminals(self) -> list[Revocation]:
-        return await self._call(self._revoked)  # type: ignore[attr-defined]
+        return await self._call(self._revoked)
 
     @staticmethod
     def _revoked(conn: sqlite3.Connection) -> list[Revocation]:

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from switch.domain.saf import SAF_COLUMNS, Change, SafItem, SafKind, rearmed
+from switch.store.sqlite.host import SqliteHost
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS saf_items (
@@ -115,22 +116,22 @@ def depths(conn: sqlite3.Connection) -> dict[tuple[str, bool], int]:
     return {(kind, bool(dead)): int(n) for kind, dead, n in rows}
 
 
-class SqliteSafMixin:
+class SqliteSafMixin(SqliteHost):
     """``SafStore`` for ``SqliteStore``: each method is one hop to the store thread."""
 
     async def saf_put(self, item: SafItem) -> SafItem:
-        return await self._call(put, item)  # type: ignore[attr-defined]
+        return await self._call(put, item)
 
     async def saf_get(self, item_id: str) -> SafItem | None:
-        return await self._call(get, item_id)  # type: ignore[attr-defined]
+        return await self._call(get, item_id)
 
     async def saf_update(self, item_id: str, change: Change) -> SafItem | None:
-        return await self._call(update, item_id, change)  # type: ignore[attr-defined]
+        return await self._call(update, item_id, change)
 
     async def saf_list(
         self, dead: bool, limit: int = 100, due_before: float | None = None
     ) -> list[SafItem]:
-        return await self._call(listing, dead, limit, due_before)  # type: ignore[attr-defined]
+        return await self._call(listing, dead, limit, due_before)
 
     async def saf_depths(self) -> dict[tuple[str, bool], int]:
-        return await self._call(depths)  # type: ignore[attr-defined]
+        return await self._call(depths)

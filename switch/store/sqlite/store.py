@@ -404,7 +404,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
 
     @staticmethod
     def _update_idem(
-        conn: sqlite3.Connection, scope: str, key: str, assignments: str, values: tuple
+        conn: sqlite3.Connection, scope: str, key: str, assignments: str, values: tuple[object, ...]
     ) -> None:
         # One autocommit statement is its own transaction: no BEGIN/COMMIT round trips.
         cur = conn.execute(
@@ -443,7 +443,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         await self._call(self._insert, tuple(_to_db(getattr(tx, c)) for c in COLUMNS))
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, values: tuple) -> None:
+    def _insert(conn: sqlite3.Connection, values: tuple[object, ...]) -> None:
         try:
             conn.execute(_TX_INSERT, values)  # autocommit: one statement, one transaction
         except sqlite3.IntegrityError as exc:
@@ -471,7 +471,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
     @staticmethod
     def _cas_sql(
         tx_id: str, expected: Mapping[str, object], changes: Mapping[str, object]
-    ) -> tuple[str, tuple]:
+    ) -> tuple[str, tuple[object, ...]]:
         """The compare-and-set as one UPDATE (arguments already checked by ``check_cas``)."""
         sets = [f"{name} = ?" for name in changes] + ["version = version + 1"]
         where = ["id = ?"] + [f"{name} = ?" for name in expected]
@@ -483,10 +483,14 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         )
         return sql, params
 
-    def _cas(self, conn: sqlite3.Connection, tx_id: str, sql: str, params: tuple) -> Transaction:
+    def _cas(
+        self, conn: sqlite3.Connection, tx_id: str, sql: str, params: tuple[object, ...]
+    ) -> Transaction:
         return self._write(conn, lambda c: self._cas_body(c, tx_id, sql, params))
 
-    def _cas_body(self, c: sqlite3.Connection, tx_id: str, sql: str, params: tuple) -> Transaction:
+    def _cas_body(
+        self, c: sqlite3.Connection, tx_id: str, sql: str, params: tuple[object, ...]
+    ) -> Transaction:
         """Inside an open write transaction: apply, read back, or raise (the caller's
         transaction is then rolled back by ``_guarded``)."""
         updated = c.execute(sql, params).rowcount
@@ -522,7 +526,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         self,
         conn: sqlite3.Connection,
         tx: Transaction,
-        values: tuple,
+        values: tuple[object, ...],
         vault: VaultWrite | None,
         attach: tuple[str, str] | None,
         acquirer_id: str,
@@ -575,7 +579,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         conn: sqlite3.Connection,
         tx_id: str,
         sql: str,
-        params: tuple,
+        params: tuple[object, ...],
         answer: Answer | None,
     ) -> Recorded:
         def body(c: sqlite3.Connection) -> Recorded:
