@@ -31,7 +31,7 @@ help:
 	@echo "make hsm    - create the SoftHSM token and run the key ceremony"
 	@echo "make certs  - local CA, switch, terminal and admin certificates for mTLS ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
-	@echo "make lint   - ruff, layering contracts (lint-imports), buf lint, generated-code check"
+	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -77,6 +77,7 @@ lint: $(STAMP) buf-lint proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
