@@ -211,16 +211,32 @@ class DisputeFields(TypedDict, total=False):
 
 DISPUTE_COLUMNS = tuple(f.name for f in dataclasses.fields(Dispute))
 ISSUE_COLUMNS = tuple(f.name for f in dataclasses.fields(ReconIssue))
-DISPUTE_MUTABLE = frozenset({"state", "response_due", "evidence", "note", "updated_at"})
 
 
-class DisputeChanges(TypedDict, total=False):
-    """The columns a dispute transition changes besides ``state`` (``DISPUTE_MUTABLE``)."""
+@dataclass(frozen=True, slots=True)
+class DisputeChanges:
+    """What a dispute transition changes besides ``state``, typed (None: left as it is)."""
 
-    response_due: float
-    evidence: str
-    note: str
-    updated_at: float
+    response_due: float | None = None
+    evidence: str | None = None
+    note: str | None = None
+    updated_at: float | None = None
+
+    def columns(self) -> dict[str, object]:
+        return {
+            f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None
+        }
+
+    def applied(self, d: Dispute, state: DisputeState) -> Dispute:
+        """``d`` moved to ``state`` with these changes (the version is the store's)."""
+        return dataclasses.replace(
+            d,
+            state=state,
+            response_due=d.response_due if self.response_due is None else self.response_due,
+            evidence=d.evidence if self.evidence is None else self.evidence,
+            note=d.note if self.note is None else self.note,
+            updated_at=d.updated_at if self.updated_at is None else self.updated_at,
+        )
 
 
 class DisputeConflict(StoreError):
@@ -232,10 +248,11 @@ class DisputeConflict(StoreError):
 
 
 def check_dispute_transition(
-    from_state: DisputeState, to_state: DisputeState, changes: dict[str, object]
-) -> None:
+    from_state: DisputeState, to_state: DisputeState, changes: DisputeChanges
+) -> dict[str, object]:
+    """Validate a dispute transition before any backend runs it; its changed columns."""
     if to_state not in DISPUTE_TRANSITIONS[from_state]:
         raise ValueError(f"dispute {from_state} -> {to_state} is not a transition")
-    bad = set(changes) - DISPUTE_MUTABLE
-    if bad:
-        raise ValueError(f"dispute columns {sorted(bad)} cannot change")
+    if not isinstance(changes, DisputeChanges):
+        raise TypeError("dispute_transition: changes must be a DisputeChanges")
+    return changes.columns()

@@ -12,6 +12,7 @@ import abc
 
 from switch.domain.ledger import (
     Dispute,
+    DisputeChanges,
     DisputeState,
     IssueStatus,
     LedgerEntry,
@@ -80,7 +81,7 @@ class DisputeStore(abc.ABC):
         dispute_id: str,
         from_state: DisputeState,
         to_state: DisputeState,
-        changes: dict[str, object],
+        changes: DisputeChanges,
     ) -> Dispute:
         """Compare-and-set on state; DisputeConflict(current) or NotFound."""
 

@@ -22,7 +22,7 @@ from switch.backoffice.disputes.cycle import DAY_S, POSTINGS
 from switch.backoffice.disputes.service import DisputeRejected, Disputes
 from switch.backoffice.ledger import Ledger
 from switch.backoffice.ledger import accounts as ac
-from switch.domain.ledger import DisputeState
+from switch.domain.ledger import DisputeChanges, DisputeState
 
 CARD = CardConfig("4111111111111111", "2812", "A-1")
 MERCHANT = ac.merchant_payable("M001")
@@ -180,7 +180,7 @@ async def test_a_state_without_its_posting_is_repaired_once(store, ledger, books
     _, rec, disputes = await chargeback(store, ledger, books, tmp_path)
     await store.dispute_transition(
         rec["chargeback_id"], DisputeState.CHARGEBACK, DisputeState.REPRESENTED,
-        {"evidence": "x", "response_due": DAY0 + 90 * DAY_S, "updated_at": DAY0 + 2 * DAY_S},
+        DisputeChanges(evidence="x", response_due=DAY0 + 90 * DAY_S, updated_at=DAY0 + 2 * DAY_S),
     )  # fmt: skip
     assert await disputes.sync_postings() == 1
     assert await disputes.sync_postings() == 0

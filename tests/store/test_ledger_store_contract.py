@@ -10,6 +10,7 @@ from storekit import NOW
 from switch.domain.errors import NotFound
 from switch.domain.ledger import (
     Dispute,
+    DisputeChanges,
     DisputeConflict,
     DisputeState,
     IssueStatus,
@@ -122,7 +123,7 @@ async def test_dispute_create_is_idempotent_and_transitions_compare_and_set(stor
     assert not new and again == dispute()
     moved = await store.dispute_transition(
         "cb-1", DisputeState.CHARGEBACK, DisputeState.REPRESENTED,
-        {"evidence": "signed receipt", "response_due": NOW + 99, "updated_at": NOW + 1},
+        DisputeChanges(evidence="signed receipt", response_due=NOW + 99, updated_at=NOW + 1),
     )  # fmt: skip
     assert (moved.state, moved.evidence, moved.version) == (
         DisputeState.REPRESENTED,
@@ -131,12 +132,18 @@ async def test_dispute_create_is_idempotent_and_transitions_compare_and_set(stor
     )
     assert await store.dispute_get("cb-1") == moved
     with pytest.raises(DisputeConflict) as info:
-        await store.dispute_transition("cb-1", DisputeState.CHARGEBACK, DisputeState.ACCEPTED, {})
+        await store.dispute_transition(
+            "cb-1", DisputeState.CHARGEBACK, DisputeState.ACCEPTED, DisputeChanges()
+        )
     assert info.value.current == moved
     with pytest.raises(ValueError):
-        await store.dispute_transition("cb-1", DisputeState.REPRESENTED, DisputeState.ACCEPTED, {})
+        await store.dispute_transition(
+            "cb-1", DisputeState.REPRESENTED, DisputeState.ACCEPTED, DisputeChanges()
+        )
     with pytest.raises(NotFound):
-        await store.dispute_transition("zz", DisputeState.CHARGEBACK, DisputeState.ACCEPTED, {})
+        await store.dispute_transition(
+            "zz", DisputeState.CHARGEBACK, DisputeState.ACCEPTED, DisputeChanges()
+        )
     await store.dispute_create(dispute("cb-2"))
     assert [d.dispute_id for d in await store.disputes()] == ["cb-1", "cb-2"]
     assert [d.dispute_id for d in await store.disputes(DisputeState.CHARGEBACK)] == ["cb-2"]

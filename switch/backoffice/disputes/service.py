@@ -25,7 +25,7 @@ from switch.backoffice.disputes import cycle
 from switch.backoffice.ledger.events import Event, EventKind
 from switch.backoffice.ledger.ledger import Ledger
 from switch.domain.errors import NotFound
-from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
+from switch.domain.ledger import Dispute, DisputeChanges, DisputeConflict, DisputeState
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store.base import Store
 
@@ -159,7 +159,7 @@ class Disputes:
             raise DisputeRejected("representment_due: passed; the chargeback was accepted")
         moved = await self._move(
             d, DisputeState.CHARGEBACK, DisputeState.REPRESENTED,
-            {"evidence": evidence, "response_due": at + self.response_s, "updated_at": at},
+            DisputeChanges(evidence=evidence, response_due=at + self.response_s, updated_at=at),
         )  # fmt: skip
         await self._post(moved, EventKind.REPRESENTMENT, at)
         return moved
@@ -167,7 +167,7 @@ class Disputes:
     async def accept(self, dispute_id: str, note: str = "", now: float | None = None) -> Dispute:
         at = time.time() if now is None else now
         d = await self._get(dispute_id)
-        changes = {"note": note or "accepted by the merchant", "updated_at": at}
+        changes = DisputeChanges(note=note or "accepted by the merchant", updated_at=at)
         return await self._move(d, DisputeState.CHARGEBACK, DisputeState.ACCEPTED, changes)
 
     async def resolve(
@@ -178,7 +178,10 @@ class Disputes:
         d = await self._get(dispute_id)
         to = DisputeState.WON if won else DisputeState.LOST
         moved = await self._move(
-            d, DisputeState.REPRESENTED, to, {"note": note or to.value.lower(), "updated_at": at}
+            d,
+            DisputeState.REPRESENTED,
+            to,
+            DisputeChanges(note=note or to.value.lower(), updated_at=at),
         )
         kind = EventKind.DISPUTE_WON if won else EventKind.DISPUTE_LOST
         await self._post(moved, kind, at)
@@ -228,7 +231,7 @@ class Disputes:
         return d
 
     async def _move(
-        self, d: Dispute, from_state: DisputeState, to: DisputeState, changes: dict[str, object]
+        self, d: Dispute, from_state: DisputeState, to: DisputeState, changes: DisputeChanges
     ) -> Dispute:
         if d.state is not from_state:
             raise DisputeRejected(f"state: a {d.state.value} dispute cannot become {to.value}")

@@ -26,10 +26,11 @@ per page and ``MAX_PAGES`` pages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.ledger import (
@@ -373,11 +374,11 @@ class CassandraLedgerMixin(CassandraHost):
         dispute_id: str,
         from_state: DisputeState,
         to_state: DisputeState,
-        changes: dict[str, object],
+        changes: DisputeChanges,
     ) -> Dispute:
-        check_dispute_transition(from_state, to_state, changes)
+        columns = check_dispute_transition(from_state, to_state, changes)
         cql, q = await self._lq()
-        names = tuple(changes)
+        names = tuple(columns)
         cache = self._dispute_cas = self._dispute_cas or {}
         stmt = cache.get(names)
         if stmt is None:
@@ -395,11 +396,9 @@ class CassandraLedgerMixin(CassandraHost):
             if row.state is not from_state:
                 raise DisputeConflict(row)
             writer = uuid.uuid4()
-            # The names are checked by check_dispute_transition; the values are the caller's,
-            # written as given (as by the SQLite backend).
-            new = row.copy(**cast(DisputeChanges, changes), state=to_state, version=row.version + 1)
+            new = dataclasses.replace(changes.applied(row, to_state), version=row.version + 1)
             params = (
-                to_state.value, *changes.values(), new.version, writer, dispute_id,
+                to_state.value, *columns.values(), new.version, writer, dispute_id,
                 from_state.value, row.version,
             )  # fmt: skip
             ok, _ = await cql.lwt(stmt, params)

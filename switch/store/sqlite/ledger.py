@@ -16,6 +16,7 @@ from switch.domain.ledger import (
     DISPUTE_COLUMNS,
     ISSUE_COLUMNS,
     Dispute,
+    DisputeChanges,
     DisputeConflict,
     DisputeState,
     IssueStatus,
@@ -269,15 +270,15 @@ class SqliteLedgerMixin(SqliteHost):
         dispute_id: str,
         from_state: DisputeState,
         to_state: DisputeState,
-        changes: dict[str, object],
+        changes: DisputeChanges,
     ) -> Dispute:
-        check_dispute_transition(from_state, to_state, changes)
-        sets = ", ".join(f"{k} = ?" for k in changes)
+        columns = check_dispute_transition(from_state, to_state, changes)
+        sets = ", ".join(f"{k} = ?" for k in columns)
         sql = (
             f"UPDATE disputes SET state = ?{', ' if sets else ''}{sets}, version = version + 1 "  # noqa: S608
             "WHERE dispute_id = ? AND state = ?"
         )
-        params = (to_state.value, *changes.values(), dispute_id, from_state.value)
+        params = (to_state.value, *columns.values(), dispute_id, from_state.value)
 
         def body(c: sqlite3.Connection) -> Dispute:
             updated = c.execute(sql, params).rowcount
