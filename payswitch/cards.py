@@ -55,7 +55,7 @@ IIN_TABLE: tuple[IinRange, ...] = (
     _r("4", "4", (13, 16, 19), Scheme.VISA),
 )
 
-_DIGITS = re.compile(r"^\d{12,19}$")
+_DIGITS = re.compile(r"[0-9]{12,19}")
 
 
 class CardError(ValueError):
@@ -95,7 +95,7 @@ def check_pan(pan: str, field: str = "card.pan") -> Scheme:
     """
     if not pan:
         raise CardError(field, "card number is required")
-    if not _DIGITS.match(pan):
+    if not _DIGITS.fullmatch(pan):
         raise CardError(field, "card number must be 12 to 19 digits")
     if not luhn_valid(pan):
         raise CardError(field, "card number fails the Luhn check")
@@ -117,10 +117,10 @@ def bin_of(pan: str) -> str:
     return pan[:6] if len(pan) < 16 else pan[:8]
 
 
-_EXPIRY = re.compile(r"^\d{2}(0[1-9]|1[0-2])$")
+_EXPIRY = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])")
 
 
 def check_expiry(expiry: str, field: str = "card.expiry") -> None:
     """YYMM, month 01-12. Whether it has passed is the issuer's decision (code 54)."""
-    if not _EXPIRY.match(expiry or ""):
+    if not _EXPIRY.fullmatch(expiry or ""):
         raise CardError(field, "expiry must be YYMM")

@@ -36,7 +36,7 @@ _EXPONENTS: dict[str, int] = {
 # ISO 8583 field 4 holds 12 digits: the largest amount any message can carry.
 MAX_MINOR_UNITS = 999_999_999_999
 
-_MAJOR = re.compile(r"^\d{1,12}(\.\d{1,4})?$")
+_MAJOR = re.compile(r"[0-9]{1,12}(\.[0-9]{1,4})?")
 
 
 class MoneyError(ValueError):
@@ -95,7 +95,7 @@ def parse_major(text: str, currency: str) -> int:
     """
     exp = exponent(currency)
     text = text.strip()
-    if not _MAJOR.match(text):
+    if not _MAJOR.fullmatch(text):
         raise MoneyError("amount", f"not a plain decimal amount: {text!r}")
     try:
         value = Decimal(text)

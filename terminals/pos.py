@@ -74,7 +74,7 @@ DEFAULT_TERMINAL = "T-0001"
 DEFAULT_MERCHANT = "M-GROCER"
 DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
 
-_EXPIRY = re.compile(r"^(0[1-9]|1[0-2])/(\d{2}|\d{4})$")
+_EXPIRY = re.compile(r"(0[1-9]|1[0-2])/([0-9]{2}|[0-9]{4})")
 
 
 class UsageError(ValueError):
@@ -83,7 +83,7 @@ class UsageError(ValueError):
 
 def parse_expiry(text: str) -> str:
     """Card expiry as printed, MM/YY (or MM/YYYY), to the wire's YYMM: '12/28' -> '2812'."""
-    m = _EXPIRY.match(text.strip())
+    m = _EXPIRY.fullmatch(text.strip())
     if not m:
         raise UsageError("expiry must be MM/YY, e.g. 12/28")
     return m.group(2)[-2:] + m.group(1)

@@ -59,7 +59,7 @@ from terminals.stan import StanCounter
 DEFAULT_DEADLINE_S = 2.0
 DEFAULT_RETRY = RetryPolicy()
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # gRPC's default reconnect backoff starts at 1 s and grows to 120 s; while it lasts, calls fail
 # fast with UNAVAILABLE, so SDK retries would all land inside it. A terminal wants to see a
@@ -114,7 +114,7 @@ def local_time_text(now: dt.datetime) -> str:
 def _key(key: str | None) -> str:
     if key is None:
         return new_idempotency_key()
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise InvalidRequest(
             "idempotency_key: must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
             field="idempotency_key",

@@ -17,10 +17,10 @@ from payswitch import money
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.wire.errors import InvalidArgument
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_TXID = re.compile(r"^[0-9a-f]{32}$")
-_LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TXID = re.compile(r"[0-9a-f]{32}")
+_LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 ENTRY_MODES = frozenset(
     v for v in common_pb2.EntryMode.values() if v != common_pb2.ENTRY_MODE_UNSPECIFIED
 )
@@ -47,7 +47,7 @@ _EMV_LENGTHS: dict[str, int] = {
 
 def idempotency_key(key: str, field: str = "idempotency_key") -> str:
     """Optional; when present 1-64 characters of [A-Za-z0-9_-]."""
-    if key and not _KEY.match(key):
+    if key and not _KEY.fullmatch(key):
         raise InvalidArgument(field, "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
     return key
 
@@ -55,7 +55,7 @@ def idempotency_key(key: str, field: str = "idempotency_key") -> str:
 def identifier(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise InvalidArgument(field, "must be 1-32 characters of A-Z, a-z, 0-9, '_' or '-'")
     return value
 
@@ -63,7 +63,7 @@ def identifier(value: str, field: str) -> str:
 def transaction_id(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(field, "is required")
-    if not _TXID.match(value):
+    if not _TXID.fullmatch(value):
         raise InvalidArgument(field, "is not a transaction id")
     return value
 
@@ -78,7 +78,7 @@ def local_time(value: str, field: str = "local_time") -> dt.datetime:
     """ISO 8601 local date-time to the second, no zone: '2026-11-21T14:03:05'."""
     if not value:
         raise InvalidArgument(field, "is required")
-    if not _LOCAL_TIME.match(value):
+    if not _LOCAL_TIME.fullmatch(value):
         raise InvalidArgument(field, "must be YYYY-MM-DDTHH:MM:SS")
     try:
         parsed = dt.datetime.fromisoformat(value)

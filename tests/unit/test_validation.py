@@ -2,6 +2,8 @@
 
 import pytest
 
+from payswitch import cards
+from payswitch.money import MoneyError, parse_major
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.wire import validation
 from switch.wire.errors import InvalidArgument
@@ -94,6 +96,12 @@ def _mutations():
         (drop("entry_mode"), "entry_mode"),
         (setter("idempotency_key", "bad key!"), "idempotency_key"),
         (setter("idempotency_key", "k" * 65), "idempotency_key"),
+        # a trailing newline or non-ASCII digits never pass for an identifier or a time
+        (setter("idempotency_key", "key-1\n"), "idempotency_key"),
+        (setter("terminal_id", "T-0001\n"), "terminal_id"),
+        (setter("merchant_id", "M-GROCER\n"), "merchant_id"),
+        (setter("local_time", "2026-11-21T14:03:05\n"), "local_time"),
+        (setter("local_time", "2026-11-21T14:03:0\u0665"), "local_time"),
         (setter("terminal_id", "T" * 33), "terminal_id"),
         (setter("merchant_id", "M;DROP"), "merchant_id"),
         (setter("stan", 1_000_000), "stan"),
@@ -146,3 +154,23 @@ def test_invalid_argument_carries_bad_request_details():
     bad = error_details_pb2.BadRequest()
     assert parsed.details[0].Unpack(bad)
     assert bad.field_violations[0].field == "card.pan"
+
+
+@pytest.mark.parametrize(
+    "value", ["4111111111111111\n", "\u0664111111111111111", "411111111111111\u0661"]
+)
+def test_a_pan_with_a_newline_or_non_ascii_digits_is_refused(value):
+    with pytest.raises(cards.CardError):
+        cards.check_pan(value)
+
+
+@pytest.mark.parametrize("value", ["2812\n", "\u0662812"])
+def test_an_expiry_with_a_newline_or_non_ascii_digits_is_refused(value):
+    with pytest.raises(cards.CardError):
+        cards.check_expiry(value)
+
+
+@pytest.mark.parametrize("text", ["\u0661\u0662.50", "12.\u0665\u0660"])
+def test_an_amount_with_non_ascii_digits_is_refused(text):
+    with pytest.raises(MoneyError):
+        parse_major(text, "EUR")

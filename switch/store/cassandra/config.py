@@ -43,9 +43,9 @@ CONSISTENCY_LEVELS = (
 )
 SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
 
-_DC = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # goes into CQL text (keyspace replication)
+_DC = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # goes into CQL text (keyspace replication)
 # Unquoted CQL identifiers, at most 48 characters (Cassandra's keyspace name limit).
-_KEYSPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+_KEYSPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def parse_url(url: str) -> CassandraConfig:
         raise ValueError(f"not a cassandra:// URL: {url!r}")
     hosts, port = _hosts(parts.netloc, url)
     keyspace = parts.path.strip("/").lower()  # unquoted CQL identifiers are case-insensitive
-    if not _KEYSPACE.match(keyspace):
+    if not _KEYSPACE.fullmatch(keyspace):
         raise ValueError(
             f"Cassandra store URL {url!r} needs a keyspace: cassandra://host/keyspace "
             "(letters, digits and _, starting with a letter, at most 48 characters)"
@@ -139,7 +139,7 @@ def parse_url(url: str) -> CassandraConfig:
                 raise ValueError(f"serial must be one of {SERIAL_LEVELS}, not {value!r}")
             options["serial"] = value.upper()
         elif name == "dc":
-            if not _DC.match(value):
+            if not _DC.fullmatch(value):
                 raise ValueError(f"dc must name a data centre (letters, digits, _ . -): {value!r}")
             options["dc"] = value
         elif name == "timeout":

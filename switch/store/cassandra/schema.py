@@ -40,7 +40,7 @@ POLL_S = 0.2
 DDL_TIMEOUT_S = 60.0
 AGREEMENT_WAIT_S = 60.0
 
-_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.cql$")
+_FILE = re.compile(r"([0-9]{3})_[a-z0-9_]+\.cql")
 _ID_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4b7a-9a43-2f2d3c1e8b10")
 
 
@@ -70,7 +70,7 @@ def split_statements(text: str) -> list[str]:
 def migrations(directory: Path = CQL_DIR) -> list[Migration]:
     found = []
     for path in sorted(directory.glob("*.cql")):
-        match = _FILE.match(path.name)
+        match = _FILE.fullmatch(path.name)
         if match is None:
             raise StoreError(f"CQL file {path.name} is not named NNN_name.cql")
         found.append(Migration(int(match[1]), path.stem, tuple(split_statements(path.read_text()))))
