@@ -26,6 +26,7 @@ from pathlib import Path
 from issuer.books import Books
 from payswitch.dispute_reasons import check_reason
 from payswitch.money import parse_major
+from payswitch.process import private_files
 
 
 def outgoing_file(out_dir: str | Path, issuer_id: str, at: float) -> Path:
@@ -99,6 +100,7 @@ def answer_representment(
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_files()
     p = argparse.ArgumentParser(prog="payswitch-chargeback", description=__doc__.split("\n")[0])
     p.add_argument("--books", required=True, help="the issuer's books (<books_dir>/<id>.db)")
     p.add_argument("--dir", required=True, help="directory shared with the switch")

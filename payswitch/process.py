@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from pathlib import Path
+from typing import BinaryIO
 
 from payswitch import logs
 
 PARENT_PID_ENV = "PAYSWITCH_PARENT_PID"
+PRIVATE_UMASK = 0o077
 
 _log = logs.get("payswitch.process")
 
@@ -27,6 +30,19 @@ async def watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
                 _log.warning("launcher gone, stopping")
             return
         await asyncio.sleep(1.0)
+
+
+def private_files() -> None:
+    """From now on every file this process (and any child it starts) creates is readable by
+    its owner alone (umask 077): stores, books, logs, clearing files and reports hold
+    transaction records, which nobody else on the host needs to read."""
+    os.umask(PRIVATE_UMASK)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, created owner-only (0600) whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return os.fdopen(fd, "ab", buffering=0)
 
 
 def connect_address(listen: str) -> str:

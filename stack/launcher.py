@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from payswitch import tls
 from payswitch.certs import make_certs
-from payswitch.process import PARENT_PID_ENV, connect_address
+from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
 from payswitch.world.ports import free_ports
 from payswitch.world.topology import Topology, TopologyError, all_nodes, load
 
@@ -80,7 +80,7 @@ class _Output:
         self.thread.start()
 
     def _pump(self) -> None:
-        with self._log_path.open("ab", buffering=0) as log:
+        with open_private_log(self._log_path) as log:
             for line in iter(self._stream.readline, b""):
                 log.write(line)
                 if self._echo:
@@ -293,7 +293,7 @@ class Stack:
         return self
 
     def _spawn(self, child: _Child) -> None:
-        with child.log_path.open("ab") as log:
+        with open_private_log(child.log_path) as log:
             log.write(f"--- starting {child.node_id}: {' '.join(child.argv[1:4])}\n".encode())
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             child.argv,
@@ -477,6 +477,7 @@ def _interrupt(_sig: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_files()
     args = parse_args(argv)
     try:
         stack = Stack(

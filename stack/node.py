@@ -15,6 +15,7 @@ import uvloop
 from network.hsm_node import NodeHsmError
 from network.server import run_until_signal
 from payswitch import logs
+from payswitch.process import private_files
 from payswitch.world.topology import Topology, TopologyError, load
 from stack.nodes import build
 
@@ -40,6 +41,7 @@ async def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_files()
     args = parse_args(argv)
     try:
         topology = load(args.topology)

@@ -11,7 +11,7 @@ import sys
 import uvloop
 
 from payswitch import logs
-from payswitch.process import PARENT_PID_ENV, watch_parent
+from payswitch.process import PARENT_PID_ENV, private_files, watch_parent
 from payswitch.world.topology import load
 from switch.app.server import Switch
 from switch.cardsec.factory import build_protector
@@ -67,6 +67,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_files()
     args = parse_args(argv)
     try:
         uvloop.run(serve(args))

@@ -33,7 +33,7 @@ import grpc
 import structlog
 
 from payswitch import tls
-from payswitch.process import connect_address
+from payswitch.process import connect_address, private_files
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from payswitch.world.topology import TopologyError, load
 from switch.api.admin import saf_item
@@ -189,6 +189,7 @@ def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> li
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_files()
     args = parse_args(argv)
     if args.store:
         _store_main(args)

@@ -20,6 +20,7 @@ import json
 import sys
 
 from payswitch.money import format_major
+from payswitch.process import private_files
 from switch.backoffice.disputes.service import DisputeRejected, Disputes
 from switch.domain.errors import NotFound
 from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
@@ -98,6 +99,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_files()
     args = _parser().parse_args(argv)
     try:
         return asyncio.run(run(args))

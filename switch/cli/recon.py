@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from payswitch.process import private_files
 from switch.backoffice.recon.job import run as run_job
 from switch.backoffice.recon.report import render_text, to_json
 from switch.domain.errors import NotFound
@@ -104,6 +105,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_files()
     args = _parser().parse_args(argv)
     try:
         args.fee_table = None

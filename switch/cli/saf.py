@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from payswitch.process import private_files
 from switch.cli import admin as admin_cli
 
 
@@ -23,6 +24,7 @@ def translate(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_files()
     admin_cli.main(translate(sys.argv[1:] if argv is None else argv))
 
 
