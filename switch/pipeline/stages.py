@@ -48,6 +48,7 @@ import dataclasses
 import time
 from typing import ClassVar, Protocol
 
+from hsm.dukpt import Ksn
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
@@ -55,6 +56,7 @@ from payswitch.v1 import network_pb2
 from switch.cardsec.protector import CardDataRejected, RequestRejected
 from switch.core.idempotency import Replay
 from switch.core.sequences import network_stan_of, rrn_of
+from switch.domain.devices import DeviceRefused, DeviceUse
 from switch.domain.transactions import (
     Changes,
     DuplicateTransmission,
@@ -255,10 +257,12 @@ class Receive(Named):
 
 
 class Intent(Named):
-    """Vault entry, RECEIVED transaction, key attachment and RECEIVED -> PENDING with the
-    chosen acquirer in one store write, durable before anything leaves the switch. A taken
-    (terminal, local date, STAN) answers 94; no route leaves the row RECEIVED and answers 12
-    (recorded RECEIVED -> DECLINED)."""
+    """The device's counter, vault entry, RECEIVED transaction, key attachment and RECEIVED
+    -> PENDING with the chosen acquirer in one store write, durable before anything leaves the
+    switch. A KSN counter the device used already (a replay, even re-MACed with a new STAN) or
+    another terminal's device is refused INVALID_ARGUMENT naming ``encrypted_card.ksn``,
+    nothing recorded (``switch.domain.devices``); a taken (terminal, local date, STAN) answers
+    94; no route leaves the row RECEIVED and answers 12 (recorded RECEIVED -> DECLINED)."""
 
     def __init__(self, svc: Services) -> None:
         self._store = svc.store
@@ -266,6 +270,10 @@ class Intent(Named):
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
         assert ctx.received is not None
+        ksn = Ksn.from_bytes(r.encrypted_card.ksn)
+        device = DeviceUse(
+            ksn.ikid.hex(), r.terminal_id, ksn.counter, ctx.received.local_date, r.stan
+        )
         try:
             ctx.tx = await self._store.receive_with_intent(
                 ctx.received,
@@ -273,7 +281,16 @@ class Intent(Named):
                 attach=(r.terminal_id, ctx.key) if ctx.hold is not None else None,
                 acquirer_id=ctx.acquirer_ids[0] if ctx.acquirer_ids else "",
                 now=time.time(),
+                device=device,
             )
+        except DeviceRefused as exc:
+            _log.warning(
+                "device_refused",
+                terminal=r.terminal_id,
+                ksn=ksn.hex(),
+                reason=type(exc).__name__,
+            )
+            raise InvalidArgument(exc.field, str(exc)) from None
         except DuplicateTransmission:
             ctx.end(codes.DUPLICATE_TRANSMISSION, "duplicate transmission")
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 
+from switch.domain.devices import DeviceUse
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
 from switch.domain.transactions import (
@@ -26,6 +27,7 @@ from switch.domain.transactions import (
 from switch.domain.vault import VaultWrite
 from switch.store.batches import BatchStore
 from switch.store.coordination import CoordinationStore
+from switch.store.devices import DeviceStore
 from switch.store.idempotency import IdempotencyStore
 from switch.store.ledger import DisputeStore, LedgerStore, ReconStore
 from switch.store.revocations import RevocationStore
@@ -39,6 +41,7 @@ class Store(
     TransactionStore,
     IdempotencyStore,
     VaultStore,
+    DeviceStore,
     CoordinationStore,
     SafStore,
     StandInStore,
@@ -82,11 +85,15 @@ class Store(
         attach: tuple[str, str] | None,
         acquirer_id: str,
         now: float,
+        device: DeviceUse | None = None,
     ) -> Transaction:
-        """Keep the card's vault entry, insert ``tx`` (RECEIVED), attach it to the idempotency
-        key ``attach`` = (scope, key), then move it RECEIVED -> PENDING with ``acquirer_id``
-        and ``updated_at`` = ``now``: the intent, durable before anything leaves the switch.
-        ``acquirer_id`` "" (no route) leaves the row RECEIVED. Returns the row as stored.
+        """Advance the request's ``device`` (``DeviceStore.advance_device``: a replayed
+        counter or another terminal's device raises CounterReplay or DeviceElsewhere, nothing
+        written), keep the card's vault entry, insert ``tx`` (RECEIVED), attach it to the
+        idempotency key ``attach`` = (scope, key), then move it RECEIVED -> PENDING with
+        ``acquirer_id`` and ``updated_at`` = ``now``: the intent, durable before anything
+        leaves the switch. ``acquirer_id`` "" (no route) leaves the row RECEIVED. Returns the
+        row as stored.
 
         A taken (terminal, local date, STAN) raises DuplicateTransmission with no row, no
         attachment and no transition; the vault entry stays written in every backend (it is
@@ -97,6 +104,8 @@ class Store(
         """
         if tx.state is not TxState.RECEIVED:
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
+        if device is not None:
+            await self.advance_device(device, now)
         if vault is not None:
             await self.put_vault_entry(vault.token_digest, vault.blob, vault.key_version, now)
         await self.insert_transaction(tx)

@@ -69,6 +69,7 @@ from switch.store.base import Store
 from switch.store.cassandra.batches import CassandraBatches
 from switch.store.cassandra.config import CassandraConfig, parse_url
 from switch.store.cassandra.cql import Statements, db_value, idem_from_row, tx_from_row, tx_values
+from switch.store.cassandra.devices import CassandraDevices
 from switch.store.cassandra.exec import (
     LWT,
     RESOLVE_ATTEMPTS,
@@ -156,7 +157,12 @@ def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
 
 
 class CassandraStore(
-    CassandraBatches, CassandraRevocations, CassandraLedgerMixin, CassandraSafMixin, Store
+    CassandraDevices,
+    CassandraBatches,
+    CassandraRevocations,
+    CassandraLedgerMixin,
+    CassandraSafMixin,
+    Store,
 ):
     """``Store`` on cassandra-driver; see the module docstring for the reasoning."""
 

@@ -57,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from switch.domain.devices import DeviceUse, check_use
 from switch.domain.errors import NotFound, StoreError, StoreUnavailable
 from switch.domain.idempotency import Answer, Claim, IdempotencyRecord, IdemStatus
 from switch.domain.standin import check_reserve
@@ -76,6 +77,7 @@ from switch.domain.transactions import (
 )
 from switch.domain.vault import VaultEntry, VaultWrite, check_vault_entry
 from switch.store.base import Store
+from switch.store.sqlite import devices as sqlite_devices
 from switch.store.sqlite import standin as sqlite_standin
 from switch.store.sqlite.batches import SCHEMA as _BATCH_SCHEMA
 from switch.store.sqlite.batches import SqliteBatches
@@ -157,6 +159,7 @@ CREATE TABLE IF NOT EXISTS vault (
 CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 _SCHEMA += REVOCATIONS_SCHEMA
+_SCHEMA += sqlite_devices.SCHEMA  # terminal devices (switch.store.sqlite.devices)
 _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite.standin)
 _SCHEMA += LEDGER_SCHEMA
 _SCHEMA += _SAF_SCHEMA  # the store-and-forward queue (sqlite_saf.py)
@@ -215,7 +218,14 @@ def _check_path(path: str | Path) -> Path:
     return Path(text)
 
 
-class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSafMixin, Store):
+class SqliteStore(
+    sqlite_devices.SqliteDevices,
+    SqliteBatches,
+    SqliteRevocations,
+    SqliteLedgerMixin,
+    SqliteSafMixin,
+    Store,
+):
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(
@@ -510,6 +520,7 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         attach: tuple[str, str] | None,
         acquirer_id: str,
         now: float,
+        device: DeviceUse | None = None,
     ) -> Transaction:
         """The contract's steps in one BEGIN IMMEDIATE transaction: one commit (fsync). All or
         nothing, except that a duplicate transmission commits the vault entry alone, as the
@@ -519,8 +530,10 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
         if vault is not None:
             check_vault_entry(vault.token_digest, vault.key_version)
+        if device is not None:
+            check_use(device)
         values = tuple(_to_db(getattr(tx, c)) for c in COLUMNS)
-        return await self._call(self._receive, tx, values, vault, attach, acquirer_id, now)
+        return await self._call(self._receive, tx, values, vault, attach, acquirer_id, now, device)
 
     def _receive(
         self,
@@ -531,8 +544,11 @@ class SqliteStore(SqliteBatches, SqliteRevocations, SqliteLedgerMixin, SqliteSaf
         attach: tuple[str, str] | None,
         acquirer_id: str,
         now: float,
+        device: DeviceUse | None,
     ) -> Transaction:
         def body(c: sqlite3.Connection) -> Transaction:
+            if device is not None:
+                sqlite_devices.advance_in(c, device, now)  # refused: all rolled back
             if vault is not None:
                 self._put_vault(c, vault.token_digest, bytes(vault.blob), vault.key_version, now)
             try:

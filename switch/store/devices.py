@@ -1,0 +1,22 @@
+"""Terminal devices in the store: each DUKPT key ID's terminal and highest counter."""
+
+from __future__ import annotations
+
+import abc
+
+from switch.domain.devices import Advance, Device, DeviceUse
+
+
+class DeviceStore(abc.ABC):
+    """Devices bound to their terminal, with the highest counter each has used."""
+
+    @abc.abstractmethod
+    async def advance_device(self, use: DeviceUse, now: float) -> Advance:
+        """Apply ``switch.domain.devices.advance`` atomically across every switch process on
+        the store: bind a new device to ``use.terminal_id``, or raise the device's counter to
+        ``use.counter``; SAME_TRANSMISSION changes nothing. Raises CounterReplay or
+        DeviceElsewhere (nothing written). Arguments are validated by ``check_use`` first."""
+
+    @abc.abstractmethod
+    async def get_device(self, ikid: str) -> Device | None:
+        """The device with key ID ``ikid`` (hex), or None."""
