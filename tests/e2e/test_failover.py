@@ -64,7 +64,8 @@ async def failover_stack(tmp_path_factory, hsm_token):
     yield (
         s,
         RawTerminal(switch, se),  # T-0001 at M-GROCER: acq-alpha, then acq-beta
-        RawTerminal(second, se, terminal_id="T-0009", merchant_id="M-SLOW"),
+        # a terminal of its own: its own secure element (devices are bound to one terminal)
+        RawTerminal(second, await injected(), terminal_id="T-0009", merchant_id="M-SLOW"),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
     for ch in (*channels.values(), second):

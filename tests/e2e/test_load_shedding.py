@@ -37,7 +37,7 @@ async def shedding_stack(tmp_path_factory, hsm_token):
     yield (
         RawTerminal(switch, se),  # T-0001 at M-GROCER: slow acquirer
         # fast acquirer; a channel of its own (T-0003's certificate)
-        RawTerminal.connect(s, se, terminal_id="T-0003", merchant_id="M-FUEL"),
+        RawTerminal.connect(s, await injected(), terminal_id="T-0003", merchant_id="M-FUEL"),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
     )
     for ch in channels.values():

@@ -224,8 +224,8 @@ async def _run_day(stack, run_dir: Path) -> Day:
         for account in issuer.accounts:
             day.opening[(issuer.id, account.id)] = account.balance
     rng = random.Random(SEED)
-    se = await injected()
-    terms = {t: RawTerminal.connect(stack, se, t, SHOPS[t][0]) for t in SHOPS}
+    # one secure element per terminal: a device is bound to the terminal that first uses it
+    terms = {t: RawTerminal.connect(stack, await injected(), t, SHOPS[t][0]) for t in SHOPS}
     try:
         await _online(day, terms, rng)
         await _timed_out(day, terms["T-0001"])

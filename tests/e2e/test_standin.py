@@ -61,7 +61,7 @@ async def standin_stack(tmp_path_factory, hsm_token):
     yield (
         s,
         RawTerminal(switch, se),  # T-0001 at M-GROCER (mcc 5411)
-        RawTerminal(second, se, terminal_id="T-0003", merchant_id="M-FUEL"),  # mcc 5541
+        RawTerminal(second, await injected(), terminal_id="T-0003", merchant_id="M-FUEL"),
         Books({i.id: channels[i.id] for i in s.topology.issuers}),
         admin_pb2_grpc.AdminServiceStub(admin),
     )
