@@ -45,7 +45,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, Timeout
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
 from cassandra.policies import DCAwareRoundRobinPolicy, FallthroughRetryPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
 
@@ -215,14 +221,17 @@ class CassandraStore(
     def _ensure_schema(self, session: Session, cluster: Cluster) -> None:
         """Apply the schema; a timeout (a node busy with another process's schema change, or
         a loaded machine) is retried a bounded number of times: the steps are idempotent and
-        the migration lock recognises its own owner, so a retry takes up where it stopped."""
+        the migration lock recognises its own owner, so a retry takes up where it stopped.
+        So is a node's refusal while a table another switch process just created is still
+        being applied there ("Unknown CF" on the first statement against it: seen when two
+        switch processes open one new keyspace at once)."""
         for attempt in range(_SCHEMA_ATTEMPTS):
             try:
                 ensure_schema(
                     session, self.config, self._owner, lambda: self._check_consistency(cluster)
                 )
                 return
-            except (Timeout, OperationTimedOut):
+            except (Timeout, OperationTimedOut, NoHostAvailable):
                 if attempt == _SCHEMA_ATTEMPTS - 1:
                     raise
                 time.sleep(min(0.5 * 2**attempt, 4.0))  # start-up only, on a worker thread
