@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import Session
+from cassandra import ConsistencyLevel, InvalidRequest
+from cassandra.cluster import NoHostAvailable, Session
 
 from switch.domain.errors import StoreError, StoreUnavailable
 from switch.store.cassandra.config import CassandraConfig
@@ -37,6 +37,7 @@ META_TABLE = "schema_meta"
 LOCK_TTL_S = 120  # a crashed migrator blocks the others at most this long
 MIGRATE_TIMEOUT_S = 180.0
 POLL_S = 0.2
+META_ATTEMPTS = 10  # preparing against a meta table another process has just created
 DDL_TIMEOUT_S = 60.0
 AGREEMENT_WAIT_S = 60.0
 
@@ -173,6 +174,21 @@ def _apply(session: Session, cfg: CassandraConfig, meta: _Meta, found: list[Migr
         current = migration.version
 
 
+def _open_meta(session: Session, cfg: CassandraConfig) -> _Meta:
+    """The meta table's statements. When another switch process created the table a moment
+    ago, a node may refuse the first statement against it while it still applies the change
+    ("table ... does not exist", "Unknown CF"): wait for agreement and try again, bounded."""
+    for attempt in range(META_ATTEMPTS):
+        try:
+            return _Meta(session, cfg)
+        except (InvalidRequest, NoHostAvailable):
+            if attempt == META_ATTEMPTS - 1:
+                raise
+            time.sleep(POLL_S * (attempt + 1))  # start-up only, on a worker thread
+            _agree(session)
+    raise AssertionError("unreachable")
+
+
 def ensure_schema(
     session: Session, cfg: CassandraConfig, owner: str, check: Callable[[], None] = lambda: None
 ) -> int:
@@ -185,7 +201,7 @@ def ensure_schema(
     check()
     if known is None or META_TABLE not in known.tables:
         _create_meta(session, cfg)
-    meta = _Meta(session, cfg)
+    meta = _open_meta(session, cfg)
     deadline = time.monotonic() + MIGRATE_TIMEOUT_S
     while True:
         version = meta.version()
