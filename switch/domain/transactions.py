@@ -139,10 +139,10 @@ class TransactionFields(TypedDict, total=False):
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
 
 
-def _set_columns(value: DataclassInstance) -> dict[str, object]:
-    return {
-        f.name: v for f in dataclasses.fields(value) if (v := getattr(value, f.name)) is not None
-    }
+def _set_columns(value: DataclassInstance, names: tuple[str, ...]) -> dict[str, object]:
+    """The fields of ``value`` named in ``names`` that are set (not None): on the hot path,
+    so the names are computed once per class, not per call."""
+    return {name: v for name in names if (v := getattr(value, name)) is not None}
 
 
 class ExpectColumns(TypedDict, total=False):
@@ -184,7 +184,10 @@ class Expect:
 
     def columns(self) -> ExpectColumns:
         # The fields that are set, each with its own (non-None) type: ExpectColumns's items.
-        return cast(ExpectColumns, _set_columns(self))
+        return cast(ExpectColumns, _set_columns(self, _EXPECT_FIELDS))
+
+
+_EXPECT_FIELDS = tuple(f.name for f in dataclasses.fields(Expect))
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,7 @@ class Changes:
 
     def columns(self) -> ChangeColumns:
         # The fields that are set, each with its own (non-None) type: ChangeColumns's items.
-        return cast(ChangeColumns, _set_columns(self))
+        return cast(ChangeColumns, _set_columns(self, _CHANGE_FIELDS))
 
     def to(self, state: TxState) -> Changes:
         """These changes with the state moved to ``state``."""
@@ -213,6 +216,8 @@ class Changes:
         """``tx`` as it will be once these changes are written (the version is the store's)."""
         return tx.copy(**self.columns())
 
+
+_CHANGE_FIELDS = tuple(f.name for f in dataclasses.fields(Changes))
 
 # Columns a compare-and-set may change: the fields of ``Changes``. id, type, terminal, STAN,
 # date, amount and card fields are fixed.

@@ -19,6 +19,7 @@ class Router:
     def __init__(self, topology: Topology, breakers: Breakers | None = None) -> None:
         self._serves = {a.id: frozenset(a.schemes) for a in topology.acquirers}
         self._breakers = breakers
+        self._eligible: dict[str, dict[Scheme, tuple[str, ...]]] = {}
 
     def acquirers_for(self, merchant: MerchantConfig, scheme: Scheme) -> list[str]:
         """Eligible acquirer ids in the merchant's order of preference (may be empty)."""
@@ -34,6 +35,18 @@ class Router:
 
     def routes(self, merchant: MerchantConfig) -> dict[Scheme, tuple[str, ...]]:
         """``candidates`` for every scheme the merchant's acquirers serve: the table the card's
-        scheme is looked up in once the card is open (a scheme not in it has no route)."""
-        schemes = {s for a in merchant.acquirers for s in self._serves.get(a, ())}
-        return {s: tuple(self.candidates(merchant, s)) for s in schemes}
+        scheme is looked up in once the card is open (a scheme not in it has no route). On
+        the hot path: the eligible acquirers per scheme are worked out once per merchant, and
+        each acquirer's circuit is asked once per call."""
+        eligible = self._eligible.get(merchant.id)
+        if eligible is None:
+            schemes = {s for a in merchant.acquirers for s in self._serves.get(a, ())}
+            eligible = {s: tuple(self.acquirers_for(merchant, s)) for s in schemes}
+            self._eligible[merchant.id] = eligible
+        if self._breakers is None:
+            return dict(eligible)
+        up = {a for a in merchant.acquirers if self._breakers.available(a)}
+        return {
+            s: tuple(a for a in ids if a in up) + tuple(a for a in ids if a not in up)
+            for s, ids in eligible.items()
+        }
