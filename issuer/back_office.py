@@ -9,6 +9,7 @@ seen answers with its first result.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from issuer.books_settlement import PresentmentIn, write_issuer_report
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 
 ISSUER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["IssuerSettlementService"]
+_FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _KINDS = {
     settlement_pb2.PRESENTMENT_KIND_CAPTURE: "CAPTURE",
     settlement_pb2.PRESENTMENT_KIND_REFUND: "REFUND",
@@ -38,8 +40,12 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
     async def Present(
         self, request: settlement_pb2.PresentRequest, context: grpc.aio.ServicerContext
     ) -> settlement_pb2.PresentResponse:
-        if not request.file_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "file_id is required")
+        if not _FILE_ID.fullmatch(request.file_id) or ".." in request.file_id:
+            # It names a report file: a path of its own would write outside the report folder.
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "file_id: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
         items = []
         for n, p in enumerate(request.presentments):
             if p.kind not in _KINDS or not p.rrn or p.amount.minor_units <= 0:

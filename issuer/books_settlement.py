@@ -249,8 +249,12 @@ def expire_holds(db: sqlite3.Connection, rules: IssuerRules, now: float) -> list
 def write_issuer_report(
     report_dir: Path, issuer_id: str, name: str, doc: Mapping[str, object]
 ) -> Path:
-    """The issuer's own settlement report (``payswitch-issuer-settlement/1``)."""
-    path = Path(report_dir) / "issuer" / issuer_id / f"{name}.json"
+    """The issuer's own settlement report (``payswitch-issuer-settlement/1``), always inside
+    ``report_dir/issuer/<issuer_id>``: a ``name`` that would leave it is refused."""
+    folder = Path(report_dir) / "issuer" / issuer_id
+    path = folder / f"{name}.json"
+    if path.resolve().parent != folder.resolve():
+        raise ValueError("report name leaves the issuer's report folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"format": "payswitch-issuer-settlement/1", **doc}, indent=1))

@@ -152,9 +152,15 @@ def write_clearing_file(
 def read_clearing_file(path: Path) -> ClearingFile:
     """Parse and check a clearing file: header format, records, trailer count and totals."""
     try:
-        lines = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ClearingFormatError(f"cannot read clearing file: {exc}") from None
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        # The same words whatever the cause (missing, a folder, no permission): the answer
+        # must not tell a caller what exists on the node's disk.
+        raise ClearingFormatError("cannot read clearing file") from None
+    try:
+        lines = [json.loads(line) for line in text.splitlines() if line]
+    except json.JSONDecodeError:
+        raise ClearingFormatError("not a clearing file (JSON lines)") from None
     if len(lines) < 2:
         raise ClearingFormatError("a clearing file has a header and a trailer")
     header, *body, trailer = lines
