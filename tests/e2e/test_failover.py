@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from payswitch.logs import _mask_text as mask
 from payswitch.v1 import network_pb2
 
 from .clients import Books, RawTerminal, code, node_channels, switch_channel
@@ -74,14 +75,15 @@ async def failover_stack(tmp_path_factory, hsm_token):
 
 
 def events(log: Path, event: str, **match: str) -> list[dict]:
-    """The switch's JSON log lines of ``event`` whose fields match."""
+    """The switch's JSON log lines of ``event`` whose fields match, compared as the log wrote
+    them: it masks every PAN-like digit run, even at the head of a hex transaction id."""
     out = []
     for line in log.read_text().splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        if rec.get("event") == event and all(rec.get(k) == v for k, v in match.items()):
+        if rec.get("event") == event and all(rec.get(k) == mask(v) for k, v in match.items()):
             out.append(rec)
     return out
 
