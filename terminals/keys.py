@@ -34,18 +34,28 @@ class InjectionError(RuntimeError):
 
 
 async def inject_from_kif(
-    se: SecureElement, terminal_id: str, *, operator: str = "simulator"
+    se: SecureElement,
+    terminal_id: str,
+    *,
+    operator: str = "simulator",
+    switch_admin: str | None = None,
+    certs_dir: str | None = None,
 ) -> None:
-    """Key injection by the KIF process for a new device registered to ``terminal_id``.
+    """Key injection by the KIF process for a new device registered to ``terminal_id`` (and,
+    with ``switch_admin``, registered at the switch too: ``[switch] device_binding =
+    "registered"`` serves nothing else).
 
     RSA key generation runs in a worker thread and the KIF in its own process: the event loop
     never blocks. Raises :class:`InjectionError` when the KIF refuses or fails.
     """
     modulus, exponent = await asyncio.to_thread(se.transport_public_key)
+    link = ["--switch-admin", switch_admin] if switch_admin else []
+    link += ["--certs-dir", certs_dir] if certs_dir else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "kif.main",
+        *link,
         "inject",
         "--register",
         "--terminal",
