@@ -40,7 +40,7 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
-    # generated in the throwaway test token.
+    # each generated in its party's throwaway test token, shared keys exchanged as key blocks.
     subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(path)],
         check=True,
