@@ -220,6 +220,11 @@ def establish_kek(a_pool: HsmPool, a: str, b_pool: HsmPool, b: str) -> list[KeyI
 def share(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
     """The shared key of ``spec`` in both tokens (KEK first); returns both sides' info."""
     assert spec.peer is not None
+    if spec.purpose.split(".", 1)[0] in (L.CVK, L.CVK_A):
+        # hsm.cvv.create_cvk derives K_A||K_B and K_A||K_A together; sending them needs both
+        # halves exported at that birth, which is not built yet. Refuse rather than send a
+        # plain DES2 key that is no CVK pair.
+        raise HsmError(f"{spec.family}: a CVK pair cannot be shared as a key block yet")
     own_label = L.label(spec.owner, spec.purpose, 1)
     peer_label = L.label(spec.peer, spec.peer_purpose(), 1)
     have = _pair(owner_pool, own_label, peer_pool, peer_label)

@@ -16,6 +16,7 @@ event loop; each request does its HSM work in one job.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from hsm import labels as L
@@ -47,7 +48,9 @@ async def open_pool(
     """Log in to the node's own token and check its keys; raise :class:`NodeHsmError`
     otherwise (also for a well-known default PIN outside development mode)."""
     try:
-        config = config or HsmConfig.for_party(node_id, pin_file=_pin_files.get(node_id))
+        config = config or await asyncio.to_thread(
+            HsmConfig.for_party, node_id, pin_file=_pin_files.get(node_id)
+        )
     except HsmError as exc:
         raise NodeHsmError(f"{node_id}: HSM refused: {exc}") from None
     pool = HsmPool(config)

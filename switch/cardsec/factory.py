@@ -10,6 +10,8 @@ whose login is refused does not start: it could not protect card data (fail clos
 
 from __future__ import annotations
 
+import asyncio
+
 from hsm.config import HsmConfig
 from hsm.errors import HsmError
 from hsm.pool import HsmPool
@@ -21,7 +23,8 @@ SWITCH_PARTY = "switch"
 
 async def build_protector(pin_file: str | None = None) -> CardProtector:
     try:
-        config = HsmConfig.for_party(SWITCH_PARTY, pin_file=pin_file)
+        # A file read (or a PIN prompt at a terminal): off the event loop.
+        config = await asyncio.to_thread(HsmConfig.for_party, SWITCH_PARTY, pin_file=pin_file)
     except HsmError as exc:
         raise RuntimeError(f"switch: HSM refused: {exc}") from None
     config.apply_env()

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.cmac import CMAC
 
 from hsm import exchange, keyblock
 from hsm.config import HOME_ENV, pin_path
+from hsm.errors import HsmError
 from hsm.keys import KeySpec
 from hsm.pool import HsmPool
 from hsm.provision import ensure_tokens
@@ -211,6 +212,19 @@ def test_a_key_block_for_another_usage_is_refused(two_parties) -> None:
     assert receiver.run_sync(exchange.receive_key, bdk_spec, bdk_block).label == (
         "bank-b/bdk.acq-beta/v1"
     )
+
+
+def test_issuer_keys_shared_for_stand_in_go_the_same_way(two_parties) -> None:
+    """Any KeySpec with a peer is exchanged generically (a PVK, an IMK-AC), but a CVK pair is
+    refused rather than sent as a plain DES2 key."""
+    sender, receiver = two_parties
+    for purpose, caps in (("pvk", ("S",)), ("imk-ac", ("X",))):
+        sent, got = exchange.share(sender, receiver, KeySpec("acq-beta", purpose, peer="bank-b"))
+        assert got.label == f"bank-b/{purpose}.acq-beta/v1"
+        assert sent.kcv == got.kcv and got.capabilities == caps
+    with pytest.raises(HsmError, match="CVK pair cannot be shared"):
+        exchange.share(sender, receiver, KeySpec("acq-beta", "cvk", peer="bank-b"))
+    assert receiver.run_sync(exchange.info_or_none, "bank-b/cvk.acq-beta/v1") is None
 
 
 # --- the key-injection facility ------------------------------------------------------------
