@@ -158,6 +158,56 @@ def test_a_pin_file_others_can_read_is_refused(custody_home: Path, tmp_path: Pat
     assert out.returncode != 0 and "readable by others" in out.stderr
 
 
+def test_softhsm_wrapping_mechanisms_are_as_documented(hsm_pool) -> None:
+    """What hsm/keyblock.py and hsm/exchange.py rely on, and why they differ from TR-31/TR-34:
+    AES key wrap (with and without padding) and RSA-OAEP with SHA-1 work; AES-CBC and AES-ECB
+    are refused as wrapping mechanisms, and so is RSA-OAEP with SHA-256."""
+    from pkcs11 import MGF, Attribute, KeyType, Mechanism
+    from pkcs11 import exceptions as px
+
+    def job(session):
+        tpl = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True, Attribute.WRAP: True}
+        kek = session.generate_key(KeyType.AES, 256, store=False, template=tpl)
+        key = session.generate_key(KeyType.DES2, store=False, template=tpl)
+        pub, priv = session.generate_keypair(KeyType.RSA, 2048, store=False)
+        out = {}
+        try:
+            for mech in (
+                Mechanism.AES_KEY_WRAP,
+                Mechanism.AES_KEY_WRAP_PAD,
+                Mechanism.AES_CBC_PAD,
+                Mechanism.AES_ECB,
+            ):
+                try:
+                    out[mech.name] = len(kek.wrap_key(key, mechanism=mech))
+                except px.MechanismInvalid:
+                    out[mech.name] = "refused"
+            for name, param in (
+                ("OAEP_SHA1", (Mechanism.SHA_1, MGF.SHA1, None)),
+                ("OAEP_SHA256", (Mechanism.SHA256, MGF.SHA256, None)),
+            ):
+                try:
+                    wrapped = pub.wrap_key(
+                        kek, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=param
+                    )
+                    out[name] = len(wrapped)
+                except (px.ArgumentsBad, px.MechanismParamInvalid):
+                    out[name] = "refused"
+        finally:
+            for obj in (kek, key, pub, priv):
+                obj.destroy()
+        return out
+
+    assert hsm_pool.run_sync(job) == {
+        "AES_KEY_WRAP": 24,
+        "AES_KEY_WRAP_PAD": 24,
+        "AES_CBC_PAD": "refused",
+        "AES_ECB": "refused",
+        "OAEP_SHA1": 256,
+        "OAEP_SHA256": "refused",
+    }
+
+
 # --- key blocks, in this process, on two parties' own tokens -------------------------------
 
 

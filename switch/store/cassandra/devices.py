@@ -103,7 +103,11 @@ class CassandraDevices(CassandraHost, DeviceStore):
         row = (ikid, terminal_id, 0, 0, "", 0, now)
         async with cql.serialised("device", ikid):
             ok, _ = await cql.lwt(q["bind"], row)
-            current = await self._read(cql, q, ikid)
+            if ok is None:  # outcome unknown: a SERIAL read settles the pending round first
+                fresh = await cql.serial(q["get"], (ikid,))
+                current = _device(fresh) if fresh else None
+            else:
+                current = await self._read(cql, q, ikid)
         if current is None:
             raise StoreUnavailable(f"device {ikid}: registration not readable")
         if current.terminal_id != device.terminal_id:
