@@ -28,7 +28,7 @@ help:
 	@echo "make test   - bootstrap and run lint plus the whole test suite"
 	@echo "make demo   - drive a terminal through a scripted shift against a running 'make run'"
 	@echo "make proto  - regenerate the Python code from proto/"
-	@echo "make hsm    - create the SoftHSM token and run the key ceremony"
+	@echo "make hsm    - create every party's SoftHSM token and run the key ceremony"
 	@echo "make certs  - local CA, switch, terminal and admin certificates for mTLS ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
@@ -46,10 +46,11 @@ $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
 
-# SoftHSM token (installs the softhsm2 package when missing) and the key ceremony for the
-# topology: every key generated inside the token, printed with its KCV, never in clear.
+# One SoftHSM token per party of the topology (installs the softhsm2 package when missing; random
+# PINs in .softhsm/pins, 0600) and the key ceremony: every key generated inside its owner's token,
+# shared keys exchanged only wrapped, each printed with its KCV, never in clear.
 hsm: $(STAMP)
-	$(BIN)/payswitch-hsm init
+	$(BIN)/payswitch-hsm init --topology $(TOPOLOGY)
 	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
 
 # Terminal/admin mTLS: a local CA and every certificate the topology needs (idempotent; keys 0600).

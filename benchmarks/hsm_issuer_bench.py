@@ -71,18 +71,21 @@ async def _ops_pool(pool: Any, op: Callable[[Any, int], object], seconds: float,
 def _setup(pool: Any, n_blocks: int) -> dict[str, Any]:
     """Ceremony keys, a terminal injected through the HSM, and precomputed request data."""
     from hsm import cvv, emv, keys, pinblock
-    from hsm.dukpt import wrap_initial_key_for_terminal
+    from hsm.exchange import ceremony
+    from hsm.kif import wrap_initial_key_for_terminal
     from hsm.pool import get_key
     from payswitch.world.topology import load
     from terminals import pinpad
     from terminals.secure_element import SecureElement
 
-    pool.run_sync(keys.ensure, keys.plan(load(REPO / "topology" / "default.toml")))
+    ceremony(lambda _party: pool, keys.plan(load(REPO / "topology" / "default.toml")))
 
     se = SecureElement()
     modulus, exponent = se.transport_public_key()
     ikid = bytes.fromhex("00000001B0B0B0B0")
-    se.load_initial_key(ikid, pool.run_sync(wrap_initial_key_for_terminal, ikid, modulus, exponent))
+    se.load_initial_key(
+        ikid, pool.run_sync(wrap_initial_key_for_terminal, ikid, modulus, exponent).wrapped
+    )
     dukpt_blocks = []
     for _ in range(n_blocks):
         txn = se.begin()

@@ -86,16 +86,16 @@ def pin_cards(doc: dict[str, Any]) -> dict[str, str]:
 
 
 def secure_elements(terminals: list[str]) -> dict[str, Any]:
-    """Key injection for every terminal from the switch's BDK in the throwaway token (the
-    simulator's key-injection facility). Loads python-pkcs11 in this process: call it after
-    the token and its keys exist."""
-    from hsm import dukpt
+    """Key injection for every terminal from the KIF's copy of the BDK in its throwaway token.
+    Loads python-pkcs11 in this process: call it after the tokens and their keys exist."""
+    from hsm import kif
     from hsm.pool import HsmPool
+    from hsm.testing import party_config
 
-    pool = HsmPool()
+    pool = HsmPool(party_config("kif"))
 
     def wrap(ikid: bytes, modulus: bytes, exponent: bytes) -> bytes:
-        return pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, modulus, exponent)
+        return pool.run_sync(kif.wrap_initial_key_for_terminal, ikid, modulus, exponent).wrapped
 
     return inject(terminals, wrap)
 

@@ -48,13 +48,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
 
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11 import exceptions as px
 
 from hsm import labels as L
 from hsm.errors import IntegrityError
 from hsm.pool import get_key, pool_scratch
-from hsm.templates import secret_key_template, validate
+from hsm.templates import secret_key_template
 
 BDK_LABEL = L.label(L.SWITCH, L.BDK, 1)
 IKID_LEN = 8
@@ -328,59 +328,3 @@ def decrypt_card_data(
     k = ksn if isinstance(ksn, Ksn) else Ksn.from_bytes(ksn)
     with transaction_key(session, k, bdk) as tk:
         return cbc_decrypt(tk.working_key(KeyUsage.DATA_ENCRYPT), ciphertext)
-
-
-# --- key injection ----------------------------------------------------------------------------
-
-
-def wrap_initial_key_for_terminal(
-    session: Any, ikid: bytes, rsa_modulus: bytes, rsa_exponent: bytes, bdk: str | Any = BDK_LABEL
-) -> bytes:
-    """Key injection: the terminal's IK, wrapped for its secure element (RSA-OAEP, SHA-1).
-
-    TR-34 in spirit: the terminal's secure element generates an RSA key pair and hands over its
-    public key; the HSM derives the IK from the BDK as a session key that is SENSITIVE but
-    EXTRACTABLE (so it can be wrapped, and only wrapped), wraps it under that public key with
-    CKM_RSA_PKCS_OAEP (SoftHSM offers SHA-1 only), and destroys both. The IK never exists in
-    clear outside the HSM and the terminal. Only a key-injection process should run this.
-    """
-    if len(ikid) != IKID_LEN:
-        raise ValueError("initial key ID must be 8 bytes")
-    if len(rsa_modulus) < 256:
-        raise ValueError("terminal transport key must be RSA-2048 or larger")
-    bdk_key = get_key(session, bdk) if isinstance(bdk, str) else bdk
-    pub_tpl = validate(
-        {
-            Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-            Attribute.KEY_TYPE: KeyType.RSA,
-            Attribute.TOKEN: False,
-            Attribute.MODULUS: bytes(rsa_modulus),
-            Attribute.PUBLIC_EXPONENT: bytes(rsa_exponent),
-            Attribute.WRAP: True,
-            Attribute.ENCRYPT: False,
-            Attribute.VERIFY: False,
-        }
-    )
-    transport = session.create_object(pub_tpl)
-    try:
-        tpl = secret_key_template(
-            token=False, capabilities=set(), extra={Attribute.EXTRACTABLE: True}
-        )
-        ik = bdk_key.derive_key(
-            KeyType.AES,
-            128,
-            mechanism=Mechanism.AES_ECB_ENCRYPT_DATA,
-            mechanism_param=derivation_data(KeyUsage.KEY_DERIVATION_INITIAL, ikid),
-            template=tpl,
-        )
-        try:
-            wrapped: bytes = transport.wrap_key(
-                ik,
-                mechanism=Mechanism.RSA_PKCS_OAEP,
-                mechanism_param=(Mechanism.SHA_1, MGF.SHA1, None),
-            )
-            return wrapped
-        finally:
-            ik.destroy()
-    finally:
-        transport.destroy()

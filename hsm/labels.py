@@ -1,11 +1,15 @@
 """Key labels: ``<owner>/<purpose>/v<version>``, the only contract between key users.
 
-Owners are ``switch``, each acquirer id and each issuer id of the topology. Each party only
-ever looks up keys under its own owner prefix, as if it had its own HSM; in this one-token
-simulation the parties share SoftHSM, the labels keep them apart.
+Owners are ``switch``, each acquirer id and each issuer id of the topology, and ``kif`` (the
+key-injection facility). Each party has its own token (``hsm.config``) and only its own labels
+in it; the owner prefix still tells an operator whose key a label is.
 
-Purposes (key type, PKCS#11 capabilities) are fixed in :data:`PURPOSES`; ``zpk.<peer>`` is the
-zone PIN key an owner shares with ``peer``.
+Purposes (key type, PKCS#11 capabilities) are fixed in ``hsm.keys.PURPOSES``. A key shared
+between two parties is labelled ``<base>.<other party>`` on each side: ``zpk.<peer>`` is the zone
+PIN key an owner shares with ``peer`` (``switch/zpk.acq-alpha`` is ``acq-alpha/zpk.switch``),
+``bdk.switch`` is the KIF's copy of the switch's BDK, ``kek.<peer>`` the key block protection key
+two parties exchange keys under (``hsm.keyblock``). ``transport`` is a party's RSA key pair
+other parties send it KEKs under (``hsm.exchange``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ CVK = "cvk"  # DES2 K_A||K_B, issuer CVK pair: ENCRYPT (made by hsm.cvv.create_c
 CVK_A = "cvk-a"  # DES2 K_A||K_A companion of CVK (single DES on SoftHSM): ENCRYPT
 IMK_AC = "imk-ac"  # DES2 issuer master key for application cryptograms: DERIVE only
 PVK = "pvk"  # AES-256 issuer PIN verification key (AES-CMAC PVV, hsm.pinblock): SIGN
+KEK = "kek"  # AES-256 key block protection key, purpose "kek.<peer>": DERIVE only
+TRANSPORT = "transport"  # RSA-2048 pair: the private key UNWRAPs KEKs sent to this party
 
 _OWNER = r"[a-z0-9][a-z0-9._-]{0,63}"
 _PURPOSE = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -64,3 +70,8 @@ def parse(text: str) -> KeyLabel:
 def zpk(owner: str, peer: str) -> str:
     """Purpose name of the zone PIN key ``owner`` shares with ``peer``."""
     return f"{ZPK}.{peer}"
+
+
+def shared(purpose: str, other: str) -> str:
+    """Purpose name, on one side, of a key shared with ``other``: ``<base>.<other>``."""
+    return f"{purpose.split('.', 1)[0]}.{other}"

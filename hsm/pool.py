@@ -42,6 +42,7 @@ from pkcs11 import exceptions as px
 
 from hsm.config import HsmConfig
 from hsm.errors import HsmBusy, HsmError, HsmUnavailable, KeyNotFound
+from hsm.labels import SWITCH
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -147,9 +148,16 @@ def _connect(state: _TokenState) -> None:
             cause = exc.__cause__
             others_open = any(st.work is not None for st in _states.values())
             last = attempt == _CONNECT_ATTEMPTS - 1
-            if last or others_open or not isinstance(cause, _TRANSIENT_AT_CONNECT):
+            if last or not isinstance(cause, _TRANSIENT_AT_CONNECT):
                 raise
-            # No session of this process exists, so reinitialising invalidates nothing.
+            if others_open and not isinstance(cause, px.NoSuchToken):
+                raise
+            # A party's token made after this process loaded the module (one token per party:
+            # the ceremony adds tokens for new parties) is listed only after a reinitialise. We
+            # are on the only PKCS#11 thread and between jobs, so every other token's sessions
+            # can be dropped here; each reconnects at its next job.
+            for other in _states.values():
+                other.drop_sessions()
             time.sleep(random.uniform(0, _CONNECT_BACKOFF_S * 2**attempt))
             lib.reinitialize()
 
@@ -297,7 +305,7 @@ class HsmPool:
             )
         if max_pending < 1:
             raise ValueError("max_pending must be >= 1")
-        self.config = config or HsmConfig.from_env()
+        self.config = config or HsmConfig.for_party(SWITCH)  # the switch's token by default
         self.workers = workers
         self.max_pending = max_pending
         self._pending = 0

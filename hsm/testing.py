@@ -1,38 +1,35 @@
-"""Throwaway SoftHSM tokens for tests and demos (never for a real deployment).
+"""Throwaway SoftHSM homes for tests and demos (never for a real deployment).
 
-The token must exist and ``SOFTHSM2_CONF`` must point at it before this process first calls
-``pkcs11.lib()``: SoftHSM reads its config once, and a token created after loading stays invisible
-until ``reinitialize()`` (which would invalidate every session). :func:`process_test_config` does
-both once per process and exports the variables, so spawned child processes (switch, network
-nodes in end-to-end tests) find the same token.
+A test session gets its own HSM home (conf, token directory, PIN files) in a temporary directory,
+with one token per party, as ``payswitch-hsm init`` makes them. The tokens should exist and
+``SOFTHSM2_CONF`` point at them before this process first calls ``pkcs11.lib()`` (SoftHSM lists
+tokens once; the pool reloads the list when a party's token appears later).
+:func:`process_test_config` does both once per process and exports the home (not any PIN), so
+spawned child processes (switch, network nodes in end-to-end tests) find their own tokens.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from hsm.config import INIT_SCRIPT, HsmConfig
+from hsm.config import HOME_ENV, KIF, HsmConfig
+from hsm.provision import ensure_tokens
 
-TEST_LABEL = "payswitch-test"
-TEST_PIN = "98765432"  # throwaway token in a temporary directory
-TEST_SO_PIN = "87654321"  # throwaway token in a temporary directory
+SWITCH = "switch"
+# The default topology's key-holding parties, made up front; a test topology's other parties
+# get their tokens from the ceremony (payswitch-hsm keys).
+DEFAULT_PARTIES = (SWITCH, KIF, "acq-alpha", "acq-beta", "bank-a", "bank-b", "bank-c")
 
 _process_config: HsmConfig | None = None
 
 
-def make_token(home: Path, token: str = TEST_LABEL, pin: str = TEST_PIN) -> HsmConfig:
-    """Run ``scripts/softhsm-init.sh`` for a token under ``home``; return its config."""
-    home.mkdir(parents=True, exist_ok=True)
-    cfg = HsmConfig(conf=str(home / "softhsm2.conf"), token=token, pin=pin)
-    env = cfg.script_env(so_pin=TEST_SO_PIN)
-    env["PAYSWITCH_HSM_HOME"] = str(home)
-    subprocess.run(  # noqa: S603 - fixed script path, no shell
-        ["/bin/bash", str(INIT_SCRIPT)], env=env, check=True, capture_output=True, timeout=600
-    )
-    return cfg
+def make_home(home: Path, parties: Iterable[str] = DEFAULT_PARTIES) -> HsmConfig:
+    """Tokens for ``parties`` under ``home``; return the switch's config (PIN read from file)."""
+    ensure_tokens(home, parties)
+    return HsmConfig.for_party(SWITCH, env={HOME_ENV: str(home)})
 
 
 def _module_loaded() -> bool:
@@ -41,20 +38,20 @@ def _module_loaded() -> bool:
 
 
 def process_test_config(home: Path) -> HsmConfig:
-    """Create (once per process) the test token under ``home`` and export its environment."""
+    """Create (once per process) the test HSM home and export its location (never a PIN)."""
     global _process_config
     if _process_config is not None:
         return _process_config
     if _module_loaded():
         raise RuntimeError(
-            "pkcs11.lib() was loaded before the test token was created; create the token first"
+            "pkcs11.lib() was loaded before the test tokens were created; create them first"
         )
-    cfg = make_token(home)
-    os.environ.update(
-        SOFTHSM2_CONF=cfg.conf,
-        PAYSWITCH_HSM_TOKEN=cfg.token,
-        PAYSWITCH_HSM_PIN=cfg.pin,
-        PAYSWITCH_HSM_MODULE=cfg.module,
-    )
+    cfg = make_home(home)
+    os.environ.update({HOME_ENV: str(home), "SOFTHSM2_CONF": cfg.conf})
     _process_config = cfg
     return cfg
+
+
+def party_config(party: str) -> HsmConfig:
+    """The config of ``party``'s token in this process's HSM home (its PIN from its file)."""
+    return HsmConfig.for_party(party)

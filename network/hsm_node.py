@@ -1,8 +1,9 @@
 """A network node's own HSM access: one ``HsmPool`` per node process, opened at node start.
 
 Acquirers and issuers hold keys (zone PIN keys; the issuer's CVK, IMK and PVK), as in a real
-network where each bank has its own HSM; in the simulation they share one SoftHSM token and
-each only ever looks up labels under its own owner prefix (``hsm.labels``). Schemes hold none.
+network where each bank has its own HSM: each node opens its own party's token (labelled with
+its node id) with its own PIN (``--hsm-pin-file`` or ``<hsm home>/pins/<node id>.pin``), and no
+other. Schemes hold none.
 
 Fail closed: a node that needs keys checks at start that the token answers, that it can log
 in and that every key it will use exists (one HSM job); otherwise it refuses to start
@@ -15,6 +16,7 @@ event loop; each request does its HSM work in one job.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from hsm import labels as L
@@ -32,11 +34,26 @@ def zpk_label(owner: str, peer: str) -> str:
     return L.label(owner, L.zpk(owner, peer))
 
 
+_pin_files: dict[str, str] = {}
+
+
+def set_pin_file(node_id: str, path: str) -> None:
+    """The PIN file ``node_id``'s process was given on its command line."""
+    _pin_files[node_id] = path
+
+
 async def open_pool(
     node_id: str, labels: Iterable[str], config: HsmConfig | None = None
 ) -> HsmPool:
-    """Log in to the node's HSM and check its keys; raise :class:`NodeHsmError` otherwise."""
-    pool = HsmPool(config or HsmConfig.from_env())
+    """Log in to the node's own token and check its keys; raise :class:`NodeHsmError`
+    otherwise (also for a well-known default PIN outside development mode)."""
+    try:
+        config = config or await asyncio.to_thread(
+            HsmConfig.for_party, node_id, pin_file=_pin_files.get(node_id)
+        )
+    except HsmError as exc:
+        raise NodeHsmError(f"{node_id}: HSM refused: {exc}") from None
+    pool = HsmPool(config)
     wanted = tuple(dict.fromkeys(labels))
     try:
         missing = await pool.run(missing_keys, wanted)

@@ -33,6 +33,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from hsm.config import hsm_home, pin_path
 from payswitch import tls
 from payswitch.certs import make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
@@ -47,6 +48,7 @@ _HEALTH_CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 200),
 ]
 _POLL_S = 0.05
+_SECRET_ENV = frozenset({"PAYSWITCH_HSM_PIN", "PAYSWITCH_HSM_SO_PIN"})
 
 
 class StackError(RuntimeError):
@@ -149,6 +151,8 @@ class Stack:
             argv += ["--log-level", log_level]
             if seed is not None:
                 argv += ["--seed", str(seed)]
+            if kind in ("acquirer", "issuer"):
+                argv += ["--hsm-pin-file", str(pin_path(hsm_home(), node_id))]
             self._children[node_id] = _Child(
                 node_id, kind, listen, argv, self.run_dir / f"{node_id}.log"
             )
@@ -171,6 +175,7 @@ class Stack:
             argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
             if self.tls:
                 argv += ["--certs-dir", str(self.certs_dir)]
+            argv += ["--hsm-pin-file", str(pin_path(hsm_home(), "switch"))]
             listen, admin, metrics = sw.listen, sw.admin_listen, sw.metrics_listen
             if i > 1:
                 listen = f"{host}:{ports.pop()}"
@@ -189,7 +194,9 @@ class Stack:
 
     @staticmethod
     def _child_env() -> dict[str, str]:
-        env = dict(os.environ)
+        """Our environment, less any HSM PIN: each child reads its own party's PIN file, named
+        on its command line (a PIN in the environment would reach every child)."""
+        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
         env["PYTHONUNBUFFERED"] = "1"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvloop
 
-from network.hsm_node import NodeHsmError
+from network.hsm_node import NodeHsmError, set_pin_file
 from network.server import run_until_signal
 from payswitch import logs
 from payswitch.process import private_files
@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="issuer books directory (default: a new temporary directory)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for latency and fault draws")
+    p.add_argument(
+        "--hsm-pin-file",
+        default=None,
+        help="this node's HSM token PIN file (default: <hsm home>/pins/<id>.pin)",
+    )
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, TopologyError) as exc:
         sys.exit(f"payswitch-node: {exc}")
     logs.configure(args.node_id, args.log_level)
+    if args.hsm_pin_file:
+        set_pin_file(args.node_id, args.hsm_pin_file)
     try:
         uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed))
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
 A real switch never has issuer keys and never computes a CVV2 or an ARQC: the CVV2 is printed
 on the plastic and the ARQC comes out of the chip. The simulated world has no plastic and no
-chips, so this module stands in for both, using the *issuer's* keys in the shared test token:
+chips, so this module stands in for both, using the *issuer's* keys in the issuer's own token
+(opened with the issuer's PIN: the card personalisation bureau's liberty, simulator only):
 
 - :meth:`CardSimulator.cvv2`: the CVV2 "printed on the card" (``hsm.cvv.generate_cvv`` with the
   issuer's CVK over PAN, the expiry on file and service code 000);
@@ -25,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hsm import labels as L
+from hsm.config import HsmConfig
 from hsm.cvv import SERVICE_CODE_CVV2, generate_cvv, load_cvk
 from hsm.emv import ArqcData, card_generate_arqc, card_verify_arpc, personalise_card
 from hsm.pool import HsmPool, get_key, pool_scratch
@@ -87,14 +89,22 @@ def _verify_arpc_job(
 class CardSimulator:
     """The cards of a topology, as their holders would present them. SIMULATOR ONLY.
 
-    ``pool``: an :class:`HsmPool` on the token holding the issuers' keys (default: the
-    environment's token, ``HsmConfig.from_env()``).
+    ``pool``: an :class:`HsmPool` on a token holding every issuer's keys (a unit test's one
+    token); by default each issuer's own token (``HsmConfig.for_party(issuer id)``).
     """
 
     def __init__(self, topology: Topology, pool: HsmPool | None = None) -> None:
         self._topology = topology
-        self._pool = pool or HsmPool()
+        self._one_pool = pool
+        self._pools: dict[str, HsmPool] = {}
         self._atc: dict[tuple[str, str], int] = {}
+
+    def _pool(self, issuer_id: str) -> HsmPool:
+        if self._one_pool is not None:
+            return self._one_pool
+        if issuer_id not in self._pools:
+            self._pools[issuer_id] = HsmPool(HsmConfig.for_party(issuer_id))
+        return self._pools[issuer_id]
 
     def _card(self, pan: str) -> tuple[str, CardConfig]:
         issuer = self._topology.issuer_for_pan(pan)
@@ -106,7 +116,7 @@ class CardSimulator:
     async def cvv2(self, pan: str) -> str:
         """The 3-digit CVV2 printed on the card."""
         issuer_id, card = self._card(pan)
-        return await self._pool.run(_cvv2_job, issuer_id, pan, card.expiry)
+        return await self._pool(issuer_id).run(_cvv2_job, issuer_id, pan, card.expiry)
 
     async def arqc(
         self,
@@ -150,7 +160,7 @@ class CardSimulator:
             aip=AIP,
             atc=atc.to_bytes(2, "big"),
         )
-        arqc = await self._pool.run(_arqc_job, issuer_id, pan, psn, data)
+        arqc = await self._pool(issuer_id).run(_arqc_job, issuer_id, pan, psn, data)
         return to_proto(data, arqc, psn)
 
     async def verify_arpc(
@@ -164,6 +174,6 @@ class CardSimulator:
         iso = response_code if isinstance(response_code, str) else codes.to_iso(response_code)
         data = to_arqc_data(emv)
         psn = emv.pan_sequence_number or "00"
-        return await self._pool.run(
+        return await self._pool(issuer_id).run(
             _verify_arpc_job, issuer_id, pan, psn, data.atc, emv.arqc, iso.encode("ascii"), arpc
         )

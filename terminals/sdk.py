@@ -244,7 +244,7 @@ class Terminal:
         """Key injection when the secure element holds no key yet (idempotent).
 
         ``pay`` calls it; call it yourself before ``prepare_pay``. Default injector:
-        ``terminals.keys.inject_from_hsm`` (the simulator's key-injection facility).
+        ``terminals.keys.inject_from_kif`` (the key-injection facility's process).
         """
         if keys.loaded(self._se):
             return
@@ -252,7 +252,7 @@ class Terminal:
             self._injecting = asyncio.Lock()
         async with self._injecting:
             if not keys.loaded(self._se):
-                await (self._injector or keys.inject_from_hsm)(self._se)
+                await (self._injector or keys.injector_for(self.terminal_id))(self._se)
 
     def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
         if self._stub is None:

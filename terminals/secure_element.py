@@ -12,7 +12,7 @@ derivation keys (the X9.24-3 terminal algorithm); the simulator recomputes the t
 from the IK with the host algorithm, which yields the same keys.
 
 Loading: :meth:`SecureElement.transport_public_key` gives an RSA-2048 public key; the key
-injection side (``hsm.dukpt.wrap_initial_key_for_terminal``, in the HSM) returns the IK wrapped
+injection facility (``hsm.kif.wrap_initial_key_for_terminal``, in its HSM) returns the IK wrapped
 under it; :meth:`SecureElement.load_initial_key` unwraps it. Nothing is persisted: a simulated
 terminal is re-injected (new initial key ID, counter from 1) every time it starts, so no key
 ever lands in a file.

@@ -24,43 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payswitch/v1/admin.proto\x12\x0cpayswitch.v1\"x\n\rTerminalEntry\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x15\n\rrevoke_reason\x18\x04 \x01(\t\x12\x15\n\rrevoked_at_ms\x18\x05 \x01(\x03\"\x16\n\x14ListTerminalsRequest\"G\n\x15ListTerminalsResponse\x12.\n\tterminals\x18\x01 \x03(\x0b\x32\x1b.payswitch.v1.TerminalEntry\"<\n\x15RevokeTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x16RevokeTerminalResponse\x12-\n\x08terminal\x18\x01 \x01(\x0b\x32\x1b.payswitch.v1.TerminalEntry\"/\n\x18ReinstateTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"_\n\x19ReinstateTerminalResponse\x12-\n\x08terminal\x18\x01 \x01(\x0b\x32\x1b.payswitch.v1.TerminalEntry\x12\x13\n\x0bwas_revoked\x18\x02 \x01(\x08\"\xa2\x01\n\x07SafItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\x1a\n\x12next_attempt_at_ms\x18\x06 \x01(\x03\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x0c\n\x04\x64\x65\x61\x64\x18\x08 \x01(\x08\":\n\x13ListSafItemsRequest\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\"<\n\x14ListSafItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.payswitch.v1.SafItem\"*\n\x17ReplayDeadLetterRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"?\n\x18ReplayDeadLetterResponse\x12#\n\x04item\x18\x01 \x01(\x0b\x32\x15.payswitch.v1.SafItem\"u\n\x07\x43ircuit\x12\x13\n\x0b\x61\x63quirer_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12\x12\n\nerror_rate\x18\x04 \x01(\x01\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\"\x15\n\x13ListCircuitsRequest\"?\n\x14ListCircuitsResponse\x12\'\n\x08\x63ircuits\x18\x01 \x03(\x0b\x32\x15.payswitch.v1.Circuit2\xbc\x04\n\x0c\x41\x64minService\x12X\n\rListTerminals\x12\".payswitch.v1.ListTerminalsRequest\x1a#.payswitch.v1.ListTerminalsResponse\x12[\n\x0eRevokeTerminal\x12#.payswitch.v1.RevokeTerminalRequest\x1a$.payswitch.v1.RevokeTerminalResponse\x12\x64\n\x11ReinstateTerminal\x12&.payswitch.v1.ReinstateTerminalRequest\x1a\'.payswitch.v1.ReinstateTerminalResponse\x12U\n\x0cListSafItems\x12!.payswitch.v1.ListSafItemsRequest\x1a\".payswitch.v1.ListSafItemsResponse\x12\x61\n\x10ReplayDeadLetter\x12%.payswitch.v1.ReplayDeadLetterRequest\x1a&.payswitch.v1.ReplayDeadLetterResponse\x12U\n\x0cListCircuits\x12!.payswitch.v1.ListCircuitsRequest\x1a\".payswitch.v1.ListCircuitsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18payswitch/v1/admin.proto\x12\x0cpayswitch.v1\":\n\x15RegisterDeviceRequest\x12\x0c\n\x04ikid\x18\x01 \x01(\t\x12\x13\n\x0bterminal_id\x18\x02 \x01(\t\")\n\x16RegisterDeviceResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"x\n\rTerminalEntry\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x13\n\x0bmerchant_id\x18\x02 \x01(\t\x12\x0f\n\x07revoked\x18\x03 \x01(\x08\x12\x15\n\rrevoke_reason\x18\x04 \x01(\t\x12\x15\n\rrevoked_at_ms\x18\x05 \x01(\x03\"\x16\n\x14ListTerminalsRequest\"G\n\x15ListTerminalsResponse\x12.\n\tterminals\x18\x01 \x03(\x0b\x32\x1b.payswitch.v1.TerminalEntry\"<\n\x15RevokeTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x16RevokeTerminalResponse\x12-\n\x08terminal\x18\x01 \x01(\x0b\x32\x1b.payswitch.v1.TerminalEntry\"/\n\x18ReinstateTerminalRequest\x12\x13\n\x0bterminal_id\x18\x01 \x01(\t\"_\n\x19ReinstateTerminalResponse\x12-\n\x08terminal\x18\x01 \x01(\x0b\x32\x1b.payswitch.v1.TerminalEntry\x12\x13\n\x0bwas_revoked\x18\x02 \x01(\x08\"\xa2\x01\n\x07SafItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\x05\x12\x15\n\rcreated_at_ms\x18\x05 \x01(\x03\x12\x1a\n\x12next_attempt_at_ms\x18\x06 \x01(\x03\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x0c\n\x04\x64\x65\x61\x64\x18\x08 \x01(\x08\":\n\x13ListSafItemsRequest\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\"<\n\x14ListSafItemsResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.payswitch.v1.SafItem\"*\n\x17ReplayDeadLetterRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\"?\n\x18ReplayDeadLetterResponse\x12#\n\x04item\x18\x01 \x01(\x0b\x32\x15.payswitch.v1.SafItem\"u\n\x07\x43ircuit\x12\x13\n\x0b\x61\x63quirer_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12\x12\n\nerror_rate\x18\x04 \x01(\x01\x12\x14\n\x0copened_at_ms\x18\x05 \x01(\x03\"\x15\n\x13ListCircuitsRequest\"?\n\x14ListCircuitsResponse\x12\'\n\x08\x63ircuits\x18\x01 \x03(\x0b\x32\x15.payswitch.v1.Circuit2\x99\x05\n\x0c\x41\x64minService\x12X\n\rListTerminals\x12\".payswitch.v1.ListTerminalsRequest\x1a#.payswitch.v1.ListTerminalsResponse\x12[\n\x0eRevokeTerminal\x12#.payswitch.v1.RevokeTerminalRequest\x1a$.payswitch.v1.RevokeTerminalResponse\x12\x64\n\x11ReinstateTerminal\x12&.payswitch.v1.ReinstateTerminalRequest\x1a\'.payswitch.v1.ReinstateTerminalResponse\x12U\n\x0cListSafItems\x12!.payswitch.v1.ListSafItemsRequest\x1a\".payswitch.v1.ListSafItemsResponse\x12\x61\n\x10ReplayDeadLetter\x12%.payswitch.v1.ReplayDeadLetterRequest\x1a&.payswitch.v1.ReplayDeadLetterResponse\x12U\n\x0cListCircuits\x12!.payswitch.v1.ListCircuitsRequest\x1a\".payswitch.v1.ListCircuitsResponse\x12[\n\x0eRegisterDevice\x12#.payswitch.v1.RegisterDeviceRequest\x1a$.payswitch.v1.RegisterDeviceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payswitch.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TERMINALENTRY']._serialized_start=42
-  _globals['_TERMINALENTRY']._serialized_end=162
-  _globals['_LISTTERMINALSREQUEST']._serialized_start=164
-  _globals['_LISTTERMINALSREQUEST']._serialized_end=186
-  _globals['_LISTTERMINALSRESPONSE']._serialized_start=188
-  _globals['_LISTTERMINALSRESPONSE']._serialized_end=259
-  _globals['_REVOKETERMINALREQUEST']._serialized_start=261
-  _globals['_REVOKETERMINALREQUEST']._serialized_end=321
-  _globals['_REVOKETERMINALRESPONSE']._serialized_start=323
-  _globals['_REVOKETERMINALRESPONSE']._serialized_end=394
-  _globals['_REINSTATETERMINALREQUEST']._serialized_start=396
-  _globals['_REINSTATETERMINALREQUEST']._serialized_end=443
-  _globals['_REINSTATETERMINALRESPONSE']._serialized_start=445
-  _globals['_REINSTATETERMINALRESPONSE']._serialized_end=540
-  _globals['_SAFITEM']._serialized_start=543
-  _globals['_SAFITEM']._serialized_end=705
-  _globals['_LISTSAFITEMSREQUEST']._serialized_start=707
-  _globals['_LISTSAFITEMSREQUEST']._serialized_end=765
-  _globals['_LISTSAFITEMSRESPONSE']._serialized_start=767
-  _globals['_LISTSAFITEMSRESPONSE']._serialized_end=827
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=829
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=871
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=873
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=936
-  _globals['_CIRCUIT']._serialized_start=938
-  _globals['_CIRCUIT']._serialized_end=1055
-  _globals['_LISTCIRCUITSREQUEST']._serialized_start=1057
-  _globals['_LISTCIRCUITSREQUEST']._serialized_end=1078
-  _globals['_LISTCIRCUITSRESPONSE']._serialized_start=1080
-  _globals['_LISTCIRCUITSRESPONSE']._serialized_end=1143
-  _globals['_ADMINSERVICE']._serialized_start=1146
-  _globals['_ADMINSERVICE']._serialized_end=1718
+  _globals['_REGISTERDEVICEREQUEST']._serialized_start=42
+  _globals['_REGISTERDEVICEREQUEST']._serialized_end=100
+  _globals['_REGISTERDEVICERESPONSE']._serialized_start=102
+  _globals['_REGISTERDEVICERESPONSE']._serialized_end=143
+  _globals['_TERMINALENTRY']._serialized_start=145
+  _globals['_TERMINALENTRY']._serialized_end=265
+  _globals['_LISTTERMINALSREQUEST']._serialized_start=267
+  _globals['_LISTTERMINALSREQUEST']._serialized_end=289
+  _globals['_LISTTERMINALSRESPONSE']._serialized_start=291
+  _globals['_LISTTERMINALSRESPONSE']._serialized_end=362
+  _globals['_REVOKETERMINALREQUEST']._serialized_start=364
+  _globals['_REVOKETERMINALREQUEST']._serialized_end=424
+  _globals['_REVOKETERMINALRESPONSE']._serialized_start=426
+  _globals['_REVOKETERMINALRESPONSE']._serialized_end=497
+  _globals['_REINSTATETERMINALREQUEST']._serialized_start=499
+  _globals['_REINSTATETERMINALREQUEST']._serialized_end=546
+  _globals['_REINSTATETERMINALRESPONSE']._serialized_start=548
+  _globals['_REINSTATETERMINALRESPONSE']._serialized_end=643
+  _globals['_SAFITEM']._serialized_start=646
+  _globals['_SAFITEM']._serialized_end=808
+  _globals['_LISTSAFITEMSREQUEST']._serialized_start=810
+  _globals['_LISTSAFITEMSREQUEST']._serialized_end=868
+  _globals['_LISTSAFITEMSRESPONSE']._serialized_start=870
+  _globals['_LISTSAFITEMSRESPONSE']._serialized_end=930
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=932
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=974
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=976
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=1039
+  _globals['_CIRCUIT']._serialized_start=1041
+  _globals['_CIRCUIT']._serialized_end=1158
+  _globals['_LISTCIRCUITSREQUEST']._serialized_start=1160
+  _globals['_LISTCIRCUITSREQUEST']._serialized_end=1181
+  _globals['_LISTCIRCUITSRESPONSE']._serialized_start=1183
+  _globals['_LISTCIRCUITSRESPONSE']._serialized_end=1246
+  _globals['_ADMINSERVICE']._serialized_start=1249
+  _globals['_ADMINSERVICE']._serialized_end=1914
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RegisterDeviceRequest(_message.Message):
+    __slots__ = ("ikid", "terminal_id")
+    IKID_FIELD_NUMBER: _ClassVar[int]
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ikid: str
+    terminal_id: str
+    def __init__(self, ikid: _Optional[str] = ..., terminal_id: _Optional[str] = ...) -> None: ...
+
+class RegisterDeviceResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    def __init__(self, created: _Optional[bool] = ...) -> None: ...
+
 class TerminalEntry(_message.Message):
     __slots__ = ("terminal_id", "merchant_id", "revoked", "revoke_reason", "revoked_at_ms")
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]

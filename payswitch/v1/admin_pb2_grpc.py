@@ -71,6 +71,11 @@ class AdminServiceStub:
                 request_serializer=payswitch_dot_v1_dot_admin__pb2.ListCircuitsRequest.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_admin__pb2.ListCircuitsResponse.FromString,
                 _registered_method=True)
+        self.RegisterDevice = channel.unary_unary(
+                '/payswitch.v1.AdminService/RegisterDevice',
+                request_serializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -125,6 +130,17 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterDevice(self, request, context):
+        """A device the key-injection facility injected, registered to its terminal on every switch
+        process of the store (payswitch-kif calls it). Under `[switch] device_binding =
+        "registered"` only registered devices are served. INVALID_ARGUMENT names a malformed
+        `ikid` or an unknown `terminal_id`; FAILED_PRECONDITION when the device is another
+        terminal's (nothing changed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +173,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListCircuits,
                     request_deserializer=payswitch_dot_v1_dot_admin__pb2.ListCircuitsRequest.FromString,
                     response_serializer=payswitch_dot_v1_dot_admin__pb2.ListCircuitsResponse.SerializeToString,
+            ),
+            'RegisterDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterDevice,
+                    request_deserializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.FromString,
+                    response_serializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -328,6 +349,33 @@ class AdminService:
             '/payswitch.v1.AdminService/ListCircuits',
             payswitch_dot_v1_dot_admin__pb2.ListCircuitsRequest.SerializeToString,
             payswitch_dot_v1_dot_admin__pb2.ListCircuitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.AdminService/RegisterDevice',
+            payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.SerializeToString,
+            payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.FromString,
             options,
             channel_credentials,
             insecure,

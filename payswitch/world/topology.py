@@ -93,6 +93,9 @@ class Faults:
     drop_response_rate: float = 0.0
 
 
+DEVICE_BINDINGS = ("first-use", "registered")
+
+
 @dataclass(frozen=True, slots=True)
 class SwitchConfig:
     id: str = "switch-1"
@@ -120,6 +123,10 @@ class SwitchConfig:
     # An idempotency key left IN_FLIGHT this long was left by a dead request and is settled
     # by the next retry (switch/idempotency.py); must stay far above max_budget_ms.
     abandoned_key_s: float = 60.0
+    # Devices (DUKPT initial key IDs): "first-use" binds an unknown device to the terminal whose
+    # request first verifies under it; "registered" refuses a device the key-injection facility
+    # has not registered to that terminal (AdminService.RegisterDevice), nothing recorded.
+    device_binding: str = "first-use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,7 +541,10 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         metrics_listen=str(sw.get("metrics_listen", "")),
         registry_refresh_s=_positive_number(sw, "registry_refresh_s", 1.0, "switch"),
         abandoned_key_s=_positive_number(sw, "abandoned_key_s", 60.0, "switch"),
+        device_binding=str(sw.get("device_binding", "first-use")),
     )
+    if switch.device_binding not in DEVICE_BINDINGS:
+        raise TopologyError(f"switch: device_binding must be one of {', '.join(DEVICE_BINDINGS)}")
     if switch.abandoned_key_s < 3 * switch.max_budget_ms / 1000:
         raise TopologyError("switch: abandoned_key_s must be at least 3 x max_budget_ms")
     acquirers = tuple(

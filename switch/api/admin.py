@@ -1,5 +1,6 @@
 """AdminService: the operators' API (terminal registry and revocation, store-and-forward
-queue and dead letters, circuit breakers) on its own port with its own credentials.
+queue and dead letters, circuit breakers, the key-injection facility's device registrations)
+on its own port with its own credentials.
 
 With ``[switch] tls`` the port requires a client certificate of the admin CA (``payswitch.tls``),
 so a terminal's certificate fails at the handshake; each call also checks that the peer's
@@ -11,6 +12,8 @@ transaction ids only.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -20,10 +23,12 @@ from payswitch import tls
 from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from switch.core.registry import PermissionDenied, TerminalRegistry, TerminalStatus
+from switch.domain.devices import DeviceElsewhere
 from switch.domain.errors import StoreError
 from switch.domain.saf import SafItem
 from switch.recovery.saf import SafQueue
 from switch.routing.breakers import Breakers, CircuitSnapshot
+from switch.store.devices import DeviceStore
 from switch.wire import validation
 from switch.wire.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
 
@@ -32,6 +37,7 @@ T = TypeVar("T")
 
 _log = get_logger("switch.api.admin")
 
+_IKID = re.compile(r"[0-9A-Fa-f]{16}")
 MAX_REASON = 200
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -84,11 +90,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         breakers: Breakers | None = None,
         *,
         tls_on: bool = False,
+        devices: DeviceStore | None = None,
     ) -> None:
         self._registry = registry
         self._saf = saf
         self._breakers = breakers
         self._tls = tls_on
+        self._devices = devices
 
     async def _run(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: str, coro: Coroutine[Any, Any, R]
@@ -152,6 +160,31 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             )
 
         return await self._run(context, "ReinstateTerminal", run())
+
+    async def RegisterDevice(
+        self,
+        request: admin_pb2.RegisterDeviceRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> admin_pb2.RegisterDeviceResponse:
+        async def run() -> admin_pb2.RegisterDeviceResponse:
+            devices = self._need(self._devices, "device registration")
+            if _IKID.fullmatch(request.ikid) is None:
+                raise InvalidArgument("ikid", "must be 16 hex digits")
+            validation.identifier(request.terminal_id, "terminal_id")
+            known = {s.identity.terminal_id for s in self._registry.terminals()}
+            if request.terminal_id not in known:
+                raise InvalidArgument("terminal_id", "not a terminal of this switch")
+            ikid = request.ikid.lower()
+            try:
+                created = await devices.register_device(ikid, request.terminal_id, time.time())
+            except DeviceElsewhere:
+                raise FailedPrecondition("device is registered to another terminal") from None
+            _log.warning(
+                "device_registered", terminal=request.terminal_id, ikid=ikid, created=created
+            )
+            return admin_pb2.RegisterDeviceResponse(created=created)
+
+        return await self._run(context, "RegisterDevice", run())
 
     def _need(self, feature: T | None, what: str) -> T:
         if feature is None:

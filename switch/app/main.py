@@ -32,6 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--admin-listen", default=None, help="override the admin port's address")
     p.add_argument("--metrics-listen", default=None, help="override the /metrics address")
+    p.add_argument(
+        "--hsm-pin-file",
+        default=None,
+        help="the switch token's user PIN file (default: <hsm home>/pins/switch.pin)",
+    )
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -40,7 +45,7 @@ async def serve(args: argparse.Namespace) -> None:
     topology = load(args.topology)
     logs.configure(topology.switch.id, args.log_level)
     store = open_store(args.store)
-    protector = await build_protector()
+    protector = await build_protector(args.hsm_pin_file)
     switch = Switch(
         topology,
         store,

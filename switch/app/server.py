@@ -183,6 +183,7 @@ class Switch:
                 getattr(self.services, "saf", None),
                 getattr(self.services, "breakers", None),
                 tls_on=self.tls,
+                devices=self.services.store,
             ),
             server,
         )

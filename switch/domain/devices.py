@@ -11,6 +11,13 @@ the window, is refused. A request re-MACed under a used counter (a replay, even 
 or sent by another terminal is refused before anything is recorded. A resend of the device's
 latest transmission (same counter, local date and STAN) is let through to the
 duplicate-transmission check, which answers it 94 as before.
+
+Registration. The key-injection facility registers each device it injects to its terminal;
+the registration reaches the store through ``AdminService.RegisterDevice`` as a device with
+no counter used yet (counter 0, empty window). Under ``[switch] device_binding = "registered"``
+(``DeviceUse.registered_only``) a device not registered is refused (:class:`DeviceUnregistered`),
+nothing recorded, instead of being bound at first use; a registered one is used as above, and
+only by the terminal it was registered to.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class DeviceUse:
     counter: int
     local_date: str
     stan: int
+    registered_only: bool = False  # refuse a device nobody registered (no first-use binding)
 
 
 WINDOW = 63  # counters below the highest that are remembered (fits a signed 64-bit column)
@@ -72,6 +80,19 @@ class CounterReplay(DeviceRefused):
         )
 
 
+class DeviceUnregistered(DeviceRefused):
+    """Strict binding: the device was never registered by the key-injection facility."""
+
+    def __init__(self, ikid: str) -> None:
+        super().__init__(f"device {ikid} is not registered to any terminal")
+
+
+def registered(ikid: str, terminal_id: str, now: float) -> Device:
+    """A device as registration leaves it: bound to ``terminal_id``, no counter used yet."""
+    check_use(DeviceUse(ikid, terminal_id, 1, "", 0))
+    return Device(ikid, terminal_id, 0, 0, "", 0, now)
+
+
 class DeviceElsewhere(DeviceRefused):
     """The device belongs to another terminal."""
 
@@ -107,6 +128,8 @@ def advance(current: Device | None, use: DeviceUse) -> Step:
     """What ``use`` does to a device in state ``current``: the rule both backends apply
     atomically. Raises DeviceElsewhere or CounterReplay to refuse it."""
     c = use.counter
+    if current is None and use.registered_only:
+        raise DeviceUnregistered(use.ikid)
     if current is None:
         return Step(Advance.ADVANCED, c, 1, use.local_date, use.stan)
     if current.terminal_id != use.terminal_id:

@@ -266,13 +266,19 @@ class Intent(Named):
 
     def __init__(self, svc: Services) -> None:
         self._store = svc.store
+        self._registered_only = svc.config.device_binding == "registered"
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
         assert ctx.received is not None
         ksn = Ksn.from_bytes(r.encrypted_card.ksn)
         device = DeviceUse(
-            ksn.ikid.hex(), r.terminal_id, ksn.counter, ctx.received.local_date, r.stan
+            ksn.ikid.hex(),
+            r.terminal_id,
+            ksn.counter,
+            ctx.received.local_date,
+            r.stan,
+            registered_only=self._registered_only,
         )
         try:
             ctx.tx = await self._store.receive_with_intent(

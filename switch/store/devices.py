@@ -18,5 +18,11 @@ class DeviceStore(abc.ABC):
         DeviceElsewhere (nothing written). Arguments are validated by ``check_use`` first."""
 
     @abc.abstractmethod
+    async def register_device(self, ikid: str, terminal_id: str, now: float) -> bool:
+        """Register a device to its terminal (``switch.domain.devices.registered``): True when
+        new, False when it was registered (or bound) to this terminal already; raises
+        DeviceElsewhere when it is another terminal's (nothing written)."""
+
+    @abc.abstractmethod
     async def get_device(self, ikid: str) -> Device | None:
         """The device with key ID ``ikid`` (hex), or None."""

@@ -16,7 +16,7 @@ from cassandra.cluster import Cluster
 from hsm.testing import process_test_config
 from payswitch.world.ports import with_free_ports, write_topology
 from stack.launcher import Stack
-from terminals.keys import inject_from_hsm
+from terminals.keys import inject_from_kif
 from terminals.secure_element import SecureElement
 
 from .clients import Books, RawTerminal, node_channels
@@ -40,7 +40,7 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
-    # generated in the throwaway test token.
+    # each generated in its party's throwaway test token, shared keys exchanged as key blocks.
     subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(path)],
         check=True,
@@ -52,7 +52,8 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
 
 @pytest.fixture(scope="session", autouse=True)
 def hsm_token(tmp_path_factory):
-    """A throwaway SoftHSM token, exported to the environment the stack's processes inherit."""
+    """A throwaway HSM home (one token per party, PIN files), its location exported to the
+    environment the stack's processes inherit (no PIN is)."""
     return process_test_config(tmp_path_factory.mktemp("softhsm"))
 
 
@@ -100,10 +101,11 @@ async def channels(stack):
         await ch.close()
 
 
-async def injected() -> SecureElement:
-    """A terminal secure element loaded by key injection from the switch's BDK."""
+async def injected(terminal_id: str = "T-0001") -> SecureElement:
+    """A terminal secure element loaded by the key-injection facility's process (a new device
+    registered at the KIF to ``terminal_id``)."""
     se = SecureElement()
-    await inject_from_hsm(se)
+    await inject_from_kif(se, terminal_id)
     return se
 
 

@@ -26,7 +26,7 @@ PIN = "1234"
 
 @pytest.fixture(scope="module")
 def chips(stack) -> CardSimulator:
-    return CardSimulator(stack.topology, HsmPool())
+    return CardSimulator(stack.topology)
 
 
 async def _not_recorded(pos, req) -> None:

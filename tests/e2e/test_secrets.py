@@ -31,7 +31,6 @@ import pytest
 from google.protobuf.message import DecodeError, Message
 
 from hsm import vault
-from hsm.pool import HsmPool
 from payswitch.v1 import terminal_pb2
 from terminals import demo
 from terminals.card_sim import CardSimulator
@@ -156,7 +155,7 @@ def _scan(run_dir: Path, topology_path: Path, extra_text: str, secrets: list[str
 async def test_no_pan_pin_or_cvv2_in_anything_the_run_wrote(stack, pos):
     topology_path = stack.topology_path  # already resolved by Stack
     cards = await asyncio.to_thread(_cards, topology_path)
-    chips = CardSimulator(stack.topology, HsmPool())
+    chips = CardSimulator(stack.topology)
     secrets = [c["pan"] for c in cards] + [UNKNOWN_PAN]
 
     for c in cards:  # plain sales, and the home card's follow-ups

@@ -124,7 +124,7 @@ async def run_seed(
 ) -> SeedResult:
     """One seed, start to finish (the stack is stopped whatever happens)."""
     from payswitch.world.topology import load
-    from terminals.keys import inject_from_hsm
+    from terminals.keys import inject_from_kif
     from terminals.secure_element import SecureElement
 
     from . import invariants
@@ -147,7 +147,7 @@ async def run_seed(
         se_of = {}
         for tid in {p.terminal_id for p in plan.payments}:
             se_of[tid] = SecureElement()
-            await inject_from_hsm(se_of[tid])
+            await inject_from_kif(se_of[tid], tid)
         terminals = Terminals(stack, plan, se_of)
         driver = Driver(stack, plan, terminals, log)
         log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}")

@@ -45,8 +45,11 @@ def hsm_pool(hsm_config: HsmConfig):
 @pytest.fixture(scope="session")
 def hsm_keys(hsm_pool):
     from hsm import keys
+    from hsm.exchange import ceremony
     from payswitch.world.topology import load
 
+    # One token stands in for every party in these unit tests (the exchange runs all the same:
+    # KEKs under RSA-OAEP, key blocks); tests/hsm/test_custody.py uses the parties' own tokens.
     specs = keys.plan(load(REPO / "topology" / "default.toml"))
-    infos = hsm_pool.run_sync(keys.ensure, specs)
+    infos = ceremony(lambda _party: hsm_pool, specs)
     return {i.label: i for i in infos}

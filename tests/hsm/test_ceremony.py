@@ -8,12 +8,14 @@ from pkcs11 import Attribute
 
 from hsm import keys
 from hsm import labels as L
+from hsm.exchange import ceremony
 from hsm.pool import get_key
 
 
 def test_every_party_has_its_keys(hsm_keys):
     for owner, purpose in [
         ("switch", "bdk"),
+        ("kif", "bdk.switch"),
         ("switch", "token"),
         ("switch", "fingerprint"),
         ("switch", "vault"),
@@ -50,9 +52,17 @@ def test_keys_are_sensitive_non_extractable_least_capability(hsm_pool, hsm_keys)
         return out
 
     attrs = hsm_pool.run_sync(job)
+    shared = _sent_at_birth()
+    assert "switch/bdk/v1" in shared and "switch/zpk.acq-alpha/v1" in shared
+    received = _received()
     for label, a in attrs.items():
-        assert a["SENSITIVE"] and a["ALWAYS_SENSITIVE"] and a["TOKEN"], label
-        assert not a["EXTRACTABLE"] and a["NEVER_EXTRACTABLE"], label
+        assert a["SENSITIVE"] and a["TOKEN"], label
+        # PKCS#11 marks every unwrapped key not ALWAYS_SENSITIVE (it arrived from outside).
+        assert a["ALWAYS_SENSITIVE"] == (label not in received), label
+        assert not a["EXTRACTABLE"], label
+        # A shared key left its owner's token once, wrapped, at birth, and the peer's copy came
+        # from outside: PKCS#11 says, honestly, neither is NEVER_EXTRACTABLE.
+        assert a["NEVER_EXTRACTABLE"] == (label not in shared | received), label
     bdk = attrs["switch/bdk/v1"]
     assert bdk["DERIVE"] and not bdk["SIGN"] and not bdk["ENCRYPT"]
     assert not attrs["switch/vault/v1"]["DERIVE"]
@@ -60,6 +70,21 @@ def test_keys_are_sensitive_non_extractable_least_capability(hsm_pool, hsm_keys)
     assert attrs["bank-c/pvk/v1"]["SIGN"] and not attrs["bank-c/pvk/v1"]["ENCRYPT"]
     assert attrs["bank-a/cvk/v1"]["ENCRYPT"] and not attrs["bank-a/cvk/v1"]["DERIVE"]
     assert attrs["bank-a/imk-ac/v1"]["DERIVE"] and not attrs["bank-a/imk-ac/v1"]["ENCRYPT"]
+
+
+def _received():
+    from payswitch.world.topology import load
+
+    topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
+    return {L.label(s.peer, s.peer_purpose()) for s in keys.plan(topo) if s.peer is not None}
+
+
+def _sent_at_birth():
+    """Owner-side labels of shared keys (the receiver's copy was unwrapped non-extractable)."""
+    from payswitch.world.topology import load
+
+    topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
+    return {L.label(s.owner, s.purpose) for s in keys.plan(topo) if s.peer is not None}
 
 
 def test_kcvs_are_recorded_and_recomputable(hsm_pool, hsm_keys):
@@ -86,6 +111,7 @@ def test_zone_keys_are_shared_by_both_labels(hsm_keys):
     b = hsm_keys["acq-beta/zpk.switch/v1"]
     assert a.kcv == b.kcv and len(a.kcv) == 6
     assert hsm_keys["acq-alpha/zpk.bank-a/v1"].kcv == hsm_keys["bank-a/zpk.acq-alpha/v1"].kcv
+    assert hsm_keys["switch/bdk/v1"].kcv == hsm_keys["kif/bdk.switch/v1"].kcv
     assert a.kcv != hsm_keys["switch/zpk.acq-alpha/v1"].kcv
 
 
@@ -93,7 +119,7 @@ def test_ensure_is_idempotent(hsm_pool, hsm_keys):
     from payswitch.world.topology import load
 
     topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
-    again = hsm_pool.run_sync(keys.ensure, keys.plan(topo))
+    again = ceremony(lambda _party: hsm_pool, keys.plan(topo))
     assert not any(i.created for i in again)
     assert {i.label: i.kcv for i in again} == {k: v.kcv for k, v in hsm_keys.items()}
     assert len(hsm_pool.run_sync(keys.list_keys)) >= len(hsm_keys)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-from hsm import dukpt
+from hsm import dukpt, kif
 from hsm.dukpt import KeyUsage, Ksn
 from hsm.errors import IntegrityError
 from terminals.secure_element import SecureElement, next_counter
@@ -271,7 +271,7 @@ def test_switch_bdk_injection_round_trip(hsm_pool, hsm_keys):
     se = SecureElement()
     modulus, exponent = se.transport_public_key()
     ikid = bytes.fromhex("00000001A1B2C3D4")
-    wrapped = hsm_pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, modulus, exponent)
+    wrapped = hsm_pool.run_sync(kif.wrap_initial_key_for_terminal, ikid, modulus, exponent).wrapped
     se.load_initial_key(ikid, wrapped)
     for _ in range(3):
         tx = se.begin()
@@ -292,7 +292,9 @@ def injected(hsm_pool, hsm_keys):
     se = SecureElement()
     m, e = se.transport_public_key()
     ikid = bytes.fromhex("00000001") + os.urandom(4)
-    se.load_initial_key(ikid, hsm_pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
+    se.load_initial_key(
+        ikid, hsm_pool.run_sync(kif.wrap_initial_key_for_terminal, ikid, m, e).wrapped
+    )
     return se
 
 

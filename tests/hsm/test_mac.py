@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hsm import dukpt, mac
+from hsm import kif, mac
 from hsm.errors import IntegrityError
 from payswitch.seclink import canonical_request
 from terminals.secure_element import SecureElement
@@ -17,7 +17,9 @@ def terminal(hsm_pool, hsm_keys):
     se = SecureElement()
     m, e = se.transport_public_key()
     ikid = bytes.fromhex("000000010BADF00D")
-    se.load_initial_key(ikid, hsm_pool.run_sync(dukpt.wrap_initial_key_for_terminal, ikid, m, e))
+    se.load_initial_key(
+        ikid, hsm_pool.run_sync(kif.wrap_initial_key_for_terminal, ikid, m, e).wrapped
+    )
     return se
 
 

@@ -18,7 +18,8 @@ import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
 
 from hsm import pinblock
-from hsm.dukpt import KeyUsage, transaction_key, wrap_initial_key_for_terminal
+from hsm.dukpt import KeyUsage, transaction_key
+from hsm.kif import wrap_initial_key_for_terminal
 from hsm.pinblock import PinBlockError
 from hsm.templates import validate
 from terminals import pinpad
@@ -284,7 +285,7 @@ def test_terminal_to_issuer_with_dukpt_and_ceremony_keys(hsm_pool, hsm_keys):
     se = SecureElement()
     modulus, exponent = se.transport_public_key()
     ikid = bytes.fromhex("00000001A1B2C3D4")
-    wrapped = hsm_pool.run_sync(wrap_initial_key_for_terminal, ikid, modulus, exponent)
+    wrapped = hsm_pool.run_sync(wrap_initial_key_for_terminal, ikid, modulus, exponent).wrapped
     se.load_initial_key(ikid, wrapped)
     txn = se.begin()
     block = pinpad.sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)

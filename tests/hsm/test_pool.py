@@ -86,17 +86,32 @@ def test_wrong_pin_is_unavailable_in_process(hsm_pool, hsm_config):
     assert "0" not in str(err.value).replace(hsm_config.token, "")
 
 
-def test_wrong_pin_fails_login_in_a_fresh_process(hsm_config):
-    env = {**os.environ, **hsm_config.script_env(), "PAYSWITCH_HSM_PIN": "00000000"}
+def test_wrong_pin_fails_login_in_a_fresh_process(hsm_config, tmp_path):
+    wrong = tmp_path / "wrong.pin"
+    wrong.write_text("00000000\n")
+    wrong.chmod(0o600)
     out = subprocess.run(
-        [sys.executable, "-m", "payswitch.ceremony", "list"],
-        env=env,
+        [sys.executable, "-m", "payswitch.ceremony", "list", "--party", "switch"],
+        env={**os.environ, "SOFTHSM2_CONF": hsm_config.conf},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert out.returncode == 1
+    assert out.returncode == 0, out.stderr  # the right PIN, from the party's file
+    code = (
+        "import sys; from hsm.config import HsmConfig; from hsm.pool import HsmPool, _ping\n"
+        f"HsmPool(HsmConfig.for_party('switch', pin_file={str(wrong)!r})).run_sync(_ping)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "SOFTHSM2_CONF": hsm_config.conf},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode != 0
     assert "PinIncorrect" in out.stderr and "00000000" not in out.stderr + out.stdout
 
 
@@ -155,5 +170,4 @@ def test_templates_are_validated_before_the_c_layer():
 def test_config_repr_hides_pin():
     cfg = HsmConfig(pin="super-secret-pin")
     assert "super-secret-pin" not in repr(cfg)
-    env_cfg = HsmConfig.from_env({"PAYSWITCH_HSM_TOKEN": "t", "PAYSWITCH_HSM_PIN": "p"})
-    assert env_cfg.token == "t" and env_cfg.pin == "p"
+    assert "PAYSWITCH_HSM_PIN" not in os.environ  # the PIN is read from a file, never the env

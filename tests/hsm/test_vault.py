@@ -79,7 +79,7 @@ async def test_rotation_reencryption_and_retirement(hsm_pool, hsm_keys):
 def test_rotation_by_another_process_is_seen(hsm_pool, hsm_keys, hsm_config):
     """The ceremony CLI rotates in its own process; this process picks the new version up."""
     v = hsm_pool.run_sync(vault.current_version, refresh=True)
-    env = {**os.environ, **hsm_config.script_env()}
+    env = dict(os.environ)  # the HSM home; the CLI reads the switch's PIN from its file
     out = subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "rotate"],
         env=env,

@@ -25,14 +25,30 @@ def hsm_token(tmp_path_factory: pytest.TempPathFactory) -> HsmConfig:
     return process_test_config(tmp_path_factory.mktemp("softhsm"))
 
 
-def _ceremony(topology: Topology | str | Path) -> None:
-    """Generate every missing key of ``topology`` in the test token (blocking; from async code
-    call it through ``asyncio.to_thread``)."""
-    from hsm import keys
+_pools: dict[str, Any] = {}
+
+
+def _pool_of(party: str) -> Any:
     from hsm.pool import HsmPool
+    from hsm.testing import party_config
+
+    if party not in _pools:
+        _pools[party] = HsmPool(party_config(party))
+    return _pools[party]
+
+
+def _ceremony(topology: Topology | str | Path) -> None:
+    """Every missing key of ``topology``, each party's in its own token (tokens made for new
+    parties), shared keys exchanged as key blocks (blocking; from async code call it through
+    ``asyncio.to_thread``)."""
+    from hsm import keys
+    from hsm.config import hsm_home
+    from hsm.exchange import ceremony
+    from hsm.provision import ensure_tokens
 
     topo = topology if isinstance(topology, Topology) else load(topology)
-    HsmPool().run_sync(keys.ensure, keys.plan(topo))
+    ensure_tokens(hsm_home(), keys.parties(topo))
+    ceremony(_pool_of, keys.plan(topo))
 
 
 def _switch_pin_block(acquirer_id: str, pan: str, pin: str) -> bytes:

@@ -9,6 +9,7 @@ side of the PIN (a block under ``switch/zpk.<acquirer>``) from the ``switch_pin_
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -21,6 +22,8 @@ import grpc
 import pytest
 
 from acquirer import node as acquirer
+from hsm.config import hsm_home
+from hsm.provision import ensure_tokens
 from issuer import node as issuer
 from network.hsm_node import NodeHsmError
 from payswitch.cards import luhn_valid
@@ -364,6 +367,11 @@ async def test_nodes_without_their_keys_refuse_to_start() -> None:
         "issuers": [{"id": "bank-nokeys", "listen": "x", "bins": ["400000-499999"]}],
     }
     topo: Topology = parse(with_free_ports(doc))  # no ceremony for these ids
+    # No token of their own yet: no PIN file, no start.
+    with pytest.raises(NodeHsmError, match="acq-nokeys: HSM refused: no PIN file"):
+        await acquirer.create(topo, "acq-nokeys")
+    # Their own tokens (payswitch-hsm init), still without keys: refused, naming the key.
+    await asyncio.to_thread(ensure_tokens, hsm_home(), ["acq-nokeys", "bank-nokeys"])
     with pytest.raises(NodeHsmError, match=r"acq-nokeys/zpk\.switch/v1"):
         await acquirer.create(topo, "acq-nokeys")
     with pytest.raises(NodeHsmError, match="bank-nokeys/pvk/v1"):

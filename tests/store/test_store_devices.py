@@ -18,6 +18,7 @@ from switch.domain.devices import (
     Advance,
     CounterReplay,
     DeviceElsewhere,
+    DeviceUnregistered,
     DeviceUse,
 )
 from switch.domain.transactions import TxState
@@ -148,3 +149,63 @@ async def test_the_intent_refuses_a_replayed_counter_with_nothing_written(cstore
             device=use(ikid, 8, terminal="T0002", stan=elsewhere.stan),
         )
     assert await cstore.get_transaction(elsewhere.id) is None
+
+
+def strict(ikid: str, counter: int, terminal: str = "T0001", stan: int | None = None) -> DeviceUse:
+    return DeviceUse(
+        ikid, terminal, counter, "2027-01-15", stan or next(_stans), registered_only=True
+    )
+
+
+async def test_registration_binds_the_device_before_any_use(store: Store) -> None:
+    ikid = _ikid()
+    assert await store.register_device(ikid, "T0001", NOW) is True
+    assert await store.register_device(ikid, "T0001", NOW + 1) is False  # again: no change
+    device = await store.get_device(ikid)
+    assert device is not None and (device.terminal_id, device.counter, device.window) == (
+        "T0001",
+        0,
+        0,
+    )
+    with pytest.raises(DeviceElsewhere):
+        await store.register_device(ikid, "T0002", NOW + 2)
+    with pytest.raises(DeviceElsewhere):  # nor can the other terminal use it
+        await store.advance_device(strict(ikid, 1, terminal="T0002"), NOW + 2)
+    assert await store.advance_device(strict(ikid, 1), NOW + 3) is Advance.ADVANCED
+    assert await store.advance_device(strict(ikid, 3), NOW + 4) is Advance.ADVANCED
+    with pytest.raises(CounterReplay):
+        await store.advance_device(strict(ikid, 1), NOW + 5)
+    device = await store.get_device(ikid)
+    assert device is not None and (device.counter, device.window) == (3, 0b101)
+    # A device first used (first-use binding) cannot be registered to someone else either.
+    used = _ikid()
+    await store.advance_device(use(used, 2), NOW)
+    assert await store.register_device(used, "T0001", NOW) is False
+    with pytest.raises(DeviceElsewhere):
+        await store.register_device(used, "T0002", NOW)
+
+
+async def test_strict_binding_refuses_an_unregistered_device_with_nothing_written(
+    cstore: Store,
+) -> None:
+    ikid = _ikid()
+    tx = new_tx()
+    with pytest.raises(DeviceUnregistered) as err:
+        await cstore.receive_with_intent(
+            tx, vault=None, attach=None, acquirer_id="ACQ1", now=NOW, device=strict(ikid, 1)
+        )
+    assert err.value.field == "encrypted_card.ksn"
+    assert await cstore.get_transaction(tx.id) is None
+    assert await cstore.get_device(ikid) is None
+    await cstore.register_device(ikid, "T0001", NOW)
+    ok = new_tx()
+    await cstore.receive_with_intent(
+        ok,
+        vault=None,
+        attach=None,
+        acquirer_id="ACQ1",
+        now=NOW,
+        device=strict(ikid, 1, stan=ok.stan),
+    )
+    stored = await cstore.get_transaction(ok.id)
+    assert stored is not None and stored.state is TxState.PENDING

@@ -81,8 +81,8 @@ def hang(started: asyncio.Event | None = None) -> Action:
 
 @pytest.fixture(autouse=True)
 def test_key_injection(monkeypatch):
-    """SDK terminals load the test key instead of asking the HSM (``terminals.keys``)."""
-    monkeypatch.setattr(keys, "inject_from_hsm", inject_test_key)
+    """SDK terminals load the test key instead of asking the KIF (``terminals.keys``)."""
+    monkeypatch.setattr(keys, "injector_for", lambda _terminal_id: inject_test_key)
 
 
 class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from switch.domain.devices import Advance, Device, DeviceUse, Step, advance, check_use
+from switch.domain.devices import (
+    Advance,
+    Device,
+    DeviceElsewhere,
+    DeviceUse,
+    Step,
+    advance,
+    check_use,
+    registered,
+)
 from switch.domain.errors import StoreUnavailable
 from switch.store.cassandra.exec import SERIAL, Cql, Row
 from switch.store.cassandra.host import CassandraHost
@@ -75,6 +84,24 @@ class CassandraDevices(CassandraHost, DeviceStore):
                 if ok is None and current is not None and _is(current, step, now):
                     return step.outcome  # the write whose outcome was unknown was ours
         raise StoreUnavailable(f"device {use.ikid}: contention did not settle")
+
+    async def register_device(self, ikid: str, terminal_id: str, now: float) -> bool:
+        device = registered(ikid, terminal_id, now)
+        cql, q = await self._device_cql()
+        row = (ikid, terminal_id, 0, 0, "", 0, now)
+        async with cql.serialised("device", ikid):
+            ok, _ = await cql.lwt(q["bind"], row)
+            if ok is None:  # outcome unknown: a SERIAL read settles the pending round first
+                fresh = await cql.serial(q["get"], (ikid,))
+                current = _device(fresh) if fresh else None
+            else:
+                current = await self._read(cql, q, ikid)
+        if current is None:
+            raise StoreUnavailable(f"device {ikid}: registration not readable")
+        if current.terminal_id != device.terminal_id:
+            raise DeviceElsewhere(ikid)
+        # ok None (outcome unknown): ours when the row is exactly what we wrote.
+        return bool(ok) or (ok is None and current.updated_at == now and current.counter == 0)
 
     async def get_device(self, ikid: str) -> Device | None:
         cql, q = await self._device_cql()

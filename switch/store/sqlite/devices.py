@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from switch.domain.devices import Advance, Device, DeviceUse, advance, check_use
+from switch.domain.devices import (
+    Advance,
+    Device,
+    DeviceElsewhere,
+    DeviceUse,
+    advance,
+    check_use,
+    registered,
+)
 from switch.store.devices import DeviceStore
 from switch.store.sqlite.host import SqliteHost
 
@@ -49,6 +57,21 @@ def advance_in(c: sqlite3.Connection, use: DeviceUse, now: float) -> Advance:
     return step.outcome
 
 
+def register_in(c: sqlite3.Connection, device: Device) -> bool:
+    """Inside an open write transaction: add the registered ``device`` unless it exists."""
+    current = read_device(c, device.ikid)
+    if current is not None:
+        if current.terminal_id != device.terminal_id:
+            raise DeviceElsewhere(device.ikid)
+        return False
+    c.execute(
+        "INSERT INTO devices (ikid, terminal_id, counter, window, local_date, stan, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (device.ikid, device.terminal_id, 0, 0, "", 0, device.updated_at),
+    )
+    return True
+
+
 class SqliteDevices(SqliteHost, DeviceStore):
     """Mixin for ``SqliteStore`` (uses its ``_call`` and ``_write``)."""
 
@@ -58,6 +81,13 @@ class SqliteDevices(SqliteHost, DeviceStore):
 
     def _advance(self, conn: sqlite3.Connection, use: DeviceUse, now: float) -> Advance:
         return self._write(conn, lambda c: advance_in(c, use, now))
+
+    async def register_device(self, ikid: str, terminal_id: str, now: float) -> bool:
+        device = registered(ikid, terminal_id, now)
+        return await self._call(self._register, device)
+
+    def _register(self, conn: sqlite3.Connection, device: Device) -> bool:
+        return self._write(conn, lambda c: register_in(c, device))
 
     async def get_device(self, ikid: str) -> Device | None:
         return await self._call(read_device, ikid)

@@ -1,0 +1,1 @@
+"""The key-injection facility (KIF): its device register and ``payswitch-kif``."""
