@@ -53,10 +53,15 @@ def _presentment(rec: dict[str, Any]) -> settlement_pb2.Presentment:
 
 
 class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceServicer):
-    def __init__(self, acquirer_id: str, topology: Topology) -> None:
+    def __init__(
+        self,
+        acquirer_id: str,
+        topology: Topology,
+        client: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._id = acquirer_id
         self._topology = topology
-        self._channels = Channels()
+        self._channels = Channels(client)  # presents to issuers as this acquirer
 
     async def Settle(
         self, request: settlement_pb2.SettleRequest, context: grpc.aio.ServicerContext

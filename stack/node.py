@@ -14,6 +14,7 @@ import uvloop
 
 from network.hsm_node import NodeHsmError
 from network.server import run_until_signal
+from network.transport import NodeTls
 from payswitch import logs
 from payswitch.process import private_files
 from payswitch.world.topology import Topology, TopologyError, load
@@ -29,15 +30,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="issuer books directory (default: a new temporary directory)",
     )
+    p.add_argument(
+        "--certs-dir",
+        default=None,
+        help="this node's own certificate folder (payswitch-certs: <certs>/nodes/<id>)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for latency and fault draws")
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
 
 async def serve(
-    topology: Topology, node_id: str, books_dir: str | Path | None, seed: int | None
+    topology: Topology,
+    node_id: str,
+    books_dir: str | Path | None,
+    seed: int | None,
+    certs_dir: str | Path | None,
 ) -> None:
-    await run_until_signal(await build(topology, node_id, seed=seed, books_dir=books_dir))
+    """Serve the node; with ``[network] tls`` only from its own certificate folder (a node
+    without one does not start: fail closed)."""
+    if topology.network.tls:
+        if certs_dir is None:
+            raise OSError("[network] tls is on: --certs-dir (the node's own folder) is required")
+        security = NodeTls.from_dir(certs_dir)
+    else:
+        security = NodeTls.plaintext()
+    app = await build(topology, node_id, seed=seed, books_dir=books_dir, security=security)
+    await run_until_signal(app, security)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"payswitch-node: {exc}")
     logs.configure(args.node_id, args.log_level)
     try:
-        uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed))
+        uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed, args.certs_dir))
     except KeyboardInterrupt:
         sys.exit(130)
     except (OSError, TopologyError) as exc:
