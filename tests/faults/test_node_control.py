@@ -50,7 +50,9 @@ def _channel(stack: Stack, node: str, creds: grpc.ChannelCredentials | None) -> 
 class Net:
     def __init__(self, stack: Stack) -> None:
         # The network operator (fault control, the issuer's books) ...
-        self.channels = {i: _channel(stack, i, stack.operator_credentials()) for i in stack.node_ids}
+        self.channels = {
+            i: _channel(stack, i, stack.operator_credentials()) for i in stack.node_ids
+        }
         # ... and the switch's identity for payments into the acquirer.
         self.as_switch = _channel(stack, "acq-x", stack.node_credentials(stack.topology.switch.id))
         self.acquirer = g.AcquirerServiceStub(self.as_switch)
