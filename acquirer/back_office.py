@@ -88,7 +88,7 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 continue
             listen = self._topology.issuer(issuer_id).listen
             stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
-                self._channels.get(connect_address(listen))
+                self._channels.get(connect_address(listen), ("issuer", issuer_id))
             )
             try:
                 resp = await stub.Present(

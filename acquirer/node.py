@@ -165,7 +165,7 @@ class AcquirerNode:
         for value, brand in BRAND_OF.items():
             scheme = topology.scheme_for_brand(brand) if brand in config.schemes else None
             if scheme is not None:
-                channel = self._channels.get(scheme.listen)
+                channel = self._channels.get(scheme.listen, ("scheme", scheme.id))
                 schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
         self.pins = pins
         self.servicer = AcquirerServicer(config.id, hop, schemes, pins)

@@ -25,10 +25,11 @@ class Channels:
         self._credentials = credentials
         self._by_target: dict[str, grpc.aio.Channel] = {}
 
-    def get(self, target: str) -> grpc.aio.Channel:
+    def get(self, target: str, server: tuple[str, str]) -> grpc.aio.Channel:
+        """The channel to ``target``, where node ``server`` (kind, id) must answer (mTLS)."""
         channel = self._by_target.get(target)
         if channel is None:
-            channel = aio_channel(target, self._credentials, _CHANNEL_OPTIONS)
+            channel = aio_channel(target, self._credentials, _CHANNEL_OPTIONS, server)
             self._by_target[target] = channel
         return channel
 

@@ -19,8 +19,9 @@ no process is ever given; ``--dir`` holds only certificates and the keys process
   the acquirers and runs the settlement calls with it), and the CA certificates it verifies
   peers against (``ca.pem``, ``admin-ca.pem``, ``network-ca.pem``).
 - ``nodes/<id>/``: what network node ``<id>`` gets: ``network.pem``/``.key`` (SAN URI
-  ``urn:payswitch:node:<kind>:<id>`` and 127.0.0.1/localhost: it serves and dials with it) and
-  ``network-ca.pem``.
+  ``urn:payswitch:node:<kind>:<id>``, DNS ``<id>.<kind>.payswitch``, 127.0.0.1/localhost: it
+  serves and dials with it) and ``network-ca.pem``. A caller checks the node's certificate
+  against that DNS name, so it talks to the node it meant.
 - ``terminals/<id>.pem``/``.key``: a terminal's client certificate (terminal CA). Identity:
   one SAN URI ``urn:payswitch:terminal:<id>`` (the CN repeats it for people).
 - ``probe.pem``/``.key``: terminal CA, no terminal identity (``urn:payswitch:probe``): health
@@ -63,6 +64,13 @@ _CA_NAMES = ("ca", "admin-ca", "network-ca")
 def node_uri(kind: str, node_id: str) -> str:
     """The network identity of a node (``kind``: switch, acquirer, scheme or issuer)."""
     return f"{NODE_URI_PREFIX}{kind}:{node_id}"
+
+
+def node_dns_name(kind: str, node_id: str) -> str:
+    """The DNS name a node's certificate carries besides 127.0.0.1: a caller dialling that
+    node checks the server's certificate against it (``payswitch.tls.aio_channel``), so it
+    reaches the node it meant and not another node's process on that port."""
+    return f"{node_id}.{kind}.payswitch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +349,11 @@ def make_certs(
         wanted.append((d.terminal(tid), ca, tid, "terminal", san, client))
     for kind, node_id in nodes:
         folder = sw if kind == "switch" else d.node_dir(node_id)
-        uri: list[x509.GeneralName] = [x509.UniformResourceIdentifier(node_uri(kind, node_id))]
-        wanted.append((folder.network, network_ca, node_id, kind, uri + loopback, both))
+        names: list[x509.GeneralName] = [
+            x509.UniformResourceIdentifier(node_uri(kind, node_id)),
+            x509.DNSName(node_dns_name(kind, node_id)),
+        ]
+        wanted.append((folder.network, network_ca, node_id, kind, names + loopback, both))
     for pair, issuer, cn, ou, sans, usages in wanted:
         _private_dir(pair.cert.parent)
         if _ensure_leaf(pair, issuer, cn, ou, sans, usages):

@@ -28,6 +28,7 @@ from payswitch.certs import (
     TERMINAL_URI_PREFIX,
     CertDir,
     Pair,
+    node_dns_name,
 )
 
 SAN_KEY = "x509_subject_alternative_name"
@@ -87,11 +88,17 @@ def aio_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None,
     options: Sequence[tuple[str, object]] = (),
+    server: tuple[str, str] | None = None,
 ) -> grpc.aio.Channel:
-    """An mTLS channel, or a plaintext one when ``credentials`` is None ([network] tls off)."""
+    """An mTLS channel, or a plaintext one when ``credentials`` is None ([network] tls off).
+    ``server``: (kind, id) of the node meant; its certificate must carry that node's DNS name
+    (``payswitch.certs.node_dns_name``), or the handshake fails."""
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=list(options))
-    return grpc.aio.secure_channel(target, credentials, options=list(options))
+    opts = list(options)
+    if server is not None:
+        opts.append(("grpc.ssl_target_name_override", node_dns_name(*server)))
+    return grpc.aio.secure_channel(target, credentials, options=opts)
 
 
 def client_credentials(ca: Path, pair: Pair) -> grpc.ChannelCredentials:

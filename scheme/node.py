@@ -147,7 +147,7 @@ class SchemeNode:
         self.hop = hop  # its runtime fault control is served by network.server
         self._channels = Channels(client)
         issuers = {
-            i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen))
+            i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen, ("issuer", i.id)))
             for i in topology.issuers
         }
         self.servicer = SchemeServicer(config, topology, hop, issuers)

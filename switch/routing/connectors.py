@@ -117,7 +117,9 @@ class AcquirerConnector:
         self._open_channel()
 
     def _open_channel(self) -> None:
-        self._channel = aio_channel(self.target, self._credentials, _CHANNEL_OPTIONS)
+        self._channel = aio_channel(
+            self.target, self._credentials, _CHANNEL_OPTIONS, ("acquirer", self.id)
+        )
         self._stub: _AcquirerStub = network_pb2_grpc.AcquirerServiceStub(self._channel)
 
     def _renew_channel(self) -> None:

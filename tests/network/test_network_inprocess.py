@@ -192,3 +192,23 @@ async def test_whole_network_in_one_event_loop(tmp_path) -> None:
         assert (acct.held, acct.available) == (100, 9_900)
     finally:
         await net.stop()
+
+
+async def test_a_caller_reaches_only_the_node_it_meant() -> None:
+    """The onward channels check the server's certificate against the node they dial: another
+    node's (valid) certificate on that port fails the handshake."""
+    served = await _serve()
+    as_switch = tls.node_credentials(_certs(), "switch", "switch-1")
+    target = f"127.0.0.1:{served.server.port}"
+    try:
+        async with tls.aio_channel(target, as_switch, server=("scheme", "net-x")) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(_auth("p1"), timeout=2)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        async with tls.aio_channel(target, as_switch, server=("acquirer", "acq-x")) as ch:
+            result = await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(
+                _auth("p2", scheme=common_pb2.CARD_SCHEME_AMEX), timeout=2
+            )
+            assert result.response_code == common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+    finally:
+        await served.close()

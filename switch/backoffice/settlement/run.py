@@ -243,15 +243,17 @@ async def run_cutoff(
 
     channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel_to(listen: str) -> grpc.aio.Channel:
+    def channel_to(listen: str, server: tuple[str, str]) -> grpc.aio.Channel:
         address = connect_address(listen)
         if address not in channels:
-            channels[address] = aio_channel(address, credentials)
+            channels[address] = aio_channel(address, credentials, server=server)
         return channels[address]
 
     try:
         for acquirer in topology.acquirers:
-            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(channel_to(acquirer.listen))
+            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(
+                channel_to(acquirer.listen, ("acquirer", acquirer.id))
+            )
             for path in await asyncio.to_thread(unsettled_files, directory, acquirer.id):
                 try:
                     resp = await stub.Settle(
@@ -271,7 +273,9 @@ async def run_cutoff(
                 result.reports[report["file_id"]] = report
                 result.settled += await _apply_report(store, report, settled_hooks)
         for issuer in topology.issuers:
-            issuer_stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel_to(issuer.listen))
+            issuer_stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
+                channel_to(issuer.listen, ("issuer", issuer.id))
+            )
             try:
                 resp = await issuer_stub.ExpireHolds(
                     settlement_pb2.ExpireHoldsRequest(
