@@ -29,7 +29,7 @@ help:
 	@echo "make demo   - drive a terminal through a scripted shift against a running 'make run'"
 	@echo "make proto  - regenerate the Python code from proto/"
 	@echo "make hsm    - create every party's SoftHSM token and run the key ceremony"
-	@echo "make certs  - local CA, switch, terminal and admin certificates for mTLS ($(RUN_DIR)/certs)"
+	@echo "make certs  - local CAs (keys in $(RUN_DIR)/ca) and every process's and client's mTLS certificates ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 
@@ -53,7 +53,8 @@ hsm: $(STAMP)
 	$(BIN)/payswitch-hsm init --topology $(TOPOLOGY)
 	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
 
-# Terminal/admin mTLS: a local CA and every certificate the topology needs (idempotent; keys 0600).
+# mTLS: the terminal, admin and network CAs (their keys in $(RUN_DIR)/ca, given to no process) and
+# every certificate the topology needs, one folder per process (idempotent; keys 0600).
 certs: $(STAMP)
 	$(BIN)/payswitch-certs --topology $(TOPOLOGY) --dir $(RUN_DIR)/certs
 

@@ -49,10 +49,15 @@ def _presentment(rec: dict[str, Any]) -> settlement_pb2.Presentment:
 
 
 class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceServicer):
-    def __init__(self, acquirer_id: str, topology: Topology) -> None:
+    def __init__(
+        self,
+        acquirer_id: str,
+        topology: Topology,
+        client: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._id = acquirer_id
         self._topology = topology
-        self._channels = Channels()
+        self._channels = Channels(client)  # presents to issuers as this acquirer
 
     async def Settle(
         self, request: settlement_pb2.SettleRequest, context: grpc.aio.ServicerContext
@@ -84,7 +89,7 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 continue
             listen = self._topology.issuer(issuer_id).listen
             stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
-                self._channels.get(connect_address(listen))
+                self._channels.get(connect_address(listen), ("issuer", issuer_id))
             )
             try:
                 resp = await stub.Present(

@@ -150,21 +150,26 @@ class AcquirerNode:
     )
 
     def __init__(
-        self, config: AcquirerConfig, topology: Topology, hop: Hop, pins: PinTranslator
+        self,
+        config: AcquirerConfig,
+        topology: Topology,
+        hop: Hop,
+        pins: PinTranslator,
+        client: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.node_id = config.id
         self.listen = config.listen
         self.hop = hop  # its runtime fault control is served by network.server
-        self._channels = Channels()
+        self._channels = Channels(client)
         schemes: dict[int, network_pb2_grpc.SchemeServiceStub] = {}
         for value, brand in BRAND_OF.items():
             scheme = topology.scheme_for_brand(brand) if brand in config.schemes else None
             if scheme is not None:
-                channel = self._channels.get(scheme.listen)
+                channel = self._channels.get(scheme.listen, ("scheme", scheme.id))
                 schemes[value] = network_pb2_grpc.SchemeServiceStub(channel)
         self.pins = pins
         self.servicer = AcquirerServicer(config.id, hop, schemes, pins)
-        self.settlement = back_office.AcquirerSettlementServicer(config.id, topology)
+        self.settlement = back_office.AcquirerSettlementServicer(config.id, topology, client)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_AcquirerServiceServicer_to_server(self.servicer, server)
@@ -181,10 +186,12 @@ async def create(
     *,
     seed: int | None = None,
     books_dir: str | Path | None = None,
+    client: grpc.ChannelCredentials | None = None,
 ) -> AcquirerNode:
+    """``client``: the acquirer's network credentials for its onward calls (None: plaintext)."""
     config = topology.acquirer(node_id)
     # Fail closed: without its HSM and keys the acquirer does not start.
     pool = await open_pool(node_id, PinTranslator.key_labels(node_id, topology))
     pins = PinTranslator(node_id, topology, pool)
     hop = Hop(node_id, config.margin_ms, config.latency, config.faults, seed)
-    return AcquirerNode(config, topology, hop, pins)
+    return AcquirerNode(config, topology, hop, pins, client)

@@ -55,6 +55,9 @@ def bench_topology(terminals: int, *, latency: bool = True) -> dict[str, Any]:
     # The load suite measures the switch on its plaintext terminal port (as its echo ceiling
     # and ghz --insecure do); mTLS's per-request cost is measured on its own (README).
     doc.setdefault("switch", {})["tls"] = False
+    # ... and on plaintext hops between the switch and the network nodes, so that its figures
+    # compare with earlier runs; every process warns that it runs in plaintext.
+    doc["network"] = {"tls": False}
     # ghz sends every request as one terminal; the per-terminal rate limit (a till does not send
     # 50 authorizations a second) would answer it RESOURCE_EXHAUSTED: lift it for the load suite.
     doc["switch"]["terminal_rate_per_s"] = 1_000_000

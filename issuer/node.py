@@ -252,7 +252,9 @@ async def create(
     *,
     seed: int | None = None,
     books_dir: str | Path | None = None,
+    client: grpc.ChannelCredentials | None = None,
 ) -> IssuerNode:
+    """``client`` is unused: the issuer calls nobody (the same signature as the others)."""
     config = topology.issuer(node_id)
     # Fail closed: without its HSM and keys the issuer does not start.
     crypto = await IssuerCrypto.open(config, topology)

@@ -1,8 +1,11 @@
-"""Outgoing channels of a forwarding node: one per next-hop node, made once per process."""
+"""Outgoing channels of a forwarding node: one per next-hop node, made once per process, with the
+node's own network certificate (mTLS) unless the topology's network is plaintext."""
 
 from __future__ import annotations
 
 import grpc
+
+from payswitch.tls import aio_channel
 
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
@@ -15,15 +18,18 @@ _CHANNEL_OPTIONS = [
 
 
 class Channels:
-    """Lazily made, then reused, insecure loopback channels keyed by target address."""
+    """Lazily made, then reused, loopback channels keyed by target address; ``credentials``
+    None means plaintext ([network] tls off)."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
+        self._credentials = credentials
         self._by_target: dict[str, grpc.aio.Channel] = {}
 
-    def get(self, target: str) -> grpc.aio.Channel:
+    def get(self, target: str, server: tuple[str, str]) -> grpc.aio.Channel:
+        """The channel to ``target``, where node ``server`` (kind, id) must answer (mTLS)."""
         channel = self._by_target.get(target)
         if channel is None:
-            channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            channel = aio_channel(target, self._credentials, _CHANNEL_OPTIONS, server)
             self._by_target[target] = channel
         return channel
 

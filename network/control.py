@@ -2,8 +2,9 @@
 
 A test and simulation facility: the fault-injection harness (``tests/faults``) makes a node
 slow, failing or forgetful while payments flow, without restarting it. Every network node
-serves it on its own port (``network.server``), which listens on 127.0.0.1 only, and refuses
-callers from anywhere but the loopback interface. The switch never serves it.
+serves it on its own port (``network.server``), which listens on 127.0.0.1 only; with mTLS only
+the network operator's certificate may call it (``network.authz``), and in either mode callers
+from anywhere but the loopback interface are refused. The switch never serves it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 Health reports SERVING only once the node's own start-up (books opened, channels made) is
 done and the port is bound, so a launcher that waits for SERVING waits for a usable node.
+With mTLS (``NodeTls``) the port takes only clients of the network CA and ``network.authz``
+checks each caller's identity per method; in plaintext mode the node says so loudly at start.
 Port reuse is switched off: gRPC enables SO_REUSEPORT by default on Linux, which would let a
 stale node from an earlier run share the port silently instead of failing loudly.
 """
@@ -19,6 +21,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from network import control
+from network.authz import CallerCheck
+from network.transport import NodeTls, warn_plaintext
 from payswitch import logs
 from payswitch.process import PARENT_PID_ENV, watch_parent
 from payswitch.v1 import control_pb2_grpc
@@ -57,9 +61,11 @@ def bind_address(listen: str) -> str:
 
 
 class NodeServer:
-    def __init__(self, app: NodeApp) -> None:
+    def __init__(self, app: NodeApp, security: NodeTls) -> None:
         self.app = app
-        self._server = grpc.aio.server(options=_SERVER_OPTIONS)
+        self.security = security
+        interceptors = [CallerCheck()] if security.on else []
+        self._server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
         self._health = health.aio.HealthServicer()
         self.port = 0
 
@@ -79,13 +85,17 @@ class NodeServer:
         )
         address = bind_address(app.listen)
         try:
-            self.port = self._server.add_insecure_port(address)
+            if self.security.server is not None:
+                self.port = self._server.add_secure_port(address, self.security.server)
+            else:
+                warn_plaintext(app.node_id)
+                self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(f"{app.node_id}: cannot listen on {address}: {exc}") from None
         await self._server.start()
         for name in ("", *app.service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _log.info("serving", listen=address, services=list(app.service_names))
+        _log.info("serving", listen=address, services=list(app.service_names), tls=self.security.on)
         return self.port
 
     async def stop(self, grace: float = 1.0) -> None:
@@ -96,14 +106,14 @@ class NodeServer:
             _log.info("stopped")
 
 
-async def run_until_signal(app: NodeApp) -> None:
+async def run_until_signal(app: NodeApp, security: NodeTls) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight calls briefly and close.
 
     Started by ``payswitch-stack`` (``PAYSWITCH_PARENT_PID`` set), the node also stops when
     the launcher dies without stopping it (kill -9 of the launcher, a crashed test run), so
     no orphan keeps a port.
     """
-    server = NodeServer(app)
+    server = NodeServer(app, security)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,5 +1,5 @@
-"""Terminal and admin mTLS: gRPC credentials from a certificate directory (``payswitch.certs``),
-and the peer identity a request arrives with.
+"""mTLS: gRPC credentials from a certificate directory (``payswitch.certs``), and the peer
+identity a request arrives with. Three trust domains: terminals, the admin port, the network.
 
 The terminal port requires a client certificate of the terminal CA, the admin port one of the
 admin CA: a certificate of the other CA (or none) fails at the TLS handshake, before any RPC.
@@ -7,6 +7,11 @@ A terminal's identity is the SAN URI ``urn:payswitch:terminal:<id>`` of its cert
 CN carries the same id for people reading it; the switch trusts the URI only, and requires
 exactly one). gRPC reports SANs in the auth context, so reading the identity costs a dict
 lookup per request, never a certificate parse.
+
+The network (switch -> acquirer -> scheme -> issuer, the back offices, fault control) trusts the
+network CA only; a process's identity is its SAN URI ``urn:payswitch:node:<kind>:<id>`` (or
+``urn:payswitch:operator:<name>`` for the network operator), read by ``network_identity``. Each
+process is given its own folder (``CertDir.switch_dir``, ``CertDir.node_dir``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from pathlib import Path
 
 import grpc
 
-from payswitch.certs import ADMIN_URI_PREFIX, TERMINAL_URI_PREFIX, CertDir, Pair
+from payswitch.certs import (
+    ADMIN_URI_PREFIX,
+    NODE_URI_PREFIX,
+    OPERATOR_URI_PREFIX,
+    TERMINAL_URI_PREFIX,
+    CertDir,
+    Pair,
+    node_dns_name,
+)
 
 SAN_KEY = "x509_subject_alternative_name"
 
@@ -39,6 +52,53 @@ def admin_server_credentials(certs: str | Path) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [_read(d.server)], root_certificates=d.admin_ca.cert.read_bytes(), require_client_auth=True
     )
+
+
+def network_server_credentials(process_dir: str | Path) -> grpc.ServerCredentials:
+    """A network server (a node, in its own folder): its network certificate, and a client
+    certificate of the network CA required; who may call what is ``network.authz``'s job."""
+    d = CertDir(process_dir)
+    return grpc.ssl_server_credentials(
+        [_read(d.network)],
+        root_certificates=d.network_ca.cert.read_bytes(),
+        require_client_auth=True,
+    )
+
+
+def network_client_credentials(process_dir: str | Path) -> grpc.ChannelCredentials:
+    """What a process (switch or node, from its own folder) dials its next hop with."""
+    d = CertDir(process_dir)
+    return client_credentials(d.network_ca.cert, d.network)
+
+
+def operator_credentials(certs: str | Path) -> grpc.ChannelCredentials:
+    """The network operator (fault control, book inspection, health checks of the nodes)."""
+    d = CertDir(certs)
+    return client_credentials(d.network_ca.cert, d.operator)
+
+
+def node_credentials(certs: str | Path, kind: str, node_id: str) -> grpc.ChannelCredentials:
+    """Node ``node_id``'s own network identity (tests impersonating a node use it)."""
+    d = CertDir(certs)
+    folder = d.switch_dir if kind == "switch" else d.node_dir(node_id)
+    return client_credentials(d.network_ca.cert, folder.network)
+
+
+def aio_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None,
+    options: Sequence[tuple[str, object]] = (),
+    server: tuple[str, str] | None = None,
+) -> grpc.aio.Channel:
+    """An mTLS channel, or a plaintext one when ``credentials`` is None ([network] tls off).
+    ``server``: (kind, id) of the node meant; its certificate must carry that node's DNS name
+    (``payswitch.certs.node_dns_name``), or the handshake fails."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=list(options))
+    opts = list(options)
+    if server is not None:
+        opts.append(("grpc.ssl_target_name_override", node_dns_name(*server)))
+    return grpc.aio.secure_channel(target, credentials, options=opts)
 
 
 def client_credentials(ca: Path, pair: Pair) -> grpc.ChannelCredentials:
@@ -88,3 +148,16 @@ def terminal_identity(auth: Mapping[str, Sequence[bytes]]) -> str | None:
 def admin_identity(auth: Mapping[str, Sequence[bytes]]) -> str | None:
     """The operator name of an admin peer, None when the certificate is not an admin's."""
     return _one(auth, ADMIN_URI_PREFIX)
+
+
+def network_identity(auth: Mapping[str, Sequence[bytes]]) -> tuple[str, str] | None:
+    """(kind, id) of a network peer: ``("acquirer", "acq-alpha")``, ``("switch", "switch-1")``,
+    ``("operator", name)``; None unless its certificate carries exactly one such identity."""
+    nodes = _uris(auth, NODE_URI_PREFIX)
+    operators = _uris(auth, OPERATOR_URI_PREFIX)
+    if len(nodes) + len(operators) != 1:
+        return None
+    if operators:
+        return ("operator", operators[0]) if operators[0] else None
+    kind, sep, node_id = nodes[0].partition(":")
+    return (kind, node_id) if sep and kind and node_id else None

@@ -135,13 +135,19 @@ class SchemeNode:
         network_pb2.DESCRIPTOR.services_by_name["SchemeService"].full_name,
     )
 
-    def __init__(self, config: SchemeConfig, topology: Topology, hop: Hop) -> None:
+    def __init__(
+        self,
+        config: SchemeConfig,
+        topology: Topology,
+        hop: Hop,
+        client: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.node_id = config.id
         self.listen = config.listen
         self.hop = hop  # its runtime fault control is served by network.server
-        self._channels = Channels()
+        self._channels = Channels(client)
         issuers = {
-            i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen))
+            i.id: network_pb2_grpc.IssuerServiceStub(self._channels.get(i.listen, ("issuer", i.id)))
             for i in topology.issuers
         }
         self.servicer = SchemeServicer(config, topology, hop, issuers)
@@ -159,7 +165,9 @@ async def create(
     *,
     seed: int | None = None,
     books_dir: str | Path | None = None,
+    client: grpc.ChannelCredentials | None = None,
 ) -> SchemeNode:
+    """``client``: the scheme's network credentials for calling issuers (None: plaintext)."""
     config = topology.scheme_node(node_id)
     hop = Hop(node_id, config.margin_ms, config.latency, config.faults, seed)
-    return SchemeNode(config, topology, hop)
+    return SchemeNode(config, topology, hop, client)

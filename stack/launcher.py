@@ -8,10 +8,13 @@ SIGKILL after a timeout). Each child's output (stdout and stderr) goes to
 ``<run-dir>/<node>.log`` and, on the command line, also to stdout prefixed with ``[node-id] ``.
 
 Issuer books live in ``<run-dir>/books``, so an issuer killed and restarted keeps its books.
-With ``[switch] tls`` the launcher makes the certificates in ``<run-dir>/certs``
-(``payswitch.certs``, idempotent), hands that directory to the switches, probes their health with
-the probe certificate, and gives clients their credentials (``terminal_credentials``,
-``admin_credentials``). Switches 2..n get their own free admin and metrics ports.
+With ``[switch] tls`` or ``[network] tls`` the launcher makes the certificates in
+``<run-dir>/certs`` (``payswitch.certs``, idempotent; the CA keys in ``<run-dir>/ca``, which no
+child is given), hands each child only its own folder (``certs/switch``, ``certs/nodes/<id>``),
+probes health with the probe certificate (switch) or the network operator's (nodes), and gives
+clients their credentials (``terminal_credentials``, ``admin_credentials``,
+``operator_credentials``, ``node_credentials``). Switches 2..n get their own free admin and
+metrics ports.
 Blocking by design: the launcher and the test helpers are plain threads, never an event loop
 (async tests call ``Stack`` methods through ``asyncio.to_thread``).
 """
@@ -35,10 +38,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hsm.config import hsm_home, pin_path
 from payswitch import tls
-from payswitch.certs import make_certs
+from payswitch.certs import CertDir, make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
 from payswitch.world.ports import free_ports
-from payswitch.world.topology import Topology, TopologyError, all_nodes, load
+from payswitch.world.topology import (
+    Topology,
+    TopologyError,
+    all_nodes,
+    load,
+    network_identities,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,11 +152,14 @@ class Stack:
         self._echo = echo
         self._env = self._child_env()
         self.tls = self.topology.switch.tls
+        self.network_tls = self.topology.network.tls
         self.certs_dir = self.run_dir / "certs"
         self._children: dict[str, _Child] = {}
         for kind, node_id, listen in all_nodes(self.topology):
             argv = [python, "-m", "stack.node", "--topology", str(self.topology_path)]
             argv += ["--id", node_id, "--books-dir", str(self.books_dir)]
+            if self.network_tls:
+                argv += ["--certs-dir", str(CertDir(self.certs_dir).node_dir(node_id).root)]
             argv += ["--log-level", log_level]
             if seed is not None:
                 argv += ["--seed", str(seed)]
@@ -173,8 +185,8 @@ class Stack:
             node_id = sw.id if i == 1 else f"{sw.id}-{i}"
             argv = [python, "-m", "switch.app.main", "--topology", str(self.topology_path)]
             argv += ["--store", store_url(store, self.run_dir), "--log-level", log_level]
-            if self.tls:
-                argv += ["--certs-dir", str(self.certs_dir)]
+            if self.tls or self.network_tls:
+                argv += ["--certs-dir", str(CertDir(self.certs_dir).switch_dir.root)]
             argv += ["--hsm-pin-file", str(pin_path(hsm_home(), "switch"))]
             listen, admin, metrics = sw.listen, sw.admin_listen, sw.metrics_listen
             if i > 1:
@@ -246,10 +258,26 @@ class Stack:
             return None
         return tls.admin_credentials(self.certs_dir)
 
+    def operator_credentials(self) -> grpc.ChannelCredentials | None:
+        """The network operator's (fault control, issuer books, node health); None in plaintext."""
+        if not self.network_tls:
+            return None
+        return tls.operator_credentials(self.certs_dir)
+
+    def node_credentials(self, node_id: str) -> grpc.ChannelCredentials | None:
+        """Node ``node_id``'s own network identity (a test impersonating it); None in plaintext."""
+        if not self.network_tls:
+            return None
+        kinds = {i: k for k, i in network_identities(self.topology)}
+        if node_id not in kinds:
+            raise StackError(f"no node {node_id!r} in this topology")
+        return tls.node_credentials(self.certs_dir, kinds[node_id], node_id)
+
     def make_certs(self, *terminal_ids: str) -> None:
-        """Certificates for the topology's terminals (and ``terminal_ids``), if missing."""
+        """Certificates for the topology's terminals (and ``terminal_ids``) and every process,
+        if missing."""
         ids = [t.id for t in self.topology.terminals] + list(terminal_ids)
-        make_certs(self.certs_dir, dict.fromkeys(ids))
+        make_certs(self.certs_dir, dict.fromkeys(ids), nodes=network_identities(self.topology))
 
     def log_path(self, node_id: str) -> Path:
         return self._child(node_id).log_path
@@ -286,7 +314,7 @@ class Stack:
         if any(self.running(n) for n in self._children):
             raise StackError("stack already started")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.tls:
+        if self.tls or self.network_tls:
             self.make_certs()
         try:
             for tier in ("issuer", "scheme", "acquirer", "switch"):
@@ -349,8 +377,12 @@ class Stack:
 
     def _health_channel(self, child: _Child) -> grpc.Channel:
         address = connect_address(child.listen)
+        creds = None
         if child.kind == "switch" and self.tls:
             creds = tls.probe_credentials(self.certs_dir)
+        elif child.kind != "switch" and self.network_tls:
+            creds = tls.operator_credentials(self.certs_dir)
+        if creds is not None:
             return grpc.secure_channel(address, creds, options=_HEALTH_CHANNEL_OPTIONS)
         return grpc.insecure_channel(address, options=_HEALTH_CHANNEL_OPTIONS)
 
@@ -504,6 +536,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     code = 0
     try:
+        if not stack.network_tls:
+            _say("WARNING: [network] tls = false: every hop is plaintext and unauthenticated")
         stack.start()
         _say("all SERVING: " + ", ".join(f"{n}@{stack.address(n)}" for n in stack.node_ids))
         while True:

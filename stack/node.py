@@ -14,6 +14,7 @@ import uvloop
 
 from network.hsm_node import NodeHsmError, set_pin_file
 from network.server import run_until_signal
+from network.transport import NodeTls
 from payswitch import logs
 from payswitch.process import private_files
 from payswitch.world.topology import Topology, TopologyError, load
@@ -29,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="issuer books directory (default: a new temporary directory)",
     )
+    p.add_argument(
+        "--certs-dir",
+        default=None,
+        help="this node's own certificate folder (payswitch-certs: <certs>/nodes/<id>)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for latency and fault draws")
     p.add_argument(
         "--hsm-pin-file",
@@ -40,9 +46,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(
-    topology: Topology, node_id: str, books_dir: str | Path | None, seed: int | None
+    topology: Topology,
+    node_id: str,
+    books_dir: str | Path | None,
+    seed: int | None,
+    certs_dir: str | Path | None,
 ) -> None:
-    await run_until_signal(await build(topology, node_id, seed=seed, books_dir=books_dir))
+    """Serve the node; with ``[network] tls`` only from its own certificate folder (a node
+    without one does not start: fail closed)."""
+    if topology.network.tls:
+        if certs_dir is None:
+            raise OSError("[network] tls is on: --certs-dir (the node's own folder) is required")
+        security = NodeTls.from_dir(certs_dir)
+    else:
+        security = NodeTls.plaintext()
+    app = await build(topology, node_id, seed=seed, books_dir=books_dir, security=security)
+    await run_until_signal(app, security)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.hsm_pin_file:
         set_pin_file(args.node_id, args.hsm_pin_file)
     try:
-        uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed))
+        uvloop.run(serve(topology, args.node_id, args.books_dir, args.seed, args.certs_dir))
     except KeyboardInterrupt:
         sys.exit(130)
     except (OSError, TopologyError) as exc:

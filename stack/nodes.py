@@ -8,6 +8,7 @@ from pathlib import Path
 from acquirer import node as acquirer
 from issuer import node as issuer
 from network.server import NodeApp
+from network.transport import NodeTls
 from payswitch.world.topology import Topology
 from scheme import node as scheme
 
@@ -26,7 +27,10 @@ async def build(
     *,
     seed: int | None = None,
     books_dir: str | Path | None = None,
+    security: NodeTls | None = None,
 ) -> NodeApp:
-    """The node ``node_id`` of ``topology``, ready to be served (books open, channels made)."""
+    """The node ``node_id`` of ``topology``, ready to be served (books open, channels made);
+    it dials its next hops with ``security``'s client credentials (None: plaintext)."""
     kind = topology.node_kind(node_id)
-    return await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir)
+    client = security.client if security is not None else None
+    return await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir, client=client)

@@ -130,6 +130,19 @@ class SwitchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    """``[network]``: how the switch and the network nodes talk to each other.
+
+    ``tls`` (default on): mTLS on every hop and back-office call, each process with its own
+    network certificate (``payswitch-certs``), each server checking its caller's identity
+    (``network.authz``). Off only for tests and benchmarks that want plaintext hops: every
+    process then says so loudly at start.
+    """
+
+    tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SafConfig:
     """``[saf]``: the store-and-forward queue (switch/saf/) and the recovery sweep."""
 
@@ -326,6 +339,7 @@ class Topology:
     saf: SafConfig = SafConfig()
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
     fees: tuple[FeeConfig, ...] = ()
+    network: NetworkConfig = NetworkConfig()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -649,6 +663,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         saf=_saf(doc.get("saf", {})),
         settlement=_settlement_key(parse_settlement, doc.get("settlement")),
         fees=_settlement_key(parse_fees, doc.get("fees")),
+        network=NetworkConfig(tls=_bool(doc.get("network", {}), "tls", True, "network")),
     )
     _cross_check(topo)
     return topo
@@ -698,6 +713,11 @@ def load(path: str | Path) -> Topology:
         return parse(doc, path)
     except KeyError as exc:
         raise TopologyError(f"{path}: missing key {exc}") from None
+
+
+def network_identities(topo: Topology) -> list[tuple[str, str]]:
+    """(kind, id) of every process with a network certificate: the switch and every node."""
+    return [("switch", topo.switch.id), *((k, i) for k, i, _ in all_nodes(topo))]
 
 
 def all_nodes(topo: Topology) -> list[tuple[str, str, str]]:

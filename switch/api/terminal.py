@@ -95,7 +95,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
                 self._gate.in_flight.acquire()
                 admitted = True
             if admit:
-                self._gate.admit(terminal_id, self._peer(context), rate=rate)
+                self._gate.admit(
+                    terminal_id, self._peer(context), rate=rate, connection=context.peer()
+                )
             response = await coro
             self._count.inc(rpc, _answer_code(response))
             return response

@@ -28,7 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--listen", default=None, help="override the topology's switch address")
     p.add_argument(
-        "--certs-dir", default=None, help="mTLS certificates (payswitch-certs; .run/certs)"
+        "--certs-dir",
+        default=None,
+        help="the switch's own certificate folder (payswitch-certs; .run/certs/switch)",
     )
     p.add_argument("--admin-listen", default=None, help="override the admin port's address")
     p.add_argument("--metrics-listen", default=None, help="override the /metrics address")

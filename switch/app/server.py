@@ -3,9 +3,12 @@ health checking and reflection, the admin server and /metrics. ``Switch`` is als
 in-process tests start.
 
 With ``[switch] tls`` the terminal port serves mTLS only (``payswitch.tls``: client certificate of
-the terminal CA required), from the certificate directory given (``--certs-dir``), else the
-topology's ``certs_dir``, else ``.run/certs``. The admin port (``admin_listen``) is a second
-gRPC server, so terminal and admin credentials never share a port."""
+the terminal CA required), from the switch's own certificate folder (``--certs-dir``), else the
+topology's ``certs_dir``, else ``.run/certs/switch``; that folder holds no CA key and no other
+party's key. The admin port (``admin_listen``) is a second gRPC server, so terminal and admin
+credentials never share a port; with ``[switch] tls`` off it is not opened at all (an anonymous
+port that revokes terminals would be worse than none). With ``[network] tls`` the switch dials
+the acquirers and runs the settlement calls with its network certificate from the same folder."""
 
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ _log = get_logger("switch.app.server")
 
 # Terminal requests are small; anything near this is malformed or hostile.
 MAX_MESSAGE_BYTES = 64 * 1024
-DEFAULT_CERTS_DIR = Path(".run/certs")
+DEFAULT_CERTS_DIR = Path(".run/certs/switch")
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -72,8 +75,12 @@ class Switch:
         self.certs_dir = Path(certs_dir or sw.certs_dir or DEFAULT_CERTS_DIR)
         self.admin_listen = sw.admin_listen if admin_listen is None else admin_listen
         self.metrics_listen = sw.metrics_listen if metrics_listen is None else metrics_listen
+        # Read now: a switch without its network certificate does not start (fail closed).
+        self.network_credentials = (
+            tls.network_client_credentials(self.certs_dir) if topology.network.tls else None
+        )
         breakers = Breakers((a.id for a in topology.acquirers), topology.breaker)
-        connectors = Connectors(topology, breakers)
+        connectors = Connectors(topology, breakers, self.network_credentials)
         router = Router(topology, breakers)
         saf = SafQueue(store, topology.saf)
         reverser = Reverser(store, connectors, saf)
@@ -117,7 +124,7 @@ class Switch:
         self.port = 0
         self.admin_port = 0
         self._health = health.aio.HealthServicer()
-        self.cutoff = CutoffScheduler(store, topology)
+        self.cutoff = CutoffScheduler(store, topology, credentials=self.network_credentials)
 
     async def start(self) -> None:
         # Fail closed: without its keys the switch could only decline (or worse), so it does
@@ -152,8 +159,20 @@ class Switch:
             raise RuntimeError(f"cannot listen on {self.listen}")
         await server.start()
         self.server = server
-        if self.admin_listen:
+        if self.network_credentials is None:
+            _log.warning(
+                "PLAINTEXT_NETWORK",
+                detail="[network] tls = false: the hops to the acquirers and the settlement "
+                "calls are unauthenticated and unencrypted; for tests and benchmarks only",
+            )
+        if self.admin_listen and self.tls:
             await self._start_admin()
+        elif self.admin_listen:
+            _log.warning(
+                "admin_port_not_opened",
+                listen=self.admin_listen,
+                detail="[switch] tls = false: the admin API is served over mTLS only",
+            )
         if self.metrics_listen:
             metrics.serve(*_host_port(self.metrics_listen))
         recovered = await self.services.reverser.scan()
@@ -190,12 +209,8 @@ class Switch:
         reflection.enable_server_reflection(
             (admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,), server
         )
-        if self.tls:
-            creds = tls.admin_server_credentials(self.certs_dir)
-            self.admin_port = server.add_secure_port(self.admin_listen, creds)
-        else:
-            _log.warning("admin_port_plaintext", listen=self.admin_listen)
-            self.admin_port = server.add_insecure_port(self.admin_listen)
+        creds = tls.admin_server_credentials(self.certs_dir)
+        self.admin_port = server.add_secure_port(self.admin_listen, creds)
         if self.admin_port == 0:
             raise RuntimeError(f"cannot listen on {self.admin_listen}")
         await server.start()

@@ -10,6 +10,14 @@ Two checks, both on the one event loop of a switch process (no locks needed):
 ``InFlight`` bounds the terminal RPCs being processed at once; ``RateLimiter`` keeps a token
 bucket per terminal id so one misbehaving terminal cannot take the whole switch. Each refusal
 is counted in ``payswitch_shed_total{reason}`` (``in_flight`` or ``terminal_rate``).
+
+A terminal's allowance is spent only by a request that is known to come from it, so junk naming
+a terminal cannot drain that terminal's bucket. With mTLS the certificate names the terminal, and
+``admit`` takes the token once the registry has matched the certificate to ``terminal_id``
+(another terminal's certificate is refused first). Without TLS nothing names the sender at
+admission: an authorization takes its terminal's token only once its MAC has verified (the
+pipeline's ``verify`` stage, ``take_verified``), and the other money-moving RPCs, which carry no
+MAC, spend the allowance of the connection they arrive on (``connection``), never a terminal's.
 """
 
 from __future__ import annotations
@@ -150,12 +158,26 @@ class Admission:
         self.in_flight = InFlight(max_in_flight)
         self.rates = RateLimiter(rate_per_s, burst)
 
-    def admit(self, terminal_id: str, peer: str | None, *, rate: bool) -> TerminalIdentity:
+    def admit(
+        self, terminal_id: str, peer: str | None, *, rate: bool, connection: str = ""
+    ) -> TerminalIdentity:
         """The terminal's identity once it may send this request: the id well formed and
         listed, the certificate's terminal (``peer``) its own, not revoked, and, for the
-        money-moving RPCs (``rate``), a token of its bucket. Raises the ApiError to answer."""
+        money-moving RPCs (``rate``), a token: of the terminal's bucket with mTLS, of the
+        bucket of ``connection`` (``context.peer()``) without. Raises the ApiError to answer."""
         validation.identifier(terminal_id, "terminal_id")
         identity = self.registry.admit(terminal_id, peer, self.tls)
         if rate:
-            self.rates.take(terminal_id)
+            self.rates.take(terminal_id if self.tls else f"connection:{connection}")
         return identity
+
+    @property
+    def rate_at_admission(self) -> bool:
+        """Whether an authorization takes its terminal's token at admission (mTLS: the
+        certificate named it) rather than after its MAC verified (``take_verified``)."""
+        return self.tls
+
+    def take_verified(self, terminal_id: str) -> None:
+        """Without TLS, an authorization whose MAC verified takes its terminal's token."""
+        if not self.tls:
+            self.rates.take(terminal_id)

@@ -108,7 +108,9 @@ class Admit(Named):
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
-        ctx.identity = self._gate.admit(r.terminal_id, ctx.peer, rate=True)
+        # The terminal's token is taken here only when its certificate named it (mTLS);
+        # without TLS, once the MAC verified (Verify).
+        ctx.identity = self._gate.admit(r.terminal_id, ctx.peer, rate=self._gate.rate_at_admission)
         ctx.identity.check_merchant(r.merchant_id)
 
 
@@ -120,10 +122,12 @@ class Validate(Named):
 
 
 class Verify(Named):
-    """The request MAC, checked in the HSM; the idempotency fingerprint in the same job."""
+    """The request MAC, checked in the HSM; the idempotency fingerprint in the same job. Without
+    TLS the terminal's rate token is taken here, once the request is known to be its own."""
 
     def __init__(self, svc: Services) -> None:
         self._protector = svc.protector
+        self._gate = svc.gate
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
@@ -139,6 +143,7 @@ class Verify(Named):
                 ksn=bytes(r.encrypted_card.ksn).hex().upper(),
             )
             raise Unauthenticated("mac: the request MAC does not verify") from None
+        self._gate.take_verified(r.terminal_id)
 
 
 class Claim(Named):

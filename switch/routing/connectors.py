@@ -28,6 +28,7 @@ import grpc
 from google.protobuf.message import Message
 
 from payswitch.logs import get as get_logger
+from payswitch.tls import aio_channel
 from payswitch.v1 import network_pb2, network_pb2_grpc
 from payswitch.world.topology import AcquirerConfig, Topology
 from switch.core import metrics
@@ -104,8 +105,10 @@ class AcquirerConnector:
         timeout_s: float = 2.0,
         connect_timeout_s: float = 0.1,
         breaker: CircuitBreaker | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.id = acquirer_id
+        self._credentials = credentials  # the switch's network identity; None: plaintext
         self.target = target
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
@@ -114,7 +117,9 @@ class AcquirerConnector:
         self._open_channel()
 
     def _open_channel(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
+        self._channel = aio_channel(
+            self.target, self._credentials, _CHANNEL_OPTIONS, ("acquirer", self.id)
+        )
         self._stub: _AcquirerStub = network_pb2_grpc.AcquirerServiceStub(self._channel)
 
     def _renew_channel(self) -> None:
@@ -263,7 +268,10 @@ class AcquirerConnector:
 
 
 def _connector(
-    a: AcquirerConfig, topology: Topology, breakers: Breakers | None
+    a: AcquirerConfig,
+    topology: Topology,
+    breakers: Breakers | None,
+    credentials: grpc.ChannelCredentials | None,
 ) -> AcquirerConnector:
     return AcquirerConnector(
         a.id,
@@ -271,14 +279,24 @@ def _connector(
         timeout_s=a.timeout_ms / 1000,
         connect_timeout_s=topology.breaker.connect_timeout_ms / 1000,
         breaker=breakers.get(a.id) if breakers is not None else None,
+        credentials=credentials,
     )
 
 
 class Connectors:
-    """All acquirer connectors of this switch process, by acquirer id."""
+    """All acquirer connectors of this switch process, by acquirer id; ``credentials``: the
+    switch's network certificate (``payswitch.tls.network_client_credentials``), None when the
+    topology's network is plaintext."""
 
-    def __init__(self, topology: Topology, breakers: Breakers | None = None) -> None:
-        self._by_id = {a.id: _connector(a, topology, breakers) for a in topology.acquirers}
+    def __init__(
+        self,
+        topology: Topology,
+        breakers: Breakers | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._by_id = {
+            a.id: _connector(a, topology, breakers, credentials) for a in topology.acquirers
+        }
 
     def get(self, acquirer_id: str) -> AcquirerConnector:
         return self._by_id[acquirer_id]

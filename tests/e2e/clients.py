@@ -38,12 +38,23 @@ def switch_channel(stack, terminal_id: str = "T-0001", switch_id: str | None = N
     return grpc.aio.secure_channel(address, creds)
 
 
+def node_channel(stack, node_id: str, as_node: str | None = None, **kw) -> grpc.aio.Channel:
+    """An aio channel to network node ``node_id``: as the network operator (fault control,
+    the issuer's books), or as node ``as_node`` (e.g. the switch calling an acquirer)."""
+    address = stack.address(node_id)
+    creds = stack.node_credentials(as_node) if as_node else stack.operator_credentials()
+    if creds is None:
+        return grpc.aio.insecure_channel(address, **kw)
+    return grpc.aio.secure_channel(address, creds, **kw)
+
+
 def node_channels(stack, terminal_id: str = "T-0001") -> dict[str, grpc.aio.Channel]:
-    """A channel to every node of the stack; switches are dialled as ``terminal_id``."""
+    """A channel to every node of the stack; switches are dialled as ``terminal_id``, network
+    nodes as the network operator."""
     return {
         n: switch_channel(stack, terminal_id, n)
         if n in stack.switch_ids
-        else grpc.aio.insecure_channel(stack.address(n))
+        else node_channel(stack, n)
         for n in stack.node_ids
     }
 

@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from hsm.config import hsm_home, pin_path
+from payswitch.certs import CertDir
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2
 from terminals.keys import inject_from_kif
 from terminals.secure_element import SecureElement
@@ -74,6 +75,7 @@ def test_a_node_given_another_party_pin_does_not_start(custody_stack) -> None:
         [
             sys.executable, "-m", "stack.node", "--topology", str(custody_stack.topology_path),
             "--id", "acq-alpha", "--hsm-pin-file", str(pin_path(hsm_home(), "bank-a")),
+            "--certs-dir", str(CertDir(custody_stack.certs_dir).node_dir("acq-alpha").root),
         ],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

@@ -252,9 +252,13 @@ class Driver:
                 await restart
 
     def _control(self, node: str) -> control_pb2_grpc.NodeControlServiceStub:
-        if node not in self._channels:
-            self._channels[node] = grpc.aio.insecure_channel(
-                self.stack.address(node), options=_CONTROL_OPTIONS
+        if node not in self._channels:  # fault control is the network operator's
+            creds = self.stack.operator_credentials()
+            address = self.stack.address(node)
+            self._channels[node] = (
+                grpc.aio.secure_channel(address, creds, options=_CONTROL_OPTIONS)
+                if creds is not None
+                else grpc.aio.insecure_channel(address, options=_CONTROL_OPTIONS)
             )
         return control_pb2_grpc.NodeControlServiceStub(self._channels[node])
 

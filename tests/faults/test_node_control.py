@@ -40,10 +40,22 @@ TOPOLOGY = {
 }
 
 
+def _channel(stack: Stack, node: str, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    address = stack.address(node)
+    if creds is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, creds)
+
+
 class Net:
     def __init__(self, stack: Stack) -> None:
-        self.channels = {i: grpc.aio.insecure_channel(stack.address(i)) for i in stack.node_ids}
-        self.acquirer = g.AcquirerServiceStub(self.channels["acq-x"])
+        # The network operator (fault control, the issuer's books) ...
+        self.channels = {
+            i: _channel(stack, i, stack.operator_credentials()) for i in stack.node_ids
+        }
+        # ... and the switch's identity for payments into the acquirer.
+        self.as_switch = _channel(stack, "acq-x", stack.node_credentials(stack.topology.switch.id))
+        self.acquirer = g.AcquirerServiceStub(self.as_switch)
         self.issuer = g.IssuerServiceStub(self.channels["bank-x"])
 
     def control(self, node: str) -> ctl_grpc.NodeControlServiceStub:

@@ -115,7 +115,16 @@ class Net:
 
 @pytest.fixture
 async def net(stack: Stack) -> AsyncIterator[Net]:
-    channels = {node: grpc.aio.insecure_channel(stack.address(node)) for node in stack.node_ids}
+    # Acquirers are dialled as the switch, issuers as the network operator (their books).
+    as_switch = stack.node_credentials(stack.topology.switch.id)
+    operator = stack.operator_credentials()
+    channels = {
+        node: grpc.aio.secure_channel(
+            stack.address(node),
+            as_switch if stack.topology.node_kind(node) == "acquirer" else operator,
+        )
+        for node in stack.node_ids
+    }
     yield Net(
         g.AcquirerServiceStub(channels["acq-h"]),
         {i: g.IssuerServiceStub(channels[i]) for i in ("bank-h", "bank-m")},

@@ -1,4 +1,6 @@
-"""Nodes served in the test's own event loop: faults that need no onward hop, health, reflection."""
+"""Nodes served in the test's own event loop: faults that need no onward hop, health, reflection.
+Every node serves mTLS with its own certificate (``payswitch-certs`` in a temporary folder), and
+the test dials it as the party that calls it (the switch) or as the network operator."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from acquirer import node as acquirer
 from network.server import NodeServer, bind_address
+from network.transport import NodeTls
+from payswitch import tls
+from payswitch.certs import make_certs
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc
 from payswitch.world.ports import with_free_ports
-from payswitch.world.topology import TopologyError, parse
+from payswitch.world.topology import TopologyError, network_identities, parse
 from stack.local import start_network
 
 
@@ -51,17 +56,34 @@ _WHOLE = {
 }
 
 
+_CERTS: dict[str, object] = {}
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _keys(ceremony) -> None:
-    """The acquirers and issuers below open their HSM at start: make their keys first."""
+def _keys(ceremony, tmp_path_factory) -> None:
+    """The acquirers and issuers below open their HSM at start: make their keys first; and
+    every process's certificate."""
     ceremony(_topology())
     ceremony(parse(with_free_ports(_WHOLE)))
+    root = tmp_path_factory.mktemp("inproc") / "certs"
+    nodes = network_identities(_topology()) + network_identities(parse(with_free_ports(_WHOLE)))
+    make_certs(root, [], nodes=dict.fromkeys(nodes))
+    _CERTS["root"] = root
+
+
+def _certs():
+    return _CERTS["root"]
+
+
+def _dial(target: str, creds: grpc.ChannelCredentials) -> grpc.aio.Channel:
+    return grpc.aio.secure_channel(target, creds)
 
 
 class _Served:
     def __init__(self, server: NodeServer) -> None:
         self.server = server
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        as_switch = tls.node_credentials(_certs(), "switch", "switch-1")
+        self.channel = _dial(f"127.0.0.1:{server.port}", as_switch)
         self.acquirer = network_pb2_grpc.AcquirerServiceStub(self.channel)
 
     async def close(self) -> None:
@@ -71,7 +93,9 @@ class _Served:
 
 async def _serve(**acq_extra) -> _Served:
     topo = _topology(**acq_extra)
-    server = NodeServer(await acquirer.create(topo, "acq-x", seed=3))
+    security = NodeTls.of_node(True, _certs(), "acq-x")
+    app = await acquirer.create(topo, "acq-x", seed=3, client=security.client)
+    server = NodeServer(app, security)
     await server.start()
     return _Served(server)
 
@@ -150,9 +174,10 @@ def test_nodes_listen_on_loopback_only() -> None:
 
 async def test_whole_network_in_one_event_loop(tmp_path) -> None:
     topo = parse(with_free_ports(_WHOLE))
-    net = await start_network(topo, tmp_path / "books", seed=1)
+    net = await start_network(topo, tmp_path / "books", seed=1, certs_dir=_certs())
     try:
-        async with grpc.aio.insecure_channel(topo.acquirer("acq-l").listen) as ch:
+        as_switch = tls.node_credentials(_certs(), "switch", "switch-1")
+        async with _dial(topo.acquirer("acq-l").listen, as_switch) as ch:
             result = await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(
                 _auth("l1"), timeout=2
             )
@@ -160,10 +185,30 @@ async def test_whole_network_in_one_event_loop(tmp_path) -> None:
             common_pb2.RESPONSE_CODE_APPROVED,
             "bank-l",
         )
-        async with grpc.aio.insecure_channel(topo.issuer("bank-l").listen) as ch:
+        async with _dial(topo.issuer("bank-l").listen, tls.operator_credentials(_certs())) as ch:
             acct = await network_pb2_grpc.IssuerServiceStub(ch).GetAccount(
                 network_pb2.GetAccountRequest(account_id="L-1"), timeout=2
             )
         assert (acct.held, acct.available) == (100, 9_900)
     finally:
         await net.stop()
+
+
+async def test_a_caller_reaches_only_the_node_it_meant() -> None:
+    """The onward channels check the server's certificate against the node they dial: another
+    node's (valid) certificate on that port fails the handshake."""
+    served = await _serve()
+    as_switch = tls.node_credentials(_certs(), "switch", "switch-1")
+    target = f"127.0.0.1:{served.server.port}"
+    try:
+        async with tls.aio_channel(target, as_switch, server=("scheme", "net-x")) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(_auth("p1"), timeout=2)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        async with tls.aio_channel(target, as_switch, server=("acquirer", "acq-x")) as ch:
+            result = await network_pb2_grpc.AcquirerServiceStub(ch).Authorize(
+                _auth("p2", scheme=common_pb2.CARD_SCHEME_AMEX), timeout=2
+            )
+            assert result.response_code == common_pb2.RESPONSE_CODE_INVALID_TRANSACTION
+    finally:
+        await served.close()

@@ -129,7 +129,11 @@ async def net(stack: Stack) -> AsyncIterator[Clients]:
     channels: list[grpc.aio.Channel] = []
 
     def channel(node_id: str) -> grpc.aio.Channel:
-        channels.append(grpc.aio.insecure_channel(stack.address(node_id)))
+        # Acquirers are dialled as the switch, the issuer as the network operator (its books).
+        kind = stack.topology.node_kind(node_id)
+        as_node = stack.topology.switch.id if kind == "acquirer" else None
+        creds = stack.node_credentials(as_node) if as_node else stack.operator_credentials()
+        channels.append(grpc.aio.secure_channel(stack.address(node_id), creds))
         return channels[-1]
 
     clients = Clients(

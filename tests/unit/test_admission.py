@@ -75,3 +75,45 @@ def test_the_map_is_bounded_evicting_the_least_recently_used():
     assert len(rates) == 3
     assert rates.tokens("B") == 2.0  # forgotten: a fresh bucket
     assert rates.tokens("A") == 0.0  # kept
+
+
+# -- whose allowance a request spends ------------------------------------------------------
+
+
+def _gate(tls: bool):
+    from pathlib import Path
+
+    from payswitch.world.topology import load
+    from switch.core.admission import Admission
+    from switch.core.registry import TerminalRegistry
+
+    topology = load(Path(__file__).resolve().parents[2] / "topology" / "default.toml")
+    return Admission(
+        TerminalRegistry(topology), tls=tls, max_in_flight=10, rate_per_s=0.001, burst=3
+    )
+
+
+def test_with_mtls_another_terminals_certificate_spends_nothing_of_the_named_terminal():
+    from switch.core.registry import PermissionDenied
+
+    gate = _gate(tls=True)
+    for _ in range(10):
+        with pytest.raises(PermissionDenied):
+            gate.admit("T-0002", "T-0001", rate=True)
+    assert gate.rates.tokens("T-0002") == 3
+    assert gate.rate_at_admission
+    gate.admit("T-0002", "T-0002", rate=True)  # its own certificate: its own token
+    assert gate.rates.tokens("T-0002") == pytest.approx(2, abs=0.01)
+
+
+def test_without_tls_a_request_spends_its_connection_allowance_until_its_mac_verifies():
+    gate = _gate(tls=False)
+    assert not gate.rate_at_admission
+    for _ in range(3):
+        gate.admit("T-0002", None, rate=True, connection="ipv4:127.0.0.1:40001")
+    with pytest.raises(ResourceExhausted):  # the junk sender's own connection is spent ...
+        gate.admit("T-0002", None, rate=True, connection="ipv4:127.0.0.1:40001")
+    assert gate.rates.tokens("T-0002") == 3  # ... never the terminal it named
+    gate.admit("T-0002", None, rate=True, connection="ipv4:127.0.0.1:40002")
+    gate.take_verified("T-0002")  # a verified MAC spends the terminal's
+    assert gate.rates.tokens("T-0002") == pytest.approx(2, abs=0.01)

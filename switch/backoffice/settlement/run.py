@@ -50,6 +50,7 @@ from payswitch.logs import get as get_logger
 from payswitch.process import connect_address
 from payswitch.settlement.clearing import cutoff_date, write_clearing_file
 from payswitch.settlement.report import read_report, report_path
+from payswitch.tls import aio_channel
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 from payswitch.world.topology import Topology
 from switch.backoffice.batches.sweep import join_unbatched
@@ -181,9 +182,13 @@ async def run_cutoff(
     directory: Path | None = None,
     now: float | None = None,
     hooks: Sequence[SettlementHooks] = (),
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> CutoffResult:
     """One whole settlement run (see the module docstring). ``hooks``: objects with
-    ``on_presented(tx, record)`` and ``on_settled(tx, entry)`` coroutine methods."""
+    ``on_presented(tx, record)`` and ``on_settled(tx, entry)`` coroutine methods.
+    ``credentials``: the switch's network identity for the back-office calls (the acquirers'
+    ``Settle`` and the issuers' ``ExpireHolds`` take them from the switch only); None when the
+    topology's network is plaintext."""
     presented = [*_on_presented, *(h.on_presented for h in hooks)]
     settled_hooks = [*_on_settled, *(h.on_settled for h in hooks)]
     now = time.time() if now is None else now
@@ -238,15 +243,17 @@ async def run_cutoff(
 
     channels: dict[str, grpc.aio.Channel] = {}
 
-    def channel_to(listen: str) -> grpc.aio.Channel:
+    def channel_to(listen: str, server: tuple[str, str]) -> grpc.aio.Channel:
         address = connect_address(listen)
         if address not in channels:
-            channels[address] = grpc.aio.insecure_channel(address)
+            channels[address] = aio_channel(address, credentials, server=server)
         return channels[address]
 
     try:
         for acquirer in topology.acquirers:
-            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(channel_to(acquirer.listen))
+            stub = settlement_pb2_grpc.AcquirerSettlementServiceStub(
+                channel_to(acquirer.listen, ("acquirer", acquirer.id))
+            )
             for path in await asyncio.to_thread(unsettled_files, directory, acquirer.id):
                 try:
                     resp = await stub.Settle(
@@ -266,7 +273,9 @@ async def run_cutoff(
                 result.reports[report["file_id"]] = report
                 result.settled += await _apply_report(store, report, settled_hooks)
         for issuer in topology.issuers:
-            issuer_stub = settlement_pb2_grpc.IssuerSettlementServiceStub(channel_to(issuer.listen))
+            issuer_stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
+                channel_to(issuer.listen, ("issuer", issuer.id))
+            )
             try:
                 resp = await issuer_stub.ExpireHolds(
                     settlement_pb2.ExpireHoldsRequest(

@@ -17,6 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+import grpc
+
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import Topology
 from switch.backoffice.ledger.ledger import Ledger
@@ -44,8 +46,10 @@ class CutoffScheduler:
         *,
         clock: Callable[[], float] = time.time,
         hooks: Sequence[SettlementHooks] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self._store = store
+        self._credentials = credentials  # the switch's network identity (run_cutoff)
         # The ledger posts each presentment and settlement (switch.backoffice.ledger, helper
         # "ledger").
         self._hooks = (Ledger(store, topology.fees),) if hooks is None else tuple(hooks)
@@ -64,7 +68,13 @@ class CutoffScheduler:
             if not await self._store.acquire_lease(LEASE, self._owner, LEASE_TTL_S, self._clock()):
                 _log.info("cutoff_skipped_lease_held_elsewhere")
                 return None
-            self.last = await run_cutoff(self._store, self._topology, now=now, hooks=self._hooks)
+            self.last = await run_cutoff(
+                self._store,
+                self._topology,
+                now=now,
+                hooks=self._hooks,
+                credentials=self._credentials,
+            )
             return self.last
 
     def start(self) -> None:
