@@ -11,6 +11,16 @@ the window, is refused. A request re-MACed under a used counter (a replay, even 
 or sent by another terminal is refused before anything is recorded. A resend of the device's
 latest transmission (same counter, local date and STAN) is let through to the
 duplicate-transmission check, which answers it 94 as before.
+
+The other money-moving requests (capture, void, refund, batch close) carry a KSN of their own
+and use the device the same way (``switch.operations.common.use_device``); a resend of their
+latest transmission is refused like any used counter, except a refund's, whose STAN and local
+date lead to the same 94.
+
+Exhaustion: a device's counter runs out at ``hsm.dukpt.LAST_COUNTER`` (0xFFFF0000, the last
+32-bit value with at most 16 one-bits). From :data:`REKEY_AT` on, every answer tells the
+terminal to load a new initial key (``rekey_required``); 27,896 valid counters are left there,
+days of a busy lane. A KSN past the last counter is refused (INVALID_ARGUMENT naming it).
 """
 
 from __future__ import annotations
@@ -30,6 +40,14 @@ class DeviceUse:
     counter: int
     local_date: str
     stan: int
+
+
+REKEY_AT = 0xFFE00000  # counters from here on: the answer asks the terminal to re-key
+
+
+def needs_rekey(counter: int) -> bool:
+    """Is this counter close enough to exhaustion that the terminal must re-key soon?"""
+    return counter >= REKEY_AT
 
 
 WINDOW = 63  # counters below the highest that are remembered (fits a signed 64-bit column)

@@ -113,10 +113,15 @@ class Admit(Named):
 
 
 class Validate(Named):
-    """Every field of the request, before anything is touched (INVALID_ARGUMENT naming it)."""
+    """Every field of the request, before anything is touched (INVALID_ARGUMENT naming it);
+    ``local_time`` within the configured window of the switch's clock."""
+
+    def __init__(self, window_s: float | None = None) -> None:
+        self._window_s = window_s
 
     async def __call__(self, ctx: AuthContext) -> None:
-        ctx.local_time = validate_authorize(ctx.request)
+        now = time.time() if self._window_s is not None else None
+        ctx.local_time = validate_authorize(ctx.request, now, self._window_s)
 
 
 class Verify(Named):
@@ -438,7 +443,7 @@ def default_stages(svc: Services) -> list[Stage]:
     route = Route(svc)
     return [
         Admit(svc),
-        Validate(),
+        Validate(svc.config.local_time_window_s),
         Verify(svc),
         Claim(svc),
         route,
