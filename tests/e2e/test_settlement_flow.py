@@ -124,15 +124,7 @@ def line(cur, scheme, sales=0, sale=0, refunds=0, refund=0, voids=0):
 
 
 async def close(pos: RawTerminal, lines, key=None):
-    return await pos.stub.CloseBatch(
-        terminal_pb2.CloseBatchRequest(
-            idempotency_key=key or new_key(),
-            terminal_id=pos.terminal_id,
-            merchant_id=pos.merchant_id,
-            terminal_totals=lines,
-        ),
-        timeout=5.0,
-    )
+    return await pos.stub.CloseBatch(pos.close_request(lines, key), timeout=5.0)
 
 
 async def sale(pos, pan, minor, cur="EUR"):
@@ -206,7 +198,9 @@ async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
         assert err.value.details().startswith(field)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grocer.stub.CloseBatch(
-            terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
+            grocer.sign_op(
+                terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
+            )
         )
     assert err.value.details().startswith("merchant_id")
     # Nothing was closed by the refused requests.
