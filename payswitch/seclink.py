@@ -26,23 +26,23 @@ Request canonical forms (version 1): ASCII ``PSW-MAC-1`` followed by TLVs number
 operation's name first (it separates the operations' forms: the same bytes can never verify as
 another operation):
 
-==============  ====================================================================================
-operation       fields, in order (tags 1, 2, 3, ...)
-==============  ====================================================================================
-``authorize``   operation, terminal_id, merchant_id, stan, local_time, amount.minor_units,
-                amount.currency, entry_mode (enum number), encrypted_card.ksn,
-                encrypted_card.ciphertext, pin_block, emv (:func:`emv_bytes`), idempotency_key
-``capture``     operation, terminal_id, transaction_id, amount.minor_units, amount.currency (both
-                empty when ``amount`` is absent), ksn, idempotency_key
-``void``        operation, terminal_id, transaction_id, ksn, idempotency_key
-``refund``      operation, terminal_id, original_transaction_id, amount.minor_units,
-                amount.currency, stan, local_time, ksn, idempotency_key
-``close_batch`` operation, terminal_id, merchant_id, totals, ksn, idempotency_key; ``totals`` is,
-                for each ``terminal_totals`` line in the order sent, its length (4 bytes,
-                big-endian) || TLV(1, currency) || TLV(2, scheme enum number) || TLV(3,
-                sale_count) || TLV(4, sale_minor) || TLV(5, refund_count) || TLV(6,
-                refund_minor) || TLV(7, void_count)
-==============  ====================================================================================
+- ``authorize``: operation, terminal_id, merchant_id, stan, local_time, amount.minor_units,
+  amount.currency, entry_mode (enum number), encrypted_card.ksn, encrypted_card.ciphertext,
+  pin_block, emv (:func:`emv_bytes`), idempotency_key;
+- ``capture``: operation, terminal_id, transaction_id, amount.minor_units, amount.currency
+  (both empty when ``amount`` is absent), ksn, idempotency_key;
+- ``void``: operation, terminal_id, transaction_id, ksn, idempotency_key;
+- ``refund``: operation, terminal_id, original_transaction_id, amount.minor_units,
+  amount.currency, stan, local_time, ksn, idempotency_key;
+- ``close_batch``: operation, terminal_id, merchant_id, totals, ksn, idempotency_key; ``totals``
+  is, for each ``terminal_totals`` line in the order sent, its length (4 bytes, big-endian) ||
+  TLV(1, currency) || TLV(2, scheme enum number) || TLV(3, sale_count) || TLV(4, sale_minor) ||
+  TLV(5, refund_count) || TLV(6, refund_minor) || TLV(7, void_count);
+- ``get_transaction``: operation, terminal_id, transaction_id, idempotency_key (the one that is
+  not the lookup is empty), ksn. Its answer carries money state, so it is MAC'd too.
+
+For example a void is ``PSW-MAC-1`` || 01 00000004 ``void`` || 02 00000006 ``T-0001`` || 03
+00000020 <transaction id> || 04 0000000C <KSN> || 05 <length> <idempotency key>.
 
 Response canonical form (version 1): ASCII ``PSW-RMAC-1`` || TLV(0, operation name as above)
 || for every field of the answer message but ``mac``, in field-number order, TLV(field number,
@@ -266,11 +266,25 @@ def canonical_close_batch(req: terminal_pb2.CloseBatchRequest, idempotency_key: 
     )
 
 
+def canonical_get_transaction(req: terminal_pb2.GetTransactionRequest) -> bytes:
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"get_transaction",
+            req.terminal_id.encode(),
+            req.transaction_id.encode(),
+            req.idempotency_key.encode(),
+            bytes(req.ksn),
+        ],
+    )
+
+
 OperationRequest = (
     terminal_pb2.CaptureRequest
     | terminal_pb2.VoidRequest
     | terminal_pb2.RefundRequest
     | terminal_pb2.CloseBatchRequest
+    | terminal_pb2.GetTransactionRequest
 )
 
 
@@ -282,12 +296,17 @@ def operation_of(req: OperationRequest) -> str:
         return "void"
     if isinstance(req, terminal_pb2.RefundRequest):
         return "refund"
+    if isinstance(req, terminal_pb2.GetTransactionRequest):
+        return "get_transaction"
     return "close_batch"
 
 
 def operation_mac_input(req: OperationRequest, idempotency_key: str | None = None) -> bytes:
-    """The bytes a Capture, Void, Refund or CloseBatch request MAC covers; with
-    ``idempotency_key=""`` the fingerprint input (same content, no key)."""
+    """The bytes a Capture, Void, Refund, CloseBatch or GetTransaction request MAC covers;
+    with ``idempotency_key=""`` the fingerprint input (same content, no key; a lookup has no
+    idempotency key: its ``idempotency_key`` is what it looks up)."""
+    if isinstance(req, terminal_pb2.GetTransactionRequest):
+        return canonical_get_transaction(req)
     key = req.idempotency_key if idempotency_key is None else idempotency_key
     if isinstance(req, terminal_pb2.CaptureRequest):
         return canonical_capture(req, key)
@@ -308,6 +327,7 @@ RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
     "payswitch.v1.VoidResponse": (1, 2, 3, 4),
     "payswitch.v1.RefundResponse": (1, 2, 3, 4),
     "payswitch.v1.CloseBatchResponse": tuple(range(1, 11)),
+    "payswitch.v1.GetTransactionResponse": (1, 2),
     "payswitch.v1.Money": (1, 2),
     "payswitch.v1.Transaction": tuple(range(1, 20)),
     "payswitch.v1.BatchTotal": tuple(range(1, 8)),

@@ -215,6 +215,7 @@ _WIRE_OPERATION = {
     "void": "void",
     "refund": "refund",
     "close_batch": "close_batch",
+    "status": "get_transaction",
 }
 
 
@@ -618,7 +619,10 @@ class Terminal:
             request.transaction_id = _transaction_id(transaction_id)
         else:
             request.idempotency_key = _key(idempotency_key)
+        await self.start()
+        counter = self._sign(request)  # the answer carries money state: MAC'd both ways
         resp = await self._call(self._service().GetTransaction, request, "status")
+        self._check_answer("status", counter, resp)
         return TransactionView.from_proto(resp.transaction)
 
     async def close_batch(

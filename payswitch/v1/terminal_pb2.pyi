@@ -235,20 +235,28 @@ class RefundResponse(_message.Message):
     def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class GetTransactionRequest(_message.Message):
-    __slots__ = ("terminal_id", "transaction_id", "idempotency_key")
+    __slots__ = ("terminal_id", "transaction_id", "idempotency_key", "ksn", "mac")
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     terminal_id: str
     transaction_id: str
     idempotency_key: str
-    def __init__(self, terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class GetTransactionResponse(_message.Message):
-    __slots__ = ("transaction",)
+    __slots__ = ("transaction", "rekey_required", "mac")
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     transaction: Transaction
-    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class EchoRequest(_message.Message):
     __slots__ = ("terminal_id", "message")

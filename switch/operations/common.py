@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from hsm.dukpt import Ksn
 from payswitch.logs import get as get_logger
 from payswitch.seclink import OperationRequest, operation_mac_input, operation_of
+from payswitch.v1 import terminal_pb2
 from switch.cardsec.answers import seal
 from switch.cardsec.protector import RequestRejected
 from switch.core.budget import Budget
@@ -45,7 +46,8 @@ async def authenticate(svc: Services, req: OperationRequest) -> tuple[Ksn, str]:
     key). Raises InvalidArgument naming ``ksn`` or ``mac``, or Unauthenticated."""
     ksn = validation.ksn(req.ksn, "ksn")
     validation.mac(req.mac)
-    keyed = bool(req.idempotency_key)
+    # A lookup's idempotency_key is what it looks up, not a key it holds.
+    keyed = bool(req.idempotency_key) and not isinstance(req, terminal_pb2.GetTransactionRequest)
     try:
         fingerprint = await svc.protector.verify_mac(
             bytes(req.ksn),

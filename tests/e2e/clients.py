@@ -204,11 +204,19 @@ class RawTerminal:
     async def refund(self, tx_id: str, minor: int, currency: str = "EUR", key=None):
         return await self.stub.Refund(self.refund_request(tx_id, minor, currency, key), timeout=2.0)
 
+    def lookup_request(self, tx_id: str = "", key: str = ""):
+        """A signed GetTransactionRequest by transaction id or by idempotency key."""
+        req = terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id)
+        if key:
+            req.idempotency_key = key
+        else:
+            req.transaction_id = tx_id
+        return self.sign_op(req)
+
     async def get(self, tx_id: str) -> terminal_pb2.Transaction:
-        resp = await self.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id, transaction_id=tx_id),
-            timeout=2.0,
-        )
+        req = self.lookup_request(tx_id)
+        resp = await self.stub.GetTransaction(req, timeout=2.0)
+        assert self.answer_verifies("get_transaction", req.ksn, resp)
         return resp.transaction
 
 

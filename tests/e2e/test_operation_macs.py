@@ -41,10 +41,7 @@ async def _refused(call, req, status: grpc.StatusCode) -> str:
 async def _no_key(pos: RawTerminal, key: str) -> None:
     """Nothing is left under ``key``: the refused request held and recorded nothing."""
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await pos.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(terminal_id=pos.terminal_id, idempotency_key=key),
-            timeout=2.0,
-        )
+        await pos.stub.GetTransaction(pos.lookup_request(key=key), timeout=2.0)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -224,3 +221,29 @@ async def test_a_device_near_the_end_of_its_counter_is_told_to_rekey(stack, pos)
     details = await _refused(pos.stub.Authorize, past, grpc.StatusCode.INVALID_ARGUMENT)
     assert details.startswith("encrypted_card.ksn") and "exhausted" in details, details
     await _no_key(pos, past.idempotency_key)
+
+
+async def test_a_lookup_is_maced_both_ways(pos):
+    sale = await _sale(pos, 420)
+    req = pos.lookup_request(sale.transaction_id)
+    resp = await pos.stub.GetTransaction(req, timeout=2.0)
+    assert resp.transaction.state == APPROVED
+    assert pos.answer_verifies("get_transaction", req.ksn, resp)
+    assert not pos.answer_verifies("get_transaction", req.ksn, _tampered_tx(resp))
+
+    bare = pos.lookup_request(sale.transaction_id)
+    bare.ClearField("ksn")
+    bare.ClearField("mac")
+    details = await _refused(pos.stub.GetTransaction, bare, grpc.StatusCode.INVALID_ARGUMENT)
+    assert details.startswith("ksn"), details
+    wrong = pos.lookup_request(sale.transaction_id)
+    wrong.transaction_id = "0" * 32  # another lookup than the one MAC'd
+    await _refused(pos.stub.GetTransaction, wrong, grpc.StatusCode.UNAUTHENTICATED)
+    await _refused(pos.stub.GetTransaction, req, grpc.StatusCode.INVALID_ARGUMENT)  # used KSN
+
+
+def _tampered_tx(resp):
+    out = type(resp)()
+    out.CopyFrom(resp)
+    out.transaction.amount.minor_units += 1
+    return out

@@ -361,6 +361,7 @@ _SEALED = {
     "Void": "void",
     "Refund": "refund",
     "CloseBatch": "close_batch",
+    "GetTransaction": "get_transaction",
 }
 
 

@@ -101,3 +101,17 @@ async def test_rekey_required_reaches_the_result(switch):
         assert sale.approved and sale.rekey_required
         batch = await t.close_batch(())
         assert batch.rekey_required
+
+
+async def test_a_status_answer_is_checked_too(switch):
+    async with terminal(switch) as t:
+        sale = await t.pay(800, "EUR", PAN, EXPIRY)
+        view = await t.status(transaction_id=sale.transaction_id)
+        assert view.transaction_id == sale.transaction_id
+        (req,) = switch.fake.requests["GetTransaction"]
+        assert req.ksn and len(req.mac) == 16
+        switch.fake.tamper["GetTransaction"] = lambda r: setattr(
+            r.transaction.amount, "minor_units", 1
+        )
+        with pytest.raises(ResponseUntrusted):
+            await t.status(transaction_id=sale.transaction_id)
