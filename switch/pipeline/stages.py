@@ -14,7 +14,8 @@ Store writes: three per authorization. "claim" writes the key; "receive" only pr
 attachment to the key and RECEIVED -> PENDING in one store call
 (``Store.receive_with_intent``: one SQLite commit); "record" decides the final transition,
 which ``Pipeline.finish`` writes with the key's answer (``Store.record_with_answer``).
-HSM jobs: two ("verify", "decrypt"), and one more per failover with a PIN.
+HSM jobs: two ("verify", "decrypt"), one more per failover with a PIN, and the answer's
+response MAC (``Pipeline.finish``, ``switch.cardsec.answers``).
 
 Why this order:
 
