@@ -232,7 +232,12 @@ class IdempotencyGuard:
         finishes the answer (response MAC) before it is kept, so a replay carries it."""
         claimed = await self.claim(scope, key, operation, fingerprint, budget)
         if isinstance(claimed, Replay):
-            return response_type.FromString(claimed.response)
+            replayed = response_type.FromString(claimed.response)
+            if seal is not None and not getattr(replayed, "mac", b""):
+                # An answer settled for a dead request (``abandoned_keys``) was never sealed;
+                # the retry has the same content, its KSN included, so seal it for that.
+                await seal(replayed)
+            return replayed
         if attach:
             try:
                 await claimed.attach(attach)

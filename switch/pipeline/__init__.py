@@ -92,6 +92,8 @@ class Pipeline:
         line. The transition is ``outcome.decide``'s, whichever way the pipeline ended."""
         if ctx.replay is not None:
             replayed = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
+            if not replayed.mac:  # settled for a dead request: seal it for this same-KSN retry
+                await self._seal(ctx, replayed)
             self._log(ctx, replayed, replayed=True)
             return replayed
         if not ctx.code:
