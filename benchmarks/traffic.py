@@ -194,6 +194,13 @@ class Fleet:
         req = self.request(terminal, card, key, self.next_stan(terminal), pin)
         return Call(kind, AUTHORIZE, req.SerializeToString(), key, terminal, card)
 
+    def sign(self, terminal: str, req: Any) -> Any:
+        """A capture, void or refund under the terminal's next DUKPT key, MAC'd."""
+        tx = self._se[terminal].begin()
+        req.ksn = bytes(tx.ksn)
+        req.mac = tx.mac(seclink.operation_mac_input(req))
+        return req
+
     def refund_request(self, terminal: str, tx_id: str, minor: int, currency: str) -> Call:
         key = self.next_key()
         req = terminal_pb2.RefundRequest(
@@ -204,6 +211,7 @@ class Fleet:
             stan=self.next_stan(terminal),
             local_time=local_time_now(),
         )
+        self.sign(terminal, req)
         return Call("refund", "Refund", req.SerializeToString(), key, terminal)
 
 
@@ -302,13 +310,19 @@ class MixFeed:
             terminal, tx_id, minor, currency = self._approved.popleft()
             key = fleet.next_key()
             if kind == "capture":
-                req = terminal_pb2.CaptureRequest(
-                    idempotency_key=key, terminal_id=terminal, transaction_id=tx_id
+                req = fleet.sign(
+                    terminal,
+                    terminal_pb2.CaptureRequest(
+                        idempotency_key=key, terminal_id=terminal, transaction_id=tx_id
+                    ),
                 )
                 extra = (tx_id, minor, currency)
                 return Call("capture", "Capture", req.SerializeToString(), key, terminal, extra)
-            req_v = terminal_pb2.VoidRequest(
-                idempotency_key=key, terminal_id=terminal, transaction_id=tx_id
+            req_v = fleet.sign(
+                terminal,
+                terminal_pb2.VoidRequest(
+                    idempotency_key=key, terminal_id=terminal, transaction_id=tx_id
+                ),
             )
             return Call("void", "Void", req_v.SerializeToString(), key, terminal)
         if kind == "refund" and self._captured:

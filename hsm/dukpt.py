@@ -28,7 +28,8 @@ from the BDK anyway). Outside pool jobs the chain is derived and destroyed per c
 
 Host capabilities of working keys (the host mirrors the terminal): PIN encryption -> DECRYPT
 (the switch decrypts/translates PIN blocks); MAC generation -> SIGN (the switch recomputes the
-terminal's request MAC and compares); MAC verification -> SIGN (response MAC the terminal
+terminal's request MAC and compares); MAC verification -> SIGN (X9.24-3's "MAC, response"
+usage 0x2001: the switch MACs each answer under it, ``hsm.mac.sign_response``, and the terminal
 verifies); data encryption (encrypt direction, the terminal's) -> DECRYPT; data decryption
 (response direction) -> ENCRYPT.
 
@@ -61,6 +62,9 @@ IKID_LEN = 8
 KSN_LEN = 12
 ZERO_IV = bytes(16)
 MAX_COUNTER_BITS = 16  # X9.24-3: a valid counter has at most 16 one-bits
+# The last valid counter (16 one-bits, high): every larger 32-bit value has more one-bits. A
+# device past it is exhausted and needs a new initial key.
+LAST_COUNTER = 0xFFFF0000
 
 _ALGORITHM_AES128 = 0x0002
 _LENGTH_AES128 = 0x0080

@@ -6,6 +6,11 @@ the CMAC there (CKM_AES_CMAC, full 16 bytes; SoftHSM has no CMAC_GENERAL, and we
 truncate) and compares in constant time. A mismatch raises :class:`IntegrityError` and the
 request is refused. The MAC covers the card-data ciphertext and the PIN block, and is checked
 before anything is decrypted (encrypt-then-MAC).
+
+Answers go the other way: the switch MACs the canonical form of each answer
+(``payswitch.seclink.canonical_response``) under the MAC-verification key of the request's KSN
+(X9.24-3 key usage 0x2001, the "response" MAC key: distinct from the request's 0x2000 key, so a
+request MAC can never pass for an answer's), and the terminal's secure element checks it.
 """
 
 from __future__ import annotations
@@ -54,14 +59,19 @@ def request_mac(
         return mac
 
 
+def sign_response(tk: TransactionKey, message: bytes) -> bytes:
+    """The response CMAC (16 bytes) under the KSN's MAC-verification (response) key."""
+    key = tk.working_key(KeyUsage.MAC_VERIFICATION)
+    mac: bytes = key.sign(message, mechanism=Mechanism.AES_CMAC)
+    return mac
+
+
 def response_mac(
     session: Any, ksn: Ksn | bytes, message: bytes, bdk: str | Any = BDK_LABEL
 ) -> bytes:
     """Job: MAC of a response, under the KSN's MAC-verification key (the terminal checks it)."""
     with transaction_key(session, _as_ksn(ksn), bdk) as tk:
-        key = tk.working_key(KeyUsage.MAC_VERIFICATION)
-        mac: bytes = key.sign(message, mechanism=Mechanism.AES_CMAC)
-        return mac
+        return sign_response(tk, message)
 
 
 def open_request(

@@ -1,36 +1,87 @@
 """The terminal link's security envelope: what the terminal and the switch must agree on byte
-for byte, in one place (pure functions, no keys, no HSM).
+for byte, in one place (pure functions, no keys, no HSM). An integrator writing a terminal in
+another language implements exactly what this docstring says.
 
 - **Card data**: the plaintext of ``EncryptedCard.ciphertext`` is a serialised ``CardData``
   (PAN, expiry YYMM, CVV2), encrypted by the terminal's secure element under its AES-DUKPT
   data key (``terminals.secure_element``); the switch decrypts it in its HSM (``hsm.dukpt``).
-- **Request MAC**: AES-CMAC under the DUKPT MAC key of the same KSN over
-  :func:`canonical_request` (version ``PSW-MAC-1``, below) of the fields :func:`mac_fields` picks
-  from an ``AuthorizeRequest``: every field except the MAC itself and the deprecated clear
-  ``card`` (which the switch refuses anyway). The chip data enters as :func:`emv_bytes`.
-- **Fingerprint input** (:func:`fingerprint_input`): the same canonical bytes without the
-  idempotency key. The switch turns them into a keyed digest in the HSM, so a retry with the
-  same bytes matches, any other content does not, and no PAN is in it (not even hashed: the
-  card is represented by its ciphertext and KSN).
+- **Request MAC**: every money-moving request (Authorize, Capture, Void, Refund, CloseBatch)
+  carries the KSN of a fresh DUKPT transaction and an AES-CMAC (16 bytes) under that KSN's
+  MAC-generation key (X9.24-3 key usage 0x2000) over the request's canonical form below.
+- **Response MAC**: every answer to those requests carries an AES-CMAC (16 bytes) under the
+  MAC-verification key (key usage 0x2001, "MAC, response") of the *request's* KSN over
+  :func:`canonical_response`. The terminal checks it; an answer that does not verify is not
+  to be trusted.
+- **Fingerprint input** (:func:`fingerprint_input`): the request's canonical bytes with an
+  empty idempotency key. The switch turns them into a keyed digest in the HSM, so a retry with
+  the same bytes (the same KSN included) matches, any other content does not, and no PAN is in
+  it (not even hashed: the card is represented by its ciphertext and KSN).
 
-Canonical form (version 1): ASCII ``PSW-MAC-1`` followed by the fields of
-:func:`canonical_request`, in its order, each as ``tag (1 byte) || length (4 bytes,
-big-endian) || value``. Strings are UTF-8, integers are decimal ASCII, byte fields raw; absent
-optional fields are present with length 0, so a field can be neither dropped nor moved into
-another. Changing the field list means a new version tag.
+Encoding. ``TLV(tag, value)`` is ``tag`` (1 byte) || length of ``value`` (4 bytes, big-endian)
+|| ``value``. Strings are UTF-8, integers decimal ASCII (``-`` before a negative one), booleans
+``1`` or ``0``, byte fields raw. A field that is absent is still present, with length 0, so no
+field can be dropped or its value moved into another.
+
+Request canonical forms (version 1): ASCII ``PSW-MAC-1`` followed by TLVs numbered from 1, the
+operation's name first (it separates the operations' forms: the same bytes can never verify as
+another operation):
+
+- ``authorize``: operation, terminal_id, merchant_id, stan, local_time, amount.minor_units,
+  amount.currency, entry_mode (enum number), encrypted_card.ksn, encrypted_card.ciphertext,
+  pin_block, emv (:func:`emv_bytes`), idempotency_key;
+- ``capture``: operation, terminal_id, transaction_id, amount.minor_units, amount.currency
+  (both empty when ``amount`` is absent), ksn, idempotency_key;
+- ``void``: operation, terminal_id, transaction_id, ksn, idempotency_key;
+- ``refund``: operation, terminal_id, original_transaction_id, amount.minor_units,
+  amount.currency, stan, local_time, ksn, idempotency_key;
+- ``close_batch``: operation, terminal_id, merchant_id, totals, ksn, idempotency_key; ``totals``
+  is, for each ``terminal_totals`` line in the order sent, its length (4 bytes, big-endian) ||
+  TLV(1, currency) || TLV(2, scheme enum number) || TLV(3, sale_count) || TLV(4, sale_minor) ||
+  TLV(5, refund_count) || TLV(6, refund_minor) || TLV(7, void_count);
+- ``get_transaction``: operation, terminal_id, transaction_id, idempotency_key (the one that is
+  not the lookup is empty), ksn. Its answer carries money state, so it is MAC'd too.
+
+For example a void is ``PSW-MAC-1`` || 01 00000004 ``void`` || 02 00000006 ``T-0001`` || 03
+00000020 <transaction id> || 04 0000000C <KSN> || 05 <length> <idempotency key>.
+
+Response canonical form (version 1): ASCII ``PSW-RMAC-1`` || TLV(0, operation name as above)
+|| for every field of the answer message but ``mac``, in field-number order, TLV(field number,
+value). A scalar's value is encoded as above (proto3 defaults included: 0, empty, ``0``); an
+enum is its number; a sub-message (``Money``, ``Transaction``) is, recursively, the TLVs of all
+its fields by field number (an unset sub-message has length 0); a repeated sub-message
+(``BatchTotal``, ``BatchMismatch``) is, for each element in order, its length (4 bytes,
+big-endian) || its TLVs. The fields covered are the ones of version 1 (:data:`RESPONSE_FIELDS`);
+a field added later is covered under a new version tag.
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
-serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`).
+serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`). Changing a
+field list means a new version tag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
+
+from google.protobuf.message import Message
 
 from payswitch.v1 import network_pb2, terminal_pb2
 
 OPERATION = "authorize"
 MAC_DOMAIN = b"PSW-MAC-1"
+RESPONSE_MAC_DOMAIN = b"PSW-RMAC-1"
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    """``tag`` (1 byte) || length (4 bytes, big-endian) || ``value``."""
+    return tag.to_bytes(1, "big") + len(value).to_bytes(4, "big") + value
+
+
+def _form(domain: bytes, fields: Sequence[bytes]) -> bytes:
+    out = bytearray(domain)
+    for tag, value in enumerate(fields, start=1):
+        out += tlv(tag, value)
+    return bytes(out)
 
 
 def canonical_request(
@@ -49,7 +100,7 @@ def canonical_request(
     idempotency_key: str = "",
     operation: str = "authorize",
 ) -> bytes:
-    """The bytes a request MAC covers (see module docstring for the layout)."""
+    """The bytes an authorization's request MAC covers (module docstring: the layout)."""
     fields: list[bytes] = [
         operation.encode(),
         terminal_id.encode(),
@@ -65,10 +116,7 @@ def canonical_request(
         bytes(emv_data),
         idempotency_key.encode(),
     ]
-    out = bytearray(MAC_DOMAIN)
-    for tag, value in enumerate(fields, start=1):
-        out += tag.to_bytes(1, "big") + len(value).to_bytes(4, "big") + value
-    return bytes(out)
+    return _form(MAC_DOMAIN, fields)
 
 
 class _Field(Protocol):
@@ -127,6 +175,198 @@ def mac_input(req: terminal_pb2.AuthorizeRequest) -> bytes:
 def fingerprint_input(fields: dict[str, Any]) -> bytes:
     """Idempotency fingerprint input: the MAC'd content without the idempotency key."""
     return canonical_request(**{**fields, "idempotency_key": ""})
+
+
+# --- the other money-moving requests ----------------------------------------------------------
+
+
+def _num(value: int) -> bytes:
+    return str(int(value)).encode()
+
+
+def canonical_capture(req: terminal_pb2.CaptureRequest, idempotency_key: str) -> bytes:
+    has_amount = req.HasField("amount")
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"capture",
+            req.terminal_id.encode(),
+            req.transaction_id.encode(),
+            _num(req.amount.minor_units) if has_amount else b"",
+            req.amount.currency.encode() if has_amount else b"",
+            bytes(req.ksn),
+            idempotency_key.encode(),
+        ],
+    )
+
+
+def canonical_void(req: terminal_pb2.VoidRequest, idempotency_key: str) -> bytes:
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"void",
+            req.terminal_id.encode(),
+            req.transaction_id.encode(),
+            bytes(req.ksn),
+            idempotency_key.encode(),
+        ],
+    )
+
+
+def canonical_refund(req: terminal_pb2.RefundRequest, idempotency_key: str) -> bytes:
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"refund",
+            req.terminal_id.encode(),
+            req.original_transaction_id.encode(),
+            _num(req.amount.minor_units),
+            req.amount.currency.encode(),
+            _num(req.stan),
+            req.local_time.encode(),
+            bytes(req.ksn),
+            idempotency_key.encode(),
+        ],
+    )
+
+
+def _totals_bytes(lines: Sequence[terminal_pb2.BatchTotal]) -> bytes:
+    out = bytearray()
+    for t in lines:
+        line = b"".join(
+            tlv(tag, value)
+            for tag, value in enumerate(
+                (
+                    t.currency.encode(),
+                    _num(t.scheme),
+                    _num(t.sale_count),
+                    _num(t.sale_minor),
+                    _num(t.refund_count),
+                    _num(t.refund_minor),
+                    _num(t.void_count),
+                ),
+                start=1,
+            )
+        )
+        out += len(line).to_bytes(4, "big") + line
+    return bytes(out)
+
+
+def canonical_close_batch(req: terminal_pb2.CloseBatchRequest, idempotency_key: str) -> bytes:
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"close_batch",
+            req.terminal_id.encode(),
+            req.merchant_id.encode(),
+            _totals_bytes(req.terminal_totals),
+            bytes(req.ksn),
+            idempotency_key.encode(),
+        ],
+    )
+
+
+def canonical_get_transaction(req: terminal_pb2.GetTransactionRequest) -> bytes:
+    return _form(
+        MAC_DOMAIN,
+        [
+            b"get_transaction",
+            req.terminal_id.encode(),
+            req.transaction_id.encode(),
+            req.idempotency_key.encode(),
+            bytes(req.ksn),
+        ],
+    )
+
+
+OperationRequest = (
+    terminal_pb2.CaptureRequest
+    | terminal_pb2.VoidRequest
+    | terminal_pb2.RefundRequest
+    | terminal_pb2.CloseBatchRequest
+    | terminal_pb2.GetTransactionRequest
+)
+
+
+def operation_of(req: OperationRequest) -> str:
+    """The operation name a follow-up request's canonical forms carry."""
+    if isinstance(req, terminal_pb2.CaptureRequest):
+        return "capture"
+    if isinstance(req, terminal_pb2.VoidRequest):
+        return "void"
+    if isinstance(req, terminal_pb2.RefundRequest):
+        return "refund"
+    if isinstance(req, terminal_pb2.GetTransactionRequest):
+        return "get_transaction"
+    return "close_batch"
+
+
+def operation_mac_input(req: OperationRequest, idempotency_key: str | None = None) -> bytes:
+    """The bytes a Capture, Void, Refund, CloseBatch or GetTransaction request MAC covers;
+    with ``idempotency_key=""`` the fingerprint input (same content, no key; a lookup has no
+    idempotency key: its ``idempotency_key`` is what it looks up)."""
+    if isinstance(req, terminal_pb2.GetTransactionRequest):
+        return canonical_get_transaction(req)
+    key = req.idempotency_key if idempotency_key is None else idempotency_key
+    if isinstance(req, terminal_pb2.CaptureRequest):
+        return canonical_capture(req, key)
+    if isinstance(req, terminal_pb2.VoidRequest):
+        return canonical_void(req, key)
+    if isinstance(req, terminal_pb2.RefundRequest):
+        return canonical_refund(req, key)
+    return canonical_close_batch(req, key)
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+# Version 1 of the response form covers these fields (by number) of each message; a unit test
+# holds them equal to the schema's, so a field added to an answer needs a decision (version 2).
+RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
+    "payswitch.v1.AuthorizeResponse": tuple(range(1, 14)),
+    "payswitch.v1.CaptureResponse": (1, 2, 3, 4),
+    "payswitch.v1.VoidResponse": (1, 2, 3, 4),
+    "payswitch.v1.RefundResponse": (1, 2, 3, 4),
+    "payswitch.v1.CloseBatchResponse": tuple(range(1, 11)),
+    "payswitch.v1.GetTransactionResponse": (1, 2),
+    "payswitch.v1.Money": (1, 2),
+    "payswitch.v1.Transaction": tuple(range(1, 20)),
+    "payswitch.v1.BatchTotal": tuple(range(1, 8)),
+    "payswitch.v1.BatchMismatch": (1, 2, 3, 4, 5),
+}
+
+
+def _scalar(value: object) -> bytes:
+    if isinstance(value, bool):
+        return b"1" if value else b"0"
+    if isinstance(value, int):
+        return str(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes):
+        return value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def _message_bytes(msg: Message) -> bytes:
+    desc = msg.DESCRIPTOR
+    numbers = RESPONSE_FIELDS[desc.full_name]
+    out = bytearray()
+    for number in numbers:
+        f = desc.fields_by_number[number]
+        value = getattr(msg, f.name)
+        if f.message_type is None:
+            raw = _scalar(value)
+        elif f.is_repeated:
+            raw = b"".join(len(b).to_bytes(4, "big") + b for b in map(_message_bytes, value))
+        else:
+            raw = _message_bytes(value) if msg.HasField(f.name) else b""
+        out += tlv(number, raw)
+    return bytes(out)
+
+
+def canonical_response(operation: str, response: Message) -> bytes:
+    """The bytes a response MAC covers: every version-1 field of the answer but ``mac``."""
+    return RESPONSE_MAC_DOMAIN + tlv(0, operation.encode()) + _message_bytes(response)
 
 
 def card_plaintext(pan: str, expiry: str, cvv2: str = "") -> bytes:

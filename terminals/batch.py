@@ -91,11 +91,14 @@ class BatchCloseResult:
     mismatches: tuple[Mismatch, ...]
     response_code: str
     message: str = ""
+    # The switch says this terminal's DUKPT counter is near exhaustion: re-key.
+    rekey_required: bool = False
 
     @classmethod
     def from_proto(cls, resp: terminal_pb2.CloseBatchResponse) -> BatchCloseResult:
         code = resp.response_code
         return cls(
+            rekey_required=resp.rekey_required,
             batch_number=resp.batch_number,
             in_balance=resp.in_balance,
             switch_totals=tuple(BatchLine.from_proto(t) for t in resp.switch_totals),

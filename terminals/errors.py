@@ -77,6 +77,23 @@ class Overloaded(TerminalError):
     """RESOURCE_EXHAUSTED: the switch is shedding load; try again later."""
 
 
+class ResponseUntrusted(TerminalError):
+    """The answer's response MAC is missing or does not verify under the request's DUKPT
+    response key: it may have been altered or forged on the way, so its outcome is unknown.
+
+    Never print an approval receipt for it. Send the same prepared request again (same key,
+    same bytes: the switch replays the answer it kept, MAC'd for that KSN) or look it up
+    (``status``); if it still cannot be trusted, void or refund the sale with a new request.
+    ``operation`` names the request ("pay", "capture", ...).
+    """
+
+    def __init__(
+        self, message: str, *, operation: str, idempotency_key: str = "", stan: int = 0
+    ) -> None:
+        super().__init__(message, idempotency_key=idempotency_key, stan=stan)
+        self.operation = operation
+
+
 class SwitchUnavailable(TerminalError):
     """UNAVAILABLE, DEADLINE_EXCEEDED or ABORTED still failing after every allowed retry.
 

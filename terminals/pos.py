@@ -50,6 +50,7 @@ from terminals.errors import (
     NotFound,
     Overloaded,
     Refused,
+    ResponseUntrusted,
     SwitchUnavailable,
     TerminalError,
 )
@@ -311,6 +312,8 @@ async def _execute(
         tx = await terminal.status(transaction_id=args.transaction_id, idempotency_key=args.key)
         print(receipt.format_transaction(tx), file=out)
         return
+    if c != "pay":
+        await terminal.start()  # key injection: follow-ups are MAC'd under DUKPT keys too
     if c == "pay":
         prepared = await _pay(args, terminal, stdin, chips)
     elif c == "capture":
@@ -329,6 +332,8 @@ async def _execute(
         raise UsageError(f"unknown command {c!r}")
     result = await terminal.send(prepared)
     print(receipt.format_result(result, args.merchant, args.terminal), file=out)
+    if result.rekey_required:
+        print("RE-KEY REQUIRED: this terminal's DUKPT counter is nearly used up", file=out)
 
 
 def _exit_code(exc: TerminalError) -> int:
@@ -336,7 +341,7 @@ def _exit_code(exc: TerminalError) -> int:
         return EXIT_USAGE if exc.code is None else EXIT_REFUSED
     if isinstance(exc, Refused | NotFound | AccessDenied):
         return EXIT_REFUSED
-    if isinstance(exc, SwitchUnavailable | Overloaded):
+    if isinstance(exc, SwitchUnavailable | Overloaded | ResponseUntrusted):
         return EXIT_UNAVAILABLE
     return EXIT_ERROR
 

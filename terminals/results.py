@@ -129,6 +129,8 @@ class Result:
     # Chip sales: did the card accept the issuer's ARPC (EMV issuer authentication)? None when
     # no chip data was sent.
     arpc_verified: bool | None = None
+    # The switch says this terminal's DUKPT counter is near exhaustion: re-key (key injection).
+    rekey_required: bool = False
 
     @property
     def status_word(self) -> str:

@@ -15,7 +15,15 @@ terminal's secure element (``terminals.secure_element``; loaded by key injection
 ``terminals.keys``): the card data (``CardData``: PAN, expiry, CVV2) is encrypted under its data
 key, the PIN becomes an ISO 9564-1 format 4 block under its PIN key, and the request is MAC'd
 (AES-CMAC) under its MAC key over the canonical form of ``payswitch.seclink``. A chip sale also
-carries the card's ARQC, and the card checks the issuer's ARPC in the answer (``Chip``). The
+carries the card's ARQC, and the card checks the issuer's ARPC in the answer (``Chip``).
+Captures, voids, refunds and batch closes take a DUKPT key of their own too, and are MAC'd the
+same way (their canonical forms are in ``payswitch.seclink``).
+
+Every answer to a money-moving request carries a response MAC under the same KSN's response
+key; the SDK checks it before it reads the answer, and raises ``ResponseUntrusted`` when it is
+missing or wrong: no receipt may be printed for such an answer (see that error for what to
+do). An answer with ``rekey_required`` (``Result.rekey_required``) says the secure element's
+counter is near its end: load a new key (``Terminal.rekey``) before it runs out. The
 clear PIN exists only while its block is built; nothing the SDK prints, logs or raises contains
 more than the masked PAN, and the expiry, CVV2 and PIN appear nowhere.
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hmac
 import random
 import re
 import time
@@ -45,15 +54,20 @@ from google.protobuf.message import Message
 
 from hsm.pinblock import PIN_MAX, PIN_MIN
 from payswitch import cards, money
-from payswitch.seclink import card_plaintext, mac_input
+from payswitch.seclink import (
+    canonical_response,
+    card_plaintext,
+    mac_input,
+    operation_mac_input,
+)
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
-from terminals.errors import InvalidRequest, TerminalError
+from terminals.errors import InvalidRequest, ResponseUntrusted, TerminalError
 from terminals.pinpad import sim_encipher_pin_block
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
-from terminals.secure_element import SecureElement
+from terminals.secure_element import SecureElement, Transaction
 from terminals.stan import StanCounter
 
 DEFAULT_DEADLINE_S = 2.0
@@ -191,6 +205,18 @@ class Prepared:
     masked_pan: str = ""
     amount: money.Amount | None = None
     chip: Chip | None = field(default=None, repr=False, compare=False)
+    ksn_counter: int = 0  # the request's DUKPT counter: its answer's MAC key
+
+
+# The operation names of the canonical answer form (payswitch.seclink), by SDK operation.
+_WIRE_OPERATION = {
+    "pay": "authorize",
+    "capture": "capture",
+    "void": "void",
+    "refund": "refund",
+    "close_batch": "close_batch",
+    "status": "get_transaction",
+}
 
 
 class Terminal:
@@ -253,6 +279,13 @@ class Terminal:
         async with self._injecting:
             if not keys.loaded(self._se):
                 await (self._injector or keys.injector_for(self.terminal_id))(self._se)
+
+    async def rekey(self) -> None:
+        """Load a fresh initial key (a new device, counter from 1), as an answer with
+        ``rekey_required`` asks. Finish the requests prepared before it first: their answers
+        are MAC'd under the old key, which is gone afterwards."""
+        self._se = SecureElement()
+        await self.start()
 
     def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
         if self._stub is None:
@@ -343,7 +376,40 @@ class Terminal:
             cards.mask_pan(pan),
             money.Amount(amount_minor, currency),
             chip if emv is not None else None,
+            txn.ksn.counter,
         )
+
+    def _begin(self) -> Transaction:
+        """The next DUKPT transaction of the secure element (KeysMissing without a key)."""
+        if not keys.loaded(self._se):
+            raise KeysMissing("no DUKPT key loaded: await Terminal.start() (key injection)")
+        return self._se.begin()
+
+    def _sign(self, request: Any) -> int:
+        """Put a fresh KSN and the request MAC on a capture, void, refund or batch close;
+        returns the KSN's counter (the answer's MAC key)."""
+        txn = self._begin()
+        request.ksn = bytes(txn.ksn)
+        request.mac = txn.mac(operation_mac_input(request))
+        return txn.ksn.counter
+
+    def _check_answer(
+        self, operation: str, counter: int, response: Any, key: str = "", stan: int = 0
+    ) -> None:
+        """Raise ResponseUntrusted unless the answer's MAC verifies under the response key
+        of the request's KSN (constant-time compare)."""
+        expected = self._se.transaction_at(counter).response_mac(
+            canonical_response(_WIRE_OPERATION[operation], response)
+        )
+        if not response.mac or not hmac.compare_digest(expected, bytes(response.mac)):
+            what = "missing" if not response.mac else "does not verify"
+            raise ResponseUntrusted(
+                f"{operation}: the answer's response MAC {what}; do not print a receipt: "
+                "send the same request again, or look it up, and reverse if still in doubt",
+                operation=operation,
+                idempotency_key=key,
+                stan=stan,
+            )
 
     def prepare_capture(
         self,
@@ -360,7 +426,8 @@ class Terminal:
         )
         if amount is not None:
             request.amount.CopyFrom(_money(amount.minor_units, amount.currency))
-        return Prepared("capture", key, 0, request, amount=amount)
+        counter = self._sign(request)
+        return Prepared("capture", key, 0, request, amount=amount, ksn_counter=counter)
 
     def prepare_void(self, transaction_id: str, idempotency_key: str | None = None) -> Prepared:
         key = _key(idempotency_key)
@@ -369,7 +436,8 @@ class Terminal:
             terminal_id=self.terminal_id,
             transaction_id=_transaction_id(transaction_id),
         )
-        return Prepared("void", key, 0, request)
+        counter = self._sign(request)
+        return Prepared("void", key, 0, request, ksn_counter=counter)
 
     def prepare_refund(
         self,
@@ -382,6 +450,8 @@ class Terminal:
         key = _key(idempotency_key)
         amount = _money(amount_minor, currency)
         original = _transaction_id(transaction_id, "original_transaction_id")
+        if not keys.loaded(self._se):
+            raise KeysMissing("no DUKPT key loaded: await Terminal.start() (key injection)")
         stan = self.stans.next()
         request = terminal_pb2.RefundRequest(
             idempotency_key=key,
@@ -391,7 +461,15 @@ class Terminal:
             stan=stan,
             local_time=local_time_text(self._clock()),
         )
-        return Prepared("refund", key, stan, request, amount=money.Amount(amount_minor, currency))
+        counter = self._sign(request)
+        return Prepared(
+            "refund",
+            key,
+            stan,
+            request,
+            amount=money.Amount(amount_minor, currency),
+            ksn_counter=counter,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -425,6 +503,13 @@ class Terminal:
             prepared.idempotency_key,
             prepared.stan,
         )
+        self._check_answer(
+            prepared.operation,
+            prepared.ksn_counter,
+            resp,
+            prepared.idempotency_key,
+            prepared.stan,
+        )
         if prepared.operation == "pay":
             result = results.from_authorize(
                 resp, prepared.idempotency_key, prepared.stan, prepared.masked_pan
@@ -436,15 +521,18 @@ class Terminal:
                     request.emv, resp.response_code, resp.arpc
                 )
                 result = dataclasses.replace(result, arpc_verified=ok)
-            return result
-        return results.from_follow_up(
-            prepared.operation,
-            resp.response_code,
-            resp.transaction if resp.HasField("transaction") else None,
-            resp.message,
-            prepared.idempotency_key,
-            prepared.amount,
-        )
+        else:
+            result = results.from_follow_up(
+                prepared.operation,
+                resp.response_code,
+                resp.transaction if resp.HasField("transaction") else None,
+                resp.message,
+                prepared.idempotency_key,
+                prepared.amount,
+            )
+        if resp.rekey_required:
+            result = dataclasses.replace(result, rekey_required=True)
+        return result
 
     # -- the operations --------------------------------------------------------------------
 
@@ -500,9 +588,11 @@ class Terminal:
         amount: money.Amount | None = None,
         idempotency_key: str | None = None,
     ) -> Result:
+        await self.start()
         return await self.send(self.prepare_capture(transaction_id, amount, idempotency_key))
 
     async def void(self, transaction_id: str, idempotency_key: str | None = None) -> Result:
+        await self.start()
         return await self.send(self.prepare_void(transaction_id, idempotency_key))
 
     async def refund(
@@ -512,6 +602,7 @@ class Terminal:
         currency: str,
         idempotency_key: str | None = None,
     ) -> Result:
+        await self.start()
         return await self.send(
             self.prepare_refund(transaction_id, amount_minor, currency, idempotency_key)
         )
@@ -528,7 +619,10 @@ class Terminal:
             request.transaction_id = _transaction_id(transaction_id)
         else:
             request.idempotency_key = _key(idempotency_key)
+        await self.start()
+        counter = self._sign(request)  # the answer carries money state: MAC'd both ways
         resp = await self._call(self._service().GetTransaction, request, "status")
+        self._check_answer("status", counter, resp)
         return TransactionView.from_proto(resp.transaction)
 
     async def close_batch(
@@ -545,13 +639,16 @@ class Terminal:
             else [line.to_proto() for line in totals]
         )
         key = _key(idempotency_key)
+        await self.start()
         request = terminal_pb2.CloseBatchRequest(
             idempotency_key=key,
             terminal_id=self.terminal_id,
             merchant_id=self.merchant_id,
             terminal_totals=lines,
         )
+        counter = self._sign(request)
         resp = await self._call(self._service().CloseBatch, request, "close_batch", key)
+        self._check_answer("close_batch", counter, resp, key)
         return BatchCloseResult.from_proto(resp)
 
     async def echo(self, message: str = "") -> EchoResult:
@@ -614,10 +711,10 @@ class SyncTerminal:
         amount: money.Amount | None = None,
         idempotency_key: str | None = None,
     ) -> Result:
-        return self.send(self.terminal.prepare_capture(transaction_id, amount, idempotency_key))
+        return self._runner.run(self.terminal.capture(transaction_id, amount, idempotency_key))
 
     def void(self, transaction_id: str, idempotency_key: str | None = None) -> Result:
-        return self.send(self.terminal.prepare_void(transaction_id, idempotency_key))
+        return self._runner.run(self.terminal.void(transaction_id, idempotency_key))
 
     def refund(
         self,
@@ -626,8 +723,8 @@ class SyncTerminal:
         currency: str,
         idempotency_key: str | None = None,
     ) -> Result:
-        return self.send(
-            self.terminal.prepare_refund(transaction_id, amount_minor, currency, idempotency_key)
+        return self._runner.run(
+            self.terminal.refund(transaction_id, amount_minor, currency, idempotency_key)
         )
 
     def status(

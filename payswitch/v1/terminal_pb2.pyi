@@ -111,7 +111,7 @@ class CardData(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ..., cvv2: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in")
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in", "rekey_required", "mac")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,8 @@ class AuthorizeResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ARPC_FIELD_NUMBER: _ClassVar[int]
     STOOD_IN_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     response_code: _common_pb2.ResponseCode
     auth_code: str
@@ -136,91 +138,125 @@ class AuthorizeResponse(_message.Message):
     message: str
     arpc: bytes
     stood_in: bool
-    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount")
+    __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount", "ksn", "mac")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     transaction_id: str
     amount: _common_pb2.Money
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class CaptureResponse(_message.Message):
-    __slots__ = ("response_code", "transaction", "message")
+    __slots__ = ("response_code", "transaction", "message", "rekey_required", "mac")
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     response_code: _common_pb2.ResponseCode
     transaction: Transaction
     message: str
-    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class VoidRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "transaction_id")
+    __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "ksn", "mac")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     transaction_id: str
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class VoidResponse(_message.Message):
-    __slots__ = ("response_code", "transaction", "message")
+    __slots__ = ("response_code", "transaction", "message", "rekey_required", "mac")
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     response_code: _common_pb2.ResponseCode
     transaction: Transaction
     message: str
-    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class RefundRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "original_transaction_id", "amount", "stan", "local_time")
+    __slots__ = ("idempotency_key", "terminal_id", "original_transaction_id", "amount", "stan", "local_time", "ksn", "mac")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     STAN_FIELD_NUMBER: _ClassVar[int]
     LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     original_transaction_id: str
     amount: _common_pb2.Money
     stan: int
     local_time: str
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class RefundResponse(_message.Message):
-    __slots__ = ("response_code", "transaction", "message")
+    __slots__ = ("response_code", "transaction", "message", "rekey_required", "mac")
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     response_code: _common_pb2.ResponseCode
     transaction: Transaction
     message: str
-    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., transaction: _Optional[_Union[Transaction, _Mapping]] = ..., message: _Optional[str] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class GetTransactionRequest(_message.Message):
-    __slots__ = ("terminal_id", "transaction_id", "idempotency_key")
+    __slots__ = ("terminal_id", "transaction_id", "idempotency_key", "ksn", "mac")
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     terminal_id: str
     transaction_id: str
     idempotency_key: str
-    def __init__(self, terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, terminal_id: _Optional[str] = ..., transaction_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class GetTransactionResponse(_message.Message):
-    __slots__ = ("transaction",)
+    __slots__ = ("transaction", "rekey_required", "mac")
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     transaction: Transaction
-    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, transaction: _Optional[_Union[Transaction, _Mapping]] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class EchoRequest(_message.Message):
     __slots__ = ("terminal_id", "message")
@@ -301,16 +337,20 @@ class BatchTotal(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., sale_count: _Optional[int] = ..., sale_minor: _Optional[int] = ..., refund_count: _Optional[int] = ..., refund_minor: _Optional[int] = ..., void_count: _Optional[int] = ...) -> None: ...
 
 class CloseBatchRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "terminal_totals")
+    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "terminal_totals", "ksn", "mac")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_TOTALS_FIELD_NUMBER: _ClassVar[int]
+    KSN_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     merchant_id: str
     terminal_totals: _containers.RepeatedCompositeFieldContainer[BatchTotal]
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ...) -> None: ...
+    ksn: bytes
+    mac: bytes
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., ksn: _Optional[bytes] = ..., mac: _Optional[bytes] = ...) -> None: ...
 
 class BatchMismatch(_message.Message):
     __slots__ = ("currency", "scheme", "field", "switch_value", "terminal_value")
@@ -327,7 +367,7 @@ class BatchMismatch(_message.Message):
     def __init__(self, currency: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., field: _Optional[str] = ..., switch_value: _Optional[int] = ..., terminal_value: _Optional[int] = ...) -> None: ...
 
 class CloseBatchResponse(_message.Message):
-    __slots__ = ("batch_number", "switch_totals", "in_balance", "reconciliation", "mismatches", "opened_at_ms", "closed_at_ms", "message", "response_code")
+    __slots__ = ("batch_number", "switch_totals", "in_balance", "reconciliation", "mismatches", "opened_at_ms", "closed_at_ms", "message", "response_code", "rekey_required", "mac")
     BATCH_NUMBER_FIELD_NUMBER: _ClassVar[int]
     SWITCH_TOTALS_FIELD_NUMBER: _ClassVar[int]
     IN_BALANCE_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +377,8 @@ class CloseBatchResponse(_message.Message):
     CLOSED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
     batch_number: int
     switch_totals: _containers.RepeatedCompositeFieldContainer[BatchTotal]
     in_balance: bool
@@ -346,4 +388,6 @@ class CloseBatchResponse(_message.Message):
     closed_at_ms: int
     message: str
     response_code: _common_pb2.ResponseCode
-    def __init__(self, batch_number: _Optional[int] = ..., switch_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., in_balance: _Optional[bool] = ..., reconciliation: _Optional[_Union[BatchReconciliation, str]] = ..., mismatches: _Optional[_Iterable[_Union[BatchMismatch, _Mapping]]] = ..., opened_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., message: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ...) -> None: ...
+    rekey_required: bool
+    mac: bytes
+    def __init__(self, batch_number: _Optional[int] = ..., switch_totals: _Optional[_Iterable[_Union[BatchTotal, _Mapping]]] = ..., in_balance: _Optional[bool] = ..., reconciliation: _Optional[_Union[BatchReconciliation, str]] = ..., mismatches: _Optional[_Iterable[_Union[BatchMismatch, _Mapping]]] = ..., opened_at_ms: _Optional[int] = ..., closed_at_ms: _Optional[int] = ..., message: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...

@@ -31,12 +31,20 @@ class TerminalServiceStub:
     INVALID_ARGUMENT (with a BadRequest field violation naming the field),
     FAILED_PRECONDITION (an idempotency key reused with other content, or an operation
     the referenced transaction's state does not allow), NOT_FOUND (unknown transaction),
+    UNAUTHENTICATED (a request MAC that does not verify), PERMISSION_DENIED (another
+    terminal's sale under the `same_terminal` follow-up policy, a certificate naming another
+    terminal),
     ABORTED (the first request under this idempotency key is still in flight: retry
     with the same key), RESOURCE_EXHAUSTED (load shedding).
 
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
+    A retry resends the same bytes, its KSN included: a new KSN is other content.
+
+    MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
+    them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
+    forms byte by byte; each message below names its own).
     """
 
     def __init__(self, channel):
@@ -88,12 +96,20 @@ class TerminalServiceServicer:
     INVALID_ARGUMENT (with a BadRequest field violation naming the field),
     FAILED_PRECONDITION (an idempotency key reused with other content, or an operation
     the referenced transaction's state does not allow), NOT_FOUND (unknown transaction),
+    UNAUTHENTICATED (a request MAC that does not verify), PERMISSION_DENIED (another
+    terminal's sale under the `same_terminal` follow-up policy, a certificate naming another
+    terminal),
     ABORTED (the first request under this idempotency key is still in flight: retry
     with the same key), RESOURCE_EXHAUSTED (load shedding).
 
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
+    A retry resends the same bytes, its KSN included: a new KSN is other content.
+
+    MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
+    them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
+    forms byte by byte; each message below names its own).
     """
 
     def Authorize(self, request, context):
@@ -198,12 +214,20 @@ class TerminalService:
     INVALID_ARGUMENT (with a BadRequest field violation naming the field),
     FAILED_PRECONDITION (an idempotency key reused with other content, or an operation
     the referenced transaction's state does not allow), NOT_FOUND (unknown transaction),
+    UNAUTHENTICATED (a request MAC that does not verify), PERMISSION_DENIED (another
+    terminal's sale under the `same_terminal` follow-up policy, a certificate naming another
+    terminal),
     ABORTED (the first request under this idempotency key is still in flight: retry
     with the same key), RESOURCE_EXHAUSTED (load shedding).
 
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
+    A retry resends the same bytes, its KSN included: a new KSN is other content.
+
+    MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
+    them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
+    forms byte by byte; each message below names its own).
     """
 
     @staticmethod

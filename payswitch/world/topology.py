@@ -3,11 +3,12 @@
 Every process (switch, acquirer, scheme and issuer nodes) reads the same file and takes
 its own part. Sections:
 
-``[switch]``       id, listen address, budget and margins, load-shedding limits.
+``[switch]``       id, listen address, budget and margins, load-shedding limits, the
+                   ``local_time`` window, the follow-up policy (``follow_ups``).
 ``[[acquirers]]``  id, listen, which schemes it serves, latency distribution, fault rates.
 ``[[schemes]]``    id, listen, which card brands it carries.
 ``[[issuers]]``    id, listen, BIN ranges, accounts and cards (optionally with a ``pin``).
-``[[merchants]]``  id, name, MCC, acquirers in order of preference.
+``[[merchants]]``  id, name, MCC, acquirers in order of preference, ``follow_ups`` (optional).
 ``[[terminals]]``  id, merchant.
 ``[breaker]``      circuit breakers of the switch's acquirer connectors
 (``switch.routing.breakers``). ``[standin]``      stand-in processing rules of the switch
@@ -127,6 +128,13 @@ class SwitchConfig:
     # request first verifies under it; "registered" refuses a device the key-injection facility
     # has not registered to that terminal (AdminService.RegisterDevice), nothing recorded.
     device_binding: str = "first-use"
+    # A request's local_time (the terminal's local time, no zone) must be within this of the
+    # switch's UTC clock; at least 14 h, the widest zone offset.
+    local_time_window_s: float = 86400.0
+    # Which terminals may capture, void or refund a sale: "same_terminal" (only the one that
+    # made it, the default) or "same_merchant" (any terminal of its merchant). A merchant's
+    # own ``follow_ups`` overrides it.
+    follow_ups: str = "same_terminal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,17 @@ class NetworkConfig:
     """
 
     tls: bool = True
+
+
+FOLLOW_UP_POLICIES = ("same_terminal", "same_merchant")
+MIN_LOCAL_TIME_WINDOW_S = 14 * 3600.0
+
+
+def _follow_ups(raw: dict[str, Any], default: str, where: str) -> str:
+    value = raw.get("follow_ups", default)
+    if value not in FOLLOW_UP_POLICIES and not (value == "" and default == ""):
+        raise TopologyError(f"{where}: follow_ups must be one of {', '.join(FOLLOW_UP_POLICIES)}")
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +336,8 @@ class MerchantConfig:
     name: str
     mcc: str
     acquirers: tuple[str, ...]
+    # "" = the switch's ``follow_ups``; else "same_terminal" or "same_merchant".
+    follow_ups: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,11 +577,17 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         registry_refresh_s=_positive_number(sw, "registry_refresh_s", 1.0, "switch"),
         abandoned_key_s=_positive_number(sw, "abandoned_key_s", 60.0, "switch"),
         device_binding=str(sw.get("device_binding", "first-use")),
+        local_time_window_s=_positive_number(sw, "local_time_window_s", 86400.0, "switch"),
+        follow_ups=_follow_ups(sw, "same_terminal", "switch"),
     )
     if switch.device_binding not in DEVICE_BINDINGS:
         raise TopologyError(f"switch: device_binding must be one of {', '.join(DEVICE_BINDINGS)}")
     if switch.abandoned_key_s < 3 * switch.max_budget_ms / 1000:
         raise TopologyError("switch: abandoned_key_s must be at least 3 x max_budget_ms")
+    if switch.local_time_window_s < MIN_LOCAL_TIME_WINDOW_S:
+        raise TopologyError(
+            "switch: local_time_window_s must be at least 50400 (14 h: local_time has no zone)"
+        )
     acquirers = tuple(
         AcquirerConfig(
             id=a["id"],
@@ -644,6 +671,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
             name=m.get("name", m["id"]),
             mcc=m.get("mcc", "5999"),
             acquirers=tuple(m.get("acquirers", [])),
+            follow_ups=_follow_ups(m, "", f"merchant {m['id']}"),
         )
         for m in doc.get("merchants", [])
     )

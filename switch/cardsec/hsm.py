@@ -5,6 +5,13 @@ request CMAC and compare (``hsm.mac.check_mac``), then the keyed fingerprint of 
 (``hsm.tokens.fingerprint``). Nothing is decrypted: a replayed retry never brings the PAN into
 host memory.
 
+``mac_job``: the same check for capture, void, refund and batch close, over their canonical
+bytes (``payswitch.seclink.operation_mac_input``), with the fingerprint in the same job; it
+replaces the digest job those operations ran before, so they cost no extra HSM trip.
+``response_mac_job`` (after the work): the answer's CMAC under the request KSN's response key
+(``hsm.mac.sign_response``); with the chain cache that is one derivation step and one working
+key.
+
 ``open_job`` (after the claim), under the same KSN's key chain (the chain cache of
 ``hsm.dukpt`` makes the second derivation one step): decrypt ``CardData`` (AES-CBC under the
 data key), check it, route by its scheme, translate the PIN block from the DUKPT PIN key to
@@ -27,7 +34,7 @@ from hsm import labels as L
 from hsm import vault
 from hsm.dukpt import BDK_LABEL, KeyUsage, Ksn, cbc_decrypt, transaction_key
 from hsm.errors import HsmError, IntegrityError, KeyNotFound
-from hsm.mac import check_mac
+from hsm.mac import check_mac, sign_response
 from hsm.pinblock import PinBlockError, translate, zeroize
 from hsm.pool import HsmPool, get_key, missing_keys
 from hsm.tokens import (
@@ -74,6 +81,24 @@ def verify_job(session: Any, fields: Mapping[str, Any], mac: bytes, keyed: bool)
     except IntegrityError as exc:
         raise RequestRejected(str(exc)) from None
     return fingerprint(session, fingerprint_input(dict(fields))) if keyed else ""
+
+
+def mac_job(
+    session: Any, ksn: bytes, message: bytes, mac: bytes, fingerprint_input: bytes | None
+) -> str:
+    """HSM job: a follow-up request's MAC, then its idempotency fingerprint when asked."""
+    try:
+        with transaction_key(session, Ksn.from_bytes(ksn)) as tk:
+            check_mac(tk, message, mac)
+    except IntegrityError as exc:
+        raise RequestRejected(str(exc)) from None
+    return fingerprint(session, fingerprint_input) if fingerprint_input is not None else ""
+
+
+def response_mac_job(session: Any, ksn: bytes, message: bytes) -> bytes:
+    """HSM job: the response MAC of an answer (see ``hsm.mac.sign_response``)."""
+    with transaction_key(session, Ksn.from_bytes(ksn)) as tk:
+        return sign_response(tk, message)
 
 
 def _card_data(plaintext: bytes) -> tuple[str, str, str]:
@@ -178,6 +203,15 @@ class HsmCardSecurity(HsmCardProtector):
 
     async def verify_request(self, fields: Mapping[str, Any], mac: bytes, keyed: bool) -> str:
         return await self.pool.run(verify_job, dict(fields), bytes(mac), keyed)
+
+    async def verify_mac(
+        self, ksn: bytes, message: bytes, mac: bytes, fingerprint_input: bytes | None
+    ) -> str:
+        fp = None if fingerprint_input is None else bytes(fingerprint_input)
+        return await self.pool.run(mac_job, bytes(ksn), bytes(message), bytes(mac), fp)
+
+    async def response_mac(self, ksn: bytes, message: bytes) -> bytes:
+        return await self.pool.run(response_mac_job, bytes(ksn), bytes(message))
 
     async def open_card(
         self, ksn: bytes, ciphertext: bytes, pin_block: bytes, routes: Routes

@@ -2,6 +2,10 @@
 
 - ``verify_request``: check the terminal's request MAC and compute the idempotency fingerprint
   (before anything is recorded: a forged or altered request changes no state);
+  ``verify_mac`` does the same for the other money-moving requests (capture, void, refund,
+  batch close), given their canonical bytes;
+- ``response_mac``: the MAC of an answer under the request KSN's response key (one job per
+  answer, after the work: the answer is not known before);
 - ``open_card``: decrypt the card data, tokenize the PAN, seal it for the vault and translate
   the PIN block to the zone PIN key of the acquirer the request is routed to;
 - ``tokenize`` / ``digest``: surrogate tokens and keyed digests (follow-up operations).
@@ -68,6 +72,19 @@ class CardProtector(Protocol):
         """Verify the request MAC over ``payswitch.seclink.canonical_request(**fields)``; raise
         ``RequestRejected`` when it fails. Returns the idempotency fingerprint (hex) of the
         content when ``keyed``, else ""."""
+        ...
+
+    async def verify_mac(
+        self, ksn: bytes, message: bytes, mac: bytes, fingerprint_input: bytes | None
+    ) -> str:
+        """Verify a request MAC over ``message`` under ``ksn``'s MAC-generation key; raise
+        ``RequestRejected`` when it fails. Returns the idempotency fingerprint (hex) of
+        ``fingerprint_input`` in the same job, or "" when it is None."""
+        ...
+
+    async def response_mac(self, ksn: bytes, message: bytes) -> bytes:
+        """AES-CMAC of an answer's canonical bytes under ``ksn``'s MAC-verification (response)
+        key: what the terminal checks."""
         ...
 
     async def open_card(

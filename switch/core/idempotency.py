@@ -222,15 +222,22 @@ class IdempotencyGuard:
         response_type: type[M],
         work: Callable[[], Awaitable[tuple[M, str]]],
         attach: str = "",
+        seal: Callable[[M], Awaitable[None]] | None = None,
     ) -> M:
         """Run ``work`` once per (terminal, key): replay a completed answer, refuse a reused
         key with other content, wait for one still in flight. ``work`` returns (response,
         transaction id). ``attach``: the transaction the operation acts on, recorded on the
         key before ``work`` runs, so that a key a dead request leaves IN_FLIGHT can be
-        answered from that transaction's state (``switch.core.abandoned_keys``)."""
+        answered from that transaction's state (``switch.core.abandoned_keys``). ``seal``
+        finishes the answer (response MAC) before it is kept, so a replay carries it."""
         claimed = await self.claim(scope, key, operation, fingerprint, budget)
         if isinstance(claimed, Replay):
-            return response_type.FromString(claimed.response)
+            replayed = response_type.FromString(claimed.response)
+            if seal is not None and not getattr(replayed, "mac", b""):
+                # An answer settled for a dead request (``abandoned_keys``) was never sealed;
+                # the retry has the same content, its KSN included, so seal it for that.
+                await seal(replayed)
+            return replayed
         if attach:
             try:
                 await claimed.attach(attach)
@@ -250,5 +257,7 @@ class IdempotencyGuard:
             # Every operation's answer has a response_code; Message's stub knows no fields.
             answer = cast(Callable[..., M], response_type)
             response, tx_id = answer(response_code=_SYSTEM_MALFUNCTION), ""
+        if seal is not None:
+            await seal(response)
         await claimed.complete(response.SerializeToString(), tx_id)
         return response

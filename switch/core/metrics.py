@@ -70,6 +70,18 @@ class Metrics:
         self.shed = Counter(
             "payswitch_shed", "Requests refused by load shedding", ["reason"], registry=r
         )
+        self.rekey = Counter(
+            "payswitch_dukpt_rekey_signalled",
+            "Answers telling a terminal to load a new DUKPT key (counter near exhaustion)",
+            ["operation"],
+            registry=r,
+        )
+        self.response_mac_failed = Counter(
+            "payswitch_response_mac_failed",
+            "Answers sent without a response MAC because the HSM could not compute it",
+            ["operation"],
+            registry=r,
+        )
 
 
 METRICS = Metrics()

@@ -18,6 +18,16 @@ no counter used yet (counter 0, empty window). Under ``[switch] device_binding =
 (``DeviceUse.registered_only``) a device not registered is refused (:class:`DeviceUnregistered`),
 nothing recorded, instead of being bound at first use; a registered one is used as above, and
 only by the terminal it was registered to.
+
+The other money-moving requests (capture, void, refund, batch close) carry a KSN of their own
+and use the device the same way (``switch.operations.common.use_device``); a resend of their
+latest transmission is refused like any used counter, except a refund's, whose STAN and local
+date lead to the same 94.
+
+Exhaustion: a device's counter runs out at ``hsm.dukpt.LAST_COUNTER`` (0xFFFF0000, the last
+32-bit value with at most 16 one-bits). From :data:`REKEY_AT` on, every answer tells the
+terminal to load a new initial key (``rekey_required``); 27,896 valid counters are left there,
+days of a busy lane. A KSN past the last counter is refused (INVALID_ARGUMENT naming it).
 """
 
 from __future__ import annotations
@@ -38,6 +48,14 @@ class DeviceUse:
     local_date: str
     stan: int
     registered_only: bool = False  # refuse a device nobody registered (no first-use binding)
+
+
+REKEY_AT = 0xFFE00000  # counters from here on: the answer asks the terminal to re-key
+
+
+def needs_rekey(counter: int) -> bool:
+    """Is this counter close enough to exhaustion that the terminal must re-key soon?"""
+    return counter >= REKEY_AT
 
 
 WINDOW = 63  # counters below the highest that are remembered (fits a signed 64-bit column)

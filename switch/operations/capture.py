@@ -31,7 +31,13 @@ from switch.domain.transactions import (
     TxState,
     TxType,
 )
-from switch.operations.common import current_state, follow_issuer, idempotent, load_own
+from switch.operations.common import (
+    authenticate,
+    current_state,
+    follow_issuer,
+    idempotent,
+    load_own,
+)
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
@@ -46,7 +52,8 @@ async def capture(
     validation.identifier(req.terminal_id, "terminal_id")
     validation.transaction_id(req.transaction_id, "transaction_id")
     has_amount = validation.optional_amount(req.amount, req.HasField("amount"))
-    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
+    ksn, fingerprint = await authenticate(svc, req)
+    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id", follow_up=True)
     if has_amount and req.amount.currency != tx.currency:
         raise InvalidArgument("amount.currency", "must be the authorization's currency")
     amount = req.amount.minor_units if has_amount else tx.amount_minor
@@ -88,10 +95,9 @@ async def capture(
 
     return await idempotent(
         svc,
-        terminal_id=req.terminal_id,
-        key=req.idempotency_key,
-        operation="capture",
-        content=(req.terminal_id, req.transaction_id, amount, tx.currency),
+        req=req,
+        ksn=ksn,
+        fingerprint=fingerprint,
         budget=budget,
         response_type=terminal_pb2.CaptureResponse,
         work=work,

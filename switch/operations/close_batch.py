@@ -15,7 +15,7 @@ from payswitch.cards import Scheme
 from payswitch.v1 import common_pb2, terminal_pb2
 from switch.backoffice.batches.totals import FIGURES, Line, Mismatch, compare, totals_of
 from switch.core.budget import Budget
-from switch.operations.common import idempotent
+from switch.operations.common import authenticate, idempotent
 from switch.services import Services
 from switch.wire import validation
 from switch.wire.convert import scheme_to_proto
@@ -77,6 +77,7 @@ async def close_batch(
     validation.identifier(req.merchant_id, "merchant_id")
     svc.registry.identity(req.terminal_id).check_merchant(req.merchant_id)
     theirs = _terminal_lines(req)
+    ksn, fingerprint = await authenticate(svc, req)
 
     async def work() -> tuple[terminal_pb2.CloseBatchResponse, str]:
         closed = await svc.store.close_batch(req.terminal_id, time.time())
@@ -100,15 +101,11 @@ async def close_batch(
         )
         return resp, ""
 
-    content = tuple(
-        (line.currency, line.scheme, *(getattr(line, f) for f in FIGURES)) for line in theirs
-    )
     return await idempotent(
         svc,
-        terminal_id=req.terminal_id,
-        key=req.idempotency_key,
-        operation="close_batch",
-        content=(req.terminal_id, req.merchant_id, *content),
+        req=req,
+        ksn=ksn,
+        fingerprint=fingerprint,
         budget=budget,
         response_type=terminal_pb2.CloseBatchResponse,
         work=work,

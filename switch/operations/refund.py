@@ -19,7 +19,7 @@ from switch.core.budget import Budget
 from switch.core.sequences import rrn_of
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import Changes, DuplicateTransmission, Transaction, TxState, TxType
-from switch.operations.common import current_state, idempotent, load_own
+from switch.operations.common import authenticate, current_state, idempotent, load_own
 from switch.recovery.refund_reservations import TooManyRefunds, begin_refund, reserve
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
@@ -40,9 +40,16 @@ async def refund(
     validation.transaction_id(req.original_transaction_id, "original_transaction_id")
     validation.amount(req.amount, req.HasField("amount"))
     validation.stan(req.stan)
-    when = validation.local_time(req.local_time)
+    when = validation.local_time(
+        req.local_time, now=time.time(), window_s=svc.config.local_time_window_s
+    )
+    ksn, fingerprint = await authenticate(svc, req)
     original = await load_own(
-        svc, req.terminal_id, req.original_transaction_id, "original_transaction_id"
+        svc,
+        req.terminal_id,
+        req.original_transaction_id,
+        "original_transaction_id",
+        follow_up=True,
     )
     if req.amount.currency != original.currency:
         raise InvalidArgument("amount.currency", "must be the original sale's currency")
@@ -136,13 +143,14 @@ async def refund(
 
     return await idempotent(
         svc,
-        terminal_id=req.terminal_id,
-        key=req.idempotency_key,
-        operation="refund",
-        content=(req.terminal_id, original.id, amount, original.currency, req.stan, req.local_time),
+        req=req,
+        ksn=ksn,
+        fingerprint=fingerprint,
         budget=budget,
         response_type=terminal_pb2.RefundResponse,
         work=work,
+        local_date=when.date().isoformat(),
+        stan=req.stan,
     )
 
 

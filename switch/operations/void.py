@@ -40,7 +40,13 @@ from switch.domain.transactions import (
     TxState,
     TxType,
 )
-from switch.operations.common import current_state, follow_issuer, idempotent, load_own
+from switch.operations.common import (
+    authenticate,
+    current_state,
+    follow_issuer,
+    idempotent,
+    load_own,
+)
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
@@ -60,7 +66,8 @@ async def void(
     validation.idempotency_key(req.idempotency_key)
     validation.identifier(req.terminal_id, "terminal_id")
     validation.transaction_id(req.transaction_id, "transaction_id")
-    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id")
+    ksn, fingerprint = await authenticate(svc, req)
+    tx = await load_own(svc, req.terminal_id, req.transaction_id, "transaction_id", follow_up=True)
 
     async def work() -> tuple[terminal_pb2.VoidResponse, str]:
         current = await current_state(svc, tx.id)
@@ -98,10 +105,9 @@ async def void(
 
     return await idempotent(
         svc,
-        terminal_id=req.terminal_id,
-        key=req.idempotency_key,
-        operation="void",
-        content=(req.terminal_id, req.transaction_id),
+        req=req,
+        ksn=ksn,
+        fingerprint=fingerprint,
         budget=budget,
         response_type=terminal_pb2.VoidResponse,
         work=work,

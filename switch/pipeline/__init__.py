@@ -23,6 +23,7 @@ from prometheus_client import Histogram
 from payswitch import codes
 from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
+from switch.cardsec.answers import seal
 from switch.core import metrics
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
@@ -91,6 +92,8 @@ class Pipeline:
         line. The transition is ``outcome.decide``'s, whichever way the pipeline ended."""
         if ctx.replay is not None:
             replayed = terminal_pb2.AuthorizeResponse.FromString(ctx.replay.response)
+            if not replayed.mac:  # settled for a dead request: seal it for this same-KSN retry
+                await self._seal(ctx, replayed)
             self._log(ctx, replayed, replayed=True)
             return replayed
         if not ctx.code:
@@ -105,6 +108,8 @@ class Pipeline:
                 ctx.end(codes.SYSTEM_MALFUNCTION, "state store unavailable")
         if response is None:
             response = await self._after_failure(ctx)
+        if not response.mac:
+            await self._seal(ctx, response)
         hold = ctx.hold
         if hold is not None and ctx.failed and ctx.tx is None:
             await hold.release()  # nothing was recorded: a retry is processed afresh
@@ -138,6 +143,7 @@ class Pipeline:
         svc, tx = self.svc, ctx.tx
         assert tx is not None
         response = self._response(ctx, outcome.changes.to(outcome.to_state).applied(tx))
+        await self._seal(ctx, response)
         data = response.SerializeToString()
         hold = ctx.hold
         answer = Answer(hold.scope, hold.key, data) if hold is not None else None
@@ -160,6 +166,14 @@ class Pipeline:
             # The key is settled either way: never complete it twice.
             hold.completed(data, stored=recorded.answered)
         return response
+
+    async def _seal(self, ctx: AuthContext, response: terminal_pb2.AuthorizeResponse) -> None:
+        """The re-key signal and the response MAC, under the request's KSN, before the answer
+        is kept under its key or sent (``switch.cardsec.answers``)."""
+        r = ctx.request
+        await seal(
+            self.svc.protector, bytes(r.encrypted_card.ksn), "authorize", response, r.terminal_id
+        )
 
     @staticmethod
     def _response(ctx: AuthContext, tx: Transaction | None) -> terminal_pb2.AuthorizeResponse:

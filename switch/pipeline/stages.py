@@ -14,7 +14,8 @@ Store writes: three per authorization. "claim" writes the key; "receive" only pr
 attachment to the key and RECEIVED -> PENDING in one store call
 (``Store.receive_with_intent``: one SQLite commit); "record" decides the final transition,
 which ``Pipeline.finish`` writes with the key's answer (``Store.record_with_answer``).
-HSM jobs: two ("verify", "decrypt"), and one more per failover with a PIN.
+HSM jobs: two ("verify", "decrypt"), one more per failover with a PIN, and the answer's
+response MAC (``Pipeline.finish``, ``switch.cardsec.answers``).
 
 Why this order:
 
@@ -115,10 +116,15 @@ class Admit(Named):
 
 
 class Validate(Named):
-    """Every field of the request, before anything is touched (INVALID_ARGUMENT naming it)."""
+    """Every field of the request, before anything is touched (INVALID_ARGUMENT naming it);
+    ``local_time`` within the configured window of the switch's clock."""
+
+    def __init__(self, window_s: float | None = None) -> None:
+        self._window_s = window_s
 
     async def __call__(self, ctx: AuthContext) -> None:
-        ctx.local_time = validate_authorize(ctx.request)
+        now = time.time() if self._window_s is not None else None
+        ctx.local_time = validate_authorize(ctx.request, now, self._window_s)
 
 
 class Verify(Named):
@@ -449,7 +455,7 @@ def default_stages(svc: Services) -> list[Stage]:
     route = Route(svc)
     return [
         Admit(svc),
-        Validate(),
+        Validate(svc.config.local_time_window_s),
         Verify(svc),
         Claim(svc),
         route,

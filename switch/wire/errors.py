@@ -66,3 +66,10 @@ class Aborted(ApiError):
 
 class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class PermissionDenied(ApiError):
+    """The terminal is known but may not act on this (e.g. another terminal's sale under the
+    ``same_terminal`` follow-up policy)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from hsm.dukpt import KSN_LEN, Ksn
+from hsm.dukpt import KSN_LEN, LAST_COUNTER, Ksn
 from payswitch import money
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.wire.errors import InvalidArgument
@@ -74,8 +74,24 @@ def stan(value: int, field: str = "stan") -> int:
     return value
 
 
-def local_time(value: str, field: str = "local_time") -> dt.datetime:
-    """ISO 8601 local date-time to the second, no zone: '2026-11-21T14:03:05'."""
+# The terminal's local time carries no zone, and zones run from UTC-12 to UTC+14: a window
+# narrower than this around the switch's UTC clock would refuse honest terminals.
+MIN_LOCAL_TIME_WINDOW_S = 14 * 3600.0
+
+
+def local_time(
+    value: str,
+    field: str = "local_time",
+    *,
+    now: float | None = None,
+    window_s: float | None = None,
+) -> dt.datetime:
+    """ISO 8601 local date-time to the second, no zone: '2026-11-21T14:03:05'.
+
+    With ``now`` (Unix time) and ``window_s``: the local time, read as if it were UTC, must be
+    within ``window_s`` of the switch's clock. The terminal's zone is unknown (the field has
+    none), so the window must cover the zone offsets (``MIN_LOCAL_TIME_WINDOW_S``) plus clock
+    drift; it stops a request stamped days or years away (a stale replay, a forged date)."""
     if not value:
         raise InvalidArgument(field, "is required")
     if not _LOCAL_TIME.fullmatch(value):
@@ -86,6 +102,13 @@ def local_time(value: str, field: str = "local_time") -> dt.datetime:
         raise InvalidArgument(field, "is not a valid date and time") from None
     if not 2000 <= parsed.year <= 2099:
         raise InvalidArgument(field, "year must be between 2000 and 2099")
+    if now is not None and window_s is not None:
+        skew = parsed.replace(tzinfo=dt.UTC).timestamp() - now
+        if abs(skew) > window_s:
+            hours = window_s / 3600
+            raise InvalidArgument(
+                field, f"is more than {hours:g} h from the switch's clock (any time zone)"
+            )
     return parsed
 
 
@@ -113,16 +136,29 @@ def encrypted_card(
         raise InvalidArgument(field, "is required")
     if len(value.ksn) != KSN_LEN:
         raise InvalidArgument(f"{field}.ksn", f"must be {KSN_LEN} bytes (AES-DUKPT)")
-    try:
-        Ksn.from_bytes(value.ksn)
-    except ValueError:
-        raise InvalidArgument(f"{field}.ksn", "is not a valid AES-DUKPT KSN") from None
+    ksn(value.ksn, f"{field}.ksn")
     n = len(value.ciphertext)
     if not n or n % 16 or n > MAX_CARD_CIPHERTEXT:
         raise InvalidArgument(
             f"{field}.ciphertext",
             f"must be 16 to {MAX_CARD_CIPHERTEXT} bytes, a multiple of 16 (AES-CBC)",
         )
+
+
+def ksn(value: bytes, field: str = "ksn") -> Ksn:
+    """A 12-byte AES-DUKPT KSN whose counter is not exhausted."""
+    if not value:
+        raise InvalidArgument(field, f"is required: {KSN_LEN} bytes (AES-DUKPT)")
+    if len(value) != KSN_LEN:
+        raise InvalidArgument(field, f"must be {KSN_LEN} bytes (AES-DUKPT)")
+    if int.from_bytes(value[8:], "big") > LAST_COUNTER:
+        raise InvalidArgument(
+            field, "the device's DUKPT counter is exhausted: load a new initial key"
+        )
+    try:
+        return Ksn.from_bytes(value)
+    except ValueError:
+        raise InvalidArgument(field, "is not a valid AES-DUKPT KSN") from None
 
 
 def pin_block(value: bytes, field: str = "pin_block") -> None:
@@ -157,8 +193,11 @@ def entry_mode(value: int, field: str = "entry_mode") -> int:
     return value
 
 
-def authorize(req: terminal_pb2.AuthorizeRequest) -> dt.datetime:
-    """Validate an AuthorizeRequest's structure field by field; returns the local time.
+def authorize(
+    req: terminal_pb2.AuthorizeRequest, now: float | None = None, window_s: float | None = None
+) -> dt.datetime:
+    """Validate an AuthorizeRequest's structure field by field; returns the local time
+    (within ``window_s`` of ``now`` when given: ``local_time``).
 
     The card's scheme is known only once the card data is decrypted, after the MAC."""
     no_clear_card(req.HasField("card"))
@@ -166,7 +205,7 @@ def authorize(req: terminal_pb2.AuthorizeRequest) -> dt.datetime:
     identifier(req.terminal_id, "terminal_id")
     identifier(req.merchant_id, "merchant_id")
     stan(req.stan)
-    when = local_time(req.local_time)
+    when = local_time(req.local_time, now=now, window_s=window_s)
     amount(req.amount, req.HasField("amount"))
     entry_mode(req.entry_mode)
     encrypted_card(req.encrypted_card, req.HasField("encrypted_card"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from payswitch.seclink import card_plaintext, mac_input
+from payswitch.seclink import canonical_response, card_plaintext, mac_input, operation_mac_input
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, terminal_pb2
 from payswitch.v1 import terminal_pb2_grpc as tgrpc
 from terminals.pinpad import sim_encipher_pin_block
@@ -151,24 +151,40 @@ class RawTerminal:
     async def pay(self, pan: str, minor: int, currency: str = "EUR", expiry: str = "2812"):
         return await self.authorize(self.auth_request(pan, minor, currency, expiry))
 
-    async def capture(self, tx_id: str, minor: int | None = None, currency: str = "EUR", key=None):
+    def sign_op(self, req, txn=None):
+        """Put a fresh KSN (or ``txn``'s) and the request MAC on a Capture, Void, Refund or
+        CloseBatch request; re-MAC it under its own KSN when it has one already."""
+        if txn is None:
+            if req.ksn:
+                txn = self.se.transaction_at(int.from_bytes(req.ksn[8:], "big"))
+            else:
+                txn = self.se.begin()
+        req.ksn = bytes(txn.ksn)
+        req.mac = txn.mac(operation_mac_input(req))
+        return req
+
+    def answer_verifies(self, operation: str, ksn: bytes, resp) -> bool:
+        """Does ``resp`` carry a response MAC that verifies under ``ksn``'s response key?"""
+        txn = self.se.transaction_at(int.from_bytes(ksn[8:], "big"))
+        return bool(resp.mac) and txn.response_mac(canonical_response(operation, resp)) == resp.mac
+
+    def capture_request(self, tx_id: str, minor: int | None = None, currency="EUR", key=None):
         req = terminal_pb2.CaptureRequest(
             idempotency_key=key or new_key(), terminal_id=self.terminal_id, transaction_id=tx_id
         )
         if minor is not None:
             req.amount.CopyFrom(common_pb2.Money(minor_units=minor, currency=currency))
-        return await self.stub.Capture(req, timeout=2.0)
+        return self.sign_op(req)
 
-    async def void(self, tx_id: str, key=None):
-        return await self.stub.Void(
+    def void_request(self, tx_id: str, key=None):
+        return self.sign_op(
             terminal_pb2.VoidRequest(
                 idempotency_key=key or new_key(), terminal_id=self.terminal_id, transaction_id=tx_id
-            ),
-            timeout=2.0,
+            )
         )
 
-    async def refund(self, tx_id: str, minor: int, currency: str = "EUR", key=None):
-        return await self.stub.Refund(
+    def refund_request(self, tx_id: str, minor: int, currency: str = "EUR", key=None):
+        return self.sign_op(
             terminal_pb2.RefundRequest(
                 idempotency_key=key or new_key(),
                 terminal_id=self.terminal_id,
@@ -176,15 +192,42 @@ class RawTerminal:
                 amount=common_pb2.Money(minor_units=minor, currency=currency),
                 stan=next_stan(),
                 local_time=now_local(),
-            ),
-            timeout=2.0,
+            )
         )
 
-    async def get(self, tx_id: str) -> terminal_pb2.Transaction:
-        resp = await self.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id, transaction_id=tx_id),
-            timeout=2.0,
+    def close_request(self, lines=(), key=None):
+        return self.sign_op(
+            terminal_pb2.CloseBatchRequest(
+                idempotency_key=key or new_key(),
+                terminal_id=self.terminal_id,
+                merchant_id=self.merchant_id,
+                terminal_totals=list(lines),
+            )
         )
+
+    async def capture(self, tx_id: str, minor: int | None = None, currency: str = "EUR", key=None):
+        req = self.capture_request(tx_id, minor, currency, key)
+        return await self.stub.Capture(req, timeout=2.0)
+
+    async def void(self, tx_id: str, key=None):
+        return await self.stub.Void(self.void_request(tx_id, key), timeout=2.0)
+
+    async def refund(self, tx_id: str, minor: int, currency: str = "EUR", key=None):
+        return await self.stub.Refund(self.refund_request(tx_id, minor, currency, key), timeout=2.0)
+
+    def lookup_request(self, tx_id: str = "", key: str = ""):
+        """A signed GetTransactionRequest by transaction id or by idempotency key."""
+        req = terminal_pb2.GetTransactionRequest(terminal_id=self.terminal_id)
+        if key:
+            req.idempotency_key = key
+        else:
+            req.transaction_id = tx_id
+        return self.sign_op(req)
+
+    async def get(self, tx_id: str) -> terminal_pb2.Transaction:
+        req = self.lookup_request(tx_id)
+        resp = await self.stub.GetTransaction(req, timeout=2.0)
+        assert self.answer_verifies("get_transaction", req.ksn, resp)
         return resp.transaction
 
 

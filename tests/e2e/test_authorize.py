@@ -177,9 +177,17 @@ async def test_duplicate_transmission_without_key_is_94(pos, books):
 async def test_capture_retry_under_same_key_posts_once(pos, books):
     auth = await pos.pay("4111111111111111", 900)
     before = await books.account("bank-a", "A-1001")
-    a = await pos.capture(auth.transaction_id, 900, key="cap-" + auth.transaction_id)
-    b = await pos.capture(auth.transaction_id, 900, key="cap-" + auth.transaction_id)
+    req = pos.capture_request(auth.transaction_id, 900, key="cap-" + auth.transaction_id)
+    a = await pos.stub.Capture(req, timeout=2.0)
+    b = await pos.stub.Capture(req, timeout=2.0)  # a retry resends the same bytes (same KSN)
     assert code(a) == code(b) == "00"
+    assert a.SerializeToString() == b.SerializeToString()
+    assert pos.answer_verifies("capture", req.ksn, b)
+    # The same key with a new KSN is other content: refused, nothing posted again.
+    again = pos.capture_request(auth.transaction_id, 900, key="cap-" + auth.transaction_id)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pos.stub.Capture(again, timeout=2.0)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     after = await books.account("bank-a", "A-1001")
     assert after.balance - before.balance == -900
 

@@ -9,8 +9,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from payswitch.v1 import terminal_pb2
-
 pytestmark = pytest.mark.e2e
 
 
@@ -76,11 +74,7 @@ async def _refused_without_trace(pos, books, req, field):
     assert (await books.account("bank-a", "A-1001")) == before
     if field != "idempotency_key":
         with pytest.raises(grpc.aio.AioRpcError) as lookup:
-            await pos.stub.GetTransaction(
-                terminal_pb2.GetTransactionRequest(
-                    terminal_id="T-0001", idempotency_key=req.idempotency_key
-                )
-            )
+            await pos.stub.GetTransaction(pos.lookup_request(key=req.idempotency_key))
         assert lookup.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -31,12 +31,7 @@ def chips(stack) -> CardSimulator:
 
 async def _not_recorded(pos, req) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as lookup:
-        await pos.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(
-                terminal_id=pos.terminal_id, idempotency_key=req.idempotency_key
-            ),
-            timeout=2.0,
-        )
+        await pos.stub.GetTransaction(pos.lookup_request(key=req.idempotency_key), timeout=2.0)
     assert lookup.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -110,14 +110,6 @@ async def test_strict_switch_refuses_a_device_the_kif_did_not_register_there(str
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "encrypted_card.ksn" in (err.value.details() or "")
         assert "not registered" in (err.value.details() or "")
-        with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await pos.stub.GetTransaction(
-                terminal_pb2.GetTransactionRequest(
-                    terminal_id="T-0001", idempotency_key=req.idempotency_key
-                ),
-                timeout=2.0,
-            )
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # nothing recorded
     finally:
         await pos.channel.close()
 
@@ -131,7 +123,27 @@ async def test_strict_switch_refuses_a_device_the_kif_did_not_register_there(str
     )
     pos = RawTerminal.connect(strict_stack, known, "T-0001", "M-GROCER")
     try:
-        assert code(await pos.pay(PAN, 731)) == "00"
+        # Nothing was recorded for the unregistered device's authorization.
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await pos.stub.GetTransaction(pos.lookup_request(key=req.idempotency_key), timeout=2.0)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        sale = await pos.pay(PAN, 731)
+        assert code(sale) == "00"
+    finally:
+        await pos.channel.close()
+    # The unregistered device's other operations are refused the same way: a capture of that
+    # sale, on the same terminal, changes nothing.
+    pos = RawTerminal.connect(strict_stack, unknown, "T-0001", "M-GROCER")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pos.stub.Capture(pos.capture_request(sale.transaction_id), timeout=2.0)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not registered" in (err.value.details() or "")
+    finally:
+        await pos.channel.close()
+    pos = RawTerminal.connect(strict_stack, known, "T-0001", "M-GROCER")
+    try:
+        assert (await pos.get(sale.transaction_id)).state == terminal_pb2.TRANSACTION_STATE_APPROVED
     finally:
         await pos.channel.close()
     # The same device presented by another terminal is still refused.

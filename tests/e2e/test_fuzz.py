@@ -225,7 +225,9 @@ async def test_fuzzed_requests_crash_nothing_and_change_nothing(stack, pos):
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     assert await _state(stack, stack.books_dir) == before
     # Every kind of answer was exercised, and the switch still approves.
-    assert {s for (_, s) in seen} >= {"INVALID_ARGUMENT", "UNAUTHENTICATED", "NOT_FOUND"}
+    # (NOT_FOUND is out of a fuzzer's reach: every request but Echo is MAC'd, and the MAC is
+    # checked before any transaction is looked up.)
+    assert {s for (_, s) in seen} >= {"INVALID_ARGUMENT", "UNAUTHENTICATED"}
     assert code(await pos.pay("4111111111111111", 1234)) == "00"
 
 

@@ -62,10 +62,7 @@ async def _timed_authorize(pos: RawTerminal, req):
 
 async def _lookup_by_key(pos: RawTerminal, key: str) -> grpc.StatusCode:
     try:
-        await pos.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(terminal_id=pos.terminal_id, idempotency_key=key),
-            timeout=2.0,
-        )
+        await pos.stub.GetTransaction(pos.lookup_request(key=key), timeout=2.0)
     except grpc.aio.AioRpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK

@@ -10,6 +10,7 @@ import pytest
 from payswitch.v1 import terminal_pb2
 
 from .clients import RawTerminal, code, new_key, next_stan
+from .conftest import injected
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +26,7 @@ async def _refused(terminal: RawTerminal, req: terminal_pb2.AuthorizeRequest) ->
 
 async def _no_transaction_under(terminal: RawTerminal, key: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await terminal.stub.GetTransaction(
-            terminal_pb2.GetTransactionRequest(
-                terminal_id=terminal.terminal_id, idempotency_key=key
-            ),
-            timeout=2.0,
-        )
+        await terminal.stub.GetTransaction(terminal.lookup_request(key=key), timeout=2.0)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -60,6 +56,8 @@ async def test_a_devices_ksn_sent_by_another_terminal_is_refused(stack, pos, boo
         req = other.auth_request(PAN, 721)  # T-0001's device, the next KSN, signed
         assert "encrypted_card.ksn" in await _refused(other, req)
         assert await books.account("bank-a", "A-1001") == before
-        await _no_transaction_under(other, req.idempotency_key)
+        # Looked up by T-0002 with a device of its own (T-0001's is refused to it).
+        checker = RawTerminal(other.channel, await injected(), "T-0002")
+        await _no_transaction_under(checker, req.idempotency_key)
     finally:
         await other.channel.close()

@@ -378,11 +378,13 @@ async def _close_batches(day: Day, terms: dict[str, RawTerminal]) -> None:
         ours = _terminal_totals(day, terminal)
         day.ours[terminal] = ours
         day.closes[terminal] = await pos.stub.CloseBatch(
-            terminal_pb2.CloseBatchRequest(
-                idempotency_key=new_key(),
-                terminal_id=terminal,
-                merchant_id=pos.merchant_id,
-                terminal_totals=ours,
+            pos.sign_op(
+                terminal_pb2.CloseBatchRequest(
+                    idempotency_key=new_key(),
+                    terminal_id=terminal,
+                    merchant_id=pos.merchant_id,
+                    terminal_totals=ours,
+                )
             ),
             timeout=5.0,
         )

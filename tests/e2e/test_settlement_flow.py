@@ -124,15 +124,7 @@ def line(cur, scheme, sales=0, sale=0, refunds=0, refund=0, voids=0):
 
 
 async def close(pos: RawTerminal, lines, key=None):
-    return await pos.stub.CloseBatch(
-        terminal_pb2.CloseBatchRequest(
-            idempotency_key=key or new_key(),
-            terminal_id=pos.terminal_id,
-            merchant_id=pos.merchant_id,
-            terminal_totals=lines,
-        ),
-        timeout=5.0,
-    )
+    return await pos.stub.CloseBatch(pos.close_request(lines, key), timeout=5.0)
 
 
 async def sale(pos, pan, minor, cur="EUR"):
@@ -170,13 +162,14 @@ async def test_close_batch_totals_across_eur_jpy_kwd_match_the_terminal(grocer):
         line("JPY", J, 1, 1500),
         line("KWD", U, 1, 12345),
     ]
-    key = new_key()
-    resp = await close(grocer, ours, key)
+    req = grocer.close_request(ours, new_key())
+    resp = await grocer.stub.CloseBatch(req, timeout=5.0)
     assert resp.in_balance and not resp.mismatches
     assert resp.reconciliation == terminal_pb2.BATCH_RECONCILIATION_IN_BALANCE
     assert sorted(resp.switch_totals, key=lambda t: t.currency) == ours
-    again = await close(grocer, ours, key)  # a retry closes nothing more
+    again = await grocer.stub.CloseBatch(req, timeout=5.0)  # a retry closes nothing more
     assert again == resp
+    assert grocer.answer_verifies("close_batch", req.ksn, again)
     empty = await close(grocer, [])
     assert empty.batch_number == resp.batch_number + 1 and list(empty.switch_totals) == []
 
@@ -206,7 +199,9 @@ async def test_bad_totals_are_invalid_argument_naming_the_field(grocer):
         assert err.value.details().startswith(field)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await grocer.stub.CloseBatch(
-            terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
+            grocer.sign_op(
+                terminal_pb2.CloseBatchRequest(terminal_id="T-0001", merchant_id="M-FUEL")
+            )
         )
     assert err.value.details().startswith("merchant_id")
     # Nothing was closed by the refused requests.

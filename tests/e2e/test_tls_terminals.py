@@ -82,9 +82,7 @@ async def test_a_certificate_used_for_another_terminal_is_refused_with_nothing_r
         await _refused(impostor.stub.Echo(_echo("T-0002")), grpc.StatusCode.PERMISSION_DENIED)
         await _refused(impostor.capture("no-such-tx"), grpc.StatusCode.PERMISSION_DENIED)
         # Nothing recorded under the key, nothing held at the issuer.
-        lookup = terminal_pb2.GetTransactionRequest(
-            terminal_id="T-0002", idempotency_key=req.idempotency_key
-        )
+        lookup = owner.lookup_request(key=req.idempotency_key)
         await _refused(owner.stub.GetTransaction(lookup, timeout=2.0), grpc.StatusCode.NOT_FOUND)
         assert await books.account("bank-a", "A-1001") == before
     finally:

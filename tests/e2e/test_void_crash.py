@@ -25,7 +25,7 @@ from payswitch.v1 import network_pb2, terminal_pb2
 from switch.domain.batches import ItemKind
 from switch.store import open_store
 
-from .clients import code, new_key
+from .clients import code
 from .saf_kit import ISSUER, RELEASED, REVERSED, VISA, saf_world, tx_state, until
 
 POSTED = network_pb2.HOLD_STATE_POSTED
@@ -82,9 +82,7 @@ async def test_kill_9_with_the_void_in_flight_ends_reversed_like_the_books(world
     await world.set_issuer_faults(ISSUER, drop_response_rate=1.0)
     assert await until(lambda: _issuer_acts(world), timeout=30, every=0.2)
 
-    void = terminal_pb2.VoidRequest(
-        idempotency_key=new_key(), terminal_id=pos.terminal_id, transaction_id=auth.transaction_id
-    )
+    void = pos.void_request(auth.transaction_id)
     call = asyncio.ensure_future(pos.stub.Void(void, timeout=3.0))
     # The issuer released the hold and holds its answer: the void is in flight.
     assert await until(lambda: _released(world, auth.rrn), timeout=2.5, every=0.02)
@@ -157,9 +155,7 @@ async def test_kill_9_with_the_issuers_refusal_of_a_void_in_flight_leaves_the_sa
     assert (await books.hold(ISSUER, auth.rrn)).state == POSTED
     assert (await pos.get(auth.transaction_id)).state == APPROVED
 
-    void = terminal_pb2.VoidRequest(
-        idempotency_key=new_key(), terminal_id=pos.terminal_id, transaction_id=auth.transaction_id
-    )
+    void = pos.void_request(auth.transaction_id)
     call = asyncio.ensure_future(pos.stub.Void(void, timeout=3.0))
     # The issuer refused the reversal (captured) and holds its answer: kill the switch now.
     assert await until(lambda: _refused_in_log(world, auth.rrn), timeout=2.5, every=0.02)

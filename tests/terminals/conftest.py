@@ -103,6 +103,9 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         self.keys: dict[tuple[str, str], tuple[bytes, Message]] = {}
         self._rrn = itertools.count(1)
         self.batched: set[str] = set()  # transactions in a closed batch
+        # RPC -> a change made to its answer after the MAC (the SDK must refuse it)
+        self.tamper: dict[str, Callable[[Message], None]] = {}
+        self.rekey = False  # answers say rekey_required (as the switch near counter exhaustion)
         self.batch_no = 0
 
     def push(self, method: str, *actions: Action) -> None:
@@ -348,6 +351,41 @@ class FakeSwitch(terminal_pb2_grpc.TerminalServiceServicer):
         return terminal_pb2.EchoResponse(
             message=req.message, switch_id="fake-switch", server_time_ms=1_700_000_000_000
         )
+
+
+# The answers the fake MACs as the switch does (``payswitch.seclink.canonical_response`` under
+# the request KSN's response key, ``termkit.Host.seal``), by RPC and operation name.
+_SEALED = {
+    "Authorize": "authorize",
+    "Capture": "capture",
+    "Void": "void",
+    "Refund": "refund",
+    "CloseBatch": "close_batch",
+    "GetTransaction": "get_transaction",
+}
+
+
+def _sealing(rpc: str, operation: str):
+    inner = getattr(FakeSwitch, rpc)
+
+    async def method(self: FakeSwitch, req, context):
+        resp = await inner(self, req, context)
+        ksn = req.encrypted_card.ksn if rpc == "Authorize" else req.ksn
+        if resp is not None and not resp.mac and ksn:
+            resp.rekey_required = self.rekey
+            self.host.seal(operation, ksn, resp)
+        if resp is not None and self.tamper.get(rpc):
+            out = type(resp)()
+            out.CopyFrom(resp)
+            self.tamper[rpc](out)
+            return out
+        return resp
+
+    return method
+
+
+for _rpc, _operation in _SEALED.items():
+    setattr(FakeSwitch, _rpc, _sealing(_rpc, _operation))
 
 
 class FakeServer:

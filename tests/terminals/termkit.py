@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hsm.dukpt import KeyUsage, Ksn
 from payswitch import codes
-from payswitch.seclink import mac_input, parse_card_data
+from payswitch.seclink import canonical_response, mac_input, parse_card_data
 from payswitch.v1 import network_pb2, terminal_pb2
 from terminals.pinpad import sim_decipher_pin_block
 from terminals.secure_element import SecureElement
@@ -74,6 +74,11 @@ class Host:
 
     def __init__(self) -> None:
         self._se = SecureElement.with_initial_key(TEST_IKID, TEST_IK)
+
+    def seal(self, operation: str, ksn: bytes, response) -> None:
+        """The response MAC, as the switch computes it in its HSM (in place)."""
+        txn = self._se.transaction_at(Ksn.from_bytes(ksn).counter)
+        response.mac = txn.response_mac(canonical_response(operation, response))
 
     def open(
         self, req: terminal_pb2.AuthorizeRequest

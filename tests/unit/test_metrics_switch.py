@@ -48,6 +48,11 @@ async def test_stage_loop_observes_each_stage_run_into_the_current_registry(monk
     stages = [_Stage("validate"), _Stage("route", finish=True), _Stage("never")]
     pipeline = Pipeline(svc=None, stages=stages)  # type: ignore[arg-type]
     monkeypatch.setattr(Pipeline, "_log", staticmethod(lambda *a, **k: None))
+
+    async def no_seal(*_a: object) -> None:  # no HSM here: the answer's MAC is not the point
+        return None
+
+    monkeypatch.setattr(Pipeline, "_seal", no_seal)
     for _ in range(3):
         await pipeline.run(_Ctx())  # type: ignore[arg-type]
     assert _value(m, "payswitch_stage_seconds_count", stage="validate") == 3

@@ -7,6 +7,7 @@ The real protector (``switch.cardsec.hsm``) runs against SoftHSM in the end-to-e
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -130,13 +131,18 @@ async def world(tmp_path):
     await store.close()
 
 
+# Within the switch's local_time window (24 h of its clock): fixed once, so that two requests
+# built by one test have the same content.
+NOW_LOCAL = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def request(key: str = "k-1", **changes) -> terminal_pb2.AuthorizeRequest:
     req = terminal_pb2.AuthorizeRequest(
         idempotency_key=key,
         terminal_id="T-0001",
         merchant_id="M-GROCER",
         stan=1,
-        local_time="2026-11-21T14:03:05",
+        local_time=NOW_LOCAL,
         amount=common_pb2.Money(minor_units=1250, currency="EUR"),
         entry_mode=common_pb2.ENTRY_MODE_CHIP,
         encrypted_card=terminal_pb2.EncryptedCard(

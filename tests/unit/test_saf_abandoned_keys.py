@@ -231,3 +231,30 @@ async def test_recovery_declines_authorizations_a_dead_request_left_received(sto
     assert (await store.get_transaction(live.id)).state is TxState.RECEIVED
     assert (await store.get_transaction(refund.id)).state is TxState.RECEIVED  # its own sweep
     assert await decline_unsent(store, now) == 0  # nothing twice
+
+
+async def test_an_abandoned_keys_answer_is_sealed_for_the_retry(store):
+    """``once`` seals an answer settled for a dead request (never MAC'd) for the retry, which
+    resends the same bytes and KSN."""
+    await _abandoned(store, "sealed-void", "void")
+    sealed: list = []
+
+    async def seal(response) -> None:
+        sealed.append(response.response_code)
+        response.mac = b"\x01" * 16
+
+    async def work():
+        raise AssertionError("a settled key never runs the work again")
+
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    kwargs = dict(
+        scope="T-1",
+        key="sealed-void",
+        operation="void",
+        fingerprint="fp",
+        response_type=terminal_pb2.VoidResponse,
+        work=work,
+        seal=seal,
+    )
+    answer = await guard.once(budget=_budget(), **kwargs)
+    assert answer.mac == b"\x01" * 16 and sealed == [C.RESPONSE_CODE_SYSTEM_MALFUNCTION]
