@@ -72,7 +72,14 @@ PURPOSES: dict[str, Purpose] = {
     L.CVK_A: Purpose(KeyType.DES2, 128, frozenset({ENC}), note="CVK K_A||K_A"),
     L.IMK_AC: Purpose(KeyType.DES2, 128, frozenset({DERIVE}), note="EMV IMK-AC"),
     L.PVK: Purpose(KeyType.AES, 256, frozenset({SIGN}), note="PIN verification (PVV)"),
+    L.STIP: Purpose(
+        KeyType.GENERIC_SECRET, 256, frozenset({SIGN, VERIFY}), note="stand-in file MAC, digests"
+    ),
 }
+
+# What an issuer shares with the switch for stand-in processing, as card networks' stand-in
+# gets it from issuers: CVV, PIN and ARQC verification keys, and its stand-in file's MAC key.
+STANDIN_SHARED = (L.CVK, L.IMK_AC, L.PVK, L.STIP)
 
 
 def purpose_of(purpose_name: str) -> Purpose:
@@ -98,7 +105,7 @@ class KeySpec:
 
     def peer_purpose(self) -> str:
         assert self.peer is not None
-        return L.zpk(self.peer, self.owner)
+        return L.shared(self.purpose, self.owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +138,7 @@ def plan(topology: Any) -> list[KeySpec]:
         for iss in topology.issuers:
             specs.append(KeySpec(acq.id, L.zpk(acq.id, iss.id), peer=iss.id))
     for iss in topology.issuers:
-        specs.extend(KeySpec(iss.id, p) for p in (L.CVK, L.IMK_AC, L.PVK))
+        specs.extend(KeySpec(iss.id, p, peer=L.SWITCH) for p in STANDIN_SHARED)
     return specs
 
 
@@ -305,6 +312,12 @@ def ensure(session: Any, specs: Iterable[KeySpec]) -> list[KeyInfo]:
         own = _find(session, own_label)
         if spec.purpose == L.CVK:
             out.extend(_ensure_cvk(session, spec.owner, own))
+            if spec.peer is not None:  # the pair and its K_A||K_A companion, both shared
+                for name in (L.CVK, L.CVK_A):
+                    mine = get_key(session, L.label(spec.owner, name, 1))
+                    theirs = L.label(spec.peer, L.shared(name, spec.owner), 1)
+                    found = _find(session, theirs)
+                    out.append(copy_to(session, mine, theirs) if found is None else describe(found))
             continue
         if spec.peer is None:
             out.append(

@@ -5,7 +5,8 @@ ever looks up keys under its own owner prefix, as if it had its own HSM; in this
 simulation the parties share SoftHSM, the labels keep them apart.
 
 Purposes (key type, PKCS#11 capabilities) are fixed in :data:`PURPOSES`; ``zpk.<peer>`` is the
-zone PIN key an owner shares with ``peer``.
+zone PIN key an owner shares with ``peer``. A key an owner shares with a peer is held by the
+peer as ``<purpose>.<owner>``: the switch holds ``bank-a/cvk`` as ``switch/cvk.bank-a``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CVK = "cvk"  # DES2 K_A||K_B, issuer CVK pair: ENCRYPT (made by hsm.cvv.create_c
 CVK_A = "cvk-a"  # DES2 K_A||K_A companion of CVK (single DES on SoftHSM): ENCRYPT
 IMK_AC = "imk-ac"  # DES2 issuer master key for application cryptograms: DERIVE only
 PVK = "pvk"  # AES-256 issuer PIN verification key (AES-CMAC PVV, hsm.pinblock): SIGN
+STIP = "stip"  # GENERIC_SECRET 256, issuer's stand-in file MAC and card digests: SIGN/VERIFY
 
 _OWNER = r"[a-z0-9][a-z0-9._-]{0,63}"
 _PURPOSE = r"[a-z0-9][a-z0-9._-]{0,63}"
@@ -64,3 +66,9 @@ def parse(text: str) -> KeyLabel:
 def zpk(owner: str, peer: str) -> str:
     """Purpose name of the zone PIN key ``owner`` shares with ``peer``."""
     return f"{ZPK}.{peer}"
+
+
+def shared(purpose: str, owner: str) -> str:
+    """Purpose name under which a peer holds the key ``owner`` shares with it: ``zpk.<peer>``
+    of ``owner`` is the peer's ``zpk.<owner>``, ``cvk`` of ``owner`` is ``cvk.<owner>``."""
+    return f"{purpose.split('.', 1)[0]}.{owner}"

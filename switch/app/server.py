@@ -24,6 +24,7 @@ from switch.api.decoding import MalformedRequests
 from switch.api.terminal import TerminalService
 from switch.backoffice.settlement.scheduler import CutoffScheduler
 from switch.cardsec.protector import CardProtector
+from switch.cardsec.stipfiles import StandInVerifier, StipFiles
 from switch.core import metrics
 from switch.core.admission import Admission
 from switch.core.idempotency import IdempotencyGuard
@@ -78,6 +79,13 @@ class Switch:
         saf = SafQueue(store, topology.saf)
         reverser = Reverser(store, connectors, saf)
         registry = TerminalRegistry(topology, store)
+        # The issuers' stand-in files, read and MAC-checked every [standin] refresh_s.
+        self.stip_files = StipFiles(
+            topology.standin, tuple(i.id for i in topology.issuers), protector
+        )
+        verifier = StandInVerifier(
+            self.stip_files, tuple((i.id, i.bins) for i in topology.issuers), protector
+        )
         self.services = Services(
             config=topology.switch,
             store=store,
@@ -89,7 +97,7 @@ class Switch:
             reverser=reverser,
             rrns=BlockSequence(store, "rrn"),
             breakers=breakers,
-            standin=StandIn(topology.standin, store),
+            standin=StandIn(topology.standin, store, verifier=verifier),
             saf=saf,
             settlement=topology.settlement,
             admission=Admission(
@@ -159,6 +167,9 @@ class Switch:
         recovered = await self.services.reverser.scan()
         self.services.reverser.start()
         self.services.connectors.warm()
+        if self.topology.standin.enabled:
+            await self.stip_files.refresh()
+            self.stip_files.start()
         self.adviser.start()
         if self.topology.settlement.auto_close:
             self.cutoff.start()
@@ -209,6 +220,7 @@ class Switch:
         await self.cutoff.close()
         await self.services.registry.close()
         await self.adviser.close()
+        await self.stip_files.close()
         await self.services.reverser.close()
         await self.services.connectors.close()
         await self.services.store.close()

@@ -15,6 +15,7 @@ from switch.core import metrics
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
+from switch.domain.standin import CardVerdict
 from switch.domain.transactions import TxState
 from switch.pipeline import Pipeline
 from switch.routing.breakers import Breakers
@@ -33,6 +34,12 @@ class Translating(Protector):
     async def translate_pin(self, ksn, pin_block, pan, acquirer_id):
         self.translated.append(acquirer_id)
         return b"Z" * 16
+
+
+async def verified(card):
+    """Stand-in's card check, passing (a fake: the HSM job is tested on real processes)."""
+    assert card.pan and card.ksn  # the stage hands the opened card and its KSN over
+    return CardVerdict(None, "verified", "bank-a")
 
 
 class Scripted:
@@ -93,7 +100,7 @@ async def world(tmp_path):
             reverser=Reverser(),
             rrns=BlockSequence(store, "rrn"),
             breakers=breakers,
-            standin=StandIn(standin, store) if standin else None,
+            standin=StandIn(standin, store, verifier=verified) if standin else None,
         )
         return Pipeline(svc), svc
 
