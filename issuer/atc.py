@@ -10,7 +10,8 @@ accepted and a window of the ``window`` ATCs below it as a bit set, as issuers' 
   made offline or delayed): accepted, marked;
 - the highest itself or a marked ATC (the same cryptogram again, or another cryptogram under
   a counter already used): a replay, refused;
-- an ATC at or below ``highest - window`` (rolled back, e.g. a clone reset to 1): refused.
+- an ATC more than ``window`` below the highest (rolled back, e.g. a clone reset to 1):
+  refused.
 
 Only an ARQC that verified in the HSM touches the history (a forged one must not burn the
 card's counters). The pure function below decides; ``issuer.books`` applies it in the same

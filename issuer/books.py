@@ -30,7 +30,7 @@ Idempotency, per operation:
 
 ARQC replay (``issuer.atc``): every verified ARQC's ATC is recorded per card (table
 ``card_atcs``, keyed by a digest of PAN and PAN sequence number, never the PAN); a cryptogram
-whose counter was used already or lies ``atc_window`` or more below the card's highest is
+whose counter was used already or lies more than ``atc_window`` below the card's highest is
 declined 59 suspected fraud, with no hold and no ARPC.
 
 Decline order for an authorization: 12 already reversed, 14 unknown card, 59 replayed or
