@@ -38,7 +38,7 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     # it): settlement tests trigger their cut-offs themselves.
     doc.setdefault("settlement", {})["auto_close"] = False
     # Each stack's issuers publish their stand-in files into its own run dir.
-    doc.setdefault("standin", {}).setdefault("files_dir", str(run_dir / "standin"))
+    doc.setdefault("standin", {})["files_dir"] = str(run_dir / "standin")
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),
