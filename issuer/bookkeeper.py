@@ -17,9 +17,9 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from issuer.atc import AtcState, AtcUse
 from issuer.books import AccountView, AuthDecision, Books, HoldView
 from issuer.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
+from payswitch.atc import AtcState, AtcUse
 from payswitch.v1 import common_pb2
 from payswitch.world.topology import AccountConfig, CardConfig
 
@@ -80,6 +80,9 @@ class Bookkeeper:
 
     def set_atc_window(self, window: int) -> None:
         self._books.atc_window = window
+
+    async def atc_states(self) -> dict[str, AtcState]:
+        return await self._run(self._books.atc_states)
 
     async def atc_state(self, card: str) -> AtcState | None:
         return await self._run(self._books.atc_state, card)

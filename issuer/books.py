@@ -28,7 +28,7 @@ Idempotency, per operation:
   12 for another currency than the account's or an RRN the books already know from elsewhere
   (including one reversed before its advice arrived): nothing is held.
 
-ARQC replay (``issuer.atc``): every verified ARQC's ATC is recorded per card (table
+ARQC replay (``payswitch.atc``): every verified ARQC's ATC is recorded per card (table
 ``card_atcs``, keyed by a digest of PAN and PAN sequence number, never the PAN); a cryptogram
 whose counter was used already or lies more than ``atc_window`` below the card's highest is
 declined 59 suspected fraud, with no hold and no ARPC.
@@ -59,7 +59,7 @@ from datetime import date
 from pathlib import Path
 
 from issuer import books_settlement as clearing
-from issuer.atc import AtcRefused, AtcState, AtcUse, advance
+from payswitch.atc import AtcRefused, AtcState, AtcUse, advance
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import AccountConfig, CardConfig
 
@@ -316,7 +316,7 @@ class Books:
             return AuthDecision(APPROVED, auth_code, keep, fresh=True)
 
     def _use_atc(self, db: sqlite3.Connection, use: AtcUse) -> None:
-        """Record a verified cryptogram's ATC (``issuer.atc``); AtcRefused for a replay."""
+        """Record a verified cryptogram's ATC (``payswitch.atc``); AtcRefused for a replay."""
         row = db.execute(
             "SELECT highest, seen FROM card_atcs WHERE card = ?", (use.card,)
         ).fetchone()
@@ -326,6 +326,11 @@ class Books:
             " ON CONFLICT(card) DO UPDATE SET highest = excluded.highest, seen = excluded.seen",
             (use.card, state.highest, state.seen),
         )
+
+    def atc_states(self) -> dict[str, AtcState]:
+        """Every card's ATC history (history key -> state), for the stand-in file."""
+        rows = self._db.execute("SELECT card, highest, seen FROM card_atcs").fetchall()
+        return {r[0]: AtcState(r[1], r[2]) for r in rows}
 
     def atc_state(self, card: str) -> AtcState | None:
         """A card's ATC history (tests, operators)."""

@@ -38,6 +38,7 @@ from hsm.pool import HsmPool, get_key
 from hsm.stip import card_digest, file_mac, issuer_label
 from network.hsm_node import open_pool, zpk_label
 from payswitch import codes
+from payswitch.atc import AtcState
 from payswitch.emvdata import ArqcInput, arqc_input
 from payswitch.stipfile import StipCard, StipFile
 from payswitch.v1 import common_pb2, network_pb2
@@ -58,7 +59,7 @@ class Verdict:
     """Outcome of one request's HSM checks. ``decline`` None: the checks passed.
 
     ``arpc``: ARPC for ARC = ``decline`` (or 00), when an ARQC verified (``arqc_verified``);
-    ``atc``: that ARQC's counter and ``psn`` its card's sequence number (``issuer.atc``).
+    ``atc``: that ARQC's counter and ``psn`` its card's sequence number (``payswitch.atc``).
     """
 
     decline: common_pb2.ResponseCode | None = None
@@ -174,13 +175,25 @@ class IssuerCrypto:
         """The books' ATC history key of a card: its stand-in digest and sequence number."""
         return f"{self._digests[pan]}:{psn}"
 
-    def stip_file(self, cards: tuple[CardConfig, ...], now: float) -> StipFile:
-        """The stand-in file of ``cards``: digest, status and PVV of each (no PAN, no PIN)."""
-        return StipFile(
-            self._id,
-            now,
-            {self._digests[c.pan]: StipCard(c.status, self._pvvs.get(c.pan, b"")) for c in cards},
-        )
+    def stip_file(
+        self,
+        cards: tuple[CardConfig, ...],
+        now: float,
+        atcs: dict[str, AtcState],
+        atc_window: int,
+    ) -> StipFile:
+        """The stand-in file of ``cards``: digest, status, PVV and ATC history of each (no
+        PAN, no PIN); ``atcs``: the books' histories by ``atc_key``."""
+        out = {}
+        for c in cards:
+            digest = self._digests[c.pan]
+            mine = {
+                key.partition(":")[2]: state
+                for key, state in atcs.items()
+                if key.partition(":")[0] == digest
+            }
+            out[digest] = StipCard(c.status, self._pvvs.get(c.pan, b""), mine)
+        return StipFile(self._id, now, out, atc_window)
 
     async def mac(self, body: bytes) -> bytes:
         """The stand-in file MAC (one HSM job). Raises HsmError when the HSM fails."""

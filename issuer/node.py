@@ -12,7 +12,7 @@ the ARPC for its response code; the books keep it, so a repeat gets the same ARP
 outage is answered 96 and not recorded. The node opens its HSM at start (keys checked, PVVs
 enrolled) and refuses to start without it.
 
-ARQC replay: a verified ARQC's ATC goes to the books' per-card history (``issuer.atc``); a
+ARQC replay: a verified ARQC's ATC goes to the books' per-card history (``payswitch.atc``); a
 counter used already or too far behind is declined 59 with no hold and no ARPC. The node also
 publishes its stand-in file for the network (``issuer.stip_publisher``).
 """
@@ -29,12 +29,12 @@ import grpc
 
 from hsm.errors import HsmError
 from issuer import back_office
-from issuer.atc import AtcUse
 from issuer.bookkeeper import Bookkeeper
 from issuer.books_settlement import IssuerRules
 from issuer.crypto import IssuerCrypto, Verdict
 from issuer.stip_publisher import StipPublisher
 from network.hop import Hop
+from payswitch.atc import AtcUse
 from payswitch.logs import get as get_logger
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
 from payswitch.world.topology import IssuerConfig, Topology
@@ -291,7 +291,7 @@ async def create(
     books.set_rules(IssuerRules(config.hold_ttl_s, topology.settlement))
     books.set_atc_window(config.atc_window)
     # Its stand-in file is out before it serves; then refreshed in the background.
-    publisher = StipPublisher(config, topology.standin, crypto)
+    publisher = StipPublisher(config, topology.standin, crypto, books)
     await publisher.publish_once()
     publisher.start()
     # The issuer has no margin: it answers rather than forwards.

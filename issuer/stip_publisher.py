@@ -1,7 +1,8 @@
 """The issuer publishes its stand-in file (``payswitch.stipfile``) for the network's stand-in.
 
 Once before the node serves (so a stack that is up has every issuer's file) and then every
-``[standin] publish_interval_s``: the cards' digests, statuses and PVVs, MAC'd in the issuer's
+``[standin] publish_interval_s``: the cards' digests, statuses, PVVs and ATC histories (from
+the books), MAC'd in the issuer's
 HSM under its stand-in key, written atomically into ``[standin] files_dir``. Republishing
 keeps ``published_at`` fresh, so the switch can tell a live issuer's file from a stale one,
 and carries any change of a card's status. A failed publication is logged and retried at the
@@ -16,6 +17,7 @@ import contextlib
 import time
 
 from hsm.errors import HsmError
+from issuer.bookkeeper import Bookkeeper
 from issuer.crypto import IssuerCrypto
 from payswitch import stipfile
 from payswitch.logs import get as get_logger
@@ -25,15 +27,25 @@ _log = get_logger("issuer.stip")
 
 
 class StipPublisher:
-    def __init__(self, config: IssuerConfig, standin: StandInConfig, crypto: IssuerCrypto) -> None:
+    def __init__(
+        self,
+        config: IssuerConfig,
+        standin: StandInConfig,
+        crypto: IssuerCrypto,
+        books: Bookkeeper,
+    ) -> None:
         self._config = config
         self._standin = standin
         self._crypto = crypto
+        self._books = books
         self._task: asyncio.Task[None] | None = None
 
     async def publish_once(self) -> None:
         """Write the file now (HSM job for the MAC, the write off the event loop)."""
-        file = self._crypto.stip_file(self._config.cards, time.time())
+        atcs = await self._books.atc_states()
+        file = self._crypto.stip_file(
+            self._config.cards, time.time(), atcs, self._config.atc_window
+        )
         body = file.body()
         mac = await self._crypto.mac(body)
         path = await asyncio.to_thread(

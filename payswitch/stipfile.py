@@ -6,8 +6,10 @@ by the issuer at start and every ``[standin] publish_interval_s``, read by the s
 card is named by a keyed digest of its PAN (``hsm.stip.card_digest``, never the PAN or a bare
 hash of it) and carries its status (``active``, ``blocked``, ``lost``: the negative file) and
 its PIN verification value when it has a PIN (``hsm.pinblock``: a MAC under the PVK, useless
-without it; never the PIN). Sensitive all the same: the file is owner-only (0600, the
-processes' umask) and never logged.
+without it; never the PIN), and its chip's ATC history as the issuer's books hold it (per PAN
+sequence number: the highest counter seen and the window below it, ``payswitch.atc``), so that
+stand-in refuses a cryptogram the issuer has already seen or one rolled back. Sensitive all
+the same: the file is owner-only (0600, the processes' umask) and never logged.
 
 Layout, two lines: the body (compact JSON, sorted keys) and the hex HMAC-SHA256 of exactly
 those bytes under the issuer's stand-in key (``hsm.stip.file_mac``); the switch refuses a file
@@ -23,6 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from payswitch.atc import MAX_WINDOW, AtcState
+
 FORMAT = 1
 STATUSES = frozenset({"active", "blocked", "lost"})
 
@@ -35,6 +39,7 @@ class StipFileError(ValueError):
 class StipCard:
     status: str
     pvv: bytes = field(default=b"", repr=False)
+    atcs: dict[str, AtcState] = field(default_factory=dict)  # PAN sequence number -> history
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +47,21 @@ class StipFile:
     issuer: str
     published_at: float
     cards: dict[str, StipCard] = field(repr=False)  # card digest (hex) -> card
+    atc_window: int = 32
 
     def body(self) -> bytes:
         doc = {
             "format": FORMAT,
             "issuer": self.issuer,
             "published_at": self.published_at,
+            "atc_window": self.atc_window,
             "cards": [
-                {"card": d, "status": c.status, "pvv": c.pvv.hex()}
+                {
+                    "card": d,
+                    "status": c.status,
+                    "pvv": c.pvv.hex(),
+                    "atc": {psn: [a.highest, a.seen] for psn, a in sorted(c.atcs.items())},
+                }
                 for d, c in sorted(self.cards.items())
             ],
         }
@@ -99,8 +111,12 @@ def parse(body: bytes, issuer_id: str) -> StipFile:
         for c in doc["cards"]:
             if c["status"] not in STATUSES:
                 raise StipFileError("stand-in file: unknown card status")
-            cards[str(c["card"])] = StipCard(c["status"], bytes.fromhex(c["pvv"]))
-        return StipFile(issuer_id, float(doc["published_at"]), cards)
+            atcs = {str(psn): AtcState(int(h), int(seen)) for psn, (h, seen) in c["atc"].items()}
+            cards[str(c["card"])] = StipCard(c["status"], bytes.fromhex(c["pvv"]), atcs)
+        window = int(doc["atc_window"])
+        if not 1 <= window <= MAX_WINDOW:
+            raise StipFileError("stand-in file: atc_window out of range")
+        return StipFile(issuer_id, float(doc["published_at"]), cards, window)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, StipFileError):
             raise

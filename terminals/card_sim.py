@@ -15,7 +15,7 @@ chips, so this module stands in for both, using the *issuer's* keys in the share
 Every call is one job on the process's HSM thread (``hsm.pool``). Cards are looked up in the
 topology (the issuer that owns the BIN, the card on its file); errors never carry the PAN.
 Each simulated chip keeps its application transaction counter (ATC) and increments it per ARQC,
-as a card does (the issuer refuses a counter it has seen, ``issuer.atc``); pass ``atc=`` to
+as a card does (the issuer refuses a counter it has seen, ``payswitch.atc``); pass ``atc=`` to
 choose one. A chip is one chip however many simulators a process makes (the counters are
 shared in the process), and with ``atc_path`` its counter also outlives the process (a JSON
 file, as a chip's non-volatile memory: the ``pos`` and ``demo`` commands keep it in their

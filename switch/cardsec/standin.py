@@ -12,13 +12,18 @@ the card's digest is not in the file             14    ``unknown_card``
 status blocked or lost (the negative file)       62    ``blocked``
 chip data that cannot be checked, or an ARQC     05    ``arqc``
 that does not verify under ``imk-ac.<issuer>``
+a verified ARQC whose counter the issuer's file   59    ``arqc_replay``
+shows used, or too far behind (``payswitch.atc``)
 a PIN block, and no PVV, or another PIN          55    ``pin``
 a CVV2 that does not match under ``cvk.<iss>``   05    ``cvv2``
 ==============================================  ====  ==================
 
 The codes are the issuer's own for the same failures (``issuer.crypto``: 55 wrong PIN, 05 bad
-CVV2 or ARQC, an invalid ARQC winning over the PIN) except the negative file, 62 as for the
-switch's own negative list, and no file or key, 91: stand-in cannot act for that issuer.
+CVV2 or ARQC, 59 a replayed cryptogram, an invalid ARQC winning over the PIN) except the
+negative file, 62 as for the switch's own negative list, and no file or key, 91: stand-in
+cannot act for that issuer. The ATC history is the issuer's as of its last file: a cryptogram
+replayed within one publication period, or two stand-ins of one cryptogram, are not caught
+here (the cumulative limit bounds them).
 
 The PIN is verified from the terminal's own DUKPT PIN block (its KSN's PIN key), so the
 translated block of a failover plays no part. The PAN stays inside the job, as in the decrypt
@@ -39,6 +44,8 @@ from hsm.pinblock import PinBlockError, verify_pin
 from hsm.pool import get_key
 from hsm.stip import card_digest, check_file_mac, switch_label
 from payswitch import codes, stipfile
+from payswitch.atc import AtcRefused, AtcState, advance
+from payswitch.emvdata import ArqcInput
 from payswitch.logs import get as get_logger
 from payswitch.stipfile import StipFile
 from switch.domain.standin import CardVerdict, IssuerBins, StandInCard
@@ -96,6 +103,8 @@ def check_job(
         return CardVerdict(codes.RESTRICTED_CARD, "blocked", issuer)
     if card.emv_present and not _arqc_ok(session, card, issuer):
         return CardVerdict(codes.DO_NOT_HONOUR, "arqc", issuer)
+    if card.arqc is not None and _replayed(card.arqc, entry.atcs, file.atc_window):
+        return CardVerdict(codes.SUSPECTED_FRAUD, "arqc_replay", issuer)
     if card.pin_block and not _pin_ok(session, card, issuer, entry.pvv):
         return CardVerdict(codes.INCORRECT_PIN, "pin", issuer)
     if card.cvv2 and not _cvv2_ok(session, card, issuer):
@@ -113,6 +122,16 @@ def _arqc_ok(session: Any, card: StandInCard, issuer: str) -> bool:
     except (KeyNotFound, EmvError):
         return False
     return bool(result.valid)
+
+
+def _replayed(a: ArqcInput, history: Mapping[str, AtcState], window: int) -> bool:
+    """Has the issuer (as of its file) seen this counter, or is it too far behind? Stand-in
+    does not record it: the issuer's next file carries what the issuer has seen."""
+    try:
+        advance(history.get(a.psn), int.from_bytes(a.atc, "big"), window)
+    except AtcRefused:
+        return True
+    return False
 
 
 def _pin_ok(session: Any, card: StandInCard, issuer: str, pvv: bytes) -> bool:

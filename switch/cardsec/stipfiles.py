@@ -56,8 +56,14 @@ class StipFiles:
         verified = await self._protector.standin_files(raws) if raws else {}
         for issuer_id, file in verified.items():
             known = self._files.get(issuer_id)
-            if known is None or file.published_at >= known.published_at:
+            if known is None or file.published_at > known.published_at:
                 self._files[issuer_id] = file  # never rolled back to an older publication
+                _log.info(
+                    "stip_file_updated",
+                    issuer=issuer_id,
+                    published_at=file.published_at,
+                    cards=len(file.cards),
+                )
         return len(verified)
 
     def fresh(self) -> dict[str, StipFile]:

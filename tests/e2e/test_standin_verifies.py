@@ -6,11 +6,13 @@ First, with the network up, the issuer's ARQC replay defence: the same cryptogra
 request, and a card's counter rolled back to 1, are declined 59 with nothing held (a counter
 inside the window, out of order, is still accepted once).
 
-Then both acquirers are stopped. A good card with its PIN, CVV2 and chip is approved in
-stand-in; a wrong PIN (55), a wrong CVV2 (05), a forged ARQC (05), a blocked or lost card
-(62, the issuer's negative file), a card no issuer has on file or a BIN no issuer owns (14)
-are declined, recorded DECLINED, with no advice owed. A stand-in file edited on disk (every
-card unblocked, the MAC left as it was) is refused by the switch: the blocked card stays 62.
+Then both acquirers are stopped. Once the issuer's stand-in file carries those counters, a
+cryptogram the issuer has seen and a rolled-back one are 59 in stand-in too. A good card with
+its PIN, CVV2 and chip is approved in stand-in; a wrong PIN (55), a wrong CVV2 (05), a
+forged ARQC (05), a blocked or lost card (62, the issuer's negative file), a card no issuer
+has on file or a BIN no issuer owns (14) are declined, recorded DECLINED, with no advice owed.
+A stand-in file edited on disk (every card unblocked, the MAC left as it was) is refused by
+the switch: the blocked card stays 62.
 
 Last, the network comes back: the good stand-in is advised and held, while the advice of a
 stand-in the issuer refuses (a card on a USD account paid in EUR: 12) is not retried: one
@@ -24,6 +26,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import tomllib
 
 import grpc
@@ -75,8 +78,8 @@ async def world(tmp_path_factory, hsm_token):
         floor={"EUR": 5000, "USD": 5000},
         cumulative={"EUR": 100000, "USD": 100000},
         advice_interval_s=0.5,
-        refresh_s=0.2,  # the switch rereads the files often ...
-        publish_interval_s=3600,  # ... and the issuers publish only at start (tamper test)
+        refresh_s=0.2,  # the switch rereads the files often, the issuers republish often
+        publish_interval_s=0.5,
     )
     stack = await asyncio.to_thread(start_stack, tmp_path_factory.mktemp("standin-verifies"), doc)
     w = await World(stack).open()
@@ -87,6 +90,12 @@ async def world(tmp_path_factory, hsm_token):
 @pytest.fixture(scope="module")
 def chips(world) -> CardSimulator:
     return CardSimulator(world.stack.topology, HsmPool())
+
+
+@pytest.fixture(scope="module")
+def seen() -> dict:
+    """What the online part leaves for the stand-in part: cryptograms the issuer has seen."""
+    return {}
 
 
 async def _no_hold(world: World, issuer: str, rrn: str) -> bool:
@@ -113,10 +122,13 @@ async def test_the_same_cryptogram_twice_is_refused_with_nothing_held(world, chi
     assert (await books.account("bank-a", "A-1001")).held == held
 
 
-async def test_a_counter_rolled_back_is_refused_and_one_inside_the_window_is_not(world, chips):
+async def test_a_counter_rolled_back_is_refused_and_one_inside_the_window_is_not(
+    world, chips, seen
+):
     pos, books = world.pos, world.books
     high = await chips.arqc(VISA, 1600, "EUR", atc=500)
     assert code(await pos.authorize(pos.auth_request(VISA, 1600, emv=high))) == "00"
+    seen["high"] = high
     held = (await books.account("bank-a", "A-1001")).held
     rolled_back = await chips.arqc(VISA, 1601, "EUR", atc=1)  # a genuine cryptogram, ATC 1
     resp = await pos.authorize(pos.auth_request(VISA, 1601, emv=rolled_back))
@@ -125,9 +137,21 @@ async def test_a_counter_rolled_back_is_refused_and_one_inside_the_window_is_not
     assert (await books.account("bank-a", "A-1001")).held == held
     late = await chips.arqc(VISA, 1602, "EUR", atc=495)  # made offline, arrives late
     assert code(await pos.authorize(pos.auth_request(VISA, 1602, emv=late))) == "00"
+    seen["at"] = time.time()
 
 
 # --- stand-in verifies (both acquirers down) -------------------------------------------------
+
+
+def _file_updates(world: World, issuer: str) -> list[float]:
+    """``published_at`` of every file of ``issuer`` the switch took (its log)."""
+    out = []
+    for line in world.stack.log_path(world.stack.topology.switch.id).read_text().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == "stip_file_updated" and event.get("issuer") == issuer:
+                out.append(event["published_at"])
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +159,25 @@ async def outage(world):
     for acquirer in ACQUIRERS:
         await world.kill(acquirer)
     return {}
+
+
+async def test_stand_in_refuses_a_cryptogram_the_issuer_has_seen(world, chips, seen, outage):
+    """The issuer's file carries each card's ATC history: once the switch holds a file
+    published after the online sales, their cryptograms (and a rolled-back one) are 59."""
+
+    async def current() -> bool:
+        published = await asyncio.to_thread(_file_updates, world, "bank-a")
+        return any(p > seen["at"] for p in published)
+
+    assert await until(current, timeout=20), "no stand-in file newer than the online sales"
+    pos = world.pos
+    replayed = await pos.authorize(pos.auth_request(VISA, 1600, emv=seen["high"]))
+    assert code(replayed) == "59" and not replayed.stood_in, replayed.message
+    rolled_back = await chips.arqc(VISA, 700, "EUR", atc=2)
+    resp = await pos.authorize(pos.auth_request(VISA, 700, emv=rolled_back))
+    assert code(resp) == "59" and not resp.stood_in
+    for r in (replayed, resp):
+        assert (await pos.get(r.transaction_id)).state == terminal_pb2.TRANSACTION_STATE_DECLINED
 
 
 async def test_a_good_card_with_pin_cvv2_and_chip_is_approved_in_stand_in(world, chips, outage):
@@ -202,6 +245,7 @@ def _log_has(world: World, *words: str) -> bool:
 
 
 async def test_a_stand_in_file_edited_on_disk_is_refused(world, outage):
+    await world.kill("bank-a")  # its last file stays; it would overwrite the edited one
     path = stipfile.path_of(world.stack.topology.standin.files_dir, "bank-a")
     original = path.read_bytes()
     body, mac = stipfile.split(original)
@@ -221,6 +265,7 @@ async def test_a_stand_in_file_edited_on_disk_is_refused(world, outage):
         assert code(resp) == "62" and not resp.stood_in
     finally:
         path.write_bytes(original)
+        await world.start("bank-a")
     assert b"4000000000000119" not in original and b"4111111111111111" not in original
 
 

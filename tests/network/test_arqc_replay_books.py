@@ -1,4 +1,4 @@
-"""ARQC replay at the issuer: the ATC window (``issuer.atc``, pure) and the books applying it
+"""ARQC replay at the issuer: the ATC window (``payswitch.atc``, pure) and the books applying it
 in the authorization's own transaction (``issuer.books``): a replayed or rolled-back counter is
 declined 59 with no hold, an accepted one is recorded whatever the answer, a repeat of the RRN
 gets its first answer, and the history survives a reopening of the books."""
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from issuer.atc import AtcRefused, AtcState, AtcUse, advance
 from issuer.books import Books
+from payswitch.atc import AtcRefused, AtcState, AtcUse, advance
 from payswitch.v1 import common_pb2 as c
 from payswitch.world.topology import AccountConfig, CardConfig
 

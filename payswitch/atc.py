@@ -1,4 +1,6 @@
-"""ARQC replay defence: each card's application transaction counter (ATC) history.
+"""ARQC replay defence: each card's application transaction counter (ATC) history, the rule
+the issuer applies in its books and the network's stand-in applies to the history the issuer
+publishes in its stand-in file (``payswitch.stipfile``).
 
 A chip increments its ATC (EMV tag 9F36, two bytes) for every cryptogram it makes, so a
 genuine ARQC never comes twice with one ATC. The issuer keeps, per card (keyed by a digest of
@@ -15,7 +17,8 @@ accepted and a window of the ``window`` ATCs below it as a bit set, as issuers' 
 
 Only an ARQC that verified in the HSM touches the history (a forged one must not burn the
 card's counters). The pure function below decides; ``issuer.books`` applies it in the same
-SQLite transaction as the authorization, so a refusal holds nothing.
+SQLite transaction as the authorization, so a refusal holds nothing; the switch's stand-in
+applies it to the history of the issuer's last stand-in file (``switch.cardsec.standin``).
 """
 
 from __future__ import annotations
