@@ -10,6 +10,7 @@ no fresh, verified stand-in file of the issuer   91    ``no_file``
 no stand-in key of the issuer                    91    ``no_keys``
 the card's digest is not in the file             14    ``unknown_card``
 status blocked or lost (the negative file)       62    ``blocked``
+the presented expiry has passed (UTC month)       54    ``expired``
 chip data that cannot be checked, or an ARQC     05    ``arqc``
 that does not verify under ``imk-ac.<issuer>``
 a verified ARQC whose counter the issuer's file   59    ``arqc_replay``
@@ -33,6 +34,7 @@ job; the clear PIN field exists only inside ``hsm.pinblock.verify_pin``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from hsm import labels as L
@@ -101,6 +103,8 @@ def check_job(
         return CardVerdict(codes.INVALID_CARD_NUMBER, "unknown_card", issuer)
     if entry.status != "active":
         return CardVerdict(codes.RESTRICTED_CARD, "blocked", issuer)
+    if card.expiry < datetime.now(UTC).strftime("%y%m"):  # YYMM, checked when decrypted
+        return CardVerdict(codes.EXPIRED_CARD, "expired", issuer)
     if card.emv_present and not _arqc_ok(session, card, issuer):
         return CardVerdict(codes.DO_NOT_HONOUR, "arqc", issuer)
     if card.arqc is not None and _replayed(card.arqc, entry.atcs, file.atc_window):

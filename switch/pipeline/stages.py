@@ -392,8 +392,9 @@ class StandIn(Named):
     """No acquirer could take the request: the stand-in rules decide (approve within them,
     STOOD_IN with the switch's auth code and advised to the issuer later, or decline 91 / the
     rule's code), after checking the card as its issuer would (one HSM job with the keys and
-    file the issuer shares for stand-in: PIN, CVV2, ARQC, negative file; the request's own
-    DUKPT PIN block). Without stand-in configured, 91; an HSM failure, 96."""
+    file the issuer shares for stand-in: negative file, expiry, ARQC and its counter, PIN,
+    CVV2; the request's own DUKPT PIN block). Without stand-in configured, 91; an HSM failure,
+    96."""
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc

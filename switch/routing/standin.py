@@ -12,11 +12,11 @@ merchant category in ``blocked_mccs``, or not in       57 transaction not permit
 ``allowed_mccs`` when that list is not empty
 currency without a ``floor``                           91 issuer unavailable (never stood in)
 amount above the currency's ``floor``                  61 exceeds amount limit
-the card as its issuer would check it, with the        14 / 91 / 62 / 05 / 55
+the card as its issuer would check it, with the        14 / 91 / 62 / 54 / 05 / 59 / 55
 keys and file it shares for stand-in (one HSM job,     (``switch.cardsec.standin``)
 ``switch.cardsec.standin``): unknown card 14, no
-fresh file or key 91, blocked or lost 62, ARQC 05,
-PIN 55, CVV2 05
+fresh file or key 91, blocked or lost 62, expired
+54, ARQC 05, replayed ARQC 59, PIN 55, CVV2 05
 the card's stand-in total in the current window        61 exceeds amount limit
 would pass ``cumulative`` (a currency without a
 cumulative limit uses its floor)

@@ -9,7 +9,8 @@ inside the window, out of order, is still accepted once).
 Then both acquirers are stopped. Once the issuer's stand-in file carries those counters, a
 cryptogram the issuer has seen and a rolled-back one are 59 in stand-in too. A good card with
 its PIN, CVV2 and chip is approved in stand-in; a wrong PIN (55), a wrong CVV2 (05), a
-forged ARQC (05), a blocked or lost card (62, the issuer's negative file), a card no issuer
+forged ARQC (05), a blocked or lost card (62, the issuer's negative file), an expired card
+(54), a card no issuer
 has on file or a BIN no issuer owns (14) are declined, recorded DECLINED, with no advice owed.
 A stand-in file edited on disk (every card unblocked, the MAC left as it was) is refused by
 the switch: the blocked card stays 62.
@@ -49,6 +50,7 @@ PIN = "1234"
 NO_PIN = "4000000000000002"  # bank-a A-1002, no PIN issued
 BLOCKED = "4000000000000119"  # bank-a, status blocked
 LOST = "5105105105105100"  # bank-b, status lost, expiry 2906
+EXPIRED = "4000000000000069"  # bank-a, expired 2401
 NOT_ON_FILE = "4012888888881881"  # bank-a's BIN range, on no file
 USD_CARD = "2223000048400011"  # bank-b B-2002, a USD account, expiry 2906
 ACQUIRERS = ("acq-alpha", "acq-beta")
@@ -209,6 +211,8 @@ async def _request(world: World, chips: CardSimulator, case: str) -> terminal_pb
         return pos.auth_request(BLOCKED, 700)
     if case == "lost card":
         return pos.auth_request(LOST, 700, expiry="2906")
+    if case == "expired card":
+        return pos.auth_request(EXPIRED, 700, expiry="2401")
     if case == "card on no issuer's file":
         return pos.auth_request(NOT_ON_FILE, 700)
     assert case == "BIN no issuer owns"
@@ -225,6 +229,7 @@ async def _request(world: World, chips: CardSimulator, case: str) -> terminal_pb
         ("ARQC for another amount", "05"),
         ("blocked card", "62"),
         ("lost card", "62"),
+        ("expired card", "54"),
         ("card on no issuer's file", "14"),
         ("BIN no issuer owns", "14"),
     ],
