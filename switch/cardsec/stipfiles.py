@@ -20,6 +20,7 @@ from payswitch.logs import get as get_logger
 from payswitch.stipfile import StipFile
 from payswitch.world.topology import StandInConfig
 from switch.cardsec.protector import CardProtector
+from switch.core import metrics
 from switch.domain.standin import CardVerdict, IssuerBins, StandInCard
 
 _log = get_logger("switch.routing.stipfiles")
@@ -58,6 +59,7 @@ class StipFiles:
             known = self._files.get(issuer_id)
             if known is None or file.published_at > known.published_at:
                 self._files[issuer_id] = file  # never rolled back to an older publication
+                metrics.get().standin_file.labels(issuer_id).set(file.published_at)
                 _log.info(
                     "stip_file_updated",
                     issuer=issuer_id,

@@ -12,6 +12,7 @@ from payswitch import stipfile
 from payswitch.stipfile import StipCard, StipFile
 from payswitch.world.topology import StandInConfig
 from switch.cardsec.stipfiles import StipFiles
+from switch.core import metrics
 
 
 class Clock:
@@ -44,11 +45,14 @@ def holder(tmp_path: Path, clock: Clock) -> StipFiles:
 
 
 async def test_a_fresh_file_is_used_and_a_stale_one_is_not(tmp_path):
+    metrics.reset()
     clock = Clock()
     files = holder(tmp_path, clock)
     publish(tmp_path, 990.0)
     assert await files.refresh() == 1  # bank-b has published nothing: no error
     assert set(files.fresh()) == {"bank-a"}
+    published = metrics.get().standin_file.labels("bank-a")._value.get()
+    assert published == 990.0  # operators see the file's age
     clock.t = 990.0 + 60.5
     assert files.fresh() == {}
 
