@@ -13,7 +13,6 @@ presentment it has seen with its first result.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import grpc
 from network.channels import Channels
 from payswitch.process import connect_address
 from payswitch.settlement.clearing import ClearingFormatError, read_clearing_file
+from payswitch.settlement.clock import cutoff_clock
 from payswitch.settlement.fees import NO_FEES, presentment_fees
 from payswitch.settlement.report import build_report, write_report
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
@@ -29,10 +29,6 @@ from payswitch.world.topology import Topology
 
 PRESENT_TIMEOUT_S = 30.0
 ACQUIRER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["AcquirerSettlementService"]
-
-
-def _now(now_ms: int) -> float:
-    return now_ms / 1000 if now_ms > 0 else time.time()
 
 
 def _presentment(rec: dict[str, Any]) -> settlement_pb2.Presentment:
@@ -66,6 +62,11 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 grpc.StatusCode.INVALID_ARGUMENT, "clearing_path and report_dir are required"
             )
         try:
+            settled_at = cutoff_clock(request.now_ms)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise  # abort raises; this line only tells the type checker
+        try:
             cf = await asyncio.to_thread(read_clearing_file, Path(request.clearing_path))
         except ClearingFormatError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"clearing_path: {exc}")
@@ -91,7 +92,7 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                         file_id=cf.file_id,
                         acquirer_id=self._id,
                         presentments=[_presentment(r) for r in recs],
-                        now_ms=request.now_ms,
+                        now_ms=int(settled_at * 1000),
                         report_dir=request.report_dir,
                     ),
                     timeout=PRESENT_TIMEOUT_S,
@@ -105,7 +106,6 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
         entries = [
             self._entry(rec, results.get((rec["kind"], rec["rrn"]))) for rec in cf.presentments
         ]
-        settled_at = _now(request.now_ms)
         report = build_report(self._id, cf.file_id, settled_at, entries)
         path = await asyncio.to_thread(write_report, Path(request.report_dir), report)
         settled = sum(1 for e in entries if e["status"] == "SETTLED")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
 import grpc
 
 from issuer.bookkeeper import Bookkeeper
 from issuer.books_settlement import PresentmentIn, write_issuer_report
+from payswitch.settlement.clock import cutoff_clock
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 
 ISSUER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["IssuerSettlementService"]
@@ -28,8 +28,13 @@ _KINDS = {
 _STATUS = {"POSTED": settlement_pb2.PRESENTMENT_STATUS_POSTED}
 
 
-def _now(now_ms: int) -> float:
-    return now_ms / 1000 if now_ms > 0 else time.time()
+async def _clock(now_ms: int, context: grpc.aio.ServicerContext) -> float:
+    """The request's cut-off clock, or INVALID_ARGUMENT before anything is touched."""
+    try:
+        return cutoff_clock(now_ms)
+    except ValueError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise  # abort raises; this line only tells the type checker
 
 
 class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServicer):
@@ -46,6 +51,7 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "file_id: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
             )
+        now = await _clock(request.now_ms, context)
         items = []
         for n, p in enumerate(request.presentments):
             if p.kind not in _KINDS or not p.rrn or p.amount.minor_units <= 0:
@@ -61,7 +67,7 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                     p.amount.currency,
                 )
             )
-        outs = await self._books.present_all(request.file_id, items, _now(request.now_ms))
+        outs = await self._books.present_all(request.file_id, items, now)
         if request.report_dir:
             doc = {
                 "issuer_id": self._id,
@@ -100,7 +106,7 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
     async def ExpireHolds(
         self, request: settlement_pb2.ExpireHoldsRequest, context: grpc.aio.ServicerContext
     ) -> settlement_pb2.ExpireHoldsResponse:
-        now = _now(request.now_ms)
+        now = await _clock(request.now_ms, context)
         released = await self._books.expire_holds(now)
         if request.report_dir and released:
             doc = {"issuer_id": self._id, "expired_at": int(now), "released_rrns": released}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
 from payswitch.money import exponent
+from switch.domain.columns import field_names, set_columns
 from switch.domain.errors import StoreError
 
 
@@ -223,20 +224,14 @@ class DisputeChanges:
     updated_at: float | None = None
 
     def columns(self) -> dict[str, object]:
-        return {
-            f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None
-        }
+        return set_columns(self, _DISPUTE_CHANGE_FIELDS)
 
     def applied(self, d: Dispute, state: DisputeState) -> Dispute:
         """``d`` moved to ``state`` with these changes (the version is the store's)."""
-        return dataclasses.replace(
-            d,
-            state=state,
-            response_due=d.response_due if self.response_due is None else self.response_due,
-            evidence=d.evidence if self.evidence is None else self.evidence,
-            note=d.note if self.note is None else self.note,
-            updated_at=d.updated_at if self.updated_at is None else self.updated_at,
-        )
+        return dataclasses.replace(d, state=state, **self.columns())  # type: ignore[arg-type]
+
+
+_DISPUTE_CHANGE_FIELDS = field_names(DisputeChanges)
 
 
 class DisputeConflict(StoreError):

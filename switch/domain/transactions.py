@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, Unpack, cast
 
+from switch.domain.columns import field_names, set_columns
 from switch.domain.errors import StoreError
 
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+    pass
 
 
 class TxState(enum.StrEnum):
@@ -139,12 +140,6 @@ class TransactionFields(TypedDict, total=False):
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Transaction))
 
 
-def _set_columns(value: DataclassInstance, names: tuple[str, ...]) -> dict[str, object]:
-    """The fields of ``value`` named in ``names`` that are set (not None): on the hot path,
-    so the names are computed once per class, not per call."""
-    return {name: v for name in names if (v := getattr(value, name)) is not None}
-
-
 class ExpectColumns(TypedDict, total=False):
     """The columns an ``Expect`` sets, by name (``Expect.columns``)."""
 
@@ -184,10 +179,10 @@ class Expect:
 
     def columns(self) -> ExpectColumns:
         # The fields that are set, each with its own (non-None) type: ExpectColumns's items.
-        return cast(ExpectColumns, _set_columns(self, _EXPECT_FIELDS))
+        return cast(ExpectColumns, set_columns(self, _EXPECT_FIELDS))
 
 
-_EXPECT_FIELDS = tuple(f.name for f in dataclasses.fields(Expect))
+_EXPECT_FIELDS = field_names(Expect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +201,7 @@ class Changes:
 
     def columns(self) -> ChangeColumns:
         # The fields that are set, each with its own (non-None) type: ChangeColumns's items.
-        return cast(ChangeColumns, _set_columns(self, _CHANGE_FIELDS))
+        return cast(ChangeColumns, set_columns(self, _CHANGE_FIELDS))
 
     def to(self, state: TxState) -> Changes:
         """These changes with the state moved to ``state``."""
@@ -217,7 +212,7 @@ class Changes:
         return tx.copy(**self.columns())
 
 
-_CHANGE_FIELDS = tuple(f.name for f in dataclasses.fields(Changes))
+_CHANGE_FIELDS = field_names(Changes)
 
 # Columns a compare-and-set may change: the fields of ``Changes``. id, type, terminal, STAN,
 # date, amount and card fields are fixed.

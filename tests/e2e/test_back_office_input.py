@@ -43,3 +43,40 @@ async def test_settle_says_the_same_whatever_makes_a_clearing_path_unreadable(ch
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         answers.add(err.value.details())
     assert answers == {"clearing_path: cannot read clearing file"}
+
+
+async def test_a_cut_off_clock_ahead_of_the_node_is_refused_before_anything_moves(
+    channels, tmp_path
+):
+    """``ExpireHolds`` in 2100 would release every hold; ``Present`` would flag every
+    presentment late. Each back office refuses a clock ahead of its own, naming ``now_ms``."""
+    year_2100_ms = 4_102_444_800_000
+    reports = tmp_path / "reports"
+    issuer = settlement_pb2_grpc.IssuerSettlementServiceStub(channels["bank-a"])
+    acquirer = settlement_pb2_grpc.AcquirerSettlementServiceStub(channels["acq-alpha"])
+    calls = [
+        issuer.ExpireHolds(
+            settlement_pb2.ExpireHoldsRequest(now_ms=year_2100_ms, report_dir=str(reports)),
+            timeout=5.0,
+        ),
+        issuer.Present(
+            settlement_pb2.PresentRequest(
+                file_id="f1", acquirer_id="acq-alpha", now_ms=year_2100_ms, report_dir=str(reports)
+            ),
+            timeout=5.0,
+        ),
+        acquirer.Settle(
+            settlement_pb2.SettleRequest(
+                clearing_path=str(tmp_path / "any.jsonl"),
+                report_dir=str(reports),
+                now_ms=year_2100_ms,
+            ),
+            timeout=5.0,
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (err.value.details() or "").startswith("now_ms: more than 300 s ahead")
+    assert not any(tmp_path.rglob("*"))

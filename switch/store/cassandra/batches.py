@@ -89,17 +89,8 @@ def _item(row: Row) -> BatchItem:
 class CassandraBatches(CassandraHost, BatchStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``)."""
 
-    _batch_q: dict[str, Any] | None = None
-
     async def _bq(self) -> tuple[Cql, dict[str, Any]]:
-        cql = self._open()
-        if self._batch_q is None:
-            session = cql.session
-            prepared = await asyncio.to_thread(
-                lambda: {name: session.prepare(text) for name, text in _STATEMENTS.items()}
-            )
-            self._batch_q = prepared
-        return cql, self._batch_q
+        return await self._prepared("batches", _STATEMENTS)
 
     async def _open_no(self, terminal_id: str, now: float) -> tuple[int, float]:
         cql, q = await self._bq()

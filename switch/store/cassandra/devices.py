@@ -7,7 +7,6 @@ settled by reading the row at SERIAL: it is ours when it holds our counter and t
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from switch.domain.devices import Advance, Device, DeviceUse, Step, advance, check_use
@@ -47,19 +46,8 @@ class CassandraDevices(CassandraHost, DeviceStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``); statements prepared on first use,
     off the event loop."""
 
-    _device_statements: tuple[Cql, dict[str, Any]] | None = None
-
     async def _device_cql(self) -> tuple[Cql, dict[str, Any]]:
-        cql = self._open()
-        cached = self._device_statements
-        if cached is None or cached[0] is not cql:
-
-            def prepare() -> dict[str, Any]:
-                return {k: cql.session.prepare(text) for k, text in _CQL.items()}
-
-            cached = (cql, await asyncio.to_thread(prepare))
-            self._device_statements = cached
-        return cached
+        return await self._prepared("devices", _CQL)
 
     async def _read(self, cql: Cql, q: dict[str, Any], ikid: str) -> Device | None:
         rows = await cql.run(q["get"], (ikid,), SERIAL)

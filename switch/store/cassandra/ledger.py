@@ -166,21 +166,10 @@ def _dispute_values(d: Dispute) -> list[object]:
 class CassandraLedgerMixin(CassandraHost):
     """Mixed into ``CassandraStore``: uses its ``_open()`` (the session's ``Cql``)."""
 
-    _ledger_stmts: dict[str, Any] | None = None
     _dispute_cas: dict[tuple[str, ...], Any] | None = None
 
     async def _lq(self) -> tuple[Cql, dict[str, Any]]:
-        cql = self._open()
-        stmts = self._ledger_stmts
-        if stmts is None or stmts.get("_session") is not cql.session:
-
-            def prepare() -> dict[str, Any]:
-                made: dict[str, Any] = {k: cql.session.prepare(v) for k, v in _STATEMENTS.items()}
-                made["_session"] = cql.session
-                return made
-
-            stmts = self._ledger_stmts = await asyncio.to_thread(prepare)  # blocking: off-loop
-        return cql, stmts
+        return await self._prepared("ledger", _STATEMENTS)
 
     # --- ledger -------------------------------------------------------------------------
     async def ledger_post(self, posting: LedgerPosting) -> bool:

@@ -7,7 +7,6 @@ operators racing on one terminal can expect."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from switch.domain.revocations import Revocation, check_terminal_id
@@ -29,19 +28,8 @@ class CassandraRevocations(CassandraHost, RevocationStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``); statements prepared on first use,
     off the event loop."""
 
-    _revocation_statements: tuple[Cql, dict[str, Any]] | None = None
-
     async def _revocation_cql(self) -> tuple[Cql, dict[str, Any]]:
-        cql = self._open()
-        cached = self._revocation_statements
-        if cached is None or cached[0] is not cql:
-
-            def prepare() -> dict[str, Any]:
-                return {k: cql.session.prepare(text) for k, text in _CQL.items()}
-
-            cached = (cql, await asyncio.to_thread(prepare))
-            self._revocation_statements = cached
-        return cached
+        return await self._prepared("revocations", _CQL)
 
     async def revoke_terminal(self, terminal_id: str, reason: str, now: float) -> Revocation:
         check_terminal_id(terminal_id)
