@@ -63,6 +63,8 @@ class StipPublisher:
                 await self.publish_once()
             except (HsmError, OSError) as exc:
                 _log.warning("stip_publish_failed", error=type(exc).__name__)
+            except Exception:  # never let the publisher die: the file would only age
+                _log.exception("stip_publish_failed")
 
     async def close(self) -> None:
         if self._task is not None:

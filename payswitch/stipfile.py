@@ -117,7 +117,7 @@ def parse(body: bytes, issuer_id: str) -> StipFile:
         if not 1 <= window <= MAX_WINDOW:
             raise StipFileError("stand-in file: atc_window out of range")
         return StipFile(issuer_id, float(doc["published_at"]), cards, window)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, StipFileError):
             raise
         raise StipFileError("stand-in file: malformed body") from None

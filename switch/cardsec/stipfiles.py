@@ -83,6 +83,8 @@ class StipFiles:
                 await self.refresh()
             except HsmError as exc:
                 _log.warning("stip_refresh_failed", error=type(exc).__name__)
+            except Exception:  # never let the refresher die: the files would only age
+                _log.exception("stip_refresh_failed")
 
     async def close(self) -> None:
         if self._task is not None:

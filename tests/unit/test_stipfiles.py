@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from payswitch import stipfile
 from payswitch.stipfile import StipCard, StipFile
 from payswitch.world.topology import StandInConfig
@@ -82,3 +84,18 @@ async def test_a_file_that_does_not_verify_keeps_the_last_good_one_ageing(tmp_pa
 async def test_no_directory_is_no_file(tmp_path):
     files = holder(tmp_path / "missing", Clock())
     assert await files.refresh() == 0 and files.fresh() == {}
+
+
+def test_a_body_of_the_wrong_shape_is_a_file_error_not_a_crash():
+    body = StipFile("bank-a", 1.0, {"d" * 64: StipCard("active")}).body()
+    for bad in (
+        body.replace(b'"atc":{}', b'"atc":[]'),
+        body.replace(b'"status":"active"', b'"status":"gone"'),
+        body.replace(b'"atc_window":32', b'"atc_window":0'),
+        b"[]",
+    ):
+        with pytest.raises(stipfile.StipFileError):
+            stipfile.parse(bad, "bank-a")
+    assert stipfile.parse(body, "bank-a").cards["d" * 64].status == "active"
+    with pytest.raises(stipfile.StipFileError):
+        stipfile.parse(body, "bank-b")  # another issuer's file under this name
