@@ -78,10 +78,14 @@ def files_job(session: Any, raws: Mapping[str, bytes]) -> dict[str, StipFile]:
 
 
 def _issuer_of(pan: str, issuers: IssuerBins) -> str | None:
+    """The issuer owning the PAN's BIN: the longest matching range wins, as the scheme routes
+    (``Topology.issuer_for_pan``)."""
+    best: tuple[int, str] | None = None
     for issuer_id, bins in issuers:
-        if any(r.matches(pan) for r in bins):
-            return issuer_id
-    return None
+        for r in bins:
+            if r.matches(pan) and (best is None or r.width > best[0]):
+                best = (r.width, issuer_id)
+    return best[1] if best else None
 
 
 def check_job(

@@ -116,3 +116,21 @@ def test_the_switch_checks_cvv2_and_status_as_the_issuer_would(hsm_pool, hsm_key
         ("14", "unknown_card"),
         ("91", "no_file"),
     ]
+
+
+def test_the_longest_bin_range_names_the_issuer_as_the_scheme_routes(hsm_pool, hsm_keys):
+    """bank-b's narrow range inside bank-a's wide one: the card is bank-b's, and bank-b has
+    published no file here, so stand-in cannot act (91), never bank-a's file."""
+    bins = (
+        ("bank-a", (BinRange("400000", "499999"),)),
+        ("bank-b", (BinRange("41111111", "41111111"),)),
+    )
+
+    def job(session: Any):
+        files = {
+            "bank-a": stipfile.parse(stipfile.split(_files(session, b"")["bank-a"])[0], "bank-a")
+        }
+        return check_job(session, StandInCard(bytes(12), PAN, "2812"), bins, files)
+
+    verdict = hsm_pool.run_sync(job)
+    assert (verdict.code, verdict.reason, verdict.issuer) == ("91", "no_file", "bank-b")
