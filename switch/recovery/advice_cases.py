@@ -13,8 +13,9 @@ within what the issuer published for stand-in is the issuer's; anything else is 
 network's. The switch's stand-in approves only cards it verified against the issuer's fresh
 stand-in file (on file, active; PIN, CVV2 and ARQC with the issuer's shared keys), so:
 
-- 14 (the issuer says the card is not on file): its own file said it was: ``issuer`` liable;
-  the case is the network's claim on it (the issuer is to post the sale).
+- 14 (the issuer says the card is not on file) or 62 (restricted): its own file said the
+  card was on file and active: ``issuer`` liable; the case is the network's claim on it (the
+  issuer is to post the sale).
 - any other refusal (12 another currency, 13 ...): what the file does not publish (account
   currency, amounts) was the switch's judgement: ``switch`` liable; it bears the sale.
 
@@ -33,7 +34,7 @@ from switch.domain.transactions import Transaction
 
 CASE_TYPE = "ADVICE_REFUSED"
 CASE_KIND = "STANDIN"
-ISSUER_LIABLE = frozenset({codes.INVALID_CARD_NUMBER})
+ISSUER_LIABLE = frozenset({codes.INVALID_CARD_NUMBER, codes.RESTRICTED_CARD})
 # Answers that say the issuer could not decide (not a refusal): the advice is retried.
 TRANSIENT = frozenset({codes.ISSUER_UNAVAILABLE, codes.SYSTEM_MALFUNCTION, ""})
 
