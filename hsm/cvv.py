@@ -118,13 +118,16 @@ def load_cvk(session: Any, owner: str, version: int = 1) -> DesKeyPair:
     return DesKeyPair(get_key(session, pair_label), get_key(session, left_label))
 
 
-def create_cvk(session: Any, owner: str, version: int = 1) -> DesKeyPair:
+def create_cvk(
+    session: Any, owner: str, version: int = 1, *, for_export: bool = False
+) -> DesKeyPair:
     """Ceremony: generate an issuer CVK pair as two token objects, inside the HSM.
 
     A temporary DES2 derivation key T (session object, DERIVE only) is generated; K_A || K_B =
     3DES_T(r1) || 3DES_T(r2) and K_A || K_A = 3DES_T(r1) || 3DES_T(r1) for 16 random bytes r1 || r2
     from C_GenerateRandom; T is destroyed. Both objects: token, sensitive, non-extractable,
-    ENCRYPT only.
+    ENCRYPT only. ``for_export``: both are unlabelled *session* objects that may be wrapped once
+    (``hsm.exchange`` seals them into key blocks, then keeps locked-down token copies).
     """
     pair_label, left_label = cvk_labels(owner, version)
     tmp = session.generate_key(
@@ -140,8 +143,9 @@ def create_cvk(session: Any, owner: str, version: int = 1) -> DesKeyPair:
                 r[:8],
                 r[8:],
                 capabilities={Attribute.ENCRYPT},
-                labels=(pair_label, left_label),
-                token=True,
+                labels=None if for_export else (pair_label, left_label),
+                token=not for_export,
+                extractable=for_export,
             )
         finally:
             zeroize(r)

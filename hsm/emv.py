@@ -85,9 +85,10 @@ def _destroy(*keys: Any) -> None:
 
 @lru_cache(maxsize=64)
 def _derive_template_cached(
-    capabilities: frozenset[Attribute], label: str | None, token: bool
+    capabilities: frozenset[Attribute], label: str | None, token: bool, extractable: bool = False
 ) -> dict[Attribute, Any]:
-    tpl = secret_key_template(label=label, token=token, capabilities=capabilities)
+    extra = {Attribute.EXTRACTABLE: True} if extractable else None
+    tpl = secret_key_template(label=label, token=token, capabilities=capabilities, extra=extra)
     # python-pkcs11 always adds CKA_VALUE_LEN; SoftHSM rejects it for DES keys
     # (AttributeReadOnly). The DEFAULT sentinel removes it before packing.
     tpl[Attribute.VALUE_LEN] = pkcs11.DEFAULT
@@ -95,10 +96,10 @@ def _derive_template_cached(
 
 
 def _derive_template(
-    capabilities: set[Attribute], label: str | None, token: bool
+    capabilities: set[Attribute], label: str | None, token: bool, extractable: bool = False
 ) -> dict[Attribute, Any]:
     """Validated once per shape (validation dry-runs every packer: ~50 us a call)."""
-    return dict(_derive_template_cached(frozenset(capabilities), label, token))
+    return dict(_derive_template_cached(frozenset(capabilities), label, token, extractable))
 
 
 def des3_derive(
@@ -108,8 +109,10 @@ def des3_derive(
     capabilities: set[Attribute],
     label: str | None = None,
     token: bool = False,
+    extractable: bool = False,
 ) -> Any:
     """DES2 key with value 3DES-ECB_parent(data) (16 bytes of data), derived inside the HSM.
+    ``extractable``: a session key that may leave once, wrapped (a key block at its birth).
 
     CKM_DES3_ECB_ENCRYPT_DATA takes a CK_KEY_DERIVATION_STRING_DATA {pData, ulLen} that
     python-pkcs11 cannot build, so it is packed here; the data buffer is kept alive for the call
@@ -117,7 +120,7 @@ def des3_derive(
     """
     if len(data) != 2 * DES_BLOCK:
         raise EmvError("DES2 derivation data must be 16 bytes")
-    tpl = _derive_template(capabilities, label, token)
+    tpl = _derive_template(capabilities, label, token, extractable)
     buf = ctypes.create_string_buffer(bytes(data), len(data))
     try:
         param = struct.pack("@PL", ctypes.addressof(buf), len(data))
@@ -141,6 +144,7 @@ def des3_derive_pair(
     capabilities: set[Attribute],
     labels: tuple[str, str] | None = None,
     token: bool = False,
+    extractable: bool = False,
 ) -> DesKeyPair:
     """Derive K_A || K_B (K_A = 3DES_parent(left_data), K_B = 3DES_parent(right_data)) and the
     matching K_A || K_A object for single-DES steps."""
@@ -150,6 +154,7 @@ def des3_derive_pair(
         capabilities=capabilities,
         label=labels[0] if labels else None,
         token=token,
+        extractable=extractable,
     )
     try:
         left = des3_derive(
@@ -158,6 +163,7 @@ def des3_derive_pair(
             capabilities=capabilities,
             label=labels[1] if labels else None,
             token=token,
+            extractable=extractable,
         )
     except BaseException:
         _destroy(pair)

@@ -37,6 +37,7 @@ from hsm.keys import (
     SIGN,
     KeyInfo,
     KeySpec,
+    compute_kcv,
     describe,
     ensure,
     generate,
@@ -220,11 +221,11 @@ def establish_kek(a_pool: HsmPool, a: str, b_pool: HsmPool, b: str) -> list[KeyI
 def share(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
     """The shared key of ``spec`` in both tokens (KEK first); returns both sides' info."""
     assert spec.peer is not None
-    if spec.purpose.split(".", 1)[0] in (L.CVK, L.CVK_A):
-        # hsm.cvv.create_cvk derives K_A||K_B and K_A||K_A together; sending them needs both
-        # halves exported at that birth, which is not built yet. Refuse rather than send a
-        # plain DES2 key that is no CVK pair.
-        raise HsmError(f"{spec.family}: a CVK pair cannot be shared as a key block yet")
+    base = spec.purpose.split(".", 1)[0]
+    if base == L.CVK_A:
+        raise HsmError(f"{spec.family}: K_A||K_A is shared with its pair: share {L.CVK}")
+    if base == L.CVK:
+        return share_cvk(owner_pool, peer_pool, spec)
     own_label = L.label(spec.owner, spec.purpose, 1)
     peer_label = L.label(spec.peer, spec.peer_purpose(), 1)
     have = _pair(owner_pool, own_label, peer_pool, peer_label)
@@ -236,6 +237,64 @@ def share(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInf
     if sent.kcv != got.kcv:  # receive_key checked it against the block already
         raise HsmError(f"{own_label} and {peer_label} differ after the exchange")
     return [sent, got]
+
+
+def send_cvk(session: Any, spec: KeySpec) -> tuple[list[KeyInfo], list[str]]:
+    """HSM job on the issuer: a new CVK pair (``hsm.cvv.create_cvk``), both objects (K_A||K_B
+    and its K_A||K_A companion) sealed as key blocks at their birth, then kept as locked-down
+    token keys. Returns both infos and both blocks, pair first."""
+    from hsm.cvv import create_cvk  # issuer-side module; imported only for the ceremony
+
+    assert spec.peer is not None
+    kbpk = get_key(session, kek_label(spec.owner, spec.peer))
+    for name in (L.CVK, L.CVK_A):
+        if info_or_none(session, L.label(spec.owner, name, 1)) is not None:
+            raise HsmError(f"{spec.owner}/{name}/v1 already exists")
+    made = create_cvk(session, spec.owner, 1, for_export=True)
+    infos: list[KeyInfo] = []
+    blocks: list[str] = []
+    try:
+        for name, key in ((L.CVK, made.pair), (L.CVK_A, made.left)):
+            kcv = compute_kcv(key, KeyType.DES2)
+            header = keyblock.header_for(name, purpose_of(name), 1)
+            sender = f"{spec.owner}/{name}"
+            blocks.append(keyblock.seal(kbpk, key, header, kcv=kcv, sender=sender))
+            infos.append(keep(session, key, L.label(spec.owner, name, 1), name, kcv=kcv))
+    finally:
+        made.pair.destroy()
+        made.left.destroy()
+    return infos, blocks
+
+
+def _peer_label(spec: KeySpec) -> str:
+    assert spec.peer is not None
+    return L.label(spec.peer, spec.peer_purpose(), 1)
+
+
+def share_cvk(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
+    """An issuer's CVK pair in the peer's token too: both objects, each as a key block."""
+    assert spec.peer is not None
+    halves = [KeySpec(spec.owner, name, peer=spec.peer) for name in (L.CVK, L.CVK_A)]
+    have = [
+        _pair(
+            owner_pool,
+            L.label(h.owner, h.purpose, 1),
+            peer_pool,
+            L.label(h.peer or "", h.peer_purpose(), 1),
+        )
+        for h in halves
+    ]
+    if all(h is not None for h in have):
+        return [info for pair in have if pair is not None for info in pair]
+    if any(h is not None for h in have):
+        raise HsmError(f"{spec.family}: only half of the CVK pair is shared; make a new version")
+    establish_kek(owner_pool, spec.owner, peer_pool, spec.peer)
+    sent, blocks = owner_pool.run_sync(send_cvk, spec)
+    got = [peer_pool.run_sync(receive_key, h, b) for h, b in zip(halves, blocks, strict=True)]
+    for a, b in zip(sent, got, strict=True):
+        if a.kcv != b.kcv:
+            raise HsmError(f"{a.label} and {b.label} differ after the exchange")
+    return [*sent, *got]
 
 
 def ceremony(pool_of: Callable[[str], HsmPool], specs: Iterable[KeySpec]) -> list[KeyInfo]:

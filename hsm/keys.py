@@ -75,7 +75,14 @@ PURPOSES: dict[str, Purpose] = {
     L.IMK_AC: Purpose(KeyType.DES2, 128, frozenset({DERIVE}), note="EMV IMK-AC"),
     L.PVK: Purpose(KeyType.AES, 256, frozenset({SIGN}), note="PIN verification (PVV)"),
     L.KEK: Purpose(KeyType.AES, 256, frozenset({DERIVE}), note="key block protection key"),
+    L.STIP: Purpose(
+        KeyType.GENERIC_SECRET, 256, frozenset({SIGN, VERIFY}), note="stand-in file MAC, digests"
+    ),
 }
+
+# What an issuer shares with the switch for stand-in processing, as card networks' stand-in
+# gets it from issuers: CVV, PIN and ARQC verification keys, and its stand-in file's MAC key.
+STANDIN_SHARED = (L.CVK, L.IMK_AC, L.PVK, L.STIP)
 
 
 def purpose_of(purpose_name: str) -> Purpose:
@@ -141,7 +148,7 @@ def plan(topology: Any) -> list[KeySpec]:
         for iss in topology.issuers:
             specs.append(KeySpec(acq.id, L.zpk(acq.id, iss.id), peer=iss.id))
     for iss in topology.issuers:
-        specs.extend(KeySpec(iss.id, p) for p in (L.CVK, L.IMK_AC, L.PVK))
+        specs.extend(KeySpec(iss.id, p, peer=L.SWITCH) for p in STANDIN_SHARED)
     return specs
 
 
@@ -342,7 +349,7 @@ def ensure(session: Any, specs: Iterable[KeySpec]) -> list[KeyInfo]:
             continue
         own_label = L.label(spec.owner, spec.purpose, 1)
         own = _find(session, own_label)
-        if spec.purpose == L.CVK:
+        if spec.purpose == L.CVK and spec.peer is None:
             out.extend(_ensure_cvk(session, spec.owner, own))
             continue
         if spec.peer is None:

@@ -9,7 +9,8 @@ between two parties is labelled ``<base>.<other party>`` on each side: ``zpk.<pe
 PIN key an owner shares with ``peer`` (``switch/zpk.acq-alpha`` is ``acq-alpha/zpk.switch``),
 ``bdk.switch`` is the KIF's copy of the switch's BDK, ``kek.<peer>`` the key block protection key
 two parties exchange keys under (``hsm.keyblock``). ``transport`` is a party's RSA key pair
-other parties send it KEKs under (``hsm.exchange``).
+other parties send it KEKs under (``hsm.exchange``). The keys an issuer shares with the network
+for stand-in are held by the switch the same way: ``bank-a/cvk`` is ``switch/cvk.bank-a``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ IMK_AC = "imk-ac"  # DES2 issuer master key for application cryptograms: DERIVE 
 PVK = "pvk"  # AES-256 issuer PIN verification key (AES-CMAC PVV, hsm.pinblock): SIGN
 KEK = "kek"  # AES-256 key block protection key, purpose "kek.<peer>": DERIVE only
 TRANSPORT = "transport"  # RSA-2048 pair: the private key UNWRAPs KEKs sent to this party
+STIP = "stip"  # GENERIC_SECRET 256, issuer's stand-in file MAC and card digests: SIGN/VERIFY
 
 _OWNER = r"[a-z0-9][a-z0-9._-]{0,63}"
 _PURPOSE = r"[a-z0-9][a-z0-9._-]{0,63}"

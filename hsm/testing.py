@@ -22,6 +22,10 @@ SWITCH = "switch"
 # The default topology's key-holding parties, made up front; a test topology's other parties
 # get their tokens from the ceremony (payswitch-hsm keys).
 DEFAULT_PARTIES = (SWITCH, KIF, "acq-alpha", "acq-beta", "bank-a", "bank-b", "bank-c")
+# A token of no party: in-process unit tests put every party's keys in it (one token standing in
+# for all), so they never meet the keys a per-party ceremony made in the parties' own tokens of
+# the same HSM home (an end-to-end stack's, earlier or later in the same test process).
+UNIT = "unit"
 
 _process_config: HsmConfig | None = None
 
@@ -46,7 +50,7 @@ def process_test_config(home: Path) -> HsmConfig:
         raise RuntimeError(
             "pkcs11.lib() was loaded before the test tokens were created; create them first"
         )
-    cfg = make_home(home)
+    cfg = make_home(home, (*DEFAULT_PARTIES, UNIT))
     os.environ.update({HOME_ENV: str(home), "SOFTHSM2_CONF": cfg.conf})
     _process_config = cfg
     return cfg

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from issuer.books import AccountView, AuthDecision, Books, HoldView
 from issuer.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
+from payswitch.atc import AtcState, AtcUse
 from payswitch.v1 import common_pb2
 from payswitch.world.topology import AccountConfig, CardConfig
 
@@ -60,6 +61,7 @@ class Bookkeeper:
         *,
         verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
+        atc: AtcUse | None = None,
     ) -> AuthDecision:
         return await self._run(
             functools.partial(
@@ -72,8 +74,18 @@ class Bookkeeper:
                 today,
                 verdict=verdict,
                 arpc=arpc,
+                atc=atc,
             )
         )
+
+    def set_atc_window(self, window: int) -> None:
+        self._books.atc_window = window
+
+    async def atc_states(self) -> dict[str, AtcState]:
+        return await self._run(self._books.atc_states)
+
+    async def atc_state(self, card: str) -> AtcState | None:
+        return await self._run(self._books.atc_state, card)
 
     async def set_arpc(self, rrn: str, arpc: bytes) -> bytes:
         return await self._run(self._books.set_arpc, rrn, arpc)

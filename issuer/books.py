@@ -28,7 +28,13 @@ Idempotency, per operation:
   12 for another currency than the account's or an RRN the books already know from elsewhere
   (including one reversed before its advice arrived): nothing is held.
 
-Decline order for an authorization: 12 already reversed, 14 unknown card, then the verdict of
+ARQC replay (``payswitch.atc``): every verified ARQC's ATC is recorded per card (table
+``card_atcs``, keyed by a digest of PAN and PAN sequence number, never the PAN); a cryptogram
+whose counter was used already or lies more than ``atc_window`` below the card's highest is
+declined 59 suspected fraud, with no hold and no ARPC.
+
+Decline order for an authorization: 12 already reversed, 14 unknown card, 59 replayed or
+rolled-back ATC, then the verdict of
 the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
 the HSM before the books are touched, see ``issuer.crypto``), 05 blocked or lost,
 54 expired, 13 non-positive amount, 12 currency differs from the account's (multi-currency
@@ -53,6 +59,7 @@ from datetime import date
 from pathlib import Path
 
 from issuer import books_settlement as clearing
+from payswitch.atc import AtcRefused, AtcState, AtcUse, advance
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import AccountConfig, CardConfig
 
@@ -64,6 +71,8 @@ INVALID_CARD_NUMBER = common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER
 INSUFFICIENT_FUNDS = common_pb2.RESPONSE_CODE_INSUFFICIENT_FUNDS
 EXPIRED_CARD = common_pb2.RESPONSE_CODE_EXPIRED_CARD
 EXCEEDS_AMOUNT_LIMIT = common_pb2.RESPONSE_CODE_EXCEEDS_AMOUNT_LIMIT
+SUSPECTED_FRAUD = common_pb2.RESPONSE_CODE_SUSPECTED_FRAUD
+DEFAULT_ATC_WINDOW = 32
 
 # authorizations.state
 HELD = "HELD"  # approved, hold open
@@ -110,6 +119,11 @@ CREATE TABLE IF NOT EXISTS advices (
     response_code INTEGER NOT NULL,
     PRIMARY KEY (kind, rrn)
 );
+CREATE TABLE IF NOT EXISTS card_atcs (
+    card TEXT PRIMARY KEY,
+    highest INTEGER NOT NULL,
+    seen INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chargebacks (
     chargeback_id TEXT PRIMARY KEY,
     rrn TEXT NOT NULL,
@@ -132,6 +146,7 @@ class AuthDecision:
     auth_code: str = ""
     arpc: bytes = b""
     fresh: bool = field(default=False, compare=False)
+    atc_refused: str = field(default="", compare=False)  # "replayed" / "too_old" (fresh only)
 
 
 # chargebacks.state
@@ -201,6 +216,7 @@ class Books:
         clearing.ensure_schema(self._db)
         # Hold TTL and capture tolerance (issuer.books_settlement); None: no deferral.
         self.rules: clearing.IssuerRules | None = None
+        self.atc_window = DEFAULT_ATC_WINDOW  # counters below the highest accepted once
 
     def _migrate(self) -> None:
         """Books written before the ARPC column get it (empty for their authorizations)."""
@@ -245,8 +261,13 @@ class Books:
         *,
         verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
+        atc: AtcUse | None = None,
     ) -> AuthDecision:
         """Decide once per RRN; a repeat gets the stored answer (and ARPC) back.
+
+        ``atc``: the counter of an ARQC that verified: a replayed or rolled-back one is
+        declined 59 (no hold, no ARPC) before anything else is judged; an accepted one is
+        recorded in the card's history whatever the answer (the cryptogram is used).
 
         ``verdict``: the decline code of failed cryptographic checks (judged after 12/14, no
         hold). ``arpc``: the ARPC computed for the code this call expects to answer (the verdict,
@@ -270,6 +291,12 @@ class Books:
                 return AuthDecision(INVALID_TRANSACTION, fresh=True)
             if card is None:
                 return self._decline(db, rrn, None, currency, amount, INVALID_CARD_NUMBER)
+            if atc is not None:
+                try:
+                    self._use_atc(db, atc)
+                except AtcRefused as exc:
+                    self._decline(db, rrn, card.account, currency, amount, SUSPECTED_FRAUD)
+                    return AuthDecision(SUSPECTED_FRAUD, fresh=True, atc_refused=exc.reason)
             if verdict is not None:
                 return self._decline(db, rrn, card.account, currency, amount, verdict, keep)
             code = self._judge(db, card, amount, currency, presented_expiry, today)
@@ -287,6 +314,30 @@ class Books:
                 (amount, card.account),
             )
             return AuthDecision(APPROVED, auth_code, keep, fresh=True)
+
+    def _use_atc(self, db: sqlite3.Connection, use: AtcUse) -> None:
+        """Record a verified cryptogram's ATC (``payswitch.atc``); AtcRefused for a replay."""
+        row = db.execute(
+            "SELECT highest, seen FROM card_atcs WHERE card = ?", (use.card,)
+        ).fetchone()
+        state = advance(None if row is None else AtcState(*row), use.atc, self.atc_window)
+        db.execute(
+            "INSERT INTO card_atcs (card, highest, seen) VALUES (?, ?, ?)"
+            " ON CONFLICT(card) DO UPDATE SET highest = excluded.highest, seen = excluded.seen",
+            (use.card, state.highest, state.seen),
+        )
+
+    def atc_states(self) -> dict[str, AtcState]:
+        """Every card's ATC history (history key -> state), for the stand-in file."""
+        rows = self._db.execute("SELECT card, highest, seen FROM card_atcs").fetchall()
+        return {r[0]: AtcState(r[1], r[2]) for r in rows}
+
+    def atc_state(self, card: str) -> AtcState | None:
+        """A card's ATC history (tests, operators)."""
+        row = self._db.execute(
+            "SELECT highest, seen FROM card_atcs WHERE card = ?", (card,)
+        ).fetchone()
+        return None if row is None else AtcState(*row)
 
     def set_arpc(self, rrn: str, arpc: bytes) -> bytes:
         """Store the ARPC of a decided authorization unless one is there; return the stored."""

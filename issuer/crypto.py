@@ -35,9 +35,12 @@ from hsm.cvv import SERVICE_CODE_CVV2, load_cvk, verify_cvv
 from hsm.emv import EmvError, check_arqc, generate_arpc
 from hsm.pinblock import PinBlockError, pvv_from_pin, verify_pin
 from hsm.pool import HsmPool, get_key
+from hsm.stip import card_digest, file_mac, issuer_label
 from network.hsm_node import open_pool, zpk_label
 from payswitch import codes
+from payswitch.atc import AtcState
 from payswitch.emvdata import ArqcInput, arqc_input
+from payswitch.stipfile import StipCard, StipFile
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import CardConfig, IssuerConfig, Topology
 
@@ -55,12 +58,15 @@ def arc(response_code: int) -> bytes:
 class Verdict:
     """Outcome of one request's HSM checks. ``decline`` None: the checks passed.
 
-    ``arpc``: ARPC for ARC = ``decline`` (or 00), when an ARQC verified (``arqc_verified``).
+    ``arpc``: ARPC for ARC = ``decline`` (or 00), when an ARQC verified (``arqc_verified``);
+    ``atc``: that ARQC's counter and ``psn`` its card's sequence number (``payswitch.atc``).
     """
 
     decline: common_pb2.ResponseCode | None = None
     arpc: bytes = b""
     arqc_verified: bool = False
+    atc: int = -1
+    psn: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,9 @@ def _check_job(session: Any, issuer_id: str, c: _Checks) -> Verdict:
         return Verdict(DO_NOT_HONOUR)
     if not result.valid:
         return Verdict(DO_NOT_HONOUR)
-    return Verdict(code, result.arpc or b"", arqc_verified=True)
+    return Verdict(
+        code, result.arpc or b"", arqc_verified=True, atc=int.from_bytes(a.atc), psn=a.psn
+    )
 
 
 def _arpc_job(session: Any, issuer_id: str, pan: str, a: ArqcInput, response_code: int) -> bytes:
@@ -117,15 +125,25 @@ def _arpc_job(session: Any, issuer_id: str, pan: str, a: ArqcInput, response_cod
     return generate_arpc(session, imk, pan, a.psn, a.atc, a.arqc, arc(response_code))
 
 
-def _enrol_job(session: Any, issuer_id: str, cards: tuple[CardConfig, ...]) -> dict[str, bytes]:
-    """HSM job: PVV per PAN for the cards with a PIN (PIN issuance, simulated)."""
+def _enrol_job(
+    session: Any, issuer_id: str, cards: tuple[CardConfig, ...]
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """HSM job: PVV per PAN for the cards with a PIN (PIN issuance, simulated), and every
+    card's digest under the stand-in key (``hsm.stip``: its name in the stand-in file and in
+    the books' ATC history)."""
     pvk = get_key(session, L.label(issuer_id, L.PVK))
-    return {c.pan: pvv_from_pin(session, pvk, c.pan, c.pin) for c in cards if c.pin is not None}
+    pvvs = {c.pan: pvv_from_pin(session, pvk, c.pan, c.pin) for c in cards if c.pin is not None}
+    label = issuer_label(issuer_id)
+    return pvvs, {c.pan: card_digest(session, label, c.pan) for c in cards}
+
+
+def _mac_job(session: Any, issuer_id: str, body: bytes) -> bytes:
+    return file_mac(session, issuer_label(issuer_id), body)
 
 
 def key_labels(issuer_id: str, topology: Topology) -> list[str]:
     """Every key the issuer uses: PVK, CVK pair, IMK-AC, and a ZPK per acquirer."""
-    own = [L.label(issuer_id, p) for p in (L.PVK, L.CVK, L.CVK_A, L.IMK_AC)]
+    own = [L.label(issuer_id, p) for p in (L.PVK, L.CVK, L.CVK_A, L.IMK_AC, L.STIP)]
     return own + [zpk_label(issuer_id, a.id) for a in topology.acquirers]
 
 
@@ -133,19 +151,53 @@ class IssuerCrypto:
     """One issuer's HSM side: open with :meth:`open`, then :meth:`check` per request."""
 
     def __init__(
-        self, config: IssuerConfig, topology: Topology, pool: HsmPool, pvvs: dict[str, bytes]
+        self,
+        config: IssuerConfig,
+        topology: Topology,
+        pool: HsmPool,
+        pvvs: dict[str, bytes],
+        digests: dict[str, str],
     ) -> None:
         self._id = config.id
         self._zpks = {a.id: zpk_label(config.id, a.id) for a in topology.acquirers}
         self._pool = pool
         self._pvvs = pvvs
+        self._digests = digests
 
     @classmethod
     async def open(cls, config: IssuerConfig, topology: Topology) -> IssuerCrypto:
         """Log in, check every key (fail closed) and enrol the PVVs, before serving."""
         pool = await open_pool(config.id, key_labels(config.id, topology))
-        pvvs = await pool.run(_enrol_job, config.id, config.cards)
-        return cls(config, topology, pool, pvvs)
+        pvvs, digests = await pool.run(_enrol_job, config.id, config.cards)
+        return cls(config, topology, pool, pvvs, digests)
+
+    def atc_key(self, pan: str, psn: str) -> str:
+        """The books' ATC history key of a card: its stand-in digest and sequence number."""
+        return f"{self._digests[pan]}:{psn}"
+
+    def stip_file(
+        self,
+        cards: tuple[CardConfig, ...],
+        now: float,
+        atcs: dict[str, AtcState],
+        atc_window: int,
+    ) -> StipFile:
+        """The stand-in file of ``cards``: digest, status, PVV and ATC history of each (no
+        PAN, no PIN); ``atcs``: the books' histories by ``atc_key``."""
+        out = {}
+        for c in cards:
+            digest = self._digests[c.pan]
+            mine = {
+                key.partition(":")[2]: state
+                for key, state in atcs.items()
+                if key.partition(":")[0] == digest
+            }
+            out[digest] = StipCard(c.status, self._pvvs.get(c.pan, b""), mine)
+        return StipFile(self._id, now, out, atc_window)
+
+    async def mac(self, body: bytes) -> bytes:
+        """The stand-in file MAC (one HSM job). Raises HsmError when the HSM fails."""
+        return await self._pool.run(_mac_job, self._id, body)
 
     @staticmethod
     def wanted(request: network_pb2.NetworkAuthorization) -> bool:

@@ -11,6 +11,10 @@ placed and a repeat of the RRN gets the same answer. With a verified ARQC the an
 the ARPC for its response code; the books keep it, so a repeat gets the same ARPC. An HSM
 outage is answered 96 and not recorded. The node opens its HSM at start (keys checked, PVVs
 enrolled) and refuses to start without it.
+
+ARQC replay: a verified ARQC's ATC goes to the books' per-card history (``payswitch.atc``); a
+counter used already or too far behind is declined 59 with no hold and no ARPC. The node also
+publishes its stand-in file for the network (``issuer.stip_publisher``).
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ from issuer import back_office
 from issuer.bookkeeper import Bookkeeper
 from issuer.books_settlement import IssuerRules
 from issuer.crypto import IssuerCrypto, Verdict
+from issuer.stip_publisher import StipPublisher
 from network.hop import Hop
+from payswitch.atc import AtcUse
+from payswitch.logs import get as get_logger
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
 from payswitch.world.topology import IssuerConfig, Topology
 
 SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
+
+_log = get_logger("issuer.node")
 
 
 def _today_utc() -> date:
@@ -77,6 +86,9 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
                     verdict = await self._crypto.check(request, card)
                 except HsmError:
                     return answer(SYSTEM_MALFUNCTION)  # fail closed; nothing recorded
+            atc = None
+            if verdict.arqc_verified and card is not None:
+                atc = AtcUse(self._crypto.atc_key(card.pan, verdict.psn), verdict.atc)
             decision = await self._books.authorize(
                 request.rrn,
                 card,
@@ -86,9 +98,18 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
                 self._today(),
                 verdict=verdict.decline,
                 arpc=verdict.arpc,
+                atc=atc,
             )
+            if decision.atc_refused:
+                _log.warning("arqc_replay_refused", rrn=request.rrn, reason=decision.atc_refused)
             arpc = decision.arpc
-            if decision.fresh and verdict.arqc_verified and not arpc and card is not None:
+            if (
+                decision.fresh
+                and verdict.arqc_verified
+                and not arpc
+                and card is not None
+                and not decision.atc_refused  # a replayed cryptogram gets no ARPC
+            ):
                 # The books answered another code than the checks expected (51, 61, ...): the
                 # card still gets an ARPC, for the code it is actually answered with.
                 try:
@@ -229,9 +250,15 @@ class IssuerNode:
     )
 
     def __init__(
-        self, config: IssuerConfig, books: Bookkeeper, hop: Hop, crypto: IssuerCrypto
+        self,
+        config: IssuerConfig,
+        books: Bookkeeper,
+        hop: Hop,
+        crypto: IssuerCrypto,
+        publisher: StipPublisher | None = None,
     ) -> None:
         self.node_id = config.id
+        self.publisher = publisher
         self.listen = config.listen
         self.hop = hop  # its runtime fault control is served by network.server
         self.books = books
@@ -243,6 +270,8 @@ class IssuerNode:
         settlement_pb2_grpc.add_IssuerSettlementServiceServicer_to_server(self.settlement, server)
 
     async def close(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.close()
         await self.books.close()
 
 
@@ -262,6 +291,11 @@ async def create(
         books_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="payswitch-books-")
     books = await Bookkeeper.open(books_path(books_dir, node_id), config.accounts)
     books.set_rules(IssuerRules(config.hold_ttl_s, topology.settlement))
+    books.set_atc_window(config.atc_window)
+    # Its stand-in file is out before it serves; then refreshed in the background.
+    publisher = StipPublisher(config, topology.standin, crypto, books)
+    await publisher.publish_once()
+    publisher.start()
     # The issuer has no margin: it answers rather than forwards.
     hop = Hop(node_id, 0, config.latency, config.faults, seed)
-    return IssuerNode(config, books, hop, crypto)
+    return IssuerNode(config, books, hop, crypto, publisher)

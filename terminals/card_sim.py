@@ -15,15 +15,22 @@ chips, so this module stands in for both, using the *issuer's* keys in the issue
 
 Every call is one job on the process's HSM thread (``hsm.pool``). Cards are looked up in the
 topology (the issuer that owns the BIN, the card on its file); errors never carry the PAN.
-Each simulated chip keeps its application transaction counter (ATC) in memory and increments it
-per ARQC, as a card does; pass ``atc=`` to choose one.
+Each simulated chip keeps its application transaction counter (ATC) and increments it per ARQC,
+as a card does (the issuer refuses a counter it has seen, ``payswitch.atc``); pass ``atc=`` to
+choose one. A chip is one chip however many simulators a process makes (the counters are
+shared in the process), and with ``atc_path`` its counter also outlives the process (a JSON
+file, as a chip's non-volatile memory: the ``pos`` and ``demo`` commands keep it in their
+state directory), so a second run never replays the first one's counters.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from hsm import labels as L
 from hsm.config import HsmConfig
@@ -93,11 +100,37 @@ class CardSimulator:
     token); by default each issuer's own token (``HsmConfig.for_party(issuer id)``).
     """
 
-    def __init__(self, topology: Topology, pool: HsmPool | None = None) -> None:
+    # (pan, psn) -> the chip's last ATC, shared by every simulator of the process.
+    _atc: ClassVar[dict[tuple[str, str], int]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self, topology: Topology, pool: HsmPool | None = None, atc_path: Path | None = None
+    ) -> None:
         self._topology = topology
         self._one_pool = pool
         self._pools: dict[str, HsmPool] = {}
-        self._atc: dict[tuple[str, str], int] = {}
+        self._atc_path = atc_path
+
+    def _next_atc(self, pan: str, psn: str, atc: int | None) -> int:
+        """The counter for this ARQC (the chip's next one unless ``atc`` is given); persisted
+        first when the simulator has a file, so a crash never hands a counter out twice."""
+        with self._lock:
+            stored: dict[str, int] = {}
+            if self._atc_path is not None and self._atc_path.exists():
+                stored = json.loads(self._atc_path.read_text())
+            key = f"{pan}/{psn}"
+            last = max(self._atc.get((pan, psn), 0), stored.get(key, 0))
+            use = last + 1 if atc is None else atc
+            if not 0 <= use <= 0xFFFF:
+                raise CardSimError("ATC must fit in 2 bytes")
+            self._atc[(pan, psn)] = stored[key] = max(use, last)
+            if self._atc_path is not None:
+                self._atc_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self._atc_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(stored))
+                tmp.replace(self._atc_path)
+            return use
 
     def _pool(self, issuer_id: str) -> HsmPool:
         if self._one_pool is not None:
@@ -140,11 +173,7 @@ class CardSimulator:
         currency_code = currency_n3(currency)
         if currency_code is None:
             raise CardSimError(f"no ISO 4217 numeric code known for {currency!r}")
-        if atc is None:
-            atc = self._atc.get((pan, psn), 0) + 1
-        if not 0 <= atc <= 0xFFFF:
-            raise CardSimError("ATC must fit in 2 bytes")
-        self._atc[(pan, psn)] = max(atc, self._atc.get((pan, psn), 0))
+        atc = self._next_atc(pan, psn, atc)
         if unpredictable_number is None:
             unpredictable_number = os.urandom(4)
         when = day or datetime.now(UTC).date()

@@ -41,7 +41,7 @@ from terminals.batch import BatchTotals, format_close
 from terminals.chip import CardChips, simulated_reader
 from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
 from terminals.errors import TerminalError
-from terminals.pos import default_state_dir, stan_state_path
+from terminals.pos import chips_state_path, default_state_dir, stan_state_path
 from terminals.results import Result, TransactionView
 from terminals.sdk import EntryMode, Terminal, terminal_credentials
 from terminals.stan import StanCounter
@@ -467,7 +467,9 @@ async def run(
     if cards is None:
         from terminals.card_sim import CardSimulator
 
-        cards = CardSimulator(topology)
+        cards = CardSimulator(
+            topology, atc_path=chips_state_path(args.state_dir or default_state_dir())
+        )
     stans = StanCounter(stan_state_path(args.state_dir or default_state_dir(), plan.terminal_id))
     try:
         creds = terminal_credentials(args.certs_dir, plan.terminal_id) if args.certs_dir else None

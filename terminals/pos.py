@@ -114,6 +114,11 @@ def stan_state_path(state_dir: Path, terminal_id: str) -> Path:
     return state_dir / f"terminal-{terminal_id}.stan.json"
 
 
+def chips_state_path(state_dir: Path) -> Path:
+    """The simulated chips' transaction counters (``terminals.card_sim``)."""
+    return state_dir / "chips.atc.json"
+
+
 def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The same options on the main parser and on every sub-command, so that they may be
     given before or after it; the sub-command copies only override when given."""
@@ -250,7 +255,8 @@ def _chips(args: argparse.Namespace, chips: CardChips | None) -> CardChips:
     from terminals.card_sim import CardSimulator
 
     try:
-        return CardSimulator(load(args.topology))
+        state_dir = args.state_dir or default_state_dir()
+        return CardSimulator(load(args.topology), atc_path=chips_state_path(state_dir))
     except (TopologyError, OSError) as exc:
         raise UsageError(f"--topology: {exc}") from None
 

@@ -250,6 +250,12 @@ class StandInConfig:
     ``blocked_mccs``: merchant categories. ``negative_tokens`` / ``negative_bins``: cards
     never approved in stand-in, by card token or BIN range. ``advice_interval_s``: how often
     stood-in approvals are re-sent to the issuer as advices until acknowledged.
+
+    The issuers' stand-in files (``payswitch.stipfile``) live in ``files_dir``: each issuer
+    writes its own every ``publish_interval_s``; the switch reads them every ``refresh_s`` and
+    stands in for no card of an issuer whose file is missing, does not verify or was published
+    more than ``max_age_s`` ago (so a card the issuer blocks is declined in stand-in at most
+    about ``publish_interval_s + refresh_s`` later, and never after ``max_age_s``).
     """
 
     enabled: bool = False
@@ -261,6 +267,10 @@ class StandInConfig:
     negative_tokens: tuple[str, ...] = ()
     negative_bins: tuple[BinRange, ...] = ()
     advice_interval_s: float = 5.0
+    files_dir: str = ".run/standin"
+    publish_interval_s: float = 30.0
+    refresh_s: float = 5.0
+    max_age_s: float = 300.0
 
     def floor_of(self, currency: str) -> int | None:
         return dict(self.floor).get(currency)
@@ -328,6 +338,8 @@ class IssuerConfig:
     latency: Latency = Latency()
     faults: Faults = Faults()
     hold_ttl_s: float = DEFAULT_HOLD_TTL_S  # an uncaptured hold expires after this
+    # ARQC replay: ATCs this far below a card's highest are still accepted once (issuer.atc)
+    atc_window: int = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,7 +568,18 @@ def _standin(raw: dict[str, Any]) -> StandInConfig:
         negative_tokens=_strings(raw, "negative_tokens", where, _token),
         negative_bins=tuple(_bin_range(b, where) for b in bins),
         advice_interval_s=_positive_number(raw, "advice_interval_s", d.advice_interval_s, where),
+        files_dir=_path(raw, "files_dir", d.files_dir, where),
+        publish_interval_s=_positive_number(raw, "publish_interval_s", d.publish_interval_s, where),
+        refresh_s=_positive_number(raw, "refresh_s", d.refresh_s, where),
+        max_age_s=_positive_number(raw, "max_age_s", d.max_age_s, where),
     )
+
+
+def _path(raw: dict[str, Any], key: str, default: str, where: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise TopologyError(f"{where}: {key} must be a path")
+    return value
 
 
 def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
@@ -663,6 +686,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
                 latency=_latency(i.get("latency"), where),
                 faults=_faults(i, where),
                 hold_ttl_s=_settlement_key(parse_hold_ttl, i, where),
+                atc_window=_atc_window(i, where),
             )
         )
     merchants = tuple(
@@ -695,6 +719,13 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
     )
     _cross_check(topo)
     return topo
+
+
+def _atc_window(raw: dict[str, Any], where: str) -> int:
+    value = _positive_int(raw, "atc_window", 32, where)
+    if value > 63:
+        raise TopologyError(f"{where}: atc_window must be 1..63")
+    return value
 
 
 def _settlement_key(parser: Callable[[*_Args], _T], *args: *_Args) -> _T:

@@ -27,6 +27,7 @@ from switch.api.decoding import MalformedRequests
 from switch.api.terminal import TerminalService
 from switch.backoffice.settlement.scheduler import CutoffScheduler
 from switch.cardsec.protector import CardProtector
+from switch.cardsec.stipfiles import StandInVerifier, StipFiles
 from switch.core import metrics
 from switch.core.admission import Admission
 from switch.core.idempotency import IdempotencyGuard
@@ -85,6 +86,13 @@ class Switch:
         saf = SafQueue(store, topology.saf)
         reverser = Reverser(store, connectors, saf)
         registry = TerminalRegistry(topology, store)
+        # The issuers' stand-in files, read and MAC-checked every [standin] refresh_s.
+        self.stip_files = StipFiles(
+            topology.standin, tuple(i.id for i in topology.issuers), protector
+        )
+        verifier = StandInVerifier(
+            self.stip_files, tuple((i.id, i.bins) for i in topology.issuers), protector
+        )
         self.services = Services(
             config=topology.switch,
             store=store,
@@ -96,7 +104,7 @@ class Switch:
             reverser=reverser,
             rrns=BlockSequence(store, "rrn"),
             breakers=breakers,
-            standin=StandIn(topology.standin, store),
+            standin=StandIn(topology.standin, store, verifier=verifier),
             saf=saf,
             settlement=topology.settlement,
             admission=Admission(
@@ -178,6 +186,9 @@ class Switch:
         recovered = await self.services.reverser.scan()
         self.services.reverser.start()
         self.services.connectors.warm()
+        if self.topology.standin.enabled:
+            await self.stip_files.refresh()
+            self.stip_files.start()
         self.adviser.start()
         if self.topology.settlement.auto_close:
             self.cutoff.start()
@@ -225,6 +236,7 @@ class Switch:
         await self.cutoff.close()
         await self.services.registry.close()
         await self.adviser.close()
+        await self.stip_files.close()
         await self.services.reverser.close()
         await self.services.connectors.close()
         await self.services.store.close()

@@ -46,12 +46,15 @@ from hsm.tokens import (
 )
 from payswitch import cards
 from payswitch.seclink import canonical_request, fingerprint_input, parse_card_data
+from payswitch.stipfile import StipFile
+from switch.cardsec import standin
 from switch.cardsec.protector import (
     CardDataRejected,
     OpenedCard,
     RequestRejected,
     Routes,
 )
+from switch.domain.standin import CardVerdict, IssuerBins, StandInCard
 
 CARD_FIELD = "encrypted_card"
 PIN_FIELD = "pin_block"
@@ -227,3 +230,11 @@ class HsmCardSecurity(HsmCardProtector):
 
     async def reveal_pan(self, token: str, vault_blob: bytes) -> str:
         return await self.pool.run(reveal_job, token, bytes(vault_blob))
+
+    async def standin_files(self, raws: Mapping[str, bytes]) -> dict[str, StipFile]:
+        return await self.pool.run(standin.files_job, dict(raws))
+
+    async def standin_check(
+        self, card: StandInCard, issuers: IssuerBins, files: Mapping[str, StipFile]
+    ) -> CardVerdict:
+        return await self.pool.run(standin.check_job, card, issuers, dict(files))

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from payswitch.cards import Scheme
+from payswitch.stipfile import StipFile
+from switch.domain.standin import CardVerdict, IssuerBins, StandInCard
 
 
 class RequestRejected(Exception):
@@ -106,6 +108,18 @@ class CardProtector(Protocol):
     async def reveal_pan(self, token: str, vault_blob: bytes) -> str:
         """The PAN of a vault blob (additional data = the token): for an advice, which must
         carry the card as the authorization did, long after the request's memory is gone."""
+        ...
+
+    async def standin_files(self, raws: Mapping[str, bytes]) -> dict[str, StipFile]:
+        """The issuers' stand-in files (issuer id -> file bytes) whose MAC verifies under the
+        switch's copy of that issuer's stand-in key; the others are left out (logged)."""
+        ...
+
+    async def standin_check(
+        self, card: StandInCard, issuers: IssuerBins, files: Mapping[str, StipFile]
+    ) -> CardVerdict:
+        """Stand-in's checks of one card with the keys its issuer shared (``switch.cardsec.
+        standin``): issuer file, card on it, status, ARQC, PIN, CVV2. One HSM job."""
         ...
 
     async def tokenize(self, pan: str) -> str:

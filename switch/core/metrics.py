@@ -14,6 +14,9 @@ names are the operator's contract; keep them stable:
   and dead letters waiting for an operator.
 - ``payswitch_standin_total{outcome}`` and ``payswitch_standin_amount_minor_total{currency}``:
   stand-in decisions and approved amounts in minor units.
+- ``payswitch_standin_file_published_seconds{issuer}``: when the issuer's stand-in file the
+  switch uses was published (Unix seconds; its age is ``time() - value``, refused past
+  ``[standin] max_age_s``).
 - ``payswitch_shed_total{reason}``: requests refused by load shedding.
 
 No label ever holds card data: labels are RPC names, codes, stage names, acquirer ids,
@@ -65,6 +68,12 @@ class Metrics:
             "payswitch_standin_amount_minor",
             "Stand-in approved amounts, minor units",
             ["currency"],
+            registry=r,
+        )
+        self.standin_file = Gauge(
+            "payswitch_standin_file_published_seconds",
+            "Publication time of the issuer's stand-in file in use",
+            ["issuer"],
             registry=r,
         )
         self.shed = Counter(

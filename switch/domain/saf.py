@@ -126,9 +126,16 @@ def take_lease(owner: str, until: float, now: float) -> Change:
 
 
 def after_attempt(
-    owner: str, delivered: bool, error: str, now: float, backoff: Backoff, rng: random.Random
+    owner: str,
+    delivered: bool,
+    error: str,
+    now: float,
+    backoff: Backoff,
+    rng: random.Random,
+    final: bool = False,
 ) -> Change:
-    """Record one attempt by the lease holder ``owner`` and release the lease."""
+    """Record one attempt by the lease holder ``owner`` and release the lease. ``final``: the
+    far end refused for good (an issuer's refusal of an advice): dead at once, never retried."""
 
     def change(item: SafItem) -> SafItem | None:
         if item.leased_by != owner or not item.live:
@@ -138,7 +145,9 @@ def after_attempt(
             return item.copy(
                 attempts=attempts, done=True, last_error="", leased_by="", lease_until=0.0
             )
-        give_up = attempts >= backoff.max_attempts or now - item.created_at >= backoff.max_age_s
+        give_up = (
+            final or attempts >= backoff.max_attempts or now - item.created_at >= backoff.max_age_s
+        )
         return item.copy(
             attempts=attempts,
             dead=give_up,

@@ -50,7 +50,9 @@ import time
 from typing import ClassVar, Protocol
 
 from hsm.dukpt import Ksn
+from hsm.errors import HsmError
 from payswitch import codes
+from payswitch.emvdata import arqc_input
 from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
@@ -58,6 +60,7 @@ from switch.cardsec.protector import CardDataRejected, RequestRejected
 from switch.core.idempotency import Replay
 from switch.core.sequences import network_stan_of, rrn_of
 from switch.domain.devices import DeviceRefused, DeviceUse
+from switch.domain.standin import StandInCard
 from switch.domain.transactions import (
     Changes,
     DuplicateTransmission,
@@ -405,7 +408,10 @@ class Forward(Named):
 class StandIn(Named):
     """No acquirer could take the request: the stand-in rules decide (approve within them,
     STOOD_IN with the switch's auth code and advised to the issuer later, or decline 91 / the
-    rule's code). Without stand-in configured, 91."""
+    rule's code), after checking the card as its issuer would (one HSM job with the keys and
+    file the issuer shares for stand-in: negative file, expiry, ARQC and its counter, PIN,
+    CVV2; the request's own DUKPT PIN block). Without stand-in configured, 91; an HSM failure,
+    96."""
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc
@@ -418,13 +424,18 @@ class StandIn(Named):
         if standin is None:
             decision = Decision(codes.ISSUER_UNAVAILABLE, "disabled")
         else:
-            decision = await standin.decide(
-                pan=ctx.card.pan,
-                card_token=ctx.tx.card_token,
-                mcc=ctx.tx.mcc,
-                amount=ctx.tx.amount_minor,
-                currency=ctx.tx.currency,
-            )
+            try:
+                decision = await standin.decide(
+                    pan=ctx.card.pan,
+                    card_token=ctx.tx.card_token,
+                    mcc=ctx.tx.mcc,
+                    amount=ctx.tx.amount_minor,
+                    currency=ctx.tx.currency,
+                    card=self._card(ctx),
+                )
+            except HsmError as exc:
+                _log.error("standin_hsm_failed", tx=ctx.tx.id, error=type(exc).__name__)
+                decision = Decision(codes.SYSTEM_MALFUNCTION, "hsm")
         _log.info("standin", tx=ctx.tx.id, code=decision.code, reason=decision.reason)
         ctx.standin = decision
         if decision.approved:
@@ -433,6 +444,21 @@ class StandIn(Named):
             ctx.end(decision.code, "no route to the issuer")
         else:
             ctx.end(decision.code, f"no route to the issuer; stand-in declined ({decision.reason})")
+
+    @staticmethod
+    def _card(ctx: AuthContext) -> StandInCard:
+        r, card = ctx.request, ctx.card
+        assert card is not None
+        has_emv = r.HasField("emv")
+        return StandInCard(
+            ksn=bytes(r.encrypted_card.ksn),
+            pan=card.pan,
+            expiry=card.expiry,
+            cvv2=card.cvv2,
+            pin_block=bytes(r.pin_block),
+            emv_present=has_emv,
+            arqc=(arqc_input(r.emv, r.amount.minor_units, r.amount.currency) if has_emv else None),
+        )
 
 
 class Record(Named):

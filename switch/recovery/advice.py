@@ -25,6 +25,10 @@ is the record that the issuer holds it). The settlement run clears a batch only 
 stand-in sale in it has been advised (``switch.backoffice.settlement.standin``), so the issuer
 always has the advice's hold before the presentment posts against it. A stand-in voided first
 (VOIDED, REVERSAL_PENDING, REVERSED) owes no advice: the item ends without sending.
+
+Refused. An issuer's refusal (any answer but 00, 91 and 96) is final: the item is dead at once
+and a case records the evidence and who bears the loss (``switch.recovery.advice_cases``).
+91 and 96 say the issuer could not decide: retried like an outage.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import NoReturn
 
 from payswitch import codes
 from payswitch.cards import Scheme
@@ -43,9 +48,11 @@ from switch.core.sequences import network_stan_of
 from switch.domain.errors import StoreError
 from switch.domain.saf import SafKind, item_id
 from switch.domain.transactions import CasFailed, Changes, Expect, Transaction, TxState
+from switch.recovery import advice_cases as cases
 from switch.recovery.reversals import LEASE_SWEEPS, RECOVERY_LEASE
-from switch.recovery.saf import NotDelivered, SafQueue, new_owner
-from switch.routing.connectors import Connectors, OutcomeUnknown, Refused
+from switch.recovery.saf import NotDelivered, Refused, SafQueue, new_owner
+from switch.routing.connectors import Connectors, OutcomeUnknown
+from switch.routing.connectors import Refused as NotSent
 from switch.routing.router import Router
 from switch.store.base import Store
 from switch.wire.convert import money, scheme_to_proto
@@ -142,7 +149,7 @@ class Adviser:
             msg.acquirer_id = acquirer_id
             try:
                 result = await self._connectors.get(acquirer_id).advise(msg, self._timeout)
-            except Refused:
+            except NotSent:
                 continue  # certainly not sent: the next acquirer may take it
             except OutcomeUnknown as exc:
                 # It may have arrived: no other route this attempt (the issuer dedups on the
@@ -150,11 +157,35 @@ class Adviser:
                 _log.info("advice_unanswered", tx=tx.id, acquirer=acquirer_id, error=str(exc))
                 raise NotDelivered(f"{acquirer_id}: no answer") from None
             iso = codes.to_iso(result.response_code)
-            if iso != codes.APPROVED:
-                _log.warning("advice_refused", tx=tx.id, acquirer=acquirer_id, code=iso)
+            if iso in cases.TRANSIENT:
+                _log.info("advice_not_decided", tx=tx.id, acquirer=acquirer_id, code=iso)
                 raise NotDelivered(f"{acquirer_id} answered {iso}")
+            if iso != codes.APPROVED:
+                await self._refused(tx, iso, result.responder, acquirer_id)
             return await self._advised(tx, acquirer_id)
         raise NotDelivered("no acquirer could take it")
+
+    async def _refused(
+        self, tx: Transaction, iso: str, responder: str, acquirer_id: str
+    ) -> NoReturn:
+        """The issuer refused the advice: a case with its liability (``advice_cases``), and
+        the item dead at once (never retried by itself). A store failure recording the case
+        is an ordinary failed attempt: the advice is sent again and refused again."""
+        case = cases.refused_advice(tx, iso, responder, acquirer_id)
+        await self._store.recon_upsert(case, time.time())
+        who = cases.liable(iso)
+        _log.error(
+            "advice_refused",
+            tx=tx.id,
+            acquirer=acquirer_id,
+            code=iso,
+            case=case.issue_id,
+            liable=who,
+        )
+        raise Refused(
+            f"{acquirer_id}: {responder or 'the issuer'} refused {iso}; case {case.issue_id}, "
+            f"liable: {who}"
+        )
 
     async def _advised(self, tx: Transaction, acquirer_id: str) -> bool:
         moved = acquirer_id != tx.acquirer_id

@@ -8,7 +8,8 @@ the item. Each attempt calls the handler registered for the item's kind with the
 transaction; True means the far end acknowledged (the handler has made the final state
 transition). Otherwise the attempt is counted and the item is due again after an exponential
 backoff with full jitter, until ``max_attempts`` or ``max_age_s``: then it is a dead letter,
-kept, listed by ``list_items(dead=True)`` and sent again only after ``replay``.
+kept, listed by ``list_items(dead=True)`` and sent again only after ``replay``. A handler that
+raises ``Refused`` (the far end answered no, for good) dead-letters the item at once.
 
 Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``) and ``ADVICE``
 (``switch.recovery.advice.Adviser.send``); items of a kind with no handler registered wait
@@ -54,6 +55,11 @@ BATCH = 200  # due items looked at per pass
 
 class NotDelivered(Exception):
     """A handler's way to say why an attempt failed (kept as the item's ``last_error``)."""
+
+
+class Refused(NotDelivered):
+    """The far end answered and refused for good: the item is dead-lettered at once (listed
+    for an operator, never retried by itself); the handler has recorded what follows."""
 
 
 def new_owner() -> str:
@@ -197,12 +203,18 @@ class SafQueue:
                 return
             if item is None:
                 return  # another worker holds it, or it is no longer due
-            delivered, error = await self._deliver(item)
+            delivered, error, final = await self._deliver(item)
             try:
                 after = await self._store.saf_update(
                     item.id,
                     after_attempt(
-                        self.owner, delivered, error, self._clock(), self._backoff, self._rng
+                        self.owner,
+                        delivered,
+                        error,
+                        self._clock(),
+                        self._backoff,
+                        self._rng,
+                        final=final,
                     ),
                 )
             except (StoreError, KeyError) as exc:
@@ -224,31 +236,34 @@ class SafQueue:
                     error=error,
                 )
 
-    async def _deliver(self, item: SafItem) -> tuple[bool, str]:
+    async def _deliver(self, item: SafItem) -> tuple[bool, str, bool]:
+        """(delivered, the reason it was not, whether that is final)."""
         handler = self._handlers[item.kind]
         try:
             tx = await self._store.get_transaction(item.transaction_id)
             if tx is None:
-                return False, "no such transaction"
+                return False, "no such transaction", False
             # Bounded, inside the lease: a handler stuck past it must not overlap the next
             # holder's attempt.
             budget = self.config.lease_s * 0.8
             if await asyncio.wait_for(handler(tx), budget):
-                return True, ""
-            return False, "not acknowledged"
+                return True, "", False
+            return False, "not acknowledged", False
         except asyncio.CancelledError:
             with contextlib.suppress(StoreError, KeyError):
                 await asyncio.shield(self._store.saf_update(item.id, release(self.owner)))
             raise
         except TimeoutError:
-            return False, "attempt timed out"
+            return False, "attempt timed out", False
+        except Refused as exc:
+            return False, str(exc), True
         except NotDelivered as exc:
-            return False, str(exc)
+            return False, str(exc), False
         except StoreError as exc:
-            return False, f"store: {type(exc).__name__}"
+            return False, f"store: {type(exc).__name__}", False
         except Exception as exc:
             _log.exception("saf_handler_failed", item=item.id)
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, f"{type(exc).__name__}: {exc}", False
 
     async def publish_depths(self) -> None:
         depths = await self._store.saf_depths()

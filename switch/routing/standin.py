@@ -12,6 +12,11 @@ merchant category in ``blocked_mccs``, or not in       57 transaction not permit
 ``allowed_mccs`` when that list is not empty
 currency without a ``floor``                           91 issuer unavailable (never stood in)
 amount above the currency's ``floor``                  61 exceeds amount limit
+the card as its issuer would check it, with the        14 / 91 / 62 / 54 / 05 / 59 / 55
+keys and file it shares for stand-in (one HSM job,     (``switch.cardsec.standin``)
+``switch.cardsec.standin``): unknown card 14, no
+fresh file or key 91, blocked or lost 62, expired
+54, ARQC 05, replayed ARQC 59, PIN 55, CVV2 05
 the card's stand-in total in the current window        61 exceeds amount limit
 would pass ``cumulative`` (a currency without a
 cumulative limit uses its floor)
@@ -24,6 +29,11 @@ concurrent requests and several switch processes share one limit; windows are fi
 its amount counted (the switch errs on the side of less stand-in). A store failure while
 checking is a store failure (96): never approve blind.
 
+Stand-in approves only what it verified: a card on its issuer's fresh stand-in file
+(``switch.cardsec.stipfiles``), active, with its PIN, CVV2 and ARQC checked when the request
+carries them. Without a verifier (no HSM, a test) every card that reaches the check is 91.
+The rules that need neither HSM nor store come first, so a decline by rule costs nothing.
+
 An approval must be posted by the issuer later: the advice (``switch.recovery.advice``).
 """
 
@@ -32,12 +42,13 @@ from __future__ import annotations
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from payswitch import codes
 from payswitch.world.topology import StandInConfig
 from switch.core import metrics
+from switch.domain.standin import CardVerdict, StandInCard
 from switch.store.base import Store
 
 _AUTH_ALPHABET = string.ascii_uppercase + string.digits
@@ -59,13 +70,23 @@ def new_auth_code() -> str:
     return "".join(secrets.choice(_AUTH_ALPHABET) for _ in range(6))
 
 
+# Stand-in's verification of one card (``switch.cardsec.stipfiles.StandInVerifier``).
+Verifier = Callable[[StandInCard], Awaitable[CardVerdict]]
+
+
 class StandIn:
     def __init__(
-        self, config: StandInConfig, store: Store, clock: Callable[[], float] = time.time
+        self,
+        config: StandInConfig,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        *,
+        verifier: Verifier | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._clock = clock
+        self._verify = verifier
 
     def rules(
         self, *, pan: str, card_token: str, mcc: str, amount: int, currency: str
@@ -85,12 +106,31 @@ class StandIn:
             return Decision(codes.EXCEEDS_AMOUNT_LIMIT, "floor")
         return None
 
+    async def verify(self, card: StandInCard | None) -> Decision | None:
+        """The card as its issuer would check it: a decline Decision, or None (verified).
+        Raises HsmError when the HSM fails (the caller answers 96)."""
+        if self._verify is None or card is None:
+            return Decision(codes.ISSUER_UNAVAILABLE, "no_verifier")
+        verdict = await self._verify(card)
+        if verdict.code is None:
+            return None
+        return Decision(verdict.code, verdict.reason)
+
     async def decide(
-        self, *, pan: str, card_token: str, mcc: str, amount: int, currency: str
+        self,
+        *,
+        pan: str,
+        card_token: str,
+        mcc: str,
+        amount: int,
+        currency: str,
+        card: StandInCard | None = None,
     ) -> Decision:
         decision = self.rules(
             pan=pan, card_token=card_token, mcc=mcc, amount=amount, currency=currency
         )
+        if decision is None:
+            decision = await self.verify(card)
         if decision is None:
             cfg = self.config
             limit = cfg.cumulative_of(currency)

@@ -37,6 +37,8 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
     # No wall-clock cut-off inside a test (a run spanning 22:00 UTC would close batches under
     # it): settlement tests trigger their cut-offs themselves.
     doc.setdefault("settlement", {})["auto_close"] = False
+    # Each stack's issuers publish their stand-in files into its own run dir.
+    doc.setdefault("standin", {})["files_dir"] = str(run_dir / "standin")
     path = run_dir / "topology.toml"
     write_topology(with_free_ports(doc), path)
     # Every party's keys (switch BDK, token, fingerprint, vault, ZPKs; issuers' CVK, IMK, PVK),

@@ -211,20 +211,21 @@ async def test_no_pan_pin_or_cvv2_in_anything_the_run_wrote(stack, pos):
 
 
 def _modes(run_dir: Path) -> dict[str, int]:
-    """The permission bits of every log, store and book file under ``run_dir``."""
+    """The permission bits of every log, store, book and stand-in file under ``run_dir``."""
     return {
         str(p.relative_to(run_dir)): p.stat().st_mode & 0o777
         for p in run_dir.rglob("*")
-        if p.is_file() and (p.suffix == ".log" or ".db" in p.name or "books" in p.parts)
+        if p.is_file() and (p.suffix in (".log", ".stip") or ".db" in p.name or "books" in p.parts)
     }
 
 
 async def test_what_the_switch_and_the_nodes_wrote_is_theirs_alone(stack, pos):
-    """Logs, the switch's store and the issuers' books (WAL files included) are created
-    owner-only (0600): transaction records are nobody else's on the host."""
+    """Logs, the switch's store, the issuers' books (WAL files included) and their stand-in
+    files (PVVs) are created owner-only (0600): nobody else's on the host."""
     resp = await pos.pay("4111111111111111", 100, "EUR")
     assert code(resp) == "00"
     modes = await asyncio.to_thread(_modes, Path(stack.run_dir))
     assert any(name.endswith(".log") for name in modes)
     assert any(name.startswith("books") for name in modes)
+    assert any(name.endswith(".stip") for name in modes)
     assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}

@@ -72,19 +72,26 @@ def test_keys_are_sensitive_non_extractable_least_capability(hsm_pool, hsm_keys)
     assert attrs["bank-a/imk-ac/v1"]["DERIVE"] and not attrs["bank-a/imk-ac/v1"]["ENCRYPT"]
 
 
-def _received():
+def _shared_specs():
+    """Every shared KeySpec of the plan, an issuer's CVK pair counted as both its objects."""
     from payswitch.world.topology import load
 
     topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
-    return {L.label(s.peer, s.peer_purpose()) for s in keys.plan(topo) if s.peer is not None}
+    for s in keys.plan(topo):
+        if s.peer is None:
+            continue
+        yield s
+        if s.purpose == L.CVK:
+            yield keys.KeySpec(s.owner, L.CVK_A, peer=s.peer)
+
+
+def _received():
+    return {L.label(s.peer, s.peer_purpose()) for s in _shared_specs()}
 
 
 def _sent_at_birth():
     """Owner-side labels of shared keys (the receiver's copy was unwrapped non-extractable)."""
-    from payswitch.world.topology import load
-
-    topo = load(Path(__file__).resolve().parents[2] / "topology/default.toml")
-    return {L.label(s.owner, s.purpose) for s in keys.plan(topo) if s.peer is not None}
+    return {L.label(s.owner, s.purpose) for s in _shared_specs()}
 
 
 def test_kcvs_are_recorded_and_recomputable(hsm_pool, hsm_keys):

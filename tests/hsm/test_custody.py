@@ -213,9 +213,11 @@ def test_softhsm_wrapping_mechanisms_are_as_documented(hsm_pool) -> None:
 
 @pytest.fixture(scope="module")
 def two_parties(hsm_config) -> tuple[HsmPool, HsmPool]:
-    """acq-beta's and bank-b's own tokens of the session's HSM home, with their KEK agreed."""
-    sender, receiver = HsmPool(party_config("acq-beta")), HsmPool(party_config("bank-b"))
-    exchange.establish_kek(sender, "acq-beta", receiver, "bank-b")
+    """The KIF's and acq-beta's own tokens of the session's HSM home, with their KEK agreed: a
+    pair of parties the topology's ceremony never pairs, so a stack that ran the ceremony in
+    this process's HSM home earlier has left none of these labels behind."""
+    sender, receiver = HsmPool(party_config("kif")), HsmPool(party_config("acq-beta"))
+    exchange.establish_kek(sender, "kif", receiver, "acq-beta")
     return sender, receiver
 
 
@@ -226,11 +228,11 @@ def _tamper(block: str, pos: int, char: str) -> str:
 
 def test_a_key_block_with_a_tampered_header_is_refused(two_parties) -> None:
     sender, receiver = two_parties
-    spec = KeySpec("acq-beta", "zpk.bank-b", peer="bank-b")
+    spec = KeySpec("kif", "zpk.acq-beta", peer="acq-beta")
     sent, block = sender.run_sync(exchange.send_key, spec)
     assert block.startswith("1") and block[5:12] == "P0AB01N"
     assert sent.kcv in block  # the KC optional block: a KCV, not the key
-    peer_label = "bank-b/zpk.acq-beta/v1"
+    peer_label = "acq-beta/zpk.kif/v1"
     for bad in (
         _tamper(block, 8, "E"),  # mode of use B -> E
         _tamper(block, 11, "E"),  # exportability N -> E
@@ -248,33 +250,41 @@ def test_a_key_block_with_a_tampered_header_is_refused(two_parties) -> None:
 def test_a_key_block_for_another_usage_is_refused(two_parties) -> None:
     sender, receiver = two_parties
     # A genuine, correctly MACed block of a BDK, offered where a PIN verification key is due.
-    _info, bdk_block = sender.run_sync(exchange.send_key, KeySpec("acq-beta", "bdk", peer="bank-b"))
-    pvk_spec = KeySpec("acq-beta", "pvk", peer="bank-b")
+    _info, bdk_block = sender.run_sync(exchange.send_key, KeySpec("kif", "bdk", peer="acq-beta"))
+    pvk_spec = KeySpec("kif", "pvk", peer="acq-beta")
     with pytest.raises(keyblock.KeyBlockError, match="B0AX01N is not the expected V0AG01N"):
         receiver.run_sync(exchange.receive_key, pvk_spec, bdk_block)
-    assert receiver.run_sync(exchange.info_or_none, "bank-b/pvk.acq-beta/v1") is None
+    assert receiver.run_sync(exchange.info_or_none, "acq-beta/pvk.kif/v1") is None
     # A block whose MAC is off by one bit is refused before anything else is read.
     bad_mac = bdk_block[:-1] + ("0" if bdk_block[-1] != "0" else "1")
-    bdk_spec = KeySpec("acq-beta", "bdk", peer="bank-b")
+    bdk_spec = KeySpec("kif", "bdk", peer="acq-beta")
     with pytest.raises(keyblock.KeyBlockError, match="MAC does not verify"):
         receiver.run_sync(exchange.receive_key, bdk_spec, bad_mac)
-    assert receiver.run_sync(exchange.info_or_none, "bank-b/bdk.acq-beta/v1") is None
+    assert receiver.run_sync(exchange.info_or_none, "acq-beta/bdk.kif/v1") is None
     assert receiver.run_sync(exchange.receive_key, bdk_spec, bdk_block).label == (
-        "bank-b/bdk.acq-beta/v1"
+        "acq-beta/bdk.kif/v1"
     )
 
 
 def test_issuer_keys_shared_for_stand_in_go_the_same_way(two_parties) -> None:
-    """Any KeySpec with a peer is exchanged generically (a PVK, an IMK-AC), but a CVK pair is
-    refused rather than sent as a plain DES2 key."""
+    """Any KeySpec with a peer is exchanged generically (a PVK, an IMK-AC); a CVK pair goes as
+    two blocks, K_A||K_B and its K_A||K_A companion, both sealed at their birth."""
     sender, receiver = two_parties
     for purpose, caps in (("pvk", ("S",)), ("imk-ac", ("X",))):
-        sent, got = exchange.share(sender, receiver, KeySpec("acq-beta", purpose, peer="bank-b"))
-        assert got.label == f"bank-b/{purpose}.acq-beta/v1"
+        sent, got = exchange.share(sender, receiver, KeySpec("kif", purpose, peer="acq-beta"))
+        assert got.label == f"acq-beta/{purpose}.kif/v1"
         assert sent.kcv == got.kcv and got.capabilities == caps
-    with pytest.raises(HsmError, match="CVK pair cannot be shared"):
-        exchange.share(sender, receiver, KeySpec("acq-beta", "cvk", peer="bank-b"))
-    assert receiver.run_sync(exchange.info_or_none, "bank-b/cvk.acq-beta/v1") is None
+    infos = exchange.share(sender, receiver, KeySpec("kif", "cvk", peer="acq-beta"))
+    by_label = {i.label: i for i in infos}
+    for name in ("cvk", "cvk-a"):
+        mine, theirs = by_label[f"kif/{name}/v1"], by_label[f"acq-beta/{name}.kif/v1"]
+        assert mine.kcv == theirs.kcv and theirs.capabilities == ("E",)
+    assert by_label["kif/cvk/v1"].kcv != by_label["kif/cvk-a/v1"].kcv  # K_A||K_B is not K_A||K_A
+    # Idempotent: shared already, nothing is made again.
+    again = exchange.share(sender, receiver, KeySpec("kif", "cvk", peer="acq-beta"))
+    assert {i.label: i.kcv for i in again} == {i.label: i.kcv for i in infos}
+    with pytest.raises(HsmError, match="shared with its pair"):
+        exchange.share(sender, receiver, KeySpec("kif", "cvk-a", peer="acq-beta"))
 
 
 # --- the key-injection facility ------------------------------------------------------------

@@ -9,12 +9,14 @@ import pytest
 from test_pipeline_card_security import TOPOLOGY, Protector, ctx, request
 from test_pipeline_writes import Reverser
 
+from hsm.errors import HsmError
 from payswitch.v1 import common_pb2, network_pb2
 from payswitch.world.topology import StandInConfig, load
 from switch.core import metrics
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
+from switch.domain.standin import CardVerdict
 from switch.domain.transactions import TxState
 from switch.pipeline import Pipeline
 from switch.routing.breakers import Breakers
@@ -33,6 +35,12 @@ class Translating(Protector):
     async def translate_pin(self, ksn, pin_block, pan, acquirer_id):
         self.translated.append(acquirer_id)
         return b"Z" * 16
+
+
+async def verified(card):
+    """Stand-in's card check, passing (a fake: the HSM job is tested on real processes)."""
+    assert card.pan and card.ksn  # the stage hands the opened card and its KSN over
+    return CardVerdict(None, "verified", "bank-a")
 
 
 class Scripted:
@@ -74,7 +82,14 @@ async def world(tmp_path):
     store = SqliteStore(tmp_path / "switch.db", synchronous="normal")
     await store.open()
 
-    def make(alpha: str, beta: str, *, standin: StandInConfig | None = None, breakers=None):
+    def make(
+        alpha: str,
+        beta: str,
+        *,
+        standin: StandInConfig | None = None,
+        breakers=None,
+        verifier=verified,
+    ):
         protector = Translating()
         connectors = Connectors(
             **{
@@ -93,7 +108,7 @@ async def world(tmp_path):
             reverser=Reverser(),
             rrns=BlockSequence(store, "rrn"),
             breakers=breakers,
-            standin=StandIn(standin, store) if standin else None,
+            standin=StandIn(standin, store, verifier=verifier) if standin else None,
         )
         return Pipeline(svc), svc
 
@@ -174,3 +189,17 @@ async def test_stand_in_decline_is_recorded_with_the_rule_code(world):
     assert code(resp) == "61" and resp.auth_code == ""
     tx = await store.get_transaction(resp.transaction_id)
     assert (tx.state, tx.response_code) == (TxState.DECLINED, "61")
+
+
+async def test_stand_in_with_the_hsm_down_is_96_never_approved(world):
+    make, store, _ = world
+
+    async def hsm_down(card):
+        raise HsmError("token gone")
+
+    cfg = StandInConfig(enabled=True, floor=(("EUR", 5000),))
+    pipeline, _ = make("refuse", "refuse", standin=cfg, verifier=hsm_down)
+    resp = await pipeline.run(ctx(request()))
+    assert code(resp) == "96" and not resp.stood_in and resp.auth_code == ""
+    tx = await store.get_transaction(resp.transaction_id)
+    assert (tx.state, tx.response_code) == (TxState.DECLINED, "96")

@@ -3,11 +3,13 @@ transaction's acquirer first, another of the merchant's when it refuses before s
 issuer's 00 moves STOOD_IN -> ADVISED recording the acquirer used; an unknown outcome or a
 refusal leaves it STOOD_IN (NotDelivered, the queue retries); the safety-net sweep, only under
 the recovery lease, enqueues STOOD_IN transactions that lack an item and sends nothing itself;
-the queue delivers, dead-letters after max_attempts, and a replay delivers."""
+the queue delivers, dead-letters after max_attempts, and a replay delivers; an issuer's
+refusal is dead-lettered at once with a case naming who is liable, 91 is retried."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -21,6 +23,7 @@ from switch.domain.transactions import Changes, Transaction, TxState, TxType
 from switch.recovery.advice import Adviser
 from switch.recovery.reversals import RECOVERY_LEASE
 from switch.recovery.saf import NotDelivered, SafQueue
+from switch.recovery.saf import Refused as SafRefused
 from switch.routing.connectors import OutcomeUnknown, Refused
 from switch.routing.router import Router
 from switch.store.sqlite.store import SqliteStore
@@ -49,9 +52,11 @@ class Scripted:
         self.sent.append(sent)
         if self.mode == "unknown":
             raise OutcomeUnknown("x", None)
-        code = {"ack": common_pb2.RESPONSE_CODE_APPROVED}.get(
-            self.mode, common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER
-        )
+        code = {
+            "ack": common_pb2.RESPONSE_CODE_APPROVED,
+            "currency": common_pb2.RESPONSE_CODE_INVALID_TRANSACTION,
+            "unavailable": common_pb2.RESPONSE_CODE_ISSUER_UNAVAILABLE,
+        }.get(self.mode, common_pb2.RESPONSE_CODE_INVALID_CARD_NUMBER)
         return network_pb2.NetworkAdviceResult(rrn=msg.rrn, response_code=code)
 
 
@@ -147,7 +152,7 @@ async def test_refused_acquirer_falls_back_and_the_one_used_is_recorded(world):
     [
         ("unknown", "ack", "acq-alpha: no answer"),
         ("refuse", "refuse", "no acquirer could take it"),
-        ("decline", "ack", "acq-alpha answered 14"),
+        ("decline", "ack", "acq-alpha: the issuer refused 14; case [0-9a-f]{20}, liable: issuer"),
     ],
 )
 async def test_no_acknowledgement_leaves_it_stood_in(world, alpha, beta, error):
@@ -216,3 +221,42 @@ async def _attempt_when_due(a: Adviser) -> int:
             return started
         await asyncio.sleep(0.005)
     return 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer", "liable"), [("decline", "14", "issuer"), ("currency", "12", "switch")]
+)
+async def test_a_refused_advice_is_a_case_and_never_retried(world, mode, answer, liable):
+    store, stood_in, adviser = world
+    tx = await stood_in()
+    a = adviser(mode, "ack")
+    await a.saf.enqueue(SafKind.ADVICE, tx.id)
+    assert await _attempt_when_due(a) == 1
+    (dead,) = await a.saf.list_items(dead=True)
+    assert dead.attempts == 1  # one answer, one attempt: dead at once, not max_attempts
+    assert f"refused {answer}" in dead.last_error and f"liable: {liable}" in dead.last_error
+    assert await a.saf.run_once() == 0 and await a.scan() == 0
+    (case,) = await store.recon_issues()
+    assert (case.type, case.kind, case.rrn, case.transaction_id, case.currency) == (
+        "ADVICE_REFUSED",
+        "STANDIN",
+        tx.rrn,
+        tx.id,
+        tx.currency,
+    )
+    detail = json.loads(case.detail)
+    assert detail["issuer_answer"] == answer and detail["liable"] == liable
+    assert detail["amount_minor"] == tx.amount_minor and detail["acquirer"] == "acq-alpha"
+    assert PAN not in case.detail and PAN[-4:] not in case.detail
+    assert (await store.get_transaction(tx.id)).state is TxState.STOOD_IN
+    assert len(a._connectors.get("acq-alpha").sent) == 1
+
+
+async def test_an_issuer_that_cannot_decide_is_asked_again(world):
+    store, stood_in, adviser = world
+    tx = await stood_in()
+    a = adviser("unavailable", "ack")
+    with pytest.raises(NotDelivered, match="acq-alpha answered 91") as err:
+        await a.send(tx)
+    assert not isinstance(err.value, SafRefused)
+    assert await store.recon_issues() == []
