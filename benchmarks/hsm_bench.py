@@ -10,6 +10,7 @@ Runs on a throwaway token in a temporary directory (never the development token)
   AES-CBC decrypt, destroy) for FRESH KSNs: ``--terminals`` terminals interleaved, each counting
   up from a random point below 2^20, every KSN used once (as a switch sees traffic);
 - ``mac_decrypt``: ``hsm.mac.open_request`` (one chain, CMAC verify, decrypt), what the switch runs;
+- ``response_mac``: ``hsm.mac.response_mac`` (one chain, CMAC sign), the MAC on every answer;
 - ``tokenize``: ``hsm.tokens.tokenize`` (HMAC-SHA256 and shaping);
 
 each "in-thread" (a loop inside one job: HSM cost only) and "via pool" (one ``await pool.run``
@@ -102,14 +103,19 @@ def _workload(seconds: float, terminals: int, per_terminal: int) -> dict[str, An
     from hsm.pool import HsmPool
 
     pool = HsmPool()
-    traffic = _traffic(pool, terminals, per_terminal * 3)
-    third = len(traffic) // 3
-    t_dd, t_md, t_pool = traffic[:third], traffic[third : 2 * third], traffic[2 * third :]
+    traffic = _traffic(pool, terminals, per_terminal * 4)
+    q = len(traffic) // 4
+    t_dd, t_md, t_rm, t_pool = (
+        traffic[:q],
+        traffic[q : 2 * q],
+        traffic[2 * q : 3 * q],
+        traffic[3 * q :],
+    )
     popcount = sum(t[0].counter.bit_count() for t in traffic) / len(traffic)
 
     def in_thread(session) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        it_dd, it_md = iter(t_dd), iter(t_md)
+        it_dd, it_md, it_rm = iter(t_dd), iter(t_md), iter(t_rm)
 
         def dd():
             t = next(it_dd, None)
@@ -125,10 +131,18 @@ def _workload(seconds: float, terminals: int, per_terminal: int) -> dict[str, An
             mac.open_request(session, t[3], t[0], t[1], t[4])
             return True
 
+        def rm():
+            t = next(it_rm, None)
+            if t is None:
+                return False
+            mac.response_mac(session, t[0], t[3])
+            return True
+
         for name, fn in (
             ("bare", lambda: session.generate_random(64)),
             ("derive_decrypt", dd),
             ("mac_decrypt", md),
+            ("response_mac", rm),
             ("tokenize", lambda: tokens.tokenize(session, PAN)),
         ):
             n, dt = _loop(fn, seconds)

@@ -20,7 +20,14 @@ import grpc
 from payswitch import money
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, control_pb2, control_pb2_grpc
 from stack.launcher import Stack
-from terminals.errors import NotFound, Overloaded, Refused, SwitchUnavailable, TerminalError
+from terminals.errors import (
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    Refused,
+    SwitchUnavailable,
+    TerminalError,
+)
 from terminals.results import Result
 from terminals.retry import RetryPolicy
 from terminals.sdk import Prepared, Terminal
@@ -342,6 +349,14 @@ class Driver:
                 await self._recheck(terminal, prepared)
             except (Refused, NotFound):
                 pass  # an attempt that never ran is refused now that the state moved on
+            except InvalidRequest as exc:
+                # An attempt refused before any effect gave its key back, but its KSN was used:
+                # the same bytes again are a replay of a spent KSN (a new request needs a new
+                # one). A key with an answer would have replayed it before the KSN was looked at.
+                if exc.field != "ksn" or "already used" not in exc.message:
+                    bad.append(f"payment {seen.payment.index} {prepared.operation} key "
+                               f"{prepared.idempotency_key}: a retry after quiescence gets "
+                               f"{exc.code_name}: {exc.message}")  # fmt: skip
             except TerminalError as exc:
                 bad.append(f"payment {seen.payment.index} {prepared.operation} key "
                            f"{prepared.idempotency_key}: a retry after quiescence gets "

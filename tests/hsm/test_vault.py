@@ -76,9 +76,15 @@ async def test_rotation_reencryption_and_retirement(hsm_pool, hsm_keys):
     assert await hsm_pool.run(vault.decrypt, moved, b"t") == PAN
 
 
-def test_rotation_by_another_process_is_seen(hsm_pool, hsm_keys, hsm_config):
-    """The ceremony CLI rotates in its own process; this process picks the new version up."""
-    v = hsm_pool.run_sync(vault.current_version, refresh=True)
+def test_rotation_by_another_process_is_seen(hsm_config):
+    """The ceremony CLI rotates the switch's vault key in its own process, on the switch's own
+    token (not the unit tests' one); a pool of this process on that token picks it up."""
+    from hsm import keys
+    from hsm.pool import HsmPool
+
+    switch_pool = HsmPool(hsm_config)
+    switch_pool.run_sync(keys.ensure, [keys.KeySpec("switch", "vault")])
+    v = switch_pool.run_sync(vault.current_version, refresh=True)
     env = dict(os.environ)  # the HSM home; the CLI reads the switch's PIN from its file
     out = subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "rotate"],
@@ -89,10 +95,10 @@ def test_rotation_by_another_process_is_seen(hsm_pool, hsm_keys, hsm_config):
         timeout=120,
     )
     assert f"switch/vault/v{v + 1}" in out.stdout
-    assert hsm_pool.run_sync(vault.current_version, refresh=True) == v + 1
-    blob = hsm_pool.run_sync(vault.encrypt, PAN, b"x")
+    assert switch_pool.run_sync(vault.current_version, refresh=True) == v + 1
+    blob = switch_pool.run_sync(vault.encrypt, PAN, b"x")
     assert vault.blob_version(blob) == v + 1
-    assert hsm_pool.run_sync(vault.decrypt, blob, b"x") == PAN
+    assert switch_pool.run_sync(vault.decrypt, blob, b"x") == PAN
     listed = subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "list"],
         env=env,
