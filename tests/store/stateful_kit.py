@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
@@ -89,10 +90,25 @@ class Driver:
             self._runner.close()
 
 
+_tally: Counter[str] = Counter()
+
+
+def tally(label: str) -> None:
+    """Count what a step did: Hypothesis's statistics for the failing example, and a
+    summary after the run when STATEFUL_STATS is set (to see what a profile explores)."""
+    event(label)
+    _tally[label] += 1
+
+
 def run_machine(machine: type[RuleBasedStateMachine], driver: Driver) -> None:
     """Run ``machine`` under the active profile, every instance driving ``driver``."""
     bound = type(machine.__name__, (machine,), {"driver": driver})
-    run_state_machine_as_test(bound, settings=profile())
+    _tally.clear()
+    try:
+        run_state_machine_as_test(bound, settings=profile())
+    finally:
+        if os.environ.get("STATEFUL_STATS"):
+            print(f"\n{machine.__name__}:", dict(sorted(_tally.items())))
 
 
 def run_id() -> str:

@@ -21,10 +21,9 @@ import dataclasses
 from collections.abc import Awaitable
 from typing import Any
 
-from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule
-from stateful_kit import Driver, run_id, run_machine
+from stateful_kit import Driver, run_id, run_machine, tally
 from storekit import NOW, new_tx
 
 from switch.domain.errors import NotFound
@@ -99,6 +98,7 @@ class TransactionMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        tally("examples")
         self.run = run_id()
         self.rows: dict[str, Transaction] = {}  # the model: every row as it must be
         self.seen: dict[str, list[Transaction]] = {}  # every version of each, for stale CAS
@@ -113,6 +113,7 @@ class TransactionMachine(RuleBasedStateMachine):
         async def wrap() -> Any:
             return await coro
 
+        tally("store calls")
         return self.driver.run(wrap())
 
     def stored(self, tx_id: str) -> Transaction | None:
@@ -121,7 +122,7 @@ class TransactionMachine(RuleBasedStateMachine):
     def accept(self, tx_id: str, expected: Outcome, got: Outcome) -> None:
         """The store's answer is the model's, and the row is the model's afterwards."""
         assert got == expected, (got, expected)
-        event(f"outcome: {expected[0]}")
+        tally(f"outcome: {expected[0]}")
         if expected[0] == "ok":
             new = expected[1]
             assert new is not None
