@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Awaitable
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, rule
 from stateful_kit import Driver, run_id, run_machine, tally
@@ -339,3 +340,16 @@ def test_transaction_state_machine(store_url: str) -> None:
         run_machine(TransactionMachine, driver)
     finally:
         driver.close()
+
+
+async def test_cas_without_changes_bumps_the_version(store: Store) -> None:
+    """Found by the machine: a compare-and-set that changes no column (``Changes()``) failed
+    on Cassandra (its CQL read ``SET , version = ?``) while SQLite bumped the version."""
+    tx = new_tx()
+    await store.insert_transaction(tx)
+    out = await store.compare_and_set(tx.id, Expect(state=TxState.RECEIVED), Changes())
+    assert out == tx.copy(version=2)
+    assert await store.get_transaction(tx.id) == tx.copy(version=2)
+    with pytest.raises(CasFailed):
+        await store.compare_and_set(tx.id, Expect(version=1), Changes())
+    assert await store.get_transaction(tx.id) == tx.copy(version=2)

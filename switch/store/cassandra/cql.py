@@ -163,11 +163,11 @@ class Statements:
         key = (tuple(changes), tuple(conditions))
         stmt = self._cas.get(key)
         if stmt is None:
-            sets = ", ".join(f"{c} = ?" for c in changes)
+            # No changes at all is a CAS too (it bumps the version): no dangling comma then.
+            sets = ", ".join([*(f"{c} = ?" for c in changes), "version = ?", "writers[?] = ?"])
             ifs = " AND ".join([*(f"{c} = ?" for c in conditions), "version = ?"])
             stmt = self._session.prepare(
-                f"UPDATE transactions SET {sets}, version = ?, writers[?] = ? "  # noqa: S608
-                f"WHERE id = ? IF {ifs}"
+                f"UPDATE transactions SET {sets} WHERE id = ? IF {ifs}"  # noqa: S608
             )
             self._cas[key] = stmt
         return stmt
