@@ -36,8 +36,8 @@ _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile(
     "ci",
-    max_examples=12,
-    stateful_step_count=25,
+    max_examples=int(os.environ.get("STATEFUL_EXAMPLES", "30")),
+    stateful_step_count=int(os.environ.get("STATEFUL_STEPS", "30")),
     derandomize=True,
     database=None,
     deadline=None,  # a Cassandra round trip on a busy 2-core box is no regression

@@ -34,6 +34,7 @@ KEYS = ["k1", "k2", "k3"]
 CONTENTS = [("authorize", "fp-a"), ("authorize", "fp-b"), ("refund", "fp-a")]
 TTLS = [30.0, 600.0]
 ABANDONED_AFTER_S = 60.0  # as IdempotencyGuard's default: a hold this old is dead
+BUDGET_S = 2.0  # no request runs longer
 
 
 @dataclasses.dataclass
@@ -44,6 +45,7 @@ class Hold:
     gen: int  # which claim of the key it holds
     conn: int  # the connection (switch process) it runs on
     content: tuple[str, str]
+    since: float  # when it claimed
 
 
 class IdempotencyMachine(RuleBasedStateMachine):
@@ -100,7 +102,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
         self.claims += 1
         self.records[key] = claim.record
         self.gens[key] = self.claims
-        self.holds.append(Hold(key, self.claims, conn, content))
+        self.holds.append(Hold(key, self.claims, conn, content, self.now))
 
     def mine(self, hold: Hold) -> bool:
         """The hold's claim is still the key's record (not released, replaced or expired)."""
@@ -139,6 +141,15 @@ class IdempotencyMachine(RuleBasedStateMachine):
             tally("claim: in flight, wait")
 
     @rule(key=st.sampled_from(KEYS), conn=st.integers(0, 1))
+    def retry(self, key: str, conn: int) -> None:
+        """A retry with the very content of the key's live claim: it waits while the claim
+        is in flight and replays the first answer once it is completed."""
+        live = self.live(key)
+        if live is None:
+            return
+        self.claim(key, (live.operation, live.fingerprint), TTLS[0], conn)
+
+    @rule(key=st.sampled_from(KEYS), conn=st.integers(0, 1))
     def get(self, key: str, conn: int) -> None:
         assert self.call(self.store(conn).get_idempotency(self.scope, key, self.now)) == self.live(
             key
@@ -152,6 +163,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
         assert self.mine(hold)
         self.call(self.store(hold.conn).attach_transaction(self.scope, hold.key, tx))
         self.records[hold.key] = dataclasses.replace(self.records[hold.key], transaction_id=tx)
+        tally("holder attached")
         self.check(hold.key)
 
     @precondition(lambda self: self.holds)
@@ -168,6 +180,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
             record, status=IdemStatus.COMPLETED, response=answer, transaction_id=tx
         )
         self.first_answer[(hold.key, hold.gen)] = (answer, tx)
+        tally("holder completed")
         self.check(hold.key)
 
     @precondition(lambda self: self.holds)
@@ -179,6 +192,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
         assert self.mine(hold)
         self.call(self.store(hold.conn).release_idempotency(self.scope, hold.key))
         del self.records[hold.key]
+        tally("holder released")
         self.check(hold.key)
 
     @precondition(lambda self: self.holds)
@@ -188,6 +202,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
         hold = data.draw(st.sampled_from(self.holds))
         self.holds.remove(hold)
         self.dead.append(hold)
+        tally("holder died")
 
     @rule(
         key=st.sampled_from(KEYS), conn=st.integers(0, 1), answer=st.binary(min_size=1, max_size=8)
@@ -198,8 +213,11 @@ class IdempotencyMachine(RuleBasedStateMachine):
         live = self.live(key)
         if live is None or live.status is not IdemStatus.IN_FLIGHT:
             return
-        if self.holder_of(key) is not None or self.now - live.created_at < ABANDONED_AFTER_S:
-            return
+        if self.holder_of(key) is not None:
+            return  # its request is alive (a retry waits for it)
+        if live.created_at + ABANDONED_AFTER_S >= live.expires_at:
+            return  # a key that expires first is simply claimed afresh
+        self.advance(live.created_at + ABANDONED_AFTER_S - self.now)  # the retry comes later
         record = self.call(self.store(conn).get_idempotency(self.scope, key, self.now))
         assert record == live
         self.call(
@@ -216,6 +234,7 @@ class IdempotencyMachine(RuleBasedStateMachine):
         its own, but the store must never drop a completed answer either way)."""
         self.call(self.store(conn).release_idempotency(self.scope, key))
         record = self.records.get(key)
+        tally(f"release by another: {record.status if record else None}")
         if record is not None and record.status is IdemStatus.IN_FLIGHT:
             del self.records[key]
             self.holds = [h for h in self.holds if h.key != key]
@@ -236,16 +255,21 @@ class IdempotencyMachine(RuleBasedStateMachine):
             except NotFound:
                 continue
             raise AssertionError("an unknown key was written")
+        tally("unknown key: not found")
         assert self.call(self.store(0).get_idempotency(self.scope, key, self.now)) is None
 
     @rule(seconds=st.sampled_from([0.5, 29.0, 61.0, 650.0]))
     def tick(self, seconds: float) -> None:
         """The clock moves on. No request runs longer than its 2 s budget: past that, every
         holder has ended, and one that had not settled its key died holding it."""
-        self.now += seconds
-        if seconds > 2.0:
-            self.dead.extend(self.holds)
-            self.holds = []
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock; a holder older than a request's budget has died holding its key."""
+        self.now += max(seconds, 0.0)
+        over = [h for h in self.holds if self.now - h.since > BUDGET_S]
+        self.dead.extend(over)
+        self.holds = [h for h in self.holds if h not in over]
 
     @rule(key=st.sampled_from(KEYS), n=st.integers(2, 6), ttl=st.sampled_from(TTLS))
     def race(self, key: str, n: int, ttl: float) -> None:
