@@ -20,19 +20,21 @@ import dataclasses
 from collections.abc import Awaitable
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from stateful_kit import Driver, run_id, run_machine, tally
-from storekit import NOW
+from storekit import NOW, new_tx
 
 from switch.domain.errors import NotFound
-from switch.domain.idempotency import Claim, IdempotencyRecord, IdemStatus
+from switch.domain.idempotency import Answer, Claim, IdempotencyRecord, IdemStatus
+from switch.domain.transactions import Changes, TxState
 from switch.store.base import Store
 
 KEYS = ["k1", "k2", "k3"]
 # A request's content as the guard compares it: (operation, fingerprint).
 CONTENTS = [("authorize", "fp-a"), ("authorize", "fp-b"), ("refund", "fp-a")]
-TTLS = [30.0, 600.0]
+TTLS = [30.0, 86_400.0]  # one that expires within a run, and the switch's 24 h
 ABANDONED_AFTER_S = 60.0  # as IdempotencyGuard's default: a hold this old is dead
 BUDGET_S = 2.0  # no request runs longer
 
@@ -228,6 +230,40 @@ class IdempotencyMachine(RuleBasedStateMachine):
         tally("abandoned key settled")
         self.check(key)
 
+    @precondition(lambda self: self.dead)
+    @rule(data=st.data(), answer=st.binary(min_size=1, max_size=8))
+    def stalled_holder_resumes(self, data: st.DataObject, answer: bytes) -> None:
+        """A holder taken for dead was only stalled (a paused process) and resumes: it may
+        finish while its claim is still in flight, but once a retry settled the key, or the
+        key was given back, it cannot attach or complete: the first answer stands."""
+        hold = data.draw(st.sampled_from(self.dead))
+        self.dead.remove(hold)
+        live = self.live(hold.key)
+        if live is None and hold.key in self.records:
+            return  # expired: past a 24 h TTL, which no stall outlives
+        if live is not None and self.gens[hold.key] != hold.gen:
+            return  # claimed afresh after expiry: likewise
+        ours = live is not None and live.status is IdemStatus.IN_FLIGHT
+        for write in (
+            self.store(hold.conn).attach_transaction(self.scope, hold.key, "tx-stalled"),
+            self.store(hold.conn).complete_idempotency(self.scope, hold.key, answer, "tx-stalled"),
+        ):
+            try:
+                self.call(write)
+            except NotFound:
+                assert not ours
+                continue
+            assert ours
+            if live is not None and live.status is IdemStatus.IN_FLIGHT:
+                live = dataclasses.replace(live, transaction_id="tx-stalled")
+        if ours:
+            assert live is not None
+            done = dataclasses.replace(live, status=IdemStatus.COMPLETED, response=answer)
+            self.records[hold.key] = done
+            self.first_answer[(hold.key, hold.gen)] = (answer, "tx-stalled")
+        tally(f"stalled holder resumes: {'finishes' if ours else 'refused'}")
+        self.check(hold.key)
+
     @rule(key=st.sampled_from(KEYS), conn=st.integers(0, 1))
     def release_by_other(self, key: str, conn: int) -> None:
         """A release of a key whose claim is not the caller's own (the switch releases only
@@ -325,3 +361,33 @@ def test_idempotency_keys(store_url: str) -> None:
         run_machine(IdempotencyMachine, driver)
     finally:
         driver.close()
+
+
+async def test_a_late_holder_cannot_replace_the_first_answer(store: Store, open_more) -> None:
+    """Found by the machine: a holder that resumed after a retry had settled its abandoned
+    key (a paused process) attached its transaction and replaced the answer (both stores); a
+    terminal told 96 "retry under a new key" could then be charged by the late request too.
+    The first answer now stands: attach and complete need the key IN_FLIGHT."""
+    other = await open_more()
+    await store.claim_idempotency("T1", "k1", "authorize", "fp", 86_400.0, NOW)
+    await other.complete_idempotency("T1", "k1", b"96 ended without effect", "")
+    with pytest.raises(NotFound):
+        await store.attach_transaction("T1", "k1", "tx-late")
+    with pytest.raises(NotFound):
+        await store.complete_idempotency("T1", "k1", b"00 approved", "tx-late")
+    record = await other.get_idempotency("T1", "k1", NOW + 61)
+    assert record is not None
+    assert (record.status, record.response, record.transaction_id) == (
+        IdemStatus.COMPLETED,
+        b"96 ended without effect",
+        "",
+    )
+    tx = new_tx(state=TxState.PENDING, idempotency_key="k1", terminal_id="T1")
+    await store.insert_transaction(tx)
+    answer = Answer("T1", "k1", b"00 approved")
+    recorded = await store.record_with_answer(
+        tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00"), answer
+    )
+    assert recorded.tx.state is TxState.APPROVED and not recorded.answered
+    record = await store.get_idempotency("T1", "k1", NOW + 61)
+    assert record is not None and record.response == b"96 ended without effect"

@@ -46,13 +46,14 @@ _STATIC = {
         "created_at = ?, expires_at = ?, transaction_id = ?, response = ?, claim_id = ? "
         "WHERE scope = ? AND key = ? IF expires_at <= ?"
     ),
+    # Only the claim still IN_FLIGHT: a completed key's answer is final.
     "idem_attach": (
         "UPDATE idempotency USING TTL ? SET transaction_id = ? "
-        "WHERE scope = ? AND key = ? IF claim_id = ?"
+        "WHERE scope = ? AND key = ? IF claim_id = ? AND status = ?"
     ),
     "idem_complete": (
         "UPDATE idempotency USING TTL ? SET status = ?, response = ?, transaction_id = ? "
-        "WHERE scope = ? AND key = ? IF claim_id = ?"
+        "WHERE scope = ? AND key = ? IF claim_id = ? AND status = ?"
     ),
     "idem_release": "DELETE FROM idempotency WHERE scope = ? AND key = ? IF status = ?",
     "idem_release_own": (
