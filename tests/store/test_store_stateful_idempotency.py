@@ -26,7 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from stateful_kit import Driver, run_id, run_machine, tally
 from storekit import NOW, new_tx
 
-from switch.domain.errors import NotFound
+from switch.domain.errors import NotFound, StoreError
 from switch.domain.idempotency import Answer, Claim, IdempotencyRecord, IdemStatus
 from switch.domain.transactions import Changes, TxState
 from switch.store.base import Store
@@ -391,3 +391,10 @@ async def test_a_late_holder_cannot_replace_the_first_answer(store: Store, open_
     assert recorded.tx.state is TxState.APPROVED and not recorded.answered
     record = await store.get_idempotency("T1", "k1", NOW + 61)
     assert record is not None and record.response == b"96 ended without effect"
+    late = new_tx(terminal_id="T1", idempotency_key="k1")  # the late request's intent
+    with pytest.raises(StoreError):
+        await store.receive_with_intent(
+            late, vault=None, attach=("T1", "k1"), acquirer_id="ACQ1", now=NOW + 61
+        )
+    row = await store.get_transaction(late.id)
+    assert row is None or row.state is TxState.RECEIVED  # never PENDING: nothing is sent
