@@ -91,7 +91,7 @@ test: lint hsm
 # thousands of steps per machine on both stores; failures are kept in .hypothesis/ and replayed
 # first next time. STATEFUL_EXAMPLES / STATEFUL_STEPS size the run (make test runs them small).
 stateful: $(STAMP)
-	HYPOTHESIS_PROFILE=long STATEFUL_STATS=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	HYPOTHESIS_PROFILE=long STATEFUL_STATS=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout=7200 \
 	  tests/store/test_store_stateful_transactions.py tests/store/test_store_stateful_idempotency.py \
 	  tests/store/test_store_stateful_refunds.py $(PYTEST_ARGS)
 
