@@ -21,7 +21,7 @@ STORE_URL = $(if $(filter cassandra,$(STORE)),$(CASSANDRA_URL),$(STORE))
 export CASSANDRA_CLUSTER_BASE ?= 11
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
-.PHONY: help venv hsm certs proto proto-check buf-lint lint format test run demo clean
+.PHONY: help venv hsm certs proto proto-check buf-lint lint format test stateful run demo clean
 
 help:
 	@echo "make run    - bootstrap and run the switch with the simulated network (embedded SQLite store)"
@@ -32,6 +32,7 @@ help:
 	@echo "make certs  - local CAs (keys in $(RUN_DIR)/ca) and every process's and client's mTLS certificates ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
+	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -87,6 +88,14 @@ format: $(STAMP)
 
 test: lint hsm
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The store's state machines (tests/store/test_store_stateful_*.py) at length: random seeds,
+# thousands of steps per machine on both stores; failures are kept in .hypothesis/ and replayed
+# first next time. STATEFUL_EXAMPLES / STATEFUL_STEPS size the run (make test runs them small).
+stateful: $(STAMP)
+	HYPOTHESIS_PROFILE=long STATEFUL_STATS=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout=7200 \
+	  tests/store/test_store_stateful_transactions.py tests/store/test_store_stateful_idempotency.py \
+	  tests/store/test_store_stateful_refunds.py $(PYTEST_ARGS)
 
 # make run STORE=cassandra SWITCHES=2: two switch processes on one Cassandra keyspace.
 run: $(STAMP) hsm certs $(if $(filter cassandra,$(STORE)),cassandra-up)

@@ -24,14 +24,17 @@ class IdempotencyStore(abc.ABC):
     @abc.abstractmethod
     async def attach_transaction(self, scope: str, key: str, transaction_id: str) -> None:
         """Record which transaction an in-flight key created (for lookups and recovery).
-        Raises NotFound when there is no record for the key."""
+        Raises NotFound when the key is not IN_FLIGHT (no record, or completed already: a
+        request that outlived its key's abandonment must not act under it)."""
 
     @abc.abstractmethod
     async def complete_idempotency(
         self, scope: str, key: str, response: bytes, transaction_id: str
     ) -> None:
         """Mark the key COMPLETED with the serialised answer to replay. Raises NotFound when
-        there is no record for the key (released, or never claimed)."""
+        the key is not IN_FLIGHT (released, never claimed, or completed already): the first
+        answer is final, whoever completes later (a stalled holder, a second retry settling
+        an abandoned key) cannot replace it."""
 
     @abc.abstractmethod
     async def get_idempotency(self, scope: str, key: str, now: float) -> IdempotencyRecord | None:

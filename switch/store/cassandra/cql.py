@@ -46,13 +46,14 @@ _STATIC = {
         "created_at = ?, expires_at = ?, transaction_id = ?, response = ?, claim_id = ? "
         "WHERE scope = ? AND key = ? IF expires_at <= ?"
     ),
+    # Only the claim still IN_FLIGHT: a completed key's answer is final.
     "idem_attach": (
         "UPDATE idempotency USING TTL ? SET transaction_id = ? "
-        "WHERE scope = ? AND key = ? IF claim_id = ?"
+        "WHERE scope = ? AND key = ? IF claim_id = ? AND status = ?"
     ),
     "idem_complete": (
         "UPDATE idempotency USING TTL ? SET status = ?, response = ?, transaction_id = ? "
-        "WHERE scope = ? AND key = ? IF claim_id = ?"
+        "WHERE scope = ? AND key = ? IF claim_id = ? AND status = ?"
     ),
     "idem_release": "DELETE FROM idempotency WHERE scope = ? AND key = ? IF status = ?",
     "idem_release_own": (
@@ -163,11 +164,11 @@ class Statements:
         key = (tuple(changes), tuple(conditions))
         stmt = self._cas.get(key)
         if stmt is None:
-            sets = ", ".join(f"{c} = ?" for c in changes)
+            # No changes at all is a CAS too (it bumps the version): no dangling comma then.
+            sets = ", ".join([*(f"{c} = ?" for c in changes), "version = ?", "writers[?] = ?"])
             ifs = " AND ".join([*(f"{c} = ?" for c in conditions), "version = ?"])
             stmt = self._session.prepare(
-                f"UPDATE transactions SET {sets}, version = ?, writers[?] = ? "  # noqa: S608
-                f"WHERE id = ? IF {ifs}"
+                f"UPDATE transactions SET {sets} WHERE id = ? IF {ifs}"  # noqa: S608
             )
             self._cas[key] = stmt
         return stmt

@@ -346,8 +346,9 @@ class CassandraStore(
         values: tuple[Any, ...],
         done: Callable[[Row], bool],
     ) -> None:
-        """An idempotent LWT ``IF claim_id = ?`` on the claim we hold (or, from another
-        process or after a restart, the claim the row shows)."""
+        """An idempotent LWT ``IF claim_id = ? AND status = IN_FLIGHT`` on the claim we hold
+        (or, from another process or after a restart, the claim the row shows): a completed
+        key is never written again (NotFound), so its first answer stands."""
         cql = self._open()
         known = self._claims.get((scope, key))
         if known is None:
@@ -357,7 +358,8 @@ class CassandraStore(
             known = (row["claim_id"], row["expires_at"])
         claim_id, expires = known
         for _attempt in range(RESOLVE_ATTEMPTS):
-            ok, _ = await cql.lwt(stmt, (_ttl(expires), *values, scope, key, claim_id))
+            in_flight = IdemStatus.IN_FLIGHT.value
+            ok, _ = await cql.lwt(stmt, (_ttl(expires), *values, scope, key, claim_id, in_flight))
             if ok:
                 return
             if ok is None:  # unknown: look, and repeat the (idempotent) write if needed

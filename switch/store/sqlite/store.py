@@ -416,13 +416,15 @@ class SqliteStore(
     def _update_idem(
         conn: sqlite3.Connection, scope: str, key: str, assignments: str, values: tuple[object, ...]
     ) -> None:
-        # One autocommit statement is its own transaction: no BEGIN/COMMIT round trips.
+        # One autocommit statement is its own transaction: no BEGIN/COMMIT round trips. Only
+        # an IN_FLIGHT key: a completed key's answer is final (see IdempotencyStore).
         cur = conn.execute(
-            f"UPDATE idempotency SET {assignments} WHERE scope = ? AND key = ?",  # noqa: S608
-            (*values, scope, key),
+            f"UPDATE idempotency SET {assignments} "  # noqa: S608
+            "WHERE scope = ? AND key = ? AND status = ?",
+            (*values, scope, key, IdemStatus.IN_FLIGHT.value),
         )
         if cur.rowcount != 1:
-            raise NotFound(f"no idempotency record for key {key!r} of {scope!r}")
+            raise NotFound(f"no idempotency record in flight for key {key!r} of {scope!r}")
 
     async def get_idempotency(self, scope: str, key: str, now: float) -> IdempotencyRecord | None:
         return await self._call(self._get_idem, scope, key, now)
@@ -604,13 +606,14 @@ class SqliteStore(
                 return Recorded(current, answered=False)
             cur = c.execute(
                 "UPDATE idempotency SET status = ?, response = ?, transaction_id = ? "
-                "WHERE scope = ? AND key = ?",
+                "WHERE scope = ? AND key = ? AND status = ?",
                 (
                     IdemStatus.COMPLETED.value,
                     bytes(answer.response),
                     tx_id,
                     answer.scope,
                     answer.key,
+                    IdemStatus.IN_FLIGHT.value,
                 ),
             )
             return Recorded(current, answered=cur.rowcount == 1)
