@@ -101,7 +101,7 @@ def test_response_form_byte_by_byte_and_excludes_the_mac():
     values += [b"0", b"", b"", b"", b"0", b"0"]
     tx_bytes = b"".join(tlv(n, v) for n, v in enumerate(values, start=1))
     expected = (
-        b"PSW-RMAC-1"
+        b"PSW-RMAC-2"
         + tlv(0, b"void")
         + tlv(1, str(common_pb2.RESPONSE_CODE_APPROVED).encode())
         + tlv(2, tx_bytes)
@@ -113,6 +113,16 @@ def test_response_form_byte_by_byte_and_excludes_the_mac():
     assert seclink.canonical_response("void", resp) == expected
     resp.rekey_required = True
     assert seclink.canonical_response("void", resp) != expected
+
+
+def test_the_risk_fields_are_covered_by_the_response_mac():
+    resp = terminal_pb2.AuthorizeResponse(response_code=common_pb2.RESPONSE_CODE_SUSPECTED_FRAUD)
+    before = seclink.canonical_response("authorize", resp)
+    resp.risk_reason = "card_testing"
+    with_reason = seclink.canonical_response("authorize", resp)
+    assert with_reason != before and tlv(15, b"card_testing") in with_reason
+    resp.pin_required = True
+    assert tlv(16, b"1") in seclink.canonical_response("authorize", resp)
 
 
 def test_response_field_lists_are_the_schemas():
