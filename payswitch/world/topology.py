@@ -296,7 +296,7 @@ class RiskConfig:
     rules: str = "risk/rules-v1.toml"
     shadow_rules: str = ""
     reload_s: float = 2.0
-    slice_ms: int = 50
+    slice_ms: int = 100
     fallback_floor: tuple[tuple[str, int], ...] = ()
     fallback_code: str = "05"
     small: tuple[tuple[str, int], ...] = ()

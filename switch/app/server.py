@@ -37,10 +37,10 @@ from switch.pipeline import Pipeline
 from switch.recovery.advice import Adviser
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
+from switch.risk.engine import RiskEngine
 from switch.routing.breakers import Breakers
 from switch.routing.connectors import Connectors
 from switch.routing.router import Router
-from switch.risk.engine import RiskEngine
 from switch.routing.standin import StandIn
 from switch.services import Services
 from switch.store.base import Store

@@ -29,7 +29,7 @@ from payswitch.logs import get as get_logger
 from payswitch.world.topology import RiskConfig
 from switch.core import metrics
 from switch.domain.errors import StoreError
-from switch.domain.risk import RiskRecord
+from switch.domain.risk import Observation, RiskRecord
 from switch.risk import rules as rulebook
 from switch.risk.facts import Facts, observation, outcome_tallies
 from switch.risk.rules import RulesError, RuleSet, Verdict
@@ -129,6 +129,9 @@ class RiskEngine:
             live_path=live_path,
             shadow_path=shadow_path,
         )
+        # An empty observation reads and writes nothing; it prepares the backend's statements
+        # (Cassandra) before the first payment, whose slice would otherwise pay for it.
+        await store.risk_observe(Observation((), ()), time.time())
         engine._stamps = {
             "live": await asyncio.to_thread(_stamp, live_path),
             "shadow": await asyncio.to_thread(_stamp, shadow_path) if shadow_path else None,
