@@ -89,7 +89,7 @@ async def run(requests: int, cards: int, sync: str) -> dict[str, Any]:
                 decision = await engine.assess(f)
                 timings["assess"].append(clock() - t0)
                 t0 = clock()
-                await engine.keep(f"{i:032x}", decision)
+                await engine.keep(f"{i:032x}", decision, f)
                 timings["keep"].append(clock() - t0)
                 g = _facts(i + requests, cards, now)
                 t0 = clock()

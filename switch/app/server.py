@@ -223,6 +223,7 @@ class Switch:
                 getattr(self.services, "breakers", None),
                 tls_on=self.tls,
                 devices=self.services.store,
+                risk=self.services.store if self.topology.risk.enabled else None,
             ),
             server,
         )

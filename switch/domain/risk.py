@@ -164,3 +164,39 @@ def check_record(r: RiskRecord) -> None:
         raise ValueError("code must be two digits or empty")
     if r.shadow_action and r.shadow_action not in ACTIONS:
         raise ValueError(f"shadow_action must be one of {', '.join(ACTIONS)}")
+
+
+VERDICTS = {"fraud": "block", "false_positive": "allow"}  # an operator's verdict -> its list
+
+
+@dataclass(frozen=True, slots=True)
+class RiskReview:
+    """A decision marked "review": waits for an operator's verdict."""
+
+    tx_id: str
+    card_token: str
+    score: int
+    reasons: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ListedCard:
+    """A card token on the operators' block or allow list (``VERDICTS``)."""
+
+    card_token: str
+    list: str  # "block" | "allow"
+    reason: str
+    at: float
+
+
+def check_review(r: RiskReview) -> None:
+    check_record(RiskRecord(r.tx_id, "review", r.score, "-", r.reasons, "", r.created_at))
+    _name(r.card_token, "card_token")
+
+
+def check_verdict(verdict: str) -> str:
+    """The list a verdict puts the card on; ValueError for an unknown verdict."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+    return VERDICTS[verdict]

@@ -361,7 +361,7 @@ class Risk(Named):
         )
         decision = await engine.assess(facts)
         ctx.risk, ctx.risk_facts = decision, facts
-        await engine.keep(tx.id, decision)
+        await engine.keep(tx.id, decision, facts)
         _log.info(
             "risk",
             tx=tx.id,

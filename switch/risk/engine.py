@@ -7,6 +7,10 @@ fallback decides: approve up to ``fallback_floor`` of the currency, otherwise de
 ``fallback_code`` — measured, logged and counted (``payswitch_risk_fallback_total``). The
 rules run on the event loop thread: compiled CEL over one converted context, microseconds.
 
+Operators' lists (``Store.risk_listed``: cards blocked after a review found fraud, or allowed
+after a false positive) are read whole at open and again every ``reload_s``: a verdict reaches
+every switch process within ``reload_s``.
+
 Reload: every ``reload_s`` the rule files' modification time and size are checked (off the
 event loop); a changed file is loaded and checked in a worker thread and swapped in whole, or
 refused (logged, counted) with the previous set kept. A shadow set runs beside the live one
@@ -29,7 +33,7 @@ from payswitch.logs import get as get_logger
 from payswitch.world.topology import RiskConfig
 from switch.core import metrics
 from switch.domain.errors import StoreError
-from switch.domain.risk import Observation, RiskRecord
+from switch.domain.risk import Observation, RiskRecord, RiskReview
 from switch.risk import rules as rulebook
 from switch.risk.facts import Facts, observation, outcome_tallies
 from switch.risk.rules import RulesError, RuleSet, Verdict
@@ -105,6 +109,7 @@ class RiskEngine:
         self._slice_s = cfg.slice_ms / 1000
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._listed: dict[str, str] = {}  # card token -> "block" | "allow" (the store's)
 
     @classmethod
     async def open(
@@ -132,6 +137,7 @@ class RiskEngine:
         # An empty observation reads and writes nothing; it prepares the backend's statements
         # (Cassandra) before the first payment, whose slice would otherwise pay for it.
         await store.risk_observe(Observation((), ()), time.time())
+        await engine.refresh_lists()
         engine._stamps = {
             "live": await asyncio.to_thread(_stamp, live_path),
             "shadow": await asyncio.to_thread(_stamp, shadow_path) if shadow_path else None,
@@ -163,12 +169,13 @@ class RiskEngine:
         env = rulebook.environment(build(f, history))
         m = metrics.get()
         live = self.live
-        verdict = live.evaluate(f, env, self._timer)
+        listed = self._listed.get(f.card_token, "")
+        verdict = live.evaluate(f, env, self._timer, listed)
         m.risk_decisions.labels("live", verdict.action).inc()
         shadow_version = shadow_action = ""
         shadow = self.shadow
         if shadow is not None:
-            seen = shadow.evaluate(f, env)
+            seen = shadow.evaluate(f, env, None, listed)
             shadow_version, shadow_action = shadow.version, seen.action
             m.risk_decisions.labels("shadow", seen.action).inc()
             for reason in seen.reasons:
@@ -229,14 +236,23 @@ class RiskEngine:
             fallback=reason,
         )
 
-    async def keep(self, tx_id: str, decision: Decision) -> None:
-        """Store the decision with its transaction. A fallback's is written in the background
-        (the store just failed to answer in time: the request does not wait for it again)."""
-        record = decision.record(tx_id, time.time())
+    async def keep(self, tx_id: str, decision: Decision, f: Facts) -> None:
+        """Store the decision with its transaction, and queue a "review" for an operator. A
+        fallback's is written in the background (the store just failed to answer in time: the
+        request does not wait for it again)."""
+        now = time.time()
+        record = decision.record(tx_id, now)
         if decision.fallback:
             self._spawn(self._store.put_risk_decision(record), "risk_decision_unsaved")
-        else:
-            await self._store.put_risk_decision(record)
+            return
+        await self._store.put_risk_decision(record)
+        if decision.action == "review":
+            review = RiskReview(tx_id, f.card_token, decision.score, decision.reasons, now)
+            await self._store.put_risk_review(review)
+
+    async def refresh_lists(self) -> None:
+        """Read the operators' card lists from the store (StoreError: the old ones stay)."""
+        self._listed = {c.card_token: c.list for c in await self._store.risk_listed()}
 
     def settle(self, f: Facts, code: str) -> None:
         """Count the answer's outcome (a decline, a wrong PIN) for later requests, in the
@@ -301,6 +317,7 @@ class RiskEngine:
             await asyncio.sleep(self.cfg.reload_s)  # the poll period, not a synchronisation
             try:
                 await self.reload_changed()
+                await self.refresh_lists()
             except Exception:  # a watcher never dies of a surprise: the file would only age
                 _log.exception("risk_reload_failed")
 

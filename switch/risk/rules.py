@@ -117,15 +117,16 @@ class RuleSet:
     review: int | None = None
     decline: int | None = None
 
-    def evaluate(self, f: Facts, env: Any, timer: Timer | None = None) -> Verdict:
+    def evaluate(self, f: Facts, env: Any, timer: Timer | None = None, listed: str = "") -> Verdict:
         """The verdict on one request, ``env`` its signals (``environment``; see the module
-        docstring for the order)."""
-        if self.lists.blocked(f):
+        docstring for the order). ``listed``: the card on the operators' lists in the store
+        ("block", "allow"), beside the file's own lists."""
+        if listed == "block" or self.lists.blocked(f):
             return Verdict("decline", 0, ("block_list",), codes.SUSPECTED_FRAUD, "not accepted")
         for limit in self.limits:
             if _run(limit, env, timer):
                 return Verdict("limit", 0, (limit.id,), limit.code, limit.message)
-        if self.lists.allowed(f):
+        if listed == "allow" or self.lists.allowed(f):
             return Verdict("approve", 0, ("allow_list",), "")
         hits = [r for r in self.rules if _run(r, env, timer)]
         hits.sort(key=lambda r: -r.score)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 
-from switch.domain.risk import History, Observation, RiskRecord, Tally
+from switch.domain.risk import History, ListedCard, Observation, RiskRecord, RiskReview, Tally
 
 
 class RiskStore(abc.ABC):
@@ -36,3 +36,25 @@ class RiskStore(abc.ABC):
     @abc.abstractmethod
     async def get_risk_decision(self, tx_id: str) -> RiskRecord | None:
         """The decision kept for ``tx_id``, or None."""
+
+    # --- the review queue and the operators' lists ---------------------------------------
+    @abc.abstractmethod
+    async def put_risk_review(self, review: RiskReview) -> None:
+        """Queue ``review`` for an operator (idempotent by transaction id)."""
+
+    @abc.abstractmethod
+    async def risk_reviews(self, limit: int) -> list[RiskReview]:
+        """The open reviews, oldest first, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def resolve_risk_review(
+        self, tx_id: str, verdict: str, now: float
+    ) -> tuple[RiskReview, ListedCard] | None:
+        """Close the open review of ``tx_id`` with ``verdict`` ("fraud": the card token goes
+        on the block list; "false_positive": on the allow list). None when there is no open
+        review (unknown, or resolved already: only one operator's verdict counts).
+        ValueError for an unknown verdict."""
+
+    @abc.abstractmethod
+    async def risk_listed(self) -> list[ListedCard]:
+        """Every listed card (a short list, read whole by every switch on a period)."""

@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from switch.domain.risk import HOUR, MINUTE, Observation, RiskRecord, Sighting, Tally
+from switch.domain.risk import (
+    HOUR,
+    MINUTE,
+    Observation,
+    RiskRecord,
+    RiskReview,
+    Sighting,
+    Tally,
+)
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 CARD = "c:" + "a" * 64
@@ -118,3 +126,34 @@ async def test_a_malformed_decision_is_refused(store):
         await store.put_risk_decision(bad)
     with pytest.raises(ValueError):
         await store.put_risk_decision(RiskRecord("t", "approve", 0, "v1", ("a,b",), "", NOW))
+
+
+def _review(tx: str, at: float, token: str = "a" * 64) -> RiskReview:
+    return RiskReview(tx, token, 65, ("spree", "amount_spike"), at)
+
+
+async def test_reviews_queue_oldest_first_and_resolve_once(store, open_more):
+    other = await open_more()
+    await store.put_risk_review(_review("t2", NOW + 1, "b" * 64))
+    await store.put_risk_review(_review("t1", NOW))
+    await store.put_risk_review(_review("t1", NOW))  # idempotent
+    assert [r.tx_id for r in await other.risk_reviews(10)] == ["t1", "t2"]
+    assert [r.tx_id for r in await store.risk_reviews(1)] == ["t1"]
+    review, listed = await other.resolve_risk_review("t1", "fraud", NOW + 5)
+    assert review == _review("t1", NOW)
+    assert (listed.card_token, listed.list) == ("a" * 64, "block")
+    assert await store.resolve_risk_review("t1", "false_positive", NOW + 6) is None  # once
+    _, allowed = await store.resolve_risk_review("t2", "false_positive", NOW + 7)
+    assert allowed.list == "allow"
+    assert await store.risk_reviews(10) == []
+    listed_now = {(c.card_token, c.list) for c in await other.risk_listed()}
+    assert listed_now == {("a" * 64, "block"), ("b" * 64, "allow")}
+
+
+async def test_an_unknown_verdict_or_review_changes_nothing(store):
+    await store.put_risk_review(_review("t1", NOW))
+    with pytest.raises(ValueError):
+        await store.resolve_risk_review("t1", "maybe", NOW)
+    assert await store.resolve_risk_review("nope", "fraud", NOW) is None
+    assert [r.tx_id for r in await store.risk_reviews(10)] == ["t1"]
+    assert await store.risk_listed() == []

@@ -221,3 +221,62 @@ async def test_a_changed_rule_file_is_swapped_in_and_a_bad_one_refused(world, tm
     assert await engine.reload_changed() == []
     assert engine.live.version == "decline-all"  # the last good set stays
     assert sample("payswitch_risk_reloads_total", ruleset="live", outcome="refused") == 1
+
+
+REVIEW_ALL = {
+    "version": "review-all",
+    "thresholds": {"review": 1},
+    "rules": [{"id": "look", "when": "true", "score": 1}],
+}
+
+
+async def test_a_review_is_queued_and_an_operators_verdict_lists_the_card(world):
+    import grpc
+
+    from payswitch.v1 import admin_pb2 as pb
+    from payswitch.v1 import admin_pb2_grpc
+    from switch.api.admin import AdminService
+
+    make, store = world
+    engine = RiskEngine(CFG, store, parse(REVIEW_ALL))
+    pipeline, connector, _ = make(engine)
+    first = await pay(pipeline)
+    assert first.response_code == common_pb2.RESPONSE_CODE_APPROVED  # let through
+    assert first.risk_reason == ""  # nothing to show: it was not refused
+    registry = TerminalRegistry(load(TOPOLOGY), store)
+    await registry.refresh()
+    server = grpc.aio.server()
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(registry, risk=store), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = admin_pb2_grpc.AdminServiceStub(channel)
+    try:
+        listed = await stub.ListRiskReviews(pb.ListRiskReviewsRequest(), timeout=5)
+        assert [(r.transaction_id, r.reasons) for r in listed.reviews] == [
+            (first.transaction_id, ["look"])
+        ]
+        assert listed.reviews[0].card_token == "t" * 64
+        bad = pb.ResolveRiskReviewRequest(transaction_id=first.transaction_id)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ResolveRiskReview(bad, timeout=5)
+        assert (
+            err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            and "verdict" in err.value.details()
+        )
+        fraud = pb.ResolveRiskReviewRequest(
+            transaction_id=first.transaction_id, verdict=pb.RISK_VERDICT_FRAUD
+        )
+        done = await stub.ResolveRiskReview(fraud, timeout=5)
+        assert done.list == "block"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ResolveRiskReview(fraud, timeout=5)  # one verdict counts
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await channel.close()
+        await server.stop(0)
+    await engine.refresh_lists()  # what the watcher does every reload_s
+    blocked = await pay(pipeline)
+    assert blocked.response_code == common_pb2.RESPONSE_CODE_SUSPECTED_FRAUD
+    assert blocked.risk_reason == "block_list"
+    assert len(connector.sent) == 1

@@ -16,18 +16,23 @@ from typing import Any
 
 from cassandra.query import BatchStatement, BatchType
 
+from switch.domain.errors import StoreUnavailable
 from switch.domain.risk import (
     SPANS,
     Bucket,
     History,
+    ListedCard,
     Observation,
     RiskRecord,
+    RiskReview,
     Seen,
     Tally,
     bucket_start,
     check_observation,
     check_record,
+    check_review,
     check_tallies,
+    check_verdict,
     since,
 )
 from switch.store.cassandra.exec import LWT, Cql
@@ -55,7 +60,31 @@ _CQL = {
         "SELECT tx_id, action, score, rules_version, reasons, code, created_at,"
         " shadow_version, shadow_action FROM risk_decisions WHERE tx_id = ?"
     ),
+    "review": (
+        "INSERT INTO risk_reviews (bucket, tx_id, card_token, score, reasons, created_at)"
+        " VALUES (0, ?, ?, ?, ?, ?)"
+    ),
+    "reviews": (
+        "SELECT tx_id, card_token, score, reasons, created_at FROM risk_reviews WHERE bucket = 0"
+    ),
+    "review_of": (
+        "SELECT tx_id, card_token, score, reasons, created_at FROM risk_reviews"
+        " WHERE bucket = 0 AND tx_id = ?"
+    ),
+    "resolve": "DELETE FROM risk_reviews WHERE bucket = 0 AND tx_id = ? IF EXISTS",
+    "list": "INSERT INTO risk_lists (bucket, card_token, list, reason, at) VALUES (0, ?, ?, ?, ?)",
+    "listed": "SELECT card_token, list, reason, at FROM risk_lists WHERE bucket = 0",
 }
+
+
+def _review(r: dict[str, Any]) -> RiskReview:
+    return RiskReview(
+        tx_id=str(r["tx_id"]),
+        card_token=str(r["card_token"]),
+        score=int(r["score"] or 0),
+        reasons=tuple(r["reasons"] or ()),
+        created_at=float(r["created_at"] or 0.0),
+    )
 
 
 class CassandraRisk(CassandraHost, RiskStore):
@@ -151,3 +180,41 @@ class CassandraRisk(CassandraHost, RiskStore):
             shadow_version=str(r["shadow_version"] or ""),
             shadow_action=str(r["shadow_action"] or ""),
         )
+
+    async def put_risk_review(self, review: RiskReview) -> None:
+        check_review(review)
+        cql, q = await self._risk_cql()
+        r = review
+        await cql.run(q["review"], (r.tx_id, r.card_token, r.score, list(r.reasons), r.created_at))
+
+    async def risk_reviews(self, limit: int) -> list[RiskReview]:
+        cql, q = await self._risk_cql()
+        rows = await cql.run(q["reviews"], ())
+        reviews = sorted((_review(r) for r in rows), key=lambda v: (v.created_at, v.tx_id))
+        return reviews[:limit]
+
+    async def resolve_risk_review(
+        self, tx_id: str, verdict: str, now: float
+    ) -> tuple[RiskReview, ListedCard] | None:
+        listed = check_verdict(verdict)
+        cql, q = await self._risk_cql()
+        rows = await cql.run(q["review_of"], (tx_id,))
+        if not rows:
+            return None
+        review = _review(rows[0])
+        applied, _ = await cql.lwt(q["resolve"], (tx_id,))
+        if applied is None:  # unknown: the operator retries; an applied delete then says None
+            raise StoreUnavailable("risk review: outcome of the resolution unknown")
+        if not applied:
+            return None  # another operator's verdict came first
+        entry = ListedCard(review.card_token, listed, f"{verdict} {tx_id}", now)
+        await cql.run(q["list"], (entry.card_token, entry.list, entry.reason, entry.at))
+        return review, entry
+
+    async def risk_listed(self) -> list[ListedCard]:
+        cql, q = await self._risk_cql()
+        rows = await cql.run(q["listed"], ())
+        return [
+            ListedCard(str(r["card_token"]), str(r["list"]), str(r["reason"]), float(r["at"]))
+            for r in rows
+        ]

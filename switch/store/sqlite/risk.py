@@ -16,14 +16,18 @@ from switch.domain.risk import (
     SPANS,
     Bucket,
     History,
+    ListedCard,
     Observation,
     RiskRecord,
+    RiskReview,
     Seen,
     Tally,
     bucket_start,
     check_observation,
     check_record,
+    check_review,
     check_tallies,
+    check_verdict,
     since,
 )
 from switch.store.risk import RiskStore
@@ -61,6 +65,20 @@ CREATE TABLE IF NOT EXISTS risk_decisions (
     created_at REAL NOT NULL,
     shadow_version TEXT NOT NULL,
     shadow_action TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_reviews (
+    tx_id TEXT PRIMARY KEY,
+    card_token TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS risk_reviews_by_age ON risk_reviews (created_at);
+CREATE TABLE IF NOT EXISTS risk_lists (
+    card_token TEXT PRIMARY KEY,
+    list TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
 );
 """
 
@@ -204,3 +222,78 @@ class SqliteRisk(SqliteHost, RiskStore):
             shadow_version=str(shadow_version),
             shadow_action=str(shadow_action),
         )
+
+    async def put_risk_review(self, review: RiskReview) -> None:
+        check_review(review)
+        await self._call(self._put_review, review)
+
+    def _put_review(self, conn: sqlite3.Connection, r: RiskReview) -> None:
+        def body(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT OR IGNORE INTO risk_reviews (tx_id, card_token, score, reasons,"
+                " created_at) VALUES (?, ?, ?, ?, ?)",
+                (r.tx_id, r.card_token, r.score, ",".join(r.reasons), r.created_at),
+            )
+
+        self._write(conn, body)
+
+    async def risk_reviews(self, limit: int) -> list[RiskReview]:
+        return await self._call(self._reviews, limit)
+
+    @staticmethod
+    def _reviews(conn: sqlite3.Connection, limit: int) -> list[RiskReview]:
+        rows = conn.execute(
+            "SELECT tx_id, card_token, score, reasons, created_at FROM risk_reviews"
+            " ORDER BY created_at, tx_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [_review(row) for row in rows]
+
+    async def resolve_risk_review(
+        self, tx_id: str, verdict: str, now: float
+    ) -> tuple[RiskReview, ListedCard] | None:
+        listed = check_verdict(verdict)
+        return await self._call(self._resolve, tx_id, verdict, listed, now)
+
+    def _resolve(
+        self, conn: sqlite3.Connection, tx_id: str, verdict: str, listed: str, now: float
+    ) -> tuple[RiskReview, ListedCard] | None:
+        def body(c: sqlite3.Connection) -> tuple[RiskReview, ListedCard] | None:
+            row = c.execute(
+                "DELETE FROM risk_reviews WHERE tx_id = ?"
+                " RETURNING tx_id, card_token, score, reasons, created_at",
+                (tx_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            review = _review(row)
+            entry = ListedCard(review.card_token, listed, f"{verdict} {tx_id}", now)
+            c.execute(
+                "INSERT OR REPLACE INTO risk_lists (card_token, list, reason, at)"
+                " VALUES (?, ?, ?, ?)",
+                (entry.card_token, entry.list, entry.reason, entry.at),
+            )
+            return review, entry
+
+        return self._write(conn, body)
+
+    async def risk_listed(self) -> list[ListedCard]:
+        return await self._call(self._listed)
+
+    @staticmethod
+    def _listed(conn: sqlite3.Connection) -> list[ListedCard]:
+        rows = conn.execute(
+            "SELECT card_token, list, reason, at FROM risk_lists ORDER BY card_token"
+        ).fetchall()
+        return [ListedCard(str(t), str(li), str(r), float(at)) for t, li, r, at in rows]
+
+
+def _review(row: tuple[object, ...]) -> RiskReview:
+    tx, token, score, reasons, at = row
+    return RiskReview(
+        tx_id=str(tx),
+        card_token=str(token),
+        score=int(str(score)),
+        reasons=tuple(r for r in str(reasons).split(",") if r),
+        created_at=float(str(at)),
+    )
