@@ -158,6 +158,20 @@ async def test_shadow_decisions_are_counted_never_acted_on(risk_stack) -> None:
     assert shadow == {"decline": sum(live.values())}
 
 
+async def test_the_risk_tables_hold_no_pan(risk_stack) -> None:
+    """Tokens, ids and reason codes only: no cell of any table (the risk stage's counters,
+    sightings and decisions included) holds a PAN used above."""
+    from .test_cassandra_switches import _every_value
+
+    _, _, store, _ = risk_stack
+    url = store.config
+    values = await asyncio.to_thread(_every_value, url.hosts[0], url.keyspace)
+    texts = [bytes(v).decode("latin-1") if isinstance(v, bytes) else str(v) for v in values]
+    assert any(t.startswith("c:") for t in texts)  # the counters' card subjects are there
+    for pan in ("5555555555554444", "6011111111111117", "378282246310005"):
+        assert not [t for t in texts if pan in t]
+
+
 async def test_a_changed_rule_file_reaches_the_running_switches(grocer, risk_stack) -> None:
     stack, _, store, live = risk_stack
     live.write_text(DECLINE_ALL)
