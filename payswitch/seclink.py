@@ -44,16 +44,19 @@ another operation):
 For example a void is ``PSW-MAC-1`` || 01 00000004 ``void`` || 02 00000006 ``T-0001`` || 03
 00000020 <transaction id> || 04 0000000C <KSN> || 05 <length> <idempotency key>.
 
-Response canonical form (version 2): ASCII ``PSW-RMAC-2`` || TLV(0, operation name as above)
+Response canonical form (version 1): ASCII ``PSW-RMAC-1`` || TLV(0, operation name as above)
 || for every field of the answer message but ``mac``, in field-number order, TLV(field number,
 value). A scalar's value is encoded as above (proto3 defaults included: 0, empty, ``0``); an
 enum is its number; a sub-message (``Money``, ``Transaction``) is, recursively, the TLVs of all
 its fields by field number (an unset sub-message has length 0); a repeated sub-message
 (``BatchTotal``, ``BatchMismatch``) is, for each element in order, its length (4 bytes,
-big-endian) || its TLVs. The fields covered are the ones of version 2 (:data:`RESPONSE_FIELDS`);
-a field added later is covered under a new version tag. Version 2 added the authorization
-answer's ``risk_reason`` (15) and ``pin_required`` (16); version 1 (``PSW-RMAC-1``) was the
-same form without them.
+big-endian) || its TLVs. The fields covered are the ones of version 1 (:data:`RESPONSE_FIELDS`);
+a field added later is covered under a new version tag, except the scalars listed in
+:data:`RESPONSE_FIELDS_ADDED`: each is appended, after the version-1 fields and in field-number
+order, as TLV(field number, value) only when it is not at its proto3 default. An answer that
+does not use them has exactly its version-1 form (the published vectors hold), and one that
+does cannot lose, gain or change them without its MAC failing. So far: the authorization
+answer's ``risk_reason`` (15) and ``pin_required`` (16), set by the switch's risk rules.
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
 serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`). Changing a
@@ -71,7 +74,7 @@ from payswitch.v1 import network_pb2, terminal_pb2
 
 OPERATION = "authorize"
 MAC_DOMAIN = b"PSW-MAC-1"
-RESPONSE_MAC_DOMAIN = b"PSW-RMAC-2"
+RESPONSE_MAC_DOMAIN = b"PSW-RMAC-1"
 
 
 def tlv(tag: int, value: bytes) -> bytes:
@@ -321,10 +324,11 @@ def operation_mac_input(req: OperationRequest, idempotency_key: str | None = Non
 
 # --- answers ----------------------------------------------------------------------------------
 
-# Version 2 of the response form covers these fields (by number) of each message; a unit test
-# holds them equal to the schema's, so a field added to an answer needs a decision (version 3).
+# Version 1 of the response form covers these fields (by number) of each message; a unit test
+# holds them (with RESPONSE_FIELDS_ADDED) equal to the schema's, so a field added to an answer
+# needs a decision (version 2, or an added scalar below).
 RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
-    "payswitch.v1.AuthorizeResponse": (*range(1, 14), 15, 16),
+    "payswitch.v1.AuthorizeResponse": tuple(range(1, 14)),
     "payswitch.v1.CaptureResponse": (1, 2, 3, 4),
     "payswitch.v1.VoidResponse": (1, 2, 3, 4),
     "payswitch.v1.RefundResponse": (1, 2, 3, 4),
@@ -334,6 +338,12 @@ RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
     "payswitch.v1.Transaction": tuple(range(1, 20)),
     "payswitch.v1.BatchTotal": tuple(range(1, 8)),
     "payswitch.v1.BatchMismatch": (1, 2, 3, 4, 5),
+}
+
+# Scalars added after version 1, covered only when set (module docstring): an answer without
+# them keeps its version-1 form byte for byte.
+RESPONSE_FIELDS_ADDED: dict[str, tuple[int, ...]] = {
+    "payswitch.v1.AuthorizeResponse": (15, 16),
 }
 
 
@@ -363,6 +373,11 @@ def _message_bytes(msg: Message) -> bytes:
         else:
             raw = _message_bytes(value) if msg.HasField(f.name) else b""
         out += tlv(number, raw)
+    for number in RESPONSE_FIELDS_ADDED.get(desc.full_name, ()):
+        f = desc.fields_by_number[number]
+        value = getattr(msg, f.name)
+        if value != f.default_value:
+            out += tlv(number, _scalar(value))
     return bytes(out)
 
 
