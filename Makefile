@@ -101,13 +101,11 @@ stateful: $(STAMP)
 # The Go reference terminal (clients/go). Its stubs are generated at build time from proto/ with
 # buf's managed mode (clients/go/buf.gen.yaml: the Go import path is set there, not by the
 # protos) into clients/go/gen/ (not committed), by protoc-gen-go and protoc-gen-go-grpc at the
-# pinned versions, installed with `go install` into their own folder under .tools/. Go modules
+# versions clients/go/go.mod pins (its `tool` lines), built into .tools/go-plugins/. Go modules
 # come through the module proxy on first use, then from the module cache (offline).
 GO ?= go
 GO_DIR := clients/go
-PROTOC_GEN_GO_VERSION := v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
-GO_PLUGINS_DIR := $(abspath $(TOOLS))/go-plugins-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)
+GO_PLUGINS_DIR := $(abspath $(TOOLS))/go-plugins
 GO_PLUGINS := $(GO_PLUGINS_DIR)/protoc-gen-go $(GO_PLUGINS_DIR)/protoc-gen-go-grpc
 GO_GEN_STAMP := $(GO_DIR)/gen/.generated
 GO_SOURCES := $(shell find $(GO_DIR) -name '*.go' -not -path '$(GO_DIR)/gen/*' 2>/dev/null)
@@ -115,11 +113,10 @@ GOTERM := $(TOOLS)/goterm
 
 .PHONY: go-proto goterm go-test
 
-$(GO_PLUGINS_DIR)/protoc-gen-go:
-	GOBIN=$(GO_PLUGINS_DIR) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-
-$(GO_PLUGINS_DIR)/protoc-gen-go-grpc:
-	GOBIN=$(GO_PLUGINS_DIR) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(GO_PLUGINS) &: $(GO_DIR)/go.mod $(GO_DIR)/go.sum
+	cd $(GO_DIR) && GOBIN=$(GO_PLUGINS_DIR) $(GO) install \
+	  google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	touch $(GO_PLUGINS)
 
 $(GO_GEN_STAMP): $(PROTOS) $(GO_DIR)/buf.gen.yaml $(BUF) $(GO_PLUGINS)
 	rm -rf $(GO_DIR)/gen
