@@ -115,3 +115,36 @@ func TestResponseForm(t *testing.T) {
 		t.Errorf("response form\n got %x\nwant %x", got, want)
 	}
 }
+
+// close_batch: totals is, per line, its length (4 bytes) || TLV(1, currency) || TLV(2, scheme
+// number) || TLV(3, sale_count) || TLV(4, sale_minor) || TLV(5, refund_count) ||
+// TLV(6, refund_minor) || TLV(7, void_count).
+func TestCloseBatchFormAsDocumented(t *testing.T) {
+	req := &payswitchv1.CloseBatchRequest{
+		IdempotencyKey: "b", TerminalId: "T-1", MerchantId: "M-1", Ksn: ksn,
+		TerminalTotals: []*payswitchv1.BatchTotal{{
+			Currency: "EUR", Scheme: payswitchv1.CardScheme_CARD_SCHEME_VISA, SaleCount: 2,
+			SaleMinor: 7250, RefundCount: 1, RefundMinor: 500, VoidCount: 1,
+		}},
+	}
+	line := cat(TLV(1, []byte("EUR")), TLV(2, []byte("1")), TLV(3, []byte("2")), TLV(4, []byte("7250")),
+		TLV(5, []byte("1")), TLV(6, []byte("500")), TLV(7, []byte("1")))
+	totals := cat([]byte{0, 0, 0, byte(len(line))}, line)
+	want := cat([]byte("PSW-MAC-1"), TLV(1, []byte("close_batch")), TLV(2, []byte("T-1")),
+		TLV(3, []byte("M-1")), TLV(4, totals), TLV(5, ksn), TLV(6, []byte("b")))
+	if got := CloseBatchMACInput(req); !bytes.Equal(got, want) {
+		t.Errorf("close_batch form\n got %x\nwant %x", got, want)
+	}
+}
+
+func TestGetTransactionFormByKey(t *testing.T) {
+	req := &payswitchv1.GetTransactionRequest{
+		TerminalId: "T-1", Ksn: ksn,
+		Lookup: &payswitchv1.GetTransactionRequest_IdempotencyKey{IdempotencyKey: "k"},
+	}
+	want := cat([]byte("PSW-MAC-1"), TLV(1, []byte("get_transaction")), TLV(2, []byte("T-1")),
+		TLV(3, nil), TLV(4, []byte("k")), TLV(5, ksn))
+	if got := GetTransactionMACInput(req); !bytes.Equal(got, want) {
+		t.Errorf("get_transaction form\n got %x\nwant %x", got, want)
+	}
+}
