@@ -45,6 +45,13 @@ class TerminalServiceStub:
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     def __init__(self, channel):
@@ -110,6 +117,13 @@ class TerminalServiceServicer:
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     def Authorize(self, request, context):
@@ -228,6 +242,13 @@ class TerminalService:
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     @staticmethod
