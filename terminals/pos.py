@@ -382,7 +382,7 @@ async def _pay(
     if args.chip and entry not in (EntryMode.CHIP.value, EntryMode.CONTACTLESS.value):
         raise UsageError("--chip needs --entry chip or contactless")
     await terminal.start()  # key injection: a fresh DUKPT key for this run
-    earlier = kept.load(args.terminal, args.key) if args.key else None
+    earlier = await asyncio.to_thread(kept.load, args.terminal, args.key) if args.key else None
     if earlier is not None and _same_sale(earlier, args, amount, pan, entry, pin):
         return earlier
     emv = card = None
@@ -408,7 +408,7 @@ async def _pay(
     if args.key and earlier is None:
         request = prepared.request
         assert isinstance(request, terminal_pb2.AuthorizeRequest)  # built by prepare_pay
-        kept.keep(args.terminal, args.key, request, prepared.masked_pan)
+        await asyncio.to_thread(kept.keep, args.terminal, args.key, request, prepared.masked_pan)
     return prepared
 
 

@@ -40,6 +40,10 @@ async def run_pos(stack, state: Path, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start)
+
+
 def _line(text: str, label: str) -> str:
     return next(line for line in text.splitlines() if line.strip().startswith(label))
 
@@ -67,7 +71,7 @@ async def test_a_relative_certs_dir_is_read_from_the_current_directory(
     code, _out, err = await run_pos(stack, tmp_path, "echo")
     assert code == pos.EXIT_USAGE
     assert str(tmp_path / ".run" / "certs") in err and "PAYSWITCH_CERTS_DIR" in err
-    monkeypatch.setenv("PAYSWITCH_CERTS_DIR", os.path.relpath(stack.certs_dir, tmp_path))
+    monkeypatch.setenv("PAYSWITCH_CERTS_DIR", _relative(stack.certs_dir, tmp_path))
     code, out, err = await run_pos(stack, tmp_path, "echo")
     assert code == 0, err
     assert str(stack.certs_dir) in out
