@@ -40,7 +40,9 @@ class TerminalServiceStub:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
@@ -112,7 +114,9 @@ class TerminalServiceServicer:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
@@ -237,7 +241,9 @@ class TerminalService:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
