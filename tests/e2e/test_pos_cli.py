@@ -5,11 +5,14 @@ answer although each run is a new device."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from terminals import pos
 pytestmark = pytest.mark.e2e
 SQLITE = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 PAN = "4111111111111111"
+TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "default.toml"
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +64,34 @@ async def test_plaintext_to_the_tls_port_says_so_once_and_sends_nothing(stack, t
     certs = ["--certs-dir", str(stack.certs_dir)]
     code, _out, err = await run_pos(stack, tmp_path, *certs, "status", "--key", "pt-1")
     assert code == pos.EXIT_REFUSED and "NOT_FOUND" in err
+
+
+def _other_run_certs(folder: Path) -> Path:
+    """Certificates of another run (other CAs), as payswitch-certs makes them."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "payswitch.certs",
+            "--topology",
+            str(TOPOLOGY),
+            "--dir",
+            str(folder),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return folder
+
+
+@SQLITE
+async def test_another_runs_certificates_fail_the_handshake_and_say_so(stack, tmp_path):
+    other = await asyncio.to_thread(_other_run_certs, tmp_path / "other")
+    code, _out, err = await run_pos(stack, tmp_path, "--certs-dir", str(other), "echo")
+    assert code == pos.EXIT_UNAVAILABLE
+    assert f"TLS handshake with {stack.address(stack.topology.switch.id)} failed" in err
+    assert str(other) in err and "nothing was sent" in err
 
 
 @SQLITE
