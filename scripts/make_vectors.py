@@ -8,8 +8,8 @@ an implementation in any language can check itself against the file, step by ste
 keys are derived here from the BDK with the X9.24-3 host algorithm; card data, PIN blocks and
 MACs are made by the terminal-side code (``terminals.secure_element``, ``terminals.pinpad``,
 ``payswitch.seclink``). The project's tests check the file against the SDK
-(tests/terminals/test_vectors.py), against the switch's HSM code in SoftHSM
-(tests/hsm/test_vectors.py) and its keys against the values X9 published
+(tests/terminals/test_terminal_vectors.py), against the switch's HSM code in SoftHSM
+(tests/hsm/test_hsm_vectors.py) and its keys against the values X9 published
 (tests/hsm/test_dukpt.py). The file's schema is documented in its own ``schema`` member and in
 docs/terminal-protocol.md.
 """

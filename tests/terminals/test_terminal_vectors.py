@@ -5,7 +5,7 @@ byte (same key, counter, clock and STAN) and accept each sample answer, and refu
 byte changed. The file is what ``make vectors`` makes. A second implementation (the Go
 terminal) checks itself against the same file; the DUKPT keys in it are checked against the
 values X9 published in tests/hsm/test_dukpt.py, and the MACs against SoftHSM in
-tests/hsm/test_vectors.py."""
+tests/hsm/test_hsm_vectors.py."""
 
 from __future__ import annotations
 
