@@ -58,6 +58,8 @@ USAGES = {
 SCHEMA = {
     "schema": "'payswitch-terminal-vectors/1': this layout",
     "about": "what the file is for",
+    "layout": "this description of the members",
+    "terminal_id, merchant_id": "the terminal and merchant every case uses",
     "dukpt": (
         "bdk, initial_key_id, initial_key, initial_key_kcv (hex; KCV = first 3 bytes of "
         "AES-CMAC(IK, 16 zero bytes)); transactions[]: counter, ksn (12 bytes hex: initial key "
