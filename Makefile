@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GRPCURL := $(TOOLS)/bin/grpcurl
+GRPCURL_VERSION := v1.9.4
 RUN_DIR ?= .run
 TOPOLOGY ?= topology/default.toml
 STORE ?= sqlite
@@ -21,7 +24,7 @@ STORE_URL = $(if $(filter cassandra,$(STORE)),$(CASSANDRA_URL),$(STORE))
 export CASSANDRA_CLUSTER_BASE ?= 11
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
-.PHONY: help venv hsm certs proto proto-check buf-lint lint format test stateful run demo clean
+.PHONY: help venv hsm certs proto proto-check buf-lint lint format test stateful run demo clean tools vectors
 
 help:
 	@echo "make run    - bootstrap and run the switch with the simulated network (embedded SQLite store)"
@@ -34,6 +37,8 @@ help:
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
 	@echo "make goterm - build the Go reference terminal (.tools/goterm; make go-test: its Go tests)"
+	@echo "make tools  - buf and grpcurl into $(TOOLS)/ (grpcurl: health checks, reflection, calls by hand)"
+	@echo "make vectors - regenerate docs/vectors/terminal-v1.json, the terminal link's test vectors"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -47,6 +52,19 @@ venv: $(STAMP)
 $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# grpcurl, built with Go from the module proxy into .tools/bin (the README's health-check and
+# reflection commands use it).
+$(GRPCURL):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+tools: $(BUF) $(GRPCURL)
+
+# The terminal link's published test vectors (docs/terminal-protocol.md); the tests check that
+# the committed file is what this makes.
+vectors: $(STAMP)
+	$(BIN)/python scripts/make_vectors.py
 
 # One SoftHSM token per party of the topology (installs the softhsm2 package when missing; random
 # PINs in .softhsm/pins, 0600) and the key ceremony: every key generated inside its owner's token,
