@@ -129,7 +129,11 @@ func (t *Terminal) nextSTAN() uint32 {
 	return t.stan
 }
 
-func localTime() string { return time.Now().Format("2006-01-02T15:04:05") }
+// now is the terminal's clock (a variable so the published vectors' fixed time can be set in
+// a unit test).
+var now = time.Now
+
+func localTime() string { return now().Format("2006-01-02T15:04:05") }
 
 // NewIdempotencyKey is 32 random hex characters.
 func NewIdempotencyKey() string {
@@ -279,9 +283,15 @@ func (t *Terminal) Send(ctx context.Context, p *Prepared) (proto.Message, error)
 	if err != nil {
 		return nil, err
 	}
-	input, err := seclink.ResponseMACInput(p.Operation, resp)
-	if err != nil || len(resp.GetMac()) == 0 || !p.txn.VerifyResponse(input, resp.GetMac()) {
-		return resp, ErrUntrusted
+	return resp, checkAnswer(p.Operation, p.txn, resp)
+}
+
+// checkAnswer is nil only for an answer MAC'd under the response key of txn's KSN over the
+// operation's answer form; anything else is ErrUntrusted.
+func checkAnswer(operation string, txn *Transaction, resp maced) error {
+	input, err := seclink.ResponseMACInput(operation, resp)
+	if err != nil || len(resp.GetMac()) == 0 || !txn.VerifyResponse(input, resp.GetMac()) {
+		return ErrUntrusted
 	}
-	return resp, nil
+	return nil
 }
