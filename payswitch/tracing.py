@@ -6,7 +6,7 @@ so an authorization pays a flag test per stage and nothing else. On, every proce
 acquirers, schemes, issuers; a terminal SDK given a provider) writes its spans to
 ``<dir>/<service>-<pid>.jsonl`` (owner-only, like the logs; ``PAYSWITCH_TRACE_DIR``, which
 ``payswitch-stack`` sets to ``<run-dir>/traces``, overrides ``[tracing] dir``), and OTLP too
-when ``otlp_endpoint`` names a collector (``pip install payswitch[otlp]``). Sampling is
+when ``otlp_endpoint`` names a collector (OTLP/HTTP JSON; ``pip install payswitch[otlp]``). Sampling is
 parent-based with a ratio (``sample_ratio``): a trace is sampled, or not, at its root, and every
 hop follows its caller's decision, so a trace is whole or absent.
 
@@ -202,15 +202,17 @@ class SpanFile(SpanExporter):
 
 
 def otlp_exporter(endpoint: str) -> SpanExporter:
-    """The OTLP/gRPC exporter to ``endpoint`` (the optional ``otlp`` extra)."""
+    """The OTLP exporter to ``endpoint``, a full URL (``http://host:4318/v1/traces``): OTLP over
+    HTTP with the JSON encoding, because the protobuf encoding's package pins protobuf below the
+    major version our generated code needs (the ``otlp`` extra; in the dev install)."""
     try:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
     except ImportError as exc:
         raise TracingError(
             "[tracing] otlp_endpoint is set but the OTLP exporter is not installed "
             "(pip install 'payswitch[otlp]')"
         ) from exc
-    exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
+    exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint, timeout=2.0)
     return exporter
 
 

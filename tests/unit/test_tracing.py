@@ -227,3 +227,43 @@ def test_log_lines_carry_the_current_trace_and_span_ids(tmp_path):
     assert "trace_id" not in outside
     assert inside["trace_id"] == trace_id and inside["span_id"] == span_id
     assert inside["pan"] == "411111******1111"  # the masker still runs
+
+
+def test_otlp_endpoint_gets_the_spans_too(tmp_path):
+    """A real HTTP server on loopback stands in for the collector: the spans arrive there as
+    OTLP JSON, and in the file as well."""
+    import http.server
+    import threading
+
+    bodies: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1/traces"
+        tp = _provider(tmp_path, otlp_endpoint=url)
+        with tp.get_tracer("t").start_as_current_span("authorize"):
+            pass
+        tp.shutdown()
+    finally:
+        server.shutdown()
+    assert bodies and b"authorize" in b"".join(bodies)
+    assert "authorize" in next((tmp_path / "traces").iterdir()).read_text()
+
+
+def test_otlp_without_its_package_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.json.http.trace_exporter", None)
+    with pytest.raises(tracing.TracingError, match="otlp"):
+        tracing.otlp_exporter("http://127.0.0.1:1/v1/traces")
