@@ -6,7 +6,7 @@ so an authorization pays a flag test per stage and nothing else. On, every proce
 acquirers, schemes, issuers; a terminal SDK given a provider) writes its spans to
 ``<dir>/<service>-<pid>.jsonl`` (owner-only, like the logs; ``PAYSWITCH_TRACE_DIR``, which
 ``payswitch-stack`` sets to ``<run-dir>/traces``, overrides ``[tracing] dir``), and OTLP too
-when ``otlp_endpoint`` names a collector (OTLP/HTTP JSON; ``pip install payswitch[otlp]``). Sampling is
+when ``otlp_endpoint`` names a collector (OTLP/HTTP JSON; the ``otlp`` extra). Sampling is
 parent-based with a ratio (``sample_ratio``): a trace is sampled, or not, at its root, and every
 hop follows its caller's decision, so a trace is whole or absent.
 

@@ -238,7 +238,7 @@ def test_otlp_endpoint_gets_the_spans_too(tmp_path):
     bodies: list[bytes] = []
 
     class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the stdlib's name
+        def do_POST(self):
             bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
