@@ -11,12 +11,15 @@ parent-based with a ratio (``sample_ratio``): a trace is sampled, or not, at its
 hop follows its caller's decision, so a trace is whole or absent.
 
 Why our own thin grpc.aio interceptors (``ServerSpans``, ``ClientSpans``) rather than
-``opentelemetry-instrumentation-grpc``: its aio client interceptor waits for the call's status
-instead of the call, so a cancelled caller is not cancelled (upstream issue #3271, open): the
-store-and-forward worker bounds each reversal with ``asyncio.wait_for``, and would see a
-result where it expects a timeout. It also records exceptions and the peer's error details on
-spans, and extracts with the global propagator (baggage included). Ours keep a span to ids,
-names, times and status codes, and never change what the caller sees.
+``opentelemetry-instrumentation-grpc`` 0.66b2: that one works with grpc.aio here (its open
+upstream issue on aio cancellation, #3271, did not reproduce with grpcio 1.85: a call timed
+out by ``asyncio.wait_for`` or cancelled raises as it should; checked by hand), but it records
+exception events and the peer's error text on spans (an OTLP collector would get them
+unfiltered), adds the peer's address and user agent, extracts with the global propagator
+(baggage included) rather than our edge rules below, and brings three beta packages pinned to
+one another. Ours keep a span to ids, names, times and status codes, and change nothing the
+caller sees: errors and cancellation reach it as without them (``tests/unit/
+test_tracing_grpc.py``).
 
 What a hostile caller can do with the ``traceparent`` it sends (the terminal port is the only
 one open to parties outside the network): a malformed header is ignored (a new trace starts,
