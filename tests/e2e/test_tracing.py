@@ -13,12 +13,15 @@ import sys
 import tomllib
 from pathlib import Path
 
+import grpc
 import pytest
 
 from payswitch import tracing, waterfall
+from payswitch.v1 import network_pb2, network_pb2_grpc
 from payswitch.world.topology import all_nodes
 from terminals.sdk import Terminal
 
+from .clients import node_channel
 from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +39,27 @@ def _json_lines(path: Path) -> list[dict]:
         if line.startswith("{"):
             out.append(json.loads(line))
     return out
+
+
+HOSTILE_TRACE = "5e1f00c0ffee00c0ffee00c0ffee00c0"
+
+
+async def _refused_call(stack) -> grpc.StatusCode:
+    """An acquirer's certificate calling an issuer directly (network.authz refuses it), with a
+    sampled ``traceparent``: the refusal must come before any span."""
+    issuer, acquirer = stack.topology.issuers[0].id, stack.topology.acquirers[0].id
+    channel = node_channel(stack, issuer, as_node=acquirer)
+    try:
+        await network_pb2_grpc.IssuerServiceStub(channel).Authorize(
+            network_pb2.NetworkAuthorization(rrn="990000000001"),
+            timeout=5,
+            metadata=(("traceparent", f"00-{HOSTILE_TRACE}-00f067aa0ba902b7-01"),),
+        )
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    finally:
+        await channel.close()
+    return grpc.StatusCode.OK
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +80,15 @@ async def traced_sale(tmp_path_factory, hsm_token):
         )
         async with terminal:
             result = await terminal.pay(2000, "EUR", PAN, EXPIRY, pin=PIN)
+        refused = await _refused_call(stack)
     finally:
         tp.shutdown()  # the terminal's spans written
         await asyncio.to_thread(stack.stop)  # every process flushes its spans as it exits
-    return run_dir, stack, result
+    return run_dir, stack, result, refused
 
 
 async def test_one_authorization_is_one_trace_across_every_process(traced_sale):
-    run_dir, stack, result = traced_sale
+    run_dir, stack, result, _refused = traced_sale
     assert result.approved
     [tree] = waterfall.find(waterfall.load(run_dir / "traces"), rrn=result.rrn)
     trace_ids = {s.trace_id for s in tree}
@@ -109,7 +134,7 @@ async def test_one_authorization_is_one_trace_across_every_process(traced_sale):
 
 
 async def test_log_lines_of_the_request_carry_its_trace_id(traced_sale):
-    run_dir, stack, result = traced_sale
+    run_dir, stack, result, _refused = traced_sale
     [tree] = waterfall.find(waterfall.load(run_dir / "traces"), rrn=result.rrn)
     trace_id = tree[0].trace_id
     sw = stack.topology.switch.id
@@ -128,7 +153,7 @@ def _trace_cli(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_waterfall_command_prints_the_authorization(traced_sale):
-    run_dir, _stack, result = traced_sale
+    run_dir, _stack, result, _refused = traced_sale
     by_rrn = await asyncio.to_thread(_trace_cli, run_dir, "--rrn", result.rrn)
     assert by_rrn.returncode == 0, by_rrn.stderr
     text = by_rrn.stdout
@@ -143,7 +168,7 @@ async def test_waterfall_command_prints_the_authorization(traced_sale):
 
 
 async def test_span_files_hold_no_card_data_and_are_owner_only(traced_sale):
-    run_dir, stack, _result = traced_sale
+    run_dir, stack, _result, _refused = traced_sale
     doc = tomllib.loads(stack.topology_path.read_text())
     pans = [c["pan"] for i in doc["issuers"] for c in i.get("cards", [])]
     files = list((run_dir / "traces").glob("*.jsonl*"))
@@ -158,3 +183,10 @@ async def test_span_files_hold_no_card_data_and_are_owner_only(traced_sale):
             for key, value in rec["attrs"].items():
                 assert key.startswith("payswitch.") or key.startswith("rpc."), key
                 assert value not in (PIN, EXPIRY), (key, value)
+
+
+async def test_a_caller_the_node_refuses_makes_no_span(traced_sale):
+    run_dir, _stack, _result, refused = traced_sale
+    assert refused is grpc.StatusCode.PERMISSION_DENIED
+    spans = waterfall.load(run_dir / "traces")
+    assert spans and not [s for s in spans if s.trace_id == HOSTILE_TRACE]
