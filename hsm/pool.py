@@ -2,11 +2,11 @@
 
 Why one thread. python-pkcs11 calls ``C_Initialize(NULL)``, which turns SoftHSM's internal locking
 off, and it releases the GIL around every C call: two threads inside SoftHSM at once corrupt it
-(measured: 15 of 15 two-thread runs crashed, see shared/notes/pkcs11.md). So every PKCS#11 call of
-this process runs on ONE thread, the process-wide ``hsm`` executor thread, whatever the number of
-:class:`HsmPool` objects. ``workers`` therefore only accepts 1. To use more cores, run more
-processes (spawned, each doing its own ``pkcs11.lib()`` and login): the switch is stateless and
-scales by processes anyway; two processes measured ~2x on two cores.
+(measured: 15 of 15 two-thread runs crashed; README "One HSM thread per process"). So every
+PKCS#11 call of this process runs on ONE thread, the process-wide ``hsm`` executor thread,
+whatever the number of :class:`HsmPool` objects. ``workers`` therefore only accepts 1. To use
+more cores, run more processes (spawned, each doing its own ``pkcs11.lib()`` and login): the
+switch is stateless and scales by processes anyway; two processes measured ~2x on two cores.
 
 Why batch. The executor hop (~80 us) costs more than most SoftHSM calls, so a job should do all
 HSM work of one request (derive, verify MAC, decrypt, tokenize) in one call.

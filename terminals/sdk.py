@@ -71,7 +71,7 @@ from payswitch.tracing import ClientSpans
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
-from terminals.errors import InvalidRequest, ResponseUntrusted, TerminalError
+from terminals.errors import InvalidRequest, NotConnected, ResponseUntrusted, TerminalError
 from terminals.pinpad import sim_encipher_pin_block
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
@@ -318,6 +318,23 @@ class Terminal:
             await self._channel.close()
             self._channel = None
             self._stub = None
+
+    async def connect(self, timeout_s: float | None = None) -> None:
+        """Open the channel and wait until it is ready (TCP up and, with ``credentials``, the
+        TLS handshake done), at most ``timeout_s`` (default: the deadline). Raises
+        :class:`NotConnected` otherwise: nothing was sent, so nothing can have happened, and
+        there is nothing to retry or look up. Calls work without it; it tells a connection
+        that cannot work (plaintext to a TLS port, a certificate of another CA) from a request
+        whose outcome is unknown."""
+        self._service()
+        assert self._channel is not None
+        wait = self.deadline_s if timeout_s is None else timeout_s
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), wait)
+        except TimeoutError:
+            raise NotConnected(
+                f"no connection to the switch at {self.target} within {wait:g} s; nothing was sent"
+            ) from None
 
     async def __aenter__(self) -> Terminal:
         return self
@@ -570,6 +587,45 @@ class Terminal:
             )
         if resp.rekey_required:
             result = dataclasses.replace(result, rekey_required=True)
+        return result
+
+    async def resend(self, request: terminal_pb2.AuthorizeRequest, masked_pan: str = "") -> Result:
+        """Send again a sale that another device built (an earlier run of this terminal:
+        ``terminals.kept``), byte for byte, so the switch replays the answer it kept for its
+        key, or processes it if it never arrived.
+
+        The answer is MAC'd under the earlier device's response key, which this secure element
+        does not hold. It is trusted only as far as a lookup by the same key, MAC'd both ways
+        under this device's own fresh KSN, confirms it (same transaction, code, amount, auth
+        code and RRN); otherwise :class:`ResponseUntrusted`. Needs the keys (``start()``).
+        """
+        key, stan = request.idempotency_key, request.stan
+        resp = await self._call(self._service().Authorize, request, "pay", key, stan)
+        try:
+            seen = await self.status(idempotency_key=key)
+        except TerminalError as exc:
+            raise ResponseUntrusted(
+                f"pay: the replayed answer could not be confirmed by a lookup ({exc.message}); "
+                "do not print a receipt",
+                operation="pay",
+                idempotency_key=key,
+                stan=stan,
+            ) from None
+        result = results.from_authorize(resp, key, stan, masked_pan)
+        same = (
+            seen.transaction_id == result.transaction_id
+            and seen.iso_code == result.iso_code
+            and seen.amount == result.amount
+            and seen.auth_code == result.auth_code
+            and seen.rrn == result.rrn
+        )
+        if not same:
+            raise ResponseUntrusted(
+                "pay: the replayed answer differs from the switch's record; do not print a receipt",
+                operation="pay",
+                idempotency_key=key,
+                stan=stan,
+            )
         return result
 
     # -- the operations --------------------------------------------------------------------

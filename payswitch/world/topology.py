@@ -768,8 +768,8 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
 
 def _atc_window(raw: dict[str, Any], where: str) -> int:
     value = _positive_int(raw, "atc_window", 32, where)
-    if value > 63:
-        raise TopologyError(f"{where}: atc_window must be 1..63")
+    if value > 62:
+        raise TopologyError(f"{where}: atc_window must be 1..62")
     return value
 
 
