@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import pkcs11
+from opentelemetry import trace
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as px
 
@@ -66,6 +67,7 @@ _SESSION_FATAL: tuple[type[Exception], ...] = (
     px.KeyHandleInvalid,
 )
 
+_tracer = trace.get_tracer("hsm.pool")
 _lock = threading.Lock()  # guards creation of the executor only
 _executor: ThreadPoolExecutor | None = None
 _executor_pid: int | None = None
@@ -354,7 +356,14 @@ class HsmPool:
         """
         if kwargs:
             job = functools.partial(job, **kwargs)
-        return await asyncio.wrap_future(self._submit(job, args))
+        if not trace.get_current_span().is_recording():  # no trace, or one sampled out
+            return await asyncio.wrap_future(self._submit(job, args))
+        with _tracer.start_as_current_span(
+            f"hsm {job_name(job)}",
+            attributes={"payswitch.hsm.token": self.config.token},
+            record_exception=False,
+        ):
+            return await asyncio.wrap_future(self._submit(job, args))
 
     def run_sync(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking variant for CLIs and scripts (never call from the event loop thread)."""
@@ -378,6 +387,13 @@ class HsmPool:
     @property
     def pending(self) -> int:
         return self._pending
+
+
+def job_name(job: Callable[..., Any]) -> str:
+    """A job's function name, for its span: ``hsm <name>`` (never its arguments)."""
+    while isinstance(job, functools.partial):
+        job = job.func
+    return str(getattr(job, "__name__", "job")).lstrip("_") or "job"
 
 
 def _ping(session: Any) -> bool:

@@ -15,6 +15,7 @@ import sys
 
 import orjson
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, FilteringBoundLogger
 
 _PAN_LIKE = re.compile(r"(?<!\d)(\d{6})\d{3,9}(\d{4})(?!\d)")
@@ -56,6 +57,16 @@ def _mask_event(_logger: object, _name: str, event: EventDict) -> EventDict:
     return event
 
 
+def _trace_ids(_logger: object, _name: str, event: EventDict) -> EventDict:
+    """``trace_id`` and ``span_id`` of the current span, when there is one (payswitch.tracing):
+    a line of one request can be found in every process's log by its trace."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event["trace_id"] = format(ctx.trace_id, "032x")
+        event["span_id"] = format(ctx.span_id, "016x")
+    return event
+
+
 def configure(node: str, level: str = "info") -> None:
     """JSON lines on stdout, each carrying ``node``; PAN-like digit runs are masked."""
     numeric = logging.getLevelName(level.upper())
@@ -65,6 +76,7 @@ def configure(node: str, level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _trace_ids,
             _mask_event,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],

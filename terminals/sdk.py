@@ -31,6 +31,12 @@ The switch's terminal port speaks mTLS (``[switch] tls``): pass ``credentials`` 
 ``terminal_credentials(certs_dir, terminal_id)`` (the terminal's own client certificate from
 ``payswitch-certs``); the switch refuses requests naming another terminal than the
 certificate's. Without ``credentials`` the channel is plaintext (test switches only).
+
+Tracing: given an OpenTelemetry ``tracer_provider`` (``payswitch.tracing.provider``), every
+``send`` is a span, ``terminal.<operation>``, a child of the caller's current span when there is
+one, else the root of a new trace, with the answer's RRN, transaction id and code; each attempt
+under it is a client span whose context goes to the switch as W3C ``traceparent`` (metadata,
+outside the MAC'd bytes: a retry still resends the same request). Without one, nothing is traced.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry.trace import TracerProvider
 
 from hsm.pinblock import PIN_MAX, PIN_MIN
 from payswitch import cards, money
@@ -60,6 +67,7 @@ from payswitch.seclink import (
     mac_input,
     operation_mac_input,
 )
+from payswitch.tracing import ClientSpans
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
@@ -242,6 +250,7 @@ class Terminal:
         secure_element: SecureElement | None = None,
         key_injector: keys.KeyInjector | None = None,
         chip_reader: ChipReader | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
@@ -263,6 +272,9 @@ class Terminal:
         self._injector = key_injector
         self._injecting: asyncio.Lock | None = None
         self._chip_reader = chip_reader
+        self._tracer = (
+            tracer_provider.get_tracer("terminals.sdk") if tracer_provider is not None else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -289,12 +301,15 @@ class Terminal:
 
     def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
         if self._stub is None:
+            interceptors = [ClientSpans(self._tracer)] if self._tracer is not None else None
             if self._credentials is not None:
                 self._channel = grpc.aio.secure_channel(
-                    self.target, self._credentials, options=self._options
+                    self.target, self._credentials, options=self._options, interceptors=interceptors
                 )
             else:
-                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+                self._channel = grpc.aio.insecure_channel(
+                    self.target, options=self._options, interceptors=interceptors
+                )
             self._stub = terminal_pb2_grpc.TerminalServiceStub(self._channel)
         return self._stub
 
@@ -505,7 +520,30 @@ class Terminal:
         )
 
     async def send(self, prepared: Prepared) -> Result:
-        """Send a prepared request (again): same key, same STAN, same content."""
+        """Send a prepared request (again): same key, same STAN, same content. With a tracer
+        provider, as one span (module docstring)."""
+        if self._tracer is None:
+            return await self._send(prepared)
+        with self._tracer.start_as_current_span(
+            f"terminal.{prepared.operation}",
+            attributes={
+                "payswitch.terminal_id": self.terminal_id,
+                "payswitch.operation": prepared.operation,
+                "payswitch.stan": prepared.stan,
+            },
+            record_exception=False,
+        ) as span:
+            result = await self._send(prepared)
+            span.set_attributes(
+                {
+                    "payswitch.response_code": result.iso_code,
+                    "payswitch.rrn": result.rrn,
+                    "payswitch.tx_id": result.transaction_id,
+                }
+            )
+            return result
+
+    async def _send(self, prepared: Prepared) -> Result:
         svc = self._service()
         methods = {
             "pay": svc.Authorize,
