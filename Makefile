@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .tools
 BUF := $(TOOLS)/node_modules/.bin/buf
 BUF_VERSION := 1.75.0
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GRPCURL := $(TOOLS)/bin/grpcurl
+GRPCURL_VERSION := v1.9.4
 RUN_DIR ?= .run
 TOPOLOGY ?= topology/default.toml
 STORE ?= sqlite
@@ -21,7 +24,7 @@ STORE_URL = $(if $(filter cassandra,$(STORE)),$(CASSANDRA_URL),$(STORE))
 export CASSANDRA_CLUSTER_BASE ?= 11
 PROTOS := $(wildcard proto/payswitch/v1/*.proto)
 
-.PHONY: help venv hsm certs proto proto-check buf-lint lint format test stateful run demo clean
+.PHONY: help venv hsm certs proto proto-check buf-lint lint format test stateful run demo clean tools vectors
 
 help:
 	@echo "make run    - bootstrap and run the switch with the simulated network (embedded SQLite store)"
@@ -33,6 +36,9 @@ help:
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
+	@echo "make goterm - build the Go reference terminal (.tools/goterm; make go-test: its Go tests)"
+	@echo "make tools  - buf and grpcurl into $(TOOLS)/ (grpcurl: health checks, reflection, calls by hand)"
+	@echo "make vectors - regenerate docs/vectors/terminal-v1.json, the terminal link's test vectors"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -46,6 +52,19 @@ venv: $(STAMP)
 $(BUF):
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) @bufbuild/buf@$(BUF_VERSION)
+
+# grpcurl, built with Go from the module proxy into .tools/bin (the README's health-check and
+# reflection commands use it).
+$(GRPCURL):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+tools: $(BUF) $(GRPCURL)
+
+# The terminal link's published test vectors (docs/terminal-protocol.md); the tests check that
+# the committed file is what this makes.
+vectors: $(STAMP)
+	$(BIN)/python scripts/make_vectors.py
 
 # One SoftHSM token per party of the topology (installs the softhsm2 package when missing; random
 # PINs in .softhsm/pins, 0600) and the key ceremony: every key generated inside its owner's token,
@@ -86,7 +105,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint hsm
+test: lint hsm goterm go-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The store's state machines (tests/store/test_store_stateful_*.py) at length: random seeds,
@@ -96,6 +115,44 @@ stateful: $(STAMP)
 	HYPOTHESIS_PROFILE=long STATEFUL_STATS=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout=7200 \
 	  tests/store/test_store_stateful_transactions.py tests/store/test_store_stateful_idempotency.py \
 	  tests/store/test_store_stateful_refunds.py $(PYTEST_ARGS)
+
+# The Go reference terminal (clients/go). Its stubs are generated at build time from proto/ with
+# buf's managed mode (clients/go/buf.gen.yaml: the Go import path is set there, not by the
+# protos) into clients/go/gen/ (not committed), by protoc-gen-go and protoc-gen-go-grpc at the
+# versions clients/go/go.mod pins (its `tool` lines), built into .tools/go-plugins/. Go modules
+# come through the module proxy on first use, then from the module cache (offline).
+GO ?= go
+GO_DIR := clients/go
+GO_PLUGINS_DIR := $(abspath $(TOOLS))/go-plugins
+GO_PLUGINS := $(GO_PLUGINS_DIR)/protoc-gen-go $(GO_PLUGINS_DIR)/protoc-gen-go-grpc
+GO_GEN_STAMP := $(GO_DIR)/gen/.generated
+GO_SOURCES := $(shell find $(GO_DIR) -name '*.go' -not -path '$(GO_DIR)/gen/*' 2>/dev/null)
+GOTERM := $(TOOLS)/goterm
+
+.PHONY: go-proto goterm go-test
+
+$(GO_PLUGINS) &: $(GO_DIR)/go.mod $(GO_DIR)/go.sum
+	cd $(GO_DIR) && GOBIN=$(GO_PLUGINS_DIR) $(GO) install \
+	  google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	touch $(GO_PLUGINS)
+
+$(GO_GEN_STAMP): $(PROTOS) $(GO_DIR)/buf.gen.yaml $(BUF) $(GO_PLUGINS)
+	rm -rf $(GO_DIR)/gen
+	PATH="$(GO_PLUGINS_DIR):$$PATH" $(BUF) generate proto --template $(GO_DIR)/buf.gen.yaml
+	touch $@
+
+go-proto: $(GO_GEN_STAMP)
+
+$(GOTERM): $(GO_GEN_STAMP) $(GO_SOURCES) $(GO_DIR)/go.mod $(GO_DIR)/go.sum
+	cd $(GO_DIR) && $(GO) build -trimpath -o $(abspath $(GOTERM)) ./cmd/goterm
+
+goterm: $(GOTERM)
+
+# gofmt, go vet and the Go unit tests (published DUKPT, CMAC and PIN block vectors).
+go-test: $(GO_GEN_STAMP)
+	@cd $(GO_DIR) && bad=$$(gofmt -l $$(find . -name '*.go' -not -path './gen/*')) && \
+	  if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	cd $(GO_DIR) && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # make run STORE=cassandra SWITCHES=2: two switch processes on one Cassandra keyspace.
 run: $(STAMP) hsm certs $(if $(filter cassandra,$(STORE)),cassandra-up)

@@ -2,11 +2,11 @@
 
 Why one thread. python-pkcs11 calls ``C_Initialize(NULL)``, which turns SoftHSM's internal locking
 off, and it releases the GIL around every C call: two threads inside SoftHSM at once corrupt it
-(measured: 15 of 15 two-thread runs crashed, see shared/notes/pkcs11.md). So every PKCS#11 call of
-this process runs on ONE thread, the process-wide ``hsm`` executor thread, whatever the number of
-:class:`HsmPool` objects. ``workers`` therefore only accepts 1. To use more cores, run more
-processes (spawned, each doing its own ``pkcs11.lib()`` and login): the switch is stateless and
-scales by processes anyway; two processes measured ~2x on two cores.
+(measured: 15 of 15 two-thread runs crashed; README "One HSM thread per process"). So every
+PKCS#11 call of this process runs on ONE thread, the process-wide ``hsm`` executor thread,
+whatever the number of :class:`HsmPool` objects. ``workers`` therefore only accepts 1. To use
+more cores, run more processes (spawned, each doing its own ``pkcs11.lib()`` and login): the
+switch is stateless and scales by processes anyway; two processes measured ~2x on two cores.
 
 Why batch. The executor hop (~80 us) costs more than most SoftHSM calls, so a job should do all
 HSM work of one request (derive, verify MAC, decrypt, tokenize) in one call.
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import pkcs11
+from opentelemetry import trace
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as px
 
@@ -66,6 +67,7 @@ _SESSION_FATAL: tuple[type[Exception], ...] = (
     px.KeyHandleInvalid,
 )
 
+_tracer = trace.get_tracer("hsm.pool")
 _lock = threading.Lock()  # guards creation of the executor only
 _executor: ThreadPoolExecutor | None = None
 _executor_pid: int | None = None
@@ -354,7 +356,14 @@ class HsmPool:
         """
         if kwargs:
             job = functools.partial(job, **kwargs)
-        return await asyncio.wrap_future(self._submit(job, args))
+        if not trace.get_current_span().is_recording():  # no trace, or one sampled out
+            return await asyncio.wrap_future(self._submit(job, args))
+        with _tracer.start_as_current_span(
+            f"hsm {job_name(job)}",
+            attributes={"payswitch.hsm.token": self.config.token},
+            record_exception=False,
+        ):
+            return await asyncio.wrap_future(self._submit(job, args))
 
     def run_sync(self, job: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking variant for CLIs and scripts (never call from the event loop thread)."""
@@ -378,6 +387,13 @@ class HsmPool:
     @property
     def pending(self) -> int:
         return self._pending
+
+
+def job_name(job: Callable[..., Any]) -> str:
+    """A job's function name, for its span: ``hsm <name>`` (never its arguments)."""
+    while isinstance(job, functools.partial):
+        job = job.func
+    return str(getattr(job, "__name__", "job")).lstrip("_") or "job"
 
 
 def _ping(session: Any) -> bool:

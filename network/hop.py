@@ -36,7 +36,7 @@ from network.faults import (
     never_answer,
 )
 from network.latency import LatencySampler
-from payswitch import logs
+from payswitch import logs, tracing
 from payswitch.v1 import common_pb2
 from payswitch.world.topology import Faults, Latency
 
@@ -103,6 +103,7 @@ class Hop:
         runtime = self.control.draw(op)
 
         def done(outcome: str) -> None:
+            tracing.annotate({"payswitch.rrn": rrn, "payswitch.outcome": outcome})
             _log.info(
                 op,
                 rrn=rrn,

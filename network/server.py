@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from network import control
 from network.authz import CallerCheck
 from network.transport import NodeTls, warn_plaintext
-from payswitch import logs
+from payswitch import logs, tracing
 from payswitch.process import PARENT_PID_ENV, watch_parent
 from payswitch.v1 import control_pb2_grpc
 from payswitch.world.topology import TopologyError
@@ -64,7 +64,9 @@ class NodeServer:
     def __init__(self, app: NodeApp, security: NodeTls) -> None:
         self.app = app
         self.security = security
+        # The caller's identity first: a refused caller makes no span.
         interceptors = [CallerCheck()] if security.on else []
+        interceptors += tracing.server_interceptors()
         self._server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
         self._health = health.aio.HealthServicer()
         self.port = 0

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MAX_WINDOW = 63  # the bit set fits a SQLite INTEGER
+from payswitch.replay_window import Replayed, TooOld, Window, accept
+
+MAX_WINDOW = 62  # ATCs below the highest: with the highest itself, 63 bits (a SQLite INTEGER)
 ATC_MAX = 0xFFFF
 
 
@@ -39,11 +41,12 @@ class AtcUse:
 
 @dataclass(frozen=True, slots=True)
 class AtcState:
-    """A card's history: the highest ATC accepted and the window below it (bit i set: ATC
-    ``highest - 1 - i`` was used)."""
+    """A card's history: the highest ATC accepted and ``seen``, the window below and at it
+    (``payswitch.replay_window``: bit i set when ATC ``highest - i`` was used; bit 0, the
+    highest itself, always)."""
 
     highest: int
-    seen: int = 0
+    seen: int = 1
 
 
 class AtcRefused(Exception):
@@ -61,20 +64,11 @@ def advance(state: AtcState | None, atc: int, window: int) -> AtcState:
         raise AtcRefused("too_old")
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"atc window must be 1..{MAX_WINDOW}")
-    if state is None:
-        return AtcState(atc)
-    mask = (1 << window) - 1
-    if atc > state.highest:
-        shift = atc - state.highest
-        # The old highest becomes bit shift-1; older bits move up with it.
-        seen = ((state.seen << shift) | (1 << (shift - 1))) & mask if shift <= window else 0
-        return AtcState(atc, seen)
-    if atc == state.highest:
-        raise AtcRefused("replayed")
-    behind = state.highest - atc  # 1.. : bit behind-1
-    if behind > window:
-        raise AtcRefused("too_old")
-    bit = 1 << (behind - 1)
-    if state.seen & bit:
-        raise AtcRefused("replayed")
-    return AtcState(state.highest, state.seen | bit)
+    before = None if state is None else Window(state.highest, state.seen)
+    try:
+        after = accept(before, atc, window + 1)
+    except Replayed:
+        raise AtcRefused("replayed") from None
+    except TooOld:
+        raise AtcRefused("too_old") from None
+    return AtcState(after.highest, after.bits)

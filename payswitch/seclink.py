@@ -1,13 +1,15 @@
 """The terminal link's security envelope: what the terminal and the switch must agree on byte
 for byte, in one place (pure functions, no keys, no HSM). An integrator writing a terminal in
-another language implements exactly what this docstring says.
+another language implements exactly what this docstring says; docs/terminal-protocol.md writes
+it out with the rest of the protocol, and docs/vectors/terminal-v1.json has test vectors.
 
 - **Card data**: the plaintext of ``EncryptedCard.ciphertext`` is a serialised ``CardData``
   (PAN, expiry YYMM, CVV2), encrypted by the terminal's secure element under its AES-DUKPT
   data key (``terminals.secure_element``); the switch decrypts it in its HSM (``hsm.dukpt``).
-- **Request MAC**: every money-moving request (Authorize, Capture, Void, Refund, CloseBatch)
-  carries the KSN of a fresh DUKPT transaction and an AES-CMAC (16 bytes) under that KSN's
-  MAC-generation key (X9.24-3 key usage 0x2000) over the request's canonical form below.
+- **Request MAC**: every request but Echo (Authorize, Capture, Void, Refund, CloseBatch and
+  GetTransaction) carries the KSN of a fresh DUKPT transaction and an AES-CMAC (16 bytes)
+  under that KSN's MAC-generation key (X9.24-3 key usage 0x2000) over the request's canonical
+  form below.
 - **Response MAC**: every answer to those requests carries an AES-CMAC (16 bytes) under the
   MAC-verification key (key usage 0x2001, "MAC, response") of the *request's* KSN over
   :func:`canonical_response`. The terminal checks it; an answer that does not verify is not
@@ -48,7 +50,8 @@ Response canonical form (version 1): ASCII ``PSW-RMAC-1`` || TLV(0, operation na
 || for every field of the answer message but ``mac``, in field-number order, TLV(field number,
 value). A scalar's value is encoded as above (proto3 defaults included: 0, empty, ``0``); an
 enum is its number; a sub-message (``Money``, ``Transaction``) is, recursively, the TLVs of all
-its fields by field number (an unset sub-message has length 0); a repeated sub-message
+its fields by field number (a sub-message absent from the wire has length 0; one present but
+empty still has its fields' TLVs); a repeated sub-message
 (``BatchTotal``, ``BatchMismatch``) is, for each element in order, its length (4 bytes,
 big-endian) || its TLVs. The fields covered are the ones of version 1 (:data:`RESPONSE_FIELDS`);
 a field added later is covered under a new version tag, except the scalars listed in

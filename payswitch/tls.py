@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 
+from payswitch import tracing
 from payswitch.certs import (
     ADMIN_URI_PREFIX,
     NODE_URI_PREFIX,
@@ -93,12 +94,13 @@ def aio_channel(
     """An mTLS channel, or a plaintext one when ``credentials`` is None ([network] tls off).
     ``server``: (kind, id) of the node meant; its certificate must carry that node's DNS name
     (``payswitch.certs.node_dns_name``), or the handshake fails."""
+    interceptors = tracing.client_interceptors() or None  # spans and traceparent, when on
     if credentials is None:
-        return grpc.aio.insecure_channel(target, options=list(options))
+        return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
     opts = list(options)
     if server is not None:
         opts.append(("grpc.ssl_target_name_override", node_dns_name(*server)))
-    return grpc.aio.secure_channel(target, credentials, options=opts)
+    return grpc.aio.secure_channel(target, credentials, options=opts, interceptors=interceptors)
 
 
 def client_credentials(ca: Path, pair: Pair) -> grpc.ChannelCredentials:

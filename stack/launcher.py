@@ -37,7 +37,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hsm.config import hsm_home, pin_path
-from payswitch import tls
+from payswitch import tls, tracing
 from payswitch.certs import CertDir, make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
 from payswitch.world.ports import free_ports
@@ -151,6 +151,8 @@ class Stack:
         self.stop_timeout = stop_timeout
         self._echo = echo
         self._env = self._child_env()
+        # Spans ([tracing] on): one file per process in <run-dir>/traces (payswitch-trace).
+        self._env[tracing.TRACE_DIR_ENV] = str(self.run_dir / "traces")
         self.tls = self.topology.switch.tls
         self.network_tls = self.topology.network.tls
         self.certs_dir = self.run_dir / "certs"

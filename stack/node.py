@@ -15,7 +15,7 @@ import uvloop
 from network.hsm_node import NodeHsmError, set_pin_file
 from network.server import run_until_signal
 from network.transport import NodeTls
-from payswitch import logs
+from payswitch import logs, tracing
 from payswitch.process import private_files
 from payswitch.world.topology import Topology, TopologyError, load
 from stack.nodes import build
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, TopologyError) as exc:
         sys.exit(f"payswitch-node: {exc}")
     logs.configure(args.node_id, args.log_level)
+    tracing.install(args.node_id, topology.tracing)
     if args.hsm_pin_file:
         set_pin_file(args.node_id, args.hsm_pin_file)
     try:

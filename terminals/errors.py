@@ -94,6 +94,12 @@ class ResponseUntrusted(TerminalError):
         self.operation = operation
 
 
+class NotConnected(TerminalError):
+    """No connection to the switch could be made (nothing listening, a failed TLS handshake,
+    plaintext to a TLS port): nothing was sent, so nothing can have happened, and there is no
+    outcome to look up."""
+
+
 class SwitchUnavailable(TerminalError):
     """UNAVAILABLE, DEADLINE_EXCEEDED or ABORTED still failing after every allowed retry.
 

@@ -20,9 +20,19 @@ the PIN from stdin (after the card number when ``--card -`` is given too), so it
 the shell history. ``--chip`` reads the simulated card's chip (``terminals.card_sim``, which needs
 the topology: ``--topology``) for an ARQC and has it check the issuer's ARPC.
 
-mTLS: ``--certs-dir DIR`` (or ``$PAYSWITCH_CERTS_DIR``; ``make run`` makes ``.run/certs``)
-presents the terminal's own client certificate, as the switch requires with ``[switch] tls``;
-without it the connection is plaintext.
+mTLS: pos presents the terminal's own client certificate, as the switch requires with
+``[switch] tls``, from ``--certs-dir DIR``, else ``$PAYSWITCH_CERTS_DIR`` (a relative folder is
+read from the current directory), else the run's certificates (``.run/certs`` of this
+repository, which ``make run`` makes) when they hold this terminal's; ``--plaintext`` (or no
+certificates at all) connects in plaintext. pos connects before it does anything else: when no
+connection can be made it says why (nothing listening, plaintext to a TLS port, a handshake
+refused) and that nothing was sent, without retrying.
+
+Retries across runs: each run is a new device (key injection), so a second ``pos pay`` would
+build other bytes. With ``--key K``, ``pos pay`` keeps the request it built before sending it
+(``terminals.kept``: ciphertext and enciphered PIN block only, 0600); a later run with the same
+key and the same sale resends those very bytes, and the switch replays its first answer, which
+is checked against a lookup MAC'd under the new device's keys.
 
 Exit status: 0 when the switch answered (approved or declined), 2 for bad input, 3 when the
 switch refused the request, 4 when it could not be reached or was overloaded, 1 otherwise.
@@ -34,19 +44,22 @@ import argparse
 import asyncio
 import os
 import re
+import ssl
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from hsm.config import REPO_ROOT
 from hsm.errors import HsmError
-from payswitch import money
+from payswitch import cards, money
+from payswitch.v1 import common_pb2, terminal_pb2
 from terminals import receipt
 from terminals.batch import format_close, parse_line
 from terminals.chip import CardChips, simulated_reader
 from terminals.errors import (
     AccessDenied,
     InvalidRequest,
+    NotConnected,
     NotFound,
     Overloaded,
     Refused,
@@ -54,6 +67,7 @@ from terminals.errors import (
     SwitchUnavailable,
     TerminalError,
 )
+from terminals.kept import KeptError, KeptRequests, KeptSale
 from terminals.retry import RetryPolicy
 from terminals.sdk import (
     DEFAULT_DEADLINE_S,
@@ -74,6 +88,8 @@ DEFAULT_SWITCH = "127.0.0.1:50051"
 DEFAULT_TERMINAL = "T-0001"
 DEFAULT_MERCHANT = "M-GROCER"
 DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
+RUN_CERTS = REPO_ROOT / ".run" / "certs"  # what `make run` makes: the default certificates
+PROBE_TIMEOUT_S = 1.0
 
 _EXPIRY = re.compile(r"(0[1-9]|1[0-2])/([0-9]{2}|[0-9]{4})")
 
@@ -119,6 +135,66 @@ def chips_state_path(state_dir: Path) -> Path:
     return state_dir / "chips.atc.json"
 
 
+def choose_certs(given: Path | None, plaintext: bool, terminal_id: str) -> tuple[Path | None, str]:
+    """The certificate folder and where it came from: ``--certs-dir``, else
+    ``$PAYSWITCH_CERTS_DIR`` (a relative path is read from the current directory, as a shell
+    would), else the run's certificates (``.run/certs`` of this repository, which ``make run``
+    makes) when they hold this terminal's; otherwise none (plaintext), as ``--plaintext``."""
+    if plaintext:
+        return None, "--plaintext"
+    source = "--certs-dir"
+    if given is None and os.environ.get("PAYSWITCH_CERTS_DIR"):
+        given, source = Path(os.environ["PAYSWITCH_CERTS_DIR"]), "PAYSWITCH_CERTS_DIR"
+    if given is None:
+        if (RUN_CERTS / "terminals" / f"{terminal_id}.pem").is_file():
+            return RUN_CERTS, "the run's certificates"
+        return None, "no certificates found"
+    folder = given.expanduser()
+    return Path(os.path.abspath(folder)), source
+
+
+async def _speaks_tls(host: str, port: int) -> bool:
+    """Does the port answer a TLS ClientHello? (A probe after a failed connection: it sends
+    nothing but the hello, checks no certificate and is closed at once.)"""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # a probe of the protocol: nothing is sent, nothing trusted
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx), PROBE_TIMEOUT_S
+        )
+    except ssl.SSLError as exc:  # an alert (e.g. certificate required) is TLS too
+        return "WRONG_VERSION_NUMBER" not in str(exc).upper()
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def diagnose(target: str, certs: Path | None) -> str:
+    """Why no connection could be made, in one line for the user."""
+    host, _, port_text = target.rpartition(":")
+    try:
+        port = int(port_text)
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]"), port), PROBE_TIMEOUT_S
+        )
+    except (OSError, TimeoutError, ValueError):
+        return f"nothing accepts connections on {target}: is `make run` going?"
+    writer.close()
+    if certs is not None:
+        return (
+            f"the TLS handshake with {target} failed with the certificates in {certs}: "
+            "another run's certificates, or a plaintext switch?"
+        )
+    if await _speaks_tls(host.strip("[]"), port):
+        return (
+            f"{target} speaks TLS and pos has no certificates: give --certs-dir DIR or "
+            "PAYSWITCH_CERTS_DIR; make run writes .run/certs"
+        )
+    return f"{target} accepts connections but does not speak gRPC"
+
+
 def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The same options on the main parser and on every sub-command, so that they may be
     given before or after it; the sub-command copies only override when given."""
@@ -149,9 +225,15 @@ def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None
     parser.add_argument(
         "--certs-dir",
         type=Path,
-        default=d(os.environ.get("PAYSWITCH_CERTS_DIR") or None),
-        help="mTLS: payswitch-certs directory with this terminal's certificate "
-        "(default: $PAYSWITCH_CERTS_DIR; none: plaintext)",
+        default=d(None),
+        help="mTLS: payswitch-certs directory with this terminal's certificate (default: "
+        "$PAYSWITCH_CERTS_DIR, else the run's .run/certs when it has this terminal's)",
+    )
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        default=d(False),
+        help="no TLS (a switch run with [switch] tls = false)",
     )
     parser.add_argument(
         "--state-dir",
@@ -261,9 +343,37 @@ def _chips(args: argparse.Namespace, chips: CardChips | None) -> CardChips:
         raise UsageError(f"--topology: {exc}") from None
 
 
+def _same_sale(
+    earlier: KeptSale,
+    args: argparse.Namespace,
+    amount: money.Amount,
+    pan: str,
+    entry: str,
+    pin: str | None,
+) -> bool:
+    """Is the sale typed now the one kept under its key? (Else the request is built anew and
+    the switch, seeing other content under the key, refuses it.)"""
+    r = earlier.request
+    return (
+        r.terminal_id == args.terminal
+        and r.merchant_id == args.merchant
+        and (r.amount.minor_units, r.amount.currency) == (amount.minor_units, amount.currency)
+        and earlier.masked_pan == cards.mask_pan(pan)
+        and common_pb2.EntryMode.Name(r.entry_mode) == f"ENTRY_MODE_{entry.upper()}"
+        and bool(r.pin_block) == (pin is not None)
+        and r.HasField("emv") == bool(args.chip)
+    )
+
+
 async def _pay(
-    args: argparse.Namespace, terminal: Terminal, stdin: TextIO, chips: CardChips | None
-) -> Prepared:
+    args: argparse.Namespace,
+    terminal: Terminal,
+    stdin: TextIO,
+    chips: CardChips | None,
+    kept: KeptRequests,
+) -> Prepared | KeptSale:
+    """The sale to send: the one kept under ``--key`` when it is the same sale, else a new
+    request (kept under ``--key`` before it is sent)."""
     amount = parse_amount(args.amount, args.currency)
     expiry = parse_expiry(args.exp)
     pan = _read_card(args.card, stdin)
@@ -272,6 +382,9 @@ async def _pay(
     if args.chip and entry not in (EntryMode.CHIP.value, EntryMode.CONTACTLESS.value):
         raise UsageError("--chip needs --entry chip or contactless")
     await terminal.start()  # key injection: a fresh DUKPT key for this run
+    earlier = await asyncio.to_thread(kept.load, args.terminal, args.key) if args.key else None
+    if earlier is not None and _same_sale(earlier, args, amount, pan, entry, pin):
+        return earlier
     emv = card = None
     if args.chip:
         reader = simulated_reader(_chips(args, chips))
@@ -280,7 +393,7 @@ async def _pay(
             emv = await card.generate_arqc(amount.minor_units, amount.currency)
         except ValueError as exc:  # the simulator has no such card (messages carry no PAN)
             raise UsageError(f"--chip: {exc}") from None
-    return terminal.prepare_pay(
+    prepared = terminal.prepare_pay(
         amount.minor_units,
         amount.currency,
         pan,
@@ -292,6 +405,11 @@ async def _pay(
         emv=emv,
         chip=card,
     )
+    if args.key and earlier is None:
+        request = prepared.request
+        assert isinstance(request, terminal_pb2.AuthorizeRequest)  # built by prepare_pay
+        await asyncio.to_thread(kept.keep, args.terminal, args.key, request, prepared.masked_pan)
+    return prepared
 
 
 async def _execute(
@@ -299,11 +417,15 @@ async def _execute(
     terminal: Terminal,
     out: TextIO,
     stdin: TextIO,
-    chips: CardChips | None = None,
+    chips: CardChips | None,
+    link: str,
+    kept: KeptRequests,
 ) -> None:
     c = args.command
+    await terminal.connect()  # before key injection: a connection that cannot work costs nothing
     if c == "echo":
         print(receipt.format_echo(await terminal.echo(args.message)), file=out)
+        print(f"connection: {link}", file=out)
         return
     if c == "batch":
         try:
@@ -321,7 +443,17 @@ async def _execute(
     if c != "pay":
         await terminal.start()  # key injection: follow-ups are MAC'd under DUKPT keys too
     if c == "pay":
-        prepared = await _pay(args, terminal, stdin, chips)
+        sale = await _pay(args, terminal, stdin, chips, kept)
+        if isinstance(sale, KeptSale):
+            result = await terminal.resend(sale.request, sale.masked_pan)
+            print(receipt.format_result(result, args.merchant, args.terminal), file=out)
+            print(
+                "REPLAYED: the request kept for this key, sent again byte for byte; the "
+                "switch's answer to it, confirmed by a MAC'd lookup",
+                file=out,
+            )
+            return
+        prepared = sale
     elif c == "capture":
         if (args.amount is None) != (args.currency is None):
             raise UsageError("capture takes both AMOUNT and CUR, or neither")
@@ -347,7 +479,7 @@ def _exit_code(exc: TerminalError) -> int:
         return EXIT_USAGE if exc.code is None else EXIT_REFUSED
     if isinstance(exc, Refused | NotFound | AccessDenied):
         return EXIT_REFUSED
-    if isinstance(exc, SwitchUnavailable | Overloaded | ResponseUntrusted):
+    if isinstance(exc, SwitchUnavailable | Overloaded | ResponseUntrusted | NotConnected):
         return EXIT_UNAVAILABLE
     return EXIT_ERROR
 
@@ -382,11 +514,21 @@ async def run(
         print("pos: error: --deadline must be positive and --attempts at least 1", file=err)
         return EXIT_USAGE
     state_dir = args.state_dir or default_state_dir()
+    certs, source = choose_certs(args.certs_dir, args.plaintext, args.terminal)
     try:
-        creds = terminal_credentials(args.certs_dir, args.terminal) if args.certs_dir else None
+        creds = terminal_credentials(certs, args.terminal) if certs else None
     except OSError as exc:
-        print(f"pos: error: no certificate for {args.terminal}: {exc}", file=err)
+        print(
+            f"pos: error: no certificate for {args.terminal} in {certs} (from {source}): "
+            f"{exc.strerror}: {exc.filename}",
+            file=err,
+        )
         return EXIT_USAGE
+    link = (
+        f"mTLS as {args.terminal}, certificates in {certs} ({source})"
+        if certs
+        else (f"plaintext ({source})")
+    )
     terminal = Terminal(
         args.switch,
         args.terminal,
@@ -398,7 +540,14 @@ async def run(
         credentials=creds,
     )
     try:
-        await _execute(args, terminal, out, stdin, chips)
+        await _execute(args, terminal, out, stdin, chips, link, KeptRequests(state_dir))
+    except NotConnected as exc:
+        why = await diagnose(args.switch, certs)
+        print(f"pos: error: {exc.message} ({why})", file=err)
+        return EXIT_UNAVAILABLE
+    except KeptError as exc:
+        print(f"pos: error: kept request: {exc}", file=err)
+        return EXIT_ERROR
     except UsageError as exc:
         print(f"pos: error: {exc}", file=err)
         return EXIT_USAGE

@@ -31,6 +31,12 @@ The switch's terminal port speaks mTLS (``[switch] tls``): pass ``credentials`` 
 ``terminal_credentials(certs_dir, terminal_id)`` (the terminal's own client certificate from
 ``payswitch-certs``); the switch refuses requests naming another terminal than the
 certificate's. Without ``credentials`` the channel is plaintext (test switches only).
+
+Tracing: given an OpenTelemetry ``tracer_provider`` (``payswitch.tracing.provider``), every
+``send`` is a span, ``terminal.<operation>``, a child of the caller's current span when there is
+one, else the root of a new trace, with the answer's RRN, transaction id and code; each attempt
+under it is a client span whose context goes to the switch as W3C ``traceparent`` (metadata,
+outside the MAC'd bytes: a retry still resends the same request). Without one, nothing is traced.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
+from opentelemetry.trace import TracerProvider
 
 from hsm.pinblock import PIN_MAX, PIN_MIN
 from payswitch import cards, money
@@ -60,10 +67,11 @@ from payswitch.seclink import (
     mac_input,
     operation_mac_input,
 )
+from payswitch.tracing import ClientSpans
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
-from terminals.errors import InvalidRequest, ResponseUntrusted, TerminalError
+from terminals.errors import InvalidRequest, NotConnected, ResponseUntrusted, TerminalError
 from terminals.pinpad import sim_encipher_pin_block
 from terminals.results import EchoResult, Result, TransactionView
 from terminals.retry import RetryPolicy, call_with_retry
@@ -242,6 +250,7 @@ class Terminal:
         secure_element: SecureElement | None = None,
         key_injector: keys.KeyInjector | None = None,
         chip_reader: ChipReader | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if deadline_s <= 0:
             raise ValueError("deadline_s must be positive")
@@ -263,6 +272,9 @@ class Terminal:
         self._injector = key_injector
         self._injecting: asyncio.Lock | None = None
         self._chip_reader = chip_reader
+        self._tracer = (
+            tracer_provider.get_tracer("terminals.sdk") if tracer_provider is not None else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -289,12 +301,15 @@ class Terminal:
 
     def _service(self) -> terminal_pb2_grpc.TerminalServiceStub:
         if self._stub is None:
+            interceptors = [ClientSpans(self._tracer)] if self._tracer is not None else None
             if self._credentials is not None:
                 self._channel = grpc.aio.secure_channel(
-                    self.target, self._credentials, options=self._options
+                    self.target, self._credentials, options=self._options, interceptors=interceptors
                 )
             else:
-                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+                self._channel = grpc.aio.insecure_channel(
+                    self.target, options=self._options, interceptors=interceptors
+                )
             self._stub = terminal_pb2_grpc.TerminalServiceStub(self._channel)
         return self._stub
 
@@ -303,6 +318,23 @@ class Terminal:
             await self._channel.close()
             self._channel = None
             self._stub = None
+
+    async def connect(self, timeout_s: float | None = None) -> None:
+        """Open the channel and wait until it is ready (TCP up and, with ``credentials``, the
+        TLS handshake done), at most ``timeout_s`` (default: the deadline). Raises
+        :class:`NotConnected` otherwise: nothing was sent, so nothing can have happened, and
+        there is nothing to retry or look up. Calls work without it; it tells a connection
+        that cannot work (plaintext to a TLS port, a certificate of another CA) from a request
+        whose outcome is unknown."""
+        self._service()
+        assert self._channel is not None
+        wait = self.deadline_s if timeout_s is None else timeout_s
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), wait)
+        except TimeoutError:
+            raise NotConnected(
+                f"no connection to the switch at {self.target} within {wait:g} s; nothing was sent"
+            ) from None
 
     async def __aenter__(self) -> Terminal:
         return self
@@ -488,7 +520,30 @@ class Terminal:
         )
 
     async def send(self, prepared: Prepared) -> Result:
-        """Send a prepared request (again): same key, same STAN, same content."""
+        """Send a prepared request (again): same key, same STAN, same content. With a tracer
+        provider, as one span (module docstring)."""
+        if self._tracer is None:
+            return await self._send(prepared)
+        with self._tracer.start_as_current_span(
+            f"terminal.{prepared.operation}",
+            attributes={
+                "payswitch.terminal_id": self.terminal_id,
+                "payswitch.operation": prepared.operation,
+                "payswitch.stan": prepared.stan,
+            },
+            record_exception=False,
+        ) as span:
+            result = await self._send(prepared)
+            span.set_attributes(
+                {
+                    "payswitch.response_code": result.iso_code,
+                    "payswitch.rrn": result.rrn,
+                    "payswitch.tx_id": result.transaction_id,
+                }
+            )
+            return result
+
+    async def _send(self, prepared: Prepared) -> Result:
         svc = self._service()
         methods = {
             "pay": svc.Authorize,
@@ -532,6 +587,45 @@ class Terminal:
             )
         if resp.rekey_required:
             result = dataclasses.replace(result, rekey_required=True)
+        return result
+
+    async def resend(self, request: terminal_pb2.AuthorizeRequest, masked_pan: str = "") -> Result:
+        """Send again a sale that another device built (an earlier run of this terminal:
+        ``terminals.kept``), byte for byte, so the switch replays the answer it kept for its
+        key, or processes it if it never arrived.
+
+        The answer is MAC'd under the earlier device's response key, which this secure element
+        does not hold. It is trusted only as far as a lookup by the same key, MAC'd both ways
+        under this device's own fresh KSN, confirms it (same transaction, code, amount, auth
+        code and RRN); otherwise :class:`ResponseUntrusted`. Needs the keys (``start()``).
+        """
+        key, stan = request.idempotency_key, request.stan
+        resp = await self._call(self._service().Authorize, request, "pay", key, stan)
+        try:
+            seen = await self.status(idempotency_key=key)
+        except TerminalError as exc:
+            raise ResponseUntrusted(
+                f"pay: the replayed answer could not be confirmed by a lookup ({exc.message}); "
+                "do not print a receipt",
+                operation="pay",
+                idempotency_key=key,
+                stan=stan,
+            ) from None
+        result = results.from_authorize(resp, key, stan, masked_pan)
+        same = (
+            seen.transaction_id == result.transaction_id
+            and seen.iso_code == result.iso_code
+            and seen.amount == result.amount
+            and seen.auth_code == result.auth_code
+            and seen.rrn == result.rrn
+        )
+        if not same:
+            raise ResponseUntrusted(
+                "pay: the replayed answer differs from the switch's record; do not print a receipt",
+                operation="pay",
+                idempotency_key=key,
+                stan=stan,
+            )
         return result
 
     # -- the operations --------------------------------------------------------------------

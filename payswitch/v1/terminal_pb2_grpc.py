@@ -40,11 +40,20 @@ class TerminalServiceStub:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     def __init__(self, channel):
@@ -105,11 +114,20 @@ class TerminalServiceServicer:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     def Authorize(self, request, context):
@@ -223,11 +241,20 @@ class TerminalService:
     Idempotency: every money-moving request carries `idempotency_key`, scoped to the
     terminal. The same key with the same content returns the first answer and moves no
     money again; the same key with different content is refused with FAILED_PRECONDITION.
-    A retry resends the same bytes, its KSN included: a new KSN is other content.
+    A retry resends the same bytes, its KSN included: a new KSN is other content. A request
+    refused before any effect gives its key back, but its KSN is spent: try again with a new
+    request (new KSN), under the same key if you like.
 
     MACs: every request but Echo carries a fresh DUKPT KSN and a request MAC; every answer to
     them carries a response MAC and `rekey_required` (payswitch/seclink.py has the canonical
     forms byte by byte; each message below names its own).
+
+    For implementers: docs/terminal-protocol.md writes the whole protocol out (mTLS, key
+    injection, KSN and DUKPT key usages, card data, PIN block, every MAC form, retries, errors)
+    and docs/vectors/terminal-v1.json has test vectors for every operation. The rich status of an
+    error (trailer grpc-status-details-bin, a google.rpc.Status) carries a google.rpc.BadRequest
+    for INVALID_ARGUMENT: decode it with the googleapis types of google/rpc/status.proto and
+    google/rpc/error_details.proto (Go: google.golang.org/genproto/googleapis/rpc/errdetails).
     """
 
     @staticmethod

@@ -13,7 +13,8 @@ its own part. Sections:
 ``[breaker]``      circuit breakers of the switch's acquirer connectors
 (``switch.routing.breakers``). ``[standin]``      stand-in processing rules of the switch
 (``switch.routing.standin``). ``[settlement]``, ``[[fees]]``, issuers' ``hold_ttl_s``: see
-``payswitch.world.settlement``.
+``payswitch.world.settlement``. ``[tracing]``: OpenTelemetry spans of every process
+(``payswitch.tracing``).
 
 Amounts are integers in minor units. BIN entries are a prefix (``"411111"``) or an
 inclusive range of equal-length prefixes (``"400000-400099"``).
@@ -148,6 +149,48 @@ class NetworkConfig:
     """
 
     tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """``[tracing]``: spans of every process (``payswitch.tracing``), off by default.
+
+    ``sample_ratio`` (0..1) samples traces at their root; every hop follows its caller's
+    decision. Spans go to ``dir`` (``PAYSWITCH_TRACE_DIR`` overrides it; ``payswitch-stack``
+    sets ``<run-dir>/traces``), one JSON-lines file per process rotated at ``max_file_mb``, and
+    to OTLP at ``otlp_endpoint`` when it is set.
+    """
+
+    enabled: bool = False
+    sample_ratio: float = 1.0
+    dir: str = ".run/traces"
+    otlp_endpoint: str = ""
+    max_file_mb: int = 256
+
+
+_TRACING_KEYS = frozenset(f.name for f in fields(TracingConfig))
+_TRACING_DEFAULT = TracingConfig()
+
+
+def _tracing(raw: object) -> TracingConfig:
+    if not isinstance(raw, dict):
+        raise TopologyError("tracing: must be a table")
+    unknown = sorted(set(raw) - _TRACING_KEYS)
+    if unknown:
+        raise TopologyError(f"tracing: unknown keys {unknown}")
+    ratio = raw.get("sample_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise TopologyError("tracing: sample_ratio must be a number from 0 to 1")
+    for key in ("dir", "otlp_endpoint"):
+        if not isinstance(raw.get(key, ""), str):
+            raise TopologyError(f"tracing: {key} must be a string")
+    return TracingConfig(
+        enabled=_bool(raw, "enabled", False, "tracing"),
+        sample_ratio=float(ratio),
+        dir=str(raw.get("dir", "")) or _TRACING_DEFAULT.dir,
+        otlp_endpoint=str(raw.get("otlp_endpoint", "")),
+        max_file_mb=_positive_int(raw, "max_file_mb", _TRACING_DEFAULT.max_file_mb, "tracing"),
+    )
 
 
 FOLLOW_UP_POLICIES = ("same_terminal", "same_merchant")
@@ -413,6 +456,7 @@ class Topology:
     fees: tuple[FeeConfig, ...] = ()
     network: NetworkConfig = NetworkConfig()
     risk: RiskConfig = RiskConfig()
+    tracing: TracingConfig = TracingConfig()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -798,6 +842,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         fees=_settlement_key(parse_fees, doc.get("fees")),
         network=NetworkConfig(tls=_bool(doc.get("network", {}), "tls", True, "network")),
         risk=_risk(doc.get("risk", {})),
+        tracing=_tracing(doc.get("tracing", {})),
     )
     _cross_check(topo)
     return topo
@@ -805,8 +850,8 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
 
 def _atc_window(raw: dict[str, Any], where: str) -> int:
     value = _positive_int(raw, "atc_window", 32, where)
-    if value > 63:
-        raise TopologyError(f"{where}: atc_window must be 1..63")
+    if value > 62:
+        raise TopologyError(f"{where}: atc_window must be 1..62")
     return value
 
 

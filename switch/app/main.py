@@ -10,12 +10,13 @@ import sys
 
 import uvloop
 
-from payswitch import logs
+from payswitch import logs, tracing
 from payswitch.process import PARENT_PID_ENV, private_files, watch_parent
 from payswitch.world.topology import load
 from switch.app.server import Switch
 from switch.cardsec.factory import build_protector
 from switch.store import open_store
+from switch.store.traced import traced
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +48,8 @@ async def serve(args: argparse.Namespace) -> None:
     topology = load(args.topology)
     logs.configure(topology.switch.id, args.log_level)
     store = open_store(args.store)
+    if tracing.install(topology.switch.id, topology.tracing) is not None:
+        store = traced(store)  # every store call a span (switch.store.traced)
     protector = await build_protector(args.hsm_pin_file)
     switch = Switch(
         topology,

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from payswitch import tls
+from payswitch import tls, tracing
 from payswitch.logs import get as get_logger
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2, terminal_pb2_grpc
 from payswitch.world.topology import Topology
@@ -151,7 +151,7 @@ class Switch:
         await self.services.registry.refresh()  # revocations known before the first request
         self.services.registry.start()
         server = grpc.aio.server(
-            interceptors=[MalformedRequests()],
+            interceptors=[MalformedRequests(), *tracing.server_interceptors()],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),

@@ -151,8 +151,8 @@ def _store_main(args: argparse.Namespace) -> None:
     except Refused as exc:
         print(f"payswitch-admin: {exc}", file=sys.stderr)
         sys.exit(1)
-    for i in items:
-        print(_item_json(i) if args.json else _item(i))
+    lines = [_item_json(i) if args.json else _item(i) for i in items]
+    _print(args, lines)
 
 
 def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> list[str]:
@@ -248,8 +248,15 @@ def main(argv: list[str] | None = None) -> None:
         except grpc.RpcError as err:
             print(f"payswitch-admin: {err.code().name}: {err.details()}", file=sys.stderr)
             sys.exit(1)
+    _print(args, lines)
+
+
+def _print(args: argparse.Namespace, lines: list[str]) -> None:
+    """The lines; an empty listing says so in words (``--json`` prints nothing for it)."""
     for line in lines:
         print(line)
+    if not lines and not args.json and (args.area, getattr(args, "action", "")) == ("saf", "list"):
+        print("no dead letters" if args.dead else "no store-and-forward items waiting")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from payswitch.replay_window import Replayed, TooOld, Window, accept
 from switch.domain.errors import StoreError
 
 
@@ -58,8 +59,7 @@ def needs_rekey(counter: int) -> bool:
     return counter >= REKEY_AT
 
 
-WINDOW = 63  # counters below the highest that are remembered (fits a signed 64-bit column)
-_MASK = (1 << WINDOW) - 1
+WINDOW = 63  # counters remembered, the highest included (``payswitch.replay_window``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +153,12 @@ def advance(current: Device | None, use: DeviceUse) -> Step:
     if current.terminal_id != use.terminal_id:
         raise DeviceElsewhere(use.ikid)
     highest, window = current.counter, current.window
-    if c > highest:
-        shift = c - highest
-        slid = ((window << shift) | 1) & _MASK if shift < WINDOW else 1
-        return Step(Advance.ADVANCED, c, slid, use.local_date, use.stan)
     if (c, use.local_date, use.stan) == (highest, current.local_date, current.stan):
         return Step(Advance.SAME_TRANSMISSION, highest, window, use.local_date, use.stan)
-    age = highest - c
-    if age >= WINDOW or window >> age & 1:
-        raise CounterReplay(use.ikid, c, highest)
-    return Step(Advance.ADVANCED, highest, window | 1 << age, current.local_date, current.stan)
+    try:
+        after = accept(Window(highest, window), c, WINDOW)
+    except (Replayed, TooOld):
+        raise CounterReplay(use.ikid, c, highest) from None
+    if c > highest:
+        return Step(Advance.ADVANCED, c, after.bits, use.local_date, use.stan)
+    return Step(Advance.ADVANCED, highest, after.bits, current.local_date, current.stan)

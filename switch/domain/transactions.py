@@ -1,6 +1,6 @@
 """The switch's transaction: its states, the state machine, and the checks every store applies.
 
-The machine is DESIGN.md's plus the transitions it leaves open (see ``TRANSITIONS`` and
+The machine is ARCHITECTURE.md's plus the transitions it leaves open (see ``TRANSITIONS`` and
 ``TYPED_TRANSITIONS``). Every state change is a compare-and-set that ``check_cas`` validates
 before any backend runs it, so the invariant is written once here and holds for every backend.
 No card data beyond the token and masked PAN is ever part of a transaction.
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class TxState(enum.StrEnum):
-    """The lifecycle of DESIGN.md; names match payswitch.v1.TransactionState."""
+    """The lifecycle of ARCHITECTURE.md ("State"); names match payswitch.v1.TransactionState."""
 
     RECEIVED = "RECEIVED"
     PENDING = "PENDING"
@@ -234,7 +234,7 @@ class Recorded:
 # capture step: it is presented as soon as it is APPROVED, and the settlement run moves it
 # APPROVED -> SETTLED when the acquirer's report settles it, so that a settled refund is not
 # presented again and the operator sees it settled. An authorization still needs CAPTURED
-# first. DESIGN.md's machine stays a subset: this only adds a transition for refunds.
+# first. ARCHITECTURE.md's machine stays a subset: this only adds a transition for refunds.
 #
 # Stand-in sales (STOOD_IN, or ADVISED once the issuer acknowledged the advice) are captured
 # and cleared like any sale: STOOD_IN | ADVISED -> CAPTURED (a local completion; the issuer
@@ -242,7 +242,7 @@ class Recorded:
 # Voiding one before clearing reverses the advice: STOOD_IN | ADVISED -> VOIDED on the
 # issuer's 00, -> REVERSAL_PENDING when the answer is unknown or the void's request died (the
 # store-and-forward reversal then ends it REVERSED). Only authorizations stand in, so these
-# expect the AUTHORIZATION type. DESIGN.md's machine stays a subset: they are additions.
+# expect the AUTHORIZATION type. ARCHITECTURE.md's machine stays a subset: they are additions.
 TYPED_TRANSITIONS: Mapping[tuple[TxState, TxState], TxType] = {
     (S.APPROVED, S.SETTLED): TxType.REFUND,
     (S.STOOD_IN, S.CAPTURED): TxType.AUTHORIZATION,

@@ -19,8 +19,10 @@ key value (``cryptography`` only checks results).
 
 from __future__ import annotations
 
+import json
 import os
 import random
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -329,3 +331,31 @@ def _open_uncached(session, tx):
     with dukpt.transaction_key(session, tx.ksn, cache=False) as tk:
         key = tk.working_key(KeyUsage.DATA_ENCRYPT)
         return dukpt.cbc_decrypt(key, tx.encrypt_card_data(b"probe"))
+
+
+def test_the_published_terminal_vectors_carry_these_x9_24_3_keys():
+    """docs/vectors/terminal-v1.json, which integrators check their terminals against, derives
+    from this sample BDK: its IK, derivation keys and working keys are the published ones."""
+    doc = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/vectors/terminal-v1.json").read_text()
+    )["dukpt"]
+    assert (doc["bdk"], doc["initial_key_id"], doc["initial_key"]) == (
+        BDK.hex().upper(),
+        IKID.hex().upper(),
+        IK.hex().upper(),
+    )
+    names = {
+        KeyUsage.PIN_ENCRYPTION: "pin_encryption",
+        KeyUsage.MAC_GENERATION: "mac_generation",
+        KeyUsage.DATA_ENCRYPT: "data_encryption",
+    }
+    checked = 0
+    for t in doc["transactions"]:
+        if t["counter"] in DERIVATION_KEYS:
+            assert t["derivation_key"] == DERIVATION_KEYS[t["counter"]], t["counter"]
+            checked += 1
+        for (counter, usage), value in WORKING_KEYS.items():
+            if counter == t["counter"]:
+                assert t["keys"][names[usage]] == value, (counter, usage)
+                checked += 1
+    assert checked == 8 + len(WORKING_KEYS)  # counters 1-8 and every published working key

@@ -1,6 +1,6 @@
 """Contract: a stand-in sale is captured (STOOD_IN | ADVISED -> CAPTURED) and voided
 (-> VOIDED | REVERSAL_PENDING) only by a compare-and-set that expects the AUTHORIZATION type
-(``TYPED_TRANSITIONS``), on both backends; DESIGN.md's machine is unchanged."""
+(``TYPED_TRANSITIONS``), on both backends; ARCHITECTURE.md's machine is unchanged."""
 
 from __future__ import annotations
 

@@ -80,6 +80,15 @@ def hang(started: asyncio.Event | None = None) -> Action:
 
 
 @pytest.fixture(autouse=True)
+def no_run_certificates(monkeypatch, tmp_path):
+    """pos uses the certificates a test names, never the developer's .run/certs."""
+    from terminals import pos
+
+    monkeypatch.setattr(pos, "RUN_CERTS", tmp_path / "no-run" / "certs")
+    monkeypatch.delenv("PAYSWITCH_CERTS_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def test_key_injection(monkeypatch):
     """SDK terminals load the test key instead of asking the KIF (``terminals.keys``)."""
     monkeypatch.setattr(keys, "injector_for", lambda _terminal_id: inject_test_key)

@@ -240,7 +240,10 @@ async def test_unreachable_switch_exits_4(tmp_path):
         out=out,
         err=err,
     )
-    assert code == 4 and "UNAVAILABLE" in err.getvalue() and err.getvalue().count("\n") == 1
+    # Nothing could be sent: said so at once, no retries, no "outcome unknown".
+    text = err.getvalue()
+    assert code == 4 and "nothing accepts connections" in text and "nothing was sent" in text
+    assert text.count("\n") == 1 and "outcome unknown" not in text
 
 
 async def test_capture_refund_void_status_echo(switch, tmp_path):

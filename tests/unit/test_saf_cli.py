@@ -64,7 +64,9 @@ def test_store_mode_lists_and_replays_and_the_old_tool_delegates(url):
     assert replayed.returncode == 0, replayed.stderr
     back = json.loads(replayed.stdout)
     assert (back["id"], back["dead"], back["attempts"]) == ("ADVICE:tx-dead", False, 0)
-    assert _admin(url, "--json", "saf", "list", "--dead").stdout == ""
+    assert _admin(url, "--json", "saf", "list", "--dead").stdout == ""  # JSON: no line at all
+    empty = _admin(url, "saf", "list", "--dead")  # in words for a person
+    assert empty.returncode == 0 and empty.stdout == "no dead letters\n"
 
     again = _admin(url, "saf", "replay", "ADVICE:tx-dead")
     assert again.returncode == 1 and "FAILED_PRECONDITION" in again.stderr

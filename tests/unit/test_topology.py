@@ -65,7 +65,7 @@ def test_longest_bin_range_wins():
             "Luhn",
         ),
         (("issuers", 0, "accounts"), [{"id": "x", "currency": "XXX", "balance": 1}], "currency"),
-        (("issuers", 0, "atc_window"), 64, "atc_window must be 1..63"),
+        (("issuers", 0, "atc_window"), 63, "atc_window must be 1..62"),
         (("issuers", 0, "atc_window"), 0, "atc_window must be a positive integer"),
         (("standin",), {"files_dir": ""}, "files_dir must be a path"),
         (("standin",), {"max_age_s": 0}, "max_age_s must be a positive number"),
@@ -137,7 +137,7 @@ def test_abandoned_key_bound_defaults_is_read_and_stays_above_the_budget():
 def test_stand_in_file_settings_and_the_atc_window_are_read():
     doc = _doc()
     doc["standin"] = {"files_dir": "/tmp/x", "publish_interval_s": 2, "refresh_s": 1}
-    doc["issuers"][0]["atc_window"] = 63
+    doc["issuers"][0]["atc_window"] = 62
     topo = parse(doc)
     cfg = topo.standin
     assert (cfg.files_dir, cfg.publish_interval_s, cfg.refresh_s, cfg.max_age_s) == (
@@ -146,7 +146,7 @@ def test_stand_in_file_settings_and_the_atc_window_are_read():
         1.0,
         300.0,
     )
-    assert topo.issuers[0].atc_window == 63
+    assert topo.issuers[0].atc_window == 62
     assert parse(_doc()).issuers[0].atc_window == 32
 
 
