@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the switch's SQLite synchronous mode",
     )
     p.add_argument("--no-latency", action="store_true", help="strip the simulated network latency")
+    p.add_argument(
+        "--no-risk", action="store_true", help="without the risk stage (to compare with it on)"
+    )
     p.add_argument("--ghz", dest="ghz_path", help="ghz binary (default: PATH, then ~/go/bin)")
     p.add_argument("--no-ghz", action="store_true", help="do not run ghz")
     p.add_argument("--ghz-concurrency", type=int, help="ghz workers (16; quick 8)")
@@ -104,6 +107,7 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         max_in_flight=args.max_in_flight,
         synchronous=args.synchronous,
         latency=not args.no_latency,
+        risk=not args.no_risk,
         ghz_path=args.ghz_path,
         ghz=not args.no_ghz,
         ghz_concurrency=args.ghz_concurrency,

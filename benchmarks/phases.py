@@ -32,6 +32,7 @@ class Phase:
     ended: float = 0.0
     built_live: int = 0  # requests the feed had to build during the phase
     window_s: float = 0.0  # the send window (the phase's duration, without the drain)
+    stage_ms: dict[str, Any] = field(default_factory=dict)  # the switch's own, per stage
 
     def latencies_ms(self) -> list[float]:
         """Latency from the scheduled send of every request that got an answer (OK or not)."""
@@ -85,6 +86,8 @@ class Phase:
             "start_s": round(self.started - self.origin, 3),
             "end_s": round(self.ended - self.origin, 3),
         }
+        if self.stage_ms:
+            out["stage_ms"] = self.stage_ms
         if self.workload == "mix":
             out["latency_ms_by_kind"] = {k: stats.summary(v) for k, v in sorted(by_kind.items())}
         return out

@@ -147,7 +147,16 @@ def _row(p: dict[str, Any], first: str) -> str:
         + f"{p['error_count']:>7}{p['deadline_misses']:>7}"
         + f"{'-' if gen is None else f'{gen:.0f}':>6}"
         + f"{'-' if not cap else f'{100 * other / cap:.0f}':>7}"
+        + _risk(p)
     )
+
+
+def _risk(p: dict[str, Any]) -> str:
+    """The risk stage's own p50/p99 in the phase (bucket upper bounds), when it ran."""
+    r = p.get("stage_ms", {}).get("risk")
+    if not r or not r.get("n"):
+        return ""
+    return f"   risk stage p50 <= {r['p50_ms']} p99 <= {r['p99_ms']} ms"
 
 
 HEADER = (

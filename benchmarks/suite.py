@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, world
+from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, stages, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -52,6 +52,7 @@ class Settings:
     max_requests: int = 200_000
     max_in_flight: int = 4096
     synchronous: str = "full"
+    risk: bool = True  # the risk stage on (observe-only rules: benchmarks/world.py)
     latency: bool = True
     ghz_path: str | None = None
     ghz: bool = True
@@ -90,6 +91,7 @@ class Runner:
         self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
         self.fleet: Fleet | None = None
         self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
+        self.metrics_address = ""  # the switch's /metrics, for its stage times per phase
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
         """Build the phase's requests before its clock starts (see ``traffic``)."""
@@ -118,6 +120,7 @@ class Runner:
         live_before = feed.built_live
         cpu = CpuWindow(pids)
         cpu.start()
+        before = await self._stage_scrape(system)
         phase.started = time.perf_counter()
         if mode == "open":
             phase.rec = await loadgen.open_loop(
@@ -140,6 +143,9 @@ class Runner:
             )
         phase.ended = time.perf_counter()
         phase.cpu = cpu.stop(phase.ended - phase.started)
+        after = await self._stage_scrape(system)
+        if before is not None and after is not None and self.s.risk:
+            phase.stage_ms["risk"] = stages.percentiles(before, after, "risk")
         phase.built_live = feed.built_live - live_before
         summary = phase.summary(s.deadline_s)
         if system == "payswitch":
@@ -149,13 +155,26 @@ class Runner:
                 f"{name}: {phase.built_live} requests were built during the phase (prebuilt "
                 "pool ran dry): the generator spent extra CPU there"
             )
+        risk = phase.stage_ms.get("risk")
+        risk_text = (
+            f"  risk stage p50 <= {risk['p50_ms']} p99 <= {risk['p99_ms']} ms" if risk else ""
+        )
         print(
             f"  {name:<28} {summary['throughput_rps']:>8.1f} rps  "
             f"p50 {summary['latency_ms']['p50']} ms  p99 {summary['latency_ms']['p99']} ms  "
-            f"errors {summary['error_count']}  misses {summary['deadline_misses']}",
+            f"errors {summary['error_count']}  misses {summary['deadline_misses']}{risk_text}",
             flush=True,
         )
         return phase
+
+    async def _stage_scrape(self, system: str) -> stages.Buckets | None:
+        """The switch's stage histograms now (None: not the switch, or no metrics port)."""
+        if system != "payswitch" or not self.metrics_address:
+            return None
+        try:
+            return await asyncio.to_thread(stages.scrape, self.metrics_address)
+        except OSError:
+            return None
 
     # -- payswitch ------------------------------------------------------------------------
 
@@ -167,9 +186,14 @@ class Runner:
             terminals=s.terminals,
             latency=s.latency,
             synchronous=s.synchronous,
+            risk=s.risk,
         )
         try:
             sw_id = stack.topology.switch.id
+            try:
+                self.metrics_address = stack.metrics_address(sw_id)
+            except Exception:  # no metrics port: phases go without stage times
+                self.metrics_address = ""
             pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
             pids["generator"] = os.getpid()
             self.out.stack_info = {

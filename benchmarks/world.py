@@ -17,7 +17,10 @@ from typing import Any
 
 from benchmarks.traffic import DECLINES, inject, terminal_ids
 from payswitch.world.ports import with_free_ports, write_topology
+from payswitch.world.tomlw import dumps
 from stack.launcher import Stack
+
+RISK_RULES = Path(__file__).resolve().parents[1] / "topology" / "risk" / "rules-v1.toml"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = REPO_ROOT / "topology" / "default.toml"
@@ -124,12 +127,42 @@ def store_for(run_dir: Path, synchronous: str) -> str:
     return f"sqlite:///{run_dir / 'switch.db'}?synchronous={synchronous}"
 
 
+def observe_only_rules(path: Path) -> Path:
+    """The shipped risk rules with nothing able to act: every rule and limit is evaluated as in
+    production (a limit as a rule), but there are no thresholds or lists, so every decision
+    lets the request through. The stage costs what it costs; the bench's workload (the same
+    cards paid thousands of times a second) stays the one it measures."""
+    doc = tomllib.loads(RISK_RULES.read_text())
+    doc["version"] = "bench-observe-only"
+    doc["thresholds"] = {}
+    doc.pop("lists", None)
+    limits = doc.pop("limits", [])
+    doc["rules"] = [
+        *doc.get("rules", []),
+        *({"id": x["id"], "when": x["when"], "score": 1} for x in limits),
+    ]
+    path.write_text(dumps(doc))
+    return path
+
+
 def start_stack(
-    run_dir: Path, *, terminals: int, latency: bool, synchronous: str
+    run_dir: Path, *, terminals: int, latency: bool, synchronous: str, risk: bool = True
 ) -> tuple[Stack, dict[str, Any]]:
     """Write the bench topology on free ports, make keys, start every process; the caller stops
-    the returned stack (also on failure after this returns)."""
-    doc = with_free_ports(bench_topology(terminals, latency=latency))
+    the returned stack (also on failure after this returns). ``risk``: the risk stage on, with
+    the shipped rules observe-only (``observe_only_rules``); its fallback lets requests
+    through (and counts them) when the store is slower than the stage's slice."""
+    doc = bench_topology(terminals, latency=latency)
+    if risk:
+        rules = observe_only_rules(run_dir / "risk-rules.toml")
+        doc["risk"] = {
+            "enabled": True,
+            "rules": str(rules),
+            "slice_ms": 100,
+            "fallback_floor": {"EUR": 10**12, "USD": 10**12, "JPY": 10**12, "KWD": 10**12},
+            "small": {"EUR": 200, "USD": 200, "JPY": 300},
+        }
+    doc = with_free_ports(doc)
     path = run_dir / "topology.toml"
     write_topology(doc, path)
     make_keys(path)

@@ -54,7 +54,12 @@ its fields by field number (a sub-message absent from the wire has length 0; one
 empty still has its fields' TLVs); a repeated sub-message
 (``BatchTotal``, ``BatchMismatch``) is, for each element in order, its length (4 bytes,
 big-endian) || its TLVs. The fields covered are the ones of version 1 (:data:`RESPONSE_FIELDS`);
-a field added later is covered under a new version tag.
+a field added later is covered under a new version tag, except the scalars listed in
+:data:`RESPONSE_FIELDS_ADDED`: each is appended, after the version-1 fields and in field-number
+order, as TLV(field number, value) only when it is not at its proto3 default. An answer that
+does not use them has exactly its version-1 form (the published vectors hold), and one that
+does cannot lose, gain or change them without its MAC failing. So far: the authorization
+answer's ``risk_reason`` (15) and ``pin_required`` (16), set by the switch's risk rules.
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
 serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`). Changing a
@@ -323,7 +328,8 @@ def operation_mac_input(req: OperationRequest, idempotency_key: str | None = Non
 # --- answers ----------------------------------------------------------------------------------
 
 # Version 1 of the response form covers these fields (by number) of each message; a unit test
-# holds them equal to the schema's, so a field added to an answer needs a decision (version 2).
+# holds them (with RESPONSE_FIELDS_ADDED) equal to the schema's, so a field added to an answer
+# needs a decision (version 2, or an added scalar below).
 RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
     "payswitch.v1.AuthorizeResponse": tuple(range(1, 14)),
     "payswitch.v1.CaptureResponse": (1, 2, 3, 4),
@@ -335,6 +341,12 @@ RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
     "payswitch.v1.Transaction": tuple(range(1, 20)),
     "payswitch.v1.BatchTotal": tuple(range(1, 8)),
     "payswitch.v1.BatchMismatch": (1, 2, 3, 4, 5),
+}
+
+# Scalars added after version 1, covered only when set (module docstring): an answer without
+# them keeps its version-1 form byte for byte.
+RESPONSE_FIELDS_ADDED: dict[str, tuple[int, ...]] = {
+    "payswitch.v1.AuthorizeResponse": (15, 16),
 }
 
 
@@ -364,6 +376,11 @@ def _message_bytes(msg: Message) -> bytes:
         else:
             raw = _message_bytes(value) if msg.HasField(f.name) else b""
         out += tlv(number, raw)
+    for number in RESPONSE_FIELDS_ADDED.get(desc.full_name, ()):
+        f = desc.fields_by_number[number]
+        value = getattr(msg, f.name)
+        if value != f.default_value:
+            out += tlv(number, _scalar(value))
     return bytes(out)
 
 

@@ -15,6 +15,7 @@ from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
+from switch.risk.engine import RiskEngine
 from switch.routing.breakers import Breakers
 from switch.routing.connectors import Connectors
 from switch.routing.router import Router
@@ -41,6 +42,7 @@ class Services:
     breakers: Breakers | None = None  # per-acquirer circuits (None: every route admitted)
     standin: StandIn | None = None  # stand-in rules (None: no stand-in, 91 when no route)
     saf: SafQueue | None = None  # the store-and-forward queue (admin: list, replay)
+    risk: RiskEngine | None = None  # the risk stage's engine (None: no risk stage)
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
     admission: Admission | None = None  # None: built from the config (``[switch] tls`` etc.)
 

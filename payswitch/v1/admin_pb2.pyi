@@ -1,10 +1,62 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RiskVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RISK_VERDICT_UNSPECIFIED: _ClassVar[RiskVerdict]
+    RISK_VERDICT_FRAUD: _ClassVar[RiskVerdict]
+    RISK_VERDICT_FALSE_POSITIVE: _ClassVar[RiskVerdict]
+RISK_VERDICT_UNSPECIFIED: RiskVerdict
+RISK_VERDICT_FRAUD: RiskVerdict
+RISK_VERDICT_FALSE_POSITIVE: RiskVerdict
+
+class RiskReview(_message.Message):
+    __slots__ = ("transaction_id", "card_token", "score", "reasons", "created_at_ms")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CARD_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    card_token: str
+    score: int
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    created_at_ms: int
+    def __init__(self, transaction_id: _Optional[str] = ..., card_token: _Optional[str] = ..., score: _Optional[int] = ..., reasons: _Optional[_Iterable[str]] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+
+class ListRiskReviewsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListRiskReviewsResponse(_message.Message):
+    __slots__ = ("reviews",)
+    REVIEWS_FIELD_NUMBER: _ClassVar[int]
+    reviews: _containers.RepeatedCompositeFieldContainer[RiskReview]
+    def __init__(self, reviews: _Optional[_Iterable[_Union[RiskReview, _Mapping]]] = ...) -> None: ...
+
+class ResolveRiskReviewRequest(_message.Message):
+    __slots__ = ("transaction_id", "verdict")
+    TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    transaction_id: str
+    verdict: RiskVerdict
+    def __init__(self, transaction_id: _Optional[str] = ..., verdict: _Optional[_Union[RiskVerdict, str]] = ...) -> None: ...
+
+class ResolveRiskReviewResponse(_message.Message):
+    __slots__ = ("review", "list")
+    REVIEW_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    review: RiskReview
+    list: str
+    def __init__(self, review: _Optional[_Union[RiskReview, _Mapping]] = ..., list: _Optional[str] = ...) -> None: ...
 
 class RegisterDeviceRequest(_message.Message):
     __slots__ = ("ikid", "terminal_id")

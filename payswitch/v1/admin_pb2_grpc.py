@@ -76,6 +76,16 @@ class AdminServiceStub:
                 request_serializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.FromString,
                 _registered_method=True)
+        self.ListRiskReviews = channel.unary_unary(
+                '/payswitch.v1.AdminService/ListRiskReviews',
+                request_serializer=payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsRequest.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsResponse.FromString,
+                _registered_method=True)
+        self.ResolveRiskReview = channel.unary_unary(
+                '/payswitch.v1.AdminService/ResolveRiskReview',
+                request_serializer=payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewRequest.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -141,6 +151,24 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRiskReviews(self, request, context):
+        """Authorizations the risk rules marked "review" (let through, score between the review and
+        decline thresholds), oldest first. FAILED_PRECONDITION when the risk stage is off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveRiskReview(self, request, context):
+        """An operator's verdict on a review: FRAUD puts the card token on the block list (declined
+        59 on every switch process within `[risk] reload_s`), FALSE_POSITIVE on the allow list
+        (scores skipped, hard limits kept). NOT_FOUND when the review is not open (unknown, or
+        resolved already: one verdict counts); INVALID_ARGUMENT names a bad field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +206,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RegisterDevice,
                     request_deserializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.FromString,
                     response_serializer=payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.SerializeToString,
+            ),
+            'ListRiskReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRiskReviews,
+                    request_deserializer=payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsRequest.FromString,
+                    response_serializer=payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsResponse.SerializeToString,
+            ),
+            'ResolveRiskReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveRiskReview,
+                    request_deserializer=payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewRequest.FromString,
+                    response_serializer=payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -376,6 +414,60 @@ class AdminService:
             '/payswitch.v1.AdminService/RegisterDevice',
             payswitch_dot_v1_dot_admin__pb2.RegisterDeviceRequest.SerializeToString,
             payswitch_dot_v1_dot_admin__pb2.RegisterDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRiskReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.AdminService/ListRiskReviews',
+            payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsRequest.SerializeToString,
+            payswitch_dot_v1_dot_admin__pb2.ListRiskReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveRiskReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.AdminService/ResolveRiskReview',
+            payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewRequest.SerializeToString,
+            payswitch_dot_v1_dot_admin__pb2.ResolveRiskReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -111,7 +111,7 @@ class CardData(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ..., cvv2: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in", "rekey_required", "mac")
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in", "rekey_required", "mac", "risk_reason", "pin_required")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,8 @@ class AuthorizeResponse(_message.Message):
     STOOD_IN_FIELD_NUMBER: _ClassVar[int]
     REKEY_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
+    RISK_REASON_FIELD_NUMBER: _ClassVar[int]
+    PIN_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     response_code: _common_pb2.ResponseCode
     auth_code: str
@@ -140,7 +142,9 @@ class AuthorizeResponse(_message.Message):
     stood_in: bool
     rekey_required: bool
     mac: bytes
-    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ...) -> None: ...
+    risk_reason: str
+    pin_required: bool
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ..., risk_reason: _Optional[str] = ..., pin_required: _Optional[bool] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
     __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount", "ksn", "mac")

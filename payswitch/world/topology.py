@@ -323,6 +323,42 @@ class StandInConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskConfig:
+    """The switch's risk stage (``switch.risk``): signals, declarative rules, fallback.
+
+    ``rules``: the live rule set (a TOML file, relative paths from the topology file's folder);
+    ``shadow_rules``: a candidate set run beside it that only logs and counts ("" = none);
+    both re-read when changed, every ``reload_s``. ``slice_ms``: the stage's share of the
+    budget; past it (or with the store down) the fallback decides: approve up to
+    ``fallback_floor`` (per currency, minor units; a currency not listed never), otherwise
+    decline ``fallback_code``. ``small``: per currency, the amount at or below which a payment
+    counts as small (card testing).
+    """
+
+    enabled: bool = False
+    rules: str = "risk/rules-v1.toml"
+    shadow_rules: str = ""
+    reload_s: float = 2.0
+    slice_ms: int = 100
+    fallback_floor: tuple[tuple[str, int], ...] = ()
+    fallback_code: str = "05"
+    small: tuple[tuple[str, int], ...] = ()
+
+    def floor_of(self, currency: str) -> int | None:
+        return dict(self.fallback_floor).get(currency)
+
+    def small_of(self, currency: str) -> int | None:
+        return dict(self.small).get(currency)
+
+    def path(self, value: str, source: Path | None) -> Path:
+        """A rules path as the topology means it: relative to the topology file's folder."""
+        p = Path(value)
+        if p.is_absolute() or source is None:
+            return p
+        return source.parent / p
+
+
+@dataclass(frozen=True, slots=True)
 class SchemeConfig:
     id: str
     listen: str
@@ -393,12 +429,15 @@ class MerchantConfig:
     acquirers: tuple[str, ...]
     # "" = the switch's ``follow_ups``; else "same_terminal" or "same_merchant".
     follow_ups: str = ""
+    # ISO 3166 alpha-2 country of the merchant's premises ("" = unknown): risk signals.
+    country: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TerminalConfig:
     id: str
     merchant: str
+    country: str = ""  # "" = its merchant's country
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +455,7 @@ class Topology:
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
     fees: tuple[FeeConfig, ...] = ()
     network: NetworkConfig = NetworkConfig()
+    risk: RiskConfig = RiskConfig()
     tracing: TracingConfig = TracingConfig()
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
@@ -429,6 +469,11 @@ class Topology:
 
     def merchant(self, merchant_id: str) -> MerchantConfig:
         return _find(self.merchants, merchant_id, "merchant")
+
+    def terminal_countries(self) -> dict[str, str]:
+        """Each terminal's country (its own, else its merchant's; "" unknown)."""
+        merchants = {m.id: m.country for m in self.merchants}
+        return {t.id: t.country or merchants.get(t.merchant, "") for t in self.terminals}
 
     def node_kind(self, node_id: str) -> str:
         """'acquirer', 'scheme' or 'issuer' for a network node id."""
@@ -537,6 +582,7 @@ def _bin_range(text: str, where: str) -> BinRange:
 
 _BREAKER_KEYS = frozenset(f.name for f in fields(BreakerConfig))
 _STANDIN_KEYS = frozenset(f.name for f in fields(StandInConfig))
+_RISK_KEYS = frozenset(f.name for f in fields(RiskConfig))
 
 
 def _breaker(raw: dict[str, Any]) -> BreakerConfig:
@@ -616,6 +662,37 @@ def _standin(raw: dict[str, Any]) -> StandInConfig:
         publish_interval_s=_positive_number(raw, "publish_interval_s", d.publish_interval_s, where),
         refresh_s=_positive_number(raw, "refresh_s", d.refresh_s, where),
         max_age_s=_positive_number(raw, "max_age_s", d.max_age_s, where),
+    )
+
+
+def _country(raw: dict[str, Any], where: str) -> str:
+    value = raw.get("country", "")
+    if not isinstance(value, str) or (value and not (len(value) == 2 and value.isupper())):
+        raise TopologyError(f"{where}: country must be an ISO 3166 alpha-2 code such as DE")
+    return value
+
+
+def _risk(raw: dict[str, Any]) -> RiskConfig:
+    where = "risk"
+    unknown = set(raw) - _RISK_KEYS
+    if unknown:
+        raise TopologyError(f"{where}: unknown keys {sorted(unknown)}")
+    d = RiskConfig()
+    code = raw.get("fallback_code", d.fallback_code)
+    if not isinstance(code, str) or len(code) != 2 or not code.isdigit() or code == "00":
+        raise TopologyError(f"{where}: fallback_code must be a two-digit decline code")
+    shadow = raw.get("shadow_rules", "")
+    if not isinstance(shadow, str):
+        raise TopologyError(f"{where}: shadow_rules must be a path or empty")
+    return RiskConfig(
+        enabled=_bool(raw, "enabled", d.enabled, where),
+        rules=_path(raw, "rules", d.rules, where),
+        shadow_rules=shadow,
+        reload_s=_positive_number(raw, "reload_s", d.reload_s, where),
+        slice_ms=_positive_int(raw, "slice_ms", d.slice_ms, where),
+        fallback_floor=_amounts(raw, "fallback_floor", where),
+        fallback_code=code,
+        small=_amounts(raw, "small", where),
     )
 
 
@@ -740,11 +817,15 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
             mcc=m.get("mcc", "5999"),
             acquirers=tuple(m.get("acquirers", [])),
             follow_ups=_follow_ups(m, "", f"merchant {m['id']}"),
+            country=_country(m, f"merchant {m['id']}"),
         )
         for m in doc.get("merchants", [])
     )
     terminals = tuple(
-        TerminalConfig(id=t["id"], merchant=t["merchant"]) for t in doc.get("terminals", [])
+        TerminalConfig(
+            id=t["id"], merchant=t["merchant"], country=_country(t, f"terminal {t['id']}")
+        )
+        for t in doc.get("terminals", [])
     )
     topo = Topology(
         switch,
@@ -760,6 +841,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         settlement=_settlement_key(parse_settlement, doc.get("settlement")),
         fees=_settlement_key(parse_fees, doc.get("fees")),
         network=NetworkConfig(tls=_bool(doc.get("network", {}), "tls", True, "network")),
+        risk=_risk(doc.get("risk", {})),
         tracing=_tracing(doc.get("tracing", {})),
     )
     _cross_check(topo)

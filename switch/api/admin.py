@@ -25,10 +25,12 @@ from payswitch.v1 import admin_pb2, admin_pb2_grpc
 from switch.core.registry import PermissionDenied, TerminalRegistry, TerminalStatus
 from switch.domain.devices import DeviceElsewhere
 from switch.domain.errors import StoreError
+from switch.domain.risk import RiskReview
 from switch.domain.saf import SafItem
 from switch.recovery.saf import SafQueue
 from switch.routing.breakers import Breakers, CircuitSnapshot
 from switch.store.devices import DeviceStore
+from switch.store.risk import RiskStore
 from switch.wire import validation
 from switch.wire.errors import ApiError, FailedPrecondition, InvalidArgument, NotFound
 
@@ -72,6 +74,22 @@ def saf_item(item: SafItem) -> admin_pb2.SafItem:
     )
 
 
+_VERDICTS = {
+    admin_pb2.RISK_VERDICT_FRAUD: "fraud",
+    admin_pb2.RISK_VERDICT_FALSE_POSITIVE: "false_positive",
+}
+
+
+def risk_review(r: RiskReview) -> admin_pb2.RiskReview:
+    return admin_pb2.RiskReview(
+        transaction_id=r.tx_id,
+        card_token=r.card_token,
+        score=r.score,
+        reasons=list(r.reasons),
+        created_at_ms=_ms(r.created_at),
+    )
+
+
 def circuit(snap: CircuitSnapshot) -> admin_pb2.Circuit:
     return admin_pb2.Circuit(
         acquirer_id=snap.acquirer_id,
@@ -91,12 +109,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         *,
         tls_on: bool = False,
         devices: DeviceStore | None = None,
+        risk: RiskStore | None = None,
     ) -> None:
         self._registry = registry
         self._saf = saf
         self._breakers = breakers
         self._tls = tls_on
         self._devices = devices
+        self._risk = risk
 
     async def _run(
         self, context: grpc.aio.ServicerContext[Any, Any], rpc: str, coro: Coroutine[Any, Any, R]
@@ -233,3 +253,38 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             return admin_pb2.ListCircuitsResponse(circuits=[circuit(s) for s in snaps])
 
         return await self._run(context, "ListCircuits", run())
+
+    async def ListRiskReviews(
+        self,
+        request: admin_pb2.ListRiskReviewsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> admin_pb2.ListRiskReviewsResponse:
+        async def run() -> admin_pb2.ListRiskReviewsResponse:
+            risk = self._need(self._risk, "risk reviews")
+            limit = request.limit or DEFAULT_LIMIT
+            if not 1 <= limit <= MAX_LIMIT:
+                raise InvalidArgument("limit", f"must be 1 to {MAX_LIMIT}")
+            reviews = await risk.risk_reviews(limit)
+            return admin_pb2.ListRiskReviewsResponse(reviews=[risk_review(r) for r in reviews])
+
+        return await self._run(context, "ListRiskReviews", run())
+
+    async def ResolveRiskReview(
+        self,
+        request: admin_pb2.ResolveRiskReviewRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> admin_pb2.ResolveRiskReviewResponse:
+        async def run() -> admin_pb2.ResolveRiskReviewResponse:
+            risk = self._need(self._risk, "risk reviews")
+            validation.transaction_id(request.transaction_id, "transaction_id")
+            verdict = _VERDICTS.get(request.verdict)
+            if verdict is None:
+                raise InvalidArgument("verdict", "must be FRAUD or FALSE_POSITIVE")
+            done = await risk.resolve_risk_review(request.transaction_id, verdict, time.time())
+            if done is None:
+                raise NotFound("no open risk review for this transaction")
+            review, listed = done
+            _log.warning("risk_review_resolved", tx=review.tx_id, verdict=verdict, list=listed.list)
+            return admin_pb2.ResolveRiskReviewResponse(review=risk_review(review), list=listed.list)
+
+        return await self._run(context, "ResolveRiskReview", run())

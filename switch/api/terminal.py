@@ -53,6 +53,19 @@ class _RequestCounter:
         child.inc()  # type: ignore[attr-defined]
 
 
+def address_of(peer: str | None) -> str:
+    """The host part of a gRPC peer ("ipv4:127.0.0.1:5000" -> "127.0.0.1", "ipv6:[::1]:5000"
+    -> "::1"); "" when there is none (a Unix socket, an in-process test)."""
+    if not peer:
+        return ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
+
+
 def _answer_code(response: object) -> str:
     value = getattr(response, "response_code", 0)
     return codes.to_iso(value) if value else "OK"
@@ -122,6 +135,7 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             budget=self._budget(context),
             started=time.monotonic(),
             peer=self._peer(context),
+            address=address_of(context.peer()),
         )
         return await self._guarded(
             context, self._pipeline.run(ctx), "Authorize", request.terminal_id, admit=False

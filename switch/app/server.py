@@ -37,6 +37,7 @@ from switch.pipeline import Pipeline
 from switch.recovery.advice import Adviser
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
+from switch.risk.engine import RiskEngine
 from switch.routing.breakers import Breakers
 from switch.routing.connectors import Connectors
 from switch.routing.router import Router
@@ -139,6 +140,14 @@ class Switch:
         # not start at all.
         await self.services.protector.check_keys(tuple(a.id for a in self.topology.acquirers))
         await self.services.store.open()
+        if self.topology.risk.enabled:  # a live rule set that does not load: no start
+            self.services.risk = await RiskEngine.open(
+                self.topology.risk,
+                self.services.store,
+                self.topology.terminal_countries(),
+                self.topology.source,
+            )
+            self.services.risk.start()
         await self.services.registry.refresh()  # revocations known before the first request
         self.services.registry.start()
         server = grpc.aio.server(
@@ -214,6 +223,7 @@ class Switch:
                 getattr(self.services, "breakers", None),
                 tls_on=self.tls,
                 devices=self.services.store,
+                risk=self.services.store if self.topology.risk.enabled else None,
             ),
             server,
         )
@@ -238,5 +248,7 @@ class Switch:
         await self.adviser.close()
         await self.stip_files.close()
         await self.services.reverser.close()
+        if self.services.risk is not None:
+            await self.services.risk.close()
         await self.services.connectors.close()
         await self.services.store.close()

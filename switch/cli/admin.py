@@ -102,7 +102,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     listing.add_argument("--limit", type=int, default=100)
     saf.add_parser("replay").add_argument("item_id")
     sub.add_parser("circuits")
+    risk = sub.add_parser("reviews").add_subparsers(dest="action", required=True)
+    risk.add_parser("list").add_argument("--limit", type=int, default=100)
+    resolve = risk.add_parser("resolve")
+    resolve.add_argument("transaction_id")
+    verdict = resolve.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--fraud", action="store_true", help="confirmed: block the card")
+    verdict.add_argument("--false-positive", action="store_true", help="not fraud: allow the card")
     return p.parse_args(argv)
+
+
+def _review(r: admin_pb2.RiskReview) -> str:
+    return (
+        f"{r.transaction_id}  score {r.score:<4} {','.join(r.reasons):<32} "
+        f"card {r.card_token[:12]}...  since {_when(r.created_at_ms)}"
+    )
 
 
 class Refused(Exception):
@@ -178,6 +192,25 @@ def _call(stub: admin_pb2_grpc.AdminServiceStub, args: argparse.Namespace) -> li
                 stub.ReplayDeadLetter(
                     admin_pb2.ReplayDeadLetterRequest(item_id=args.item_id), timeout=t
                 ).item
+            )
+        ],
+        ("reviews", "list"): lambda: [
+            _review(r)
+            for r in stub.ListRiskReviews(
+                admin_pb2.ListRiskReviewsRequest(limit=args.limit), timeout=t
+            ).reviews
+        ],
+        ("reviews", "resolve"): lambda: [
+            (lambda done: f"{_review(done.review)}  -> {done.list} list")(
+                stub.ResolveRiskReview(
+                    admin_pb2.ResolveRiskReviewRequest(
+                        transaction_id=args.transaction_id,
+                        verdict=admin_pb2.RISK_VERDICT_FRAUD
+                        if args.fraud
+                        else admin_pb2.RISK_VERDICT_FALSE_POSITIVE,
+                    ),
+                    timeout=t,
+                )
             )
         ],
         ("circuits", ""): lambda: [

@@ -18,6 +18,13 @@ names are the operator's contract; keep them stable:
   switch uses was published (Unix seconds; its age is ``time() - value``, refused past
   ``[standin] max_age_s``).
 - ``payswitch_shed_total{reason}``: requests refused by load shedding.
+- ``payswitch_risk_decisions_total{ruleset,action}``: risk decisions, by the live rule set
+  (``ruleset="live"``) and by the shadow set beside it (``"shadow"``: never acted on).
+- ``payswitch_risk_rule_hits_total{ruleset,rule}`` and ``payswitch_risk_rule_seconds{rule}``:
+  each rule's hits and its evaluation time (the live set's).
+- ``payswitch_risk_fallback_total{reason,outcome}``: decisions taken by the fallback because
+  the store did not answer within the stage's slice (``timeout``) or failed (``store``).
+- ``payswitch_risk_reloads_total{ruleset,outcome}``: rule files loaded or refused.
 
 No label ever holds card data: labels are RPC names, codes, stage names, acquirer ids,
 currencies and fixed reasons.
@@ -84,6 +91,28 @@ class Metrics:
             "Answers telling a terminal to load a new DUKPT key (counter near exhaustion)",
             ["operation"],
             registry=r,
+        )
+        self.risk_decisions = Counter(
+            "payswitch_risk_decisions", "Risk decisions", ["ruleset", "action"], registry=r
+        )
+        self.risk_rule_hits = Counter(
+            "payswitch_risk_rule_hits", "Risk rules that held", ["ruleset", "rule"], registry=r
+        )
+        self.risk_rule_seconds = Histogram(
+            "payswitch_risk_rule_seconds",
+            "Risk rule evaluation time",
+            ["rule"],
+            buckets=(0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01),
+            registry=r,
+        )
+        self.risk_fallback = Counter(
+            "payswitch_risk_fallback",
+            "Risk decisions taken by the fallback",
+            ["reason", "outcome"],
+            registry=r,
+        )
+        self.risk_reloads = Counter(
+            "payswitch_risk_reloads", "Risk rule files loaded", ["ruleset", "outcome"], registry=r
         )
         self.response_mac_failed = Counter(
             "payswitch_response_mac_failed",

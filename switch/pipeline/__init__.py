@@ -134,6 +134,8 @@ class Pipeline:
             response = await self._after_failure(ctx)
         if not response.mac:
             await self._seal(ctx, response)
+        if ctx.risk_facts is not None and self.svc.risk is not None:
+            self.svc.risk.settle(ctx.risk_facts, codes.to_iso(response.response_code))
         hold = ctx.hold
         if hold is not None and ctx.failed and ctx.tx is None:
             await hold.release()  # nothing was recorded: a retry is processed afresh
@@ -214,6 +216,9 @@ class Pipeline:
             resp.scheme = scheme_to_proto(ctx.scheme)
         if ctx.result is not None and ctx.result.arpc:
             resp.arpc = ctx.result.arpc
+        if ctx.risk is not None and ctx.risk.code:
+            resp.risk_reason = ctx.risk.reason
+            resp.pin_required = ctx.risk.pin_required
         if tx is not None:
             resp.transaction_id = tx.id
             resp.rrn = tx.rrn

@@ -14,6 +14,8 @@ from switch.core.idempotency import KeyHold, Replay
 from switch.core.registry import TerminalIdentity
 from switch.domain.transactions import Changes, Transaction, TxState
 from switch.domain.vault import VaultWrite
+from switch.risk.engine import Decision as RiskDecision
+from switch.risk.facts import Facts as RiskFacts
 from switch.routing.standin import Decision
 
 
@@ -49,6 +51,7 @@ class AuthContext:
     budget: Budget
     started: float  # time.monotonic() at arrival
     peer: str | None = None  # the client certificate's terminal id (mTLS), for admission
+    address: str = ""  # the terminal's network address as seen here (risk signals)
     scheme: Scheme | None = None
     local_time: dt.datetime | None = None
     identity: TerminalIdentity | None = None
@@ -67,6 +70,8 @@ class AuthContext:
     delivery: Delivery = Delivery.NOT_SENT
     result: network_pb2.NetworkAuthorizationResult | None = None
     standin: Decision | None = None  # the stand-in rules' decision, when no route
+    risk: RiskDecision | None = None  # the risk stage's decision
+    risk_facts: RiskFacts | None = None  # what the risk stage counted (outcome added later)
     outcome: Outcome | None = None  # the final transition to record with the answer
     recorded: bool = False  # the outcome is in the store
     code: str = ""  # ISO 8583 response code once decided

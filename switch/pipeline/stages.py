@@ -6,8 +6,8 @@ with ``ctx.end(code)``; ``Pipeline.finish`` then records the final transition
 (``switch.pipeline.outcome.decide``, the one place it is decided) with the answer. Adding a
 stage (risk, say) means writing one class and inserting it in ``default_stages``.
 
-    admit -> validate -> verify -> claim -> route -> decrypt -> receive -> intent -> forward
-    -> standin -> record
+    admit -> validate -> verify -> claim -> route -> decrypt -> receive -> intent -> risk
+    -> forward -> standin -> record
 
 Store writes: three per authorization. "claim" writes the key; "receive" only prepares, and
 "intent" writes the vault entry, the RECEIVED transaction (duplicate-transmission check), its
@@ -41,6 +41,11 @@ Why this order:
   ``card_token`` can be turned back into its PAN by settlement.
 - A merchant that does not accept the card's scheme is declined (12) once the transaction is
   recorded, as RECEIVED -> DECLINED: a duplicate transmission still answers 94 first.
+- "risk" runs after "intent", before "forward": it needs the card token ("decrypt"), and
+  after the intent its decision has a stored transaction to be kept with (a risk decline is
+  PENDING -> DECLINED, its score and reasons beside it), while a duplicate transmission (94)
+  or a replayed KSN is refused by "intent" before it can count towards any velocity. Nothing
+  has left the switch yet, so a decline needs no reversal.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from switch.domain.transactions import (
 from switch.domain.vault import VaultWrite
 from switch.pipeline.context import AuthContext, Delivery
 from switch.pipeline.outcome import UNKNOWN_MESSAGE, decide
+from switch.risk.facts import Facts
 from switch.routing.connectors import OutcomeUnknown, Refused
 from switch.routing.standin import Decision
 from switch.services import Services
@@ -322,6 +328,53 @@ class Intent(Named):
             ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
 
+class Risk(Named):
+    """Signals and rules on the stored intent (``switch.risk``): within ``[risk] slice_ms``
+    of the budget, or the fallback decides. A decline (59, a limit's 61/65, 65 with
+    ``pin_required`` for a step-up without PIN, the fallback's code) ends the pipeline before
+    anything leaves; every decision is kept with the transaction. No PAN: the card token."""
+
+    def __init__(self, svc: Services) -> None:
+        self._svc = svc
+
+    async def __call__(self, ctx: AuthContext) -> None:
+        engine = self._svc.risk
+        if engine is None or ctx.tx is None:
+            return
+        r, tx = ctx.request, ctx.tx
+        assert ctx.local_time is not None
+        facts = Facts(
+            card_token=tx.card_token,
+            bin=tx.bin,
+            terminal_id=r.terminal_id,
+            merchant_id=r.merchant_id,
+            address=ctx.address,
+            amount=r.amount.minor_units,
+            currency=r.amount.currency,
+            mcc=tx.mcc,
+            country=engine.country_of(r.terminal_id),
+            entry_mode=int(r.entry_mode),
+            has_pin=bool(r.pin_block),
+            local_hour=ctx.local_time.hour,
+            now=time.time(),
+            small=engine.is_small(r.amount.minor_units, r.amount.currency),
+        )
+        decision = await engine.assess(facts)
+        ctx.risk, ctx.risk_facts = decision, facts
+        await engine.keep(tx.id, decision, facts)
+        _log.info(
+            "risk",
+            tx=tx.id,
+            action=decision.action,
+            score=decision.score,
+            reasons=list(decision.reasons),
+            rules=decision.version,
+            shadow_action=decision.shadow_action,
+        )
+        if decision.code:
+            ctx.end(decision.code, decision.message or "declined by risk rules")
+
+
 class Forward(Named):
     """Send to the first candidate acquirer that takes the request, with the remaining budget.
 
@@ -488,6 +541,7 @@ def default_stages(svc: Services) -> list[Stage]:
         Decrypt(svc),
         Receive(svc),
         Intent(svc),
+        Risk(svc),
         Forward(svc, route),
         StandIn(svc),
         Record(),

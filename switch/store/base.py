@@ -31,6 +31,7 @@ from switch.store.devices import DeviceStore
 from switch.store.idempotency import IdempotencyStore
 from switch.store.ledger import DisputeStore, LedgerStore, ReconStore
 from switch.store.revocations import RevocationStore
+from switch.store.risk import RiskStore
 from switch.store.saf import SafStore
 from switch.store.standin import StandInStore
 from switch.store.transactions import TransactionStore
@@ -46,6 +47,7 @@ class Store(
     SafStore,
     StandInStore,
     RevocationStore,
+    RiskStore,
     BatchStore,
     LedgerStore,
     ReconStore,

@@ -106,3 +106,22 @@ def test_saturation_is_falling_behind_missing_or_a_slow_tail() -> None:
     assert saturated(summary(80.0), deadline_s=2.0)
     assert saturated(summary(99.0, misses=11), deadline_s=2.0)
     assert saturated(summary(99.0, p99=1500.0), deadline_s=2.0)
+
+
+def test_stage_percentiles_from_two_scrapes():
+    from benchmarks import stages
+
+    before = {"risk": {0.0005: 10.0, 0.001: 10.0, 0.0025: 10.0, float("inf"): 10.0}}
+    after = {"risk": {0.0005: 60.0, 0.001: 105.0, 0.0025: 110.0, float("inf"): 110.0}}
+    got = stages.percentiles(before, after, "risk")
+    assert got == {"n": 100, "p50_ms": 0.5, "p99_ms": 2.5}
+    assert stages.percentiles({}, {}, "risk") == {"n": 0, "p50_ms": None, "p99_ms": None}
+
+
+def test_the_bench_risk_rules_evaluate_everything_and_never_act(tmp_path):
+    from benchmarks.world import RISK_RULES, observe_only_rules
+    from switch.risk.rules import load
+
+    shipped, bench = load(RISK_RULES), load(observe_only_rules(tmp_path / "r.toml"))
+    assert len(bench.rules) == len(shipped.rules) + len(shipped.limits) and not bench.limits
+    assert (bench.step_up, bench.review, bench.decline) == (None, None, None)

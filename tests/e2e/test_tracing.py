@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 PAN, EXPIRY, PIN = "4111111111111111", "2812", "1234"
 STAGES = (
     *("admit", "validate", "verify", "claim", "route", "decrypt", "receive", "intent"),
-    *("forward", "standin", "record", "answer"),
+    *("risk", "forward", "standin", "record", "answer"),
 )
 
 

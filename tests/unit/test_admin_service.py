@@ -167,3 +167,34 @@ async def test_with_tls_a_peer_without_an_admin_identity_is_refused(store):
     finally:
         await channel.close()
         await server.stop(0)
+
+
+async def test_risk_reviews_refuse_what_they_should(store):
+    registry = TerminalRegistry(TOPOLOGY, store)
+    await registry.refresh()
+    off, channel_off, stub_off = await _serve(AdminService(registry))
+    on, channel, stub = await _serve(AdminService(registry, risk=store))
+    try:
+        for call in (
+            stub_off.ListRiskReviews(pb.ListRiskReviewsRequest(), timeout=5),
+            stub_off.ResolveRiskReview(pb.ResolveRiskReviewRequest(), timeout=5),
+        ):
+            assert await _code(call) == grpc.StatusCode.FAILED_PRECONDITION  # risk is off
+        too_many = stub.ListRiskReviews(pb.ListRiskReviewsRequest(limit=5000), timeout=5)
+        assert await _code(too_many) == grpc.StatusCode.INVALID_ARGUMENT
+        for tx in ("", "x' OR 1=1 --", "a" * 200):
+            bad = pb.ResolveRiskReviewRequest(transaction_id=tx, verdict=pb.RISK_VERDICT_FRAUD)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ResolveRiskReview(bad, timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "transaction_id" in err.value.details()
+        unknown = pb.ResolveRiskReviewRequest(
+            transaction_id="ab" * 16, verdict=pb.RISK_VERDICT_FALSE_POSITIVE
+        )
+        assert await _code(stub.ResolveRiskReview(unknown, timeout=5)) == grpc.StatusCode.NOT_FOUND
+        assert await store.risk_listed() == []  # nothing listed by any refused call
+    finally:
+        for ch in (channel, channel_off):
+            await ch.close()
+        for server in (on, off):
+            await server.stop(0)

@@ -198,6 +198,7 @@ def test_stage_order():
         "decrypt",
         "receive",
         "intent",
+        "risk",
         "forward",
         "standin",
         "record",

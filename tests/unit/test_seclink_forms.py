@@ -115,13 +115,30 @@ def test_response_form_byte_by_byte_and_excludes_the_mac():
     assert seclink.canonical_response("void", resp) != expected
 
 
+def test_the_risk_fields_are_covered_only_when_set():
+    """Unset, an answer keeps its version-1 form (the published vectors hold); set, the risk
+    fields are appended after field 13, so none can be dropped, added or changed unseen."""
+    resp = terminal_pb2.AuthorizeResponse(response_code=common_pb2.RESPONSE_CODE_SUSPECTED_FRAUD)
+    v1 = seclink.canonical_response("authorize", resp)
+    assert v1.startswith(b"PSW-RMAC-1") and v1.endswith(tlv(13, b"0"))
+    resp.risk_reason = "card_testing"
+    assert seclink.canonical_response("authorize", resp) == v1 + tlv(15, b"card_testing")
+    resp.pin_required = True
+    both = seclink.canonical_response("authorize", resp)
+    assert both == v1 + tlv(15, b"card_testing") + tlv(16, b"1")
+    resp.risk_reason = ""
+    assert seclink.canonical_response("authorize", resp) == v1 + tlv(16, b"1")
+
+
 def test_response_field_lists_are_the_schemas():
     """A field added to an answer must be a decision (version 2), not silently unMAC'd."""
     for full_name, numbers in seclink.RESPONSE_FIELDS.items():
         name = full_name.rsplit(".", 1)[1]
         desc = (getattr(terminal_pb2, name, None) or getattr(common_pb2, name)).DESCRIPTOR
         schema = {f.number for f in desc.fields if f.name != "mac"}
-        assert set(numbers) == schema, full_name
+        added = set(seclink.RESPONSE_FIELDS_ADDED.get(full_name, ()))
+        assert set(numbers) | added == schema, full_name
+        assert all(desc.fields_by_number[n].message_type is None for n in added)  # scalars
 
 
 def _local(delta: dt.timedelta) -> str:

@@ -148,3 +148,34 @@ def test_stand_in_file_settings_and_the_atc_window_are_read():
     )
     assert topo.issuers[0].atc_window == 62
     assert parse(_doc()).issuers[0].atc_window == 32
+
+
+def test_risk_settings_and_countries():
+    topo = load(DEFAULT)
+    assert not topo.risk.enabled and topo.risk.fallback_code == "05"
+    assert topo.risk.path(topo.risk.rules, topo.source).is_file()  # next to the topology
+    assert topo.terminal_countries() == {"T-0001": "DE", "T-0002": "DE", "T-0003": "FR"}
+    doc = _doc()
+    doc["risk"] = {"enabled": True, "slice_ms": 20, "fallback_floor": {"EUR": 500}}
+    doc["terminals"][0]["country"] = "NL"
+    parsed = parse(doc)
+    assert parsed.risk.enabled and parsed.risk.floor_of("EUR") == 500
+    assert parsed.risk.floor_of("USD") is None and parsed.terminal_countries() == {"t": "NL"}
+    for bad in (
+        {"nope": 1},
+        {"fallback_code": "00"},
+        {"fallback_code": "5"},
+        {"slice_ms": 0},
+        {"fallback_floor": {"XXX": 1}},
+        {"small": {"EUR": -1}},
+        {"enabled": "yes"},
+    ):
+        doc = _doc()
+        doc["risk"] = bad
+        with pytest.raises(TopologyError, match="risk"):
+            parse(doc)
+    for country in ("de", "DEU", 7):
+        doc = _doc()
+        doc["merchants"][0]["country"] = country
+        with pytest.raises(TopologyError, match="country"):
+            parse(doc)

@@ -25,6 +25,13 @@ var responseFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
 	"payswitch.v1.BatchMismatch":          span(1, 5),
 }
 
+// addedFields are scalars added to an answer after version 1: each is appended, after the
+// version-1 fields and in this order, only when it is set (not its proto3 default), so an
+// answer without them keeps its version-1 form (payswitch/seclink.py RESPONSE_FIELDS_ADDED).
+var addedFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
+	"payswitch.v1.AuthorizeResponse": {15, 16}, // risk_reason, pin_required
+}
+
 func span(from, to protoreflect.FieldNumber) []protoreflect.FieldNumber {
 	out := make([]protoreflect.FieldNumber, 0, to-from+1)
 	for n := from; n <= to; n++ {
@@ -86,6 +93,20 @@ func messageBytes(m protoreflect.Message) ([]byte, error) {
 			raw = s
 		}
 		out = append(out, TLV(byte(n), raw)...)
+	}
+	for _, n := range addedFields[desc.FullName()] {
+		fd := desc.Fields().ByNumber(n)
+		if fd == nil {
+			return nil, fmt.Errorf("seclink: %s has no field %d", desc.FullName(), n)
+		}
+		if !m.Has(fd) { // a proto3 scalar is "had" only when not at its default
+			continue
+		}
+		s, err := scalar(fd, m.Get(fd))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, TLV(byte(n), s)...)
 	}
 	return out, nil
 }

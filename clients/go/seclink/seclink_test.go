@@ -116,6 +116,29 @@ func TestResponseForm(t *testing.T) {
 	}
 }
 
+// The risk fields of an authorization answer follow field 13 only when set.
+func TestAuthorizeAnswerRiskFieldsOnlyWhenSet(t *testing.T) {
+	resp := &payswitchv1.AuthorizeResponse{
+		ResponseCode: payswitchv1.ResponseCode_RESPONSE_CODE_SUSPECTED_FRAUD,
+	}
+	v1, err := ResponseMACInput(OpAuthorize, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(v1, TLV(13, []byte("0"))) {
+		t.Fatalf("version-1 form should end with field 13: %x", v1)
+	}
+	resp.RiskReason, resp.PinRequired = "card_testing", true
+	got, err := ResponseMACInput(OpAuthorize, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cat(v1, TLV(15, []byte("card_testing")), TLV(16, []byte("1")))
+	if !bytes.Equal(got, want) {
+		t.Errorf("risk fields\n got %x\nwant %x", got, want)
+	}
+}
+
 // close_batch: totals is, per line, its length (4 bytes) || TLV(1, currency) || TLV(2, scheme
 // number) || TLV(3, sale_count) || TLV(4, sale_minor) || TLV(5, refund_count) ||
 // TLV(6, refund_minor) || TLV(7, void_count).

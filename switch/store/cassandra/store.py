@@ -89,6 +89,7 @@ from switch.store.cassandra.exec import (
 from switch.store.cassandra.index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra.ledger import CassandraLedgerMixin
 from switch.store.cassandra.revocations import CassandraRevocations
+from switch.store.cassandra.risk import CassandraRisk
 from switch.store.cassandra.saf import CassandraSafMixin
 from switch.store.cassandra.schema import ensure_schema
 from switch.store.cassandra.sequences import Sequences
@@ -166,6 +167,7 @@ class CassandraStore(
     CassandraDevices,
     CassandraBatches,
     CassandraRevocations,
+    CassandraRisk,
     CassandraLedgerMixin,
     CassandraSafMixin,
     Store,

@@ -84,6 +84,8 @@ from switch.store.sqlite.batches import SqliteBatches
 from switch.store.sqlite.ledger import LEDGER_SCHEMA, SqliteLedgerMixin
 from switch.store.sqlite.revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite.revocations import SqliteRevocations
+from switch.store.sqlite.risk import SCHEMA as _RISK_SCHEMA
+from switch.store.sqlite.risk import SqliteRisk
 from switch.store.sqlite.saf import SCHEMA as _SAF_SCHEMA
 from switch.store.sqlite.saf import SqliteSafMixin
 
@@ -164,6 +166,7 @@ _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite.standin)
 _SCHEMA += LEDGER_SCHEMA
 _SCHEMA += _SAF_SCHEMA  # the store-and-forward queue (sqlite_saf.py)
 _SCHEMA += _BATCH_SCHEMA
+_SCHEMA += _RISK_SCHEMA  # risk counters, sightings, decisions (sqlite/risk.py)
 
 _TX_COLUMNS = ", ".join(COLUMNS)
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
@@ -222,6 +225,7 @@ class SqliteStore(
     sqlite_devices.SqliteDevices,
     SqliteBatches,
     SqliteRevocations,
+    SqliteRisk,
     SqliteLedgerMixin,
     SqliteSafMixin,
     Store,
