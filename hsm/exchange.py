@@ -218,27 +218,6 @@ def establish_kek(a_pool: HsmPool, a: str, b_pool: HsmPool, b: str) -> list[KeyI
     return [sent, got]
 
 
-def share(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
-    """The shared key of ``spec`` in both tokens (KEK first); returns both sides' info."""
-    assert spec.peer is not None
-    base = spec.purpose.split(".", 1)[0]
-    if base == L.CVK_A:
-        raise HsmError(f"{spec.family}: K_A||K_A is shared with its pair: share {L.CVK}")
-    if base == L.CVK:
-        return share_cvk(owner_pool, peer_pool, spec)
-    own_label = L.label(spec.owner, spec.purpose, 1)
-    peer_label = L.label(spec.peer, spec.peer_purpose(), 1)
-    have = _pair(owner_pool, own_label, peer_pool, peer_label)
-    if have is not None:
-        return list(have)
-    establish_kek(owner_pool, spec.owner, peer_pool, spec.peer)
-    sent, block = owner_pool.run_sync(send_key, spec)
-    got = peer_pool.run_sync(receive_key, spec, block)
-    if sent.kcv != got.kcv:  # receive_key checked it against the block already
-        raise HsmError(f"{own_label} and {peer_label} differ after the exchange")
-    return [sent, got]
-
-
 def send_cvk(session: Any, spec: KeySpec) -> tuple[list[KeyInfo], list[str]]:
     """HSM job on the issuer: a new CVK pair (``hsm.cvv.create_cvk``), both objects (K_A||K_B
     and its K_A||K_A companion) sealed as key blocks at their birth, then kept as locked-down
@@ -271,28 +250,41 @@ def _peer_label(spec: KeySpec) -> str:
     return L.label(spec.peer, spec.peer_purpose(), 1)
 
 
-def share_cvk(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
-    """An issuer's CVK pair in the peer's token too: both objects, each as a key block."""
+def _objects(spec: KeySpec) -> list[KeySpec]:
+    """The token objects a shared key is: itself, or for an issuer's CVK pair both K_A||K_B and
+    its K_A||K_A companion (``hsm.cvv.create_cvk`` makes them together)."""
+    if spec.purpose == L.CVK:
+        return [KeySpec(spec.owner, name, peer=spec.peer) for name in (L.CVK, L.CVK_A)]
+    return [spec]
+
+
+def _send(session: Any, spec: KeySpec) -> tuple[list[KeyInfo], list[str]]:
+    """HSM job on the owner: every object of ``spec`` made and sealed, in ``_objects`` order."""
+    if spec.purpose == L.CVK:
+        return send_cvk(session, spec)
+    info, block = send_key(session, spec)
+    return [info], [block]
+
+
+def share(owner_pool: HsmPool, peer_pool: HsmPool, spec: KeySpec) -> list[KeyInfo]:
+    """The shared key of ``spec`` in both tokens (KEK first); returns both sides' info."""
     assert spec.peer is not None
-    halves = [KeySpec(spec.owner, name, peer=spec.peer) for name in (L.CVK, L.CVK_A)]
+    if spec.purpose.split(".", 1)[0] == L.CVK_A:
+        raise HsmError(f"{spec.family}: K_A||K_A is shared with its pair: share {L.CVK}")
+    objects = _objects(spec)
     have = [
-        _pair(
-            owner_pool,
-            L.label(h.owner, h.purpose, 1),
-            peer_pool,
-            L.label(h.peer or "", h.peer_purpose(), 1),
-        )
-        for h in halves
+        _pair(owner_pool, L.label(o.owner, o.purpose, 1), peer_pool, _peer_label(o))
+        for o in objects
     ]
     if all(h is not None for h in have):
         return [info for pair in have if pair is not None for info in pair]
     if any(h is not None for h in have):
         raise HsmError(f"{spec.family}: only half of the CVK pair is shared; make a new version")
     establish_kek(owner_pool, spec.owner, peer_pool, spec.peer)
-    sent, blocks = owner_pool.run_sync(send_cvk, spec)
-    got = [peer_pool.run_sync(receive_key, h, b) for h, b in zip(halves, blocks, strict=True)]
+    sent, blocks = owner_pool.run_sync(_send, spec)
+    got = [peer_pool.run_sync(receive_key, o, b) for o, b in zip(objects, blocks, strict=True)]
     for a, b in zip(sent, got, strict=True):
-        if a.kcv != b.kcv:
+        if a.kcv != b.kcv:  # receive_key checked it against the block already
             raise HsmError(f"{a.label} and {b.label} differ after the exchange")
     return [*sent, *got]
 
