@@ -105,8 +105,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The slowest tests are listed at the end of every run, so CI's log shows where its budget
+# (the whole suite under 20 minutes on a 2-core machine) goes.
 test: lint hsm goterm go-test
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 --durations-min=5 $(PYTEST_ARGS)
 
 # The store's state machines (tests/store/test_store_stateful_*.py) at length: random seeds,
 # thousands of steps per machine on both stores; failures are kept in .hypothesis/ and replayed
