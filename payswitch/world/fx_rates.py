@@ -5,7 +5,7 @@ tables, and both read them from the one topology file. A table in TOML::
 
     [[schemes.rates]]
     version = "visanet-2026-12-07"   # named on the wire and in clearing files
-    effective = 2026-12-07           # UTC day from which it applies
+    effective = "2026-12-07"         # UTC day from which it applies (text: YYYY-MM-DD)
     base = "EUR"
     quotes = { USD = "1.08250000", JPY = "161.37" }   # units per one base; text, never floats
 
