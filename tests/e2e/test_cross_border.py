@@ -67,10 +67,21 @@ async def test_partial_capture_then_refunds_in_the_billing_currency(pos, books):
     assert after.held == before.held  # the rest of the hold released
     hold = await books.hold("bank-b", auth.rrn)
     assert hold.state == network_pb2.HOLD_STATE_POSTED and hold.posted == posted
+    # the switch keeps both amounts (store columns; GetTransaction carries them under its MAC)
+    tx = await pos.get(auth.transaction_id)
+    assert (tx.amount.minor_units, tx.captured.minor_units) == (10_000, 6_001)
+    assert (tx.billing_minor_units, tx.billing_currency) == (10_825, "USD")
+    assert tx.billing_captured_minor_units == posted and tx.conversion_rate == "1.08250000"
     # two refunds, cumulatively converted: together exactly what was posted
     r1 = await pos.refund(auth.transaction_id, 3_333)
     r2 = await pos.refund(auth.transaction_id, 2_668)
     assert code(r1) == "00" and code(r2) == "00"
+    shares = [
+        fx.allocate(0, 3_333, "EUR", "USD", EUR_USD),
+        fx.allocate(3_333, 2_668, "EUR", "USD", EUR_USD),
+    ]
+    assert [r1.transaction.billing_minor_units, r2.transaction.billing_minor_units] == shares
+    assert r1.transaction.billing_currency == "USD" and sum(shares) == posted
     hold = await books.hold("bank-b", auth.rrn)
     assert hold.refunded == posted
     final = await books.account("bank-b", "B-2002")

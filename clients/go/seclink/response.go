@@ -32,6 +32,9 @@ var addedFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
 	// risk_reason, pin_required; the cross-border fields (issue 16): billing_minor_units,
 	// billing_currency, conversion_rate, rate_table, dcc_markup_bps
 	"payswitch.v1.AuthorizeResponse": {15, 16, 17, 18, 19, 20, 21},
+	// billing_minor_units, billing_currency, conversion_rate, rate_table,
+	// billing_captured_minor_units, dcc_markup_bps
+	"payswitch.v1.Transaction": {20, 21, 22, 23, 24, 25},
 }
 
 func span(from, to protoreflect.FieldNumber) []protoreflect.FieldNumber {
