@@ -5,6 +5,9 @@ default topology's tables (units per EUR: USD 1.0825, JPY 161.37, KWD 0.3331); e
 amount is worked out here with ``payswitch.fx``, so the books must agree to the minor unit.
 """
 
+import asyncio
+import tomllib
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,6 +15,7 @@ import pytest
 from payswitch import fx
 from payswitch.seclink import canonical_response
 from payswitch.v1 import network_pb2, terminal_pb2
+from payswitch.world.ports import write_topology
 
 from .clients import code
 
@@ -89,3 +93,33 @@ async def test_partial_capture_then_refunds_in_the_billing_currency(pos, books):
     # more than the captured transaction amount is refused, whatever the rate
     r3 = await pos.refund(auth.transaction_id, 1)
     assert code(r3) != "00"
+
+
+async def test_refund_after_a_rate_change_uses_the_days_rate(stack, pos, books):
+    before = await books.account("bank-b", "B-2002")
+    auth = await pos.pay(USD_CARD[0], 5_000, "EUR", USD_CARD[1])
+    assert code(auth) == "00" and auth.billing_minor_units == 5_413  # 54.125 -> 54.13 USD
+    assert code(await pos.capture(auth.transaction_id)) == "00"
+    original = stack.topology_path.read_text()
+    doc = tomllib.loads(original)
+    banknet = next(s for s in doc["schemes"] if s["id"] == "banknet")
+    today = datetime.now(UTC).date().isoformat()
+    banknet["rates"].append(
+        {"version": f"banknet-{today}", "effective": today, "base": "EUR",
+         "quotes": {"USD": "1.10000000", "JPY": "161.37", "KWD": "0.3331"}}
+    )  # fmt: skip
+    write_topology(doc, stack.topology_path)
+    await asyncio.to_thread(stack.restart, "banknet")  # the scheme publishes its new table
+    try:
+        refund = await pos.refund(auth.transaction_id, 5_000)
+    finally:
+        stack.topology_path.write_text(original)
+        await asyncio.to_thread(stack.restart, "banknet")
+    assert code(refund) == "00"
+    r = refund.transaction
+    assert (r.billing_minor_units, r.billing_currency) == (5_500, "USD")
+    assert (r.conversion_rate, r.rate_table) == ("1.10000000", f"banknet-{today}")
+    after = await books.account("bank-b", "B-2002")
+    assert after.balance - before.balance == 5_500 - 5_413  # the cardholder gains the rate's move
+    hold = await books.hold("bank-b", auth.rrn)
+    assert (hold.posted, hold.refunded) == (5_413, 5_500)
