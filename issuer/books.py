@@ -58,7 +58,7 @@ import string
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -590,7 +590,15 @@ class Books:
         """Post a clearing file's presentments for this issuer in one transaction."""
         rules = self.rules or clearing.IssuerRules(hold_ttl_s=float("inf"))
         with self._tx() as db:
-            return [clearing.present(db, p, file_id, rules, now) for p in presentments]
+            out = []
+            for p in presentments:
+                billed = books_fx.presentment_in_billing(db, p)  # a converted sale's, else p
+                result = clearing.present(db, billed, file_id, rules, now)
+                extra = {**result.extra, "posted_currency": billed.currency}
+                if billed is not p:  # converted: what the books hold for it, billing currency
+                    extra["billing_minor"] = billed.amount
+                out.append(replace(result, extra=extra))
+            return out
 
     def expire_holds(self, now: float) -> list[str]:
         """Release holds that expired uncaptured; their RRNs."""

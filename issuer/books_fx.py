@@ -19,10 +19,12 @@ Every function runs inside the caller's write transaction on the books' own thre
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass
 from decimal import Decimal
 
+from issuer.books_settlement import PresentmentIn
 from payswitch import fx
 
 SCHEMA = """
@@ -157,3 +159,30 @@ def applied(db: sqlite3.Connection, kind: str, rrn: str) -> Converted | None:
             (rrn,),
         ).fetchone()
     return None if row is None else Converted(row[0], row[1], Decimal(row[2]), row[3])
+
+
+def presentment_in_billing(db: sqlite3.Connection, p: PresentmentIn) -> PresentmentIn:
+    """A clearing presentment of a converted sale, in the sale's transaction currency, as the
+    books post it: a capture at the authorization's rate, a refund allocated at it (an online
+    refund was posted already at the day's rate; clearing then finds it ALREADY_POSTED).
+    Anything else is returned as it is (the books decide it as before)."""
+    rrn = p.rrn if p.kind == "CAPTURE" else p.original_rrn
+    f = auth_fx(db, rrn)
+    if f is None or p.currency != f.txn_currency:
+        return p
+    row = db.execute("SELECT currency FROM authorizations WHERE rrn = ?", (rrn,)).fetchone()
+    billing = row[0]
+    if p.kind == "CAPTURE":
+        seen = db.execute(
+            "SELECT 1 FROM presentments WHERE kind = 'CAPTURE' AND rrn = ?", (p.rrn,)
+        ).fetchone()
+        if not f.txn_posted and not seen:
+            mark_posted(db, rrn, p.amount)
+        amount = fx.convert(p.amount, p.currency, billing, f.rate)
+    else:
+        done = db.execute("SELECT billing_amount FROM refund_fx WHERE rrn = ?", (p.rrn,)).fetchone()
+        if done is not None:
+            amount = done[0]
+        else:
+            amount = fx.allocate(f.txn_refunded, p.amount, p.currency, billing, f.rate)
+    return dataclasses.replace(p, amount=amount, currency=billing)

@@ -78,6 +78,17 @@ def allocate(done: int, part: int, source: str, target: str, rate: Decimal) -> i
     return convert(done + part, source, target, rate) - convert(done, source, target, rate)
 
 
+def convert_back(part: int, billed_whole: int, whole: int) -> int:
+    """The share of ``whole`` (transaction currency) that ``part`` of its conversion
+    ``billed_whole`` (billing currency) stands for, half-up: a chargeback raised in the billing
+    currency converted back at the sale's own effective rate, so charging back the whole
+    billed amount gives back exactly the whole transaction amount."""
+    if billed_whole <= 0 or part < 0 or part > billed_whole:
+        raise FxError("amount", "a share must be within the billed amount")
+    share = Decimal(part) * Decimal(whole) / Decimal(billed_whole)
+    return int(share.to_integral_value(rounding=ROUND_HALF_UP))
+
+
 @dataclass(frozen=True, slots=True)
 class Conversion:
     """What a converted authorization carries past the scheme (ISO 8583 fields 6, 10, 51)."""

@@ -144,3 +144,20 @@ def test_topology_rate_tables() -> None:
                                    "quotes": {"USD": 1.1}}]}]}  # fmt: skip
     with pytest.raises(TopologyError, match=r"quotes\.USD must be a string"):
         parse(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(whole=st.integers(min_value=1, max_value=10**9), rate=RATES,
+       pair=st.sampled_from([("EUR", "USD"), ("KWD", "JPY"), ("JPY", "KWD"), ("USD", "KWD")]),
+       cut=st.floats(min_value=0, max_value=1))  # fmt: skip
+def test_a_chargeback_converts_back_within_the_sale(
+    whole: int, rate: Decimal, pair: tuple[str, str], cut: float
+) -> None:
+    """Billed whole -> whole; any part -> a share within the sale, monotonic."""
+    billed = fx.convert(whole, *pair, rate) if whole * rate < 10**9 else 0
+    assume(billed > 0)
+    assert fx.convert_back(billed, billed, whole) == whole
+    part = int(billed * cut)
+    share = fx.convert_back(part, billed, whole)
+    assert 0 <= share <= whole
+    assert share <= fx.convert_back(min(billed, part + 1), billed, whole)
