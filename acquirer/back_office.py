@@ -133,7 +133,16 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 rec["amount_minor"],
             )
         reason = "NO_ISSUER" if res is None else ",".join(res.flags)
+        converted = {}
+        if rec.get("billing_currency"):  # a converted sale: both amounts, and what was posted
+            converted = {
+                "billing_minor": rec["billing_minor"],
+                "billing_currency": rec["billing_currency"],
+                "fx_rate": rec["fx_rate"],
+                "issuer_posted_minor": res.billing.minor_units if ok and res is not None else 0,
+            }
         return {
+            **converted,
             "transaction_id": rec["transaction_id"],
             "rrn": rec["rrn"],
             "kind": rec["kind"],

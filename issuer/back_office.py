@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 
 from issuer.bookkeeper import Bookkeeper
-from issuer.books_settlement import PresentmentIn, write_issuer_report
+from issuer.books_settlement import PresentmentIn, PresentmentOut, write_issuer_report
 from payswitch.settlement.clock import cutoff_clock
-from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
+from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 
 ISSUER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["IssuerSettlementService"]
 _FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -81,6 +81,8 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                         "amount_minor": i.amount,
                         "currency": i.currency,
                         "posted_minor": o.posted,
+                        # the account's currency: a converted sale posts its billing amount
+                        "posted_currency": o.extra.get("posted_currency", i.currency),
                         "status": o.status,
                         "flags": list(o.flags),
                     }
@@ -98,6 +100,7 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                     status=_STATUS.get(o.status, settlement_pb2.PRESENTMENT_STATUS_REJECTED),
                     flags=list(o.flags),
                     posted_minor=o.posted,
+                    billing=_billing(o),
                 )
                 for o in outs
             ]
@@ -115,3 +118,11 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                 write_issuer_report, Path(request.report_dir), self._id, name, doc
             )
         return settlement_pb2.ExpireHoldsResponse(released_rrns=released)
+
+
+def _billing(o: PresentmentOut) -> common_pb2.Money | None:
+    """A converted sale's presentment in the account's currency (issue 16), else None."""
+    billed = o.extra.get("billing_minor")
+    if not isinstance(billed, int):
+        return None
+    return common_pb2.Money(minor_units=billed, currency=str(o.extra["posted_currency"]))

@@ -14,10 +14,12 @@ import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 from issuer.books import AccountView, AuthDecision, Books, HoldView
+from issuer.books_fx import AuthFx, Converted
 from issuer.books_settlement import IssuerRules, PresentmentIn, PresentmentOut
 from payswitch.atc import AtcState, AtcUse
 from payswitch.v1 import common_pb2
@@ -62,6 +64,7 @@ class Bookkeeper:
         verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
         atc: AtcUse | None = None,
+        conversion: Converted | None = None,
     ) -> AuthDecision:
         return await self._run(
             functools.partial(
@@ -75,6 +78,7 @@ class Bookkeeper:
                 verdict=verdict,
                 arpc=arpc,
                 atc=atc,
+                conversion=conversion,
             )
         )
 
@@ -110,9 +114,23 @@ class Bookkeeper:
         return await self._run(self._books.expire_holds, now)
 
     async def refund(
-        self, rrn: str, original_rrn: str, amount: int, currency: str
+        self,
+        rrn: str,
+        original_rrn: str,
+        amount: int,
+        currency: str,
+        rate: Decimal | None = None,
+        rate_table: str = "",
     ) -> common_pb2.ResponseCode:
-        return await self._run(self._books.refund, rrn, original_rrn, amount, currency)
+        return await self._run(
+            self._books.refund, rrn, original_rrn, amount, currency, rate, rate_table
+        )
+
+    async def applied_conversion(self, kind: str, rrn: str) -> Converted | None:
+        return await self._run(self._books.applied_conversion, kind, rrn)
+
+    async def sale_conversion(self, rrn: str) -> AuthFx | None:
+        return await self._run(self._books.sale_conversion, rrn)
 
     async def advise(
         self, rrn: str, card: CardConfig | None, amount: int, currency: str, auth_code: str

@@ -37,10 +37,14 @@ Decline order for an authorization: 12 already reversed, 14 unknown card, 59 rep
 rolled-back ATC, then the verdict of
 the issuer's cryptographic checks when they failed (55 wrong PIN, 05 bad CVV2 or ARQC; made in
 the HSM before the books are touched, see ``issuer.crypto``), 05 blocked or lost,
-54 expired, 13 non-positive amount, 12 currency differs from the account's (multi-currency
-comes later; checked before the per-transaction limit because that limit is in the account's
-currency), 61 above the card's per-transaction limit, 51 not enough available funds. A
-cryptographic decline is stored like any decline and never places a hold.
+54 expired, 13 non-positive amount, 12 currency differs from the account's (checked before the
+per-transaction limit because that limit is in the account's currency), 61 above the card's
+per-transaction limit, 51 not enough available funds. A cryptographic decline is stored like
+any decline and never places a hold.
+
+Cross-border (``issuer.books_fx``): an authorization the scheme converted (``conversion``) is
+judged and held in its billing amount, the account's currency; its captures and refunds in
+the transaction currency are converted there, so the books stay in one currency per account.
 
 ARPC: an authorization with a verified ARQC stores the ARPC it was answered with (8 bytes; a
 cryptogram sent in clear on the network, not a secret), so a repeat gets the same ARPC back.
@@ -54,10 +58,12 @@ import string
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
+from issuer import books_fx
 from issuer import books_settlement as clearing
 from payswitch.atc import AtcRefused, AtcState, AtcUse, advance
 from payswitch.v1 import common_pb2, network_pb2
@@ -214,6 +220,7 @@ class Books:
         self._db.executescript(_SCHEMA)
         self._migrate()
         clearing.ensure_schema(self._db)
+        books_fx.ensure_schema(self._db)
         # Hold TTL and capture tolerance (issuer.books_settlement); None: no deferral.
         self.rules: clearing.IssuerRules | None = None
         self.atc_window = DEFAULT_ATC_WINDOW  # counters below the highest accepted once
@@ -262,8 +269,12 @@ class Books:
         verdict: common_pb2.ResponseCode | None = None,
         arpc: bytes = b"",
         atc: AtcUse | None = None,
+        conversion: books_fx.Converted | None = None,
     ) -> AuthDecision:
         """Decide once per RRN; a repeat gets the stored answer (and ARPC) back.
+
+        ``conversion``: the scheme's conversion (billing amount and currency, rate): judged and
+        held in the billing amount; the transaction amount and rate are kept beside it.
 
         ``atc``: the counter of an ARQC that verified: a replayed or rolled-back one is
         declined 59 (no hold, no ARPC) before anything else is judged; an accepted one is
@@ -282,6 +293,9 @@ class Books:
             if row is not None and row[0] != REVERSED_EARLY:
                 return AuthDecision(row[1], row[2], bytes(row[3]))
             keep = bytes(arpc)
+            txn_amount, txn_currency = amount, currency
+            if conversion is not None:
+                amount, currency = conversion.billing_minor, conversion.billing_currency
             if row is not None:  # reversed before it arrived: 12, never the expected code
                 db.execute(
                     "UPDATE authorizations SET state = ?, response_code = ?, account_id = ?,"
@@ -309,6 +323,8 @@ class Books:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (rrn, card.account, currency, amount, APPROVED, auth_code, HELD, keep),
             )
+            if conversion is not None:
+                books_fx.record_auth(db, rrn, txn_amount, txn_currency, conversion)
             db.execute(
                 "UPDATE accounts SET held = held + ?, open_holds = open_holds + 1 WHERE id = ?",
                 (amount, card.account),
@@ -460,6 +476,11 @@ class Books:
                 "SELECT state, account_id, amount, currency FROM authorizations WHERE rrn = ?",
                 (original_rrn,),
             ).fetchone()
+            txn_amount = 0
+            if row is not None and currency != row[3]:
+                converted = books_fx.capture_amount(db, original_rrn, amount, currency, row[3])
+                if converted is not None:  # a cross-border sale: post its billing amount
+                    txn_amount, amount, currency = amount, converted.billing_minor, row[3]
             if self.rules is not None:
                 reason = clearing.defer_reason(
                     db, original_rrn, row, amount, currency, mcc, self.rules, time.time()
@@ -480,12 +501,23 @@ class Books:
                 " open_holds = open_holds - 1 WHERE id = ?",
                 (amount, row[2], row[1]),
             )
+            if txn_amount:
+                books_fx.mark_posted(db, original_rrn, txn_amount)
             return self._advice_done(db, "capture", original_rrn, original_rrn, amount)
 
     def refund(
-        self, rrn: str, original_rrn: str, amount: int, currency: str
+        self,
+        rrn: str,
+        original_rrn: str,
+        amount: int,
+        currency: str,
+        rate: Decimal | None = None,
+        rate_table: str = "",
     ) -> common_pb2.ResponseCode:
-        """Credit the account; all refunds of one authorization stay within what was posted."""
+        """Credit the account; all refunds of one authorization stay within what was posted.
+
+        A refund of a converted sale in its transaction currency is converted at ``rate`` (the
+        scheme's of the day; the sale's when None) and bounded in the transaction currency."""
         with self._tx() as db:
             seen = self._advice_seen(db, "refund", rrn)
             if seen is not None:
@@ -495,9 +527,22 @@ class Books:
                 " WHERE rrn = ?",
                 (original_rrn,),
             ).fetchone()
+            converted = None
+            if row is not None and row[0] == POSTED and currency != row[4]:
+                converted = books_fx.refund_amount(
+                    db, original_rrn, amount, currency, row[4], rate, rate_table
+                )
+                if converted is None:
+                    return (
+                        INVALID_AMOUNT
+                        if books_fx.auth_fx(db, original_rrn)
+                        else (INVALID_TRANSACTION)
+                    )
+                books_fx.record_refund(db, rrn, original_rrn, amount, converted)
+                amount, currency = converted.billing_minor, row[4]
             if row is None or row[0] != POSTED or currency != row[4]:
                 return INVALID_TRANSACTION
-            if amount <= 0 or row[3] + amount > row[2]:
+            if amount <= 0 or (converted is None and row[3] + amount > row[2]):
                 return INVALID_AMOUNT
             db.execute(
                 "UPDATE authorizations SET refunded = refunded + ? WHERE rrn = ?",
@@ -545,7 +590,15 @@ class Books:
         """Post a clearing file's presentments for this issuer in one transaction."""
         rules = self.rules or clearing.IssuerRules(hold_ttl_s=float("inf"))
         with self._tx() as db:
-            return [clearing.present(db, p, file_id, rules, now) for p in presentments]
+            out = []
+            for p in presentments:
+                billed = books_fx.presentment_in_billing(db, p)  # a converted sale's, else p
+                result = clearing.present(db, billed, file_id, rules, now)
+                extra = {**result.extra, "posted_currency": billed.currency}
+                if billed is not p:  # converted: what the books hold for it, billing currency
+                    extra["billing_minor"] = billed.amount
+                out.append(replace(result, extra=extra))
+            return out
 
     def expire_holds(self, now: float) -> list[str]:
         """Release holds that expired uncaptured; their RRNs."""
@@ -627,6 +680,15 @@ class Books:
         return [ChargebackView(*r) for r in rows]
 
     # -- reads -----------------------------------------------------------------------------
+
+    def applied_conversion(self, kind: str, rrn: str) -> books_fx.Converted | None:
+        """What an approved capture ("capture", original RRN) or refund (its RRN) posted in
+        the billing currency, for a converted sale; None otherwise."""
+        return books_fx.applied(self._db, kind, rrn)
+
+    def sale_conversion(self, rrn: str) -> books_fx.AuthFx | None:
+        """A converted authorization's transaction amount, rate and table (tests, operators)."""
+        return books_fx.auth_fx(self._db, rrn)
 
     def account(self, account_id: str) -> AccountView | None:
         row = self._db.execute(

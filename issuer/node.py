@@ -30,12 +30,15 @@ import grpc
 from hsm.errors import HsmError
 from issuer import back_office
 from issuer.bookkeeper import Bookkeeper
+from issuer.books_fx import Converted
 from issuer.books_settlement import IssuerRules
 from issuer.crypto import IssuerCrypto, Verdict
 from issuer.stip_publisher import StipPublisher
 from network.hop import Hop
+from payswitch import fx
 from payswitch.atc import AtcUse
 from payswitch.logs import get as get_logger
+from payswitch.money import is_currency
 from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
 from payswitch.world.topology import IssuerConfig, Topology
 
@@ -46,6 +49,34 @@ _log = get_logger("issuer.node")
 
 def _today_utc() -> date:
     return datetime.now(UTC).date()
+
+
+def _converted(c: network_pb2.Conversion) -> Converted:
+    """The scheme's conversion as the books take it (checked by ``_check_conversion``)."""
+    return Converted(
+        c.billing_amount.minor_units, c.billing_amount.currency, fx.parse_rate(c.rate), c.rate_table
+    )
+
+
+def _conversion_pb(c: Converted) -> network_pb2.Conversion:
+    return network_pb2.Conversion(
+        billing_amount=common_pb2.Money(minor_units=c.billing_minor, currency=c.billing_currency),
+        rate=fx.format_rate(c.rate),
+        rate_table=c.rate_table,
+    )
+
+
+def _conversion_problem(c: network_pb2.Conversion, amount_needed: bool) -> str | None:
+    """What is wrong with a conversion on the wire (the field), or None."""
+    try:
+        fx.parse_rate(c.rate)
+    except fx.FxError:
+        return "conversion.rate"
+    if not is_currency(c.billing_amount.currency):
+        return "conversion.billing_amount.currency"
+    if amount_needed and c.billing_amount.minor_units <= 0:
+        return "conversion.billing_amount.minor_units"
+    return None
 
 
 def books_path(books_dir: str | Path, issuer_id: str) -> Path:
@@ -73,10 +104,19 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
         if not value:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is required")
 
+    async def _check(
+        self, context: grpc.aio.ServicerContext, c: network_pb2.Conversion, amount: bool
+    ) -> None:
+        field = _conversion_problem(c, amount)
+        if field is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is not valid")
+
     async def Authorize(
         self, request: network_pb2.NetworkAuthorization, context: grpc.aio.ServicerContext
     ) -> network_pb2.NetworkAuthorizationResult:
         await self._require(context, request.rrn, "rrn")
+        if request.HasField("conversion"):
+            await self._check(context, request.conversion, True)
 
         async def act(_timeout: float) -> network_pb2.NetworkAuthorizationResult:
             card = self._cards.get(request.pan)
@@ -99,6 +139,9 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
                 verdict=verdict.decline,
                 arpc=verdict.arpc,
                 atc=atc,
+                conversion=_converted(request.conversion)
+                if request.HasField("conversion")
+                else None,
             )
             if decision.atc_refused:
                 _log.warning("arqc_replay_refused", rrn=request.rrn, reason=decision.atc_refused)
@@ -165,7 +208,7 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
                 request.amount.currency,
                 request.mcc,
             )
-            return answer(code)
+            return await self._with_conversion(answer(code), "capture", request.original_rrn)
 
         return await self._hop.run(context, "capture", request.original_rrn, act, answer)
 
@@ -174,18 +217,33 @@ class IssuerServicer(network_pb2_grpc.IssuerServiceServicer):
     ) -> network_pb2.NetworkAdviceResult:
         await self._require(context, request.rrn, "rrn")
         await self._require(context, request.original_rrn, "original_rrn")
+        if request.HasField("conversion"):
+            await self._check(context, request.conversion, False)
         answer = self._advice(request.rrn)
 
         async def act(_timeout: float) -> network_pb2.NetworkAdviceResult:
+            day = request.conversion if request.HasField("conversion") else None
             code = await self._books.refund(
                 request.rrn,
                 request.original_rrn,
                 request.amount.minor_units,
                 request.amount.currency,
+                fx.parse_rate(day.rate) if day is not None and day.rate else None,
+                day.rate_table if day is not None else "",
             )
-            return answer(code)
+            return await self._with_conversion(answer(code), "refund", request.rrn)
 
         return await self._hop.run(context, "refund", request.rrn, act, answer)
+
+    async def _with_conversion(
+        self, result: network_pb2.NetworkAdviceResult, kind: str, rrn: str
+    ) -> network_pb2.NetworkAdviceResult:
+        """An approved capture or refund of a converted sale says what it posted."""
+        if result.response_code == common_pb2.RESPONSE_CODE_APPROVED:
+            c = await self._books.applied_conversion(kind, rrn)
+            if c is not None:
+                result.conversion.CopyFrom(_conversion_pb(c))
+        return result
 
     async def Advise(
         self, request: network_pb2.NetworkAdvice, context: grpc.aio.ServicerContext

@@ -59,7 +59,10 @@ a field added later is covered under a new version tag, except the scalars liste
 order, as TLV(field number, value) only when it is not at its proto3 default. An answer that
 does not use them has exactly its version-1 form (the published vectors hold), and one that
 does cannot lose, gain or change them without its MAC failing. So far: the authorization
-answer's ``risk_reason`` (15) and ``pin_required`` (16), set by the switch's risk rules.
+answer's ``risk_reason`` (15) and ``pin_required`` (16), set by the switch's risk rules, and
+its cross-border fields (issue 16): ``billing_minor_units`` (17), ``billing_currency`` (18),
+``conversion_rate`` (19), ``rate_table`` (20), ``dcc_markup_bps`` (21); and the same for
+a ``Transaction`` (20..25: billing amount, currency, rate, table, billing captured, markup).
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
 serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`). Changing a
@@ -346,7 +349,8 @@ RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
 # Scalars added after version 1, covered only when set (module docstring): an answer without
 # them keeps its version-1 form byte for byte.
 RESPONSE_FIELDS_ADDED: dict[str, tuple[int, ...]] = {
-    "payswitch.v1.AuthorizeResponse": (15, 16),
+    "payswitch.v1.AuthorizeResponse": (15, 16, 17, 18, 19, 20, 21),
+    "payswitch.v1.Transaction": (20, 21, 22, 23, 24, 25),
 }
 
 

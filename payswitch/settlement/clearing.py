@@ -12,6 +12,9 @@ sale (amount: the captured amount) or approved refund, then the trailer:
      "currency","auth_code","authorized_minor","captured_at","batch_no"}
     {"record":"trailer","count":N,"totals":{"<CUR>":{"capture_minor":..,"refund_minor":..}}}
 
+A presentment of a converted sale (issue 16) also carries ``billing_minor`` (a capture's
+billing amount captured, a refund's credited), ``billing_currency``, ``fx_rate`` and
+``rate_table``; totals stay per transaction currency.
 ``rrn`` is the capture's authorization RRN or the refund's own RRN; ``original_rrn`` is a
 refund's authorization RRN ("" for a capture). No PAN: the masked PAN and the card token only.
 Totals are per currency and never add two currencies. The file is written to a temporary
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from payswitch.fx import FxError, parse_rate
 from payswitch.money import is_currency
 
 FORMAT = "payswitch-clearing/1"
@@ -52,6 +56,7 @@ FIELDS = (
     "batch_no",
 )
 _INT_FIELDS = ("amount_minor", "authorized_minor", "batch_no")
+FX_FIELDS = ("billing_minor", "billing_currency", "fx_rate", "rate_table")
 
 
 class ClearingFormatError(ValueError):
@@ -100,6 +105,16 @@ def check_presentment(record: dict[str, Any]) -> None:
             raise ClearingFormatError(f"presentment {name} must be a non-negative integer")
     if not is_currency(record["currency"]):
         raise ClearingFormatError(f"presentment currency {record['currency']!r}")
+    if "billing_currency" in record:
+        if not all(f in record for f in FX_FIELDS) or not is_currency(record["billing_currency"]):
+            raise ClearingFormatError("presentment billing fields incomplete")
+        b = record["billing_minor"]
+        if not isinstance(b, int) or isinstance(b, bool) or b < 0:
+            raise ClearingFormatError("presentment billing_minor must be a non-negative integer")
+        try:
+            parse_rate(record["fx_rate"])
+        except FxError:
+            raise ClearingFormatError("presentment fx_rate is not a rate") from None
     masked = record["masked_pan"]
     if any(ch.isdigit() for ch in masked[6:-4]):
         raise ClearingFormatError("presentment masked_pan is not masked")
@@ -137,7 +152,10 @@ def write_clearing_file(
         "created_at": int(created_at),
     }
     lines = [header]
-    lines += [{"record": "presentment", **{f: p[f] for f in FIELDS}} for p in presentments]
+    lines += [
+        {"record": "presentment", **{f: p[f] for f in (*FIELDS, *FX_FIELDS) if f in p}}
+        for p in presentments
+    ]
     lines.append({"record": "trailer", "count": len(presentments), "totals": totals(presentments)})
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as fh:

@@ -7,7 +7,12 @@ document per clearing file at ``<dir>/settlement/<acquirer_id>/<file_id>.json``:
      "totals":{"<CUR>":{"gross_minor","fees_minor","net_minor"}}}
 
 Per currency, over SETTLED entries: ``gross`` = captures - refunds, ``fees`` = interchange +
-scheme fees, ``net`` = gross - fees (what the merchant is paid). ``reason`` is "" or the
+scheme fees, ``net`` = gross - fees (what the merchant is paid). The acquirer settles in each
+entry's transaction currency. An entry of a converted sale (issue 16) also has
+``billing_minor``, ``billing_currency``, ``fx_rate`` (the switch's record) and
+``issuer_posted_minor`` (what the issuer posted in the billing currency: the issuer settles in
+its account's currency); ``billing_totals`` sums the latter per billing currency (captures -
+refunds), for the issuers' side. ``reason`` is "" or the
 issuer's flags joined by "," (e.g. LATE_PRESENTMENT) or, for REJECTED, why.
 """
 
@@ -55,7 +60,20 @@ def build_report(
         "settled_at": int(settled_at),
         "entries": entries,
         "totals": totals(entries),
+        "billing_totals": billing_totals(entries),
     }
+
+
+def billing_totals(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per billing currency, over SETTLED converted entries: what the issuers posted."""
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        if e["status"] != "SETTLED" or not e.get("billing_currency"):
+            continue
+        line = out.setdefault(e["billing_currency"], {"issuer_posted_minor": 0})
+        sign = 1 if e["kind"] == "CAPTURE" else -1
+        line["issuer_posted_minor"] += sign * e["issuer_posted_minor"]
+    return dict(sorted(out.items()))
 
 
 def write_report(directory: Path, report: dict[str, Any]) -> Path:

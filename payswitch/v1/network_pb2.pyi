@@ -37,7 +37,7 @@ HOLD_STATE_POSTED: HoldState
 HOLD_STATE_RELEASED: HoldState
 
 class NetworkAuthorization(_message.Message):
-    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "entry_mode", "pan", "expiry", "transmission_time_ms", "pin_block", "cvv2", "emv")
+    __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "entry_mode", "pan", "expiry", "transmission_time_ms", "pin_block", "cvv2", "emv", "conversion")
     RRN_FIELD_NUMBER: _ClassVar[int]
     STAN_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class NetworkAuthorization(_message.Message):
     PIN_BLOCK_FIELD_NUMBER: _ClassVar[int]
     CVV2_FIELD_NUMBER: _ClassVar[int]
     EMV_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     stan: int
     acquirer_id: str
@@ -68,7 +69,18 @@ class NetworkAuthorization(_message.Message):
     pin_block: bytes
     cvv2: str
     emv: EmvData
-    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., transmission_time_ms: _Optional[int] = ..., pin_block: _Optional[bytes] = ..., cvv2: _Optional[str] = ..., emv: _Optional[_Union[EmvData, _Mapping]] = ...) -> None: ...
+    conversion: Conversion
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., acquirer_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_category_code: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., pan: _Optional[str] = ..., expiry: _Optional[str] = ..., transmission_time_ms: _Optional[int] = ..., pin_block: _Optional[bytes] = ..., cvv2: _Optional[str] = ..., emv: _Optional[_Union[EmvData, _Mapping]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
+
+class Conversion(_message.Message):
+    __slots__ = ("billing_amount", "rate", "rate_table")
+    BILLING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    billing_amount: _common_pb2.Money
+    rate: str
+    rate_table: str
+    def __init__(self, billing_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., rate: _Optional[str] = ..., rate_table: _Optional[str] = ...) -> None: ...
 
 class EmvData(_message.Message):
     __slots__ = ("arqc", "atc", "unpredictable_number", "pan_sequence_number", "amount_authorised", "amount_other", "terminal_country_code", "tvr", "transaction_currency_code", "transaction_date", "transaction_type", "aip", "issuer_application_data")
@@ -101,20 +113,22 @@ class EmvData(_message.Message):
     def __init__(self, arqc: _Optional[bytes] = ..., atc: _Optional[bytes] = ..., unpredictable_number: _Optional[bytes] = ..., pan_sequence_number: _Optional[str] = ..., amount_authorised: _Optional[bytes] = ..., amount_other: _Optional[bytes] = ..., terminal_country_code: _Optional[bytes] = ..., tvr: _Optional[bytes] = ..., transaction_currency_code: _Optional[bytes] = ..., transaction_date: _Optional[bytes] = ..., transaction_type: _Optional[bytes] = ..., aip: _Optional[bytes] = ..., issuer_application_data: _Optional[bytes] = ...) -> None: ...
 
 class NetworkAuthorizationResult(_message.Message):
-    __slots__ = ("rrn", "stan", "response_code", "auth_code", "responder", "arpc")
+    __slots__ = ("rrn", "stan", "response_code", "auth_code", "responder", "arpc", "conversion")
     RRN_FIELD_NUMBER: _ClassVar[int]
     STAN_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
     RESPONDER_FIELD_NUMBER: _ClassVar[int]
     ARPC_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     stan: int
     response_code: _common_pb2.ResponseCode
     auth_code: str
     responder: str
     arpc: bytes
-    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., responder: _Optional[str] = ..., arpc: _Optional[bytes] = ...) -> None: ...
+    conversion: Conversion
+    def __init__(self, rrn: _Optional[str] = ..., stan: _Optional[int] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., responder: _Optional[str] = ..., arpc: _Optional[bytes] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class NetworkReversal(_message.Message):
     __slots__ = ("original_rrn", "bin", "scheme", "acquirer_id", "amount", "reason")
@@ -149,30 +163,34 @@ class NetworkCapture(_message.Message):
     def __init__(self, original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., mcc: _Optional[str] = ...) -> None: ...
 
 class NetworkRefund(_message.Message):
-    __slots__ = ("rrn", "original_rrn", "bin", "scheme", "acquirer_id", "amount")
+    __slots__ = ("rrn", "original_rrn", "bin", "scheme", "acquirer_id", "amount", "conversion")
     RRN_FIELD_NUMBER: _ClassVar[int]
     ORIGINAL_RRN_FIELD_NUMBER: _ClassVar[int]
     BIN_FIELD_NUMBER: _ClassVar[int]
     SCHEME_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     original_rrn: str
     bin: str
     scheme: _common_pb2.CardScheme
     acquirer_id: str
     amount: _common_pb2.Money
-    def __init__(self, rrn: _Optional[str] = ..., original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
+    conversion: Conversion
+    def __init__(self, rrn: _Optional[str] = ..., original_rrn: _Optional[str] = ..., bin: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., acquirer_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class NetworkAdviceResult(_message.Message):
-    __slots__ = ("rrn", "response_code", "responder")
+    __slots__ = ("rrn", "response_code", "responder", "conversion")
     RRN_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     RESPONDER_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_FIELD_NUMBER: _ClassVar[int]
     rrn: str
     response_code: _common_pb2.ResponseCode
     responder: str
-    def __init__(self, rrn: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., responder: _Optional[str] = ...) -> None: ...
+    conversion: Conversion
+    def __init__(self, rrn: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., responder: _Optional[str] = ..., conversion: _Optional[_Union[Conversion, _Mapping]] = ...) -> None: ...
 
 class NetworkAdvice(_message.Message):
     __slots__ = ("rrn", "stan", "acquirer_id", "merchant_id", "terminal_id", "merchant_category_code", "amount", "scheme", "pan", "expiry", "auth_code", "reason", "transmission_time_ms")

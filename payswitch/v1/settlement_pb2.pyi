@@ -79,18 +79,20 @@ class PresentRequest(_message.Message):
     def __init__(self, file_id: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., presentments: _Optional[_Iterable[_Union[Presentment, _Mapping]]] = ..., now_ms: _Optional[int] = ..., report_dir: _Optional[str] = ...) -> None: ...
 
 class PresentmentResult(_message.Message):
-    __slots__ = ("transaction_id", "rrn", "status", "flags", "posted_minor")
+    __slots__ = ("transaction_id", "rrn", "status", "flags", "posted_minor", "billing")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RRN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
     POSTED_MINOR_FIELD_NUMBER: _ClassVar[int]
+    BILLING_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     rrn: str
     status: PresentmentStatus
     flags: _containers.RepeatedScalarFieldContainer[str]
     posted_minor: int
-    def __init__(self, transaction_id: _Optional[str] = ..., rrn: _Optional[str] = ..., status: _Optional[_Union[PresentmentStatus, str]] = ..., flags: _Optional[_Iterable[str]] = ..., posted_minor: _Optional[int] = ...) -> None: ...
+    billing: _common_pb2.Money
+    def __init__(self, transaction_id: _Optional[str] = ..., rrn: _Optional[str] = ..., status: _Optional[_Union[PresentmentStatus, str]] = ..., flags: _Optional[_Iterable[str]] = ..., posted_minor: _Optional[int] = ..., billing: _Optional[_Union[_common_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class PresentResponse(_message.Message):
     __slots__ = ("results",)

@@ -111,7 +111,7 @@ class CardData(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ..., cvv2: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in", "rekey_required", "mac", "risk_reason", "pin_required")
+    __slots__ = ("transaction_id", "response_code", "auth_code", "rrn", "stan", "amount", "scheme", "masked_pan", "acquirer_id", "message", "arpc", "stood_in", "rekey_required", "mac", "risk_reason", "pin_required", "billing_minor_units", "billing_currency", "conversion_rate", "rate_table", "dcc_markup_bps")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
     AUTH_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,11 @@ class AuthorizeResponse(_message.Message):
     MAC_FIELD_NUMBER: _ClassVar[int]
     RISK_REASON_FIELD_NUMBER: _ClassVar[int]
     PIN_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    BILLING_MINOR_UNITS_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    DCC_MARKUP_BPS_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     response_code: _common_pb2.ResponseCode
     auth_code: str
@@ -144,7 +149,12 @@ class AuthorizeResponse(_message.Message):
     mac: bytes
     risk_reason: str
     pin_required: bool
-    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ..., risk_reason: _Optional[str] = ..., pin_required: _Optional[bool] = ...) -> None: ...
+    billing_minor_units: int
+    billing_currency: str
+    conversion_rate: str
+    rate_table: str
+    dcc_markup_bps: int
+    def __init__(self, transaction_id: _Optional[str] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., stan: _Optional[int] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., message: _Optional[str] = ..., arpc: _Optional[bytes] = ..., stood_in: _Optional[bool] = ..., rekey_required: _Optional[bool] = ..., mac: _Optional[bytes] = ..., risk_reason: _Optional[str] = ..., pin_required: _Optional[bool] = ..., billing_minor_units: _Optional[int] = ..., billing_currency: _Optional[str] = ..., conversion_rate: _Optional[str] = ..., rate_table: _Optional[str] = ..., dcc_markup_bps: _Optional[int] = ...) -> None: ...
 
 class CaptureRequest(_message.Message):
     __slots__ = ("idempotency_key", "terminal_id", "transaction_id", "amount", "ksn", "mac")
@@ -281,7 +291,7 @@ class EchoResponse(_message.Message):
     def __init__(self, message: _Optional[str] = ..., switch_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("transaction_id", "type", "state", "terminal_id", "merchant_id", "stan", "local_time", "amount", "captured", "refunded", "response_code", "auth_code", "rrn", "scheme", "masked_pan", "acquirer_id", "original_transaction_id", "created_at_ms", "updated_at_ms")
+    __slots__ = ("transaction_id", "type", "state", "terminal_id", "merchant_id", "stan", "local_time", "amount", "captured", "refunded", "response_code", "auth_code", "rrn", "scheme", "masked_pan", "acquirer_id", "original_transaction_id", "created_at_ms", "updated_at_ms", "billing_minor_units", "billing_currency", "conversion_rate", "rate_table", "billing_captured_minor_units", "dcc_markup_bps")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -301,6 +311,12 @@ class Transaction(_message.Message):
     ORIGINAL_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    BILLING_MINOR_UNITS_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    RATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    BILLING_CAPTURED_MINOR_UNITS_FIELD_NUMBER: _ClassVar[int]
+    DCC_MARKUP_BPS_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     type: TransactionType
     state: TransactionState
@@ -320,7 +336,13 @@ class Transaction(_message.Message):
     original_transaction_id: str
     created_at_ms: int
     updated_at_ms: int
-    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ...) -> None: ...
+    billing_minor_units: int
+    billing_currency: str
+    conversion_rate: str
+    rate_table: str
+    billing_captured_minor_units: int
+    dcc_markup_bps: int
+    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., billing_minor_units: _Optional[int] = ..., billing_currency: _Optional[str] = ..., conversion_rate: _Optional[str] = ..., rate_table: _Optional[str] = ..., billing_captured_minor_units: _Optional[int] = ..., dcc_markup_bps: _Optional[int] = ...) -> None: ...
 
 class BatchTotal(_message.Message):
     __slots__ = ("currency", "scheme", "sale_count", "sale_minor", "refund_count", "refund_minor", "void_count")

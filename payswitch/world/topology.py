@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from payswitch.cards import CardError, Scheme, check_expiry, luhn_valid
+from payswitch.fx import RateTable
 from payswitch.money import is_currency
+from payswitch.world.fx_rates import RatesError, parse_markup, parse_tables
 from payswitch.world.settlement import (
     DEFAULT_HOLD_TTL_S,
     FeeConfig,
@@ -366,6 +368,8 @@ class SchemeConfig:
     latency: Latency = Latency()
     faults: Faults = Faults()
     margin_ms: int = 20
+    # Daily rate tables it converts with (payswitch.world.fx_rates); () converts nothing.
+    rates: tuple[RateTable, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +461,7 @@ class Topology:
     network: NetworkConfig = NetworkConfig()
     risk: RiskConfig = RiskConfig()
     tracing: TracingConfig = TracingConfig()
+    dcc_markup_bps: int = 0  # [fx]: the DCC offer's markup; 0 offers no DCC
 
     def acquirer(self, node_id: str) -> AcquirerConfig:
         return _find(self.acquirers, node_id, "acquirer")
@@ -501,11 +506,37 @@ class Topology:
         return best[1] if best else None
 
 
+def _rates(raw: Any, where: str) -> tuple[RateTable, ...]:
+    try:
+        return parse_tables(raw, where)
+    except RatesError as exc:
+        raise TopologyError(str(exc)) from None
+
+
+def _markup(doc: dict[str, Any]) -> int:
+    try:
+        return parse_markup(doc)
+    except RatesError as exc:
+        raise TopologyError(str(exc)) from None
+
+
 def _find(items: Iterable[_E], node_id: str, what: str) -> _E:
     for item in items:
         if item.id == node_id:
             return item
     raise TopologyError(f"no {what} with id {node_id!r}")
+
+
+def billing_currency(topology: Topology, pan: str) -> str | None:
+    """The currency of the account a card bills, as the scheme's BIN tables know it."""
+    issuer = topology.issuer_for_pan(pan)
+    if issuer is None:
+        return None
+    card = next((c for c in issuer.cards if c.pan == pan), None)
+    if card is None:
+        return None
+    account = next((a for a in issuer.accounts if a.id == card.account), None)
+    return account.currency if account else None
 
 
 def _rate(raw: dict[str, Any], key: str, where: str) -> float:
@@ -752,6 +783,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
             latency=_latency(s.get("latency"), f"scheme {s['id']}"),
             faults=_faults(s, f"scheme {s['id']}"),
             margin_ms=int(s.get("margin_ms", 20)),
+            rates=_rates(s.get("rates"), f"scheme {s['id']}"),
         )
         for s in doc.get("schemes", [])
     )
@@ -843,6 +875,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         network=NetworkConfig(tls=_bool(doc.get("network", {}), "tls", True, "network")),
         risk=_risk(doc.get("risk", {})),
         tracing=_tracing(doc.get("tracing", {})),
+        dcc_markup_bps=_markup(doc),
     )
     _cross_check(topo)
     return topo

@@ -97,6 +97,18 @@ class Transaction:
     idempotency_key: str = ""
     entry_mode: str = ""
     mcc: str = ""
+    # Cross-border (issue 16, payswitch.fx): the scheme's conversion into the card's billing
+    # currency. On an authorization, its billing amount, rate (8-place decimal text) and table;
+    # what of it was captured in the billing currency (the issuer's figure). On
+    # a refund row, the billing amount credited at the day's rate. All empty/0: no conversion.
+    # A DCC sale (dcc_markup_bps > 0) is in the cardholder's currency; billing_* then hold the
+    # merchant's local amount it was quoted from.
+    billing_minor: int = 0
+    billing_currency: str = ""
+    fx_rate: str = ""
+    rate_table: str = ""
+    billing_captured_minor: int = 0
+    dcc_markup_bps: int = 0
     version: int = 1  # bumped by every successful compare-and-set
 
     def copy(self, **changes: Unpack[TransactionFields]) -> Transaction:
@@ -133,6 +145,12 @@ class TransactionFields(TypedDict, total=False):
     idempotency_key: str
     entry_mode: str
     mcc: str
+    billing_minor: int
+    billing_currency: str
+    fx_rate: str
+    rate_table: str
+    billing_captured_minor: int
+    dcc_markup_bps: int
     version: int
 
 
@@ -163,6 +181,11 @@ class ChangeColumns(TypedDict, total=False):
     auth_code: str
     updated_at: float
     deadline_at: float
+    billing_minor: int
+    billing_currency: str
+    fx_rate: str
+    rate_table: str
+    billing_captured_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +221,12 @@ class Changes:
     auth_code: str | None = None
     updated_at: float | None = None
     deadline_at: float | None = None
+    # the conversion the network reported (an authorization's answer, a capture's, a refund's)
+    billing_minor: int | None = None
+    billing_currency: str | None = None
+    fx_rate: str | None = None
+    rate_table: str | None = None
+    billing_captured_minor: int | None = None
 
     def columns(self) -> ChangeColumns:
         # The fields that are set, each with its own (non-None) type: ChangeColumns's items.
@@ -270,7 +299,15 @@ def check_transition(
         raise IllegalTransition(f"{from_state} -> {to_state} is not a transition")
 
 
-_MONEY_FIELDS = frozenset({"amount_minor", "captured_minor", "refunded_minor"})
+_MONEY_FIELDS = frozenset(
+    {
+        "amount_minor",
+        "captured_minor",
+        "refunded_minor",
+        "billing_minor",
+        "billing_captured_minor",
+    }
+)
 
 
 def check_cas(expected: Expect, changes: Changes) -> tuple[ExpectColumns, ChangeColumns]:

@@ -41,7 +41,13 @@ from switch.operations.common import (
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
-from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.wire.convert import (
+    billed,
+    code_to_proto,
+    money,
+    scheme_to_proto,
+    transaction_to_proto,
+)
 from switch.wire.errors import FailedPrecondition, InvalidArgument
 
 
@@ -83,13 +89,10 @@ async def capture(
         iso = codes.to_iso(result.response_code)
         if iso != codes.APPROVED:
             return _answer(iso, current, "capture declined"), tx.id
-        current = await follow_issuer(
-            svc,
-            tx.id,
-            TxState.APPROVED,
-            TxState.CAPTURED,
-            Changes(captured_minor=amount, updated_at=time.time()),
-        )
+        changes = Changes(captured_minor=amount, updated_at=time.time())
+        if result.HasField("conversion"):  # what the issuer posted in the billing currency
+            changes = billed(result.conversion, changes, captured=True)
+        current = await follow_issuer(svc, tx.id, TxState.APPROVED, TxState.CAPTURED, changes)
         await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
 

@@ -24,7 +24,13 @@ from switch.recovery.refund_reservations import TooManyRefunds, begin_refund, re
 from switch.routing.connectors import OutcomeUnknown
 from switch.services import Services
 from switch.wire import validation
-from switch.wire.convert import code_to_proto, money, scheme_to_proto, transaction_to_proto
+from switch.wire.convert import (
+    billed,
+    code_to_proto,
+    money,
+    scheme_to_proto,
+    transaction_to_proto,
+)
 from switch.wire.errors import FailedPrecondition, InvalidArgument
 
 _REFUNDABLE = (TxState.CAPTURED, TxState.SETTLED)
@@ -117,6 +123,8 @@ async def refund(
             acquirer_id=tx.acquirer_id,
             amount=money(amount, tx.currency),
         )
+        if current.billing_currency:  # a converted sale: the scheme stamps the day's rate
+            msg.conversion.billing_amount.currency = current.billing_currency
         try:
             result = await svc.connectors.get(tx.acquirer_id).refund(msg, budget.remaining())
         except OutcomeUnknown:
@@ -129,11 +137,11 @@ async def refund(
             return _answer(codes.ISSUER_UNAVAILABLE, tx, "no answer from the issuer"), tx.id
         iso = codes.to_iso(result.response_code)
         approved = iso == codes.APPROVED
+        changes = Changes(response_code=iso, updated_at=time.time())
+        if approved and result.HasField("conversion"):  # credited in the billing currency
+            changes = billed(result.conversion, changes)
         tx = await svc.store.transition(
-            tx.id,
-            TxState.PENDING,
-            TxState.APPROVED if approved else TxState.DECLINED,
-            Changes(response_code=iso, updated_at=time.time()),
+            tx.id, TxState.PENDING, TxState.APPROVED if approved else TxState.DECLINED, changes
         )
         if not approved:
             await reserve(svc.store, original.id, -amount)

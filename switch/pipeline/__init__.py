@@ -216,6 +216,12 @@ class Pipeline:
             resp.scheme = scheme_to_proto(ctx.scheme)
         if ctx.result is not None and ctx.result.arpc:
             resp.arpc = ctx.result.arpc
+        if ctx.result is not None and ctx.result.HasField("conversion"):
+            billed = ctx.result.conversion  # the scheme's (payswitch.fx), for the receipt
+            resp.billing_minor_units = billed.billing_amount.minor_units
+            resp.billing_currency = billed.billing_amount.currency
+            resp.conversion_rate = billed.rate
+            resp.rate_table = billed.rate_table
         if ctx.risk is not None and ctx.risk.code:
             resp.risk_reason = ctx.risk.reason
             resp.pin_required = ctx.risk.pin_required

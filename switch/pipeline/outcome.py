@@ -25,6 +25,7 @@ from __future__ import annotations
 from payswitch import codes
 from switch.domain.transactions import Changes, TxState
 from switch.pipeline.context import AuthContext, Delivery, Outcome
+from switch.wire.convert import billed
 
 UNKNOWN_MESSAGE = "issuer did not answer in time; reversed"
 
@@ -45,14 +46,14 @@ def decide(ctx: AuthContext, now: float) -> Outcome | None:
         if ctx.result is not None:
             iso = issuer_code(ctx)
             approved = iso == codes.APPROVED
-            return Outcome(
-                TxState.APPROVED if approved else TxState.DECLINED,
-                Changes(
-                    response_code=iso,
-                    auth_code=ctx.result.auth_code if approved else "",
-                    updated_at=now,
-                ),
+            changes = Changes(
+                response_code=iso,
+                auth_code=ctx.result.auth_code if approved else "",
+                updated_at=now,
             )
+            if ctx.result.HasField("conversion"):  # a card billed in another currency
+                changes = billed(ctx.result.conversion, changes)
+            return Outcome(TxState.APPROVED if approved else TxState.DECLINED, changes)
         if ctx.standin is not None:
             if ctx.standin.approved:
                 return Outcome(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import cast
 
 from payswitch import codes
 from payswitch.cards import Scheme
-from payswitch.v1 import common_pb2, terminal_pb2
-from switch.domain.transactions import Transaction, TxType
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
+from switch.domain.transactions import Changes, Transaction, TxType
 
 _SCHEME_TO_PROTO = {
     Scheme.VISA: common_pb2.CARD_SCHEME_VISA,
@@ -25,6 +26,23 @@ def scheme_to_proto(scheme: Scheme | str) -> common_pb2.CardScheme:
 
 def money(minor: int, currency: str) -> common_pb2.Money:
     return common_pb2.Money(minor_units=minor, currency=currency)
+
+
+def billed(
+    conversion: network_pb2.Conversion, changes: Changes, *, captured: bool = False
+) -> Changes:
+    """``changes`` with the network's conversion (payswitch.fx) recorded: an authorization's
+    or refund's billing amount, rate and table; with ``captured``, a capture's billing amount."""
+    amount = conversion.billing_amount
+    if captured:
+        return dataclasses.replace(changes, billing_captured_minor=amount.minor_units)
+    return dataclasses.replace(
+        changes,
+        billing_minor=amount.minor_units,
+        billing_currency=amount.currency,
+        fx_rate=conversion.rate,
+        rate_table=conversion.rate_table,
+    )
 
 
 def code_to_proto(iso: str) -> common_pb2.ResponseCode:
@@ -64,4 +82,10 @@ def transaction_to_proto(tx: Transaction) -> terminal_pb2.Transaction:
         original_transaction_id=tx.original_id,
         created_at_ms=int(tx.created_at * 1000),
         updated_at_ms=int(tx.updated_at * 1000),
+        billing_minor_units=tx.billing_minor,
+        billing_currency=tx.billing_currency,
+        conversion_rate=tx.fx_rate,
+        rate_table=tx.rate_table,
+        billing_captured_minor_units=tx.billing_captured_minor,
+        dcc_markup_bps=tx.dcc_markup_bps,
     )

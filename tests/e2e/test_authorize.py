@@ -42,7 +42,7 @@ async def test_approval_places_a_hold(pos, books):
         ("5105105105105100", 100, "EUR", "2906", "05"),  # lost
         ("4242424242424242", 10001, "EUR", "2812", "61"),  # per-transaction limit 100.00
         ("4012888888881881", 100, "EUR", "2812", "14"),  # not on the issuer's file
-        ("2223000048400011", 100, "EUR", "2906", "12"),  # USD account, EUR sale
+        ("2223000048400011", 100, "GBP", "2906", "12"),  # USD account, no GBP rate to convert
     ],
 )
 async def test_each_decline_code(pos, books, pan, minor, currency, expiry, iso):

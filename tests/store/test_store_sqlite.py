@@ -83,10 +83,28 @@ async def test_schema_version_is_recorded_once(tmp_path: Path) -> None:
         async with SqliteStore(path):
             pass
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
         cols = [r[1] for r in conn.execute("PRAGMA table_info(transactions)")]
     assert tuple(cols) == COLUMNS
     assert not [c for c in cols if "pan" in c and c != "masked_pan"]  # never a PAN column
+
+
+async def test_version_1_is_migrated_to_2(tmp_path: Path) -> None:
+    """A store written before the cross-border columns gets them (empty for its rows)."""
+    path = tmp_path / "s.db"
+    async with SqliteStore(path) as store:
+        await store.insert_transaction(new_tx(id="old"))
+    with sqlite3.connect(path) as conn:  # back to version 1 as it was
+        for column in sqlite_mod._FX_COLUMNS:
+            conn.execute(f"ALTER TABLE transactions DROP COLUMN {column.split()[0]}")
+        conn.execute("UPDATE schema_version SET version = 1")
+    async with SqliteStore(path) as store:
+        old = await store.get_transaction("old")
+        assert old is not None and old.billing_minor == 0 and old.fx_rate == ""
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(transactions)")}
+    assert cols == set(COLUMNS)
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:

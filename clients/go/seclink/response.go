@@ -29,7 +29,12 @@ var responseFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
 // version-1 fields and in this order, only when it is set (not its proto3 default), so an
 // answer without them keeps its version-1 form (payswitch/seclink.py RESPONSE_FIELDS_ADDED).
 var addedFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
-	"payswitch.v1.AuthorizeResponse": {15, 16}, // risk_reason, pin_required
+	// risk_reason, pin_required; the cross-border fields (issue 16): billing_minor_units,
+	// billing_currency, conversion_rate, rate_table, dcc_markup_bps
+	"payswitch.v1.AuthorizeResponse": {15, 16, 17, 18, 19, 20, 21},
+	// billing_minor_units, billing_currency, conversion_rate, rate_table,
+	// billing_captured_minor_units, dcc_markup_bps
+	"payswitch.v1.Transaction": {20, 21, 22, 23, 24, 25},
 }
 
 func span(from, to protoreflect.FieldNumber) []protoreflect.FieldNumber {

@@ -8,7 +8,10 @@ nothing: disputes are keyed by the issuer's chargeback id.
 
 A chargeback is accepted only on a SETTLED sale that the ledger saw presented (found by RRN),
 in the sale's currency, for at most what is left of it (captured - refunded - other disputes
-not won). Anything else is rejected with the reason and counted, never recorded.
+not won). A converted sale's chargeback comes in the billing currency (the issuer's books):
+it is converted back into the sale's currency at the sale's own rate (``fx.convert_back``: the
+whole billed amount gives back exactly the captured amount) and kept in the sale's currency.
+Anything else is rejected with the reason and counted, never recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from payswitch import fx
 from payswitch.dispute_reasons import check_reason
 from switch.backoffice.disputes import cycle
 from switch.backoffice.ledger.events import Event, EventKind
@@ -104,7 +108,14 @@ class Disputes:
             check_reason(_text(rec, "reason_code"), tx.scheme)
         except ValueError as exc:
             raise DisputeRejected(str(exc)) from None
-        if rec.get("currency") != tx.currency:
+        if tx.billing_currency and rec.get("currency") == tx.billing_currency != tx.currency:
+            try:
+                amount = fx.convert_back(amount, tx.billing_captured_minor, tx.captured_minor)
+            except fx.FxError:
+                raise DisputeRejected(
+                    f"amount_minor: more than the {tx.billing_captured_minor} billed"
+                ) from None
+        elif rec.get("currency") != tx.currency:
             raise DisputeRejected(f"currency: the sale is in {tx.currency}")
         disputed = sum(
             d.amount_minor

@@ -50,3 +50,20 @@ MERCHANT_FEE_INCOME = "merchant_fee_income"
 
 def chargeback_suspense(acquirer_id: str) -> str:
     return f"chargeback_suspense:{acquirer_id}"
+
+
+# Cross-border (issue 16), in the cardholder's billing currency:
+def issuer_receivable(scheme: str) -> str:
+    """What the card's issuers owe through the scheme for converted sales (billing currency)."""
+    return f"issuer_receivable:{scheme}"
+
+
+def fx_position(scheme: str) -> str:
+    """The billing-currency value, at the clearing-time rate, of what was paid out in the
+    transaction currency for converted sales."""
+    return f"fx_position:{scheme}"
+
+
+# The difference between the rate at authorization (what the cardholder was billed) and the
+# rate at clearing: a gain is a credit, a loss a debit.
+FX_DIFFERENCE = "fx_difference"

@@ -21,6 +21,8 @@ class EventKind(enum.StrEnum):
     REPRESENTMENT = "REPRESENTMENT"
     DISPUTE_WON = "DISPUTE_WON"
     DISPUTE_LOST = "DISPUTE_LOST"
+    FX_CAPTURE_SETTLED = "FX_CAPTURE_SETTLED"
+    FX_REFUND_SETTLED = "FX_REFUND_SETTLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,9 @@ class Event:
     rrn: str = ""
     interchange_minor: int = 0
     scheme_fee_minor: int = 0
+    # FX events (in the billing currency): the transaction amount converted at the clearing
+    # rate; ``amount_minor`` is what the issuer posted (at the authorization's rate).
+    cleared_minor: int = 0
 
     @property
     def event_id(self) -> str:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
+from payswitch import fx
+from payswitch.fx import RateTable
 from payswitch.settlement.fees import presentment_fees
+from payswitch.world.topology import Topology
 from switch.backoffice.ledger.events import Event, EventKind
 from switch.backoffice.ledger.rules import lines_for
 from switch.domain.ledger import LedgerPosting
@@ -33,10 +38,18 @@ class TrialBalance:
 
 
 class Ledger:
-    def __init__(self, store: Store, fee_table: Sequence[Any] = ()) -> None:
-        """``fee_table``: the topology's ``[[fees]]`` rules, as ``fee_for`` takes them."""
+    def __init__(
+        self,
+        store: Store,
+        fee_table: Sequence[Any] = (),
+        rates: Mapping[str, tuple[RateTable, ...]] | None = None,
+    ) -> None:
+        """``fee_table``: the topology's ``[[fees]]`` rules, as ``fee_for`` takes them.
+        ``rates``: each card scheme's rate tables (``scheme_rates``), for the clearing-time
+        rate of a converted sale (without one, the authorization's rate: no difference)."""
         self.store = store
         self.fee_table = fee_table
+        self.rates = dict(rates or {})
 
     async def post(self, event: Event) -> bool:
         """Post ``event``: True when new, False when its id was posted before (replay).
@@ -106,9 +119,51 @@ class Ledger:
             scheme_fee_minor=fees.scheme_fee_minor,
         )
 
+    def fx_event(self, tx: Transaction, at: float | None = None) -> Event | None:
+        """The FX side of a settled converted capture or refund (rules: FX_*), or None."""
+        if not tx.billing_currency or not tx.fx_rate:
+            return None
+        when = time.time() if at is None else at
+        refund = tx.type is TxType.REFUND
+        amount = tx.amount_minor if refund else tx.captured_minor
+        billed = tx.billing_minor if refund else tx.billing_captured_minor
+        table = fx.table_for(self.rates.get(tx.scheme, ()), _utc_day(when))
+        rate = Decimal(tx.fx_rate)
+        if table is not None:
+            try:
+                rate = table.rate(tx.currency, tx.billing_currency)
+            except fx.FxError:
+                pass  # the table lacks the pair: the authorization's rate, no difference
+        return Event(
+            kind=EventKind.FX_REFUND_SETTLED if refund else EventKind.FX_CAPTURE_SETTLED,
+            transaction_id=tx.id,
+            sequence="0",
+            merchant_id=tx.merchant_id,
+            acquirer_id=tx.acquirer_id,
+            scheme=tx.scheme,
+            amount_minor=billed,
+            currency=tx.billing_currency,
+            occurred_at=when,
+            rrn=tx.rrn,
+            cleared_minor=fx.convert(amount, tx.currency, tx.billing_currency, rate),
+        )
+
     # --- hooks of the settlement run (switch/settlement/run.py) ----------------------------
     async def on_presented(self, tx: Transaction, record: object = None) -> bool:
         return await self.post(self.presentment_event(tx))
 
     async def on_settled(self, tx: Transaction, entry: object = None) -> bool:
-        return await self.post(self.settlement_event(tx))
+        new = await self.post(self.settlement_event(tx))
+        fx_side = self.fx_event(tx)
+        if fx_side is not None:
+            new = await self.post(fx_side) or new
+        return new
+
+
+def _utc_day(at: float) -> date:
+    return datetime.fromtimestamp(at, UTC).date()
+
+
+def scheme_rates(topology: Topology) -> dict[str, tuple[RateTable, ...]]:
+    """Each card brand's rate tables: its scheme node's (``Ledger`` ``rates``)."""
+    return {brand.value: s.rates for s in topology.schemes for brand in s.brands}

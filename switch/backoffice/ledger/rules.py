@@ -17,6 +17,13 @@ A = amount, I = interchange, S = scheme fee, F = I + S, N = signed gross - F.
 - DISPUTE_LOST:       Dr chargeback_suspense A   / Cr acquirer_receivable A  (back to the issuer)
 An accepted chargeback (no representment) posts nothing more: the chargeback stands.
 
+Cross-border (issue 16): a settled capture of a converted sale also posts, in the billing
+currency, X = what the issuer posted (the authorization's rate), C = the transaction amount at
+the clearing-time rate (``cleared_minor``):
+- FX_CAPTURE_SETTLED: Dr issuer_receivable X / Cr fx_position C / Cr fx_difference X - C
+- FX_REFUND_SETTLED:  the reverse (X = what the issuer credited at the refund's rate)
+so every currency still sums to zero and the rate difference sits in one explicit account.
+
 Zero-amount lines are left out (a fee-free settlement has no fee lines).
 """
 
@@ -79,6 +86,18 @@ def _lost(e: Event) -> Lines:
             (ac.acquirer_receivable(e.acquirer_id), -e.amount_minor)]  # fmt: skip
 
 
+def _fx_settled(sign: int) -> Callable[[Event], Lines]:
+    def rule(e: Event) -> Lines:
+        billed, cleared = e.amount_minor, e.cleared_minor
+        return [
+            (ac.issuer_receivable(e.scheme), sign * billed),
+            (ac.fx_position(e.scheme), -sign * cleared),
+            (ac.FX_DIFFERENCE, sign * (cleared - billed)),
+        ]
+
+    return rule
+
+
 RULES: dict[EventKind, Callable[[Event], Lines]] = {
     EventKind.CAPTURE_PRESENTED: _capture_presented,
     EventKind.REFUND_PRESENTED: _refund_presented,
@@ -88,12 +107,14 @@ RULES: dict[EventKind, Callable[[Event], Lines]] = {
     EventKind.REPRESENTMENT: _representment,
     EventKind.DISPUTE_WON: _won,
     EventKind.DISPUTE_LOST: _lost,
+    EventKind.FX_CAPTURE_SETTLED: _fx_settled(+1),
+    EventKind.FX_REFUND_SETTLED: _fx_settled(-1),
 }
 
 
 def lines_for(event: Event) -> tuple[LedgerLine, ...]:
     """The posting's lines: the rule's, same-account lines merged, zero lines dropped."""
-    for name in ("amount_minor", "interchange_minor", "scheme_fee_minor"):
+    for name in ("amount_minor", "interchange_minor", "scheme_fee_minor", "cleared_minor"):
         value = getattr(event, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise UnbalancedPosting(f"{name} must be a non-negative integer (minor units)")

@@ -13,7 +13,9 @@ Issue types (one issue per (type, kind, RRN), with each side's view in ``detail`
 - MISSING_AT_ACQUIRER: the switch presented it (before the cut-off); no report has it.
 - MISSING_AT_ISSUER: the switch presented it but the issuer's books do not show it posted (or a
   refund advice is missing); or the switch voided/reversed a sale the issuer still holds.
-- AMOUNT_MISMATCH: amount or currency differs between the switch and the acquirer or issuer.
+- AMOUNT_MISMATCH: amount or currency differs between the switch and the acquirer or issuer
+  (a converted sale: the transaction amount with the acquirer, the billing amount with the
+  issuer, so a mismatch in either currency is found).
 - DUPLICATE: one presentment settled more than once (in one report or across reports).
 - LATE_PRESENTMENT: settled more than ``late_after_s`` (default 7 days) after authorization.
 - ORPHAN_REVERSAL: the issuer applied a reversal the switch has no reversed or voided
@@ -47,8 +49,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from payswitch import fx
 from payswitch.settlement.fees import presentment_fees
-from switch.backoffice.recon.sources import IssuerBooks, Report
+from switch.backoffice.recon.sources import IssuerBooks, IssuerChargeback, Report
 from switch.domain.ledger import Dispute, ReconIssue
 from switch.domain.transactions import Transaction, TxState, TxType
 
@@ -80,6 +83,16 @@ class Presentment:
     amount_minor: int
     currency: str
     tx: Transaction
+
+    @property
+    def at_issuer(self) -> tuple[int, str]:
+        """What the issuer's books hold for it: a converted sale's billing amount and currency
+        (issue 16: a mismatch in either currency is found), else the amount itself."""
+        tx = self.tx
+        if not tx.billing_currency:
+            return self.amount_minor, self.currency
+        billed = tx.billing_captured_minor if self.kind == "CAPTURE" else tx.billing_minor
+        return billed, tx.billing_currency
 
 
 def presentments(txs: list[Transaction]) -> dict[tuple[str, str], Presentment]:
@@ -168,11 +181,25 @@ def reconcile(
     if books is not None:
         _issuer(issues, presented, by_rrn, txs, books)
         if disputes is not None:
-            _chargebacks(issues, books, disputes)
+            _chargebacks(issues, books, disputes, by_rrn)
     return issues.issues()
 
 
-def _chargebacks(issues: _Issues, books: IssuerBooks, disputes: list[Dispute]) -> None:
+def _switch_view(cb: IssuerChargeback, sale: Transaction | None) -> tuple[int, str]:
+    """The issuer's chargeback as the switch keeps it: a converted sale's, in the billing
+    currency, converted back into the sale's currency (``fx.convert_back``)."""
+    if sale is None or not sale.billing_currency or cb.currency != sale.billing_currency:
+        return cb.amount, cb.currency
+    try:
+        back = fx.convert_back(cb.amount, sale.billing_captured_minor, sale.captured_minor)
+    except fx.FxError:
+        return cb.amount, cb.currency  # more than was billed: it cannot match
+    return back, sale.currency
+
+
+def _chargebacks(
+    issues: _Issues, books: IssuerBooks, disputes: list[Dispute], by_rrn: dict[str, Transaction]
+) -> None:
     ours = {d.dispute_id: d for d in disputes}
     theirs = {c.chargeback_id: c for c in books.chargebacks}
     for cb_id, cb in theirs.items():
@@ -188,7 +215,7 @@ def _chargebacks(issues: _Issues, books: IssuerBooks, disputes: list[Dispute]) -
                 chargeback_id=cb_id,
                 issuer_minor=cb.amount,
             )
-        elif (d.amount_minor, d.currency) != (cb.amount, cb.currency):
+        elif (d.amount_minor, d.currency) != _switch_view(cb, by_rrn.get(cb.rrn)):
             issues.add(
                 IssueType.AMOUNT_MISMATCH,
                 "CHARGEBACK",
@@ -337,15 +364,15 @@ def _issuer(
                     source="issuer",
                     issuer_state=auth.state if auth else "",
                 )
-            elif (auth.posted, auth.currency) != (p.amount_minor, p.currency):
+            elif (auth.posted, auth.currency) != p.at_issuer:
                 issues.add(
                     IssueType.AMOUNT_MISMATCH,
                     kind,
                     rrn,
                     p.tx.id,
-                    p.currency,
+                    p.at_issuer[1],
                     source="issuer",
-                    switch_minor=p.amount_minor,
+                    switch_minor=p.at_issuer[0],
                     issuer_minor=auth.posted,
                 )
         else:
@@ -354,15 +381,15 @@ def _issuer(
                 issues.add(
                     IssueType.MISSING_AT_ISSUER, kind, rrn, p.tx.id, p.currency, source="issuer"
                 )
-            elif advice.amount != p.amount_minor:
+            elif advice.amount != p.at_issuer[0]:
                 issues.add(
                     IssueType.AMOUNT_MISMATCH,
                     kind,
                     rrn,
                     p.tx.id,
-                    p.currency,
+                    p.at_issuer[1],
                     source="issuer",
-                    switch_minor=p.amount_minor,
+                    switch_minor=p.at_issuer[0],
                     issuer_minor=advice.amount,
                 )
     tx: Transaction | None

@@ -113,8 +113,18 @@ class CutoffResult:
 
 
 def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
-    """One clearing presentment (no PAN: masked PAN and token)."""
+    """One clearing presentment (no PAN: masked PAN and token); a converted sale's with both
+    amounts (``clearing.FX_FIELDS``)."""
+    converted: Record = {}
+    if tx.billing_currency:
+        converted = {
+            "billing_minor": tx.billing_captured_minor if kind == "CAPTURE" else tx.billing_minor,
+            "billing_currency": tx.billing_currency,
+            "fx_rate": tx.fx_rate,
+            "rate_table": tx.rate_table,
+        }
     return {
+        **converted,
         "kind": kind,
         "transaction_id": tx.id,
         "rrn": tx.rrn,

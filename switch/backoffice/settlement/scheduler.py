@@ -21,7 +21,7 @@ import grpc
 
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import Topology
-from switch.backoffice.ledger.ledger import Ledger
+from switch.backoffice.ledger.ledger import Ledger, scheme_rates
 from switch.backoffice.settlement.run import CutoffResult, SettlementHooks, run_cutoff
 from switch.store.base import Store
 
@@ -52,7 +52,8 @@ class CutoffScheduler:
         self._credentials = credentials  # the switch's network identity (run_cutoff)
         # The ledger posts each presentment and settlement (switch.backoffice.ledger, helper
         # "ledger").
-        self._hooks = (Ledger(store, topology.fees),) if hooks is None else tuple(hooks)
+        ledger = Ledger(store, topology.fees, scheme_rates(topology))
+        self._hooks = (ledger,) if hooks is None else tuple(hooks)
         self._topology = topology
         self._clock = clock
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

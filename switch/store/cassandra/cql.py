@@ -29,7 +29,18 @@ IDEM_COLUMNS = (
 )
 _TX_LIST = ", ".join(COLUMNS)
 _IDEM_LIST = ", ".join(IDEM_COLUMNS)
-_INT_COLUMNS = frozenset({"stan", "amount_minor", "captured_minor", "refunded_minor", "version"})
+_INT_COLUMNS = frozenset(
+    {
+        "stan",
+        "amount_minor",
+        "captured_minor",
+        "refunded_minor",
+        "version",
+        "billing_minor",
+        "billing_captured_minor",
+        "dcc_markup_bps",
+    }
+)
 _FLOAT_COLUMNS = frozenset({"created_at", "updated_at", "deadline_at"})
 
 # Static statements: (attribute, CQL). Index and bucket tables are only ever written plainly,

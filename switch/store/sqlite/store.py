@@ -91,8 +91,17 @@ from switch.store.sqlite.saf import SqliteSafMixin
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the cross-border columns (issue 16, _FX_COLUMNS)
 SYNCHRONOUS_MODES = ("full", "normal")
+# Version 1 -> 2: the transaction's cross-border columns (payswitch.fx), empty for old rows.
+_FX_COLUMNS = (
+    "billing_minor INTEGER NOT NULL DEFAULT 0",
+    "billing_currency TEXT NOT NULL DEFAULT ''",
+    "fx_rate TEXT NOT NULL DEFAULT ''",
+    "rate_table TEXT NOT NULL DEFAULT ''",
+    "billing_captured_minor INTEGER NOT NULL DEFAULT 0",
+    "dcc_markup_bps INTEGER NOT NULL DEFAULT 0",
+)
 _PURGE_EVERY = 256
 _PURGE_BATCH = 256
 
@@ -126,6 +135,12 @@ CREATE TABLE IF NOT EXISTS transactions (
     idempotency_key TEXT NOT NULL,
     entry_mode TEXT NOT NULL,
     mcc TEXT NOT NULL,
+    billing_minor INTEGER NOT NULL DEFAULT 0,
+    billing_currency TEXT NOT NULL DEFAULT '',
+    fx_rate TEXT NOT NULL DEFAULT '',
+    rate_table TEXT NOT NULL DEFAULT '',
+    billing_captured_minor INTEGER NOT NULL DEFAULT 0,
+    dcc_markup_bps INTEGER NOT NULL DEFAULT 0,
     version INTEGER NOT NULL,
     UNIQUE (terminal_id, local_date, stan)
 );
@@ -340,7 +355,13 @@ class SqliteStore(
             raise StoreError(
                 f"store schema version {version} is newer than this code ({SCHEMA_VERSION})"
             )
-        # Future migrations: `elif version < SCHEMA_VERSION:` apply steps, bump the row.
+        elif version < 2:  # step 1 -> 2, in the same transaction as the rest
+            have = {r[1] for r in conn.execute("PRAGMA table_info(transactions)")}
+            for column in _FX_COLUMNS:
+                if column.split()[0] not in have:
+                    conn.execute(f"ALTER TABLE transactions ADD COLUMN {column}")
+            conn.execute("UPDATE schema_version SET version = 2")
+        # Later migrations: `elif version < N:` apply steps, bump the row.
 
     async def close(self) -> None:
         executor = self._executor
