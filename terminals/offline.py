@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from payswitch.offline.checks import Trust, check
+from payswitch.offline.durable import connect, transaction
 from payswitch.offline.formats import Signed
 
 
@@ -102,12 +103,10 @@ class OfflineTerminal:
     def __init__(self, path: Path | str, terminal_id: str, merchant_id: str) -> None:
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
-        self._conn = sqlite3.connect(str(path), isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = connect(path)
         for statement in _SCHEMA:
             self._conn.execute(statement)
-        with self._conn:
+        with transaction(self._conn):
             self._conn.execute(
                 "INSERT OR IGNORE INTO state VALUES (1, 0, ?, ?)",
                 (trust_to_json(Trust()), json.dumps(_limits(Limits()))),
@@ -118,7 +117,7 @@ class OfflineTerminal:
 
     # --- what a sync brings ---------------------------------------------------------------
     def install(self, trust: Trust, limits: Limits) -> None:
-        with self._conn:
+        with transaction(self._conn):
             self._conn.execute(
                 "UPDATE state SET trust = ?, limits = ?",
                 (trust_to_json(trust), json.dumps(_limits(limits))),
@@ -145,7 +144,7 @@ class OfflineTerminal:
         if s.amount > limits.floor_limit:
             raise OfflineDecline("floor_limit")
         try:
-            with self._conn:
+            with transaction(self._conn):
                 count, total = self._conn.execute(
                     "SELECT count(*), coalesce(sum(amount), 0) FROM journal "
                     "WHERE card_token = ? AND seq > (SELECT synced_through FROM state)",
@@ -190,7 +189,7 @@ class OfflineTerminal:
 
     def mark_synced(self, seq: int) -> None:
         """The switch acknowledged everything up to ``seq`` (never moves backwards)."""
-        with self._conn:
+        with transaction(self._conn):
             self._conn.execute("UPDATE state SET synced_through = max(synced_through, ?)", (seq,))
 
     def count(self) -> int:

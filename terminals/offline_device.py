@@ -14,12 +14,12 @@ device's own PKCS#11 token, standing in for a secure element; tests and the camp
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from payswitch.offline import ecdsa
+from payswitch.offline.durable import connect, transaction
 from payswitch.offline.formats import Allowance, Signed, Spend
 
 
@@ -74,9 +74,7 @@ class PayerDevice:
 
     def __init__(self, path: Path | str, signer: ecdsa.Signer) -> None:
         self.signer = signer
-        self._conn = sqlite3.connect(str(path), isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = connect(path)
         self._conn.execute(_SCHEMA)
 
     def close(self) -> None:
@@ -87,7 +85,7 @@ class PayerDevice:
         a = Allowance.parse(allowance.body)
         if a.device_key != self.signer.public_key():
             raise ValueError("allowance: names another device key")
-        with self._conn:
+        with transaction(self._conn):
             self._conn.execute("DELETE FROM wallet")
             self._conn.execute(
                 "INSERT INTO wallet VALUES (1, ?, ?, 0, 0, ?, NULL)",
@@ -132,7 +130,7 @@ class PayerDevice:
             bytes(last_hash),
         )  # fmt: skip
         canonical = s.canonical()
-        with self._conn:  # durable before it signs
+        with transaction(self._conn):  # durable before it signs
             self._conn.execute(
                 "UPDATE wallet SET counter = ?, spent = ?, last_hash = ?, pending = ?",
                 (s.counter, spent + amount, s.digest(), canonical),
