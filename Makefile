@@ -210,3 +210,9 @@ OFFLINE_STORE ?= sqlite
 .PHONY: offline-campaign
 offline-campaign: $(STAMP)
 	$(BIN)/python -m tests.offline.campaign --seeds $(SEEDS) --store $(OFFLINE_STORE)
+
+# Offline payments measured: approval at the terminal (with fsync) and the sync rate on SQLite
+# and on the dev Cassandra node (benchmarks/offline_bench.py; results in benchmarks/results/).
+.PHONY: bench-offline
+bench-offline: $(STAMP)
+	$(BIN)/python -m benchmarks.offline_bench --cassandra '$(basename $(CASSANDRA_URL))_offline_bench?replication=1'

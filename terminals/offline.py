@@ -24,6 +24,9 @@ from pathlib import Path
 from payswitch.offline.checks import Trust, check
 from payswitch.offline.durable import connect, transaction
 from payswitch.offline.formats import Signed
+from payswitch.offline.wire import Limits
+
+__all__ = ["Approval", "Entry", "Limits", "OfflineDecline", "OfflineTerminal"]
 
 
 class OfflineDecline(Exception):
@@ -32,13 +35,6 @@ class OfflineDecline(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    floor_limit: int = 10_000  # minor units, any currency
-    per_card_count: int = 5
-    per_card_total: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +99,7 @@ class OfflineTerminal:
     def __init__(self, path: Path | str, terminal_id: str, merchant_id: str) -> None:
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
-        self._conn = connect(path)
+        self._conn = connect(path, threads=True)  # one caller at a time, any thread
         for statement in _SCHEMA:
             self._conn.execute(statement)
         with transaction(self._conn):
@@ -183,7 +179,7 @@ class OfflineTerminal:
             (start, limit),
         ).fetchall()
         return [
-            Entry(int(q), Signed(bytes(a), bytes(asig)), Signed(bytes(s), bytes(ssig)), int(v))
+            Entry(int(q), Signed(_b(a), _b(asig)), Signed(_b(s), _b(ssig)), int(v))
             for q, a, asig, s, ssig, v in rows
         ]
 
@@ -202,3 +198,9 @@ def _limits(limits: Limits) -> dict[str, int]:
         "per_card_count": limits.per_card_count,
         "per_card_total": limits.per_card_total,
     }
+
+
+def _b(value: bytes | str) -> bytes:
+    """A column as bytes (an entry edited in the file may have become TEXT: upload it as it is,
+    settlement judges it)."""
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
