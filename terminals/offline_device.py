@@ -74,7 +74,7 @@ class PayerDevice:
 
     def __init__(self, path: Path | str, signer: ecdsa.Signer) -> None:
         self.signer = signer
-        self._conn = connect(path)
+        self._conn = connect(path, threads=True)  # one caller at a time, any thread
         self._conn.execute(_SCHEMA)
 
     def close(self) -> None:
