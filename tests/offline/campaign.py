@@ -193,6 +193,7 @@ class _Seed:
                 int(seq)
                 for seq, body in t._conn.execute("SELECT seq, spend FROM journal").fetchall()
                 if ecdsa.sha256(bytes(body)).hex() in self.honest
+                and Spend.parse(bytes(body)).terminal_id == t.terminal_id  # not a replayed copy
             ]
             if rows:
                 return t, self.rng.choice(rows)
