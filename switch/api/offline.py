@@ -11,21 +11,30 @@ With mTLS the client certificate must name the uploading terminal (PERMISSION_DE
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import grpc
 
 from payswitch import tls
+from payswitch.logs import get as get_logger
 from payswitch.offline.formats import FormatError, Signed
+from payswitch.offline.trustbook import TrustBook
 from payswitch.offline.wire import Limits, trust_to_proto
 from payswitch.v1 import offline_pb2, offline_pb2_grpc
-from switch.backoffice.offline.settle import OfflineSettlement, Upload
+from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
 from switch.domain.errors import StoreError
+from switch.store.base import Store
 from switch.wire.errors import ApiError, InvalidArgument
 
 Grant = Callable[
     [offline_pb2.GrantOfflineAllowanceRequest], Awaitable[offline_pb2.GrantOfflineAllowanceResponse]
 ]
+
+
+_log = get_logger("switch.api.offline")
+TRUST_FILE = "offline-trust.json"
 
 
 class PermissionDenied(ApiError):
@@ -47,12 +56,33 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         *,
         tls_on: bool,
         grant: Grant | None = None,
+        trust_file: Path | None = None,
     ) -> None:
         self.settlement = settlement
+        self.trust_file = trust_file
+        self._trust_mtime = 0.0
         self.store = settlement.store
         self.limits = limits
         self.tls_on = tls_on
         self.grant = grant
+
+    async def refresh(self) -> None:
+        """Re-read the trust file when it changed (rotations and revocations made by
+        ``payswitch-offline`` while the switch runs); off the event loop."""
+        path = self.trust_file
+        if path is None:
+            return
+
+        def read() -> TrustBook | None:
+            mtime = path.stat().st_mtime
+            if mtime == self._trust_mtime:
+                return None
+            self._trust_mtime = mtime
+            return TrustBook.load(path)
+
+        book = await asyncio.to_thread(read)
+        if book is not None:
+            self.settlement.book = book
 
     def _trust(self) -> offline_pb2.OfflineTrust:
         return trust_to_proto(self.settlement.book.for_terminals(), self.limits)
@@ -72,6 +102,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> offline_pb2.SyncOfflineResponse:
         try:
+            await self.refresh()
             return await self._sync(request_iterator, context)
         except (ApiError, StoreError) as exc:
             await self._abort(context, exc)
@@ -129,6 +160,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
             if not request.terminal_id:
                 raise InvalidArgument("terminal_id", "required")
             self._check_caller(context, request.terminal_id)
+            await self.refresh()
             mark = await self.store.offline_upload_mark(request.terminal_id)
         except (ApiError, StoreError) as exc:
             await self._abort(context, exc)
@@ -153,3 +185,28 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 InvalidArgument("device_public_key", "must be 65 bytes").to_status()
             )
         return await self.grant(request)
+
+
+async def _record_only(p: Payment) -> None:
+    """Until offline advices ride the store-and-forward queue to the issuer, an accepted spend
+    is the claim in the store and this log line (no card data: the token and allowance)."""
+    _log.info(
+        "offline_spend_accepted",
+        allowance_id=p.allowance_id,
+        counter=p.counter,
+        amount=p.amount,
+        currency=p.currency,
+        merchant_id=p.merchant_id,
+        terminal_id=p.terminal_id,
+        beyond_allowance=p.beyond_allowance,
+    )
+
+
+def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi | None:
+    """The OfflineService when ``<run_dir>/offline-trust.json`` exists (``payswitch-offline
+    keys`` makes it), else None: a switch without offline trust takes no offline uploads."""
+    path = run_dir / TRUST_FILE
+    if not path.exists():
+        return None
+    settlement = OfflineSettlement(store, TrustBook(), _record_only)
+    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)

@@ -51,6 +51,7 @@ async def world(tmp_path: Path) -> AsyncIterator[dict]:
                 "paid": paid,
                 "store": store,
                 "tmp": tmp_path,
+                "target": f"127.0.0.1:{port}",
             }
         await server.stop(None)
 
@@ -119,3 +120,23 @@ async def test_sync_answer_carries_revocations_and_bad_input_is_named(world: dic
         await stub.SyncOffline(bad())
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "seq" in (info.value.details() or "")
+
+
+async def test_pos_sync_command(world: dict) -> None:
+    import io
+
+    from terminals import pos
+
+    tmp, issuer = world["tmp"], world["issuer"]
+    (tmp / "state").mkdir()
+    journal = OfflineTerminal(tmp / "state" / "terminal-T5.offline.db", "T5", "M1")
+    await sync(world["stub"], journal)
+    d = kit.device(tmp, issuer, name="pos-card")
+    journal.approve(d.allowance(), d.spend(250, "EUR", "M1", "T5", kit.NOW), kit.NOW)
+    journal.close()
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["--switch", world["target"], "--plaintext", "--terminal", "T5", "--merchant", "M1"]
+    code = await pos.run([*argv, "--state-dir", str(tmp / "state"), "sync"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert "1 sent, settled through 1 (1 accepted, 0 flagged, 0 repeated)" in out.getvalue()
+    assert len(world["paid"]) == 1
