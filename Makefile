@@ -201,3 +201,18 @@ cassandra-wipe:
 
 clean:
 	rm -rf $(RUN_DIR) .pytest_cache .ruff_cache
+
+# Offline payments (issue 13): the seeded campaign (every double spend caught, no honest spend
+# flagged; CI runs a slice in tests/offline/test_offline_campaign.py). SEEDS=200 by default;
+# OFFLINE_STORE=cassandra://... runs it on Cassandra.
+SEEDS ?= 200
+OFFLINE_STORE ?= sqlite
+.PHONY: offline-campaign
+offline-campaign: $(STAMP)
+	$(BIN)/python -m tests.offline.campaign --seeds $(SEEDS) --store $(OFFLINE_STORE)
+
+# Offline payments measured: approval at the terminal (with fsync) and the sync rate on SQLite
+# and on the dev Cassandra node (benchmarks/offline_bench.py; results in benchmarks/results/).
+.PHONY: bench-offline
+bench-offline: $(STAMP)
+	$(BIN)/python -m benchmarks.offline_bench --cassandra '$(basename $(CASSANDRA_URL))_offline_bench?replication=1'

@@ -8,6 +8,7 @@
     pos status TXID | pos status --key KEY
     pos echo
     pos batch close [--line EUR:visa:2:72.50:1:5.00:1 ...]
+    pos sync [--journal FILE]          # offline journal up, offline trust and limits down
 
 Amounts are major units parsed exactly (``12.5`` EUR is 1250 cents, ``1000`` JPY is 1000 yen;
 more decimals than the currency has is an error). The expiry is typed as printed on the card,
@@ -48,6 +49,8 @@ import ssl
 import sys
 from pathlib import Path
 from typing import TextIO
+
+import grpc
 
 from hsm.config import REPO_ROOT
 from hsm.errors import HsmError
@@ -304,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     echo = cmd("echo", "check that the switch answers")
     echo.add_argument("message", nargs="?", default="ping")
 
+    sync = cmd("sync", "upload the offline journal and take fresh offline trust and limits")
+    sync.add_argument("--journal", type=Path, help="default: <state dir>/<terminal>.offline.db")
+
     batch = cmd("batch", "batch commands: close")
     batch.add_argument("action", choices=["close"], help="close the open batch")
     batch.add_argument(
@@ -412,6 +418,33 @@ async def _pay(
     return prepared
 
 
+def offline_journal_path(state_dir: Path, terminal_id: str) -> Path:
+    return state_dir / f"terminal-{terminal_id}.offline.db"
+
+
+async def _sync(args: argparse.Namespace, terminal: Terminal) -> str:
+    """``pos sync``: the offline journal up, trust and limits down (``terminals.offline_sync``)."""
+    from terminals.offline import OfflineTerminal
+    from terminals.offline_sync import sync
+
+    state_dir = args.state_dir or default_state_dir()
+    path = args.journal or offline_journal_path(state_dir, args.terminal)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = await asyncio.to_thread(OfflineTerminal, path, args.terminal, args.merchant)
+    try:
+        done = await sync(terminal.offline_stub(), journal, timeout=args.deadline)
+        version = (await asyncio.to_thread(journal.trust)).version
+    except grpc.aio.AioRpcError as exc:
+        raise UsageError(f"sync refused: {exc.code().name}: {exc.details()}") from None
+    finally:
+        await asyncio.to_thread(journal.close)
+    return (
+        f"offline sync: {done.sent} sent, settled through {done.settled_through} "
+        f"({done.accepted} accepted, {done.flagged} flagged, {done.repeated} repeated); "
+        f"trust version {version}"
+    )
+
+
 async def _execute(
     args: argparse.Namespace,
     terminal: Terminal,
@@ -426,6 +459,9 @@ async def _execute(
     if c == "echo":
         print(receipt.format_echo(await terminal.echo(args.message)), file=out)
         print(f"connection: {link}", file=out)
+        return
+    if c == "sync":
+        print(await _sync(args, terminal), file=out)
         return
     if c == "batch":
         try:

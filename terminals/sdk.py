@@ -68,7 +68,13 @@ from payswitch.seclink import (
     operation_mac_input,
 )
 from payswitch.tracing import ClientSpans
-from payswitch.v1 import common_pb2, network_pb2, terminal_pb2, terminal_pb2_grpc
+from payswitch.v1 import (
+    common_pb2,
+    network_pb2,
+    offline_pb2_grpc,
+    terminal_pb2,
+    terminal_pb2_grpc,
+)
 from terminals import keys, results
 from terminals.batch import BatchCloseResult, BatchLine, BatchTotals
 from terminals.errors import InvalidRequest, NotConnected, ResponseUntrusted, TerminalError
@@ -312,6 +318,12 @@ class Terminal:
                 )
             self._stub = terminal_pb2_grpc.TerminalServiceStub(self._channel)
         return self._stub
+
+    def offline_stub(self) -> offline_pb2_grpc.OfflineServiceStub:
+        """The switch's OfflineService on this terminal's own connection (``pos sync``)."""
+        self._service()
+        assert self._channel is not None
+        return offline_pb2_grpc.OfflineServiceStub(self._channel)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -20,8 +20,16 @@ from grpc_reflection.v1alpha import reflection
 
 from payswitch import tls, tracing
 from payswitch.logs import get as get_logger
-from payswitch.v1 import admin_pb2, admin_pb2_grpc, terminal_pb2, terminal_pb2_grpc
+from payswitch.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    offline_pb2,
+    offline_pb2_grpc,
+    terminal_pb2,
+    terminal_pb2_grpc,
+)
 from payswitch.world.topology import Topology
+from switch.api import offline as offline_api
 from switch.api.admin import AdminService
 from switch.api.decoding import MalformedRequests
 from switch.api.terminal import TerminalService
@@ -161,11 +169,18 @@ class Switch:
             TerminalService(self.services, self.pipeline), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (
+        names: tuple[str, ...] = (
             terminal_pb2.DESCRIPTOR.services_by_name["TerminalService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
+        # Offline payments (issue 13): served when the trust file exists.
+        offline = offline_api.build(
+            self.services.store, Path(self.topology.standin.files_dir).parent, tls_on=self.tls
+        )
+        if offline is not None:
+            offline_pb2_grpc.add_OfflineServiceServicer_to_server(offline, server)
+            names += (offline_pb2.DESCRIPTOR.services_by_name["OfflineService"].full_name,)
         reflection.enable_server_reflection(names, server)
         if self.tls:
             creds = tls.terminal_server_credentials(self.certs_dir)

@@ -30,6 +30,7 @@ from switch.store.coordination import CoordinationStore
 from switch.store.devices import DeviceStore
 from switch.store.idempotency import IdempotencyStore
 from switch.store.ledger import DisputeStore, LedgerStore, ReconStore
+from switch.store.offline import OfflineStore
 from switch.store.revocations import RevocationStore
 from switch.store.risk import RiskStore
 from switch.store.saf import SafStore
@@ -47,6 +48,7 @@ class Store(
     SafStore,
     StandInStore,
     RevocationStore,
+    OfflineStore,
     RiskStore,
     BatchStore,
     LedgerStore,

@@ -88,6 +88,7 @@ from switch.store.cassandra.exec import (
 )
 from switch.store.cassandra.index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra.ledger import CassandraLedgerMixin
+from switch.store.cassandra.offline import CassandraOffline
 from switch.store.cassandra.revocations import CassandraRevocations
 from switch.store.cassandra.risk import CassandraRisk
 from switch.store.cassandra.saf import CassandraSafMixin
@@ -167,6 +168,7 @@ class CassandraStore(
     CassandraDevices,
     CassandraBatches,
     CassandraRevocations,
+    CassandraOffline,
     CassandraRisk,
     CassandraLedgerMixin,
     CassandraSafMixin,

@@ -82,6 +82,8 @@ from switch.store.sqlite import standin as sqlite_standin
 from switch.store.sqlite.batches import SCHEMA as _BATCH_SCHEMA
 from switch.store.sqlite.batches import SqliteBatches
 from switch.store.sqlite.ledger import LEDGER_SCHEMA, SqliteLedgerMixin
+from switch.store.sqlite.offline import SCHEMA as _OFFLINE_SCHEMA
+from switch.store.sqlite.offline import SqliteOffline
 from switch.store.sqlite.revocations import SCHEMA as REVOCATIONS_SCHEMA
 from switch.store.sqlite.revocations import SqliteRevocations
 from switch.store.sqlite.risk import SCHEMA as _RISK_SCHEMA
@@ -176,6 +178,7 @@ CREATE TABLE IF NOT EXISTS vault (
 CREATE INDEX IF NOT EXISTS vault_by_version ON vault (key_version);
 """
 _SCHEMA += REVOCATIONS_SCHEMA
+_SCHEMA += _OFFLINE_SCHEMA  # offline claims, cases, upload marks (switch.store.sqlite.offline)
 _SCHEMA += sqlite_devices.SCHEMA  # terminal devices (switch.store.sqlite.devices)
 _SCHEMA += sqlite_standin.SCHEMA  # stand-in usage (switch.store.sqlite.standin)
 _SCHEMA += LEDGER_SCHEMA
@@ -240,6 +243,7 @@ class SqliteStore(
     sqlite_devices.SqliteDevices,
     SqliteBatches,
     SqliteRevocations,
+    SqliteOffline,
     SqliteRisk,
     SqliteLedgerMixin,
     SqliteSafMixin,

@@ -1,0 +1,140 @@
+"""``IssuerOfflineService``: the issuer's side of offline payments.
+
+- ``IssueOfflineAllowance``: validate the grant, hold its cumulative cap on the account
+  (``issuer.offline_books``), sign the allowance with the issuer's current offline key in its
+  HSM (``hsm.offline``: ECDSA P-256, the private key never leaves). A renewal names the
+  allowance it replaces: what is left of that hold is released and reported as ``returned``.
+  Allowances are short-lived (``ttl_s``): a spending key an attacker extracts expires soon.
+- ``GetOfflineKeys``: every version's public key (the switch publishes the current and
+  previous to terminals) and the versions revoked.
+- ``PostOfflineSpend``: a settled spend, posted once by its key: from the hold, the excess
+  charged to the account.
+
+HSM calls go through the issuer's ``HsmPool``; the books' SQLite calls to one worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from hsm import offline as hsm_offline
+from issuer.offline_books import OfflineBooks, OfflineBooksError
+from payswitch.money import MAX_MINOR_UNITS, is_currency
+from payswitch.offline.formats import Allowance, FormatError
+from payswitch.offline.formats import sign_allowance as _sign
+from payswitch.v1 import offline_pb2, offline_pb2_grpc
+
+
+class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
+    def __init__(
+        self,
+        issuer_id: str,
+        pool: Any,
+        books: OfflineBooks,
+        *,
+        ttl_s: int = 86_400,
+        max_cap: int = 50_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer_id = issuer_id
+        self.pool = pool
+        self.books = books
+        self.ttl_s = ttl_s
+        self.max_cap = max_cap
+        self.clock = clock
+        self.revoked: set[int] = set()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"offline-{issuer_id}")
+
+    async def _books(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _invalid(self, context: grpc.aio.ServicerContext, field: str, why: str) -> None:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {why}")
+
+    async def IssueOfflineAllowance(
+        self,
+        request: offline_pb2.IssueOfflineAllowanceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> offline_pb2.IssueOfflineAllowanceResponse:
+        g = request.grant
+        if g.issuer != self.issuer_id:
+            await self._invalid(context, "issuer", "not this issuer")
+        if not is_currency(g.currency):
+            await self._invalid(context, "currency", "must be an ISO 4217 code")
+        if not 0 < g.cumulative_cap <= min(self.max_cap, MAX_MINOR_UNITS):
+            await self._invalid(context, "cumulative_cap", f"must be in 1..{self.max_cap}")
+        if not 0 < g.per_tx_cap <= g.cumulative_cap:
+            await self._invalid(context, "per_tx_cap", "must be in 1..cumulative_cap")
+        if not 0 < g.count_cap <= 1000:
+            await self._invalid(context, "count_cap", "must be in 1..1000")
+        now = int(self.clock())
+        version = await self.pool.run(hsm_offline.ensure, self.issuer_id)
+        try:
+            allowance = Allowance(
+                self.issuer_id, version, "al-" + secrets.token_hex(12), g.card_token,
+                bytes(g.device_public_key), g.per_tx_cap, g.cumulative_cap, g.count_cap,
+                g.currency, now, now + self.ttl_s,
+            )  # fmt: skip
+        except FormatError as exc:
+            await self._invalid(context, exc.field, "malformed")
+            raise AssertionError("abort returned") from exc
+        returned = 0
+        if g.replaces_allowance_id:
+            returned = await self._books(self.books.release, g.replaces_allowance_id)
+        await self._books(
+            self.books.hold, allowance.allowance_id, g.account_id, g.currency, g.cumulative_cap
+        )
+        sig = await self.pool.run(_sign_job, self.issuer_id, version, allowance.canonical())
+        return offline_pb2.IssueOfflineAllowanceResponse(
+            allowance=offline_pb2.GrantOfflineAllowanceResponse(
+                allowance=allowance.canonical(), allowance_signature=sig, returned=returned
+            )
+        )
+
+    async def GetOfflineKeys(
+        self, request: offline_pb2.GetOfflineKeysRequest, context: grpc.aio.ServicerContext
+    ) -> offline_pb2.GetOfflineKeysResponse:
+        await self.pool.run(hsm_offline.ensure, self.issuer_id)
+        keys = await self.pool.run(hsm_offline.public_keys, self.issuer_id)
+        return offline_pb2.GetOfflineKeysResponse(
+            keys=[
+                offline_pb2.OfflineIssuerKey(issuer=self.issuer_id, version=v, public_key=k)
+                for v, k in sorted(keys.items())
+            ],
+            revoked_keys=[
+                offline_pb2.OfflineIssuerKey(issuer=self.issuer_id, version=v)
+                for v in sorted(self.revoked)
+            ],
+        )
+
+    async def PostOfflineSpend(
+        self, request: offline_pb2.PostOfflineSpendRequest, context: grpc.aio.ServicerContext
+    ) -> offline_pb2.PostOfflineSpendResponse:
+        if len(request.spend_key) != 64:
+            await self._invalid(context, "spend_key", "must be 64 hex digits")
+        if request.amount <= 0:
+            await self._invalid(context, "amount", "must be > 0")
+        try:
+            posted = await self._books(
+                self.books.post, request.spend_key, request.allowance_id, request.amount
+            )
+        except OfflineBooksError:
+            await self._invalid(context, "allowance_id", "no hold for this allowance")
+            raise AssertionError("abort returned") from None
+        return offline_pb2.PostOfflineSpendResponse(
+            from_hold=posted.from_hold, charged=posted.charged, repeated=posted.repeated
+        )
+
+
+def _sign_job(session: Any, owner: str, version: int, body: bytes) -> bytes:
+    """One HSM job: sign the allowance's canonical bytes with ``owner``'s offline key."""
+    return _sign(
+        Allowance.parse(body), lambda d: hsm_offline.sign_digest(session, owner, version, d)
+    ).signature

@@ -1,0 +1,212 @@
+"""``OfflineService`` (``proto/payswitch/v1/offline.proto``): a terminal's journal upload, its
+resume point and trust, and allowance grants passed to the issuer.
+
+SyncOffline settles entry by entry as they stream in (``switch.backoffice.offline.settle``)
+and moves the terminal's upload mark after each, so a cut upload leaves everything before the
+cut settled and the next upload resumes after it; an entry at or below the mark is counted as
+repeated and not settled again (settling it again would change nothing either). A malformed
+entry ends the upload with INVALID_ARGUMENT naming the field; entries before it stay settled.
+With mTLS the client certificate must name the uploading terminal (PERMISSION_DENIED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import grpc
+
+from payswitch import tls
+from payswitch.logs import get as get_logger
+from payswitch.offline.formats import FormatError, Signed
+from payswitch.offline.trustbook import TrustBook
+from payswitch.offline.wire import Limits, trust_to_proto
+from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
+from switch.domain.errors import StoreError
+from switch.store.base import Store
+from switch.wire.errors import ApiError, InvalidArgument
+
+Grant = Callable[
+    [offline_pb2.GrantOfflineAllowanceRequest], Awaitable[offline_pb2.GrantOfflineAllowanceResponse]
+]
+
+
+_log = get_logger("switch.api.offline")
+TRUST_FILE = "offline-trust.json"
+
+
+class PermissionDenied(ApiError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+def _signed(body: bytes, sig: bytes, field: str) -> Signed:
+    try:
+        return Signed(bytes(body), bytes(sig))
+    except FormatError:
+        raise InvalidArgument(field, "must be 64 bytes r || s") from None
+
+
+class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
+    def __init__(
+        self,
+        settlement: OfflineSettlement,
+        limits: Limits,
+        *,
+        tls_on: bool,
+        grant: Grant | None = None,
+        trust_file: Path | None = None,
+    ) -> None:
+        self.settlement = settlement
+        self.trust_file = trust_file
+        self._trust_mtime = 0.0
+        self.store = settlement.store
+        self.limits = limits
+        self.tls_on = tls_on
+        self.grant = grant
+
+    async def refresh(self) -> None:
+        """Re-read the trust file when it changed (rotations and revocations made by
+        ``payswitch-offline`` while the switch runs); off the event loop."""
+        path = self.trust_file
+        if path is None:
+            return
+
+        def read() -> TrustBook | None:
+            mtime = path.stat().st_mtime
+            if mtime == self._trust_mtime:
+                return None
+            self._trust_mtime = mtime
+            return TrustBook.load(path)
+
+        book = await asyncio.to_thread(read)
+        if book is not None:
+            self.settlement.book = book
+
+    def _trust(self) -> offline_pb2.OfflineTrust:
+        return trust_to_proto(self.settlement.book.for_terminals(), self.limits)
+
+    def _check_caller(self, context: grpc.aio.ServicerContext, terminal_id: str) -> None:
+        if self.tls_on and tls.terminal_identity(context.auth_context()) != terminal_id:
+            raise PermissionDenied("the client certificate names another terminal")
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        if isinstance(exc, ApiError):
+            await context.abort_with_status(exc.to_status())
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
+
+    async def SyncOffline(
+        self,
+        request_iterator: AsyncIterator[offline_pb2.SyncOfflineRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> offline_pb2.SyncOfflineResponse:
+        try:
+            await self.refresh()
+            return await self._sync(request_iterator, context)
+        except (ApiError, StoreError) as exc:
+            await self._abort(context, exc)
+            raise AssertionError("abort returned") from None
+
+    async def _sync(
+        self,
+        requests: AsyncIterator[offline_pb2.SyncOfflineRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> offline_pb2.SyncOfflineResponse:
+        terminal = merchant = ""
+        mark = accepted = flagged = repeated = 0
+        async for req in requests:
+            if not terminal:
+                if not req.terminal_id:
+                    raise InvalidArgument("terminal_id", "required")
+                if not req.merchant_id:
+                    raise InvalidArgument("merchant_id", "required")
+                terminal, merchant = req.terminal_id, req.merchant_id
+                self._check_caller(context, terminal)
+                mark = await self.store.offline_upload_mark(terminal)
+            elif req.terminal_id != terminal or req.merchant_id != merchant:
+                raise InvalidArgument("terminal_id", "changed within one upload")
+            if req.seq == 0:
+                raise InvalidArgument("seq", "must be > 0")
+            if req.seq <= mark:
+                repeated += 1
+                continue
+            up = Upload(
+                terminal, merchant, req.seq,
+                _signed(req.allowance, req.allowance_signature, "allowance_signature"),
+                _signed(req.spend, req.spend_signature, "spend_signature"),
+                req.trust_version,
+            )  # fmt: skip
+            done = await self.settlement.settle(up)
+            if done.problems:
+                flagged += 1
+            elif done.repeated:
+                repeated += 1
+            else:
+                accepted += 1
+            mark = await self.store.advance_offline_upload_mark(terminal, req.seq)
+        return offline_pb2.SyncOfflineResponse(
+            settled_through=mark,
+            accepted=accepted,
+            flagged=flagged,
+            repeated=repeated,
+            trust=self._trust(),
+        )
+
+    async def GetOfflineStatus(
+        self, request: offline_pb2.GetOfflineStatusRequest, context: grpc.aio.ServicerContext
+    ) -> offline_pb2.GetOfflineStatusResponse:
+        try:
+            if not request.terminal_id:
+                raise InvalidArgument("terminal_id", "required")
+            self._check_caller(context, request.terminal_id)
+            await self.refresh()
+            mark = await self.store.offline_upload_mark(request.terminal_id)
+        except (ApiError, StoreError) as exc:
+            await self._abort(context, exc)
+            raise AssertionError("abort returned") from None
+        return offline_pb2.GetOfflineStatusResponse(settled_through=mark, trust=self._trust())
+
+    async def GrantOfflineAllowance(
+        self,
+        request: offline_pb2.GrantOfflineAllowanceRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> offline_pb2.GrantOfflineAllowanceResponse:
+        if self.grant is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "not available: no issuer link configured"
+            )
+            raise AssertionError("abort returned")
+        for field in ("issuer", "account_id", "card_token", "currency"):
+            if not getattr(request, field):
+                await context.abort_with_status(InvalidArgument(field, "required").to_status())
+        if len(request.device_public_key) != 65:
+            await context.abort_with_status(
+                InvalidArgument("device_public_key", "must be 65 bytes").to_status()
+            )
+        return await self.grant(request)
+
+
+async def _record_only(p: Payment) -> None:
+    """Until offline advices ride the store-and-forward queue to the issuer, an accepted spend
+    is the claim in the store and this log line (no card data: the token and allowance)."""
+    _log.info(
+        "offline_spend_accepted",
+        allowance_id=p.allowance_id,
+        counter=p.counter,
+        amount=p.amount,
+        currency=p.currency,
+        merchant_id=p.merchant_id,
+        terminal_id=p.terminal_id,
+        beyond_allowance=p.beyond_allowance,
+    )
+
+
+def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi | None:
+    """The OfflineService when ``<run_dir>/offline-trust.json`` exists (``payswitch-offline
+    keys`` makes it), else None: a switch without offline trust takes no offline uploads."""
+    path = run_dir / TRUST_FILE
+    if not path.exists():
+        return None
+    settlement = OfflineSettlement(store, TrustBook(), _record_only)
+    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
