@@ -118,10 +118,10 @@ class SwitchConfig:
     # work (reversals, advices) may take at once.
     admission: str = "adaptive"
     limit_initial: int = 64
-    limit_min: int = 8
+    limit_min: int = 16
     limit_tolerance: float = 2.0
     limit_window_ms: int = 100
-    queue_ms: int = 250
+    queue_ms: int = 400
     background_share: float = 0.25
     # Per-terminal token bucket for the money-moving RPCs.
     terminal_rate_per_s: float = 50.0
@@ -728,10 +728,10 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         max_in_flight=_positive_int(sw, "max_in_flight", 256, "switch"),
         admission=str(sw.get("admission", "adaptive")),
         limit_initial=_positive_int(sw, "limit_initial", 64, "switch"),
-        limit_min=_positive_int(sw, "limit_min", 8, "switch"),
+        limit_min=_positive_int(sw, "limit_min", 16, "switch"),
         limit_tolerance=_positive_number(sw, "limit_tolerance", 2.0, "switch"),
         limit_window_ms=_positive_int(sw, "limit_window_ms", 100, "switch"),
-        queue_ms=_positive_int(sw, "queue_ms", 250, "switch"),
+        queue_ms=_positive_int(sw, "queue_ms", 400, "switch"),
         background_share=_positive_number(sw, "background_share", 0.25, "switch"),
         terminal_rate_per_s=_positive_number(sw, "terminal_rate_per_s", 50.0, "switch"),
         terminal_burst=_positive_int(sw, "terminal_burst", 100, "switch"),

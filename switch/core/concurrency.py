@@ -55,11 +55,11 @@ class LimitSettings:
 
     adaptive: bool = True
     initial: int = 64
-    minimum: int = 8
+    minimum: int = 16
     maximum: int = 256
     tolerance: float = 2.0
     window_s: float = 0.1
-    queue_s: float = 0.25
+    queue_s: float = 0.4
     background_share: float = 0.25
 
     @classmethod
