@@ -290,9 +290,11 @@ class Runner:
         }
         if s.overload:
             print("payswitch: overload and recovery (open loop)", flush=True)
+            # A feed of its own: the approvals feed's leftovers were built before the mix
+            # advanced every terminal's DUKPT counter, and would be refused as replays.
             phases, self.out.overload = await overload.run(
                 target,
-                approvals,
+                CardFeed(fleet),
                 pids,
                 peak_rps=peak,
                 quick=s.quick,
