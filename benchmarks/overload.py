@@ -152,6 +152,11 @@ async def run(
         "per_second": timeline,
         **verdict,
         "switch_metrics": {"before": before, "end_of_overload": at_end_of_overload, "end": after},
+        "refused_during_overload": {
+            k.partition("reason=")[2].rstrip("}"): v - before.get(k, 0.0)
+            for k, v in at_end_of_overload.items()
+            if k.startswith("payswitch_shed_total")
+        },
     }
     for phase in (over, rec):
         print(
@@ -249,11 +254,13 @@ def summary_lines(o: dict[str, Any]) -> list[str]:
         f"{o['recovered_after_s']} on"
     )
     m = o["switch_metrics"].get("end_of_overload") or {}
-    shed = {k: v for k, v in m.items() if k.startswith("payswitch_shed_total")}
     if m:
         lines.append(
             f"  switch at the end of the overload: limit {m.get('payswitch_concurrency_limit')}"
-            f", refusals so far {shed}"
+            f", in flight {m.get('payswitch_in_flight{kind=terminal}')}, queued "
+            f"{m.get('payswitch_admission_queue')}, reversals waiting "
+            f"{m.get('payswitch_saf_depth{kind=REVERSAL}')}; refused during the overload, by "
+            f"reason: {o.get('refused_during_overload')}"
         )
     return lines
 
