@@ -149,7 +149,7 @@ class Gate:
 
     @property
     def queued(self) -> int:
-        return sum(1 for f in self._queue if not f.done())
+        return len(self._queue)  # a waiter that gives up leaves it at once (``_abandon``)
 
     def expected_wait(self, ahead: int) -> float:
         """Seconds until a slot frees for a request with ``ahead`` waiters before it."""
@@ -172,6 +172,9 @@ class Gate:
             return
         if self.limiter is None:
             raise Overloaded("in_flight", "switch overloaded; retry later")
+        self._dispatch()  # the limit may have grown since the last slot was given back
+        if self.try_enter():
+            return
         affordable = min(self.s.queue_s, left_s - (self.hold_s or 0.0))
         wait = self.expected_wait(self.queued)
         if wait > affordable:

@@ -18,7 +18,7 @@ from .conftest import DEFAULT_TOPOLOGY, injected, start_stack
 
 pytestmark = pytest.mark.e2e
 
-SLOW_MS = 300  # acq-alpha's latency: requests hold their slots this long
+SLOW_MS = 400  # acq-alpha's latency: requests hold their slots this long
 LIMIT = 4
 BURST = 20
 CARD = "4111111111111111"
@@ -94,7 +94,7 @@ async def test_excess_is_refused_at_once_and_service_recovers(overload_stack):
     refused, elapsed = await _timed(pos.authorize(short, timeout=0.25))
     assert isinstance(refused, grpc.aio.AioRpcError)
     assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "expected wait" in refused.details() and elapsed < 0.2
+    assert "expected wait" in refused.details() and elapsed < SLOW_MS / 1000 / 2
     results = await asyncio.gather(*burst)
 
     answered = [(q, r) for q, (r, _) in zip(reqs, results, strict=True) if not _err(r)]
