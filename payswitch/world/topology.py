@@ -118,7 +118,7 @@ class SwitchConfig:
     # work (reversals, advices) may take at once.
     admission: str = "adaptive"
     limit_initial: int = 64
-    limit_min: int = 16
+    limit_min: int = 32
     limit_tolerance: float = 2.0
     limit_window_ms: int = 100
     queue_ms: int = 400
@@ -728,7 +728,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         max_in_flight=_positive_int(sw, "max_in_flight", 256, "switch"),
         admission=str(sw.get("admission", "adaptive")),
         limit_initial=_positive_int(sw, "limit_initial", 64, "switch"),
-        limit_min=_positive_int(sw, "limit_min", 16, "switch"),
+        limit_min=_positive_int(sw, "limit_min", 32, "switch"),
         limit_tolerance=_positive_number(sw, "limit_tolerance", 2.0, "switch"),
         limit_window_ms=_positive_int(sw, "limit_window_ms", 100, "switch"),
         queue_ms=_positive_int(sw, "queue_ms", 400, "switch"),

@@ -55,7 +55,7 @@ class LimitSettings:
 
     adaptive: bool = True
     initial: int = 64
-    minimum: int = 16
+    minimum: int = 32
     maximum: int = 256
     tolerance: float = 2.0
     window_s: float = 0.1

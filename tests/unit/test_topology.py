@@ -131,7 +131,7 @@ def test_admission_settings_are_read_and_capped_at_max_in_flight():
     from switch.core.concurrency import LimitSettings
 
     sw = parse(_doc()).switch
-    assert (sw.admission, sw.limit_initial, sw.limit_min, sw.queue_ms) == ("adaptive", 64, 16, 400)
+    assert (sw.admission, sw.limit_initial, sw.limit_min, sw.queue_ms) == ("adaptive", 64, 32, 400)
     doc = _doc()
     doc["switch"] = {
         "max_in_flight": 4,
