@@ -11,6 +11,7 @@ import os
 import platform
 from typing import Any
 
+from benchmarks import overload
 from benchmarks.procstat import load_average
 from benchmarks.suite import Outcome
 
@@ -98,6 +99,7 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
             "best_rate_rps": out.best_rate,
         },
         "mix": {"phase": mix["name"] if mix else None, **out.mix_checks},
+        "overload": out.overload or {"ran": False},
         "switch_added": out.switch_added,
         "forwarder_added": out.forwarder_added,
         "ceiling": {
@@ -217,6 +219,7 @@ def text(rep: dict[str, Any]) -> str:
             f"  retries answered differently from the first: "
             f"{rep['mix'].get('retry_answer_mismatches')}; errors {mix['errors'] or 'none'}"
         )
+    lines += overload.summary_lines(rep["overload"] if "per_second" in rep["overload"] else {})
     lines += ["", "switch-added latency (switch log ms - acquirer log ms, per request):"]
     for name, sa in rep["switch_added"].items():
         if sa["joined"]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, stages, world
+from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, overload, stages, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -62,6 +62,7 @@ class Settings:
     deps: bool = True
     deps_seconds: float = 2.0
     keep_run_dir: bool = False
+    overload: bool = True  # the overload-and-recovery phase (benchmarks/overload.py)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     stack_info: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    overload: dict[str, Any] = field(default_factory=dict)  # benchmarks/overload.py
 
 
 class Runner:
@@ -286,6 +288,25 @@ class Runner:
             "fallbacks_to_approval": mix.fallbacks,
             "weights": mix.weights,
         }
+        if s.overload:
+            print("payswitch: overload and recovery (open loop)", flush=True)
+            # A feed of its own: the approvals feed's leftovers were built before the mix
+            # advanced every terminal's DUKPT counter, and would be refused as replays.
+            phases, self.out.overload = await overload.run(
+                target,
+                CardFeed(fleet),
+                pids,
+                peak_rps=peak,
+                quick=s.quick,
+                duration_s=s.duration_s,
+                deadline_s=s.deadline_s,
+                p99_target_ms=s.p99_target_ms,
+                max_requests=s.max_requests,
+                max_in_flight=s.max_in_flight,
+                origin=self.origin,
+                metrics_address=self.metrics_address,
+            )
+            self.out.phases += phases
 
     def _swept_rates(self) -> list[float]:
         return [p.level for p in self.out.phases if p.mode == "open" and p.workload == "approvals"]

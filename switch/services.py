@@ -10,6 +10,7 @@ from payswitch.world.settlement import SettlementConfig
 from payswitch.world.topology import SwitchConfig
 from switch.cardsec.protector import CardProtector
 from switch.core.admission import Admission
+from switch.core.concurrency import LimitSettings
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -55,6 +56,7 @@ class Services:
                 max_in_flight=cfg.max_in_flight,
                 rate_per_s=cfg.terminal_rate_per_s,
                 burst=cfg.terminal_burst,
+                limits=LimitSettings.of(cfg),
             )
 
     @property

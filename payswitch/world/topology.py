@@ -98,6 +98,7 @@ class Faults:
 
 
 DEVICE_BINDINGS = ("first-use", "registered")
+ADMISSION_MODES = ("adaptive", "fixed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,19 @@ class SwitchConfig:
     # Terminal RPCs processed at once in one switch process; above it RESOURCE_EXHAUSTED at
     # once rather than queueing past the terminal's deadline.
     max_in_flight: int = 256
+    # Admission (switch/core/concurrency.py): "adaptive" (a concurrency limit that follows the
+    # switch's own latency, between limit_min and max_in_flight, starting at limit_initial;
+    # tolerance: how far the RTT may rise over its minimum before the limit shrinks) with a
+    # queue of at most queue_ms (and never past a request's deadline), or "fixed" (limit
+    # max_in_flight, no queue). background_share: the part of the limit store-and-forward
+    # work (reversals, advices) may take at once.
+    admission: str = "adaptive"
+    limit_initial: int = 64
+    limit_min: int = 32
+    limit_tolerance: float = 2.0
+    limit_window_ms: int = 100
+    queue_ms: int = 400
+    background_share: float = 0.25
     # Per-terminal token bucket for the money-moving RPCs.
     terminal_rate_per_s: float = 50.0
     terminal_burst: int = 100
@@ -743,6 +757,13 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         max_budget_ms=int(sw.get("max_budget_ms", 2000)),
         margin_ms=int(sw.get("margin_ms", 60)),
         max_in_flight=_positive_int(sw, "max_in_flight", 256, "switch"),
+        admission=str(sw.get("admission", "adaptive")),
+        limit_initial=_positive_int(sw, "limit_initial", 64, "switch"),
+        limit_min=_positive_int(sw, "limit_min", 32, "switch"),
+        limit_tolerance=_positive_number(sw, "limit_tolerance", 2.0, "switch"),
+        limit_window_ms=_positive_int(sw, "limit_window_ms", 100, "switch"),
+        queue_ms=_positive_int(sw, "queue_ms", 400, "switch"),
+        background_share=_positive_number(sw, "background_share", 0.25, "switch"),
         terminal_rate_per_s=_positive_number(sw, "terminal_rate_per_s", 50.0, "switch"),
         terminal_burst=_positive_int(sw, "terminal_burst", 100, "switch"),
         tls=_bool(sw, "tls", False, "switch"),
@@ -755,6 +776,12 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
         local_time_window_s=_positive_number(sw, "local_time_window_s", 86400.0, "switch"),
         follow_ups=_follow_ups(sw, "same_terminal", "switch"),
     )
+    if switch.admission not in ADMISSION_MODES:
+        raise TopologyError(f"switch: admission must be one of {', '.join(ADMISSION_MODES)}")
+    if switch.limit_tolerance < 1 or switch.background_share > 1:
+        raise TopologyError(
+            "switch: limit_tolerance must be at least 1 and background_share at most 1"
+        )
     if switch.device_binding not in DEVICE_BINDINGS:
         raise TopologyError(f"switch: device_binding must be one of {', '.join(DEVICE_BINDINGS)}")
     if switch.abandoned_key_s < 3 * switch.max_budget_ms / 1000:

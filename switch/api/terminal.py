@@ -2,18 +2,20 @@
 the caller's deadline, runs its operation, and turns API errors into gRPC statuses.
 
 Before any operation runs, admission control may shed it (RESOURCE_EXHAUSTED) above the
-in-flight bound, for every RPC but Echo (liveness). Every RPC is then admitted once
-(``switch.core.admission``; Authorize in the pipeline's "admit" stage, the others here): with
-mTLS (``[switch] tls``) the client certificate's terminal id must be the request's, a revoked
-terminal is refused, and the money-moving RPCs spend a token of the terminal's rate; all
-before any state is touched. Each answer is counted in
+concurrency limit, at once or after a short wait that fits its deadline
+(``switch.core.concurrency``), for every RPC but Echo (liveness). Each RPC's time, and for
+Authorize the switch's own part of it (less the wait for the acquirer), feeds the limit.
+Every RPC is then admitted once (``switch.core.admission``; Authorize in the pipeline's
+"admit" stage, the others here): with mTLS (``[switch] tls``) the client certificate's
+terminal id must be the request's, a revoked terminal is refused, and the money-moving RPCs
+spend a token of the terminal's rate; all before any state is touched. Each answer is counted in
 ``payswitch_requests_total{rpc,code}`` (ISO code, "OK" for answers without one, the gRPC
 status name for errors); label children are cached, so counting costs one ``inc``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -97,16 +99,22 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
         shed: bool = True,
         admit: bool = True,
         rate: bool = False,
+        downstream: Callable[[], float] | None = None,
     ) -> R:
         """Shed above the in-flight bound, admit the terminal (once: the authorization
         pipeline admits in its own "admit" stage instead, ``admit=False``), run ``coro``, map
         errors. A shed or refused request's coroutine is closed unstarted, so nothing it would
-        have done (idempotency claim, store writes, network) happens."""
+        have done (idempotency claim, store writes, network) happens. ``downstream`` tells
+        how long the RPC waited for the acquirer (the limit samples the rest)."""
         admitted = False
+        started = 0.0
         try:
             if shed:
-                self._gate.in_flight.acquire()
+                left = context.time_remaining()
+                left = self._max_budget_s if left is None else min(left, self._max_budget_s)
+                await self._gate.in_flight.enter(left - self._margin_s)
                 admitted = True
+                started = time.perf_counter()
             if admit:
                 self._gate.admit(
                     terminal_id, self._peer(context), rate=rate, connection=context.peer()
@@ -124,7 +132,9 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             raise AssertionError("abort returned") from None  # it always raises
         finally:
             if admitted:
-                self._gate.in_flight.release()
+                total = time.perf_counter() - started
+                own = total - downstream() if downstream is not None else None
+                self._gate.in_flight.release(total, own)
             coro.close()  # no-op once it ran; stops a never-awaited warning when shed
 
     async def Authorize(
@@ -138,7 +148,12 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             address=address_of(context.peer()),
         )
         return await self._guarded(
-            context, self._pipeline.run(ctx), "Authorize", request.terminal_id, admit=False
+            context,
+            self._pipeline.run(ctx),
+            "Authorize",
+            request.terminal_id,
+            admit=False,
+            downstream=lambda: ctx.downstream_s,
         )
 
     async def Capture(

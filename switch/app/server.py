@@ -38,6 +38,7 @@ from switch.cardsec.protector import CardProtector
 from switch.cardsec.stipfiles import StandInVerifier, StipFiles
 from switch.core import metrics
 from switch.core.admission import Admission
+from switch.core.concurrency import LimitSettings
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -122,8 +123,11 @@ class Switch:
                 max_in_flight=sw.max_in_flight,
                 rate_per_s=sw.terminal_rate_per_s,
                 burst=sw.terminal_burst,
+                limits=LimitSettings.of(sw),
             ),
         )
+        # Reversals and advices take their slots from the bounded background share.
+        saf.share(self.services.gate.in_flight.gate)
         # The ADVICE handler of the same queue; its safety-net sweep runs under the recovery
         # lease, as the same lease owner as the reversals' sweep.
         self.adviser = Adviser(

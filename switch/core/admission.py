@@ -7,9 +7,11 @@ once, before any state is touched, so a terminal can retry (or go elsewhere) whi
 deadline still has time in it.
 
 Two checks, both on the one event loop of a switch process (no locks needed):
-``InFlight`` bounds the terminal RPCs being processed at once; ``RateLimiter`` keeps a token
-bucket per terminal id so one misbehaving terminal cannot take the whole switch. Each refusal
-is counted in ``payswitch_shed_total{reason}`` (``in_flight`` or ``terminal_rate``).
+``InFlight`` bounds the terminal RPCs being processed at once (an adaptive limit with a short
+deadline-aware queue, ``switch.core.concurrency``); ``RateLimiter`` keeps a token bucket per
+terminal id so one misbehaving terminal cannot take the whole switch. Each refusal is counted
+in ``payswitch_shed_total{reason}`` (``expected_wait``, ``queue_timeout``, ``in_flight`` in
+fixed mode, or ``terminal_rate``).
 
 A terminal's allowance is spent only by a request that is known to come from it, so junk naming
 a terminal cannot drain that terminal's bucket. With mTLS the certificate names the terminal, and
@@ -31,6 +33,7 @@ import grpc
 from prometheus_client import Counter
 
 from switch.core import metrics
+from switch.core.concurrency import Gate, LimitSettings, Overloaded
 from switch.core.registry import TerminalIdentity, TerminalRegistry
 from switch.wire import validation
 from switch.wire.errors import ApiError
@@ -57,20 +60,41 @@ class ResourceExhausted(ApiError):
 
 
 class InFlight:
-    """A counter of requests being processed; ``acquire`` refuses above the bound."""
+    """The terminal RPCs being processed: ``enter`` (or the sync ``acquire`` without a queue)
+    refuses with ResourceExhausted when the gate says so; ``release`` gives the slot back with
+    the RPC's times (the adaptive limit's samples)."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.current = 0
+    def __init__(self, limit: int, settings: LimitSettings | None = None) -> None:
+        s = settings or LimitSettings(adaptive=False, maximum=limit)
+        self.gate = Gate(s)
+        self.gate.publish(metrics.get())
+
+    @property
+    def limit(self) -> int:
+        return self.gate.limit
+
+    @property
+    def current(self) -> int:
+        return self.gate.in_flight
 
     def acquire(self) -> None:
-        if self.current >= self.limit:
+        """A slot now or a refusal (no waiting)."""
+        if not self.gate.try_enter():
             _shed("in_flight")
             raise ResourceExhausted("switch overloaded; retry later")
-        self.current += 1
 
-    def release(self) -> None:
-        self.current -= 1
+    async def enter(self, left_s: float) -> None:
+        """A slot, waiting at most what the request can afford (``left_s`` of its deadline)."""
+        if self.gate.try_enter():
+            return
+        try:
+            await self.gate.enter(left_s)
+        except Overloaded as exc:
+            _shed(exc.reason)
+            raise ResourceExhausted(exc.message) from None
+
+    def release(self, total_s: float = 0.0, own_s: float | None = None) -> None:
+        self.gate.leave(total_s, own_s)
 
 
 @dataclass(slots=True)
@@ -152,10 +176,11 @@ class Admission:
         max_in_flight: int,
         rate_per_s: float,
         burst: int,
+        limits: LimitSettings | None = None,
     ) -> None:
         self.registry = registry
         self.tls = tls
-        self.in_flight = InFlight(max_in_flight)
+        self.in_flight = InFlight(max_in_flight, limits)
         self.rates = RateLimiter(rate_per_s, burst)
 
     def admit(

@@ -17,7 +17,12 @@ names are the operator's contract; keep them stable:
 - ``payswitch_standin_file_published_seconds{issuer}``: when the issuer's stand-in file the
   switch uses was published (Unix seconds; its age is ``time() - value``, refused past
   ``[standin] max_age_s``).
-- ``payswitch_shed_total{reason}``: requests refused by load shedding.
+- ``payswitch_shed_total{reason}``: requests refused by load shedding (``expected_wait``,
+  ``queue_timeout``, ``in_flight`` in fixed mode, ``terminal_rate``).
+- ``payswitch_concurrency_limit``, ``payswitch_in_flight{kind}`` (``terminal``, ``background``),
+  ``payswitch_admission_queue``, ``payswitch_admission_rtt_seconds{which}`` (``min``,
+  ``recent``): the adaptive concurrency limit and what it is computed from
+  (``switch.core.concurrency``).
 - ``payswitch_risk_decisions_total{ruleset,action}``: risk decisions, by the live rule set
   (``ruleset="live"``) and by the shadow set beside it (``"shadow"``: never acted on).
 - ``payswitch_risk_rule_hits_total{ruleset,rule}`` and ``payswitch_risk_rule_seconds{rule}``:
@@ -85,6 +90,21 @@ class Metrics:
         )
         self.shed = Counter(
             "payswitch_shed", "Requests refused by load shedding", ["reason"], registry=r
+        )
+        self.concurrency_limit = Gauge(
+            "payswitch_concurrency_limit", "Terminal RPCs one process works on at once", registry=r
+        )
+        self.in_flight = Gauge(
+            "payswitch_in_flight", "Requests being worked on", ["kind"], registry=r
+        )
+        self.admission_queue = Gauge(
+            "payswitch_admission_queue", "Terminal RPCs waiting for a slot", registry=r
+        )
+        self.admission_rtt = Gauge(
+            "payswitch_admission_rtt_seconds",
+            "The switch's own time per authorization the limit follows",
+            ["which"],
+            registry=r,
         )
         self.rekey = Counter(
             "payswitch_dukpt_rekey_signalled",

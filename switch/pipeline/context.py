@@ -78,6 +78,7 @@ class AuthContext:
     message: str = ""
     done: bool = False
     failed: bool = False  # a store/HSM/internal failure ended the pipeline
+    downstream_s: float = 0.0  # time spent waiting for acquirers (not the switch's own work)
 
     def end(self, code: str, message: str = "") -> None:
         """Stop the pipeline with this response code."""

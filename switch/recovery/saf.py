@@ -11,6 +11,11 @@ backoff with full jitter, until ``max_attempts`` or ``max_age_s``: then it is a 
 kept, listed by ``list_items(dead=True)`` and sent again only after ``replay``. A handler that
 raises ``Refused`` (the far end answered no, for good) dead-letters the item at once.
 
+Bounded share: with ``share`` set (the switch's admission gate, ``switch.core.concurrency``),
+each attempt also takes a background slot: at most ``[switch] background_share`` of the
+concurrency limit at once, counted against it, so the reversals an overload leaves behind
+neither double the load nor starve (they always get at least one slot).
+
 Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``) and ``ADVICE``
 (``switch.recovery.advice.Adviser.send``); items of a kind with no handler registered wait
 untouched.
@@ -31,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from payswitch.logs import get as get_logger
 from payswitch.world.topology import SafConfig
 from switch.core import metrics
+from switch.core.concurrency import Gate
 from switch.domain.errors import StoreError
 from switch.domain.saf import (
     Backoff,
@@ -51,6 +57,9 @@ _log = get_logger("switch.recovery.saf")
 
 Handler = Callable[[Transaction], Awaitable[bool]]
 BATCH = 200  # due items looked at per pass
+
+
+_NO_SLOT = contextlib.nullcontext()
 
 
 class NotDelivered(Exception):
@@ -89,6 +98,14 @@ class SafQueue:
         self._slots = asyncio.Semaphore(c.concurrency)
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._share: Gate | None = None
+
+    def share(self, gate: Gate) -> None:
+        """Take each attempt's slot from ``gate``'s background share too."""
+        self._share = gate
+
+    def _background(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._share.background_slot() if self._share is not None else _NO_SLOT
 
     # --- the interface ---------------------------------------------------------------
     def register(self, kind: SafKind, handler: Handler) -> None:
@@ -192,7 +209,7 @@ class SafQueue:
         return len(done) == len(tasks)
 
     async def _attempt(self, item_id: str) -> None:
-        async with self._slots:
+        async with self._slots, self._background():
             now = self._clock()
             try:
                 item = await self._store.saf_update(

@@ -128,3 +128,21 @@ def test_report_is_well_formed(run: tuple[Path, str]) -> None:
         assert set(deps["store"]) == {"full", "normal"}
     assert isinstance(rep["honesty"]["generator_core_pct_by_phase"], dict)
     assert rep["not_covered"]
+
+
+@pytest.mark.e2e
+def test_overload_and_recovery_phase_is_reported(run: tuple[Path, str]) -> None:
+    folder, _ = run
+    rep = json.loads((folder / "report.json").read_text())
+    o = rep["overload"]
+    assert o["overload_rps"] >= 2 * o["recover_rps"] - 1  # 2x the peak, then half of it
+    assert {p["workload"] for p in rep["phases"]} >= {"overload", "recovery"}
+    assert o["per_second"] and o["per_second"][0]["t"] == 0
+    for row in o["per_second"]:
+        assert {"offered", "ok", "errors", "deadline_misses", "code_91", "p99_ms"} <= row.keys()
+        assert row["phase"] in ("overload", "recovery")
+    assert sum(r["offered"] for r in o["per_second"]) == (
+        o["overload"]["requests"] + o["recovery"]["requests"]
+    )
+    assert o["recovered"] in (True, False, None)  # tiny phases: usually not judged
+    assert "overload and recovery" in (folder / "summary.txt").read_text()

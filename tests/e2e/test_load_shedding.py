@@ -22,7 +22,11 @@ SLOW_MS = 400
 @pytest.fixture(scope="module")
 async def shedding_stack(tmp_path_factory, hsm_token):
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
-    doc["switch"].update(max_in_flight=2, terminal_burst=3, terminal_rate_per_s=1)
+    # Fixed admission: exactly max_in_flight at once, no queue (the adaptive limit and its
+    # queue have their own test, test_overload.py).
+    doc["switch"].update(
+        max_in_flight=2, terminal_burst=3, terminal_rate_per_s=1, admission="fixed"
+    )
     # acq-alpha (M-GROCER's first choice) is slow so requests stay in flight; acq-beta (the
     # only acquirer of M-FUEL) stays fast so a burst fits well inside one refill second.
     for acq in doc["acquirers"]:

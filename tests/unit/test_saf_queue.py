@@ -204,3 +204,45 @@ async def test_handler_gets_the_transaction(store):
     await q.run_once()
     await q.drain(5)
     assert got == [TxState.PENDING]
+
+
+async def test_attempts_take_at_most_the_background_share_of_the_limit(store):
+    """Reversals after an overload: with the admission gate's limit at 8 and a share of 0.25,
+    at most 2 attempts run at once (the queue's own concurrency is 4), each counted against the
+    terminals' limit, and every item is still delivered."""
+    from switch.core.concurrency import Gate, LimitSettings
+
+    gate = Gate(LimitSettings(initial=8, minimum=8, maximum=8, background_share=0.25))
+    running = peak = slots_peak = 0
+    release = asyncio.Event()
+
+    async def handler(tx):
+        nonlocal running, peak, slots_peak
+        running += 1
+        peak = max(peak, running)
+        slots_peak = max(slots_peak, gate.background)
+        await release.wait()
+        running -= 1
+        return True
+
+    q = SafQueue(store, FAST)
+    q.share(gate)
+    q.register(SafKind.REVERSAL, handler)
+    items = [await q.enqueue(SafKind.REVERSAL, await _tx(store)) for _ in range(6)]
+    q.start()
+    try:
+
+        async def two_running():
+            return running == 2
+
+        assert await _until(two_running)
+        assert sum(gate.try_enter() for _ in range(8)) == 6  # terminals keep the rest
+        release.set()
+
+        async def all_done():
+            return all([await _done(store, i.id) for i in items])
+
+        assert await _until(all_done)
+    finally:
+        await q.close()
+    assert peak == 2 and slots_peak == 2 and gate.background == 0

@@ -112,6 +112,11 @@ def test_switch_load_shedding_values_are_read():
         ("terminal_rate_per_s", "fast", "positive number"),
         ("terminal_rate_per_s", float("nan"), "positive number"),
         ("terminal_rate_per_s", float("inf"), "positive number"),
+        ("admission", "lifo", "adaptive, fixed"),
+        ("limit_min", 0, "positive integer"),
+        ("queue_ms", -5, "positive integer"),
+        ("limit_tolerance", 0.5, "at least 1"),
+        ("background_share", 1.5, "at most 1"),
     ],
 )
 def test_bad_switch_load_shedding_values_are_refused(key, value, needle):
@@ -120,6 +125,25 @@ def test_bad_switch_load_shedding_values_are_refused(key, value, needle):
     with pytest.raises(TopologyError) as err:
         parse(doc)
     assert key in str(err.value) and needle in str(err.value)
+
+
+def test_admission_settings_are_read_and_capped_at_max_in_flight():
+    from switch.core.concurrency import LimitSettings
+
+    sw = parse(_doc()).switch
+    assert (sw.admission, sw.limit_initial, sw.limit_min, sw.queue_ms) == ("adaptive", 64, 32, 400)
+    doc = _doc()
+    doc["switch"] = {
+        "max_in_flight": 4,
+        "admission": "adaptive",
+        "limit_tolerance": 1.5,
+        "limit_window_ms": 200,
+        "queue_ms": 80,
+        "background_share": 0.5,
+    }
+    s = LimitSettings.of(parse(doc).switch)
+    assert (s.adaptive, s.initial, s.minimum, s.maximum) == (True, 4, 4, 4)
+    assert (s.tolerance, s.window_s, s.queue_s, s.background_share) == (1.5, 0.2, 0.08, 0.5)
 
 
 def test_abandoned_key_bound_defaults_is_read_and_stays_above_the_budget():
