@@ -75,6 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling-duration", type=float, help="seconds per ceiling level (8; quick 2)")
     p.add_argument("--no-deps", action="store_true", help="skip the HSM and store rates")
     p.add_argument("--deps-seconds", type=float, help="seconds per HSM measure (2; quick 0.3)")
+    p.add_argument(
+        "--closed-only",
+        action="store_true",
+        help="the closed loop only (CPU per authorization at its peak): no sweep, mix or ghz",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy flame graph of the switch at the closed-loop peak (flame-switch.svg)",
+    )
     p.add_argument("--no-plots", action="store_true", help="JSON and summary only")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="parent of the run folder")
     p.add_argument(
@@ -109,13 +119,15 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         latency=not args.no_latency,
         risk=not args.no_risk,
         ghz_path=args.ghz_path,
-        ghz=not args.no_ghz,
+        ghz=not (args.no_ghz or args.closed_only),
         ghz_concurrency=args.ghz_concurrency,
         ceiling=not args.no_ceiling,
         ceiling_duration_s=args.ceiling_duration,
         deps=not args.no_deps,
         deps_seconds=args.deps_seconds,
         keep_run_dir=args.keep_run_dir,
+        closed_only=args.closed_only,
+        profile=args.profile,
     )
 
 

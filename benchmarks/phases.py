@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks import cpu as cpu_cost
 from benchmarks import stats
 from benchmarks.loadgen import GENERATOR_STATUSES, Recorder
 
@@ -83,6 +84,7 @@ class Phase:
             "send_lag_ms": stats.summary(lag),
             "built_during_phase": self.built_live,
             "cpu": self.cpu,
+            "cpu_ms_per_request": cpu_cost.per_auth_ms(self.cpu, cpu_cost.answered(r.status)),
             "start_s": round(self.started - self.origin, 3),
             "end_s": round(self.ended - self.origin, 3),
         }

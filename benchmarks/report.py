@@ -115,6 +115,8 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
             ),
             "switch_own_added_ms": own_added,
         },
+        "cpu_per_auth": _cpu_per_auth(sw_peak, chain_peak, out.stack_info),
+        "profile": out.profile or {"ran": False, "reason": "not asked (--profile)"},
         "ghz": out.ghz or {"ran": False, "reason": "disabled (--no-ghz)"},
         "deps": out.deps or {"ran": False, "reason": "disabled (--no-deps)"},
         "honesty": {
@@ -129,6 +131,53 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
         "notes": out.notes,
         "files": files,
     }
+
+
+def _cpu_per_auth(
+    sw_peak: dict[str, Any] | None, chain_peak: dict[str, Any] | None, stack: dict[str, Any]
+) -> dict[str, Any]:
+    """CPU ms per answered request of every process at the closed-loop peak (issue 19's
+    figure: the switch's own, then each node's), beside the bare chain's at its peak."""
+    if sw_peak is None:
+        return {}
+    per = sw_peak.get("cpu_ms_per_request", {})
+    kinds = stack.get("processes", {})
+    switch = next((n for n, k in kinds.items() if k == "switch"), None)
+    out: dict[str, Any] = {
+        "phase": sw_peak["name"],
+        "switch_ms": per.get(switch) if switch else None,
+        "network_nodes_ms": round(sum(v for n, v in per.items() if n in kinds and n != switch), 3),
+        "generator_ms": per.get("generator"),
+        "by_process_ms": per,
+    }
+    if chain_peak is not None:
+        bare = chain_peak.get("cpu_ms_per_request", {})
+        out["chain4_phase"] = chain_peak["name"]
+        out["chain4_by_process_ms"] = bare
+    return out
+
+
+def _cpu_lines(c: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    if not c:
+        return []
+    lines = [
+        "",
+        f"CPU per authorization at the closed-loop peak ({c['phase']}): switch "
+        f"{_ms(c['switch_ms'])} ms, network nodes together {_ms(c['network_nodes_ms'])} ms, "
+        f"generator {_ms(c['generator_ms'])} ms",
+        "  by process: "
+        + ", ".join(f"{n} {_ms(v)}" for n, v in sorted(c["by_process_ms"].items())),
+    ]
+    if "chain4_by_process_ms" in c:
+        lines.append(
+            f"  bare 4-hop chain ({c['chain4_phase']}), per request: "
+            + ", ".join(f"{n} {_ms(v)}" for n, v in sorted(c["chain4_by_process_ms"].items()))
+        )
+    if profile.get("ran"):
+        lines.append(f"  flame graph of the switch (c={profile['concurrency']}): {profile['svg']}")
+    elif profile.get("reason") and "not asked" not in profile["reason"]:
+        lines.append(f"  flame graph: not made ({profile['reason']})")
+    return lines
 
 
 def _ms(v: float | None) -> str:
@@ -246,6 +295,7 @@ def text(rep: dict[str, Any]) -> str:
     if any(p["target"] != "payswitch" for p in phases):
         lines += ["  ceiling levels:", HEADER]
         lines += [_row(p, p["name"]) for p in phases if p["target"] != "payswitch"]
+    lines += _cpu_lines(rep["cpu_per_auth"], rep["profile"])
     g = rep["ghz"]
     lines += [""]
     if g.get("ran"):

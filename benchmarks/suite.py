@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, stages, world
+from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, stages, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -62,6 +62,8 @@ class Settings:
     deps: bool = True
     deps_seconds: float = 2.0
     keep_run_dir: bool = False
+    closed_only: bool = False  # the closed loop and its CPU per authorization, nothing else
+    profile: bool = False  # py-spy flame graph of the switch at the closed-loop peak
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Outcome:
     deps: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stack_info: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -263,7 +266,12 @@ class Runner:
                 )
             )
         self.out.phases += closed
-        peak = max(p.summary(s.deadline_s)["throughput_rps"] for p in closed)
+        peak_phase = max(closed, key=lambda p: p.summary(s.deadline_s)["throughput_rps"])
+        peak = peak_phase.summary(s.deadline_s)["throughput_rps"]
+        if s.profile:
+            await self._profile(target, approvals, pids, int(peak_phase.level))
+        if s.closed_only:
+            return
         await self._sweep(target, fleet, pids, max(peak, 5.0))
         mix_rate = max(round((self.out.best_rate or min(self._swept_rates())) / 2), 1)
         print(f"payswitch: mix at {mix_rate}/s (open loop)", flush=True)
@@ -286,6 +294,34 @@ class Runner:
             "fallbacks_to_approval": mix.fallbacks,
             "weights": mix.weights,
         }
+
+    async def _profile(
+        self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], level: int
+    ) -> None:
+        """One more closed-loop phase at the peak's concurrency with py-spy on the switch; its
+        figures are not reported (sampling slows the switch), only the flame graph."""
+        sw = next((n for n, kind in self.out.stack_info["processes"].items() if kind == "switch"))
+        svg = self.s.out_dir / "flame-switch.svg"
+        print(f"payswitch: profiling the switch at c={level} (py-spy, excluded)", flush=True)
+        try:
+            proc = cpu.start_profile(pids[sw], svg, self.s.duration_s)
+        except (OSError, KeyError) as exc:
+            self.out.profile = {"ran": False, "reason": str(exc)}
+            return
+        phase = await self._phase(
+            target,
+            feed,
+            pids,
+            name=f"profiled c={level}",
+            system="payswitch",
+            mode="profile",
+            level=level,
+            duration_s=self.s.duration_s,
+        )
+        result = await asyncio.to_thread(cpu.finish_profile, proc, svg, self.s.duration_s + 30)
+        result["phase"] = phase.name
+        result["concurrency"] = level
+        self.out.profile = result
 
     def _swept_rates(self) -> list[float]:
         return [p.level for p in self.out.phases if p.mode == "open" and p.workload == "approvals"]

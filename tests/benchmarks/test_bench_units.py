@@ -75,6 +75,12 @@ def test_phase_summary_counts_misses_errors_and_generator_statuses() -> None:
     assert s["deadline_misses"] == 3  # late answer, DEADLINE_EXCEEDED, never sent
     assert s["errors"] == {"DEADLINE_EXCEEDED": 1, loadgen.NOT_SENT: 1, "UNAVAILABLE": 1}
     assert not meets_target(s, 100.0)
+    # CPU per answered request: the generator's NOT_SENT is not the system's work.
+    phase.cpu = {"cpu_s": {"switch-1": 0.004, "generator": 0.002}}
+    assert phase.summary(deadline_s=2.0)["cpu_ms_per_request"] == {
+        "switch-1": 1.0,
+        "generator": 0.5,
+    }
 
 
 def test_sweep_rates_are_distinct_and_positive() -> None:
