@@ -68,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-risk", action="store_true", help="without the risk stage (to compare with it on)"
     )
+    p.add_argument(
+        "--no-risk-compare",
+        action="store_true",
+        help="skip the closed-loop peak's level again on a stack without the risk stage",
+    )
     p.add_argument("--ghz", dest="ghz_path", help="ghz binary (default: PATH, then ~/go/bin)")
     p.add_argument("--no-ghz", action="store_true", help="do not run ghz")
     p.add_argument("--ghz-concurrency", type=int, help="ghz workers (16; quick 8)")
@@ -128,6 +133,7 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         keep_run_dir=args.keep_run_dir,
         closed_only=args.closed_only,
         profile=args.profile,
+        risk_compare=not args.no_risk_compare,
     )
 
 

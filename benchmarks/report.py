@@ -116,6 +116,7 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
             "switch_own_added_ms": own_added,
         },
         "cpu_per_auth": _cpu_per_auth(sw_peak, chain_peak, out.stack_info),
+        "risk_compare": _risk_compare(out.risk_compare),
         "profile": out.profile or {"ran": False, "reason": "not asked (--profile)"},
         "ghz": out.ghz or {"ran": False, "reason": "disabled (--no-ghz)"},
         "deps": out.deps or {"ran": False, "reason": "disabled (--no-deps)"},
@@ -155,6 +156,52 @@ def _cpu_per_auth(
         out["chain4_phase"] = chain_peak["name"]
         out["chain4_by_process_ms"] = bare
     return out
+
+
+RISK_P99_TARGET_MS = 2.0  # issue 14: the stage's own p99 at the benchmark's peak
+RISK_THROUGHPUT_PCT = 90.0  # issue 14: with the stage, at least this share of without
+
+
+def _risk_compare(rc: dict[str, Any]) -> dict[str, Any]:
+    """Issue 14's figures: the closed-loop peak with the risk stage against the same level on
+    a stack without it, in the same run; the stage's own p99 at that peak."""
+    if not rc:
+        return {"ran": False}
+    w, wo = rc["with_risk"], rc["without_risk"]
+    stage = w.get("stage_ms", {}).get("risk", {})
+    pct = _pct(w["throughput_rps"], wo["throughput_rps"])
+    p99 = stage.get("p99_ms")
+    return {
+        "ran": True,
+        "concurrency": w["concurrency"],
+        "with_risk_rps": w["throughput_rps"],
+        "without_risk_rps": wo["throughput_rps"],
+        "with_pct_of_without": pct,
+        "throughput_within_10pct": pct is not None and pct >= RISK_THROUGHPUT_PCT,
+        "risk_stage_ms": stage,
+        "risk_p99_within_2ms": p99 is not None and p99 <= RISK_P99_TARGET_MS,
+        "with_risk_latency_ms": w["latency_ms"],
+        "without_risk_latency_ms": wo["latency_ms"],
+        "without_risk_errors": wo["error_count"],
+        "without_risk_cpu_ms_per_request": wo.get("cpu_ms_per_request", {}),
+    }
+
+
+def _risk_lines(r: dict[str, Any]) -> list[str]:
+    if not r.get("ran"):
+        return []
+    st = r["risk_stage_ms"]
+    return [
+        "",
+        f"risk stage at the closed-loop peak (c={r['concurrency']:g}): its own p50 <= "
+        f"{st.get('p50_ms')} p99 <= {st.get('p99_ms')} ms (target p99 <= "
+        f"{RISK_P99_TARGET_MS:g} ms: {'met' if r['risk_p99_within_2ms'] else 'NOT met'})",
+        f"  throughput with it {r['with_risk_rps']} rps, without it (same level, second stack) "
+        f"{r['without_risk_rps']} rps: {r['with_pct_of_without']}% (target >= "
+        f"{RISK_THROUGHPUT_PCT:g}%: {'met' if r['throughput_within_10pct'] else 'NOT met'}); "
+        f"p99 {_ms(r['with_risk_latency_ms']['p99'])} vs "
+        f"{_ms(r['without_risk_latency_ms']['p99'])} ms",
+    ]
 
 
 def _cpu_lines(c: dict[str, Any], profile: dict[str, Any]) -> list[str]:
@@ -295,6 +342,7 @@ def text(rep: dict[str, Any]) -> str:
     if any(p["target"] != "payswitch" for p in phases):
         lines += ["  ceiling levels:", HEADER]
         lines += [_row(p, p["name"]) for p in phases if p["target"] != "payswitch"]
+    lines += _risk_lines(rep["risk_compare"])
     lines += _cpu_lines(rep["cpu_per_auth"], rep["profile"])
     g = rep["ghz"]
     lines += [""]

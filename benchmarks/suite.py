@@ -64,6 +64,7 @@ class Settings:
     keep_run_dir: bool = False
     closed_only: bool = False  # the closed loop and its CPU per authorization, nothing else
     profile: bool = False  # py-spy flame graph of the switch at the closed-loop peak
+    risk_compare: bool = True  # the peak's level again on a stack without the risk stage
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     stack_info: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
+    risk_compare: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -232,6 +234,8 @@ class Runner:
             await asyncio.to_thread(self._switch_added, stack, run_dir)
         finally:
             await asyncio.to_thread(stack.stop)
+        if s.risk and s.risk_compare:
+            await self._without_risk(run_dir / "without-risk")
 
     async def _payswitch_phases(
         self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], pins: dict[str, str]
@@ -322,6 +326,50 @@ class Runner:
         result["phase"] = phase.name
         result["concurrency"] = level
         self.out.profile = result
+
+    async def _without_risk(self, run_dir: Path) -> None:
+        """Issue 14's comparison in the same run: the closed-loop peak's concurrency on a second
+        stack, the same in every way but without the risk stage (same token and keys, same
+        terminals and feed, a fresh store), after a short excluded warm-up."""
+        s = self.s
+        closed = [p for p in self.out.phases if p.target == "payswitch" and p.mode == "closed"]
+        if not closed:
+            return
+        peak = max(closed, key=lambda p: p.summary(s.deadline_s)["throughput_rps"])
+        level = int(peak.level)
+        print(f"payswitch: the same at c={level} without the risk stage", flush=True)
+        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
+        stack, _ = await asyncio.to_thread(
+            world.start_stack,
+            run_dir,
+            terminals=s.terminals,
+            latency=s.latency,
+            synchronous=s.synchronous,
+            risk=False,
+        )
+        try:
+            pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
+            pids["generator"] = os.getpid()
+            target = loadgen.Target(stack.address(stack.topology.switch.id), s.channels)
+            await target.ready()
+            for mode, seconds in (("warmup", min(s.warmup_s, 3.0)), ("compare", s.duration_s)):
+                phase = await self._phase(
+                    target,
+                    self.approvals,
+                    pids,
+                    name=f"{'warmup' if mode == 'warmup' else 'closed'} c={level} without risk",
+                    system="payswitch-without-risk",
+                    mode=mode,
+                    level=level,
+                    duration_s=seconds,
+                )
+            await target.close()
+        finally:
+            await asyncio.to_thread(stack.stop)
+        self.out.risk_compare = {
+            "with_risk": peak.summary(s.deadline_s),
+            "without_risk": phase.summary(s.deadline_s),
+        }
 
     def _swept_rates(self) -> list[float]:
         return [p.level for p in self.out.phases if p.mode == "open" and p.workload == "approvals"]

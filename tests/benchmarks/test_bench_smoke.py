@@ -137,3 +137,11 @@ def test_report_is_well_formed(run: tuple[Path, str]) -> None:
     assert profile["ran"], profile
     assert Path(profile["svg"]).read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
     assert all(p["mode"] != "profile" for p in phases)
+    risk = rep["risk_compare"]  # issue 14: with and without the risk stage, same run
+    assert risk["ran"] and risk["concurrency"] == max(
+        p["concurrency"] for p in phases if p["name"] == ceiling["payswitch_peak_phase"]
+    )
+    assert risk["with_risk_rps"] > 0 and risk["without_risk_rps"] > 0
+    assert isinstance(risk["throughput_within_10pct"], bool)
+    assert risk["risk_stage_ms"]["n"] > 0
+    assert all(p["target"] != "payswitch-without-risk" for p in phases)
