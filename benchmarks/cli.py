@@ -64,6 +64,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="full",
         help="the switch's SQLite synchronous mode",
     )
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "cassandra", "cassandra-cluster"),
+        default="sqlite",
+        help="the switch's store: SQLite, the Cassandra dev node (127.0.0.1), or the three-node "
+        "cluster on CASSANDRA_CLUSTER_BASE (replication 3, QUORUM); a fresh keyspace each",
+    )
+    p.add_argument(
+        "--switches", type=int, default=1, help="switch processes on the store (Cassandra only)"
+    )
     p.add_argument("--no-latency", action="store_true", help="strip the simulated network latency")
     p.add_argument(
         "--no-risk", action="store_true", help="without the risk stage (to compare with it on)"
@@ -98,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep logs, books and store under <run folder>/run",
     )
     args = p.parse_args(argv)
+    if args.switches < 1 or (args.switches > 1 and args.store == "sqlite"):
+        p.error("--switches: at least 1, and more than 1 only with a Cassandra --store")
     for name, (full, quick) in _DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
@@ -134,6 +146,8 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         closed_only=args.closed_only,
         profile=args.profile,
         risk_compare=not args.no_risk_compare,
+        store=args.store,
+        switches=args.switches,
     )
 
 

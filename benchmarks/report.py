@@ -143,11 +143,15 @@ def _cpu_per_auth(
         return {}
     per = sw_peak.get("cpu_ms_per_request", {})
     kinds = stack.get("processes", {})
-    switch = next((n for n, k in kinds.items() if k == "switch"), None)
+    switches = [n for n, k in kinds.items() if k == "switch" and n in per]
     out: dict[str, Any] = {
         "phase": sw_peak["name"],
-        "switch_ms": per.get(switch) if switch else None,
-        "network_nodes_ms": round(sum(v for n, v in per.items() if n in kinds and n != switch), 3),
+        "switch_ms": round(sum(per[n] for n in switches), 3) if switches else None,
+        "switches": len(switches),
+        "network_nodes_ms": round(
+            sum(v for n, v in per.items() if n in kinds and n not in switches), 3
+        ),
+        "store_statements_per_auth": sw_peak.get("store_statements_per_request", {}),
         "generator_ms": per.get("generator"),
         "by_process_ms": per,
     }
@@ -215,6 +219,11 @@ def _cpu_lines(c: dict[str, Any], profile: dict[str, Any]) -> list[str]:
         "  by process: "
         + ", ".join(f"{n} {_ms(v)}" for n, v in sorted(c["by_process_ms"].items())),
     ]
+    if c.get("store_statements_per_auth"):
+        lines.append(
+            "  store statements per authorization: "
+            + ", ".join(f"{k} {v:g}" for k, v in c["store_statements_per_auth"].items())
+        )
     if "chain4_by_process_ms" in c:
         lines.append(
             f"  bare 4-hop chain ({c['chain4_phase']}), per request: "
@@ -270,7 +279,8 @@ def text(rep: dict[str, Any]) -> str:
         f"{m['load_average_start'][0]} at start, {m['load_average_end'][0]} at end; other "
         f"processes used {rep['honesty']['other_processes_share_of_machine_pct']}% of the "
         "machine during the phases",
-        f"stack: {s['terminals']} terminals, store SQLite synchronous={s['synchronous']}, "
+        f"stack: {s['terminals']} terminals, {rep['stack'].get('switches', 1)} switch "
+        f"process(es), store {rep['stack'].get('store', '?')}, "
         f"simulated network latency {'on' if s['latency'] else 'off'}, deadline "
         f"{s['deadline_s']} s; latencies in ms; gen% = generator CPU in % of one core, "
         "other% = CPU of processes outside the benchmark in % of the machine",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, stages, world
+from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, stages, stores, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -65,6 +65,8 @@ class Settings:
     closed_only: bool = False  # the closed loop and its CPU per authorization, nothing else
     profile: bool = False  # py-spy flame graph of the switch at the closed-loop peak
     risk_compare: bool = True  # the peak's level again on a stack without the risk stage
+    store: str = "sqlite"  # sqlite | cassandra | cassandra-cluster (benchmarks.stores)
+    switches: int = 1  # switch processes (more than one: Cassandra only)
 
 
 @dataclass
@@ -96,7 +98,7 @@ class Runner:
         self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
         self.fleet: Fleet | None = None
         self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
-        self.metrics_address = ""  # the switch's /metrics, for its stage times per phase
+        self.metrics_addresses: list[str] = []  # each switch's /metrics: stage times, statements
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
         """Build the phase's requests before its clock starts (see ``traffic``)."""
@@ -123,8 +125,8 @@ class Runner:
         phase = Phase(name, system, mode, level, workload, self.origin, window_s=duration_s)
         self._prebuild(feed, mode, level, duration_s)
         live_before = feed.built_live
-        cpu = CpuWindow(pids)
-        cpu.start()
+        window = CpuWindow(pids)
+        window.start()
         before = await self._stage_scrape(system)
         phase.started = time.perf_counter()
         if mode == "open":
@@ -147,10 +149,16 @@ class Runner:
                 max_requests=s.max_requests,
             )
         phase.ended = time.perf_counter()
-        phase.cpu = cpu.stop(phase.ended - phase.started)
+        phase.cpu = window.stop(phase.ended - phase.started)
         after = await self._stage_scrape(system)
-        if before is not None and after is not None and self.s.risk:
-            phase.stage_ms["risk"] = stages.percentiles(before, after, "risk")
+        if before is not None and after is not None:
+            if self.s.risk:
+                phase.stage_ms["risk"] = stages.percentiles(
+                    stages.merged(b for b, _ in before), stages.merged(a for a, _ in after), "risk"
+                )
+            phase.statements = stages.per_request(
+                [st for _, st in before], [st for _, st in after], cpu.answered(phase.rec.status)
+            )
         phase.built_live = feed.built_live - live_before
         summary = phase.summary(s.deadline_s)
         if system == "payswitch":
@@ -172,12 +180,18 @@ class Runner:
         )
         return phase
 
-    async def _stage_scrape(self, system: str) -> stages.Buckets | None:
-        """The switch's stage histograms now (None: not the switch, or no metrics port)."""
-        if system != "payswitch" or not self.metrics_address:
+    async def _stage_scrape(
+        self, system: str
+    ) -> list[tuple[stages.Buckets, stages.Statements]] | None:
+        """Every switch's stage histograms and store statements now (None: not the switch,
+        or no metrics port)."""
+        if system != "payswitch" or not self.metrics_addresses:
             return None
         try:
-            return await asyncio.to_thread(stages.scrape, self.metrics_address)
+            return [
+                await asyncio.to_thread(stages.scrape, address)
+                for address in self.metrics_addresses
+            ]
         except OSError:
             return None
 
@@ -185,28 +199,37 @@ class Runner:
 
     async def payswitch(self, run_dir: Path) -> None:
         s = self.s
-        stack, doc = await asyncio.to_thread(
-            world.start_stack,
-            run_dir,
-            terminals=s.terminals,
-            latency=s.latency,
-            synchronous=s.synchronous,
-            risk=s.risk,
-        )
+        store = await asyncio.to_thread(stores.choose, s.store, run_dir, s.synchronous)
+        try:
+            stack, doc = await asyncio.to_thread(
+                world.start_stack,
+                run_dir,
+                terminals=s.terminals,
+                latency=s.latency,
+                synchronous=s.synchronous,
+                risk=s.risk,
+                store=store.url,
+                switches=s.switches,
+            )
+        except BaseException:
+            await asyncio.to_thread(store.drop)
+            raise
         try:
             sw_id = stack.topology.switch.id
+            switch_ids = stack.switch_ids
             try:
-                self.metrics_address = stack.metrics_address(sw_id)
+                self.metrics_addresses = [stack.metrics_address(i) for i in switch_ids]
             except Exception:  # no metrics port: phases go without stage times
-                self.metrics_address = ""
+                self.metrics_addresses = []
             pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
             pids["generator"] = os.getpid()
             self.out.stack_info = {
                 "processes": {
-                    n: stack.topology.node_kind(n) if n != sw_id else "switch"
+                    n: "switch" if n in switch_ids else stack.topology.node_kind(n)
                     for n in stack.node_ids
                 },
-                "store": world.store_for(Path("<run-dir>"), s.synchronous),
+                "store": store.described,
+                "switches": len(switch_ids),
                 "terminals": s.terminals,
                 "simulated_latency": s.latency,
             }
@@ -224,7 +247,7 @@ class Runner:
                 flush=True,
             )
             self.fleet = fleet = Fleet(terminals, elements)
-            target = loadgen.Target(stack.address(sw_id), s.channels)
+            target = loadgen.Target([stack.address(i) for i in switch_ids], s.channels)
             await target.ready()
             await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
             await target.close()
@@ -234,6 +257,7 @@ class Runner:
             await asyncio.to_thread(self._switch_added, stack, run_dir)
         finally:
             await asyncio.to_thread(stack.stop)
+            await asyncio.to_thread(store.drop)
         if s.risk and s.risk_compare:
             await self._without_risk(run_dir / "without-risk")
 
@@ -339,18 +363,25 @@ class Runner:
         level = int(peak.level)
         print(f"payswitch: the same at c={level} without the risk stage", flush=True)
         await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
-        stack, _ = await asyncio.to_thread(
-            world.start_stack,
-            run_dir,
-            terminals=s.terminals,
-            latency=s.latency,
-            synchronous=s.synchronous,
-            risk=False,
-        )
+        store = await asyncio.to_thread(stores.choose, s.store, run_dir, s.synchronous)
+        try:
+            stack, _ = await asyncio.to_thread(
+                world.start_stack,
+                run_dir,
+                terminals=s.terminals,
+                latency=s.latency,
+                synchronous=s.synchronous,
+                risk=False,
+                store=store.url,
+                switches=s.switches,
+            )
+        except BaseException:
+            await asyncio.to_thread(store.drop)
+            raise
         try:
             pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
             pids["generator"] = os.getpid()
-            target = loadgen.Target(stack.address(stack.topology.switch.id), s.channels)
+            target = loadgen.Target([stack.address(i) for i in stack.switch_ids], s.channels)
             await target.ready()
             for mode, seconds in (("warmup", min(s.warmup_s, 3.0)), ("compare", s.duration_s)):
                 phase = await self._phase(
@@ -366,6 +397,7 @@ class Runner:
             await target.close()
         finally:
             await asyncio.to_thread(stack.stop)
+            await asyncio.to_thread(store.drop)
         self.out.risk_compare = {
             "with_risk": peak.summary(s.deadline_s),
             "without_risk": phase.summary(s.deadline_s),

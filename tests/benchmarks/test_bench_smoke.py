@@ -130,6 +130,7 @@ def test_report_is_well_formed(run: tuple[Path, str]) -> None:
     assert isinstance(rep["honesty"]["generator_core_pct_by_phase"], dict)
     assert rep["not_covered"]
     cpu = rep["cpu_per_auth"]
+    assert cpu["store_statements_per_auth"]["sqlite commit"] > 0  # group commit: may be < 3
     assert cpu["phase"] == ceiling["payswitch_peak_phase"]
     assert cpu["switch_ms"] > 0 and cpu["by_process_ms"]["generator"] > 0
     assert cpu["chain4_by_process_ms"]

@@ -131,3 +131,24 @@ def test_the_bench_risk_rules_evaluate_everything_and_never_act(tmp_path):
     shipped, bench = load(RISK_RULES), load(observe_only_rules(tmp_path / "r.toml"))
     assert len(bench.rules) == len(shipped.rules) + len(shipped.limits) and not bench.limits
     assert (bench.step_up, bench.review, bench.decline) == (None, None, None)
+
+
+def test_store_statements_per_request_over_every_switch():
+    from benchmarks import stages
+
+    before = [{"cassandra lwt": 10.0}, {"cassandra lwt": 0.0, "cassandra write": 5.0}]
+    after = [{"cassandra lwt": 30.0}, {"cassandra lwt": 20.0, "cassandra write": 25.0}]
+    got = stages.per_request(before, after, 20)
+    assert got == {"cassandra lwt": 2.0, "cassandra write": 1.0}
+    assert stages.per_request(before, after, 0) == {}
+    two = stages.merged([{"risk": {0.001: 1.0}}, {"risk": {0.001: 2.0, 0.0025: 3.0}}])
+    assert two == {"risk": {0.001: 3.0, 0.0025: 3.0}}
+
+
+def test_bench_store_choice(tmp_path):
+    from benchmarks import stores
+
+    sqlite = stores.choose("sqlite", tmp_path, "full")
+    assert sqlite.url.startswith("sqlite:///") and sqlite.keyspace is None
+    with pytest.raises(ValueError):
+        stores.choose("postgres", tmp_path, "full")

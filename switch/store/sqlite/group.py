@@ -30,6 +30,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from switch.domain.errors import StoreUnavailable
+from switch.store import statements
 
 MAX_BATCH = 64  # jobs per wake-up: bounds how long the first of them waits for its commit
 
@@ -160,6 +161,8 @@ class StoreQueue:
         """COMMIT the open group (one fsync); on failure none of its writes holds."""
         conn = self._host._conn
         if conn is not None and conn.in_transaction:
+            statements.count("sqlite", "commit")
+            statements.count("sqlite", "write", len(group))
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:

@@ -80,6 +80,7 @@ from switch.domain.transactions import (
     check_transition,
 )
 from switch.domain.vault import VaultEntry, VaultWrite, check_vault_entry
+from switch.store import statements
 from switch.store.base import Store
 from switch.store.sqlite import devices as sqlite_devices
 from switch.store.sqlite import standin as sqlite_standin
@@ -311,6 +312,8 @@ class SqliteStore(
             return result
         conn.execute("BEGIN IMMEDIATE")
         result = body(conn)  # on error, _guarded rolls back
+        statements.count("sqlite", "commit")
+        statements.count("sqlite", "write")
         conn.execute("COMMIT")
         return result
 
