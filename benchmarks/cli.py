@@ -64,9 +64,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="full",
         help="the switch's SQLite synchronous mode",
     )
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "cassandra", "cassandra-cluster"),
+        default="sqlite",
+        help="the switch's store: SQLite, the Cassandra dev node (127.0.0.1), or the three-node "
+        "cluster on CASSANDRA_CLUSTER_BASE (replication 3, QUORUM); a fresh keyspace each",
+    )
+    p.add_argument(
+        "--switches", type=int, default=1, help="switch processes on the store (Cassandra only)"
+    )
     p.add_argument("--no-latency", action="store_true", help="strip the simulated network latency")
     p.add_argument(
         "--no-risk", action="store_true", help="without the risk stage (to compare with it on)"
+    )
+    p.add_argument(
+        "--no-risk-compare",
+        action="store_true",
+        help="skip the closed-loop peak's level again on a stack without the risk stage",
     )
     p.add_argument("--ghz", dest="ghz_path", help="ghz binary (default: PATH, then ~/go/bin)")
     p.add_argument("--no-ghz", action="store_true", help="do not run ghz")
@@ -75,6 +90,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling-duration", type=float, help="seconds per ceiling level (8; quick 2)")
     p.add_argument("--no-deps", action="store_true", help="skip the HSM and store rates")
     p.add_argument("--deps-seconds", type=float, help="seconds per HSM measure (2; quick 0.3)")
+    p.add_argument(
+        "--closed-only",
+        action="store_true",
+        help="the closed loop only (CPU per authorization at its peak): no sweep, mix or ghz",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy flame graph of the switch at the closed-loop peak (flame-switch.svg)",
+    )
     p.add_argument("--no-plots", action="store_true", help="JSON and summary only")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="parent of the run folder")
     p.add_argument(
@@ -83,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep logs, books and store under <run folder>/run",
     )
     args = p.parse_args(argv)
+    if args.switches < 1 or (args.switches > 1 and args.store == "sqlite"):
+        p.error("--switches: at least 1, and more than 1 only with a Cassandra --store")
     for name, (full, quick) in _DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
@@ -109,13 +136,18 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         latency=not args.no_latency,
         risk=not args.no_risk,
         ghz_path=args.ghz_path,
-        ghz=not args.no_ghz,
+        ghz=not (args.no_ghz or args.closed_only),
         ghz_concurrency=args.ghz_concurrency,
         ceiling=not args.no_ceiling,
         ceiling_duration_s=args.ceiling_duration,
         deps=not args.no_deps,
         deps_seconds=args.deps_seconds,
         keep_run_dir=args.keep_run_dir,
+        closed_only=args.closed_only,
+        profile=args.profile,
+        risk_compare=not args.no_risk_compare,
+        store=args.store,
+        switches=args.switches,
     )
 
 

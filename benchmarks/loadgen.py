@@ -49,13 +49,16 @@ class Feed(Protocol):
 
 
 class Target:
-    """``channels`` gRPC channels to one server, raw multicallables taking prebuilt bytes."""
+    """``channels`` gRPC channels to each server (several: switch processes sharing one store,
+    spread round-robin), raw multicallables taking prebuilt bytes."""
 
-    def __init__(self, address: str, channels: int = 4) -> None:
-        self.address = address
+    def __init__(self, address: str | list[str], channels: int = 4) -> None:
+        addresses = [address] if isinstance(address, str) else list(address)
+        self.address = addresses[0]
         self._channels = [
-            grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            grpc.aio.insecure_channel(a, options=CHANNEL_OPTIONS)
             for _ in range(max(channels, 1))
+            for a in addresses
         ]
         self._calls = [
             {

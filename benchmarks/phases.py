@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks import cpu as cpu_cost
 from benchmarks import stats
 from benchmarks.loadgen import GENERATOR_STATUSES, Recorder
 
@@ -33,6 +34,7 @@ class Phase:
     built_live: int = 0  # requests the feed had to build during the phase
     window_s: float = 0.0  # the send window (the phase's duration, without the drain)
     stage_ms: dict[str, Any] = field(default_factory=dict)  # the switch's own, per stage
+    statements: dict[str, float] = field(default_factory=dict)  # store's, per request
 
     def latencies_ms(self) -> list[float]:
         """Latency from the scheduled send of every request that got an answer (OK or not)."""
@@ -83,11 +85,14 @@ class Phase:
             "send_lag_ms": stats.summary(lag),
             "built_during_phase": self.built_live,
             "cpu": self.cpu,
+            "cpu_ms_per_request": cpu_cost.per_auth_ms(self.cpu, cpu_cost.answered(r.status)),
             "start_s": round(self.started - self.origin, 3),
             "end_s": round(self.ended - self.origin, 3),
         }
         if self.stage_ms:
             out["stage_ms"] = self.stage_ms
+        if self.statements:
+            out["store_statements_per_request"] = self.statements
         if self.workload == "mix":
             out["latency_ms_by_kind"] = {k: stats.summary(v) for k, v in sorted(by_kind.items())}
         return out

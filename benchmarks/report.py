@@ -117,6 +117,9 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
             ),
             "switch_own_added_ms": own_added,
         },
+        "cpu_per_auth": _cpu_per_auth(sw_peak, chain_peak, out.stack_info),
+        "risk_compare": _risk_compare(out.risk_compare),
+        "profile": out.profile or {"ran": False, "reason": "not asked (--profile)"},
         "ghz": out.ghz or {"ran": False, "reason": "disabled (--no-ghz)"},
         "deps": out.deps or {"ran": False, "reason": "disabled (--no-deps)"},
         "honesty": {
@@ -131,6 +134,108 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
         "notes": out.notes,
         "files": files,
     }
+
+
+def _cpu_per_auth(
+    sw_peak: dict[str, Any] | None, chain_peak: dict[str, Any] | None, stack: dict[str, Any]
+) -> dict[str, Any]:
+    """CPU ms per answered request of every process at the closed-loop peak (issue 19's
+    figure: the switch's own, then each node's), beside the bare chain's at its peak."""
+    if sw_peak is None:
+        return {}
+    per = sw_peak.get("cpu_ms_per_request", {})
+    kinds = stack.get("processes", {})
+    switches = [n for n, k in kinds.items() if k == "switch" and n in per]
+    out: dict[str, Any] = {
+        "phase": sw_peak["name"],
+        "switch_ms": round(sum(per[n] for n in switches), 3) if switches else None,
+        "switches": len(switches),
+        "network_nodes_ms": round(
+            sum(v for n, v in per.items() if n in kinds and n not in switches), 3
+        ),
+        "store_statements_per_auth": sw_peak.get("store_statements_per_request", {}),
+        "generator_ms": per.get("generator"),
+        "by_process_ms": per,
+    }
+    if chain_peak is not None:
+        bare = chain_peak.get("cpu_ms_per_request", {})
+        out["chain4_phase"] = chain_peak["name"]
+        out["chain4_by_process_ms"] = bare
+    return out
+
+
+RISK_P99_TARGET_MS = 2.0  # issue 14: the stage's own p99 at the benchmark's peak
+RISK_THROUGHPUT_PCT = 90.0  # issue 14: with the stage, at least this share of without
+
+
+def _risk_compare(rc: dict[str, Any]) -> dict[str, Any]:
+    """Issue 14's figures: the closed-loop peak with the risk stage against the same level on
+    a stack without it, in the same run; the stage's own p99 at that peak."""
+    if not rc:
+        return {"ran": False}
+    w, wo = rc["with_risk"], rc["without_risk"]
+    stage = w.get("stage_ms", {}).get("risk", {})
+    pct = _pct(w["throughput_rps"], wo["throughput_rps"])
+    p99 = stage.get("p99_ms")
+    return {
+        "ran": True,
+        "concurrency": w["concurrency"],
+        "with_risk_rps": w["throughput_rps"],
+        "without_risk_rps": wo["throughput_rps"],
+        "with_pct_of_without": pct,
+        "throughput_within_10pct": pct is not None and pct >= RISK_THROUGHPUT_PCT,
+        "risk_stage_ms": stage,
+        "risk_p99_within_2ms": p99 is not None and p99 <= RISK_P99_TARGET_MS,
+        "with_risk_latency_ms": w["latency_ms"],
+        "without_risk_latency_ms": wo["latency_ms"],
+        "without_risk_errors": wo["error_count"],
+        "without_risk_cpu_ms_per_request": wo.get("cpu_ms_per_request", {}),
+    }
+
+
+def _risk_lines(r: dict[str, Any]) -> list[str]:
+    if not r.get("ran"):
+        return []
+    st = r["risk_stage_ms"]
+    return [
+        "",
+        f"risk stage at the closed-loop peak (c={r['concurrency']:g}): its own p50 <= "
+        f"{st.get('p50_ms')} p99 <= {st.get('p99_ms')} ms (target p99 <= "
+        f"{RISK_P99_TARGET_MS:g} ms: {'met' if r['risk_p99_within_2ms'] else 'NOT met'})",
+        f"  throughput with it {r['with_risk_rps']} rps, without it (same level, second stack) "
+        f"{r['without_risk_rps']} rps: {r['with_pct_of_without']}% (target >= "
+        f"{RISK_THROUGHPUT_PCT:g}%: {'met' if r['throughput_within_10pct'] else 'NOT met'}); "
+        f"p99 {_ms(r['with_risk_latency_ms']['p99'])} vs "
+        f"{_ms(r['without_risk_latency_ms']['p99'])} ms",
+    ]
+
+
+def _cpu_lines(c: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    if not c:
+        return []
+    lines = [
+        "",
+        f"CPU per authorization at the closed-loop peak ({c['phase']}): switch "
+        f"{_ms(c['switch_ms'])} ms, network nodes together {_ms(c['network_nodes_ms'])} ms, "
+        f"generator {_ms(c['generator_ms'])} ms",
+        "  by process: "
+        + ", ".join(f"{n} {_ms(v)}" for n, v in sorted(c["by_process_ms"].items())),
+    ]
+    if c.get("store_statements_per_auth"):
+        lines.append(
+            "  store statements per authorization: "
+            + ", ".join(f"{k} {v:g}" for k, v in c["store_statements_per_auth"].items())
+        )
+    if "chain4_by_process_ms" in c:
+        lines.append(
+            f"  bare 4-hop chain ({c['chain4_phase']}), per request: "
+            + ", ".join(f"{n} {_ms(v)}" for n, v in sorted(c["chain4_by_process_ms"].items()))
+        )
+    if profile.get("ran"):
+        lines.append(f"  flame graph of the switch (c={profile['concurrency']}): {profile['svg']}")
+    elif profile.get("reason") and "not asked" not in profile["reason"]:
+        lines.append(f"  flame graph: not made ({profile['reason']})")
+    return lines
 
 
 def _ms(v: float | None) -> str:
@@ -176,7 +281,8 @@ def text(rep: dict[str, Any]) -> str:
         f"{m['load_average_start'][0]} at start, {m['load_average_end'][0]} at end; other "
         f"processes used {rep['honesty']['other_processes_share_of_machine_pct']}% of the "
         "machine during the phases",
-        f"stack: {s['terminals']} terminals, store SQLite synchronous={s['synchronous']}, "
+        f"stack: {s['terminals']} terminals, {rep['stack'].get('switches', 1)} switch "
+        f"process(es), store {rep['stack'].get('store', '?')}, "
         f"simulated network latency {'on' if s['latency'] else 'off'}, deadline "
         f"{s['deadline_s']} s; latencies in ms; gen% = generator CPU in % of one core, "
         "other% = CPU of processes outside the benchmark in % of the machine",
@@ -249,6 +355,8 @@ def text(rep: dict[str, Any]) -> str:
     if any(p["target"] != "payswitch" for p in phases):
         lines += ["  ceiling levels:", HEADER]
         lines += [_row(p, p["name"]) for p in phases if p["target"] != "payswitch"]
+    lines += _risk_lines(rep["risk_compare"])
+    lines += _cpu_lines(rep["cpu_per_auth"], rep["profile"])
     g = rep["ghz"]
     lines += [""]
     if g.get("ran"):

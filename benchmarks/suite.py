@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, deps, ghz, hoptimes, loadgen, overload, stages, world
+from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, overload, stages, stores, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -63,6 +63,11 @@ class Settings:
     deps_seconds: float = 2.0
     keep_run_dir: bool = False
     overload: bool = True  # the overload-and-recovery phase (benchmarks/overload.py)
+    closed_only: bool = False  # the closed loop and its CPU per authorization, nothing else
+    profile: bool = False  # py-spy flame graph of the switch at the closed-loop peak
+    risk_compare: bool = True  # the peak's level again on a stack without the risk stage
+    store: str = "sqlite"  # sqlite | cassandra | cassandra-cluster (benchmarks.stores)
+    switches: int = 1  # switch processes (more than one: Cassandra only)
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Outcome:
     deps: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stack_info: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
+    risk_compare: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     overload: dict[str, Any] = field(default_factory=dict)  # benchmarks/overload.py
 
@@ -93,7 +100,7 @@ class Runner:
         self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
         self.fleet: Fleet | None = None
         self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
-        self.metrics_address = ""  # the switch's /metrics, for its stage times per phase
+        self.metrics_addresses: list[str] = []  # each switch's /metrics: stage times, statements
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
         """Build the phase's requests before its clock starts (see ``traffic``)."""
@@ -120,8 +127,8 @@ class Runner:
         phase = Phase(name, system, mode, level, workload, self.origin, window_s=duration_s)
         self._prebuild(feed, mode, level, duration_s)
         live_before = feed.built_live
-        cpu = CpuWindow(pids)
-        cpu.start()
+        window = CpuWindow(pids)
+        window.start()
         before = await self._stage_scrape(system)
         phase.started = time.perf_counter()
         if mode == "open":
@@ -144,10 +151,16 @@ class Runner:
                 max_requests=s.max_requests,
             )
         phase.ended = time.perf_counter()
-        phase.cpu = cpu.stop(phase.ended - phase.started)
+        phase.cpu = window.stop(phase.ended - phase.started)
         after = await self._stage_scrape(system)
-        if before is not None and after is not None and self.s.risk:
-            phase.stage_ms["risk"] = stages.percentiles(before, after, "risk")
+        if before is not None and after is not None:
+            if self.s.risk:
+                phase.stage_ms["risk"] = stages.percentiles(
+                    stages.merged(b for b, _ in before), stages.merged(a for a, _ in after), "risk"
+                )
+            phase.statements = stages.per_request(
+                [st for _, st in before], [st for _, st in after], cpu.answered(phase.rec.status)
+            )
         phase.built_live = feed.built_live - live_before
         summary = phase.summary(s.deadline_s)
         if system == "payswitch":
@@ -169,12 +182,18 @@ class Runner:
         )
         return phase
 
-    async def _stage_scrape(self, system: str) -> stages.Buckets | None:
-        """The switch's stage histograms now (None: not the switch, or no metrics port)."""
-        if system != "payswitch" or not self.metrics_address:
+    async def _stage_scrape(
+        self, system: str
+    ) -> list[tuple[stages.Buckets, stages.Statements]] | None:
+        """Every switch's stage histograms and store statements now (None: not the switch,
+        or no metrics port)."""
+        if system != "payswitch" or not self.metrics_addresses:
             return None
         try:
-            return await asyncio.to_thread(stages.scrape, self.metrics_address)
+            return [
+                await asyncio.to_thread(stages.scrape, address)
+                for address in self.metrics_addresses
+            ]
         except OSError:
             return None
 
@@ -182,28 +201,37 @@ class Runner:
 
     async def payswitch(self, run_dir: Path) -> None:
         s = self.s
-        stack, doc = await asyncio.to_thread(
-            world.start_stack,
-            run_dir,
-            terminals=s.terminals,
-            latency=s.latency,
-            synchronous=s.synchronous,
-            risk=s.risk,
-        )
+        store = await asyncio.to_thread(stores.choose, s.store, run_dir, s.synchronous)
+        try:
+            stack, doc = await asyncio.to_thread(
+                world.start_stack,
+                run_dir,
+                terminals=s.terminals,
+                latency=s.latency,
+                synchronous=s.synchronous,
+                risk=s.risk,
+                store=store.url,
+                switches=s.switches,
+            )
+        except BaseException:
+            await asyncio.to_thread(store.drop)
+            raise
         try:
             sw_id = stack.topology.switch.id
+            switch_ids = stack.switch_ids
             try:
-                self.metrics_address = stack.metrics_address(sw_id)
+                self.metrics_addresses = [stack.metrics_address(i) for i in switch_ids]
             except Exception:  # no metrics port: phases go without stage times
-                self.metrics_address = ""
+                self.metrics_addresses = []
             pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
             pids["generator"] = os.getpid()
             self.out.stack_info = {
                 "processes": {
-                    n: stack.topology.node_kind(n) if n != sw_id else "switch"
+                    n: "switch" if n in switch_ids else stack.topology.node_kind(n)
                     for n in stack.node_ids
                 },
-                "store": world.store_for(Path("<run-dir>"), s.synchronous),
+                "store": store.described,
+                "switches": len(switch_ids),
                 "terminals": s.terminals,
                 "simulated_latency": s.latency,
             }
@@ -221,7 +249,7 @@ class Runner:
                 flush=True,
             )
             self.fleet = fleet = Fleet(terminals, elements)
-            target = loadgen.Target(stack.address(sw_id), s.channels)
+            target = loadgen.Target([stack.address(i) for i in switch_ids], s.channels)
             await target.ready()
             await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
             await target.close()
@@ -231,6 +259,9 @@ class Runner:
             await asyncio.to_thread(self._switch_added, stack, run_dir)
         finally:
             await asyncio.to_thread(stack.stop)
+            await asyncio.to_thread(store.drop)
+        if s.risk and s.risk_compare:
+            await self._without_risk(run_dir / "without-risk")
 
     async def _payswitch_phases(
         self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], pins: dict[str, str]
@@ -265,7 +296,12 @@ class Runner:
                 )
             )
         self.out.phases += closed
-        peak = max(p.summary(s.deadline_s)["throughput_rps"] for p in closed)
+        peak_phase = max(closed, key=lambda p: p.summary(s.deadline_s)["throughput_rps"])
+        peak = peak_phase.summary(s.deadline_s)["throughput_rps"]
+        if s.profile:
+            await self._profile(target, approvals, pids, int(peak_phase.level))
+        if s.closed_only:
+            return
         await self._sweep(target, fleet, pids, max(peak, 5.0))
         mix_rate = max(round((self.out.best_rate or min(self._swept_rates())) / 2), 1)
         print(f"payswitch: mix at {mix_rate}/s (open loop)", flush=True)
@@ -307,6 +343,86 @@ class Runner:
                 metrics_address=self.metrics_address,
             )
             self.out.phases += phases
+
+    async def _profile(
+        self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], level: int
+    ) -> None:
+        """One more closed-loop phase at the peak's concurrency with py-spy on the switch; its
+        figures are not reported (sampling slows the switch), only the flame graph."""
+        sw = next((n for n, kind in self.out.stack_info["processes"].items() if kind == "switch"))
+        svg = self.s.out_dir / "flame-switch.svg"
+        print(f"payswitch: profiling the switch at c={level} (py-spy, excluded)", flush=True)
+        try:
+            proc = cpu.start_profile(pids[sw], svg, self.s.duration_s)
+        except (OSError, KeyError) as exc:
+            self.out.profile = {"ran": False, "reason": str(exc)}
+            return
+        phase = await self._phase(
+            target,
+            feed,
+            pids,
+            name=f"profiled c={level}",
+            system="payswitch",
+            mode="profile",
+            level=level,
+            duration_s=self.s.duration_s,
+        )
+        result = await asyncio.to_thread(cpu.finish_profile, proc, svg, self.s.duration_s + 30)
+        result["phase"] = phase.name
+        result["concurrency"] = level
+        self.out.profile = result
+
+    async def _without_risk(self, run_dir: Path) -> None:
+        """Issue 14's comparison in the same run: the closed-loop peak's concurrency on a second
+        stack, the same in every way but without the risk stage (same token and keys, same
+        terminals and feed, a fresh store), after a short excluded warm-up."""
+        s = self.s
+        closed = [p for p in self.out.phases if p.target == "payswitch" and p.mode == "closed"]
+        if not closed:
+            return
+        peak = max(closed, key=lambda p: p.summary(s.deadline_s)["throughput_rps"])
+        level = int(peak.level)
+        print(f"payswitch: the same at c={level} without the risk stage", flush=True)
+        await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
+        store = await asyncio.to_thread(stores.choose, s.store, run_dir, s.synchronous)
+        try:
+            stack, _ = await asyncio.to_thread(
+                world.start_stack,
+                run_dir,
+                terminals=s.terminals,
+                latency=s.latency,
+                synchronous=s.synchronous,
+                risk=False,
+                store=store.url,
+                switches=s.switches,
+            )
+        except BaseException:
+            await asyncio.to_thread(store.drop)
+            raise
+        try:
+            pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
+            pids["generator"] = os.getpid()
+            target = loadgen.Target([stack.address(i) for i in stack.switch_ids], s.channels)
+            await target.ready()
+            for mode, seconds in (("warmup", min(s.warmup_s, 3.0)), ("compare", s.duration_s)):
+                phase = await self._phase(
+                    target,
+                    self.approvals,
+                    pids,
+                    name=f"{'warmup' if mode == 'warmup' else 'closed'} c={level} without risk",
+                    system="payswitch-without-risk",
+                    mode=mode,
+                    level=level,
+                    duration_s=seconds,
+                )
+            await target.close()
+        finally:
+            await asyncio.to_thread(stack.stop)
+            await asyncio.to_thread(store.drop)
+        self.out.risk_compare = {
+            "with_risk": peak.summary(s.deadline_s),
+            "without_risk": phase.summary(s.deadline_s),
+        }
 
     def _swept_rates(self) -> list[float]:
         return [p.level for p in self.out.phases if p.mode == "open" and p.workload == "approvals"]

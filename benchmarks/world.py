@@ -146,12 +146,21 @@ def observe_only_rules(path: Path) -> Path:
 
 
 def start_stack(
-    run_dir: Path, *, terminals: int, latency: bool, synchronous: str, risk: bool = True
+    run_dir: Path,
+    *,
+    terminals: int,
+    latency: bool,
+    synchronous: str,
+    risk: bool = True,
+    store: str | None = None,
+    switches: int = 1,
 ) -> tuple[Stack, dict[str, Any]]:
     """Write the bench topology on free ports, make keys, start every process; the caller stops
     the returned stack (also on failure after this returns). ``risk``: the risk stage on, with
     the shipped rules observe-only (``observe_only_rules``); its fallback lets requests
-    through (and counts them) when the store is slower than the stage's slice."""
+    through (and counts them) when the store is slower than the stage's slice. ``store``: a
+    store URL (``benchmarks.stores``; SQLite in ``run_dir`` by default), ``switches``: switch
+    processes on it (more than one needs Cassandra)."""
     doc = bench_topology(terminals, latency=latency)
     if risk:
         rules = observe_only_rules(run_dir / "risk-rules.toml")
@@ -166,6 +175,12 @@ def start_stack(
     path = run_dir / "topology.toml"
     write_topology(doc, path)
     make_keys(path)
-    stack = Stack(path, run_dir, store=store_for(run_dir, synchronous), ready_timeout=60.0)
+    stack = Stack(
+        path,
+        run_dir,
+        store=store or store_for(run_dir, synchronous),
+        switches=switches,
+        ready_timeout=60.0,
+    )
     stack.start()
     return stack, doc

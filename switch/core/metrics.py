@@ -30,6 +30,8 @@ names are the operator's contract; keep them stable:
 - ``payswitch_risk_fallback_total{reason,outcome}``: decisions taken by the fallback because
   the store did not answer within the stage's slice (``timeout``) or failed (``store``).
 - ``payswitch_risk_reloads_total{ruleset,outcome}``: rule files loaded or refused.
+- ``payswitch_store_statements_total{backend,kind}``: statements sent to the state store
+  (``switch.store.statements``: Cassandra lwt, serial, batch, read, write; SQLite commit, write).
 
 No label ever holds card data: labels are RPC names, codes, stage names, acquirer ids,
 currencies and fixed reasons.
@@ -37,12 +39,32 @@ currencies and fixed reasons.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from switch.store import statements
 
 # Latency buckets around the 2 s card-network budget, fine below 100 ms where the switch lives.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN = 0, 1, 2
+
+
+class _StoreStatements(Collector):
+    """``payswitch_store_statements_total``, read from the store's process-wide counts."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "payswitch_store_statements",
+            "State store statements sent, by backend and kind",
+            labels=["backend", "kind"],
+        )
+        for (backend, kind), n in sorted(statements.snapshot().items()):
+            family.add_metric([backend, kind], n)
+        yield family
 
 
 class Metrics:
@@ -51,6 +73,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(_StoreStatements())
         self.requests = Counter(
             "payswitch_requests", "Terminal RPCs answered", ["rpc", "code"], registry=r
         )

@@ -23,6 +23,7 @@ TINY = [
     "--terminals", "6",
     "--concurrency", "1,4",
     "--ghz-concurrency", "4",
+    "--profile",
 ]  # fmt: skip
 
 LATENCY_KEYS = {"n", "mean", "p50", "p90", "p99", "p99.9", "max"}
@@ -128,6 +129,23 @@ def test_report_is_well_formed(run: tuple[Path, str]) -> None:
         assert set(deps["store"]) == {"full", "normal"}
     assert isinstance(rep["honesty"]["generator_core_pct_by_phase"], dict)
     assert rep["not_covered"]
+    cpu = rep["cpu_per_auth"]
+    assert cpu["store_statements_per_auth"]["sqlite commit"] > 0  # group commit: may be < 3
+    assert cpu["phase"] == ceiling["payswitch_peak_phase"]
+    assert cpu["switch_ms"] > 0 and cpu["by_process_ms"]["generator"] > 0
+    assert cpu["chain4_by_process_ms"]
+    profile = rep["profile"]  # py-spy on the switch at the peak's concurrency, excluded
+    assert profile["ran"], profile
+    assert Path(profile["svg"]).read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+    assert all(p["mode"] != "profile" for p in phases)
+    risk = rep["risk_compare"]  # issue 14: with and without the risk stage, same run
+    assert risk["ran"] and risk["concurrency"] == max(
+        p["concurrency"] for p in phases if p["name"] == ceiling["payswitch_peak_phase"]
+    )
+    assert risk["with_risk_rps"] > 0 and risk["without_risk_rps"] > 0
+    assert isinstance(risk["throughput_within_10pct"], bool)
+    assert risk["risk_stage_ms"]["n"] > 0
+    assert all(p["target"] != "payswitch-without-risk" for p in phases)
 
 
 @pytest.mark.e2e

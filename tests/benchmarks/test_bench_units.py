@@ -75,6 +75,12 @@ def test_phase_summary_counts_misses_errors_and_generator_statuses() -> None:
     assert s["deadline_misses"] == 3  # late answer, DEADLINE_EXCEEDED, never sent
     assert s["errors"] == {"DEADLINE_EXCEEDED": 1, loadgen.NOT_SENT: 1, "UNAVAILABLE": 1}
     assert not meets_target(s, 100.0)
+    # CPU per answered request: the generator's NOT_SENT is not the system's work.
+    phase.cpu = {"cpu_s": {"switch-1": 0.004, "generator": 0.002}}
+    assert phase.summary(deadline_s=2.0)["cpu_ms_per_request"] == {
+        "switch-1": 1.0,
+        "generator": 0.5,
+    }
 
 
 def test_sweep_rates_are_distinct_and_positive() -> None:
@@ -125,3 +131,24 @@ def test_the_bench_risk_rules_evaluate_everything_and_never_act(tmp_path):
     shipped, bench = load(RISK_RULES), load(observe_only_rules(tmp_path / "r.toml"))
     assert len(bench.rules) == len(shipped.rules) + len(shipped.limits) and not bench.limits
     assert (bench.step_up, bench.review, bench.decline) == (None, None, None)
+
+
+def test_store_statements_per_request_over_every_switch():
+    from benchmarks import stages
+
+    before = [{"cassandra lwt": 10.0}, {"cassandra lwt": 0.0, "cassandra write": 5.0}]
+    after = [{"cassandra lwt": 30.0}, {"cassandra lwt": 20.0, "cassandra write": 25.0}]
+    got = stages.per_request(before, after, 20)
+    assert got == {"cassandra lwt": 2.0, "cassandra write": 1.0}
+    assert stages.per_request(before, after, 0) == {}
+    two = stages.merged([{"risk": {0.001: 1.0}}, {"risk": {0.001: 2.0, 0.0025: 3.0}}])
+    assert two == {"risk": {0.001: 3.0, 0.0025: 3.0}}
+
+
+def test_bench_store_choice(tmp_path):
+    from benchmarks import stores
+
+    sqlite = stores.choose("sqlite", tmp_path, "full")
+    assert sqlite.url.startswith("sqlite:///") and sqlite.keyspace is None
+    with pytest.raises(ValueError):
+        stores.choose("postgres", tmp_path, "full")

@@ -27,8 +27,10 @@ from cassandra import (
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, NoHostAvailable, Session
 from cassandra.connection import ConnectionException
 from cassandra.protocol import ErrorMessage
+from cassandra.query import BatchStatement
 
 from switch.domain.errors import StoreUnavailable
+from switch.store import statements
 from switch.store.cassandra.cql import Statements
 
 _log = logging.getLogger(__name__)
@@ -79,6 +81,18 @@ def _complete(fut: asyncio.Future[list[Row]], rows: Any, exc: BaseException | No
         fut.set_result(list(rows or ()))
 
 
+def _kind(query: Any, profile: str) -> str:
+    """lwt | serial (a read that settles an LWT) | batch | read | write."""
+    if profile == LWT:
+        return "lwt"
+    if profile == SERIAL:
+        return "serial"
+    if isinstance(query, BatchStatement):
+        return "batch"
+    text = getattr(query, "query_string", query)
+    return "read" if isinstance(text, str) and text.lstrip()[:6].upper() == "SELECT" else "write"
+
+
 def execute(
     session: Session, query: Any, params: Sequence[Any] | None, profile: str
 ) -> asyncio.Future[list[Row]]:
@@ -93,6 +107,7 @@ def execute(
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             pass
 
+    statements.count("cassandra", _kind(query, profile))
     try:
         response = session.execute_async(query, params, execution_profile=profile)
     except Exception as exc:  # e.g. NoHostAvailable raised while planning the request

@@ -1,5 +1,6 @@
 """What the SQLite mixins (batches, ledger, revocations, store-and-forward) use of
-``SqliteStore``: its store-thread hop ``_call`` and its write transaction ``_write``.
+``SqliteStore``: its store-thread hops ``_call`` and ``_call_grouped`` and its write
+transaction ``_write``.
 
 Declared here for the type checker only; ``SqliteStore`` defines them (``store.py``).
 """
@@ -21,6 +22,8 @@ class SqliteHost:
         async def _call(self, fn: Callable[..., T], *args: Any) -> T:
             """Run ``fn(conn, *args)`` on the store thread (``SqliteStore._call``)."""
 
-        @staticmethod
-        def _write(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+        async def _call_grouped(self, fn: Callable[..., T], *args: Any) -> T:
+            """``_call`` for a write that may share a group commit (``SqliteStore``)."""
+
+        def _write(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
             """``body`` in one BEGIN IMMEDIATE ... COMMIT (``SqliteStore._write``)."""

@@ -147,7 +147,7 @@ class SqliteRisk(SqliteHost, RiskStore):
 
     async def risk_observe(self, obs: Observation, now: float) -> History:
         check_observation(obs)
-        return await self._call(self._risk_observe, obs, now)
+        return await self._call_grouped(self._risk_observe, obs, now)
 
     def _risk_observe(self, conn: sqlite3.Connection, obs: Observation, now: float) -> History:
         self._risk_observations += 1
@@ -168,14 +168,14 @@ class SqliteRisk(SqliteHost, RiskStore):
 
     async def risk_add(self, tallies: Sequence[Tally], now: float) -> None:
         check_tallies(tallies)
-        await self._call(self._risk_add, tuple(tallies), now)
+        await self._call_grouped(self._risk_add, tuple(tallies), now)
 
     def _risk_add(self, conn: sqlite3.Connection, tallies: Sequence[Tally], now: float) -> None:
         self._write(conn, lambda c: _add(c, tallies, now))
 
     async def put_risk_decision(self, record: RiskRecord) -> None:
         check_record(record)
-        await self._call(self._put_decision, record)
+        await self._call_grouped(self._put_decision, record)
 
     def _put_decision(self, conn: sqlite3.Connection, r: RiskRecord) -> None:
         values = (
