@@ -38,3 +38,12 @@ def test_a_seed_is_a_scenario() -> None:
     assert [e.describe() for e in first.events] == [e.describe() for e in again.events]
     assert first.payments != other.payments
     assert any(e.action is Action.KILL_SWITCH for e in first.events)
+
+
+def test_a_campaign_splits_its_range_over_the_jobs() -> None:
+    from .campaign import chunks, seed_range
+
+    assert seed_range("5") == range(1, 6) and seed_range("7..9") == range(7, 10)
+    parts = chunks(seed_range("1..10"), 3)
+    assert parts == [range(1, 5), range(5, 8), range(8, 11)]
+    assert chunks(seed_range("3"), 8) == [range(1, 2), range(2, 3), range(3, 4)]
