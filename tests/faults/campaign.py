@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +76,17 @@ def run(args: argparse.Namespace) -> int:
             "--work-dir", str(work / f"job-{i}"),
         ]  # fmt: skip
         procs.append((subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT), out))
+    interrupted = []
+
+    def stop(signum: int, _frame: object) -> None:
+        # Stopped early (a shared machine wanted its cores back): the seeds that finished are
+        # still logged, the unfinished ones neither passed nor failed.
+        interrupted.append(signum)
+        for proc, _ in procs:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     for proc, out in procs:
         proc.wait()
         out.close()
@@ -86,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
                 (passed if m[2] == "ok" else failed).add(int(m[1]))
                 seconds.append(float(m[3]))
     missing = set(seeds) - passed - failed  # a chunk that died: its seeds count as failed
-    failed |= missing
+    if not interrupted:
+        failed |= missing
     wall = time.monotonic() - started
     mean = sum(seconds) / len(seconds) if seconds else 0.0
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
@@ -96,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         f" payments {args.payments} jobs {len(procs)} passed {len(passed - failed)}"
         f" failed {len(failed)} [{failures}] wall {wall:.0f}s mean {mean:.1f}s/seed"
     )
+    if interrupted:
+        line += f" (stopped early: {len(missing)} seeds not run)"
     print(line)
     print(f"outputs: {work}")
     if not args.no_log:

@@ -1,7 +1,8 @@
 """The fault-injection harness in CI: a few seeds, each a fresh stack of real processes
-driven through switch kills, node restarts and runtime network faults, then checked against
-the issuers' books and the switch (``tests/faults/invariants.py``). Thousands of seeds: see
-the README (``python -m tests.faults.harness --seeds 1000``)."""
+driven through switch kills, node restarts, an acquirer outage (stand-in) and runtime network
+faults, then a cut-off, checked against the issuers' books, the switch, its ledger and the
+settlement reports (``tests/faults/invariants.py``, ``cutoff.py``). Thousands of seeds: see
+the README (``make faults SEEDS=1..1000``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ async def test_seed_keeps_every_invariant(seed: int, store: str, tmp_path) -> No
     assert result.stats.get("answer 00", 0) > 0
     assert sum(v for k, v in result.stats.items() if k.startswith("answer ")) == PAYMENTS
     assert result.stats.get("no-transaction", 0) < PAYMENTS
+    # The cut-off settled sales (and the ledger, payables and reconciliation held).
+    assert result.stats.get("sales settled", 0) > 0 and result.stats.get("reports", 0) > 0
 
 
 def test_a_seed_is_a_scenario() -> None:
