@@ -36,6 +36,7 @@ help:
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
+	@echo "make faults SEEDS=1..100 STORE=sqlite - the fault campaign over the cores, logged"
 	@echo "make goterm - build the Go reference terminal (.tools/goterm; make go-test: its Go tests)"
 	@echo "make tools  - buf and grpcurl into $(TOOLS)/ (grpcurl: health checks, reflection, calls by hand)"
 	@echo "make vectors - regenerate docs/vectors/terminal-v1.json, the terminal link's test vectors"
@@ -117,6 +118,16 @@ stateful: $(STAMP)
 	HYPOTHESIS_PROFILE=long STATEFUL_STATS=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout=7200 \
 	  tests/store/test_store_stateful_transactions.py tests/store/test_store_stateful_idempotency.py \
 	  tests/store/test_store_stateful_refunds.py $(PYTEST_ARGS)
+
+# The fault campaign (tests/faults/): SEEDS=a..b (or n: 1..n) split over JOBS harness processes
+# (default: every core; JOBS=1 on a shared machine), STORE=sqlite|cassandra; one line per campaign
+# appended to tests/faults/campaign.log (commit, range, passed/failed). make test runs a few seeds.
+.PHONY: faults
+SEEDS ?= 1..10
+JOBS ?= $(shell nproc)
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults.campaign --seeds $(SEEDS) --store $(STORE) --jobs $(JOBS) \
+	  $(if $(PAYMENTS),--payments $(PAYMENTS))
 
 # The Go reference terminal (clients/go). Its stubs are generated at build time from proto/ with
 # buf's managed mode (clients/go/buf.gen.yaml: the Go import path is set there, not by the

@@ -101,6 +101,8 @@ class Pipeline:
             ctx.failed = True
             ctx.end(codes.SYSTEM_MALFUNCTION, f"refused at {stage_name}")
         except StoreError as exc:
+            if ctx.hold is None and ctx.tx is None:
+                raise  # nothing held or recorded (the claim failed): UNAVAILABLE, resend as is
             ctx.failed = True
             ctx.end(codes.SYSTEM_MALFUNCTION, "state store unavailable")
             _log.error("store_failure", stage=stage_name, error=type(exc).__name__)

@@ -62,6 +62,17 @@ class FollowUp:
 
 
 @dataclass
+class Refunded:
+    """The refund of one captured sale, sent once the network is calm (same request until
+    answered)."""
+
+    amount_minor: int
+    code: str = ""  # the answer's ISO code, "" when none came
+    transaction_id: str = ""  # the refund's own transaction
+    error: str = ""
+
+
+@dataclass
 class Seen:
     """What the terminal saw for one payment."""
 
@@ -71,6 +82,7 @@ class Seen:
     errors: list[str] = field(default_factory=list)  # unexpected (non-retryable) errors
     gave_up: int = 0  # sends that ended without an answer (retries exhausted)
     follow_up: FollowUp | None = None
+    refund: Refunded | None = None
 
     @property
     def answer(self) -> tuple[str, str] | None:
@@ -175,7 +187,7 @@ class Driver:
         p = seen.payment
         if not seen.approved or p.lifecycle is Lifecycle.KEEP:
             return
-        kind = "void" if p.lifecycle is Lifecycle.VOID else "capture"
+        kind = "void" if p.lifecycle is Lifecycle.VOID else "capture"  # TIP, REFUND: capture
         fu = seen.follow_up = seen.follow_up or FollowUp(kind)
         if fu.acked or fu.precondition:
             return
@@ -283,7 +295,7 @@ class Driver:
             return self._restart(SWITCH, event.down_s)
         elif event.action is Action.RESTART_NODE:
             await asyncio.to_thread(self.stack.stop_node, event.node)
-            return self._restart(event.node, 0.0)
+            return self._restart(event.node, event.down_s)
         return None
 
     async def _restart(self, node: str, down_s: float) -> None:
@@ -375,8 +387,39 @@ class Driver:
                     raise
                 await asyncio.sleep(0.5)
 
-    async def saf_items(self, dead_letters: bool) -> list:
-        """The switch's store-and-forward items (live, or dead letters) over its admin API."""
+    async def refunds(self, views: dict) -> None:
+        """Refund what the plan refunds, on the calm network before the cut-off: each the
+        same request (one key) until answered, bounded; only a sale captured as planned."""
+        for seen in self.seen:
+            p, view = seen.payment, views.get(seen.payment.index)
+            if p.lifecycle is not Lifecycle.REFUND or view is None or view.state != "CAPTURED":
+                continue
+            terminal = self.terminals.by_id[p.terminal_id]
+            key = seen.key + "-r"
+            prepared = terminal.prepare_refund(
+                view.transaction_id, p.refund_minor, p.card.currency, idempotency_key=key
+            )
+            seen.refund = Refunded(p.refund_minor)
+            try:
+                result = await self._recheck(terminal, prepared)
+            except TerminalError as exc:
+                seen.refund.error = f"{exc.code_name}: {exc.message}"
+                continue
+            seen.refund.code, seen.refund.transaction_id = result.iso_code, result.transaction_id
+
+    async def replay_dead_letters(self) -> list[str]:
+        """An operator's replay of every dead letter (``AdminService.ReplayDeadLetter``) once
+        the network is calm; one note per item replayed."""
+        stub = admin_pb2_grpc.AdminServiceStub(self._admin_channel())
+        notes = []
+        for item in await self.saf_items(True):
+            request = admin_pb2.ReplayDeadLetterRequest(item_id=item.id)
+            await stub.ReplayDeadLetter(request, timeout=5, wait_for_ready=True)
+            notes.append(f"replayed dead letter {item.kind} for tx {item.transaction_id} "
+                         f"after {item.attempts} attempts ({item.last_error!r})")  # fmt: skip
+        return notes
+
+    def _admin_channel(self) -> grpc.aio.Channel:
         if self._admin is None:
             creds = self.stack.admin_credentials()
             address = self.stack.admin_address()
@@ -385,7 +428,11 @@ class Driver:
                 if creds is not None
                 else grpc.aio.insecure_channel(address, options=_CONTROL_OPTIONS)
             )
-        stub = admin_pb2_grpc.AdminServiceStub(self._admin)
+        return self._admin
+
+    async def saf_items(self, dead_letters: bool) -> list:
+        """The switch's store-and-forward items (live, or dead letters) over its admin API."""
+        stub = admin_pb2_grpc.AdminServiceStub(self._admin_channel())
         request = admin_pb2.ListSafItemsRequest(dead_letters=dead_letters, limit=1000)
         reply = await stub.ListSafItems(request, timeout=5, wait_for_ready=True)
         return list(reply.items)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,17 @@ QUIESCENCE_S = 90.0
 # does not wait a minute; the catch-up and the retry after quiescence outlast it.
 ABANDONED_KEY_S = 10
 CATCH_UP_S = 45.0
+# Reversals and advices retried quickly, dead-lettered after a bound a calm network outlasts
+# (the harness replays dead letters before its cut-off).
+SAF = {
+    "max_attempts": 60,
+    "base_delay_s": 0.2,
+    "max_delay_s": 1.0,
+    "attempt_timeout_s": 1.0,
+    "lease_s": 3.0,
+    "poll_interval_s": 0.2,
+    "scan_interval_s": 1.0,
+}
 
 Log = Callable[[str], None]
 
@@ -93,9 +105,18 @@ def _prepare(run_dir: Path, topo_path: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["switch"]["abandoned_key_s"] = ABANDONED_KEY_S
-    doc.setdefault("standin", {})["enabled"] = False  # see tests/faults/invariants.py
-    # No wall-clock cut-off during a run: expired holds would break the hold invariants.
-    doc.setdefault("settlement", {})["auto_close"] = False
+    # Stand-in on, its files and advices fast: a sale approved in stand-in is advised as soon
+    # as its issuer is reachable again.
+    doc.setdefault("standin", {}).update(
+        enabled=True, files_dir=str(run_dir / "standin"), advice_interval_s=0.5
+    )
+    doc["saf"] = dict(SAF)
+    # The harness triggers its own cut-off (cutoff.py), never the wall clock's.
+    settlement = doc.setdefault("settlement", {})
+    settlement.update(auto_close=False, dir=str(run_dir / "settlement"))
+    # Pay-at-pump completions above the hold (plan.TIP_MERCHANTS).
+    fuel = next(m for m in doc["merchants"] if m["id"] == "M-FUEL")
+    settlement["tolerance_mccs"] = sorted({*settlement.get("tolerance_mccs", []), fuel["mcc"]})
     write_topology(with_free_ports(doc), topo_path)
     ceremony(topo_path)
 
@@ -127,7 +148,7 @@ async def run_seed(
     from terminals.keys import inject_from_kif
     from terminals.secure_element import SecureElement
 
-    from . import invariants
+    from . import cutoff, invariants
     from .driver import Driver, Terminals
 
     started = time.monotonic()
@@ -155,15 +176,24 @@ async def run_seed(
         await driver.calm()
         await driver.catch_up(CATCH_UP_S)
         views = await _quiesce(driver, QUIESCENCE_S)
+        replayed = await driver.replay_dead_letters()
+        if replayed:
+            driver.notes += replayed
+            views = await _quiesce(driver, QUIESCENCE_S)
+        result.violations += await _saf_leftovers(driver, views)
+        result.violations += await driver.recheck_keys()
+        await driver.refunds(views)
+        result.violations += await cutoff.cut_off(stack)
+        views = {s.payment.index: await driver.status(s) for s in driver.seen}
         topology = load(topo_path)
         books = invariants.read_books(stack.books_dir, [i.id for i in topology.issuers])
-        result.violations = invariants.check(topology, driver.seen, views, books)
-        result.violations += await driver.recheck_keys()
-        result.violations += await _saf_leftovers(driver, views)
+        result.violations += invariants.check(topology, driver.seen, views, books)
+        money, money_stats = await cutoff.money_after(stack, run_dir / "settlement")
+        result.violations += money
         result.notes = driver.notes
         exits = {n: c for n, c in stack.unexpected_exits().items()}
         result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
-        result.stats = _stats(driver, views)
+        result.stats = _stats(driver, views) | money_stats | _advices(stack.books_dir)
     finally:
         if driver is not None:
             await driver.close()
@@ -213,6 +243,19 @@ def _stats(driver, views: dict) -> dict[str, int]:
         state = v.state if v is not None else "no-transaction"
         stats[state] = stats.get(state, 0) + 1
     return dict(sorted(stats.items()))
+
+
+def _advices(books_dir: Path) -> dict[str, int]:
+    """How many stand-in advices (and their reversals) the issuers took, by kind."""
+    counts: dict[str, int] = {}
+    for path in sorted(books_dir.glob("*.db")):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            for kind, n in db.execute("SELECT kind, count(*) FROM advices GROUP BY kind"):
+                counts[f"advices {kind}"] = counts.get(f"advices {kind}", 0) + n
+        finally:
+            db.close()
+    return counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

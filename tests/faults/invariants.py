@@ -3,19 +3,26 @@ views of the same money: what the terminals saw (``driver.Seen``), what the swit
 (its transactions, read over the terminal API by idempotency key) and the issuers' books
 (their SQLite files, read-only).
 
+They are checked after the seed's cut-off (``cutoff.py``, which checks the ledger, the
+merchant payables and the reconciliation itself).
+
 Decisions stated here:
-- An approval the terminal keeps (lifecycle KEEP) legitimately keeps its hold open: nothing
-  in this run settles or expires holds, so HELD is its correct end state.
+- An approval the terminal keeps (lifecycle KEEP) legitimately keeps its hold open: the
+  cut-off settles captures only and no hold expires during a run, so HELD is its correct end
+  state (APPROVED, or ADVISED for a stand-in sale whose advice placed the hold).
+- Every sale captured (in full, in part, with a tip above the hold) ends SETTLED by the
+  cut-off, the issuer's row POSTED for the captured amount; a refund the plan makes is
+  answered 00 and the sale's refunded amount agrees with the issuer's.
 - A void answered 00 may have been queued (REVERSAL_PENDING); after quiescence it must be
   VOIDED or REVERSED, and the hold RELEASED.
 - An answer other than 00 (a decline, 91, 96) must leave no hold and no posting, whatever
   happened on the network: the switch reverses what it could not confirm.
 - Drained means no transaction left PENDING, UNKNOWN, REVERSAL_PENDING or STOOD_IN, and no
   item, live or dead, left in the switch's store-and-forward queue (checked by the harness).
-- Stand-in is switched off in the harness's topology: a stand-in sale's money reaches the
-  issuer's books only through its advice and, once captured, only at clearing, which the
-  invariants here would have to model; the stand-in e2e tests cover it. A transaction found
-  STOOD_IN or ADVISED is reported as unexpected.
+- Stand-in is on: a sale the switch approved itself (acquirer down) is STOOD_IN until its
+  advice is acknowledged, then ADVISED with a hold at the issuer; captured, its money reaches
+  the issuer's books at clearing (posted against the advice's hold). STOOD_IN after
+  quiescence is an advice never delivered: a violation (dead letters are replayed first).
 - A 96 with no transaction under the key is the switch's answer to a retry of a request that
   died before its intent write (nothing was recorded or sent).
 """
@@ -35,8 +42,9 @@ from .plan import Lifecycle
 
 # STOOD_IN: approved by the switch itself, its advice not yet acknowledged by the issuer.
 OPEN_STATES = frozenset({"PENDING", "UNKNOWN", "REVERSAL_PENDING", "RECEIVED", "STOOD_IN"})
-STOOD_IN_STATES = frozenset({"STOOD_IN", "ADVISED"})
 NO_MONEY_BOOK_STATES = frozenset({None, "DECLINED", "RELEASED", "REVERSED_EARLY"})
+HOLDING_STATES = frozenset({"APPROVED", "ADVISED"})  # a hold open at the issuer
+CAPTURING = frozenset({Lifecycle.CAPTURE, Lifecycle.PARTIAL, Lifecycle.TIP, Lifecycle.REFUND})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +147,8 @@ def _lifecycle(s: Seen, view: TransactionView, tag: str) -> list[str]:
             return [f"{tag}: the terminal saw {s.answers[0][0] if s.answers else 'nothing'}"]
         return []
     p = s.payment
-    if view.state in STOOD_IN_STATES:
-        return [f"{tag}: stood in, but stand-in is off in this run"]
     if p.lifecycle is Lifecycle.KEEP:
-        return [] if view.state == "APPROVED" else [f"{tag}: kept approval is {view.state}"]
+        return [] if view.state in HOLDING_STATES else [f"{tag}: kept approval is {view.state}"]
     fu = s.follow_up
     if fu is None or not (fu.acked or fu.precondition):
         return [f"{tag}: {p.lifecycle.value} never resolved at the terminal: {fu}"]
@@ -151,21 +157,32 @@ def _lifecycle(s: Seen, view: TransactionView, tag: str) -> list[str]:
             return [f"{tag}: voided ({fu.codes}) but {view.state}"]
         return []
     captured = view.captured.minor_units if view.captured else 0
-    if view.state != "CAPTURED" or captured != p.capture_minor:
-        return [f"{tag}: captured {p.capture_minor} ({fu.codes}) but {view.state} {captured}"]
+    if view.state != "SETTLED" or captured != p.capture_minor:
+        return [f"{tag}: captured {p.capture_minor} ({fu.codes}), after the cut-off "
+                f"{view.state} {captured}"]  # fmt: skip
+    refunded = view.refunded.minor_units if view.refunded else 0
+    want = 0
+    if s.refund is not None:
+        if s.refund.code != "00":
+            return [f"{tag}: refund of {s.refund.amount_minor} answered "
+                    f"{s.refund.code or s.refund.error or 'nothing'}"]  # fmt: skip
+        want = s.refund.amount_minor
+    if refunded != want:
+        return [f"{tag}: refunded {want} at the terminal, the switch says {refunded}"]
     return []
 
 
 def _books_agree(view: TransactionView, row: BookRow | None, tag: str) -> list[str]:
     state = row.state if row else None
     amount = view.amount.minor_units if view.amount else 0
-    if view.state == "APPROVED":
+    if view.state in HOLDING_STATES:
         if state != "HELD" or row.amount != amount:
-            return [f"{tag}: switch APPROVED {amount}, books {row}"]
-    elif view.state == "CAPTURED":
+            return [f"{tag}: switch {view.state} {amount}, books {row}"]
+    elif view.state in ("CAPTURED", "SETTLED"):
         captured = view.captured.minor_units if view.captured else 0
-        if state != "POSTED" or row.posted != captured:
-            return [f"{tag}: switch CAPTURED {captured}, books {row}"]
+        refunded = view.refunded.minor_units if view.refunded else 0
+        if state != "POSTED" or row.posted != captured or row.refunded != refunded:
+            return [f"{tag}: switch {view.state} {captured} refunded {refunded}, books {row}"]
     elif view.state in ("DECLINED", "REVERSED", "VOIDED"):
         if state not in NO_MONEY_BOOK_STATES:
             return [f"{tag}: switch {view.state}, but the books hold money: {row}"]
@@ -197,12 +214,13 @@ def _accounts(topology: Topology, books: Books, by_rrn: dict[str, TransactionVie
             held[row.account_id] += row.amount
             holds[row.account_id] += 1
             view = by_rrn.get(row.rrn)
-            if view is not None and view.state == "APPROVED":
+            if view is not None and view.state in HOLDING_STATES:
                 switch_held[row.account_id] += view.amount.minor_units
         net_posted[row.account_id] += row.posted - row.refunded
         view = by_rrn.get(row.rrn)
-        if row.state == "POSTED" and view is not None and view.state == "CAPTURED":
-            switch_posted[row.account_id] += view.captured.minor_units
+        if row.state == "POSTED" and view is not None and view.state in ("CAPTURED", "SETTLED"):
+            refunded = view.refunded.minor_units if view.refunded else 0
+            switch_posted[row.account_id] += view.captured.minor_units - refunded
     for acct in books.accounts.values():
         if acct.held != held[acct.id] or acct.open_holds != holds[acct.id]:
             bad.append(f"account {acct.id}: held {acct.held}/{acct.open_holds} holds, "

@@ -41,7 +41,11 @@ CARDS: tuple[Card, ...] = (
     Card("4242424242424242", "2812", "EUR", "bank-a", 5, 15_000),  # 61 above 100.00
 )
 
-# (terminal, merchant) of topology/default.toml; T-0003's merchant routes to acq-beta only.
+# (terminal, merchant) of topology/default.toml; T-0003's merchant routes to acq-beta only
+# (an acq-beta outage sends its sales to stand-in). The harness makes M-FUEL's MCC a tolerance
+# MCC (pay-at-pump completions), so its terminal's captures may go above the hold: tips.
+TIP_MERCHANTS = frozenset({"M-FUEL"})
+TIP_PCT = 20  # [settlement] capture_tolerance_pct
 TERMINALS: tuple[tuple[str, str], ...] = (
     ("T-0001", "M-GROCER"),
     ("T-0002", "M-GROCER"),
@@ -57,8 +61,10 @@ class Lifecycle(enum.StrEnum):
 
     CAPTURE = "capture"  # capture in full
     PARTIAL = "partial"  # capture part; the issuer releases the rest of the hold
+    TIP = "tip"  # capture above the hold, within the tolerance (at a tolerance MCC's terminal)
+    REFUND = "refund"  # capture in full, then refund part or all once the network is calm
     VOID = "void"  # cancel before capture: a full reversal
-    KEEP = "keep"  # leave it authorized (its hold stays open: no settlement in this run)
+    KEEP = "keep"  # leave it authorized (its hold stays open through the cut-off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,8 @@ class Payment:
     card: Card
     amount_minor: int
     lifecycle: Lifecycle
-    capture_minor: int  # for CAPTURE/PARTIAL
+    capture_minor: int  # for CAPTURE/PARTIAL/TIP/REFUND
+    refund_minor: int  # for REFUND: at most the capture
     resends: int  # extra sends of the same request after the first answer (idempotency)
     concurrent: bool  # the first resend races the first send instead of following it
 
@@ -78,7 +85,7 @@ class Action(enum.StrEnum):
     SET_FAULTS = "set_faults"
     CLEAR_FAULTS = "clear_faults"
     KILL_SWITCH = "kill_switch"  # kill -9, down a moment, restart on the same store and port
-    RESTART_NODE = "restart_node"  # SIGTERM a network node, start it again
+    RESTART_NODE = "restart_node"  # SIGTERM a network node, down a moment, start it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +132,18 @@ def _payment(rng: random.Random, index: int) -> Payment:
     terminal_id, merchant_id = rng.choice(TERMINALS)
     card = rng.choices(CARDS, weights=[c.weight for c in CARDS])[0]
     amount = rng.randint(100, card.max_minor)
-    lifecycle = rng.choices(list(Lifecycle), weights=[40, 20, 20, 20])[0]
-    capture = amount if lifecycle is not Lifecycle.PARTIAL else rng.randint(1, max(amount - 1, 1))
+    lifecycle = rng.choices(list(Lifecycle), weights=[30, 15, 10, 15, 15, 15])[0]
+    if lifecycle is Lifecycle.TIP and merchant_id not in TIP_MERCHANTS:
+        lifecycle = Lifecycle.CAPTURE
+    capture = amount
+    if lifecycle is Lifecycle.PARTIAL:
+        capture = rng.randint(1, max(amount - 1, 1))
+    elif lifecycle is Lifecycle.TIP:
+        capture = amount + rng.randint(1, max(amount * TIP_PCT // 100, 1))
+    refund = rng.choice([capture, rng.randint(1, capture)]) if lifecycle is Lifecycle.REFUND else 0
     resends = rng.choices([0, 1, 2], weights=[60, 30, 10])[0]
     return Payment(
-        index, terminal_id, merchant_id, card, amount, lifecycle, capture, resends,
+        index, terminal_id, merchant_id, card, amount, lifecycle, capture, refund, resends,
         concurrent=resends > 0 and rng.random() < 0.5,
     )  # fmt: skip
 
@@ -161,6 +175,10 @@ def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
     # Every seed kills the switch at least once, somewhere in the first two thirds.
     events.append(Event(rng.randint(1, max(span * 2 // 3, 1)), Action.KILL_SWITCH,
                         "switch-1", down_s=rng.choice([0.0, 0.5, 1.5])))  # fmt: skip
+    # Every seed takes acq-beta down for a while: M-FUEL's sales meanwhile go to stand-in
+    # (approved by the switch, advised to the issuer once the acquirer is back).
+    events.append(Event(rng.randint(0, span), Action.RESTART_NODE, "acq-beta",
+                        down_s=rng.choice([3.0, 5.0, 8.0])))  # fmt: skip
     for _ in range(max(2, payments // 10)):
         at = rng.randint(0, span)
         kind = rng.choices(["faults", "kill", "restart"], weights=[65, 20, 15])[0]
@@ -168,7 +186,7 @@ def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
             events.append(Event(at, Action.KILL_SWITCH, "switch-1", down_s=rng.choice([0.0, 1.0])))
         elif kind == "restart":
             node = rng.choice((*ACQUIRERS, *SCHEMES, *ISSUERS))
-            events.append(Event(at, Action.RESTART_NODE, node))
+            events.append(Event(at, Action.RESTART_NODE, node, down_s=rng.choice([0.0, 1.0])))
         else:
             node = rng.choice((*ACQUIRERS, *ACQUIRERS, *SCHEMES, *ISSUERS, *ISSUERS))
             spec = _fault_spec(rng, seed * 1000 + len(events))

@@ -203,3 +203,23 @@ async def _decline(msg, timeout):
     return network_pb2.NetworkAuthorizationResult(
         rrn=msg.rrn, response_code=common_pb2.RESPONSE_CODE_DO_NOT_HONOUR
     )
+
+
+async def test_a_store_failure_at_the_claim_is_unavailable_and_changes_nothing(world):
+    """Nothing is held, recorded or sent when the key cannot be claimed: the store error
+    reaches the API layer (gRPC UNAVAILABLE: the terminal resends the same request), never a
+    96 for a key nobody holds nor an internal error."""
+    make, store = world
+    pipeline, svc = make()
+
+    async def claim(*args, **kwargs):
+        raise StoreUnavailable("scripted: the store is down at the claim")
+
+    store.claim_idempotency = claim
+    with pytest.raises(StoreUnavailable):
+        await pipeline.run(ctx(request()))
+    assert store.calls == ["claim_idempotency"]  # nothing received, recorded or released
+    assert svc.reverser.unrecorded == svc.reverser.scheduled == []
+    del store.claim_idempotency  # the store is back: the same request now goes through
+    resp = await pipeline.run(ctx(request()))
+    assert resp.response_code == common_pb2.RESPONSE_CODE_APPROVED
