@@ -28,7 +28,9 @@ def test_the_plan_is_twice_then_half_the_peak():
         15.0,
     )
     quick = overload.plan(100.0, quick=True, duration_s=0.5)
-    assert (quick.overload_s, quick.recover_s) == (0.5, 1.0)
+    assert (quick.overload_s, quick.recover_s) == (0.5, 1.25)
+    bench_quick = overload.plan(100.0, quick=True, duration_s=2.0)
+    assert (bench_quick.overload_s, bench_quick.recover_s) == (2.0, 5.0)
 
 
 def test_timeline_and_verdict():
