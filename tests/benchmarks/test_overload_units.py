@@ -74,3 +74,18 @@ def test_an_error_late_in_the_recovery_fails_the_verdict():
         overload._timeline(over, _phase("recovery", rows), 0.0, p, 2.0), p, p99_ms=100.0
     )
     assert v["recovered"] is False and v["recovered_after_s"] is None
+
+
+def test_the_switches_metrics_are_found_in_either_shape_of_the_suite():
+    class One:
+        metrics_address = "127.0.0.1:9464"
+
+    class Many:
+        metrics_addresses = ["127.0.0.1:1", "127.0.0.1:2"]
+
+    class Neither:
+        metrics_address = ""
+
+    assert overload.switch_metrics(One()) == ["127.0.0.1:9464"]
+    assert overload.switch_metrics(Many()) == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert overload.switch_metrics(Neither()) == []
