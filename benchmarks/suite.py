@@ -340,7 +340,7 @@ class Runner:
                 max_requests=s.max_requests,
                 max_in_flight=s.max_in_flight,
                 origin=self.origin,
-                metrics_address=self.metrics_address,
+                metrics_addresses=overload.switch_metrics(self),
             )
             self.out.phases += phases
 

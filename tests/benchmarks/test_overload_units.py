@@ -28,7 +28,9 @@ def test_the_plan_is_twice_then_half_the_peak():
         15.0,
     )
     quick = overload.plan(100.0, quick=True, duration_s=0.5)
-    assert (quick.overload_s, quick.recover_s) == (0.5, 1.0)
+    assert (quick.overload_s, quick.recover_s) == (0.5, 1.25)
+    bench_quick = overload.plan(100.0, quick=True, duration_s=2.0)
+    assert (bench_quick.overload_s, bench_quick.recover_s) == (2.0, 5.0)
 
 
 def test_timeline_and_verdict():
@@ -72,3 +74,18 @@ def test_an_error_late_in_the_recovery_fails_the_verdict():
         overload._timeline(over, _phase("recovery", rows), 0.0, p, 2.0), p, p99_ms=100.0
     )
     assert v["recovered"] is False and v["recovered_after_s"] is None
+
+
+def test_the_switches_metrics_are_found_in_either_shape_of_the_suite():
+    class One:
+        metrics_address = "127.0.0.1:9464"
+
+    class Many:
+        metrics_addresses = ["127.0.0.1:1", "127.0.0.1:2"]
+
+    class Neither:
+        metrics_address = ""
+
+    assert overload.switch_metrics(One()) == ["127.0.0.1:9464"]
+    assert overload.switch_metrics(Many()) == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert overload.switch_metrics(Neither()) == []

@@ -216,3 +216,76 @@ async def test_the_gauges_read_the_gate():
     assert reg.get_sample_value("payswitch_concurrency_limit") == 8
     assert reg.get_sample_value("payswitch_in_flight", {"kind": "terminal"}) == 1
     assert reg.get_sample_value("payswitch_admission_queue") == 0
+
+
+async def test_a_grown_limit_serves_the_queue_before_a_newcomer():
+    gate = _gate(queue_s=5.0)
+    gate.try_enter()
+    gate.try_enter()
+    waiting = asyncio.ensure_future(gate.enter(left_s=2.0))
+    await asyncio.sleep(0)
+    assert gate.limiter is not None
+    gate.limiter.limit = 4.0  # grew (a window revised it)
+    await gate.enter(left_s=2.0)  # the newcomer dispatches the waiter first, then enters
+    await waiting
+    assert gate.in_flight == 4 and gate.queued == 0
+
+
+async def test_no_slot_is_ever_lost_whatever_the_interleaving():
+    """Seeded random arrivals, completions, cancellations, queue timeouts and background
+    attempts: the books always balance, and once everything ends nothing is held."""
+    import random
+
+    rng = random.Random(19)
+    gate = _gate(initial=6, minimum=2, maximum=8, queue_s=0.003, background_share=0.34)
+    holders: list[asyncio.Future[None]] = []  # set to finish a terminal RPC holding a slot
+    tasks: list[asyncio.Task[None]] = []
+    outcomes = {"served": 0, "refused": 0, "cancelled": 0}
+
+    async def terminal() -> None:
+        try:
+            await gate.enter(left_s=rng.choice((0.001, 1.0, 2.0)))
+        except Overloaded:
+            outcomes["refused"] += 1
+            return
+        except asyncio.CancelledError:
+            outcomes["cancelled"] += 1
+            raise
+        done = asyncio.get_running_loop().create_future()
+        holders.append(done)
+        try:
+            await done
+        finally:
+            outcomes["served"] += 1
+            gate.leave(rng.uniform(0.001, 0.05), rng.uniform(0.001, 0.02))
+
+    async def background() -> None:
+        async with gate.background_slot():
+            await asyncio.sleep(0)
+
+    for _ in range(400):
+        op = rng.random()
+        if op < 0.45:
+            tasks.append(asyncio.ensure_future(terminal()))
+        elif op < 0.75 and holders:
+            fut = holders.pop(rng.randrange(len(holders)))
+            if not fut.done():  # its task may have been cancelled meanwhile
+                fut.set_result(None)
+        elif op < 0.85 and tasks:
+            tasks[rng.randrange(len(tasks))].cancel()
+        elif op < 0.95:
+            tasks.append(asyncio.ensure_future(background()))
+        else:
+            await asyncio.sleep(0.004)  # let some queue bounds lapse
+        await asyncio.sleep(0)
+        assert gate.in_flight + gate.background <= 8 + gate.background_cap
+        assert gate.in_flight >= 0 and gate.background >= 0
+    while holders or not all(t.done() for t in tasks):
+        for fut in holders:
+            if not fut.done():
+                fut.set_result(None)
+        holders.clear()
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert (gate.in_flight, gate.background, gate.queued) == (0, 0, 0)
+    assert outcomes["served"] > 50 and outcomes["refused"] > 0
