@@ -9,6 +9,7 @@ FX account, a chargeback in the billing currency and the reconciliation of the t
 """
 
 import asyncio
+import io
 import json
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from payswitch.world.ports import write_topology
 from switch.backoffice.ledger import accounts as ac
 from switch.backoffice.ledger.ledger import Ledger
 from switch.store import open_store
+from terminals import pos as pos_cli
 
 from .clients import Books, RawTerminal, code, node_channels
 from .conftest import (
@@ -248,6 +250,27 @@ async def test_dcc_is_offered_only_for_a_known_foreign_card(pos):
     assert (
         bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "card_bin" in bad.value.details()
     )
+
+
+async def run_pos(stack, state: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = await pos_cli.run(
+        ["--switch", stack.address(stack.topology.switch.id), "--state-dir", str(state),
+         "--certs-dir", str(stack.certs_dir), *argv],
+        out=out, err=err, stdin=io.StringIO(""),
+    )  # fmt: skip
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_pos_pay_shows_the_billing_amount_and_rate(stack, tmp_path):
+    card = ("--card", USD_CARD[0], "--exp", "06/29")
+    code_, out, err = await run_pos(stack, tmp_path, "pay", "12.34", "EUR", *card)
+    assert code_ == 0, err
+    assert "13.36 USD" in out and "1 EUR = 1.08250000 USD" in out
+    code_, out, err = await run_pos(stack, tmp_path, "pay", "100.00", "EUR", *card, "--dcc")
+    assert code_ == 0, err
+    assert "DCC offer: 111.50 USD at 1.11497500 (3.00% over the scheme's 1.08250000)" in out
+    assert "111.50 USD" in out and "incl. 3.00% markup" in out and "100.00 EUR" in out
 
 
 async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, books):
