@@ -62,7 +62,8 @@ does cannot lose, gain or change them without its MAC failing. So far: the autho
 answer's ``risk_reason`` (15) and ``pin_required`` (16), set by the switch's risk rules, and
 its cross-border fields (issue 16): ``billing_minor_units`` (17), ``billing_currency`` (18),
 ``conversion_rate`` (19), ``rate_table`` (20), ``dcc_markup_bps`` (21); and the same for
-a ``Transaction`` (20..25: billing amount, currency, rate, table, billing captured, markup).
+a ``Transaction`` (20..27: billing amount, currency, rate, table, billing captured, markup,
+DCC local amount and currency).
 
 Protobuf serialisation is not canonical across implementations, so nothing here MACs
 serialised messages; ``EmvData`` is encoded field by field (:func:`emv_bytes`). Changing a
@@ -110,8 +111,11 @@ def canonical_request(
     emv_data: bytes = b"",
     idempotency_key: str = "",
     operation: str = "authorize",
+    dcc_currency: str = "",
+    dcc_rate: str = "",
 ) -> bytes:
-    """The bytes an authorization's request MAC covers (module docstring: the layout)."""
+    """The bytes an authorization's request MAC covers (module docstring: the layout); a DCC
+    choice (issue 16) is appended as TLV(14, dcc_currency) || TLV(15, dcc_rate) only when set."""
     fields: list[bytes] = [
         operation.encode(),
         terminal_id.encode(),
@@ -127,6 +131,8 @@ def canonical_request(
         bytes(emv_data),
         idempotency_key.encode(),
     ]
+    if dcc_currency or dcc_rate:
+        fields += [dcc_currency.encode(), dcc_rate.encode()]
     return _form(MAC_DOMAIN, fields)
 
 
@@ -175,6 +181,8 @@ def mac_fields(req: terminal_pb2.AuthorizeRequest) -> dict[str, Any]:
         "pin_block": bytes(req.pin_block),
         "emv_data": emv_bytes(req.emv if req.HasField("emv") else None),
         "idempotency_key": req.idempotency_key,
+        "dcc_currency": req.dcc_currency,
+        "dcc_rate": req.dcc_rate,
     }
 
 
@@ -350,7 +358,7 @@ RESPONSE_FIELDS: dict[str, tuple[int, ...]] = {
 # them keeps its version-1 form byte for byte.
 RESPONSE_FIELDS_ADDED: dict[str, tuple[int, ...]] = {
     "payswitch.v1.AuthorizeResponse": (15, 16, 17, 18, 19, 20, 21),
-    "payswitch.v1.Transaction": (20, 21, 22, 23, 24, 25),
+    "payswitch.v1.Transaction": (20, 21, 22, 23, 24, 25, 26, 27),
 }
 
 

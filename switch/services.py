@@ -11,6 +11,7 @@ from payswitch.world.topology import SwitchConfig
 from switch.cardsec.protector import CardProtector
 from switch.core.admission import Admission
 from switch.core.concurrency import LimitSettings
+from switch.core.dcc import DccDesk
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -46,6 +47,7 @@ class Services:
     risk: RiskEngine | None = None  # the risk stage's engine (None: no risk stage)
     settlement: SettlementConfig = field(default_factory=SettlementConfig)
     admission: Admission | None = None  # None: built from the config (``[switch] tls`` etc.)
+    dcc: DccDesk | None = None  # DCC offers (issue 16; None: none offered)
 
     def __post_init__(self) -> None:
         if self.admission is None:

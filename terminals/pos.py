@@ -271,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--chip", action="store_true", help="read the (simulated) chip: ARQC out, ARPC checked"
     )
     pay.add_argument(
+        "--dcc",
+        action="store_true",
+        help="offer the cardholder their card's currency (QuoteDcc) and accept the offer shown",
+    )
+    pay.add_argument(
         "--entry",
         choices=[m.value for m in EntryMode],
         default=None,
@@ -377,6 +382,7 @@ async def _pay(
     stdin: TextIO,
     chips: CardChips | None,
     kept: KeptRequests,
+    out: TextIO = sys.stdout,
 ) -> Prepared | KeptSale:
     """The sale to send: the one kept under ``--key`` when it is the same sale, else a new
     request (kept under ``--key`` before it is sent)."""
@@ -399,6 +405,22 @@ async def _pay(
             emv = await card.generate_arqc(amount.minor_units, amount.currency)
         except ValueError as exc:  # the simulator has no such card (messages carry no PAN)
             raise UsageError(f"--chip: {exc}") from None
+    dcc = None
+    if getattr(args, "dcc", False):
+        offer = await terminal.quote_dcc(amount.minor_units, amount.currency, pan[:6])
+        if offer.eligible:  # shown to the cardholder before they choose (rate and markup)
+            billed = money.Amount(
+                offer.cardholder_amount.minor_units, offer.cardholder_amount.currency
+            )
+            print(
+                f"DCC offer: {billed.format()} at {offer.rate} "
+                f"({offer.markup_bps / 100:.2f}% over the scheme's {offer.wholesale_rate}):"
+                " accepted",
+                file=out,
+            )
+            dcc = (offer.cardholder_amount.currency, offer.rate)
+        else:
+            print(f"DCC: {offer.message}; paying in {amount.currency}", file=out)
     prepared = terminal.prepare_pay(
         amount.minor_units,
         amount.currency,
@@ -410,6 +432,7 @@ async def _pay(
         cvv2=args.cvv,
         emv=emv,
         chip=card,
+        dcc=dcc,
     )
     if args.key and earlier is None:
         request = prepared.request
@@ -479,7 +502,7 @@ async def _execute(
     if c != "pay":
         await terminal.start()  # key injection: follow-ups are MAC'd under DUKPT keys too
     if c == "pay":
-        sale = await _pay(args, terminal, stdin, chips, kept)
+        sale = await _pay(args, terminal, stdin, chips, kept, out)
         if isinstance(sale, KeptSale):
             result = await terminal.resend(sale.request, sale.masked_pan)
             print(receipt.format_result(result, args.merchant, args.terminal), file=out)

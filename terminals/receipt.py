@@ -43,6 +43,7 @@ def format_result(result: Result, merchant_id: str, terminal_id: str) -> str:
     rows = [
         ("Card", _card(result.masked_pan, result.scheme)),
         ("Amount", fmt_amount(result.amount)),
+        *_billing_rows(result),
         ("Result", f"{result.status_word}  {result.iso_code} {result.code_name}"),
         ("Auth code", result.auth_code),
         ("RRN", result.rrn),
@@ -66,6 +67,17 @@ def format_result(result: Result, merchant_id: str, terminal_id: str) -> str:
     if result.message:
         rows.append(("Message", result.message))
     return "\n".join([*head, *_lines(rows), "-" * _WIDTH])
+
+
+def _billing_rows(result: Result) -> list[tuple[str, str]]:
+    """A foreign card's billing amount and rate (a DCC sale's markup disclosed), or nothing."""
+    if result.billing is None or result.amount is None:
+        return []
+    rate = f"1 {result.amount.currency} = {result.conversion_rate} {result.billing.currency}"
+    if result.dcc_markup_bps:
+        rate += f" (incl. {result.dcc_markup_bps / 100:.2f}% markup)"
+        return [("You pay", fmt_amount(result.billing)), ("DCC rate", rate)]
+    return [("Billed", fmt_amount(result.billing)), ("Rate", rate)]
 
 
 def format_transaction(tx: TransactionView) -> str:

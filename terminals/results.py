@@ -131,6 +131,11 @@ class Result:
     arpc_verified: bool | None = None
     # The switch says this terminal's DUKPT counter is near exhaustion: re-key (key injection).
     rekey_required: bool = False
+    # Cross-border (issue 16): the cardholder's billing amount, the rate applied (units of the
+    # billing currency per unit of the sale's), and for a DCC sale the disclosed markup.
+    billing: money.Amount | None = None
+    conversion_rate: str = ""
+    dcc_markup_bps: int = 0
 
     @property
     def status_word(self) -> str:
@@ -156,6 +161,17 @@ def from_authorize(
         message=scrub(resp.message),
         idempotency_key=key,
         acquirer_id=resp.acquirer_id,
+        billing=(
+            amount_of(
+                common_pb2.Money(
+                    minor_units=resp.billing_minor_units, currency=resp.billing_currency
+                )
+            )
+            if resp.billing_currency
+            else None
+        ),
+        conversion_rate=resp.conversion_rate,
+        dcc_markup_bps=resp.dcc_markup_bps,
     )
 
 

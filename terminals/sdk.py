@@ -111,6 +111,10 @@ def terminal_credentials(certs_dir: str | Path, terminal_id: str) -> grpc.Channe
     )
 
 
+# A DCC choice the cardholder accepted: (their currency, the offered rate text).
+DccChoice = tuple[str, str]
+
+
 class EntryMode(StrEnum):
     """How the card was read (ISO 8583 field 22, simplified)."""
 
@@ -369,6 +373,7 @@ class Terminal:
         cvv2: str | None = None,
         emv: network_pb2.EmvData | None = None,
         chip: Chip | None = None,
+        dcc: DccChoice | None = None,
     ) -> Prepared:
         """A sale authorization, encrypted and MAC'd under the next DUKPT key; ``expiry`` is
         YYMM as on the wire. Checks what the switch would refuse anyway, so a typo costs no
@@ -411,6 +416,8 @@ class Terminal:
             request.pin_block = sim_encipher_pin_block(txn.pin_encrypt_block, pin, pan)
         if emv is not None:
             request.emv.CopyFrom(emv)
+        if dcc is not None:  # the cardholder chose their own currency (QuoteDcc's offer)
+            request.dcc_currency, request.dcc_rate = dcc
         request.mac = txn.mac(mac_input(request))
         return Prepared(
             "pay",
@@ -756,6 +763,21 @@ class Terminal:
         resp = await self._call(self._service().CloseBatch, request, "close_batch", key)
         self._check_answer("close_batch", counter, resp, key)
         return BatchCloseResult.from_proto(resp)
+
+    async def quote_dcc(
+        self, amount_minor: int, currency: str, card_bin: str
+    ) -> terminal_pb2.QuoteDccResponse:
+        """The switch's DCC offer for a card (its first six digits) at this merchant."""
+        request = terminal_pb2.QuoteDccRequest(
+            terminal_id=self.terminal_id,
+            merchant_id=self.merchant_id,
+            amount=_money(amount_minor, currency),
+            card_bin=card_bin[:6],
+        )
+        resp: terminal_pb2.QuoteDccResponse = await self._call(
+            self._service().QuoteDcc, request, "quote_dcc"
+        )
+        return resp
 
     async def echo(self, message: str = "") -> EchoResult:
         """Liveness and sign-on; also measures the round trip."""

@@ -65,7 +65,7 @@ class Card(_message.Message):
     def __init__(self, pan: _Optional[str] = ..., expiry: _Optional[str] = ...) -> None: ...
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "stan", "local_time", "amount", "entry_mode", "card", "encrypted_card", "pin_block", "emv", "mac")
+    __slots__ = ("idempotency_key", "terminal_id", "merchant_id", "stan", "local_time", "amount", "entry_mode", "card", "encrypted_card", "pin_block", "emv", "mac", "dcc_currency", "dcc_rate")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class AuthorizeRequest(_message.Message):
     PIN_BLOCK_FIELD_NUMBER: _ClassVar[int]
     EMV_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
+    DCC_CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    DCC_RATE_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     terminal_id: str
     merchant_id: str
@@ -90,7 +92,39 @@ class AuthorizeRequest(_message.Message):
     pin_block: bytes
     emv: _network_pb2.EmvData
     mac: bytes
-    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., encrypted_card: _Optional[_Union[EncryptedCard, _Mapping]] = ..., pin_block: _Optional[bytes] = ..., emv: _Optional[_Union[_network_pb2.EmvData, _Mapping]] = ..., mac: _Optional[bytes] = ...) -> None: ...
+    dcc_currency: str
+    dcc_rate: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., entry_mode: _Optional[_Union[_common_pb2.EntryMode, str]] = ..., card: _Optional[_Union[Card, _Mapping]] = ..., encrypted_card: _Optional[_Union[EncryptedCard, _Mapping]] = ..., pin_block: _Optional[bytes] = ..., emv: _Optional[_Union[_network_pb2.EmvData, _Mapping]] = ..., mac: _Optional[bytes] = ..., dcc_currency: _Optional[str] = ..., dcc_rate: _Optional[str] = ...) -> None: ...
+
+class QuoteDccRequest(_message.Message):
+    __slots__ = ("terminal_id", "merchant_id", "amount", "card_bin")
+    TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CARD_BIN_FIELD_NUMBER: _ClassVar[int]
+    terminal_id: str
+    merchant_id: str
+    amount: _common_pb2.Money
+    card_bin: str
+    def __init__(self, terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., card_bin: _Optional[str] = ...) -> None: ...
+
+class QuoteDccResponse(_message.Message):
+    __slots__ = ("eligible", "cardholder_amount", "rate", "wholesale_rate", "markup_bps", "rate_table", "message")
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    CARDHOLDER_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    WHOLESALE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MARKUP_BPS_FIELD_NUMBER: _ClassVar[int]
+    RATE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    eligible: bool
+    cardholder_amount: _common_pb2.Money
+    rate: str
+    wholesale_rate: str
+    markup_bps: int
+    rate_table: str
+    message: str
+    def __init__(self, eligible: _Optional[bool] = ..., cardholder_amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., rate: _Optional[str] = ..., wholesale_rate: _Optional[str] = ..., markup_bps: _Optional[int] = ..., rate_table: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class EncryptedCard(_message.Message):
     __slots__ = ("ksn", "ciphertext")
@@ -291,7 +325,7 @@ class EchoResponse(_message.Message):
     def __init__(self, message: _Optional[str] = ..., switch_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ...) -> None: ...
 
 class Transaction(_message.Message):
-    __slots__ = ("transaction_id", "type", "state", "terminal_id", "merchant_id", "stan", "local_time", "amount", "captured", "refunded", "response_code", "auth_code", "rrn", "scheme", "masked_pan", "acquirer_id", "original_transaction_id", "created_at_ms", "updated_at_ms", "billing_minor_units", "billing_currency", "conversion_rate", "rate_table", "billing_captured_minor_units", "dcc_markup_bps")
+    __slots__ = ("transaction_id", "type", "state", "terminal_id", "merchant_id", "stan", "local_time", "amount", "captured", "refunded", "response_code", "auth_code", "rrn", "scheme", "masked_pan", "acquirer_id", "original_transaction_id", "created_at_ms", "updated_at_ms", "billing_minor_units", "billing_currency", "conversion_rate", "rate_table", "billing_captured_minor_units", "dcc_markup_bps", "dcc_local_minor_units", "dcc_local_currency")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +351,8 @@ class Transaction(_message.Message):
     RATE_TABLE_FIELD_NUMBER: _ClassVar[int]
     BILLING_CAPTURED_MINOR_UNITS_FIELD_NUMBER: _ClassVar[int]
     DCC_MARKUP_BPS_FIELD_NUMBER: _ClassVar[int]
+    DCC_LOCAL_MINOR_UNITS_FIELD_NUMBER: _ClassVar[int]
+    DCC_LOCAL_CURRENCY_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     type: TransactionType
     state: TransactionState
@@ -342,7 +378,9 @@ class Transaction(_message.Message):
     rate_table: str
     billing_captured_minor_units: int
     dcc_markup_bps: int
-    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., billing_minor_units: _Optional[int] = ..., billing_currency: _Optional[str] = ..., conversion_rate: _Optional[str] = ..., rate_table: _Optional[str] = ..., billing_captured_minor_units: _Optional[int] = ..., dcc_markup_bps: _Optional[int] = ...) -> None: ...
+    dcc_local_minor_units: int
+    dcc_local_currency: str
+    def __init__(self, transaction_id: _Optional[str] = ..., type: _Optional[_Union[TransactionType, str]] = ..., state: _Optional[_Union[TransactionState, str]] = ..., terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., stan: _Optional[int] = ..., local_time: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., captured: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., refunded: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., response_code: _Optional[_Union[_common_pb2.ResponseCode, str]] = ..., auth_code: _Optional[str] = ..., rrn: _Optional[str] = ..., scheme: _Optional[_Union[_common_pb2.CardScheme, str]] = ..., masked_pan: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., original_transaction_id: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., billing_minor_units: _Optional[int] = ..., billing_currency: _Optional[str] = ..., conversion_rate: _Optional[str] = ..., rate_table: _Optional[str] = ..., billing_captured_minor_units: _Optional[int] = ..., dcc_markup_bps: _Optional[int] = ..., dcc_local_minor_units: _Optional[int] = ..., dcc_local_currency: _Optional[str] = ...) -> None: ...
 
 class BatchTotal(_message.Message):
     __slots__ = ("currency", "scheme", "sale_count", "sale_minor", "refund_count", "refund_minor", "void_count")

@@ -97,6 +97,11 @@ class TerminalServiceStub:
                 request_serializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.SerializeToString,
                 response_deserializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.FromString,
                 _registered_method=True)
+        self.QuoteDcc = channel.unary_unary(
+                '/payswitch.v1.TerminalService/QuoteDcc',
+                request_serializer=payswitch_dot_v1_dot_terminal__pb2.QuoteDccRequest.SerializeToString,
+                response_deserializer=payswitch_dot_v1_dot_terminal__pb2.QuoteDccResponse.FromString,
+                _registered_method=True)
 
 
 class TerminalServiceServicer:
@@ -180,6 +185,15 @@ class TerminalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QuoteDcc(self, request, context):
+        """Dynamic currency conversion (issue 16): may this card pay in its own currency, and at what
+        amount, rate and disclosed markup? The cardholder's choice then goes in the MAC'd
+        AuthorizeRequest (`dcc_currency`, `dcc_rate`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TerminalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +231,11 @@ def add_TerminalServiceServicer_to_server(servicer, server):
                     servicer.CloseBatch,
                     request_deserializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.FromString,
                     response_serializer=payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.SerializeToString,
+            ),
+            'QuoteDcc': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuoteDcc,
+                    request_deserializer=payswitch_dot_v1_dot_terminal__pb2.QuoteDccRequest.FromString,
+                    response_serializer=payswitch_dot_v1_dot_terminal__pb2.QuoteDccResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +455,33 @@ class TerminalService:
             '/payswitch.v1.TerminalService/CloseBatch',
             payswitch_dot_v1_dot_terminal__pb2.CloseBatchRequest.SerializeToString,
             payswitch_dot_v1_dot_terminal__pb2.CloseBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuoteDcc(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/payswitch.v1.TerminalService/QuoteDcc',
+            payswitch_dot_v1_dot_terminal__pb2.QuoteDccRequest.SerializeToString,
+            payswitch_dot_v1_dot_terminal__pb2.QuoteDccResponse.FromString,
             options,
             channel_credentials,
             insecure,

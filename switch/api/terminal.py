@@ -27,6 +27,7 @@ from switch.core.budget import Budget
 from switch.domain.errors import StoreError
 from switch.operations.capture import capture
 from switch.operations.close_batch import close_batch
+from switch.operations.dcc import quote_dcc
 from switch.operations.lookup import get_transaction
 from switch.operations.refund import refund
 from switch.operations.void import void
@@ -208,6 +209,14 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
         return await self._guarded(
             context, get_transaction(self._svc, request), "GetTransaction", request.terminal_id
         )
+
+    async def QuoteDcc(
+        self, request: terminal_pb2.QuoteDccRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> terminal_pb2.QuoteDccResponse:
+        async def quote() -> terminal_pb2.QuoteDccResponse:
+            return quote_dcc(self._svc, request)
+
+        return await self._guarded(context, quote(), "QuoteDcc", request.terminal_id, rate=True)
 
     async def Echo(
         self, request: terminal_pb2.EchoRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -39,6 +39,7 @@ from switch.cardsec.stipfiles import StandInVerifier, StipFiles
 from switch.core import metrics
 from switch.core.admission import Admission
 from switch.core.concurrency import LimitSettings
+from switch.core.dcc import DccDesk
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
@@ -117,6 +118,7 @@ class Switch:
             standin=StandIn(topology.standin, store, verifier=verifier),
             saf=saf,
             settlement=topology.settlement,
+            dcc=DccDesk.from_topology(topology),
             admission=Admission(
                 registry,
                 tls=self.tls,

@@ -101,14 +101,17 @@ class Transaction:
     # currency. On an authorization, its billing amount, rate (8-place decimal text) and table;
     # what of it was captured in the billing currency (the issuer's figure). On
     # a refund row, the billing amount credited at the day's rate. All empty/0: no conversion.
-    # A DCC sale (dcc_markup_bps > 0) is in the cardholder's currency; billing_* then hold the
-    # merchant's local amount it was quoted from.
+    # A DCC sale (dcc_markup_bps > 0) is in the cardholder's currency (amount_minor, currency:
+    # no scheme conversion, billing_* empty); fx_rate and rate_table are the offer's, and
+    # dcc_local_* the merchant's price it was quoted from.
     billing_minor: int = 0
     billing_currency: str = ""
     fx_rate: str = ""
     rate_table: str = ""
     billing_captured_minor: int = 0
     dcc_markup_bps: int = 0
+    dcc_local_minor: int = 0
+    dcc_local_currency: str = ""
     version: int = 1  # bumped by every successful compare-and-set
 
     def copy(self, **changes: Unpack[TransactionFields]) -> Transaction:
@@ -151,6 +154,8 @@ class TransactionFields(TypedDict, total=False):
     rate_table: str
     billing_captured_minor: int
     dcc_markup_bps: int
+    dcc_local_minor: int
+    dcc_local_currency: str
     version: int
 
 

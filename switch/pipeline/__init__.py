@@ -25,7 +25,7 @@ import time
 
 from prometheus_client import Histogram
 
-from payswitch import codes, tracing
+from payswitch import codes, fx, tracing
 from payswitch.logs import get as get_logger
 from payswitch.v1 import terminal_pb2
 from switch.cardsec.answers import seal
@@ -218,7 +218,13 @@ class Pipeline:
             resp.scheme = scheme_to_proto(ctx.scheme)
         if ctx.result is not None and ctx.result.arpc:
             resp.arpc = ctx.result.arpc
-        if ctx.result is not None and ctx.result.HasField("conversion"):
+        if ctx.dcc is not None:  # the receipt shows both amounts, the rate and the markup
+            resp.billing_minor_units = ctx.dcc.billing_minor
+            resp.billing_currency = ctx.dcc.billing_currency
+            resp.conversion_rate = fx.format_rate(ctx.dcc.rate)
+            resp.rate_table = ctx.dcc.table_version
+            resp.dcc_markup_bps = ctx.dcc.markup_bps
+        elif ctx.result is not None and ctx.result.HasField("conversion"):
             billed = ctx.result.conversion  # the scheme's (payswitch.fx), for the receipt
             resp.billing_minor_units = billed.billing_amount.minor_units
             resp.billing_currency = billed.billing_amount.currency

@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass, field
 
 from payswitch.cards import Scheme
+from payswitch.fx import DccOffer
 from payswitch.v1 import network_pb2, terminal_pb2
 from switch.cardsec.protector import OpenedCard, Routes
 from switch.core.budget import Budget
@@ -72,6 +73,7 @@ class AuthContext:
     standin: Decision | None = None  # the stand-in rules' decision, when no route
     risk: RiskDecision | None = None  # the risk stage's decision
     risk_facts: RiskFacts | None = None  # what the risk stage counted (outcome added later)
+    dcc: DccOffer | None = None  # the DCC offer the cardholder accepted (issue 16), re-quoted
     outcome: Outcome | None = None  # the final transition to record with the answer
     recorded: bool = False  # the outcome is in the store
     code: str = ""  # ISO 8583 response code once decided

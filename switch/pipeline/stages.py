@@ -56,12 +56,13 @@ from typing import ClassVar, Protocol
 
 from hsm.dukpt import Ksn
 from hsm.errors import HsmError
-from payswitch import codes
+from payswitch import codes, fx
 from payswitch.emvdata import arqc_input
 from payswitch.logs import get as get_logger
 from payswitch.seclink import mac_fields
 from payswitch.v1 import network_pb2
 from switch.cardsec.protector import CardDataRejected, RequestRejected
+from switch.core.dcc import DccRefused
 from switch.core.idempotency import Replay
 from switch.core.sequences import network_stan_of, rrn_of
 from switch.domain.devices import DeviceRefused, DeviceUse
@@ -82,7 +83,7 @@ from switch.risk.facts import Facts
 from switch.routing.connectors import OutcomeUnknown, Refused
 from switch.routing.standin import Decision
 from switch.services import Services
-from switch.wire.convert import scheme_to_proto
+from switch.wire.convert import money, scheme_to_proto
 from switch.wire.errors import InvalidArgument, Unauthenticated
 from switch.wire.validation import authorize as validate_authorize
 
@@ -222,6 +223,7 @@ class Decrypt(Named):
 
     def __init__(self, svc: Services) -> None:
         self._protector = svc.protector
+        self._dcc = svc.dcc
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
@@ -231,6 +233,15 @@ class Decrypt(Named):
             )
         except CardDataRejected as exc:
             raise InvalidArgument(exc.field, str(exc)) from None
+        if r.dcc_currency:  # the DCC choice, re-quoted for this card (switch.core.dcc)
+            if self._dcc is None:
+                raise InvalidArgument("dcc_currency", "this switch offers no DCC")
+            try:
+                ctx.dcc = self._dcc.check(
+                    card.pan, r.amount.minor_units, r.amount.currency, r.dcc_currency, r.dcc_rate
+                )
+            except DccRefused as exc:
+                raise InvalidArgument(exc.field, str(exc)) from None
         ctx.card = card
         ctx.card_token = card.token
         ctx.masked_pan = card.masked_pan
@@ -274,6 +285,17 @@ class Receive(Named):
             entry_mode=str(r.entry_mode),
             mcc=ctx.identity.merchant.mcc,
         )
+        if ctx.dcc is not None:  # a DCC sale is authorized and cleared in the card's currency
+            d = ctx.dcc
+            ctx.received = ctx.received.copy(
+                amount_minor=d.billing_minor,
+                currency=d.billing_currency,
+                dcc_local_minor=d.amount_minor,
+                dcc_local_currency=d.currency,
+                fx_rate=fx.format_rate(d.rate),
+                rate_table=d.table_version,
+                dcc_markup_bps=d.markup_bps,
+            )
 
 
 class Intent(Named):
@@ -453,7 +475,7 @@ class Forward(Named):
             merchant_id=r.merchant_id,
             terminal_id=r.terminal_id,
             merchant_category_code=tx.mcc,
-            amount=r.amount,
+            amount=r.amount if ctx.dcc is None else money(tx.amount_minor, tx.currency),
             scheme=scheme_to_proto(ctx.scheme),
             entry_mode=r.entry_mode,
             pan=card.pan,

@@ -88,4 +88,6 @@ def transaction_to_proto(tx: Transaction) -> terminal_pb2.Transaction:
         rate_table=tx.rate_table,
         billing_captured_minor_units=tx.billing_captured_minor,
         dcc_markup_bps=tx.dcc_markup_bps,
+        dcc_local_minor_units=tx.dcc_local_minor,
+        dcc_local_currency=tx.dcc_local_currency,
     )

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 
 from hsm.dukpt import KSN_LEN, LAST_COUNTER, Ksn
-from payswitch import money
+from payswitch import fx, money
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from switch.wire.errors import InvalidArgument
 
@@ -211,8 +211,24 @@ def authorize(
     encrypted_card(req.encrypted_card, req.HasField("encrypted_card"))
     pin_block(req.pin_block)
     emv(req.emv, req.HasField("emv"), req.entry_mode)
+    dcc_choice(req)
     mac(req.mac)
     return when
+
+
+def dcc_choice(req: terminal_pb2.AuthorizeRequest) -> None:
+    """A DCC choice (issue 16): both fields or neither, a known currency other than the
+    sale's, a rate as QuoteDcc gives it (positive, at most 8 decimals)."""
+    if not req.dcc_currency and not req.dcc_rate:
+        return
+    if not req.dcc_currency or not money.is_currency(req.dcc_currency):
+        raise InvalidArgument("dcc_currency", "must be the ISO 4217 code of the offer")
+    if req.dcc_currency == req.amount.currency:
+        raise InvalidArgument("dcc_currency", "must differ from the sale's currency")
+    try:
+        fx.parse_rate(req.dcc_rate, "dcc_rate")
+    except fx.FxError as exc:
+        raise InvalidArgument("dcc_rate", str(exc)) from None
 
 
 def optional_amount(value: common_pb2.Money, present: bool, field: str = "amount") -> bool:

@@ -9,6 +9,7 @@ FX account, a chargeback in the billing currency and the reconciliation of the t
 """
 
 import asyncio
+import io
 import json
 import signal
 import subprocess
@@ -19,15 +20,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import grpc
 import pytest
 
 from payswitch import fx
 from payswitch.seclink import canonical_response
-from payswitch.v1 import network_pb2, terminal_pb2
+from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.ports import write_topology
 from switch.backoffice.ledger import accounts as ac
 from switch.backoffice.ledger.ledger import Ledger
 from switch.store import open_store
+from terminals import pos as pos_cli
 
 from .clients import Books, RawTerminal, code, node_channels
 from .conftest import (
@@ -190,6 +193,86 @@ async def test_refund_after_a_rate_change_uses_the_days_rate(stack, pos, books):
     assert (hold.posted, hold.refunded) == (5_413, 5_500)
 
 
+async def quote(pos, bin6: str, minor: int, currency: str) -> terminal_pb2.QuoteDccResponse:
+    req = terminal_pb2.QuoteDccRequest(
+        terminal_id=pos.terminal_id,
+        merchant_id=pos.merchant_id,
+        amount=common_pb2.Money(minor_units=minor, currency=currency),
+        card_bin=bin6,
+    )
+    return await pos.stub.QuoteDcc(req, timeout=2.0)
+
+
+async def test_a_dcc_sale_is_authorized_and_cleared_in_the_cardholders_currency(pos, books):
+    offer = await quote(pos, USD_CARD[0][:6], 10_000, "EUR")  # 100.00 EUR
+    assert offer.eligible and offer.markup_bps == 300
+    assert (offer.wholesale_rate, offer.rate) == ("1.08250000", "1.11497500")
+    billed = fx.convert(10_000, "EUR", "USD", Decimal(offer.rate))  # 111.4975 -> 111.50
+    assert (offer.cardholder_amount.minor_units, offer.cardholder_amount.currency) == (
+        billed,
+        "USD",
+    )
+    # A choice that no longer matches the offer is refused, nothing recorded.
+    stale = pos.auth_request(USD_CARD[0], 10_000, "EUR", USD_CARD[1])
+    stale.dcc_currency, stale.dcc_rate = "USD", "1.20000000"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await pos.authorize(pos.sign(stale))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "dcc_rate" in refused.value.details()
+    before = await books.account("bank-b", "B-2002")
+    req = pos.auth_request(USD_CARD[0], 10_000, "EUR", USD_CARD[1])
+    req.dcc_currency, req.dcc_rate = "USD", offer.rate
+    req = pos.sign(req)  # the choice is under the request MAC
+    resp = await pos.authorize(req)
+    assert code(resp) == "00"
+    # The receipt shows both amounts, the rate and the markup, all under the answer's MAC.
+    assert (resp.amount.minor_units, resp.amount.currency) == (10_000, "EUR")
+    assert (resp.billing_minor_units, resp.billing_currency) == (billed, "USD")
+    assert (resp.conversion_rate, resp.dcc_markup_bps) == (offer.rate, 300)
+    assert pos.answer_verifies("authorize", req.encrypted_card.ksn, resp)
+    # The issuer holds the cardholder's amount as is: no conversion at the scheme.
+    after = await books.account("bank-b", "B-2002")
+    assert after.held - before.held == billed
+    tx = await pos.get(resp.transaction_id)
+    assert (tx.amount.minor_units, tx.amount.currency) == (billed, "USD")
+    assert (tx.dcc_local_minor_units, tx.dcc_local_currency) == (10_000, "EUR")
+    assert tx.billing_currency == "" and tx.dcc_markup_bps == 300
+    assert code(await pos.capture(resp.transaction_id, None, "USD")) == "00"  # clears in USD
+
+
+async def test_dcc_is_offered_only_for_a_known_foreign_card(pos):
+    jpy = await quote(pos, JPY_CARD[0][:6], 10_000, "KWD")
+    assert jpy.eligible and jpy.cardholder_amount.currency == "JPY"
+    assert not (await quote(pos, "411111", 1_000, "EUR")).eligible  # a EUR card in EUR
+    assert not (await quote(pos, "620000", 1_000, "EUR")).eligible  # EUR and KWD cards: ambiguous
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await quote(pos, "4111", 1_000, "EUR")
+    assert (
+        bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "card_bin" in bad.value.details()
+    )
+
+
+async def run_pos(stack, state: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = await pos_cli.run(
+        ["--switch", stack.address(stack.topology.switch.id), "--state-dir", str(state),
+         "--certs-dir", str(stack.certs_dir), *argv],
+        out=out, err=err, stdin=io.StringIO(""),
+    )  # fmt: skip
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_pos_pay_shows_the_billing_amount_and_rate(stack, tmp_path):
+    card = ("--card", USD_CARD[0], "--exp", "06/29")
+    code_, out, err = await run_pos(stack, tmp_path, "pay", "12.34", "EUR", *card)
+    assert code_ == 0, err
+    assert "13.36 USD" in out and "1 EUR = 1.08250000 USD" in out
+    code_, out, err = await run_pos(stack, tmp_path, "pay", "100.00", "EUR", *card, "--dcc")
+    assert code_ == 0, err
+    assert "DCC offer: 111.50 USD at 1.11497500 (3.00% over the scheme's 1.08250000)" in out
+    assert "111.50 USD" in out and "incl. 3.00% markup" in out and "100.00 EUR" in out
+
+
 async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, books):
     """A chargeback-bound sale, then the cut-off: reports, ledger per currency with the FX
     account, the chargeback in USD converted back to EUR, and a clean reconciliation."""
@@ -216,6 +299,11 @@ async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, boo
     assert (entry["billing_minor"], entry["billing_currency"]) == (2_165, "USD")
     assert entry["issuer_posted_minor"] == 2_165 and entry["status"] == "SETTLED"
     assert any(r["billing_totals"].get("USD") for r in reports)
+    # the DCC sale cleared in the cardholder's currency, unconverted: 111.50 USD
+    assert any(
+        (e["amount_minor"], e["currency"]) == (11_150, "USD") and "billing_currency" not in e
+        for e in entries.values()
+    )
     # The ledger: each currency zero-sum, the FX difference in its own account.
     async with open_store(stack.store_url) as store:
         ledger = Ledger(store)

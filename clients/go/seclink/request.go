@@ -59,9 +59,10 @@ func num[T ~int32 | ~int64 | ~uint32 | ~uint64](v T) []byte {
 
 // AuthorizeMACInput: operation, terminal_id, merchant_id, stan, local_time,
 // amount.minor_units, amount.currency, entry_mode (number), encrypted_card.ksn,
-// encrypted_card.ciphertext, pin_block, emv (EMVBytes), idempotency_key.
+// encrypted_card.ciphertext, pin_block, emv (EMVBytes), idempotency_key; then, only for a
+// DCC choice (issue 16), dcc_currency and dcc_rate.
 func AuthorizeMACInput(r *payswitchv1.AuthorizeRequest) []byte {
-	return form(macDomain,
+	fields := [][]byte{
 		[]byte(OpAuthorize),
 		[]byte(r.GetTerminalId()),
 		[]byte(r.GetMerchantId()),
@@ -75,7 +76,11 @@ func AuthorizeMACInput(r *payswitchv1.AuthorizeRequest) []byte {
 		r.GetPinBlock(),
 		EMVBytes(r.GetEmv()),
 		[]byte(r.GetIdempotencyKey()),
-	)
+	}
+	if r.GetDccCurrency() != "" || r.GetDccRate() != "" {
+		fields = append(fields, []byte(r.GetDccCurrency()), []byte(r.GetDccRate()))
+	}
+	return form(macDomain, fields...)
 }
 
 // EMVBytes is chip data for the MAC: empty when absent, else every EmvData field in

@@ -33,8 +33,8 @@ var addedFields = map[protoreflect.FullName][]protoreflect.FieldNumber{
 	// billing_currency, conversion_rate, rate_table, dcc_markup_bps
 	"payswitch.v1.AuthorizeResponse": {15, 16, 17, 18, 19, 20, 21},
 	// billing_minor_units, billing_currency, conversion_rate, rate_table,
-	// billing_captured_minor_units, dcc_markup_bps
-	"payswitch.v1.Transaction": {20, 21, 22, 23, 24, 25},
+	// billing_captured_minor_units, dcc_markup_bps, dcc_local_minor_units, dcc_local_currency
+	"payswitch.v1.Transaction": {20, 21, 22, 23, 24, 25, 26, 27},
 }
 
 func span(from, to protoreflect.FieldNumber) []protoreflect.FieldNumber {

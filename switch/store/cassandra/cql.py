@@ -39,6 +39,7 @@ _INT_COLUMNS = frozenset(
         "billing_minor",
         "billing_captured_minor",
         "dcc_markup_bps",
+        "dcc_local_minor",
     }
 )
 _FLOAT_COLUMNS = frozenset({"created_at", "updated_at", "deadline_at"})

@@ -109,6 +109,8 @@ _FX_COLUMNS = (
     "rate_table TEXT NOT NULL DEFAULT ''",
     "billing_captured_minor INTEGER NOT NULL DEFAULT 0",
     "dcc_markup_bps INTEGER NOT NULL DEFAULT 0",
+    "dcc_local_minor INTEGER NOT NULL DEFAULT 0",
+    "dcc_local_currency TEXT NOT NULL DEFAULT ''",
 )
 _PURGE_EVERY = 256
 _PURGE_BATCH = 256
@@ -149,6 +151,8 @@ CREATE TABLE IF NOT EXISTS transactions (
     rate_table TEXT NOT NULL DEFAULT '',
     billing_captured_minor INTEGER NOT NULL DEFAULT 0,
     dcc_markup_bps INTEGER NOT NULL DEFAULT 0,
+    dcc_local_minor INTEGER NOT NULL DEFAULT 0,
+    dcc_local_currency TEXT NOT NULL DEFAULT '',
     version INTEGER NOT NULL,
     UNIQUE (terminal_id, local_date, stan)
 );
