@@ -74,6 +74,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
             return
 
         def read() -> TrustBook | None:
+            if not path.exists():  # no trust yet: every spend fails its key check (closed)
+                return None
             mtime = path.stat().st_mtime
             if mtime == self._trust_mtime:
                 return None
@@ -202,11 +204,11 @@ async def _record_only(p: Payment) -> None:
     )
 
 
-def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi | None:
-    """The OfflineService when ``<run_dir>/offline-trust.json`` exists (``payswitch-offline
-    keys`` makes it), else None: a switch without offline trust takes no offline uploads."""
+def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi:
+    """The OfflineService over the trust file ``<run_dir>/offline-trust.json``
+    (``payswitch-offline keys`` makes it; read again whenever it changes). Until it exists the
+    trust is empty: terminals get no keys, so take no offline sale, and any upload fails its
+    key check (a merchant case, nothing paid)."""
     path = run_dir / TRUST_FILE
-    if not path.exists():
-        return None
     settlement = OfflineSettlement(store, TrustBook(), _record_only)
     return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)

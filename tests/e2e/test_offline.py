@@ -1,0 +1,176 @@
+"""Offline payments end to end, on real processes and both stores (the session stack): the
+issuers' offline keys made in their tokens and published (``payswitch-offline keys``); the
+real switch process answers syncs with that trust over mTLS; terminals go offline and take
+payments from several cards whose keys sit in a token; one card is cloned and spent at two
+terminals; a terminal is killed with ``kill -9`` right after an approval; a tampered journal
+entry and a forged spend are uploaded; an upload is cut halfway and resumed. After the syncs:
+every honest payment accepted once, every double spend and tampering a case with evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hsm import offline as hsm_offline
+from hsm.pool import HsmPool
+from hsm.testing import UNIT, party_config
+from payswitch.offline import ecdsa
+from payswitch.offline.formats import Allowance, Signed, Spend, sign_allowance
+from payswitch.v1 import offline_pb2_grpc
+from switch.store import open_store
+from terminals.offline import OfflineTerminal
+from terminals.offline_device import PayerDevice, TokenSigner
+from terminals.offline_sync import sync
+
+from .clients import switch_channel
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+_CHILD = r"""
+import sys
+from terminals.offline import OfflineTerminal
+from payswitch.offline.formats import Signed
+t = OfflineTerminal(sys.argv[1], sys.argv[2], "M-GROCER")
+a = Signed(bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4]))
+s = Signed(bytes.fromhex(sys.argv[5]), bytes.fromhex(sys.argv[6]))
+print("approved", t.approve(a, s, float(sys.argv[7])).seq, flush=True)
+sys.stdin.read()
+"""
+
+
+def _grant(issuer_pool: HsmPool, signer: TokenSigner, name: str, now: int) -> Signed:
+    version = issuer_pool.run_sync(hsm_offline.ensure, "bank-a")
+    a = Allowance(
+        "bank-a", version, f"al-e2e-{name}-{os.urandom(3).hex()}", f"tok-{name}",
+        signer.public_key(), 5_000, 12_000, 8, "EUR", now - 60, now + 3_600,
+    )  # fmt: skip
+    return sign_allowance(
+        a, lambda d: issuer_pool.run_sync(hsm_offline.sign_digest, "bank-a", version, d)
+    )
+
+
+def _offline_period(run: Path, now: int) -> dict:
+    """Everything that happens with no switch: runs in a worker thread (blocking SQLite and
+    PKCS#11)."""
+    issuer_pool = HsmPool(party_config("bank-a"))
+    device_pool = HsmPool(party_config(UNIT))  # the devices' secure elements
+    t1 = OfflineTerminal(run / "t1.db", "T-0001", "M-GROCER")
+    t2 = OfflineTerminal(run / "t2.db", "T-0002", "M-GROCER")
+    devices = []
+    for i in range(3):
+        signer = TokenSigner(device_pool, f"device-e2e-{os.urandom(3).hex()}-{i}")
+        d = PayerDevice(run / f"wallet{i}.db", signer)
+        d.load(_grant(issuer_pool, signer, f"card{i}", now))
+        devices.append(d)
+    for n in range(6):
+        d, t = devices[n % 3], (t1, t2)[n % 2]
+        s = d.spend(300 + n, "EUR", "M-GROCER", t.terminal_id, now)
+        t.approve(d.allowance(), s, now)
+    # The clone: wallet and key copied, the same counter spent at both terminals.
+    victim = devices[0]
+    victim._conn.execute("PRAGMA wal_checkpoint(FULL)")
+    (run / "clone.db").write_bytes((run / "wallet0.db").read_bytes())
+    clone = PayerDevice(run / "clone.db", victim.signer)
+    s_orig = victim.spend(700, "EUR", "M-GROCER", "T-0001", now)
+    s_clone = clone.spend(650, "EUR", "M-GROCER", "T-0002", now)
+    t1.approve(victim.allowance(), s_orig, now)
+    t2.approve(clone.allowance(), s_clone, now)
+    for n in range(6):
+        if n % 3:
+            pass
+    # kill -9 right after an approval (terminal T-0001, its journal in another process).
+    d = devices[1]
+    s_kill = d.spend(450, "EUR", "M-GROCER", "T-0001", now)
+    t1.close()
+    a = d.allowance()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(run / "t1.db"), "T-0001", a.body.hex(),
+         a.signature.hex(), s_kill.body.hex(), s_kill.signature.hex(), str(now)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().startswith("approved")
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    # A tampered entry (T-0002) and a forged spend (T-0001).
+    d2 = devices[2]
+    s_t = d2.spend(500, "EUR", "M-GROCER", "T-0002", now)
+    t2.approve(d2.allowance(), s_t, now)
+    t2._conn.execute("UPDATE journal SET spend = ? WHERE counter = ? AND allowance_id = ?",
+                     (s_t.body.replace(b"|500|", b"|5000|"), Spend.parse(s_t.body).counter,
+                      Spend.parse(s_t.body).allowance_id))  # fmt: skip
+    a2 = Allowance.parse(d2.allowance().body)
+    forged = Spend(a2.allowance_id, 7, 900, "EUR", "M-GROCER", "T-0001", now, bytes(32))
+    t1b = OfflineTerminal(run / "t1.db", "T-0001", "M-GROCER")
+    t1b._conn.execute(
+        "INSERT INTO journal (allowance, allowance_sig, spend, spend_sig, allowance_id, counter, "
+        "card_token, amount, currency, trust_version, approved_at) "
+        "VALUES (?, ?, ?, ?, ?, 7, 'tok-card2', 900, 'EUR', 1, ?)",
+        (d2.allowance().body, d2.allowance().signature, forged.canonical(),
+         ecdsa.SoftwareKey().sign_digest(forged.digest()), a2.allowance_id, now),
+    )  # fmt: skip
+    return {
+        "t1": t1b,
+        "t2": t2,
+        "kill_digest": Spend.parse(s_kill.body).digest().hex(),
+        "clone_allowance": Allowance.parse(victim.allowance().body).allowance_id,
+    }
+
+
+async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
+    run = Path(stack.run_dir)
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+         str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    ch1 = switch_channel(stack, "T-0001")
+    ch2 = switch_channel(stack, "T-0002")
+    try:
+        stub1 = offline_pb2_grpc.OfflineServiceStub(ch1)
+        stub2 = offline_pb2_grpc.OfflineServiceStub(ch2)
+        t1 = OfflineTerminal(tmp_path / "t1.db", "T-0001", "M-GROCER")
+        t2 = OfflineTerminal(tmp_path / "t2.db", "T-0002", "M-GROCER")
+        await sync(stub1, t1)  # online: trust and limits from the real switch
+        await sync(stub2, t2)
+        assert ("bank-a", 1) in t1.trust().keys and t1.limits().floor_limit > 0
+        t1.close()
+        t2.close()
+        got = await asyncio.to_thread(_offline_period, tmp_path, int(time.time()))
+        t1, t2 = got["t1"], got["t2"]
+        # Back online: T-0001's upload cut after three entries, then resumed; T-0002 twice.
+        cut = await sync(stub1, t1, stop_after=3)
+        assert (cut.sent, cut.settled_through) == (3, 3)
+        rest = await sync(stub1, t1)
+        r2 = await sync(stub2, t2)
+        again = await sync(stub2, t2)
+        assert again.sent == 0
+        assert rest.settled_through == t1.count() and r2.settled_through == t2.count()
+        assert cut.accepted + rest.accepted + r2.accepted == 8  # 6 honest, clone pair, kill -9
+        assert cut.flagged + rest.flagged + r2.flagged == 3  # duplicate, tampered, forged
+    finally:
+        await ch1.close()
+        await ch2.close()
+    async with open_store(stack.store_url) as store:
+        cases = [
+            c for c in await store.offline_cases()
+            if c.terminal_id in ("T-0001", "T-0002") and "e2e" in c.evidence
+        ]  # fmt: skip
+        problems = sorted(p for c in cases for p in c.problems)
+        assert problems == ["bad_device_signature", "bad_device_signature", "duplicate_counter"]
+        dup = next(c for c in cases if "duplicate_counter" in c.problems)
+        assert dup.allowance_id == got["clone_allowance"] and dup.liability == "cardholder"
+        for c in cases:
+            if "bad_device_signature" in c.problems:
+                assert c.liability == "merchant" and not c.paid
+        claims = await store.offline_claims(got["clone_allowance"])
+        assert len(claims) >= 1
