@@ -52,6 +52,10 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         self.revoked: set[int] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"offline-{issuer_id}")
 
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.books.close()
+
     async def _books(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 

@@ -23,6 +23,8 @@ from payswitch.offline.formats import FormatError, Signed
 from payswitch.offline.trustbook import TrustBook
 from payswitch.offline.wire import Limits, trust_to_proto
 from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from payswitch.world.topology import Topology
+from switch.backoffice.offline.issuers import IssuerLink, IssuerUnavailable, UnknownIssuer
 from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
 from switch.domain.errors import StoreError
 from switch.store.base import Store
@@ -96,6 +98,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
     async def _abort(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
         if isinstance(exc, ApiError):
             await context.abort_with_status(exc.to_status())
+        if isinstance(exc, IssuerUnavailable):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "issuer unavailable: sync again")
         await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
 
     async def SyncOffline(
@@ -106,7 +110,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         try:
             await self.refresh()
             return await self._sync(request_iterator, context)
-        except (ApiError, StoreError) as exc:
+        except (ApiError, StoreError, IssuerUnavailable) as exc:
             await self._abort(context, exc)
             raise AssertionError("abort returned") from None
 
@@ -186,12 +190,21 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
             await context.abort_with_status(
                 InvalidArgument("device_public_key", "must be 65 bytes").to_status()
             )
-        return await self.grant(request)
+        try:
+            return await self.grant(request)
+        except UnknownIssuer:
+            await context.abort_with_status(
+                InvalidArgument("issuer", "not an issuer of this network").to_status()
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.details() or "")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "issuer unavailable")
+        raise AssertionError("abort returned")
 
 
 async def _record_only(p: Payment) -> None:
-    """Until offline advices ride the store-and-forward queue to the issuer, an accepted spend
-    is the claim in the store and this log line (no card data: the token and allowance)."""
+    """An accepted spend's log line (no card data: the allowance, counter and amount)."""
     _log.info(
         "offline_spend_accepted",
         allowance_id=p.allowance_id,
@@ -204,11 +217,27 @@ async def _record_only(p: Payment) -> None:
     )
 
 
-def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi:
+def build(
+    store: Store,
+    run_dir: Path,
+    *,
+    tls_on: bool,
+    topology: Topology | None = None,
+    network_credentials: grpc.ChannelCredentials | None = None,
+) -> OfflineApi:
     """The OfflineService over the trust file ``<run_dir>/offline-trust.json``
     (``payswitch-offline keys`` makes it; read again whenever it changes). Until it exists the
     trust is empty: terminals get no keys, so take no offline sale, and any upload fails its
     key check (a merchant case, nothing paid)."""
     path = run_dir / TRUST_FILE
-    settlement = OfflineSettlement(store, TrustBook(), _record_only)
-    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
+    if topology is None:  # no network to post to: record only (tests of the API alone)
+        settlement = OfflineSettlement(store, TrustBook(), _record_only)
+        return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
+    link = IssuerLink(topology, network_credentials)
+
+    async def pay(p: Payment) -> None:
+        await link.pay(p)
+        await _record_only(p)
+
+    settlement = OfflineSettlement(store, TrustBook(), pay)
+    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path, grant=link.grant)

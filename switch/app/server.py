@@ -176,7 +176,11 @@ class Switch:
         )
         # Offline payments (issue 13), trust from <run dir>/offline-trust.json.
         offline = offline_api.build(
-            self.services.store, Path(self.topology.standin.files_dir).parent, tls_on=self.tls
+            self.services.store,
+            Path(self.topology.standin.files_dir).parent,
+            tls_on=self.tls,
+            topology=self.topology,
+            network_credentials=self.network_credentials,
         )
         offline_pb2_grpc.add_OfflineServiceServicer_to_server(offline, server)
         names += (offline_pb2.DESCRIPTOR.services_by_name["OfflineService"].full_name,)

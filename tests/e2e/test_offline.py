@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from hsm import offline as hsm_offline
 from hsm.pool import HsmPool
 from hsm.testing import UNIT, party_config
+from issuer.offline_books import OfflineBooks
 from payswitch.offline import ecdsa
-from payswitch.offline.formats import Allowance, Signed, Spend, sign_allowance
-from payswitch.v1 import offline_pb2_grpc
+from payswitch.offline.formats import Allowance, Signed, Spend
+from payswitch.v1 import offline_pb2, offline_pb2_grpc
 from switch.store import open_store
 from terminals.offline import OfflineTerminal
 from terminals.offline_device import PayerDevice, TokenSigner
@@ -46,29 +46,32 @@ sys.stdin.read()
 """
 
 
-def _grant(issuer_pool: HsmPool, signer: TokenSigner, name: str, now: int) -> Signed:
-    version = issuer_pool.run_sync(hsm_offline.ensure, "bank-a")
-    a = Allowance(
-        "bank-a", version, f"al-e2e-{name}-{os.urandom(3).hex()}", f"tok-{name}",
-        signer.public_key(), 5_000, 12_000, 8, "EUR", now - 60, now + 3_600,
-    )  # fmt: skip
-    return sign_allowance(
-        a, lambda d: issuer_pool.run_sync(hsm_offline.sign_digest, "bank-a", version, d)
+async def _grant(stub, signer: TokenSigner, name: str) -> Signed:
+    """The device asks its issuer for an allowance through the switch (online, before)."""
+    answer = await stub.GrantOfflineAllowance(
+        offline_pb2.GrantOfflineAllowanceRequest(
+            issuer="bank-a",
+            account_id="ACC-A-001",
+            card_token=f"tok-e2e-{name}",
+            device_public_key=await asyncio.to_thread(signer.public_key),
+            currency="EUR",
+            cumulative_cap=12_000,
+            per_tx_cap=5_000,
+            count_cap=8,
+        )
     )
+    return Signed(answer.allowance, answer.allowance_signature)
 
 
-def _offline_period(run: Path, now: int) -> dict:
+def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed]]) -> dict:
     """Everything that happens with no switch: runs in a worker thread (blocking SQLite and
     PKCS#11)."""
-    issuer_pool = HsmPool(party_config("bank-a"))
-    device_pool = HsmPool(party_config(UNIT))  # the devices' secure elements
     t1 = OfflineTerminal(run / "t1.db", "T-0001", "M-GROCER")
     t2 = OfflineTerminal(run / "t2.db", "T-0002", "M-GROCER")
     devices = []
-    for i in range(3):
-        signer = TokenSigner(device_pool, f"device-e2e-{os.urandom(3).hex()}-{i}")
+    for i, (signer, allowance) in enumerate(wallets):
         d = PayerDevice(run / f"wallet{i}.db", signer)
-        d.load(_grant(issuer_pool, signer, f"card{i}", now))
+        d.load(allowance)
         devices.append(d)
     for n in range(6):
         d, t = devices[n % 3], (t1, t2)[n % 2]
@@ -120,7 +123,7 @@ def _offline_period(run: Path, now: int) -> dict:
     return {
         "t1": t1b,
         "t2": t2,
-        "kill_digest": Spend.parse(s_kill.body).digest().hex(),
+        "kill_allowance": Spend.parse(s_kill.body).allowance_id,
         "clone_allowance": Allowance.parse(victim.allowance().body).allowance_id,
     }
 
@@ -145,7 +148,13 @@ async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
         assert ("bank-a", 1) in t1.trust().keys and t1.limits().floor_limit > 0
         t1.close()
         t2.close()
-        got = await asyncio.to_thread(_offline_period, tmp_path, int(time.time()))
+        device_pool = HsmPool(party_config(UNIT))  # the devices' secure elements
+        wallets = []
+        for i in range(3):
+            owner = f"device-e2e-{os.urandom(3).hex()}-{i}"
+            signer = await asyncio.to_thread(TokenSigner, device_pool, owner)
+            wallets.append((signer, await _grant(stub1, signer, f"card{i}")))
+        got = await asyncio.to_thread(_offline_period, tmp_path, int(time.time()), wallets)
         t1, t2 = got["t1"], got["t2"]
         # Back online: T-0001's upload cut after three entries, then resumed; T-0002 twice.
         cut = await sync(stub1, t1, stop_after=3)
@@ -167,10 +176,21 @@ async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
         ]  # fmt: skip
         problems = sorted(p for c in cases for p in c.problems)
         assert problems == ["bad_device_signature", "bad_device_signature", "duplicate_counter"]
+        allowances = {c.allowance_id for c in cases}
         dup = next(c for c in cases if "duplicate_counter" in c.problems)
         assert dup.allowance_id == got["clone_allowance"] and dup.liability == "cardholder"
         for c in cases:
             if "bad_device_signature" in c.problems:
                 assert c.liability == "merchant" and not c.paid
         claims = await store.offline_claims(got["clone_allowance"])
-        assert len(claims) >= 1
+        assert [c.counter for c in claims] == [1, 2, 3]
+    # The issuer's offline books: every accepted spend posted once, from the hold.
+    books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline.db")
+    try:
+        clone = books.state(got["clone_allowance"])
+        assert clone is not None and clone.cap == 12_000
+        assert clone.used == 300 + 303 + 700 + 650 and clone.charged == 0
+        assert books.state(got["kill_allowance"]).used == 301 + 304 + 450
+    finally:
+        books.close()
+    assert allowances
