@@ -194,3 +194,49 @@ async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
     finally:
         books.close()
     assert allowances
+
+
+def _pos(stack, state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "terminals.pos", "--switch", stack.address(stack.topology.switch.id),
+         "--terminal", "T-0003", "--merchant", "M-FUEL", "--certs-dir", str(stack.certs_dir),
+         "--state-dir", str(state), *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+async def test_pos_wallet_offline_pay_and_sync(stack, tmp_path: Path) -> None:
+    """The operator's view, each command its own process: a wallet granted through the real
+    switch and issuer, a sale taken with the switch out of reach, then pos sync."""
+    run = Path(stack.run_dir)
+    if not (run / "offline-trust.json").exists():
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    state = tmp_path / "pos"
+    first = await asyncio.to_thread(_pos, stack, state, "sync")  # trust and limits, online
+    assert first.returncode == 0, first.stderr
+    granted = await asyncio.to_thread(
+        _pos, stack, state, "wallet-grant", "w1", "60.00", "EUR",
+        "--issuer", "bank-a", "--account", "ACC-A-001", "--per-tx", "30.00",
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert "allowance al-" in granted.stdout
+    # Offline: the switch address is a closed port; the sale needs none.
+    offline = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "terminals.pos", "--switch", "127.0.0.1:9", "--terminal", "T-0003",
+         "--merchant", "M-FUEL", "--state-dir", str(state), "offline-pay", "12.50", "EUR",
+         "--wallet", "w1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert (
+        "APPROVED OFFLINE 12.50 EUR" in offline.stdout and "wallet left 47.50 EUR" in offline.stdout
+    )
+    synced = await asyncio.to_thread(_pos, stack, state, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert "1 sent, settled through 1 (1 accepted, 0 flagged, 0 repeated)" in synced.stdout
