@@ -72,6 +72,7 @@ vectors: $(STAMP)
 hsm: $(STAMP)
 	$(BIN)/payswitch-hsm init --topology $(TOPOLOGY)
 	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
+	$(BIN)/payswitch-offline --trust $(RUN_DIR)/offline-trust.json keys --topology $(TOPOLOGY)
 
 # mTLS: the terminal, admin and network CAs (their keys in $(RUN_DIR)/ca, given to no process) and
 # every certificate the topology needs, one folder per process (idempotent; keys 0600).

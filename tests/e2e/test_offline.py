@@ -240,3 +240,31 @@ async def test_pos_wallet_offline_pay_and_sync(stack, tmp_path: Path) -> None:
     synced = await asyncio.to_thread(_pos, stack, state, "sync")
     assert synced.returncode == 0, synced.stderr
     assert "1 sent, settled through 1 (1 accepted, 0 flagged, 0 repeated)" in synced.stdout
+
+
+async def test_demo_offline_step_against_the_stack(stack, tmp_path: Path) -> None:
+    """``make demo``'s offline step on the real processes: allowance, sale, sync settled."""
+    from terminals.demo import Shift, _home_account
+    from terminals.demo_plan import build_plan
+    from terminals.sdk import Terminal, terminal_credentials
+
+    run = Path(stack.run_dir)
+    if not (run / "offline-trust.json").exists():
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    plan = build_plan(stack.topology, terminal_id="T-0003")
+    creds = terminal_credentials(stack.certs_dir, "T-0003")
+    address = stack.address(stack.topology.switch.id)
+    async with Terminal(address, "T-0003", "M-FUEL", credentials=creds) as terminal:
+        await terminal.connect()
+        shift = Shift(terminal, plan, cards=None)  # type: ignore[arg-type]
+        shift.state_dir = tmp_path / "demo"
+        shift.offline_account = _home_account(stack.topology, plan.home.pan)
+        await shift.offline()
+    got = {r.step: (r.got, r.detail) for r in shift.rows}
+    assert [r.ok for r in shift.rows] == [True, True, True], got
+    assert got["offline sync"][0] == "settled"
