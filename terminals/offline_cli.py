@@ -1,6 +1,6 @@
 """``pos`` offline commands: a payer wallet (the device) and the offline sale.
 
-    pos wallet-grant NAME 100.00 EUR --issuer bank-a --account ACC-A-001 [--per-tx 50.00]
+    pos wallet-grant NAME 100.00 EUR --issuer bank-a --account A-1001 [--per-tx 50.00]
     pos offline-pay 12.50 EUR --wallet NAME        # no switch needed
     pos sync                                       # later, online (terminals.offline_sync)
 

@@ -8,7 +8,7 @@
     pos status TXID | pos status --key KEY
     pos echo
     pos batch close [--line EUR:visa:2:72.50:1:5.00:1 ...]
-    pos wallet-grant NAME 100.00 EUR --issuer bank-a --account ACC-A-001   # a payer wallet
+    pos wallet-grant NAME 100.00 EUR --issuer bank-a --account A-1001   # a payer wallet
     pos offline-pay 12.50 EUR --wallet NAME   # offline: no switch needed (terminals.offline_cli)
     pos sync [--journal FILE]          # offline journal up, offline trust and limits down
 

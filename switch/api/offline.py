@@ -43,6 +43,13 @@ class PermissionDenied(ApiError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+def _journal_key(terminal_id: str, journal_id: str) -> str:
+    """The upload mark's key: one count per journal of a terminal."""
+    if not journal_id or len(journal_id) > 64 or not journal_id.isalnum():
+        raise InvalidArgument("journal_id", "required: 1-64 letters and digits")
+    return f"{terminal_id}/{journal_id}"
+
+
 def _signed(body: bytes, sig: bytes, field: str) -> Signed:
     try:
         return Signed(bytes(body), bytes(sig))
@@ -119,7 +126,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         requests: AsyncIterator[offline_pb2.SyncOfflineRequest],
         context: grpc.aio.ServicerContext,
     ) -> offline_pb2.SyncOfflineResponse:
-        terminal = merchant = ""
+        terminal = merchant = journal = ""
         mark = accepted = flagged = repeated = 0
         async for req in requests:
             if not terminal:
@@ -128,9 +135,12 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 if not req.merchant_id:
                     raise InvalidArgument("merchant_id", "required")
                 terminal, merchant = req.terminal_id, req.merchant_id
+                journal = _journal_key(terminal, req.journal_id)
                 self._check_caller(context, terminal)
-                mark = await self.store.offline_upload_mark(terminal)
-            elif req.terminal_id != terminal or req.merchant_id != merchant:
+                mark = await self.store.offline_upload_mark(journal)
+            elif (req.terminal_id, req.merchant_id) != (terminal, merchant) or _journal_key(
+                terminal, req.journal_id
+            ) != journal:
                 raise InvalidArgument("terminal_id", "changed within one upload")
             if req.seq == 0:
                 raise InvalidArgument("seq", "must be > 0")
@@ -150,7 +160,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 repeated += 1
             else:
                 accepted += 1
-            mark = await self.store.advance_offline_upload_mark(terminal, req.seq)
+            mark = await self.store.advance_offline_upload_mark(journal, req.seq)
         return offline_pb2.SyncOfflineResponse(
             settled_through=mark,
             accepted=accepted,
@@ -167,7 +177,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 raise InvalidArgument("terminal_id", "required")
             self._check_caller(context, request.terminal_id)
             await self.refresh()
-            mark = await self.store.offline_upload_mark(request.terminal_id)
+            key = _journal_key(request.terminal_id, request.journal_id)
+            mark = await self.store.offline_upload_mark(key)
         except (ApiError, StoreError) as exc:
             await self._abort(context, exc)
             raise AssertionError("abort returned") from None

@@ -46,12 +46,12 @@ sys.stdin.read()
 """
 
 
-async def _grant(stub, signer: TokenSigner, name: str) -> Signed:
+async def _grant(stub, signer: TokenSigner, name: str, issuer: str = "bank-a") -> Signed:
     """The device asks its issuer for an allowance through the switch (online, before)."""
     answer = await stub.GrantOfflineAllowance(
         offline_pb2.GrantOfflineAllowanceRequest(
-            issuer="bank-a",
-            account_id="ACC-A-001",
+            issuer=issuer,
+            account_id={"bank-a": "A-1001", "bank-b": "B-2001"}[issuer],
             card_token=f"tok-e2e-{name}",
             device_public_key=await asyncio.to_thread(signer.public_key),
             currency="EUR",
@@ -221,7 +221,7 @@ async def test_pos_wallet_offline_pay_and_sync(stack, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     granted = await asyncio.to_thread(
         _pos, stack, state, "wallet-grant", "w1", "60.00", "EUR",
-        "--issuer", "bank-a", "--account", "ACC-A-001", "--per-tx", "30.00",
+        "--issuer", "bank-a", "--account", "A-1001", "--per-tx", "30.00",
     )  # fmt: skip
     assert granted.returncode == 0, granted.stderr
     assert "allowance al-" in granted.stdout
@@ -268,3 +268,52 @@ async def test_demo_offline_step_against_the_stack(stack, tmp_path: Path) -> Non
     got = {r.step: (r.got, r.detail) for r in shift.rows}
     assert [r.ok for r in shift.rows] == [True, True, True], got
     assert got["offline sync"][0] == "settled"
+
+
+def _offline_cli(run: Path, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+         str(run / "offline-trust.json"), *argv],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.stdout
+
+
+async def test_rotation_and_revocation_reach_terminals_at_sync(stack, tmp_path: Path) -> None:
+    """payswitch-offline rotate and revoke-device while the switch runs: the next sync brings
+    the new key (the previous one kept) and the revocation, and the terminal refuses the
+    revoked device's spend."""
+    from payswitch.offline.checks import device_id
+    from terminals.offline import OfflineDecline
+
+    run = Path(stack.run_dir)
+    await asyncio.to_thread(_offline_cli, run, "keys", "--topology", str(run / "topology.toml"))
+    ch = switch_channel(stack, "T-0001")
+    try:
+        stub = offline_pb2_grpc.OfflineServiceStub(ch)
+        t = OfflineTerminal(tmp_path / "t.db", "T-0001", "M-GROCER")
+        await sync(stub, t)
+        before = sorted(v for i, v in t.trust().keys if i == "bank-b")
+        await asyncio.to_thread(_offline_cli, run, "rotate", "bank-b")
+        await sync(stub, t)
+        after = sorted(v for i, v in t.trust().keys if i == "bank-b")
+        assert after == [before[-1], before[-1] + 1]  # the current and the previous version
+        signer = await asyncio.to_thread(
+            TokenSigner, HsmPool(party_config(UNIT)), f"device-rev-{os.urandom(3).hex()}"
+        )
+        allowance = await _grant(stub, signer, "rev", issuer="bank-b")
+        assert Allowance.parse(allowance.body).key_version == after[-1]
+        device = PayerDevice(tmp_path / "w.db", signer)
+        await asyncio.to_thread(device.load, allowance)
+        now = int(time.time())
+        first = await asyncio.to_thread(device.spend, 100, "EUR", "M-GROCER", "T-0001", now)
+        t.approve(allowance, first, now)
+        pub = await asyncio.to_thread(signer.public_key)
+        await asyncio.to_thread(_offline_cli, run, "revoke-device", pub.hex())
+        await sync(stub, t)
+        assert device_id(pub) in t.trust().revoked_devices
+        second = await asyncio.to_thread(device.spend, 100, "EUR", "M-GROCER", "T-0001", now)
+        with pytest.raises(OfflineDecline, match="device_revoked"):
+            t.approve(allowance, second, now)
+    finally:
+        await ch.close()
