@@ -73,6 +73,7 @@ vectors: $(STAMP)
 hsm: $(STAMP)
 	$(BIN)/payswitch-hsm init --topology $(TOPOLOGY)
 	$(BIN)/payswitch-hsm keys --topology $(TOPOLOGY)
+	$(BIN)/payswitch-offline --trust $(RUN_DIR)/offline-trust.json keys --topology $(TOPOLOGY)
 
 # mTLS: the terminal, admin and network CAs (their keys in $(RUN_DIR)/ca, given to no process) and
 # every certificate the topology needs, one folder per process (idempotent; keys 0600).
@@ -224,6 +225,7 @@ offline-campaign: $(STAMP)
 
 # Offline payments measured: approval at the terminal (with fsync) and the sync rate on SQLite
 # and on the dev Cassandra node (benchmarks/offline_bench.py; results in benchmarks/results/).
+OFFLINE_BENCH_CASSANDRA ?= cassandra://127.0.0.1:9042/offline_bench?replication=1
 .PHONY: bench-offline
 bench-offline: $(STAMP)
-	$(BIN)/python -m benchmarks.offline_bench --cassandra '$(basename $(CASSANDRA_URL))_offline_bench?replication=1'
+	$(BIN)/python -m benchmarks.offline_bench --cassandra '$(OFFLINE_BENCH_CASSANDRA)'

@@ -124,6 +124,20 @@ async def bench_sync(url: str, count: int, concurrency: int) -> dict[str, Any]:
     }
 
 
+def drop_keyspace(url: str) -> None:
+    """The benchmark's keyspace goes when it is done (the dev node is shared)."""
+    from cassandra.cluster import Cluster
+
+    from switch.store.cassandra.config import parse_url
+
+    cfg = parse_url(url)
+    cluster = Cluster(list(cfg.hosts), port=cfg.port)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {cfg.keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="offline approval latency and sync rate")
     p.add_argument("--approvals", type=int, default=2000)
@@ -142,9 +156,12 @@ def main(argv: list[str] | None = None) -> int:
             bench_sync(f"sqlite:///{work}/store.db", args.spends, args.concurrency)
         )
         if args.cassandra:
-            result["sync_cassandra"] = asyncio.run(
-                bench_sync(args.cassandra, args.spends, args.concurrency)
-            )
+            try:
+                result["sync_cassandra"] = asyncio.run(
+                    bench_sync(args.cassandra, args.spends, args.concurrency)
+                )
+            finally:
+                drop_keyspace(args.cassandra)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"offline_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -195,6 +195,11 @@ class IssuerCrypto:
             out[digest] = StipCard(c.status, self._pvvs.get(c.pan, b""), mine)
         return StipFile(self._id, now, out, atc_window)
 
+    @property
+    def pool(self) -> HsmPool:
+        """The issuer's HSM pool (its offline key signs allowances there too)."""
+        return self._pool
+
     async def mac(self, body: bytes) -> bytes:
         """The stand-in file MAC (one HSM job). Raises HsmError when the HSM fails."""
         return await self._pool.run(_mac_job, self._id, body)

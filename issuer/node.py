@@ -33,13 +33,22 @@ from issuer.bookkeeper import Bookkeeper
 from issuer.books_fx import Converted
 from issuer.books_settlement import IssuerRules
 from issuer.crypto import IssuerCrypto, Verdict
+from issuer.offline_books import OfflineBooks
+from issuer.offline_service import OfflineIssuer
 from issuer.stip_publisher import StipPublisher
 from network.hop import Hop
 from payswitch import fx
 from payswitch.atc import AtcUse
 from payswitch.logs import get as get_logger
 from payswitch.money import is_currency
-from payswitch.v1 import common_pb2, network_pb2, network_pb2_grpc, settlement_pb2_grpc
+from payswitch.v1 import (
+    common_pb2,
+    network_pb2,
+    network_pb2_grpc,
+    offline_pb2,
+    offline_pb2_grpc,
+    settlement_pb2_grpc,
+)
 from payswitch.world.topology import IssuerConfig, Topology
 
 SYSTEM_MALFUNCTION = common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
@@ -305,6 +314,7 @@ class IssuerNode:
     service_names: tuple[str, ...] = (
         network_pb2.DESCRIPTOR.services_by_name["IssuerService"].full_name,
         back_office.ISSUER_SERVICE.full_name,
+        offline_pb2.DESCRIPTOR.services_by_name["IssuerOfflineService"].full_name,
     )
 
     def __init__(
@@ -314,6 +324,7 @@ class IssuerNode:
         hop: Hop,
         crypto: IssuerCrypto,
         publisher: StipPublisher | None = None,
+        offline: OfflineIssuer | None = None,
     ) -> None:
         self.node_id = config.id
         self.publisher = publisher
@@ -322,15 +333,20 @@ class IssuerNode:
         self.books = books
         self.servicer = IssuerServicer(config, books, hop, crypto)
         self.settlement = back_office.IssuerSettlementServicer(config.id, books)
+        self.offline = offline
 
     def add_to(self, server: grpc.aio.Server) -> None:
         network_pb2_grpc.add_IssuerServiceServicer_to_server(self.servicer, server)
         settlement_pb2_grpc.add_IssuerSettlementServiceServicer_to_server(self.settlement, server)
+        if self.offline is not None:
+            offline_pb2_grpc.add_IssuerOfflineServiceServicer_to_server(self.offline, server)
 
     async def close(self) -> None:
         if self.publisher is not None:
             await self.publisher.close()
         await self.books.close()
+        if self.offline is not None:
+            self.offline.close()
 
 
 async def create(
@@ -356,4 +372,8 @@ async def create(
     publisher.start()
     # The issuer has no margin: it answers rather than forwards.
     hop = Hop(node_id, 0, config.latency, config.faults, seed)
-    return IssuerNode(config, books, hop, crypto, publisher)
+    # Offline payments: allowances signed with its offline key, holds in its offline books.
+    offline_books = await asyncio.to_thread(OfflineBooks, Path(books_dir) / f"{node_id}.offline.db")
+    accounts = {a.id: a.currency for a in config.accounts}
+    offline = OfflineIssuer(node_id, crypto.pool, offline_books, accounts)
+    return IssuerNode(config, books, hop, crypto, publisher, offline)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +38,7 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         issuer_id: str,
         pool: Any,
         books: OfflineBooks,
+        accounts: Mapping[str, str],
         *,
         ttl_s: int = 86_400,
         max_cap: int = 50_000,
@@ -46,11 +47,16 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         self.issuer_id = issuer_id
         self.pool = pool
         self.books = books
+        self.accounts = dict(accounts)  # account id -> its currency
         self.ttl_s = ttl_s
         self.max_cap = max_cap
         self.clock = clock
         self.revoked: set[int] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"offline-{issuer_id}")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.books.close()
 
     async def _books(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -66,8 +72,10 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         g = request.grant
         if g.issuer != self.issuer_id:
             await self._invalid(context, "issuer", "not this issuer")
-        if not is_currency(g.currency):
-            await self._invalid(context, "currency", "must be an ISO 4217 code")
+        if g.account_id not in self.accounts:
+            await self._invalid(context, "account_id", "no such account at this issuer")
+        if not is_currency(g.currency) or self.accounts.get(g.account_id) != g.currency:
+            await self._invalid(context, "currency", "must be the account's ISO 4217 currency")
         if not 0 < g.cumulative_cap <= min(self.max_cap, MAX_MINOR_UNITS):
             await self._invalid(context, "cumulative_cap", f"must be in 1..{self.max_cap}")
         if not 0 < g.per_tx_cap <= g.cumulative_cap:

@@ -37,6 +37,7 @@ CALLERS: dict[str, frozenset[str]] = {
     f"{_V1}AcquirerSettlementService/Settle": frozenset({"switch"}),
     f"{_V1}IssuerSettlementService/Present": frozenset({"acquirer"}),
     f"{_V1}IssuerSettlementService/ExpireHolds": frozenset({"switch"}),
+    f"{_V1}IssuerOfflineService/": frozenset({"switch"}),  # offline payments (issue 13)
     f"{_V1}NodeControlService/": frozenset({"operator"}),
     "/grpc.health.v1.Health/": _ANY,
     "/grpc.reflection.v1alpha.ServerReflection/": _ANY,

@@ -36,7 +36,7 @@ from payswitch import cards, money
 from payswitch.settlement.fees import fee_for
 from payswitch.v1 import terminal_pb2
 from payswitch.world.settlement import FeeConfig
-from payswitch.world.topology import TopologyError, load
+from payswitch.world.topology import Topology, TopologyError, load
 from terminals.batch import BatchTotals, format_close
 from terminals.chip import CardChips, simulated_reader
 from terminals.demo_plan import CardCase, Plan, PlanError, build_plan
@@ -96,6 +96,9 @@ class Shift:
         self.fees = fees
         self.settlement: dict[str, dict[str, int]] = {}  # currency -> gross, fees, net
         self.close_text = ""
+        # The offline step: (issuer, account, currency) of the home card, where state lives.
+        self.offline_account: tuple[str, str, str] | None = None
+        self.state_dir = default_state_dir()
 
     def _add(
         self,
@@ -182,6 +185,74 @@ class Shift:
         await self.lifecycle()
         await self.idempotency()
         await self.batch()
+        await self.offline()
+
+    async def offline(self) -> None:
+        """An offline sale and its settlement (README "Offline payments"): a wallet granted an
+        allowance by the home card's issuer through the switch, a sale taken with no switch,
+        then pos sync. Skipped (one row saying why) when the switch has no offline trust."""
+        import grpc
+
+        from terminals import offline_cli
+        from terminals.offline import OfflineTerminal
+        from terminals.offline_sync import sync
+
+        steps = ("offline: wallet allowance", "offline sale (no switch)", "offline sync")
+        where = self.offline_account
+        stub = self.t.offline_stub()
+        journal_path = offline_cli.journal_path(self.state_dir, self.t.terminal_id)
+        try:
+            await asyncio.to_thread(self.state_dir.mkdir, parents=True, exist_ok=True)
+            journal = await asyncio.to_thread(
+                OfflineTerminal, journal_path, self.t.terminal_id, self.t.merchant_id
+            )
+            try:
+                await sync(stub, journal)
+                has_keys = bool((await asyncio.to_thread(journal.trust)).keys)
+            finally:
+                await asyncio.to_thread(journal.close)
+        except grpc.aio.AioRpcError as exc:
+            has_keys, where = False, None
+            why = exc.code().name
+        else:
+            why = "no offline keys: run payswitch-offline keys (make hsm does)"
+        if not has_keys or where is None:
+            for step in steps:
+                self._add(step, "", None, "skipped", "skipped", why)
+            return
+        issuer, account, currency = where
+        cap = money.Amount(money.parse_major("60", currency), currency)
+        sale = money.Amount(cap.minor_units * 5 // 24, currency)  # 12.50 of 60.00
+        try:
+            line = await offline_cli.wallet_grant(
+                stub, self.state_dir, "demo", cap, money.Amount(cap.minor_units // 2, currency),
+                issuer=issuer, account=account,
+            )  # fmt: skip
+        except grpc.aio.AioRpcError as exc:
+            self._add(steps[0], "", cap, "OK", exc.code().name, exc.details() or "")
+            return
+        self._add(steps[0], "wallet demo", cap, "OK", "OK", line.split(": ", 1)[1][:60])
+        said = await asyncio.to_thread(
+            offline_cli.offline_pay,
+            self.state_dir, self.t.terminal_id, self.t.merchant_id, "demo", sale,
+        )  # fmt: skip
+        got = "APPROVED" if said.startswith("APPROVED OFFLINE") else "DECLINED"
+        self._add(steps[1], "wallet demo", sale, "APPROVED", got, said[:60])
+        journal = await asyncio.to_thread(
+            OfflineTerminal, journal_path, self.t.terminal_id, self.t.merchant_id
+        )
+        try:
+            done = await sync(stub, journal)
+        except grpc.aio.AioRpcError as exc:
+            self._add(steps[2], "", None, "settled", exc.code().name, exc.details() or "")
+            return
+        finally:
+            await asyncio.to_thread(journal.close)
+        ok = "settled" if done.flagged == 0 and done.accepted >= 1 else "flagged"
+        self._add(
+            steps[2], "", None, "settled", ok,
+            f"{done.accepted} accepted, {done.flagged} flagged, through #{done.settled_through}",
+        )  # fmt: skip
 
     async def batch(self) -> None:
         """Flush the open batch, sell in every currency, close in balance (0500/0510)."""
@@ -486,6 +557,8 @@ async def run(
         credentials=creds,
     ) as terminal:
         shift = Shift(terminal, plan, cards, topology.fees)
+        shift.state_dir = args.state_dir or default_state_dir()
+        shift.offline_account = _home_account(topology, plan.home.pan)
         try:
             await terminal.start()  # key injection before the first sale
             await shift.run()
@@ -497,6 +570,16 @@ async def run(
     if len(shift.rows) == 1 and not shift.rows[0].ok:
         return 2  # the switch never answered the sign-on
     return 0 if all(r.ok for r in shift.rows) else 1
+
+
+def _home_account(topology: Topology, pan: str) -> tuple[str, str, str] | None:
+    """(issuer, account, currency) of the home card, for the offline step."""
+    for issuer in topology.issuers:
+        for card in issuer.cards:
+            if card.pan == pan:
+                currency = {a.id: a.currency for a in issuer.accounts}.get(card.account)
+                return (issuer.id, card.account, currency) if currency else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

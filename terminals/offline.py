@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS journal_card ON journal (card_token, seq)",
     """CREATE TABLE IF NOT EXISTS state (
         one INTEGER PRIMARY KEY CHECK (one = 1), synced_through INTEGER NOT NULL,
-        trust TEXT NOT NULL, limits TEXT NOT NULL)""",
+        trust TEXT NOT NULL, limits TEXT NOT NULL, journal_id TEXT NOT NULL)""",
 )
 
 
@@ -104,8 +105,8 @@ class OfflineTerminal:
             self._conn.execute(statement)
         with transaction(self._conn):
             self._conn.execute(
-                "INSERT OR IGNORE INTO state VALUES (1, 0, ?, ?)",
-                (trust_to_json(Trust()), json.dumps(_limits(Limits()))),
+                "INSERT OR IGNORE INTO state VALUES (1, 0, ?, ?, ?)",
+                (trust_to_json(Trust()), json.dumps(_limits(Limits())), uuid.uuid4().hex),
             )
 
     def close(self) -> None:
@@ -167,6 +168,10 @@ class OfflineTerminal:
         return Approval(seq, a.allowance_id, s.counter, s.amount, s.currency)
 
     # --- the upload -----------------------------------------------------------------------
+    def journal_id(self) -> str:
+        """This journal's own id: the switch counts ``seq`` per (terminal, journal)."""
+        return str(self._conn.execute("SELECT journal_id FROM state").fetchone()[0])
+
     def synced_through(self) -> int:
         return int(self._conn.execute("SELECT synced_through FROM state").fetchone()[0])
 

@@ -27,8 +27,9 @@ class SyncResult:
     repeated: int
 
 
-def _request(t: OfflineTerminal, e: Entry) -> offline_pb2.SyncOfflineRequest:
+def _request(t: OfflineTerminal, journal_id: str, e: Entry) -> offline_pb2.SyncOfflineRequest:
     return offline_pb2.SyncOfflineRequest(
+        journal_id=journal_id,
         terminal_id=t.terminal_id,
         merchant_id=t.merchant_id,
         seq=e.seq,
@@ -42,8 +43,9 @@ def _request(t: OfflineTerminal, e: Entry) -> offline_pb2.SyncOfflineRequest:
 
 async def refresh(stub: offline_pb2_grpc.OfflineServiceStub, t: OfflineTerminal) -> int:
     """Trust and limits only (a terminal coming up); returns the switch's resume point."""
+    journal_id = await asyncio.to_thread(t.journal_id)
     status = await stub.GetOfflineStatus(
-        offline_pb2.GetOfflineStatusRequest(terminal_id=t.terminal_id)
+        offline_pb2.GetOfflineStatusRequest(terminal_id=t.terminal_id, journal_id=journal_id)
     )
     trust, limits = trust_from_proto(status.trust)
     await asyncio.to_thread(t.install, trust, limits)
@@ -64,9 +66,11 @@ async def sync(
     entries = await asyncio.to_thread(t.pending, mark)
     todo = entries if stop_after is None else entries[:stop_after]
 
+    journal_id = await asyncio.to_thread(t.journal_id)
+
     async def stream() -> AsyncIterator[offline_pb2.SyncOfflineRequest]:
         for e in todo:
-            yield _request(t, e)
+            yield _request(t, journal_id, e)
 
     answer = await stub.SyncOffline(stream(), timeout=timeout)
     await asyncio.to_thread(t.mark_synced, answer.settled_through)

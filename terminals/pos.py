@@ -8,6 +8,8 @@
     pos status TXID | pos status --key KEY
     pos echo
     pos batch close [--line EUR:visa:2:72.50:1:5.00:1 ...]
+    pos wallet-grant NAME 100.00 EUR --issuer bank-a --account A-1001   # a payer wallet
+    pos offline-pay 12.50 EUR --wallet NAME   # offline: no switch needed (terminals.offline_cli)
     pos sync [--journal FILE]          # offline journal up, offline trust and limits down
 
 Amounts are major units parsed exactly (``12.5`` EUR is 1250 cents, ``1000`` JPY is 1000 yen;
@@ -312,6 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
     echo = cmd("echo", "check that the switch answers")
     echo.add_argument("message", nargs="?", default="ping")
 
+    wg = cmd("wallet-grant", "a payer wallet gets an offline allowance from its issuer")
+    wg.add_argument("wallet")
+    wg.add_argument("amount", help="the allowance (cumulative cap), major units")
+    wg.add_argument("currency")
+    wg.add_argument("--issuer", required=True)
+    wg.add_argument("--account", required=True, help="the issuer's account id")
+    wg.add_argument("--per-tx", help="largest single spend, major units (default: the amount)")
+
+    op = cmd("offline-pay", "take a sale offline from a wallet (no switch needed)")
+    op.add_argument("amount")
+    op.add_argument("currency")
+    op.add_argument("--wallet", required=True)
+
     sync = cmd("sync", "upload the offline journal and take fresh offline trust and limits")
     sync.add_argument("--journal", type=Path, help="default: <state dir>/<terminal>.offline.db")
 
@@ -441,6 +456,21 @@ async def _pay(
     return prepared
 
 
+async def _offline_pay(args: argparse.Namespace, state_dir: Path, out: TextIO, err: TextIO) -> int:
+    from terminals.offline_cli import OfflineUsage, offline_pay
+
+    try:
+        amount = parse_amount(args.amount, args.currency)
+        line = await asyncio.to_thread(
+            offline_pay, state_dir, args.terminal, args.merchant, args.wallet, amount
+        )
+    except (UsageError, OfflineUsage) as exc:
+        print(f"pos: error: {exc}", file=err)
+        return EXIT_USAGE
+    print(line, file=out)
+    return EXIT_OK
+
+
 def offline_journal_path(state_dir: Path, terminal_id: str) -> Path:
     return state_dir / f"terminal-{terminal_id}.offline.db"
 
@@ -485,6 +515,21 @@ async def _execute(
         return
     if c == "sync":
         print(await _sync(args, terminal), file=out)
+        return
+    if c == "wallet-grant":
+        from terminals.offline_cli import wallet_grant
+
+        cap = parse_amount(args.amount, args.currency)
+        per_tx = parse_amount(args.per_tx, args.currency) if args.per_tx else cap
+        state_dir = args.state_dir or default_state_dir()
+        try:
+            line = await wallet_grant(
+                terminal.offline_stub(), state_dir, args.wallet, cap, per_tx,
+                issuer=args.issuer, account=args.account,
+            )  # fmt: skip
+        except grpc.aio.AioRpcError as exc:
+            raise UsageError(f"grant refused: {exc.code().name}: {exc.details()}") from None
+        print(line, file=out)
         return
     if c == "batch":
         try:
@@ -573,6 +618,8 @@ async def run(
         print("pos: error: --deadline must be positive and --attempts at least 1", file=err)
         return EXIT_USAGE
     state_dir = args.state_dir or default_state_dir()
+    if args.command == "offline-pay":  # the offline sale needs no switch at all
+        return await _offline_pay(args, state_dir, out, err)
     certs, source = choose_certs(args.certs_dir, args.plaintext, args.terminal)
     try:
         creds = terminal_credentials(certs, args.terminal) if certs else None

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SyncOfflineRequest(_message.Message):
-    __slots__ = ("terminal_id", "merchant_id", "seq", "allowance", "allowance_signature", "spend", "spend_signature", "trust_version")
+    __slots__ = ("terminal_id", "merchant_id", "seq", "allowance", "allowance_signature", "spend", "spend_signature", "trust_version", "journal_id")
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class SyncOfflineRequest(_message.Message):
     SPEND_FIELD_NUMBER: _ClassVar[int]
     SPEND_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     TRUST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ID_FIELD_NUMBER: _ClassVar[int]
     terminal_id: str
     merchant_id: str
     seq: int
@@ -24,7 +25,8 @@ class SyncOfflineRequest(_message.Message):
     spend: bytes
     spend_signature: bytes
     trust_version: int
-    def __init__(self, terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., seq: _Optional[int] = ..., allowance: _Optional[bytes] = ..., allowance_signature: _Optional[bytes] = ..., spend: _Optional[bytes] = ..., spend_signature: _Optional[bytes] = ..., trust_version: _Optional[int] = ...) -> None: ...
+    journal_id: str
+    def __init__(self, terminal_id: _Optional[str] = ..., merchant_id: _Optional[str] = ..., seq: _Optional[int] = ..., allowance: _Optional[bytes] = ..., allowance_signature: _Optional[bytes] = ..., spend: _Optional[bytes] = ..., spend_signature: _Optional[bytes] = ..., trust_version: _Optional[int] = ..., journal_id: _Optional[str] = ...) -> None: ...
 
 class SyncOfflineResponse(_message.Message):
     __slots__ = ("settled_through", "accepted", "flagged", "repeated", "trust")
@@ -75,10 +77,12 @@ class OfflineTrust(_message.Message):
     def __init__(self, version: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[OfflineIssuerKey, _Mapping]]] = ..., revoked_keys: _Optional[_Iterable[_Union[OfflineIssuerKey, _Mapping]]] = ..., revoked_devices: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[OfflineLimits, _Mapping]] = ...) -> None: ...
 
 class GetOfflineStatusRequest(_message.Message):
-    __slots__ = ("terminal_id",)
+    __slots__ = ("terminal_id", "journal_id")
     TERMINAL_ID_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_ID_FIELD_NUMBER: _ClassVar[int]
     terminal_id: str
-    def __init__(self, terminal_id: _Optional[str] = ...) -> None: ...
+    journal_id: str
+    def __init__(self, terminal_id: _Optional[str] = ..., journal_id: _Optional[str] = ...) -> None: ...
 
 class GetOfflineStatusResponse(_message.Message):
     __slots__ = ("settled_through", "trust")

@@ -23,6 +23,8 @@ from payswitch.offline.formats import FormatError, Signed
 from payswitch.offline.trustbook import TrustBook
 from payswitch.offline.wire import Limits, trust_to_proto
 from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from payswitch.world.topology import Topology
+from switch.backoffice.offline.issuers import IssuerLink, IssuerUnavailable, UnknownIssuer
 from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
 from switch.domain.errors import StoreError
 from switch.store.base import Store
@@ -39,6 +41,13 @@ TRUST_FILE = "offline-trust.json"
 
 class PermissionDenied(ApiError):
     code = grpc.StatusCode.PERMISSION_DENIED
+
+
+def _journal_key(terminal_id: str, journal_id: str) -> str:
+    """The upload mark's key: one count per journal of a terminal."""
+    if not journal_id or len(journal_id) > 64 or not journal_id.isalnum():
+        raise InvalidArgument("journal_id", "required: 1-64 letters and digits")
+    return f"{terminal_id}/{journal_id}"
 
 
 def _signed(body: bytes, sig: bytes, field: str) -> Signed:
@@ -74,6 +83,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
             return
 
         def read() -> TrustBook | None:
+            if not path.exists():  # no trust yet: every spend fails its key check (closed)
+                return None
             mtime = path.stat().st_mtime
             if mtime == self._trust_mtime:
                 return None
@@ -94,6 +105,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
     async def _abort(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
         if isinstance(exc, ApiError):
             await context.abort_with_status(exc.to_status())
+        if isinstance(exc, IssuerUnavailable):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "issuer unavailable: sync again")
         await context.abort(grpc.StatusCode.UNAVAILABLE, "state store unavailable")
 
     async def SyncOffline(
@@ -104,7 +117,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         try:
             await self.refresh()
             return await self._sync(request_iterator, context)
-        except (ApiError, StoreError) as exc:
+        except (ApiError, StoreError, IssuerUnavailable) as exc:
             await self._abort(context, exc)
             raise AssertionError("abort returned") from None
 
@@ -113,7 +126,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         requests: AsyncIterator[offline_pb2.SyncOfflineRequest],
         context: grpc.aio.ServicerContext,
     ) -> offline_pb2.SyncOfflineResponse:
-        terminal = merchant = ""
+        terminal = merchant = journal = ""
         mark = accepted = flagged = repeated = 0
         async for req in requests:
             if not terminal:
@@ -122,9 +135,12 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 if not req.merchant_id:
                     raise InvalidArgument("merchant_id", "required")
                 terminal, merchant = req.terminal_id, req.merchant_id
+                journal = _journal_key(terminal, req.journal_id)
                 self._check_caller(context, terminal)
-                mark = await self.store.offline_upload_mark(terminal)
-            elif req.terminal_id != terminal or req.merchant_id != merchant:
+                mark = await self.store.offline_upload_mark(journal)
+            elif (req.terminal_id, req.merchant_id) != (terminal, merchant) or _journal_key(
+                terminal, req.journal_id
+            ) != journal:
                 raise InvalidArgument("terminal_id", "changed within one upload")
             if req.seq == 0:
                 raise InvalidArgument("seq", "must be > 0")
@@ -144,7 +160,7 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 repeated += 1
             else:
                 accepted += 1
-            mark = await self.store.advance_offline_upload_mark(terminal, req.seq)
+            mark = await self.store.advance_offline_upload_mark(journal, req.seq)
         return offline_pb2.SyncOfflineResponse(
             settled_through=mark,
             accepted=accepted,
@@ -161,7 +177,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 raise InvalidArgument("terminal_id", "required")
             self._check_caller(context, request.terminal_id)
             await self.refresh()
-            mark = await self.store.offline_upload_mark(request.terminal_id)
+            key = _journal_key(request.terminal_id, request.journal_id)
+            mark = await self.store.offline_upload_mark(key)
         except (ApiError, StoreError) as exc:
             await self._abort(context, exc)
             raise AssertionError("abort returned") from None
@@ -184,12 +201,21 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
             await context.abort_with_status(
                 InvalidArgument("device_public_key", "must be 65 bytes").to_status()
             )
-        return await self.grant(request)
+        try:
+            return await self.grant(request)
+        except UnknownIssuer:
+            await context.abort_with_status(
+                InvalidArgument("issuer", "not an issuer of this network").to_status()
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.details() or "")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "issuer unavailable")
+        raise AssertionError("abort returned")
 
 
 async def _record_only(p: Payment) -> None:
-    """Until offline advices ride the store-and-forward queue to the issuer, an accepted spend
-    is the claim in the store and this log line (no card data: the token and allowance)."""
+    """An accepted spend's log line (no card data: the allowance, counter and amount)."""
     _log.info(
         "offline_spend_accepted",
         allowance_id=p.allowance_id,
@@ -202,11 +228,27 @@ async def _record_only(p: Payment) -> None:
     )
 
 
-def build(store: Store, run_dir: Path, *, tls_on: bool) -> OfflineApi | None:
-    """The OfflineService when ``<run_dir>/offline-trust.json`` exists (``payswitch-offline
-    keys`` makes it), else None: a switch without offline trust takes no offline uploads."""
+def build(
+    store: Store,
+    run_dir: Path,
+    *,
+    tls_on: bool,
+    topology: Topology | None = None,
+    network_credentials: grpc.ChannelCredentials | None = None,
+) -> OfflineApi:
+    """The OfflineService over the trust file ``<run_dir>/offline-trust.json``
+    (``payswitch-offline keys`` makes it; read again whenever it changes). Until it exists the
+    trust is empty: terminals get no keys, so take no offline sale, and any upload fails its
+    key check (a merchant case, nothing paid)."""
     path = run_dir / TRUST_FILE
-    if not path.exists():
-        return None
-    settlement = OfflineSettlement(store, TrustBook(), _record_only)
-    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
+    if topology is None:  # no network to post to: record only (tests of the API alone)
+        settlement = OfflineSettlement(store, TrustBook(), _record_only)
+        return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
+    link = IssuerLink(topology, network_credentials)
+
+    async def pay(p: Payment) -> None:
+        await link.pay(p)
+        await _record_only(p)
+
+    settlement = OfflineSettlement(store, TrustBook(), pay)
+    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path, grant=link.grant)

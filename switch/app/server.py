@@ -180,13 +180,16 @@ class Switch:
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
-        # Offline payments (issue 13): served when the trust file exists.
+        # Offline payments (issue 13), trust from <run dir>/offline-trust.json.
         offline = offline_api.build(
-            self.services.store, Path(self.topology.standin.files_dir).parent, tls_on=self.tls
+            self.services.store,
+            Path(self.topology.standin.files_dir).parent,
+            tls_on=self.tls,
+            topology=self.topology,
+            network_credentials=self.network_credentials,
         )
-        if offline is not None:
-            offline_pb2_grpc.add_OfflineServiceServicer_to_server(offline, server)
-            names += (offline_pb2.DESCRIPTOR.services_by_name["OfflineService"].full_name,)
+        offline_pb2_grpc.add_OfflineServiceServicer_to_server(offline, server)
+        names += (offline_pb2.DESCRIPTOR.services_by_name["OfflineService"].full_name,)
         reflection.enable_server_reflection(names, server)
         if self.tls:
             creds = tls.terminal_server_credentials(self.certs_dir)

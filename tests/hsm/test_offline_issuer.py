@@ -25,7 +25,7 @@ from terminals.offline_sync import sync
 
 async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
     books = OfflineBooks(tmp_path / "issuer-offline.db")
-    issuer = OfflineIssuer("bank-offline", hsm_pool, books)
+    issuer = OfflineIssuer("bank-offline", hsm_pool, books, {"acct-1": "EUR"})
     server = grpc.aio.server()
     offline_pb2_grpc.add_IssuerOfflineServiceServicer_to_server(issuer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -59,6 +59,15 @@ async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
         except grpc.aio.AioRpcError as exc:
             assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
             assert "per_tx_cap" in (exc.details() or "")
+
+        bad.per_tx_cap = 2_000
+        bad.account_id = "acct-nobody"
+        try:
+            await istub.IssueOfflineAllowance(offline_pb2.IssueOfflineAllowanceRequest(grant=bad))
+            raise AssertionError("granted an allowance on an account the issuer does not hold")
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "account_id" in (exc.details() or "")
 
         device = PayerDevice(tmp_path / "wallet.db", signer)
         device.load(signed)

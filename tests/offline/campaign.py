@@ -333,6 +333,20 @@ async def campaign(seeds: range, store: str, root: Path) -> list[SeedResult]:
     return results
 
 
+def _drop_keyspace(url: str) -> None:
+    """The campaign's keyspace goes when it is done (the dev node is shared)."""
+    from cassandra.cluster import Cluster
+
+    from switch.store.cassandra.config import parse_url
+
+    cfg = parse_url(url)
+    cluster = Cluster(list(cfg.hosts), port=cfg.port)
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {cfg.keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=200)
@@ -345,9 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(
             campaign(range(args.first, args.first + args.seeds), args.store, Path(tmp))
         )
+    if args.store.startswith("cassandra://"):
+        _drop_keyspace(args.store)
     summary = {
         "seeds": len(results),
-        "store": args.store.split("?")[0].split("/")[0],
+        "store": args.store.split(":")[0],
         "dishonest_acts": sum(r.dishonest for r in results),
         "caught": sum(r.caught for r in results),
         "honest_spends": sum(r.honest for r in results),

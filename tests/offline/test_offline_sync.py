@@ -114,7 +114,9 @@ async def test_sync_answer_carries_revocations_and_bad_input_is_named(world: dic
     assert device_id(d.signer.public_key()) in t.trust().revoked_devices
 
     async def bad() -> AsyncIterator[offline_pb2.SyncOfflineRequest]:
-        yield offline_pb2.SyncOfflineRequest(terminal_id="T9", merchant_id="M1", seq=0)
+        yield offline_pb2.SyncOfflineRequest(
+            terminal_id="T9", merchant_id="M1", seq=0, journal_id="j1"
+        )
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.SyncOffline(bad())
@@ -140,3 +142,19 @@ async def test_pos_sync_command(world: dict) -> None:
     assert code == 0, err.getvalue()
     assert "1 sent, settled through 1 (1 accepted, 0 flagged, 0 repeated)" in out.getvalue()
     assert len(world["paid"]) == 1
+
+
+async def test_a_replaced_journal_is_counted_afresh(world: dict) -> None:
+    """A terminal whose journal was replaced (new file, seq from 1 again) is not taken as
+    resending: the switch counts per (terminal, journal)."""
+    stub, tmp, issuer = world["stub"], world["tmp"], world["issuer"]
+    d = kit.device(tmp, issuer, name="replaced")
+    old = OfflineTerminal(tmp / "old.db", "T7", "M1")
+    await sync(stub, old)
+    old.approve(d.allowance(), d.spend(100, "EUR", "M1", "T7", kit.NOW), kit.NOW)
+    assert (await sync(stub, old)).accepted == 1
+    new = OfflineTerminal(tmp / "new.db", "T7", "M1")
+    await sync(stub, new)
+    new.approve(d.allowance(), d.spend(200, "EUR", "M1", "T7", kit.NOW), kit.NOW)
+    done = await sync(stub, new)
+    assert (done.sent, done.accepted, done.settled_through) == (1, 1, 1)

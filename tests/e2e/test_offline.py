@@ -1,0 +1,319 @@
+"""Offline payments end to end, on real processes and both stores (the session stack): the
+issuers' offline keys made in their tokens and published (``payswitch-offline keys``); the
+real switch process answers syncs with that trust over mTLS; terminals go offline and take
+payments from several cards whose keys sit in a token; one card is cloned and spent at two
+terminals; a terminal is killed with ``kill -9`` right after an approval; a tampered journal
+entry and a forged spend are uploaded; an upload is cut halfway and resumed. After the syncs:
+every honest payment accepted once, every double spend and tampering a case with evidence."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hsm.pool import HsmPool
+from hsm.testing import UNIT, party_config
+from issuer.offline_books import OfflineBooks
+from payswitch.offline import ecdsa
+from payswitch.offline.formats import Allowance, Signed, Spend
+from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from switch.store import open_store
+from terminals.offline import OfflineTerminal
+from terminals.offline_device import PayerDevice, TokenSigner
+from terminals.offline_sync import sync
+
+from .clients import switch_channel
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+_CHILD = r"""
+import sys
+from terminals.offline import OfflineTerminal
+from payswitch.offline.formats import Signed
+t = OfflineTerminal(sys.argv[1], sys.argv[2], "M-GROCER")
+a = Signed(bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4]))
+s = Signed(bytes.fromhex(sys.argv[5]), bytes.fromhex(sys.argv[6]))
+print("approved", t.approve(a, s, float(sys.argv[7])).seq, flush=True)
+sys.stdin.read()
+"""
+
+
+async def _grant(stub, signer: TokenSigner, name: str, issuer: str = "bank-a") -> Signed:
+    """The device asks its issuer for an allowance through the switch (online, before)."""
+    answer = await stub.GrantOfflineAllowance(
+        offline_pb2.GrantOfflineAllowanceRequest(
+            issuer=issuer,
+            account_id={"bank-a": "A-1001", "bank-b": "B-2001"}[issuer],
+            card_token=f"tok-e2e-{name}",
+            device_public_key=await asyncio.to_thread(signer.public_key),
+            currency="EUR",
+            cumulative_cap=12_000,
+            per_tx_cap=5_000,
+            count_cap=8,
+        )
+    )
+    return Signed(answer.allowance, answer.allowance_signature)
+
+
+def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed]]) -> dict:
+    """Everything that happens with no switch: runs in a worker thread (blocking SQLite and
+    PKCS#11)."""
+    t1 = OfflineTerminal(run / "t1.db", "T-0001", "M-GROCER")
+    t2 = OfflineTerminal(run / "t2.db", "T-0002", "M-GROCER")
+    devices = []
+    for i, (signer, allowance) in enumerate(wallets):
+        d = PayerDevice(run / f"wallet{i}.db", signer)
+        d.load(allowance)
+        devices.append(d)
+    for n in range(6):
+        d, t = devices[n % 3], (t1, t2)[n % 2]
+        s = d.spend(300 + n, "EUR", "M-GROCER", t.terminal_id, now)
+        t.approve(d.allowance(), s, now)
+    # The clone: wallet and key copied, the same counter spent at both terminals.
+    victim = devices[0]
+    victim._conn.execute("PRAGMA wal_checkpoint(FULL)")
+    (run / "clone.db").write_bytes((run / "wallet0.db").read_bytes())
+    clone = PayerDevice(run / "clone.db", victim.signer)
+    s_orig = victim.spend(700, "EUR", "M-GROCER", "T-0001", now)
+    s_clone = clone.spend(650, "EUR", "M-GROCER", "T-0002", now)
+    t1.approve(victim.allowance(), s_orig, now)
+    t2.approve(clone.allowance(), s_clone, now)
+    for n in range(6):
+        if n % 3:
+            pass
+    # kill -9 right after an approval (terminal T-0001, its journal in another process).
+    d = devices[1]
+    s_kill = d.spend(450, "EUR", "M-GROCER", "T-0001", now)
+    t1.close()
+    a = d.allowance()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(run / "t1.db"), "T-0001", a.body.hex(),
+         a.signature.hex(), s_kill.body.hex(), s_kill.signature.hex(), str(now)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().startswith("approved")
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    # A tampered entry (T-0002) and a forged spend (T-0001).
+    d2 = devices[2]
+    s_t = d2.spend(500, "EUR", "M-GROCER", "T-0002", now)
+    t2.approve(d2.allowance(), s_t, now)
+    t2._conn.execute("UPDATE journal SET spend = ? WHERE counter = ? AND allowance_id = ?",
+                     (s_t.body.replace(b"|500|", b"|5000|"), Spend.parse(s_t.body).counter,
+                      Spend.parse(s_t.body).allowance_id))  # fmt: skip
+    a2 = Allowance.parse(d2.allowance().body)
+    forged = Spend(a2.allowance_id, 7, 900, "EUR", "M-GROCER", "T-0001", now, bytes(32))
+    t1b = OfflineTerminal(run / "t1.db", "T-0001", "M-GROCER")
+    t1b._conn.execute(
+        "INSERT INTO journal (allowance, allowance_sig, spend, spend_sig, allowance_id, counter, "
+        "card_token, amount, currency, trust_version, approved_at) "
+        "VALUES (?, ?, ?, ?, ?, 7, 'tok-card2', 900, 'EUR', 1, ?)",
+        (d2.allowance().body, d2.allowance().signature, forged.canonical(),
+         ecdsa.SoftwareKey().sign_digest(forged.digest()), a2.allowance_id, now),
+    )  # fmt: skip
+    return {
+        "t1": t1b,
+        "t2": t2,
+        "kill_allowance": Spend.parse(s_kill.body).allowance_id,
+        "clone_allowance": Allowance.parse(victim.allowance().body).allowance_id,
+    }
+
+
+async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
+    run = Path(stack.run_dir)
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+         str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    ch1 = switch_channel(stack, "T-0001")
+    ch2 = switch_channel(stack, "T-0002")
+    try:
+        stub1 = offline_pb2_grpc.OfflineServiceStub(ch1)
+        stub2 = offline_pb2_grpc.OfflineServiceStub(ch2)
+        t1 = OfflineTerminal(tmp_path / "t1.db", "T-0001", "M-GROCER")
+        t2 = OfflineTerminal(tmp_path / "t2.db", "T-0002", "M-GROCER")
+        await sync(stub1, t1)  # online: trust and limits from the real switch
+        await sync(stub2, t2)
+        assert ("bank-a", 1) in t1.trust().keys and t1.limits().floor_limit > 0
+        t1.close()
+        t2.close()
+        device_pool = HsmPool(party_config(UNIT))  # the devices' secure elements
+        wallets = []
+        for i in range(3):
+            owner = f"device-e2e-{os.urandom(3).hex()}-{i}"
+            signer = await asyncio.to_thread(TokenSigner, device_pool, owner)
+            wallets.append((signer, await _grant(stub1, signer, f"card{i}")))
+        got = await asyncio.to_thread(_offline_period, tmp_path, int(time.time()), wallets)
+        t1, t2 = got["t1"], got["t2"]
+        # Back online: T-0001's upload cut after three entries, then resumed; T-0002 twice.
+        cut = await sync(stub1, t1, stop_after=3)
+        assert (cut.sent, cut.settled_through) == (3, 3)
+        rest = await sync(stub1, t1)
+        r2 = await sync(stub2, t2)
+        again = await sync(stub2, t2)
+        assert again.sent == 0
+        assert rest.settled_through == t1.count() and r2.settled_through == t2.count()
+        assert cut.accepted + rest.accepted + r2.accepted == 8  # 6 honest, clone pair, kill -9
+        assert cut.flagged + rest.flagged + r2.flagged == 3  # duplicate, tampered, forged
+    finally:
+        await ch1.close()
+        await ch2.close()
+    async with open_store(stack.store_url) as store:
+        cases = [
+            c for c in await store.offline_cases()
+            if c.terminal_id in ("T-0001", "T-0002") and "e2e" in c.evidence
+        ]  # fmt: skip
+        problems = sorted(p for c in cases for p in c.problems)
+        assert problems == ["bad_device_signature", "bad_device_signature", "duplicate_counter"]
+        allowances = {c.allowance_id for c in cases}
+        dup = next(c for c in cases if "duplicate_counter" in c.problems)
+        assert dup.allowance_id == got["clone_allowance"] and dup.liability == "cardholder"
+        for c in cases:
+            if "bad_device_signature" in c.problems:
+                assert c.liability == "merchant" and not c.paid
+        claims = await store.offline_claims(got["clone_allowance"])
+        assert [c.counter for c in claims] == [1, 2, 3]
+    # The issuer's offline books: every accepted spend posted once, from the hold.
+    books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline.db")
+    try:
+        clone = books.state(got["clone_allowance"])
+        assert clone is not None and clone.cap == 12_000
+        assert clone.used == 300 + 303 + 700 + 650 and clone.charged == 0
+        assert books.state(got["kill_allowance"]).used == 301 + 304 + 450
+    finally:
+        books.close()
+    assert allowances
+
+
+def _pos(stack, state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "terminals.pos", "--switch", stack.address(stack.topology.switch.id),
+         "--terminal", "T-0003", "--merchant", "M-FUEL", "--certs-dir", str(stack.certs_dir),
+         "--state-dir", str(state), *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+async def test_pos_wallet_offline_pay_and_sync(stack, tmp_path: Path) -> None:
+    """The operator's view, each command its own process: a wallet granted through the real
+    switch and issuer, a sale taken with the switch out of reach, then pos sync."""
+    run = Path(stack.run_dir)
+    if not (run / "offline-trust.json").exists():
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    state = tmp_path / "pos"
+    first = await asyncio.to_thread(_pos, stack, state, "sync")  # trust and limits, online
+    assert first.returncode == 0, first.stderr
+    granted = await asyncio.to_thread(
+        _pos, stack, state, "wallet-grant", "w1", "60.00", "EUR",
+        "--issuer", "bank-a", "--account", "A-1001", "--per-tx", "30.00",
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert "allowance al-" in granted.stdout
+    # Offline: the switch address is a closed port; the sale needs none.
+    offline = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "terminals.pos", "--switch", "127.0.0.1:9", "--terminal", "T-0003",
+         "--merchant", "M-FUEL", "--state-dir", str(state), "offline-pay", "12.50", "EUR",
+         "--wallet", "w1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert (
+        "APPROVED OFFLINE 12.50 EUR" in offline.stdout and "wallet left 47.50 EUR" in offline.stdout
+    )
+    synced = await asyncio.to_thread(_pos, stack, state, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert "1 sent, settled through 1 (1 accepted, 0 flagged, 0 repeated)" in synced.stdout
+
+
+async def test_demo_offline_step_against_the_stack(stack, tmp_path: Path) -> None:
+    """``make demo``'s offline step on the real processes: allowance, sale, sync settled."""
+    from terminals.demo import Shift, _home_account
+    from terminals.demo_plan import build_plan
+    from terminals.sdk import Terminal, terminal_credentials
+
+    run = Path(stack.run_dir)
+    if not (run / "offline-trust.json").exists():
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    plan = build_plan(stack.topology, terminal_id="T-0003")
+    creds = terminal_credentials(stack.certs_dir, "T-0003")
+    address = stack.address(stack.topology.switch.id)
+    async with Terminal(address, "T-0003", "M-FUEL", credentials=creds) as terminal:
+        await terminal.connect()
+        shift = Shift(terminal, plan, cards=None)  # type: ignore[arg-type]
+        shift.state_dir = tmp_path / "demo"
+        shift.offline_account = _home_account(stack.topology, plan.home.pan)
+        await shift.offline()
+    got = {r.step: (r.got, r.detail) for r in shift.rows}
+    assert [r.ok for r in shift.rows] == [True, True, True], got
+    assert got["offline sync"][0] == "settled"
+
+
+def _offline_cli(run: Path, *argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+         str(run / "offline-trust.json"), *argv],
+        check=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return done.stdout
+
+
+async def test_rotation_and_revocation_reach_terminals_at_sync(stack, tmp_path: Path) -> None:
+    """payswitch-offline rotate and revoke-device while the switch runs: the next sync brings
+    the new key (the previous one kept) and the revocation, and the terminal refuses the
+    revoked device's spend."""
+    from payswitch.offline.checks import device_id
+    from terminals.offline import OfflineDecline
+
+    run = Path(stack.run_dir)
+    await asyncio.to_thread(_offline_cli, run, "keys", "--topology", str(run / "topology.toml"))
+    ch = switch_channel(stack, "T-0001")
+    try:
+        stub = offline_pb2_grpc.OfflineServiceStub(ch)
+        t = OfflineTerminal(tmp_path / "t.db", "T-0001", "M-GROCER")
+        await sync(stub, t)
+        before = sorted(v for i, v in t.trust().keys if i == "bank-b")
+        await asyncio.to_thread(_offline_cli, run, "rotate", "bank-b")
+        await sync(stub, t)
+        after = sorted(v for i, v in t.trust().keys if i == "bank-b")
+        assert after == [before[-1], before[-1] + 1]  # the current and the previous version
+        signer = await asyncio.to_thread(
+            TokenSigner, HsmPool(party_config(UNIT)), f"device-rev-{os.urandom(3).hex()}"
+        )
+        allowance = await _grant(stub, signer, "rev", issuer="bank-b")
+        assert Allowance.parse(allowance.body).key_version == after[-1]
+        device = PayerDevice(tmp_path / "w.db", signer)
+        await asyncio.to_thread(device.load, allowance)
+        now = int(time.time())
+        first = await asyncio.to_thread(device.spend, 100, "EUR", "M-GROCER", "T-0001", now)
+        t.approve(allowance, first, now)
+        pub = await asyncio.to_thread(signer.public_key)
+        await asyncio.to_thread(_offline_cli, run, "revoke-device", pub.hex())
+        await sync(stub, t)
+        assert device_id(pub) in t.trust().revoked_devices
+        second = await asyncio.to_thread(device.spend, 100, "EUR", "M-GROCER", "T-0001", now)
+        with pytest.raises(OfflineDecline, match="device_revoked"):
+            t.approve(allowance, second, now)
+    finally:
+        await ch.close()
