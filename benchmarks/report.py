@@ -11,6 +11,7 @@ import os
 import platform
 from typing import Any
 
+from benchmarks import soak
 from benchmarks.procstat import load_average
 from benchmarks.suite import Outcome
 
@@ -117,6 +118,7 @@ def build(out: Outcome, files: dict[str, str]) -> dict[str, Any]:
         },
         "cpu_per_auth": _cpu_per_auth(sw_peak, chain_peak, out.stack_info),
         "risk_compare": _risk_compare(out.risk_compare),
+        "soak": out.soak or {"ran": False},
         "profile": out.profile or {"ran": False, "reason": "not asked (--profile)"},
         "ghz": out.ghz or {"ran": False, "reason": "disabled (--no-ghz)"},
         "deps": out.deps or {"ran": False, "reason": "disabled (--no-deps)"},
@@ -353,6 +355,7 @@ def text(rep: dict[str, Any]) -> str:
         lines += ["  ceiling levels:", HEADER]
         lines += [_row(p, p["name"]) for p in phases if p["target"] != "payswitch"]
     lines += _risk_lines(rep["risk_compare"])
+    lines += soak.lines(rep["soak"])
     lines += _cpu_lines(rep["cpu_per_auth"], rep["profile"])
     g = rep["ghz"]
     lines += [""]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, stages, stores, world
+from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, soak, stages, stores, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
 from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
@@ -67,6 +67,8 @@ class Settings:
     risk_compare: bool = True  # the peak's level again on a stack without the risk stage
     store: str = "sqlite"  # sqlite | cassandra | cassandra-cluster (benchmarks.stores)
     switches: int = 1  # switch processes (more than one: Cassandra only)
+    soak_s: float = 0.0  # > 0: the soak at half the peak instead of the sweep and mix
+    soak_window_s: float = 60.0
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Outcome:
     stack_info: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     risk_compare: dict[str, Any] = field(default_factory=dict)
+    soak: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
 
 
@@ -102,7 +105,7 @@ class Runner:
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
         """Build the phase's requests before its clock starts (see ``traffic``)."""
-        if mode == "open":
+        if mode in ("open", "soak"):
             n = int(level * duration_s) + 8
         else:
             n = int(self.rate_guess * duration_s * 2) + 4 * int(level)
@@ -129,7 +132,7 @@ class Runner:
         window.start()
         before = await self._stage_scrape(system)
         phase.started = time.perf_counter()
-        if mode == "open":
+        if mode in ("open", "soak"):
             phase.rec = await loadgen.open_loop(
                 target,
                 feed,
@@ -298,6 +301,9 @@ class Runner:
         peak = peak_phase.summary(s.deadline_s)["throughput_rps"]
         if s.profile:
             await self._profile(target, approvals, pids, int(peak_phase.level))
+        if s.soak_s > 0:
+            await self._soak(target, approvals, pids, peak)
+            return
         if s.closed_only:
             return
         await self._sweep(target, fleet, pids, max(peak, 5.0))
@@ -322,6 +328,32 @@ class Runner:
             "fallbacks_to_approval": mix.fallbacks,
             "weights": mix.weights,
         }
+
+    async def _soak(
+        self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], peak: float
+    ) -> None:
+        """``soak_s`` at half the closed-loop peak in windows of ``soak_window_s``, every
+        process's resident memory after each (``benchmarks.soak``)."""
+        s = self.s
+        rate = float(max(round(peak * soak.RATE_SHARE), 1))
+        n = max(int(s.soak_s // s.soak_window_s), 1)
+        print(f"payswitch: soak {n} x {s.soak_window_s:g} s at {rate:g}/s", flush=True)
+        windows = []
+        for i in range(n):
+            phase = await self._phase(
+                target,
+                feed,
+                pids,
+                name=f"soak {i + 1}/{n}",
+                system="payswitch",
+                mode="soak",
+                level=rate,
+                duration_s=s.soak_window_s,
+            )
+            summary = phase.summary(s.deadline_s)
+            summary["rss_mib"] = await asyncio.to_thread(soak.rss_all, pids)
+            windows.append(summary)
+        self.out.soak = soak.verdict(rate, windows)
 
     async def _profile(
         self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], level: int
