@@ -27,7 +27,15 @@ from typing import Any
 from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, soak, stages, stores, world
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
-from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
+from benchmarks.traffic import (
+    APPROVALS,
+    MIX_WEIGHTS,
+    CardFeed,
+    CardProfile,
+    CeilingFeed,
+    Fleet,
+    MixFeed,
+)
 
 FULL_FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)
 QUICK_FRACTIONS = (0.3, 0.9)
@@ -101,6 +109,7 @@ class Runner:
         self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
         self.fleet: Fleet | None = None
         self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
+        self.topology: Any = None  # the running stack's, for the card simulator
         self.metrics_addresses: list[str] = []  # each switch's /metrics: stage times, statements
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
@@ -250,6 +259,7 @@ class Runner:
                 flush=True,
             )
             self.fleet = fleet = Fleet(terminals, elements)
+            self.topology = stack.topology
             target = loadgen.Target([stack.address(i) for i in switch_ids], s.channels)
             await target.ready()
             await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
@@ -308,8 +318,9 @@ class Runner:
             return
         await self._sweep(target, fleet, pids, max(peak, 5.0))
         mix_rate = max(round((self.out.best_rate or min(self._swept_rates())) / 2), 1)
-        print(f"payswitch: mix at {mix_rate}/s (open loop)", flush=True)
-        mix = MixFeed(fleet, pins)
+        arqcs = await self._arqcs(mix_rate)
+        print(f"payswitch: mix at {mix_rate}/s (open loop, {len(arqcs)} chip sales)", flush=True)
+        mix = MixFeed(fleet, pins, arqcs=arqcs)
         self.out.phases.append(
             await self._phase(
                 target,
@@ -328,6 +339,34 @@ class Runner:
             "fallbacks_to_approval": mix.fallbacks,
             "weights": mix.weights,
         }
+
+    async def _arqcs(self, rate: float) -> list[tuple[CardProfile, Any]]:
+        """The mix's chip sales' ARQCs, made before its clock starts by the card simulator
+        (the issuers' keys in the throwaway token), round robin over the approval cards that
+        an issuer has on file; none (the mix then has no chip sales, and says so) if the
+        simulator cannot make them."""
+        from terminals.card_sim import CardSimError, CardSimulator
+
+        s = self.s
+        share = MIX_WEIGHTS.get("emv", 0) / sum(MIX_WEIGHTS.values())
+        n = int(rate * s.mix_s * share * 1.3) + 4
+        if self.topology is None or not share:
+            return []
+        sim = CardSimulator(self.topology)
+        out: list[tuple[CardProfile, Any]] = []
+        cards = list(APPROVALS)
+        while cards and len(out) < n:
+            for card in list(cards):
+                try:
+                    emv = await sim.arqc(card.pan, card.minor, card.currency)
+                except CardSimError:
+                    cards.remove(card)  # not chip-capable in this world
+                    continue
+                except Exception as exc:  # the mix goes on without chip sales
+                    self.out.notes.append(f"no chip sales in the mix: {type(exc).__name__}")
+                    return []
+                out.append((card, emv))
+        return out[:n]
 
     async def _soak(
         self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], peak: float

@@ -90,7 +90,7 @@ def test_sweep_rates_are_distinct_and_positive() -> None:
         loadgen.concurrency_list("0,4")
 
 
-def test_mix_refuses_hook_only_kinds_silently_and_drops_pin_without_pin_cards() -> None:
+def test_mix_drops_chip_sales_without_arqcs_and_pin_without_pin_cards() -> None:
     fleet = traffic.Fleet([("T-B0000", "M-GROCER")], {})
     mix = traffic.MixFeed(fleet, pin_cards={})
     assert "emv" not in mix.weights and "pin" not in mix.weights
