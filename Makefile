@@ -34,6 +34,7 @@ help:
 	@echo "make hsm    - create every party's SoftHSM token and run the key ceremony"
 	@echo "make certs  - local CAs (keys in $(RUN_DIR)/ca) and every process's and client's mTLS certificates ($(RUN_DIR)/certs)"
 	@echo "make bench  - load suite: sweeps, ceilings, ghz, plots (make bench-quick: smoke run)"
+	@echo "make soak   - 10 minutes at half the closed-loop peak: p99 and RSS of every process"
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
 	@echo "make faults SEEDS=1..100 STORE=sqlite - the fault campaign over the cores, logged"
@@ -187,6 +188,14 @@ bench: $(STAMP) ghz
 
 bench-quick: $(STAMP) ghz
 	$(BIN)/payswitch-bench --quick $(BENCH_ARGS)
+
+# Ten minutes at half the closed-loop peak: p99 and every process's RSS per minute
+# (benchmarks/soak.py; holds when the last minute's p99 is within 20 % of the first's and
+# memory within 5 %). Results beside make bench's.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/payswitch-bench --concurrency 16,64 --soak 600 --no-risk-compare --no-ceiling \
+		--no-deps $(BENCH_ARGS)
 
 # Apache Cassandra 5.0 from Maven Central (scripts/cassandra/cassctl.py), cached under .cassandra/.
 # Tests start the node they need on demand; these targets are for running the stack by hand.

@@ -100,6 +100,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="py-spy flame graph of the switch at the closed-loop peak (flame-switch.svg)",
     )
+    p.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the closed loop, an open loop at half its peak for this long (make soak: "
+        "600), p99 and every process's resident memory per window; no sweep, mix or ghz",
+    )
+    p.add_argument("--soak-window", type=float, default=60.0, help="seconds per soak window (60)")
     p.add_argument("--no-plots", action="store_true", help="JSON and summary only")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="parent of the run folder")
     p.add_argument(
@@ -136,7 +145,7 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         latency=not args.no_latency,
         risk=not args.no_risk,
         ghz_path=args.ghz_path,
-        ghz=not (args.no_ghz or args.closed_only),
+        ghz=not (args.no_ghz or args.closed_only or args.soak > 0),
         ghz_concurrency=args.ghz_concurrency,
         ceiling=not args.no_ceiling,
         ceiling_duration_s=args.ceiling_duration,
@@ -148,6 +157,8 @@ def settings_from(args: argparse.Namespace, out_dir: Path) -> suite.Settings:
         risk_compare=not args.no_risk_compare,
         store=args.store,
         switches=args.switches,
+        soak_s=args.soak,
+        soak_window_s=args.soak_window,
     )
 
 

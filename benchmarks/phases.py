@@ -72,7 +72,7 @@ class Phase:
             "target": self.target,
             "mode": self.mode,
             "workload": self.workload,
-            "concurrency" if self.mode != "open" else "offered_rps": self.level,
+            "concurrency" if self.mode not in ("open", "soak") else "offered_rps": self.level,
             "requests": len(r),
             "completed_ok": ok,
             "span_s": round(span, 3),

@@ -24,10 +24,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceiling, cpu, deps, ghz, hoptimes, loadgen, overload, stages, stores, world
+from benchmarks import (
+    ceiling,
+    cpu,
+    deps,
+    ghz,
+    hoptimes,
+    loadgen,
+    overload,
+    soak,
+    stages,
+    stores,
+    world,
+)
 from benchmarks.phases import Phase, meets_target, saturated
 from benchmarks.procstat import CpuWindow, load_average
-from benchmarks.traffic import CardFeed, CeilingFeed, Fleet, MixFeed
+from benchmarks.traffic import (
+    APPROVALS,
+    MIX_WEIGHTS,
+    CardFeed,
+    CardProfile,
+    CeilingFeed,
+    Fleet,
+    MixFeed,
+)
 
 FULL_FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)
 QUICK_FRACTIONS = (0.3, 0.9)
@@ -68,6 +88,8 @@ class Settings:
     risk_compare: bool = True  # the peak's level again on a stack without the risk stage
     store: str = "sqlite"  # sqlite | cassandra | cassandra-cluster (benchmarks.stores)
     switches: int = 1  # switch processes (more than one: Cassandra only)
+    soak_s: float = 0.0  # > 0: the soak at half the peak instead of the sweep and mix
+    soak_window_s: float = 60.0
 
 
 @dataclass
@@ -89,6 +111,7 @@ class Outcome:
     stack_info: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     risk_compare: dict[str, Any] = field(default_factory=dict)
+    soak: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     overload: dict[str, Any] = field(default_factory=dict)  # benchmarks/overload.py
 
@@ -100,11 +123,12 @@ class Runner:
         self.out = Outcome(settings, time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average())
         self.fleet: Fleet | None = None
         self.rate_guess = 200.0  # requests/s, for how many requests to prebuild per phase
+        self.topology: Any = None  # the running stack's, for the card simulator
         self.metrics_addresses: list[str] = []  # each switch's /metrics: stage times, statements
 
     def _prebuild(self, feed: loadgen.Feed, mode: str, level: float, duration_s: float) -> None:
         """Build the phase's requests before its clock starts (see ``traffic``)."""
-        if mode == "open":
+        if mode in ("open", "soak"):
             n = int(level * duration_s) + 8
         else:
             n = int(self.rate_guess * duration_s * 2) + 4 * int(level)
@@ -131,7 +155,7 @@ class Runner:
         window.start()
         before = await self._stage_scrape(system)
         phase.started = time.perf_counter()
-        if mode == "open":
+        if mode in ("open", "soak"):
             phase.rec = await loadgen.open_loop(
                 target,
                 feed,
@@ -249,6 +273,7 @@ class Runner:
                 flush=True,
             )
             self.fleet = fleet = Fleet(terminals, elements)
+            self.topology = stack.topology
             target = loadgen.Target([stack.address(i) for i in switch_ids], s.channels)
             await target.ready()
             await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
@@ -300,12 +325,16 @@ class Runner:
         peak = peak_phase.summary(s.deadline_s)["throughput_rps"]
         if s.profile:
             await self._profile(target, approvals, pids, int(peak_phase.level))
+        if s.soak_s > 0:
+            await self._soak(target, approvals, pids, peak)
+            return
         if s.closed_only:
             return
         await self._sweep(target, fleet, pids, max(peak, 5.0))
         mix_rate = max(round((self.out.best_rate or min(self._swept_rates())) / 2), 1)
-        print(f"payswitch: mix at {mix_rate}/s (open loop)", flush=True)
-        mix = MixFeed(fleet, pins)
+        arqcs = await self._arqcs(mix_rate)
+        print(f"payswitch: mix at {mix_rate}/s (open loop, {len(arqcs)} chip sales)", flush=True)
+        mix = MixFeed(fleet, pins, arqcs=arqcs)
         self.out.phases.append(
             await self._phase(
                 target,
@@ -343,6 +372,60 @@ class Runner:
                 metrics_addresses=overload.switch_metrics(self),
             )
             self.out.phases += phases
+
+    async def _arqcs(self, rate: float) -> list[tuple[CardProfile, Any]]:
+        """The mix's chip sales' ARQCs, made before its clock starts by the card simulator
+        (the issuers' keys in the throwaway token), round robin over the approval cards that
+        an issuer has on file; none (the mix then has no chip sales, and says so) if the
+        simulator cannot make them."""
+        from terminals.card_sim import CardSimError, CardSimulator
+
+        s = self.s
+        share = MIX_WEIGHTS.get("emv", 0) / sum(MIX_WEIGHTS.values())
+        n = int(rate * s.mix_s * share * 1.3) + 4
+        if self.topology is None or not share:
+            return []
+        sim = CardSimulator(self.topology)
+        out: list[tuple[CardProfile, Any]] = []
+        cards = list(APPROVALS)
+        while cards and len(out) < n:
+            for card in list(cards):
+                try:
+                    emv = await sim.arqc(card.pan, card.minor, card.currency)
+                except CardSimError:
+                    cards.remove(card)  # not chip-capable in this world
+                    continue
+                except Exception as exc:  # the mix goes on without chip sales
+                    self.out.notes.append(f"no chip sales in the mix: {type(exc).__name__}")
+                    return []
+                out.append((card, emv))
+        return out[:n]
+
+    async def _soak(
+        self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], peak: float
+    ) -> None:
+        """``soak_s`` at half the closed-loop peak in windows of ``soak_window_s``, every
+        process's resident memory after each (``benchmarks.soak``)."""
+        s = self.s
+        rate = float(max(round(peak * soak.RATE_SHARE), 1))
+        n = max(int(s.soak_s // s.soak_window_s), 1)
+        print(f"payswitch: soak {n} x {s.soak_window_s:g} s at {rate:g}/s", flush=True)
+        windows = []
+        for i in range(n):
+            phase = await self._phase(
+                target,
+                feed,
+                pids,
+                name=f"soak {i + 1}/{n}",
+                system="payswitch",
+                mode="soak",
+                level=rate,
+                duration_s=s.soak_window_s,
+            )
+            summary = phase.summary(s.deadline_s)
+            summary["rss_mib"] = await asyncio.to_thread(soak.rss_all, pids)
+            windows.append(summary)
+        self.out.soak = soak.verdict(rate, windows)
 
     async def _profile(
         self, target: loadgen.Target, feed: loadgen.Feed, pids: dict[str, int], level: int

@@ -69,20 +69,19 @@ DECLINES: tuple[CardProfile, ...] = (
 )
 
 # Operations of the mix and their weights (per cent). "pin" is used only when the topology
-# gives cards a PIN. "emv" is a hook: EmvData with a real ARQC needs the issuer's keys to
-# simulate the chip (network/cards_sim.py); add a builder beside ``Fleet.authorize`` and give
-# it weight once that lands.
+# gives cards a PIN; "emv" (a chip sale: EmvData with a real ARQC, made before the phase by the
+# card simulator with the issuers' keys, ``terminals.card_sim``) only when ARQCs were made.
 MIX_WEIGHTS: dict[str, int] = {
-    "approve": 65,
+    "approve": 60,
     "pin": 5,
     "decline": 10,
     "capture": 8,
     "void": 3,
     "refund": 4,
     "retry": 5,
-    "emv": 0,
+    "emv": 5,
 }
-HOOKS_ONLY = ("emv",)
+HOOKS_ONLY: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -164,7 +163,13 @@ class Fleet:
         return f"b{self._run}x{next(self._keys):x}"
 
     def request(
-        self, terminal: str, card: CardProfile, key: str, stan: int, pin: str | None = None
+        self,
+        terminal: str,
+        card: CardProfile,
+        key: str,
+        stan: int,
+        pin: str | None = None,
+        emv: Any = None,
     ) -> terminal_pb2.AuthorizeRequest:
         """An authorization as the terminal's secure element makes it: card data under the
         next DUKPT data key, PIN block under its PIN key when ``pin``, MAC over the rest."""
@@ -184,14 +189,21 @@ class Fleet:
         )
         if pin is not None:
             req.pin_block = sim_encipher_pin_block(tx.pin_encrypt_block, pin, card.pan)
+        if emv is not None:
+            req.emv.CopyFrom(emv)
         req.mac = tx.mac(seclink.mac_input(req))
         return req
 
     def authorize(
-        self, terminal: str, card: CardProfile, kind: str, pin: str | None = None
+        self,
+        terminal: str,
+        card: CardProfile,
+        kind: str,
+        pin: str | None = None,
+        emv: Any = None,
     ) -> Call:
         key = self.next_key()
-        req = self.request(terminal, card, key, self.next_stan(terminal), pin)
+        req = self.request(terminal, card, key, self.next_stan(terminal), pin, emv)
         return Call(kind, AUTHORIZE, req.SerializeToString(), key, terminal, card)
 
     def sign(self, terminal: str, req: Any) -> Any:
@@ -253,6 +265,31 @@ class CardFeed:
         """Stateless: nothing to remember."""
 
 
+class ChipFeed(CardFeed):
+    """Chip sales: each with one of the ARQCs made before the phase (a cryptogram is used once:
+    when they run out, ``next`` gives None and the mix counts a fallback)."""
+
+    def __init__(self, fleet: Fleet, arqcs: Sequence[tuple[CardProfile, Any]]) -> None:
+        super().__init__(fleet, [c for c, _ in arqcs] or APPROVALS, "emv")
+        self._arqcs = deque(arqcs)
+
+    def _build(self) -> Call:
+        card, emv = self._arqcs.popleft()
+        return self.fleet.authorize(next(self._terminals), card, "emv", None, emv)
+
+    def prepare(self, n: int) -> None:
+        for _ in range(min(max(n - len(self._ready), 0), len(self._arqcs))):
+            self._ready.append(self._build())
+
+    def next(self) -> Call | None:  # type: ignore[override]
+        if self._ready:
+            return self._ready.popleft()
+        if not self._arqcs:
+            return None
+        self.built_live += 1
+        return self._build()
+
+
 class MixFeed:
     """A POS-like mix: approvals (some with PIN) and declines, then captures, voids and refunds
     of earlier approvals, and retries of earlier requests under the same key (which must get
@@ -264,6 +301,7 @@ class MixFeed:
         pin_cards: dict[str, str],
         weights: dict[str, int] | None = None,
         seed: int = 7,
+        arqcs: Sequence[tuple[CardProfile, Any]] = (),
     ) -> None:
         weights = dict(MIX_WEIGHTS if weights is None else weights)
         for kind in HOOKS_ONLY:
@@ -271,6 +309,8 @@ class MixFeed:
         pin_profiles = [c for c in APPROVALS if c.pan in pin_cards]
         if not pin_profiles:
             weights.pop("pin", None)
+        if not arqcs:
+            weights.pop("emv", None)
         self.weights = weights
         self.fleet = fleet
         self._rng = random.Random(seed)
@@ -282,6 +322,7 @@ class MixFeed:
         }
         if pin_profiles:
             self._feeds["pin"] = CardFeed(fleet, pin_profiles, "pin", pin_cards)
+        self._chips = ChipFeed(fleet, arqcs) if arqcs else None
         self._terminals = itertools.cycle([t for t, _ in fleet.terminals])
         self._approved: deque[tuple[str, str, int, str]] = deque(maxlen=5000)
         self._captured: deque[tuple[str, str, int, str]] = deque(maxlen=5000)
@@ -291,10 +332,13 @@ class MixFeed:
 
     @property
     def built_live(self) -> int:
-        return sum(f.built_live for f in self._feeds.values())
+        chips = self._chips.built_live if self._chips is not None else 0
+        return chips + sum(f.built_live for f in self._feeds.values())
 
     def prepare(self, n: int) -> None:
         total = sum(self._weights)
+        if self._chips is not None:
+            self._chips.prepare(int(n * self.weights.get("emv", 0) / total * 1.2) + 4)
         for kind, feed in self._feeds.items():
             share = self.weights.get(kind, 0) / total
             if kind == "approve":  # also stands in while there is nothing to capture yet
@@ -306,6 +350,10 @@ class MixFeed:
         fleet = self.fleet
         if kind in self._feeds:
             return self._feeds[kind].next()
+        if kind == "emv" and self._chips is not None:
+            chip = self._chips.next()
+            if chip is not None:
+                return chip
         if kind in ("capture", "void") and self._approved:
             terminal, tx_id, minor, currency = self._approved.popleft()
             key = fleet.next_key()
@@ -337,7 +385,7 @@ class MixFeed:
     def on_result(self, call: Call, response: Any) -> None:
         if response is None:
             return
-        if call.kind in ("approve", "pin", "decline"):
+        if call.kind in ("approve", "pin", "decline", "emv"):
             tx_id = response.transaction_id
             approved = response.response_code == common_pb2.RESPONSE_CODE_APPROVED
             if call.kind != "decline" and approved:

@@ -180,7 +180,9 @@ def start_stack(
         run_dir,
         store=store or store_for(run_dir, synchronous),
         switches=switches,
-        ready_timeout=60.0,
+        # A fresh Cassandra keyspace is created and migrated by the first switch: DDL on a
+        # three-node cluster takes minutes on a busy 2-core machine.
+        ready_timeout=60.0 if store is None or store.startswith("sqlite") else 300.0,
     )
     stack.start()
     return stack, doc

@@ -90,7 +90,7 @@ def test_sweep_rates_are_distinct_and_positive() -> None:
         loadgen.concurrency_list("0,4")
 
 
-def test_mix_refuses_hook_only_kinds_silently_and_drops_pin_without_pin_cards() -> None:
+def test_mix_drops_chip_sales_without_arqcs_and_pin_without_pin_cards() -> None:
     fleet = traffic.Fleet([("T-B0000", "M-GROCER")], {})
     mix = traffic.MixFeed(fleet, pin_cards={})
     assert "emv" not in mix.weights and "pin" not in mix.weights
@@ -152,3 +152,22 @@ def test_bench_store_choice(tmp_path):
     assert sqlite.url.startswith("sqlite:///") and sqlite.keyspace is None
     with pytest.raises(ValueError):
         stores.choose("postgres", tmp_path, "full")
+
+
+def test_soak_holds_only_with_flat_latency_memory_and_no_error():
+    from benchmarks import soak
+
+    assert soak.rss_mib(os.getpid()) > 0 and soak.rss_mib(2**22 + 12345) is None
+
+    def window(p99, rss, errors=0):
+        return {"latency_ms": {"p99": p99}, "rss_mib": rss, "error_count": errors}
+
+    flat = [window(50.0, {"switch-1": 100.0, "generator": 50.0}) for _ in range(3)]
+    assert soak.verdict(60.0, flat)["holds"]
+    slower = [*flat, window(61.0, {"switch-1": 100.0, "generator": 50.0})]
+    assert soak.verdict(60.0, slower)["p99_drift_pct"] == 22.0
+    assert not soak.verdict(60.0, slower)["holds"]
+    leaking = [*flat, window(50.0, {"switch-1": 106.0, "generator": 500.0})]
+    assert not soak.verdict(60.0, leaking)["holds"]  # the generator's memory is not judged
+    assert soak.verdict(60.0, [*flat, window(50.0, {"switch-1": 104.0}, errors=1)])["errors"] == 1
+    assert soak.verdict(60.0, []) == {"ran": False}

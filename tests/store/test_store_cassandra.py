@@ -299,3 +299,35 @@ async def test_idempotency_rows_expire_in_cassandra_after_their_expiry(store) ->
     ).one()
     for ttl in (row.a, row.b):  # remaining life + grace on every cell, completed ones too
         assert 600 <= ttl <= 600 + 300 + 5
+
+
+async def test_a_device_hint_made_stale_by_another_process_never_decides(url: str) -> None:
+    """Each process keeps the device row it last wrote and skips the SERIAL read on the next
+    use; another process's advance makes that hint stale: an advance still lands (its LWT
+    fails, the row is read, decided again), and a replay the hint would take for the same
+    transmission is refused as the row says."""
+    from switch.domain.devices import Advance, CounterReplay, DeviceUse
+
+    def use(counter: int, stan: int) -> DeviceUse:
+        return DeviceUse("00112233445566aa", "T0001", counter, "2027-01-15", stan)
+
+    statements: list[str] = []
+    real = cx.execute
+
+    def counting(session, query, params, profile):  # type: ignore[no-untyped-def]
+        statements.append(profile)
+        return real(session, query, params, profile)
+
+    async with open_store(url) as a, open_store(url) as b:
+        assert await a.advance_device(use(1, 1), NOW) is Advance.ADVANCED
+        cx.execute = counting
+        try:
+            assert await a.advance_device(use(2, 2), NOW) is Advance.ADVANCED
+        finally:
+            cx.execute = real
+        assert statements == [cx.LWT]  # the hint spared the SERIAL read
+        assert await b.advance_device(use(5, 5), NOW) is Advance.ADVANCED  # a's hint: stale
+        with pytest.raises(CounterReplay):
+            await a.advance_device(use(2, 2), NOW)  # the hint says "same"; the row says replay
+        assert await a.advance_device(use(6, 6), NOW) is Advance.ADVANCED
+        assert (await b.get_device("00112233445566aa")).counter == 6

@@ -3,16 +3,26 @@ per key ID. The rule (``switch.domain.devices.advance``) is applied to the row r
 and written by a lightweight transaction conditioned on what was read (``IF NOT EXISTS`` for a
 new device, ``IF counter = <read> AND terminal_id = <read>`` after), so a concurrent writer
 makes ours fail and we decide again on the fresh row. A write whose outcome is unknown is
-settled by reading the row at SERIAL: it is ours when it holds our counter and transmission."""
+settled by reading the row at SERIAL: it is ours when it holds our counter and transmission.
+
+The row this process last wrote for a device is kept as a hint (``HINTS`` devices), so the next
+use of the device skips the SERIAL read (a Paxos round of its own): the LWT is conditioned on
+the hinted counter, window and terminal, so a hint that another process made stale only makes
+that LWT fail, and we read at SERIAL and decide again. Only an advance is decided on a hint:
+a refusal or a "same transmission" read from it is decided again on the row read at SERIAL
+(the hint may be behind the row, never ahead), so the hint never refuses or lets anything
+through that the row would not."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from switch.domain.devices import (
     Advance,
     Device,
     DeviceElsewhere,
+    DeviceRefused,
     DeviceUse,
     Step,
     advance,
@@ -25,6 +35,7 @@ from switch.store.cassandra.host import CassandraHost
 from switch.store.devices import DeviceStore
 
 _ATTEMPTS = 8
+HINTS = 16_384  # devices whose last row written here is kept (see the module doc)
 _COLS = "ikid, terminal_id, counter, window, local_date, stan, updated_at"
 _CQL = {
     "get": f"SELECT {_COLS} FROM devices WHERE ikid = ?",  # noqa: S608 - fixed columns
@@ -62,23 +73,54 @@ class CassandraDevices(CassandraHost, DeviceStore):
         rows = await cql.run(q["get"], (ikid,), SERIAL)
         return _device(rows[0]) if rows else None
 
+    _device_hints: OrderedDict[str, Device] | None = None
+
+    def _device_hint_map(self) -> OrderedDict[str, Device]:
+        if self._device_hints is None:
+            self._device_hints = OrderedDict()
+        return self._device_hints
+
+    def _remember_device(self, device: Device) -> None:
+        hints = self._device_hint_map()
+        hints[device.ikid] = device
+        hints.move_to_end(device.ikid)
+        while len(hints) > HINTS:
+            hints.popitem(last=False)
+
     async def advance_device(self, use: DeviceUse, now: float) -> Advance:
         check_use(use)
         cql, q = await self._device_cql()
         async with cql.serialised("device", use.ikid):
-            current = await self._read(cql, q, use.ikid)
+            hints = self._device_hint_map()
+            current = hints.pop(use.ikid, None)  # back in only once a write of ours holds
+            hinted = current is not None
+            if not hinted:
+                current = await self._read(cql, q, use.ikid)
             for _ in range(_ATTEMPTS):
-                step = advance(current, use)  # raises to refuse
+                try:
+                    step = advance(current, use)  # raises to refuse
+                except DeviceRefused:
+                    if not hinted:
+                        raise
+                    step = None
+                if step is None or (hinted and step.outcome is Advance.SAME_TRANSMISSION):
+                    hinted = False  # decided on the row itself, never on a hint
+                    current = await self._read(cql, q, use.ikid)
+                    continue
                 if step.outcome is Advance.SAME_TRANSMISSION:
                     return step.outcome
                 written = (step.counter, step.window, step.local_date, step.stan, now)
                 if current is None:
-                    ok, _ = await cql.lwt(q["bind"], (use.ikid, use.terminal_id, *written))
+                    terminal = use.terminal_id
+                    ok, _ = await cql.lwt(q["bind"], (use.ikid, terminal, *written))
                 else:
+                    terminal = current.terminal_id
                     expected = (current.counter, current.window, current.terminal_id)
                     ok, _ = await cql.lwt(q["advance"], (*written, use.ikid, *expected))
                 if ok:
+                    self._remember_device(Device(use.ikid, terminal, *written))
                     return step.outcome
+                hinted = False
                 fresh = await cql.serial(q["get"], (use.ikid,))
                 current = _device(fresh) if fresh else None
                 if ok is None and current is not None and _is(current, step, now):
@@ -90,6 +132,7 @@ class CassandraDevices(CassandraHost, DeviceStore):
         cql, q = await self._device_cql()
         row = (ikid, terminal_id, 0, 0, "", 0, now)
         async with cql.serialised("device", ikid):
+            self._device_hint_map().pop(ikid, None)
             ok, _ = await cql.lwt(q["bind"], row)
             if ok is None:  # outcome unknown: a SERIAL read settles the pending round first
                 fresh = await cql.serial(q["get"], (ikid,))
