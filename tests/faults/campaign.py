@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.faults.campaign", description=__doc__)
     p.add_argument("--seeds", type=seed_range, default=seed_range("1..10"), help="a..b or n")
-    p.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    p.add_argument("--store", choices=("sqlite", "cassandra", "cluster"), default="sqlite")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="harness processes")
     p.add_argument("--payments", type=int, default=40)
     p.add_argument("--switches", type=int, default=1, help="switch processes (cassandra)")

@@ -118,6 +118,22 @@ class Terminals:
             await t.close()
 
 
+def _cluster():
+    """tests/support/cassandra_node.py: the three-node cluster's process control."""
+    import sys
+
+    support = str(Path(__file__).resolve().parents[1] / "support")
+    if support not in sys.path:
+        sys.path.insert(0, support)
+    import cassandra_node
+
+    return cassandra_node
+
+
+def _cass_index(node: str) -> int:
+    return int(node.removeprefix("cass-"))
+
+
 class Driver:
     def __init__(
         self,
@@ -131,6 +147,7 @@ class Driver:
         self.stack = stack
         self.disk = disk
         self._not_started: set[str] = set()  # switches that could not start on the full disk
+        self._cass_down: set[str] = set()  # cluster nodes the plan killed, not yet restarted
         self.slow_flag = slow_flag  # the switches' store waits while this file names a delay
         self.plan = plan
         self.terminals = terminals
@@ -312,6 +329,12 @@ class Driver:
             for node in sorted(self._not_started):  # as a supervisor would, space being back
                 await asyncio.to_thread(self.stack.start_node, node)
             self._not_started.clear()
+        elif event.action is Action.KILL_CASSANDRA:
+            await asyncio.to_thread(_cluster().kill_node, _cass_index(event.node), True)
+            self._cass_down.add(event.node)
+        elif event.action is Action.START_CASSANDRA:
+            await asyncio.to_thread(_cluster().start_node, _cass_index(event.node))
+            self._cass_down.discard(event.node)
         elif event.action is Action.SLOW_STORE and self.slow_flag is not None:
             self.slow_flag.write_text(f"{event.delay_ms}\n")
         elif event.action is Action.FAST_STORE and self.slow_flag is not None:
@@ -341,6 +364,9 @@ class Driver:
             await asyncio.to_thread(self.disk.free)
         if self.slow_flag is not None:
             self.slow_flag.unlink(missing_ok=True)
+        for cass in sorted(self._cass_down):
+            await asyncio.to_thread(_cluster().start_node, _cass_index(cass))
+        self._cass_down.clear()
         for node in self.stack.node_ids:
             if not self.stack.running(node):
                 await asyncio.to_thread(self.stack.start_node, node)

@@ -124,19 +124,25 @@ def _prepare(run_dir: Path, topo_path: Path) -> None:
     ceremony(topo_path)
 
 
-def _cassandra_url(seed: int) -> tuple[str, str]:
+def _cassandra_url(seed: int, cluster: bool) -> tuple[str, str, list[str]]:
+    """(store URL, fresh keyspace, contact points): the dev node, or the three-node cluster
+    (started or reused; CASSANDRA_CLUSTER_BASE places it) with replication 3 and QUORUM."""
     sys.path.insert(0, str(REPO / "tests" / "support"))
     import cassandra_node
 
-    host = cassandra_node.ensure_single_node()
     keyspace = f"faults_{seed}_{uuid.uuid4().hex[:8]}"
-    return f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1", keyspace
+    if cluster:
+        hosts = cassandra_node.start_cluster()
+        url = f"cassandra://{','.join(hosts)}:{cassandra_node.PORT}/{keyspace}?replication=3"
+        return url, keyspace, hosts
+    host = cassandra_node.ensure_single_node()
+    return f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1", keyspace, [host]
 
 
-def _drop_keyspace(keyspace: str) -> None:
+def _drop_keyspace(keyspace: str, hosts: list[str]) -> None:
     from cassandra.cluster import Cluster
 
-    cluster = Cluster(["127.0.0.1"], port=9042)
+    cluster = Cluster(hosts, port=9042)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
@@ -161,20 +167,24 @@ async def run_seed(
     disk = None
     if store == "sqlite" and can_mount():
         disk = SmallDisk(run_dir / "disk")
-    plan: Plan = make_plan(seed, payments, switches=switches, disk=disk is not None)
+    cluster = store == "cluster"
+    plan: Plan = make_plan(
+        seed, payments, switches=switches, disk=disk is not None, cluster=cluster
+    )
     topo_path = run_dir / "topology.toml"
     await asyncio.to_thread(_prepare, run_dir, topo_path)
     keyspace = None
     store_url = "sqlite"
-    if store == "cassandra":
-        store_url, keyspace = await asyncio.to_thread(_cassandra_url, seed)
+    hosts: list[str] = []
+    if store in ("cassandra", "cluster"):
+        store_url, keyspace, hosts = await asyncio.to_thread(_cassandra_url, seed, cluster)
     elif disk is not None:
         await asyncio.to_thread(disk.mount)
         store_url = f"sqlite:///{disk.path / 'switch.db'}"
     else:
         result.notes.append("no disk faults: mounting the switch's small filesystem needs root")
     # A fresh keyspace's migrations take a while on a busy machine: a longer wait for SERVING.
-    ready_s = READY_S if store == "cassandra" else 30.0
+    ready_s = {"sqlite": 30.0, "cassandra": READY_S, "cluster": 3 * READY_S}[store]
     stack = Stack(
         topo_path, run_dir, store=store_url, seed=seed, switches=switches, ready_timeout=ready_s
     )
@@ -230,7 +240,7 @@ async def run_seed(
         if disk is not None:
             await asyncio.to_thread(disk.unmount, run_dir)
         if keyspace is not None:
-            await asyncio.to_thread(_drop_keyspace, keyspace)
+            await asyncio.to_thread(_drop_keyspace, keyspace, hosts)
     result.seconds = time.monotonic() - started
     return result
 
@@ -310,7 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
     p.add_argument("--first-seed", type=int, default=1, help="the first seed")
     p.add_argument("--payments", type=int, default=40, help="payments per seed")
-    p.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "cassandra", "cluster"),
+        default="sqlite",
+        help="cluster: three Cassandra nodes (RF 3, QUORUM) killed and restarted; left running",
+    )
     p.add_argument(
         "--switches", type=int, default=1, help="switch processes (more than 1: cassandra)"
     )

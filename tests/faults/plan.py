@@ -87,6 +87,8 @@ class Action(enum.StrEnum):
     KILL_SWITCH = "kill_switch"  # kill -9, down a moment, restart on the same store and port
     FILL_DISK = "fill_disk"  # the switch's SQLite filesystem full (a filler file takes the rest)
     FREE_DISK = "free_disk"  # the filler removed: the store must recover by itself
+    KILL_CASSANDRA = "kill_cassandra"  # kill -9 one node of the three-node cluster (``node``)
+    START_CASSANDRA = "start_cassandra"  # start it again, wait until the cluster sees it Up
     SLOW_STORE = "slow_store"  # every store call of every switch waits ``delay_ms`` first
     FAST_STORE = "fast_store"  # ... until this
     RESTART_NODE = "restart_node"  # SIGTERM a network node, down a moment, start it again
@@ -222,12 +224,36 @@ def _events(rng: random.Random, seed: int, payments: int, switches: tuple[str, .
     return events
 
 
+def _cluster_events(rng: random.Random, payments: int) -> list[Event]:
+    """One node of three down for a while (QUORUM holds), then two down at once for a few
+    payments (quorum lost: the switch must refuse, never approve blind, and recover)."""
+    half = max(payments // 2, 2)
+    one = rng.choice(["cass-1", "cass-2", "cass-3"])
+    at = rng.randint(0, max(half - 6, 0))
+    events = [
+        Event(at, Action.KILL_CASSANDRA, one),
+        Event(at + rng.randint(2, 5), Action.START_CASSANDRA, one),
+    ]
+    two = rng.sample(["cass-1", "cass-2", "cass-3"], k=2)
+    at = rng.randint(half, max(payments - 4, half))
+    events += [Event(at, Action.KILL_CASSANDRA, n) for n in two]
+    end = min(at + rng.randint(1, 3), payments)
+    events += [Event(end, Action.START_CASSANDRA, n) for n in two]
+    return events
+
+
 def make_plan(
-    seed: int, payments: int, concurrency: int = 4, switches: int = 1, disk: bool = False
+    seed: int,
+    payments: int,
+    concurrency: int = 4,
+    switches: int = 1,
+    disk: bool = False,
+    cluster: bool = False,
 ) -> Plan:
     """The whole scenario of ``seed``: same seed and size (and switch count), same plan. With
     several switch processes, kills fall on any of them and the others' clocks are skewed;
-    with ``disk`` (SQLite on its own small filesystem), that filesystem fills up for a while."""
+    with ``disk`` (SQLite on its own small filesystem), that filesystem fills up for a while;
+    with ``cluster``, Cassandra nodes die (one, then two at once: quorum lost) and come back."""
     rng = random.Random(f"payswitch-faults/{seed}")
     pays = tuple(_payment(rng, i) for i in range(payments))
     ids = switch_ids(switches)
@@ -245,5 +271,7 @@ def make_plan(
         Event(at, Action.SLOW_STORE, SWITCH, delay_ms=rng.choice([20.0, 80.0, 250.0, 600.0])),
         Event(min(at + rng.randint(3, 8), payments), Action.FAST_STORE, SWITCH),
     ]
+    if cluster:  # three Cassandra nodes, replication 3, QUORUM
+        slow += _cluster_events(rng, payments)
     events = tuple(sorted((*events, *slow), key=lambda e: e.at))  # stable: same-index order kept
     return Plan(seed, pays, events, concurrency, ids, skew)
