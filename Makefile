@@ -38,6 +38,7 @@ help:
 	@echo "make lint   - ruff, layering contracts (lint-imports), mypy, buf lint, generated-code check"
 	@echo "make stateful - the store's Hypothesis state machines, long profile, both stores"
 	@echo "make faults SEEDS=1..100 STORE=sqlite - the fault campaign over the cores, logged"
+	@echo "make fuzz   - the fuzz tests at FUZZ_REQUESTS=10000 per store backend"
 	@echo "make goterm - build the Go reference terminal (.tools/goterm; make go-test: its Go tests)"
 	@echo "make tools  - buf and grpcurl into $(TOOLS)/ (grpcurl: health checks, reflection, calls by hand)"
 	@echo "make vectors - regenerate docs/vectors/terminal-v1.json, the terminal link's test vectors"
@@ -123,13 +124,21 @@ stateful: $(STAMP)
 
 # The fault campaign (tests/faults/): SEEDS=a..b (or n: 1..n) split over JOBS harness processes
 # (default: every core; JOBS=1 on a shared machine), STORE=sqlite|cassandra; one line per campaign
-# appended to tests/faults/campaign.log (commit, range, passed/failed). make test runs a few seeds.
+# appended to tests/faults/campaign.log (commit, range, passed/failed); SWITCHES=2 with cassandra.
 .PHONY: faults
 SEEDS ?= 1..10
 JOBS ?= $(shell nproc)
 faults: $(STAMP)
 	$(BIN)/python -m tests.faults.campaign --seeds $(SEEDS) --store $(STORE) --jobs $(JOBS) \
-	  $(if $(PAYMENTS),--payments $(PAYMENTS))
+	  --switches $(SWITCHES) $(if $(PAYMENTS),--payments $(PAYMENTS))
+
+# The fuzz tests at length (tests/e2e/test_fuzz.py): FUZZ_REQUESTS per store backend on the
+# terminal API (with CloseBatch), a fifth of it on the admin port; make test runs 1500.
+.PHONY: fuzz
+FUZZ_REQUESTS ?= 10000
+fuzz: $(STAMP)
+	FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=3600 \
+	  tests/e2e/test_fuzz.py $(PYTEST_ARGS)
 
 # The Go reference terminal (clients/go). Its stubs are generated at build time from proto/ with
 # buf's managed mode (clients/go/buf.gen.yaml: the Go import path is set there, not by the

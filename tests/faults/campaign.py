@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "nice", "-n", str(args.nice), sys.executable, "-m", "tests.faults.harness",
             "--first-seed", str(part.start), "--seeds", str(len(part)),
             "--payments", str(args.payments), "--store", args.store,
+            "--switches", str(args.switches),
             "--work-dir", str(work / f"job-{i}"),
         ]  # fmt: skip
         procs.append((subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT), out))
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
     failures = " ".join(map(str, sorted(failed))) or "-"
     line = (
-        f"{when} commit {rev} store {args.store} seeds {seeds.start}..{seeds[-1]}"
+        f"{when} commit {rev} store {args.store} switches {args.switches}"
+        f" seeds {seeds.start}..{seeds[-1]}"
         f" payments {args.payments} jobs {len(procs)} passed {len(passed - failed)}"
         f" failed {len(failed)} [{failures}] wall {wall:.0f}s mean {mean:.1f}s/seed"
     )
@@ -122,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.faults.campaign", description=__doc__)
     p.add_argument("--seeds", type=seed_range, default=seed_range("1..10"), help="a..b or n")
-    p.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    p.add_argument("--store", choices=("sqlite", "cassandra", "cluster"), default="sqlite")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="harness processes")
     p.add_argument("--payments", type=int, default=40)
+    p.add_argument("--switches", type=int, default=1, help="switch processes (cassandra)")
     p.add_argument("--nice", type=int, default=10)
     p.add_argument("--work-dir", default=None)
     p.add_argument("--log", default=str(LOG))

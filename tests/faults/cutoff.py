@@ -1,7 +1,8 @@
-"""The cut-off inside a seed, and the invariants of the money after it.
+"""The cut-offs inside a seed, and the invariants of the money after them.
 
-After quiescence (and the refunds the plan makes on the calm network) the harness triggers
-the operator's manual cut-off (SIGUSR1 to the switch): batches close, the clearing files go
+After quiescence the harness triggers the operator's manual cut-off (SIGUSR1 to the switch),
+then makes the plan's refunds on the calm network, then a second cut-off. Each: batches
+close, the clearing files go
 to the acquirers, who settle with the schemes and issuers and write their reports; the switch
 marks what was settled SETTLED and posts the ledger. Done when every captured sale and every
 approved refund is SETTLED and no acquirer receivable is left open, bounded in time.
@@ -37,7 +38,7 @@ from switch.backoffice.recon.sources import load_reports, read_books, switch_tra
 from switch.domain.transactions import TxState, TxType
 from switch.store import open_store
 
-from .driver import SWITCH
+from .plan import SWITCH
 
 SETTLE_S = 90.0
 

@@ -14,12 +14,13 @@ import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
 from payswitch import money
 from payswitch.v1 import admin_pb2, admin_pb2_grpc, control_pb2, control_pb2_grpc
-from stack.launcher import Stack
+from stack.launcher import Stack, StackError
 from terminals.errors import (
     InvalidRequest,
     NotFound,
@@ -34,11 +35,11 @@ from terminals.sdk import Prepared, Terminal
 from terminals.secure_element import SecureElement
 from terminals.stan import StanCounter
 
-from .plan import Action, Event, Lifecycle, Payment, Plan
+from .disk import SmallDisk
+from .plan import SWITCH, Action, Event, Lifecycle, Payment, Plan
 
 # The SDK's own retries per send: a few attempts within a few seconds.
 SDK_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1, max_backoff_s=0.5, total_timeout_s=5)
-SWITCH = "switch-1"
 # How long a retry after quiescence may take: past the switch's bound for settling a key its
 # dead process left IN_FLIGHT (the harness sets [switch] abandoned_key_s to 10 s).
 RECHECK_S = 25.0
@@ -97,10 +98,9 @@ class Terminals:
     """One SDK terminal per terminal id, each with its own secure element and jitter RNG."""
 
     def __init__(self, stack: Stack, plan: Plan, se_of: dict[str, SecureElement]) -> None:
-        target = stack.address(SWITCH)
         self.by_id = {
             tid: Terminal(
-                target,
+                stack.address(plan.switch_of(tid)),
                 tid,
                 mid,
                 deadline_s=2.0,
@@ -118,9 +118,37 @@ class Terminals:
             await t.close()
 
 
+def _cluster():
+    """tests/support/cassandra_node.py: the three-node cluster's process control."""
+    import sys
+
+    support = str(Path(__file__).resolve().parents[1] / "support")
+    if support not in sys.path:
+        sys.path.insert(0, support)
+    import cassandra_node
+
+    return cassandra_node
+
+
+def _cass_index(node: str) -> int:
+    return int(node.removeprefix("cass-"))
+
+
 class Driver:
-    def __init__(self, stack: Stack, plan: Plan, terminals: Terminals, log) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        plan: Plan,
+        terminals: Terminals,
+        log,
+        disk: SmallDisk | None = None,
+        slow_flag: Path | None = None,
+    ) -> None:
         self.stack = stack
+        self.disk = disk
+        self._not_started: set[str] = set()  # switches that could not start on the full disk
+        self._cass_down: set[str] = set()  # cluster nodes the plan killed, not yet restarted
+        self.slow_flag = slow_flag  # the switches' store waits while this file names a delay
         self.plan = plan
         self.terminals = terminals
         self.log = log
@@ -291,8 +319,26 @@ class Driver:
                 control_pb2.ClearFaultsRequest(), timeout=5, wait_for_ready=True
             )
         elif event.action is Action.KILL_SWITCH:
-            await asyncio.to_thread(self.stack.kill, SWITCH)
-            return self._restart(SWITCH, event.down_s)
+            await asyncio.to_thread(self.stack.kill, event.node)
+            return self._restart(event.node, event.down_s)
+        elif event.action is Action.FILL_DISK and self.disk is not None:
+            taken = await asyncio.to_thread(self.disk.fill)
+            self.log(f"  the switch's disk is full ({taken} bytes taken)")
+        elif event.action is Action.FREE_DISK and self.disk is not None:
+            await asyncio.to_thread(self.disk.free)
+            for node in sorted(self._not_started):  # as a supervisor would, space being back
+                await asyncio.to_thread(self.stack.start_node, node)
+            self._not_started.clear()
+        elif event.action is Action.KILL_CASSANDRA:
+            await asyncio.to_thread(_cluster().kill_node, _cass_index(event.node), True)
+            self._cass_down.add(event.node)
+        elif event.action is Action.START_CASSANDRA:
+            await asyncio.to_thread(_cluster().start_node, _cass_index(event.node))
+            self._cass_down.discard(event.node)
+        elif event.action is Action.SLOW_STORE and self.slow_flag is not None:
+            self.slow_flag.write_text(f"{event.delay_ms}\n")
+        elif event.action is Action.FAST_STORE and self.slow_flag is not None:
+            self.slow_flag.unlink(missing_ok=True)
         elif event.action is Action.RESTART_NODE:
             await asyncio.to_thread(self.stack.stop_node, event.node)
             return self._restart(event.node, event.down_s)
@@ -300,10 +346,27 @@ class Driver:
 
     async def _restart(self, node: str, down_s: float) -> None:
         await asyncio.sleep(down_s)
-        await asyncio.to_thread(self.stack.start_node, node)
+        try:
+            await asyncio.to_thread(self.stack.start_node, node)
+        except StackError as exc:
+            if self.disk is None or not self.disk.filler.exists():
+                raise
+            # A switch started on a full disk exits: its recovery scan cannot take its lease
+            # (fail closed: it never serves on a store it cannot write). It is started again
+            # once the disk is freed, as a supervisor restarting it would succeed then.
+            self._not_started.add(node)
+            self.notes.append(f"{node} could not start on the full disk (it exited: "
+                              f"{str(exc).splitlines()[0]}); started again once freed")  # fmt: skip
 
     async def calm(self) -> None:
         """Faults off everywhere, every process up: the start of quiescence."""
+        if self.disk is not None:
+            await asyncio.to_thread(self.disk.free)
+        if self.slow_flag is not None:
+            self.slow_flag.unlink(missing_ok=True)
+        for cass in sorted(self._cass_down):
+            await asyncio.to_thread(_cluster().start_node, _cass_index(cass))
+        self._cass_down.clear()
         for node in self.stack.node_ids:
             if not self.stack.running(node):
                 await asyncio.to_thread(self.stack.start_node, node)
@@ -388,11 +451,11 @@ class Driver:
                 await asyncio.sleep(0.5)
 
     async def refunds(self, views: dict) -> None:
-        """Refund what the plan refunds, on the calm network before the cut-off: each the
-        same request (one key) until answered, bounded; only a sale captured as planned."""
+        """Refund what the plan refunds, on the calm network between two cut-offs: each the
+        same request (one key) until answered, bounded; only a sale settled as planned."""
         for seen in self.seen:
             p, view = seen.payment, views.get(seen.payment.index)
-            if p.lifecycle is not Lifecycle.REFUND or view is None or view.state != "CAPTURED":
+            if p.lifecycle is not Lifecycle.REFUND or view is None or view.state != "SETTLED":
                 continue
             terminal = self.terminals.by_id[p.terminal_id]
             key = seen.key + "-r"

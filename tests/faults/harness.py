@@ -44,6 +44,7 @@ from pathlib import Path
 from payswitch.world.ports import with_free_ports, write_topology
 from stack.launcher import Stack
 
+from .disk import SmallDisk, can_mount
 from .plan import Plan, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +55,7 @@ QUIESCENCE_S = 90.0
 # does not wait a minute; the catch-up and the retry after quiescence outlast it.
 ABANDONED_KEY_S = 10
 CATCH_UP_S = 45.0
+READY_S = 120.0
 # Reversals and advices retried quickly, dead-lettered after a bound a calm network outlasts
 # (the harness replays dead letters before its cut-off).
 SAF = {
@@ -74,6 +76,7 @@ class SeedResult:
     seed: int
     payments: int
     store: str
+    switches: int = 1
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # explained leftovers, not failures
     stats: dict[str, int] = field(default_factory=dict)
@@ -86,7 +89,7 @@ class SeedResult:
     def command(self) -> str:
         return (
             f".venv/bin/python -m tests.faults.harness --first-seed {self.seed} --seeds 1"
-            f" --payments {self.payments} --store {self.store} --keep"
+            f" --payments {self.payments} --store {self.store} --switches {self.switches} --keep"
         )
 
 
@@ -121,19 +124,25 @@ def _prepare(run_dir: Path, topo_path: Path) -> None:
     ceremony(topo_path)
 
 
-def _cassandra_url(seed: int) -> tuple[str, str]:
+def _cassandra_url(seed: int, cluster: bool) -> tuple[str, str, list[str]]:
+    """(store URL, fresh keyspace, contact points): the dev node, or the three-node cluster
+    (started or reused; CASSANDRA_CLUSTER_BASE places it) with replication 3 and QUORUM."""
     sys.path.insert(0, str(REPO / "tests" / "support"))
     import cassandra_node
 
-    host = cassandra_node.ensure_single_node()
     keyspace = f"faults_{seed}_{uuid.uuid4().hex[:8]}"
-    return f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1", keyspace
+    if cluster:
+        hosts = cassandra_node.start_cluster()
+        url = f"cassandra://{','.join(hosts)}:{cassandra_node.PORT}/{keyspace}?replication=3"
+        return url, keyspace, hosts
+    host = cassandra_node.ensure_single_node()
+    return f"cassandra://{host}:{cassandra_node.PORT}/{keyspace}?replication=1", keyspace, [host]
 
 
-def _drop_keyspace(keyspace: str) -> None:
+def _drop_keyspace(keyspace: str, hosts: list[str]) -> None:
     from cassandra.cluster import Cluster
 
-    cluster = Cluster(["127.0.0.1"], port=9042)
+    cluster = Cluster(hosts, port=9042)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
@@ -141,9 +150,11 @@ def _drop_keyspace(keyspace: str) -> None:
 
 
 async def run_seed(
-    seed: int, payments: int, store: str, run_dir: Path, log: Log = print
+    seed: int, payments: int, store: str, run_dir: Path, log: Log = print, switches: int = 1
 ) -> SeedResult:
-    """One seed, start to finish (the stack is stopped whatever happens)."""
+    """One seed, start to finish (the stack is stopped whatever happens). ``switches`` > 1
+    (Cassandra only): that many switch processes on the store, terminals spread over them,
+    kills on any, every switch but the first with its wall clock skewed (``tamper.py``)."""
     from payswitch.world.topology import load
     from terminals.keys import inject_from_kif
     from terminals.secure_element import SecureElement
@@ -152,26 +163,46 @@ async def run_seed(
     from .driver import Driver, Terminals
 
     started = time.monotonic()
-    result = SeedResult(seed, payments, store)
-    plan: Plan = make_plan(seed, payments)
+    result = SeedResult(seed, payments, store, switches)
+    disk = None
+    if store == "sqlite" and can_mount():
+        disk = SmallDisk(run_dir / "disk")
+    cluster = store == "cluster"
+    plan: Plan = make_plan(
+        seed, payments, switches=switches, disk=disk is not None, cluster=cluster
+    )
     topo_path = run_dir / "topology.toml"
     await asyncio.to_thread(_prepare, run_dir, topo_path)
     keyspace = None
     store_url = "sqlite"
-    if store == "cassandra":
-        store_url, keyspace = await asyncio.to_thread(_cassandra_url, seed)
-    stack = Stack(topo_path, run_dir, store=store_url, seed=seed)
-    await asyncio.to_thread(stack.start)
+    hosts: list[str] = []
+    if store in ("cassandra", "cluster"):
+        store_url, keyspace, hosts = await asyncio.to_thread(_cassandra_url, seed, cluster)
+    elif disk is not None:
+        await asyncio.to_thread(disk.mount)
+        store_url = f"sqlite:///{disk.path / 'switch.db'}"
+    else:
+        result.notes.append("no disk faults: mounting the switch's small filesystem needs root")
+    # A fresh keyspace's migrations take a while on a busy machine: a longer wait for SERVING.
+    ready_s = {"sqlite": 30.0, "cassandra": READY_S, "cluster": 3 * READY_S}[store]
+    stack = Stack(
+        topo_path, run_dir, store=store_url, seed=seed, switches=switches, ready_timeout=ready_s
+    )
+    slow_flag = run_dir / "slow-store"
+    for node in plan.switches:
+        _tamper(stack, node, plan.skew_s if node != plan.switches[0] else 0.0, slow_flag)
     driver = None
     terminals = None
     try:
+        await asyncio.to_thread(stack.start)
         se_of = {}
         for tid in {p.terminal_id for p in plan.payments}:
             se_of[tid] = SecureElement()
             await inject_from_kif(se_of[tid], tid)
         terminals = Terminals(stack, plan, se_of)
-        driver = Driver(stack, plan, terminals, log)
-        log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}")
+        driver = Driver(stack, plan, terminals, log, disk, slow_flag)
+        log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}"
+            f", switches {len(plan.switches)} (skew {plan.skew_s:+.1f} s)")  # fmt: skip
         await driver.run()
         await driver.calm()
         await driver.catch_up(CATCH_UP_S)
@@ -182,6 +213,11 @@ async def run_seed(
             views = await _quiesce(driver, QUIESCENCE_S)
         result.violations += await _saf_leftovers(driver, views)
         result.violations += await driver.recheck_keys()
+        # Two cut-offs: the first settles the sales, the refunds the plan makes go against
+        # settled sales (a stand-in sale is posted at the issuer only at clearing: a refund
+        # before that is declined 12, nothing to credit), the second settles the refunds.
+        result.violations += await cutoff.cut_off(stack)
+        views = {s.payment.index: await driver.status(s) for s in driver.seen}
         await driver.refunds(views)
         result.violations += await cutoff.cut_off(stack)
         views = {s.payment.index: await driver.status(s) for s in driver.seen}
@@ -190,20 +226,32 @@ async def run_seed(
         result.violations += invariants.check(topology, driver.seen, views, books)
         money, money_stats = await cutoff.money_after(stack, run_dir / "settlement")
         result.violations += money
-        result.notes = driver.notes
+        result.notes += driver.notes
         exits = {n: c for n, c in stack.unexpected_exits().items()}
         result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
         result.stats = _stats(driver, views) | money_stats | _advices(stack.books_dir)
+        result.stats |= _store_errors(run_dir)
     finally:
         if driver is not None:
             await driver.close()
         if terminals is not None:
             await terminals.close()
         await asyncio.to_thread(stack.stop)
+        if disk is not None:
+            await asyncio.to_thread(disk.unmount, run_dir)
         if keyspace is not None:
-            await asyncio.to_thread(_drop_keyspace, keyspace)
+            await asyncio.to_thread(_drop_keyspace, keyspace, hosts)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _tamper(stack: Stack, node: str, skew_s: float, slow_flag: Path) -> None:
+    """Start ``node`` (a switch) through ``tests.faults.tamper``, on every (re)start: its wall
+    clock off by ``skew_s``, its store slow while ``slow_flag`` exists."""
+    argv = stack._child(node).argv  # the launcher's command line for it: [python, -m, module...]
+    assert argv[1] == "-m", argv
+    ours = ["--skew", str(skew_s), "--slow-store", str(slow_flag)]
+    argv[1:3] = ["-m", "tests.faults.tamper", *ours, argv[2]]
 
 
 async def _quiesce(driver, bound_s: float) -> dict:
@@ -258,12 +306,29 @@ def _advices(books_dir: Path) -> dict[str, int]:
     return counts
 
 
+def _store_errors(run_dir: Path) -> dict[str, int]:
+    """How often the switches logged a store failure (a full disk, a lost quorum...)."""
+    events = ('"store_failure"', '"record_failed"', "StoreUnavailable")
+    n = 0
+    for log in run_dir.glob("switch-*.log"):
+        n += sum(any(e in line for e in events) for line in log.open(errors="replace"))
+    return {"store errors logged": n} if n else {}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.faults.harness", description=__doc__)
     p.add_argument("--seeds", type=int, default=10, help="how many seeds to run")
     p.add_argument("--first-seed", type=int, default=1, help="the first seed")
     p.add_argument("--payments", type=int, default=40, help="payments per seed")
-    p.add_argument("--store", choices=("sqlite", "cassandra"), default="sqlite")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "cassandra", "cluster"),
+        default="sqlite",
+        help="cluster: three Cassandra nodes (RF 3, QUORUM) killed and restarted; left running",
+    )
+    p.add_argument(
+        "--switches", type=int, default=1, help="switch processes (more than 1: cassandra)"
+    )
     p.add_argument("--keep", action="store_true", help="keep every run directory (logs, books)")
     p.add_argument("--work-dir", default=None, help="where run directories go (default: a tmp)")
     return p.parse_args(argv)
@@ -278,9 +343,11 @@ async def _main(args: argparse.Namespace) -> int:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         run_dir = work / f"seed-{seed}"
         try:
-            result = await run_seed(seed, args.payments, args.store, run_dir)
+            result = await run_seed(
+                seed, args.payments, args.store, run_dir, switches=args.switches
+            )
         except Exception as exc:  # a harness failure fails the seed, the run goes on
-            result = SeedResult(seed, args.payments, args.store)
+            result = SeedResult(seed, args.payments, args.store, args.switches)
             result.violations = [f"harness error: {type(exc).__name__}: {exc}"]
             traceback.print_exc()
         status = "ok" if result.ok else "FAILED"

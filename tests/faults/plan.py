@@ -85,6 +85,12 @@ class Action(enum.StrEnum):
     SET_FAULTS = "set_faults"
     CLEAR_FAULTS = "clear_faults"
     KILL_SWITCH = "kill_switch"  # kill -9, down a moment, restart on the same store and port
+    FILL_DISK = "fill_disk"  # the switch's SQLite filesystem full (a filler file takes the rest)
+    FREE_DISK = "free_disk"  # the filler removed: the store must recover by itself
+    KILL_CASSANDRA = "kill_cassandra"  # kill -9 one node of the three-node cluster (``node``)
+    START_CASSANDRA = "start_cassandra"  # start it again, wait until the cluster sees it Up
+    SLOW_STORE = "slow_store"  # every store call of every switch waits ``delay_ms`` first
+    FAST_STORE = "fast_store"  # ... until this
     RESTART_NODE = "restart_node"  # SIGTERM a network node, down a moment, start it again
 
 
@@ -97,6 +103,7 @@ class Event:
     node: str = ""
     faults: control_pb2.FaultSpec | None = field(default=None, compare=False)
     down_s: float = 0.0
+    delay_ms: float = 0.0  # SLOW_STORE
 
     def describe(self) -> str:
         if self.action is Action.SET_FAULTS and self.faults is not None:
@@ -117,7 +124,16 @@ class Event:
             ops = ",".join(f.operations) or "all"
             return f"@{self.at} {self.node}: {'; '.join(parts)} ({ops})"
         extra = f" down {self.down_s:.1f}s" if self.down_s else ""
+        extra += f" {self.delay_ms:.0f}ms per call" if self.delay_ms else ""
         return f"@{self.at} {self.action.value} {self.node}{extra}".rstrip()
+
+
+SWITCH = "switch-1"
+
+
+def switch_ids(count: int) -> tuple[str, ...]:
+    """The stack's switch process ids: ``switch-1``, then ``switch-1-2``..."""
+    return tuple(SWITCH if i == 1 else f"{SWITCH}-{i}" for i in range(1, count + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +142,13 @@ class Plan:
     payments: tuple[Payment, ...]
     events: tuple[Event, ...]
     concurrency: int
+    switches: tuple[str, ...] = (SWITCH,)  # processes on one (Cassandra) store
+    skew_s: float = 0.0  # the wall clock of every switch but the first is off by this much
+
+    def switch_of(self, terminal_id: str) -> str:
+        """The switch process a terminal talks to (terminals spread over the processes)."""
+        ids = sorted({p.terminal_id for p in self.payments} | {t for t, _ in TERMINALS})
+        return self.switches[ids.index(terminal_id) % len(self.switches)]
 
 
 def _payment(rng: random.Random, index: int) -> Payment:
@@ -169,12 +192,16 @@ def _fault_spec(rng: random.Random, seed: int) -> control_pb2.FaultSpec:
     return spec
 
 
-def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
+def _events(rng: random.Random, seed: int, payments: int, switches: tuple[str, ...]) -> list[Event]:
     events: list[Event] = []
     span = max(payments - 2, 1)
-    # Every seed kills the switch at least once, somewhere in the first two thirds.
+
+    def a_switch() -> str:  # no draw with one switch: single-switch plans stay as they were
+        return switches[0] if len(switches) == 1 else rng.choice(switches)
+
+    # Every seed kills a switch at least once, somewhere in the first two thirds.
     events.append(Event(rng.randint(1, max(span * 2 // 3, 1)), Action.KILL_SWITCH,
-                        "switch-1", down_s=rng.choice([0.0, 0.5, 1.5])))  # fmt: skip
+                        a_switch(), down_s=rng.choice([0.0, 0.5, 1.5])))  # fmt: skip
     # Every seed takes acq-beta down for a while: M-FUEL's sales meanwhile go to stand-in
     # (approved by the switch, advised to the issuer once the acquirer is back).
     events.append(Event(rng.randint(0, span), Action.RESTART_NODE, "acq-beta",
@@ -183,7 +210,7 @@ def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
         at = rng.randint(0, span)
         kind = rng.choices(["faults", "kill", "restart"], weights=[65, 20, 15])[0]
         if kind == "kill":
-            events.append(Event(at, Action.KILL_SWITCH, "switch-1", down_s=rng.choice([0.0, 1.0])))
+            events.append(Event(at, Action.KILL_SWITCH, a_switch(), down_s=rng.choice([0.0, 1.0])))
         elif kind == "restart":
             node = rng.choice((*ACQUIRERS, *SCHEMES, *ISSUERS))
             events.append(Event(at, Action.RESTART_NODE, node, down_s=rng.choice([0.0, 1.0])))
@@ -197,8 +224,54 @@ def _events(rng: random.Random, seed: int, payments: int) -> list[Event]:
     return events
 
 
-def make_plan(seed: int, payments: int, concurrency: int = 4) -> Plan:
-    """The whole scenario of ``seed``: same seed and size, same plan."""
+def _cluster_events(rng: random.Random, payments: int) -> list[Event]:
+    """One node of three down for a while (QUORUM holds), then two down at once for a few
+    payments (quorum lost: the switch must refuse, never approve blind, and recover)."""
+    half = max(payments // 2, 2)
+    one = rng.choice(["cass-1", "cass-2", "cass-3"])
+    at = rng.randint(0, max(half - 6, 0))
+    events = [
+        Event(at, Action.KILL_CASSANDRA, one),
+        Event(at + rng.randint(2, 5), Action.START_CASSANDRA, one),
+    ]
+    two = rng.sample(["cass-1", "cass-2", "cass-3"], k=2)
+    at = rng.randint(half, max(payments - 4, half))
+    events += [Event(at, Action.KILL_CASSANDRA, n) for n in two]
+    end = min(at + rng.randint(1, 3), payments)
+    events += [Event(end, Action.START_CASSANDRA, n) for n in two]
+    return events
+
+
+def make_plan(
+    seed: int,
+    payments: int,
+    concurrency: int = 4,
+    switches: int = 1,
+    disk: bool = False,
+    cluster: bool = False,
+) -> Plan:
+    """The whole scenario of ``seed``: same seed and size (and switch count), same plan. With
+    several switch processes, kills fall on any of them and the others' clocks are skewed;
+    with ``disk`` (SQLite on its own small filesystem), that filesystem fills up for a while;
+    with ``cluster``, Cassandra nodes die (one, then two at once: quorum lost) and come back."""
     rng = random.Random(f"payswitch-faults/{seed}")
     pays = tuple(_payment(rng, i) for i in range(payments))
-    return Plan(seed, pays, tuple(_events(rng, seed, payments)), concurrency)
+    ids = switch_ids(switches)
+    events = _events(rng, seed, payments, ids)
+    if disk:
+        at = rng.randint(0, max(payments - 10, 0))
+        events.append(Event(at, Action.FILL_DISK, SWITCH))
+        events.append(Event(min(at + rng.randint(5, 10), payments), Action.FREE_DISK, SWITCH))
+        events.sort(key=lambda e: (e.at, e.action is not Action.CLEAR_FAULTS))
+    events = tuple(events)
+    skew = rng.choice([-2.0, -0.7, 0.7, 2.0]) if switches > 1 else 0.0
+    # Every seed has a slow store for a while: a saturated disk, a busy cluster.
+    at = rng.randint(0, max(payments - 8, 0))
+    slow = [
+        Event(at, Action.SLOW_STORE, SWITCH, delay_ms=rng.choice([20.0, 80.0, 250.0, 600.0])),
+        Event(min(at + rng.randint(3, 8), payments), Action.FAST_STORE, SWITCH),
+    ]
+    if cluster:  # three Cassandra nodes, replication 3, QUORUM
+        slow += _cluster_events(rng, payments)
+    events = tuple(sorted((*events, *slow), key=lambda e: e.at))  # stable: same-index order kept
+    return Plan(seed, pays, events, concurrency, ids, skew)

@@ -1,6 +1,7 @@
 """The fault-injection harness in CI: a few seeds, each a fresh stack of real processes
-driven through switch kills, node restarts, an acquirer outage (stand-in) and runtime network
-faults, then a cut-off, checked against the issuers' books, the switch, its ledger and the
+driven through switch kills, node restarts, an acquirer outage (stand-in), runtime network
+faults, a full disk under SQLite, two switch processes with skewed clocks on Cassandra, then
+two cut-offs, checked against the issuers' books, the switch, its ledger and the
 settlement reports (``tests/faults/invariants.py``, ``cutoff.py``). Thousands of seeds: see
 the README (``make faults SEEDS=1..1000``)."""
 
@@ -14,20 +15,30 @@ from .plan import Action, make_plan
 pytestmark = pytest.mark.e2e
 
 PAYMENTS = 40
-# (seed, store): SQLite twice, the shared Cassandra node once (a fresh keyspace).
-SEEDS = [(3, "sqlite"), (11, "sqlite"), (7, "cassandra")]
+# (seed, store, switches): SQLite twice; the shared Cassandra node once (a fresh keyspace)
+# with two switch processes, the second's clock skewed, kills falling on either.
+SEEDS = [(3, "sqlite", 1), (11, "sqlite", 1), (7, "cassandra", 2)]
 
 
-@pytest.mark.parametrize(("seed", "store"), SEEDS)
-async def test_seed_keeps_every_invariant(seed: int, store: str, tmp_path) -> None:
+@pytest.mark.parametrize(("seed", "store", "switches"), SEEDS)
+async def test_seed_keeps_every_invariant(seed: int, store: str, switches: int, tmp_path) -> None:
     lines: list[str] = []
-    result = await run_seed(seed, PAYMENTS, store, tmp_path / f"seed-{seed}", log=lines.append)
+    run_dir = tmp_path / f"seed-{seed}"
+    result = await run_seed(seed, PAYMENTS, store, run_dir, log=lines.append, switches=switches)
     assert result.ok, "\n".join([*result.violations, *lines, f"replay: {result.command()}"])
-    # The run was not a quiet one: the switch was killed and restarted, payments were both
-    # approved and refused, and every one of them reached the switch.
-    starts = (tmp_path / f"seed-{seed}" / "switch-1.log").read_text().count("--- starting")
-    kills = sum(e.action is Action.KILL_SWITCH for e in make_plan(seed, PAYMENTS).events)
-    assert starts == 1 + kills >= 2
+    # The run was not a quiet one: the switches were killed and restarted, payments were both
+    # approved and refused, and every one of them reached a switch.
+    plan = make_plan(seed, PAYMENTS, switches=switches, disk=store == "sqlite")
+    if store == "sqlite":  # the switch's filesystem filled up and freed during the run
+        assert not [n for n in result.notes if "no disk faults" in n]
+        assert {Action.FILL_DISK, Action.FREE_DISK} <= {e.action for e in plan.events}
+    kills = [e.node for e in plan.events if e.action is Action.KILL_SWITCH]
+    for node in plan.switches:
+        starts = (run_dir / f"{node}.log").read_text().count("--- starting")
+        # A restart on the full disk exits (fail closed) and is started again once it is freed.
+        again = sum(n.startswith(f"{node} could not start on the full disk") for n in result.notes)
+        assert starts == 1 + kills.count(node) + again
+    assert len(kills) >= 1
     assert result.stats.get("answer 00", 0) > 0
     assert sum(v for k, v in result.stats.items() if k.startswith("answer ")) == PAYMENTS
     assert result.stats.get("no-transaction", 0) < PAYMENTS
@@ -41,6 +52,9 @@ def test_a_seed_is_a_scenario() -> None:
     assert [e.describe() for e in first.events] == [e.describe() for e in again.events]
     assert first.payments != other.payments
     assert any(e.action is Action.KILL_SWITCH for e in first.events)
+    two = make_plan(7, 40, switches=2)
+    assert two.switches == ("switch-1", "switch-1-2") and two.skew_s != 0
+    assert {two.switch_of(t) for t in ("T-0001", "T-0002", "T-0003")} == set(two.switches)
 
 
 def test_a_campaign_splits_its_range_over_the_jobs() -> None:
