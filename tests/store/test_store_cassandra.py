@@ -330,4 +330,14 @@ async def test_a_device_hint_made_stale_by_another_process_never_decides(url: st
         with pytest.raises(CounterReplay):
             await a.advance_device(use(2, 2), NOW)  # the hint says "same"; the row says replay
         assert await a.advance_device(use(6, 6), NOW) is Advance.ADVANCED
-        assert (await b.get_device("00112233445566aa")).counter == 6
+        # b's hint (5) is stale: its LWT fails, the row is read, b marks the device shared.
+        assert await b.advance_device(use(7, 7), NOW) is Advance.ADVANCED
+        assert await b.advance_device(use(8, 8), NOW) is Advance.ADVANCED
+        assert (await a.get_device("00112233445566aa")).counter == 8
+        statements.clear()
+        cx.execute = counting
+        try:  # b now knows the device is shared: it reads first, no failed LWT
+            assert await b.advance_device(use(9, 9), NOW) is Advance.ADVANCED
+        finally:
+            cx.execute = real
+        assert statements == [cx.SERIAL, cx.LWT]

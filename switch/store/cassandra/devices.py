@@ -11,7 +11,9 @@ the hinted counter, window and terminal, so a hint that another process made sta
 that LWT fail, and we read at SERIAL and decide again. Only an advance is decided on a hint:
 a refusal or a "same transmission" read from it is decided again on the row read at SERIAL
 (the hint may be behind the row, never ahead), so the hint never refuses or lets anything
-through that the row would not."""
+through that the row would not. A device whose hint was found stale (its terminal's requests
+reach several switch processes) is not hinted again while it is remembered as shared: there a
+hint would cost a failed LWT on top of the read it was meant to save."""
 
 from __future__ import annotations
 
@@ -80,7 +82,16 @@ class CassandraDevices(CassandraHost, DeviceStore):
             self._device_hints = OrderedDict()
         return self._device_hints
 
+    _device_shared: OrderedDict[str, None] | None = None
+
+    def _shared_devices(self) -> OrderedDict[str, None]:
+        if self._device_shared is None:
+            self._device_shared = OrderedDict()
+        return self._device_shared
+
     def _remember_device(self, device: Device) -> None:
+        if device.ikid in self._shared_devices():
+            return  # another process writes it too: read it each time
         hints = self._device_hint_map()
         hints[device.ikid] = device
         hints.move_to_end(device.ikid)
@@ -120,6 +131,11 @@ class CassandraDevices(CassandraHost, DeviceStore):
                 if ok:
                     self._remember_device(Device(use.ikid, terminal, *written))
                     return step.outcome
+                if hinted:  # stale: another process advanced it
+                    shared = self._shared_devices()
+                    shared[use.ikid] = None
+                    while len(shared) > HINTS:
+                        shared.popitem(last=False)
                 hinted = False
                 fresh = await cql.serial(q["get"], (use.ikid,))
                 current = _device(fresh) if fresh else None
