@@ -66,8 +66,11 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
         tls_on: bool,
         grant: Grant | None = None,
         trust_file: Path | None = None,
+        merchants: dict[str, str] | None = None,
     ) -> None:
         self.settlement = settlement
+        # terminal id -> its merchant (the topology's): an upload naming another is refused
+        self.merchants = merchants
         self.trust_file = trust_file
         self._trust_mtime = 0.0
         self.store = settlement.store
@@ -137,6 +140,8 @@ class OfflineApi(offline_pb2_grpc.OfflineServiceServicer):
                 terminal, merchant = req.terminal_id, req.merchant_id
                 journal = _journal_key(terminal, req.journal_id)
                 self._check_caller(context, terminal)
+                if self.merchants is not None and self.merchants.get(terminal) != merchant:
+                    raise PermissionDenied("the terminal does not belong to that merchant")
                 mark = await self.store.offline_upload_mark(journal)
             elif (req.terminal_id, req.merchant_id) != (terminal, merchant) or _journal_key(
                 terminal, req.journal_id
@@ -251,4 +256,7 @@ def build(
         await _record_only(p)
 
     settlement = OfflineSettlement(store, TrustBook(), pay)
-    return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path, grant=link.grant)
+    merchants = {t.id: t.merchant for t in topology.terminals}
+    return OfflineApi(
+        settlement, Limits(), tls_on=tls_on, trust_file=path, grant=link.grant, merchants=merchants
+    )

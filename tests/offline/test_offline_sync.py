@@ -39,7 +39,13 @@ async def world(tmp_path: Path) -> AsyncIterator[dict]:
         settlement = OfflineSettlement(store, book, pay, clock=lambda: float(kit.NOW))
         server = grpc.aio.server()
         offline_pb2_grpc.add_OfflineServiceServicer_to_server(
-            OfflineApi(settlement, Limits(5_000, 10, 50_000), tls_on=False), server
+            OfflineApi(
+                settlement,
+                Limits(5_000, 10, 50_000),
+                tls_on=False,
+                merchants={t: "M1" for t in ("T1", "T2", "T5", "T7", "T9")},
+            ),
+            server,
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -158,3 +164,14 @@ async def test_a_replaced_journal_is_counted_afresh(world: dict) -> None:
     new.approve(d.allowance(), d.spend(200, "EUR", "M1", "T7", kit.NOW), kit.NOW)
     done = await sync(stub, new)
     assert (done.sent, done.accepted, done.settled_through) == (1, 1, 1)
+
+
+async def test_an_upload_naming_another_merchant_is_refused(world: dict) -> None:
+    async def lying() -> AsyncIterator[offline_pb2.SyncOfflineRequest]:
+        yield offline_pb2.SyncOfflineRequest(
+            terminal_id="T1", merchant_id="M-OTHER", seq=1, journal_id="j1"
+        )
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await world["stub"].SyncOffline(lying())
+    assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
