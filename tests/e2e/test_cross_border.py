@@ -125,6 +125,23 @@ async def test_jpy_card_at_a_kwd_merchant(pos, books):
     assert (resp.billing_minor_units, resp.billing_currency) == (4844, "JPY")  # 4844.49 -> 4844
     after = await books.account("bank-c", "C-3002")
     assert after.held - before.held == 4844
+    # captured in full: 4844 JPY posted, cleared with the day (the last test)
+    cap = await pos.capture(resp.transaction_id, None, "KWD")
+    assert code(cap) == "00" and cap.transaction.billing_captured_minor_units == 4844
+    posted = await books.account("bank-c", "C-3002")
+    assert posted.balance - before.balance == -4844 and posted.held == before.held
+
+
+async def test_a_void_releases_the_hold_in_the_billing_currency(pos, books):
+    before = await books.account("bank-b", "B-2002")
+    auth = await pos.pay(USD_CARD[0], 777, "EUR", USD_CARD[1])  # 7.77 EUR -> 8.41 USD
+    assert code(auth) == "00" and auth.billing_minor_units == 841
+    assert (await books.account("bank-b", "B-2002")).held - before.held == 841
+    void = await pos.void(auth.transaction_id)
+    assert code(void) == "00"
+    assert void.transaction.billing_minor_units == 841  # the record keeps both amounts
+    after = await books.account("bank-b", "B-2002")
+    assert (after.held, after.balance) == (before.held, before.balance)
 
 
 async def test_partial_capture_then_refunds_in_the_billing_currency(pos, books):
