@@ -102,6 +102,10 @@ def test_parts_add_up_to_the_whole(
         done += part
     whole = fx.convert(total, source, target, rate)
     assert billed == whole
+    # the authorization held at least what any capture up to it posts (monotonic rounding)
+    authorized = total + parts[-1]
+    if authorized * rate * 10 ** max(0, exponent(target) - exponent(source)) < MAX_MINOR_UNITS:
+        assert fx.convert(authorized, source, target, rate) >= whole
     # refunding every part again, cumulatively, gives back exactly what was billed
     done = refunded = 0
     for part in reversed(parts):
