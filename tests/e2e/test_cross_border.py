@@ -62,6 +62,8 @@ async def stack(request, tmp_path_factory, hsm_token):
         store = f"cassandra://{host}:{cassandra_node.PORT}/{name}?replication=1"
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["settlement"]["dir"] = str(run_dir / "settlement")
+    for acquirer in doc["acquirers"]:  # both settle with their merchants in EUR
+        acquirer["settlement_currency"] = "EUR"
     s = await asyncio.to_thread(start_stack, run_dir, doc, store=store)
     try:
         yield s
@@ -316,6 +318,24 @@ async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, boo
     assert (entry["billing_minor"], entry["billing_currency"]) == (2_165, "USD")
     assert entry["issuer_posted_minor"] == 2_165 and entry["status"] == "SETTLED"
     assert any(r["billing_totals"].get("USD") for r in reports)
+    # The acquirers settle in EUR: every entry's signed net converted at its scheme's rate
+    # of the day, the totals their sum (the KWD and USD sales included).
+    for r in reports:
+        converted, settled_any = 0, False
+        for e in r["entries"]:
+            if e["status"] != "SETTLED":
+                continue
+            settled_any = True
+            sign = 1 if e["kind"] == "CAPTURE" else -1
+            net = sign * e["amount_minor"] - e["interchange_minor"] - e["scheme_fee_minor"]
+            rate = Decimal(e["settlement_rate"])
+            assert e["settlement_currency"] == "EUR"
+            assert e["settlement_net_minor"] == fx.convert(net, e["currency"], "EUR", rate)
+            converted += e["settlement_net_minor"]
+        expected = {"EUR": {"net_minor": converted}} if settled_any else {}
+        assert r["settlement_totals"] == expected
+    assert any(e["currency"] == "KWD" and e["settlement_rate"] != "1.00000000"
+               for e in entries.values() if e["status"] == "SETTLED")  # fmt: skip
     # the DCC sale cleared in the cardholder's currency, unconverted: 111.50 USD
     assert any(
         (e["amount_minor"], e["currency"]) == (11_150, "USD") and "billing_currency" not in e
