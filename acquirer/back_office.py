@@ -13,17 +13,21 @@ presentment it has seen with its first result.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from network.channels import Channels
+from payswitch import fx
+from payswitch.cards import Scheme
 from payswitch.process import connect_address
 from payswitch.settlement.clearing import ClearingFormatError, read_clearing_file
 from payswitch.settlement.clock import cutoff_clock
 from payswitch.settlement.fees import NO_FEES, presentment_fees
-from payswitch.settlement.report import build_report, write_report
+from payswitch.settlement.report import build_report, settle_in, write_report
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 from payswitch.world.topology import Topology
 
@@ -112,6 +116,20 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
             self._entry(rec, results.get((rec["kind"], rec["rrn"]))) for rec in cf.presentments
         ]
         report = build_report(self._id, cf.file_id, settled_at, entries)
+        settles_in = self._topology.acquirer(self._id).settlement_currency
+        if settles_in:  # one settlement currency (issue 16): each entry's net converted
+            schemes = {r["transaction_id"]: r["scheme"] for r in cf.presentments}
+            day = datetime.fromtimestamp(settled_at, UTC).date()
+
+            def rate_of(entry: dict[str, Any]) -> Decimal | None:
+                scheme = self._topology.scheme_for_brand(Scheme(schemes[entry["transaction_id"]]))
+                table = fx.table_for(scheme.rates, day) if scheme is not None else None
+                try:
+                    return table.rate(entry["currency"], settles_in) if table else None
+                except fx.FxError:
+                    return None
+
+            report["settlement_totals"] = settle_in(entries, settles_in, rate_of)
         path = await asyncio.to_thread(write_report, Path(request.report_dir), report)
         settled = sum(1 for e in entries if e["status"] == "SETTLED")
         return settlement_pb2.SettleResponse(

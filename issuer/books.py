@@ -542,7 +542,9 @@ class Books:
                 amount, currency = converted.billing_minor, row[4]
             if row is None or row[0] != POSTED or currency != row[4]:
                 return INVALID_TRANSACTION
-            if amount <= 0 or (converted is None and row[3] + amount > row[2]):
+            # A converted refund was bounded in its transaction currency; its share may round
+            # to 0 in the billing currency (a later share makes up for it: fx.allocate).
+            if converted is None and (amount <= 0 or row[3] + amount > row[2]):
                 return INVALID_AMOUNT
             db.execute(
                 "UPDATE authorizations SET refunded = refunded + ? WHERE rrn = ?",
@@ -594,6 +596,8 @@ class Books:
             for p in presentments:
                 billed = books_fx.presentment_in_billing(db, p)  # a converted sale's, else p
                 result = clearing.present(db, billed, file_id, rules, now)
+                if billed is not p and p.kind == "CAPTURE" and result.posted:
+                    books_fx.mark_posted(db, p.rrn, p.amount)  # posted by clearing, not online
                 extra = {**result.extra, "posted_currency": billed.currency}
                 if billed is not p:  # converted: what the books hold for it, billing currency
                     extra["billing_minor"] = billed.amount

@@ -173,11 +173,6 @@ def presentment_in_billing(db: sqlite3.Connection, p: PresentmentIn) -> Presentm
     row = db.execute("SELECT currency FROM authorizations WHERE rrn = ?", (rrn,)).fetchone()
     billing = row[0]
     if p.kind == "CAPTURE":
-        seen = db.execute(
-            "SELECT 1 FROM presentments WHERE kind = 'CAPTURE' AND rrn = ?", (p.rrn,)
-        ).fetchone()
-        if not f.txn_posted and not seen:
-            mark_posted(db, rrn, p.amount)
         amount = fx.convert(p.amount, p.currency, billing, f.rate)
     else:
         done = db.execute("SELECT billing_amount FROM refund_fx WHERE rrn = ?", (p.rrn,)).fetchone()

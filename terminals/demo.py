@@ -124,6 +124,8 @@ class Shift:
             self._add(step, "", amount, expect, r.code_name, r.message)
             return None
         detail = f"txn {r.transaction_id[:12]} auth {r.auth_code or '-'} {r.state}".rstrip()
+        if r.billing is not None:  # a foreign card: what the cardholder is billed, and the rate
+            detail += f" billed {r.billing.format()} at {r.conversion_rate}"
         self._add(step, r.masked_pan, r.amount or amount, expect, r.iso_code, detail)
         return r
 
@@ -181,6 +183,8 @@ class Shift:
         )
         for case in (*self.plan.approvals, *self.plan.declines):
             await self.pay(case)
+        if self.plan.foreign is not None:  # converted by the scheme (issue 16)
+            await self.pay(self.plan.foreign)
         await self.card_security()
         await self.lifecycle()
         await self.idempotency()

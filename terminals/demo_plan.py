@@ -11,6 +11,9 @@ case is chosen by the rule that produces its answer at the issuer.
 - 61: an active card with a per-transaction limit, one major unit above it;
 - 14: a Luhn-valid PAN inside an issuer's BIN range that no issuer has on file;
 - PIN: the best-funded usable card that has a PIN on file (its right PIN, then a wrong one: 55).
+- foreign card (issue 16): the best-funded usable card whose account is in another currency
+  than the home card's, paying 15 major units of the home currency: the scheme converts, the
+  answer shows the billing amount and rate;
 - batch: per currency the merchant can take, the best-funded usable card in it, for 20 major
   units (sold, captured, and in the home currency also refunded and voided) before the close.
 
@@ -60,6 +63,8 @@ class Plan:
     # One card per currency for the batch close (home currency first), and the merchant's MCC.
     batch_cases: tuple[CardCase, ...] = ()
     mcc: str = ""
+    # A card billed in another currency, paying in the home one (None when there is none).
+    foreign: CardCase | None = None
 
 
 def _major(units: int, currency: str) -> money.Amount:
@@ -206,7 +211,18 @@ def build_plan(
         if fits:
             best = max(fits, key=w.funds)
             batch_cases.append(w.case(f"batch sale {cur}", best, amount_of[best.pan], "00"))
+    home_cur = home.amount.currency
+    abroad = [
+        c
+        for c in usable
+        if w.currency(c) != home_cur and c.pan != poorest.pan and c.pan != richest.pan
+    ]
+    foreign = None
+    if abroad:
+        best = max(abroad, key=w.funds)
+        foreign = w.case(f"foreign card ({w.currency(best)})", best, _major(15, home_cur), "00")
     return Plan(
+        foreign=foreign,
         batch_cases=tuple(batch_cases),
         mcc=topo.merchant(terminal.merchant).mcc,
         switch=switch or topo.switch.listen,

@@ -12,7 +12,9 @@ entry's transaction currency. An entry of a converted sale (issue 16) also has
 ``billing_minor``, ``billing_currency``, ``fx_rate`` (the switch's record) and
 ``issuer_posted_minor`` (what the issuer posted in the billing currency: the issuer settles in
 its account's currency); ``billing_totals`` sums the latter per billing currency (captures -
-refunds), for the issuers' side. ``reason`` is "" or the
+refunds), for the issuers' side. An acquirer with a ``settlement_currency`` settles every
+entry in it: ``settlement_net_minor``/``settlement_currency``/``settlement_rate`` per entry,
+``settlement_totals`` per currency (``settle_in``). ``reason`` is "" or the
 issuer's flags joined by "," (e.g. LATE_PRESENTMENT) or, for REJECTED, why.
 """
 
@@ -20,9 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from payswitch import fx
 
 FORMAT = "payswitch-settlement/1"
 STATUSES = ("SETTLED", "REJECTED")
@@ -62,6 +67,33 @@ def build_report(
         "totals": totals(entries),
         "billing_totals": billing_totals(entries),
     }
+
+
+def settle_in(
+    entries: list[dict[str, Any]],
+    currency: str,
+    rate_of: Callable[[dict[str, Any]], Decimal | None],
+) -> dict[str, dict[str, int]]:
+    """An acquirer that settles in one ``currency`` (issue 16): each SETTLED entry gets
+    ``settlement_net_minor`` (its signed net, gross - fees, converted half-up at
+    ``rate_of(entry)``: its scheme's rate into ``currency`` on the settlement day),
+    ``settlement_currency`` and ``settlement_rate``; returns ``settlement_totals``. An entry
+    whose pair has no rate stays in its own currency (and its own totals line)."""
+    out: dict[str, dict[str, int]] = {}
+    for e in entries:
+        if e["status"] != "SETTLED":
+            continue
+        sign = 1 if e["kind"] == "CAPTURE" else -1
+        net = sign * e["amount_minor"] - e["interchange_minor"] - e["scheme_fee_minor"]
+        rate = Decimal(1) if e["currency"] == currency else rate_of(e)
+        target = currency if rate is not None else e["currency"]
+        settled = net if rate is None else fx.convert(net, e["currency"], target, rate)
+        e["settlement_net_minor"] = settled
+        e["settlement_currency"] = target
+        e["settlement_rate"] = fx.format_rate(rate if rate is not None else Decimal(1))
+        line = out.setdefault(target, {"net_minor": 0})
+        line["net_minor"] += settled
+    return dict(sorted(out.items()))
 
 
 def billing_totals(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:

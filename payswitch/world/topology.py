@@ -276,6 +276,9 @@ class AcquirerConfig:
     # The switch's connector never waits longer than this for this acquirer's answer (the
     # request's remaining budget caps it further).
     timeout_ms: int = 2000
+    # The currency it settles with its merchants in (issue 16): each entry's net converted at
+    # the scheme's rate of the settlement day; "" settles every entry in its own currency.
+    settlement_currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +528,13 @@ def _rates(raw: Any, where: str) -> tuple[RateTable, ...]:
         return parse_tables(raw, where)
     except RatesError as exc:
         raise TopologyError(str(exc)) from None
+
+
+def _settlement_currency(raw: dict[str, Any], where: str) -> str:
+    value = raw.get("settlement_currency", "")
+    if not isinstance(value, str) or (value and not is_currency(value)):
+        raise TopologyError(f"{where}: settlement_currency must be an ISO 4217 code")
+    return value
 
 
 def _markup(doc: dict[str, Any]) -> int:
@@ -799,6 +809,7 @@ def parse(doc: dict[str, Any], source: Path | None = None) -> Topology:
             faults=_faults(a, f"acquirer {a['id']}"),
             margin_ms=int(a.get("margin_ms", 20)),
             timeout_ms=_positive_int(a, "timeout_ms", 2000, f"acquirer {a['id']}"),
+            settlement_currency=_settlement_currency(a, f"acquirer {a['id']}"),
         )
         for a in doc.get("acquirers", [])
     )

@@ -62,6 +62,8 @@ async def stack(request, tmp_path_factory, hsm_token):
         store = f"cassandra://{host}:{cassandra_node.PORT}/{name}?replication=1"
     doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     doc["settlement"]["dir"] = str(run_dir / "settlement")
+    for acquirer in doc["acquirers"]:  # both settle with their merchants in EUR
+        acquirer["settlement_currency"] = "EUR"
     s = await asyncio.to_thread(start_stack, run_dir, doc, store=store)
     try:
         yield s
@@ -125,6 +127,23 @@ async def test_jpy_card_at_a_kwd_merchant(pos, books):
     assert (resp.billing_minor_units, resp.billing_currency) == (4844, "JPY")  # 4844.49 -> 4844
     after = await books.account("bank-c", "C-3002")
     assert after.held - before.held == 4844
+    # captured in full: 4844 JPY posted, cleared with the day (the last test)
+    cap = await pos.capture(resp.transaction_id, None, "KWD")
+    assert code(cap) == "00" and cap.transaction.billing_captured_minor_units == 4844
+    posted = await books.account("bank-c", "C-3002")
+    assert posted.balance - before.balance == -4844 and posted.held == before.held
+
+
+async def test_a_void_releases_the_hold_in_the_billing_currency(pos, books):
+    before = await books.account("bank-b", "B-2002")
+    auth = await pos.pay(USD_CARD[0], 777, "EUR", USD_CARD[1])  # 7.77 EUR -> 8.41 USD
+    assert code(auth) == "00" and auth.billing_minor_units == 841
+    assert (await books.account("bank-b", "B-2002")).held - before.held == 841
+    void = await pos.void(auth.transaction_id)
+    assert code(void) == "00"
+    assert void.transaction.billing_minor_units == 841  # the record keeps both amounts
+    after = await books.account("bank-b", "B-2002")
+    assert (after.held, after.balance) == (before.held, before.balance)
 
 
 async def test_partial_capture_then_refunds_in_the_billing_currency(pos, books):
@@ -299,6 +318,24 @@ async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, boo
     assert (entry["billing_minor"], entry["billing_currency"]) == (2_165, "USD")
     assert entry["issuer_posted_minor"] == 2_165 and entry["status"] == "SETTLED"
     assert any(r["billing_totals"].get("USD") for r in reports)
+    # The acquirers settle in EUR: every entry's signed net converted at its scheme's rate
+    # of the day, the totals their sum (the KWD and USD sales included).
+    for r in reports:
+        converted, settled_any = 0, False
+        for e in r["entries"]:
+            if e["status"] != "SETTLED":
+                continue
+            settled_any = True
+            sign = 1 if e["kind"] == "CAPTURE" else -1
+            net = sign * e["amount_minor"] - e["interchange_minor"] - e["scheme_fee_minor"]
+            rate = Decimal(e["settlement_rate"])
+            assert e["settlement_currency"] == "EUR"
+            assert e["settlement_net_minor"] == fx.convert(net, e["currency"], "EUR", rate)
+            converted += e["settlement_net_minor"]
+        expected = {"EUR": {"net_minor": converted}} if settled_any else {}
+        assert r["settlement_totals"] == expected
+    assert any(e["currency"] == "KWD" and e["settlement_rate"] != "1.00000000"
+               for e in entries.values() if e["status"] == "SETTLED")  # fmt: skip
     # the DCC sale cleared in the cardholder's currency, unconverted: 111.50 USD
     assert any(
         (e["amount_minor"], e["currency"]) == (11_150, "USD") and "billing_currency" not in e

@@ -375,6 +375,7 @@ async def test_the_demo_ends_with_a_balanced_close_and_the_settlement_summary(wo
     code_ = await demo.run(argv, out=out)
     text = out.getvalue()
     assert code_ == 0, text
+    assert re.search(r"foreign card \(KWD\).* 00 .*billed 4\.997 KWD at 0\.33310000", text)
     tail = text.split("steps as expected", 1)[1]
     assert "IN BALANCE" in tail and "OUT OF BALANCE" not in tail
     for cur, pattern in (("EUR", r"\d+\.\d\d"), ("JPY", r"\d+"), ("KWD", r"\d+\.\d{3}")):

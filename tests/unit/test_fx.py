@@ -102,6 +102,10 @@ def test_parts_add_up_to_the_whole(
         done += part
     whole = fx.convert(total, source, target, rate)
     assert billed == whole
+    # the authorization held at least what any capture up to it posts (monotonic rounding)
+    authorized = total + parts[-1]
+    if authorized * rate * 10 ** max(0, exponent(target) - exponent(source)) < MAX_MINOR_UNITS:
+        assert fx.convert(authorized, source, target, rate) >= whole
     # refunding every part again, cumulatively, gives back exactly what was billed
     done = refunded = 0
     for part in reversed(parts):
@@ -161,3 +165,19 @@ def test_a_chargeback_converts_back_within_the_sale(
     share = fx.convert_back(part, billed, whole)
     assert 0 <= share <= whole
     assert share <= fx.convert_back(min(billed, part + 1), billed, whole)
+
+
+@pytest.mark.parametrize("kind", ["FX_CAPTURE_SETTLED", "FX_REFUND_SETTLED"])
+def test_fx_postings_balance_in_the_billing_currency(kind: str) -> None:
+    """Billed at the authorization's rate, cleared at another: the difference in one account."""
+    from switch.backoffice.ledger import accounts as ac
+    from switch.backoffice.ledger.events import Event, EventKind
+    from switch.backoffice.ledger.rules import lines_for
+
+    event = Event(EventKind(kind), "tx", "0", "M", "A", "mastercard", 5_500, "USD", 0.0,
+                  cleared_minor=5_413)  # fmt: skip
+    lines = {line.account: line.amount_minor for line in lines_for(event)}
+    assert sum(lines.values()) == 0 and {line.currency for line in lines_for(event)} == {"USD"}
+    sign = 1 if kind == "FX_CAPTURE_SETTLED" else -1
+    assert lines[ac.issuer_receivable("mastercard")] == sign * 5_500
+    assert lines[ac.FX_DIFFERENCE] == sign * (5_413 - 5_500)
