@@ -9,6 +9,7 @@ every honest payment accepted once, every double spend and tampering a case with
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import signal
@@ -210,6 +211,14 @@ async def test_offline_end_to_end(stack, books, tmp_path: Path) -> None:
         books.close()
     assert allowances
     await _cutoff_clears_offline_sales(stack, issuers, got["paid"], got["unpaid"])
+    await _the_clone_case_disputed(stack, dup.case_id)
+    forged = next(c for c in cases if "bad_device_signature" in c.problems)
+    shown = json.loads(
+        await asyncio.to_thread(
+            _cli, "switch.cli.offline_cases", "--store", stack.store_url, "show", forged.case_id
+        )
+    )
+    assert shown["sale"] is None and shown["disputes"] == []  # never paid: nothing to dispute
 
 
 def _issuer_books(folder: Path):
@@ -268,6 +277,46 @@ async def _cutoff_clears_offline_sales(stack, issuers, paid, unpaid) -> None:
         fee_table=stack.topology.fees, disputes=disputes,
     )  # fmt: skip
     assert [(i.type, i.rrn) for i in issues if i.rrn in rrns] == []
+
+
+def _cli(*argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _the_clone_case_disputed(stack, case_id: str) -> None:
+    """The cardholder disputes the clone's paid spend: bank-a charges back the case's sale
+    through the existing flow, the switch ingests it, the case shows its dispute, and the
+    merchant represents with the case's evidence."""
+    store, directory = stack.store_url, str(stack.topology.settlement.directory())
+    shown = json.loads(
+        await asyncio.to_thread(_cli, "switch.cli.offline_cases", "--store", store, "show", case_id)
+    )
+    sale = shown["sale"]
+    assert sale["state"] == "SETTLED" and shown["disputes"] == []
+    amount = f"{sale['amount'] // 100}.{sale['amount'] % 100:02d}"
+    await asyncio.to_thread(
+        _cli, "issuer.chargebacks", "--books", str(Path(stack.books_dir) / "bank-a.db"),
+        "--dir", directory, "--issuer", "bank-a", "raise", "--rrn", sale["rrn"],
+        "--reason", "10.4", "--amount", amount,
+    )  # fmt: skip
+    await asyncio.to_thread(
+        _cli, "switch.cli.disputes", "--store", store, "ingest", "--dir", directory
+    )
+    shown = json.loads(
+        await asyncio.to_thread(_cli, "switch.cli.offline_cases", "--store", store, "show", case_id)
+    )
+    assert [(d["rrn"], d["state"]) for d in shown["disputes"]] == [(sale["rrn"], "CHARGEBACK")]
+    answered = json.loads(
+        await asyncio.to_thread(
+            _cli, "switch.cli.offline_cases", "--store", store, "represent", case_id
+        )
+    )
+    assert [d["state"] for d in answered] == ["REPRESENTED"]
+    assert case_id in answered[0]["evidence"] and "first_claim" in answered[0]["evidence"]
 
 
 def _pos(stack, state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
