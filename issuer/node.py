@@ -375,5 +375,5 @@ async def create(
     # Offline payments: allowances signed with its offline key, holds in its offline books.
     offline_books = await asyncio.to_thread(OfflineBooks, Path(books_dir) / f"{node_id}.offline.db")
     accounts = {a.id: a.currency for a in config.accounts}
-    offline = OfflineIssuer(node_id, crypto.pool, offline_books, accounts)
+    offline = OfflineIssuer(node_id, crypto.pool, offline_books, accounts, ledger_books=books)
     return IssuerNode(config, books, hop, crypto, publisher, offline)

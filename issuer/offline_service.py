@@ -8,7 +8,11 @@
 - ``GetOfflineKeys``: every version's public key (the switch publishes the current and
   previous to terminals) and the versions revoked.
 - ``PostOfflineSpend``: a settled spend, posted once by its key: from the hold, the excess
-  charged to the account.
+  charged to the account. With the issuer's main books attached (``ledger_books``: the node
+  does) it is also held there, as a stand-in advice is, under the RRN derived from the spend
+  (``payswitch.offline.sale_ids``): the switch records the spend as a captured sale and the
+  cut-off's presentment posts it against that hold, so offline spends clear, settle and
+  reconcile as online sales do.
 
 HSM calls go through the issuer's ``HsmPool``; the books' SQLite calls to one worker thread.
 """
@@ -25,11 +29,15 @@ from typing import Any
 import grpc
 
 from hsm import offline as hsm_offline
+from issuer.bookkeeper import Bookkeeper
+from issuer.books import APPROVED
 from issuer.offline_books import OfflineBooks, OfflineBooksError
 from payswitch.money import MAX_MINOR_UNITS, is_currency
+from payswitch.offline import sale_ids
 from payswitch.offline.formats import Allowance, FormatError
 from payswitch.offline.formats import sign_allowance as _sign
 from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from payswitch.world.topology import CardConfig
 
 
 class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
@@ -43,8 +51,10 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         ttl_s: int = 86_400,
         max_cap: int = 50_000,
         clock: Callable[[], float] = time.time,
+        ledger_books: Bookkeeper | None = None,
     ) -> None:
         self.issuer_id = issuer_id
+        self.ledger_books = ledger_books
         self.pool = pool
         self.books = books
         self.accounts = dict(accounts)  # account id -> its currency
@@ -125,8 +135,8 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
     async def PostOfflineSpend(
         self, request: offline_pb2.PostOfflineSpendRequest, context: grpc.aio.ServicerContext
     ) -> offline_pb2.PostOfflineSpendResponse:
-        if len(request.spend_key) != 64:
-            await self._invalid(context, "spend_key", "must be 64 hex digits")
+        if len(request.spend_key) != 64 or set(request.spend_key) - set("0123456789abcdef"):
+            await self._invalid(context, "spend_key", "must be 64 lowercase hex digits")
         if request.amount <= 0:
             await self._invalid(context, "amount", "must be > 0")
         try:
@@ -136,9 +146,28 @@ class OfflineIssuer(offline_pb2_grpc.IssuerOfflineServiceServicer):
         except OfflineBooksError:
             await self._invalid(context, "allowance_id", "no hold for this allowance")
             raise AssertionError("abort returned") from None
+        if self.ledger_books is not None:
+            await self._hold_for_clearing(request, context)
         return offline_pb2.PostOfflineSpendResponse(
             from_hold=posted.from_hold, charged=posted.charged, repeated=posted.repeated
         )
+
+    async def _hold_for_clearing(
+        self, request: offline_pb2.PostOfflineSpendRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Hold the spend in the main books under its RRN (idempotent: an advice)."""
+        assert self.ledger_books is not None
+        hold = await self._books(self.books.state, request.allowance_id)
+        if hold is None or hold.currency != request.currency:
+            await self._invalid(context, "currency", "must be the allowance's")
+            return
+        key = request.spend_key
+        code = await self.ledger_books.advise(
+            sale_ids.rrn_of_spend(key), CardConfig("", "", hold.account_id), request.amount,
+            request.currency, sale_ids.auth_code_of_spend(key),
+        )  # fmt: skip
+        if code != APPROVED:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"books: advice {code}")
 
 
 def _sign_job(session: Any, owner: str, version: int, body: bytes) -> bytes:

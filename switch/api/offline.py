@@ -25,6 +25,7 @@ from payswitch.offline.wire import Limits, trust_to_proto
 from payswitch.v1 import offline_pb2, offline_pb2_grpc
 from payswitch.world.topology import Topology
 from switch.backoffice.offline.issuers import IssuerLink, IssuerUnavailable, UnknownIssuer
+from switch.backoffice.offline.sales import OfflineSales
 from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
 from switch.domain.errors import StoreError
 from switch.store.base import Store
@@ -250,9 +251,11 @@ def build(
         settlement = OfflineSettlement(store, TrustBook(), _record_only)
         return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
     link = IssuerLink(topology, network_credentials)
+    sales = OfflineSales(store, topology)
 
     async def pay(p: Payment) -> None:
-        await link.pay(p)
+        await link.pay(p)  # the issuer holds it first (its advice), then the switch's sale
+        await sales.record(p)
         await _record_only(p)
 
     settlement = OfflineSettlement(store, TrustBook(), pay)

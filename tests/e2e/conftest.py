@@ -36,7 +36,12 @@ def start_stack(run_dir: Path, doc: dict | None = None, **kw) -> Stack:
         doc = tomllib.loads(DEFAULT_TOPOLOGY.read_text())
     # No wall-clock cut-off inside a test (a run spanning 22:00 UTC would close batches under
     # it): settlement tests trigger their cut-offs themselves.
-    doc.setdefault("settlement", {})["auto_close"] = False
+    settlement = doc.setdefault("settlement", {})
+    settlement["auto_close"] = False
+    # Each stack its own clearing files and reports: in a shared folder two stacks' first
+    # files take the same name and the second would be taken as settled already.
+    if not Path(settlement.get("dir", ".run/settlement")).is_absolute():
+        settlement["dir"] = str(run_dir / "settlement")
     # Each stack's issuers publish their stand-in files into its own run dir.
     doc.setdefault("standin", {})["files_dir"] = str(run_dir / "standin")
     path = run_dir / "topology.toml"

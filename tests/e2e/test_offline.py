@@ -9,6 +9,8 @@ every honest payment accepted once, every double spend and tampering a case with
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import os
 import signal
 import subprocess
@@ -21,9 +23,13 @@ import pytest
 from hsm.pool import HsmPool
 from hsm.testing import UNIT, party_config
 from issuer.offline_books import OfflineBooks
-from payswitch.offline import ecdsa
+from payswitch.offline import ecdsa, sale_ids
 from payswitch.offline.formats import Allowance, Signed, Spend
-from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from payswitch.v1 import network_pb2, offline_pb2, offline_pb2_grpc
+from switch.backoffice.ledger.ledger import Ledger
+from switch.backoffice.recon.engine import reconcile
+from switch.backoffice.recon.sources import load_reports, read_books, switch_transactions
+from switch.domain.transactions import TxState
 from switch.store import open_store
 from terminals.offline import OfflineTerminal
 from terminals.offline_device import PayerDevice, TokenSigner
@@ -73,10 +79,12 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
         d = PayerDevice(run / f"wallet{i}.db", signer)
         d.load(allowance)
         devices.append(d)
+    paid: list[Signed] = []  # every spend the network pays (the clone's too: the cardholder's)
     for n in range(6):
         d, t = devices[n % 3], (t1, t2)[n % 2]
         s = d.spend(300 + n, "EUR", "M-GROCER", t.terminal_id, now)
         t.approve(d.allowance(), s, now)
+        paid.append(s)
     # The clone: wallet and key copied, the same counter spent at both terminals.
     victim = devices[0]
     victim._conn.execute("PRAGMA wal_checkpoint(FULL)")
@@ -86,6 +94,7 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
     s_clone = clone.spend(650, "EUR", "M-GROCER", "T-0002", now)
     t1.approve(victim.allowance(), s_orig, now)
     t2.approve(clone.allowance(), s_clone, now)
+    paid += [s_orig, s_clone]
     for n in range(6):
         if n % 3:
             pass
@@ -103,6 +112,7 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
     assert child.stdout is not None and child.stdout.readline().startswith("approved")
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=10)
+    paid.append(s_kill)
     # A tampered entry (T-0002) and a forged spend (T-0001).
     d2 = devices[2]
     s_t = d2.spend(500, "EUR", "M-GROCER", "T-0002", now)
@@ -121,6 +131,11 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
          ecdsa.SoftwareKey().sign_digest(forged.digest()), a2.allowance_id, now),
     )  # fmt: skip
     return {
+        "paid": [(Spend.parse(x.body).digest().hex(), Spend.parse(x.body).amount) for x in paid],
+        "unpaid": [
+            Spend.parse(s_t.body.replace(b"|500|", b"|5000|")).digest().hex(),
+            forged.digest().hex(),
+        ],
         "t1": t1b,
         "t2": t2,
         "kill_allowance": Spend.parse(s_kill.body).allowance_id,
@@ -128,7 +143,7 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
     }
 
 
-async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
+async def test_offline_end_to_end(stack, books, tmp_path: Path) -> None:
     run = Path(stack.run_dir)
     await asyncio.to_thread(
         subprocess.run,
@@ -185,6 +200,7 @@ async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
         claims = await store.offline_claims(got["clone_allowance"])
         assert [c.counter for c in claims] == [1, 2, 3]
     # The issuer's offline books: every accepted spend posted once, from the hold.
+    issuers = books
     books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline.db")
     try:
         clone = books.state(got["clone_allowance"])
@@ -194,6 +210,113 @@ async def test_offline_end_to_end(stack, tmp_path: Path) -> None:
     finally:
         books.close()
     assert allowances
+    await _cutoff_clears_offline_sales(stack, issuers, got["paid"], got["unpaid"])
+    await _the_clone_case_disputed(stack, dup.case_id)
+    forged = next(c for c in cases if "bad_device_signature" in c.problems)
+    shown = json.loads(
+        await asyncio.to_thread(
+            _cli, "switch.cli.offline_cases", "--store", stack.store_url, "show", forged.case_id
+        )
+    )
+    assert shown["sale"] is None and shown["disputes"] == []  # never paid: nothing to dispute
+
+
+def _issuer_books(folder: Path):
+    """The issuers' main books (not their offline books), as reconciliation reads them."""
+    return read_books(p for p in sorted(folder.glob("*.db")) if ".offline." not in p.name)
+
+
+async def _until(check, timeout: float = 90.0, every: float = 0.2) -> None:
+    """Poll ``check`` until it holds (the cut-off runs in the switch process)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(every)
+
+
+async def _cutoff_clears_offline_sales(stack, issuers, paid, unpaid) -> None:
+    """After the syncs, the operator's cut-off (SIGUSR1): every paid spend is a sale that
+    was presented to its issuer through the acquirer, settled, posted in the ledger and
+    reconciled, exactly once; the merchant's frauds are no sale at all."""
+    stack.kill(stack.topology.switch.id, signal.SIGUSR1, wait=False)
+    async with open_store(stack.store_url) as store:
+
+        async def settled() -> bool:
+            for digest, _ in paid:
+                tx = await store.get_transaction(sale_ids.transaction_id_of_spend(digest))
+                if tx is None or tx.state is not TxState.SETTLED:
+                    return False
+            return True
+
+        await _until(settled)
+        rrns = set()
+        for digest, amount in paid:
+            tx = await store.get_transaction(sale_ids.transaction_id_of_spend(digest))
+            assert tx is not None and (tx.captured_minor, tx.currency) == (amount, "EUR")
+            assert tx.rrn == sale_ids.rrn_of_spend(digest) and tx.entry_mode == "offline"
+            rrns.add(tx.rrn)
+            kinds = sorted(p.kind for p in await store.ledger_postings_for_rrn(tx.rrn))
+            assert kinds == ["CAPTURE_PRESENTED", "CAPTURE_SETTLED"], (tx.rrn, kinds)
+            hold = await issuers.hold("bank-a", tx.rrn)  # the issuer posted it, once
+            assert (hold.state, hold.posted) == (network_pb2.HOLD_STATE_POSTED, amount)
+        assert len(rrns) == len(paid)
+        for digest in unpaid:
+            assert await store.get_transaction(sale_ids.transaction_id_of_spend(digest)) is None
+        ledger = Ledger(store)
+        for cur in await ledger.currencies():
+            assert (await ledger.trial_balance(cur)).total == 0, cur
+        txs = await switch_transactions(store, math.inf)
+        disputes = await store.disputes()
+    directory = stack.topology.settlement.directory()
+    reports = await asyncio.to_thread(load_reports, directory)
+    settled_rrns = {e["rrn"] for r in reports for e in r["entries"] if e["status"] == "SETTLED"}
+    assert rrns <= settled_rrns
+    issuer_books = await asyncio.to_thread(_issuer_books, Path(stack.books_dir))
+    issues = reconcile(
+        txs, reports, issuer_books, cutoff=time.time(),
+        fee_table=stack.topology.fees, disputes=disputes,
+    )  # fmt: skip
+    assert [(i.type, i.rrn) for i in issues if i.rrn in rrns] == []
+
+
+def _cli(*argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _the_clone_case_disputed(stack, case_id: str) -> None:
+    """The cardholder disputes the clone's paid spend: bank-a charges back the case's sale
+    through the existing flow, the switch ingests it, the case shows its dispute, and the
+    merchant represents with the case's evidence."""
+    store, directory = stack.store_url, str(stack.topology.settlement.directory())
+    shown = json.loads(
+        await asyncio.to_thread(_cli, "switch.cli.offline_cases", "--store", store, "show", case_id)
+    )
+    sale = shown["sale"]
+    assert sale["state"] == "SETTLED" and shown["disputes"] == []
+    amount = f"{sale['amount'] // 100}.{sale['amount'] % 100:02d}"
+    await asyncio.to_thread(
+        _cli, "issuer.chargebacks", "--books", str(Path(stack.books_dir) / "bank-a.db"),
+        "--dir", directory, "--issuer", "bank-a", "raise", "--rrn", sale["rrn"],
+        "--reason", "10.4", "--amount", amount,
+    )  # fmt: skip
+    await asyncio.to_thread(
+        _cli, "switch.cli.disputes", "--store", store, "ingest", "--dir", directory
+    )
+    shown = json.loads(
+        await asyncio.to_thread(_cli, "switch.cli.offline_cases", "--store", store, "show", case_id)
+    )
+    assert [(d["rrn"], d["state"]) for d in shown["disputes"]] == [(sale["rrn"], "CHARGEBACK")]
+    answered = json.loads(
+        await asyncio.to_thread(
+            _cli, "switch.cli.offline_cases", "--store", store, "represent", case_id
+        )
+    )
+    assert [d["state"] for d in answered] == ["REPRESENTED"]
+    assert case_id in answered[0]["evidence"] and "first_claim" in answered[0]["evidence"]
 
 
 def _pos(stack, state: Path, *argv: str) -> subprocess.CompletedProcess[str]:

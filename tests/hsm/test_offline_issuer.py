@@ -9,11 +9,14 @@ from pathlib import Path
 
 import grpc
 
+from issuer.bookkeeper import Bookkeeper
 from issuer.offline_books import OfflineBooks
 from issuer.offline_service import OfflineIssuer
+from payswitch.offline import sale_ids
 from payswitch.offline.formats import Allowance, Signed
 from payswitch.offline.wire import Limits
-from payswitch.v1 import offline_pb2, offline_pb2_grpc
+from payswitch.v1 import network_pb2, offline_pb2, offline_pb2_grpc
+from payswitch.world.topology import AccountConfig
 from switch.api.offline import OfflineApi
 from switch.backoffice.offline.settle import OfflineSettlement, Payment
 from switch.backoffice.offline.trust import TrustBook
@@ -25,7 +28,8 @@ from terminals.offline_sync import sync
 
 async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
     books = OfflineBooks(tmp_path / "issuer-offline.db")
-    issuer = OfflineIssuer("bank-offline", hsm_pool, books, {"acct-1": "EUR"})
+    main = await Bookkeeper.open(tmp_path / "issuer.db", [AccountConfig("acct-1", "EUR", 90_000)])
+    issuer = OfflineIssuer("bank-offline", hsm_pool, books, {"acct-1": "EUR"}, ledger_books=main)
     server = grpc.aio.server()
     offline_pb2_grpc.add_IssuerOfflineServiceServicer_to_server(issuer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -72,7 +76,10 @@ async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
         device = PayerDevice(tmp_path / "wallet.db", signer)
         device.load(signed)
 
+        posted: list[Payment] = []
+
         async def pay(p: Payment) -> None:
+            posted.append(p)
             await istub.PostOfflineSpend(
                 offline_pb2.PostOfflineSpendRequest(
                     spend_key=p.key, allowance_id=p.allowance_id, amount=p.amount,
@@ -104,6 +111,16 @@ async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
         state = books.state(allowance.allowance_id)
         assert (state.used, state.charged) == (2_000, 0)
         assert device.balance().remaining == 3_000
+        # Each spend also held in the main books under its RRN, for clearing to post (once:
+        # posting a spend again holds nothing more).
+        await pay(posted[0])
+        for p in posted:
+            hold = await main.hold(sale_ids.rrn_of_spend(p.key))
+            assert hold is not None and (hold.state, hold.amount) == (
+                network_pb2.HOLD_STATE_HELD, p.amount,
+            )  # fmt: skip
+        account = await main.account("acct-1")
+        assert account is not None and (account.held, account.open_holds) == (2_000, 2)
 
         renew = offline_pb2.GrantOfflineAllowanceRequest()
         renew.CopyFrom(grant)
@@ -116,6 +133,7 @@ async def test_grant_spend_settle_post_renew(hsm_pool, tmp_path: Path) -> None:
         await channel.close()
         await server.stop(None)
         books.close()
+        await main.close()
 
 
 async def _in_thread(fn, *args):
