@@ -373,7 +373,9 @@ async def create(
     # The issuer has no margin: it answers rather than forwards.
     hop = Hop(node_id, 0, config.latency, config.faults, seed)
     # Offline payments: allowances signed with its offline key, holds in its offline books.
-    offline_books = await asyncio.to_thread(OfflineBooks, Path(books_dir) / f"{node_id}.offline.db")
+    offline_books = await asyncio.to_thread(
+        OfflineBooks, Path(books_dir) / f"{node_id}.offline-books.sqlite"
+    )
     accounts = {a.id: a.currency for a in config.accounts}
     offline = OfflineIssuer(node_id, crypto.pool, offline_books, accounts, ledger_books=books)
     return IssuerNode(config, books, hop, crypto, publisher, offline)

@@ -201,7 +201,7 @@ async def test_offline_end_to_end(stack, books, tmp_path: Path) -> None:
         assert [c.counter for c in claims] == [1, 2, 3]
     # The issuer's offline books: every accepted spend posted once, from the hold.
     issuers = books
-    books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline.db")
+    books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline-books.sqlite")
     try:
         clone = books.state(got["clone_allowance"])
         assert clone is not None and clone.cap == 12_000
