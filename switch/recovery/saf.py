@@ -11,9 +11,10 @@ backoff with full jitter, until ``max_attempts`` or ``max_age_s``: then it is a 
 kept, listed by ``list_items(dead=True)`` and sent again only after ``replay``. A handler that
 raises ``Refused`` (the far end answered no, for good) dead-letters the item at once.
 
-Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``) and ``ADVICE``
-(``switch.recovery.advice.Adviser.send``); items of a kind with no handler registered wait
-untouched.
+Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``), ``ADVICE``
+(``switch.recovery.advice.Adviser.send``) and ``OFFLINE_ADVICE``
+(``switch.backoffice.offline.sales.OfflineSales.deliver``); items of a kind with no handler
+registered wait untouched.
 """
 
 from __future__ import annotations
