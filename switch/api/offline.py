@@ -28,6 +28,7 @@ from switch.backoffice.offline.issuers import IssuerLink, IssuerUnavailable, Unk
 from switch.backoffice.offline.sales import OfflineSales
 from switch.backoffice.offline.settle import OfflineSettlement, Payment, Upload
 from switch.domain.errors import StoreError
+from switch.recovery.saf import SafQueue
 from switch.store.base import Store
 from switch.wire.errors import ApiError, InvalidArgument
 
@@ -241,21 +242,25 @@ def build(
     tls_on: bool,
     topology: Topology | None = None,
     network_credentials: grpc.ChannelCredentials | None = None,
+    saf: SafQueue | None = None,
 ) -> OfflineApi:
     """The OfflineService over the trust file ``<run_dir>/offline-trust.json``
     (``payswitch-offline keys`` makes it; read again whenever it changes). Until it exists the
     trust is empty: terminals get no keys, so take no offline sale, and any upload fails its
-    key check (a merchant case, nothing paid)."""
+    key check (a merchant case, nothing paid). Accepted spends go to their issuers as
+    advices through ``saf`` (the switch's store-and-forward queue), so an upload never waits
+    for an issuer."""
     path = run_dir / TRUST_FILE
     if topology is None:  # no network to post to: record only (tests of the API alone)
         settlement = OfflineSettlement(store, TrustBook(), _record_only)
         return OfflineApi(settlement, Limits(), tls_on=tls_on, trust_file=path)
+    if saf is None:
+        raise ValueError("offline payments on a network need the switch's SAF queue")
     link = IssuerLink(topology, network_credentials)
-    sales = OfflineSales(store, topology)
+    sales = OfflineSales(store, topology, saf, link.pay)
 
     async def pay(p: Payment) -> None:
-        await link.pay(p)  # the issuer holds it first (its advice), then the switch's sale
-        await sales.record(p)
+        await sales.record(p)  # the sale and its advice, durable before the mark moves
         await _record_only(p)
 
     settlement = OfflineSettlement(store, TrustBook(), pay)

@@ -187,6 +187,7 @@ class Switch:
             tls_on=self.tls,
             topology=self.topology,
             network_credentials=self.network_credentials,
+            saf=self.services.saf,
         )
         offline_pb2_grpc.add_OfflineServiceServicer_to_server(offline, server)
         names += (offline_pb2.DESCRIPTOR.services_by_name["OfflineService"].full_name,)

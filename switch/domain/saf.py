@@ -25,6 +25,7 @@ from typing import TypedDict, Unpack
 class SafKind(enum.StrEnum):
     REVERSAL = "REVERSAL"
     ADVICE = "ADVICE"
+    OFFLINE_ADVICE = "OFFLINE_ADVICE"  # an accepted offline spend owed to its issuer
 
 
 @dataclass(slots=True)

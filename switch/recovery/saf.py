@@ -16,9 +16,10 @@ each attempt also takes a background slot: at most ``[switch] background_share``
 concurrency limit at once, counted against it, so the reversals an overload leaves behind
 neither double the load nor starve (they always get at least one slot).
 
-Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``) and ``ADVICE``
-(``switch.recovery.advice.Adviser.send``); items of a kind with no handler registered wait
-untouched.
+Handlers: ``REVERSAL`` (``switch.recovery.reversals.Reverser.reverse_once``), ``ADVICE``
+(``switch.recovery.advice.Adviser.send``) and ``OFFLINE_ADVICE``
+(``switch.backoffice.offline.sales.OfflineSales.deliver``); items of a kind with no handler
+registered wait untouched.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from payswitch.v1 import network_pb2, offline_pb2, offline_pb2_grpc
 from switch.backoffice.ledger.ledger import Ledger
 from switch.backoffice.recon.engine import reconcile
 from switch.backoffice.recon.sources import load_reports, read_books, switch_transactions
+from switch.domain.saf import SafKind, item_id
 from switch.domain.transactions import TxState
 from switch.store import open_store
 from terminals.offline import OfflineTerminal
@@ -199,6 +200,8 @@ async def test_offline_end_to_end(stack, books, tmp_path: Path) -> None:
                 assert c.liability == "merchant" and not c.paid
         claims = await store.offline_claims(got["clone_allowance"])
         assert [c.counter for c in claims] == [1, 2, 3]
+    # The advices go through the switch's store-and-forward queue, after the uploads.
+    await _advices_delivered(stack, [d for d, _ in got["paid"]])
     # The issuer's offline books: every accepted spend posted once, from the hold.
     issuers = books
     books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline-books.sqlite")
@@ -277,6 +280,81 @@ async def _cutoff_clears_offline_sales(stack, issuers, paid, unpaid) -> None:
         fee_table=stack.topology.fees, disputes=disputes,
     )  # fmt: skip
     assert [(i.type, i.rrn) for i in issues if i.rrn in rrns] == []
+
+
+async def _advices_delivered(stack, digests: list[str]) -> None:
+    """Wait until each spend's OFFLINE_ADVICE item is acknowledged by its issuer."""
+    async with open_store(stack.store_url) as store:
+
+        async def done() -> bool:
+            for digest in digests:
+                tx_id = sale_ids.transaction_id_of_spend(digest)
+                item = await store.saf_get(item_id(SafKind.OFFLINE_ADVICE, tx_id))
+                assert item is not None and not item.dead, (digest, item)
+                if not item.done:
+                    return False
+            return True
+
+        await _until(done)
+
+
+async def _ensure_trust(stack) -> None:
+    run = Path(stack.run_dir)
+    if not (run / "offline-trust.json").exists():
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
+             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+
+async def test_upload_completes_while_the_issuer_is_down(stack, books, tmp_path: Path) -> None:
+    """The issuer is unreachable during the sync: the upload still settles every entry (the
+    advices wait in the switch's store-and-forward queue, the sales outside any batch), the
+    issuer's books hold nothing yet; once it is back the queue delivers each advice once, and
+    the cut-off clears, posts and reconciles the sales as usual."""
+    await _ensure_trust(stack)
+    ch = switch_channel(stack, "T-0002")
+    try:
+        stub = offline_pb2_grpc.OfflineServiceStub(ch)
+        t = OfflineTerminal(tmp_path / "t.db", "T-0002", "M-GROCER")
+        await sync(stub, t)
+        signer = await asyncio.to_thread(
+            TokenSigner, HsmPool(party_config(UNIT)), f"device-down-{os.urandom(3).hex()}"
+        )
+        allowance = await _grant(stub, signer, "down")
+        device = PayerDevice(tmp_path / "w.db", signer)
+        await asyncio.to_thread(device.load, allowance)
+        now = int(time.time())
+        paid = []
+        for amount in (410, 420):
+            s = await asyncio.to_thread(device.spend, amount, "EUR", "M-GROCER", "T-0002", now)
+            t.approve(allowance, s, now)
+            paid.append((Spend.parse(s.body).digest().hex(), amount))
+        await asyncio.to_thread(stack.kill, "bank-a")
+        try:
+            up = await sync(stub, t)
+            assert (up.accepted, up.flagged, up.settled_through) == (2, 0, t.count())
+            again = await sync(stub, t)
+            assert again.sent == 0  # nothing left in the journal's upload
+        finally:
+            await asyncio.to_thread(stack.restart, "bank-a")
+    finally:
+        await ch.close()
+    allowance_id = Allowance.parse(allowance.body).allowance_id
+    async with open_store(stack.store_url) as store:
+        for digest, _ in paid:  # recorded with the claim, delivered later
+            tx = await store.get_transaction(sale_ids.transaction_id_of_spend(digest))
+            assert tx is not None and tx.state is TxState.CAPTURED
+    await _advices_delivered(stack, [d for d, _ in paid])
+    offline_books = OfflineBooks(Path(stack.books_dir) / "bank-a.offline-books.sqlite")
+    try:
+        held = offline_books.state(allowance_id)
+        assert held is not None and (held.used, held.charged) == (410 + 420, 0)
+    finally:
+        offline_books.close()
+    await _cutoff_clears_offline_sales(stack, books, paid, [])
 
 
 def _cli(*argv: str) -> str:

@@ -1,12 +1,11 @@
 """The switch's calls to issuers for offline payments (``IssuerOfflineService``), over its
 network identity, as the settlement run's back-office calls are.
 
-``pay`` posts one accepted spend to its issuer, keyed by the spend's digest, so the issuer
-posts it once however often it is sent. It is called inside the settlement of an uploaded
-entry, before the terminal's upload mark moves past it: when the issuer cannot be reached the
-upload stops there with UNAVAILABLE and the terminal's journal (durable, fsynced) is the
-queue that brings the entry back; the claim it already made answers SAME and the post is
-simply sent again. ``grant`` passes an allowance request to the issuer.
+``pay`` posts one accepted spend to its issuer (the advice), keyed by the spend's digest, so
+the issuer posts it once however often it is sent. It is called by the store-and-forward
+queue's ``OFFLINE_ADVICE`` handler (``switch.backoffice.offline.sales``), never inside an
+upload: an issuer that cannot be reached raises ``IssuerUnavailable`` and the queue retries,
+dead-letters and replays the advice. ``grant`` passes an allowance request to the issuer.
 """
 
 from __future__ import annotations
