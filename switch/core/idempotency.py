@@ -244,6 +244,20 @@ class IdempotencyGuard:
             except StoreError:
                 await claimed.release()
                 raise Unavailable("state store unavailable; nothing was done, retry") from None
+        # Shielded: a caller that goes away (its deadline, a cancelled RPC) must not abandon the
+        # work half done with the key held in this process, where every retry would wait on it
+        # and be answered ABORTED (the fault campaign's seed 15); the work finishes and keeps
+        # its answer under the key for the retry.
+        return await asyncio.shield(self._run_held(claimed, operation, response_type, work, seal))
+
+    @staticmethod
+    async def _run_held(
+        claimed: KeyHold,
+        operation: str,
+        response_type: type[M],
+        work: Callable[[], Awaitable[tuple[M, str]]],
+        seal: Callable[[M], Awaitable[None]] | None,
+    ) -> M:
         try:
             response, tx_id = await work()
         except ApiError:

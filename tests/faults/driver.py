@@ -51,6 +51,16 @@ _CONTROL_OPTIONS = [
 ]
 
 
+def unrecorded_96(first: tuple[str, str], later: set[tuple[str, str]]) -> bool:
+    """A 96 the switch could not keep under its key (the store refused the write: a full
+    disk), for a transaction it then settled as not approved: a later retry is answered from
+    the transaction (91, reversed), not with the 96. Both are refusals of the same transaction
+    and nothing was charged; the invariants still check its money. Any other difference (an
+    approval on one side, another transaction) is a violation."""
+    code, tx_id = first
+    return code == "96" and tx_id != "" and all(c != "00" and t == tx_id for c, t in later)
+
+
 @dataclass
 class FollowUp:
     """The capture or void of one approval, as the terminal saw it."""
@@ -416,6 +426,11 @@ class Driver:
                 continue
             got = (result.iso_code, result.transaction_id)
             if seen.answers and got != seen.answers[0]:
+                if unrecorded_96(seen.answers[0], {got}):
+                    self.notes.append(f"payment {seen.payment.index} key {seen.key}: first "
+                                      f"{seen.answers[0]} (not kept: the store refused), "
+                                      f"a retry gets {got}")  # fmt: skip
+                    continue
                 bad.append(f"payment {seen.payment.index} key {seen.key}: a retry after "
                            f"quiescence gets {got}, first {seen.answers[0]}")  # fmt: skip
         for seen, prepared in self._follow_ups:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -339,6 +340,11 @@ async def _main(args: argparse.Namespace) -> int:
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="payswitch-faults-"))
     process_test_config(work / "softhsm")
+    # SIGTERM (a campaign stopped early) cancels the run: the seed's stack is stopped, its
+    # disk unmounted and its keyspace dropped on the way out.
+    me = asyncio.current_task()
+    assert me is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, me.cancel)
     failed: list[SeedResult] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         run_dir = work / f"seed-{seed}"

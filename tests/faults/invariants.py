@@ -25,6 +25,9 @@ Decisions stated here:
   quiescence is an advice never delivered: a violation (dead letters are replayed first).
 - A 96 with no transaction under the key is the switch's answer to a retry of a request that
   died before its intent write (nothing was recorded or sent).
+- A 96 the switch answered but could not keep under the key (its store refused the write: a
+  full disk) may be followed by another refusal of the same transaction (91 once recovery
+  reversed it) on a retry: ``unrecorded_96``; never by an approval or another transaction.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pathlib import Path
 from payswitch.world.topology import Topology
 from terminals.results import TransactionView
 
-from .driver import Seen
+from .driver import Seen, unrecorded_96
 from .plan import Lifecycle
 
 # STOOD_IN: approved by the switch itself, its advice not yet acknowledged by the issuer.
@@ -130,7 +133,7 @@ def _terminal(s: Seen, view: TransactionView | None, tag: str) -> list[str]:
     if not s.answers:
         bad.append(f"{tag}: the terminal never got an answer ({s.gave_up} sends gave up)")
         return bad
-    if len(set(s.answers)) > 1:
+    if len(set(s.answers)) > 1 and not unrecorded_96(s.answers[0], set(s.answers)):
         bad.append(f"{tag}: one key, different answers {sorted(set(s.answers))}")
     code, tx_id = s.answers[0]
     if view is None and code in ("00", "91"):

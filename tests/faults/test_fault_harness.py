@@ -17,7 +17,11 @@ pytestmark = pytest.mark.e2e
 PAYMENTS = 40
 # (seed, store, switches): SQLite twice; the shared Cassandra node once (a fresh keyspace)
 # with two switch processes, the second's clock skewed, kills falling on either.
-SEEDS = [(3, "sqlite", 1), (11, "sqlite", 1), (7, "cassandra", 2)]
+# Regression seeds of the campaign: 6 (its full disk made the switch answer 96 it could not
+# keep under the key, and a retry got 91 for the same reversed transaction: unrecorded_96) and
+# 15 (a void's key left held in the switch when its caller's deadline passed mid-work: every
+# retry was ABORTED; fixed in IdempotencyGuard.once).
+SEEDS = [(15, "sqlite", 1), (6, "sqlite", 1), (7, "cassandra", 2)]
 
 
 @pytest.mark.parametrize(("seed", "store", "switches"), SEEDS)
@@ -64,3 +68,13 @@ def test_a_campaign_splits_its_range_over_the_jobs() -> None:
     parts = chunks(seed_range("1..10"), 3)
     assert parts == [range(1, 5), range(5, 8), range(8, 11)]
     assert chunks(seed_range("3"), 8) == [range(1, 2), range(2, 3), range(3, 4)]
+
+
+def test_an_unkept_96_may_become_another_refusal_of_the_same_transaction_only() -> None:
+    from .driver import unrecorded_96
+
+    assert unrecorded_96(("96", "tx1"), {("91", "tx1"), ("96", "tx1")})
+    assert not unrecorded_96(("96", "tx1"), {("00", "tx1")})  # never an approval
+    assert not unrecorded_96(("96", "tx1"), {("91", "tx2")})  # never another transaction
+    assert not unrecorded_96(("96", ""), {("91", "tx1")})  # nothing was recorded: 96 stays
+    assert not unrecorded_96(("91", "tx1"), {("96", "tx1")})  # a kept answer never changes

@@ -258,3 +258,39 @@ async def test_an_abandoned_keys_answer_is_sealed_for_the_retry(store):
     )
     answer = await guard.once(budget=_budget(), **kwargs)
     assert answer.mac == b"\x01" * 16 and sealed == [C.RESPONSE_CODE_SYSTEM_MALFUNCTION]
+
+
+async def test_a_caller_cancelled_mid_work_leaves_the_key_answered_not_held(store):
+    """The terminal's RPC is cancelled (its deadline) while the void's work runs: the work
+    finishes and keeps its answer under the key, so the retry replays it instead of waiting on
+    a hold nobody will settle and being answered ABORTED (the fault campaign's seed 15)."""
+    import asyncio
+
+    started, release = asyncio.Event(), asyncio.Event()
+    runs: list[str] = []
+
+    async def work():
+        started.set()
+        await release.wait()  # the network call, the store writes
+        runs.append("void")
+        return terminal_pb2.VoidResponse(response_code=C.RESPONSE_CODE_APPROVED), "tx-1"
+
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    kwargs = dict(
+        scope="T-1",
+        key="cancelled-void",
+        operation="void",
+        fingerprint="fp",
+        response_type=terminal_pb2.VoidResponse,
+        work=work,
+    )
+    first = asyncio.create_task(guard.once(budget=_budget(5.0), **kwargs))
+    await started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    release.set()
+    retry = await guard.once(budget=_budget(5.0), **kwargs)
+    assert retry.response_code == C.RESPONSE_CODE_APPROVED and runs == ["void"]
+    record = await store.get_idempotency("T-1", "cancelled-void", time.time())
+    assert (record.status, record.transaction_id) == (IdemStatus.COMPLETED, "tx-1")
