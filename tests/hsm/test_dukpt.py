@@ -253,6 +253,25 @@ def test_next_counter_skips_more_than_16_bits():
         next_counter(0xFFFF0000)
 
 
+def _badly_padded(hsm_pool, ksn: Ksn) -> bytes:
+    """A 32-byte ciphertext whose clear last byte is not PKCS#7 padding under ``ksn``'s key.
+
+    A fixed ciphertext would decrypt to valid padding about once in 200 runs (the BDK is new
+    each run), so the candidate is checked with an unpadded decryption first.
+    """
+
+    def last_clear_byte(session, ct: bytes) -> int:
+        with dukpt.transaction_key(session, ksn) as tk:
+            key = tk.working_key(KeyUsage.DATA_ENCRYPT)
+            return dukpt.cbc_decrypt(key, ct, padded=False)[-1]
+
+    for i in range(64):
+        candidate = bytes(31) + bytes([i])
+        if hsm_pool.run_sync(last_clear_byte, candidate) not in range(1, 17):
+            return candidate
+    raise AssertionError("no badly padded candidate in 64 tries")
+
+
 def test_bad_ksn_and_bad_ciphertext(hsm_pool, hsm_keys):
     with pytest.raises(ValueError):
         Ksn(IKID, 0x0001FFFF)
@@ -261,7 +280,7 @@ def test_bad_ksn_and_bad_ciphertext(hsm_pool, hsm_keys):
     with pytest.raises(ValueError):
         Ksn(IKID, 0)
     ksn = Ksn(IKID, 5)
-    for bad in (b"", bytes(15), bytes(32)):
+    for bad in (b"", bytes(15), _badly_padded(hsm_pool, ksn)):
         with pytest.raises(IntegrityError):
             hsm_pool.run_sync(dukpt.decrypt_card_data, ksn, bad)
     # the session survives a padding failure
