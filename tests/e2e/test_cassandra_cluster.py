@@ -1,15 +1,18 @@
-"""Three Cassandra nodes, replication factor 3, QUORUM / SERIAL: one node is killed (SIGKILL)
-in the middle of a stream of authorizations through the switch.
+"""Three Cassandra nodes, replication factor 3, QUORUM / SERIAL, started once for this module.
+
+First the driver alone: one node killed (SIGKILL), QUORUM writes, reads and a Paxos claim still
+go through, and every replica has every row once the node is back; one node stopped gracefully
+(SIGTERM) and restarted, the same. Then the switch: one node is killed in the middle of a stream
+of authorizations through it.
 
 Afterwards every answered approval is in the store (GetTransaction) and at the issuer (its
 hold), no approval is there twice, and once failed requests have been retried with their
 idempotency keys and reversals have run, the issuer holds exactly the approved amounts.
 
-Opt-in (PAYSWITCH_CLUSTER_TESTS=1): the cluster shares its nodes (and, by default, 127.0.0.1)
-with the single dev node and the other cluster tests, so it must not run inside everybody's e2e
-run. Measured on two cores: 1.5 min with CASSANDRA_CLUSTER_BASE=11 (cluster on 127.0.0.11-13
-next to the single node), 2.7 min when the cluster must first displace the single node; the
-stream and its checks take 13-20 s of that.
+The cluster shares 127.0.0.1 with the single dev node unless CASSANDRA_CLUSTER_BASE moves it
+(e.g. 11: 127.0.0.11-13), so by default it displaces the single node for the module's length;
+every test of the cluster is in this one module so that happens once per run (a fresh cluster
+takes ~40-60 s to start on two cores, each node restart ~10-15 s).
 Nodes the test started are stopped at the end; a single dev node that the cluster displaced is
 started again.
 """
@@ -20,10 +23,14 @@ import asyncio
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from payswitch.v1 import terminal_pb2
 
@@ -62,6 +69,109 @@ async def cluster():
             await asyncio.to_thread(cassandra_node.stop_cluster)
         if single_was_up and cassctl.running_pid(cassctl.single_node()) is None:
             await asyncio.to_thread(cassandra_node.ensure_single_node)
+
+
+# --- The driver alone: QUORUM and SERIAL with one node down ------------------------------
+
+QUORUM = ConsistencyLevel.QUORUM
+ALL = ConsistencyLevel.ALL
+
+
+@pytest.fixture(scope="module")
+def session(cluster) -> Iterator[Session]:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="datacenter1")),
+        consistency_level=QUORUM,
+        serial_consistency_level=ConsistencyLevel.SERIAL,
+        request_timeout=15,
+    )
+    driver = Cluster(
+        cluster, port=cassandra_node.PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
+    )
+    try:
+        s = driver.connect()
+        s.execute(
+            "CREATE KEYSPACE IF NOT EXISTS payswitch_rf3 WITH replication = "
+            "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}",
+            timeout=60,
+        )
+        s.execute(
+            "CREATE TABLE IF NOT EXISTS payswitch_rf3.approvals (id uuid PRIMARY KEY, n int)",
+            timeout=60,
+        )
+        assert driver.control_connection.wait_for_schema_agreement(wait_time=60)
+        yield s
+    finally:
+        driver.shutdown()
+
+
+def wait_driver_sees_up(session: Session, address: str, timeout: float = 60) -> None:
+    """Poll (bounded) until the driver has reconnected to the node at address."""
+    deadline = time.monotonic() + timeout
+    while True:
+        host = next(h for h in session.cluster.metadata.all_hosts() if h.address == address)
+        if host.is_up:
+            return
+        assert time.monotonic() < deadline, f"the driver never saw {address} up again"
+        time.sleep(0.1)  # polling the driver's view of the node, bounded above
+
+
+def write(session: Session, ids: list[uuid.UUID], cl: int = QUORUM) -> None:
+    insert = session.prepare("INSERT INTO payswitch_rf3.approvals (id, n) VALUES (?, ?)")
+    insert.consistency_level = cl
+    insert.is_idempotent = True  # a plain upsert: safe for the driver to retry elsewhere
+    for n, i in enumerate(ids):
+        session.execute(insert, (i, n))
+
+
+def read_all(session: Session, ids: list[uuid.UUID], cl: int) -> list[uuid.UUID]:
+    select = session.prepare("SELECT id FROM payswitch_rf3.approvals WHERE id = ?")
+    select.consistency_level = cl
+    return [i for i in ids if session.execute(select, (i,)).one() is not None]
+
+
+def lwt_claims_once(session: Session) -> None:
+    claim = session.prepare(
+        "INSERT INTO payswitch_rf3.approvals (id, n) VALUES (?, ?) IF NOT EXISTS"
+    )
+    key = uuid.uuid4()
+    assert session.execute(claim, (key, 1)).was_applied
+    again = session.execute(claim, (key, 2))
+    assert not again.was_applied
+    assert again.one().n == 1
+
+
+def test_quorum_survives_a_killed_node(session: Session) -> None:
+    before = [uuid.uuid4() for _ in range(20)]
+    write(session, before, ALL)  # every replica has these
+
+    cassandra_node.kill_node(3, hard=True)  # SIGKILL, returns once the JVM is gone
+    # No waiting for anyone to notice: the driver learns of the kill only from gossip (~18 s
+    # here), the coordinators' failure detectors after ~10 s. Until then each QUORUM read
+    # waits ~0.2 s for its speculative retry; writes and LWTs go through at once.
+
+    during = [uuid.uuid4() for _ in range(20)]
+    write(session, during)  # QUORUM: 2 of 3 replicas suffice
+    lwt_claims_once(session)  # Paxos at SERIAL also needs only 2 of 3
+    assert read_all(session, before + during, QUORUM) == before + during
+
+    cassandra_node.start_node(3)
+    wait_driver_sees_up(session, cassandra_node.cluster_address(3))
+    assert read_all(session, before + during, ALL) == before + during
+
+
+def test_graceful_stop_and_restart(session: Session) -> None:
+    cassandra_node.kill_node(2, hard=False)  # SIGTERM: drains, announces shutdown
+    ids = [uuid.uuid4() for _ in range(20)]
+    write(session, ids)
+    lwt_claims_once(session)
+
+    cassandra_node.start_node(2)
+    wait_driver_sees_up(session, cassandra_node.cluster_address(2))
+    assert read_all(session, ids, ALL) == ids
+
+
+# --- The switch on the cluster: a node killed mid-stream ---------------------------------
 
 
 @pytest.fixture(scope="module")
