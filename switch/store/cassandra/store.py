@@ -86,6 +86,7 @@ from switch.store.cassandra.exec import (
     backoff,
     describe,
 )
+from switch.store.cassandra.imports import CassandraImports
 from switch.store.cassandra.index import ORPHAN_S, StateIndex, bucket_of
 from switch.store.cassandra.ledger import CassandraLedgerMixin
 from switch.store.cassandra.offline import CassandraOffline
@@ -167,6 +168,7 @@ def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
 class CassandraStore(
     CassandraDevices,
     CassandraBatches,
+    CassandraImports,
     CassandraRevocations,
     CassandraOffline,
     CassandraRisk,

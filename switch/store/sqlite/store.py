@@ -87,6 +87,7 @@ from switch.store.sqlite import standin as sqlite_standin
 from switch.store.sqlite.batches import SCHEMA as _BATCH_SCHEMA
 from switch.store.sqlite.batches import SqliteBatches
 from switch.store.sqlite.group import StoreQueue
+from switch.store.sqlite.imports import SqliteImports
 from switch.store.sqlite.ledger import LEDGER_SCHEMA, SqliteLedgerMixin
 from switch.store.sqlite.offline import SCHEMA as _OFFLINE_SCHEMA
 from switch.store.sqlite.offline import SqliteOffline
@@ -252,6 +253,7 @@ def _check_path(path: str | Path) -> Path:
 class SqliteStore(
     sqlite_devices.SqliteDevices,
     SqliteBatches,
+    SqliteImports,
     SqliteRevocations,
     SqliteOffline,
     SqliteRisk,
