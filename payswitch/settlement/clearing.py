@@ -190,12 +190,11 @@ class ClearingWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def discard_partial(directory: Path, acquirer_id: str) -> int:
-    """Remove the temporary files a crashed run left in the acquirer's clearing folder (their
-    batches are still CLOSED and go into the next file); how many."""
-    folder = Path(directory) / "clearing" / acquirer_id
+def discard_partial(directory: Path) -> int:
+    """Remove the temporary files a crashed run left in the clearing folders (their batches
+    are still CLOSED and go into the next file); how many."""
     gone = 0
-    for tmp in folder.glob("*.jsonl.tmp"):
+    for tmp in (Path(directory) / "clearing").glob("*/*.jsonl.tmp"):
         tmp.unlink(missing_ok=True)
         gone += 1
     return gone

@@ -104,8 +104,7 @@ class Clear:
     async def run(self, ctx: RunContext) -> int:
         store, now = ctx.store, ctx.now
         writers: dict[str, ClearingWriter] = {}
-        for acquirer in ctx.topology.acquirers:
-            await asyncio.to_thread(discard_partial, ctx.directory, acquirer.id)
+        await asyncio.to_thread(discard_partial, ctx.directory)
         owed = await owed_advices(store)
         rows = 0
         cleared: list[tuple[str, int]] = []
