@@ -2,9 +2,9 @@
 
 For each size and backend: a world (``benchmarks.day.world``: the network nodes as processes),
 the generated day (``benchmarks.day.generate``, a process), then the cut-off (``payswitch-
-backoffice cutoff`` when installed, else ``benchmarks.day.cutoff``) and ``payswitch-recon``,
-each a process of its own. Reported per step: wall time, rows and rows/s (from the step's JSON
-lines), and the peak memory of every process (``os.wait4`` ``ru_maxrss`` for the steps,
+backoffice cutoff``) and ``payswitch-recon``, each a process of its own. Reported per step:
+wall time, rows and rows/s (from the step's JSON lines; the cut-off's own steps too), and the
+peak memory of every process (``os.wait4`` ``ru_maxrss`` for the steps,
 ``VmHWM`` from ``/proc/<pid>/status`` for the nodes); the total from cut-off to recon; whether
 recon found exactly the injected discrepancies; and, with two sizes, how the time grew.
 JSON and a text summary go to ``benchmarks/results/day-<UTC time>.{json,txt}``.
@@ -104,18 +104,9 @@ def drop_keyspace(keyspace: str) -> None:
 
 
 def cutoff_argv(store: str, topology: Path) -> list[str]:
-    backoffice = BIN / "payswitch-backoffice"
-    if backoffice.exists():
-        return [str(backoffice), "cutoff", "--topology", str(topology), "--store", store]
-    return [
-        sys.executable,
-        "-m",
-        "benchmarks.day.cutoff",
-        "--store",
-        store,
-        "--topology",
-        str(topology),
-    ]
+    """``payswitch-backoffice cutoff``: the settlement run's steps, one JSON line each."""
+    backoffice = str(BIN / "payswitch-backoffice")
+    return [backoffice, "cutoff", "--topology", str(topology), "--store", store]
 
 
 def one_day(size: int, backend: str, root: Path, terminals: int, seed: int) -> dict[str, Any]:
@@ -231,6 +222,14 @@ def summary(doc: dict[str, Any]) -> str:
                 f"  {s['name']:<9} {s['seconds']:>9.1f} s {s['rows']:>10,} rows {rate:>16}"
                 f"  peak {s['peak_rss_mb']:.0f} MiB  exit {s['exit']}"
             )
+            if s["name"] == "cutoff":  # its steps, as payswitch-backoffice reports them
+                for sub in s["lines"]:
+                    secs = float(sub.get("seconds") or 0.0)
+                    rows = int(sub.get("rows") or 0)
+                    rate = f"{rows / secs:,.0f} rows/s" if secs and rows else "-"
+                    lines.append(
+                        f"    {sub.get('step', '?'):<9} {secs:>7.1f} s {rows:>10,} rows {rate:>16}"
+                    )
         nodes = ", ".join(f"{k} {v:.0f}" for k, v in d["nodes_peak_rss_mb"].items() if v)
         lines.append(f"  nodes peak MiB: {nodes}")
     for backend, g in doc["growth"].items():
