@@ -206,6 +206,16 @@ soak: $(STAMP)
 	$(BIN)/payswitch-bench --concurrency 16,64 --soak 600 --no-risk-compare --no-ceiling \
 		--no-deps $(BENCH_ARGS)
 
+# A processor's day through the back office (benchmarks/day): generate SIZES transactions into
+# STORE (sqlite, cassandra, or sqlite,cassandra), then cut-off and reconciliation as processes;
+# each step's time, rows/s and peak memory, and the growth between sizes. CI never runs it.
+# Results in benchmarks/results/day-<timestamp>.{json,txt}.
+.PHONY: bench-day
+SIZES ?= 100000,1000000
+STORE ?= sqlite
+bench-day: $(STAMP)
+	$(BIN)/python -m benchmarks.day.run --sizes $(SIZES) --store $(STORE) $(BENCH_DAY_ARGS)
+
 # Apache Cassandra 5.0 from Maven Central (scripts/cassandra/cassctl.py), cached under .cassandra/.
 # Tests start the node they need on demand; these targets are for running the stack by hand.
 CASSANDRA := python3 scripts/cassandra/cassctl.py

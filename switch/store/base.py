@@ -29,6 +29,7 @@ from switch.store.batches import BatchStore
 from switch.store.coordination import CoordinationStore
 from switch.store.devices import DeviceStore
 from switch.store.idempotency import IdempotencyStore
+from switch.store.imports import ImportStore
 from switch.store.ledger import DisputeStore, LedgerStore, ReconStore
 from switch.store.offline import OfflineStore
 from switch.store.revocations import RevocationStore
@@ -54,6 +55,7 @@ class Store(
     LedgerStore,
     ReconStore,
     DisputeStore,
+    ImportStore,
 ):
     """Async state store. Blocking backends run their calls off the event loop thread.
 

@@ -9,6 +9,7 @@ idempotent on ``posting_id`` and checked before a backend is touched
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from switch.domain.ledger import (
     Dispute,
@@ -28,6 +29,15 @@ class LedgerStore(abc.ABC):
     async def ledger_post(self, posting: LedgerPosting) -> bool:
         """Append ``posting`` unless its id is there: True when written by this call.
         UnbalancedPosting first; PostingConflict when the id holds other lines."""
+
+    @abc.abstractmethod
+    async def ledger_post_many(self, postings: Sequence[LedgerPosting]) -> int:
+        """``ledger_post`` for a page of postings in one call: how many this call wrote.
+        Every posting is checked first (UnbalancedPosting: nothing written); ids posted
+        before are skipped as by ``ledger_post`` (PostingConflict for other lines: SQLite
+        then writes none of the page, Cassandra may have written others of it, each whole).
+        SQLite: one transaction; Cassandra: the postings concurrently, each with
+        ``ledger_post``'s claim/complete/pending steps."""
 
     @abc.abstractmethod
     async def ledger_get(self, posting_id: str) -> LedgerPosting | None: ...

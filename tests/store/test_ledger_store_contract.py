@@ -148,3 +148,35 @@ async def test_dispute_create_is_idempotent_and_transitions_compare_and_set(stor
     assert [d.dispute_id for d in await store.disputes()] == ["cb-1", "cb-2"]
     assert [d.dispute_id for d in await store.disputes(DisputeState.CHARGEBACK)] == ["cb-2"]
     assert await store.dispute_get("zz") is None
+
+
+async def test_post_many_writes_a_page_once_and_skips_what_was_posted(store: Store) -> None:
+    assert await store.ledger_post_many([]) == 0
+    assert await store.ledger_post(posting("m0", 7))
+    page = [posting(f"m{i}", 10 + i, rrn=f"00000000000{i}") for i in range(5)]
+    page[0] = posting("m0", 7)
+    assert await store.ledger_post_many(page) == 4
+    assert await store.ledger_post_many([*page, page[1]]) == 0  # a replay, and a repeat within
+    entries = await store.ledger_entries("EUR")
+    assert sorted(e.posting_id for e in entries) == sorted(f"m{i}" for i in range(5) for _ in "ab")
+    assert sum(e.amount_minor for e in entries) == 0
+    assert [p.posting_id for p in await store.ledger_postings_for_rrn("000000000003")] == ["m3"]
+
+
+async def test_post_many_checks_every_posting_before_writing(store: Store) -> None:
+    bad = LedgerPosting("bad", "tx", "K", "", "EUR", NOW, (LedgerLine("a", "EUR", 10),))
+    with pytest.raises(UnbalancedPosting):
+        await store.ledger_post_many([posting("ok1"), bad])
+    assert await store.ledger_get("ok1") is None
+    await store.ledger_post(posting("c1", 1000))
+    with pytest.raises(PostingConflict):
+        await store.ledger_post_many([posting("c1", 999)])
+    assert [e.amount_minor for e in await store.ledger_entries("EUR")] == [1000, -1000]
+
+
+async def test_concurrent_pages_of_the_same_postings_write_once(store: Store, open_more) -> None:
+    other = await open_more()
+    page = [posting(f"q{i}", 100 + i) for i in range(20)]
+    written = await asyncio.gather(*(s.ledger_post_many(page) for s in (store, other)))
+    assert sum(written) == 20
+    assert len(await store.ledger_entries("EUR")) == 40

@@ -4,6 +4,15 @@ Balances are derived, never stored: the sum of an account's lines posted at or b
 instant asked for. Fees of a settlement come from the fee table through
 ``switch.backoffice.settlement.fees.fee_for`` (the acquirer computes them with the same function),
 so ``settlement_event`` needs the transaction's scheme, MCC, currency and amount.
+
+Postings in pages (issue 17): the settlement run's hooks (``on_presented``, ``on_settled``)
+post one event at a time until the first ``flush()``; a caller that calls ``flush()`` (the
+run, after each page it made durable) takes on flushing, and from then on the hooks buffer
+their postings and post them with one store call (``Store.ledger_post_many``) when the buffer
+holds ``page_size`` or at the next ``flush()``. So a Ledger nobody flushes posts as it always
+did, and one that is flushed must be flushed once more at the end (a buffered posting dies
+with its process: the run flushes before it records a page as done). ``post()`` and every
+reader flush first, so this object's own reads see its own postings.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from payswitch import fx
+from payswitch.crashpoint import crashpoint
 from payswitch.fx import RateTable
 from payswitch.settlement.fees import presentment_fees
 from payswitch.world.topology import Topology
@@ -25,6 +35,8 @@ from switch.backoffice.ledger.rules import lines_for
 from switch.domain.ledger import LedgerPosting
 from switch.domain.transactions import Transaction, TxType
 from switch.store.base import Store
+
+PAGE_SIZE = 500  # postings per ledger_post_many call
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,7 @@ class Ledger:
         store: Store,
         fee_table: Sequence[Any] = (),
         rates: Mapping[str, tuple[RateTable, ...]] | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         """``fee_table``: the topology's ``[[fees]]`` rules, as ``fee_for`` takes them.
         ``rates``: each card scheme's rate tables (``scheme_rates``), for the clearing-time
@@ -50,22 +63,47 @@ class Ledger:
         self.store = store
         self.fee_table = fee_table
         self.rates = dict(rates or {})
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.page_size = page_size
+        self._paged = False  # set by the first flush(): the caller flushes from then on
+        self._buffer: list[LedgerPosting] = []
 
     async def post(self, event: Event) -> bool:
-        """Post ``event``: True when new, False when its id was posted before (replay).
+        """Post ``event`` now: True when new, False when its id was posted before (replay).
         UnbalancedPosting for a rule that does not balance or a mixed currency."""
-        posting = LedgerPosting(
-            posting_id=event.event_id,
-            transaction_id=event.transaction_id,
-            kind=event.kind.value,
-            rrn=event.rrn,
-            currency=event.currency,
-            posted_at=event.occurred_at,
-            lines=lines_for(event),
-        )
-        return await self.store.ledger_post(posting)
+        await self.flush_buffer()
+        return await self.store.ledger_post(_posting(event))
+
+    async def buffer(self, event: Event) -> None:
+        """Post ``event`` with the next page (at once until the caller flushes: see above)."""
+        if not self._paged:
+            await self.store.ledger_post(_posting(event))
+            return
+        self._buffer.append(_posting(event))  # UnbalancedPosting here, not at the flush
+        if len(self._buffer) >= self.page_size:
+            await self.flush_buffer()
+
+    async def flush(self) -> None:
+        """Post what was buffered since the last flush in one store call, durable on return;
+        from the first call on, the hooks buffer (the caller flushes at its end)."""
+        self._paged = True
+        await self.flush_buffer()
+
+    async def flush_buffer(self) -> None:
+        """Post the buffer (``crashpoint("ledger.posting")`` once the page is durable)."""
+        if not self._buffer:
+            return
+        page, self._buffer = self._buffer, []
+        try:
+            await self.store.ledger_post_many(page)
+        except BaseException:
+            self._buffer = page + self._buffer  # nothing is dropped: the next flush retries
+            raise
+        crashpoint("ledger.posting")
 
     async def balances(self, currency: str, as_of: float | None = None) -> dict[str, int]:
+        await self.flush_buffer()
         totals: dict[str, int] = defaultdict(int)
         for entry in await self.store.ledger_entries(currency, as_of):
             totals[entry.account] += entry.amount_minor
@@ -79,6 +117,7 @@ class Ledger:
         return TrialBalance(currency, await self.balances(currency, as_of))
 
     async def currencies(self) -> list[str]:
+        await self.flush_buffer()
         return await self.store.ledger_currencies()
 
     # --- events from settlement records ------------------------------------------------------
@@ -149,15 +188,26 @@ class Ledger:
         )
 
     # --- hooks of the settlement run (switch/settlement/run.py) ----------------------------
-    async def on_presented(self, tx: Transaction, record: object = None) -> bool:
-        return await self.post(self.presentment_event(tx))
+    async def on_presented(self, tx: Transaction, record: object = None) -> None:
+        await self.buffer(self.presentment_event(tx))
 
-    async def on_settled(self, tx: Transaction, entry: object = None) -> bool:
-        new = await self.post(self.settlement_event(tx))
+    async def on_settled(self, tx: Transaction, entry: object = None) -> None:
+        await self.buffer(self.settlement_event(tx))
         fx_side = self.fx_event(tx)
         if fx_side is not None:
-            new = await self.post(fx_side) or new
-        return new
+            await self.buffer(fx_side)
+
+
+def _posting(event: Event) -> LedgerPosting:
+    return LedgerPosting(
+        posting_id=event.event_id,
+        transaction_id=event.transaction_id,
+        kind=event.kind.value,
+        rrn=event.rrn,
+        currency=event.currency,
+        posted_at=event.occurred_at,
+        lines=lines_for(event),
+    )
 
 
 def _utc_day(at: float) -> date:

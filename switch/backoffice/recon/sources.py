@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payswitch.settlement.report import ReportFormatError, read_report
 from switch.domain.transactions import Transaction, TxState
 from switch.store.base import Store
 
@@ -51,9 +51,10 @@ def load_reports(directory: str | Path) -> list[Report]:
     """Every settlement report under ``<dir>/settlement/*/``, by acquirer then file id."""
     reports: list[Report] = []
     for path in sorted(Path(directory).glob("settlement/*/*.json")):
-        doc = json.loads(path.read_text())
-        if doc.get("format") != REPORT_FORMAT:
-            raise ValueError(f"{path}: not a {REPORT_FORMAT} report")
+        try:  # either version: a /2 stream is gathered as the /1 document
+            doc = read_report(path, check_totals=False)
+        except ReportFormatError as exc:
+            raise ValueError(f"{path}: not a {REPORT_FORMAT} report ({exc})") from None
         reports.append(doc)
     return reports
 

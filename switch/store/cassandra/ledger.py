@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,7 @@ SHARD = 0
 PAGE = 500
 MAX_PAGES = 2_000
 ORPHAN_S = 60.0
+POST_CONCURRENCY = 32  # postings of one ledger_post_many in flight at once
 _ISSUE_LIST = ", ".join(ISSUE_COLUMNS)
 _DISPUTE_LIST = ", ".join(DISPUTE_COLUMNS)
 
@@ -177,6 +179,21 @@ class CassandraLedgerMixin(CassandraHost):
         cql, _ = await self._lq()
         async with cql.serialised("ledger", posting.posting_id):
             return await cql.shielded(self._post(posting))
+
+    async def ledger_post_many(self, postings: Sequence[LedgerPosting]) -> int:
+        page = list(postings)
+        for p in page:
+            check_posting(p)
+        if not page:
+            return 0
+        cql, _ = await self._lq()
+        gate = asyncio.Semaphore(POST_CONCURRENCY)
+
+        async def one(p: LedgerPosting) -> bool:
+            async with gate, cql.serialised("ledger", p.posting_id):
+                return await cql.shielded(self._post(p))
+
+        return sum(await asyncio.gather(*(one(p) for p in page)))
 
     async def _post(self, p: LedgerPosting) -> bool:
         cql, q = await self._lq()

@@ -9,6 +9,7 @@ recover from. Tables are ``CREATE TABLE IF NOT EXISTS`` at open (``LEDGER_SCHEMA
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from switch.domain.errors import NotFound
@@ -112,6 +113,32 @@ def _dispute(row: tuple[Any, ...]) -> Dispute:
     return Dispute(**values)
 
 
+def _insert_posting(c: sqlite3.Connection, p: LedgerPosting) -> bool:
+    """Insert one posting unless its id is there (then: same content or PostingConflict)."""
+    cur = c.execute(
+        "INSERT OR IGNORE INTO ledger_postings (posting_id, transaction_id, kind, rrn, "
+        "currency, posted_at, lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency, p.posted_at,
+         p.lines_json()),
+    )  # fmt: skip
+    if cur.rowcount != 1:
+        row = c.execute(f"{_POSTING_SELECT} WHERE posting_id = ?", (p.posting_id,))
+        existing = _posting(row.fetchone())
+        if not existing.same_content(p):
+            raise PostingConflict(f"posting {p.posting_id} exists with other lines")
+        return False
+    c.executemany(
+        "INSERT INTO ledger_lines (posting_id, line_no, account, currency, amount_minor, "
+        "posted_at, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (p.posting_id, i, x.account, x.currency, x.amount_minor, p.posted_at,
+             p.transaction_id)
+            for i, x in enumerate(p.lines)
+        ],
+    )  # fmt: skip
+    return True
+
+
 class SqliteLedgerMixin(SqliteHost):
     """Mixed into ``SqliteStore``: uses its ``_call`` (store thread) and ``_write``."""
 
@@ -120,32 +147,20 @@ class SqliteLedgerMixin(SqliteHost):
         check_posting(posting)
         return await self._call(self._ledger_post, posting)
 
-    def _ledger_post(self, conn: sqlite3.Connection, p: LedgerPosting) -> bool:
-        def body(c: sqlite3.Connection) -> bool:
-            cur = c.execute(
-                "INSERT OR IGNORE INTO ledger_postings (posting_id, transaction_id, kind, rrn, "
-                "currency, posted_at, lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency, p.posted_at,
-                 p.lines_json()),
-            )  # fmt: skip
-            if cur.rowcount != 1:
-                row = c.execute(f"{_POSTING_SELECT} WHERE posting_id = ?", (p.posting_id,))
-                existing = _posting(row.fetchone())
-                if not existing.same_content(p):
-                    raise PostingConflict(f"posting {p.posting_id} exists with other lines")
-                return False
-            c.executemany(
-                "INSERT INTO ledger_lines (posting_id, line_no, account, currency, amount_minor, "
-                "posted_at, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (p.posting_id, i, x.account, x.currency, x.amount_minor, p.posted_at,
-                     p.transaction_id)
-                    for i, x in enumerate(p.lines)
-                ],
-            )  # fmt: skip
-            return True
+    async def ledger_post_many(self, postings: Sequence[LedgerPosting]) -> int:
+        page = list(postings)
+        for p in page:
+            check_posting(p)
+        if not page:
+            return 0
+        return await self._call(self._ledger_post_many, page)
 
-        return self._write(conn, body)
+    def _ledger_post_many(self, conn: sqlite3.Connection, page: list[LedgerPosting]) -> int:
+        """The page in one BEGIN IMMEDIATE ... COMMIT: one fsync for all of it."""
+        return self._write(conn, lambda c: sum(_insert_posting(c, p) for p in page))
+
+    def _ledger_post(self, conn: sqlite3.Connection, p: LedgerPosting) -> bool:
+        return self._write(conn, lambda c: _insert_posting(c, p))
 
     async def ledger_get(self, posting_id: str) -> LedgerPosting | None:
         def read(conn: sqlite3.Connection) -> LedgerPosting | None:

@@ -1,0 +1,215 @@
+"""A crash (kill -9) at every crash point of the back office, then a rerun, ends with the same
+books, ledger, transactions, batches and recon issues as an uninterrupted run of the same day.
+
+The day is generated once (``benchmarks.day.generate``: a few hundred transactions with the
+injected discrepancies, SQLite) and kept as a golden copy; the network nodes (acquirers,
+schemes, issuers) run once as processes for the whole module. Each case starts from the golden
+copy (the store file copied, the issuers' books restored into the files the running issuers
+hold with SQLite's backup API, the settlement folder reset), runs the cut-off then the
+reconciliation as processes with ``PAYSWITCH_CRASH_AT=<point>:1`` (the first pass through the
+point is after a first page is durable), checks that one of them died by SIGKILL, reruns from
+that step without it and compares everything with the reference run.
+
+The crash points are the settlement run's steps' (``<step>.item`` for each of its registry
+``STEPS``) and every literal ``crashpoint("<step>.<where>")`` in the parties' sources (the
+ledger's, the reconciliation's), so a step that adds one is covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.day.inject import read_expected
+from benchmarks.day.run import cutoff_argv
+from benchmarks.day.world import start_nodes, write_world
+from payswitch.crashpoint import ENV
+from switch.backoffice.settlement.steps import STEPS
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("switch", "payswitch", "issuer", "acquirer", "scheme", "network")
+COUNT = 400
+SEED = 2026
+NOW = 1_796_650_000.0  # the cut-off instant of every run: the same clearing files and reports
+STEP_TIMEOUT_S = 120
+
+
+def crash_points() -> list[str]:
+    """The settlement run's steps' points (``<step>.item``, from its registry ``STEPS``) and
+    every literal ``crashpoint("...")`` argument in the parties' sources (the ledger's, the
+    reconciliation's), sorted."""
+    found = {f"{step.name}.item" for step in STEPS}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            text = path.read_text()
+            if "crashpoint(" not in text:
+                continue
+            for node in ast.walk(ast.parse(text)):
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "id", getattr(node.func, "attr", "")) == "crashpoint"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)
+                ):
+                    found.add(node.args[0].value)
+    return sorted(found)
+
+
+POINTS = crash_points()
+
+
+class World:
+    def __init__(self, root: Path, topology: Path, golden: Path) -> None:
+        self.root = root
+        self.topology = topology
+        self.golden = golden
+        self.books = root / "books"
+
+    def store(self, case: Path) -> str:
+        return f"sqlite:///{case / 'switch.db'}"
+
+    def restore(self, case: Path) -> None:
+        """The golden day into the case's store, the running issuers' books, the settlement
+        folder."""
+        case.mkdir(parents=True)
+        _copy_db(self.golden / "switch.db", case / "switch.db")
+        for src in sorted((self.golden / "books").glob("*.db")):
+            _copy_db(src, self.books / src.name)
+        shutil.rmtree(self.root / "settlement", ignore_errors=True)
+        shutil.copytree(self.golden / "settlement", self.root / "settlement")
+
+    def steps(self, case: Path) -> list[list[str]]:
+        store = self.store(case)
+        bin_dir = Path(sys.executable).parent
+        cutoff = [*cutoff_argv(store, self.topology), "--now", str(NOW)]
+        recon = [str(bin_dir / "payswitch-recon"), "--store", store, "run",
+                 "--dir", str(self.root / "settlement"),
+                 "--books", *sorted(str(p) for p in self.books.glob("*.db")),
+                 "--topology", str(self.topology), "--json"]  # fmt: skip
+        return [cutoff, recon]
+
+    def run(self, case: Path, crash: str | None = None, start: int = 0) -> int | None:
+        """Run the steps from ``start``; with ``crash``, the index of the step that died by
+        SIGKILL (the rest not run), else None. A step failing otherwise fails the test."""
+        env = {k: v for k, v in os.environ.items() if k != ENV}
+        if crash is not None:
+            env[ENV] = crash
+        for i, argv in enumerate(self.steps(case)[start:], start):
+            done = subprocess.run(
+                argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=STEP_TIMEOUT_S
+            )
+            if done.returncode == -signal.SIGKILL and crash is not None:
+                return i
+            assert done.returncode in (0, 1), (argv[:3], done.returncode, done.stderr[-3000:])
+        return None
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    """A consistent copy of one SQLite database into ``dst`` (which may be open elsewhere)."""
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as b:
+        a.backup(b)
+
+
+def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
+        return sorted(c.execute(sql).fetchall())
+
+
+def snapshot(world: World, case: Path) -> dict[str, Any]:
+    """What must be the same after a crash and a rerun: every transaction's state and amounts,
+    the batches and their items, every ledger posting and line (not their times), the recon
+    issues, and each issuer's books (accounts, holds, advices, presentments, chargebacks)."""
+    store = case / "switch.db"
+    out: dict[str, Any] = {
+        "transactions": _rows(
+            store,
+            "SELECT id, state, captured_minor, refunded_minor, amount_minor FROM transactions",
+        ),
+        "batches": _rows(store, "SELECT terminal_id, batch_no, state FROM batch_log"),
+        "batch_items": _rows(
+            store,
+            "SELECT terminal_id, transaction_id, batch_no, kind, amount_minor FROM batch_items",
+        ),
+        "postings": _rows(
+            store, "SELECT posting_id, transaction_id, kind, rrn, currency FROM ledger_postings"
+        ),
+        "lines": _rows(
+            store, "SELECT posting_id, line_no, account, currency, amount_minor FROM ledger_lines"
+        ),
+        "issues": _rows(store, "SELECT type, kind, rrn, transaction_id, status FROM recon_issues"),
+    }
+    for db in sorted(world.books.glob("*.db")):
+        out[f"{db.stem}.accounts"] = _rows(db, "SELECT id, balance, held, open_holds FROM accounts")
+        out[f"{db.stem}.authorizations"] = _rows(
+            db, "SELECT rrn, state, amount, posted, refunded FROM authorizations"
+        )
+        out[f"{db.stem}.advices"] = _rows(db, "SELECT kind, rrn, original_rrn, amount FROM advices")
+        out[f"{db.stem}.presentments"] = _rows(
+            db, "SELECT kind, rrn, transaction_id, amount, posted, status, flags FROM presentments"
+        )
+        out[f"{db.stem}.chargebacks"] = _rows(
+            db, "SELECT chargeback_id, amount, state FROM chargebacks"
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("crash-day")
+    topology = write_world(root, terminals=6)
+    golden = root / "golden"
+    store = f"sqlite:///{golden / 'switch.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.day.generate", "--store", store,
+         "--topology", str(topology), "--books", str(golden / "books"), "--count", str(COUNT),
+         "--seed", str(SEED), "--per-kind", "1", "--cutoff", str(NOW - 60),
+         "--expected", str(golden / "expected.json"),
+         "--settlement-dir", str(golden / "settlement")],
+        cwd=REPO, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (golden / "settlement").mkdir(exist_ok=True)
+    shutil.copytree(golden / "books", root / "books")
+    stack = start_nodes(topology, root)
+    try:
+        yield World(root, topology, golden)
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def reference(world: World) -> dict[str, Any]:
+    """The uninterrupted run of the golden day."""
+    case = world.root / "reference"
+    world.restore(case)
+    assert world.run(case) is None
+    return snapshot(world, case)
+
+
+def test_the_uninterrupted_day_reconciles_to_exactly_the_injected_set(world, reference):
+    found = {(t, k, rrn) for t, k, rrn, _, _ in reference["issues"]}
+    assert found == read_expected(world.golden / "expected.json")
+    assert reference["lines"], "the cut-off posted to the ledger"
+    assert POINTS, "the back office has crash points"
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_crash_then_a_rerun_ends_as_an_uninterrupted_run(world, reference, point):
+    case = world.root / f"crash-{point}"
+    world.restore(case)
+    died = world.run(case, crash=f"{point}:1")
+    assert died is not None, f"{point}: no step died by SIGKILL (point not reached)"
+    assert world.run(case, start=died) is None
+    assert snapshot(world, case) == reference
