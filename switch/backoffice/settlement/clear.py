@@ -19,7 +19,13 @@ import time
 from payswitch.crashpoint import crashpoint
 from payswitch.logs import get as get_logger
 from payswitch.settlement.clearing import ClearingWriter, cutoff_date, discard_partial
-from switch.backoffice.settlement.context import PAGE, Record, RunContext, call_hooks
+from switch.backoffice.settlement.context import (
+    PAGE,
+    Record,
+    RunContext,
+    call_hooks,
+    flush_hooks,
+)
 from switch.backoffice.settlement.standin import advice_owed, owed_advices
 from switch.domain.batches import BatchItem, ItemKind
 from switch.domain.transactions import Transaction, TxState, TxType
@@ -124,20 +130,17 @@ class Clear:
             for info in await store.closed_batches(CLOSED_BATCHES_PER_RUN):
                 terminal_id = info.terminal_id
                 items = await store.batch_items(terminal_id, info.batch_no)
-                records: list[tuple[Transaction, Record]] = []
-                for start in range(0, len(items), PAGE):
-                    page = items[start : start + PAGE]
-                    records += await batch_records(store, page, info.batch_no)
-                if await self._waits(store, owed, terminal_id, info.batch_no, records):
+                if await self._waits(store, owed, terminal_id, info.batch_no, items):
                     continue
-                for start in range(0, len(records), PAGE):
-                    page_records = records[start : start + PAGE]
-                    for tx, _ in page_records:
+                for start in range(0, len(items), PAGE):
+                    page = await batch_records(store, items[start : start + PAGE], info.batch_no)
+                    for tx, _ in page:
                         await writer_for(tx.acquirer_id)
-                    await asyncio.to_thread(_write_page, writers, page_records)
-                    for tx, rec in page_records:
+                    await asyncio.to_thread(_write_page, writers, page)
+                    for tx, rec in page:
                         await call_hooks(ctx.presented, tx, rec)
-                    rows += len(page_records)
+                    await flush_hooks(ctx.hooks)  # a buffering ledger posts the page now
+                    rows += len(page)
                     crashpoint(f"{self.name}.item")
                 cleared.append((terminal_id, info.batch_no))
             for acquirer_id, writer in writers.items():
@@ -157,14 +160,15 @@ class Clear:
         owed: set[str] | None,
         terminal_id: str,
         batch_no: int,
-        records: list[tuple[Transaction, Record]],
+        items: list[BatchItem],
     ) -> bool:
-        """True (and logged) when a stand-in sale of the batch still owes its advice."""
-        captures = [tx for tx, rec in records if rec["kind"] == "CAPTURE"]
+        """True (and logged) when a stand-in sale of the batch still owes its advice: the
+        batch waits whole, none of its records written."""
+        sales = [i.transaction_id for i in items if i.kind is ItemKind.SALE]
         if owed is None:
-            waiting = [tx.id for tx in captures if await advice_owed(store, tx)]
+            waiting = [t for t in sales if await advice_owed(store, t)]
         else:
-            waiting = [tx.id for tx in captures if tx.id in owed]
+            waiting = [t for t in sales if t in owed]
         if waiting:
             _log.warning(
                 "clearing_waits_for_advice",
