@@ -34,9 +34,8 @@ async def test_each_batch_is_its_own_partition(store: CassandraStore) -> None:
     await store.close_batch("TP", NOW + 1)
     await store.join_batch("TP", item("p2"), NOW + 2)
     session, ks = cassandra_kit.inspect()
-    rows = list(
-        session.execute(f"SELECT terminal_id, batch_no, transaction_id FROM {ks}.batch_members")
-    )
+    select = f"SELECT terminal_id, batch_no, transaction_id FROM {ks}.batch_members"  # noqa: S608
+    rows = list(session.execute(select))
     assert sorted((r.batch_no, r.transaction_id) for r in rows if r.terminal_id == "TP") == [
         (1, "p1"),
         (2, "p2"),
@@ -49,13 +48,12 @@ async def test_a_lost_hint_and_a_lost_record_are_found_by_walking(store: Cassand
     await store.close_batch("TW", NOW + 2)  # an empty batch 2
     session, ks = cassandra_kit.inspect()
     # As if the closer of batch 2 died right after its close: no record, no listing, no hint.
-    session.execute(f"DELETE FROM {ks}.batch_record WHERE terminal_id = 'TW' AND batch_no = 2")
-    session.execute(
-        f"DELETE FROM {ks}.batches_to_clear WHERE shard = %s AND terminal_id = 'TW' "
-        "AND batch_no = 2",
-        (shard_of("TW"),),
-    )
-    session.execute(f"DELETE FROM {ks}.batch_open_hint WHERE terminal_id = 'TW'")
+    for table, where in (
+        ("batch_record", "terminal_id = 'TW' AND batch_no = 2"),
+        ("batches_to_clear", f"shard = {shard_of('TW')} AND terminal_id = 'TW' AND batch_no = 2"),
+        ("batch_open_hint", "terminal_id = 'TW'"),
+    ):
+        session.execute(f"DELETE FROM {ks}.{table} WHERE {where}")  # noqa: S608
     assert await store.open_batch_no("TW", NOW + 3) == 3  # walked 1 -> 2 -> 3
     mine = [(b.batch_no, b.state) for b in await store.closed_batches(100) if b.terminal_id == "TW"]
     assert sorted(mine) == [(1, BatchState.CLOSED), (2, BatchState.CLOSED)]
