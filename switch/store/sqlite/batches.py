@@ -17,6 +17,7 @@ from switch.domain.batches import (
     BatchState,
     ClosedBatch,
     ItemKind,
+    Unbatched,
     check_item,
 )
 from switch.store.batches import BatchStore
@@ -40,6 +41,13 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (terminal_id, transaction_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_batch ON batch_items (terminal_id, batch_no);
+CREATE INDEX IF NOT EXISTS batch_items_pages ON batch_items (terminal_id, batch_no, transaction_id);
+CREATE TABLE IF NOT EXISTS batch_unbatched (
+    transaction_id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    marked_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batch_log (
     terminal_id TEXT NOT NULL,
     batch_no INTEGER NOT NULL,
@@ -48,8 +56,14 @@ CREATE TABLE IF NOT EXISTS batch_log (
     closed_at REAL NOT NULL,
     PRIMARY KEY (terminal_id, batch_no)
 );
+CREATE INDEX IF NOT EXISTS batch_log_by_state ON batch_log (state, terminal_id, batch_no);
 """
 
+_MARK_UNBATCHED = (
+    "INSERT OR IGNORE INTO batch_unbatched (transaction_id, terminal_id, kind, marked_at)"
+    " VALUES (?, ?, ?, ?)"
+)
+_CLEAR_UNBATCHED = "DELETE FROM batch_unbatched WHERE transaction_id = ?"
 _ITEM_COLUMNS = "transaction_id, kind, amount_minor, currency, scheme, joined_at, batch_no"
 
 
@@ -110,10 +124,14 @@ class SqliteBatches(SqliteHost, BatchStore):
             lambda conn: self._write(conn, lambda c: _ensure_open(c, terminal_id, now)[0])
         )
 
-    async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
-        return await self._call(self._close, terminal_id, now)
+    async def close_batch(
+        self, terminal_id: str, now: float, *, with_items: bool = True
+    ) -> ClosedBatch:
+        return await self._call(self._close, terminal_id, now, with_items)
 
-    def _close(self, conn: sqlite3.Connection, terminal_id: str, now: float) -> ClosedBatch:
+    def _close(
+        self, conn: sqlite3.Connection, terminal_id: str, now: float, with_items: bool
+    ) -> ClosedBatch:
         def body(c: sqlite3.Connection) -> ClosedBatch:
             batch_no, opened_at = _ensure_open(c, terminal_id, now)
             c.execute(
@@ -125,7 +143,7 @@ class SqliteBatches(SqliteHost, BatchStore):
                 "VALUES (?, ?, ?, ?, ?)",
                 (terminal_id, batch_no, BatchState.CLOSED.value, opened_at, now),
             )
-            items = self._items(c, terminal_id, batch_no)
+            items = self._items(c, terminal_id, batch_no) if with_items else []
             info = BatchInfo(terminal_id, batch_no, BatchState.CLOSED, opened_at, now)
             return ClosedBatch(info, tuple(items))
 
@@ -143,6 +161,23 @@ class SqliteBatches(SqliteHost, BatchStore):
         ).fetchall()
         return [_item(r) for r in rows]
 
+    async def batch_items_page(
+        self, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        return await self._call(self._page, terminal_id, batch_no, after, limit)
+
+    @staticmethod
+    def _page(
+        conn: sqlite3.Connection, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        rows = conn.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM batch_items "  # noqa: S608
+            "WHERE terminal_id = ? AND batch_no = ? AND transaction_id > ? "
+            "ORDER BY transaction_id LIMIT ?",
+            (terminal_id, batch_no, after, limit),
+        ).fetchall()
+        return [_item(r) for r in rows]
+
     async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:
         return await self._call(self._batches, terminal_id, limit)
 
@@ -155,6 +190,18 @@ class SqliteBatches(SqliteHost, BatchStore):
         ).fetchall()
         return [BatchInfo(terminal_id, int(n), BatchState(s), o, c) for n, s, o, c in rows]
 
+    async def closed_batches(self, limit: int) -> list[BatchInfo]:
+        return await self._call(self._closed, limit)
+
+    @staticmethod
+    def _closed(conn: sqlite3.Connection, limit: int) -> list[BatchInfo]:
+        rows = conn.execute(
+            "SELECT terminal_id, batch_no, opened_at, closed_at FROM batch_log "
+            "WHERE state = ? ORDER BY terminal_id, batch_no LIMIT ?",
+            (BatchState.CLOSED.value, limit),
+        ).fetchall()
+        return [BatchInfo(t, int(n), BatchState.CLOSED, o, c) for t, n, o, c in rows]
+
     async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
         await self._call(self._cleared, terminal_id, batch_no)
 
@@ -164,3 +211,32 @@ class SqliteBatches(SqliteHost, BatchStore):
             "UPDATE batch_log SET state = ? WHERE terminal_id = ? AND batch_no = ?",
             (BatchState.CLEARED.value, terminal_id, batch_no),
         )
+
+    async def mark_unbatched(
+        self, terminal_id: str, transaction_id: str, kind: ItemKind, now: float
+    ) -> None:
+        args = (transaction_id, terminal_id, ItemKind(kind).value, now)
+        await self._call(self._exec, _MARK_UNBATCHED, args)
+
+    def _exec(self, conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> None:
+        """One statement in its own write transaction."""
+
+        def body(c: sqlite3.Connection) -> None:
+            c.execute(sql, args)
+
+        self._write(conn, body)
+
+    async def unbatched(self, limit: int) -> list[Unbatched]:
+        return await self._call(self._unbatched, limit)
+
+    @staticmethod
+    def _unbatched(conn: sqlite3.Connection, limit: int) -> list[Unbatched]:
+        rows = conn.execute(
+            "SELECT terminal_id, transaction_id, kind, marked_at FROM batch_unbatched "
+            "ORDER BY marked_at, transaction_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Unbatched(t, x, ItemKind(k), float(m)) for t, x, k, m in rows]
+
+    async def clear_unbatched(self, transaction_id: str) -> None:
+        await self._call(self._exec, _CLEAR_UNBATCHED, (transaction_id,))
