@@ -183,3 +183,54 @@ def test_the_workspace_is_owner_only_and_a_dead_runs_is_swept(tmp_path: Path) ->
     finally:
         ws.close()
     assert list(tmp_path.iterdir()) == []
+
+
+_CRASHING_RECON = """
+import sys
+from switch.backoffice.recon import job
+from switch.cli.recon import main
+job.ISSUE_PAGE = 1
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+async def test_a_run_killed_between_pages_of_issues_then_rerun_stores_the_same_issues(
+    store, store_url: str, tmp_path: Path
+) -> None:
+    import os
+
+    day = await build_day(store, tmp_path)
+    report = day.report
+    s1, s3 = day.sales["s1"].rrn, day.sales["s3"].rrn
+    for e in report["entries"]:
+        if e["rrn"] == s1:
+            e["amount_minor"] += 1
+    report["entries"] = [e for e in report["entries"] if e["rrn"] != s3]
+    report["entries"].append(dict(report["entries"][0], rrn="999999999999", transaction_id="x"))
+    write_report(tmp_path, report)
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["--store", store_url, "run", "--dir", str(tmp_path), "--books", str(day.books_path),
+            "--cutoff", str(DAY0 + 60), "--work-dir", str(work), "--summary"]  # fmt: skip
+    env = {**os.environ, "PAYSWITCH_CRASH_AT": "recon.page:2"}
+    killed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _CRASHING_RECON, *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    assert len(await store.recon_issues()) == 2  # two pages of one issue were stored
+    assert len(list(work.iterdir())) == 1  # the killed run's workspace, left behind
+    env.pop("PAYSWITCH_CRASH_AT")
+    rerun = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _CRASHING_RECON, *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert rerun.returncode == 1, rerun.stderr
+    summary = json.loads(rerun.stdout)["recon"]
+    assert summary["found"] == 3 and summary["new"] == 1
+    assert summary["issues"] == {"AMOUNT_MISMATCH": 1, "MISSING_AT_ACQUIRER": 1,
+                                 "MISSING_IN_SWITCH": 1}  # fmt: skip
+    assert len(await store.recon_issues()) == 3
+    assert list(work.iterdir()) == []  # swept and cleaned
