@@ -117,8 +117,16 @@ async def run(
 async def _load(
     ws: Workspace, store: Store, reports_dir: Path, books: Sequence[str | Path]
 ) -> None:
-    async for txs in switch_pages(store, float("inf")):
-        await asyncio.to_thread(ws.add_transactions, txs)
+    # The store reads the next page while the workspace writes this one.
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for txs in switch_pages(store, float("inf")):
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(asyncio.to_thread(ws.add_transactions, txs))
+    finally:
+        if writing is not None:
+            await writing
     for path in await asyncio.to_thread(report_paths, reports_dir):
         header = await asyncio.to_thread(report_header, path)
         await asyncio.to_thread(ws.add_report, header, report_entries(path))
