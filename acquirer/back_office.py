@@ -5,14 +5,19 @@ simulated world shares, presents each record to the card's issuer (found by BIN 
 topology; directly, not through a scheme node: the scheme nodes of this simulation carry online
 traffic only, as a scheme's clearing platform is a separate system), computes the fees with
 ``payswitch.settlement.fees`` (captures only: a refund carries no fees), and writes the
-settlement report (``payswitch-settlement/1``). An unreachable issuer fails the whole call
-(UNAVAILABLE, no report): settling the same file again is safe, the issuer answers a
-presentment it has seen with its first result.
+settlement report (``payswitch-settlement/2``, written as a stream). A file is checked whole
+first (a streamed pass), then read again a page at a time (``PAGE``): each issuer gets the
+page's presentments of its cards in one ``Present`` call (``page`` numbered), and the page's
+entries are appended to the report, so neither the file nor the report is ever held whole.
+An unreachable issuer fails the whole call (UNAVAILABLE, no report): settling the same file
+again is safe, the issuer answers a presentment it has seen with its first result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,14 +29,19 @@ from network.channels import Channels
 from payswitch import fx
 from payswitch.cards import Scheme
 from payswitch.process import connect_address
-from payswitch.settlement.clearing import ClearingFormatError, read_clearing_file
+from payswitch.settlement.clearing import (
+    ClearingFormatError,
+    check_clearing_file,
+    iter_clearing_file,
+)
 from payswitch.settlement.clock import cutoff_clock
 from payswitch.settlement.fees import NO_FEES, presentment_fees
-from payswitch.settlement.report import build_report, settle_in, write_report
+from payswitch.settlement.report import ReportWriter, settle_entry_in
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 from payswitch.world.topology import Topology
 
 PRESENT_TIMEOUT_S = 30.0
+PAGE = 2_000  # presentments read, presented and reported at once (issue 17: bounded memory)
 ACQUIRER_SERVICE = settlement_pb2.DESCRIPTOR.services_by_name["AcquirerSettlementService"]
 
 
@@ -50,6 +60,15 @@ def _presentment(rec: dict[str, Any]) -> settlement_pb2.Presentment:
         amount=common_pb2.Money(minor_units=rec["amount_minor"], currency=rec["currency"]),
         authorized_minor=rec["authorized_minor"],
     )
+
+
+def _take(records: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    return list(itertools.islice(records, n))
+
+
+def _write_all(writer: ReportWriter, entries: list[dict[str, Any]]) -> None:
+    for e in entries:
+        writer.add(e)
 
 
 class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceServicer):
@@ -75,16 +94,86 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # abort raises; this line only tells the type checker
-        try:
-            cf = await asyncio.to_thread(read_clearing_file, Path(request.clearing_path))
+        path = Path(request.clearing_path)
+        try:  # the whole file checked first (a stream: bounded memory), nothing presented yet
+            header = await asyncio.to_thread(check_clearing_file, path)
         except ClearingFormatError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"clearing_path: {exc}")
-        if cf.acquirer_id != self._id:
+            raise  # abort raises; this line only tells the type checker
+        if header["acquirer_id"] != self._id:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "clearing file of another acquirer"
             )
+        file_id: str = header["file_id"]
+        writer = await asyncio.to_thread(
+            ReportWriter, Path(request.report_dir), self._id, file_id, settled_at
+        )
+        try:
+            await self._settle_pages(path, file_id, writer, request, settled_at, context)
+            report_file = await asyncio.to_thread(writer.finish)
+        except BaseException:
+            writer.abort()
+            raise
+        return settlement_pb2.SettleResponse(
+            report_path=str(report_file),
+            settled=writer.settled,
+            rejected=writer.count - writer.settled,
+        )
+
+    async def _settle_pages(
+        self,
+        path: Path,
+        file_id: str,
+        writer: ReportWriter,
+        request: settlement_pb2.SettleRequest,
+        settled_at: float,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        """Present the file a page at a time (each issuer gets the page's presentments of its
+        cards in one call), each page's entries appended to the report."""
+        settles_in = self._topology.acquirer(self._id).settlement_currency
+        if settles_in:
+            writer.settlement_totals = {}
+        day = datetime.fromtimestamp(settled_at, UTC).date()
+        records = iter_clearing_file(path)
+        next(records)  # the header, checked already
+        pages = 0
+        while True:
+            page = await asyncio.to_thread(_take, records, PAGE)
+            if not page:
+                break
+            pages += 1
+            results = await self._present_page(file_id, page, pages, request, settled_at, context)
+            entries = [self._entry(r, results.get((r["kind"], r["rrn"]))) for r in page]
+            if settles_in and writer.settlement_totals is not None:
+                schemes = {r["transaction_id"]: r["scheme"] for r in page}
+
+                def rate_of(
+                    entry: dict[str, Any], schemes: dict[str, str] = schemes
+                ) -> Decimal | None:
+                    brand = Scheme(schemes[entry["transaction_id"]])
+                    scheme = self._topology.scheme_for_brand(brand)
+                    table = fx.table_for(scheme.rates, day) if scheme is not None else None
+                    try:
+                        return table.rate(entry["currency"], settles_in) if table else None
+                    except fx.FxError:
+                        return None
+
+                for e in entries:
+                    settle_entry_in(e, settles_in, rate_of, writer.settlement_totals)
+            await asyncio.to_thread(_write_all, writer, entries)
+
+    async def _present_page(
+        self,
+        file_id: str,
+        page: list[dict[str, Any]],
+        page_no: int,
+        request: settlement_pb2.SettleRequest,
+        settled_at: float,
+        context: grpc.aio.ServicerContext,
+    ) -> dict[tuple[str, str], settlement_pb2.PresentmentResult]:
         groups: dict[str, list[dict[str, Any]]] = {}
-        for rec in cf.presentments:
+        for rec in page:
             issuer = self._topology.issuer_for_pan(rec["bin"])
             groups.setdefault(issuer.id if issuer else "", []).append(rec)
         results: dict[tuple[str, str], settlement_pb2.PresentmentResult] = {}
@@ -98,11 +187,12 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
             try:
                 resp = await stub.Present(
                     settlement_pb2.PresentRequest(
-                        file_id=cf.file_id,
+                        file_id=file_id,
                         acquirer_id=self._id,
                         presentments=[_presentment(r) for r in recs],
                         now_ms=int(settled_at * 1000),
                         report_dir=request.report_dir,
+                        page=page_no,
                     ),
                     timeout=PRESENT_TIMEOUT_S,
                 )
@@ -110,31 +200,10 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 await context.abort(
                     grpc.StatusCode.UNAVAILABLE, f"issuer {issuer_id}: {exc.code().name}"
                 )
+                raise  # abort raises; this line only tells the type checker
             for rec, res in zip(recs, resp.results, strict=True):
                 results[(rec["kind"], rec["rrn"])] = res
-        entries = [
-            self._entry(rec, results.get((rec["kind"], rec["rrn"]))) for rec in cf.presentments
-        ]
-        report = build_report(self._id, cf.file_id, settled_at, entries)
-        settles_in = self._topology.acquirer(self._id).settlement_currency
-        if settles_in:  # one settlement currency (issue 16): each entry's net converted
-            schemes = {r["transaction_id"]: r["scheme"] for r in cf.presentments}
-            day = datetime.fromtimestamp(settled_at, UTC).date()
-
-            def rate_of(entry: dict[str, Any]) -> Decimal | None:
-                scheme = self._topology.scheme_for_brand(Scheme(schemes[entry["transaction_id"]]))
-                table = fx.table_for(scheme.rates, day) if scheme is not None else None
-                try:
-                    return table.rate(entry["currency"], settles_in) if table else None
-                except fx.FxError:
-                    return None
-
-            report["settlement_totals"] = settle_in(entries, settles_in, rate_of)
-        path = await asyncio.to_thread(write_report, Path(request.report_dir), report)
-        settled = sum(1 for e in entries if e["status"] == "SETTLED")
-        return settlement_pb2.SettleResponse(
-            report_path=str(path), settled=settled, rejected=len(entries) - settled
-        )
+        return results
 
     def _entry(
         self, rec: dict[str, Any], res: settlement_pb2.PresentmentResult | None

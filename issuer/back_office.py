@@ -1,9 +1,10 @@
 """The simulated issuer's back office: clearing and settlement over gRPC.
 
 ``Present`` posts the presentments an acquirer sends in the issuer's books
-(``issuer.books_settlement``) and writes the issuer's own report; ``ExpireHolds`` releases holds
-that expired uncaptured. Presenting the same file again is safe: a presentment the books have
-seen answers with its first result.
+(``issuer.books_settlement``) and writes the issuer's own report (one per file, or one part
+per page when the acquirer sends a large file in pages: ``PresentRequest.page``);
+``ExpireHolds`` releases holds that expired uncaptured. Presenting the same file again is
+safe: a presentment the books have seen answers with its first result.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                 "issuer_id": self._id,
                 "file_id": request.file_id,
                 "acquirer_id": request.acquirer_id,
+                "page": request.page,  # 0: the whole file; n: the file's n-th page
                 "postings": [
                     {
                         "transaction_id": o.transaction_id,
@@ -89,8 +91,9 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                     for i, o in zip(items, outs, strict=True)
                 ],
             }
+            name = request.file_id if not request.page else f"{request.file_id}-p{request.page:06d}"
             await asyncio.to_thread(
-                write_issuer_report, Path(request.report_dir), self._id, request.file_id, doc
+                write_issuer_report, Path(request.report_dir), self._id, name, doc
             )
         return settlement_pb2.PresentResponse(
             results=[

@@ -1,5 +1,6 @@
 """How long ``payswitch-recon run`` takes on a synthetic settled day (issue 17), and its peak
-memory: N settled sales on a SQLite store, one acquirer report and one issuer's books that
+memory: N settled sales on a SQLite store, one acquirer report (``payswitch-settlement/2``,
+as the settlement run writes it) and one issuer's books that
 agree except for a known set of injected discrepancies, then the command as its own process.
 
     .venv/bin/python scripts/recon_scale.py 100000 [--keep DIR]
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from issuer.books import Books
+from payswitch.settlement.report import ReportWriter
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store import open_store
 
@@ -82,12 +84,10 @@ async def build(folder: Path, n: int) -> tuple[str, Path]:
     bk.commit()
     db.close()
     bk.close()
-    report = {"format": "payswitch-settlement/1", "acquirer_id": "ACQ1",
-              "file_id": "ACQ1-20270115-1", "settled_at": DAY0 + 3_600, "entries": entries,
-              "totals": {}}  # fmt: skip
-    path = folder / "settlement" / "ACQ1" / "ACQ1-20270115-1.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(report, indent=1, sort_keys=True))
+    writer = ReportWriter(folder, "ACQ1", "ACQ1-20270115-1", DAY0 + 3_600)  # format /2
+    for entry in entries:
+        writer.add(entry)
+    writer.finish()
     return url, folder / "ISS1.db"
 
 

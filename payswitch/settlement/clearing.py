@@ -17,8 +17,9 @@ billing amount captured, a refund's credited), ``billing_currency``, ``fx_rate``
 ``rate_table``; totals stay per transaction currency.
 ``rrn`` is the capture's authorization RRN or the refund's own RRN; ``original_rrn`` is a
 refund's authorization RRN ("" for a capture). No PAN: the masked PAN and the card token only.
-Totals are per currency and never add two currencies. The file is written to a temporary
-name and renamed, so a reader never sees half a file.
+Totals are per currency and never add two currencies. The file is written as a stream to a
+temporary name and renamed (``ClearingWriter``), so a reader never sees half a file; a reader
+may stream it too (``iter_clearing_file``: header, presentments, trailer checked at the end).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,41 +131,158 @@ def totals(presentments: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return dict(sorted(out.items()))
 
 
+class ClearingWriter:
+    """One acquirer's clearing file written as a stream (issue 17: a million presentments
+    never sit in a list): the header at open, ``add`` appends each checked presentment to a
+    temporary file while the trailer's count and totals accumulate, ``finish`` writes the
+    trailer, fsyncs and renames. Until ``finish`` the file has its temporary name, so a crash
+    leaves nothing that looks like a complete clearing file (``discard_partial`` removes it)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        acquirer_id: str,
+        cutoff_at: float,
+        file_seq: int,
+        created_at: float,
+    ) -> None:
+        self.path = file_path(directory, acquirer_id, cutoff_at, file_seq)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_suffix(".jsonl.tmp")
+        self._fh = self._tmp.open("w", encoding="utf-8")
+        self.count = 0
+        self._totals: dict[str, dict[str, int]] = {}
+        header = {
+            "record": "header",
+            "format": FORMAT,
+            "acquirer_id": acquirer_id,
+            "file_id": file_id_of(acquirer_id, cutoff_at, file_seq),
+            "cutoff_at": int(cutoff_at),
+            "created_at": int(created_at),
+        }
+        self._line(header)
+
+    def _line(self, doc: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+    def add(self, presentment: dict[str, Any]) -> None:
+        """Append one presentment (checked first: a bad one raises and is not written)."""
+        check_presentment(presentment)
+        p = presentment
+        self._line({"record": "presentment", **{f: p[f] for f in (*FIELDS, *FX_FIELDS) if f in p}})
+        line = self._totals.setdefault(p["currency"], {"capture_minor": 0, "refund_minor": 0})
+        line["capture_minor" if p["kind"] == "CAPTURE" else "refund_minor"] += p["amount_minor"]
+        self.count += 1
+
+    def finish(self) -> Path:
+        """Trailer, fsync, rename: the file is complete and visible under its name."""
+        totals_ = dict(sorted(self._totals.items()))
+        self._line({"record": "trailer", "count": self.count, "totals": totals_})
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._tmp.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def discard_partial(directory: Path) -> int:
+    """Remove the temporary files a crashed run left in the clearing folders (their batches
+    are still CLOSED and go into the next file); how many."""
+    gone = 0
+    for tmp in (Path(directory) / "clearing").glob("*/*.jsonl.tmp"):
+        tmp.unlink(missing_ok=True)
+        gone += 1
+    return gone
+
+
 def write_clearing_file(
     directory: Path,
     acquirer_id: str,
     cutoff_at: float,
     file_seq: int,
-    presentments: list[dict[str, Any]],
+    presentments: Iterable[dict[str, Any]],
     created_at: float,
 ) -> Path:
-    """Write one acquirer's clearing file; returns its path."""
-    for p in presentments:
-        check_presentment(p)
-    path = file_path(directory, acquirer_id, cutoff_at, file_seq)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = {
-        "record": "header",
-        "format": FORMAT,
-        "acquirer_id": acquirer_id,
-        "file_id": file_id_of(acquirer_id, cutoff_at, file_seq),
-        "cutoff_at": int(cutoff_at),
-        "created_at": int(created_at),
-    }
-    lines = [header]
-    lines += [
-        {"record": "presentment", **{f: p[f] for f in (*FIELDS, *FX_FIELDS) if f in p}}
-        for p in presentments
-    ]
-    lines.append({"record": "trailer", "count": len(presentments), "totals": totals(presentments)})
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(json.dumps(line, separators=(",", ":")) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    return path
+    """Write one acquirer's clearing file; returns its path. A list is checked whole before
+    anything is created; a stream as it goes (a bad record: no file, the temporary removed)."""
+    if isinstance(presentments, list | tuple):
+        for p in presentments:
+            check_presentment(p)
+    writer = ClearingWriter(directory, acquirer_id, cutoff_at, file_seq, created_at)
+    try:
+        for p in presentments:
+            writer.add(p)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
+
+
+def iter_clearing_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The file's lines as a stream: the header first (checked), then each presentment
+    (checked); the trailer is checked against the running count and totals at the end, so
+    a consumer acts on presentments before the file is known whole: it must be idempotent
+    per presentment (the issuer is) and treat the ``ClearingFormatError`` at the end as
+    \"this file is bad\"."""
+    try:
+        fh = Path(path).open(encoding="utf-8")
+    except OSError:
+        raise ClearingFormatError("cannot read clearing file") from None
+    with fh:
+        count = 0
+        running: dict[str, dict[str, int]] = {}
+        trailer: dict[str, Any] | None = None
+        header = False
+        try:
+            for text in fh:
+                if not text.strip():
+                    continue
+                try:
+                    doc = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ClearingFormatError("not a clearing file (JSON lines)") from None
+                if trailer is not None:
+                    raise ClearingFormatError("the last line is not the trailer")
+                if not header:
+                    if doc.get("record") != "header" or doc.get("format") != FORMAT:
+                        raise ClearingFormatError(f"not a {FORMAT} file")
+                    header = True
+                    yield doc
+                    continue
+                if doc.get("record") == "trailer":
+                    trailer = doc
+                    continue
+                if doc.get("record") != "presentment":
+                    raise ClearingFormatError("only presentments between header and trailer")
+                check_presentment(doc)
+                line = running.setdefault(doc["currency"], {"capture_minor": 0, "refund_minor": 0})
+                key = "capture_minor" if doc["kind"] == "CAPTURE" else "refund_minor"
+                line[key] += doc["amount_minor"]
+                count += 1
+                yield doc
+        except UnicodeDecodeError:
+            raise ClearingFormatError("cannot read clearing file") from None
+    if trailer is None:
+        raise ClearingFormatError("a clearing file has a header and a trailer")
+    if trailer.get("count") != count or trailer.get("totals") != dict(sorted(running.items())):
+        raise ClearingFormatError("trailer count or totals do not match the presentments")
+
+
+def check_clearing_file(path: Path) -> dict[str, Any]:
+    """Check a whole clearing file as a stream (nothing held but running totals); its
+    header."""
+    records = iter_clearing_file(path)
+    header = next(records, None)
+    for _ in records:
+        pass
+    if header is None:
+        raise ClearingFormatError("a clearing file has a header and a trailer")
+    return header
 
 
 def read_clearing_file(path: Path) -> ClearingFile:

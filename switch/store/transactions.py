@@ -7,6 +7,7 @@ both validate it first with ``switch.domain.transactions.check_cas``.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from switch.domain.transactions import (
     Changes,
@@ -71,6 +72,23 @@ class TransactionStore(abc.ABC):
         """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery),
         in (deadline_at, id) order, at most ``limit``; with ``after``, only those past that
         (deadline_at, id): the last one of the previous page, so a day is read in pages."""
+
+    @abc.abstractmethod
+    async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:
+        """The transactions of ``tx_ids`` that exist, in the order asked (a missing id is
+        left out): the back office reads a page of a batch in one call, not one per item."""
+
+    @abc.abstractmethod
+    async def settle_presented(
+        self, captures: Sequence[str], refunds: Sequence[str], now: float
+    ) -> list[Transaction]:
+        """A settlement report's page applied at once: every ``captures`` id CAPTURED ->
+        SETTLED and every ``refunds`` id a REFUND APPROVED -> SETTLED (``TYPED_TRANSITIONS``),
+        each a compare-and-set with ``updated_at=now``. Returns the transactions of the page
+        as they are afterwards (in the order asked; unknown ids left out): one already SETTLED
+        (an earlier run) or in another state is returned unchanged, so a rerun after a crash
+        settles nothing twice. SQLite applies the page in one transaction; Cassandra runs the
+        page's lightweight transactions concurrently."""
 
     @abc.abstractmethod
     async def refunds_of(self, original_id: str) -> list[Transaction]:

@@ -25,6 +25,7 @@ import pytest
 
 from payswitch import fx
 from payswitch.seclink import canonical_response
+from payswitch.settlement.report import read_report
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.ports import write_topology
 from switch.backoffice.ledger import accounts as ac
@@ -311,7 +312,7 @@ async def test_the_day_settles_and_reconciles_in_both_currencies(stack, pos, boo
         assert time.monotonic() < deadline, "the cut-off did not settle the sale"
         await asyncio.sleep(0.2)
     # Clearing file and settlement report carry both amounts; the issuer posted the billing one.
-    reports = [json.loads(p.read_text()) for p in (directory / "settlement").glob("*/*.json")]
+    reports = [read_report(p) for p in (directory / "settlement").glob("*/*.json")]
     entries = {e["transaction_id"]: e for r in reports for e in r["entries"]}
     entry = entries[sale.transaction_id]
     assert (entry["amount_minor"], entry["currency"]) == (2_000, "EUR")

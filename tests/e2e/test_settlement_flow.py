@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import re
 import signal
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from payswitch.settlement.clearing import read_clearing_file
 from payswitch.settlement.fees import fee_for
+from payswitch.settlement.report import read_report
 from payswitch.v1 import common_pb2, network_pb2, terminal_pb2
 from payswitch.world.settlement import SettlementConfig
 from switch.backoffice.ledger.ledger import Ledger
@@ -287,7 +287,7 @@ async def test_cutoff_clears_posts_and_settles(world, grocer, bistro, books):
     assert a_after.held <= a_before.held - 2500 - 2000
 
     # Settlement reports: flags, fees from the table, totals per currency.
-    reports = [json.loads(p.read_text()) for p in (directory / "settlement").glob("*/*.json")]
+    reports = [read_report(p) for p in (directory / "settlement").glob("*/*.json")]
     entries = {e["transaction_id"]: e for r in reports for e in r["entries"]}
     assert entries[tip.transaction_id]["reason"] == "ABOVE_HOLD_WITHIN_TOLERANCE"
     assert entries[late.transaction_id]["reason"] == "LATE_PRESENTMENT"

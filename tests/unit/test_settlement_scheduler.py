@@ -36,7 +36,7 @@ async def test_the_timer_runs_a_cutoff_and_closes_non_empty_batches(tmp_path):
             assert time.monotonic() < deadline, "the cut-off did not run"
             await asyncio.sleep(0.05)
         await sched.close()
-        assert [c.info.batch_no for c in sched.last.closed] == [1]
+        assert [c.batch_no for c in sched.last.closed] == [1]
         log = await store.batches_of("T-1")
         assert [(b.batch_no, b.state) for b in log] == [(1, BatchState.CLEARED)]
         assert await store.open_batch_no("T-1", time.time()) == 2

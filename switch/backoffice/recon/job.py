@@ -27,8 +27,7 @@ from payswitch.crashpoint import crashpoint
 from switch.backoffice.recon.engine import LATE_AFTER_S
 from switch.backoffice.recon.sources import (
     book_rows,
-    report_entries,
-    report_header,
+    open_report,
     report_paths,
     switch_pages,
 )
@@ -128,8 +127,8 @@ async def _load(
         if writing is not None:
             await writing
     for path in await asyncio.to_thread(report_paths, reports_dir):
-        header = await asyncio.to_thread(report_header, path)
-        await asyncio.to_thread(ws.add_report, header, report_entries(path))
+        header, entries = await asyncio.to_thread(open_report, path)
+        await asyncio.to_thread(ws.add_report, header, entries)
     if books:
         await asyncio.to_thread(ws.add_book_rows, book_rows(books))
     async for disputes in dispute_pages(store):

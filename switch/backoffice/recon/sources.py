@@ -3,8 +3,8 @@
 - the switch: its transactions from the state store (``transactions_in_state`` over the
   states that matter, in pages of ``PAGE``: ``switch_pages``);
 - the acquirer: settlement reports ``<dir>/settlement/<acquirer_id>/<file_id>.json``
-  (``payswitch-settlement/1``; see README "Settlement interfaces"), their entries read one
-  at a time by an incremental JSON parser (``ijson``: ``report_entries``), never a whole file;
+  (``payswitch-settlement/2`` JSON lines, or a /1 document; see README "Settlement
+  interfaces"), their entries read a page at a time (``open_report``);
 - the issuers: their books (SQLite files, opened read-only; ``issuer.books``'s tables), rows
   read off the cursor (``book_rows``).
 
@@ -21,12 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ijson
-
+from payswitch.settlement.report import (
+    FORMAT_STREAM,
+    ReportFormatError,
+    iter_report,
+    read_report,
+)
 from switch.domain.transactions import Transaction, TxState
 from switch.store.base import Store
 
 PAGE = 1_000  # transactions per store read
+REPORT_PAGE = 1_000  # report entries per read
 STATES = (
     TxState.APPROVED,
     TxState.CAPTURED,
@@ -69,37 +74,44 @@ def report_paths(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).glob("settlement/*/*.json"))
 
 
-def report_header(path: Path) -> Report:
-    """A report's ``format``, ``acquirer_id``, ``file_id`` and ``settled_at`` (no entries),
-    each read by the parser without building the rest; ValueError naming the file."""
-    header: Report = {}
-    for key in ("format", "acquirer_id", "file_id", "settled_at"):
+def open_report(path: Path) -> tuple[Report, Iterator[dict[str, Any]]]:
+    """A report's header (the document without its entries) and its entries: a
+    ``payswitch-settlement/2`` stream read a page at a time (``iter_report``), a /1 document
+    (the small days' and tests' format) whole; totals are not checked (the comparison is
+    per entry). ValueError naming the file."""
+    try:
         with path.open("rb") as fh:
-            try:
-                header[key] = next(ijson.items(fh, key, use_float=True), None)
-            except ijson.JSONError as exc:
-                raise ValueError(f"{path}: not JSON ({exc})") from None
-    if header["format"] != REPORT_FORMAT:
-        raise ValueError(f"{path}: not a {REPORT_FORMAT} report")
-    return {k: v for k, v in header.items() if v is not None}
+            first = json.loads(fh.readline() or b"null")
+    except (OSError, ValueError):
+        first = None
+    try:
+        if isinstance(first, dict) and first.get("format") == FORMAT_STREAM:
+            reader = iter_report(path)
+        else:
+            doc = read_report(path, check_totals=False)
+            entries = doc.pop("entries", [])
+            return doc, iter(entries)
+    except ReportFormatError as exc:
+        raise ValueError(f"{path}: not a {REPORT_FORMAT} report ({exc})") from None
 
-
-def report_entries(path: Path) -> Iterator[dict[str, Any]]:
-    """A report's entries one at a time (memory: one entry, whatever the file's size)."""
-    with path.open("rb") as fh:
+    def paged() -> Iterator[dict[str, Any]]:
         try:
-            yield from ijson.items(fh, "entries.item", use_float=True)
-        except ijson.JSONError as exc:
-            raise ValueError(f"{path}: not JSON ({exc})") from None
+            while page := reader.page(REPORT_PAGE):
+                yield from page
+        except ReportFormatError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    return reader.header, paged()
 
 
 def load_reports(directory: str | Path) -> list[Report]:
     """Every settlement report, whole (a small day)."""
     reports: list[Report] = []
     for path in report_paths(directory):
-        doc = json.loads(path.read_text())
-        if doc.get("format") != REPORT_FORMAT:
-            raise ValueError(f"{path}: not a {REPORT_FORMAT} report")
+        try:  # either version: a /2 stream is gathered as the /1 document
+            doc = read_report(path, check_totals=False)
+        except ReportFormatError as exc:
+            raise ValueError(f"{path}: not a {REPORT_FORMAT} report ({exc})") from None
         reports.append(doc)
     return reports
 

@@ -38,6 +38,12 @@ def next_cutoff(now: float, cutoff: dt.time) -> float:
     return at if at > now else at + 86_400
 
 
+def switch_hooks(store: Store, topology: Topology) -> tuple[SettlementHooks, ...]:
+    """The hooks a switch's cut-off runs with: the ledger posts each presentment and
+    settlement (``switch.backoffice.ledger``). ``payswitch-backoffice cutoff`` uses the same."""
+    return (Ledger(store, topology.fees, scheme_rates(topology)),)
+
+
 class CutoffScheduler:
     def __init__(
         self,
@@ -50,10 +56,7 @@ class CutoffScheduler:
     ) -> None:
         self._store = store
         self._credentials = credentials  # the switch's network identity (run_cutoff)
-        # The ledger posts each presentment and settlement (switch.backoffice.ledger, helper
-        # "ledger").
-        ledger = Ledger(store, topology.fees, scheme_rates(topology))
-        self._hooks = (ledger,) if hooks is None else tuple(hooks)
+        self._hooks = switch_hooks(store, topology) if hooks is None else tuple(hooks)
         self._topology = topology
         self._clock = clock
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

@@ -17,7 +17,25 @@ from switch.domain.transactions import Transaction
 from switch.store.base import Store
 
 
-async def advice_owed(store: Store, tx: Transaction) -> bool:
-    """True when ``tx`` is a stand-in sale whose advice the issuer has not acknowledged."""
-    item = await store.saf_get(item_id(SafKind.ADVICE, tx.id))
+async def advice_owed(store: Store, tx: Transaction | str) -> bool:
+    """True when ``tx`` (or the transaction of that id) is a stand-in sale whose advice the
+    issuer has not acknowledged."""
+    tx_id = tx if isinstance(tx, str) else tx.id
+    item = await store.saf_get(item_id(SafKind.ADVICE, tx_id))
     return item is not None and not item.done
+
+
+OWED_LIMIT = 50_000  # live + dead advices read at once; more than that: ask per sale
+
+
+async def owed_advices(store: Store) -> set[str] | None:
+    """The ids of the transactions whose advice is still owed (live or dead-lettered ADVICE
+    items), read once per run instead of once per sale (issue 17); None when there are too
+    many to hold (then ``advice_owed`` per sale)."""
+    owed: set[str] = set()
+    for dead in (False, True):
+        items = await store.saf_list(dead, OWED_LIMIT)
+        if len(items) >= OWED_LIMIT:
+            return None
+        owed.update(i.transaction_id for i in items if i.kind is SafKind.ADVICE and not i.done)
+    return owed

@@ -41,7 +41,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, Timeout
@@ -67,6 +67,7 @@ from switch.domain.transactions import (
     ExpectColumns,
     Transaction,
     TxState,
+    TxType,
     check_cas,
     check_new,
 )
@@ -104,6 +105,7 @@ __all__ = ["CasOutcomeUnknown", "CassandraStore"]
 TTL_GRACE_S = 300
 MAX_TTL_S = 630_720_000  # Cassandra's limit (20 years)
 CAS_ATTEMPTS = 16
+PAGE_CONCURRENCY = 64  # reads or LWTs in flight for one page (get_transactions, settle)
 CACHE_ROWS = 10_000
 CACHE_CLAIMS = 100_000
 CLOSE_WAIT_S = 10.0
@@ -588,6 +590,39 @@ class CassandraStore(
         self._open()
         assert self._index is not None
         return await self._index.in_state(TxState(state), older_than, limit, after)
+
+    async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:
+        ids = list(dict.fromkeys(tx_ids))
+        gate = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+        async def one(tx_id: str) -> Transaction | None:
+            async with gate:
+                return await self._peek(tx_id)
+
+        found = await asyncio.gather(*(one(i) for i in ids))
+        return [tx for tx in found if tx is not None]
+
+    async def settle_presented(
+        self, captures: Sequence[str], refunds: Sequence[str], now: float
+    ) -> list[Transaction]:
+        gate = asyncio.Semaphore(PAGE_CONCURRENCY)
+        done = Changes(state=TxState.SETTLED, updated_at=now)
+
+        async def one(tx_id: str, expect: Expect) -> Transaction | None:
+            async with gate:
+                try:
+                    return await self.compare_and_set(tx_id, expect, done)
+                except CasFailed as exc:
+                    return exc.current  # settled by an earlier run, or not settleable
+                except NotFound:
+                    return None
+
+        wanted = [(i, Expect(state=TxState.CAPTURED)) for i in dict.fromkeys(captures)]
+        wanted += [
+            (i, Expect(state=TxState.APPROVED, type=TxType.REFUND)) for i in dict.fromkeys(refunds)
+        ]
+        found = await asyncio.gather(*(one(i, e) for i, e in wanted))
+        return [tx for tx in found if tx is not None]
 
     async def refunds_of(self, original_id: str) -> list[Transaction]:
         self._open()

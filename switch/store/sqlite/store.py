@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,6 +197,7 @@ _SCHEMA += _BATCH_SCHEMA
 _SCHEMA += _RISK_SCHEMA  # risk counters, sightings, decisions (sqlite/risk.py)
 
 _TX_COLUMNS = ", ".join(COLUMNS)
+_IN_CHUNK = 500  # ids per IN (...) query: under SQLite's bound-parameter limit
 _TX_SELECT = f"SELECT {_TX_COLUMNS} FROM transactions"  # noqa: S608 (fixed column names)
 _TX_INSERT = (
     f"INSERT INTO transactions ({_TX_COLUMNS}) "  # noqa: S608
@@ -719,6 +720,55 @@ class SqliteStore(
                 (state, older_than, after[0], after[0], after[1], limit),
             ).fetchall()
         return [_tx_from_row(r) for r in rows]
+
+    async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:
+        ids = list(dict.fromkeys(tx_ids))
+        if not ids:
+            return []
+        return await self._call(self._get_many, ids)
+
+    @staticmethod
+    def _get_many(conn: sqlite3.Connection, ids: list[str]) -> list[Transaction]:
+        found: dict[str, Transaction] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(f"{_TX_SELECT} WHERE id IN ({marks})", chunk):
+                tx = _tx_from_row(row)
+                found[tx.id] = tx
+        return [found[i] for i in ids if i in found]
+
+    async def settle_presented(
+        self, captures: Sequence[str], refunds: Sequence[str], now: float
+    ) -> list[Transaction]:
+        ids = list(dict.fromkeys([*captures, *refunds]))
+        if not ids:
+            return []
+        return await self._call(self._settle_page, list(captures), list(refunds), now, ids)
+
+    def _settle_page(
+        self,
+        conn: sqlite3.Connection,
+        captures: list[str],
+        refunds: list[str],
+        now: float,
+        ids: list[str],
+    ) -> list[Transaction]:
+        def body(c: sqlite3.Connection) -> list[Transaction]:
+            settled, at = TxState.SETTLED.value, _to_db(now)
+            c.executemany(
+                "UPDATE transactions SET state = ?, updated_at = ?, version = version + 1"
+                " WHERE id = ? AND state = ?",
+                [(settled, at, i, TxState.CAPTURED.value) for i in captures],
+            )
+            c.executemany(
+                "UPDATE transactions SET state = ?, updated_at = ?, version = version + 1"
+                " WHERE id = ? AND state = ? AND type = ?",
+                [(settled, at, i, TxState.APPROVED.value, TxType.REFUND.value) for i in refunds],
+            )
+            return self._get_many(c, ids)
+
+        return self._write(conn, body)
 
     async def refunds_of(self, original_id: str) -> list[Transaction]:
         if not original_id:

@@ -1,0 +1,179 @@
+"""The ``clear`` step: every CLOSED batch streamed into its acquirer's clearing file.
+
+The CLOSED batches are listed by the store (``Store.closed_batches``: no batch history read),
+each read a page of items at a time (``Store.get_transactions``:
+one call per page); each record goes straight to its acquirer's ``ClearingWriter`` (nothing of
+the day is held but the open files and the list of batches to mark). The files are renamed
+into place when whole; only then are the batches marked CLEARED. A crash before that leaves
+temporary files (removed by the next run, ``clearing.discard_partial``) and CLOSED batches,
+which the next run presents again: the issuer answers a presentment it has seen with its first
+result, so nothing is posted twice. A batch holding a stand-in sale whose advice is owed waits
+whole (``switch.backoffice.settlement.standin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from payswitch.crashpoint import crashpoint
+from payswitch.logs import get as get_logger
+from payswitch.settlement.clearing import ClearingWriter, cutoff_date, discard_partial
+from switch.backoffice.settlement.context import (
+    PAGE,
+    Record,
+    RunContext,
+    call_hooks,
+    flush_hooks,
+)
+from switch.backoffice.settlement.standin import advice_owed, owed_advices
+from switch.domain.batches import BatchItem, ItemKind
+from switch.domain.transactions import Transaction, TxState, TxType
+from switch.store.base import Store
+
+_log = get_logger("switch.backoffice.settlement")
+
+CLOSED_BATCHES_PER_RUN = 1_000_000  # CLOSED batches one run clears (Store.closed_batches)
+
+
+def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
+    """One clearing presentment (no PAN: masked PAN and token); a converted sale's with both
+    amounts (``clearing.FX_FIELDS``)."""
+    converted: Record = {}
+    if tx.billing_currency:
+        converted = {
+            "billing_minor": tx.billing_captured_minor if kind == "CAPTURE" else tx.billing_minor,
+            "billing_currency": tx.billing_currency,
+            "fx_rate": tx.fx_rate,
+            "rate_table": tx.rate_table,
+        }
+    return {
+        **converted,
+        "kind": kind,
+        "transaction_id": tx.id,
+        "rrn": tx.rrn,
+        "original_rrn": original.rrn if original is not None else "",
+        "terminal_id": tx.terminal_id,
+        "merchant_id": tx.merchant_id,
+        "scheme": tx.scheme,
+        "bin": tx.bin,
+        "masked_pan": tx.masked_pan,
+        "card_token": tx.card_token,
+        "mcc": tx.mcc,
+        "amount_minor": tx.captured_minor if kind == "CAPTURE" else tx.amount_minor,
+        "currency": tx.currency,
+        "auth_code": tx.auth_code if original is None else original.auth_code,
+        "authorized_minor": tx.amount_minor if original is None else original.amount_minor,
+        "captured_at": int(tx.updated_at),
+        "batch_no": batch_no,
+    }
+
+
+async def batch_records(
+    store: Store, items: list[BatchItem], batch_no: int
+) -> list[tuple[Transaction, Record]]:
+    """The clearing records of a page of one batch's items (voids and transactions no longer
+    presentable give none)."""
+    wanted = [i for i in items if i.kind is not ItemKind.VOID]
+    txs = {tx.id: tx for tx in await store.get_transactions([i.transaction_id for i in wanted])}
+    originals_of = [
+        tx.original_id
+        for tx in txs.values()
+        if tx.type is TxType.REFUND and tx.state is TxState.APPROVED and tx.original_id
+    ]
+    originals = {tx.id: tx for tx in await store.get_transactions(originals_of)}
+    out: list[tuple[Transaction, Record]] = []
+    for item in wanted:
+        tx = txs.get(item.transaction_id)
+        if tx is None:
+            continue
+        if item.kind is ItemKind.SALE and tx.state is TxState.CAPTURED:
+            out.append((tx, record_of(tx, "CAPTURE", batch_no, None)))
+        elif item.kind is ItemKind.REFUND and tx.type is TxType.REFUND:
+            if tx.state is TxState.APPROVED:
+                original = originals.get(tx.original_id)
+                out.append((tx, record_of(tx, "REFUND", batch_no, original)))
+    return out
+
+
+def _write_page(
+    writers: dict[str, ClearingWriter], records: list[tuple[Transaction, Record]]
+) -> None:
+    for tx, rec in records:
+        writers[tx.acquirer_id].add(rec)
+
+
+class Clear:
+    """CLOSED batches -> one clearing file per acquirer, then the batches CLEARED."""
+
+    name = "clear"
+
+    async def run(self, ctx: RunContext) -> int:
+        store, now = ctx.store, ctx.now
+        writers: dict[str, ClearingWriter] = {}
+        await asyncio.to_thread(discard_partial, ctx.directory)
+        owed = await owed_advices(store)
+        rows = 0
+        cleared: list[tuple[str, int]] = []
+
+        async def writer_for(acquirer_id: str) -> ClearingWriter:
+            if acquirer_id not in writers:
+                seq = await store.next_sequence(f"clearing:{acquirer_id}:{cutoff_date(now)}")
+                writers[acquirer_id] = await asyncio.to_thread(
+                    ClearingWriter, ctx.directory, acquirer_id, now, seq, time.time()
+                )
+            return writers[acquirer_id]
+
+        try:
+            for acquirer in ctx.topology.acquirers:  # every acquirer gets a file, maybe empty
+                await writer_for(acquirer.id)
+            for info in await store.closed_batches(CLOSED_BATCHES_PER_RUN):
+                terminal_id = info.terminal_id
+                items = await store.batch_items(terminal_id, info.batch_no)
+                if await self._waits(store, owed, terminal_id, info.batch_no, items):
+                    continue
+                for start in range(0, len(items), PAGE):
+                    page = await batch_records(store, items[start : start + PAGE], info.batch_no)
+                    for tx, _ in page:
+                        await writer_for(tx.acquirer_id)
+                    await asyncio.to_thread(_write_page, writers, page)
+                    for tx, rec in page:
+                        await call_hooks(ctx.presented, tx, rec)
+                    await flush_hooks(ctx.hooks)  # a buffering ledger posts the page now
+                    rows += len(page)
+                    crashpoint(f"{self.name}.item")
+                cleared.append((terminal_id, info.batch_no))
+            for acquirer_id, writer in writers.items():
+                ctx.result.files[acquirer_id] = await asyncio.to_thread(writer.finish)
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        for terminal_id, batch_no in cleared:
+            await store.mark_batch_cleared(terminal_id, batch_no)
+        _log.info("clearing_written", files=len(writers), batches=len(cleared), records=rows)
+        return rows
+
+    @staticmethod
+    async def _waits(
+        store: Store,
+        owed: set[str] | None,
+        terminal_id: str,
+        batch_no: int,
+        items: list[BatchItem],
+    ) -> bool:
+        """True (and logged) when a stand-in sale of the batch still owes its advice: the
+        batch waits whole, none of its records written."""
+        sales = [i.transaction_id for i in items if i.kind is ItemKind.SALE]
+        if owed is None:
+            waiting = [t for t in sales if await advice_owed(store, t)]
+        else:
+            waiting = [t for t in sales if t in owed]
+        if waiting:
+            _log.warning(
+                "clearing_waits_for_advice",
+                terminal=terminal_id,
+                batch=batch_no,
+                transactions=waiting,
+            )
+        return bool(waiting)
