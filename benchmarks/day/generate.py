@@ -100,10 +100,10 @@ async def generate(args: argparse.Namespace, topology: Topology) -> dict[str, ob
         i.id: await asyncio.to_thread(BooksImport, args.books / f"{i.id}.db", i.accounts)
         for i in topology.issuers
     }
-    started = time.monotonic()
     rows = 0
     try:
         async with open_store(args.store) as store:
+            started = time.monotonic()  # the store is open (its schema applied)
             for page in day.pages(args.count, args.page):
                 await _write_page(store, books, page)
                 rows += len(page.txs)
