@@ -66,6 +66,7 @@ class BooksImport:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")  # as the live books: a hold's account exists
         self._db.execute(_PAGES)
 
     def done(self, page: int) -> bool:
