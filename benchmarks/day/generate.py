@@ -56,6 +56,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--per-kind must be >= 0")
     if args.count < 20 * len(inject.KINDS) * args.per_kind:
         p.error("--count is too small for --per-kind (at least 20 transactions per injection)")
+    try:
+        open_store(args.store)  # parsed only: nothing is opened or written
+    except ValueError as exc:
+        p.error(f"--store: {exc}")
     return args
 
 
