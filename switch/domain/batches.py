@@ -45,6 +45,17 @@ class BatchInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Unbatched:
+    """A capture or refund whose batch join failed (store trouble after the money moved): the
+    cut-off's sweep joins it (``switch.backoffice.batches.sweep``) and forgets it."""
+
+    terminal_id: str
+    transaction_id: str
+    kind: ItemKind
+    marked_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ClosedBatch:
     """What ``close_batch`` closed: the batch and every item in it (final)."""
 

@@ -9,15 +9,16 @@ neither. Items carry what the totals need (kind, amount, currency, scheme), copi
 time: a captured amount never changes afterwards.
 
 SQLite does each step as one ``BEGIN IMMEDIATE`` transaction (``sqlite_batches``); Cassandra
-keeps a terminal's items in one partition whose static column is the open batch number, and
-joins and closes are lightweight transactions conditioned on it (``cassandra_batches``).
+keeps each batch's items in a partition of its own whose static column is the open batch
+number, and joins and closes are lightweight transactions conditioned on it
+(``cassandra_batches``, migration 014: no partition grows with the terminal's history).
 """
 
 from __future__ import annotations
 
 import abc
 
-from switch.domain.batches import BatchInfo, BatchItem, ClosedBatch
+from switch.domain.batches import BatchInfo, BatchItem, ClosedBatch, ItemKind, Unbatched
 
 
 class BatchStore(abc.ABC):
@@ -46,5 +47,25 @@ class BatchStore(abc.ABC):
         as a record until it closes)."""
 
     @abc.abstractmethod
+    async def closed_batches(self, limit: int) -> list[BatchInfo]:
+        """Every terminal's CLOSED (not yet cleared) batches, at most ``limit``, by terminal
+        then number: what the clearing step presents, read without any batch history."""
+
+    @abc.abstractmethod
     async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
         """Record that a closed batch went into a clearing file."""
+
+    @abc.abstractmethod
+    async def mark_unbatched(
+        self, terminal_id: str, transaction_id: str, kind: ItemKind, now: float
+    ) -> None:
+        """Record a capture (SALE) or refund (REFUND) whose ``join_batch`` failed, so the
+        cut-off's sweep reads only these, never every CAPTURED transaction (issue 17)."""
+
+    @abc.abstractmethod
+    async def unbatched(self, limit: int) -> list[Unbatched]:
+        """At most ``limit`` recorded unbatched transactions, oldest first."""
+
+    @abc.abstractmethod
+    async def clear_unbatched(self, transaction_id: str) -> None:
+        """Forget one (it joined a batch, or is no longer batch material)."""

@@ -1,6 +1,6 @@
 """The cut-off's sweep (``switch.backoffice.batches.sweep``): a capture or refund whose batch join
-failed joins its terminal's open batch at the next cut-off; what is in a batch already stays there;
-on every backend."""
+failed (marked unbatched) joins its terminal's open batch at the next cut-off; what is in a batch
+already stays there; a mark is forgotten once handled; on every backend."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from storekit import NOW, new_tx
 
 from switch.backoffice.batches.join import item_of
 from switch.backoffice.batches.sweep import join_unbatched
-from switch.domain.batches import ItemKind
+from switch.domain.batches import BatchState, ItemKind
 from switch.domain.transactions import Changes, TxState, TxType
 from switch.store.base import Store
 
@@ -30,21 +30,56 @@ async def _in(store: Store, state: TxState, **kw: object):
 
 
 async def test_unbatched_captures_and_refunds_join_the_open_batch_once(store: Store) -> None:
-    terminal = f"T-{uuid.uuid4().hex[:8]}"  # the sweep sees the whole store: own terminal
+    terminal = f"T-{uuid.uuid4().hex[:8]}"
     lost_sale = await _in(store, TxState.CAPTURED, terminal_id=terminal)
     lost_refund = await _in(store, TxState.APPROVED, terminal_id=terminal, type=TxType.REFUND)
     joined = await _in(store, TxState.CAPTURED, terminal_id=terminal)
     await store.join_batch(terminal, item_of(joined, ItemKind.SALE), NOW)
     closed = await store.close_batch(terminal, NOW + 1)  # ``joined`` is in batch 1, closed
-    await _in(store, TxState.APPROVED, terminal_id=terminal)  # authorized only: no material
+    voided_since = await _in(store, TxState.APPROVED, terminal_id=terminal)  # not material now
+    unmarked = await _in(store, TxState.CAPTURED, terminal_id=terminal)  # never marked: not read
+    await store.mark_unbatched(terminal, lost_sale.id, ItemKind.SALE, NOW)
+    await store.mark_unbatched(terminal, lost_sale.id, ItemKind.SALE, NOW + 1)  # once
+    await store.mark_unbatched(terminal, lost_refund.id, ItemKind.REFUND, NOW)
+    await store.mark_unbatched(terminal, joined.id, ItemKind.SALE, NOW)  # joined after all
+    await store.mark_unbatched(terminal, voided_since.id, ItemKind.SALE, NOW)
+    marks = await store.unbatched(10)
+    assert [(m.transaction_id, m.kind) for m in marks if m.terminal_id == terminal] == sorted(
+        [
+            (lost_sale.id, ItemKind.SALE),
+            (lost_refund.id, ItemKind.REFUND),
+            (joined.id, ItemKind.SALE),
+            (voided_since.id, ItemKind.SALE),
+        ],
+        key=lambda m: m[0],
+    )
 
-    assert await join_unbatched(store, LATER) >= 2  # other tests' rows may join their own
+    assert await join_unbatched(store, LATER) == 4
     items = await store.batch_items(terminal, closed.info.batch_no + 1)
     got = {(i.transaction_id, i.kind, i.amount_minor) for i in items}
     assert got == {
         (lost_sale.id, ItemKind.SALE, 900),
         (lost_refund.id, ItemKind.REFUND, lost_refund.amount_minor),
     }
+    assert unmarked.id not in {i.transaction_id for i in items}
     assert [i.transaction_id for i in await store.batch_items(terminal, 1)] == [joined.id]
-    await join_unbatched(store, LATER)  # again: nothing moves
+    assert await store.unbatched(10) == []  # every mark handled and forgotten
+    assert await join_unbatched(store, LATER) == 0  # again: nothing moves
     assert len(await store.batch_items(terminal, closed.info.batch_no + 1)) == 2
+
+
+async def test_closed_batches_lists_what_is_not_cleared_yet(store: Store) -> None:
+    a, b = f"T-{uuid.uuid4().hex[:8]}", f"T-{uuid.uuid4().hex[:8]}"
+    for terminal in (a, b):
+        tx = await _in(store, TxState.CAPTURED, terminal_id=terminal)
+        await store.join_batch(terminal, item_of(tx, ItemKind.SALE), NOW)
+        await store.close_batch(terminal, NOW + 1)
+    await store.close_batch(a, NOW + 2)  # an empty second batch of ``a``
+    mine = [x for x in await store.closed_batches(100) if x.terminal_id in (a, b)]
+    assert sorted((x.terminal_id, x.batch_no) for x in mine) == sorted([(a, 1), (a, 2), (b, 1)])
+    assert {x.state for x in mine} == {BatchState.CLOSED}
+    await store.mark_batch_cleared(a, 1)
+    mine = [x for x in await store.closed_batches(100) if x.terminal_id in (a, b)]
+    assert sorted((x.terminal_id, x.batch_no) for x in mine) == sorted([(a, 2), (b, 1)])
+    log = await store.batches_of(a)
+    assert [(x.batch_no, x.state) for x in log] == [(2, BatchState.CLOSED), (1, BatchState.CLEARED)]

@@ -13,13 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from storekit_path import new_tx
 
 from switch.domain.batches import BatchItem, BatchState, ItemKind
 from switch.domain.transactions import Changes, TxState
 from switch.store import open_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-from storekit import new_tx
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0

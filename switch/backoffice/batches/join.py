@@ -4,8 +4,10 @@ Called after the transaction reached the state that makes it batch material (CAP
 approved refund, VOIDED or a void whose reversal is queued). The store joins a transaction
 once (keyed by its id), so a retried request or two switches finishing the same capture put
 it in one batch only. A store failure here does not undo the operation (the money moved at
-the issuer): it is logged (``batch_join_failed``) for the operator; the transaction itself
-stays CAPTURED (or refunded) in the store and can be found by id.
+the issuer): it is logged (``batch_join_failed``) and a capture or refund is marked unbatched
+(``Store.mark_unbatched``), so the next cut-off's sweep joins it
+(``switch.backoffice.batches.sweep``); if even the mark fails, ``batch_join_lost`` is logged
+for the operator. The transaction itself stays CAPTURED (or refunded) and can be found by id.
 """
 
 from __future__ import annotations
@@ -34,11 +36,17 @@ def item_of(tx: Transaction, kind: ItemKind) -> BatchItem:
 
 async def join(svc: Services, tx: Transaction, kind: ItemKind) -> int | None:
     """Join ``tx`` to its terminal's open batch; the batch number, or None if the store failed."""
+    now = time.time()
     try:
-        return await svc.store.join_batch(tx.terminal_id, item_of(tx, kind), time.time())
+        return await svc.store.join_batch(tx.terminal_id, item_of(tx, kind), now)
     except StoreError:
         _log.error("batch_join_failed", tx=tx.id, kind=kind.value)
-        return None
+    if kind is not ItemKind.VOID:  # money to clear: the cut-off's sweep joins it
+        try:
+            await svc.store.mark_unbatched(tx.terminal_id, tx.id, kind, now)
+        except StoreError:
+            _log.error("batch_join_lost", tx=tx.id, kind=kind.value)  # the operator's
+    return None
 
 
 async def join_settled_state(svc: Services, tx: Transaction) -> int | None:

@@ -1,6 +1,7 @@
 """The ``clear`` step: every CLOSED batch streamed into its acquirer's clearing file.
 
-Batches are read terminal by terminal, a page of items at a time (``Store.get_transactions``:
+The CLOSED batches are listed by the store (``Store.closed_batches``: no batch history read),
+each read a page of items at a time (``Store.get_transactions``:
 one call per page); each record goes straight to its acquirer's ``ClearingWriter`` (nothing of
 the day is held but the open files and the list of batches to mark). The files are renamed
 into place when whole; only then are the batches marked CLEARED. A crash before that leaves
@@ -18,15 +19,21 @@ import time
 from payswitch.crashpoint import crashpoint
 from payswitch.logs import get as get_logger
 from payswitch.settlement.clearing import ClearingWriter, cutoff_date, discard_partial
-from switch.backoffice.settlement.context import PAGE, Record, RunContext, call_hooks
+from switch.backoffice.settlement.context import (
+    PAGE,
+    Record,
+    RunContext,
+    call_hooks,
+    flush_hooks,
+)
 from switch.backoffice.settlement.standin import advice_owed, owed_advices
-from switch.domain.batches import BatchItem, BatchState, ItemKind
+from switch.domain.batches import BatchItem, ItemKind
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
 
-BATCHES_PER_TERMINAL = 50  # CLOSED batches looked at per terminal and run (newest first)
+CLOSED_BATCHES_PER_RUN = 1_000_000  # CLOSED batches one run clears (Store.closed_batches)
 
 
 def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
@@ -120,28 +127,22 @@ class Clear:
         try:
             for acquirer in ctx.topology.acquirers:  # every acquirer gets a file, maybe empty
                 await writer_for(acquirer.id)
-            for terminal in ctx.topology.terminals:
-                infos = await store.batches_of(terminal.id, BATCHES_PER_TERMINAL)
-                for info in infos:
-                    if info.state is not BatchState.CLOSED:
-                        continue
-                    items = await store.batch_items(terminal.id, info.batch_no)
-                    records: list[tuple[Transaction, Record]] = []
-                    for start in range(0, len(items), PAGE):
-                        page = items[start : start + PAGE]
-                        records += await batch_records(store, page, info.batch_no)
-                    if await self._waits(store, owed, terminal.id, info.batch_no, records):
-                        continue
-                    for start in range(0, len(records), PAGE):
-                        page_records = records[start : start + PAGE]
-                        for tx, _ in page_records:
-                            await writer_for(tx.acquirer_id)
-                        await asyncio.to_thread(_write_page, writers, page_records)
-                        for tx, rec in page_records:
-                            await call_hooks(ctx.presented, tx, rec)
-                        rows += len(page_records)
-                        crashpoint(f"{self.name}.item")
-                    cleared.append((terminal.id, info.batch_no))
+            for info in await store.closed_batches(CLOSED_BATCHES_PER_RUN):
+                terminal_id = info.terminal_id
+                items = await store.batch_items(terminal_id, info.batch_no)
+                if await self._waits(store, owed, terminal_id, info.batch_no, items):
+                    continue
+                for start in range(0, len(items), PAGE):
+                    page = await batch_records(store, items[start : start + PAGE], info.batch_no)
+                    for tx, _ in page:
+                        await writer_for(tx.acquirer_id)
+                    await asyncio.to_thread(_write_page, writers, page)
+                    for tx, rec in page:
+                        await call_hooks(ctx.presented, tx, rec)
+                    await flush_hooks(ctx.hooks)  # a buffering ledger posts the page now
+                    rows += len(page)
+                    crashpoint(f"{self.name}.item")
+                cleared.append((terminal_id, info.batch_no))
             for acquirer_id, writer in writers.items():
                 ctx.result.files[acquirer_id] = await asyncio.to_thread(writer.finish)
         except BaseException:
@@ -159,14 +160,15 @@ class Clear:
         owed: set[str] | None,
         terminal_id: str,
         batch_no: int,
-        records: list[tuple[Transaction, Record]],
+        items: list[BatchItem],
     ) -> bool:
-        """True (and logged) when a stand-in sale of the batch still owes its advice."""
-        captures = [tx for tx, rec in records if rec["kind"] == "CAPTURE"]
+        """True (and logged) when a stand-in sale of the batch still owes its advice: the
+        batch waits whole, none of its records written."""
+        sales = [i.transaction_id for i in items if i.kind is ItemKind.SALE]
         if owed is None:
-            waiting = [tx.id for tx in captures if await advice_owed(store, tx)]
+            waiting = [t for t in sales if await advice_owed(store, t)]
         else:
-            waiting = [tx.id for tx in captures if tx.id in owed]
+            waiting = [t for t in sales if t in owed]
         if waiting:
             _log.warning(
                 "clearing_waits_for_advice",

@@ -17,9 +17,11 @@ from switch.domain.transactions import Transaction
 from switch.store.base import Store
 
 
-async def advice_owed(store: Store, tx: Transaction) -> bool:
-    """True when ``tx`` is a stand-in sale whose advice the issuer has not acknowledged."""
-    item = await store.saf_get(item_id(SafKind.ADVICE, tx.id))
+async def advice_owed(store: Store, tx: Transaction | str) -> bool:
+    """True when ``tx`` (or the transaction of that id) is a stand-in sale whose advice the
+    issuer has not acknowledged."""
+    tx_id = tx if isinstance(tx, str) else tx.id
+    item = await store.saf_get(item_id(SafKind.ADVICE, tx_id))
     return item is not None and not item.done
 
 

@@ -1,25 +1,35 @@
-"""Batches on the Cassandra store (see ``switch.store.batches`` and ``cql/008_batches.cql``).
+"""Batches on the Cassandra store (see ``switch.store.batches`` and ``cql/014_batch_buckets.cql``).
 
-A terminal's items live in one ``batch_items`` partition whose static ``open_batch`` is the
-open batch number. Every change is a lightweight transaction on that partition:
+Every partition is bounded (issue 17): a batch's items live in their own ``batch_members``
+partition ``(terminal_id, batch_no)``, whose static ``open_batch`` is n while batch n is open
+and n + 1 once it is closed. Every change is a lightweight transaction on that partition:
 
-- open:  ``UPDATE ... SET open_batch = 1 IF open_batch = null``;
-- join:  ``UPDATE ... SET batch_no = n, ... WHERE id = ? IF open_batch = n AND batch_no = null``
-  (not applied: the row shows the batch the transaction is already in, or the new n);
+- open:  ``UPDATE ... SET open_batch = n IF open_batch = null`` (batch 1, or the batch after a
+  closed one, by whoever first sees it closed);
+- join:  ``UPDATE ... SET kind = ?, ... WHERE transaction_id = ? IF open_batch = n AND
+  kind = null`` (not applied: the row shows the transaction joined already, or n closed);
 - close: ``UPDATE ... SET open_batch = n + 1, closer = ? IF open_batch = n``.
 
-Paxos orders them, so once a close is applied no join can enter batch n, and a read at the
-store's consistency after it sees every join that entered n. Unknown outcomes are settled by
-a SERIAL read (our ``closer`` id; for a join, any ``batch_no`` on the row: the transaction
-joins once, whoever wrote it). Closed batches are recorded in 003's ``batches`` table with
-plain writes (that table is never written by LWT). Known limit: a terminal's partition keeps
-every item it ever had; reading a batch reads the partition (paged, off the event loop).
+Paxos orders them on the partition, so once a close is applied no join can enter batch n, and
+a read at the store's consistency after it sees every join that entered n. Unknown outcomes
+are settled by a SERIAL read (our ``closer`` id; for a join, the row's ``kind``).
+``batch_open_hint`` says where the open batch was last seen; readers walk forward from it
+through closed partitions (a stale hint costs reads, never correctness), and a walk that passes
+a closed batch with no ``batch_record`` (its closer died after the close) writes it. A closed
+batch gets a ``batch_record`` row and a ``batches_to_clear`` row (16 shards), deleted when it
+is cleared, so the clearing step lists what to clear without reading history.
+
+A transaction joins once: a join looks for it in the open batch and the ``REJOIN_LOOKBACK``
+batches before it (a retried capture arrives within a cut-off or two; one retried later than
+that would join again, and the clearing would present it again: the issuer answers a
+presentment it has seen with its first result, and the switch settles a transaction once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+import zlib
 from typing import Any
 
 from cassandra.query import SimpleStatement
@@ -30,6 +40,7 @@ from switch.domain.batches import (
     BatchState,
     ClosedBatch,
     ItemKind,
+    Unbatched,
     check_item,
 )
 from switch.domain.errors import StoreUnavailable
@@ -38,43 +49,73 @@ from switch.store.cassandra.exec import Cql, Row, backoff
 from switch.store.cassandra.host import CassandraHost
 
 ATTEMPTS = 32
+WALK_LIMIT = 4_096  # closed partitions a walk from a stale hint may cross
+REJOIN_LOOKBACK = 2
+SHARDS = 16
 
 _STATEMENTS = {
-    "open_get": (
-        "SELECT open_batch, opened_at, closer FROM batch_items WHERE terminal_id = ? LIMIT 1"
+    "hint_get": "SELECT batch_no FROM batch_open_hint WHERE terminal_id = ?",
+    "hint_put": "UPDATE batch_open_hint SET batch_no = ? WHERE terminal_id = ?",
+    "part_get": (
+        "SELECT open_batch, opened_at, closer, closed_at FROM batch_members "
+        "WHERE terminal_id = ? AND batch_no = ? LIMIT 1"
     ),
-    "open_first": (
-        "UPDATE batch_items SET open_batch = 1, opened_at = ? WHERE terminal_id = ? "
-        "IF open_batch = null"
+    "part_open": (
+        "UPDATE batch_members SET open_batch = ?, opened_at = ? "
+        "WHERE terminal_id = ? AND batch_no = ? IF open_batch = null"
     ),
     "item_get": (
-        "SELECT open_batch, batch_no FROM batch_items WHERE terminal_id = ? AND transaction_id = ?"
+        "SELECT open_batch, kind FROM batch_members "
+        "WHERE terminal_id = ? AND batch_no = ? AND transaction_id = ?"
     ),
     "join": (
-        "UPDATE batch_items SET batch_no = ?, kind = ?, amount_minor = ?, currency = ?, "
-        "scheme = ?, joined_at = ? WHERE terminal_id = ? AND transaction_id = ? "
-        "IF open_batch = ? AND batch_no = null"
+        "UPDATE batch_members SET kind = ?, amount_minor = ?, currency = ?, scheme = ?, "
+        "joined_at = ? WHERE terminal_id = ? AND batch_no = ? AND transaction_id = ? "
+        "IF open_batch = ? AND kind = null"
     ),
     "close": (
-        "UPDATE batch_items SET open_batch = ?, opened_at = ?, closer = ? WHERE terminal_id = ? "
-        "IF open_batch = ?"
+        "UPDATE batch_members SET open_batch = ?, closer = ?, closed_at = ? "
+        "WHERE terminal_id = ? AND batch_no = ? IF open_batch = ?"
     ),
-    "log_put": (
-        "INSERT INTO batches (terminal_id, batch_no, state, opened_at, closed_at) "
+    "record_get": (
+        "SELECT state, opened_at, closed_at FROM batch_record "
+        "WHERE terminal_id = ? AND batch_no = ?"
+    ),
+    "record_put": (
+        "INSERT INTO batch_record (terminal_id, batch_no, state, opened_at, closed_at) "
         "VALUES (?, ?, ?, ?, ?)"
     ),
-    "log_state": "UPDATE batches SET state = ? WHERE terminal_id = ? AND batch_no = ?",
-    "log_list": (
-        "SELECT batch_no, state, opened_at, closed_at FROM batches WHERE terminal_id = ? LIMIT ?"
+    "record_state": "UPDATE batch_record SET state = ? WHERE terminal_id = ? AND batch_no = ?",
+    "todo_put": (
+        "INSERT INTO batches_to_clear (shard, terminal_id, batch_no, opened_at, closed_at) "
+        "VALUES (?, ?, ?, ?, ?)"
+    ),
+    "todo_del": "DELETE FROM batches_to_clear WHERE shard = ? AND terminal_id = ? AND batch_no = ?",
+    "todo_list": (
+        "SELECT terminal_id, batch_no, opened_at, closed_at FROM batches_to_clear "
+        "WHERE shard = ? LIMIT ?"
+    ),
+    "unb_put": (
+        "INSERT INTO batch_unbatched (shard, transaction_id, terminal_id, kind, marked_at) "
+        "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+    ),
+    "unb_del": "DELETE FROM batch_unbatched WHERE shard = ? AND transaction_id = ?",
+    "unb_list": (
+        "SELECT transaction_id, terminal_id, kind, marked_at FROM batch_unbatched "
+        "WHERE shard = ? LIMIT ?"
     ),
 }
 _ITEMS = (
-    "SELECT transaction_id, batch_no, kind, amount_minor, currency, scheme, joined_at "
-    "FROM batch_items WHERE terminal_id = %s"
+    "SELECT transaction_id, kind, amount_minor, currency, scheme, joined_at "
+    "FROM batch_members WHERE terminal_id = %s AND batch_no = %s"
 )
 
 
-def _item(row: Row) -> BatchItem:
+def shard_of(key: str) -> int:
+    return zlib.crc32(key.encode()) % SHARDS
+
+
+def _item(row: Row, batch_no: int) -> BatchItem:
     return BatchItem(
         row["transaction_id"],
         ItemKind(row["kind"]),
@@ -82,7 +123,7 @@ def _item(row: Row) -> BatchItem:
         row["currency"] or "",
         row["scheme"] or "",
         float(row["joined_at"] or 0.0),
-        int(row["batch_no"]),
+        batch_no,
     )
 
 
@@ -90,23 +131,53 @@ class CassandraBatches(CassandraHost, BatchStore):
     """Mixin for ``CassandraStore`` (uses its ``_open``)."""
 
     async def _bq(self) -> tuple[Cql, dict[str, Any]]:
-        return await self._prepared("batches", _STATEMENTS)
+        return await self._prepared("batches14", _STATEMENTS)
+
+    async def _hint(self, terminal_id: str) -> int:
+        cql, q = await self._bq()
+        rows = await cql.run(q["hint_get"], (terminal_id,))
+        return int(rows[0]["batch_no"]) if rows and rows[0]["batch_no"] else 1
+
+    async def _record_closed(
+        self, terminal_id: str, batch_no: int, opened_at: float, closed_at: float
+    ) -> None:
+        cql, q = await self._bq()
+        await cql.run(
+            q["record_put"],
+            (terminal_id, batch_no, BatchState.CLOSED.value, opened_at, closed_at),
+        )
+        await cql.run(
+            q["todo_put"], (shard_of(terminal_id), terminal_id, batch_no, opened_at, closed_at)
+        )
 
     async def _open_no(self, terminal_id: str, now: float) -> tuple[int, float]:
+        """The open batch (opening the first, or the one after a closed one, if need be)."""
         cql, q = await self._bq()
-        for attempt in range(ATTEMPTS):
-            await backoff(attempt)
-            rows = await cql.run(q["open_get"], (terminal_id,))
-            if rows and rows[0]["open_batch"] is not None:
-                return int(rows[0]["open_batch"]), float(rows[0]["opened_at"] or 0.0)
-            ok, row = await cql.lwt(q["open_first"], (now, terminal_id))
+        start = n = await self._hint(terminal_id)
+        contended = 0
+        for _ in range(WALK_LIMIT):
+            rows = await cql.run(q["part_get"], (terminal_id, n))
+            row = rows[0] if rows else {}
+            opened = row.get("open_batch")
+            if opened == n:
+                if n != start:
+                    await cql.run(q["hint_put"], (n, terminal_id))
+                return n, float(row.get("opened_at") or now)
+            if opened == n + 1:  # closed: make sure it is on record (its closer may have died)
+                if not await cql.run(q["record_get"], (terminal_id, n)):
+                    closed_at = float(row.get("closed_at") or now)
+                    await self._record_closed(terminal_id, n, float(row["opened_at"]), closed_at)
+                n += 1
+                continue
+            await backoff(contended)
+            contended += 1
+            if contended > ATTEMPTS:
+                break
+            ok, _ = await cql.lwt(q["part_open"], (n, now, terminal_id, n))
             if ok:
-                return 1, now
-            if ok is False and row.get("open_batch") is not None:
-                continue  # someone opened it: read it back (with its opened_at)
-            row = await cql.serial(q["open_get"], (terminal_id,)) or {}
-            if row.get("open_batch") is not None:
-                return int(row["open_batch"]), float(row["opened_at"] or 0.0)
+                await cql.run(q["hint_put"], (n, terminal_id))
+                return n, now
+            # Not applied (someone opened it) or unknown: read it again.
         raise StoreUnavailable(f"open batch of {terminal_id}: no decision after contention")
 
     async def open_batch_no(self, terminal_id: str, now: float) -> int:
@@ -117,32 +188,39 @@ class CassandraBatches(CassandraHost, BatchStore):
         cql = self._open()
         return await cql.shielded(self._join(terminal_id, item, now))
 
+    async def _joined_in(self, terminal_id: str, tx_id: str, open_no: int) -> int | None:
+        cql, q = await self._bq()
+        for batch_no in range(open_no, max(0, open_no - REJOIN_LOOKBACK - 1), -1):
+            rows = await cql.run(q["item_get"], (terminal_id, batch_no, tx_id))
+            if rows and rows[0]["kind"] is not None:
+                return batch_no
+        return None
+
     async def _join(self, terminal_id: str, item: BatchItem, now: float) -> int:
         cql, q = await self._bq()
-        rows = await cql.run(q["item_get"], (terminal_id, item.transaction_id))
-        if rows and rows[0]["batch_no"] is not None:
-            return int(rows[0]["batch_no"])
         batch_no, _ = await self._open_no(terminal_id, now)
+        already = await self._joined_in(terminal_id, item.transaction_id, batch_no)
+        if already is not None:
+            return already
         values = (
             ItemKind(item.kind).value,
             item.amount_minor,
             item.currency,
             item.scheme,
             item.joined_at,
-            terminal_id,
-            item.transaction_id,
         )
         for attempt in range(ATTEMPTS):
             await backoff(attempt)
-            ok, row = await cql.lwt(q["join"], (batch_no, *values, batch_no))
+            key = (terminal_id, batch_no, item.transaction_id)
+            ok, row = await cql.lwt(q["join"], (*values, *key, batch_no))
             if ok is None:
-                row = await cql.serial(q["item_get"], (terminal_id, item.transaction_id)) or {}
+                row = await cql.serial(q["item_get"], key) or {}
             if ok:
                 return batch_no
-            if row.get("batch_no") is not None:
-                return int(row["batch_no"])  # joined already (a retry, another switch)
-            if row.get("open_batch") is not None:
-                batch_no = int(row["open_batch"])  # closed meanwhile: join the next one
+            if row.get("kind") is not None:
+                return batch_no  # joined already (a retry, another switch)
+            if row.get("open_batch") not in (None, batch_no):
+                batch_no, _ = await self._open_no(terminal_id, now)  # closed: join the next
         raise StoreUnavailable(f"join batch of {terminal_id}: no decision after contention")
 
     async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
@@ -155,15 +233,15 @@ class CassandraBatches(CassandraHost, BatchStore):
         for attempt in range(ATTEMPTS):
             await backoff(attempt)
             closer = uuid.uuid4()
-            ok, row = await cql.lwt(q["close"], (batch_no + 1, now, closer, terminal_id, batch_no))
+            ok, row = await cql.lwt(
+                q["close"], (batch_no + 1, closer, now, terminal_id, batch_no, batch_no)
+            )
             if ok is None:  # settle it: is the close that moved it ours?
-                row = await cql.serial(q["open_get"], (terminal_id,)) or {}
+                row = await cql.serial(q["part_get"], (terminal_id, batch_no)) or {}
                 ok = row.get("open_batch") == batch_no + 1 and row.get("closer") == closer
             if ok:
-                await cql.run(
-                    q["log_put"],
-                    (terminal_id, batch_no, BatchState.CLOSED.value, opened_at, now),
-                )
+                await self._record_closed(terminal_id, batch_no, opened_at, now)
+                await cql.run(q["hint_put"], (batch_no + 1, terminal_id))
                 items = await self.batch_items(terminal_id, batch_no)
                 info = BatchInfo(terminal_id, batch_no, BatchState.CLOSED, opened_at, now)
                 return ClosedBatch(info, tuple(items))
@@ -177,30 +255,84 @@ class CassandraBatches(CassandraHost, BatchStore):
 
         def read() -> list[Row]:
             try:
-                return list(
-                    session.execute(SimpleStatement(_ITEMS, fetch_size=1000), (terminal_id,))
-                )
+                stmt = SimpleStatement(_ITEMS, fetch_size=2000)
+                return list(session.execute(stmt, (terminal_id, batch_no)))
             except Exception as exc:  # any driver error: fail closed
                 raise StoreUnavailable(f"Cassandra: batch items: {type(exc).__name__}") from exc
 
         rows = await asyncio.to_thread(read)
-        items = [_item(r) for r in rows if r.get("batch_no") == batch_no and r.get("kind")]
+        items = [_item(r, batch_no) for r in rows if r.get("kind")]
         return sorted(items, key=lambda i: (i.joined_at, i.transaction_id))
 
     async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:
         cql, q = await self._bq()
-        rows = await cql.run(q["log_list"], (terminal_id, limit))
-        return [
+        n = await self._hint(terminal_id)
+        for _ in range(WALK_LIMIT):  # read-only walk past closed partitions
+            rows = await cql.run(q["part_get"], (terminal_id, n))
+            if not rows or rows[0].get("open_batch") != n + 1:
+                break
+            n += 1
+        wanted = range(n, max(0, n - limit - 1), -1)
+        found = await asyncio.gather(*(cql.run(q["record_get"], (terminal_id, b)) for b in wanted))
+        out = [
             BatchInfo(
                 terminal_id,
+                b,
+                BatchState(rows[0]["state"]),
+                float(rows[0]["opened_at"] or 0.0),
+                float(rows[0]["closed_at"] or 0.0),
+            )
+            for b, rows in zip(wanted, found, strict=True)
+            if rows
+        ]
+        return out[:limit]
+
+    async def closed_batches(self, limit: int) -> list[BatchInfo]:
+        cql, q = await self._bq()
+        found = await asyncio.gather(
+            *(cql.run(q["todo_list"], (shard, limit)) for shard in range(SHARDS))
+        )
+        out = [
+            BatchInfo(
+                r["terminal_id"],
                 int(r["batch_no"]),
-                BatchState(r["state"]),
+                BatchState.CLOSED,
                 float(r["opened_at"] or 0.0),
                 float(r["closed_at"] or 0.0),
             )
+            for rows in found
             for r in rows
         ]
+        return sorted(out, key=lambda b: (b.terminal_id, b.batch_no))[:limit]
 
     async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
         cql, q = await self._bq()
-        await cql.run(q["log_state"], (BatchState.CLEARED.value, terminal_id, batch_no))
+        await cql.run(q["record_state"], (BatchState.CLEARED.value, terminal_id, batch_no))
+        await cql.run(q["todo_del"], (shard_of(terminal_id), terminal_id, batch_no))
+
+    async def mark_unbatched(
+        self, terminal_id: str, transaction_id: str, kind: ItemKind, now: float
+    ) -> None:
+        cql, q = await self._bq()
+        values = (shard_of(transaction_id), transaction_id, terminal_id, ItemKind(kind).value, now)
+        ok, _ = await cql.lwt(q["unb_put"], values)
+        if ok is None:
+            raise StoreUnavailable("Cassandra: unbatched mark: outcome unknown")
+
+    async def unbatched(self, limit: int) -> list[Unbatched]:
+        cql, q = await self._bq()
+        found = await asyncio.gather(
+            *(cql.run(q["unb_list"], (shard, limit)) for shard in range(SHARDS))
+        )
+        out = [
+            Unbatched(
+                r["terminal_id"], r["transaction_id"], ItemKind(r["kind"]), float(r["marked_at"])
+            )
+            for rows in found
+            for r in rows
+        ]
+        return sorted(out, key=lambda u: (u.marked_at, u.transaction_id))[:limit]
+
+    async def clear_unbatched(self, transaction_id: str) -> None:
+        cql, q = await self._bq()
+        await cql.run(q["unb_del"], (shard_of(transaction_id), transaction_id))

@@ -17,6 +17,7 @@ from switch.domain.batches import (
     BatchState,
     ClosedBatch,
     ItemKind,
+    Unbatched,
     check_item,
 )
 from switch.store.batches import BatchStore
@@ -40,6 +41,12 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (terminal_id, transaction_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_batch ON batch_items (terminal_id, batch_no);
+CREATE TABLE IF NOT EXISTS batch_unbatched (
+    transaction_id TEXT PRIMARY KEY,
+    terminal_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    marked_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batch_log (
     terminal_id TEXT NOT NULL,
     batch_no INTEGER NOT NULL,
@@ -48,8 +55,14 @@ CREATE TABLE IF NOT EXISTS batch_log (
     closed_at REAL NOT NULL,
     PRIMARY KEY (terminal_id, batch_no)
 );
+CREATE INDEX IF NOT EXISTS batch_log_by_state ON batch_log (state, terminal_id, batch_no);
 """
 
+_MARK_UNBATCHED = (
+    "INSERT OR IGNORE INTO batch_unbatched (transaction_id, terminal_id, kind, marked_at)"
+    " VALUES (?, ?, ?, ?)"
+)
+_CLEAR_UNBATCHED = "DELETE FROM batch_unbatched WHERE transaction_id = ?"
 _ITEM_COLUMNS = "transaction_id, kind, amount_minor, currency, scheme, joined_at, batch_no"
 
 
@@ -155,6 +168,18 @@ class SqliteBatches(SqliteHost, BatchStore):
         ).fetchall()
         return [BatchInfo(terminal_id, int(n), BatchState(s), o, c) for n, s, o, c in rows]
 
+    async def closed_batches(self, limit: int) -> list[BatchInfo]:
+        return await self._call(self._closed, limit)
+
+    @staticmethod
+    def _closed(conn: sqlite3.Connection, limit: int) -> list[BatchInfo]:
+        rows = conn.execute(
+            "SELECT terminal_id, batch_no, opened_at, closed_at FROM batch_log "
+            "WHERE state = ? ORDER BY terminal_id, batch_no LIMIT ?",
+            (BatchState.CLOSED.value, limit),
+        ).fetchall()
+        return [BatchInfo(t, int(n), BatchState.CLOSED, o, c) for t, n, o, c in rows]
+
     async def mark_batch_cleared(self, terminal_id: str, batch_no: int) -> None:
         await self._call(self._cleared, terminal_id, batch_no)
 
@@ -164,3 +189,32 @@ class SqliteBatches(SqliteHost, BatchStore):
             "UPDATE batch_log SET state = ? WHERE terminal_id = ? AND batch_no = ?",
             (BatchState.CLEARED.value, terminal_id, batch_no),
         )
+
+    async def mark_unbatched(
+        self, terminal_id: str, transaction_id: str, kind: ItemKind, now: float
+    ) -> None:
+        args = (transaction_id, terminal_id, ItemKind(kind).value, now)
+        await self._call(self._exec, _MARK_UNBATCHED, args)
+
+    def _exec(self, conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> None:
+        """One statement in its own write transaction."""
+
+        def body(c: sqlite3.Connection) -> None:
+            c.execute(sql, args)
+
+        self._write(conn, body)
+
+    async def unbatched(self, limit: int) -> list[Unbatched]:
+        return await self._call(self._unbatched, limit)
+
+    @staticmethod
+    def _unbatched(conn: sqlite3.Connection, limit: int) -> list[Unbatched]:
+        rows = conn.execute(
+            "SELECT terminal_id, transaction_id, kind, marked_at FROM batch_unbatched "
+            "ORDER BY marked_at, transaction_id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Unbatched(t, x, ItemKind(k), float(m)) for t, x, k, m in rows]
+
+    async def clear_unbatched(self, transaction_id: str) -> None:
+        await self._call(self._exec, _CLEAR_UNBATCHED, (transaction_id,))
