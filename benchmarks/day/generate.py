@@ -66,6 +66,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def _write_page(store: Store, books: dict[str, BooksImport], page: Page) -> None:
     await store.import_transactions(page.txs)
     await store.import_batch_items(page.items)
+    for terminal_id, tx_id, kind in page.unbatched:
+        await store.mark_unbatched(terminal_id, tx_id, kind, time.time())
     for dispute in page.disputes:
         await store.dispute_create(dispute)
 

@@ -7,8 +7,10 @@ transaction ends in the state the live system leaves it in before the cut-off (`
 and ``switch.backoffice.batches.join``: captured sales, approved refunds and voids joined to
 their terminal's open batch), and the issuer's rows are what ``issuer.books`` would hold
 (holds, online captures posted, refunds credited, reversals, stand-in advices, captures above
-the hold deferred to clearing, chargebacks). Refunds and chargebacks follow sales of the same
-page, so a page is self-contained and memory stays bounded by the page.
+the hold deferred to clearing, chargebacks). One capture in 500 is left out of its batch and
+marked unbatched, as one whose batch join failed (the cut-off's sweep joins it). Refunds and
+chargebacks follow sales of the same page, so a page is self-contained and memory stays
+bounded by the page.
 
 No PAN anywhere: a card is its token (seeded random), masked PAN and BIN, as the switch stores it.
 Cross-border sales (a twentieth of the captures) are sold in another currency of the card
@@ -50,6 +52,7 @@ MIX = {
     "standin_open": 50,
 }
 REFUND_PER_10K = 600  # of full/partial captures
+UNBATCHED_EVERY = 500  # sale 7, 507, ...: a capture whose batch join failed (marked unbatched)
 CROSS_BORDER_PER_10K = 500  # of full/partial captures: sold in another currency than the card's
 CHARGEBACK_PER_10K = 10  # of full/partial captures
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -86,6 +89,8 @@ class Page:
     txs: list[Transaction] = field(default_factory=list)
     items: list[tuple[str, BatchItem]] = field(default_factory=list)
     disputes: list[Dispute] = field(default_factory=list)
+    # captures whose batch join failed (``BatchStore.mark_unbatched``): the cut-off's sweep
+    unbatched: list[tuple[str, str, ItemKind]] = field(default_factory=list)
     books: dict[str, BooksPage] = field(default_factory=dict)
 
     def issuer(self, issuer_id: str) -> BooksPage:
@@ -295,6 +300,9 @@ class Day:
         extra: list[Transaction] = []
         if converted:
             _converted_books(books, tx)
+        elif outcome == "full" and injected is None and n % UNBATCHED_EVERY == 7:
+            terminal_id, item = page.items.pop()  # its join failed: marked for the sweep
+            page.unbatched.append((terminal_id, item.transaction_id, item.kind))
         elif outcome in ("full", "partial") and room > 1 and injected is None:
             if self.rng.randrange(10_000) < REFUND_PER_10K:
                 tx, refund = self.refund(page, books, tx, card)
