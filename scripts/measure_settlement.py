@@ -53,7 +53,7 @@ def seed_store(db: Path, rows: int, terminals: list[str]) -> None:
         terminal = terminals[n % len(terminals)]
         tx = Transaction(
             id=f"tx-{n:08d}", type=TxType.AUTHORIZATION, state=TxState.CAPTURED,
-            terminal_id=terminal, merchant_id="M-GROCER", stan=n % 999_999 + 1,
+            terminal_id=terminal, merchant_id="M-GROCER", stan=n // len(terminals) % 999_999 + 1,
             local_date="2027-01-15", local_time="2027-01-15T10:00:00", amount_minor=1000 + n % 500,
             currency="EUR", card_token=f"tok{n}", masked_pan="411111******1111", bin="41111111",
             scheme="visa", rrn=f"{n:012d}", created_at=NOW - 3600, updated_at=NOW - 3000,
@@ -62,12 +62,14 @@ def seed_store(db: Path, rows: int, terminals: list[str]) -> None:
         )  # fmt: skip
         tx_rows.append(tuple(_value(getattr(tx, c)) for c in COLUMNS))
         items.append((terminal, tx.id, 1, "SALE", tx.captured_minor, "EUR", "visa", NOW - 3000))
-    conn.executemany(f"INSERT INTO transactions ({cols}) VALUES ({marks})", tx_rows)  # noqa: S608
-    conn.executemany(
-        "INSERT INTO batch_items (terminal_id, transaction_id, batch_no, kind, amount_minor,"
-        " currency, scheme, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        items,
-    )
+        if len(tx_rows) >= 50_000 or n == rows - 1:  # in chunks: bounded memory here too
+            conn.executemany(f"INSERT INTO transactions ({cols}) VALUES ({marks})", tx_rows)  # noqa: S608
+            conn.executemany(
+                "INSERT INTO batch_items (terminal_id, transaction_id, batch_no, kind,"
+                " amount_minor, currency, scheme, joined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                items,
+            )
+            tx_rows, items = [], []
     conn.executemany(
         "INSERT OR IGNORE INTO batch_open (terminal_id, batch_no, opened_at) VALUES (?, 1, ?)",
         [(t, NOW - 86_400) for t in terminals],

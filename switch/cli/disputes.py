@@ -25,6 +25,8 @@ from switch.backoffice.disputes.service import DisputeRejected, Disputes
 from switch.domain.errors import NotFound
 from switch.domain.ledger import Dispute, DisputeConflict, DisputeState
 from switch.store import open_store
+from switch.store.base import Store
+from switch.store.ledger import dispute_pages
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +74,27 @@ def render(disputes: list[Dispute]) -> str:
     )
 
 
+async def _list(store: Store, state: DisputeState | None, as_json: bool) -> None:
+    """Page by page (a day of disputes is never held whole): a table per page, or one JSON
+    array written as it is read."""
+    shown = 0
+    if as_json:
+        print("[", end="")
+    async for page in dispute_pages(store, state):
+        if as_json:
+            for d in page:
+                text = json.dumps(dataclasses.asdict(d), sort_keys=True, default=str)
+                print((", " if shown else "") + text, end="")
+                shown += 1
+        else:
+            print(render(page))
+            shown += len(page)
+    if as_json:
+        print("]")
+    elif not shown:
+        print(render([]))
+
+
 async def run(args: argparse.Namespace) -> int:
     async with open_store(args.store) as store:
         disputes = Disputes(store)
@@ -81,11 +104,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.command == "ingest":
             out = dataclasses.asdict(await disputes.ingest_dir(args.dir))
         elif args.command == "list":
-            found = await store.disputes(DisputeState(args.state) if args.state else None)
-            if not args.json:
-                print(render(found))
-                return 0
-            out = [dataclasses.asdict(d) for d in found]
+            await _list(store, DisputeState(args.state) if args.state else None, args.json)
+            return 0
         elif args.command == "represent":
             out = dataclasses.asdict(await disputes.represent(args.id, args.evidence))
         elif args.command == "accept":

@@ -1,19 +1,23 @@
 """``payswitch-recon``: run reconciliation, list issues, resolve them.
 
     payswitch-recon --store URL run --dir DIR [--books ISS1.db ...] [--topology T.toml]
-                    [--cutoff UNIX_S] [--json]
+                    [--cutoff UNIX_S] [--work-dir DIR] [--json | --summary]
     payswitch-recon --store URL list [--status OPEN|RESOLVED|IGNORED] [--json]
     payswitch-recon --store URL resolve ID --status RESOLVED|IGNORED --note TEXT
 
 ``--dir`` is the directory shared with the simulated network (settlement reports under
 ``settlement/<acquirer>/``); ``--topology`` supplies the ``[[fees]]`` table (fee checks are
-skipped without it). Exit status: 0, 1 when ``run`` found open issues, 2 on a refused command.
+skipped without it). ``run`` ends with one JSON line on stderr (``--summary``: on stdout,
+instead of the issues): rows read per side, issues by type, seconds. ``--work-dir``: where the
+run's scratch workspace goes (default: the system's temp folder). Exit status: 0, 1 when
+``run`` found open issues, 2 on a refused command.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 import tomllib
@@ -27,6 +31,8 @@ from switch.backoffice.recon.report import render_text, to_json
 from switch.domain.errors import NotFound
 from switch.domain.ledger import IssueStatus
 from switch.store import open_store
+from switch.store.base import Store
+from switch.store.ledger import recon_issue_pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--books", nargs="*", default=[], help="issuer books files (<id>.db)")
     r.add_argument("--topology", help="topology TOML with the [[fees]] table")
     r.add_argument("--cutoff", type=float, help="Unix s; later transactions are not expected")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--work-dir", help="folder for the run's scratch workspace")
+    shape = r.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true")
+    shape.add_argument("--summary", action="store_true", help="only the JSON summary line")
     ls = sub.add_parser("list")
     ls.add_argument("--status", choices=[s.value for s in IssueStatus])
     ls.add_argument("--json", action="store_true")
@@ -79,6 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--status", required=True, choices=["RESOLVED", "IGNORED"])
     rs.add_argument("--note", required=True)
     return p
+
+
+async def _list(store: Store, status: IssueStatus | None, as_json: bool) -> None:
+    """Page by page (the issues are never held whole): a table per page, or one JSON array
+    written as it is read; the count last."""
+    shown = 0
+    if as_json:
+        print("[", end="")
+    async for page in recon_issue_pages(store, status):
+        if as_json:
+            body = to_json(page).strip()[1:-1].strip()
+            print((",\n" if shown else "\n") + body, end="")
+        else:
+            print(render_text(page, count=False))
+        shown += len(page)
+    print("\n]" if as_json and shown else "]" if as_json else f"{shown} issue(s)")
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -90,12 +115,17 @@ async def _main(args: argparse.Namespace) -> int:
                 books=args.books,
                 fee_table=args.fee_table,
                 cutoff=args.cutoff,
+                work_dir=args.work_dir,
             )
-            print(to_json(result.found) if args.json else render_text(result.found))
+            summary = json.dumps({"recon": result.summary()}, sort_keys=True)
+            if args.summary:
+                print(summary)
+            else:
+                print(to_json(result.found) if args.json else render_text(result.found))
+                print(summary, file=sys.stderr)
             return 1 if any(i.status is IssueStatus.OPEN for i in result.found) else 0
         if args.command == "list":
-            found = await store.recon_issues(IssueStatus(args.status) if args.status else None)
-            print(to_json(found) if args.json else render_text(found))
+            await _list(store, IssueStatus(args.status) if args.status else None, args.json)
             return 0
         issue = await store.recon_set_status(
             args.id, IssueStatus(args.status), args.note, time.time()

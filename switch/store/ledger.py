@@ -9,7 +9,7 @@ idempotent on ``posting_id`` and checked before a backend is touched
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from switch.domain.ledger import (
     Dispute,
@@ -48,6 +48,12 @@ class LedgerStore(abc.ABC):
         posting order."""
 
     @abc.abstractmethod
+    async def ledger_entries_page(
+        self, currency: str, until: float | None, cursor: str, limit: int
+    ) -> tuple[list[LedgerEntry], str]:
+        """``ledger_entries`` a page at a time, in the same order."""
+
+    @abc.abstractmethod
     async def ledger_currencies(self) -> list[str]:
         """Currencies with at least one posting, sorted."""
 
@@ -66,6 +72,12 @@ class ReconStore(abc.ABC):
 
     @abc.abstractmethod
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]: ...
+
+    @abc.abstractmethod
+    async def recon_issues_page(
+        self, status: IssueStatus | None, cursor: str, limit: int
+    ) -> tuple[list[ReconIssue], str]:
+        """``recon_issues`` a page at a time, in (first_seen, issue_id) order."""
 
     @abc.abstractmethod
     async def recon_set_status(
@@ -97,3 +109,58 @@ class DisputeStore(abc.ABC):
 
     @abc.abstractmethod
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]: ...
+
+    @abc.abstractmethod
+    async def disputes_page(
+        self, state: DisputeState | None, cursor: str, limit: int
+    ) -> tuple[list[Dispute], str]:
+        """``disputes`` a page at a time, in (raised_at, dispute_id) order."""
+
+
+def check_limit(limit: int) -> None:
+    """A page's ``limit`` (ValueError naming it, before anything is read)."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"limit must be a positive integer, not {limit!r}")
+
+
+PAGE = 1_000
+MAX_PAGES = 10_000_000  # a bound on every reader's loop: far past any day
+
+
+async def ledger_entry_pages(
+    store: LedgerStore, currency: str, until: float | None = None, limit: int = PAGE
+) -> AsyncIterator[list[LedgerEntry]]:
+    """Every line of ``currency`` up to ``until``, a page at a time."""
+    cursor = ""
+    for _ in range(MAX_PAGES):
+        found, cursor = await store.ledger_entries_page(currency, until, cursor, limit)
+        if found:
+            yield found
+        if not cursor:
+            return
+
+
+async def recon_issue_pages(
+    store: ReconStore, status: IssueStatus | None = None, limit: int = PAGE
+) -> AsyncIterator[list[ReconIssue]]:
+    """Every reconciliation issue (of ``status``), a page at a time."""
+    cursor = ""
+    for _ in range(MAX_PAGES):
+        found, cursor = await store.recon_issues_page(status, cursor, limit)
+        if found:
+            yield found
+        if not cursor:
+            return
+
+
+async def dispute_pages(
+    store: DisputeStore, state: DisputeState | None = None, limit: int = PAGE
+) -> AsyncIterator[list[Dispute]]:
+    """Every dispute (in ``state``), a page at a time."""
+    cursor = ""
+    for _ in range(MAX_PAGES):
+        found, cursor = await store.disputes_page(state, cursor, limit)
+        if found:
+            yield found
+        if not cursor:
+            return

@@ -63,10 +63,15 @@ class TransactionStore(abc.ABC):
 
     @abc.abstractmethod
     async def transactions_in_state(
-        self, state: TxState, older_than: float, limit: int = 100
+        self,
+        state: TxState,
+        older_than: float,
+        limit: int = 100,
+        after: tuple[float, str] | None = None,
     ) -> list[Transaction]:
         """Transactions in ``state`` whose deadline_at is before ``older_than`` (recovery),
-        oldest deadline first, at most ``limit``."""
+        in (deadline_at, id) order, at most ``limit``; with ``after``, only those past that
+        (deadline_at, id): the last one of the previous page, so a day is read in pages."""
 
     @abc.abstractmethod
     async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:

@@ -72,7 +72,7 @@ async def test_a_reader_finishes_a_posting_whose_writer_died(monkeypatch, url: s
         assert not await survivor.ledger_post(P)  # the replay posts nothing new
         assert len(await survivor.ledger_entries("KWD")) == 2
     session, ks = cassandra_kit.inspect()
-    assert session.execute(f"SELECT * FROM {ks}.ledger_pending").one() is None  # noqa: S608
+    assert session.execute(f"SELECT * FROM {ks}.ledger_pending_by_day").one() is None  # noqa: S608
     claim = _claim_complete(session, ks)
     assert claim.complete is True
 

@@ -180,3 +180,45 @@ async def test_concurrent_pages_of_the_same_postings_write_once(store: Store, op
     written = await asyncio.gather(*(s.ledger_post_many(page) for s in (store, other)))
     assert sum(written) == 20
     assert len(await store.ledger_entries("EUR")) == 40
+
+
+async def _follow(page, limit: int) -> list:
+    out, cursor = [], ""
+    for _ in range(100):
+        found, cursor = await page(cursor, limit)
+        out += found
+        if not cursor:
+            return out
+    raise AssertionError("the cursor never ended")
+
+
+async def test_pages_read_what_the_lists_read_across_days(store: Store) -> None:
+    for n in range(5):
+        await store.ledger_post(posting(f"d{n}", 10 + n, at=NOW + 86_400 * (n % 3) + n))
+        await store.recon_upsert(issue(f"i{n}"), NOW + 86_400 * (n % 2) + n)
+        await store.dispute_create(
+            Dispute(f"cb-{n}", "tx", "000000000001", "M", "A", "I", 5, "EUR", "10.4",
+                    DisputeState.CHARGEBACK, NOW + 86_400 * (n % 3), NOW + 99, updated_at=NOW)
+        )  # fmt: skip
+    await store.recon_set_status("i3", IssueStatus.IGNORED, "n/a", NOW + 9)
+    until = NOW + 86_400
+    for limit in (1, 2, 1000):
+        got = await _follow(lambda c, n: store.ledger_entries_page("EUR", None, c, n), limit)
+        assert got == await store.ledger_entries("EUR")
+        got = await _follow(lambda c, n: store.ledger_entries_page("EUR", until, c, n), limit)
+        assert got == await store.ledger_entries("EUR", until) and len(got) == 4
+        got = await _follow(lambda c, n: store.recon_issues_page(None, c, n), limit)
+        assert got == await store.recon_issues() and len(got) == 5
+        opened = await _follow(lambda c, n: store.recon_issues_page(IssueStatus.OPEN, c, n), limit)
+        assert [i.issue_id for i in opened] == ["i0", "i2", "i4", "i1"]
+        got = await _follow(lambda c, n: store.disputes_page(None, c, n), limit)
+        assert got == await store.disputes() and len(got) == 5
+
+
+async def test_a_page_refuses_a_bad_limit_or_cursor(store: Store) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await store.recon_issues_page(None, "", 0)
+    with pytest.raises(ValueError, match="cursor"):
+        await store.disputes_page(None, "not a cursor", 10)
+    with pytest.raises(ValueError, match="cursor"):
+        await store.ledger_entries_page("EUR", None, "[1, 2]", 10)

@@ -215,6 +215,24 @@ async def test_transactions_in_state_older_than(store: Store) -> None:
     assert [t.id for t in pending] == [other.id]
 
 
+async def test_transactions_in_state_in_pages_after_a_position(store: Store) -> None:
+    """Pages (issue 17: a day read without holding it): ``after`` the last of the previous
+    page, ties on deadline_at broken by id, across deadline buckets."""
+    txs = [new_tx(state=TxState.UNKNOWN, deadline_at=NOW - 200 + (n // 3) * 70) for n in range(9)]
+    for tx in txs:
+        await store.insert_transaction(tx)
+    want = [t.id for t in sorted(txs, key=lambda t: (t.deadline_at, t.id))]
+    got: list[str] = []
+    after: tuple[float, str] | None = None
+    for _page in range(10):
+        page = await store.transactions_in_state(TxState.UNKNOWN, NOW + 1000, 2, after)
+        got += [t.id for t in page]
+        if len(page) < 2:
+            break
+        after = (page[-1].deadline_at, page[-1].id)
+    assert got == want
+
+
 async def test_recovery_sees_state_changes(store: Store) -> None:
     tx = new_tx(state=TxState.UNKNOWN, deadline_at=NOW - 10)
     await store.insert_transaction(tx)

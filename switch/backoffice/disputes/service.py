@@ -32,6 +32,7 @@ from switch.domain.errors import NotFound
 from switch.domain.ledger import Dispute, DisputeChanges, DisputeConflict, DisputeState
 from switch.domain.transactions import Transaction, TxState, TxType
 from switch.store.base import Store
+from switch.store.ledger import dispute_pages
 
 
 class DisputeRejected(ValueError):
@@ -117,11 +118,13 @@ class Disputes:
                 ) from None
         elif rec.get("currency") != tx.currency:
             raise DisputeRejected(f"currency: the sale is in {tx.currency}")
-        disputed = sum(
-            d.amount_minor
-            for d in await self.store.disputes()
-            if d.transaction_id == tx.id and d.state is not DisputeState.WON
-        )
+        disputed = 0
+        async for page in dispute_pages(self.store):
+            disputed += sum(
+                d.amount_minor
+                for d in page
+                if d.transaction_id == tx.id and d.state is not DisputeState.WON
+            )
         left = tx.captured_minor - tx.refunded_minor - disputed
         if amount > left:
             raise DisputeRejected(f"amount_minor: only {left} of the sale is left to dispute")
@@ -210,28 +213,31 @@ class Disputes:
         """Apply missed deadlines (see ``cycle``); returns the disputes moved."""
         at = time.time() if now is None else now
         moved = []
-        for d in await self.store.disputes(DisputeState.CHARGEBACK):
-            if at > d.representment_due:
-                note = "representment deadline passed: the chargeback stands"
-                try:
-                    moved.append(await self.accept(d.dispute_id, note, at))
-                except DisputeConflict:
-                    continue  # someone moved it first
-        for d in await self.store.disputes(DisputeState.REPRESENTED):
-            if at > d.response_due:
-                note = "issuer response deadline passed: the representment stands"
-                try:
-                    moved.append(await self.resolve(d.dispute_id, True, note, at))
-                except DisputeConflict:
-                    continue
+        async for page in dispute_pages(self.store, DisputeState.CHARGEBACK):
+            for d in page:
+                if at > d.representment_due:
+                    note = "representment deadline passed: the chargeback stands"
+                    try:
+                        moved.append(await self.accept(d.dispute_id, note, at))
+                    except DisputeConflict:
+                        continue  # someone moved it first
+        async for page in dispute_pages(self.store, DisputeState.REPRESENTED):
+            for d in page:
+                if at > d.response_due:
+                    note = "issuer response deadline passed: the representment stands"
+                    try:
+                        moved.append(await self.resolve(d.dispute_id, True, note, at))
+                    except DisputeConflict:
+                        continue
         return moved
 
     async def sync_postings(self) -> int:
         """Post whatever each dispute's state implies and is missing; returns how many."""
         posted = 0
-        for d in await self.store.disputes():
-            for kind in cycle.POSTINGS[d.state]:
-                posted += await self._post(d, kind, d.updated_at)
+        async for page in dispute_pages(self.store):
+            for d in page:
+                for kind in cycle.POSTINGS[d.state]:
+                    posted += await self._post(d, kind, d.updated_at)
         return posted
 
     # --- helpers ------------------------------------------------------------------------------

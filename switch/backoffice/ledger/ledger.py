@@ -35,6 +35,7 @@ from switch.backoffice.ledger.rules import lines_for
 from switch.domain.ledger import LedgerPosting
 from switch.domain.transactions import Transaction, TxType
 from switch.store.base import Store
+from switch.store.ledger import ledger_entry_pages
 
 PAGE_SIZE = 500  # postings per ledger_post_many call
 
@@ -105,8 +106,9 @@ class Ledger:
     async def balances(self, currency: str, as_of: float | None = None) -> dict[str, int]:
         await self.flush_buffer()
         totals: dict[str, int] = defaultdict(int)
-        for entry in await self.store.ledger_entries(currency, as_of):
-            totals[entry.account] += entry.amount_minor
+        async for page in ledger_entry_pages(self.store, currency, as_of):
+            for entry in page:
+                totals[entry.account] += entry.amount_minor
         return dict(totals)
 
     async def balance(self, account: str, currency: str, as_of: float | None = None) -> int:

@@ -23,7 +23,8 @@ def _amount(detail: dict[str, Any], name: str, currency: str) -> str:
     return format_major(value, currency) if is_currency(currency) else str(value)
 
 
-def render_text(issues: list[ReconIssue]) -> str:
+def render_text(issues: list[ReconIssue], *, count: bool = True) -> str:
+    """The table; ``count``: with the "N issue(s)" line (a paged listing prints it once)."""
     rows: list[tuple[str, ...]] = [HEAD]
     for i in issues:
         detail = json.loads(i.detail or "{}")
@@ -39,7 +40,8 @@ def render_text(issues: list[ReconIssue]) -> str:
         ).rstrip()
         for row in rows
     ]
-    lines.append(f"{len(issues)} issue(s)")
+    if count:
+        lines.append(f"{len(issues)} issue(s)")
     return "\n".join(lines)
 
 

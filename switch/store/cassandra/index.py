@@ -109,18 +109,30 @@ class StateIndex:
             await self._cql.run(self._cql.q.refund_put, (tx.original_id, tx.created_at, tx.id))
 
     # --- reads --------------------------------------------------------------------------
-    async def in_state(self, state: TxState, older_than: float, limit: int) -> list[Transaction]:
+    async def in_state(
+        self,
+        state: TxState,
+        older_than: float,
+        limit: int,
+        start: tuple[float, str] | None = None,
+    ) -> list[Transaction]:
+        """``start``: read only past this (deadline_at, id), from its own bucket on."""
         found: list[Transaction] = []
         if limit <= 0 or math.isnan(older_than) or older_than == -math.inf:
             return found
         q = self._cql.q
         scan_start_us = _now_us()
         last = bucket_of(older_than) if math.isfinite(older_than) else 2**62
-        after = -(2**63)
+        after = -(2**63) if start is None else bucket_of(start[0]) - 1
         for _page in range(MAX_PAGES):
             rows = await self._cql.run(q.buckets, (state.value, after, last, PAGE))
             for r in rows:
-                await self._scan(state, r["bucket"], older_than, limit, found, scan_start_us)
+                position = (
+                    start if start is not None and r["bucket"] == bucket_of(start[0]) else None
+                )
+                await self._scan(
+                    state, r["bucket"], older_than, limit, found, scan_start_us, position
+                )
                 if len(found) >= limit:
                     return found
             if len(rows) < PAGE:
@@ -136,10 +148,11 @@ class StateIndex:
         limit: int,
         found: list[Transaction],
         scan_start_us: int,
+        position: tuple[float, str] | None = None,
     ) -> None:
         q = self._cql.q
         seen_any = False
-        position: tuple[float, str] | None = None
+        partial = position is not None  # a read from a position: empty says nothing of it
         for _page in range(MAX_PAGES):
             if position is None:
                 params: tuple[object, ...] = (state.value, bucket, older_than, PAGE)
@@ -164,7 +177,7 @@ class StateIndex:
             if len(rows) < PAGE:
                 break
             position = (rows[-1]["deadline_at"], rows[-1]["id"])
-        if not seen_any and (bucket + 1) * BUCKET_S <= older_than:
+        if not seen_any and not partial and (bucket + 1) * BUCKET_S <= older_than:
             stamp = scan_start_us - int(MARKER_MARGIN_S * 1_000_000)
             self._cql.spawn(self._cql.run(q.bucket_drop, (stamp, state.value, bucket)))
 

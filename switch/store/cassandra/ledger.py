@@ -3,35 +3,43 @@
 
 Posting (no atomic batch across partitions, so in steps that survive a crash anywhere):
 
-1. plain writes of the hints: ``ledger_pending`` (this id may be incomplete), the day,
-   currency and RRN lookups;
+1. plain writes of the hints: ``ledger_pending_by_day`` (this id may be incomplete; keyed by
+   the posting's day and one of ``SLOTS``), the day, currency and RRN lookups;
 2. the claim: ``INSERT INTO ledger_claims ... IF NOT EXISTS`` carrying the posting's lines
    (JSON) with ``complete = false``; an unknown outcome is settled by a SERIAL read of the
    writer id. Not applied: the id is taken; the same content answers False (replay), other
    content raises PostingConflict;
 3. the lines into ``ledger_lines`` (plain, idempotent: same key, same values);
-4. ``UPDATE ledger_claims SET complete = true IF EXISTS``, then the pending marker is deleted.
+4. ``UPDATE ledger_claims SET complete = true`` (a plain write: the row is ours, claimed; one
+   Paxos round per posting, not two. Were it to lose to the claim's own timestamp under clock
+   skew, the posting would only look incomplete, and finishing it again rewrites the same
+   lines), then the pending marker is deleted.
 
 A crash after 2 leaves a claim whose lines may be missing, and its pending marker. The lines
-are never lost: they are in the claim row. ``_finish_pending`` runs before every ledger read
-(and a replay of the same posting finishes it too): for each marker it reads the claim at
-SERIAL and writes its lines (step 3-4 again). A marker without a claim is dropped once older
-than ``ORPHAN_S`` (its writer died before claiming: nothing was posted).
+are never lost: they are in the claim row. ``_finish_pending(day)`` runs before a day's lines
+are read (and a replay of the same posting finishes it too; a posting found by RRN whose claim
+is not complete is finished there): for each marker it reads the claim at SERIAL and writes its
+lines (step 3-4 again). A marker without a claim is dropped once older than ``ORPHAN_S`` (its
+writer died before claiming: nothing was posted).
 
-Reconciliation issues and disputes are LWT-only rows (insert ``IF NOT EXISTS``, updates ``IF``
-on status/state); their listings read one partition (``shard`` 0), bounded by ``PAGE`` rows
-per page and ``MAX_PAGES`` pages.
+Reconciliation issues and disputes are LWT-only rows, one per id (insert ``IF NOT EXISTS``,
+updates ``IF`` on status/state); they are listed by UTC day (``backoffice_by_day``: an issue by
+its first_seen, written once its row is in and again by any later upsert of it; a dispute by
+raised_at, written before its row as a hint), the days by year, the years in one small
+partition (migration 015): no partition grows with the history. Listings read a day a page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 import uuid
-from collections.abc import Sequence
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.ledger import (
@@ -49,14 +57,18 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
-from switch.store.cassandra.exec import RESOLVE_ATTEMPTS, CasOutcomeUnknown, Cql, Row
+from switch.store.cassandra.exec import CasOutcomeUnknown, Cql, Row
 from switch.store.cassandra.host import CassandraHost
+from switch.store.ledger import check_limit
+
+T = TypeVar("T")
 
 SHARD = 0
 PAGE = 500
-MAX_PAGES = 2_000
+MAX_PAGES = 100_000
+SLOTS = 64  # pending-marker partitions per day (cql/015)
 ORPHAN_S = 60.0
-POST_CONCURRENCY = 32  # postings of one ledger_post_many in flight at once
+POST_CONCURRENCY = 64  # postings of one ledger_post_many in flight at once
 _ISSUE_LIST = ", ".join(ISSUE_COLUMNS)
 _DISPUTE_LIST = ", ".join(DISPUTE_COLUMNS)
 
@@ -69,7 +81,7 @@ _STATEMENTS = {
         "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
         "writer FROM ledger_claims WHERE posting_id = ?"
     ),
-    "claim_done": "UPDATE ledger_claims SET complete = true WHERE posting_id = ? IF EXISTS",
+    "claim_done": "UPDATE ledger_claims SET complete = true WHERE posting_id = ?",
     "line_put": (
         "INSERT INTO ledger_lines (currency, day, posted_at, posting_id, line_no, account, "
         "amount_minor, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -87,28 +99,30 @@ _STATEMENTS = {
     "days": "SELECT day FROM ledger_days WHERE currency = ? LIMIT 100000",
     "currency_put": "INSERT INTO ledger_currencies (shard, currency) VALUES (?, ?)",
     "currencies": "SELECT currency FROM ledger_currencies WHERE shard = ? LIMIT 1000",
-    "pending_put": "INSERT INTO ledger_pending (shard, posting_id, created_at) VALUES (?, ?, ?)",
-    "pending_list": "SELECT posting_id, created_at FROM ledger_pending WHERE shard = ? LIMIT ?",
-    "pending_drop": "DELETE FROM ledger_pending WHERE shard = ? AND posting_id = ?",
+    "pending_put": (
+        "INSERT INTO ledger_pending_by_day (day, slot, posting_id, created_at) VALUES (?, ?, ?, ?)"
+    ),
+    "pending_list": (
+        "SELECT posting_id, created_at FROM ledger_pending_by_day WHERE day = ? AND slot = ? "
+        "AND posting_id > ? LIMIT ?"
+    ),
+    "pending_drop": (
+        "DELETE FROM ledger_pending_by_day WHERE day = ? AND slot = ? AND posting_id = ?"
+    ),
     "rrn_put": "INSERT INTO ledger_by_rrn (rrn, posting_id) VALUES (?, ?)",
     "rrn_get": "SELECT posting_id FROM ledger_by_rrn WHERE rrn = ? LIMIT 1000",
     # reconciliation issues
     "issue_insert": (
-        f"INSERT INTO recon_issues (shard, {_ISSUE_LIST}) "  # noqa: S608
-        f"VALUES (?, {', '.join('?' * len(ISSUE_COLUMNS))}) IF NOT EXISTS"
+        f"INSERT INTO recon_issues_by_id ({_ISSUE_LIST}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(ISSUE_COLUMNS))}) IF NOT EXISTS"
     ),
     "issue_seen": (
-        "UPDATE recon_issues SET last_seen = ?, detail = ? WHERE shard = ? AND issue_id = ? "
-        "IF EXISTS"
+        "UPDATE recon_issues_by_id SET last_seen = ?, detail = ? WHERE issue_id = ? IF EXISTS"
     ),
-    "issue_get": f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? AND issue_id = ?",  # noqa: S608
-    "issue_first": f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? LIMIT ?",  # noqa: S608
-    "issue_after": (
-        f"SELECT {_ISSUE_LIST} FROM recon_issues WHERE shard = ? AND issue_id > ? LIMIT ?"  # noqa: S608
-    ),
+    "issue_get": f"SELECT {_ISSUE_LIST} FROM recon_issues_by_id WHERE issue_id = ?",  # noqa: S608
     "issue_resolve": (
-        "UPDATE recon_issues SET status = ?, note = ?, resolved_at = ? "
-        "WHERE shard = ? AND issue_id = ? IF status = ?"
+        "UPDATE recon_issues_by_id SET status = ?, note = ?, resolved_at = ? "
+        "WHERE issue_id = ? IF status = ?"
     ),
     # disputes
     "dispute_insert": (
@@ -116,13 +130,41 @@ _STATEMENTS = {
         f"VALUES ({', '.join('?' * len(DISPUTE_COLUMNS))}, ?) IF NOT EXISTS"
     ),
     "dispute_get": f"SELECT {_DISPUTE_LIST}, writer FROM disputes WHERE dispute_id = ?",  # noqa: S608
-    "dispute_index": "INSERT INTO disputes_index (shard, dispute_id) VALUES (?, ?)",
-    "dispute_ids": "SELECT dispute_id FROM disputes_index WHERE shard = ? LIMIT 100000",
+    # listings by day (issues by first_seen, disputes by raised_at)
+    "by_day_put": "INSERT INTO backoffice_by_day (what, day, at, id) VALUES (?, ?, ?, ?)",
+    "by_day_first": "SELECT at, id FROM backoffice_by_day WHERE what = ? AND day = ? LIMIT ?",
+    "by_day_after": (
+        "SELECT at, id FROM backoffice_by_day WHERE what = ? AND day = ? AND (at, id) > (?, ?) "
+        "LIMIT ?"
+    ),
+    "days_put": "INSERT INTO backoffice_days (what, year, day) VALUES (?, ?, ?)",
+    "days_of": "SELECT day FROM backoffice_days WHERE what = ? AND year = ? LIMIT 400",
+    "years_put": "INSERT INTO backoffice_years (what, year) VALUES (?, ?)",
+    "years": "SELECT year FROM backoffice_years WHERE what = ? LIMIT 10000",
 }
 
 
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def _slot(posting_id: str) -> int:
+    return zlib.crc32(posting_id.encode()) % SLOTS
+
+
+def _cursor(values: Sequence[object]) -> str:
+    return json.dumps(list(values))
+
+
+def _uncursor(cursor: str, size: int) -> list[Any]:
+    """Our own cursor back: [day] (a day's start) or [day, *position of ``size``]."""
+    try:
+        values = json.loads(cursor)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) not in (1, 1 + size):
+        raise ValueError(f"cursor: not a cursor this store gave ({cursor[:40]!r})")
+    return values
 
 
 def _claim_posting(row: Row) -> LedgerPosting:
@@ -186,23 +228,30 @@ class CassandraLedgerMixin(CassandraHost):
             check_posting(p)
         if not page:
             return 0
-        cql, _ = await self._lq()
+        cql, q = await self._lq()
+        # The day and currency hints are the same few rows for a whole page: written once,
+        # before any posting of the page is claimed.
+        shared = {(p.currency, _day(p.posted_at)) for p in page}
+        await asyncio.gather(
+            *(cql.run(q["day_put"], key) for key in shared),
+            *(cql.run(q["currency_put"], (SHARD, c)) for c in {c for c, _ in shared}),
+        )
         gate = asyncio.Semaphore(POST_CONCURRENCY)
 
         async def one(p: LedgerPosting) -> bool:
             async with gate, cql.serialised("ledger", p.posting_id):
-                return await cql.shielded(self._post(p))
+                return await cql.shielded(self._post(p, hinted=True))
 
         return sum(await asyncio.gather(*(one(p) for p in page)))
 
-    async def _post(self, p: LedgerPosting) -> bool:
+    async def _post(self, p: LedgerPosting, hinted: bool = False) -> bool:
+        """``hinted``: the day and currency hints are written (a page's, once for all)."""
         cql, q = await self._lq()
         day = _day(p.posted_at)
-        hints = [
-            cql.run(q["pending_put"], (SHARD, p.posting_id, time.time())),
-            cql.run(q["day_put"], (p.currency, day)),
-            cql.run(q["currency_put"], (SHARD, p.currency)),
-        ]
+        hints = [cql.run(q["pending_put"], (day, _slot(p.posting_id), p.posting_id, time.time()))]
+        if not hinted:
+            hints.append(cql.run(q["day_put"], (p.currency, day)))
+            hints.append(cql.run(q["currency_put"], (SHARD, p.currency)))
         if p.rrn:
             hints.append(cql.run(q["rrn_put"], (p.rrn, p.posting_id)))
         await asyncio.gather(*hints)
@@ -240,27 +289,33 @@ class CassandraLedgerMixin(CassandraHost):
             for i, x in enumerate(p.lines)
         ]  # fmt: skip
         await asyncio.gather(*(cql.run(q["line_put"], r) for r in rows))
-        for _attempt in range(RESOLVE_ATTEMPTS):
-            ok, _ = await cql.lwt(q["claim_done"], (p.posting_id,))
-            if ok is not None:
-                break
-        await cql.run(q["pending_drop"], (SHARD, p.posting_id))
+        await cql.run(q["claim_done"], (p.posting_id,))
+        await cql.run(q["pending_drop"], (day, _slot(p.posting_id), p.posting_id))
 
-    async def _finish_pending(self) -> None:
+    async def _finish_pending(self, day: str) -> None:
+        """Finish every posting of ``day`` a writer left incomplete (its markers)."""
+        await asyncio.gather(*(self._finish_slot(day, slot) for slot in range(SLOTS)))
+
+    async def _finish_slot(self, day: str, slot: int) -> None:
         cql, q = await self._lq()
-        rows = await cql.run(q["pending_list"], (SHARD, PAGE))
-        for marker in rows:
-            pid = marker["posting_id"]
-            async with cql.serialised("ledger", pid):
-                claim = await cql.serial(q["claim_get"], (pid,))
-                if claim is None:
-                    if float(marker["created_at"] or 0.0) < time.time() - ORPHAN_S:
-                        await cql.run(q["pending_drop"], (SHARD, pid))
-                    continue
-                if claim.get("complete"):
-                    await cql.run(q["pending_drop"], (SHARD, pid))
-                else:
-                    await cql.shielded(self._write_lines(_claim_posting(claim)))
+        after = ""
+        for _page in range(MAX_PAGES):
+            rows = await cql.run(q["pending_list"], (day, slot, after, PAGE))
+            for marker in rows:
+                pid = marker["posting_id"]
+                async with cql.serialised("ledger", pid):
+                    claim = await cql.serial(q["claim_get"], (pid,))
+                    if claim is None:
+                        if float(marker["created_at"] or 0.0) < time.time() - ORPHAN_S:
+                            await cql.run(q["pending_drop"], (day, slot, pid))
+                        continue
+                    if claim.get("complete"):
+                        await cql.run(q["pending_drop"], (day, slot, pid))
+                    else:
+                        await cql.shielded(self._write_lines(_claim_posting(claim)))
+            if len(rows) < PAGE:
+                return
+            after = rows[-1]["posting_id"]
 
     async def ledger_get(self, posting_id: str) -> LedgerPosting | None:
         cql, q = await self._lq()
@@ -268,75 +323,104 @@ class CassandraLedgerMixin(CassandraHost):
         return _claim_posting(rows[0]) if rows else None
 
     async def ledger_entries(self, currency: str, until: float | None = None) -> list[LedgerEntry]:
-        await self._finish_pending()
+        return await _all(lambda c: self.ledger_entries_page(currency, until, c, PAGE))
+
+    async def ledger_entries_page(
+        self, currency: str, until: float | None, cursor: str, limit: int
+    ) -> tuple[list[LedgerEntry], str]:
+        """A page within one day's partition: from the day's start (finishing its pending
+        postings first) or past the cursor's position; then the next day's start."""
+        check_limit(limit)
         cql, q = await self._lq()
-        limit = float("inf") if until is None else until
+        upto = float("inf") if until is None else until
         last_day = "9999-12-31" if until is None else _day(until)
-        days = sorted(r["day"] for r in await cql.run(q["days"], (currency,)))
-        out: list[LedgerEntry] = []
-        for day in (d for d in days if d <= last_day):
-            rows = await cql.run(q["lines_first"], (currency, day, limit, PAGE))
-            for _page in range(MAX_PAGES):
-                out.extend(
-                    LedgerEntry(
-                        r["posting_id"], int(r["line_no"]), r["account"], currency,
-                        int(r["amount_minor"]), float(r["posted_at"]), r["transaction_id"] or "",
-                    )
-                    for r in rows
-                )  # fmt: skip
-                if len(rows) < PAGE:
-                    break
-                last = rows[-1]
-                after = (last["posted_at"], last["posting_id"], last["line_no"])
-                rows = await cql.run(q["lines_after"], (currency, day, *after, limit, PAGE))
-            else:
-                raise StoreUnavailable(f"ledger day {day} {currency}: more than {MAX_PAGES} pages")
-        return out
+        days = sorted(d for d in (r["day"] for r in await cql.run(q["days"], (currency,))))
+        days = [d for d in days if d <= last_day]
+        if cursor:
+            at = _uncursor(cursor, 3)
+            day = at[0]
+        elif days:
+            day, at = days[0], [days[0]]
+        else:
+            return [], ""
+        if len(at) == 1:
+            await self._finish_pending(day)
+            rows = await cql.run(q["lines_first"], (currency, day, upto, limit))
+        else:
+            rows = await cql.run(q["lines_after"], (currency, day, *at[1:], upto, limit))
+        found = [
+            LedgerEntry(
+                r["posting_id"], int(r["line_no"]), r["account"], currency,
+                int(r["amount_minor"]), float(r["posted_at"]), r["transaction_id"] or "",
+            )
+            for r in rows
+        ]  # fmt: skip
+        if len(rows) >= limit:
+            last = rows[-1]
+            return found, _cursor([day, last["posted_at"], last["posting_id"], last["line_no"]])
+        later = [d for d in days if d > day]
+        return found, _cursor([later[0]]) if later else ""
 
     async def ledger_currencies(self) -> list[str]:
-        await self._finish_pending()
         cql, q = await self._lq()
         return sorted(r["currency"] for r in await cql.run(q["currencies"], (SHARD,)))
 
     async def ledger_postings_for_rrn(self, rrn: str) -> list[LedgerPosting]:
         if not rrn:
             return []
-        await self._finish_pending()
         cql, q = await self._lq()
         ids = [r["posting_id"] for r in await cql.run(q["rrn_get"], (rrn,))]
-        found = [await self.ledger_get(i) for i in ids]
-        postings = [p for p in found if p is not None and p.rrn == rrn]
+        postings = []
+        for pid in ids:
+            rows = await cql.run(q["claim_get"], (pid,))
+            if not rows or rows[0]["rrn"] != rrn:
+                continue
+            posting = _claim_posting(rows[0])
+            if not rows[0].get("complete"):  # a writer died after its claim: finish it
+                async with cql.serialised("ledger", pid):
+                    await cql.shielded(self._write_lines(posting))
+            postings.append(posting)
         return sorted(postings, key=lambda p: (p.posted_at, p.posting_id))
 
     # --- reconciliation issues ------------------------------------------------------------
     async def recon_upsert(self, issue: ReconIssue, now: float) -> bool:
         cql, q = await self._lq()
         values = (
-            SHARD, issue.issue_id, issue.type, issue.kind, issue.rrn, issue.transaction_id,
+            issue.issue_id, issue.type, issue.kind, issue.rrn, issue.transaction_id,
             issue.currency, issue.detail, IssueStatus.OPEN.value, "", now, now, 0.0,
         )  # fmt: skip
         async with cql.serialised("issue", issue.issue_id):
             ok, row = await cql.lwt(q["issue_insert"], values)
             if ok is None:
-                row = await cql.serial(q["issue_get"], (SHARD, issue.issue_id)) or {}
+                row = await cql.serial(q["issue_get"], (issue.issue_id,)) or {}
                 ok = bool(row) and row.get("first_seen") == now and row.get("last_seen") == now
+            first_seen = now if ok else float(row.get("first_seen") or now)
+            # Listed once its row is in; any later upsert writes the same entry again (a
+            # writer killed in between leaves it to the next run's upsert).
+            await self._list_put("issue", first_seen, issue.issue_id)
             if ok:
                 return True
-            await cql.lwt(q["issue_seen"], (now, issue.detail, SHARD, issue.issue_id))
+            await cql.lwt(q["issue_seen"], (now, issue.detail, issue.issue_id))
             return False
 
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
+        return await _all(lambda c: self.recon_issues_page(status, c, PAGE))
+
+    async def recon_issues_page(
+        self, status: IssueStatus | None, cursor: str, limit: int
+    ) -> tuple[list[ReconIssue], str]:
+        check_limit(limit)
         cql, q = await self._lq()
-        out: list[ReconIssue] = []
-        rows = await cql.run(q["issue_first"], (SHARD, PAGE))
-        for _page in range(MAX_PAGES):
-            out.extend(_issue(r) for r in rows)
-            if len(rows) < PAGE:
-                break
-            rows = await cql.run(q["issue_after"], (SHARD, rows[-1]["issue_id"], PAGE))
-        if status is not None:
-            out = [i for i in out if i.status is IssueStatus(status)]
-        return sorted(out, key=lambda i: (i.first_seen, i.issue_id))
+        entries, next_cursor = await self._list_page("issue", cursor, limit)
+        rows = await asyncio.gather(*(cql.run(q["issue_get"], (i,)) for _, i in entries))
+        found = []
+        for (at, _), row in zip(entries, rows, strict=True):
+            if not row:
+                continue
+            issue = _issue(row[0])
+            if issue.first_seen == at and (status is None or issue.status is IssueStatus(status)):
+                found.append(issue)
+        return found, next_cursor
 
     async def recon_set_status(
         self, issue_id: str, status: IssueStatus, note: str, now: float
@@ -345,10 +429,10 @@ class CassandraLedgerMixin(CassandraHost):
         if status is IssueStatus.OPEN:
             raise ValueError("status: an issue is resolved as RESOLVED or IGNORED")
         cql, q = await self._lq()
-        params = (status.value, note, now, SHARD, issue_id, IssueStatus.OPEN.value)
+        params = (status.value, note, now, issue_id, IssueStatus.OPEN.value)
         async with cql.serialised("issue", issue_id):
             ok, _ = await cql.lwt(q["issue_resolve"], params)
-            current = await cql.serial(q["issue_get"], (SHARD, issue_id))
+            current = await cql.serial(q["issue_get"], (issue_id,))
             if current is None:
                 raise NotFound(f"no reconciliation issue {issue_id}")
             issue = _issue(current)
@@ -361,7 +445,7 @@ class CassandraLedgerMixin(CassandraHost):
         cql, q = await self._lq()
         writer = uuid.uuid4()
         async with cql.serialised("dispute", dispute.dispute_id):
-            await cql.run(q["dispute_index"], (SHARD, dispute.dispute_id))
+            await self._list_put("dispute", dispute.raised_at, dispute.dispute_id)
             ok, row = await cql.lwt(q["dispute_insert"], (*_dispute_values(dispute), writer))
             if ok is None or not ok:
                 row = await cql.serial(q["dispute_get"], (dispute.dispute_id,)) or {}
@@ -417,11 +501,79 @@ class CassandraLedgerMixin(CassandraHost):
             return new
 
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:
+        return await _all(lambda c: self.disputes_page(state, c, PAGE))
+
+    async def disputes_page(
+        self, state: DisputeState | None, cursor: str, limit: int
+    ) -> tuple[list[Dispute], str]:
+        check_limit(limit)
+        entries, next_cursor = await self._list_page("dispute", cursor, limit)
+        got = await asyncio.gather(*(self.dispute_get(i) for _, i in entries))
+        found = [
+            d
+            for (at, _), d in zip(entries, got, strict=True)
+            if d is not None and d.raised_at == at and (state is None or d.state is state)
+        ]
+        return found, next_cursor
+
+    # --- listings by day ----------------------------------------------------------------
+    async def _list_put(self, what: str, at: float, item_id: str) -> None:
         cql, q = await self._lq()
-        ids = [r["dispute_id"] for r in await cql.run(q["dispute_ids"], (SHARD,))]
-        found = [await self.dispute_get(i) for i in ids]
-        out = [d for d in found if d is not None and (state is None or d.state is state)]
-        return sorted(out, key=lambda d: (d.raised_at, d.dispute_id))
+        day = _day(at)
+        year = int(day[:4])
+        await asyncio.gather(
+            cql.run(q["years_put"], (what, year)),
+            cql.run(q["days_put"], (what, year, day)),
+            cql.run(q["by_day_put"], (what, day, at, item_id)),
+        )
+
+    async def _days_after(self, what: str, day: str | None) -> str | None:
+        """The first day with entries after ``day`` (the first of all when None)."""
+        cql, q = await self._lq()
+        years = sorted(int(r["year"]) for r in await cql.run(q["years"], (what,)))
+        for year in years:
+            if day is not None and year < int(day[:4]):
+                continue
+            days = sorted(str(r["day"]) for r in await cql.run(q["days_of"], (what, year)))
+            later: list[str] = [d for d in days if day is None or d > day]
+            if later:
+                return later[0]
+        return None
+
+    async def _list_page(
+        self, what: str, cursor: str, limit: int
+    ) -> tuple[list[tuple[float, str]], str]:
+        """(at, id) entries of one day, from its start or past the cursor; the next cursor."""
+        cql, q = await self._lq()
+        if cursor:
+            at = _uncursor(cursor, 2)
+            day: str | None = at[0]
+        else:
+            day = await self._days_after(what, None)
+            at = [day]
+        if day is None:
+            return [], ""
+        if len(at) == 1:
+            rows = await cql.run(q["by_day_first"], (what, day, limit))
+        else:
+            rows = await cql.run(q["by_day_after"], (what, day, float(at[1]), str(at[2]), limit))
+        entries = [(float(r["at"]), r["id"]) for r in rows]
+        if len(rows) >= limit:
+            return entries, _cursor([day, *entries[-1]])
+        following = await self._days_after(what, day)
+        return entries, _cursor([following]) if following else ""
+
+
+async def _all(page: Callable[[str], Awaitable[tuple[list[T], str]]]) -> list[T]:
+    """Every page of a listing as one list (the whole-list reads of small data)."""
+    out: list[T] = []
+    cursor = ""
+    for _ in range(MAX_PAGES * 100):
+        found, cursor = await page(cursor)
+        out.extend(found)
+        if not cursor:
+            return out
+    raise StoreUnavailable("a listing did not end")
 
 
 __all__ = ["CassandraLedgerMixin"]

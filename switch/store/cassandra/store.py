@@ -583,11 +583,15 @@ class CassandraStore(
         return tx
 
     async def transactions_in_state(
-        self, state: TxState, older_than: float, limit: int = 100
+        self,
+        state: TxState,
+        older_than: float,
+        limit: int = 100,
+        after: tuple[float, str] | None = None,
     ) -> list[Transaction]:
         self._open()
         assert self._index is not None
-        return await self._index.in_state(TxState(state), older_than, limit)
+        return await self._index.in_state(TxState(state), older_than, limit, after)
 
     async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:
         ids = list(dict.fromkeys(tx_ids))

@@ -8,6 +8,7 @@ recover from. Tables are ``CREATE TABLE IF NOT EXISTS`` at open (``LEDGER_SCHEMA
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
+from switch.store.ledger import check_limit
 from switch.store.sqlite.host import SqliteHost
 
 LEDGER_SCHEMA = """
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS recon_issues (
     last_seen REAL NOT NULL,
     resolved_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS recon_issues_in_order ON recon_issues (first_seen, issue_id);
 CREATE TABLE IF NOT EXISTS disputes (
     dispute_id TEXT PRIMARY KEY,
     transaction_id TEXT NOT NULL,
@@ -85,6 +88,7 @@ CREATE TABLE IF NOT EXISTS disputes (
     updated_at REAL NOT NULL,
     version INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS disputes_in_order ON disputes (raised_at, dispute_id);
 """
 
 _POSTING_SELECT = (
@@ -92,6 +96,28 @@ _POSTING_SELECT = (
 )
 _ISSUE_SELECT = f"SELECT {', '.join(ISSUE_COLUMNS)} FROM recon_issues"  # noqa: S608
 _DISPUTE_SELECT = f"SELECT {', '.join(DISPUTE_COLUMNS)} FROM disputes"  # noqa: S608
+
+
+def _cursor(values: Sequence[object]) -> str:
+    return json.dumps(list(values))
+
+
+def _after(cursor: str, names: str) -> tuple[str, list[object]]:
+    """The keyset condition past ``cursor`` (our own JSON of the last row's order key)."""
+    if not cursor:
+        return "", []
+    try:
+        values = json.loads(cursor)
+    except ValueError:
+        raise ValueError(f"cursor: not a cursor this store gave ({cursor[:40]!r})") from None
+    if not isinstance(values, list) or len(values) != names.count(",") + 1:
+        raise ValueError(f"cursor: not a cursor this store gave ({cursor[:40]!r})")
+    marks = ", ".join("?" * len(values))
+    return f" AND ({names}) > ({marks})", values
+
+
+def _page_end(rows: list[Any], limit: int, key: Any) -> str:
+    return _cursor(key(rows[-1])) if rows and len(rows) >= limit else ""
 
 
 def _posting(row: tuple[Any, ...]) -> LedgerPosting:
@@ -184,6 +210,25 @@ class SqliteLedgerMixin(SqliteHost):
 
         return await self._call(read)
 
+    async def ledger_entries_page(
+        self, currency: str, until: float | None, cursor: str, limit: int
+    ) -> tuple[list[LedgerEntry], str]:
+        check_limit(limit)
+        upto = float("inf") if until is None else until
+        cond, values = _after(cursor, "posted_at, posting_id, line_no")
+        sql = (
+            "SELECT posting_id, line_no, account, currency, amount_minor, posted_at, "  # noqa: S608
+            f"transaction_id FROM ledger_lines WHERE currency = ? AND posted_at <= ?{cond} "
+            "ORDER BY posted_at, posting_id, line_no LIMIT ?"
+        )
+
+        def read(conn: sqlite3.Connection) -> tuple[list[LedgerEntry], str]:
+            rows = conn.execute(sql, (currency, upto, *values, limit)).fetchall()
+            found = [LedgerEntry(*r) for r in rows]
+            return found, _page_end(found, limit, lambda e: (e.posted_at, e.posting_id, e.line_no))
+
+        return await self._call(read)
+
     async def ledger_currencies(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute("SELECT DISTINCT currency FROM ledger_postings ORDER BY 1")
@@ -230,6 +275,22 @@ class SqliteLedgerMixin(SqliteHost):
                     (IssueStatus(status).value,),
                 )
             return [_issue(r) for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    async def recon_issues_page(
+        self, status: IssueStatus | None, cursor: str, limit: int
+    ) -> tuple[list[ReconIssue], str]:
+        check_limit(limit)
+        cond, values = _after(cursor, "first_seen, issue_id")
+        if status is not None:
+            cond += " AND status = ?"
+            values.append(IssueStatus(status).value)
+        sql = f"{_ISSUE_SELECT} WHERE 1 = 1{cond} ORDER BY first_seen, issue_id LIMIT ?"
+
+        def read(conn: sqlite3.Connection) -> tuple[list[ReconIssue], str]:
+            found = [_issue(r) for r in conn.execute(sql, (*values, limit)).fetchall()]
+            return found, _page_end(found, limit, lambda i: (i.first_seen, i.issue_id))
 
         return await self._call(read)
 
@@ -316,5 +377,21 @@ class SqliteLedgerMixin(SqliteHost):
                     (DisputeState(state).value,),
                 )
             return [_dispute(r) for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    async def disputes_page(
+        self, state: DisputeState | None, cursor: str, limit: int
+    ) -> tuple[list[Dispute], str]:
+        check_limit(limit)
+        cond, values = _after(cursor, "raised_at, dispute_id")
+        if state is not None:
+            cond += " AND state = ?"
+            values.append(DisputeState(state).value)
+        sql = f"{_DISPUTE_SELECT} WHERE 1 = 1{cond} ORDER BY raised_at, dispute_id LIMIT ?"
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Dispute], str]:
+            found = [_dispute(r) for r in conn.execute(sql, (*values, limit)).fetchall()]
+            return found, _page_end(found, limit, lambda d: (d.raised_at, d.dispute_id))
 
         return await self._call(read)

@@ -693,18 +693,34 @@ class SqliteStore(
         return self._write(conn, body)
 
     async def transactions_in_state(
-        self, state: TxState, older_than: float, limit: int = 100
+        self,
+        state: TxState,
+        older_than: float,
+        limit: int = 100,
+        after: tuple[float, str] | None = None,
     ) -> list[Transaction]:
-        return await self._call(self._in_state, TxState(state).value, older_than, limit)
+        return await self._call(self._in_state, TxState(state).value, older_than, limit, after)
 
     @staticmethod
     def _in_state(
-        conn: sqlite3.Connection, state: str, older_than: float, limit: int
+        conn: sqlite3.Connection,
+        state: str,
+        older_than: float,
+        limit: int,
+        after: tuple[float, str] | None,
     ) -> list[Transaction]:
-        rows = conn.execute(
-            f"{_TX_SELECT} WHERE state = ? AND deadline_at < ? ORDER BY deadline_at, id LIMIT ?",
-            (state, older_than, limit),
-        ).fetchall()
+        if after is None:
+            rows = conn.execute(
+                f"{_TX_SELECT} WHERE state = ? AND deadline_at < ? "
+                "ORDER BY deadline_at, id LIMIT ?",
+                (state, older_than, limit),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"{_TX_SELECT} WHERE state = ? AND deadline_at < ? AND deadline_at >= ? "
+                "AND (deadline_at, id) > (?, ?) ORDER BY deadline_at, id LIMIT ?",
+                (state, older_than, after[0], after[0], after[1], limit),
+            ).fetchall()
         return [_tx_from_row(r) for r in rows]
 
     async def get_transactions(self, tx_ids: Sequence[str]) -> list[Transaction]:
