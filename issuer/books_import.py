@@ -1,7 +1,8 @@
 """Bulk load of an issuer's books: a generated day's holds, postings, advices and chargebacks.
 
 What the live issuer writes one operation at a time (``issuer.books``: an authorization's
-hold, an online capture's posting, a refund's credit, a stand-in advice, a chargeback), a
+hold (a converted sale's with its ``books_fx`` row), an online capture's posting, a refund's
+credit, a stand-in advice, a chargeback), a
 volume benchmark writes a page at a time: one ``BEGIN IMMEDIATE`` transaction per page, every
 row ``INSERT OR IGNORE`` (keyed as the live books key it: RRN, (kind, RRN), chargeback id) and
 the accounts' balances, holds and open-hold counts moved by the page's sums, in the same
@@ -35,6 +36,9 @@ class BooksPage:
     deferred: list[tuple[str, int, str, str]] = field(default_factory=list)
     # chargeback_id, rrn, account_id, amount, currency, reason_code, raised_at, state
     chargebacks: list[tuple[str, str, str, int, str, str, float, str]] = field(default_factory=list)
+    # a converted sale (``issuer.books_fx`` auth_fx): rrn, txn_currency, txn_amount, rate,
+    # rate_table, txn_posted, txn_refunded
+    fx: list[tuple[str, str, int, str, str, int, int]] = field(default_factory=list)
     # account id -> [balance change, held change, open holds change]
     accounts: dict[str, list[int]] = field(default_factory=dict)
 
@@ -62,6 +66,7 @@ class BooksImport:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")  # as the live books: a hold's account exists
         self._db.execute(_PAGES)
 
     def done(self, page: int) -> bool:
@@ -99,6 +104,11 @@ class BooksImport:
                 "INSERT OR IGNORE INTO chargebacks (chargeback_id, rrn, account_id, amount,"
                 " currency, reason_code, raised_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 page.chargebacks,
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO auth_fx (rrn, txn_currency, txn_amount, rate, rate_table,"
+                " txn_posted, txn_refunded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                page.fx,
             )
             db.executemany(
                 "UPDATE accounts SET balance = balance + ?, held = held + ?,"

@@ -56,12 +56,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--per-kind must be >= 0")
     if args.count < 20 * len(inject.KINDS) * args.per_kind:
         p.error("--count is too small for --per-kind (at least 20 transactions per injection)")
+    try:
+        open_store(args.store)  # parsed only: nothing is opened or written
+    except ValueError as exc:
+        p.error(f"--store: {exc}")
     return args
 
 
 async def _write_page(store: Store, books: dict[str, BooksImport], page: Page) -> None:
     await store.import_transactions(page.txs)
     await store.import_batch_items(page.items)
+    for terminal_id, tx_id, kind in page.unbatched:
+        await store.mark_unbatched(terminal_id, tx_id, kind, time.time())
     for dispute in page.disputes:
         await store.dispute_create(dispute)
 
@@ -100,10 +106,10 @@ async def generate(args: argparse.Namespace, topology: Topology) -> dict[str, ob
         i.id: await asyncio.to_thread(BooksImport, args.books / f"{i.id}.db", i.accounts)
         for i in topology.issuers
     }
-    started = time.monotonic()
     rows = 0
     try:
         async with open_store(args.store) as store:
+            started = time.monotonic()  # the store is open (its schema applied)
             for page in day.pages(args.count, args.page):
                 await _write_page(store, books, page)
                 rows += len(page.txs)

@@ -7,17 +7,23 @@ transaction ends in the state the live system leaves it in before the cut-off (`
 and ``switch.backoffice.batches.join``: captured sales, approved refunds and voids joined to
 their terminal's open batch), and the issuer's rows are what ``issuer.books`` would hold
 (holds, online captures posted, refunds credited, reversals, stand-in advices, captures above
-the hold deferred to clearing, chargebacks). Refunds and chargebacks follow sales of the same
-page, so a page is self-contained and memory stays bounded by the page.
+the hold deferred to clearing, chargebacks). One capture in 500 is left out of its batch and
+marked unbatched, as one whose batch join failed (the cut-off's sweep joins it). Refunds and
+chargebacks follow sales of the same page, so a page is self-contained and memory stays
+bounded by the page.
 
 No PAN anywhere: a card is its token (seeded random), masked PAN and BIN, as the switch stores it.
-Known simplifications (README "Back office at volume"): no cross-border sales (every card is
-used in its account's currency), the issuers' funds and limits are not checked (the books take
-every sale), declines are 51s.
+Cross-border sales (a twentieth of the captures) are sold in another currency of the card
+scheme's rate table in force and converted as the scheme and the issuer do (``payswitch.fx``,
+``issuer.books_fx``: the hold and posting in the billing currency, the sale's amount and rate
+beside them). Known simplifications (README "The back office at volume"): a converted sale is
+never refunded, tipped or charged back; the issuers' funds and limits are not checked (the books
+take every sale); declines are 51s.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +31,8 @@ from typing import Any
 
 from issuer.books import APPROVED, INSUFFICIENT_FUNDS
 from issuer.books_import import BooksPage
-from payswitch.cards import bin_of, mask_pan, scheme_of
+from payswitch import fx
+from payswitch.cards import Scheme, bin_of, mask_pan, scheme_of
 from payswitch.world.topology import CardConfig, Topology
 from switch.domain.batches import BatchItem, ItemKind
 from switch.domain.ledger import Dispute, DisputeState
@@ -45,6 +52,8 @@ MIX = {
     "standin_open": 50,
 }
 REFUND_PER_10K = 600  # of full/partial captures
+UNBATCHED_EVERY = 500  # sale 7, 507, ...: a capture whose batch join failed (marked unbatched)
+CROSS_BORDER_PER_10K = 500  # of full/partial captures: sold in another currency than the card's
 CHARGEBACK_PER_10K = 10  # of full/partial captures
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _RANGES = {"JPY": (300, 9_000), "KWD": (1_000, 40_000)}
@@ -80,6 +89,8 @@ class Page:
     txs: list[Transaction] = field(default_factory=list)
     items: list[tuple[str, BatchItem]] = field(default_factory=list)
     disputes: list[Dispute] = field(default_factory=list)
+    # captures whose batch join failed (``BatchStore.mark_unbatched``): the cut-off's sweep
+    unbatched: list[tuple[str, str, ItemKind]] = field(default_factory=list)
     books: dict[str, BooksPage] = field(default_factory=dict)
 
     def issuer(self, issuer_id: str) -> BooksPage:
@@ -186,6 +197,13 @@ class Day:
         self.rrn = 0
         self.outcomes = list(MIX)
         self.weights = list(MIX.values())
+        day = dt.date.fromisoformat(today)
+        self.tables: dict[str, fx.RateTable] = {}  # card scheme -> its rate table of the day
+        for scheme in {c.scheme for c in self.cards}:
+            config = topology.scheme_for_brand(Scheme(scheme))
+            table = fx.table_for(config.rates, day) if config is not None else None
+            if table is not None:
+                self.tables[scheme] = table
 
     # --- numbering ------------------------------------------------------------------------
     def next_rrn(self) -> str:
@@ -238,7 +256,16 @@ class Day:
         created = self.cutoff - DAY_S + self.rng.uniform(60.0, DAY_S - 600.0)
         if injected == "late_presentment":
             created -= 8 * DAY_S
-        amount = self.amount(card.currency)
+        currency = card.currency
+        converted = (
+            outcome in ("full", "partial")
+            and injected is None
+            and self.rng.randrange(10_000) < CROSS_BORDER_PER_10K
+        )
+        if converted:
+            currency = self.foreign(card) or currency
+            converted = currency != card.currency
+        amount = self.amount(currency)
         tx = Transaction(
             id=self.next_id(),
             type=TxType.AUTHORIZATION,
@@ -249,7 +276,7 @@ class Day:
             local_date=_date(created),
             local_time=_local(created),
             amount_minor=amount,
-            currency=card.currency,
+            currency=currency,
             card_token=card.token,
             masked_pan=card.masked_pan,
             bin=card.bin,
@@ -267,9 +294,16 @@ class Day:
             version=3,  # RECEIVED -> PENDING -> APPROVED
         )
         books = page.issuer(card.issuer_id)
+        if converted:
+            tx = self.convert(tx, card)
         tx = _OUTCOMES[outcome](self, page, books, tx, card)
         extra: list[Transaction] = []
-        if outcome in ("full", "partial") and room > 1 and injected is None:
+        if converted:
+            _converted_books(books, tx)
+        elif outcome == "full" and injected is None and n % UNBATCHED_EVERY == 7:
+            terminal_id, item = page.items.pop()  # its join failed: marked for the sweep
+            page.unbatched.append((terminal_id, item.transaction_id, item.kind))
+        elif outcome in ("full", "partial") and room > 1 and injected is None:
             if self.rng.randrange(10_000) < REFUND_PER_10K:
                 tx, refund = self.refund(page, books, tx, card)
                 extra.append(refund)
@@ -281,6 +315,24 @@ class Day:
             extra += more
         page.txs.append(tx)
         page.txs.extend(extra)
+
+    def foreign(self, card: CardUse) -> str | None:
+        """Another currency the card scheme's table of the day quotes, or None."""
+        table = self.tables.get(card.scheme)
+        if table is None:
+            return None
+        choices = sorted({table.base, *(c for c, _ in table.quotes)} - {card.currency})
+        return self.rng.choice(choices) if choices else None
+
+    def convert(self, tx: Transaction, card: CardUse) -> Transaction:
+        """The scheme's conversion of the authorization into the card's billing currency."""
+        c = self.tables[card.scheme].convert(tx.amount_minor, tx.currency, card.currency)
+        return tx.copy(
+            billing_minor=c.billing_minor,
+            billing_currency=c.billing_currency,
+            fx_rate=fx.format_rate(c.rate),
+            rate_table=c.table_version,
+        )
 
     def refund(
         self, page: Page, books: BooksPage, sale: Transaction, card: CardUse
@@ -370,24 +422,38 @@ def _item(tx: Transaction, kind: ItemKind, amount: int) -> BatchItem:
 
 
 def _hold(books: BooksPage, tx: Transaction, card: CardUse, state: str, posted: int = 0) -> None:
+    """The issuer's authorization row: a converted sale's in its billing amount."""
+    held = tx.billing_minor if tx.billing_currency else tx.amount_minor
     books.auths.append(
-        (tx.rrn, card.account, card.currency, tx.amount_minor, APPROVED, tx.auth_code, state,
-         posted, 0)
-    )  # fmt: skip
+        (tx.rrn, card.account, card.currency, held, APPROVED, tx.auth_code, state, posted, 0)
+    )
+
+
+def _converted_books(books: BooksPage, tx: Transaction) -> None:
+    """A converted sale's ``auth_fx`` row: its transaction amount and rate, what was posted."""
+    books.fx.append(
+        (tx.rrn, tx.currency, tx.amount_minor, tx.fx_rate, tx.rate_table, tx.captured_minor, 0)
+    )
 
 
 def _captured(day: Day, page: Page, books: BooksPage, tx: Transaction, card: CardUse,
               amount: int) -> Transaction:  # fmt: skip
-    """Captured online: the issuer posted it and released the rest of the hold."""
+    """Captured online: the issuer posted it (a converted sale: at the sale's rate, in the
+    billing currency) and released the rest of the hold."""
+    billed = 0
+    if tx.billing_currency:
+        billed = fx.convert(amount, tx.currency, tx.billing_currency, fx.parse_rate(tx.fx_rate))
     tx = tx.copy(
         state=TxState.CAPTURED,
         captured_minor=amount,
+        billing_captured_minor=billed,
         updated_at=tx.updated_at + day.rng.uniform(1.0, 600.0),
         version=tx.version + 1,
     )
-    _hold(books, tx, card, "POSTED", amount)
-    books.advices.append(("capture", tx.rrn, tx.rrn, amount, APPROVED))
-    books.move(card.account, balance=-amount)
+    posted = billed if tx.billing_currency else amount
+    _hold(books, tx, card, "POSTED", posted)
+    books.advices.append(("capture", tx.rrn, tx.rrn, posted, APPROVED))
+    books.move(card.account, balance=-posted)
     page.items.append((tx.terminal_id, _item(tx, ItemKind.SALE, amount)))
     return tx
 

@@ -46,7 +46,8 @@ class Step:
 
     @property
     def rows(self) -> int:
-        return sum(int(line.get("rows", 0) or 0) for line in self.lines)
+        """The most rows any of its JSON lines reports (the cut-off: its largest step's)."""
+        return max((int(line.get("rows", 0) or 0) for line in self.lines), default=0)
 
 
 def run_step(name: str, argv: list[str], run_dir: Path) -> tuple[Step, str]:
