@@ -415,7 +415,7 @@ class Driver:
 
     async def catch_up(self, deadline_s: float) -> None:
         """Resolve at the terminals what the faults left open, bounded in time."""
-        end = time.monotonic() + deadline_s
+        end, first = time.monotonic() + deadline_s, True
         while time.monotonic() < end:
             open_pays = [s for s in self.seen if not s.answers and not s.errors]
             open_fus = [
@@ -428,11 +428,13 @@ class Driver:
             ]
             if not open_pays and not open_fus:
                 return
+            if not first:  # a terminal's pause between rounds, none once all is resolved
+                await asyncio.sleep(0.5)
+            first = False
             for s in open_pays:
                 await self.pay(s, rounds=2)
             for s in open_fus:
                 await self.follow_up(s, rounds=2)
-            await asyncio.sleep(0.5)
 
     async def recheck_keys(self) -> list[str]:
         """After quiescence every key the terminals used must answer a retry: a payment with
