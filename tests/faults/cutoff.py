@@ -41,6 +41,7 @@ from switch.store import open_store
 from .plan import SWITCH
 
 SETTLE_S = 90.0
+POLL_S = 0.1  # a read of the store: cheap, and a cut-off done is seen at once
 
 
 async def cut_off(stack: Stack, bound_s: float = SETTLE_S) -> list[str]:
@@ -51,7 +52,7 @@ async def cut_off(stack: Stack, bound_s: float = SETTLE_S) -> list[str]:
         left = await _unsettled(stack.store_url)
         if not left or time.monotonic() > end:
             return left
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(POLL_S)
 
 
 async def _unsettled(store_url: str) -> list[str]:

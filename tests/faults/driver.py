@@ -172,6 +172,7 @@ class Driver:
         self._progress = asyncio.Condition()
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._admin: grpc.aio.Channel | None = None
+        self._t0 = time.monotonic()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -284,6 +285,9 @@ class Driver:
         chaos = asyncio.create_task(self._chaos())
         try:
             await asyncio.gather(*(worker() for _ in range(self.plan.concurrency)))
+            # Every event is due by the last payment: the chaos ends once the last restart
+            # is done (never cancelled mid-start, which would race ``calm``'s own starts).
+            await chaos
         finally:
             chaos.cancel()
             await asyncio.gather(chaos, return_exceptions=True)
@@ -293,20 +297,43 @@ class Driver:
         return all(e.at > index for e in self.plan.events[self._fired :])
 
     async def _chaos(self) -> None:
-        for event in self.plan.events:
-            async with self._progress:
-                await self._progress.wait_for(lambda e=event: self._started >= e.at)
-            self.log(f"  event {event.describe()}")
-            restart = None
-            try:
-                restart = await self.fire(event)
-            except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
-                self.log(f"  event failed: {type(exc).__name__}: {exc}")
-            async with self._progress:
-                self._fired += 1
-                self._progress.notify_all()
-            if restart is not None:
-                await restart
+        """Fire the plan's events in order. A kill's or a stop's restart (its outage, then the
+        start) runs in the background: the next event on the *same* node waits for it (a node
+        is never started twice, nor killed mid-start), events on other nodes and the payments
+        go on meanwhile, as they would while one node of a real network is down."""
+        restarts: dict[str, asyncio.Task[None]] = {}
+        try:
+            for event in self.plan.events:
+                async with self._progress:
+                    await self._progress.wait_for(lambda e=event: self._started >= e.at)
+                pending = restarts.pop(event.node, None)
+                if pending is not None:
+                    await pending
+                self.log(f"  +{time.monotonic() - self._t0:.1f}s event {event.describe()}")
+                try:
+                    restart = await self.fire(event)
+                except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
+                    restart = None
+                    self.log(f"  event failed: {type(exc).__name__}: {exc}")
+                if restart is not None:
+                    restarts[event.node] = asyncio.ensure_future(self._logged(event, restart))
+                async with self._progress:
+                    self._fired += 1
+                    self._progress.notify_all()
+            for node, task in list(restarts.items()):
+                await task
+                del restarts[node]
+        finally:
+            for task in restarts.values():
+                task.cancel()
+            await asyncio.gather(*restarts.values(), return_exceptions=True)
+
+    async def _logged(self, event: Event, restart: Awaitable[None]) -> None:
+        """A background restart; its failure is logged (``calm`` starts the node again)."""
+        try:
+            await restart
+        except (grpc.aio.AioRpcError, OSError, RuntimeError) as exc:
+            self.log(f"  restart after {event.describe()} failed: {type(exc).__name__}: {exc}")
 
     def _control(self, node: str) -> control_pb2_grpc.NodeControlServiceStub:
         if node not in self._channels:  # fault control is the network operator's
@@ -388,7 +415,7 @@ class Driver:
 
     async def catch_up(self, deadline_s: float) -> None:
         """Resolve at the terminals what the faults left open, bounded in time."""
-        end = time.monotonic() + deadline_s
+        end, first = time.monotonic() + deadline_s, True
         while time.monotonic() < end:
             open_pays = [s for s in self.seen if not s.answers and not s.errors]
             open_fus = [
@@ -401,11 +428,13 @@ class Driver:
             ]
             if not open_pays and not open_fus:
                 return
+            if not first:  # a terminal's pause between rounds, none once all is resolved
+                await asyncio.sleep(0.5)
+            first = False
             for s in open_pays:
                 await self.pay(s, rounds=2)
             for s in open_fus:
                 await self.follow_up(s, rounds=2)
-            await asyncio.sleep(0.5)
 
     async def recheck_keys(self) -> list[str]:
         """After quiescence every key the terminals used must answer a retry: a payment with

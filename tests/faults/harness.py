@@ -82,10 +82,15 @@ class SeedResult:
     notes: list[str] = field(default_factory=list)  # explained leftovers, not failures
     stats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def timing(self) -> str:
+        """Where the seed's time went, phase by phase (``prepare 1.2 s, start 3.4 s, ...``)."""
+        return ", ".join(f"{name} {s:.1f} s" for name, s in self.phases.items())
 
     def command(self) -> str:
         return (
@@ -94,14 +99,25 @@ class SeedResult:
         )
 
 
+_CEREMONIES: set[str] = set()  # HSM homes whose tokens hold every key the harness needs
+
+
 def ceremony(topology: Path) -> None:
-    """Every key the topology's parties need, in the current (throwaway) token."""
+    """Every key the topology's parties need, in the current (throwaway) token: once per
+    token. Every seed's topology is the default one on other ports, and keys belong to
+    parties, not ports: a second ceremony in the same token would find them all present."""
+    from hsm.config import hsm_home
+
+    home = str(hsm_home())
+    if home in _CEREMONIES:
+        return
     subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(topology)],
         check=True,
         capture_output=True,
         timeout=300,
     )
+    _CEREMONIES.add(home)
 
 
 def _prepare(run_dir: Path, topo_path: Path) -> None:
@@ -165,6 +181,7 @@ async def run_seed(
 
     started = time.monotonic()
     result = SeedResult(seed, payments, store, switches)
+    phase = Phases(result.phases)
     disk = None
     if store == "sqlite" and can_mount():
         disk = SmallDisk(run_dir / "disk")
@@ -174,11 +191,13 @@ async def run_seed(
     )
     topo_path = run_dir / "topology.toml"
     await asyncio.to_thread(_prepare, run_dir, topo_path)
+    phase("prepare")
     keyspace = None
     store_url = "sqlite"
     hosts: list[str] = []
     if store in ("cassandra", "cluster"):
         store_url, keyspace, hosts = await asyncio.to_thread(_cassandra_url, seed, cluster)
+        phase("keyspace")
     elif disk is not None:
         await asyncio.to_thread(disk.mount)
         store_url = f"sqlite:///{disk.path / 'switch.db'}"
@@ -195,32 +214,43 @@ async def run_seed(
     driver = None
     terminals = None
     try:
-        await asyncio.to_thread(stack.start)
-        se_of = {}
-        for tid in {p.terminal_id for p in plan.payments}:
-            se_of[tid] = SecureElement()
-            await inject_from_kif(se_of[tid], tid)
+        # The terminals' key injection (the KIF, its own processes) needs nothing of the
+        # stack: done while the stack starts.
+        se_of = {tid: SecureElement() for tid in sorted({p.terminal_id for p in plan.payments})}
+        await asyncio.gather(
+            asyncio.to_thread(_start, stack), *(inject_from_kif(se, t) for t, se in se_of.items())
+        )
+        phase("start")
         terminals = Terminals(stack, plan, se_of)
         driver = Driver(stack, plan, terminals, log, disk, slow_flag)
         log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}"
             f", switches {len(plan.switches)} (skew {plan.skew_s:+.1f} s)")  # fmt: skip
+        phase("terminals")
         await driver.run()
+        phase("chaos")
         await driver.calm()
+        phase("calm")
         await driver.catch_up(CATCH_UP_S)
+        phase("catch-up")
         views = await _quiesce(driver, QUIESCENCE_S)
         replayed = await driver.replay_dead_letters()
         if replayed:
             driver.notes += replayed
             views = await _quiesce(driver, QUIESCENCE_S)
         result.violations += await _saf_leftovers(driver, views)
+        phase("quiesce")
         result.violations += await driver.recheck_keys()
+        phase("recheck")
         # Two cut-offs: the first settles the sales, the refunds the plan makes go against
         # settled sales (a stand-in sale is posted at the issuer only at clearing: a refund
         # before that is declined 12, nothing to credit), the second settles the refunds.
         result.violations += await cutoff.cut_off(stack)
+        phase("cut-off 1")
         views = {s.payment.index: await driver.status(s) for s in driver.seen}
         await driver.refunds(views)
+        phase("refunds")
         result.violations += await cutoff.cut_off(stack)
+        phase("cut-off 2")
         views = {s.payment.index: await driver.status(s) for s in driver.seen}
         topology = load(topo_path)
         books = invariants.read_books(stack.books_dir, [i.id for i in topology.issuers])
@@ -232,6 +262,7 @@ async def run_seed(
         result.violations += [f"{n} exited on its own with code {c}" for n, c in exits.items()]
         result.stats = _stats(driver, views) | money_stats | _advices(stack.books_dir)
         result.stats |= _store_errors(run_dir)
+        phase("invariants")
     finally:
         if driver is not None:
             await driver.close()
@@ -242,8 +273,42 @@ async def run_seed(
             await asyncio.to_thread(disk.unmount, run_dir)
         if keyspace is not None:
             await asyncio.to_thread(_drop_keyspace, keyspace, hosts)
+        phase("stop")
     result.seconds = time.monotonic() - started
     return result
+
+
+def _start(stack: Stack) -> None:
+    """``stack.start`` in two tiers, not four: every network node at once, then the switches.
+    No network node calls another while it starts (schemes, acquirers and issuers dial their
+    peers per request), so their launcher's tiers only serialise three start-ups; the switch
+    still comes last (it reads the issuers' stand-in files at start)."""
+    children = stack._children  # the launcher's own children, started as Stack.start does
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    if stack.tls or stack.network_tls:
+        stack.make_certs()
+    try:
+        for tiers in (("issuer", "scheme", "acquirer"), ("switch",)):
+            tier = [c for c in children.values() if c.kind in tiers]
+            for child in tier:
+                stack._spawn(child)
+            stack._wait_serving(tier, stack.ready_timeout)
+    except BaseException:
+        stack.stop()
+        raise
+
+
+class Phases:
+    """Charges the time since the last call to a named phase (a phase met twice adds up)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.mark = time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = self.into.get(name, 0.0) + now - self.mark
+        self.mark = now
 
 
 def _tamper(stack: Stack, node: str, skew_s: float, slow_flag: Path) -> None:
@@ -265,7 +330,7 @@ async def _quiesce(driver, bound_s: float) -> dict:
         busy = any(is_open(v) for v in views.values()) or await driver.saf_items(False)
         if not busy or time.monotonic() > end:
             return views
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.1)  # reads over the admin API: quiescence is seen at once
 
 
 async def _saf_leftovers(driver, views: dict) -> list[str]:
@@ -358,6 +423,7 @@ async def _main(args: argparse.Namespace) -> int:
             traceback.print_exc()
         status = "ok" if result.ok else "FAILED"
         print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
+        print(f"[seed {seed}]   time: {result.timing()}", flush=True)
         for line in result.notes:
             print(f"[seed {seed}]   note: {line}", flush=True)
         if result.ok and not args.keep:
