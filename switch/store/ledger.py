@@ -71,6 +71,10 @@ class ReconStore(abc.ABC):
         ``detail`` (False): status and note an operator set are kept."""
 
     @abc.abstractmethod
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        """One issue as stored (the job reads back what it found, not every issue ever)."""
+
+    @abc.abstractmethod
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]: ...
 
     @abc.abstractmethod

@@ -96,6 +96,7 @@ async def test_recon_issue_upsert_keeps_the_operator_status(store: Store) -> Non
     [found] = await store.recon_issues()
     assert (found.status, found.first_seen, found.last_seen) == (IssueStatus.OPEN, NOW, NOW + 5)
     assert found.detail == '{"x": 1}'
+    assert await store.recon_get("i1") == found and await store.recon_get("nope") is None
     done = await store.recon_set_status("i1", IssueStatus.RESOLVED, "fixed by hand", NOW + 9)
     assert (done.status, done.note, done.resolved_at) == (
         IssueStatus.RESOLVED,

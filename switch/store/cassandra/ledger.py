@@ -403,6 +403,11 @@ class CassandraLedgerMixin(CassandraHost):
             await cql.lwt(q["issue_seen"], (now, issue.detail, issue.issue_id))
             return False
 
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        cql, q = await self._lq()
+        rows = await cql.run(q["issue_get"], (issue_id,))
+        return _issue(rows[0]) if rows else None
+
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
         return await _all(lambda c: self.recon_issues_page(status, c, PAGE))
 

@@ -265,6 +265,13 @@ class SqliteLedgerMixin(SqliteHost):
 
         return await self._call(lambda conn: self._write(conn, body))
 
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        def read(conn: sqlite3.Connection) -> ReconIssue | None:
+            row = conn.execute(f"{_ISSUE_SELECT} WHERE issue_id = ?", (issue_id,)).fetchone()
+            return None if row is None else _issue(row)
+
+        return await self._call(read)
+
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
         def read(conn: sqlite3.Connection) -> list[ReconIssue]:
             if status is None:
