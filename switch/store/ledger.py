@@ -115,6 +115,11 @@ class DisputeStore(abc.ABC):
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]: ...
 
     @abc.abstractmethod
+    async def disputes_of(self, transaction_id: str) -> list[Dispute]:
+        """The disputes of one sale, by (raised_at, dispute_id): what is left to dispute is
+        read without listing every dispute."""
+
+    @abc.abstractmethod
     async def disputes_page(
         self, state: DisputeState | None, cursor: str, limit: int
     ) -> tuple[list[Dispute], str]:

@@ -223,3 +223,13 @@ async def test_a_page_refuses_a_bad_limit_or_cursor(store: Store) -> None:
         await store.disputes_page(None, "not a cursor", 10)
     with pytest.raises(ValueError, match="cursor"):
         await store.ledger_entries_page("EUR", None, "[1, 2]", 10)
+
+
+async def test_disputes_of_a_sale(store: Store) -> None:
+    for n, tx in enumerate(("tx-a", "tx-b", "tx-a")):
+        await store.dispute_create(
+            Dispute(f"cb-{n}", tx, "000000000001", "M", "A", "I", 5 + n, "EUR", "10.4",
+                    DisputeState.CHARGEBACK, NOW + n, NOW + 99, updated_at=NOW)
+        )  # fmt: skip
+    assert [d.dispute_id for d in await store.disputes_of("tx-a")] == ["cb-0", "cb-2"]
+    assert await store.disputes_of("tx-none") == []

@@ -118,13 +118,11 @@ class Disputes:
                 ) from None
         elif rec.get("currency") != tx.currency:
             raise DisputeRejected(f"currency: the sale is in {tx.currency}")
-        disputed = 0
-        async for page in dispute_pages(self.store):
-            disputed += sum(
-                d.amount_minor
-                for d in page
-                if d.transaction_id == tx.id and d.state is not DisputeState.WON
-            )
+        disputed = sum(
+            d.amount_minor
+            for d in await self.store.disputes_of(tx.id)
+            if d.state is not DisputeState.WON
+        )
         left = tx.captured_minor - tx.refunded_minor - disputed
         if amount > left:
             raise DisputeRejected(f"amount_minor: only {left} of the sale is left to dispute")
