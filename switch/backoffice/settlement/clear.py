@@ -34,7 +34,7 @@ from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
 
-CLOSED_BATCHES_PER_RUN = 1_000_000  # CLOSED batches one run clears (Store.closed_batches)
+CLOSED_BATCHES_PER_RUN = 20_000  # CLOSED batches per run (a larger backlog: the next runs)
 
 
 def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
