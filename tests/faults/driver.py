@@ -173,6 +173,7 @@ class Driver:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._admin: grpc.aio.Channel | None = None
         self._t0 = time.monotonic()
+        self._payments_done = asyncio.Event()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -286,7 +287,9 @@ class Driver:
         try:
             await asyncio.gather(*(worker() for _ in range(self.plan.concurrency)))
             # Every event is due by the last payment: the chaos ends once the last restart
-            # is done (never cancelled mid-start, which would race ``calm``'s own starts).
+            # is done (never cancelled mid-start, which would race ``calm``'s own starts);
+            # an outage still under way ends now, as faults do at ``calm``.
+            self._payments_done.set()
             await chaos
         finally:
             chaos.cancel()
@@ -382,7 +385,12 @@ class Driver:
         return None
 
     async def _restart(self, node: str, down_s: float) -> None:
-        await asyncio.sleep(down_s)
+        # The planned outage, cut short once every payment is done (the network calms down).
+        if not self._payments_done.is_set():
+            try:
+                await asyncio.wait_for(self._payments_done.wait(), down_s)
+            except TimeoutError:
+                pass
         try:
             await asyncio.to_thread(self.stack.start_node, node)
         except StackError as exc:
