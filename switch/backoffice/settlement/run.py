@@ -136,6 +136,9 @@ async def run_cutoff(
         result=CutoffResult(cutoff_at=now),
     )
     try:
+        # The first flush (of nothing) tells a buffering hook (the ledger) that this run flushes
+        # after every page, so the first page's postings are buffered too, not posted singly.
+        await flush_hooks(ctx.hooks)
         for step in chosen:
             started = time.perf_counter()
             rows = await step.run(ctx)
@@ -145,6 +148,7 @@ async def run_cutoff(
             if on_step is not None:
                 on_step(stat)
             _log.info("step_done", step=step.name, rows=rows, seconds=round(seconds, 3))
+        await flush_hooks(ctx.hooks)  # nothing buffered outlives the run
     finally:
         await ctx.close()
     _log.info(
