@@ -138,12 +138,15 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
         records = iter_clearing_file(path)
         next(records)  # the header, checked already
         pages = 0
+        presented_to: set[str] = set()  # the issuers that got a page: each joins its parts
         while True:
             page = await asyncio.to_thread(_take, records, PAGE)
             if not page:
                 break
             pages += 1
-            results = await self._present_page(file_id, page, pages, request, settled_at, context)
+            results = await self._present_page(
+                file_id, page, pages, presented_to, request, settled_at, context
+            )
             entries = [self._entry(r, results.get((r["kind"], r["rrn"]))) for r in page]
             if settles_in and writer.settlement_totals is not None:
                 schemes = {r["transaction_id"]: r["scheme"] for r in page}
@@ -162,12 +165,17 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
                 for e in entries:
                     settle_entry_in(e, settles_in, rate_of, writer.settlement_totals)
             await asyncio.to_thread(_write_all, writer, entries)
+        for issuer_id in sorted(presented_to):
+            await self._present(
+                issuer_id, file_id, [], pages + 1, True, request, settled_at, context
+            )
 
     async def _present_page(
         self,
         file_id: str,
         page: list[dict[str, Any]],
         page_no: int,
+        presented_to: set[str],
         request: settlement_pb2.SettleRequest,
         settled_at: float,
         context: grpc.aio.ServicerContext,
@@ -180,30 +188,49 @@ class AcquirerSettlementServicer(settlement_pb2_grpc.AcquirerSettlementServiceSe
         for issuer_id, recs in groups.items():
             if not issuer_id:
                 continue
-            listen = self._topology.issuer(issuer_id).listen
-            stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
-                self._channels.get(connect_address(listen), ("issuer", issuer_id))
+            presented_to.add(issuer_id)
+            resp = await self._present(
+                issuer_id, file_id, recs, page_no, False, request, settled_at, context
             )
-            try:
-                resp = await stub.Present(
-                    settlement_pb2.PresentRequest(
-                        file_id=file_id,
-                        acquirer_id=self._id,
-                        presentments=[_presentment(r) for r in recs],
-                        now_ms=int(settled_at * 1000),
-                        report_dir=request.report_dir,
-                        page=page_no,
-                    ),
-                    timeout=PRESENT_TIMEOUT_S,
-                )
-            except grpc.aio.AioRpcError as exc:
-                await context.abort(
-                    grpc.StatusCode.UNAVAILABLE, f"issuer {issuer_id}: {exc.code().name}"
-                )
-                raise  # abort raises; this line only tells the type checker
             for rec, res in zip(recs, resp.results, strict=True):
                 results[(rec["kind"], rec["rrn"])] = res
         return results
+
+    async def _present(
+        self,
+        issuer_id: str,
+        file_id: str,
+        recs: list[dict[str, Any]],
+        page_no: int,
+        last: bool,
+        request: settlement_pb2.SettleRequest,
+        settled_at: float,
+        context: grpc.aio.ServicerContext,
+    ) -> settlement_pb2.PresentResponse:
+        """One ``Present`` call; an issuer that does not answer fails the whole Settle."""
+        listen = self._topology.issuer(issuer_id).listen
+        stub = settlement_pb2_grpc.IssuerSettlementServiceStub(
+            self._channels.get(connect_address(listen), ("issuer", issuer_id))
+        )
+        try:
+            resp: settlement_pb2.PresentResponse = await stub.Present(
+                settlement_pb2.PresentRequest(
+                    file_id=file_id,
+                    acquirer_id=self._id,
+                    presentments=[_presentment(r) for r in recs],
+                    now_ms=int(settled_at * 1000),
+                    report_dir=request.report_dir,
+                    page=page_no,
+                    last_page=last,
+                ),
+                timeout=PRESENT_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"issuer {issuer_id}: {exc.code().name}"
+            )
+            raise  # abort raises; this line only tells the type checker
+        return resp
 
     def _entry(
         self, rec: dict[str, Any], res: settlement_pb2.PresentmentResult | None

@@ -1,8 +1,9 @@
 """The simulated issuer's back office: clearing and settlement over gRPC.
 
 ``Present`` posts the presentments an acquirer sends in the issuer's books
-(``issuer.books_settlement``) and writes the issuer's own report (one per file, or one part
-per page when the acquirer sends a large file in pages: ``PresentRequest.page``);
+(``issuer.books_settlement``) and writes the issuer's own report, one per file (a file the
+acquirer sends in pages, ``PresentRequest.page``, is kept as a part per page and joined into
+that one report at its ``last_page``);
 ``ExpireHolds`` releases holds that expired uncaptured. Presenting the same file again is
 safe: a presentment the books have seen answers with its first result.
 """
@@ -12,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from issuer.bookkeeper import Bookkeeper
-from issuer.books_settlement import PresentmentIn, PresentmentOut, write_issuer_report
+from issuer.books_settlement import (
+    PresentmentIn,
+    PresentmentOut,
+    assemble_issuer_report,
+    write_issuer_part,
+    write_issuer_report,
+)
 from payswitch.settlement.clock import cutoff_clock
 from payswitch.v1 import common_pb2, settlement_pb2, settlement_pb2_grpc
 
@@ -70,31 +78,27 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
             )
         outs = await self._books.present_all(request.file_id, items, now)
         if request.report_dir:
-            doc = {
+            postings = [
+                {
+                    "transaction_id": o.transaction_id,
+                    "rrn": o.rrn,
+                    "kind": i.kind,
+                    "amount_minor": i.amount,
+                    "currency": i.currency,
+                    "posted_minor": o.posted,
+                    # the account's currency: a converted sale posts its billing amount
+                    "posted_currency": o.extra.get("posted_currency", i.currency),
+                    "status": o.status,
+                    "flags": list(o.flags),
+                }
+                for i, o in zip(items, outs, strict=True)
+            ]
+            head: dict[str, object] = {
                 "issuer_id": self._id,
                 "file_id": request.file_id,
                 "acquirer_id": request.acquirer_id,
-                "page": request.page,  # 0: the whole file; n: the file's n-th page
-                "postings": [
-                    {
-                        "transaction_id": o.transaction_id,
-                        "rrn": o.rrn,
-                        "kind": i.kind,
-                        "amount_minor": i.amount,
-                        "currency": i.currency,
-                        "posted_minor": o.posted,
-                        # the account's currency: a converted sale posts its billing amount
-                        "posted_currency": o.extra.get("posted_currency", i.currency),
-                        "status": o.status,
-                        "flags": list(o.flags),
-                    }
-                    for i, o in zip(items, outs, strict=True)
-                ],
             }
-            name = request.file_id if not request.page else f"{request.file_id}-p{request.page:06d}"
-            await asyncio.to_thread(
-                write_issuer_report, Path(request.report_dir), self._id, name, doc
-            )
+            await asyncio.to_thread(self._report, request, head, postings)
         return settlement_pb2.PresentResponse(
             results=[
                 settlement_pb2.PresentmentResult(
@@ -108,6 +112,24 @@ class IssuerSettlementServicer(settlement_pb2_grpc.IssuerSettlementServiceServic
                 for o in outs
             ]
         )
+
+    @staticmethod
+    def _report(
+        request: settlement_pb2.PresentRequest,
+        head: dict[str, object],
+        postings: list[dict[str, Any]],
+    ) -> None:
+        """A whole file's report at once; a paged file's part per page, joined into the one
+        report at its last page."""
+        report_dir, issuer_id = Path(request.report_dir), str(head["issuer_id"])
+        if not request.page:
+            doc = {**head, "postings": postings}
+            write_issuer_report(report_dir, issuer_id, request.file_id, doc)
+            return
+        if postings:
+            write_issuer_part(report_dir, issuer_id, request.file_id, request.page, postings)
+        if request.last_page:
+            assemble_issuer_report(report_dir, issuer_id, request.file_id, head)
 
     async def ExpireHolds(
         self, request: settlement_pb2.ExpireHoldsRequest, context: grpc.aio.ServicerContext

@@ -260,3 +260,52 @@ def write_issuer_report(
     tmp.write_text(json.dumps({"format": "payswitch-issuer-settlement/1", **doc}, indent=1))
     tmp.replace(path)
     return path
+
+
+def _parts_folder(report_dir: Path, issuer_id: str, file_id: str) -> Path:
+    folder = Path(report_dir) / "issuer" / issuer_id
+    parts = folder / "parts" / file_id
+    if parts.resolve().parent != (folder / "parts").resolve():
+        raise ValueError("report name leaves the issuer's report folder")
+    return parts
+
+
+def write_issuer_part(
+    report_dir: Path, issuer_id: str, file_id: str, page: int, postings: list[dict[str, Any]]
+) -> Path:
+    """One page's postings of a file presented in pages, kept until the last page
+    (``assemble_issuer_report``); a page presented again replaces its part."""
+    parts = _parts_folder(report_dir, issuer_id, file_id)
+    parts.mkdir(parents=True, exist_ok=True)
+    path = parts / f"p{page:06d}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(postings))
+    tmp.replace(path)
+    return path
+
+
+def assemble_issuer_report(
+    report_dir: Path, issuer_id: str, file_id: str, head: Mapping[str, object]
+) -> Path:
+    """The file's one report (``payswitch-issuer-settlement/1``, as a file presented whole
+    gets) from its page parts in page order, written a part at a time; the parts are then
+    removed. Run again (a file presented again), it rebuilds the same report."""
+    parts = _parts_folder(report_dir, issuer_id, file_id)
+    path = parts.parent.parent / f"{file_id}.json"
+    tmp = path.with_suffix(".json.tmp")
+    doc = json.dumps({"format": "payswitch-issuer-settlement/1", **head, "postings": []})
+    opening = doc[: doc.rindex("[") + 1]
+    first = True
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(opening)
+        for part in sorted(parts.glob("p*.json")) if parts.exists() else []:
+            for posting in json.loads(part.read_text()):
+                fh.write(("" if first else ",") + json.dumps(posting))
+                first = False
+        fh.write("]}")
+    tmp.replace(path)
+    if parts.exists():
+        for part in parts.iterdir():
+            part.unlink()
+        parts.rmdir()
+    return path

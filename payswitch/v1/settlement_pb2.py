@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from payswitch.v1 import common_pb2 as payswitch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpayswitch/v1/settlement.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\"J\n\rSettleRequest\x12\x15\n\rclearing_path\x18\x01 \x01(\t\x12\x12\n\nreport_dir\x18\x02 \x01(\t\x12\x0e\n\x06now_ms\x18\x03 \x01(\x03\"H\n\x0eSettleResponse\x12\x13\n\x0breport_path\x18\x01 \x01(\t\x12\x0f\n\x07settled\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\"\xc1\x01\n\x0bPresentment\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.payswitch.v1.PresentmentKind\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0b\n\x03rrn\x18\x03 \x01(\t\x12\x14\n\x0coriginal_rrn\x18\x04 \x01(\t\x12\x0b\n\x03mcc\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x18\n\x10\x61uthorized_minor\x18\x07 \x01(\x03\"\x99\x01\n\x0ePresentRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\x02 \x01(\t\x12/\n\x0cpresentments\x18\x03 \x03(\x0b\x32\x19.payswitch.v1.Presentment\x12\x0e\n\x06now_ms\x18\x04 \x01(\x03\x12\x12\n\nreport_dir\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\r\"\xb4\x01\n\x11PresentmentResult\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0b\n\x03rrn\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.payswitch.v1.PresentmentStatus\x12\r\n\x05\x66lags\x18\x04 \x03(\t\x12\x14\n\x0cposted_minor\x18\x05 \x01(\x03\x12$\n\x07\x62illing\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\"C\n\x0fPresentResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.payswitch.v1.PresentmentResult\"8\n\x12\x45xpireHoldsRequest\x12\x0e\n\x06now_ms\x18\x01 \x01(\x03\x12\x12\n\nreport_dir\x18\x02 \x01(\t\",\n\x13\x45xpireHoldsResponse\x12\x15\n\rreleased_rrns\x18\x01 \x03(\t*n\n\x0fPresentmentKind\x12 \n\x1cPRESENTMENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PRESENTMENT_KIND_CAPTURE\x10\x01\x12\x1b\n\x17PRESENTMENT_KIND_REFUND\x10\x02*w\n\x11PresentmentStatus\x12\"\n\x1ePRESENTMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PRESENTMENT_STATUS_POSTED\x10\x01\x12\x1f\n\x1bPRESENTMENT_STATUS_REJECTED\x10\x02\x32`\n\x19\x41\x63quirerSettlementService\x12\x43\n\x06Settle\x12\x1b.payswitch.v1.SettleRequest\x1a\x1c.payswitch.v1.SettleResponse2\xb5\x01\n\x17IssuerSettlementService\x12\x46\n\x07Present\x12\x1c.payswitch.v1.PresentRequest\x1a\x1d.payswitch.v1.PresentResponse\x12R\n\x0b\x45xpireHolds\x12 .payswitch.v1.ExpireHoldsRequest\x1a!.payswitch.v1.ExpireHoldsResponseB\xa1\x01\n\x10\x63om.payswitch.v1B\x0fSettlementProtoP\x01ZFgithub.com/payswitch/payswitch/clients/go/gen/payswitch/v1;payswitchv1\xa2\x02\x03PSW\xaa\x02\x0cPayswitch.V1\xca\x02\x0cPayswitch\\V1\xea\x02\rPayswitch::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpayswitch/v1/settlement.proto\x12\x0cpayswitch.v1\x1a\x19payswitch/v1/common.proto\"J\n\rSettleRequest\x12\x15\n\rclearing_path\x18\x01 \x01(\t\x12\x12\n\nreport_dir\x18\x02 \x01(\t\x12\x0e\n\x06now_ms\x18\x03 \x01(\x03\"H\n\x0eSettleResponse\x12\x13\n\x0breport_path\x18\x01 \x01(\t\x12\x0f\n\x07settled\x18\x02 \x01(\r\x12\x10\n\x08rejected\x18\x03 \x01(\r\"\xc1\x01\n\x0bPresentment\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.payswitch.v1.PresentmentKind\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0b\n\x03rrn\x18\x03 \x01(\t\x12\x14\n\x0coriginal_rrn\x18\x04 \x01(\t\x12\x0b\n\x03mcc\x18\x05 \x01(\t\x12#\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\x12\x18\n\x10\x61uthorized_minor\x18\x07 \x01(\x03\"\xac\x01\n\x0ePresentRequest\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63quirer_id\x18\x02 \x01(\t\x12/\n\x0cpresentments\x18\x03 \x03(\x0b\x32\x19.payswitch.v1.Presentment\x12\x0e\n\x06now_ms\x18\x04 \x01(\x03\x12\x12\n\nreport_dir\x18\x05 \x01(\t\x12\x0c\n\x04page\x18\x06 \x01(\r\x12\x11\n\tlast_page\x18\x07 \x01(\x08\"\xb4\x01\n\x11PresentmentResult\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0b\n\x03rrn\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.payswitch.v1.PresentmentStatus\x12\r\n\x05\x66lags\x18\x04 \x03(\t\x12\x14\n\x0cposted_minor\x18\x05 \x01(\x03\x12$\n\x07\x62illing\x18\x06 \x01(\x0b\x32\x13.payswitch.v1.Money\"C\n\x0fPresentResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.payswitch.v1.PresentmentResult\"8\n\x12\x45xpireHoldsRequest\x12\x0e\n\x06now_ms\x18\x01 \x01(\x03\x12\x12\n\nreport_dir\x18\x02 \x01(\t\",\n\x13\x45xpireHoldsResponse\x12\x15\n\rreleased_rrns\x18\x01 \x03(\t*n\n\x0fPresentmentKind\x12 \n\x1cPRESENTMENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PRESENTMENT_KIND_CAPTURE\x10\x01\x12\x1b\n\x17PRESENTMENT_KIND_REFUND\x10\x02*w\n\x11PresentmentStatus\x12\"\n\x1ePRESENTMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19PRESENTMENT_STATUS_POSTED\x10\x01\x12\x1f\n\x1bPRESENTMENT_STATUS_REJECTED\x10\x02\x32`\n\x19\x41\x63quirerSettlementService\x12\x43\n\x06Settle\x12\x1b.payswitch.v1.SettleRequest\x1a\x1c.payswitch.v1.SettleResponse2\xb5\x01\n\x17IssuerSettlementService\x12\x46\n\x07Present\x12\x1c.payswitch.v1.PresentRequest\x1a\x1d.payswitch.v1.PresentResponse\x12R\n\x0b\x45xpireHolds\x12 .payswitch.v1.ExpireHoldsRequest\x1a!.payswitch.v1.ExpireHoldsResponseB\xa1\x01\n\x10\x63om.payswitch.v1B\x0fSettlementProtoP\x01ZFgithub.com/payswitch/payswitch/clients/go/gen/payswitch/v1;payswitchv1\xa2\x02\x03PSW\xaa\x02\x0cPayswitch.V1\xca\x02\x0cPayswitch\\V1\xea\x02\rPayswitch::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'payswitch.v1.settlement_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020com.payswitch.v1B\017SettlementProtoP\001ZFgithub.com/payswitch/payswitch/clients/go/gen/payswitch/v1;payswitchv1\242\002\003PSW\252\002\014Payswitch.V1\312\002\014Payswitch\\V1\352\002\rPayswitch::V1'
-  _globals['_PRESENTMENTKIND']._serialized_start=932
-  _globals['_PRESENTMENTKIND']._serialized_end=1042
-  _globals['_PRESENTMENTSTATUS']._serialized_start=1044
-  _globals['_PRESENTMENTSTATUS']._serialized_end=1163
+  _globals['_PRESENTMENTKIND']._serialized_start=951
+  _globals['_PRESENTMENTKIND']._serialized_end=1061
+  _globals['_PRESENTMENTSTATUS']._serialized_start=1063
+  _globals['_PRESENTMENTSTATUS']._serialized_end=1182
   _globals['_SETTLEREQUEST']._serialized_start=74
   _globals['_SETTLEREQUEST']._serialized_end=148
   _globals['_SETTLERESPONSE']._serialized_start=150
@@ -44,17 +44,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRESENTMENT']._serialized_start=225
   _globals['_PRESENTMENT']._serialized_end=418
   _globals['_PRESENTREQUEST']._serialized_start=421
-  _globals['_PRESENTREQUEST']._serialized_end=574
-  _globals['_PRESENTMENTRESULT']._serialized_start=577
-  _globals['_PRESENTMENTRESULT']._serialized_end=757
-  _globals['_PRESENTRESPONSE']._serialized_start=759
-  _globals['_PRESENTRESPONSE']._serialized_end=826
-  _globals['_EXPIREHOLDSREQUEST']._serialized_start=828
-  _globals['_EXPIREHOLDSREQUEST']._serialized_end=884
-  _globals['_EXPIREHOLDSRESPONSE']._serialized_start=886
-  _globals['_EXPIREHOLDSRESPONSE']._serialized_end=930
-  _globals['_ACQUIRERSETTLEMENTSERVICE']._serialized_start=1165
-  _globals['_ACQUIRERSETTLEMENTSERVICE']._serialized_end=1261
-  _globals['_ISSUERSETTLEMENTSERVICE']._serialized_start=1264
-  _globals['_ISSUERSETTLEMENTSERVICE']._serialized_end=1445
+  _globals['_PRESENTREQUEST']._serialized_end=593
+  _globals['_PRESENTMENTRESULT']._serialized_start=596
+  _globals['_PRESENTMENTRESULT']._serialized_end=776
+  _globals['_PRESENTRESPONSE']._serialized_start=778
+  _globals['_PRESENTRESPONSE']._serialized_end=845
+  _globals['_EXPIREHOLDSREQUEST']._serialized_start=847
+  _globals['_EXPIREHOLDSREQUEST']._serialized_end=903
+  _globals['_EXPIREHOLDSRESPONSE']._serialized_start=905
+  _globals['_EXPIREHOLDSRESPONSE']._serialized_end=949
+  _globals['_ACQUIRERSETTLEMENTSERVICE']._serialized_start=1184
+  _globals['_ACQUIRERSETTLEMENTSERVICE']._serialized_end=1280
+  _globals['_ISSUERSETTLEMENTSERVICE']._serialized_start=1283
+  _globals['_ISSUERSETTLEMENTSERVICE']._serialized_end=1464
 # @@protoc_insertion_point(module_scope)

@@ -65,20 +65,22 @@ class Presentment(_message.Message):
     def __init__(self, kind: _Optional[_Union[PresentmentKind, str]] = ..., transaction_id: _Optional[str] = ..., rrn: _Optional[str] = ..., original_rrn: _Optional[str] = ..., mcc: _Optional[str] = ..., amount: _Optional[_Union[_common_pb2.Money, _Mapping]] = ..., authorized_minor: _Optional[int] = ...) -> None: ...
 
 class PresentRequest(_message.Message):
-    __slots__ = ("file_id", "acquirer_id", "presentments", "now_ms", "report_dir", "page")
+    __slots__ = ("file_id", "acquirer_id", "presentments", "now_ms", "report_dir", "page", "last_page")
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     ACQUIRER_ID_FIELD_NUMBER: _ClassVar[int]
     PRESENTMENTS_FIELD_NUMBER: _ClassVar[int]
     NOW_MS_FIELD_NUMBER: _ClassVar[int]
     REPORT_DIR_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    LAST_PAGE_FIELD_NUMBER: _ClassVar[int]
     file_id: str
     acquirer_id: str
     presentments: _containers.RepeatedCompositeFieldContainer[Presentment]
     now_ms: int
     report_dir: str
     page: int
-    def __init__(self, file_id: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., presentments: _Optional[_Iterable[_Union[Presentment, _Mapping]]] = ..., now_ms: _Optional[int] = ..., report_dir: _Optional[str] = ..., page: _Optional[int] = ...) -> None: ...
+    last_page: bool
+    def __init__(self, file_id: _Optional[str] = ..., acquirer_id: _Optional[str] = ..., presentments: _Optional[_Iterable[_Union[Presentment, _Mapping]]] = ..., now_ms: _Optional[int] = ..., report_dir: _Optional[str] = ..., page: _Optional[int] = ..., last_page: _Optional[bool] = ...) -> None: ...
 
 class PresentmentResult(_message.Message):
     __slots__ = ("transaction_id", "rrn", "status", "flags", "posted_minor", "billing")

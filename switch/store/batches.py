@@ -34,12 +34,23 @@ class BatchStore(abc.ABC):
         """The number of the terminal's open batch (opening batch 1 if there is none)."""
 
     @abc.abstractmethod
-    async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
-        """Close the open batch (even an empty one), open the next, return the closed one."""
+    async def close_batch(
+        self, terminal_id: str, now: float, *, with_items: bool = True
+    ) -> ClosedBatch:
+        """Close the open batch (even an empty one), open the next, return the closed one
+        (without its items when ``with_items`` is False: the cut-off reads them in pages)."""
 
     @abc.abstractmethod
     async def batch_items(self, terminal_id: str, batch_no: int) -> list[BatchItem]:
         """The items of one batch (any state), in join order."""
+
+    @abc.abstractmethod
+    async def batch_items_page(
+        self, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        """One page of a batch's items: at most ``limit``, by transaction id, those after
+        ``after`` ("" for the first page); the back office reads a batch of any size this
+        way, in bounded memory."""
 
     @abc.abstractmethod
     async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:

@@ -10,7 +10,7 @@ from storekit import NOW, new_tx
 
 from switch.backoffice.batches.join import item_of
 from switch.backoffice.batches.sweep import join_unbatched
-from switch.domain.batches import BatchState, ItemKind
+from switch.domain.batches import BatchItem, BatchState, ItemKind
 from switch.domain.transactions import Changes, TxState, TxType
 from switch.store.base import Store
 
@@ -83,3 +83,24 @@ async def test_closed_batches_lists_what_is_not_cleared_yet(store: Store) -> Non
     assert sorted((x.terminal_id, x.batch_no) for x in mine) == sorted([(a, 2), (b, 1)])
     log = await store.batches_of(a)
     assert [(x.batch_no, x.state) for x in log] == [(2, BatchState.CLOSED), (1, BatchState.CLEARED)]
+
+
+async def test_a_batch_is_read_in_pages_by_transaction_id(store: Store) -> None:
+    terminal = f"T-{uuid.uuid4().hex[:8]}"
+    ids = [f"p{n}-{uuid.uuid4().hex[:6]}" for n in (3, 1, 4, 0, 2)]
+    for tx_id in ids:
+        await store.join_batch(
+            terminal, BatchItem(tx_id, ItemKind.SALE, 7, "EUR", "visa", NOW), NOW
+        )
+    pages, after = [], ""
+    for _ in range(10):  # bounded
+        page = await store.batch_items_page(terminal, 1, after, 2)
+        if not page:
+            break
+        pages.append([i.transaction_id for i in page])
+        after = page[-1].transaction_id
+    assert pages == [sorted(ids)[:2], sorted(ids)[2:4], sorted(ids)[4:]]
+    closed = await store.close_batch(terminal, NOW + 1, with_items=False)
+    assert closed.items == () and closed.info.batch_no == 1
+    assert len(await store.batch_items_page(terminal, 1, "", 10)) == 5  # still all there
+    assert await store.batch_items_page(terminal, 2, "", 10) == []

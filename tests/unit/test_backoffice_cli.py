@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from storekit_path import new_tx
 
+from payswitch.settlement.report import ReportWriter
 from switch.domain.batches import BatchItem, BatchState, ItemKind
 from switch.domain.transactions import Changes, TxState
 from switch.store import open_store
@@ -24,6 +25,10 @@ NOW = 1_800_000_000.0
 TOPOLOGY = """
 [settlement]
 dir = "{dir}"
+
+[[acquirers]]
+id = "ACQ1"
+listen = "127.0.0.1:9"
 
 [[merchants]]
 id = "M001"
@@ -138,3 +143,51 @@ async def test_a_crash_in_clear_then_a_rerun_clears_each_sale_once(world) -> Non
     assert len(ids) == len(set(ids)) == 3
     assert not list((settle / "clearing" / "ACQ1").glob("*.tmp"))
     assert await _batches(url) == [(1, BatchState.CLEARED)]
+
+
+def _report(settle: Path, tx_ids: list[str]) -> Path:
+    """A streamed settlement report of ACQ1 settling every one of ``tx_ids``, plus one the
+    switch does not know (left alone)."""
+    writer = ReportWriter(settle, "ACQ1", "ACQ1-2027-01-15-0001", NOW)
+    for n, tx_id in enumerate([*tx_ids, "unknown-tx"]):
+        writer.add(
+            {"transaction_id": tx_id, "rrn": f"{n:012d}", "kind": "CAPTURE",
+             "amount_minor": 1000, "currency": "EUR", "interchange_minor": 5,
+             "scheme_fee_minor": 1, "status": "SETTLED", "reason": ""}
+        )  # fmt: skip
+    return writer.finish()
+
+
+async def _states(url: str, ids: list[str]) -> list[tuple[TxState, int]]:
+    store = open_store(url)
+    await store.open()
+    try:
+        return [(t.state, t.version) for t in await store.get_transactions(ids)]
+    finally:
+        await store.close()
+
+
+async def test_a_crash_in_apply_then_a_rerun_settles_each_sale_once(world) -> None:
+    url, topo, settle = world
+    first = cli("cutoff", "--topology", str(topo), "--store", url, "--now", str(NOW),
+                "--steps", "close,clear")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    [path] = _clearing(settle)
+    ids = [json.loads(x)["transaction_id"] for x in path.read_text().splitlines()[1:-1]]
+    _report(settle, ids)
+    before = await _states(url, ids)
+    args = ("cutoff", "--topology", str(topo), "--store", url, "--now", str(NOW),
+            "--steps", "apply")  # fmt: skip
+    crashed = cli(*args, crash_at="apply.item:1")  # after the page is settled, before the mark
+    assert crashed.returncode == -signal.SIGKILL
+    after_crash = await _states(url, ids)
+    assert [s for s, _ in after_crash] == [TxState.SETTLED] * 3
+    assert not (settle / "applied" / "ACQ1" / "ACQ1-2027-01-15-0001").exists()
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert [json.loads(x)["rows"] for x in again.stdout.splitlines()] == [4]
+    assert await _states(url, ids) == after_crash  # nothing moved twice
+    assert [v for _, v in after_crash] == [v + 1 for _, v in before]
+    assert (settle / "applied" / "ACQ1" / "ACQ1-2027-01-15-0001").exists()
+    done = cli(*args)  # applied whole: not read again
+    assert [json.loads(x)["rows"] for x in done.stdout.splitlines()] == [0]

@@ -152,3 +152,21 @@ def test_a_streamed_report_whose_totals_lie_is_refused(tmp_path):
         reader.totals()
     with pytest.raises(ReportFormatError, match="status"):
         ReportWriter(tmp_path, "acq", "acq-f2", CUTOFF).add(entry(2, status="MAYBE"))
+
+
+def test_an_issuers_paged_report_is_joined_whole_at_the_last_page(tmp_path):
+    from issuer.books_settlement import assemble_issuer_report, write_issuer_part
+
+    posting = {"transaction_id": "t", "rrn": "1", "kind": "CAPTURE", "status": "POSTED"}
+    write_issuer_part(tmp_path, "bank-a", "f1", 2, [{**posting, "rrn": "3"}])
+    write_issuer_part(tmp_path, "bank-a", "f1", 1, [posting, {**posting, "rrn": "2"}])
+    write_issuer_part(tmp_path, "bank-a", "f1", 2, [{**posting, "rrn": "3"}])  # presented again
+    head = {"issuer_id": "bank-a", "file_id": "f1", "acquirer_id": "acq"}
+    path = assemble_issuer_report(tmp_path, "bank-a", "f1", head)
+    assert path == tmp_path / "issuer" / "bank-a" / "f1.json"
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "payswitch-issuer-settlement/1" and doc["file_id"] == "f1"
+    assert [p["rrn"] for p in doc["postings"]] == ["1", "2", "3"]
+    assert not (tmp_path / "issuer" / "bank-a" / "parts" / "f1").exists()
+    with pytest.raises(ValueError, match="leaves"):
+        write_issuer_part(tmp_path, "bank-a", "../../x", 1, [posting])

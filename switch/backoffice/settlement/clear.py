@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 from payswitch.crashpoint import crashpoint
 from payswitch.logs import get as get_logger
@@ -33,7 +34,7 @@ from switch.store.base import Store
 
 _log = get_logger("switch.backoffice.settlement")
 
-CLOSED_BATCHES_PER_RUN = 1_000_000  # CLOSED batches one run clears (Store.closed_batches)
+CLOSED_BATCHES_PER_RUN = 20_000  # CLOSED batches per run (a larger backlog: the next runs)
 
 
 def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
@@ -129,11 +130,10 @@ class Clear:
                 await writer_for(acquirer.id)
             for info in await store.closed_batches(CLOSED_BATCHES_PER_RUN):
                 terminal_id = info.terminal_id
-                items = await store.batch_items(terminal_id, info.batch_no)
-                if await self._waits(store, owed, terminal_id, info.batch_no, items):
+                if await self._waits(store, owed, terminal_id, info.batch_no):
                     continue
-                for start in range(0, len(items), PAGE):
-                    page = await batch_records(store, items[start : start + PAGE], info.batch_no)
+                async for items in _pages(store, terminal_id, info.batch_no):
+                    page = await batch_records(store, items, info.batch_no)
                     for tx, _ in page:
                         await writer_for(tx.acquirer_id)
                     await asyncio.to_thread(_write_page, writers, page)
@@ -155,20 +155,17 @@ class Clear:
         return rows
 
     @staticmethod
-    async def _waits(
-        store: Store,
-        owed: set[str] | None,
-        terminal_id: str,
-        batch_no: int,
-        items: list[BatchItem],
-    ) -> bool:
+    async def _waits(store: Store, owed: set[str] | None, terminal_id: str, batch_no: int) -> bool:
         """True (and logged) when a stand-in sale of the batch still owes its advice: the
-        batch waits whole, none of its records written."""
-        sales = [i.transaction_id for i in items if i.kind is ItemKind.SALE]
-        if owed is None:
-            waiting = [t for t in sales if await advice_owed(store, t)]
-        else:
-            waiting = [t for t in sales if t in owed]
+        batch waits whole, none of its records written (a first pass over its pages)."""
+        waiting: list[str] = []
+        async for items in _pages(store, terminal_id, batch_no):
+            for item in items:
+                if item.kind is not ItemKind.SALE:
+                    continue
+                tx_id = item.transaction_id
+                if (tx_id in owed) if owed is not None else await advice_owed(store, tx_id):
+                    waiting.append(tx_id)
         if waiting:
             _log.warning(
                 "clearing_waits_for_advice",
@@ -177,3 +174,16 @@ class Clear:
                 transactions=waiting,
             )
         return bool(waiting)
+
+
+async def _pages(store: Store, terminal_id: str, batch_no: int) -> AsyncIterator[list[BatchItem]]:
+    """A batch's items a page at a time (``Store.batch_items_page``)."""
+    after = ""
+    while True:
+        items = await store.batch_items_page(terminal_id, batch_no, after, PAGE)
+        if not items:
+            return
+        yield items
+        if len(items) < PAGE:
+            return
+        after = items[-1].transaction_id

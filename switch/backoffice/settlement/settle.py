@@ -20,7 +20,12 @@ import grpc
 
 from payswitch.crashpoint import crashpoint
 from payswitch.logs import get as get_logger
-from payswitch.settlement.report import ReportEntries, iter_report, report_path
+from payswitch.settlement.report import (
+    ReportEntries,
+    ReportFormatError,
+    iter_report,
+    report_path,
+)
 from payswitch.v1 import settlement_pb2, settlement_pb2_grpc
 from switch.backoffice.settlement.context import (
     PAGE,
@@ -108,7 +113,10 @@ class Apply:
         rows = 0
         for acquirer in ctx.topology.acquirers:
             for path in await asyncio.to_thread(unapplied_reports, ctx.directory, acquirer.id):
-                rows += await self._apply(ctx, acquirer.id, path)
+                try:
+                    rows += await self._apply(ctx, acquirer.id, path)
+                except ReportFormatError as exc:  # left unmarked for the operator; the rest go on
+                    _log.error("settlement_report_bad", report=path.name, error=str(exc))
         return rows
 
     async def _apply(self, ctx: RunContext, acquirer_id: str, path: Path) -> int:

@@ -51,9 +51,9 @@ class Close:
         store = ctx.store
         for terminal in ctx.topology.terminals:
             open_no = await store.open_batch_no(terminal.id, ctx.now)
-            if not await store.batch_items(terminal.id, open_no):
+            if not await store.batch_items_page(terminal.id, open_no, "", 1):
                 continue
-            closed = await store.close_batch(terminal.id, ctx.now)
+            closed = await store.close_batch(terminal.id, ctx.now, with_items=False)
             ctx.result.closed.append(closed.info)
             crashpoint(f"{self.name}.item")
         return len(ctx.result.closed)

@@ -77,6 +77,11 @@ _STATEMENTS = {
         "UPDATE batch_members SET open_batch = ?, closer = ?, closed_at = ? "
         "WHERE terminal_id = ? AND batch_no = ? IF open_batch = ?"
     ),
+    "items_page": (
+        "SELECT transaction_id, kind, amount_minor, currency, scheme, joined_at "
+        "FROM batch_members WHERE terminal_id = ? AND batch_no = ? AND transaction_id > ? "
+        "LIMIT ?"
+    ),
     "record_get": (
         "SELECT state, opened_at, closed_at FROM batch_record "
         "WHERE terminal_id = ? AND batch_no = ?"
@@ -223,11 +228,13 @@ class CassandraBatches(CassandraHost, BatchStore):
                 batch_no, _ = await self._open_no(terminal_id, now)  # closed: join the next
         raise StoreUnavailable(f"join batch of {terminal_id}: no decision after contention")
 
-    async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
+    async def close_batch(
+        self, terminal_id: str, now: float, *, with_items: bool = True
+    ) -> ClosedBatch:
         cql = self._open()
-        return await cql.shielded(self._close(terminal_id, now))
+        return await cql.shielded(self._close(terminal_id, now, with_items))
 
-    async def _close(self, terminal_id: str, now: float) -> ClosedBatch:
+    async def _close(self, terminal_id: str, now: float, with_items: bool) -> ClosedBatch:
         cql, q = await self._bq()
         batch_no, opened_at = await self._open_no(terminal_id, now)
         for attempt in range(ATTEMPTS):
@@ -242,7 +249,7 @@ class CassandraBatches(CassandraHost, BatchStore):
             if ok:
                 await self._record_closed(terminal_id, batch_no, opened_at, now)
                 await cql.run(q["hint_put"], (batch_no + 1, terminal_id))
-                items = await self.batch_items(terminal_id, batch_no)
+                items = await self.batch_items(terminal_id, batch_no) if with_items else []
                 info = BatchInfo(terminal_id, batch_no, BatchState.CLOSED, opened_at, now)
                 return ClosedBatch(info, tuple(items))
             # Another process closed it first: close the batch that is open now.
@@ -263,6 +270,13 @@ class CassandraBatches(CassandraHost, BatchStore):
         rows = await asyncio.to_thread(read)
         items = [_item(r, batch_no) for r in rows if r.get("kind")]
         return sorted(items, key=lambda i: (i.joined_at, i.transaction_id))
+
+    async def batch_items_page(
+        self, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        cql, q = await self._bq()
+        rows = await cql.run(q["items_page"], (terminal_id, batch_no, after, limit))
+        return [_item(r, batch_no) for r in rows if r.get("kind")]
 
     async def batches_of(self, terminal_id: str, limit: int = 50) -> list[BatchInfo]:
         cql, q = await self._bq()

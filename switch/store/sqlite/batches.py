@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS batch_items (
     PRIMARY KEY (terminal_id, transaction_id)
 );
 CREATE INDEX IF NOT EXISTS batch_items_by_batch ON batch_items (terminal_id, batch_no);
+CREATE INDEX IF NOT EXISTS batch_items_pages ON batch_items (terminal_id, batch_no, transaction_id);
 CREATE TABLE IF NOT EXISTS batch_unbatched (
     transaction_id TEXT PRIMARY KEY,
     terminal_id TEXT NOT NULL,
@@ -123,10 +124,14 @@ class SqliteBatches(SqliteHost, BatchStore):
             lambda conn: self._write(conn, lambda c: _ensure_open(c, terminal_id, now)[0])
         )
 
-    async def close_batch(self, terminal_id: str, now: float) -> ClosedBatch:
-        return await self._call(self._close, terminal_id, now)
+    async def close_batch(
+        self, terminal_id: str, now: float, *, with_items: bool = True
+    ) -> ClosedBatch:
+        return await self._call(self._close, terminal_id, now, with_items)
 
-    def _close(self, conn: sqlite3.Connection, terminal_id: str, now: float) -> ClosedBatch:
+    def _close(
+        self, conn: sqlite3.Connection, terminal_id: str, now: float, with_items: bool
+    ) -> ClosedBatch:
         def body(c: sqlite3.Connection) -> ClosedBatch:
             batch_no, opened_at = _ensure_open(c, terminal_id, now)
             c.execute(
@@ -138,7 +143,7 @@ class SqliteBatches(SqliteHost, BatchStore):
                 "VALUES (?, ?, ?, ?, ?)",
                 (terminal_id, batch_no, BatchState.CLOSED.value, opened_at, now),
             )
-            items = self._items(c, terminal_id, batch_no)
+            items = self._items(c, terminal_id, batch_no) if with_items else []
             info = BatchInfo(terminal_id, batch_no, BatchState.CLOSED, opened_at, now)
             return ClosedBatch(info, tuple(items))
 
@@ -153,6 +158,23 @@ class SqliteBatches(SqliteHost, BatchStore):
             f"SELECT {_ITEM_COLUMNS} FROM batch_items "  # noqa: S608
             "WHERE terminal_id = ? AND batch_no = ? ORDER BY joined_at, transaction_id",
             (terminal_id, batch_no),
+        ).fetchall()
+        return [_item(r) for r in rows]
+
+    async def batch_items_page(
+        self, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        return await self._call(self._page, terminal_id, batch_no, after, limit)
+
+    @staticmethod
+    def _page(
+        conn: sqlite3.Connection, terminal_id: str, batch_no: int, after: str, limit: int
+    ) -> list[BatchItem]:
+        rows = conn.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM batch_items "  # noqa: S608
+            "WHERE terminal_id = ? AND batch_no = ? AND transaction_id > ? "
+            "ORDER BY transaction_id LIMIT ?",
+            (terminal_id, batch_no, after, limit),
         ).fetchall()
         return [_item(r) for r in rows]
 
