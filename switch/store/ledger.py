@@ -71,6 +71,10 @@ class ReconStore(abc.ABC):
         ``detail`` (False): status and note an operator set are kept."""
 
     @abc.abstractmethod
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        """One issue as stored (the job reads back what it found, not every issue ever)."""
+
+    @abc.abstractmethod
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]: ...
 
     @abc.abstractmethod
@@ -109,6 +113,11 @@ class DisputeStore(abc.ABC):
 
     @abc.abstractmethod
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]: ...
+
+    @abc.abstractmethod
+    async def disputes_of(self, transaction_id: str) -> list[Dispute]:
+        """The disputes of one sale, by (raised_at, dispute_id): what is left to dispute is
+        read without listing every dispute."""
 
     @abc.abstractmethod
     async def disputes_page(

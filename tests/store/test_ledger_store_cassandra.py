@@ -84,3 +84,32 @@ async def test_a_replay_finishes_a_posting_whose_writer_died(monkeypatch, url: s
         session, ks = cassandra_kit.inspect()
         rows = list(session.execute(f"SELECT amount_minor FROM {ks}.ledger_lines"))  # noqa: S608
         assert sorted(r.amount_minor for r in rows) == [-1250, 1250]  # ... and now complete
+
+
+async def test_a_page_whose_writer_died_after_its_claims_is_finished_by_a_reader(
+    monkeypatch, url: str
+) -> None:
+    """Issue 17: ``ledger_post_many`` dies after claiming a page (markers by posting day and
+    slot); the reader of that day finishes every posting of the page, once."""
+    lines = [(LedgerLine("a", "EUR", 10 + n), LedgerLine("b", "EUR", -10 - n)) for n in range(6)]
+    page = [
+        LedgerPosting(f"tx-p{n}/CAPTURE_PRESENTED/0", f"tx-p{n}", "CAPTURE_PRESENTED", "",
+                      "EUR", NOW + n, lines[n])
+        for n in range(6)
+    ]  # fmt: skip
+
+    async def die(self, posting):
+        raise Died
+
+    async with open_store(url) as doomed:
+        with monkeypatch.context() as m:
+            m.setattr(CassandraLedgerMixin, "_write_lines", die)
+            with pytest.raises(Died):
+                await doomed.ledger_post_many(page)
+    async with open_store(url) as survivor:
+        entries = await survivor.ledger_entries("EUR")
+        assert sorted(e.posting_id for e in entries) == sorted(p.posting_id for p in page * 2)
+        assert await survivor.ledger_post_many(page) == 0
+        assert len(await survivor.ledger_entries("EUR")) == 12
+    session, ks = cassandra_kit.inspect()
+    assert session.execute(f"SELECT * FROM {ks}.ledger_pending_by_day").one() is None  # noqa: S608

@@ -96,6 +96,7 @@ async def test_recon_issue_upsert_keeps_the_operator_status(store: Store) -> Non
     [found] = await store.recon_issues()
     assert (found.status, found.first_seen, found.last_seen) == (IssueStatus.OPEN, NOW, NOW + 5)
     assert found.detail == '{"x": 1}'
+    assert await store.recon_get("i1") == found and await store.recon_get("nope") is None
     done = await store.recon_set_status("i1", IssueStatus.RESOLVED, "fixed by hand", NOW + 9)
     assert (done.status, done.note, done.resolved_at) == (
         IssueStatus.RESOLVED,
@@ -222,3 +223,13 @@ async def test_a_page_refuses_a_bad_limit_or_cursor(store: Store) -> None:
         await store.disputes_page(None, "not a cursor", 10)
     with pytest.raises(ValueError, match="cursor"):
         await store.ledger_entries_page("EUR", None, "[1, 2]", 10)
+
+
+async def test_disputes_of_a_sale(store: Store) -> None:
+    for n, tx in enumerate(("tx-a", "tx-b", "tx-a")):
+        await store.dispute_create(
+            Dispute(f"cb-{n}", tx, "000000000001", "M", "A", "I", 5 + n, "EUR", "10.4",
+                    DisputeState.CHARGEBACK, NOW + n, NOW + 99, updated_at=NOW)
+        )  # fmt: skip
+    assert [d.dispute_id for d in await store.disputes_of("tx-a")] == ["cb-0", "cb-2"]
+    assert await store.disputes_of("tx-none") == []

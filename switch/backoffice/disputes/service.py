@@ -118,13 +118,11 @@ class Disputes:
                 ) from None
         elif rec.get("currency") != tx.currency:
             raise DisputeRejected(f"currency: the sale is in {tx.currency}")
-        disputed = 0
-        async for page in dispute_pages(self.store):
-            disputed += sum(
-                d.amount_minor
-                for d in page
-                if d.transaction_id == tx.id and d.state is not DisputeState.WON
-            )
+        disputed = sum(
+            d.amount_minor
+            for d in await self.store.disputes_of(tx.id)
+            if d.state is not DisputeState.WON
+        )
         left = tx.captured_minor - tx.refunded_minor - disputed
         if amount > left:
             raise DisputeRejected(f"amount_minor: only {left} of the sale is left to dispute")
@@ -234,10 +232,12 @@ class Disputes:
     async def sync_postings(self) -> int:
         """Post whatever each dispute's state implies and is missing; returns how many."""
         posted = 0
-        async for page in dispute_pages(self.store):
-            for d in page:
-                for kind in cycle.POSTINGS[d.state]:
-                    posted += await self._post(d, kind, d.updated_at)
+        async for page in dispute_pages(self.store):  # a page of disputes, one store call
+            events = [
+                _event(d, kind, d.updated_at) for d in page for kind in cycle.POSTINGS[d.state]
+            ]
+            if events:
+                posted += await self.ledger.post_many(events)
         return posted
 
     # --- helpers ------------------------------------------------------------------------------
@@ -255,20 +255,22 @@ class Disputes:
         return await self.store.dispute_transition(d.dispute_id, from_state, to, changes)
 
     async def _post(self, d: Dispute, kind: EventKind, at: float) -> bool:
-        return await self.ledger.post(
-            Event(
-                kind=kind,
-                transaction_id=d.transaction_id,
-                sequence=d.dispute_id,
-                merchant_id=d.merchant_id,
-                acquirer_id=d.acquirer_id,
-                scheme="",
-                amount_minor=d.amount_minor,
-                currency=d.currency,
-                occurred_at=at,
-                rrn=d.rrn,
-            )
-        )
+        return await self.ledger.post(_event(d, kind, at))
+
+
+def _event(d: Dispute, kind: EventKind, at: float) -> Event:
+    return Event(
+        kind=kind,
+        transaction_id=d.transaction_id,
+        sequence=d.dispute_id,
+        merchant_id=d.merchant_id,
+        acquirer_id=d.acquirer_id,
+        scheme="",
+        amount_minor=d.amount_minor,
+        currency=d.currency,
+        occurred_at=at,
+        rrn=d.rrn,
+    )
 
 
 def read_chargeback_files(directory: str | Path) -> list[dict[str, object]]:

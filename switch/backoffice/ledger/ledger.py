@@ -76,6 +76,11 @@ class Ledger:
         await self.flush_buffer()
         return await self.store.ledger_post(_posting(event))
 
+    async def post_many(self, events: Sequence[Event]) -> int:
+        """Post a page of events now, with one store call: how many were new."""
+        await self.flush_buffer()
+        return await self.store.ledger_post_many([_posting(e) for e in events])
+
     async def buffer(self, event: Event) -> None:
         """Post ``event`` with the next page (at once until the caller flushes: see above)."""
         if not self._paged:

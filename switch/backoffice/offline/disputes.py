@@ -45,7 +45,7 @@ async def case_view(store: Store, case_id: str) -> CaseView:
         sale = await store.get_transaction(sale_ids.transaction_id_of_spend(case.digest))
     disputes = []
     if sale is not None:
-        disputes = [d for d in await store.disputes() if d.transaction_id == sale.id]
+        disputes = await store.disputes_of(sale.id)
     return CaseView(case, sale, disputes)
 
 

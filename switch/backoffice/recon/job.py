@@ -34,7 +34,7 @@ from switch.backoffice.recon.sources import (
 from switch.backoffice.recon.workspace import Counts, Workspace
 from switch.domain.ledger import ReconIssue
 from switch.store.base import Store
-from switch.store.ledger import dispute_pages, recon_issue_pages
+from switch.store.ledger import dispute_pages
 
 ISSUE_PAGE = 200  # issues stored per page (one crash point each)
 
@@ -99,11 +99,11 @@ async def run(
         counts = ws.counts
     finally:
         await asyncio.to_thread(ws.close)
-    wanted = set(ids)
-    stored: dict[str, ReconIssue] = {}
-    async for listed in recon_issue_pages(store):
-        stored.update((i.issue_id, i) for i in listed if i.issue_id in wanted)
-    found = [stored[i] for i in ids]
+    found = []
+    for issue_id in ids:  # as stored (an operator's status kept): the issues found, no more
+        stored = await store.recon_get(issue_id)
+        if stored is not None:
+            found.append(stored)
     return RunResult(
         found,
         new,

@@ -130,6 +130,12 @@ _STATEMENTS = {
         f"VALUES ({', '.join('?' * len(DISPUTE_COLUMNS))}, ?) IF NOT EXISTS"
     ),
     "dispute_get": f"SELECT {_DISPUTE_LIST}, writer FROM disputes WHERE dispute_id = ?",  # noqa: S608
+    "dispute_of_tx_put": (
+        "INSERT INTO disputes_by_transaction (transaction_id, dispute_id) VALUES (?, ?)"
+    ),
+    "disputes_of_tx": (
+        "SELECT dispute_id FROM disputes_by_transaction WHERE transaction_id = ? LIMIT 10000"
+    ),
     # listings by day (issues by first_seen, disputes by raised_at)
     "by_day_put": "INSERT INTO backoffice_by_day (what, day, at, id) VALUES (?, ?, ?, ?)",
     "by_day_first": "SELECT at, id FROM backoffice_by_day WHERE what = ? AND day = ? LIMIT ?",
@@ -403,6 +409,11 @@ class CassandraLedgerMixin(CassandraHost):
             await cql.lwt(q["issue_seen"], (now, issue.detail, issue.issue_id))
             return False
 
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        cql, q = await self._lq()
+        rows = await cql.run(q["issue_get"], (issue_id,))
+        return _issue(rows[0]) if rows else None
+
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
         return await _all(lambda c: self.recon_issues_page(status, c, PAGE))
 
@@ -445,7 +456,10 @@ class CassandraLedgerMixin(CassandraHost):
         cql, q = await self._lq()
         writer = uuid.uuid4()
         async with cql.serialised("dispute", dispute.dispute_id):
-            await self._list_put("dispute", dispute.raised_at, dispute.dispute_id)
+            await asyncio.gather(
+                self._list_put("dispute", dispute.raised_at, dispute.dispute_id),
+                cql.run(q["dispute_of_tx_put"], (dispute.transaction_id, dispute.dispute_id)),
+            )
             ok, row = await cql.lwt(q["dispute_insert"], (*_dispute_values(dispute), writer))
             if ok is None or not ok:
                 row = await cql.serial(q["dispute_get"], (dispute.dispute_id,)) or {}
@@ -502,6 +516,13 @@ class CassandraLedgerMixin(CassandraHost):
 
     async def disputes(self, state: DisputeState | None = None) -> list[Dispute]:
         return await _all(lambda c: self.disputes_page(state, c, PAGE))
+
+    async def disputes_of(self, transaction_id: str) -> list[Dispute]:
+        cql, q = await self._lq()
+        ids = [r["dispute_id"] for r in await cql.run(q["disputes_of_tx"], (transaction_id,))]
+        found = await asyncio.gather(*(self.dispute_get(i) for i in ids))
+        out = [d for d in found if d is not None and d.transaction_id == transaction_id]
+        return sorted(out, key=lambda d: (d.raised_at, d.dispute_id))
 
     async def disputes_page(
         self, state: DisputeState | None, cursor: str, limit: int

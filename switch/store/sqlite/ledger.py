@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS disputes (
     version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS disputes_in_order ON disputes (raised_at, dispute_id);
+CREATE INDEX IF NOT EXISTS disputes_by_transaction ON disputes (transaction_id);
 """
 
 _POSTING_SELECT = (
@@ -265,6 +266,13 @@ class SqliteLedgerMixin(SqliteHost):
 
         return await self._call(lambda conn: self._write(conn, body))
 
+    async def recon_get(self, issue_id: str) -> ReconIssue | None:
+        def read(conn: sqlite3.Connection) -> ReconIssue | None:
+            row = conn.execute(f"{_ISSUE_SELECT} WHERE issue_id = ?", (issue_id,)).fetchone()
+            return None if row is None else _issue(row)
+
+        return await self._call(read)
+
     async def recon_issues(self, status: IssueStatus | None = None) -> list[ReconIssue]:
         def read(conn: sqlite3.Connection) -> list[ReconIssue]:
             if status is None:
@@ -376,6 +384,16 @@ class SqliteLedgerMixin(SqliteHost):
                     f"{_DISPUTE_SELECT} WHERE state = ? ORDER BY raised_at, dispute_id",
                     (DisputeState(state).value,),
                 )
+            return [_dispute(r) for r in rows.fetchall()]
+
+        return await self._call(read)
+
+    async def disputes_of(self, transaction_id: str) -> list[Dispute]:
+        def read(conn: sqlite3.Connection) -> list[Dispute]:
+            rows = conn.execute(
+                f"{_DISPUTE_SELECT} WHERE transaction_id = ? ORDER BY raised_at, dispute_id",
+                (transaction_id,),
+            )
             return [_dispute(r) for r in rows.fetchall()]
 
         return await self._call(read)
