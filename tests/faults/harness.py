@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import shutil
 import signal
 import sqlite3
@@ -167,9 +168,18 @@ def _drop_keyspace(keyspace: str, hosts: list[str]) -> None:
 
 
 async def run_seed(
-    seed: int, payments: int, store: str, run_dir: Path, log: Log = print, switches: int = 1
+    seed: int,
+    payments: int,
+    store: str,
+    run_dir: Path,
+    log: Log = print,
+    switches: int = 1,
+    cleanup: list[Callable[[], None]] | None = None,
 ) -> SeedResult:
-    """One seed, start to finish (the stack is stopped whatever happens). ``switches`` > 1
+    """One seed, start to finish (the stack is stopped whatever happens). With ``cleanup``
+    the seed's keyspace is not dropped here but left there for the caller to drop (blocking,
+    off the loop) while it runs the next seed: nothing reads it once the seed is checked, and
+    a DROP KEYSPACE on a busy node takes 15-25 s. ``switches`` > 1
     (Cassandra only): that many switch processes on the store, terminals spread over them,
     kills on any, every switch but the first with its wall clock skewed (``tamper.py``)."""
     from payswitch.world.topology import load
@@ -271,7 +281,9 @@ async def run_seed(
         await asyncio.to_thread(_halt, stack)
         if disk is not None:
             await asyncio.to_thread(disk.unmount, run_dir)
-        if keyspace is not None:
+        if keyspace is not None and cleanup is not None:
+            cleanup.append(functools.partial(_drop_keyspace, keyspace, hosts))
+        elif keyspace is not None:
             await asyncio.to_thread(_drop_keyspace, keyspace, hosts)
         phase("stop")
     result.seconds = time.monotonic() - started
@@ -415,36 +427,67 @@ async def _main(args: argparse.Namespace) -> int:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="payswitch-faults-"))
     process_test_config(work / "softhsm")
     # SIGTERM (a campaign stopped early) cancels the run: the seed's stack is stopped, its
-    # disk unmounted and its keyspace dropped on the way out.
+    # disk unmounted and its keyspace (and the previous seed's) dropped on the way out.
     me = asyncio.current_task()
     assert me is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, me.cancel)
     failed: list[SeedResult] = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        run_dir = work / f"seed-{seed}"
-        try:
-            result = await run_seed(
-                seed, args.payments, args.store, run_dir, switches=args.switches
-            )
-        except Exception as exc:  # a harness failure fails the seed, the run goes on
-            result = SeedResult(seed, args.payments, args.store, args.switches)
-            result.violations = [f"harness error: {type(exc).__name__}: {exc}"]
-            traceback.print_exc()
-        status = "ok" if result.ok else "FAILED"
-        print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
-        print(f"[seed {seed}]   time: {result.timing()}", flush=True)
-        for line in result.notes:
-            print(f"[seed {seed}]   note: {line}", flush=True)
-        if result.ok and not args.keep:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        if not result.ok:
-            failed.append(result)
-            for line in result.violations:
-                print(f"[seed {seed}]   {line}", flush=True)
-            print(f"[seed {seed}] logs and books: {run_dir}", flush=True)
-            print(f"[seed {seed}] replay: {result.command()}", flush=True)
+    drops: list[asyncio.Future[None]] = []  # each seed's keyspace drop, after the one before
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            await _seed(args, work, seed, failed, drops)
+    finally:
+        if drops:
+            await drops[-1]
     print(f"{args.seeds - len(failed)}/{args.seeds} seeds passed", flush=True)
     return 1 if failed else 0
+
+
+async def _cleanup(work: list[Callable[[], None]], after: asyncio.Future[None] | None) -> None:
+    """A seed's deferred cleanup, after the one before it (at most one drop at a time)."""
+    if after is not None:
+        await after
+    for fn in work:
+        try:
+            await asyncio.to_thread(fn)
+        except Exception as exc:  # a keyspace left behind fails no seed; it is said
+            print(f"cleanup failed: {type(exc).__name__}: {exc}", flush=True)
+
+
+async def _seed(
+    args: argparse.Namespace,
+    work: Path,
+    seed: int,
+    failed: list[SeedResult],
+    drops: list[asyncio.Future[None]],
+) -> None:
+    """Run and report one seed; its cleanup is left under way in ``drops``."""
+    run_dir = work / f"seed-{seed}"
+    cleanup: list[Callable[[], None]] = []
+    try:
+        result = await run_seed(
+            seed, args.payments, args.store, run_dir, switches=args.switches, cleanup=cleanup
+        )
+    except Exception as exc:  # a harness failure fails the seed, the run goes on
+        result = SeedResult(seed, args.payments, args.store, args.switches)
+        result.violations = [f"harness error: {type(exc).__name__}: {exc}"]
+        traceback.print_exc()
+    finally:
+        # Under way even when the seed was cancelled (SIGTERM): _main awaits the last one.
+        drops.append(asyncio.ensure_future(_cleanup(cleanup, drops[-1] if drops else None)))
+    status = "ok" if result.ok else "FAILED"
+    print(f"[seed {seed}] {status} in {result.seconds:.1f} s: {result.stats}", flush=True)
+    print(f"[seed {seed}]   time: {result.timing()}", flush=True)
+    for line in result.notes:
+        print(f"[seed {seed}]   note: {line}", flush=True)
+    if result.ok and not args.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if not result.ok:
+        failed.append(result)
+        for line in result.violations:
+            print(f"[seed {seed}]   {line}", flush=True)
+        print(f"[seed {seed}] logs and books: {run_dir}", flush=True)
+        print(f"[seed {seed}] replay: {result.command()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
