@@ -464,6 +464,7 @@ async def _seed(
     """Run and report one seed; its cleanup is left under way in ``drops``."""
     run_dir = work / f"seed-{seed}"
     cleanup: list[Callable[[], None]] = []
+    started = time.monotonic()
     try:
         result = await run_seed(
             seed, args.payments, args.store, run_dir, switches=args.switches, cleanup=cleanup
@@ -471,6 +472,7 @@ async def _seed(
     except Exception as exc:  # a harness failure fails the seed, the run goes on
         result = SeedResult(seed, args.payments, args.store, args.switches)
         result.violations = [f"harness error: {type(exc).__name__}: {exc}"]
+        result.seconds = time.monotonic() - started
         traceback.print_exc()
     finally:
         # Under way even when the seed was cancelled (SIGTERM): _main awaits the last one.
