@@ -6,7 +6,8 @@ the store before the terminal is answered where the answer depends on it: the pi
 the UNKNOWN outcome, then ``queue`` enqueues, then the answer (91) leaves. A crash between the
 two is covered by the recovery sweep: ``scan`` (at start, then every ``scan_interval_s``, in one
 switch process at a time: the holder of the ``recovery`` lease) enqueues every transaction left
-PENDING past its deadline, UNKNOWN or REVERSAL_PENDING. Enqueueing is idempotent, so the sweep
+PENDING past its deadline (moved to UNKNOWN first, by compare-and-set against its request's own
+record: ``_abandon``), UNKNOWN or REVERSAL_PENDING. Enqueueing is idempotent, so the sweep
 may find what the pipeline already queued; a dead letter stays dead until an operator replays it.
 
 Voids. A void writes its REVERSAL item *before* it sends its own reversal, due only after the
@@ -153,18 +154,39 @@ class Reverser:
     async def recover(self) -> int:
         """Enqueue every transaction that needs reversing; returns how many were found."""
         now = time.time()
-        found = 0
+        queued: set[str] = set()
         for state in (TxState.PENDING, TxState.UNKNOWN, TxState.REVERSAL_PENDING):
             for tx in await self._store.transactions_in_state(
                 state, older_than=now, limit=SCAN_LIMIT
             ):
+                if tx.id in queued:  # moved PENDING -> UNKNOWN by this sweep a moment ago
+                    continue
+                if state is TxState.PENDING and not await self._abandon(tx):
+                    continue
                 if await self.queue(tx.id):
-                    found += 1
+                    queued.add(tx.id)
         # Refunds a dead request left RECEIVED: release their reservations (nothing was sent).
         await release_orphans(self._store, now)
         # Authorizations a dead request left RECEIVED (before their intent): decline them.
         await decline_unsent(self._store, now)
-        return found
+        return len(queued)
+
+    async def _abandon(self, tx: Transaction) -> bool:
+        """PENDING past its deadline -> UNKNOWN before its reversal is queued; False when its
+        request recorded an outcome first (nothing to reverse).
+
+        A PENDING transaction past its deadline may still have a live request (a slow or
+        restarting process, another switch): if the sweep queued it as it was, and the request
+        then recorded an approval and answered 00, the item would come due on an APPROVED
+        transaction, which is what a dead void's item looks like, and the approval would be
+        reversed behind the terminal's back (fault campaign seed 2004). The compare-and-set
+        decides who was first: the sweep (the request's own record then fails and it answers
+        96, reversing what it sent) or the request (the sweep leaves it alone)."""
+        moved = await self._move(tx, TxState.PENDING, TxState.UNKNOWN)
+        if moved.state is TxState.UNKNOWN:
+            return True
+        _log.info("recovery_pending_recorded", tx=tx.id, state=moved.state.value)
+        return moved.state is TxState.REVERSAL_PENDING
 
     async def scan(self) -> int:
         """One sweep, if this process holds the recovery lease; returns what it enqueued."""
@@ -205,6 +227,11 @@ class Reverser:
             if tx.deadline_at > time.time():
                 raise NotDelivered("still in flight")
             tx = await self._move(tx, TxState.PENDING, TxState.UNKNOWN)
+            if tx.state in _DEAD_VOID:
+                # Its request recorded the outcome first (see ``_abandon``): this item was
+                # queued for a PENDING transaction, it is no void's intent.
+                _log.info("reversal_not_needed", tx=tx.id, state=tx.state.value)
+                return True
         if tx.state is TxState.UNKNOWN:
             tx = await self._move(tx, TxState.UNKNOWN, TxState.REVERSAL_PENDING)
         if tx.state in _DEAD_VOID:
