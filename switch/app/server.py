@@ -199,6 +199,12 @@ class Switch:
             self.port = server.add_insecure_port(self.listen)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self.listen}")
+        # Recovery before the first terminal call: a restarted process must not serve while its
+        # sweep may still take a request of its own for one its killed predecessor left, and a
+        # sweep that fails (store down, disk full) ends the process before any call is in it
+        # (fault campaign seeds 2004 and 1014). Calls that arrive meanwhile wait on the bound
+        # port within their deadline.
+        recovered = await self.services.reverser.scan()
         await server.start()
         self.server = server
         if self.network_credentials is None:
@@ -217,7 +223,6 @@ class Switch:
             )
         if self.metrics_listen:
             metrics.serve(*_host_port(self.metrics_listen))
-        recovered = await self.services.reverser.scan()
         self.services.reverser.start()
         self.services.connectors.warm()
         if self.topology.standin.enabled:
