@@ -98,12 +98,12 @@ async def test_a_page_whose_writer_died_after_its_claims_is_finished_by_a_reader
         for n in range(6)
     ]  # fmt: skip
 
-    async def die(self, posting):
+    async def die(self, postings):
         raise Died
 
     async with open_store(url) as doomed:
         with monkeypatch.context() as m:
-            m.setattr(CassandraLedgerMixin, "_write_lines", die)
+            m.setattr(CassandraLedgerMixin, "_write_lines_many", die)  # the page's lines
             with pytest.raises(Died):
                 await doomed.ledger_post_many(page)
     async with open_store(url) as survivor:
