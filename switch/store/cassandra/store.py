@@ -518,8 +518,13 @@ class CassandraStore(
             return await cql.shielded(self._cas(tx_id, want, updates))
 
     async def _cas(
-        self, tx_id: str, expected: ExpectColumns, changes: ChangeColumns
+        self,
+        tx_id: str,
+        expected: ExpectColumns,
+        changes: ChangeColumns,
+        indexed: tuple[TxState, float] | None = None,
     ) -> Transaction:
+        """``indexed``: the (state, deadline) whose index entry the caller already put."""
         cql = self._open()
         index = self._index
         assert index is not None
@@ -539,7 +544,7 @@ class CassandraStore(
                 continue
             new = row.copy(**changes, version=row.version + 1)
             moved = (new.state, new.deadline_at) != (row.state, row.deadline_at)
-            if moved:
+            if moved and (new.state, new.deadline_at) != indexed:
                 await index.put(new.state, new.deadline_at, tx_id)
             writer = uuid.uuid4()
             params = (
@@ -618,22 +623,41 @@ class CassandraStore(
     async def settle_presented(
         self, captures: Sequence[str], refunds: Sequence[str], now: float
     ) -> list[Transaction]:
+        """The page's rows by IN reads and their SETTLED index entries in unlogged batches
+        first, then one CAS (LWT) per transaction, PAGE_CONCURRENCY in flight: the CAS is all
+        that is left per row. An entry put for a row that then fails its CAS is only stale
+        (the index's readers check the row)."""
         gate = asyncio.Semaphore(PAGE_CONCURRENCY)
         done = Changes(state=TxState.SETTLED, updated_at=now)
+        wanted = [(i, Expect(state=TxState.CAPTURED)) for i in dict.fromkeys(captures)]
+        wanted += [
+            (i, Expect(state=TxState.APPROVED, type=TxType.REFUND)) for i in dict.fromkeys(refunds)
+        ]
+        rows = {tx.id: tx for tx in await self.get_transactions([i for i, _ in wanted])}
+        entries = [
+            (TxState.SETTLED, rows[i].deadline_at, i)
+            for i, expect in wanted
+            if i in rows and all(getattr(rows[i], c) == v for c, v in expect.columns().items())
+        ]
+        assert self._index is not None
+        await self._index.put_many(entries)
+        indexed = {tx_id: deadline for _, deadline, tx_id in entries}
 
         async def one(tx_id: str, expect: Expect) -> Transaction | None:
+            if tx_id not in rows:
+                return None
             async with gate:
                 try:
-                    return await self.compare_and_set(tx_id, expect, done)
+                    want, updates = check_cas(expect, done)
+                    cql = self._open()
+                    async with cql.serialised("tx", tx_id):
+                        hint = (TxState.SETTLED, indexed[tx_id]) if tx_id in indexed else None
+                        return await cql.shielded(self._cas(tx_id, want, updates, hint))
                 except CasFailed as exc:
                     return exc.current  # settled by an earlier run, or not settleable
                 except NotFound:
                     return None
 
-        wanted = [(i, Expect(state=TxState.CAPTURED)) for i in dict.fromkeys(captures)]
-        wanted += [
-            (i, Expect(state=TxState.APPROVED, type=TxType.REFUND)) for i in dict.fromkeys(refunds)
-        ]
         found = await asyncio.gather(*(one(i, e) for i, e in wanted))
         return [tx for tx in found if tx is not None]
 
