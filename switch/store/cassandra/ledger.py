@@ -23,21 +23,27 @@ lines (step 3-4 again). A marker without a claim is dropped once older than ``OR
 writer died before claiming: nothing was posted).
 
 A page (``ledger_post_many``, the settlement run's buffered ledger) takes the same steps, each
-for the whole page before the next: its hints and markers in unlogged batches, the claims (one
-LWT each, 128 in flight), the lines in unlogged batches of one ``(currency, day)`` partition
-each -- a posting's lines never split across batches, so they land together and readers see all
-or none of them --, the claims complete and the markers dropped in unlogged batches. Unlogged
-batches are round trips saved, not atomic units: every write in them is idempotent (same key,
-same values) and the markers cover a crash between phases. Measured on the single node here
-(2026-12-07): the per-posting requests (hint, marker, each line, complete, drop: ~8) cost more
-than the Paxos round; batching them leaves one request per posting, the claim.
+for the whole page before the next, with plain writes in unlogged batches (round trips saved,
+not atomic units: every write is idempotent, same key and values, and the markers cover a crash
+between phases): hints and markers; then, under the ledger's writer lock, one ``IN`` read of the
+page's claims (the conflict check: same id, other lines -> PostingConflict; same content ->
+a replay, finished if incomplete) and plain claim writes for the new ones; then the lines in
+batches of one ``(currency, day)`` partition each -- a posting's lines never split, so they land
+together and readers see all or none --, the claims complete, the markers dropped.
 
-The claim stays an LWT. Plain claim writes after one read of the page's claims would save the
-Paxos round, but two writers of the same id (the lease-holding settlement run and the disputes
-CLI, or a run whose lease lapsed mid-page and its successor) would then both count the posting
-as theirs, and a conflicting posting (same id, other lines) written in the race window would
-overwrite the first silently: ``test_concurrent_pages_of_the_same_postings_write_once`` holds
-the store to exactly-once under that race, and a lost race would double-count the books.
+Why a lock and not one LWT per posting: posting lines are a deterministic function of the
+posting id and its event, so what needs serialising is only "read the claims, write the new
+ones". Who posts concurrently: the lease-holding settlement run (a successor only after its lease
+lapsed) and the disputes CLI (its own ids). A lost race without serialising would count a
+posting twice, or let a conflicting posting overwrite a claim silently
+(``test_concurrent_pages_of_the_same_postings_write_once``). The lock is a row of ``leases``
+(``INSERT IF NOT EXISTS USING TTL``, two LWTs a page instead of one per posting; single
+``ledger_post`` takes it too around its LWT claim). Measured on the single node here
+(2026-12-07, ``benchmarks/day/store_calls.py``): an LWT per posting held pages to 1.5-3k
+postings/s; under the lock 4-5.6k. Residual risk: a writer stalled past ``LOCK_TTL_S`` / 2
+between its read and its writes gives up (``held()``); one stalled past the TTL *during* the
+claim writes could race a successor -- the same window a lapsed settlement lease has. A
+writer killed while holding the lock delays the next one by at most ``LOCK_TTL_S``.
 
 Reconciliation issues and disputes are LWT-only rows, one per id (insert ``IF NOT EXISTS``,
 updates ``IF`` on status/state); they are listed by UTC day (``backoffice_by_day``: an issue by
@@ -49,12 +55,13 @@ partition (migration 015): no partition grows with the history. Listings read a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -77,7 +84,7 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
-from switch.store.cassandra.exec import CasOutcomeUnknown, Cql, Row
+from switch.store.cassandra.exec import CasOutcomeUnknown, Cql, Row, backoff
 from switch.store.cassandra.host import CassandraHost
 from switch.store.ledger import check_limit
 
@@ -92,6 +99,12 @@ POST_CONCURRENCY = 128  # claims (LWTs) of one ledger_post_many in flight at onc
 IN_FLIGHT = 32  # unlogged batches in flight at once
 BATCH = 16  # writes of different partitions per unlogged batch (a few KiB)
 PARTITION_ROWS = 100  # lines of one partition per unlogged batch
+CLAIM_BATCH = 8  # claims (a few hundred bytes each) per unlogged batch
+IN_KEYS = 50  # posting ids per IN read of the page's claims
+LOCK = "ledger-writer"  # the writer lock's row in ``leases``
+LOCK_TTL_S = 10  # a dead writer's lock lapses after this
+LOCK_WAIT_S = 60.0
+LOCK_ATTEMPTS = 100_000
 _ISSUE_LIST = ", ".join(ISSUE_COLUMNS)
 _DISPUTE_LIST = ", ".join(DISPUTE_COLUMNS)
 
@@ -100,6 +113,19 @@ _STATEMENTS = {
         "INSERT INTO ledger_claims (posting_id, transaction_id, kind, rrn, currency, posted_at, "
         "lines, complete, writer) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?) IF NOT EXISTS"
     ),
+    "claim_plain": (
+        "INSERT INTO ledger_claims (posting_id, transaction_id, kind, rrn, currency, posted_at, "
+        "lines, complete, writer) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)"
+    ),
+    "claims_of": (
+        "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
+        "writer FROM ledger_claims WHERE posting_id IN ?"
+    ),
+    "lock_take": (
+        "INSERT INTO leases (name, owner, writer) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?"
+    ),
+    "lock_get": "SELECT owner, writer FROM leases WHERE name = ?",
+    "lock_drop": "DELETE FROM leases WHERE name = ? IF owner = ?",
     "claim_get": (
         "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
         "writer FROM ledger_claims WHERE posting_id = ?"
@@ -278,16 +304,66 @@ class CassandraLedgerMixin(CassandraHost):
             if p.rrn:
                 hints.append((q["rrn_put"], (p.rrn, p.posting_id)))
         await _bounded(cql, _batches(hints, BATCH))
-        gate = asyncio.Semaphore(POST_CONCURRENCY)
-
-        async def claim(p: LedgerPosting) -> tuple[bool, LedgerPosting | None]:
-            async with gate:
-                return await self._ledger_claim(p)
-
-        claimed = await asyncio.gather(*(claim(p) for p in page))
+        async with self._ledger_lock() as held:
+            ids = [p.posting_id for p in page]
+            parts = [ids[i : i + IN_KEYS] for i in range(0, len(ids), IN_KEYS)]
+            found = await asyncio.gather(*(cql.run(q["claims_of"], (part,)) for part in parts))
+            existing = {r["posting_id"]: r for rows in found for r in rows}
+            fresh: list[LedgerPosting] = []
+            to_finish: list[LedgerPosting] = []
+            for p in page:
+                row = existing.get(p.posting_id)
+                if row is None:
+                    fresh.append(p)
+                    continue
+                other = _claim_posting(row)
+                if not other.same_content(p):
+                    raise PostingConflict(f"posting {p.posting_id} exists with other lines")
+                if not row.get("complete"):
+                    to_finish.append(other)  # a writer died after its claim: finish it
+            await held()  # still ours: nobody else wrote claims since the read
+            claims = [
+                (q["claim_plain"], (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency,
+                                    p.posted_at, p.lines_json(), uuid.uuid4()))
+                for p in fresh
+            ]  # fmt: skip
+            await _bounded(cql, _batches(claims, CLAIM_BATCH))
         crashpoint("ledger.claimed")
-        await self._write_lines_many([p for _, p in claimed if p is not None])
-        return sum(1 for new, _ in claimed if new)
+        await self._write_lines_many(fresh + to_finish)
+        return len(fresh)
+
+    @contextlib.asynccontextmanager
+    async def _ledger_lock(self) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """The ledger's writer lock (a lease row, ``LOCK_TTL_S``): one page or posting
+        claims at a time across processes. Yields ``held()``, which raises StoreUnavailable
+        unless the lock is surely still ours (taken or renewed less than half its TTL ago)."""
+        cql, q = await self._lq()
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + LOCK_WAIT_S
+        for attempt in range(LOCK_ATTEMPTS):
+            taken_at = time.monotonic()
+            writer = uuid.uuid4()
+            ok, _ = await cql.lwt(q["lock_take"], (LOCK, owner, writer, LOCK_TTL_S))
+            if ok is None:
+                row = await cql.serial(q["lock_get"], (LOCK,)) or {}
+                ok = row.get("writer") == writer
+            if ok:
+                break
+            if time.monotonic() > deadline:
+                raise StoreUnavailable("ledger: the writer lock stayed taken (another writer)")
+            await backoff(min(attempt + 1, 6))
+        else:
+            raise StoreUnavailable("ledger: the writer lock stayed taken (another writer)")
+
+        async def held() -> None:
+            if time.monotonic() - taken_at > LOCK_TTL_S / 2:
+                raise StoreUnavailable("ledger: the writer lock may have lapsed mid-page")
+
+        try:
+            yield held
+        finally:
+            with contextlib.suppress(StoreUnavailable):  # else it lapses after its TTL
+                await cql.lwt(q["lock_drop"], (LOCK, owner))
 
     async def _ledger_claim(self, p: LedgerPosting) -> tuple[bool, LedgerPosting | None]:
         """Step 2 for one posting: (claimed by us, the posting whose lines are to be written
@@ -355,7 +431,8 @@ class CassandraLedgerMixin(CassandraHost):
         if p.rrn:
             hints.append(cql.run(q["rrn_put"], (p.rrn, p.posting_id)))
         await asyncio.gather(*hints)
-        new, to_write = await self._ledger_claim(p)
+        async with self._ledger_lock():
+            new, to_write = await self._ledger_claim(p)
         if to_write is not None:
             await self._write_lines(to_write)
         return new
