@@ -67,7 +67,6 @@ from typing import Any, TypeVar
 
 from cassandra.query import BatchStatement, BatchType
 
-from payswitch.crashpoint import crashpoint
 from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.ledger import (
     DISPUTE_COLUMNS,
@@ -328,7 +327,6 @@ class CassandraLedgerMixin(CassandraHost):
                 for p in fresh
             ]  # fmt: skip
             await _bounded(cql, _batches(claims, CLAIM_BATCH))
-        crashpoint("ledger.claimed")
         await self._write_lines_many(fresh + to_finish)
         return len(fresh)
 
@@ -410,7 +408,6 @@ class CassandraLedgerMixin(CassandraHost):
                 chunks.append([])
             chunks[-1].extend(rows)
         await _bounded(cql, [_batch(c) for chunks in groups.values() for c in chunks if c])
-        crashpoint("ledger.lines")
         done = [(q["claim_done"], (p.posting_id,)) for p in postings]
         await _bounded(cql, _batches(done, BATCH))
         drops = [
