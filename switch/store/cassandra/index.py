@@ -117,6 +117,19 @@ class StateIndex:
             if key not in fresh and now - self._markers.get(key, -math.inf) > MARKER_REFRESH_S:
                 fresh.add(key)
                 writes.append((q.bucket_put, (state.value, bucket, _now_us())))
+        await self._batched(writes)
+        if len(self._markers) > 4096:
+            self._markers.clear()  # only a refresh cache
+        for key in fresh:
+            self._markers[key] = now
+
+    async def drop_many(self, entries: list[tuple[TxState, float, str]]) -> None:
+        """Delete entries in unlogged batches of BATCH (best effort, like ``drop_later``)."""
+        q = self._cql.q
+        writes = [(q.idx_drop, (s.value, bucket_of(d), d, i)) for s, d, i in entries]
+        await self._batched(writes)
+
+    async def _batched(self, writes: list[tuple[Any, tuple[Any, ...]]]) -> None:
         batches = []
         for start in range(0, len(writes), BATCH):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
@@ -127,10 +140,6 @@ class StateIndex:
             await asyncio.gather(
                 *(self._cql.run(b, None) for b in batches[start : start + IN_FLIGHT])
             )
-        if len(self._markers) > 4096:
-            self._markers.clear()  # only a refresh cache
-        for key in fresh:
-            self._markers[key] = now
 
     def drop_later(self, state: TxState, deadline_at: float, tx_id: str) -> None:
         """Delete an entry in the background (best effort: a left-over is only stale)."""

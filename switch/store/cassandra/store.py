@@ -523,8 +523,10 @@ class CassandraStore(
         expected: ExpectColumns,
         changes: ChangeColumns,
         indexed: tuple[TxState, float] | None = None,
+        drops: list[tuple[TxState, float, str]] | None = None,
     ) -> Transaction:
-        """``indexed``: the (state, deadline) whose index entry the caller already put."""
+        """``indexed``: the (state, deadline) whose index entry the caller already put;
+        ``drops``: where to leave the old entry for the caller to drop (a page's at once)."""
         cql = self._open()
         index = self._index
         assert index is not None
@@ -569,7 +571,9 @@ class CassandraStore(
                 row, fresh = await self._read_tx(tx_id, serial=True), True
             if ok:
                 self._rows.put(tx_id, new)
-                if moved:
+                if moved and drops is not None:
+                    drops.append((row.state, row.deadline_at, tx_id))
+                elif moved:
                     index.drop_later(row.state, row.deadline_at, tx_id)
                 return new.copy()
             await backoff(attempt)
@@ -642,6 +646,7 @@ class CassandraStore(
         assert self._index is not None
         await self._index.put_many(entries)
         indexed = {tx_id: deadline for _, deadline, tx_id in entries}
+        drops: list[tuple[TxState, float, str]] = []
 
         async def one(tx_id: str, expect: Expect) -> Transaction | None:
             if tx_id not in rows:
@@ -652,13 +657,18 @@ class CassandraStore(
                     cql = self._open()
                     async with cql.serialised("tx", tx_id):
                         hint = (TxState.SETTLED, indexed[tx_id]) if tx_id in indexed else None
-                        return await cql.shielded(self._cas(tx_id, want, updates, hint))
+                        cas = self._cas(tx_id, want, updates, hint, drops)
+                        return await cql.shielded(cas)
                 except CasFailed as exc:
                     return exc.current  # settled by an earlier run, or not settleable
                 except NotFound:
                     return None
 
-        found = await asyncio.gather(*(one(i, e) for i, e in wanted))
+        try:
+            found = await asyncio.gather(*(one(i, e) for i, e in wanted))
+        finally:  # the old entries in batches, in the background (a left-over is only stale)
+            cql = self._open()
+            cql.spawn(self._index.drop_many(drops))
         return [tx for tx in found if tx is not None]
 
     async def refunds_of(self, original_id: str) -> list[Transaction]:
