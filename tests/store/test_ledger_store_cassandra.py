@@ -8,13 +8,14 @@ leaves is the state a kill leaves: claim applied, marker present, no lines).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cassandra_kit
 import pytest
 from storekit import NOW
 
-from switch.domain.ledger import LedgerLine, LedgerPosting
+from switch.domain.ledger import LedgerLine, LedgerPosting, PostingConflict
 from switch.store import open_store
 from switch.store.cassandra.ledger import CassandraLedgerMixin
 
@@ -98,12 +99,12 @@ async def test_a_page_whose_writer_died_after_its_claims_is_finished_by_a_reader
         for n in range(6)
     ]  # fmt: skip
 
-    async def die(self, posting):
+    async def die(self, postings):
         raise Died
 
     async with open_store(url) as doomed:
         with monkeypatch.context() as m:
-            m.setattr(CassandraLedgerMixin, "_write_lines", die)
+            m.setattr(CassandraLedgerMixin, "_write_lines_many", die)  # the page's lines
             with pytest.raises(Died):
                 await doomed.ledger_post_many(page)
     async with open_store(url) as survivor:
@@ -113,3 +114,22 @@ async def test_a_page_whose_writer_died_after_its_claims_is_finished_by_a_reader
         assert len(await survivor.ledger_entries("EUR")) == 12
     session, ks = cassandra_kit.inspect()
     assert session.execute(f"SELECT * FROM {ks}.ledger_pending_by_day").one() is None  # noqa: S608
+
+
+async def test_the_writer_lock_is_released_after_a_conflict_and_held_by_one_page(
+    url: str,
+) -> None:
+    """Issue 17: pages claim under the ledger's writer lock (a ``leases`` row). A page that
+    fails (a conflict) releases it, so the next page posts at once; none is left behind."""
+    lines = (LedgerLine("a", "EUR", 10), LedgerLine("b", "EUR", -10))
+    other = (LedgerLine("a", "EUR", 11), LedgerLine("b", "EUR", -11))
+    first = LedgerPosting("lk-1", "tx-lk", "K", "", "EUR", NOW, lines)
+    async with open_store(url) as store:
+        assert await store.ledger_post_many([first]) == 1
+        with pytest.raises(PostingConflict):
+            await store.ledger_post_many([dataclasses.replace(first, lines=other)])
+        second = LedgerPosting("lk-2", "tx-lk", "K", "", "EUR", NOW, lines)
+        assert await store.ledger_post_many([first, second]) == 1
+    session, ks = cassandra_kit.inspect()
+    rows = list(session.execute(f"SELECT name FROM {ks}.leases"))  # noqa: S608
+    assert [r.name for r in rows if r.name == "ledger-writer"] == []

@@ -73,6 +73,8 @@ _STATIC = {
     ),
     # transactions
     "tx_get": f"SELECT {_TX_LIST}, writers FROM transactions WHERE id = ?",  # noqa: S608
+    # a page of rows in one request (the clear step's reads: one round trip per IN_KEYS ids)
+    "tx_get_many": f"SELECT {_TX_LIST}, writers FROM transactions WHERE id IN ?",  # noqa: S608
     "tx_insert": (
         f"INSERT INTO transactions ({_TX_LIST}, writers) "  # noqa: S608
         f"VALUES ({', '.join('?' * len(COLUMNS))}, ?) IF NOT EXISTS"

@@ -32,12 +32,17 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cassandra.query import BatchStatement, BatchType
 
 from switch.domain.transactions import TRANSITIONS, Transaction, TxState, TxType
 from switch.store.cassandra.exec import Cql, Row
 
 BUCKET_S = 60
 MARKER_REFRESH_S = 30.0
+BATCH = 16  # entries per unlogged batch of put_many
+IN_FLIGHT = 32  # batches of put_many in flight
 MARKER_MARGIN_S = 120.0
 ORPHAN_S = 60.0  # longer than any insert can take (request timeouts times retries)
 PAGE = 200
@@ -97,6 +102,44 @@ class StateIndex:
             if len(self._markers) > 4096:
                 self._markers.clear()  # only a refresh cache
             self._markers[key] = now
+
+    async def put_many(self, entries: list[tuple[TxState, float, str]]) -> None:
+        """``put`` for a page of entries: unlogged batches of BATCH writes (one round trip
+        each, every write idempotent), each bucket's marker once."""
+        q = self._cql.q
+        now = time.time()
+        writes: list[tuple[Any, tuple[Any, ...]]] = []
+        fresh: set[tuple[str, int]] = set()
+        for state, deadline_at, tx_id in entries:
+            bucket = bucket_of(deadline_at)
+            writes.append((q.idx_put, (state.value, bucket, deadline_at, tx_id)))
+            key = (state.value, bucket)
+            if key not in fresh and now - self._markers.get(key, -math.inf) > MARKER_REFRESH_S:
+                fresh.add(key)
+                writes.append((q.bucket_put, (state.value, bucket, _now_us())))
+        await self._batched(writes)
+        if len(self._markers) > 4096:
+            self._markers.clear()  # only a refresh cache
+        for key in fresh:
+            self._markers[key] = now
+
+    async def drop_many(self, entries: list[tuple[TxState, float, str]]) -> None:
+        """Delete entries in unlogged batches of BATCH (best effort, like ``drop_later``)."""
+        q = self._cql.q
+        writes = [(q.idx_drop, (s.value, bucket_of(d), d, i)) for s, d, i in entries]
+        await self._batched(writes)
+
+    async def _batched(self, writes: list[tuple[Any, tuple[Any, ...]]]) -> None:
+        batches = []
+        for start in range(0, len(writes), BATCH):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for stmt, params in writes[start : start + BATCH]:
+                batch.add(stmt, params)
+            batches.append(batch)
+        for start in range(0, len(batches), IN_FLIGHT):
+            await asyncio.gather(
+                *(self._cql.run(b, None) for b in batches[start : start + IN_FLIGHT])
+            )
 
     def drop_later(self, state: TxState, deadline_at: float, tx_id: str) -> None:
         """Delete an entry in the background (best effort: a left-over is only stale)."""

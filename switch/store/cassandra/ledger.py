@@ -22,6 +22,29 @@ is not complete is finished there): for each marker it reads the claim at SERIAL
 lines (step 3-4 again). A marker without a claim is dropped once older than ``ORPHAN_S`` (its
 writer died before claiming: nothing was posted).
 
+A page (``ledger_post_many``, the settlement run's buffered ledger) takes the same steps, each
+for the whole page before the next, with plain writes in unlogged batches (round trips saved,
+not atomic units: every write is idempotent, same key and values, and the markers cover a crash
+between phases): hints and markers; then, under the ledger's writer lock, one ``IN`` read of the
+page's claims (the conflict check: same id, other lines -> PostingConflict; same content ->
+a replay, finished if incomplete) and plain claim writes for the new ones; then the lines in
+batches of one ``(currency, day)`` partition each -- a posting's lines never split, so they land
+together and readers see all or none --, the claims complete, the markers dropped.
+
+Why a lock and not one LWT per posting: posting lines are a deterministic function of the
+posting id and its event, so what needs serialising is only "read the claims, write the new
+ones". Who posts concurrently: the lease-holding settlement run (a successor only after its lease
+lapsed) and the disputes CLI (its own ids). A lost race without serialising would count a
+posting twice, or let a conflicting posting overwrite a claim silently
+(``test_concurrent_pages_of_the_same_postings_write_once``). The lock is a row of ``leases``
+(``INSERT IF NOT EXISTS USING TTL``, two LWTs a page instead of one per posting; single
+``ledger_post`` takes it too around its LWT claim). Measured on the single node here
+(2026-12-07, ``benchmarks/day/store_calls.py``): an LWT per posting held pages to 1.5-3k
+postings/s; under the lock 4-5.6k. Residual risk: a writer stalled past ``LOCK_TTL_S`` / 2
+between its read and its writes gives up (``held()``); one stalled past the TTL *during* the
+claim writes could race a successor -- the same window a lapsed settlement lease has. A
+writer killed while holding the lock delays the next one by at most ``LOCK_TTL_S``.
+
 Reconciliation issues and disputes are LWT-only rows, one per id (insert ``IF NOT EXISTS``,
 updates ``IF`` on status/state); they are listed by UTC day (``backoffice_by_day``: an issue by
 its first_seen, written once its row is in and again by any later upsert of it; a dispute by
@@ -32,14 +55,17 @@ partition (migration 015): no partition grows with the history. Listings read a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from cassandra.query import BatchStatement, BatchType
 
 from switch.domain.errors import NotFound, StoreUnavailable
 from switch.domain.ledger import (
@@ -57,7 +83,7 @@ from switch.domain.ledger import (
     check_dispute_transition,
     check_posting,
 )
-from switch.store.cassandra.exec import CasOutcomeUnknown, Cql, Row
+from switch.store.cassandra.exec import CasOutcomeUnknown, Cql, Row, backoff
 from switch.store.cassandra.host import CassandraHost
 from switch.store.ledger import check_limit
 
@@ -68,7 +94,16 @@ PAGE = 500
 MAX_PAGES = 100_000
 SLOTS = 64  # pending-marker partitions per day (cql/015)
 ORPHAN_S = 60.0
-POST_CONCURRENCY = 64  # postings of one ledger_post_many in flight at once
+POST_CONCURRENCY = 128  # claims (LWTs) of one ledger_post_many in flight at once
+IN_FLIGHT = 32  # unlogged batches in flight at once
+BATCH = 16  # writes of different partitions per unlogged batch (a few KiB)
+PARTITION_ROWS = 100  # lines of one partition per unlogged batch
+CLAIM_BATCH = 8  # claims (a few hundred bytes each) per unlogged batch
+IN_KEYS = 50  # posting ids per IN read of the page's claims
+LOCK = "ledger-writer"  # the writer lock's row in ``leases``
+LOCK_TTL_S = 10  # a dead writer's lock lapses after this
+LOCK_WAIT_S = 60.0
+LOCK_ATTEMPTS = 100_000
 _ISSUE_LIST = ", ".join(ISSUE_COLUMNS)
 _DISPUTE_LIST = ", ".join(DISPUTE_COLUMNS)
 
@@ -77,6 +112,19 @@ _STATEMENTS = {
         "INSERT INTO ledger_claims (posting_id, transaction_id, kind, rrn, currency, posted_at, "
         "lines, complete, writer) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?) IF NOT EXISTS"
     ),
+    "claim_plain": (
+        "INSERT INTO ledger_claims (posting_id, transaction_id, kind, rrn, currency, posted_at, "
+        "lines, complete, writer) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?)"
+    ),
+    "claims_of": (
+        "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
+        "writer FROM ledger_claims WHERE posting_id IN ?"
+    ),
+    "lock_take": (
+        "INSERT INTO leases (name, owner, writer) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?"
+    ),
+    "lock_get": "SELECT owner, writer FROM leases WHERE name = ?",
+    "lock_drop": "DELETE FROM leases WHERE name = ? IF owner = ?",
     "claim_get": (
         "SELECT posting_id, transaction_id, kind, rrn, currency, posted_at, lines, complete, "
         "writer FROM ledger_claims WHERE posting_id = ?"
@@ -232,35 +280,93 @@ class CassandraLedgerMixin(CassandraHost):
         page = list(postings)
         for p in page:
             check_posting(p)
-        if not page:
+        unique: dict[str, LedgerPosting] = {}
+        for p in page:  # a repeat within the page is the same posting, or a conflict
+            seen = unique.setdefault(p.posting_id, p)
+            if seen is not p and not seen.same_content(p):
+                raise PostingConflict(f"posting {p.posting_id} twice in a page, other lines")
+        if not unique:
             return 0
+        cql, _ = await self._lq()
+        return await cql.shielded(self._post_page(list(unique.values())))
+
+    async def _post_page(self, page: list[LedgerPosting]) -> int:
+        """The page in phases, each whole before the next (see the module docstring)."""
         cql, q = await self._lq()
-        # The day and currency hints are the same few rows for a whole page: written once,
-        # before any posting of the page is claimed.
+        now = time.time()
         shared = {(p.currency, _day(p.posted_at)) for p in page}
-        await asyncio.gather(
-            *(cql.run(q["day_put"], key) for key in shared),
-            *(cql.run(q["currency_put"], (SHARD, c)) for c in {c for c, _ in shared}),
-        )
-        gate = asyncio.Semaphore(POST_CONCURRENCY)
+        hints: list[tuple[Any, tuple[Any, ...]]] = [(q["day_put"], key) for key in shared]
+        hints += [(q["currency_put"], (SHARD, c)) for c in {c for c, _ in shared}]
+        for p in page:
+            day = _day(p.posted_at)
+            hints.append((q["pending_put"], (day, _slot(p.posting_id), p.posting_id, now)))
+            if p.rrn:
+                hints.append((q["rrn_put"], (p.rrn, p.posting_id)))
+        await _bounded(cql, _batches(hints, BATCH))
+        async with self._ledger_lock() as held:
+            ids = [p.posting_id for p in page]
+            parts = [ids[i : i + IN_KEYS] for i in range(0, len(ids), IN_KEYS)]
+            found = await asyncio.gather(*(cql.run(q["claims_of"], (part,)) for part in parts))
+            existing = {r["posting_id"]: r for rows in found for r in rows}
+            fresh: list[LedgerPosting] = []
+            to_finish: list[LedgerPosting] = []
+            for p in page:
+                row = existing.get(p.posting_id)
+                if row is None:
+                    fresh.append(p)
+                    continue
+                other = _claim_posting(row)
+                if not other.same_content(p):
+                    raise PostingConflict(f"posting {p.posting_id} exists with other lines")
+                if not row.get("complete"):
+                    to_finish.append(other)  # a writer died after its claim: finish it
+            await held()  # still ours: nobody else wrote claims since the read
+            claims = [
+                (q["claim_plain"], (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency,
+                                    p.posted_at, p.lines_json(), uuid.uuid4()))
+                for p in fresh
+            ]  # fmt: skip
+            await _bounded(cql, _batches(claims, CLAIM_BATCH))
+        await self._write_lines_many(fresh + to_finish)
+        return len(fresh)
 
-        async def one(p: LedgerPosting) -> bool:
-            async with gate, cql.serialised("ledger", p.posting_id):
-                return await cql.shielded(self._post(p, hinted=True))
-
-        return sum(await asyncio.gather(*(one(p) for p in page)))
-
-    async def _post(self, p: LedgerPosting, hinted: bool = False) -> bool:
-        """``hinted``: the day and currency hints are written (a page's, once for all)."""
+    @contextlib.asynccontextmanager
+    async def _ledger_lock(self) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        """The ledger's writer lock (a lease row, ``LOCK_TTL_S``): one page or posting
+        claims at a time across processes. Yields ``held()``, which raises StoreUnavailable
+        unless the lock is surely still ours (taken or renewed less than half its TTL ago)."""
         cql, q = await self._lq()
-        day = _day(p.posted_at)
-        hints = [cql.run(q["pending_put"], (day, _slot(p.posting_id), p.posting_id, time.time()))]
-        if not hinted:
-            hints.append(cql.run(q["day_put"], (p.currency, day)))
-            hints.append(cql.run(q["currency_put"], (SHARD, p.currency)))
-        if p.rrn:
-            hints.append(cql.run(q["rrn_put"], (p.rrn, p.posting_id)))
-        await asyncio.gather(*hints)
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + LOCK_WAIT_S
+        for attempt in range(LOCK_ATTEMPTS):
+            taken_at = time.monotonic()
+            writer = uuid.uuid4()
+            ok, _ = await cql.lwt(q["lock_take"], (LOCK, owner, writer, LOCK_TTL_S))
+            if ok is None:
+                row = await cql.serial(q["lock_get"], (LOCK,)) or {}
+                ok = row.get("writer") == writer
+            if ok:
+                break
+            if time.monotonic() > deadline:
+                raise StoreUnavailable("ledger: the writer lock stayed taken (another writer)")
+            await backoff(min(attempt + 1, 6))
+        else:
+            raise StoreUnavailable("ledger: the writer lock stayed taken (another writer)")
+
+        async def held() -> None:
+            if time.monotonic() - taken_at > LOCK_TTL_S / 2:
+                raise StoreUnavailable("ledger: the writer lock may have lapsed mid-page")
+
+        try:
+            yield held
+        finally:
+            with contextlib.suppress(StoreUnavailable):  # else it lapses after its TTL
+                await cql.lwt(q["lock_drop"], (LOCK, owner))
+
+    async def _ledger_claim(self, p: LedgerPosting) -> tuple[bool, LedgerPosting | None]:
+        """Step 2 for one posting: (claimed by us, the posting whose lines are to be written
+        -- ours, or an incomplete one with the same content -- or None: complete already)."""
+        cql, q = await self._lq()
         writer = uuid.uuid4()
         params = (
             p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency, p.posted_at,
@@ -276,14 +382,57 @@ class CassandraLedgerMixin(CassandraHost):
             else:
                 ok = row.get("writer") == writer
         if ok:
-            await self._write_lines(p)
-            return True
+            return True, p
         existing = _claim_posting(row)
         if not existing.same_content(p):
             raise PostingConflict(f"posting {p.posting_id} exists with other lines")
-        if not row.get("complete"):
-            await self._write_lines(existing)  # a writer died after its claim: finish it
-        return False
+        return False, (None if row.get("complete") else existing)
+
+    async def _write_lines_many(self, postings: list[LedgerPosting]) -> None:
+        """Steps 3 and 4 for many claimed postings: lines in unlogged batches of one
+        partition each (a posting's lines never split: all applied or none, and isolated),
+        then the claims complete, then the markers gone."""
+        if not postings:
+            return
+        cql, q = await self._lq()
+        groups: dict[tuple[str, str], list[list[tuple[Any, tuple[Any, ...]]]]] = {}
+        for p in postings:
+            day = _day(p.posted_at)
+            rows = [
+                (q["line_put"], (p.currency, day, p.posted_at, p.posting_id, i, x.account,
+                                 x.amount_minor, p.transaction_id))
+                for i, x in enumerate(p.lines)
+            ]  # fmt: skip
+            chunks = groups.setdefault((p.currency, day), [[]])
+            if len(chunks[-1]) + len(rows) > PARTITION_ROWS:
+                chunks.append([])
+            chunks[-1].extend(rows)
+        await _bounded(cql, [_batch(c) for chunks in groups.values() for c in chunks if c])
+        done = [(q["claim_done"], (p.posting_id,)) for p in postings]
+        await _bounded(cql, _batches(done, BATCH))
+        drops = [
+            (q["pending_drop"], (_day(p.posted_at), _slot(p.posting_id), p.posting_id))
+            for p in postings
+        ]
+        await _bounded(cql, _batches(drops, BATCH))
+
+    async def _post(self, p: LedgerPosting) -> bool:
+        """One posting: its hints and marker, its claim, its lines (steps 1-4)."""
+        cql, q = await self._lq()
+        day = _day(p.posted_at)
+        hints = [
+            cql.run(q["pending_put"], (day, _slot(p.posting_id), p.posting_id, time.time())),
+            cql.run(q["day_put"], (p.currency, day)),
+            cql.run(q["currency_put"], (SHARD, p.currency)),
+        ]
+        if p.rrn:
+            hints.append(cql.run(q["rrn_put"], (p.rrn, p.posting_id)))
+        await asyncio.gather(*hints)
+        async with self._ledger_lock():
+            new, to_write = await self._ledger_claim(p)
+        if to_write is not None:
+            await self._write_lines(to_write)
+        return new
 
     async def _write_lines(self, p: LedgerPosting) -> None:
         """Steps 3 and 4 (idempotent): the claim's lines, the claim complete, marker gone."""
@@ -583,6 +732,26 @@ class CassandraLedgerMixin(CassandraHost):
             return entries, _cursor([day, *entries[-1]])
         following = await self._days_after(what, day)
         return entries, _cursor([following]) if following else ""
+
+
+def _batch(statements: list[tuple[Any, tuple[Any, ...]]]) -> BatchStatement:
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for stmt, params in statements:
+        batch.add(stmt, params)
+    return batch
+
+
+def _batches(statements: list[tuple[Any, tuple[Any, ...]]], size: int) -> list[BatchStatement]:
+    """Unlogged batches of ``size`` writes (of any partitions): a round trip each, not an
+    atomic unit -- every write here is idempotent, so a failed batch is written again by a
+    rerun."""
+    return [_batch(statements[i : i + size]) for i in range(0, len(statements), size)]
+
+
+async def _bounded(cql: Cql, batches: list[BatchStatement]) -> None:
+    """Send ``batches`` with at most IN_FLIGHT outstanding."""
+    for start in range(0, len(batches), IN_FLIGHT):
+        await asyncio.gather(*(cql.run(b, None) for b in batches[start : start + IN_FLIGHT]))
 
 
 async def _all(page: Callable[[str], Awaitable[tuple[list[T], str]]]) -> list[T]:
