@@ -100,17 +100,31 @@ class SeedResult:
         )
 
 
-_CEREMONIES: set[str] = set()  # HSM homes whose tokens hold every key the harness needs
+# (HSM home, the topology's party ids) whose tokens hold every key those parties need.
+_CEREMONIES: set[tuple[str, frozenset[str]]] = set()
+
+
+def _parties(topology: Path) -> frozenset[str]:
+    """Every ``id`` of the topology's tables (switch, acquirers, schemes, issuers, ...)."""
+    doc = tomllib.loads(topology.read_text())
+    ids: set[str] = set()
+    for value in doc.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                ids.add(item["id"])
+    return frozenset(ids)
 
 
 def ceremony(topology: Path) -> None:
     """Every key the topology's parties need, in the current (throwaway) token: once per
-    token. Every seed's topology is the default one on other ports, and keys belong to
-    parties, not ports: a second ceremony in the same token would find them all present."""
+    token and set of parties. Every seed's topology is the default one on other ports, and
+    keys belong to parties, not ports: a second ceremony for the same parties in the same
+    token would find them all present. Another topology (other parties, e.g. the node-control
+    test's bank-x) gets its own."""
     from hsm.config import hsm_home
 
-    home = str(hsm_home())
-    if home in _CEREMONIES:
+    key = (str(hsm_home()), _parties(topology))
+    if key in _CEREMONIES:
         return
     subprocess.run(
         [sys.executable, "-m", "payswitch.ceremony", "keys", "--topology", str(topology)],
@@ -118,7 +132,7 @@ def ceremony(topology: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    _CEREMONIES.add(home)
+    _CEREMONIES.add(key)
 
 
 def _prepare(run_dir: Path, topo_path: Path) -> None:

@@ -23,6 +23,9 @@ from switch.store import open_store
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0
 TOPOLOGY = """
+[network]
+tls = false
+
 [settlement]
 dir = "{dir}"
 
