@@ -11,7 +11,8 @@ with their ARQC, then the whole ``make demo`` shift on a second terminal.
 How the search works. A PAN (12-19 digits) or a 6-digit PIN cannot occur by chance, so every
 file is searched for it byte by byte. A 3-digit CVV2 or a 4-digit PIN occurs by chance in any
 binary file, so for those the search reads the structure: every string in every JSON log line
-(and every other log line as text), every text cell of every SQLite table, every string field of
+(and every other log line as text), every text cell of every SQLite table (a JSON cell by its
+strings, as a log line), every string field of
 the stored answers (idempotency records, decoded as the protobuf they are), each a hit when the
 secret stands alone (not inside a longer run of letters, digits, '.', ':', '/', '-', '_'). Binary
 cells are cryptograms and ciphertexts (vault blobs, ARPCs), where any 3 digits occur by chance:
@@ -94,6 +95,19 @@ def _text_strings(path: Path) -> Iterator[str]:
             yield line
 
 
+def _cell_strings(cell: str) -> Iterator[str]:
+    """A text cell; one holding a JSON document (a posting's lines, a case's evidence) by its
+    strings, as a JSON log line is read: its numbers are amounts, where any 3 digits occur by
+    chance (a CVV2 of 300 matched a ledger line's amount of 300 in one CI run)."""
+    if cell[:1] in "{[":
+        try:
+            yield from _strings(json.loads(cell))
+            return
+        except ValueError:
+            pass
+    yield cell
+
+
 def _db_strings(path: Path, problems: list[str]) -> Iterator[str]:
     conn = sqlite3.connect(path)  # WAL frames included; read only, the writers keep running
     try:
@@ -105,7 +119,7 @@ def _db_strings(path: Path, problems: list[str]) -> Iterator[str]:
                 cells = dict(zip(names, row, strict=True))
                 for name, cell in cells.items():
                     if isinstance(cell, str):
-                        yield cell
+                        yield from _cell_strings(cell)
                     elif isinstance(cell, bytes) and cell:
                         yield from _blob_strings(table, name, cells, cell, problems)
     finally:
