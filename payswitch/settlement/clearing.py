@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from payswitch.fx import FxError, parse_rate
 from payswitch.money import is_currency
+from payswitch.settlement.jsonlines import AtomicJsonLines
 
 FORMAT = "payswitch-clearing/1"
 KINDS = ("CAPTURE", "REFUND")
@@ -146,10 +146,10 @@ class ClearingWriter:
         file_seq: int,
         created_at: float,
     ) -> None:
-        self.path = file_path(directory, acquirer_id, cutoff_at, file_seq)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_suffix(".jsonl.tmp")
-        self._fh = self._tmp.open("w", encoding="utf-8")
+        self._out = AtomicJsonLines(
+            file_path(directory, acquirer_id, cutoff_at, file_seq), ".jsonl.tmp"
+        )
+        self.path = self._out.path
         self.count = 0
         self._totals: dict[str, dict[str, int]] = {}
         header = {
@@ -163,7 +163,7 @@ class ClearingWriter:
         self._line(header)
 
     def _line(self, doc: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(doc, separators=(",", ":")) + "\n")
+        self._out.write(doc)
 
     def add(self, presentment: dict[str, Any]) -> None:
         """Append one presentment (checked first: a bad one raises and is not written)."""
@@ -178,16 +178,11 @@ class ClearingWriter:
         """Trailer, fsync, rename: the file is complete and visible under its name."""
         totals_ = dict(sorted(self._totals.items()))
         self._line({"record": "trailer", "count": self.count, "totals": totals_})
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._tmp.replace(self.path)
-        return self.path
+        return self._out.commit()
 
     def abort(self) -> None:
         """Drop the unfinished file."""
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.abort()
 
 
 def discard_partial(directory: Path) -> int:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from payswitch import fx
+from payswitch.settlement.jsonlines import AtomicJsonLines
 
 FORMAT = "payswitch-settlement/1"
 FORMAT_STREAM = "payswitch-settlement/2"
@@ -154,10 +155,10 @@ class ReportWriter:
     place (a crash leaves only the temporary file: the clearing file stays unsettled)."""
 
     def __init__(self, directory: Path, acquirer_id: str, file_id: str, settled_at: float) -> None:
-        self.path = report_path(directory, acquirer_id, file_id)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_suffix(".json.tmp")
-        self._fh = self._tmp.open("w", encoding="utf-8")
+        self._out = AtomicJsonLines(
+            report_path(directory, acquirer_id, file_id), ".json.tmp", sort_keys=True
+        )
+        self.path = self._out.path
         self.count = 0
         self.settled = 0
         self.totals: dict[str, dict[str, int]] = {}
@@ -173,7 +174,7 @@ class ReportWriter:
         self._line(header)
 
     def _line(self, doc: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n")
+        self._out.write(doc)
 
     def add(self, entry: dict[str, Any]) -> None:
         if entry.get("status") not in STATUSES:
@@ -194,15 +195,10 @@ class ReportWriter:
         if self.settlement_totals is not None:
             trailer["settlement_totals"] = dict(sorted(self.settlement_totals.items()))
         self._line(trailer)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._tmp.replace(self.path)
-        return self.path
+        return self._out.commit()
 
     def abort(self) -> None:
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        self._out.abort()
 
 
 class ReportEntries:
