@@ -408,6 +408,14 @@ class Stack:
         self._join_output(child)
         return proc.returncode
 
+    def set_env(self, name: str, value: str | None) -> None:
+        """Set (or, with None, unset) one variable of the environment of every child started
+        from now on: tests arm a crash point (``PAYSWITCH_CRASH_AT``) for one restart."""
+        if value is None:
+            self._env.pop(name, None)
+        else:
+            self._env[name] = value
+
     def restart(self, node_id: str) -> None:
         """Stop the child if it runs (SIGTERM, then SIGKILL), start it again, wait SERVING."""
         child = self._child(node_id)

@@ -46,8 +46,9 @@ class BatchInfo:
 
 @dataclass(frozen=True, slots=True)
 class Unbatched:
-    """A capture or refund whose batch join failed (store trouble after the money moved): the
-    cut-off's sweep joins it (``switch.backoffice.batches.sweep``) and forgets it."""
+    """A capture or refund marked before its transition, not joined since (its process died, or
+    the store failed at the join): the cut-off's sweep joins it
+    (``switch.backoffice.batches.sweep``) and forgets it."""
 
     terminal_id: str
     transaction_id: str

@@ -19,9 +19,11 @@ from __future__ import annotations
 import time
 
 from payswitch import codes
+from payswitch.crashpoint import crashpoint
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch.backoffice.batches.join import join_settled_state
+from switch.backoffice.batches.join import intend, join_settled_state
 from switch.core.budget import Budget
+from switch.domain.batches import ItemKind
 from switch.domain.saf import SafKind, item_id
 from switch.domain.transactions import (
     STAND_IN_STATES,
@@ -82,6 +84,7 @@ async def capture(
             amount=money(amount, current.currency),
             mcc=current.mcc,
         )
+        await intend(svc, current, ItemKind.SALE)  # before anything leaves: see batches.join
         try:
             result = await svc.connectors.get(current.acquirer_id).capture(msg, budget.remaining())
         except OutcomeUnknown:
@@ -93,6 +96,7 @@ async def capture(
         if result.HasField("conversion"):  # what the issuer posted in the billing currency
             changes = billed(result.conversion, changes, captured=True)
         current = await follow_issuer(svc, tx.id, TxState.APPROVED, TxState.CAPTURED, changes)
+        crashpoint("capture.captured")  # CAPTURED, not yet in a batch: the mark covers it
         await join_settled_state(svc, current)
         return _answer(codes.APPROVED, current), tx.id
 
@@ -118,6 +122,7 @@ async def _capture_stand_in(
     if item is not None and not item.done:
         raise FailedPrecondition("transaction_id: a void of this transaction is in progress")
     changes = Changes(captured_minor=amount, updated_at=time.time())
+    await intend(svc, tx, ItemKind.SALE)
     current = tx
     for _ in range(len(STAND_IN_STATES) + 1):  # STOOD_IN may become ADVISED meanwhile
         try:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 
 from payswitch import codes
+from payswitch.crashpoint import crashpoint
 from payswitch.v1 import network_pb2, terminal_pb2
-from switch.backoffice.batches.join import join
+from switch.backoffice.batches.join import intend, join
 from switch.core.budget import Budget
 from switch.core.sequences import rrn_of
 from switch.domain.batches import ItemKind
@@ -115,6 +116,7 @@ async def refund(
                     codes.INVALID_AMOUNT, None, "more than captured and not refunded"
                 ), ""
             return _answer(tx.response_code, tx, "refund abandoned"), tx.id
+        await intend(svc, tx, ItemKind.REFUND)  # before anything leaves: see batches.join
         msg = network_pb2.NetworkRefund(
             rrn=tx.rrn,
             original_rrn=current.rrn,
@@ -146,6 +148,7 @@ async def refund(
         if not approved:
             await reserve(svc.store, original.id, -amount)
         else:
+            crashpoint("refund.approved")  # APPROVED, not yet in a batch: the mark covers it
             await join(svc, tx, ItemKind.REFUND)
         return _answer(iso, tx), tx.id
 

@@ -70,12 +70,13 @@ class BatchStore(abc.ABC):
     async def mark_unbatched(
         self, terminal_id: str, transaction_id: str, kind: ItemKind, now: float
     ) -> None:
-        """Record a capture (SALE) or refund (REFUND) whose ``join_batch`` failed, so the
-        cut-off's sweep reads only these, never every CAPTURED transaction (issue 17)."""
+        """Record a capture (SALE) or refund (REFUND) about to become batch material, or whose
+        ``join_batch`` failed, so the cut-off's sweep reads only these, never every CAPTURED
+        transaction (issue 17). One mark per transaction; marking again updates its time."""
 
     @abc.abstractmethod
     async def unbatched(self, limit: int) -> list[Unbatched]:
-        """At most ``limit`` recorded unbatched transactions, oldest first."""
+        """At most ``limit`` recorded unbatched transactions, oldest mark first."""
 
     @abc.abstractmethod
     async def clear_unbatched(self, transaction_id: str) -> None:

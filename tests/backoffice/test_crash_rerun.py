@@ -43,6 +43,7 @@ COUNT = 400
 SEED = 2026
 NOW = 1_796_650_000.0  # the cut-off instant of every run: the same clearing files and reports
 STEP_TIMEOUT_S = 120
+ONLINE_POINTS = ("capture.", "refund.")
 
 
 def crash_points() -> list[str]:
@@ -64,7 +65,9 @@ def crash_points() -> list[str]:
                     and isinstance(node.args[0].value, str)
                 ):
                     found.add(node.args[0].value)
-    return sorted(found)
+    # The online operations' points (a capture's, a refund's) kill a switch mid-request: they
+    # are tested on a running switch (tests/e2e/test_void_crash.py), not by a cut-off's rerun.
+    return sorted(p for p in found if not p.startswith(ONLINE_POINTS))
 
 
 POINTS = crash_points()

@@ -39,12 +39,12 @@ async def test_unbatched_captures_and_refunds_join_the_open_batch_once(store: St
     voided_since = await _in(store, TxState.APPROVED, terminal_id=terminal)  # not material now
     unmarked = await _in(store, TxState.CAPTURED, terminal_id=terminal)  # never marked: not read
     await store.mark_unbatched(terminal, lost_sale.id, ItemKind.SALE, NOW)
-    await store.mark_unbatched(terminal, lost_sale.id, ItemKind.SALE, NOW + 1)  # once
+    await store.mark_unbatched(terminal, lost_sale.id, ItemKind.SALE, NOW + 1)  # one mark
     await store.mark_unbatched(terminal, lost_refund.id, ItemKind.REFUND, NOW)
     await store.mark_unbatched(terminal, joined.id, ItemKind.SALE, NOW)  # joined after all
     await store.mark_unbatched(terminal, voided_since.id, ItemKind.SALE, NOW)
     marks = await store.unbatched(10)
-    assert [(m.transaction_id, m.kind) for m in marks if m.terminal_id == terminal] == sorted(
+    assert sorted((m.transaction_id, m.kind) for m in marks if m.terminal_id == terminal) == sorted(
         [
             (lost_sale.id, ItemKind.SALE),
             (lost_refund.id, ItemKind.REFUND),
@@ -104,3 +104,30 @@ async def test_a_batch_is_read_in_pages_by_transaction_id(store: Store) -> None:
     assert closed.items == () and closed.info.batch_no == 1
     assert len(await store.batch_items_page(terminal, 1, "", 10)) == 5  # still all there
     assert await store.batch_items_page(terminal, 2, "", 10) == []
+
+
+async def test_a_capture_marked_before_its_transition_is_joined_if_its_join_never_came(
+    store: Store,
+) -> None:
+    """Capture marks first (``batches.join.intend``): a young mark whose transaction is not
+    CAPTURED yet belongs to a request that may still run and is kept; once CAPTURED with no join
+    (its process died), the sweep joins it; an old mark that never became material is dropped."""
+    terminal = f"T-{uuid.uuid4().hex[:8]}"
+    in_flight = await _in(store, TxState.APPROVED, terminal_id=terminal)
+    declined = await _in(store, TxState.APPROVED, terminal_id=terminal)
+    await store.mark_unbatched(terminal, declined.id, ItemKind.SALE, NOW - 60)  # long ago
+    await store.mark_unbatched(terminal, in_flight.id, ItemKind.SALE, NOW)
+    await join_unbatched(store, NOW + 1)
+    mine = [m.transaction_id for m in await store.unbatched(100) if m.terminal_id == terminal]
+    assert mine == [in_flight.id]  # the declined capture's mark is forgotten, this one kept
+
+    await store.transition(
+        in_flight.id, TxState.APPROVED, TxState.CAPTURED, Changes(captured_minor=700)
+    )  # ... and the process dies before its join
+    await join_unbatched(store, NOW + 2)
+    open_no = await store.open_batch_no(terminal, NOW + 2)
+    items = await store.batch_items(terminal, open_no)
+    assert [(i.transaction_id, i.kind, i.amount_minor) for i in items] == [
+        (in_flight.id, ItemKind.SALE, 700)
+    ]
+    assert [m for m in await store.unbatched(100) if m.terminal_id == terminal] == []

@@ -8,6 +8,16 @@ the issuer): it is logged (``batch_join_failed``) and a capture or refund is mar
 (``Store.mark_unbatched``), so the next cut-off's sweep joins it
 (``switch.backoffice.batches.sweep``); if even the mark fails, ``batch_join_lost`` is logged
 for the operator. The transaction itself stays CAPTURED (or refunded) and can be found by id.
+
+A process can also die between the transition and the join (kill -9, a lost host): nothing
+would then ever present the capture (fault seed 7, Cassandra, two switches: a switch killed
+under a slow store after CAPTURED and before its join left a capture in no batch, and
+reconciliation found it MISSING_AT_ACQUIRER). So capture and refund mark the transaction
+unbatched *before* the transition that makes it batch material (``intend``), and a successful
+join forgets the mark: a mark outlives its request only when the process died (or the join
+failed), and the sweep finds it. A mark whose transaction did not become material (the capture
+was declined or got no answer) is forgotten by the sweep once it is older than a request can
+live (``switch.backoffice.batches.sweep.IN_FLIGHT_S``).
 """
 
 from __future__ import annotations
@@ -34,13 +44,27 @@ def item_of(tx: Transaction, kind: ItemKind) -> BatchItem:
     return BatchItem(tx.id, kind, amount, tx.currency, tx.scheme, time.time())
 
 
+async def intend(svc: Services, tx: Transaction, kind: ItemKind) -> None:
+    """Mark ``tx`` unbatched before the transition that makes it batch material (see the
+    module docstring). A StoreError propagates: the caller has sent nothing yet."""
+    await svc.store.mark_unbatched(tx.terminal_id, tx.id, kind, time.time())
+
+
 async def join(svc: Services, tx: Transaction, kind: ItemKind) -> int | None:
-    """Join ``tx`` to its terminal's open batch; the batch number, or None if the store failed."""
+    """Join ``tx`` to its terminal's open batch and forget its mark; the batch number, or None
+    if the store failed (then it stays marked)."""
     now = time.time()
     try:
-        return await svc.store.join_batch(tx.terminal_id, item_of(tx, kind), now)
+        batch_no = await svc.store.join_batch(tx.terminal_id, item_of(tx, kind), now)
     except StoreError:
         _log.error("batch_join_failed", tx=tx.id, kind=kind.value)
+    else:
+        if kind is not ItemKind.VOID:
+            try:
+                await svc.store.clear_unbatched(tx.id)
+            except StoreError:
+                pass  # the sweep finds it in its batch already and forgets the mark
+        return batch_no
     if kind is not ItemKind.VOID:  # money to clear: the cut-off's sweep joins it
         try:
             await svc.store.mark_unbatched(tx.terminal_id, tx.id, kind, now)

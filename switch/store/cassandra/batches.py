@@ -102,7 +102,7 @@ _STATEMENTS = {
     ),
     "unb_put": (
         "INSERT INTO batch_unbatched (shard, transaction_id, terminal_id, kind, marked_at) "
-        "VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
+        "VALUES (?, ?, ?, ?, ?)"
     ),
     "unb_del": "DELETE FROM batch_unbatched WHERE shard = ? AND transaction_id = ?",
     "unb_list": (
@@ -329,9 +329,7 @@ class CassandraBatches(CassandraHost, BatchStore):
     ) -> None:
         cql, q = await self._bq()
         values = (shard_of(transaction_id), transaction_id, terminal_id, ItemKind(kind).value, now)
-        ok, _ = await cql.lwt(q["unb_put"], values)
-        if ok is None:
-            raise StoreUnavailable("Cassandra: unbatched mark: outcome unknown")
+        await cql.run(q["unb_put"], values)  # a plain upsert: the latest mark's time wins
 
     async def unbatched(self, limit: int) -> list[Unbatched]:
         cql, q = await self._bq()

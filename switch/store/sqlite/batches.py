@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS batch_log_by_state ON batch_log (state, terminal_id, 
 """
 
 _MARK_UNBATCHED = (
-    "INSERT OR IGNORE INTO batch_unbatched (transaction_id, terminal_id, kind, marked_at)"
+    "INSERT OR REPLACE INTO batch_unbatched (transaction_id, terminal_id, kind, marked_at)"
     " VALUES (?, ?, ?, ?)"
 )
 _CLEAR_UNBATCHED = "DELETE FROM batch_unbatched WHERE transaction_id = ?"
