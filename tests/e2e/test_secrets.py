@@ -12,7 +12,8 @@ How the search works. A PAN (12-19 digits) or a 6-digit PIN cannot occur by chan
 file is searched for it byte by byte. A 3-digit CVV2 or a 4-digit PIN occurs by chance in any
 binary file, so for those the search reads the structure: every string in every JSON log line
 (and every other log line as text), every text cell of every SQLite table (a JSON cell by its
-strings, as a log line), every string field of
+strings, as a log line; a signed offline message by its fields less its integers), every
+string field of
 the stored answers (idempotency records, decoded as the protobuf they are), each a hit when the
 secret stands alone (not inside a longer run of letters, digits, '.', ':', '/', '-', '_'). Binary
 cells are cryptograms and ciphertexts (vault blobs, ARPCs), where any 3 digits occur by chance:
@@ -32,6 +33,7 @@ import pytest
 from google.protobuf.message import DecodeError, Message
 
 from hsm import vault
+from payswitch.offline.formats import ALLOWANCE_TAG, SPEND_TAG
 from payswitch.v1 import terminal_pb2
 from terminals import demo
 from terminals.card_sim import CardSimulator
@@ -64,10 +66,20 @@ def _alone(secret: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![{_BOUND}]){re.escape(secret)}(?![{_BOUND}])")
 
 
+def _message_fields(text: str) -> Iterator[str]:
+    """A signed offline allowance or spend (``payswitch.offline.formats``: fields joined by '|'
+    in a fixed order) by its fields less its integers (version, counters, amounts, caps,
+    times: a spend of 900 matched a CVV2 of 900 in one CI run); any other string whole."""
+    if text.startswith((ALLOWANCE_TAG + "|", SPEND_TAG + "|")):
+        yield from (f for f in text.split("|") if not f.isdigit())
+    else:
+        yield text
+
+
 def _strings(value: object) -> Iterator[str]:
     """Every string in a parsed JSON value (keys too); numbers are amounts, ids and timings."""
     if isinstance(value, str):
-        yield value
+        yield from _message_fields(value)
     elif isinstance(value, dict):
         for k, v in value.items():
             yield str(k)
@@ -98,14 +110,19 @@ def _text_strings(path: Path) -> Iterator[str]:
 def _cell_strings(cell: str) -> Iterator[str]:
     """A text cell; one holding a JSON document (a posting's lines, a case's evidence) by its
     strings, as a JSON log line is read: its numbers are amounts, where any 3 digits occur by
-    chance (a CVV2 of 300 matched a ledger line's amount of 300 in one CI run)."""
-    if cell[:1] in "{[":
-        try:
-            yield from _strings(json.loads(cell))
+    chance (a CVV2 of 300 matched a ledger line's amount of 300 in one CI run); a dispute's
+    evidence ("offline case <id>: <JSON>") by its text and the JSON's strings."""
+    head, sep, rest = cell.partition(": ")
+    for prefix, doc in (("", cell), (head + sep, rest)):  # also a dispute's "case <id>: {...}"
+        if doc[:1] in "{[":
+            try:
+                parsed = json.loads(doc)
+            except ValueError:
+                continue
+            yield prefix
+            yield from _strings(parsed)
             return
-        except ValueError:
-            pass
-    yield cell
+    yield from _message_fields(cell)
 
 
 def _db_strings(path: Path, problems: list[str]) -> Iterator[str]:
