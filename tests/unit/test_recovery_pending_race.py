@@ -9,35 +9,11 @@ import time
 
 import pytest
 
-from payswitch.v1 import common_pb2, network_pb2
 from switch.domain.transactions import CasFailed, Changes, TxState
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
-from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
-from tests.unit.test_saf_dead_void import FAST
-
-
-class Acquirer:
-    def __init__(self) -> None:
-        self.reversed: list[str] = []
-
-    async def reverse(self, msg, timeout):
-        self.reversed.append(msg.original_rrn)
-        return network_pb2.NetworkAdviceResult(
-            rrn=msg.original_rrn, response_code=common_pb2.RESPONSE_CODE_APPROVED
-        )
-
-    def get(self, _acquirer_id):
-        return self
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "switch.db", synchronous="normal")
-    await s.open()
-    yield s
-    await s.close()
+from tests.unit.reversal_kit import FAST, ScriptedAcquirer
 
 
 async def _pending_past_deadline(store):
@@ -48,7 +24,7 @@ async def _pending_past_deadline(store):
 
 async def test_the_sweep_first_the_request_cannot_record_an_approval(store) -> None:
     tx = await _pending_past_deadline(store)
-    acquirer = Acquirer()
+    acquirer = ScriptedAcquirer()
     reverser = Reverser(store, acquirer, SafQueue(store, FAST))
     assert await reverser.recover() == 1
     assert (await store.get_transaction(tx.id)).state is TxState.UNKNOWN
@@ -64,7 +40,7 @@ async def test_the_sweep_first_the_request_cannot_record_an_approval(store) -> N
 
 async def test_the_request_first_the_sweep_reverses_nothing(store) -> None:
     tx = await _pending_past_deadline(store)
-    acquirer = Acquirer()
+    acquirer = ScriptedAcquirer()
     reverser = Reverser(store, acquirer, SafQueue(store, FAST))
     # The request records its approval after the sweep read the row PENDING, before it moved it.
     await store.transition(tx.id, TxState.PENDING, TxState.APPROVED, Changes(response_code="00"))

@@ -8,37 +8,13 @@ import time
 
 import pytest
 
-from payswitch.v1 import common_pb2, network_pb2
-from payswitch.world.topology import SafConfig
+from payswitch.v1 import common_pb2
 from switch.domain.batches import ItemKind
 from switch.domain.transactions import Changes, TxState
 from switch.recovery.reversals import Reverser
 from switch.recovery.saf import SafQueue
-from switch.store.sqlite.store import SqliteStore
 from tests.store.storekit import new_tx
-
-FAST = SafConfig(max_attempts=2, base_delay_s=0.001, max_delay_s=0.002, poll_interval_s=0.02)
-
-
-class Acquirer:
-    def __init__(self, code: int) -> None:
-        self.code = code
-        self.reversed: list[str] = []
-
-    async def reverse(self, msg, timeout):
-        self.reversed.append(msg.original_rrn)
-        return network_pb2.NetworkAdviceResult(rrn=msg.original_rrn, response_code=self.code)
-
-    def get(self, _acquirer_id):
-        return self
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "switch.db", synchronous="normal")
-    await s.open()
-    yield s
-    await s.close()
+from tests.unit.reversal_kit import FAST, ScriptedAcquirer
 
 
 async def _in(store, state: TxState):
@@ -57,8 +33,8 @@ async def _in(store, state: TxState):
     return tx
 
 
-async def _run_dead_void(store, tx, code: int) -> tuple[Acquirer, Reverser]:
-    acquirer = Acquirer(code)
+async def _run_dead_void(store, tx, code: int) -> tuple[ScriptedAcquirer, Reverser]:
+    acquirer = ScriptedAcquirer(code)
     reverser = Reverser(store, acquirer, SafQueue(store, FAST))
     assert await reverser.queue(tx.id)  # the void's intent, its request dead
     assert await reverser.wait_idle(timeout=5)
