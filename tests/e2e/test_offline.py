@@ -145,13 +145,7 @@ def _offline_period(run: Path, now: int, wallets: list[tuple[TokenSigner, Signed
 
 
 async def test_offline_end_to_end(stack, books, tmp_path: Path) -> None:
-    run = Path(stack.run_dir)
-    await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
-         str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    await _ensure_trust(stack)
     ch1 = switch_channel(stack, "T-0001")
     ch2 = switch_channel(stack, "T-0002")
     try:
@@ -299,14 +293,11 @@ async def _advices_delivered(stack, digests: list[str]) -> None:
 
 
 async def _ensure_trust(stack) -> None:
+    """The issuers' offline keys and the switch's trust file (``payswitch-offline keys``), once
+    per stack: the first offline test to run makes them."""
     run = Path(stack.run_dir)
     if not (run / "offline-trust.json").exists():
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
-             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+        await asyncio.to_thread(_offline_cli, run, "keys", "--topology", str(run / "topology.toml"))
 
 
 async def test_upload_completes_while_the_issuer_is_down(stack, books, tmp_path: Path) -> None:
@@ -409,14 +400,7 @@ def _pos(stack, state: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 async def test_pos_wallet_offline_pay_and_sync(stack, tmp_path: Path) -> None:
     """The operator's view, each command its own process: a wallet granted through the real
     switch and issuer, a sale taken with the switch out of reach, then pos sync."""
-    run = Path(stack.run_dir)
-    if not (run / "offline-trust.json").exists():
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
-             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+    await _ensure_trust(stack)
     state = tmp_path / "pos"
     first = await asyncio.to_thread(_pos, stack, state, "sync")  # trust and limits, online
     assert first.returncode == 0, first.stderr
@@ -449,14 +433,7 @@ async def test_demo_offline_step_against_the_stack(stack, tmp_path: Path) -> Non
     from terminals.demo_plan import build_plan
     from terminals.sdk import Terminal, terminal_credentials
 
-    run = Path(stack.run_dir)
-    if not (run / "offline-trust.json").exists():
-        await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "payswitch.offline.keys_cli", "--trust",
-             str(run / "offline-trust.json"), "keys", "--topology", str(run / "topology.toml")],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+    await _ensure_trust(stack)
     plan = build_plan(stack.topology, terminal_id="T-0003")
     creds = terminal_credentials(stack.certs_dir, "T-0003")
     address = stack.address(stack.topology.switch.id)
