@@ -202,7 +202,7 @@ class CassandraStore(
             return
         cluster, cql = await asyncio.to_thread(self._connect)
         self._cluster, self._cql = cluster, cql
-        self._index = StateIndex(cql, self._peek)
+        self._index = StateIndex(cql, self._peek, self.get_transactions)
         self._sequences = Sequences(cql)
         self._vault = Vault(cql)
 
