@@ -1,9 +1,12 @@
 """The ``clear`` step: every CLOSED batch streamed into its acquirer's clearing file.
 
 The CLOSED batches are listed by the store (``Store.closed_batches``: no batch history read),
-each read a page of items at a time (``Store.get_transactions``:
-one call per page); each record goes straight to its acquirer's ``ClearingWriter`` (nothing of
-the day is held but the open files and the list of batches to mark). The files are renamed
+each read a page of items at a time (``Store.batch_items_page``, its first page once for
+both the stand-in check and the records); the items are gathered into pages of ``PAGE``
+across batches, and each page's transactions read in one ``Store.get_transactions`` call and
+posted to the ledger in one flush; each record goes straight to its acquirer's
+``ClearingWriter`` (nothing of the day is held but the open files and the list of batches to
+mark). The files are renamed
 into place when whole; only then are the batches marked CLEARED. A crash before that leaves
 temporary files (removed by the next run, ``clearing.discard_partial``) and CLOSED batches,
 which the next run presents again: the issuer answers a presentment it has seen with its first
@@ -35,6 +38,7 @@ from switch.store.base import Store
 _log = get_logger("switch.backoffice.settlement")
 
 CLOSED_BATCHES_PER_RUN = 20_000  # CLOSED batches per run (a larger backlog: the next runs)
+HELD_ITEMS = 50_000  # a batch's items kept between its stand-in check and its records (~10 MB)
 
 
 def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction | None) -> Record:
@@ -71,12 +75,12 @@ def record_of(tx: Transaction, kind: str, batch_no: int, original: Transaction |
 
 
 async def batch_records(
-    store: Store, items: list[BatchItem], batch_no: int
+    store: Store, items: list[tuple[BatchItem, int]]
 ) -> list[tuple[Transaction, Record]]:
-    """The clearing records of a page of one batch's items (voids and transactions no longer
-    presentable give none)."""
-    wanted = [i for i in items if i.kind is not ItemKind.VOID]
-    txs = {tx.id: tx for tx in await store.get_transactions([i.transaction_id for i in wanted])}
+    """The clearing records of a page of items, each with its batch's number (a page may span
+    several batches; voids and transactions no longer presentable give none)."""
+    wanted = [(i, no) for i, no in items if i.kind is not ItemKind.VOID]
+    txs = {tx.id: tx for tx in await store.get_transactions([i.transaction_id for i, _ in wanted])}
     originals_of = [
         tx.original_id
         for tx in txs.values()
@@ -84,7 +88,7 @@ async def batch_records(
     ]
     originals = {tx.id: tx for tx in await store.get_transactions(originals_of)}
     out: list[tuple[Transaction, Record]] = []
-    for item in wanted:
+    for item, batch_no in wanted:
         tx = txs.get(item.transaction_id)
         if tx is None:
             continue
@@ -125,24 +129,44 @@ class Clear:
                 )
             return writers[acquirer_id]
 
+        pending: list[tuple[BatchItem, int]] = []  # items of whole batches not yet written
+
+        async def write(items: list[tuple[BatchItem, int]]) -> None:
+            nonlocal rows
+            page = await batch_records(store, items)
+            for tx, _ in page:
+                await writer_for(tx.acquirer_id)
+            await asyncio.to_thread(_write_page, writers, page)
+            for tx, rec in page:
+                await call_hooks(ctx.presented, tx, rec)
+            await flush_hooks(ctx.hooks)  # a buffering ledger posts the page now
+            rows += len(page)
+            crashpoint(f"{self.name}.item")
+
         try:
             for acquirer in ctx.topology.acquirers:  # every acquirer gets a file, maybe empty
                 await writer_for(acquirer.id)
             for info in await store.closed_batches(CLOSED_BATCHES_PER_RUN):
                 terminal_id = info.terminal_id
-                if await self._waits(store, owed, terminal_id, info.batch_no):
+                first = await store.batch_items_page(terminal_id, info.batch_no, "", PAGE)
+                waits, held = await self._waits(store, owed, terminal_id, info.batch_no, first)
+                if waits:
                     continue
-                async for items in _pages(store, terminal_id, info.batch_no):
-                    page = await batch_records(store, items, info.batch_no)
-                    for tx, _ in page:
-                        await writer_for(tx.acquirer_id)
-                    await asyncio.to_thread(_write_page, writers, page)
-                    for tx, rec in page:
-                        await call_hooks(ctx.presented, tx, rec)
-                    await flush_hooks(ctx.hooks)  # a buffering ledger posts the page now
-                    rows += len(page)
-                    crashpoint(f"{self.name}.item")
+                pages = (
+                    _held(held)
+                    if held is not None
+                    else _pages(store, terminal_id, info.batch_no, first)
+                )
+                # Pages of PAGE items across batches (a batch is often a few hundred items):
+                # fewer, fuller reads and ledger flushes; the records keep their order.
+                async for items in pages:
+                    pending.extend((item, info.batch_no) for item in items)
+                    while len(pending) >= PAGE:
+                        await write(pending[:PAGE])
+                        del pending[:PAGE]
                 cleared.append((terminal_id, info.batch_no))
+            if pending:
+                await write(pending)
             for acquirer_id, writer in writers.items():
                 ctx.result.files[acquirer_id] = await asyncio.to_thread(writer.finish)
         except BaseException:
@@ -155,11 +179,30 @@ class Clear:
         return rows
 
     @staticmethod
-    async def _waits(store: Store, owed: set[str] | None, terminal_id: str, batch_no: int) -> bool:
-        """True (and logged) when a stand-in sale of the batch still owes its advice: the
-        batch waits whole, none of its records written (a first pass over its pages)."""
+    async def _waits(
+        store: Store,
+        owed: set[str] | None,
+        terminal_id: str,
+        batch_no: int,
+        first: list[BatchItem],
+    ) -> tuple[bool, list[list[BatchItem]] | None]:
+        """Whether a stand-in sale of the batch still owes its advice (then logged: the batch
+        waits whole, none of its records written), and the batch's pages this check read when
+        they are few enough to keep (``HELD_ITEMS``), so the records are written from them:
+        each page of a batch is read once (``first``, read by the caller, always is); a
+        longer batch's pages are read again to write. No advice owed anywhere: no page but
+        ``first`` is read here."""
+        if owed is not None and not owed:
+            return False, None
         waiting: list[str] = []
-        async for items in _pages(store, terminal_id, batch_no):
+        held: list[list[BatchItem]] | None = []
+        count = 0
+        async for items in _pages(store, terminal_id, batch_no, first):
+            count += len(items)
+            if held is not None and count <= HELD_ITEMS:
+                held.append(items)
+            else:
+                held = None
             for item in items:
                 if item.kind is not ItemKind.SALE:
                     continue
@@ -173,17 +216,23 @@ class Clear:
                 batch=batch_no,
                 transactions=waiting,
             )
-        return bool(waiting)
+        return bool(waiting), held
 
 
-async def _pages(store: Store, terminal_id: str, batch_no: int) -> AsyncIterator[list[BatchItem]]:
-    """A batch's items a page at a time (``Store.batch_items_page``)."""
-    after = ""
-    while True:
-        items = await store.batch_items_page(terminal_id, batch_no, after, PAGE)
-        if not items:
-            return
+async def _held(pages: list[list[BatchItem]]) -> AsyncIterator[list[BatchItem]]:
+    for items in pages:
+        yield items
+
+
+async def _pages(
+    store: Store, terminal_id: str, batch_no: int, first: list[BatchItem]
+) -> AsyncIterator[list[BatchItem]]:
+    """A batch's items a page at a time (``Store.batch_items_page``), from its first page
+    already read."""
+    items = first
+    while items:
         yield items
         if len(items) < PAGE:
             return
         after = items[-1].transaction_id
+        items = await store.batch_items_page(terminal_id, batch_no, after, PAGE)

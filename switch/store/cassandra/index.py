@@ -49,6 +49,7 @@ PAGE = 200
 MAX_PAGES = 10_000
 
 Peek = Callable[[str], Awaitable[Transaction | None]]
+PeekMany = Callable[[list[str]], Awaitable[list[Transaction]]]
 
 
 def _closure() -> dict[TxState, frozenset[TxState]]:
@@ -81,9 +82,12 @@ def _now_us() -> int:
 class StateIndex:
     """Maintains and reads the by-state and by-original lookups for one store."""
 
-    def __init__(self, cql: Cql, peek: Peek) -> None:
+    def __init__(self, cql: Cql, peek: Peek, peek_many: PeekMany | None = None) -> None:
         self._cql = cql
         self._peek = peek  # tx id -> awaitable of the Transaction read at store consistency
+        # ids -> the Transactions that exist, read at the same consistency in multi-key reads
+        # (a scan's page of entries in a few requests, not one per entry)
+        self._peek_many = peek_many
         self._markers: dict[tuple[str, int], float] = {}
 
     async def put(self, state: TxState, deadline_at: float, tx_id: str) -> None:
@@ -204,7 +208,7 @@ class StateIndex:
                 params = (state.value, bucket, *position, older_than, PAGE)
                 rows = await self._cql.run(q.idx_after, params)
             seen_any = seen_any or bool(rows)
-            txs = await asyncio.gather(*(self._peek(r["id"]) for r in rows))
+            txs = await self._rows_of([r["id"] for r in rows])
             for entry, tx in zip(rows, txs, strict=True):
                 if (
                     tx is not None
@@ -223,6 +227,13 @@ class StateIndex:
         if not seen_any and not partial and (bucket + 1) * BUCKET_S <= older_than:
             stamp = scan_start_us - int(MARKER_MARGIN_S * 1_000_000)
             self._cql.spawn(self._cql.run(q.bucket_drop, (stamp, state.value, bucket)))
+
+    async def _rows_of(self, ids: list[str]) -> list[Transaction | None]:
+        """The row of each id (None: not there), in the order given."""
+        if self._peek_many is None:
+            return list(await asyncio.gather(*(self._peek(i) for i in ids)))
+        found = {tx.id: tx for tx in await self._peek_many(ids)}
+        return [found.get(i) for i in ids]
 
     def _maybe_clean(self, state: TxState, entry: Row, tx: Transaction | None) -> None:
         """Delete an entry that can never become true again."""

@@ -106,7 +106,8 @@ __all__ = ["CasOutcomeUnknown", "CassandraStore"]
 TTL_GRACE_S = 300
 MAX_TTL_S = 630_720_000  # Cassandra's limit (20 years)
 CAS_ATTEMPTS = 16
-PAGE_CONCURRENCY = 64  # reads or LWTs in flight for one page (get_transactions, settle)
+PAGE_CONCURRENCY = 64  # reads in flight for one page (get_transactions)
+SETTLE_CONCURRENCY = 256  # LWTs in flight for one page of settle_presented
 IN_KEYS = 50  # ids per IN read of get_transactions (below the driver's fetch size)
 CACHE_ROWS = 10_000
 CACHE_CLAIMS = 100_000
@@ -201,7 +202,7 @@ class CassandraStore(
             return
         cluster, cql = await asyncio.to_thread(self._connect)
         self._cluster, self._cql = cluster, cql
-        self._index = StateIndex(cql, self._peek)
+        self._index = StateIndex(cql, self._peek, self.get_transactions)
         self._sequences = Sequences(cql)
         self._vault = Vault(cql)
 
@@ -628,10 +629,25 @@ class CassandraStore(
         self, captures: Sequence[str], refunds: Sequence[str], now: float
     ) -> list[Transaction]:
         """The page's rows by IN reads and their SETTLED index entries in unlogged batches
-        first, then one CAS (LWT) per transaction, PAGE_CONCURRENCY in flight: the CAS is all
-        that is left per row. An entry put for a row that then fails its CAS is only stale
-        (the index's readers check the row)."""
-        gate = asyncio.Semaphore(PAGE_CONCURRENCY)
+        first, then one CAS (LWT) per transaction still to settle, SETTLE_CONCURRENCY in
+        flight. An entry put for a row that then fails its CAS is only stale (the index's
+        readers check the row).
+
+        Why a CAS and not a plain write (issue 17 asked): the row of a presented sale is
+        CAPTURED, whose only transition is SETTLED (ours), but its row is not quiet. A refund
+        of it may be reserving at that moment (``refund_reservations.reserve``: a CAS of
+        ``refunded_minor`` on a CAPTURED or SETTLED original), and recovery may release a dead
+        refund's reservation the same way; a presented refund is APPROVED and may still be
+        voided (APPROVED -> VOIDED | REVERSAL_PENDING), a real race on ``state`` the CAS
+        decides. A plain write would take ``version`` v + 1 next to a reservation's LWT that
+        took it too (two changes, one version; a Paxos ballot timestamp against a client
+        timestamp decides ``writers[v + 1]``), so a reservation of unknown outcome could read
+        another writer at v + 1, think it lost, and reserve again; a read-back sees that too
+        late. The schema's rule stays (a transactions row is only written by LWTs). What is
+        cut instead: a row already SETTLED (a rerun after a crash: SETTLED is terminal) is
+        returned as read, with no CAS and no SERIAL read; the rest run with more in flight
+        than a read page (an LWT waits on the node's Paxos rounds, not on this process)."""
+        gate = asyncio.Semaphore(SETTLE_CONCURRENCY)
         done = Changes(state=TxState.SETTLED, updated_at=now)
         wanted = [(i, Expect(state=TxState.CAPTURED)) for i in dict.fromkeys(captures)]
         wanted += [
@@ -649,8 +665,11 @@ class CassandraStore(
         drops: list[tuple[TxState, float, str]] = []
 
         async def one(tx_id: str, expect: Expect) -> Transaction | None:
-            if tx_id not in rows:
+            row = rows.get(tx_id)
+            if row is None:
                 return None
+            if row.state is TxState.SETTLED:
+                return row  # settled by an earlier run: terminal, nothing can move it
             async with gate:
                 try:
                     want, updates = check_cas(expect, done)
