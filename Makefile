@@ -216,6 +216,14 @@ STORE ?= sqlite
 bench-day: $(STAMP)
 	$(BIN)/python -m benchmarks.day.run --sizes $(SIZES) --store $(STORE) $(BENCH_DAY_ARGS)
 
+# Every back-office crash point as its own case on SQLite and on the shared Cassandra node
+# (a keyspace per case, dropped after); CI runs every point on SQLite and one day with every
+# point in turn on Cassandra (tests/backoffice/test_crash_rerun.py). Minutes; not in CI.
+.PHONY: crash-rerun-all
+crash-rerun-all: $(STAMP)
+	PAYSWITCH_CRASH_BACKENDS=sqlite,cassandra $(BIN)/python -m pytest -q \
+		tests/backoffice/test_crash_rerun.py
+
 # Apache Cassandra 5.0 from Maven Central (scripts/cassandra/cassctl.py), cached under .cassandra/.
 # Tests start the node they need on demand; these targets are for running the stack by hand.
 CASSANDRA := python3 scripts/cassandra/cassctl.py

@@ -13,17 +13,27 @@ that step without it and compares everything with the reference run.
 The crash points are the settlement run's steps' (``<step>.item`` for each of its registry
 ``STEPS``) and every literal ``crashpoint("<step>.<where>")`` in the parties' sources (the
 ledger's, the reconciliation's), so a step that adds one is covered without editing this file.
+
+Cassandra (the shared node on 127.0.0.1:9042): CI runs one case, the same day generated into a
+keyspace of its own (dropped after), a crash at every point in turn on it (each rerun dies at
+the next point, the last rerun ends), then compares the store as its interface reads it
+(``store_view``) with the SQLite reference's: the backends must end with the same books. With
+``PAYSWITCH_CRASH_BACKENDS=sqlite,cassandra`` (``make crash-rerun-all``, not in CI) every point
+is also its own case on each backend, a fresh keyspace each.
 """
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -35,7 +45,9 @@ from benchmarks.day.inject import read_expected
 from benchmarks.day.run import cutoff_argv
 from benchmarks.day.world import start_nodes, write_world
 from payswitch.crashpoint import ENV
+from payswitch.world.topology import load as load_topology
 from switch.backoffice.settlement.steps import STEPS
+from switch.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("switch", "payswitch", "issuer", "acquirer", "scheme", "network")
@@ -44,6 +56,11 @@ SEED = 2026
 NOW = 1_796_650_000.0  # the cut-off instant of every run: the same clearing files and reports
 STEP_TIMEOUT_S = 120
 ONLINE_POINTS = ("capture.", "refund.")
+CASSANDRA = "127.0.0.1:9042"
+# The order a cut-off then recon pass the points (the ledger's first page is clear's).
+IN_TURN = ("sweep.item", "close.item", "clear.item", "ledger.posting", "settle.item",
+           "apply.item", "expire.item", "recon.page")  # fmt: skip
+BACKENDS = tuple(os.environ.get("PAYSWITCH_CRASH_BACKENDS", "sqlite").split(","))
 
 
 def crash_points() -> list[str]:
@@ -73,25 +90,62 @@ def crash_points() -> list[str]:
 POINTS = crash_points()
 
 
+def generate_argv(store: str, topology: Path, out: Path) -> list[str]:
+    """The seeded day (the same transactions on any backend), its books and files in ``out``."""
+    return [sys.executable, "-m", "benchmarks.day.generate", "--store", store,
+            "--topology", str(topology), "--books", str(out / "books"), "--count", str(COUNT),
+            "--seed", str(SEED), "--per-kind", "1", "--cutoff", str(NOW - 60),
+            "--expected", str(out / "expected.json"),
+            "--settlement-dir", str(out / "settlement")]  # fmt: skip
+
+
 class World:
     def __init__(self, root: Path, topology: Path, golden: Path) -> None:
         self.root = root
         self.topology = topology
         self.golden = golden
         self.books = root / "books"
+        self.keyspaces: dict[Path, str] = {}  # Cassandra cases: case folder -> keyspace
 
     def store(self, case: Path) -> str:
+        keyspace = self.keyspaces.get(case)
+        if keyspace is not None:
+            return f"cassandra://{CASSANDRA}/{keyspace}?replication=1"
         return f"sqlite:///{case / 'switch.db'}"
 
-    def restore(self, case: Path) -> None:
-        """The golden day into the case's store, the running issuers' books, the settlement
-        folder."""
+    def restore(self, case: Path, backend: str = "sqlite") -> None:
+        """The golden day into the case's store (SQLite: the golden file copied; Cassandra:
+        the same seeded day generated into a new keyspace), the running issuers' books, the
+        settlement folder."""
         case.mkdir(parents=True)
-        _copy_db(self.golden / "switch.db", case / "switch.db")
+        if backend == "cassandra":
+            self.keyspaces[case] = f"crash_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+            scratch = case / "generated"  # its books and files: the golden ones are the same
+            done = subprocess.run(
+                generate_argv(self.store(case), self.topology, scratch),
+                cwd=REPO, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+        else:
+            _copy_db(self.golden / "switch.db", case / "switch.db")
         for src in sorted((self.golden / "books").glob("*.db")):
             _copy_db(src, self.books / src.name)
         shutil.rmtree(self.root / "settlement", ignore_errors=True)
         shutil.copytree(self.golden / "settlement", self.root / "settlement")
+
+    def drop(self, case: Path) -> None:
+        """Drop a Cassandra case's keyspace (nothing for SQLite: the folder is pytest's)."""
+        keyspace = self.keyspaces.pop(case, None)
+        if keyspace is None:
+            return
+        from cassandra.cluster import Cluster
+
+        host, _, port = CASSANDRA.partition(":")
+        cluster = Cluster([host], port=int(port))
+        try:
+            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        finally:
+            cluster.shutdown()
 
     def steps(self, case: Path) -> list[list[str]]:
         store = self.store(case)
@@ -130,29 +184,52 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return sorted(c.execute(sql).fetchall())
 
 
-def snapshot(world: World, case: Path) -> dict[str, Any]:
-    """What must be the same after a crash and a rerun: every transaction's state and amounts,
-    the batches and their items, every ledger posting and line (not their times), the recon
-    issues, and each issuer's books (accounts, holds, advices, presentments, chargebacks)."""
-    store = case / "switch.db"
-    out: dict[str, Any] = {
-        "transactions": _rows(
-            store,
-            "SELECT id, state, captured_minor, refunded_minor, amount_minor FROM transactions",
+async def _store_view(url: str, ids: list[str], terminals: list[str]) -> dict[str, Any]:
+    async with open_store(url) as store:
+        txs = await store.get_transactions(ids)
+        batches, items = [], []
+        for terminal in terminals:
+            for b in await store.batches_of(terminal, 1_000):
+                batches.append((terminal, b.batch_no, b.state.value))
+                for i in await store.batch_items(terminal, b.batch_no):
+                    items.append((terminal, i.transaction_id, b.batch_no, i.kind.value,
+                                  i.amount_minor))  # fmt: skip
+        lines = []
+        for currency in await store.ledger_currencies():
+            for e in await store.ledger_entries(currency):
+                lines.append((e.posting_id, e.line_no, e.account, e.currency, e.amount_minor))
+        postings = []
+        for posting_id in sorted({line[0] for line in lines}):
+            p = await store.ledger_get(posting_id)
+            assert p is not None, posting_id
+            postings.append((p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency))
+        issues = await store.recon_issues()
+    return {
+        "view.transactions": sorted(
+            (t.id, t.state.value, t.captured_minor, t.refunded_minor, t.amount_minor) for t in txs
         ),
-        "batches": _rows(store, "SELECT terminal_id, batch_no, state FROM batch_log"),
-        "batch_items": _rows(
-            store,
-            "SELECT terminal_id, transaction_id, batch_no, kind, amount_minor FROM batch_items",
+        "view.batches": sorted(batches),
+        "view.batch_items": sorted(items),
+        "view.postings": postings,
+        "view.lines": sorted(lines),
+        "view.issues": sorted(
+            (i.type, i.kind, i.rrn, i.transaction_id, i.status.value) for i in issues
         ),
-        "postings": _rows(
-            store, "SELECT posting_id, transaction_id, kind, rrn, currency FROM ledger_postings"
-        ),
-        "lines": _rows(
-            store, "SELECT posting_id, line_no, account, currency, amount_minor FROM ledger_lines"
-        ),
-        "issues": _rows(store, "SELECT type, kind, rrn, transaction_id, status FROM recon_issues"),
     }
+
+
+def store_view(world: World, case: Path) -> dict[str, Any]:
+    """The case's store as its interface reads it, on any backend: the golden day's
+    transactions, every terminal's batches and items, the ledger's postings and lines (not
+    their times), the recon issues."""
+    ids = [r[0] for r in _rows(world.golden / "switch.db", "SELECT id FROM transactions")]
+    terminals = [t.id for t in load_topology(world.topology).terminals]
+    return asyncio.run(_store_view(world.store(case), ids, terminals))
+
+
+def books(world: World) -> dict[str, Any]:
+    """Each issuer's books (accounts, holds, advices, presentments, chargebacks)."""
+    out: dict[str, Any] = {}
     for db in sorted(world.books.glob("*.db")):
         out[f"{db.stem}.accounts"] = _rows(db, "SELECT id, balance, held, open_holds FROM accounts")
         out[f"{db.stem}.authorizations"] = _rows(
@@ -168,6 +245,43 @@ def snapshot(world: World, case: Path) -> dict[str, Any]:
     return out
 
 
+def snapshot(world: World, case: Path) -> dict[str, Any]:
+    """What must be the same after a crash and a rerun: each issuer's books, the store as its
+    interface reads it (``store_view``) and, on SQLite, its rows as stored: every
+    transaction's state and amounts, the batches and their items, every ledger posting and
+    line (not their times), the recon issues."""
+    out = {**books(world), **store_view(world, case)}
+    if case in world.keyspaces:
+        return out
+    store = case / "switch.db"
+    out |= {
+        "sql.transactions": _rows(
+            store,
+            "SELECT id, state, captured_minor, refunded_minor, amount_minor FROM transactions",
+        ),
+        "sql.batches": _rows(store, "SELECT terminal_id, batch_no, state FROM batch_log"),
+        "sql.batch_items": _rows(
+            store,
+            "SELECT terminal_id, transaction_id, batch_no, kind, amount_minor FROM batch_items",
+        ),
+        "sql.postings": _rows(
+            store, "SELECT posting_id, transaction_id, kind, rrn, currency FROM ledger_postings"
+        ),
+        "sql.lines": _rows(
+            store, "SELECT posting_id, line_no, account, currency, amount_minor FROM ledger_lines"
+        ),
+        "sql.issues": _rows(
+            store, "SELECT type, kind, rrn, transaction_id, status FROM recon_issues"
+        ),
+    }
+    return out
+
+
+def backend_neutral(snap: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot without its SQLite-only rows: what two backends' runs must share."""
+    return {k: v for k, v in snap.items() if not k.startswith("sql.")}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("crash-day")
@@ -175,11 +289,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     golden = root / "golden"
     store = f"sqlite:///{golden / 'switch.db'}"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.day.generate", "--store", store,
-         "--topology", str(topology), "--books", str(golden / "books"), "--count", str(COUNT),
-         "--seed", str(SEED), "--per-kind", "1", "--cutoff", str(NOW - 60),
-         "--expected", str(golden / "expected.json"),
-         "--settlement-dir", str(golden / "settlement")],
+        generate_argv(store, topology, golden),
         cwd=REPO, capture_output=True, text=True, timeout=STEP_TIMEOUT_S,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -202,17 +312,46 @@ def reference(world: World) -> dict[str, Any]:
 
 
 def test_the_uninterrupted_day_reconciles_to_exactly_the_injected_set(world, reference):
-    found = {(t, k, rrn) for t, k, rrn, _, _ in reference["issues"]}
+    found = {(t, k, rrn) for t, k, rrn, _, _ in reference["sql.issues"]}
     assert found == read_expected(world.golden / "expected.json")
-    assert reference["lines"], "the cut-off posted to the ledger"
+    assert reference["sql.lines"], "the cut-off posted to the ledger"
+    assert reference["view.lines"] and reference["view.issues"], "the store view reads them"
     assert POINTS, "the back office has crash points"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("point", POINTS)
-def test_a_crash_then_a_rerun_ends_as_an_uninterrupted_run(world, reference, point):
-    case = world.root / f"crash-{point}"
-    world.restore(case)
-    died = world.run(case, crash=f"{point}:1")
-    assert died is not None, f"{point}: no step died by SIGKILL (point not reached)"
-    assert world.run(case, start=died) is None
-    assert snapshot(world, case) == reference
+def test_a_crash_then_a_rerun_ends_as_an_uninterrupted_run(world, reference, point, backend):
+    case = world.root / f"crash-{point}-{backend}"
+    try:
+        world.restore(case, backend)
+        died = world.run(case, crash=f"{point}:1")
+        assert died is not None, f"{point}: no step died by SIGKILL (point not reached)"
+        assert world.run(case, start=died) is None
+        want = reference if backend == "sqlite" else backend_neutral(reference)
+        assert snapshot(world, case) == want
+    finally:
+        world.drop(case)
+
+
+def test_a_crash_at_every_point_in_turn_on_cassandra_ends_as_the_uninterrupted_sqlite_day(
+    world, reference
+):
+    """One Cassandra keyspace, one day: each run dies at the next point (in the order the
+    cut-off then recon pass them), the run after the last ends; the store and the books are
+    then those of SQLite's uninterrupted run."""
+    case = world.root / "cassandra-in-turn"
+    points = [p for p in IN_TURN if p in POINTS] + [p for p in POINTS if p not in IN_TURN]
+    try:
+        world.restore(case, "cassandra")
+        start, died_at = 0, []
+        for point in points:
+            died = world.run(case, crash=f"{point}:1", start=start)
+            if died is not None:
+                died_at.append(point)
+                start = died
+        assert world.run(case, start=start) is None
+        assert died_at, "no point was reached"
+        assert snapshot(world, case) == backend_neutral(reference), died_at
+    finally:
+        world.drop(case)

@@ -83,13 +83,13 @@ async def test_schema_version_is_recorded_once(tmp_path: Path) -> None:
         async with SqliteStore(path):
             pass
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         cols = [r[1] for r in conn.execute("PRAGMA table_info(transactions)")]
     assert tuple(cols) == COLUMNS
     assert not [c for c in cols if "pan" in c and c != "masked_pan"]  # never a PAN column
 
 
-async def test_version_1_is_migrated_to_2(tmp_path: Path) -> None:
+async def test_version_1_is_migrated_to_the_current_version(tmp_path: Path) -> None:
     """A store written before the cross-border columns gets them (empty for its rows)."""
     path = tmp_path / "s.db"
     async with SqliteStore(path) as store:
@@ -102,9 +102,54 @@ async def test_version_1_is_migrated_to_2(tmp_path: Path) -> None:
         old = await store.get_transaction("old")
         assert old is not None and old.billing_minor == 0 and old.fx_rate == ""
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         cols = {r[1] for r in conn.execute("PRAGMA table_info(transactions)")}
     assert cols == set(COLUMNS)
+
+
+_V2_LINES = """
+CREATE TABLE ledger_lines (
+    posting_id TEXT NOT NULL, line_no INTEGER NOT NULL, account TEXT NOT NULL,
+    currency TEXT NOT NULL, amount_minor INTEGER NOT NULL, posted_at REAL NOT NULL,
+    transaction_id TEXT NOT NULL, PRIMARY KEY (posting_id, line_no));
+CREATE INDEX ledger_lines_by_currency ON ledger_lines (currency, posted_at);
+"""
+
+
+async def test_version_2_ledger_lines_are_rebuilt_clustered_with_every_line(
+    tmp_path: Path,
+) -> None:
+    """A version-2 store's ledger lines (a rowid table and its currency index) become the
+    version-3 table clustered in read order, every line kept, the old index gone."""
+    path = tmp_path / "s.db"
+    async with SqliteStore(path):
+        pass
+    rows = [
+        ("p2/A/0", 0, "a:x", "EUR", 500, 20.0, "t2"),
+        ("p2/A/0", 1, "m:y", "EUR", -500, 20.0, "t2"),
+        ("p1/A/0", 0, "a:x", "EUR", 300, 10.0, "t1"),
+        ("p1/A/0", 1, "m:y", "EUR", -300, 10.0, "t1"),
+        ("p3/A/0", 0, "a:x", "USD", 7, 15.0, "t3"),
+    ]
+    with sqlite3.connect(path) as conn:  # back to version 2 as it was
+        conn.execute("DROP TABLE ledger_lines")
+        conn.executescript(_V2_LINES)
+        conn.executemany("INSERT INTO ledger_lines VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE schema_version SET version = 2")
+    async with SqliteStore(path) as store:
+        eur = await store.ledger_entries("EUR")
+        assert [(e.posting_id, e.line_no) for e in eur] == [
+            ("p1/A/0", 0), ("p1/A/0", 1), ("p2/A/0", 0), ("p2/A/0", 1)
+        ]  # fmt: skip
+        assert [e.amount_minor for e in await store.ledger_entries("USD")] == [7]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'ledger_lines'").fetchone()
+        indexes = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger_lines'"
+        ).fetchall()
+        assert sorted(conn.execute("SELECT * FROM ledger_lines").fetchall()) == sorted(rows)
+    assert "WITHOUT ROWID" in ddl[0] and indexes == []
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
