@@ -358,3 +358,49 @@ async def test_a_device_hint_made_stale_by_another_process_never_decides(url: st
         finally:
             cx.execute = real
         assert statements == [EXEC_PROFILE_DEFAULT, cx.LWT]  # a plain read decides an advance
+
+
+async def test_an_authorization_costs_three_lwts_once_its_device_is_known(store) -> None:
+    """Issue 19's count, as the load suite reads it (``switch.store.statements``): the key's
+    claim, the intent (device counter and STAN claim in one conditional batch) and the final
+    transition with the key's answer; everything else plain. Replays and retransmissions
+    are still refused."""
+    from switch.domain.devices import CounterReplay, DeviceUse
+    from switch.domain.idempotency import Answer
+    from switch.store import statements
+
+    def lwts() -> int:
+        return statements.snapshot().get(("cassandra", "lwt"), 0)
+
+    async def authorize(counter: int) -> tuple[str, str, int]:
+        tx = new_tx()
+        device = DeviceUse("0011223344556677", tx.terminal_id, counter, tx.local_date, tx.stan)
+        before = lwts()
+        await store.claim_idempotency(
+            tx.terminal_id, tx.idempotency_key, "authorize", "fp", 60.0, NOW
+        )
+        pending = await store.receive_with_intent(
+            tx,
+            vault=None,
+            attach=(tx.terminal_id, tx.idempotency_key),
+            acquirer_id="ACQ1",
+            now=NOW,
+            device=device,
+        )
+        answer = Answer(tx.terminal_id, tx.idempotency_key, b"answer")
+        changes = Changes(response_code="00", auth_code="A1")
+        done = await store.record_with_answer(
+            pending.id, TxState.PENDING, TxState.APPROVED, changes, answer
+        )
+        assert done.answered and done.tx.state is TxState.APPROVED
+        return tx.id, tx.idempotency_key, lwts() - before
+
+    await authorize(1)  # the device's first use binds it (one more LWT, once per device)
+    tx_id, key, spent = await authorize(2)
+    assert spent == 3
+    replay = await store.claim_idempotency("T0001", key, "authorize", "fp", 60.0, NOW + 1)
+    assert not replay.claimed
+    assert (replay.record.status, replay.record.response) == (IdemStatus.COMPLETED, b"answer")
+    assert replay.record.transaction_id == tx_id
+    with pytest.raises(CounterReplay):
+        await authorize(2)
