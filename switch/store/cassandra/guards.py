@@ -188,8 +188,10 @@ class CassandraGuards(CassandraHost):
     async def _guard(self, use: DeviceUse | None, sent: Sent | None, now: float) -> Advance | None:
         """Advance ``use``'s device and claim ``sent``'s STAN in one conditional batch.
 
-        Raises DeviceRefused (nothing written) or DuplicateTransmission (the device advanced,
-        as when the STAN claim followed it). Returns the device's outcome (None: no device)."""
+        Raises DeviceRefused or DuplicateTransmission, nothing written (the batch is all or
+        nothing: a request answered 94 leaves its counter unused, as it changed nothing; a
+        STAN found taken in the pre-018 table is the exception, decided after the batch).
+        Returns the device's outcome (None: no device)."""
         assert use is not None or sent is not None
         terminal = use.terminal_id if use is not None else sent.terminal_id  # type: ignore[union-attr]
         if use is not None and sent is not None and sent.terminal_id != use.terminal_id:
