@@ -15,6 +15,7 @@ from pathlib import Path
 import cassandra_kit
 import pytest
 from cassandra import OperationTimedOut
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from storekit import NOW, new_tx
 
 from switch.domain.errors import StoreError, StoreUnavailable
@@ -217,11 +218,31 @@ async def test_sequence_of_unknown_outcome_never_repeats(store, monkeypatch, app
     assert await store.next_sequence("rrn") == 3
 
 
-@pytest.mark.parametrize("applied", [True, False])
-async def test_vault_put_of_unknown_outcome_is_settled(store, monkeypatch, applied) -> None:
-    seen = inject_unknown(monkeypatch, "INSERT INTO vault", applied=applied)
-    assert await store.put_vault_entry("ab" * 32, b"blob", 1, NOW)
-    assert seen and (await store.get_vault_entry("ab" * 32)).blob == b"blob"
+async def test_vault_put_is_a_plain_write_stamped_by_key_version(store) -> None:
+    """No Paxos for the vault (issue 19): one plain read and one plain write for a new card,
+    nothing for a version already seen; an older version written later never wins."""
+    kinds: list[str] = []
+    real = cx.execute
+
+    def counting(session, query, params, profile):  # type: ignore[no-untyped-def]
+        kinds.append(cx._kind(query, profile))
+        return real(session, query, params, profile)
+
+    cx.execute = counting
+    try:
+        assert await store.put_vault_entry("ab" * 32, b"blob", 2, NOW)
+        assert not await store.put_vault_entry("ab" * 32, b"blob", 2, NOW)
+    finally:
+        cx.execute = real
+    assert kinds == ["read", "write"]
+    session, keyspace = cassandra_kit.inspect()
+    session.execute(  # a late writer of the older version, as a process that read before
+        f"INSERT INTO {keyspace}.vault (token_digest, blob, key_version) "  # noqa: S608
+        "VALUES (%s, %s, %s) USING TIMESTAMP %s",
+        ("ab" * 32, b"old", 1, 1 * 2**52),
+    )
+    got = await store.get_vault_entry("ab" * 32)
+    assert (got.blob, got.key_version) == (b"blob", 2)
 
 
 async def test_unsettled_outcome_fails_closed(store, monkeypatch) -> None:
@@ -267,18 +288,14 @@ async def test_orphaned_transmission_claim_is_taken_over(store) -> None:
     (an insert may be in flight), taken over once older than any insert can take."""
     session, keyspace = cassandra_kit.inspect()
     put = (
-        f"INSERT INTO {keyspace}.transmissions "  # noqa: S608
-        "(terminal_id, local_date, stan, transaction_id, writer, created_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s) IF NOT EXISTS"
+        f"INSERT INTO {keyspace}.terminal_guards "  # noqa: S608
+        "(terminal_id, name, transaction_id, writer, created_at) "
+        "VALUES (%s, %s, %s, %s, %s) IF NOT EXISTS"
     )
     young, old = new_tx(), new_tx()
-    session.execute(
-        put, (young.terminal_id, young.local_date, young.stan, "tx-gone", uuid.uuid4(), time.time())
-    )
-    session.execute(
-        put,
-        (old.terminal_id, old.local_date, old.stan, "tx-gone", uuid.uuid4(), time.time() - 3600),
-    )
+    for tx, at in ((young, time.time()), (old, time.time() - 3600)):
+        name = f"t:{tx.local_date}:{tx.stan}"
+        session.execute(put, (tx.terminal_id, name, "tx-gone", uuid.uuid4(), at))
     with pytest.raises(DuplicateTransmission):
         await store.insert_transaction(young)
     await store.insert_transaction(old)
@@ -302,7 +319,7 @@ async def test_idempotency_rows_expire_in_cassandra_after_their_expiry(store) ->
 
 
 async def test_a_device_hint_made_stale_by_another_process_never_decides(url: str) -> None:
-    """Each process keeps the device row it last wrote and skips the SERIAL read on the next
+    """Each process keeps the device row it last wrote and skips the read on the next
     use; another process's advance makes that hint stale: an advance still lands (its LWT
     fails, the row is read, decided again), and a replay the hint would take for the same
     transmission is refused as the row says."""
@@ -340,4 +357,50 @@ async def test_a_device_hint_made_stale_by_another_process_never_decides(url: st
             assert await b.advance_device(use(9, 9), NOW) is Advance.ADVANCED
         finally:
             cx.execute = real
-        assert statements == [cx.SERIAL, cx.LWT]
+        assert statements == [EXEC_PROFILE_DEFAULT, cx.LWT]  # a plain read decides an advance
+
+
+async def test_an_authorization_costs_three_lwts_once_its_device_is_known(store) -> None:
+    """Issue 19's count, as the load suite reads it (``switch.store.statements``): the key's
+    claim, the intent (device counter and STAN claim in one conditional batch) and the final
+    transition with the key's answer; everything else plain. Replays and retransmissions
+    are still refused."""
+    from switch.domain.devices import CounterReplay, DeviceUse
+    from switch.domain.idempotency import Answer
+    from switch.store import statements
+
+    def lwts() -> int:
+        return statements.snapshot().get(("cassandra", "lwt"), 0)
+
+    async def authorize(counter: int) -> tuple[str, str, int]:
+        tx = new_tx()
+        device = DeviceUse("0011223344556677", tx.terminal_id, counter, tx.local_date, tx.stan)
+        before = lwts()
+        await store.claim_idempotency(
+            tx.terminal_id, tx.idempotency_key, "authorize", "fp", 60.0, NOW
+        )
+        pending = await store.receive_with_intent(
+            tx,
+            vault=None,
+            attach=(tx.terminal_id, tx.idempotency_key),
+            acquirer_id="ACQ1",
+            now=NOW,
+            device=device,
+        )
+        answer = Answer(tx.terminal_id, tx.idempotency_key, b"answer")
+        changes = Changes(response_code="00", auth_code="A1")
+        done = await store.record_with_answer(
+            pending.id, TxState.PENDING, TxState.APPROVED, changes, answer
+        )
+        assert done.answered and done.tx.state is TxState.APPROVED
+        return tx.id, tx.idempotency_key, lwts() - before
+
+    await authorize(1)  # the device's first use binds it (one more LWT, once per device)
+    tx_id, key, spent = await authorize(2)
+    assert spent == 3
+    replay = await store.claim_idempotency("T0001", key, "authorize", "fp", 60.0, NOW + 1)
+    assert not replay.claimed
+    assert (replay.record.status, replay.record.response) == (IdemStatus.COMPLETED, b"answer")
+    assert replay.record.transaction_id == tx_id
+    with pytest.raises(CounterReplay):
+        await authorize(2)

@@ -138,6 +138,10 @@ _STATIC = {
         "INSERT INTO vault (token_digest, blob, key_version, created_at, updated_at, writer) "
         "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
     ),
+    "vault_write": (
+        "INSERT INTO vault (token_digest, blob, key_version, created_at, updated_at, writer) "
+        "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+    ),
     "vault_renew": (
         "UPDATE vault SET blob = ?, key_version = ?, updated_at = ?, writer = ? "
         "WHERE token_digest = ? IF key_version < ?"

@@ -62,7 +62,6 @@ from switch.domain.transactions import (
     CasFailed,
     ChangeColumns,
     Changes,
-    DuplicateTransmission,
     Expect,
     ExpectColumns,
     Transaction,
@@ -87,8 +86,10 @@ from switch.store.cassandra.exec import (
     backoff,
     describe,
 )
+from switch.store.cassandra.guards import Sent
 from switch.store.cassandra.imports import CassandraImports
-from switch.store.cassandra.index import ORPHAN_S, StateIndex, bucket_of
+from switch.store.cassandra.index import StateIndex, bucket_of
+from switch.store.cassandra.intent import CassandraIntent
 from switch.store.cassandra.ledger import CassandraLedgerMixin
 from switch.store.cassandra.offline import CassandraOffline
 from switch.store.cassandra.revocations import CassandraRevocations
@@ -170,6 +171,7 @@ def _replication_factor(cluster: Cluster, cfg: CassandraConfig) -> int | None:
 
 
 class CassandraStore(
+    CassandraIntent,
     CassandraDevices,
     CassandraBatches,
     CassandraImports,
@@ -305,6 +307,7 @@ class CassandraStore(
             if not ok:
                 existing = idem_from_row(row)
                 if existing.expires_at > now:
+                    existing = await self.answered(row)
                     return Claim(False, existing)
                 # Expired but still there (TTL grace, or the caller's clock): replace it.
                 params = (_ttl(expires), *fields, scope, key, now)
@@ -332,6 +335,7 @@ class CassandraStore(
             return bool(r["transaction_id"] == transaction_id)
 
         async with cql.serialised("idem", scope, key):
+            await self._not_answered(scope, key)
             update = self._update_claim(scope, key, cql.q.idem_attach, (transaction_id,), done)
             await cql.shielded(update)
 
@@ -345,8 +349,20 @@ class CassandraStore(
             return (r["status"], bytes(r["response"] or b""), r["transaction_id"]) == values
 
         async with cql.serialised("idem", scope, key):
+            await self._not_answered(scope, key)
             await cql.shielded(self._update_claim(scope, key, cql.q.idem_complete, values, done))
             self._claims.pop((scope, key), None)
+
+    async def _not_answered(self, scope: str, key: str) -> None:
+        """NotFound when the key's transaction carries its answer already (the final
+        transition's LWT kept it there, ``intent.py``): the first answer stands."""
+        cql = self._open()
+        rows = await cql.run(cql.q.idem_get, (scope, key))
+        if rows and rows[0]["status"] == IdemStatus.IN_FLIGHT.value:
+            record = await self.answered(rows[0])
+            if record.status is IdemStatus.COMPLETED:
+                self._claims.pop((scope, key), None)
+                raise NotFound(f"idempotency key {key!r} of {scope!r} is answered already")
 
     async def _update_claim(
         self,
@@ -388,11 +404,16 @@ class CassandraStore(
         if not rows:
             return None
         record = idem_from_row(rows[0])
-        return record if record.expires_at > now else None
+        return await self.answered(rows[0]) if record.expires_at > now else None
 
     async def release_idempotency(self, scope: str, key: str) -> None:
         cql = self._open()
         async with cql.serialised("idem", scope, key):
+            self._attached_keys().pop((scope, key), None)  # its answer goes to the key now
+            try:
+                await self._not_answered(scope, key)
+            except NotFound:
+                return  # answered through its transaction: never dropped
             await cql.shielded(self._release(scope, key))
 
     async def _release(self, scope: str, key: str) -> None:
@@ -423,27 +444,27 @@ class CassandraStore(
             await cql.shielded(self._insert(tx.copy()))
 
     async def _insert(self, tx: Transaction) -> None:
-        cql = self._open()
+        self._open()
         index = self._index
         assert index is not None
-        writer = uuid.uuid4()
-        release = (tx.terminal_id, tx.local_date, tx.stan, writer)
+        sent = Sent(tx.terminal_id, tx.local_date, tx.stan, tx.id, uuid.uuid4())
         # Both at once: until the row exists the index entries are only stale hints.
-        claimed, hinted = await asyncio.gather(
-            self._take_transmission(tx, writer),
+        results: tuple[Any, ...] = await asyncio.gather(
+            self._guard(None, sent, time.time()),
             asyncio.gather(index.put(tx.state, tx.deadline_at, tx.id), index.put_refund(tx)),
             return_exceptions=True,
         )
+        claimed, hinted = results
         if isinstance(claimed, BaseException):
             raise claimed  # duplicate (or no decision): nothing of ours to release
         try:
             if isinstance(hinted, BaseException):
                 raise hinted
-            await self._insert_row(tx, writer)
+            await self._insert_row(tx, sent.writer)
         except CasOutcomeUnknown:
             raise  # the row may exist: keep its transmission claimed
         except StoreError:
-            cql.spawn(cql.lwt(cql.q.dup_release, release))  # best effort; see ORPHAN_S
+            await self._release_sent(sent)  # best effort; see guards.py (orphans)
             raise
         self._rows.put(tx.id, tx)
 
@@ -460,37 +481,6 @@ class CassandraStore(
                 return
             raise StoreError(f"transaction id {tx.id} exists already")
         raise CasOutcomeUnknown(f"insert of {tx.id}: outcome still unknown")
-
-    async def _take_transmission(self, tx: Transaction, writer: uuid.UUID) -> None:
-        """Claim (terminal, local date, STAN) for tx, or raise DuplicateTransmission.
-
-        The claim precedes the transaction row. One whose transaction never appeared (its
-        inserter failed in between and could not release it) is taken over after ORPHAN_S,
-        longer than any insert can take.
-        """
-        cql = self._open()
-        q = cql.q
-        key = (tx.terminal_id, tx.local_date, tx.stan)
-        for attempt in range(CAS_ATTEMPTS):
-            await backoff(attempt)
-            ok, row = await cql.lwt(q.dup_claim, (*key, tx.id, writer, time.time()))
-            if ok is None:
-                row = await cql.serial(q.dup_get, key) or {}
-                if not row:
-                    continue
-                ok = row["writer"] == writer
-            if ok:
-                return
-            existing = row["transaction_id"]
-            if existing == tx.id or row["created_at"] > time.time() - ORPHAN_S:
-                raise DuplicateTransmission(existing)
-            if await cql.serial(q.tx_get, (existing,)) is not None:
-                raise DuplicateTransmission(existing)
-            take_over = (tx.id, writer, time.time(), *key, row["writer"])
-            taken, _ = await cql.lwt(q.dup_take_over, take_over)
-            if taken:
-                return
-        raise StoreUnavailable(f"transmission claim for {tx.id}: no decision after contention")
 
     async def get_transaction(self, tx_id: str) -> Transaction | None:
         return await self._peek(tx_id)
@@ -525,16 +515,21 @@ class CassandraStore(
         changes: ChangeColumns,
         indexed: tuple[TxState, float] | None = None,
         drops: list[tuple[TxState, float, str]] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Transaction:
         """``indexed``: the (state, deadline) whose index entry the caller already put;
-        ``drops``: where to leave the old entry for the caller to drop (a page's at once)."""
+        ``drops``: where to leave the old entry for the caller to drop (a page's at once);
+        ``extra``: columns outside ``Transaction`` written by the same LWT (the key's answer,
+        ``intent.py``)."""
         cql = self._open()
         index = self._index
         assert index is not None
         conditions = [c for c in expected if c != "version"]
-        stmt = cql.q.cas_cached(list(changes), conditions)
+        extra = extra or {}
+        names = [*changes, *extra]
+        stmt = cql.q.cas_cached(names, conditions)
         if stmt is None:  # preparing blocks: off the event loop
-            stmt = await asyncio.to_thread(cql.q.prepare_cas, list(changes), conditions)
+            stmt = await asyncio.to_thread(cql.q.prepare_cas, names, conditions)
         row = self._rows.get(tx_id)
         fresh = False  # row was read at SERIAL during this call
         if row is None:
@@ -552,6 +547,7 @@ class CassandraStore(
             writer = uuid.uuid4()
             params = (
                 *(db_value(v) for v in changes.values()),
+                *extra.values(),
                 new.version,
                 new.version,
                 writer,

@@ -1,21 +1,24 @@
-"""The PAN vault on Cassandra: one LWT-only row per card token digest.
+"""The PAN vault on Cassandra: one row per card token digest, written by plain writes.
 
-``put`` inserts with ``IF NOT EXISTS`` and re-encrypts with ``UPDATE ... IF key_version < ?``,
-so concurrent writers of one card always end on the newest key version and never go back.
-Key versions only grow, so a version this process has seen is a safe lower bound: a put that
-is not newer returns False without a round trip, and otherwise a plain read at the store's
-consistency skips the LWT when the row is already as new (every authorization puts its card).
+An entry is a pure function of the card and the key version (the same PAN sealed under the
+same vault key; two blobs of one version decrypt to the same PAN), so it needs no Paxos
+(issue 19): every write is ``USING TIMESTAMP key_version * 2**52`` (above any wall-clock
+microsecond timestamp until the year 2112, the LWT-written rows of before 018 included), so a
+newer key version always wins and a concurrent writer of an older one can never take the row
+back; two writers of one version converge on one of their blobs. Key versions only grow, so a
+version this process has seen is a safe lower bound: a put that is not newer returns False
+without a round trip, and otherwise a plain read at the store's consistency skips the write
+when the row is already as new (every authorization puts its card).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from switch.domain.errors import StoreUnavailable
 from switch.domain.vault import VaultEntry
-from switch.store.cassandra.exec import Cql, Row, backoff
+from switch.store.cassandra.exec import Cql, Row
 
-ATTEMPTS = 16
+VERSION_STAMP = 2**52  # write timestamp per key version (see the module doc)
 CACHE = 100_000
 
 
@@ -55,33 +58,18 @@ class Vault:
         if current is not None and current.key_version >= version:
             return False
         async with self._cql.serialised("vault", digest):
-            return await self._cql.shielded(self._put(digest, blob, version, now))
+            if self._versions.get(digest, 0) >= version:
+                return False  # written meanwhile by a caller of this process
+            created = current.created_at if current is not None else now
+            return await self._cql.shielded(self._put(digest, blob, version, created, now))
 
-    async def _put(self, digest: str, blob: bytes, version: int, now: float) -> bool:
+    async def _put(
+        self, digest: str, blob: bytes, version: int, created: float, now: float
+    ) -> bool:
         q = self._cql.q
-        for attempt in range(ATTEMPTS):
-            await backoff(attempt)
-            writer = uuid.uuid4()
-            ok, row = await self._cql.lwt(q.vault_put, (digest, blob, version, now, now, writer))
-            if ok is None:
-                row = await self._cql.serial(q.vault_get, (digest,)) or {}
-                if not row:
-                    continue
-                ok = row["writer"] == writer
-            if ok:
-                self._saw(digest, version)
-                return True
-            stored = int(row["key_version"])
-            if stored >= version:
-                self._saw(digest, stored)
-                return False
-            ok, _ = await self._cql.lwt(
-                q.vault_renew, (blob, version, now, writer, digest, version)
-            )
-            if ok is None:
-                row = await self._cql.serial(q.vault_get, (digest,)) or {}
-                ok = row.get("writer") == writer
-            if ok:
-                self._saw(digest, version)
-                return True
-        raise StoreUnavailable(f"vault put: no decision after {ATTEMPTS} attempts")
+        stamp = version * VERSION_STAMP
+        await self._cql.run(
+            q.vault_write, (digest, blob, version, created, now, uuid.uuid4(), stamp)
+        )
+        self._saw(digest, version)
+        return True
