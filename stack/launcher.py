@@ -40,7 +40,7 @@ from hsm.config import hsm_home, pin_path
 from payswitch import tls, tracing
 from payswitch.certs import CertDir, make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
-from payswitch.world.ports import free_ports
+from payswitch.world.ports import free_ports, release
 from payswitch.world.topology import (
     Topology,
     TopologyError,
@@ -440,8 +440,12 @@ class Stack:
         self.start_node(node_id)
 
     def stop(self) -> None:
-        """Stop every child, the switch first and issuers last."""
+        """Stop every child, the switch first and issuers last; the ports this process
+        reserved for them (``payswitch.world.ports.free_ports``) are given back."""
         self._terminate(list(reversed(self._children.values())))
+        addresses = [a for c in self._children.values() for a in (c.listen, c.admin_listen)]
+        addresses += [c.metrics_listen for c in self._children.values()]
+        release([int(a.rpartition(":")[2]) for a in addresses if a.rpartition(":")[2].isdigit()])
 
     def _terminate(self, children: list[_Child]) -> None:
         live = [c for c in children if c.proc is not None and c.proc.poll() is None]
