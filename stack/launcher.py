@@ -37,7 +37,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hsm.config import hsm_home, pin_path
-from payswitch import tls, tracing
+from payswitch import startgate, tls, tracing
 from payswitch.certs import CertDir, make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
 from payswitch.world.ports import free_ports, release
@@ -118,6 +118,7 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     output: _Output | None = None
     reported_exit: bool = field(default=False)
+    held: bool = False  # started ahead, waiting for its go (payswitch/startgate.py)
 
 
 class Stack:
@@ -285,11 +286,13 @@ class Stack:
         return self._child(node_id).log_path
 
     def pid(self, node_id: str) -> int | None:
+        """The child's process id while it runs (a held one too: see ``prestart``)."""
         proc = self._child(node_id).proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def running(self, node_id: str) -> bool:
-        return self.pid(node_id) is not None
+        """Started and not held (``prestart``): it serves or is on its way to."""
+        return self.pid(node_id) is not None and not self._child(node_id).held
 
     def exited(self) -> dict[str, int]:
         """Children that were started and have since exited, with their exit codes."""
@@ -329,19 +332,21 @@ class Stack:
             raise
         return self
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self, child: _Child, held: bool = False) -> None:
         with open_private_log(child.log_path) as log:
             log.write(f"--- starting {child.node_id}: {' '.join(child.argv[1:4])}\n".encode())
+        env = self._env | {startgate.GATE_ENV: "1"} if held else self._env
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             child.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if held else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=self._env,
+            env=env,
             start_new_session=True,
         )
         assert proc.stdout is not None
         child.proc = proc
+        child.held = held
         child.reported_exit = False
         child.output = _Output(child.node_id, proc.stdout, child.log_path, self._echo)
 
@@ -421,15 +426,41 @@ class Stack:
         """Stop one child gracefully (SIGTERM, then SIGKILL after ``stop_timeout``)."""
         self._terminate([self._child(node_id)])
 
+    def prestart(self, node_id: str) -> None:
+        """Start a stopped or killed child ahead of its restart, held after its imports
+        (``payswitch/startgate.py``: nothing bound or opened yet); ``start_node`` releases
+        it. A planned outage so costs no interpreter start after it. A child that runs or is
+        held already is left alone."""
+        child = self._child(node_id)
+        if self.pid(node_id) is not None:
+            return
+        self._join_output(child)
+        self._spawn(child, held=True)
+
     def start_node(self, node_id: str) -> None:
         """Start a stopped or killed child again with the same arguments (same port, books,
-        store) and wait until it is SERVING; a child that runs is left alone."""
+        store), or release the one ``prestart`` holds, and wait until it is SERVING; a child
+        that runs is left alone."""
         if self.running(node_id):
             return
         child = self._child(node_id)
-        self._join_output(child)
-        self._spawn(child)
+        if child.held and child.proc is not None and child.proc.poll() is None:
+            self._release(child)
+        else:
+            self._join_output(child)
+            self._spawn(child)
         self._wait_serving([child], self.ready_timeout)
+
+    @staticmethod
+    def _release(child: _Child) -> None:
+        """The held child's go (it exits, quietly, if its stdin closes without one)."""
+        assert child.proc is not None and child.proc.stdin is not None
+        child.held = False
+        try:
+            child.proc.stdin.write(startgate.GO)
+            child.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died meanwhile: _wait_serving reports its exit
 
     def kill_and_restart(self, node_id: str, down_s: float = 0.0) -> None:
         """``kill -9`` one child (a switch dies mid-request, nothing flushed or answered),

@@ -174,6 +174,7 @@ class Driver:
         self._admin: grpc.aio.Channel | None = None
         self._t0 = time.monotonic()
         self._payments_done = asyncio.Event()
+        self._outage_over: dict[str, asyncio.Event] = {}  # per node: end its outage now
 
     # -- sending -------------------------------------------------------------------------
 
@@ -311,6 +312,7 @@ class Driver:
                     await self._progress.wait_for(lambda e=event: self._started >= e.at)
                 pending = restarts.pop(event.node, None)
                 if pending is not None:
+                    self._cut_short(event.node)  # its outage has covered its payments
                     await pending
                 self.log(f"  +{time.monotonic() - self._t0:.1f}s event {event.describe()}")
                 try:
@@ -384,13 +386,28 @@ class Driver:
             return self._restart(event.node, event.down_s)
         return None
 
+    def _cut_short(self, node: str) -> None:
+        """End ``node``'s planned outage now (the next event on it is due)."""
+        self._outage_over.setdefault(node, asyncio.Event()).set()
+
     async def _restart(self, node: str, down_s: float) -> None:
-        # The planned outage, cut short once every payment is done (the network calms down).
-        if not self._payments_done.is_set():
-            try:
-                await asyncio.wait_for(self._payments_done.wait(), down_s)
-            except TimeoutError:
-                pass
+        """The planned outage, then the start. The outage ends early when every payment is
+        done (the network calms down) or when the plan's next event on the same node comes
+        due: that event needs the node up, and every payment planned before it (the ones
+        the outage is for) has been started; waiting out the rest of ``down_s`` would only
+        hold up the payments after it. The new process is started when the outage begins,
+        held after its imports (``Stack.prestart``), so the start after it is the node's own
+        (HSM, store, port), not the interpreter's."""
+        over = self._outage_over.setdefault(node, asyncio.Event())  # maybe set already
+        if down_s > 0 and not over.is_set() and not self._payments_done.is_set():
+            await asyncio.to_thread(self.stack.prestart, node)
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._payments_done, over)]
+        try:
+            await asyncio.wait(waits, timeout=down_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            del self._outage_over[node]  # the next outage of this node waits afresh
         try:
             await asyncio.to_thread(self.stack.start_node, node)
         except StackError as exc:
