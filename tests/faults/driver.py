@@ -51,6 +51,13 @@ _CONTROL_OPTIONS = [
 ]
 
 
+# Events that act on the node itself: one due while the node is down for a planned outage ends
+# that outage (the disk and store events name the switch but act on its filesystem or store).
+_NEEDS_NODE_UP = frozenset(
+    {Action.SET_FAULTS, Action.CLEAR_FAULTS, Action.KILL_SWITCH, Action.RESTART_NODE}
+)
+
+
 def unrecorded_96(first: tuple[str, str], later: set[tuple[str, str]]) -> bool:
     """A 96 the switch could not keep under its key (the store refused the write: a full
     disk), for a transaction it then settled as not approved: a later retry is answered from
@@ -312,7 +319,8 @@ class Driver:
                     await self._progress.wait_for(lambda e=event: self._started >= e.at)
                 pending = restarts.pop(event.node, None)
                 if pending is not None:
-                    self._cut_short(event.node)  # its outage has covered its payments
+                    if event.action in _NEEDS_NODE_UP:  # its outage has covered its payments
+                        self._cut_short(event.node)
                     await pending
                 self.log(f"  +{time.monotonic() - self._t0:.1f}s event {event.describe()}")
                 try:
@@ -392,12 +400,12 @@ class Driver:
 
     async def _restart(self, node: str, down_s: float) -> None:
         """The planned outage, then the start. The outage ends early when every payment is
-        done (the network calms down) or when the plan's next event on the same node comes
-        due: that event needs the node up, and every payment planned before it (the ones
-        the outage is for) has been started; waiting out the rest of ``down_s`` would only
-        hold up the payments after it. The new process is started when the outage begins,
-        held after its imports (``Stack.prestart``), so the start after it is the node's own
-        (HSM, store, port), not the interpreter's."""
+        done (the network calms down) or when the plan's next event acting on the same node
+        comes due (``_NEEDS_NODE_UP``): that event needs the node up, and every payment
+        planned before it (the ones the outage is for) has been started; waiting out the rest
+        of ``down_s`` would only hold up the payments after it. The new process is started
+        when the outage begins, held after its imports (``Stack.prestart``), so the start
+        after it is the node's own (HSM, store, port), not the interpreter's."""
         over = self._outage_over.setdefault(node, asyncio.Event())  # maybe set already
         if down_s > 0 and not over.is_set() and not self._payments_done.is_set():
             await asyncio.to_thread(self.stack.prestart, node)
