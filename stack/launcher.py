@@ -119,6 +119,8 @@ class _Child:
     output: _Output | None = None
     reported_exit: bool = field(default=False)
     held: bool = False  # started ahead, waiting for its go (payswitch/startgate.py)
+    # Its successor, started held while it still runs (``prestart``): (process, output).
+    standby: tuple[subprocess.Popen[bytes], _Output] | None = None
 
 
 class Stack:
@@ -333,6 +335,11 @@ class Stack:
         return self
 
     def _spawn(self, child: _Child, held: bool = False) -> None:
+        child.proc, child.output = self._popen(child, held)
+        child.held = held
+        child.reported_exit = False
+
+    def _popen(self, child: _Child, held: bool) -> tuple[subprocess.Popen[bytes], _Output]:
         with open_private_log(child.log_path) as log:
             log.write(f"--- starting {child.node_id}: {' '.join(child.argv[1:4])}\n".encode())
         env = self._env | {startgate.GATE_ENV: "1"} if held else self._env
@@ -345,10 +352,7 @@ class Stack:
             start_new_session=True,
         )
         assert proc.stdout is not None
-        child.proc = proc
-        child.held = held
-        child.reported_exit = False
-        child.output = _Output(child.node_id, proc.stdout, child.log_path, self._echo)
+        return proc, _Output(child.node_id, proc.stdout, child.log_path, self._echo)
 
     def wait_serving(self, node_id: str, timeout: float | None = None) -> None:
         self._wait_serving([self._child(node_id)], timeout or self.ready_timeout)
@@ -427,15 +431,23 @@ class Stack:
         self._terminate([self._child(node_id)])
 
     def prestart(self, node_id: str) -> None:
-        """Start a stopped or killed child ahead of its restart, held after its imports
+        """Start a child's next process ahead of its restart, held after its imports
         (``payswitch/startgate.py``: nothing bound or opened yet); ``start_node`` releases
-        it. A planned outage so costs no interpreter start after it. A child that runs or is
-        held already is left alone."""
+        it. A planned outage so costs no interpreter start after it. Beside a child that
+        runs, the process waits as its standby (a kill -9 still hits the running one only);
+        a child held already is left alone."""
         child = self._child(node_id)
-        if self.pid(node_id) is not None:
+        if self.pid(node_id) is not None and not child.held:
+            if child.standby is None or child.standby[0].poll() is not None:
+                child.standby = self._popen(child, held=True)
             return
-        self._join_output(child)
-        self._spawn(child, held=True)
+        if self.pid(node_id) is None:
+            self._join_output(child)
+            if child.standby is not None and child.standby[0].poll() is None:
+                (child.proc, child.output), child.standby = child.standby, None
+                child.held, child.reported_exit = True, False
+            else:
+                self._spawn(child, held=True)
 
     def start_node(self, node_id: str) -> None:
         """Start a stopped or killed child again with the same arguments (same port, books,
@@ -444,6 +456,8 @@ class Stack:
         if self.running(node_id):
             return
         child = self._child(node_id)
+        if child.standby is not None and not child.held:
+            self.prestart(node_id)  # the standby becomes the held child
         if child.held and child.proc is not None and child.proc.poll() is None:
             self._release(child)
         else:
@@ -479,6 +493,13 @@ class Stack:
         release([int(a.rpartition(":")[2]) for a in addresses if a.rpartition(":")[2].isdigit()])
 
     def _terminate(self, children: list[_Child]) -> None:
+        for child in children:  # a standby never started anything: killed outright
+            if child.standby is not None:
+                standby, output = child.standby
+                child.standby = None
+                standby.kill()
+                standby.wait(timeout=self.stop_timeout)
+                output.thread.join(timeout=self.stop_timeout)
         live = [c for c in children if c.proc is not None and c.proc.poll() is None]
         for child in live:
             child.reported_exit = True

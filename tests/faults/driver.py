@@ -369,6 +369,9 @@ class Driver:
                 control_pb2.ClearFaultsRequest(), timeout=5, wait_for_ready=True
             )
         elif event.action is Action.KILL_SWITCH:
+            # Its successor first, held after its imports beside it (Stack.prestart): the
+            # kill hits the serving process; the restart is then the switch's own start.
+            await asyncio.to_thread(self.stack.prestart, event.node)
             await asyncio.to_thread(self.stack.kill, event.node)
             return self._restart(event.node, event.down_s)
         elif event.action is Action.FILL_DISK and self.disk is not None:
@@ -407,8 +410,8 @@ class Driver:
         when the outage begins, held after its imports (``Stack.prestart``), so the start
         after it is the node's own (HSM, store, port), not the interpreter's."""
         over = self._outage_over.setdefault(node, asyncio.Event())  # maybe set already
-        if down_s > 0 and not over.is_set() and not self._payments_done.is_set():
-            await asyncio.to_thread(self.stack.prestart, node)
+        if not over.is_set() and not self._payments_done.is_set():
+            await asyncio.to_thread(self.stack.prestart, node)  # a killed switch's: its standby
         waits = [asyncio.ensure_future(e.wait()) for e in (self._payments_done, over)]
         try:
             await asyncio.wait(waits, timeout=down_s, return_when=asyncio.FIRST_COMPLETED)
