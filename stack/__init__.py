@@ -5,3 +5,7 @@ topology file and is the tests' API to the running world; ``node`` (``payswitch-
 network node; ``nodes`` maps a topology kind to the party's code; ``local`` runs every network
 node inside one event loop, for tests that need no processes.
 """
+
+from payswitch.leanimports import structlog_without_rich
+
+structlog_without_rich()  # first thing in every node's process: see payswitch/leanimports.py

@@ -37,10 +37,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from hsm.config import hsm_home, pin_path
-from payswitch import tls, tracing
+from payswitch import startgate, tls, tracing
 from payswitch.certs import CertDir, make_certs
 from payswitch.process import PARENT_PID_ENV, connect_address, open_private_log, private_files
-from payswitch.world.ports import free_ports
+from payswitch.world.ports import free_ports, release
 from payswitch.world.topology import (
     Topology,
     TopologyError,
@@ -118,6 +118,9 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     output: _Output | None = None
     reported_exit: bool = field(default=False)
+    held: bool = False  # started ahead, waiting for its go (payswitch/startgate.py)
+    # Its successor, started held while it still runs (``prestart``): (process, output).
+    standby: tuple[subprocess.Popen[bytes], _Output] | None = None
 
 
 class Stack:
@@ -285,11 +288,13 @@ class Stack:
         return self._child(node_id).log_path
 
     def pid(self, node_id: str) -> int | None:
+        """The child's process id while it runs (a held one too: see ``prestart``)."""
         proc = self._child(node_id).proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
     def running(self, node_id: str) -> bool:
-        return self.pid(node_id) is not None
+        """Started and not held (``prestart``): it serves or is on its way to."""
+        return self.pid(node_id) is not None and not self._child(node_id).held
 
     def exited(self) -> dict[str, int]:
         """Children that were started and have since exited, with their exit codes."""
@@ -329,21 +334,25 @@ class Stack:
             raise
         return self
 
-    def _spawn(self, child: _Child) -> None:
+    def _spawn(self, child: _Child, held: bool = False) -> None:
+        child.proc, child.output = self._popen(child, held)
+        child.held = held
+        child.reported_exit = False
+
+    def _popen(self, child: _Child, held: bool) -> tuple[subprocess.Popen[bytes], _Output]:
         with open_private_log(child.log_path) as log:
             log.write(f"--- starting {child.node_id}: {' '.join(child.argv[1:4])}\n".encode())
+        env = self._env | {startgate.GATE_ENV: "1"} if held else self._env
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
             child.argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if held else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=self._env,
+            env=env,
             start_new_session=True,
         )
         assert proc.stdout is not None
-        child.proc = proc
-        child.reported_exit = False
-        child.output = _Output(child.node_id, proc.stdout, child.log_path, self._echo)
+        return proc, _Output(child.node_id, proc.stdout, child.log_path, self._echo)
 
     def wait_serving(self, node_id: str, timeout: float | None = None) -> None:
         self._wait_serving([self._child(node_id)], timeout or self.ready_timeout)
@@ -429,15 +438,51 @@ class Stack:
         """Stop one child gracefully (SIGTERM, then SIGKILL after ``stop_timeout``)."""
         self._terminate([self._child(node_id)])
 
+    def prestart(self, node_id: str) -> None:
+        """Start a child's next process ahead of its restart, held after its imports
+        (``payswitch/startgate.py``: nothing bound or opened yet); ``start_node`` releases
+        it. A planned outage so costs no interpreter start after it. Beside a child that
+        runs, the process waits as its standby (a kill -9 still hits the running one only);
+        a child held already is left alone."""
+        child = self._child(node_id)
+        if self.pid(node_id) is not None and not child.held:
+            if child.standby is None or child.standby[0].poll() is not None:
+                child.standby = self._popen(child, held=True)
+            return
+        if self.pid(node_id) is None:
+            self._join_output(child)
+            if child.standby is not None and child.standby[0].poll() is None:
+                (child.proc, child.output), child.standby = child.standby, None
+                child.held, child.reported_exit = True, False
+            else:
+                self._spawn(child, held=True)
+
     def start_node(self, node_id: str) -> None:
         """Start a stopped or killed child again with the same arguments (same port, books,
-        store) and wait until it is SERVING; a child that runs is left alone."""
+        store), or release the one ``prestart`` holds, and wait until it is SERVING; a child
+        that runs is left alone."""
         if self.running(node_id):
             return
         child = self._child(node_id)
-        self._join_output(child)
-        self._spawn(child)
+        if child.standby is not None and not child.held:
+            self.prestart(node_id)  # the standby becomes the held child
+        if child.held and child.proc is not None and child.proc.poll() is None:
+            self._release(child)
+        else:
+            self._join_output(child)
+            self._spawn(child)
         self._wait_serving([child], self.ready_timeout)
+
+    @staticmethod
+    def _release(child: _Child) -> None:
+        """The held child's go (it exits, quietly, if its stdin closes without one)."""
+        assert child.proc is not None and child.proc.stdin is not None
+        child.held = False
+        try:
+            child.proc.stdin.write(startgate.GO)
+            child.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died meanwhile: _wait_serving reports its exit
 
     def kill_and_restart(self, node_id: str, down_s: float = 0.0) -> None:
         """``kill -9`` one child (a switch dies mid-request, nothing flushed or answered),
@@ -448,10 +493,21 @@ class Stack:
         self.start_node(node_id)
 
     def stop(self) -> None:
-        """Stop every child, the switch first and issuers last."""
+        """Stop every child, the switch first and issuers last; the ports this process
+        reserved for them (``payswitch.world.ports.free_ports``) are given back."""
         self._terminate(list(reversed(self._children.values())))
+        addresses = [a for c in self._children.values() for a in (c.listen, c.admin_listen)]
+        addresses += [c.metrics_listen for c in self._children.values()]
+        release([int(a.rpartition(":")[2]) for a in addresses if a.rpartition(":")[2].isdigit()])
 
     def _terminate(self, children: list[_Child]) -> None:
+        for child in children:  # a standby never started anything: killed outright
+            if child.standby is not None:
+                standby, output = child.standby
+                child.standby = None
+                standby.kill()
+                standby.wait(timeout=self.stop_timeout)
+                output.thread.join(timeout=self.stop_timeout)
         live = [c for c in children if c.proc is not None and c.proc.poll() is None]
         for child in live:
             child.reported_exit = True

@@ -15,10 +15,10 @@ import uvloop
 from network.hsm_node import NodeHsmError, set_pin_file
 from network.server import run_until_signal
 from network.transport import NodeTls
-from payswitch import logs, tracing
+from payswitch import logs, startgate, tracing
 from payswitch.process import private_files
 from payswitch.world.topology import Topology, TopologyError, load
-from stack.nodes import build
+from stack.nodes import build, factory
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         topology = load(args.topology)
-        topology.node_kind(args.node_id)
+        factory(topology.node_kind(args.node_id))  # its kind's code imported
     except (OSError, TopologyError) as exc:
         sys.exit(f"payswitch-node: {exc}")
+    startgate.wait_for_go()  # started ahead of a planned restart: held here until due
     logs.configure(args.node_id, args.log_level)
     tracing.install(args.node_id, topology.tracing)
     if args.hsm_pin_file:

@@ -1,24 +1,36 @@
-"""Which module builds which kind of node: the one place that maps a topology kind to code."""
+"""Which module builds which kind of node: the one place that maps a topology kind to code.
+
+A node process imports only its own kind's code (an acquirer has no use for the issuer's
+books): each kind's module is imported when a node of that kind is built.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from acquirer import node as acquirer
-from issuer import node as issuer
 from network.server import NodeApp
 from network.transport import NodeTls
 from payswitch.world.topology import Topology
-from scheme import node as scheme
 
 Factory = Callable[..., Awaitable[NodeApp]]
 
-FACTORIES: dict[str, Factory] = {
-    "acquirer": acquirer.create,
-    "scheme": scheme.create,
-    "issuer": issuer.create,
-}
+
+def factory(kind: str) -> Factory:
+    """The ``create`` of ``kind``'s node module (acquirer, scheme or issuer)."""
+    if kind == "acquirer":
+        from acquirer import node as acquirer
+
+        return acquirer.create
+    if kind == "scheme":
+        from scheme import node as scheme
+
+        return scheme.create
+    if kind == "issuer":
+        from issuer import node as issuer
+
+        return issuer.create
+    raise KeyError(kind)
 
 
 async def build(
@@ -33,4 +45,4 @@ async def build(
     it dials its next hops with ``security``'s client credentials (None: plaintext)."""
     kind = topology.node_kind(node_id)
     client = security.client if security is not None else None
-    return await FACTORIES[kind](topology, node_id, seed=seed, books_dir=books_dir, client=client)
+    return await factory(kind)(topology, node_id, seed=seed, books_dir=books_dir, client=client)

@@ -42,11 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cel
-
 from payswitch import codes
+from switch.risk import celcore
 from switch.risk.facts import Facts
 from switch.risk.signals import Signals, template
+
+cel = celcore.load()  # the native core alone: the package's __init__ loads its CLI
 
 LIMIT_CODES = (codes.EXCEEDS_AMOUNT_LIMIT, codes.EXCEEDS_FREQUENCY_LIMIT)
 MAX_MESSAGE = 80

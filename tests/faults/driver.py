@@ -51,6 +51,13 @@ _CONTROL_OPTIONS = [
 ]
 
 
+# Events that act on the node itself: one due while the node is down for a planned outage ends
+# that outage (the disk and store events name the switch but act on its filesystem or store).
+_NEEDS_NODE_UP = frozenset(
+    {Action.SET_FAULTS, Action.CLEAR_FAULTS, Action.KILL_SWITCH, Action.RESTART_NODE}
+)
+
+
 def unrecorded_96(first: tuple[str, str], later: set[tuple[str, str]]) -> bool:
     """A 96 the switch could not keep under its key (the store refused the write: a full
     disk), for a transaction it then settled as not approved: a later retry is answered from
@@ -174,6 +181,7 @@ class Driver:
         self._admin: grpc.aio.Channel | None = None
         self._t0 = time.monotonic()
         self._payments_done = asyncio.Event()
+        self._outage_over: dict[str, asyncio.Event] = {}  # per node: end its outage now
 
     # -- sending -------------------------------------------------------------------------
 
@@ -311,6 +319,8 @@ class Driver:
                     await self._progress.wait_for(lambda e=event: self._started >= e.at)
                 pending = restarts.pop(event.node, None)
                 if pending is not None:
+                    if event.action in _NEEDS_NODE_UP:  # its outage has covered its payments
+                        self._cut_short(event.node)
                     await pending
                 self.log(f"  +{time.monotonic() - self._t0:.1f}s event {event.describe()}")
                 try:
@@ -359,6 +369,9 @@ class Driver:
                 control_pb2.ClearFaultsRequest(), timeout=5, wait_for_ready=True
             )
         elif event.action is Action.KILL_SWITCH:
+            # Its successor first, held after its imports beside it (Stack.prestart): the
+            # kill hits the serving process; the restart is then the switch's own start.
+            await asyncio.to_thread(self.stack.prestart, event.node)
             await asyncio.to_thread(self.stack.kill, event.node)
             return self._restart(event.node, event.down_s)
         elif event.action is Action.FILL_DISK and self.disk is not None:
@@ -384,13 +397,28 @@ class Driver:
             return self._restart(event.node, event.down_s)
         return None
 
+    def _cut_short(self, node: str) -> None:
+        """End ``node``'s planned outage now (the next event on it is due)."""
+        self._outage_over.setdefault(node, asyncio.Event()).set()
+
     async def _restart(self, node: str, down_s: float) -> None:
-        # The planned outage, cut short once every payment is done (the network calms down).
-        if not self._payments_done.is_set():
-            try:
-                await asyncio.wait_for(self._payments_done.wait(), down_s)
-            except TimeoutError:
-                pass
+        """The planned outage, then the start. The outage ends early when every payment is
+        done (the network calms down) or when the plan's next event acting on the same node
+        comes due (``_NEEDS_NODE_UP``): that event needs the node up, and every payment
+        planned before it (the ones the outage is for) has been started; waiting out the rest
+        of ``down_s`` would only hold up the payments after it. The new process is started
+        when the outage begins, held after its imports (``Stack.prestart``), so the start
+        after it is the node's own (HSM, store, port), not the interpreter's."""
+        over = self._outage_over.setdefault(node, asyncio.Event())  # maybe set already
+        if not over.is_set() and not self._payments_done.is_set():
+            await asyncio.to_thread(self.stack.prestart, node)  # a killed switch's: its standby
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._payments_done, over)]
+        try:
+            await asyncio.wait(waits, timeout=down_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            del self._outage_over[node]  # the next outage of this node waits afresh
         try:
             await asyncio.to_thread(self.stack.start_node, node)
         except StackError as exc:

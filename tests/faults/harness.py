@@ -41,13 +41,18 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from payswitch.world.ports import with_free_ports, write_topology
 from stack.launcher import Stack
 
 from .disk import SmallDisk, can_mount
 from .plan import Plan, make_plan
+
+if TYPE_CHECKING:  # imported where used: the harness sets up its HSM token first
+    from terminals.secure_element import SecureElement
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_TOPOLOGY = REPO / "topology" / "default.toml"
@@ -189,16 +194,19 @@ async def run_seed(
     log: Log = print,
     switches: int = 1,
     cleanup: list[Callable[[], None]] | None = None,
+    injected: dict[str, SecureElement] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> SeedResult:
     """One seed, start to finish (the stack is stopped whatever happens). With ``cleanup``
     the seed's keyspace is not dropped here but left there for the caller to drop (blocking,
     off the loop) while it runs the next seed: nothing reads it once the seed is checked, and
-    a DROP KEYSPACE on a busy node takes 15-25 s. ``switches`` > 1
+    a DROP KEYSPACE on a busy node takes 15-25 s. ``injected``: the terminals' secure
+    elements, keys already injected (``inject_terminals``; else injected while the stack
+    starts); ``on_started`` is called once the stack serves (the caller may then prepare the
+    next seed's terminals, the key ceremony being done). ``switches`` > 1
     (Cassandra only): that many switch processes on the store, terminals spread over them,
     kills on any, every switch but the first with its wall clock skewed (``tamper.py``)."""
     from payswitch.world.topology import load
-    from terminals.keys import inject_from_kif
-    from terminals.secure_element import SecureElement
 
     from . import cutoff, invariants
     from .driver import Driver, Terminals
@@ -240,11 +248,16 @@ async def run_seed(
     try:
         # The terminals' key injection (the KIF, its own processes) needs nothing of the
         # stack: done while the stack starts.
-        se_of = {tid: SecureElement() for tid in sorted({p.terminal_id for p in plan.payments})}
-        await asyncio.gather(
-            asyncio.to_thread(_start, stack), *(inject_from_kif(se, t) for t, se in se_of.items())
-        )
+        wanted = terminal_ids(plan)
+        if injected is not None and sorted(injected) == wanted:
+            se_of = injected
+            await asyncio.to_thread(_start, stack)
+        else:
+            injecting = inject_terminals(wanted)
+            se_of, _ = await asyncio.gather(injecting, asyncio.to_thread(_start, stack))
         phase("start")
+        if on_started is not None:
+            on_started()
         terminals = Terminals(stack, plan, se_of)
         driver = Driver(stack, plan, terminals, log, disk, slow_flag)
         log(f"[seed {seed}] {payments} payments, {len(plan.events)} events, store {store}"
@@ -302,6 +315,23 @@ async def run_seed(
         phase("stop")
     result.seconds = time.monotonic() - started
     return result
+
+
+def terminal_ids(plan: Plan) -> list[str]:
+    """The terminals a plan pays at."""
+    return sorted({p.terminal_id for p in plan.payments})
+
+
+async def inject_terminals(terminal_ids: list[str]) -> dict[str, SecureElement]:
+    """A fresh secure element per terminal, its initial key injected by the KIF (one KIF
+    process each, about 0.4 s of CPU: a third of what the stack's start costs besides).
+    Needs nothing of a stack: only the key ceremony's KIF keys."""
+    from terminals.keys import inject_from_kif
+    from terminals.secure_element import SecureElement
+
+    se_of = {tid: SecureElement() for tid in terminal_ids}
+    await asyncio.gather(*(inject_from_kif(se, t) for t, se in se_of.items()))
+    return se_of
 
 
 def _start(stack: Stack) -> None:
@@ -447,10 +477,29 @@ async def _main(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, me.cancel)
     failed: list[SeedResult] = []
     drops: list[asyncio.Future[None]] = []  # each seed's keyspace drop, after the one before
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    # The next seed's terminals get their keys while this seed runs (its chaos mostly waits
+    # on the plan's faults): fresh secure elements, made earlier, nothing shared.
+    ahead: dict[int, asyncio.Task[dict[str, SecureElement]]] = {}
+
+    def prepare_next(seed: int) -> None:
+        if seed + 1 in seeds:
+            plan = make_plan(seed + 1, args.payments, switches=args.switches)
+            ahead[seed + 1] = asyncio.ensure_future(inject_terminals(terminal_ids(plan)))
+
     try:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            await _seed(args, work, seed, failed, drops)
+        for seed in seeds:
+            injected = None
+            if seed in ahead:
+                try:
+                    injected = await ahead.pop(seed)
+                except Exception as exc:  # injected again, the usual way, by the seed
+                    print(f"[seed {seed}] keys injected ahead failed: {exc}", flush=True)
+            await _seed(args, work, seed, failed, drops, injected, partial(prepare_next, seed))
     finally:
+        for task in ahead.values():
+            task.cancel()
+        await asyncio.gather(*ahead.values(), return_exceptions=True)
         if drops:
             await drops[-1]
     print(f"{args.seeds - len(failed)}/{args.seeds} seeds passed", flush=True)
@@ -474,6 +523,8 @@ async def _seed(
     seed: int,
     failed: list[SeedResult],
     drops: list[asyncio.Future[None]],
+    injected: dict[str, SecureElement] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> None:
     """Run and report one seed; its cleanup is left under way in ``drops``."""
     run_dir = work / f"seed-{seed}"
@@ -481,7 +532,14 @@ async def _seed(
     started = time.monotonic()
     try:
         result = await run_seed(
-            seed, args.payments, args.store, run_dir, switches=args.switches, cleanup=cleanup
+            seed,
+            args.payments,
+            args.store,
+            run_dir,
+            switches=args.switches,
+            cleanup=cleanup,
+            injected=injected,
+            on_started=on_started,
         )
     except Exception as exc:  # a harness failure fails the seed, the run goes on
         result = SeedResult(seed, args.payments, args.store, args.switches)

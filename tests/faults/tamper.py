@@ -16,6 +16,7 @@ backend alike. The file is looked at no more than every 50 ms.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import runpy
 import sys
@@ -117,8 +118,15 @@ def main() -> None:
     if options.get("--slow-store"):
         slow_store(options["--slow-store"])
     module, *rest = argv
+    code = importlib.import_module(module)  # imported (warm) before a held start's go
+    from payswitch import startgate
+
+    startgate.wait_for_go()
     sys.argv = [module, *rest]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    if callable(getattr(code, "main", None)):
+        code.main()  # what its console script runs (``python -m`` runs the same)
+    else:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":

@@ -150,3 +150,31 @@ def test_nodes_stop_when_the_launcher_is_killed(tmp_path: Path, ceremony) -> Non
     while not all(_port_closed(p) for p in ports):
         assert time.monotonic() < deadline, "orphaned nodes still listening"
         time.sleep(0.1)
+
+
+def test_a_prestarted_node_is_held_until_started(tmp_path: Path, ceremony) -> None:
+    """``prestart`` (a planned restart's process, started during the outage, or beside the
+    running one before a kill) serves only once ``start_node`` releases it, as the node it
+    replaces, with one start in its log; a kill hits the running process, not its standby."""
+    topo = write_topology(with_free_ports(SMALL), tmp_path / "t.toml")
+    ceremony(topo)
+    port = int(topo.issuers[0].listen.rpartition(":")[2])
+    with Stack(tmp_path / "t.toml", tmp_path / "run", switch=False) as stack:
+        stack.stop_node("bank-x")
+        stack.prestart("bank-x")
+        assert stack.pid("bank-x") is not None and not stack.running("bank-x")
+        stack.start_node("bank-x")
+        assert stack.running("bank-x") and not _port_closed(port)
+        assert stack.log_path("bank-x").read_text().count("--- starting") == 2
+        first = stack.pid("net-x")
+        stack.prestart("net-x")  # a standby beside the running process
+        assert stack.running("net-x") and stack.pid("net-x") == first
+        stack.kill("net-x")
+        assert not stack.running("net-x")
+        stack.start_node("net-x")
+        assert stack.running("net-x") and stack.pid("net-x") not in (None, first)
+        assert stack.log_path("net-x").read_text().count("--- starting") == 2
+        stack.prestart("acq-x")  # a standby never used: killed with the stack
+        stack.stop_node("acq-x")
+        stack.prestart("acq-x")  # held, never released: stopped with the stack
+    assert stack.pid("acq-x") is None and stack.unexpected_exits() == {}
