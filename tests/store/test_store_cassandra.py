@@ -404,3 +404,39 @@ async def test_an_authorization_costs_three_lwts_once_its_device_is_known(store)
     assert replay.record.transaction_id == tx_id
     with pytest.raises(CounterReplay):
         await authorize(2)
+
+
+async def test_a_key_answered_through_its_transaction_keeps_its_first_answer(store) -> None:
+    """The final transition keeps the key's answer on the row (``intent.py``): the key reads
+    COMPLETED, a later completion (a stalled holder, an abandoned key's settlement) is
+    refused, a release drops nothing; a key whose request died after its intent names the
+    transaction, as recovery needs."""
+    from switch.domain.errors import NotFound
+    from switch.domain.idempotency import Answer
+
+    async def intent() -> tuple[str, str]:
+        tx = new_tx()
+        await store.claim_idempotency("T0001", tx.idempotency_key, "authorize", "fp", 60.0, NOW)
+        attach = ("T0001", tx.idempotency_key)
+        await store.receive_with_intent(tx, vault=None, attach=attach, acquirer_id="A", now=NOW)
+        return tx.id, tx.idempotency_key
+
+    crashed_id, crashed = await intent()
+    record = await store.get_idempotency("T0001", crashed, NOW)
+    assert (record.status, record.transaction_id) == (IdemStatus.IN_FLIGHT, crashed_id)
+
+    tx_id, key = await intent()
+    changes = Changes(response_code="00", auth_code="A1")
+    answer = Answer("T0001", key, b"first")
+    assert (
+        await store.record_with_answer(tx_id, TxState.PENDING, TxState.APPROVED, changes, answer)
+    ).answered
+    with pytest.raises(NotFound):
+        await store.complete_idempotency("T0001", key, b"second", tx_id)
+    await store.release_idempotency("T0001", key)
+    record = await store.get_idempotency("T0001", key, NOW)
+    assert (record.status, record.response, record.transaction_id) == (
+        IdemStatus.COMPLETED,
+        b"first",
+        tx_id,
+    )
