@@ -123,9 +123,12 @@ async def test_the_intent_refuses_a_replayed_counter_with_nothing_written(cstore
     ikid = _ikid()
     first = new_tx()
     await cstore.receive_with_intent(
-        first, vault=None, attach=None, acquirer_id="ACQ1", now=NOW, device=use(ikid, 7)
-    )
-    replay = new_tx()  # another STAN, the same device counter
+        first, vault=None, attach=None, acquirer_id="ACQ1", now=NOW,
+        device=use(ikid, 7, stan=first.stan),
+    )  # fmt: skip
+    # Another STAN, the same device counter (the STAN its own: a module counter's STAN could
+    # equal it, and the same counter with the same STAN is a retransmission, not a replay).
+    replay = new_tx()
     with pytest.raises(CounterReplay):
         await cstore.receive_with_intent(
             replay,
