@@ -8,9 +8,10 @@ The session: every card paid plainly (and the home card captured and refunded), 
 a PIN paid with its PIN and with a wrong one, every card with its CVV2 and a wrong one, chip sales
 with their ARQC, then the whole ``make demo`` shift on a second terminal.
 
-How the search works. A PAN (12-19 digits) or a 6-digit PIN cannot occur by chance, so every
-file is searched for it byte by byte. A 3-digit CVV2 or a 4-digit PIN occurs by chance in any
-binary file, so for those the search reads the structure: every string in every JSON log line
+How the search works. A PAN (12-19 digits) cannot occur by chance, so every file is searched
+for it byte by byte. A 3-digit CVV2 or a 4- to 6-digit PIN occurs by chance in any binary file
+and in text too (a 6-digit PIN matched a log timestamp's microseconds, '.908172', in one run),
+so for those the search reads the structure: every string in every JSON log line
 (and every other log line as text), every text cell of every SQLite table (a JSON cell by its
 strings, as a log line; a signed offline message by its fields less its integers), every
 string field of
@@ -159,7 +160,7 @@ def _blob_strings(
 def _scan(run_dir: Path, topology_path: Path, extra_text: str, secrets: list[str]) -> dict:
     """Every file the run wrote, searched for every secret (see the module docstring)."""
     files = [p for p in run_dir.rglob("*") if p.is_file() and p.resolve() != topology_path]
-    long_ones = [s for s in secrets if len(s) >= 6]
+    long_ones = [s for s in secrets if len(s) >= 12]  # PANs
     short = {s: _alone(s) for s in secrets}
     leaks: list[str] = []
     problems: list[str] = []
