@@ -4,8 +4,9 @@ the settlement reports in pages.
 ``settle`` asks each acquirer to settle every file of its that has no report yet (a file an
 unreachable acquirer missed is settled by the next run). ``apply`` reads every report not yet
 marked applied (``<dir>/applied/<acquirer>/<file_id>``, written when its last page is done),
-a page at a time: one ``Store.settle_presented`` call per page, the ``on_settled`` hooks per
-SETTLED entry, then the hook objects' ``flush``. A crash mid-report reapplies it from the top:
+a page at a time: one ``Store.settle_presented`` call per page (the next page's runs while
+this page's hooks do), the ``on_settled`` hooks per SETTLED entry, then the hook objects'
+``flush``. A crash mid-report reapplies it from the top:
 the compare-and-sets that already happened fail harmlessly (the store hands the SETTLED row
 back) and the hooks are idempotent (the ledger posts once per event id).
 """
