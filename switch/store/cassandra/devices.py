@@ -1,6 +1,6 @@
 """Terminal devices on Cassandra (``DeviceStore``): the binding of a key ID to its terminal in
 ``devices`` (``cql/009_devices.cql``, one LWT-only row per key ID), the counter in the
-terminal's partition of ``terminal_guards`` (``cql/018_authorization_lwts.cql``), where an
+terminal's partition of ``terminal_guards`` (``cql/017_authorization_lwts.cql``), where an
 authorization advances it in the same Paxos round as its STAN claim (``guards.py`` has the
 reasoning). ``advance_device`` (the operations' use) is that round without a STAN."""
 

@@ -1,6 +1,6 @@
 """A terminal's guards on Cassandra: its devices' counters and its STAN claims in one partition.
 
-Table ``terminal_guards`` (``cql/018_authorization_lwts.cql``), one partition per terminal:
+Table ``terminal_guards`` (``cql/017_authorization_lwts.cql``), one partition per terminal:
 a device row ``d:<ikid>`` (highest counter, window, latest transmission: the rule is
 ``switch.domain.devices.advance``) and a transmission row ``t:<local date>:<STAN>`` per
 transaction (which one took that STAN; TTL ``SENT_TTL_S``). Because both are in the terminal's
@@ -13,7 +13,7 @@ id, so a batch of unknown outcome is settled by a SERIAL read: ours when a row s
 The binding of a key ID to its terminal stays in ``devices`` (009), written by an LWT once per
 device (first use, or ``register_device``); a device row exists in a terminal's partition only
 after the binding names that terminal, so the common case never reads ``devices``. A device
-used before 018 is seeded from its ``devices`` row (its counter and window) on its first use.
+used before 017 is seeded from its ``devices`` row (its counter and window) on its first use.
 
 Hints. The device row this process last wrote is kept (``HINTS``), so the common case sends
 the batch without reading: conditioned on the hinted counter and window, a hint another
@@ -22,7 +22,7 @@ read; a refusal or a "same transmission" is decided on a row read at SERIAL (a h
 read may be behind the row, never ahead). A device found stale is not hinted again while it is
 remembered as shared (its terminal's requests reach several switch processes).
 
-Transmissions claimed before 018 (the ``transmissions`` table, and the bulk load's) are read
+Transmissions claimed before 017 (the ``transmissions`` table, and the bulk load's) are read
 plainly beside the batch and still answer 94 when their transaction exists.
 """
 
@@ -101,7 +101,7 @@ def _name(ikid: str) -> str:
 
 
 def bound(row: Row) -> Device:
-    """A ``devices`` row (the binding, and the counter of a device used before 018)."""
+    """A ``devices`` row (the binding, and the counter of a device used before 017)."""
     return Device(
         str(row["ikid"]),
         str(row["terminal_id"]),
@@ -190,7 +190,7 @@ class CassandraGuards(CassandraHost):
 
         Raises DeviceRefused or DuplicateTransmission, nothing written (the batch is all or
         nothing: a request answered 94 leaves its counter unused, as it changed nothing; a
-        STAN found taken in the pre-018 table is the exception, decided after the batch).
+        STAN found taken in the pre-017 table is the exception, decided after the batch).
         Returns the device's outcome (None: no device)."""
         assert use is not None or sent is not None
         terminal = use.terminal_id if use is not None else sent.terminal_id  # type: ignore[union-attr]
@@ -214,7 +214,7 @@ class CassandraGuards(CassandraHost):
         return outcome
 
     async def _check_before(self, cql: Cql, q: dict[str, Any], sent: Sent, rows: list[Row]) -> None:
-        """A STAN taken in the pre-018 ``transmissions`` table (or by the bulk load) by a
+        """A STAN taken in the pre-017 ``transmissions`` table (or by the bulk load) by a
         transaction that exists: give our claim back and answer 94."""
         existing = str(rows[0]["transaction_id"] or "") if rows else ""
         if not existing or existing == sent.transaction_id:

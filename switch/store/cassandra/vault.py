@@ -3,7 +3,7 @@
 An entry is a pure function of the card and the key version (the same PAN sealed under the
 same vault key; two blobs of one version decrypt to the same PAN), so it needs no Paxos
 (issue 19): every write is ``USING TIMESTAMP key_version * 2**52`` (above any wall-clock
-microsecond timestamp until the year 2112, the LWT-written rows of before 018 included), so a
+microsecond timestamp until the year 2112, the LWT-written rows of before 017 included), so a
 newer key version always wins and a concurrent writer of an older one can never take the row
 back; two writers of one version converge on one of their blobs. Key versions only grow, so a
 version this process has seen is a safe lower bound: a put that is not newer returns False
