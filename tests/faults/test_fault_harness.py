@@ -24,6 +24,10 @@ PAYMENTS = 40
 # switches: a restarting switch's recovery sweep queued the reversal of a PENDING transaction
 # its own request then approved) costs 60 s here, twice seed 7: its regression test is
 # tests/unit/test_recovery_pending_race.py, deterministic, and the seed stays in the campaigns.
+# Seed 7 is a regression seed too (a switch killed between a capture's CAPTURED and its batch
+# join left a capture no batch held), as is campaign seed 1134 (SQLite: the same capture's
+# join and unbatched mark both failed on the full disk); their deterministic test is
+# tests/e2e/test_void_crash.py (crash points capture.captured and refund.approved).
 SEEDS = [(15, "sqlite", 1), (6, "sqlite", 1), (7, "cassandra", 2)]
 
 
