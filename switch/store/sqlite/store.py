@@ -115,12 +115,22 @@ _FX_COLUMNS = (
     "dcc_local_minor INTEGER NOT NULL DEFAULT 0",
     "dcc_local_currency TEXT NOT NULL DEFAULT ''",
 )
-# The connection's page cache (PRAGMA cache_size, KiB; SQLite's default is 2 MiB). The cut-off's
-# page writes land at random in B-trees keyed by random ids (transactions by id, postings by
-# id and RRN); at a million-transaction day their interior pages alone outgrow 2 MiB, so every
-# lookup re-read them from the OS and the apply step's rows/s fell with the day's size. The
-# cache is filled only as pages are used: an idle store costs nothing more.
-CACHE_KIB = 131_072
+# The connection's page cache (PRAGMA cache_size; SQLite's default is 2 MiB; URL option
+# ``cache_mib``). The cut-off's page writes land at random in B-trees keyed by random ids
+# (transactions by id, postings by id and RRN); at a million-transaction day their interior
+# pages alone outgrow 2 MiB, so every lookup re-read them from the OS. The cache fills only as
+# pages are used: an idle store costs nothing more.
+CACHE_MIB = 128
+# WAL frames (pages) after which a commit checkpoints them into the database file (URL option
+# ``wal_autocheckpoint``; SQLite's default 1,000, kept for the switch: its commits are small
+# and a checkpoint runs inside the commit that triggers it, so a larger one is a longer stall
+# of the store thread). A page of the cut-off dirties thousands of pages: at 1,000 every commit
+# also copied all of them into the file and fsynced it; the back office's runs give a larger
+# WAL (``BULK_WAL_AUTOCHECKPOINT``), so a page rewritten by many commits is copied once.
+WAL_AUTOCHECKPOINT = 1_000
+BULK_WAL_AUTOCHECKPOINT = 32_768  # 128 MiB of 4 KiB pages
+_CACHE_MIB_RANGE = (2, 16_384)
+_WAL_RANGE = (100, 1_000_000)
 _PURGE_EVERY = 256
 _PURGE_BATCH = 256
 
@@ -273,7 +283,13 @@ class SqliteStore(
     """``Store`` on one SQLite file in WAL mode; see the module docstring for the choices."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "full", busy_timeout_ms: int = 2000
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "full",
+        busy_timeout_ms: int = 2000,
+        cache_mib: int = CACHE_MIB,
+        wal_autocheckpoint: int = WAL_AUTOCHECKPOINT,
     ) -> None:
         self.path = _check_path(path)
         mode = synchronous.lower()
@@ -281,6 +297,14 @@ class SqliteStore(
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
         if busy_timeout_ms < 0:
             raise ValueError("busy_timeout_ms must be >= 0")
+        for name, value, (low, high) in (
+            ("cache_mib", cache_mib, _CACHE_MIB_RANGE),
+            ("wal_autocheckpoint", wal_autocheckpoint, _WAL_RANGE),
+        ):
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be within {low}..{high}, not {value}")
+        self.cache_mib = cache_mib
+        self.wal_autocheckpoint = wal_autocheckpoint
         self.synchronous = mode
         self.busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
@@ -380,7 +404,8 @@ class SqliteStore(
             if str(mode).lower() != "wal":
                 raise StoreUnavailable(f"SQLite refused WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            conn.execute(f"PRAGMA cache_size=-{self.cache_mib * 1024}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={self.wal_autocheckpoint}")
             self._write(conn, self._migrate)
         except BaseException as exc:
             self._rollback(conn)
