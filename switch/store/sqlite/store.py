@@ -127,8 +127,10 @@ CACHE_MIB = 128
 # of the store thread). A page of the cut-off dirties thousands of pages: at 1,000 every commit
 # also copied all of them into the file and fsynced it; the back office's runs give a larger
 # WAL (``BULK_WAL_AUTOCHECKPOINT``), so a page rewritten by many commits is copied once.
+# Measured on the apply step alone (2026-12-07, a shared 2-core VM; getrusage oublock):
+# 100k / 300k day, WAL 1,000: 18.7M / 90.7M blocks; 32,768: 4.4M / 28.3M; 262,144: 3.1M / 13.1M.
 WAL_AUTOCHECKPOINT = 1_000
-BULK_WAL_AUTOCHECKPOINT = 32_768  # 128 MiB of 4 KiB pages
+BULK_WAL_AUTOCHECKPOINT = 262_144  # 1 GiB of 4 KiB pages, on disk (the cache is apart)
 _CACHE_MIB_RANGE = (2, 16_384)
 _WAL_RANGE = (100, 1_000_000)
 _PURGE_EVERY = 256
