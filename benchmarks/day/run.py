@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks.day.inject import read_expected
 from benchmarks.day.world import start_nodes, write_world
+from switch.store.sqlite.store import BULK_WAL_AUTOCHECKPOINT
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BIN = Path(sys.executable).parent
@@ -87,8 +88,11 @@ def vm_hwm_mb(pid: int | None) -> float | None:
 
 
 def store_url(backend: str, run_dir: Path) -> tuple[str, str | None]:
+    """The day's store URL (SQLite: the back office's larger WAL, ``BULK_WAL_AUTOCHECKPOINT``)
+    and the Cassandra keyspace to drop after, if any."""
     if backend == "sqlite":
-        return f"sqlite:///{run_dir / 'switch.db'}", None
+        wal = f"wal_autocheckpoint={BULK_WAL_AUTOCHECKPOINT}"
+        return f"sqlite:///{run_dir / 'switch.db'}?{wal}", None
     keyspace = f"day_{uuid.uuid4().hex[:10]}"
     return f"cassandra://{CASSANDRA}/{keyspace}?replication=1", keyspace
 

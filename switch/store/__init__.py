@@ -5,8 +5,10 @@ backends chosen by URL, one package each (``sqlite/``, ``cassandra/``).
 ``await store.open()``. URLs:
 
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling:
-  the path is everything after ``sqlite:///``), with optional ``?synchronous=full|normal``
-  and ``&busy_timeout_ms=N``. A file is required (no ``:memory:``): intents must be durable.
+  the path is everything after ``sqlite:///``), with optional ``?synchronous=full|normal``,
+  ``&busy_timeout_ms=N``, ``&cache_mib=N`` (page cache) and ``&wal_autocheckpoint=N`` (pages;
+  the back office's runs take ``BULK_WAL_AUTOCHECKPOINT``: ``switch/store/sqlite/store.py``).
+  A file is required (no ``:memory:``): intents must be durable.
 - ``cassandra://host1,host2[:port]/keyspace?replication=3&consistency=QUORUM&serial=SERIAL``
   (see ``switch/store/cassandra/config.py`` for every option and the defaults; a single dev
   node: ``cassandra://127.0.0.1/payswitch?replication=1``). Many switch processes may share it.
@@ -30,6 +32,8 @@ class _SqliteOptions(TypedDict, total=False):
 
     synchronous: str
     busy_timeout_ms: int
+    cache_mib: int
+    wal_autocheckpoint: int
 
 
 def _sqlite(url: str) -> Store:
@@ -52,14 +56,21 @@ def _sqlite(url: str) -> Store:
     for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
         if name == "synchronous":
             options["synchronous"] = value
-        elif name == "busy_timeout_ms":
+        elif name in ("busy_timeout_ms", "cache_mib", "wal_autocheckpoint"):
             try:
-                options["busy_timeout_ms"] = int(value)
+                number = int(value)
             except ValueError:
-                raise ValueError(f"busy_timeout_ms must be an integer, not {value!r}") from None
+                raise ValueError(f"{name} must be an integer, not {value!r}") from None
+            if name == "busy_timeout_ms":
+                options["busy_timeout_ms"] = number
+            elif name == "cache_mib":
+                options["cache_mib"] = number
+            else:
+                options["wal_autocheckpoint"] = number
         else:
             raise ValueError(
-                f"unknown SQLite store option {name!r} (known: synchronous, busy_timeout_ms)"
+                f"unknown SQLite store option {name!r} (known: synchronous, busy_timeout_ms, "
+                "cache_mib, wal_autocheckpoint)"
             )
     return SqliteStore(path, **options)
 

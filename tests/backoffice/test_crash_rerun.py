@@ -14,12 +14,13 @@ The crash points are the settlement run's steps' (``<step>.item`` for each of it
 ``STEPS``) and every literal ``crashpoint("<step>.<where>")`` in the parties' sources (the
 ledger's, the reconciliation's), so a step that adds one is covered without editing this file.
 
-Cassandra (the shared node on 127.0.0.1:9042): CI runs one case, the same day generated into a
-keyspace of its own (dropped after), a crash at every point in turn on it (each rerun dies at
-the next point, the last rerun ends), then compares the store as its interface reads it
-(``store_view``) with the SQLite reference's: the backends must end with the same books. With
-``PAYSWITCH_CRASH_BACKENDS=sqlite,cassandra`` (``make crash-rerun-all``, not in CI) every point
-is also its own case on each backend, a fresh keyspace each.
+Cassandra (the shared node on 127.0.0.1:9042): CI runs one case, the same day generated into
+the test process's contract keyspace (``tests/store/cassandra_kit.py``: migrated once, emptied
+before each use, dropped at the end of the session), a crash at every point in turn on it (each
+rerun dies at the next point, the last rerun ends), then compares the store as its interface
+reads it (``store_view``) with the SQLite reference's: the backends must end with the same
+books. With ``PAYSWITCH_CRASH_BACKENDS=sqlite,cassandra`` (``make crash-rerun-all``, not in CI)
+every point is also its own case on each backend.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import cassandra_kit  # tests/store/cassandra_kit.py: this folder's conftest puts it on the path
 import pytest
 
 from benchmarks.day.inject import read_expected
@@ -56,7 +56,6 @@ SEED = 2026
 NOW = 1_796_650_000.0  # the cut-off instant of every run: the same clearing files and reports
 STEP_TIMEOUT_S = 120
 ONLINE_POINTS = ("capture.", "refund.")
-CASSANDRA = "127.0.0.1:9042"
 # The order a cut-off then recon pass the points (the ledger's first page is clear's).
 IN_TURN = ("sweep.item", "close.item", "clear.item", "ledger.posting", "settle.item",
            "apply.item", "expire.item", "recon.page")  # fmt: skip
@@ -105,21 +104,19 @@ class World:
         self.topology = topology
         self.golden = golden
         self.books = root / "books"
-        self.keyspaces: dict[Path, str] = {}  # Cassandra cases: case folder -> keyspace
+        self.cassandra: dict[Path, str] = {}  # Cassandra cases: case folder -> store URL
 
     def store(self, case: Path) -> str:
-        keyspace = self.keyspaces.get(case)
-        if keyspace is not None:
-            return f"cassandra://{CASSANDRA}/{keyspace}?replication=1"
-        return f"sqlite:///{case / 'switch.db'}"
+        return self.cassandra.get(case) or f"sqlite:///{case / 'switch.db'}"
 
     def restore(self, case: Path, backend: str = "sqlite") -> None:
         """The golden day into the case's store (SQLite: the golden file copied; Cassandra:
-        the same seeded day generated into a new keyspace), the running issuers' books, the
-        settlement folder."""
+        the same seeded day generated into the test process's contract keyspace, emptied
+        first: ``tests/store/cassandra_kit.py``), the running issuers' books, the settlement
+        folder."""
         case.mkdir(parents=True)
         if backend == "cassandra":
-            self.keyspaces[case] = f"crash_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+            self.cassandra[case] = cassandra_kit.contract_url(case)
             scratch = case / "generated"  # its books and files: the golden ones are the same
             done = subprocess.run(
                 generate_argv(self.store(case), self.topology, scratch),
@@ -132,20 +129,6 @@ class World:
             _copy_db(src, self.books / src.name)
         shutil.rmtree(self.root / "settlement", ignore_errors=True)
         shutil.copytree(self.golden / "settlement", self.root / "settlement")
-
-    def drop(self, case: Path) -> None:
-        """Drop a Cassandra case's keyspace (nothing for SQLite: the folder is pytest's)."""
-        keyspace = self.keyspaces.pop(case, None)
-        if keyspace is None:
-            return
-        from cassandra.cluster import Cluster
-
-        host, _, port = CASSANDRA.partition(":")
-        cluster = Cluster([host], port=int(port))
-        try:
-            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
-        finally:
-            cluster.shutdown()
 
     def steps(self, case: Path) -> list[list[str]]:
         store = self.store(case)
@@ -184,33 +167,40 @@ def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return sorted(c.execute(sql).fetchall())
 
 
+async def _gather(calls: list[Any]) -> list[Any]:
+    """The store calls in bounded groups, concurrently (a Cassandra read is a round trip)."""
+    out: list[Any] = []
+    for i in range(0, len(calls), 64):
+        out += await asyncio.gather(*calls[i : i + 64])
+    return out
+
+
 async def _store_view(url: str, ids: list[str], terminals: list[str]) -> dict[str, Any]:
     async with open_store(url) as store:
         txs = await store.get_transactions(ids)
-        batches, items = [], []
-        for terminal in terminals:
-            for b in await store.batches_of(terminal, 1_000):
-                batches.append((terminal, b.batch_no, b.state.value))
-                for i in await store.batch_items(terminal, b.batch_no):
-                    items.append((terminal, i.transaction_id, b.batch_no, i.kind.value,
-                                  i.amount_minor))  # fmt: skip
+        infos = [b for bs in await _gather([store.batches_of(t, 1_000) for t in terminals])
+                 for b in bs]  # fmt: skip
+        contents = await _gather([store.batch_items(b.terminal_id, b.batch_no) for b in infos])
         lines = []
         for currency in await store.ledger_currencies():
             for e in await store.ledger_entries(currency):
                 lines.append((e.posting_id, e.line_no, e.account, e.currency, e.amount_minor))
-        postings = []
-        for posting_id in sorted({line[0] for line in lines}):
-            p = await store.ledger_get(posting_id)
-            assert p is not None, posting_id
-            postings.append((p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency))
+        found = await _gather([store.ledger_get(p) for p in sorted({line[0] for line in lines})])
         issues = await store.recon_issues()
+    assert None not in found
     return {
         "view.transactions": sorted(
             (t.id, t.state.value, t.captured_minor, t.refunded_minor, t.amount_minor) for t in txs
         ),
-        "view.batches": sorted(batches),
-        "view.batch_items": sorted(items),
-        "view.postings": postings,
+        "view.batches": sorted((b.terminal_id, b.batch_no, b.state.value) for b in infos),
+        "view.batch_items": sorted(
+            (b.terminal_id, i.transaction_id, b.batch_no, i.kind.value, i.amount_minor)
+            for b, items in zip(infos, contents, strict=True)
+            for i in items
+        ),
+        "view.postings": [
+            (p.posting_id, p.transaction_id, p.kind, p.rrn, p.currency) for p in found
+        ],
         "view.lines": sorted(lines),
         "view.issues": sorted(
             (i.type, i.kind, i.rrn, i.transaction_id, i.status.value) for i in issues
@@ -251,7 +241,7 @@ def snapshot(world: World, case: Path) -> dict[str, Any]:
     transaction's state and amounts, the batches and their items, every ledger posting and
     line (not their times), the recon issues."""
     out = {**books(world), **store_view(world, case)}
-    if case in world.keyspaces:
+    if case in world.cassandra:
         return out
     store = case / "switch.db"
     out |= {
@@ -323,15 +313,12 @@ def test_the_uninterrupted_day_reconciles_to_exactly_the_injected_set(world, ref
 @pytest.mark.parametrize("point", POINTS)
 def test_a_crash_then_a_rerun_ends_as_an_uninterrupted_run(world, reference, point, backend):
     case = world.root / f"crash-{point}-{backend}"
-    try:
-        world.restore(case, backend)
-        died = world.run(case, crash=f"{point}:1")
-        assert died is not None, f"{point}: no step died by SIGKILL (point not reached)"
-        assert world.run(case, start=died) is None
-        want = reference if backend == "sqlite" else backend_neutral(reference)
-        assert snapshot(world, case) == want
-    finally:
-        world.drop(case)
+    world.restore(case, backend)
+    died = world.run(case, crash=f"{point}:1")
+    assert died is not None, f"{point}: no step died by SIGKILL (point not reached)"
+    assert world.run(case, start=died) is None
+    want = reference if backend == "sqlite" else backend_neutral(reference)
+    assert snapshot(world, case) == want
 
 
 def test_a_crash_at_every_point_in_turn_on_cassandra_ends_as_the_uninterrupted_sqlite_day(
@@ -342,16 +329,13 @@ def test_a_crash_at_every_point_in_turn_on_cassandra_ends_as_the_uninterrupted_s
     then those of SQLite's uninterrupted run."""
     case = world.root / "cassandra-in-turn"
     points = [p for p in IN_TURN if p in POINTS] + [p for p in POINTS if p not in IN_TURN]
-    try:
-        world.restore(case, "cassandra")
-        start, died_at = 0, []
-        for point in points:
-            died = world.run(case, crash=f"{point}:1", start=start)
-            if died is not None:
-                died_at.append(point)
-                start = died
-        assert world.run(case, start=start) is None
-        assert died_at, "no point was reached"
-        assert snapshot(world, case) == backend_neutral(reference), died_at
-    finally:
-        world.drop(case)
+    world.restore(case, "cassandra")
+    start, died_at = 0, []
+    for point in points:
+        died = world.run(case, crash=f"{point}:1", start=start)
+        if died is not None:
+            died_at.append(point)
+            start = died
+    assert world.run(case, start=start) is None
+    assert died_at == points, "every point is passed in turn"
+    assert snapshot(world, case) == backend_neutral(reference)

@@ -29,6 +29,31 @@ def test_url_relative_and_absolute_paths() -> None:
     assert absolute.synchronous == "normal"
     assert open_store("sqlite:///x.db").synchronous == "full"  # the durable default
     assert open_store("SQLite:///x.db?busy_timeout_ms=50").busy_timeout_ms == 50
+    bulk = open_store("sqlite:///x.db?cache_mib=16&wal_autocheckpoint=32768")
+    assert (bulk.cache_mib, bulk.wal_autocheckpoint) == (16, 32768)
+
+
+async def test_cache_and_checkpoint_options_reach_the_connection(tmp_path: Path) -> None:
+    async with open_store(f"sqlite:///{tmp_path}/s.db?cache_mib=16&wal_autocheckpoint=5000") as s:
+        assert await _pragma(s, "cache_size") == -16 * 1024
+        assert await _pragma(s, "wal_autocheckpoint") == 5000
+    async with open_store(f"sqlite:///{tmp_path}/s.db") as s:  # the switch's defaults
+        assert await _pragma(s, "cache_size") == -sqlite_mod.CACHE_MIB * 1024
+        assert await _pragma(s, "wal_autocheckpoint") == sqlite_mod.WAL_AUTOCHECKPOINT
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("sqlite:///x.db?cache_mib=lots", "cache_mib"),
+        ("sqlite:///x.db?cache_mib=0", "cache_mib"),
+        ("sqlite:///x.db?wal_autocheckpoint=0", "wal_autocheckpoint"),
+        ("sqlite:///x.db?wal_autocheckpoint=-5", "wal_autocheckpoint"),
+    ],
+)
+def test_bad_cache_or_checkpoint_options_name_the_field(url: str, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        open_store(url)
 
 
 @pytest.mark.parametrize(
