@@ -17,7 +17,10 @@ Idempotency, per operation:
   answer unless the books moved in between (a capture that arrived before its authorization
   can succeed once the authorization is there; a corrected amount can succeed).
 - a reversal of an RRN not seen yet is acknowledged and leaves a marker, so the late
-  authorization is declined (12) and places no hold.
+  authorization (or refund) is declined (12) and changes nothing.
+- a reversal of an approved refund (by the refund's own RRN: the switch reverses a refund whose
+  answer it never got) takes the credit back: the account's balance and the authorization's
+  refunded amount (and a converted refund's share) return to what they were before it.
 - stand-in advice (0120-style, keyed by the stood-in authorization's RRN): an approval the
   issuer must honour. It places the hold as an authorization would (state HELD, open-to-buy
   reduced), with no status, expiry, limit or funds check, even when the available amount goes
@@ -440,6 +443,8 @@ class Books:
             seen = self._advice_seen(db, "reversal", original_rrn)
             if seen is not None:
                 return seen
+            if self._take_back_refund(db, original_rrn):
+                return self._advice_done(db, "reversal", original_rrn, original_rrn, 0)
             row = db.execute(
                 "SELECT state, account_id, amount FROM authorizations WHERE rrn = ?",
                 (original_rrn,),
@@ -461,6 +466,28 @@ class Books:
                 )
             # DECLINED, RELEASED or REVERSED_EARLY: nothing is held; acknowledge.
             return self._advice_done(db, "reversal", original_rrn, original_rrn, 0)
+
+    @staticmethod
+    def _take_back_refund(db: sqlite3.Connection, rrn: str) -> bool:
+        """If ``rrn`` is an approved refund, undo its credit (see the module docstring)."""
+        refund = db.execute(
+            "SELECT original_rrn, amount FROM advices WHERE kind = 'refund' AND rrn = ?"
+            " AND response_code = ?",
+            (rrn, APPROVED),
+        ).fetchone()
+        if refund is None:
+            return False
+        original_rrn, amount = refund
+        row = db.execute(
+            "SELECT account_id FROM authorizations WHERE rrn = ?", (original_rrn,)
+        ).fetchone()
+        db.execute(
+            "UPDATE authorizations SET refunded = refunded - ? WHERE rrn = ?",
+            (amount, original_rrn),
+        )
+        db.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, row[0]))
+        books_fx.forget_refund(db, rrn)
+        return True
 
     def capture(
         self, original_rrn: str, amount: int, currency: str, mcc: str = ""
@@ -522,6 +549,11 @@ class Books:
             seen = self._advice_seen(db, "refund", rrn)
             if seen is not None:
                 return seen
+            early = db.execute(
+                "SELECT 1 FROM authorizations WHERE rrn = ? AND state = ?", (rrn, REVERSED_EARLY)
+            ).fetchone()
+            if early is not None:  # its reversal came first: nothing to credit
+                return INVALID_TRANSACTION
             row = db.execute(
                 "SELECT state, account_id, posted, refunded, currency FROM authorizations"
                 " WHERE rrn = ?",

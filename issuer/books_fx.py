@@ -144,6 +144,17 @@ def record_refund(
     )
 
 
+def forget_refund(db: sqlite3.Connection, rrn: str) -> None:
+    """A reversed refund's share of its sale's conversion (``record_refund``) undone."""
+    row = db.execute(
+        "SELECT original_rrn, txn_amount FROM refund_fx WHERE rrn = ?", (rrn,)
+    ).fetchone()
+    if row is None:
+        return
+    db.execute("UPDATE auth_fx SET txn_refunded = txn_refunded - ? WHERE rrn = ?", (row[1], row[0]))
+    db.execute("DELETE FROM refund_fx WHERE rrn = ?", (rrn,))
+
+
 def applied(db: sqlite3.Connection, kind: str, rrn: str) -> Converted | None:
     """The conversion an approved capture (by original RRN) or refund (by its RRN) applied."""
     if kind == "refund":

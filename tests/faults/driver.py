@@ -79,6 +79,11 @@ class FollowUp:
     precondition: str = ""  # FAILED_PRECONDITION text, when the state had moved already
 
 
+def refund_key(seen: Seen) -> str:
+    """The idempotency key of a payment's refund (one request until answered)."""
+    return seen.key + "-r"
+
+
 @dataclass
 class Refunded:
     """The refund of one captured sale, sent once the network is calm (same request until
@@ -538,7 +543,7 @@ class Driver:
             if p.lifecycle is not Lifecycle.REFUND or view is None or view.state != "SETTLED":
                 continue
             terminal = self.terminals.by_id[p.terminal_id]
-            key = seen.key + "-r"
+            key = refund_key(seen)
             prepared = terminal.prepare_refund(
                 view.transaction_id, p.refund_minor, p.card.currency, idempotency_key=key
             )
@@ -580,17 +585,23 @@ class Driver:
         reply = await stub.ListSafItems(request, timeout=5, wait_for_ready=True)
         return list(reply.items)
 
-    async def status(self, seen: Seen):
-        """The switch's view of a payment (by its idempotency key), or None if it has none."""
+    async def status(self, seen: Seen, key: str = ""):
+        """The switch's view of a payment (by its idempotency key, or ``key``), or None if it
+        has none."""
         terminal = self.terminals.by_id[seen.payment.terminal_id]
+        key = key or seen.key
         for _ in range(5):
             try:
-                return await terminal.status(idempotency_key=seen.key)
+                return await terminal.status(idempotency_key=key)
             except NotFound:
                 return None
             except SwitchUnavailable:
                 await asyncio.sleep(0.5)
-        return await terminal.status(idempotency_key=seen.key)
+        return await terminal.status(idempotency_key=key)
+
+    async def refund_status(self, seen: Seen):
+        """The switch's view of a payment's refund (by the refund's key), or None."""
+        return await self.status(seen, refund_key(seen))
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -285,6 +285,7 @@ async def run_seed(
         phase("cut-off 1")
         views = {s.payment.index: await driver.status(s) for s in driver.seen}
         await driver.refunds(views)
+        await _quiesce_refunds(driver, QUIESCENCE_S)
         phase("refunds")
         result.violations += await cutoff.cut_off(stack)
         phase("cut-off 2")
@@ -396,6 +397,22 @@ async def _quiesce(driver, bound_s: float) -> dict:
         if not busy or time.monotonic() > end:
             return views
         await asyncio.sleep(0.1)  # reads over the admin API: quiescence is seen at once
+
+
+async def _quiesce_refunds(driver, bound_s: float) -> None:
+    """Poll, bounded, until no refund is still in flight: a refund answered 91 or 96 is
+    reversed by the switch's recovery past its deadline, and cut-off 2 and the invariants
+    must see it done (seed 3018: they ran before that reversal released the sale's
+    reservation)."""
+    from .invariants import is_open
+
+    end = time.monotonic() + bound_s
+    while True:
+        views = [await driver.refund_status(s) for s in driver.seen if s.refund is not None]
+        busy = any(is_open(v) for v in views) or await driver.saf_items(False)
+        if not busy or time.monotonic() > end:
+            return
+        await asyncio.sleep(0.1)  # reads over the terminal API: quiescence is seen at once
 
 
 async def _saf_leftovers(driver, views: dict) -> list[str]:

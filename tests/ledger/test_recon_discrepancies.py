@@ -19,7 +19,7 @@ from issuer.chargebacks import raise_chargeback
 from switch.backoffice.disputes.service import Disputes
 from switch.backoffice.recon.engine import reconcile
 from switch.backoffice.recon.sources import read_books, switch_transactions
-from switch.domain.transactions import Changes, TxState
+from switch.domain.transactions import Changes, TxState, TxType
 
 CUTOFF = DAY0 + 3_600
 
@@ -184,3 +184,40 @@ async def test_a_stand_in_advice_the_switch_does_not_know(store, day: Day) -> No
     tx = await _advised(store, day, 3_000)
     txs = [t for t in await switch_transactions(store, math.inf) if t.id != tx.id]
     assert await found(store, day, txs=txs) == [("MISSING_IN_SWITCH", "STANDIN", tx.rrn)]
+
+
+async def _refund_reversed_by_the_switch(store, day: Day, *, issuer_reversed: bool):
+    """A second refund of s1 whose answer never came: the switch holds it REVERSED; the
+    issuer credited it and, if ``issuer_reversed``, took the credit back on the reversal."""
+    s1 = day.sales["s1"]
+    tx = new_tx(
+        type=TxType.REFUND, amount_minor=1_500, currency="EUR", merchant_id=s1.merchant_id,
+        scheme=s1.scheme, mcc=s1.mcc, original_id=s1.id,
+    )  # fmt: skip
+    await store.insert_transaction(tx)
+    await store.transition(tx.id, TxState.RECEIVED, TxState.PENDING, Changes(acquirer_id="ACQ1"))
+    await store.transition(tx.id, TxState.PENDING, TxState.UNKNOWN)
+    await store.transition(tx.id, TxState.UNKNOWN, TxState.REVERSAL_PENDING)
+    await store.transition(tx.id, TxState.REVERSAL_PENDING, TxState.REVERSED)
+    books = Books(day.books_path)
+    try:
+        assert books.refund(tx.rrn, s1.rrn, 1_500, "EUR") == APPROVED
+        if issuer_reversed:
+            assert books.reverse(tx.rrn) == APPROVED
+    finally:
+        books.close()
+    return tx
+
+
+async def test_a_refund_reversed_on_both_sides_is_no_issue(store, day: Day) -> None:
+    """Campaign seed 3026: a refund answered 96 (another switch's recovery reversed it first)
+    that the issuer credited and then took back was MISSING_IN_SWITCH and ORPHAN_REVERSAL."""
+    await _refund_reversed_by_the_switch(store, day, issuer_reversed=True)
+    assert await found(store, day) == []
+
+
+async def test_a_refund_reversed_at_the_switch_only_is_missing_at_the_issuer(
+    store, day: Day
+) -> None:
+    tx = await _refund_reversed_by_the_switch(store, day, issuer_reversed=False)
+    assert await found(store, day) == [("MISSING_AT_ISSUER", "REVERSAL", tx.rrn)]

@@ -60,6 +60,13 @@ def test_hold_capture_and_refunds_in_the_account_currency(books: Books) -> None:
     assert books.refund("f3", "r1", 1, "JPY") == c.RESPONSE_CODE_INVALID_AMOUNT
     assert books.applied_conversion("refund", "f3") is None
     assert books.sale_conversion("r1").txn_refunded == 6_001
+    # the switch reverses the second refund (its answer never came): its credit and its share
+    # of the sale's conversion are taken back, and that share can be refunded again
+    assert books.reverse("f2") == c.RESPONSE_CODE_APPROVED
+    assert books.account("K-1").balance == 900_000 - posted
+    assert books.sale_conversion("r1").txn_refunded == 1
+    assert books.applied_conversion("refund", "f2") is None
+    assert books.refund("f4", "r1", 6_000, "JPY", day, "t2") == c.RESPONSE_CODE_APPROVED
 
 
 def test_a_clearing_presentment_posts_the_billing_amount_once(books: Books) -> None:

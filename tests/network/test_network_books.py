@@ -255,6 +255,30 @@ def test_repeated_refund_changes_nothing(books: Books) -> None:
     assert books.hold("p3").refunded == 1_000  # type: ignore[union-attr]
 
 
+def test_a_reversed_refund_takes_its_credit_back_once(books: Books) -> None:
+    """The switch reverses a refund whose answer it never got (by the refund's own RRN): the
+    credit is taken back, the sale can be refunded again, a repeat changes nothing (campaign
+    seed 3026: the reversal had been acknowledged and the credit kept)."""
+    auth(books, "p5", GOOD, 6_000)
+    books.capture("p5", 6_000, "EUR")  # balance 94_000
+    assert books.refund("f9", "p5", 2_500, "EUR") == c.RESPONSE_CODE_APPROVED
+    assert books.account("A-1").balance == 96_500  # type: ignore[union-attr]
+    assert books.reverse("f9") == c.RESPONSE_CODE_APPROVED
+    assert books.account("A-1").balance == 94_000  # type: ignore[union-attr]
+    assert books.hold("p5").refunded == 0  # type: ignore[union-attr]
+    assert books.reverse("f9") == c.RESPONSE_CODE_APPROVED  # a repeat: nothing moves
+    assert books.account("A-1").balance == 94_000  # type: ignore[union-attr]
+    assert books.refund("f10", "p5", 6_000, "EUR") == c.RESPONSE_CODE_APPROVED  # all of it again
+
+
+def test_a_refund_after_its_reversal_credits_nothing(books: Books) -> None:
+    auth(books, "p6", GOOD, 6_000)
+    books.capture("p6", 6_000, "EUR")
+    assert books.reverse("f11") == c.RESPONSE_CODE_APPROVED  # the reversal overtook it
+    assert books.refund("f11", "p6", 1_000, "EUR") == c.RESPONSE_CODE_INVALID_TRANSACTION
+    assert books.account("A-1").balance == 94_000  # type: ignore[union-attr]
+
+
 def test_refund_refusals(books: Books) -> None:
     assert books.refund("f6", "unknown", 100, "EUR") == c.RESPONSE_CODE_INVALID_TRANSACTION
     auth(books, "p4", GOOD, 6_000)

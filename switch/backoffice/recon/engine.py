@@ -20,6 +20,9 @@ Issue types (one issue per (type, kind, RRN), with each side's view in ``detail`
 - LATE_PRESENTMENT: settled more than ``late_after_s`` (default 7 days) after authorization.
 - ORPHAN_REVERSAL: the issuer applied a reversal the switch has no reversed or voided
   transaction for (unknown RRN, or one the switch holds as approved, captured or settled).
+  A refund is reversed too (the switch reverses a refund whose answer it never got): credited
+  and taken back at the issuer, reversed at the switch, it is no issue; reversed at the switch
+  but kept at the issuer, it is MISSING_AT_ISSUER (kind REVERSAL).
 - REJECTED_BY_ACQUIRER (added): the report lists the presentment REJECTED; it was not paid.
 - FEE_MISMATCH (added): the report's interchange or scheme fee differs from the fee table's
   (``switch.backoffice.settlement.fees.fee_for``, the function both sides use); only with a fee
@@ -74,6 +77,7 @@ class IssueType(enum.StrEnum):
 _PRESENTED_SALE = (TxState.CAPTURED, TxState.SETTLED)
 _PRESENTED_REFUND = (TxState.APPROVED, TxState.CAPTURED, TxState.SETTLED)
 _REVERSED = (TxState.VOIDED, TxState.REVERSED, TxState.REVERSAL_PENDING)
+_UNDONE = (*_REVERSED, TxState.UNKNOWN, TxState.DECLINED)  # a reversal of it is expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,8 +396,20 @@ def _issuer(
                     switch_minor=p.at_issuer[0],
                     issuer_minor=advice.amount,
                 )
+    refunds = {tx.rrn: tx for tx in txs if tx.type is TxType.REFUND}
+    credited = {a.rrn for a in books.advices if a.kind == "refund"}
+    taken_back = {a.original_rrn for a in books.advices if a.kind == "reversal"}
     tx: Transaction | None
     for tx in txs:
+        if (
+            tx.type is TxType.REFUND
+            and tx.state in _REVERSED
+            and tx.rrn in credited
+            and tx.rrn not in taken_back
+        ):  # the switch reversed a refund the issuer credited and kept
+            issues.add(
+                IssueType.MISSING_AT_ISSUER, "REVERSAL", tx.rrn, tx.id, tx.currency, source="issuer"
+            )
         if tx.type is TxType.AUTHORIZATION and tx.state in _REVERSED:
             auth = books.auths.get(tx.rrn)
             if auth is not None and auth.state in ("HELD", "POSTED"):
@@ -422,6 +438,11 @@ def _issuer(
             )
     for advice in books.advices:
         if advice.kind == "refund" and ("REFUND", advice.rrn) not in presented:
+            tx = refunds.get(advice.rrn)
+            if tx is not None and tx.state in _UNDONE and advice.rrn in taken_back:
+                continue  # credited, then taken back by the switch's reversal: nothing owed
+            if tx is not None and tx.state in _REVERSED:
+                continue  # kept at the issuer: MISSING_AT_ISSUER REVERSAL above says so
             issues.add(
                 IssueType.MISSING_IN_SWITCH,
                 "REFUND",
@@ -432,8 +453,8 @@ def _issuer(
                 issuer_minor=advice.amount,
             )
         elif advice.kind == "reversal":
-            tx = by_rrn.get(advice.original_rrn)
-            if tx is None or tx.state not in (*_REVERSED, TxState.UNKNOWN, TxState.DECLINED):
+            tx = by_rrn.get(advice.original_rrn) or refunds.get(advice.original_rrn)
+            if tx is None or tx.state not in _UNDONE:
                 issues.add(
                     IssueType.ORPHAN_REVERSAL,
                     "REVERSAL",
