@@ -10,10 +10,13 @@ which raised the reservation forever).
 
 Recovery (``release_orphans``, in the recovery sweep of ``switch.recovery.reversals``): a refund
 still RECEIVED ``ORPHAN_AFTER_S`` past its deadline belongs to a dead request (nothing was sent).
-Its original's reservation is recomputed from its refunds: every refund not DECLINED and not
-such a dead one holds its amount. The recompute is a compare-and-set on the ``refunded_minor``
-read *before* the refunds were listed, so a refund that reserves meanwhile makes it fail (the
-next sweep tries again); it is skipped while any other refund of the original is RECEIVED and
+Its original's reservation is recomputed from its refunds: every refund not DECLINED, not
+REVERSED and not such a dead one holds its amount. The same recompute runs when recovery
+reverses a refund whose answer never came (``release_reversed``, from the REVERSAL item: until
+campaign seeds 3018 and 3056 the sale kept a reversed refund's amount reserved forever).
+The recompute is a compare-and-set on the ``refunded_minor`` read *before* the refunds were
+listed, so a refund that reserves meanwhile makes it fail (the next sweep, or the item's next
+attempt, tries again); it is skipped while any other refund of the original is RECEIVED and
 live (it may have reserved or not). Then the dead refunds are declined (RECEIVED -> DECLINED,
 96), which makes their keys answer 96 (``switch.core.abandoned_keys``). A request that was only
 slow and finds its refund declined does not release anything (recovery accounted for it).
@@ -39,6 +42,7 @@ _log = get_logger("switch.refunds")
 ORPHAN_AFTER_S = UNSENT_AFTER_S  # past the refund's deadline, as for dead authorizations
 SCAN_LIMIT = 500
 CAS_TRIES = 16
+_HOLD_NOTHING = frozenset({TxState.DECLINED, TxState.REVERSED})
 
 
 class TooManyRefunds(Exception):
@@ -108,19 +112,40 @@ async def release_orphans(store: Store, now: float | None = None) -> int:
     return declined
 
 
+async def release_reversed(store: Store, refund: Transaction, now: float | None = None) -> bool:
+    """A refund recovery reversed (its answer never came) holds nothing: its original's
+    reservation is recomputed from its refunds, as for orphans (crash-safe and idempotent: a
+    rerun recomputes the same). False while it cannot be decided yet (another refund of the
+    original is RECEIVED and live, or a reservation raced the recompute): retry later."""
+    now = time.time() if now is None else now
+    dead = await _recompute(store, refund.original_id, now)
+    if dead is None:
+        return False
+    await _decline_dead(store, dead)
+    return True
+
+
 async def _recover_original(store: Store, original_id: str, now: float) -> int:
+    dead = await _recompute(store, original_id, now)
+    return 0 if dead is None else await _decline_dead(store, dead)
+
+
+async def _recompute(store: Store, original_id: str, now: float) -> set[str] | None:
+    """Set the original's reservation to what its refunds hold (a DECLINED or REVERSED refund,
+    or a dead RECEIVED one, holds nothing); the dead RECEIVED refunds' ids, or None when it
+    cannot be decided now (see the module docstring)."""
     original = await store.get_transaction(original_id)  # before the refunds: see docstring
     if original is None:
-        return 0
+        return set()
     refunds = await store.refunds_of(original_id)
     dead_ids = set()
     holding = 0
     for r in refunds:
         if r.state is TxState.RECEIVED:
             if r.deadline_at + ORPHAN_AFTER_S > now:
-                return 0  # a live request may be reserving: the next sweep decides
+                return None  # a live request may be reserving: the next sweep decides
             dead_ids.add(r.id)
-        elif r.state is not TxState.DECLINED:
+        elif r.state not in _HOLD_NOTHING:
             holding += r.amount_minor
     if original.refunded_minor != holding:
         try:
@@ -130,12 +155,16 @@ async def _recover_original(store: Store, original_id: str, now: float) -> int:
                 Changes(refunded_minor=holding, updated_at=time.time()),
             )
         except CasFailed:
-            return 0  # a refund reserved meanwhile: the next sweep recomputes
+            return None  # a refund reserved meanwhile: the next sweep recomputes
         _log.warning(
             "refund_reservation_released",
             original=original_id,
             released=original.refunded_minor - holding,
         )
+    return dead_ids
+
+
+async def _decline_dead(store: Store, dead_ids: set[str]) -> int:
     declined = 0
     for tx_id in dead_ids:
         try:

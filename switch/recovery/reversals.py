@@ -61,7 +61,7 @@ from switch.domain.errors import StoreError
 from switch.domain.idempotency import IdemStatus
 from switch.domain.saf import SafKind
 from switch.domain.transactions import CasFailed, Changes, Transaction, TxState, TxType
-from switch.recovery.refund_reservations import release_orphans
+from switch.recovery.refund_reservations import release_orphans, release_reversed
 from switch.recovery.saf import NotDelivered, SafQueue, new_owner
 from switch.routing.connectors import Connectors, OutcomeUnknown
 from switch.store.base import Store
@@ -247,8 +247,10 @@ class Reverser:
                 return await self._reversed(tx)  # acknowledged already: nothing to resend
         await self._settle_key(tx)
         if tx.state is not TxState.REVERSAL_PENDING:
-            # REVERSED already (another worker), or confirmed otherwise: nothing owed.
+            # REVERSED already (another worker, or this item before a retry), or confirmed
+            # otherwise: nothing owed but a reversed refund's reservation.
             _log.info("reversal_not_needed", tx=tx.id, state=tx.state.value)
+            await self._release_refund(tx)
             return True
         if not await self._send(tx):
             return False
@@ -266,7 +268,16 @@ class Reverser:
             tx = exc.current
         _log.info("reversed", tx=tx.id, rrn=tx.rrn)
         await self._join_void(tx)
+        await self._release_refund(tx)
         return True
+
+    async def _release_refund(self, tx: Transaction) -> None:
+        """A REVERSED refund gives its reservation on the sale back (``release_reversed``);
+        NotDelivered (the item retries) while that cannot be decided yet."""
+        if tx.type is not TxType.REFUND or tx.state is not TxState.REVERSED:
+            return
+        if not await release_reversed(self._store, tx):
+            raise NotDelivered("refund reversed: its sale's reservation is not released yet")
 
     async def _ask(self, tx: Transaction) -> str:
         """Send the reversal once; the issuer's code (00 or a refusal). NotDelivered when the
