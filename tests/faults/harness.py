@@ -388,31 +388,39 @@ def _tamper(stack: Stack, node: str, skew_s: float, slow_flag: Path) -> None:
 
 async def _quiesce(driver, bound_s: float) -> dict:
     """Poll the switch, bounded, until no payment's transaction is still in flight."""
-    from .invariants import is_open
 
-    end = time.monotonic() + bound_s
-    while True:
-        views = {s.payment.index: await driver.status(s) for s in driver.seen}
-        busy = any(is_open(v) for v in views.values()) or await driver.saf_items(False)
-        if not busy or time.monotonic() > end:
-            return views
-        await asyncio.sleep(0.1)  # reads over the admin API: quiescence is seen at once
+    async def views() -> dict:
+        return {s.payment.index: await driver.status(s) for s in driver.seen}
+
+    return await _until_quiet(driver, bound_s, views)
 
 
 async def _quiesce_refunds(driver, bound_s: float) -> None:
     """Poll, bounded, until no refund is still in flight: a refund answered 91 or 96 is
     reversed by the switch's recovery past its deadline, and cut-off 2 and the invariants
-    must see it done (seed 3018: they ran before that reversal released the sale's
-    reservation)."""
+    must see it done (seed 3018)."""
+
+    async def views() -> dict:
+        return {
+            s.payment.index: await driver.refund_status(s)
+            for s in driver.seen
+            if s.refund is not None
+        }
+
+    await _until_quiet(driver, bound_s, views)
+
+
+async def _until_quiet(driver, bound_s: float, read) -> dict:
+    """``read()``'s views once none is open and the SAF queue is empty, or at ``bound_s``."""
     from .invariants import is_open
 
     end = time.monotonic() + bound_s
     while True:
-        views = [await driver.refund_status(s) for s in driver.seen if s.refund is not None]
-        busy = any(is_open(v) for v in views) or await driver.saf_items(False)
+        views = await read()
+        busy = any(is_open(v) for v in views.values()) or await driver.saf_items(False)
         if not busy or time.monotonic() > end:
-            return
-        await asyncio.sleep(0.1)  # reads over the terminal API: quiescence is seen at once
+            return views
+        await asyncio.sleep(0.1)  # reads over the switch's APIs: quiescence is seen at once
 
 
 async def _saf_leftovers(driver, views: dict) -> list[str]:

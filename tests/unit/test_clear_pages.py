@@ -25,14 +25,6 @@ TOPOLOGY = load("topology/default.toml")
 ACQ = TOPOLOGY.acquirers[0].id
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
-    await s.open()
-    yield s
-    await s.close()
-
-
 async def _captured(store: SqliteStore, terminal: str) -> Transaction:
     tx = new_tx(terminal_id=terminal, auth_code="123456")
     await store.insert_transaction(tx)
