@@ -14,6 +14,7 @@ status name for errors); label children are cached, so counting costs one ``inc`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -150,12 +151,20 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
         )
         return await self._guarded(
             context,
-            self._pipeline.run(ctx),
+            self._authorize(ctx),
             "Authorize",
             request.terminal_id,
             admit=False,
             downstream=lambda: ctx.downstream_s,
         )
+
+    async def _authorize(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+        """The pipeline, shielded from the caller going away: a cancelled RPC (its deadline
+        passed, the terminal hung up) must not stop the request between its key's claim and
+        its answer, leaving the key held in this process where every retry waits on it and is
+        answered ABORTED (campaign seeds 3037 and 3042). The pipeline keeps to its own budget
+        and records its answer under the key, for the retry to replay."""
+        return await asyncio.shield(self._pipeline.run(ctx))
 
     async def Capture(
         self, request: terminal_pb2.CaptureRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -120,6 +120,9 @@ class IdempotencyGuard:
         self._ttl_s = ttl_s
         self._abandoned_after_s = abandoned_after_s
         self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+        # When this process claimed each key it still holds (monotonic): a local holder older
+        # than ``abandoned_after_s`` is no longer waited on (see ``_wait``).
+        self._since: dict[tuple[str, str], float] = {}
 
     async def claim(
         self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
@@ -130,6 +133,7 @@ class IdempotencyGuard:
         )
         if claim.claimed:
             self._inflight[(scope, key)] = asyncio.get_running_loop().create_future()
+            self._since[(scope, key)] = time.monotonic()
             return KeyHold(self, scope, key, operation)
         record = claim.record
         self._check_same(record, operation, fingerprint)
@@ -148,6 +152,11 @@ class IdempotencyGuard:
         self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
     ) -> Replay:
         local = self._inflight.get((scope, key))
+        if local is not None and self._stuck((scope, key)):
+            # Far past any budget: the holder here is stuck or was abandoned without settling
+            # the key (seeds 3037 and 3042 answered every retry ABORTED for minutes). Ask the
+            # store instead, which settles a dead request's key (``_settle_abandoned``).
+            local = None
         if local is not None:
             timeout = max(budget.left() - budget.margin_s, 0.0)
             try:
@@ -183,7 +192,12 @@ class IdempotencyGuard:
             return None
         response, tx_id = settled
         await self._store.complete_idempotency(record.scope, record.key, response, tx_id)
+        self.answered(record.scope, record.key, response)  # a stuck local holder's waiters too
         return Replay(response, tx_id)
+
+    def _stuck(self, held: tuple[str, str]) -> bool:
+        since = self._since.get(held)
+        return since is not None and time.monotonic() - since >= self._abandoned_after_s
 
     async def attach(self, scope: str, key: str, transaction_id: str) -> None:
         await self._store.attach_transaction(scope, key, transaction_id)
@@ -200,12 +214,14 @@ class IdempotencyGuard:
         """Wake this process's waiters on the key with the answer the terminal got; the
         caller has completed the key in the store itself (``Store.record_with_answer``) or
         failed to."""
+        self._since.pop((scope, key), None)
         fut = self._inflight.pop((scope, key), None)
         if fut is not None and not fut.done():
             fut.set_result(response)
 
     async def release(self, scope: str, key: str) -> None:
         """Give the key back after a request that changed nothing (e.g. store refused)."""
+        self._since.pop((scope, key), None)
         fut = self._inflight.pop((scope, key), None)
         if fut is not None and not fut.done():
             fut.set_result(b"")

@@ -5,6 +5,7 @@ import asyncio
 import time
 import tomllib
 
+import grpc
 import pytest
 
 from payswitch.v1 import terminal_pb2
@@ -61,3 +62,33 @@ async def test_no_deadline_means_the_networks_two_seconds(slow_stack):
     resp = await pos.stub.Authorize(req)  # no timeout at all
     assert time.monotonic() - started < 2.5
     assert code(resp) == "00"  # 1.5 s fits in the 2 s budget
+
+
+async def test_a_terminal_that_hangs_up_does_not_strand_its_key(slow_stack):
+    """A terminal that hangs up while its authorization is at the acquirer cancels only its
+    call: the switch finishes the request and keeps its answer under the key, and the
+    terminal's retry (the same request) gets that answer. Before, the cancelled request left
+    the key held in the switch and every retry was answered ABORTED (campaign seeds 3037 and
+    3042)."""
+    _, pos, _ = slow_stack
+    req = pos.auth_request("4111111111111111", 200)
+    call = pos.stub.Authorize(req, timeout=2.0)
+    pending = None
+    for _ in range(200):  # bounded: until the switch has sent it to the (slow) acquirer
+        try:
+            lookup = pos.lookup_request(key=req.idempotency_key)
+            found = await pos.stub.GetTransaction(lookup, timeout=2.0)
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.NOT_FOUND
+        else:
+            if found.transaction.state == terminal_pb2.TRANSACTION_STATE_PENDING:
+                pending = found.transaction
+                break
+        await asyncio.sleep(0.01)
+    assert pending is not None
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    retry = await pos.authorize(req, timeout=2.0)
+    assert code(retry) == "00"
+    assert retry.transaction_id == pending.transaction_id

@@ -294,3 +294,29 @@ async def test_a_caller_cancelled_mid_work_leaves_the_key_answered_not_held(stor
     assert retry.response_code == C.RESPONSE_CODE_APPROVED and runs == ["void"]
     record = await store.get_idempotency("T-1", "cancelled-void", time.time())
     assert (record.status, record.transaction_id) == (IdemStatus.COMPLETED, "tx-1")
+
+
+async def test_a_stuck_holder_in_this_process_stops_blocking_retries(store, monkeypatch):
+    """A request of this process that claimed its key and never settled it (stuck, or dropped
+    without its answer: campaign seeds 3037 and 3042) is waited on only while young; past
+    ``abandoned_after_s`` a retry asks the store, which settles the key with 96."""
+    from types import SimpleNamespace
+
+    from switch.core import idempotency
+    from switch.core.idempotency import KeyHold
+
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    hold = await guard.claim("T-1", "stuck", "authorize", "fp", _budget())
+    assert isinstance(hold, KeyHold)  # never settled from here on
+    await _aborted(guard, "stuck")  # young: the retry waits on the local holder, then ABORTED
+    later = SimpleNamespace(
+        time=lambda: time.time() + 120, monotonic=lambda: time.monotonic() + 120
+    )
+    monkeypatch.setattr(idempotency, "time", later)
+    replay = await guard.claim("T-1", "stuck", "authorize", "fp", _budget())
+    assert isinstance(replay, Replay)
+    answer = terminal_pb2.AuthorizeResponse.FromString(replay.response)
+    assert answer.response_code == common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
+    again = await guard.claim("T-1", "stuck", "authorize", "fp", _budget())
+    assert isinstance(again, Replay) and again.response == replay.response
+    assert ("T-1", "stuck") not in guard._inflight  # the stuck holder's waiters were answered
