@@ -139,7 +139,7 @@ class IdempotencyGuard:
         self._check_same(record, operation, fingerprint)
         if record.status is IdemStatus.COMPLETED:
             return Replay(record.response, record.transaction_id)
-        return await self._wait(scope, key, operation, fingerprint, budget)
+        return await self._wait(scope, key, operation, fingerprint, budget, record)
 
     @staticmethod
     def _check_same(record: IdempotencyRecord, operation: str, fingerprint: str) -> None:
@@ -149,7 +149,13 @@ class IdempotencyGuard:
             )
 
     async def _wait(
-        self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
+        self,
+        scope: str,
+        key: str,
+        operation: str,
+        fingerprint: str,
+        budget: Budget,
+        record: IdempotencyRecord,
     ) -> Replay:
         local = self._inflight.get((scope, key))
         if local is not None and self._stuck((scope, key)):
@@ -165,18 +171,25 @@ class IdempotencyGuard:
                 raise Aborted("idempotency_key: the first request is still in flight") from None
             if not response:  # the first request was released without effect
                 raise Aborted("idempotency_key: the first request ended without effect; retry")
-            record = await self._store.get_idempotency(scope, key, time.time())
-            return Replay(response, record.transaction_id if record else "")
+            done = await self._store.get_idempotency(scope, key, time.time())
+            return Replay(response, done.transaction_id if done else "")
+        # A key a dead request left is settled at once, whatever the budget left: a retry that
+        # arrives with little time (a short deadline, a slow hop before this stage) must still
+        # end the wait for good (campaign seed 3042: every retry came with ~0 s left and was
+        # answered ABORTED before its first look at the store).
+        abandoned = await self._settle_abandoned(record)
+        if abandoned is not None:
+            return abandoned
         delay = 0.005
         while budget.left() - budget.margin_s > delay:
             await asyncio.sleep(delay)  # polling the store for another process's answer
-            record = await self._store.get_idempotency(scope, key, time.time())
-            if record is None:
+            now = await self._store.get_idempotency(scope, key, time.time())
+            if now is None:
                 break
-            self._check_same(record, operation, fingerprint)
-            if record.status is IdemStatus.COMPLETED:
-                return Replay(record.response, record.transaction_id)
-            abandoned = await self._settle_abandoned(record)
+            self._check_same(now, operation, fingerprint)
+            if now.status is IdemStatus.COMPLETED:
+                return Replay(now.response, now.transaction_id)
+            abandoned = await self._settle_abandoned(now)
             if abandoned is not None:
                 return abandoned
             delay = min(delay * 2, 0.1)

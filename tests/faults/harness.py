@@ -196,6 +196,7 @@ async def run_seed(
     cleanup: list[Callable[[], None]] | None = None,
     injected: dict[str, SecureElement] | None = None,
     on_started: Callable[[], None] | None = None,
+    keep_keyspace: bool = False,
 ) -> SeedResult:
     """One seed, start to finish (the stack is stopped whatever happens). With ``cleanup``
     the seed's keyspace is not dropped here but left there for the caller to drop (blocking,
@@ -205,7 +206,8 @@ async def run_seed(
     starts); ``on_started`` is called once the stack serves (the caller may then prepare the
     next seed's terminals, the key ceremony being done). ``switches`` > 1
     (Cassandra only): that many switch processes on the store, terminals spread over them,
-    kills on any, every switch but the first with its wall clock skewed (``tamper.py``)."""
+    kills on any, every switch but the first with its wall clock skewed (``tamper.py``).
+    ``keep_keyspace``: leave the seed's keyspace in place (``--keep``), to read its rows."""
     from payswitch.world.topology import load
 
     from . import cutoff, invariants
@@ -309,7 +311,9 @@ async def run_seed(
         await asyncio.to_thread(_halt, stack)
         if disk is not None:
             await asyncio.to_thread(disk.unmount, run_dir)
-        if keyspace is not None and cleanup is not None:
+        if keyspace is not None and keep_keyspace:
+            log(f"[seed {seed}] keyspace kept for reading: {keyspace} (drop it when done)")
+        elif keyspace is not None and cleanup is not None:
             cleanup.append(functools.partial(_drop_keyspace, keyspace, hosts))
         elif keyspace is not None:
             await asyncio.to_thread(_drop_keyspace, keyspace, hosts)
@@ -485,7 +489,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--switches", type=int, default=1, help="switch processes (more than 1: cassandra)"
     )
-    p.add_argument("--keep", action="store_true", help="keep every run directory (logs, books)")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep every run directory (logs, books) and Cassandra keyspace",
+    )
     p.add_argument("--work-dir", default=None, help="where run directories go (default: a tmp)")
     return p.parse_args(argv)
 
@@ -565,6 +573,7 @@ async def _seed(
             cleanup=cleanup,
             injected=injected,
             on_started=on_started,
+            keep_keyspace=args.keep,
         )
     except Exception as exc:  # a harness failure fails the seed, the run goes on
         result = SeedResult(seed, args.payments, args.store, args.switches)

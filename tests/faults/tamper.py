@@ -6,6 +6,8 @@ this way; a test facility only.
 every ``time.time()`` the process makes (idempotency and SAF timestamps, leases, the Cassandra
 driver's write timestamps) is off by SECONDS, as on a host whose NTP drifted; ``datetime.now``
 reads the C clock and is not skewed, and the monotonic clock is left alone, as NTP leaves it.
+gRPC's own conversions keep the real clock (``_real_clock_for_grpc``): deadlines are relative
+on the wire, so a drifted host's gRPC is not off, and only a Python-level skew would make it so.
 
 ``--slow-store``: ``switch.store.open_store`` gives a store whose every call first waits the
 milliseconds written in FLAG_FILE while that file exists (the harness writes it to make the
@@ -39,6 +41,23 @@ def skew(seconds: float) -> None:
 
     time.time = skewed_time
     time.time_ns = skewed_time_ns
+    _real_clock_for_grpc(real_time, real_time_ns)
+
+
+def _real_clock_for_grpc(real_time: Callable[[], float], real_time_ns: Callable[[], int]) -> None:
+    """gRPC's Cython layer turns deadlines between its C core's clock (which the skew cannot
+    reach) and Python's ``time.time()``: with only the latter skewed, every request would reach
+    the switch with its time remaining short by the skew (a 2 s deadline arriving with ~0 s
+    left), and every call it makes would carry a deadline long by it. On a real host both
+    clocks drift together, so gRPC is given the real clock."""
+    import types
+
+    from grpc._cython import cygrpc
+
+    real = types.ModuleType("time")
+    real.__dict__.update(vars(time))
+    real.time, real.time_ns = real_time, real_time_ns  # type: ignore[attr-defined]
+    cygrpc.time = real  # type: ignore[attr-defined]
 
 
 class _Delay:

@@ -320,3 +320,17 @@ async def test_a_stuck_holder_in_this_process_stops_blocking_retries(store, monk
     again = await guard.claim("T-1", "stuck", "authorize", "fp", _budget())
     assert isinstance(again, Replay) and again.response == replay.response
     assert ("T-1", "stuck") not in guard._inflight  # the stuck holder's waiters were answered
+
+
+async def test_an_abandoned_key_is_settled_by_a_retry_with_no_time_left(store):
+    """A retry that reaches the key with its budget all but spent (a short deadline, a slow
+    hop before the claim) still settles a key a dead request left: before, it was answered
+    ABORTED before its first look, and so was every retry like it (campaign seed 3042)."""
+    await _claim(store, "late", age_s=120)
+    guard = IdempotencyGuard(store, abandoned_after_s=60)
+    replay = await guard.claim("T-1", "late", "authorize", "fp", Budget.start(0.0, 2.0, 0.05))
+    assert isinstance(replay, Replay)
+    answer = terminal_pb2.AuthorizeResponse.FromString(replay.response)
+    assert answer.response_code == common_pb2.RESPONSE_CODE_SYSTEM_MALFUNCTION
+    record = await store.get_idempotency("T-1", "late", time.time())
+    assert record.status is IdemStatus.COMPLETED
