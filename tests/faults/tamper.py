@@ -45,19 +45,27 @@ def skew(seconds: float) -> None:
 
 
 def _real_clock_for_grpc(real_time: Callable[[], float], real_time_ns: Callable[[], int]) -> None:
-    """gRPC's Cython layer turns deadlines between its C core's clock (which the skew cannot
-    reach) and Python's ``time.time()``: with only the latter skewed, every request would reach
-    the switch with its time remaining short by the skew (a 2 s deadline arriving with ~0 s
-    left), and every call it makes would carry a deadline long by it. On a real host both
-    clocks drift together, so gRPC is given the real clock."""
+    """gRPC turns deadlines between its C core's clock (which the skew cannot reach) and
+    Python's ``time.time()`` (its aio channel's ``time.time() + timeout``, its Cython layer's
+    ``time_remaining``): with only the latter skewed, every request would reach the switch with
+    its time remaining short by the skew (a 2 s deadline arriving with ~0 s left) and every call
+    it makes would carry a deadline off by it (with -2 s, dead on arrival). On a real host both
+    clocks drift together and deadlines are relative on the wire, so gRPC is given the real
+    clock: its modules' ``time`` is a copy of the module with the real ``time``/``time_ns``."""
     import types
 
+    import grpc
+    import grpc.aio
     from grpc._cython import cygrpc
 
     real = types.ModuleType("time")
     real.__dict__.update(vars(time))
     real.time, real.time_ns = real_time, real_time_ns  # type: ignore[attr-defined]
+    for name, module in list(sys.modules.items()):
+        if (name == "grpc" or name.startswith("grpc.")) and getattr(module, "time", None) is time:
+            module.time = real  # type: ignore[attr-defined]
     cygrpc.time = real  # type: ignore[attr-defined]
+    assert grpc.aio is not None
 
 
 class _Delay:
