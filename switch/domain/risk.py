@@ -90,6 +90,20 @@ class History:
     seen: dict[str, list[Seen]] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Observing:
+    """A request's risk observation carried by its intent write (``Store.receive_with_intent``
+    ``risk=``): one write instead of two, and the risk stage then has nothing to wait for. The
+    store fills ``history`` (what it held before this request) when it has made the
+    observation, or ``failed`` ("timeout": not within ``slice_s``; "store": it failed) while
+    the intent itself stands; a refused intent (a replay, a taken STAN) observes nothing."""
+
+    observation: Observation
+    slice_s: float
+    history: History | None = None
+    failed: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class RiskRecord:
     """A risk decision, kept with its transaction (by id): what decided, and why."""

@@ -124,6 +124,7 @@ class Pipeline:
             return replayed
         if not ctx.code:
             ctx.end(codes.SYSTEM_MALFUNCTION, "no outcome")
+        await self._risk_kept(ctx)
         response: terminal_pb2.AuthorizeResponse | None = None
         if ctx.outcome is None and not ctx.failed:
             ctx.outcome = decide(ctx, time.time())  # ended early: a decline, or stand-in
@@ -145,6 +146,22 @@ class Pipeline:
             await hold.complete(response.SerializeToString(), ctx.tx.id if ctx.tx else "")
         self._log(ctx, response, replayed=False)
         return response
+
+    @staticmethod
+    async def _risk_kept(ctx: AuthContext) -> None:
+        """The risk decision's write (``Risk``), done before the answer: it ran beside the
+        forward. A failed write is logged; the answer stands (it is the outcome's)."""
+        kept = ctx.risk_kept
+        if kept is None:
+            return
+        try:
+            await kept
+        except StoreError as exc:
+            _log.error(
+                "risk_decision_unsaved", tx=ctx.tx.id if ctx.tx else "", error=type(exc).__name__
+            )
+        except ValueError as exc:
+            _log.error("risk_decision_refused", error=str(exc))
 
     async def _after_failure(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
         """The answer when no outcome was recorded: an issuer's approval the store did not take

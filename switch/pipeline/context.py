@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from switch.cardsec.protector import OpenedCard, Routes
 from switch.core.budget import Budget
 from switch.core.idempotency import KeyHold, Replay
 from switch.core.registry import TerminalIdentity
+from switch.domain.risk import Observing
 from switch.domain.transactions import Changes, Transaction, TxState
 from switch.domain.vault import VaultWrite
 from switch.risk.engine import Decision as RiskDecision
@@ -73,6 +75,9 @@ class AuthContext:
     standin: Decision | None = None  # the stand-in rules' decision, when no route
     risk: RiskDecision | None = None  # the risk stage's decision
     risk_facts: RiskFacts | None = None  # what the risk stage counted (outcome added later)
+    # The request's facts and its observation, made by the intent's write (``Intent``).
+    risk_seen: tuple[RiskFacts, Observing] | None = None
+    risk_kept: asyncio.Task[None] | None = None  # the decision's write, awaited before the answer
     dcc: DccOffer | None = None  # the DCC offer the cardholder accepted (issue 16), re-quoted
     outcome: Outcome | None = None  # the final transition to record with the answer
     recorded: bool = False  # the outcome is in the store

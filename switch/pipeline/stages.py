@@ -45,11 +45,16 @@ Why this order:
   after the intent its decision has a stored transaction to be kept with (a risk decline is
   PENDING -> DECLINED, its score and reasons beside it), while a duplicate transmission (94)
   or a replayed KSN is refused by "intent" before it can count towards any velocity. Nothing
-  has left the switch yet, so a decline needs no reversal.
+  has left the switch yet, so a decline needs no reversal. Its store observation (read the
+  card's history, add this request) rides in the intent's write, after the device and STAN
+  guards let the request through (``Store.receive_with_intent`` ``risk=``): one write fewer,
+  and the stage itself only runs the rules; its decision is written beside what follows and
+  awaited before the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from typing import ClassVar, Protocol
@@ -79,6 +84,7 @@ from switch.domain.transactions import (
 from switch.domain.vault import VaultWrite
 from switch.pipeline.context import AuthContext, Delivery
 from switch.pipeline.outcome import UNKNOWN_MESSAGE, decide
+from switch.risk.engine import RiskEngine
 from switch.risk.facts import Facts
 from switch.routing.connectors import OutcomeUnknown, Refused
 from switch.routing.standin import Decision
@@ -309,6 +315,7 @@ class Intent(Named):
     def __init__(self, svc: Services) -> None:
         self._store = svc.store
         self._registered_only = svc.config.device_binding == "registered"
+        self._svc = svc  # its risk engine is opened after the stages are built
 
     async def __call__(self, ctx: AuthContext) -> None:
         r = ctx.request
@@ -322,14 +329,22 @@ class Intent(Named):
             r.stan,
             registered_only=self._registered_only,
         )
+        now = time.time()
+        seen = None
+        engine = self._svc.risk
+        if engine is not None:
+            facts = risk_facts(ctx, ctx.received, engine, now)
+            seen = engine.observing(facts)
+            ctx.risk_seen = (facts, seen)
         try:
             ctx.tx = await self._store.receive_with_intent(
                 ctx.received,
                 vault=ctx.vault,
                 attach=(r.terminal_id, ctx.key) if ctx.hold is not None else None,
                 acquirer_id=ctx.acquirer_ids[0] if ctx.acquirer_ids else "",
-                now=time.time(),
+                now=now,
                 device=device,
+                risk=seen,
             )
         except DeviceRefused as exc:
             _log.warning(
@@ -350,40 +365,49 @@ class Intent(Named):
             ctx.end(codes.INVALID_TRANSACTION, f"merchant does not accept {ctx.scheme.value}")
 
 
+def risk_facts(ctx: AuthContext, tx: Transaction, engine: RiskEngine, now: float) -> Facts:
+    """The risk facts of the request (typed signals, the card by its token: never a PAN)."""
+    r = ctx.request
+    assert ctx.local_time is not None
+    return Facts(
+        card_token=tx.card_token,
+        bin=tx.bin,
+        terminal_id=r.terminal_id,
+        merchant_id=r.merchant_id,
+        address=ctx.address,
+        amount=r.amount.minor_units,
+        currency=r.amount.currency,
+        mcc=tx.mcc,
+        country=engine.country_of(r.terminal_id),
+        entry_mode=int(r.entry_mode),
+        has_pin=bool(r.pin_block),
+        local_hour=ctx.local_time.hour,
+        now=now,
+        small=engine.is_small(r.amount.minor_units, r.amount.currency),
+    )
+
+
 class Risk(Named):
-    """Signals and rules on the stored intent (``switch.risk``): within ``[risk] slice_ms``
-    of the budget, or the fallback decides. A decline (59, a limit's 61/65, 65 with
-    ``pin_required`` for a step-up without PIN, the fallback's code) ends the pipeline before
-    anything leaves; every decision is kept with the transaction. No PAN: the card token."""
+    """Signals and rules on the stored intent (``switch.risk``). The store observation (the
+    card's, terminal's, merchant's history, this request added) was made by the intent's own
+    write, within ``[risk] slice_ms`` or the fallback decides: this stage waits for nothing.
+    A decline (59, a limit's 61/65, 65 with ``pin_required`` for a step-up without PIN, the
+    fallback's code) ends the pipeline before anything leaves; every decision is kept with
+    the transaction, written beside the rest of the request and awaited before the answer
+    (``Pipeline.finish``). No PAN: the card token."""
 
     def __init__(self, svc: Services) -> None:
         self._svc = svc
 
     async def __call__(self, ctx: AuthContext) -> None:
         engine = self._svc.risk
-        if engine is None or ctx.tx is None:
+        if engine is None or ctx.tx is None or ctx.risk_seen is None:
             return
-        r, tx = ctx.request, ctx.tx
-        assert ctx.local_time is not None
-        facts = Facts(
-            card_token=tx.card_token,
-            bin=tx.bin,
-            terminal_id=r.terminal_id,
-            merchant_id=r.merchant_id,
-            address=ctx.address,
-            amount=r.amount.minor_units,
-            currency=r.amount.currency,
-            mcc=tx.mcc,
-            country=engine.country_of(r.terminal_id),
-            entry_mode=int(r.entry_mode),
-            has_pin=bool(r.pin_block),
-            local_hour=ctx.local_time.hour,
-            now=time.time(),
-            small=engine.is_small(r.amount.minor_units, r.amount.currency),
-        )
-        decision = await engine.assess(facts)
+        tx = ctx.tx
+        facts, seen = ctx.risk_seen
+        decision = engine.decide(facts, seen)
         ctx.risk, ctx.risk_facts = decision, facts
-        await engine.keep(tx.id, decision, facts)
+        ctx.risk_kept = asyncio.get_running_loop().create_task(engine.keep(tx.id, decision, facts))
         _log.info(
             "risk",
             tx=tx.id,

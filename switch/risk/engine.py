@@ -33,7 +33,7 @@ from payswitch.logs import get as get_logger
 from payswitch.world.topology import RiskConfig
 from switch.core import metrics
 from switch.domain.errors import StoreError
-from switch.domain.risk import Observation, RiskRecord, RiskReview
+from switch.domain.risk import History, Observation, Observing, RiskRecord, RiskReview
 from switch.risk import rules as rulebook
 from switch.risk.facts import Facts, observation, outcome_tallies
 from switch.risk.rules import RulesError, RuleSet, Verdict
@@ -153,9 +153,26 @@ class RiskEngine:
         return small is not None and amount <= small
 
     # --- decisions --------------------------------------------------------------------------
+    def observing(self, f: Facts) -> Observing:
+        """Request ``f``'s observation, for its intent's write to make (``Store.
+        receive_with_intent``) within the slice; ``decide`` then needs no store."""
+        return Observing(observation(f), self._slice_s)
+
+    def decide(self, f: Facts, seen: Observing) -> Decision:
+        """The decision on request ``f`` from what its intent observed: the rules on its
+        signals, or the fallback when the observation was not made in time or failed. No
+        wait: the risk stage's own time is this call's."""
+        if seen.history is None:
+            reason = seen.failed or "store"
+            if reason == "store":
+                _log.warning("risk_store_failed")
+            return self._fallback(f, reason, time.perf_counter())
+        return self._rules(f, seen.history)
+
     async def assess(self, f: Facts) -> Decision:
-        """The decision on request ``f``: the rules on its signals, or the fallback when the
-        store does not answer within the slice."""
+        """The decision on request ``f`` with its own observation (a caller without an intent
+        to carry it): the rules on its signals, or the fallback when the store does not
+        answer within the slice."""
         t0 = time.perf_counter()
         try:
             history = await asyncio.wait_for(
@@ -166,6 +183,9 @@ class RiskEngine:
         except StoreError as exc:
             _log.warning("risk_store_failed", error=type(exc).__name__)
             return self._fallback(f, "store", t0)
+        return self._rules(f, history)
+
+    def _rules(self, f: Facts, history: History) -> Decision:
         env = rulebook.environment(build(f, history))
         m = metrics.get()
         live = self.live

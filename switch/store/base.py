@@ -17,6 +17,7 @@ import abc
 from switch.domain.devices import DeviceUse
 from switch.domain.errors import StoreError
 from switch.domain.idempotency import Answer
+from switch.domain.risk import Observing
 from switch.domain.transactions import (
     Changes,
     ReceivedOnly,
@@ -33,7 +34,7 @@ from switch.store.imports import ImportStore
 from switch.store.ledger import DisputeStore, LedgerStore, ReconStore
 from switch.store.offline import OfflineStore
 from switch.store.revocations import RevocationStore
-from switch.store.risk import RiskStore
+from switch.store.risk import RiskStore, observe_within
 from switch.store.saf import SafStore
 from switch.store.standin import StandInStore
 from switch.store.transactions import TransactionStore
@@ -92,6 +93,7 @@ class Store(
         acquirer_id: str,
         now: float,
         device: DeviceUse | None = None,
+        risk: Observing | None = None,
     ) -> Transaction:
         """Advance the request's ``device`` (``DeviceStore.advance_device``: a replayed
         counter or another terminal's device raises CounterReplay or DeviceElsewhere, nothing
@@ -107,6 +109,11 @@ class Store(
         transaction, and an idempotent upsert, so an entry without a new transaction is
         harmless). When a step after the insert fails the default raises ReceivedOnly.
         ValueError when ``tx`` is not RECEIVED (or for what ``insert_transaction`` refuses).
+
+        ``risk``: the request's risk observation (``Observing``), made with the intent once
+        nothing refused it: ``risk.history`` or ``risk.failed`` is set, the intent stands
+        either way; a refused or failed intent observes nothing. The default observes after
+        the intent (``observe_within``); SQLite in the intent's own transaction.
         """
         if tx.state is not TxState.RECEIVED:
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
@@ -118,16 +125,18 @@ class Store(
         try:
             if attach is not None:
                 await self.attach_transaction(attach[0], attach[1], tx.id)
-            if not acquirer_id:
-                return tx
-            return await self.transition(
-                tx.id,
-                TxState.RECEIVED,
-                TxState.PENDING,
-                Changes(acquirer_id=acquirer_id, updated_at=now),
-            )
+            if acquirer_id:
+                tx = await self.transition(
+                    tx.id,
+                    TxState.RECEIVED,
+                    TxState.PENDING,
+                    Changes(acquirer_id=acquirer_id, updated_at=now),
+                )
         except StoreError as exc:
             raise ReceivedOnly(tx, exc) from exc
+        if risk is not None:
+            await observe_within(self, risk, now)
+        return tx
 
     async def record_with_answer(
         self,

@@ -10,9 +10,19 @@ that finished before it started). See ``switch.domain.risk`` for subjects and bu
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 
-from switch.domain.risk import History, ListedCard, Observation, RiskRecord, RiskReview, Tally
+from switch.domain.errors import StoreError
+from switch.domain.risk import (
+    History,
+    ListedCard,
+    Observation,
+    Observing,
+    RiskRecord,
+    RiskReview,
+    Tally,
+)
 
 
 class RiskStore(abc.ABC):
@@ -58,3 +68,17 @@ class RiskStore(abc.ABC):
     @abc.abstractmethod
     async def risk_listed(self) -> list[ListedCard]:
         """Every listed card (a short list, read whole by every switch on a period)."""
+
+
+async def observe_within(store: RiskStore, risk: Observing, now: float) -> None:
+    """``store.risk_observe`` for an intent's ``risk``, within its slice: ``risk.history`` when
+    it answered in time, else ``risk.failed`` ("timeout" or "store"); never raises, for the
+    intent stands either way (the risk stage's fallback then decides)."""
+    try:
+        risk.history = await asyncio.wait_for(
+            store.risk_observe(risk.observation, now), risk.slice_s
+        )
+    except TimeoutError:
+        risk.failed = "timeout"
+    except StoreError:
+        risk.failed = "store"

@@ -7,6 +7,7 @@ a backend without overrides, e.g. Cassandra, runs). Both must meet the same cont
 
 from __future__ import annotations
 
+import asyncio
 import types
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ from storekit import NOW, new_tx
 
 from switch.domain.errors import NotFound, StoreError
 from switch.domain.idempotency import Answer, IdemStatus
+from switch.domain.risk import MINUTE, Observation, Observing, Tally
 from switch.domain.transactions import (
     CasFailed,
     Changes,
@@ -225,3 +227,77 @@ async def test_record_without_answer_is_the_transition_alone(cstore: Store) -> N
     )
     assert done.tx.state is TxState.DECLINED and not done.answered
     assert (await cstore.get_idempotency("T0001", key, NOW)).status is IdemStatus.IN_FLIGHT
+
+
+def _seen(card: str, amount: int, slice_s: float = 5.0) -> Observing:
+    subject = "c:" + card * 64
+    return Observing(
+        Observation(
+            subjects=(subject,),
+            seen_of=(),
+            tallies=(Tally(subject, "n", 1), Tally(subject, "amt.EUR", amount)),
+        ),
+        slice_s,
+    )
+
+
+def _count(seen: Observing, card: str) -> int:
+    assert seen.history is not None and not seen.failed
+    buckets = seen.history.buckets["c:" + card * 64]
+    return sum(b.value for b in buckets if b.gran == MINUTE and b.metric == "n")
+
+
+async def test_an_intent_carries_its_risk_observation(cstore: Store) -> None:
+    """The risk observation rides in the intent's write: each intent sees what the ones
+    before it added, then adds its own."""
+    seen = []
+    for _ in range(3):
+        tx = new_tx(card_token="c" * 64)
+        s = _seen("c", 100)
+        await cstore.receive_with_intent(
+            tx, vault=None, attach=None, acquirer_id="ACQ1", now=LATER, risk=s
+        )
+        seen.append(_count(s, "c"))
+    assert seen == [0, 1, 2]
+
+
+async def test_a_refused_intent_observes_nothing(cstore: Store) -> None:
+    """A duplicate transmission (and so a replay) is refused before it can count towards any
+    velocity: the next observation does not see it."""
+    first = new_tx()
+    await cstore.insert_transaction(first)
+    again = new_tx(stan=first.stan, card_token="d" * 64)
+    with pytest.raises(DuplicateTransmission):
+        await cstore.receive_with_intent(
+            again, vault=None, attach=None, acquirer_id="ACQ1", now=LATER, risk=_seen("d", 1)
+        )
+    after = _seen("d", 1)
+    await cstore.receive_with_intent(
+        new_tx(card_token="d" * 64), vault=None, attach=None, acquirer_id="A", now=LATER, risk=after
+    )
+    assert _count(after, "d") == 0
+
+
+async def test_a_stalled_observation_ends_at_its_slice_and_the_intent_stands(cstore: Store) -> None:
+    """Where the observation is a call of its own (the step-by-step default, Cassandra), a
+    store that does not answer it within the slice leaves ``failed`` = "timeout" for the
+    fallback, and the intent is durable all the same. SQLite makes it inside the intent's
+    transaction (no call to stall): it is made."""
+    called = []
+
+    async def stalled(_obs: Observation, _now: float) -> None:
+        called.append(True)
+        await asyncio.Event().wait()  # never set: only the slice ends it
+
+    cstore.risk_observe = stalled  # type: ignore[method-assign]
+    tx = new_tx(card_token="e" * 64)
+    s = _seen("e", 1, slice_s=0.05)
+    out = await cstore.receive_with_intent(
+        tx, vault=None, attach=None, acquirer_id="ACQ1", now=LATER, risk=s
+    )
+    assert out.state is TxState.PENDING
+    assert (await cstore.get_transaction(tx.id)).state is TxState.PENDING
+    if called:
+        assert (s.failed, s.history) == ("timeout", None)
+    else:
+        assert _count(s, "e") == 0

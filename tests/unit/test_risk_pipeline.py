@@ -7,6 +7,7 @@ network): the end-to-end risk tests run the real ones (tests/e2e/test_risk.py)."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from switch.core import metrics
 from switch.core.idempotency import IdempotencyGuard
 from switch.core.registry import TerminalRegistry
 from switch.core.sequences import BlockSequence
-from switch.domain.errors import StoreUnavailable
 from switch.domain.transactions import TxState
 from switch.pipeline import Pipeline
 from switch.risk.engine import RiskEngine
@@ -26,6 +26,7 @@ from switch.risk.rules import load as load_rules
 from switch.risk.rules import parse
 from switch.routing.router import Router
 from switch.services import Services
+from switch.store.base import Store
 from switch.store.sqlite.store import SqliteStore
 
 RULES = Path(__file__).resolve().parents[2] / "topology" / "risk" / "rules-v1.toml"
@@ -53,17 +54,28 @@ class Reverser:
 
 class SlowStore(SqliteStore):
     """The risk observation never answers (``stall``) or fails (``fail``); the rest of the
-    store is the real one."""
+    store is the real one. SQLite observes inside the intent's transaction, where it cannot be
+    slow on its own: a stalled observation is the intent made step by step (``Store``'s
+    default, Cassandra's shape: the observation a call of its own, bounded by the slice); a
+    failing one is the risk tables failing inside that transaction."""
 
     stall = False
     fail = False
 
+    async def receive_with_intent(self, tx, **kw):
+        if self.stall:
+            return await Store.receive_with_intent(self, tx, **kw)
+        return await super().receive_with_intent(tx, **kw)
+
     async def risk_observe(self, obs, now):
-        if self.fail:
-            raise StoreUnavailable("scripted: the store is down")
         if self.stall:
             await asyncio.Event().wait()  # never set: only the stage's slice ends it
         return await super().risk_observe(obs, now)
+
+    def _observe_in(self, c, obs, now):
+        if self.fail:
+            raise sqlite3.OperationalError("scripted: the risk tables fail")
+        return super()._observe_in(c, obs, now)
 
 
 @pytest.fixture
@@ -181,6 +193,9 @@ async def test_the_fallback_decides_when_the_store_fails(world):
     big = await pay(pipeline, minor=9999)
     assert big.response_code == common_pb2.RESPONSE_CODE_DO_NOT_HONOUR
     assert sample("payswitch_risk_fallback_total", reason="store", outcome="decline") == 1
+    # The intent stood (only the observation's savepoint rolled back): recorded, declined.
+    tx = await store.get_transaction(big.transaction_id)
+    assert (tx.state, tx.response_code) == (TxState.DECLINED, "05")
 
 
 async def test_a_shadow_set_counts_and_is_kept_but_never_acts(world):

@@ -31,11 +31,12 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from switch.domain.devices import DeviceUse
 from switch.domain.errors import NotFound, StoreError
 from switch.domain.idempotency import Answer, IdempotencyRecord, IdemStatus
+from switch.domain.risk import Observing
 from switch.domain.transactions import (
     COLUMNS,
     Changes,
@@ -54,9 +55,11 @@ from switch.store.cassandra.exec import Cql, Row
 from switch.store.cassandra.guards import Sent
 from switch.store.cassandra.host import CassandraHost
 from switch.store.cassandra.index import bucket_of
+from switch.store.risk import observe_within
 
 if TYPE_CHECKING:
     from switch.store.cassandra.index import StateIndex
+    from switch.store.risk import RiskStore
 
 _CQL = {
     "tx_put": f"INSERT INTO transactions ({', '.join(COLUMNS)}, writers) "  # noqa: S608
@@ -120,6 +123,7 @@ class CassandraIntent(CassandraHost):
         acquirer_id: str,
         now: float,
         device: DeviceUse | None = None,
+        risk: Observing | None = None,
     ) -> Transaction:
         if tx.state is not TxState.RECEIVED:
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
@@ -130,7 +134,7 @@ class CassandraIntent(CassandraHost):
             await self.put_vault_entry(vault.token_digest, vault.blob, vault.key_version, now)
         async with cql.serialised("tx", tx.id):
             return await cql.shielded(
-                self._intent(cql, q, tx.copy(), attach, acquirer_id, now, device)
+                self._intent(cql, q, tx.copy(), attach, acquirer_id, now, device, risk)
             )
 
     async def _intent(
@@ -142,6 +146,7 @@ class CassandraIntent(CassandraHost):
         acquirer_id: str,
         now: float,
         device: DeviceUse | None,
+        risk: Observing | None = None,
     ) -> Transaction:
         index = self._index
         assert index is not None
@@ -181,6 +186,8 @@ class CassandraIntent(CassandraHost):
         if attach is not None and isinstance(held, tuple):
             claim_id, ttl = held
             writes.append(cql.run(q["attach"], (attach[0], attach[1], claim_id, tx.id, ttl)))
+        if risk is not None:  # beside the row's write, once the guard let the request through
+            writes.append(observe_within(cast("RiskStore", self), risk, now))
         await asyncio.gather(*writes)
         if attach is not None:
             attached = self._attached_keys()

@@ -18,6 +18,7 @@ from switch.domain.risk import (
     History,
     ListedCard,
     Observation,
+    Observing,
     RiskRecord,
     RiskReview,
     Seen,
@@ -150,21 +151,32 @@ class SqliteRisk(SqliteHost, RiskStore):
         return await self._call_grouped(self._risk_observe, obs, now)
 
     def _risk_observe(self, conn: sqlite3.Connection, obs: Observation, now: float) -> History:
+        return self._write(conn, lambda c: self._observe_in(c, obs, now))
+
+    def _observe_in(self, c: sqlite3.Connection, obs: Observation, now: float) -> History:
+        """The observation's reads and writes inside the caller's transaction."""
         self._risk_observations += 1
-        purge = self._risk_observations % PURGE_EVERY == 0
+        history = _read(c, obs, now)
+        _add(c, obs.tallies, now)
+        c.executemany(
+            _SEE,
+            [(s.subject, s.kind, s.value, now, now + s.ttl_s) for s in obs.sightings],
+        )
+        if self._risk_observations % PURGE_EVERY == 0:
+            _purge(c, now)
+        return history
 
-        def body(c: sqlite3.Connection) -> History:
-            history = _read(c, obs, now)
-            _add(c, obs.tallies, now)
-            c.executemany(
-                _SEE,
-                [(s.subject, s.kind, s.value, now, now + s.ttl_s) for s in obs.sightings],
-            )
-            if purge:
-                _purge(c, now)
-            return history
-
-        return self._write(conn, body)
+    def _observe_for_intent(self, c: sqlite3.Connection, risk: Observing, now: float) -> None:
+        """An intent's observation inside the intent's transaction, under a savepoint of its
+        own: a failure of the risk tables rolls back the observation alone (``risk.failed``),
+        never the intent. No slice here: it shares the intent's one commit."""
+        c.execute("SAVEPOINT risk")
+        try:
+            risk.history = self._observe_in(c, risk.observation, now)
+        except sqlite3.Error:
+            c.execute("ROLLBACK TO risk")
+            risk.failed = "store"
+        c.execute("RELEASE risk")
 
     async def risk_add(self, tallies: Sequence[Tally], now: float) -> None:
         check_tallies(tallies)

@@ -64,6 +64,7 @@ from typing import Any, TypeVar
 from switch.domain.devices import DeviceUse, check_use
 from switch.domain.errors import NotFound, StoreError, StoreUnavailable
 from switch.domain.idempotency import Answer, Claim, IdempotencyRecord, IdemStatus
+from switch.domain.risk import Observing, check_observation
 from switch.domain.standin import check_reserve
 from switch.domain.transactions import (
     COLUMNS,
@@ -634,10 +635,14 @@ class SqliteStore(
         acquirer_id: str,
         now: float,
         device: DeviceUse | None = None,
+        risk: Observing | None = None,
     ) -> Transaction:
         """The contract's steps in one BEGIN IMMEDIATE transaction: one commit (fsync). All or
         nothing, except that a duplicate transmission commits the vault entry alone, as the
-        step-by-step default leaves it (see ``Store.receive_with_intent``)."""
+        step-by-step default leaves it (see ``Store.receive_with_intent``). ``risk`` is
+        observed in the same transaction, last (``SqliteRisk._observe_for_intent``)."""
+        if risk is not None:
+            check_observation(risk.observation)
         check_new(tx)
         if tx.state is not TxState.RECEIVED:
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
@@ -647,7 +652,7 @@ class SqliteStore(
             check_use(device)
         values = tuple(_to_db(getattr(tx, c)) for c in COLUMNS)
         return await self._call_grouped(
-            self._receive, tx, values, vault, attach, acquirer_id, now, device
+            self._receive, tx, values, vault, attach, acquirer_id, now, device, risk
         )
 
     def _receive(
@@ -660,8 +665,15 @@ class SqliteStore(
         acquirer_id: str,
         now: float,
         device: DeviceUse | None,
+        risk: Observing | None,
     ) -> Transaction:
         def body(c: sqlite3.Connection) -> Transaction | DuplicateTransmission:
+            done = intent(c)
+            if risk is not None and not isinstance(done, DuplicateTransmission):
+                self._observe_for_intent(c, risk, now)
+            return done
+
+        def intent(c: sqlite3.Connection) -> Transaction | DuplicateTransmission:
             if device is not None:
                 sqlite_devices.advance_in(c, device, now)  # refused: all rolled back
             if vault is not None:
