@@ -2,7 +2,7 @@
 authorization, from its ``/metrics`` histogram
 (``payswitch_stage_seconds{stage}``): the buckets scraped before and after the phase, their
 difference, and percentiles read off it. A percentile is the upper bound of the bucket it
-falls in (the histogram's resolution: 0.5, 1, 2.5, 5, 10 ms ...), so "p99 1.0" means "p99 at
+falls in (the histogram's resolution: 0.5, 1, 2, 2.5, 5, 10 ms ...), so "p99 1.0" means "p99 at
 most 1 ms"."""
 
 from __future__ import annotations
