@@ -26,7 +26,8 @@ names are the operator's contract; keep them stable:
 - ``payswitch_risk_decisions_total{ruleset,action}``: risk decisions, by the live rule set
   (``ruleset="live"``) and by the shadow set beside it (``"shadow"``: never acted on).
 - ``payswitch_risk_rule_hits_total{ruleset,rule}`` and ``payswitch_risk_rule_seconds{rule}``:
-  each rule's hits and its evaluation time (the live set's).
+  each rule's hits and its evaluation time (the live set's; the time on one assessment in
+  ``RULE_TIMING_EVERY`` = 8, the hits on every one).
 - ``payswitch_risk_fallback_total{reason,outcome}``: decisions taken by the fallback because
   the store did not answer within the stage's slice (``timeout``) or failed (``store``).
 - ``payswitch_risk_reloads_total{ruleset,outcome}``: rule files loaded or refused.

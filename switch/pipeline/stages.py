@@ -408,6 +408,8 @@ class Risk(Named):
         decision = engine.decide(facts, seen)
         ctx.risk, ctx.risk_facts = decision, facts
         ctx.risk_kept = asyncio.get_running_loop().create_task(engine.keep(tx.id, decision, facts))
+        if decision.action == "approve" and not decision.reasons:
+            return  # a clean approval: its decision is kept and counted, no line of its own
         _log.info(
             "risk",
             tx=tx.id,

@@ -43,6 +43,9 @@ from switch.store.risk import RiskStore
 _log = get_logger("switch.risk")
 
 FALLBACK_MESSAGE = "risk check unavailable"
+# Each rule's time is observed on one assessment in this many (its hits on every one): a
+# histogram observation per rule per request was a tenth of the stage's CPU.
+RULE_TIMING_EVERY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class RiskEngine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._listed: dict[str, str] = {}  # card token -> "block" | "allow" (the store's)
+        self._assessed = 0
         self._metrics_of: object = None
         self._by_rule: dict[str, tuple[Any, Any]] = {}
 
@@ -192,7 +196,9 @@ class RiskEngine:
         m = metrics.get()
         live = self.live
         listed = self._listed.get(f.card_token, "")
-        verdict = live.evaluate(f, env, self._timer, listed)
+        self._assessed += 1
+        timed = self._assessed % RULE_TIMING_EVERY == 0
+        verdict = live.evaluate(f, env, self._timer if timed else self._hit, listed)
         m.risk_decisions.labels("live", verdict.action).inc()
         shadow_version = shadow_action = ""
         shadow = self.shadow
@@ -233,6 +239,10 @@ class RiskEngine:
         seconds_of.observe(seconds)
         if hit:
             hits_of.inc()
+
+    def _hit(self, rule: str, _seconds: float, hit: bool) -> None:
+        if hit:
+            self._rule_metrics(rule)[1].inc()
 
     def _rule_metrics(self, rule: str) -> tuple[Any, Any]:
         """A rule's labelled time and hit series, looked up once (every rule is timed on every
