@@ -112,8 +112,10 @@ class Store(
 
         ``risk``: the request's risk observation (``Observing``), made with the intent once
         nothing refused it: ``risk.history`` or ``risk.failed`` is set, the intent stands
-        either way; a refused or failed intent observes nothing. The default observes after
-        the intent (``observe_within``); SQLite in the intent's own transaction.
+        either way; a refused intent (device, STAN) observes nothing. The default observes
+        after the intent (``observe_within``); SQLite in the intent's own transaction (all or
+        nothing with it); Cassandra beside the row's write once the guard passed (a row write
+        that then fails may leave the observation made).
         """
         if tx.state is not TxState.RECEIVED:
             raise ValueError("receive_with_intent: the transaction must be new (RECEIVED)")
