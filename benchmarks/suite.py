@@ -51,6 +51,8 @@ from benchmarks.traffic import (
 
 FULL_FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.85, 1.0, 1.15, 1.3)
 QUICK_FRACTIONS = (0.3, 0.9)
+# Issue 14's comparison: rounds of the peak's level, alternately with and without the stage.
+RISK_ROUNDS = 3
 
 
 @dataclass
@@ -277,6 +279,8 @@ class Runner:
             target = loadgen.Target([stack.address(i) for i in switch_ids], s.channels)
             await target.ready()
             await self._payswitch_phases(target, fleet, pids, world.pin_cards(doc))
+            if s.risk and s.risk_compare:
+                await self._without_risk(run_dir / "without-risk", target, pids)
             await target.close()
             if s.ghz:
                 ghz_fleet = Fleet([ghz_terminal], {ghz_terminal[0]: elements[ghz_terminal[0]]})
@@ -285,8 +289,6 @@ class Runner:
         finally:
             await asyncio.to_thread(stack.stop)
             await asyncio.to_thread(store.drop)
-        if s.risk and s.risk_compare:
-            await self._without_risk(run_dir / "without-risk")
 
     async def _payswitch_phases(
         self, target: loadgen.Target, fleet: Fleet, pids: dict[str, int], pins: dict[str, str]
@@ -455,17 +457,25 @@ class Runner:
         result["concurrency"] = level
         self.out.profile = result
 
-    async def _without_risk(self, run_dir: Path) -> None:
+    async def _without_risk(
+        self, run_dir: Path, with_risk: loadgen.Target, with_pids: dict[str, int]
+    ) -> None:
         """Issue 14's comparison in the same run: the closed-loop peak's concurrency on a second
         stack, the same in every way but without the risk stage (same token and keys, same
-        terminals and feed, a fresh store), after a short excluded warm-up."""
+        terminals and feed, a fresh store), after a short excluded warm-up, measured in
+        alternating rounds with the stack under test (``RISK_ROUNDS``: with, without, with,
+        without...), both stacks up, so that the machine's drift between runs (this VM's
+        throughput moved by a third from one run to the next) falls on both sides alike."""
         s = self.s
         closed = [p for p in self.out.phases if p.target == "payswitch" and p.mode == "closed"]
         if not closed:
             return
         peak = max(closed, key=lambda p: p.summary(s.deadline_s)["throughput_rps"])
         level = int(peak.level)
-        print(f"payswitch: the same at c={level} without the risk stage", flush=True)
+        rounds = 1 if s.quick else RISK_ROUNDS
+        print(
+            f"payswitch: c={level} with and without the risk stage, {rounds} round(s)", flush=True
+        )
         await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
         store = await asyncio.to_thread(stores.choose, s.store, run_dir, s.synchronous)
         try:
@@ -482,29 +492,47 @@ class Runner:
         except BaseException:
             await asyncio.to_thread(store.drop)
             raise
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         try:
             pids = {n: p for n in stack.node_ids if (p := stack.pid(n)) is not None}
             pids["generator"] = os.getpid()
             target = loadgen.Target([stack.address(i) for i in stack.switch_ids], s.channels)
             await target.ready()
-            for mode, seconds in (("warmup", min(s.warmup_s, 3.0)), ("compare", s.duration_s)):
-                phase = await self._phase(
-                    target,
-                    self.approvals,
-                    pids,
-                    name=f"{'warmup' if mode == 'warmup' else 'closed'} c={level} without risk",
-                    system="payswitch-without-risk",
-                    mode=mode,
-                    level=level,
-                    duration_s=seconds,
-                )
+            await self._phase(
+                target,
+                self.approvals,
+                pids,
+                name=f"warmup c={level} without risk",
+                system="payswitch-without-risk",
+                mode="warmup",
+                level=level,
+                duration_s=min(s.warmup_s, 3.0),
+            )
+            for r in range(1, rounds + 1):
+                sides = []
+                for tgt, side_pids, system, label in (
+                    (with_risk, with_pids, "payswitch", "with"),
+                    (target, pids, "payswitch-without-risk", "without"),
+                ):
+                    phase = await self._phase(
+                        tgt,
+                        self.approvals,
+                        side_pids,
+                        name=f"closed c={level} {label} risk, round {r}",
+                        system=system,
+                        mode="compare",
+                        level=level,
+                        duration_s=s.duration_s,
+                    )
+                    sides.append(phase.summary(s.deadline_s))
+                pairs.append((sides[0], sides[1]))
             await target.close()
         finally:
             await asyncio.to_thread(stack.stop)
             await asyncio.to_thread(store.drop)
         self.out.risk_compare = {
             "with_risk": peak.summary(s.deadline_s),
-            "without_risk": phase.summary(s.deadline_s),
+            "rounds": [{"with_risk": w, "without_risk": wo} for w, wo in pairs],
         }
 
     def _swept_rates(self) -> list[float]:

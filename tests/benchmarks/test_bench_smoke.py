@@ -146,6 +146,7 @@ def test_report_is_well_formed(run: tuple[Path, str]) -> None:
         p["concurrency"] for p in phases if p["name"] == ceiling["payswitch_peak_phase"]
     )
     assert risk["with_risk_rps"] > 0 and risk["without_risk_rps"] > 0
+    assert risk["rounds"] >= 1 and len(risk["round_pcts"]) == risk["rounds"]  # alternated
     assert isinstance(risk["throughput_within_10pct"], bool)
     assert risk["risk_stage_ms"]["n"] > 0
     assert all(p["target"] != "payswitch-without-risk" for p in phases)
