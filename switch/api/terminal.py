@@ -102,12 +102,15 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
         admit: bool = True,
         rate: bool = False,
         downstream: Callable[[], float] | None = None,
+        outlives: list[asyncio.Future[Any]] | None = None,
     ) -> R:
         """Shed above the in-flight bound, admit the terminal (once: the authorization
         pipeline admits in its own "admit" stage instead, ``admit=False``), run ``coro``, map
         errors. A shed or refused request's coroutine is closed unstarted, so nothing it would
         have done (idempotency claim, store writes, network) happens. ``downstream`` tells
-        how long the RPC waited for the acquirer (the limit samples the rest)."""
+        how long the RPC waited for the acquirer (the limit samples the rest). ``outlives``:
+        where ``coro`` leaves work that goes on after a cancelled call (the shielded
+        authorization): its slot is given back when that work ends, not when the call does."""
         admitted = False
         started = 0.0
         try:
@@ -134,10 +137,17 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             raise AssertionError("abort returned") from None  # it always raises
         finally:
             if admitted:
-                total = time.perf_counter() - started
-                own = total - downstream() if downstream is not None else None
-                self._gate.in_flight.release(total, own)
+                still = next((f for f in outlives or () if not f.done()), None)
+                if still is None:
+                    self._release(started, downstream)
+                else:
+                    still.add_done_callback(lambda _f: self._release(started, downstream))
             coro.close()  # no-op once it ran; stops a never-awaited warning when shed
+
+    def _release(self, started: float, downstream: Callable[[], float] | None) -> None:
+        total = time.perf_counter() - started
+        own = total - downstream() if downstream is not None else None
+        self._gate.in_flight.release(total, own)
 
     async def Authorize(
         self, request: terminal_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -149,22 +159,29 @@ class TerminalService(terminal_pb2_grpc.TerminalServiceServicer):
             peer=self._peer(context),
             address=address_of(context.peer()),
         )
+        running: list[asyncio.Future[Any]] = []
         return await self._guarded(
             context,
-            self._authorize(ctx),
+            self._authorize(ctx, running),
             "Authorize",
             request.terminal_id,
             admit=False,
             downstream=lambda: ctx.downstream_s,
+            outlives=running,
         )
 
-    async def _authorize(self, ctx: AuthContext) -> terminal_pb2.AuthorizeResponse:
+    async def _authorize(
+        self, ctx: AuthContext, running: list[asyncio.Future[Any]]
+    ) -> terminal_pb2.AuthorizeResponse:
         """The pipeline, shielded from the caller going away: a cancelled RPC (its deadline
         passed, the terminal hung up) must not stop the request between its key's claim and
         its answer, leaving the key held in this process where every retry waits on it and is
         answered ABORTED (campaign seeds 3037 and 3042). The pipeline keeps to its own budget
-        and records its answer under the key, for the retry to replay."""
-        return await asyncio.shield(self._pipeline.run(ctx))
+        and records its answer under the key, for the retry to replay. It keeps its in-flight
+        slot until it ends (``running``)."""
+        work = asyncio.ensure_future(self._pipeline.run(ctx))
+        running.append(work)
+        return await asyncio.shield(work)
 
     async def Capture(
         self, request: terminal_pb2.CaptureRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -4,9 +4,11 @@ answers 91 in time, and the reversal it queues leaves the issuer's books untouch
 import asyncio
 import time
 import tomllib
+import urllib.request
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from payswitch.v1 import terminal_pb2
 
@@ -70,7 +72,7 @@ async def test_a_terminal_that_hangs_up_does_not_strand_its_key(slow_stack):
     terminal's retry (the same request) gets that answer. Before, the cancelled request left
     the key held in the switch and every retry was answered ABORTED (campaign seeds 3037 and
     3042)."""
-    _, pos, _ = slow_stack
+    stack, pos, _ = slow_stack
     req = pos.auth_request("4111111111111111", 200)
     call = pos.stub.Authorize(req, timeout=2.0)
     pending = None
@@ -89,6 +91,20 @@ async def test_a_terminal_that_hangs_up_does_not_strand_its_key(slow_stack):
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+    # The request goes on at the (slow) acquirer: it keeps its in-flight slot until it ends.
+    assert await asyncio.to_thread(_terminal_in_flight, stack) == 1
     retry = await pos.authorize(req, timeout=2.0)
     assert code(retry) == "00"
     assert retry.transaction_id == pending.transaction_id
+
+
+def _terminal_in_flight(stack) -> float:
+    """The switch's ``payswitch_in_flight{kind="terminal"}`` now."""
+    address = stack.metrics_address(stack.topology.switch.id)
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "payswitch_in_flight" and sample.labels.get("kind") == "terminal":
+                return sample.value
+    raise AssertionError("no payswitch_in_flight{kind=terminal}")
