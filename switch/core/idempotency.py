@@ -120,9 +120,6 @@ class IdempotencyGuard:
         self._ttl_s = ttl_s
         self._abandoned_after_s = abandoned_after_s
         self._inflight: dict[tuple[str, str], asyncio.Future[bytes]] = {}
-        # When this process claimed each key it still holds (monotonic): a local holder older
-        # than ``abandoned_after_s`` is no longer waited on (see ``_wait``).
-        self._since: dict[tuple[str, str], float] = {}
 
     async def claim(
         self, scope: str, key: str, operation: str, fingerprint: str, budget: Budget
@@ -133,7 +130,6 @@ class IdempotencyGuard:
         )
         if claim.claimed:
             self._inflight[(scope, key)] = asyncio.get_running_loop().create_future()
-            self._since[(scope, key)] = time.monotonic()
             return KeyHold(self, scope, key, operation)
         record = claim.record
         self._check_same(record, operation, fingerprint)
@@ -158,7 +154,7 @@ class IdempotencyGuard:
         record: IdempotencyRecord,
     ) -> Replay:
         local = self._inflight.get((scope, key))
-        if local is not None and self._stuck((scope, key)):
+        if local is not None and self._abandoned(record):
             # Far past any budget: the holder here is stuck or was abandoned without settling
             # the key (seeds 3037 and 3042 answered every retry ABORTED for minutes). Ask the
             # store instead, which settles a dead request's key (``_settle_abandoned``).
@@ -198,7 +194,7 @@ class IdempotencyGuard:
     async def _settle_abandoned(self, record: IdempotencyRecord) -> Replay | None:
         """Complete a key a dead request left IN_FLIGHT, once it is old enough, with the
         answer its transaction's state calls for (``switch.core.abandoned_keys``)."""
-        if time.time() - record.created_at < self._abandoned_after_s:
+        if not self._abandoned(record):
             return None
         settled = await abandoned_answer(self._store, record)
         if settled is None:
@@ -208,9 +204,9 @@ class IdempotencyGuard:
         self.answered(record.scope, record.key, response)  # a stuck local holder's waiters too
         return Replay(response, tx_id)
 
-    def _stuck(self, held: tuple[str, str]) -> bool:
-        since = self._since.get(held)
-        return since is not None and time.monotonic() - since >= self._abandoned_after_s
+    def _abandoned(self, record: IdempotencyRecord) -> bool:
+        """The key was claimed longer ago than any request may run (``abandoned_after_s``)."""
+        return time.time() - record.created_at >= self._abandoned_after_s
 
     async def attach(self, scope: str, key: str, transaction_id: str) -> None:
         await self._store.attach_transaction(scope, key, transaction_id)
@@ -227,14 +223,12 @@ class IdempotencyGuard:
         """Wake this process's waiters on the key with the answer the terminal got; the
         caller has completed the key in the store itself (``Store.record_with_answer``) or
         failed to."""
-        self._since.pop((scope, key), None)
         fut = self._inflight.pop((scope, key), None)
         if fut is not None and not fut.done():
             fut.set_result(response)
 
     async def release(self, scope: str, key: str) -> None:
         """Give the key back after a request that changed nothing (e.g. store refused)."""
-        self._since.pop((scope, key), None)
         fut = self._inflight.pop((scope, key), None)
         if fut is not None and not fut.done():
             fut.set_result(b"")
