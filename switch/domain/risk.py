@@ -102,6 +102,7 @@ class Observing:
     slice_s: float
     history: History | None = None
     failed: str = ""
+    error: str = ""  # the failure's exception class, for the log ("store")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """One request's risk assessment inside its slice of the budget, with the fallback, a shadow
 rule set, reload of changed rule files and the metrics.
 
-The store observation (read the history, add this request) is the only wait; it is bounded
-by ``[risk] slice_ms``. When the store does not answer within it, or fails, the configured
+The store observation (read the history, add this request) is made by the request's intent
+write (``observing``, then ``decide`` on what it read: no wait in the stage) or, without an
+intent, by ``assess``; where it is a call of its own it is bounded by ``[risk] slice_ms``.
+When the store does not answer within it, or fails, the configured
 fallback decides: approve up to ``fallback_floor`` of the currency, otherwise decline
 ``fallback_code`` — measured, logged and counted (``payswitch_risk_fallback_total``). The
 rules run on the event loop thread: compiled CEL over one converted context, microseconds.
@@ -38,7 +40,7 @@ from switch.risk import rules as rulebook
 from switch.risk.facts import Facts, observation, outcome_tallies
 from switch.risk.rules import RulesError, RuleSet, Verdict
 from switch.risk.signals import build
-from switch.store.risk import RiskStore
+from switch.store.risk import RiskStore, observe_within
 
 _log = get_logger("switch.risk")
 
@@ -164,32 +166,26 @@ class RiskEngine:
         receive_with_intent``) within the slice; ``decide`` then needs no store."""
         return Observing(observation(f), self._slice_s)
 
-    def decide(self, f: Facts, seen: Observing) -> Decision:
+    def decide(self, f: Facts, seen: Observing, t0: float | None = None) -> Decision:
         """The decision on request ``f`` from what its intent observed: the rules on its
         signals, or the fallback when the observation was not made in time or failed. No
-        wait: the risk stage's own time is this call's."""
+        wait: the risk stage's own time is this call's (``t0``: when the observation began,
+        for the fallback's log)."""
         if seen.history is None:
             reason = seen.failed or "store"
             if reason == "store":
-                _log.warning("risk_store_failed")
-            return self._fallback(f, reason, time.perf_counter())
+                _log.warning("risk_store_failed", error=seen.error)
+            return self._fallback(f, reason, time.perf_counter() if t0 is None else t0)
         return self._rules(f, seen.history)
 
     async def assess(self, f: Facts) -> Decision:
         """The decision on request ``f`` with its own observation (a caller without an intent
-        to carry it): the rules on its signals, or the fallback when the store does not
-        answer within the slice."""
+        to carry it: the backtest, the benchmark), made as an intent makes it
+        (``observe_within``)."""
         t0 = time.perf_counter()
-        try:
-            history = await asyncio.wait_for(
-                self._store.risk_observe(observation(f), f.now), self._slice_s
-            )
-        except TimeoutError:
-            return self._fallback(f, "timeout", t0)
-        except StoreError as exc:
-            _log.warning("risk_store_failed", error=type(exc).__name__)
-            return self._fallback(f, "store", t0)
-        return self._rules(f, history)
+        seen = self.observing(f)
+        await observe_within(self._store, seen, f.now)
+        return self.decide(f, seen, t0)
 
     def _rules(self, f: Facts, history: History) -> Decision:
         env = rulebook.environment(build(f, history))

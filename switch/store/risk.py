@@ -80,5 +80,5 @@ async def observe_within(store: RiskStore, risk: Observing, now: float) -> None:
         )
     except TimeoutError:
         risk.failed = "timeout"
-    except StoreError:
-        risk.failed = "store"
+    except StoreError as exc:
+        risk.failed, risk.error = "store", type(exc).__name__

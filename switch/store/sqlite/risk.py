@@ -173,9 +173,9 @@ class SqliteRisk(SqliteHost, RiskStore):
         c.execute("SAVEPOINT risk")
         try:
             risk.history = self._observe_in(c, risk.observation, now)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             c.execute("ROLLBACK TO risk")
-            risk.failed = "store"
+            risk.failed, risk.error = "store", type(exc).__name__
         c.execute("RELEASE risk")
 
     async def risk_add(self, tallies: Sequence[Tally], now: float) -> None:
